@@ -1,0 +1,27 @@
+"""Key strings and dataset label values, defined once (STYLE.md rule 6)."""
+
+from __future__ import annotations
+
+__all__ = ["Keys", "EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS"]
+
+
+class Keys:
+    """Dictionary keys shared by readers, transforms, engines and bundle configs."""
+
+    IMAGE = "image"
+    LABEL = "label"
+    PRED = "pred"
+    CASE = "case"
+    DTI = "dti"
+    LGE = "lge"
+    MASK = "mask"
+
+
+# EMIDEC (LGE with scar): https://emidec.com/dataset
+EMIDEC_LABELS = {"background": 0, "cavity": 1, "myocardium": 2, "infarction": 3, "no_reflow": 4}
+# ACDC cine bSSFP ground truth
+ACDC_LABELS = {"background": 0, "rv": 1, "myocardium": 2, "lv": 3}
+# MS-CMRSeg 2019 manual labels
+MSCMR_LABELS = {"background": 0, "myocardium": 200, "lv": 500, "rv": 600}
+# Binary MI mask of the paired DTI-LGE set (the SwinSSegNet / CycleGANSeg paper's private layout)
+MI_LABELS = {"background": 0, "infarction": 1}

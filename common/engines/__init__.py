@@ -1,0 +1,1 @@
+"""See common/README.md."""
