@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a virtual environment, write the default data and run the main job end to end:
+# U-SSL pre-training -> SwinSSegNet training -> 8x MI segmentation of a folder of 64x64 LGE slices -> evaluation,
+# then the CycleGANSeg Segmentor -> CycleGANSeg -> DTI folder -> 512x512 MI masks pipeline.
+# Re-running resumes from the checkpoints under bundles/*/models/ (delete that folder to start afresh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q torch==2.13.0
+    .venv/bin/pip install -q -e ".[test]"
+fi
+py=$root/.venv/bin/python
+[ -d data/DTI_LGE_MI ] || $py -m tools.make_data --out data
+
+sseg=bundles/lge_mi_sr_segmentation
+run() { echo; echo "=== $*"; $py -m monai.bundle run "$@"; }
+run --config_file $sseg/configs/pretrain.json --bundle_root $sseg
+run --config_file $sseg/configs/train.json --bundle_root $sseg
+(cd $sseg && $py -m scripts.prepare_lowres --dataset_dir ../../data/DTI_LGE_MI --out ../../data/DTI_LGE_MI_lowres --split test --overwrite True)
+run --config_file $sseg/configs/inference.json --bundle_root $sseg --overwrite true
+run --config_file "['$sseg/configs/train.json','$sseg/configs/evaluate.json']" --bundle_root $sseg
+
+style=bundles/dti_lge_style_transfer
+if [ -f $style/tools_quickstart.sh ]; then bash $style/tools_quickstart.sh "$py"; fi
+echo
+echo "Done. Masks: $sseg/outputs/, metrics and overlays: $sseg/eval/"
