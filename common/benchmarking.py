@@ -1,0 +1,99 @@
+"""Measurement helpers for the bundles' benchmarks: FLOPs per step, a conv ceiling, peak memory, tables.
+
+Benchmarks measure; tests never assert timings. Every number in a benchmark table is produced in the same run as
+its baseline (STYLE.md, "numbers no one can reproduce").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from typing import Callable, Sequence
+
+import torch
+
+__all__ = ["count_flops", "conv_ceiling_gflops", "peak_rss_mb", "machine_summary", "write_table", "Timer"]
+
+
+def count_flops(step: Callable[[], object]) -> float:
+    """FLOPs of one call of `step` (forward and backward if it runs them), from `torch.utils.flop_counter`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def conv_ceiling_gflops(channels: int = 64, size: int = 64, batch: int = 4, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of a plain 3x3 float32 conv (forward + backward) on this machine, now.
+
+    The achieved rate of a model step divided by this gives its share of what the machine can do on convs.
+    """
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+    x = torch.randn(batch, channels, size, size, requires_grad=True)
+
+    def step() -> None:
+        conv(x).sum().backward()
+
+    flops = count_flops(step)
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    seconds = (time.perf_counter() - start) / repeats
+    return flops / seconds / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and its finished children) in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def machine_summary() -> str:
+    """One line naming the machine the numbers were measured on."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}"
+    )
+
+
+class Timer:
+    """Context manager measuring wall seconds: `with Timer() as t: ...; t.seconds`."""
+
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def write_table(rows: Sequence[dict], out_dir: str, name: str = "benchmark", title: str = "", note: str = "") -> str:
+    """Write `rows` as `<out_dir>/<name>.md` (Markdown table) and `<name>.json`; return the Markdown text."""
+    os.makedirs(out_dir, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    lines = [f"# {title}" if title else "", note, ""] if (title or note) else []
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump({"title": title, "note": note, "machine": machine_summary(), "rows": list(rows)}, f, indent=2)
+    return text

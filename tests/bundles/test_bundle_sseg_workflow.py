@@ -1,0 +1,146 @@
+"""The SwinSSegNet bundle end to end, driven through `monai.bundle` as a user would (tiny network, tiny data)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.bundle import ConfigWorkflow
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
+TINY = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "batch_size": 4, "num_workers": 0}
+
+
+def _run(files, **overrides):
+    workflow = ConfigWorkflow(
+        config_file=[str(BUNDLE / "configs" / f) for f in files],
+        meta_file=str(BUNDLE / "configs" / "metadata.json"),
+        logging_file=None,
+        **overrides,
+    )
+    workflow.initialize()
+    result = workflow.run()
+    workflow.finalize()
+    return workflow, result
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """U-SSL pre-training then fine-tuning, 1 epoch each, into a temporary models/ folder."""
+    work = tmp_path_factory.mktemp("sseg")
+    common = dict(TINY, bundle_root=str(BUNDLE), ckpt_dir=str(work / "models"), seed=0, resume=False)
+    _run(
+        ["pretrain.json"],
+        data_root=str(tiny_data),
+        output_dir=str(work / "eval" / "pretrain"),
+        epochs=1,
+        **common,
+    )
+    assert (work / "models" / "model_ssl.pt").is_file()
+    workflow, _ = _run(
+        ["train.json"],
+        dataset_dir=str(tiny_data / "DTI_LGE_MI"),
+        output_dir=str(work / "eval"),
+        epochs=2,
+        val_interval=1,
+        **common,
+    )
+    return work, workflow, common
+
+
+@pytest.mark.slow
+def test_train_loads_ssl_encoder_and_saves_model(trained):
+    work, workflow, _ = trained
+    loaded = workflow.parser.get_parsed_content("load_ssl_encoder")
+    assert loaded > 10, "the fine-tune must load the U-SSL encoder weights"
+    assert (work / "models" / "model.pt").is_file()
+    states = sorted(p.name for p in (work / "models" / "train_state").iterdir())
+    assert states and all(name.endswith(".pt") for name in states)
+
+
+@pytest.mark.slow
+def test_train_refuses_missing_ssl_weights(tiny_data, tmp_path):
+    with pytest.raises(Exception, match="model_ssl.pt"):
+        _run(
+            ["train.json"],
+            **dict(TINY, bundle_root=str(BUNDLE), ckpt_dir=str(tmp_path / "empty"), epochs=1),
+            dataset_dir=str(tiny_data / "DTI_LGE_MI"),
+            output_dir=str(tmp_path / "eval"),
+        )
+
+
+@pytest.mark.slow
+def test_inference_writes_8x_masks_in_input_space(trained, tiny_data, tmp_path):
+    work, _, common = trained
+    sys.path.insert(0, str(BUNDLE))
+    from scripts.prepare_lowres import prepare_lowres
+
+    inputs = prepare_lowres(str(tiny_data / "DTI_LGE_MI"), str(tmp_path / "lowres"), split="all")
+    out = tmp_path / "masks"
+    _run(
+        ["inference.json"],
+        **{k: v for k, v in common.items() if k not in ("batch_size", "num_workers", "seed", "resume")},
+        dataset_dir=str(tmp_path / "lowres"),
+        output_dir=str(out),
+    )
+    for path in inputs:
+        lowres = nib.load(path)
+        name = os.path.basename(path).replace(".nii.gz", "_mi_x8.nii.gz")
+        mask = nib.load(out / name)
+        assert mask.shape[:2] == (8 * lowres.shape[0], 8 * lowres.shape[1])
+        np.testing.assert_allclose(mask.header.get_zooms()[:2], np.array(lowres.header.get_zooms()[:2]) / 8, rtol=1e-5)
+        # same field of view: the outer corner of voxel (-0.5, -0.5) maps to the same world point
+        corner_lr = lowres.affine @ np.array([-0.5, -0.5, 0, 1])
+        corner_hr = mask.affine @ np.array([-0.5, -0.5, 0, 1])
+        np.testing.assert_allclose(corner_lr[:3], corner_hr[:3], atol=1e-4)
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+    # the 8x mask of a test case lies on the original high-resolution mask grid
+    case = os.path.basename(inputs[0]).split("_LGE")[0]
+    truth = nib.load(tiny_data / "DTI_LGE_MI" / case / "LGE_MI.nii.gz")
+    mask = nib.load(out / os.path.basename(inputs[0]).replace(".nii.gz", "_mi_x8.nii.gz"))
+    np.testing.assert_allclose(mask.affine, truth.affine, atol=1e-4)
+    # running again must not overwrite without the explicit flag
+    with pytest.raises(Exception, match="already exists"):
+        _run(["inference.json"], bundle_root=str(BUNDLE), ckpt_dir=common["ckpt_dir"], dataset_dir=str(tmp_path / "lowres"),
+             output_dir=str(out), **{k: TINY[k] for k in ("feature_size", "depths", "num_heads")})
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_csv_and_overlays(trained, tiny_data):
+    work, _, common = trained
+    _run(
+        ["train.json", "evaluate.json"],
+        **common,
+        dataset_dir=str(tiny_data / "DTI_LGE_MI"),
+        output_dir=str(work / "eval" / "test"),
+    )
+    rows = (work / "eval" / "test" / "test_mean_dice_raw.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("filename") and len(rows) >= 2
+    assert list((work / "eval" / "test" / "overlays").glob("*.png"))
+    assert (work / "eval" / "test" / "test_hd95_mm_raw.csv").is_file()
+
+
+@pytest.mark.slow
+def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_path):
+    """`python -m monai.bundle run` from the bundle root: the corrupt file is named, the rest written, exit != 0."""
+    work, _, common = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*/DTI.nii.gz"))[0]
+    shutil.copy(src, folder / "good.nii.gz")
+    (folder / "broken.nii.gz").write_bytes(b"not a nifti file at all")
+    cmd = [
+        sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+        "--dataset_dir", str(folder), "--output_dir", str(tmp_path / "out"), "--ckpt_dir", common["ckpt_dir"],
+        "--feature_size", "12", "--depths", "[1,1,1,1]", "--num_heads", "[1,1,2,2]",
+    ]
+    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "broken.nii.gz" in proc.stdout + proc.stderr
+    assert (tmp_path / "out" / "good_mi_x8.nii.gz").is_file()
