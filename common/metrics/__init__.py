@@ -1,1 +1,14 @@
-"""See common/README.md."""
+"""Evaluation metrics on numpy arrays or torch tensors: Dice, ASD/HD95 in mm, masked PSNR/SSIM/NRMSE, scar ratio.
+
+Every function takes one case (an image or a volume) at a time and returns plain Python/numpy numbers; the
+conventions for empty masks are stated in each docstring (Dice: empty-vs-empty = 1.0; surface distances: nan).
+"""
+
+from __future__ import annotations
+
+from common.metrics.dice import dice
+from common.metrics.image_quality import masked_nrmse, masked_psnr, masked_ssim
+from common.metrics.scar import scar_ratio, scar_size
+from common.metrics.surface_distance import surface_distances
+
+__all__ = ["dice", "surface_distances", "masked_psnr", "masked_ssim", "masked_nrmse", "scar_ratio", "scar_size"]

@@ -1,0 +1,226 @@
+"""Checkpoint helpers: newest checkpoint of a run, weight loads that prove they loaded, required weight files.
+
+MONAI's ``CheckpointLoader(strict=False)`` logs "Restored all variables" even when nothing matched, so transfers
+(SSL encoder -> segmentation network) go through ``load_encoder``, which counts the keys it copied and raises
+below ``min_keys``. Every load uses ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["latest_checkpoint", "load_encoder", "load_weights", "require_weights", "extract_state_dict"]
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from monai.networks.utils import copy_model_state
+from torch.nn.parallel import DistributedDataParallel
+
+from common.typing import PathLike
+
+logger = logging.getLogger(__name__)
+
+#: checkpoint keys tried, in order, when a CheckpointSaver file holds several objects and no key is given
+NETWORK_KEYS = ("network", "ssl_network", "model", "net", "state_dict")
+_STEP = re.compile(r"(?:^|_)(epoch|iteration)=(\d+)(?=\.|_|$)")
+
+
+def _step(name: str) -> tuple[str, int] | None:
+    """``("epoch", 3)`` for ``checkpoint_epoch=3.pt``, ``("iteration", 120)`` for ``..._final_iteration=120.pt``."""
+    matches = _STEP.findall(name)
+    return (matches[-1][0], int(matches[-1][1])) if matches else None
+
+
+def latest_checkpoint(ckpt_dir: PathLike, pattern: str = "*.pt") -> str | None:
+    """Newest checkpoint in ``ckpt_dir`` by the step number in MONAI ``CheckpointSaver`` file names.
+
+    ``CheckpointSaver`` names files ``{prefix}_epoch=N.pt``, ``{prefix}_iteration=N.pt`` and
+    ``{prefix}_final_iteration=N.pt``; the one with the largest N is the newest (numerically: 10 after 9). Files
+    without such a number (``..._key_metric=0.91.pt``, ``model.pt``) are "best" or exported weights, not resume
+    points, and are ignored. If epoch- and iteration-numbered files are mixed, the newest of each kind is taken and
+    the more recently modified of the two wins (a WARNING says so).
+
+    Args:
+        ckpt_dir: folder of the run's checkpoints; a missing folder means "no checkpoint".
+        pattern: glob of candidate files.
+
+    Returns:
+        the path as a string, or ``None`` when there is no numbered checkpoint.
+
+    Examples::
+
+        latest_checkpoint("models/ckpt")  # -> "models/ckpt/checkpoint_epoch=12.pt"
+    """
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return None
+    newest: dict[str, tuple[int, Path]] = {}
+    for path in folder.glob(pattern):
+        step = _step(path.name)
+        if step is None or not path.is_file():
+            continue
+        kind, number = step
+        if kind not in newest or number > newest[kind][0]:
+            newest[kind] = (number, path)
+    if not newest:
+        return None
+    if len(newest) > 1:
+        logger.warning(f"{ckpt_dir} mixes epoch- and iteration-numbered checkpoints; taking the newest file on disk.")
+    return str(max((entry[1] for entry in newest.values()), key=lambda p: p.stat().st_mtime))
+
+
+def extract_state_dict(checkpoint: Mapping, key: str | None = None, path: PathLike = "<checkpoint>") -> dict:
+    """The network ``state_dict`` inside a loaded checkpoint.
+
+    Handles a bare ``state_dict`` (``torch.save(net.state_dict())``) and a ``CheckpointSaver`` dict of several
+    objects (``{"network": ..., "optimizer": ..., "trainer": ...}``): with ``key`` that entry, otherwise the first of
+    ``NETWORK_KEYS`` present. A ``module.`` prefix left by saving a DDP-wrapped network is stripped.
+
+    Raises:
+        ValueError: naming ``path`` and the available keys when ``key`` is missing or no network entry is found.
+    """
+    if key is not None:
+        if key not in checkpoint:
+            raise ValueError(f"{path} has no key {key!r}; keys: {sorted(checkpoint)}.")
+        state = checkpoint[key]
+    elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state = checkpoint
+    else:
+        found = [k for k in NETWORK_KEYS if k in checkpoint]
+        if not found:
+            raise ValueError(f"{path}: no network state found; pass key= one of {sorted(checkpoint)}.")
+        state = checkpoint[found[0]]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: entry {key!r} is a {type(state).__name__}, not a state_dict.")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Mapping:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
+
+
+def load_encoder(
+    network: torch.nn.Module,
+    path: PathLike,
+    prefix: str = "encoder.",
+    min_keys: int = 1,
+    dst_prefix: str | None = None,
+    key: str | None = None,
+) -> int:
+    """Copy the ``prefix`` weights of a checkpoint (e.g. a U-SSL pre-trained encoder) into ``network``.
+
+    Uses ``monai.networks.utils.copy_model_state``: a checkpoint key ``prefix + k`` is copied to the network key
+    ``dst_prefix + k`` when that exists with the same shape; everything else in ``network`` is left as is. The
+    number of copied keys is logged and returned, so a transfer that silently matched nothing cannot pass.
+
+    Args:
+        network: the network to update in place (a DDP wrapper is unwrapped).
+        path: checkpoint file (a bare ``state_dict`` or a ``CheckpointSaver`` dict, see ``extract_state_dict``).
+        prefix: key prefix of the weights to take from the checkpoint.
+        min_keys: fewest keys that must be copied.
+        dst_prefix: key prefix of the same weights in ``network``; default ``prefix``.
+        key: entry of a ``CheckpointSaver`` dict holding the network (default: first of ``NETWORK_KEYS``).
+
+    Returns:
+        number of keys copied.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: naming ``path`` when fewer than ``min_keys`` keys were copied.
+
+    Examples::
+
+        load_encoder(swin_sseg, "models/ssl/model.pt", prefix="encoder.", min_keys=100)
+    """
+    dst_prefix = prefix if dst_prefix is None else dst_prefix
+    state = extract_state_dict(_load(path), key=key, path=path)
+    source = {dst_prefix + k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    target = _unwrap(network)
+    target_state = target.state_dict()
+    mismatched = [k for k, v in source.items() if k in target_state and target_state[k].shape != v.shape]
+    _, updated, _ = copy_model_state(target, source, inplace=True)
+    logger.info(
+        f"load_encoder: copied {len(updated)} of {len(source)} '{prefix}' keys from {path} into "
+        f"{len(target_state)} network keys ({len(mismatched)} shape mismatches)."
+    )
+    if mismatched:
+        logger.warning(f"load_encoder: shape mismatch, not loaded: {mismatched[:10]}")
+    if len(updated) < min_keys:
+        raise ValueError(
+            f"load_encoder: only {len(updated)} keys of {path} with prefix {prefix!r} matched the network "
+            f"(as {dst_prefix!r}...), fewer than min_keys={min_keys}; checkpoint keys start with "
+            f"{sorted({k.split('.')[0] for k in state})[:10]}, network keys with "
+            f"{sorted({k.split('.')[0] for k in target_state})[:10]}."
+        )
+    return len(updated)
+
+
+def load_weights(
+    network: torch.nn.Module,
+    path: PathLike,
+    key: str | None = None,
+    strict: bool = True,
+    map_location: str | torch.device | None = "cpu",
+) -> int:
+    """Load a checkpoint's network weights into ``network`` (``weights_only=True``).
+
+    Args:
+        network: network to update in place (a DDP wrapper is unwrapped).
+        path: checkpoint file (a bare ``state_dict`` or a ``CheckpointSaver`` dict, see ``extract_state_dict``).
+        key: entry of a ``CheckpointSaver`` dict holding the network (default: first of ``NETWORK_KEYS``).
+        strict: ``load_state_dict(strict=...)``; even when ``False`` at least one key must match.
+        map_location: ``torch.load`` map location.
+
+    Returns:
+        number of network keys loaded.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: naming ``path`` if no key matched (``strict=False``).
+        RuntimeError: from ``load_state_dict`` on missing/unexpected keys when ``strict``.
+
+    Examples::
+
+        load_weights(segmentor, require_weights(segmentor_path, "train the Segmentor first: ..."))
+    """
+    state = extract_state_dict(_load(path, map_location), key=key, path=path)
+    target = _unwrap(network)
+    result = target.load_state_dict(state, strict=strict)
+    loaded = len(set(target.state_dict()) - set(result.missing_keys))
+    if loaded == 0:
+        raise ValueError(f"load_weights: no key of {path} matched the network ({len(state)} keys in the file).")
+    logger.info(f"load_weights: loaded {loaded} keys from {path} ({len(result.missing_keys)} missing).")
+    return loaded
+
+
+def require_weights(path: PathLike, what: str) -> str:
+    """Return ``path`` if it is a file, else raise ``FileNotFoundError`` saying how to produce it.
+
+    Used to refuse a stage that must not start from random weights, e.g. CycleGANSeg without a trained Segmentor.
+
+    Args:
+        path: the weights file the stage needs.
+        what: how to produce it, e.g. ``"train the Segmentor first: python -m monai.bundle run --config_file
+            configs/train_segmentor.json"``.
+
+    Raises:
+        FileNotFoundError: with ``path`` and ``what`` in the message.
+
+    Examples::
+
+        "segmentor_path": "$common.checkpoint.require_weights(@bundle_root + '/models/segmentor.pt', 'train ...')"
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"required weights file {path} does not exist: {what}")
+    return str(path)

@@ -1,0 +1,203 @@
+"""torchrun / DistributedDataParallel helpers used by the bundles' ``configs/multi_gpu_*.json``.
+
+Launch a bundle on N processes with::
+
+    torchrun --standalone --nproc_per_node=N -m monai.bundle run \\
+        --config_file "['configs/train.json','configs/multi_gpu_train.json']"
+
+``multi_gpu_train.json`` calls ``init()`` in ``initialize`` and ``finalize()`` in ``finalize``, wraps the trained
+networks with ``wrap_ddp``, gives the data loader a ``DistributedSampler`` (or splits file lists with ``shard``)
+and keeps writers on rank 0 with ``rank0_handlers``. The backend is NCCL on GPUs and gloo on CPU, so the same
+config runs (slowly) on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "init",
+    "finalize",
+    "rank",
+    "world_size",
+    "is_rank0",
+    "local_rank",
+    "local_device",
+    "wrap_ddp",
+    "shard",
+    "rank0_handlers",
+    "RANK0_ONLY_HANDLER_TYPES",
+]
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from monai.handlers import (
+    CheckpointSaver,
+    ClassificationSaver,
+    MetricsSaver,
+    StatsHandler,
+    TensorBoardImageHandler,
+    TensorBoardStatsHandler,
+)
+from torch.nn.parallel import DistributedDataParallel
+
+from common.handlers import GanImageGridHandler, ProgressLogger
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+#: handler types that write files or logs and so run on rank 0 only (``rank0_handlers``)
+RANK0_ONLY_HANDLER_TYPES: tuple[type, ...] = (
+    CheckpointSaver,  # includes common.handlers.AtomicCheckpointSaver
+    StatsHandler,
+    TensorBoardStatsHandler,
+    TensorBoardImageHandler,
+    MetricsSaver,
+    ClassificationSaver,
+    GanImageGridHandler,
+    ProgressLogger,
+)
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def init(backend: str | None = None) -> None:
+    """Join the torchrun process group (``env://``) when ``WORLD_SIZE > 1``; otherwise do nothing.
+
+    Args:
+        backend: ``"nccl"``, ``"gloo"``...; ``None`` picks NCCL when CUDA is available, gloo otherwise. On CUDA the
+            current device is set to ``cuda:LOCAL_RANK`` first.
+
+    Examples::
+
+        "initialize": ["$import common.distributed", "$common.distributed.init()"]
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _initialized():
+        return
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend=backend, init_method="env://")
+    logger.info(f"process group initialised: backend {backend}, rank {rank()} of {world_size()}")
+
+
+def finalize() -> None:
+    """Leave the process group if one is initialised (call from the config's ``finalize``)."""
+    if _initialized():
+        dist.destroy_process_group()
+
+
+def _current_rank() -> int:
+    return dist.get_rank() if _initialized() else int(os.environ.get("RANK", "0"))
+
+
+def _current_world_size() -> int:
+    return dist.get_world_size() if _initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    """Global rank: from the process group, else ``$RANK`` (set by torchrun), else 0."""
+    return _current_rank()
+
+
+def world_size() -> int:
+    """Number of processes: from the process group, else ``$WORLD_SIZE``, else 1."""
+    return _current_world_size()
+
+
+def is_rank0() -> bool:
+    """Whether this is the global rank 0 (always true outside torchrun)."""
+    return rank() == 0
+
+
+def local_rank() -> int:
+    """Rank on this node: ``$LOCAL_RANK`` (set by torchrun), else 0."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_device() -> torch.device:
+    """``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
+    return torch.device(f"cuda:{local_rank()}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def wrap_ddp(
+    module: torch.nn.Module,
+    device: str | torch.device | None = None,
+    find_unused_parameters: bool = False,
+    **kwargs: Any,
+) -> DistributedDataParallel:
+    """Move ``module`` to ``device`` and wrap it in ``DistributedDataParallel``.
+
+    Args:
+        module: network to wrap (a frozen network, e.g. CycleGANSeg's Segmentor, must not be wrapped).
+        device: target device; ``None`` means ``local_device()``. ``device_ids`` is passed only for CUDA.
+        find_unused_parameters: passed to DDP; needed when some parameters get no gradient in an iteration.
+        kwargs: other ``DistributedDataParallel`` arguments.
+
+    Raises:
+        RuntimeError: if no process group is initialised (call ``init()`` under torchrun first).
+
+    Examples::
+
+        "network": "$common.distributed.wrap_ddp(@network_def.to(@device))"
+    """
+    if not _initialized():
+        raise RuntimeError("wrap_ddp needs an initialised process group: run under torchrun and call init() first.")
+    device = local_device() if device is None else torch.device(device)
+    module = module.to(device)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        kwargs.setdefault("device_ids", [index])
+        kwargs.setdefault("output_device", index)
+    return DistributedDataParallel(module, find_unused_parameters=find_unused_parameters, **kwargs)
+
+
+def shard(items: Sequence[T], rank: int | None = None, world_size: int | None = None) -> list[T]:
+    """This rank's share of ``items``: ``items[rank::world_size]`` (each item on exactly one rank).
+
+    Use it for file lists that are not fed through a ``DistributedSampler`` (e.g. inference or evaluation); shares
+    differ by at most one item.
+
+    Args:
+        items: the full, identically ordered list on every rank.
+        rank: defaults to ``rank()``.
+        world_size: defaults to ``world_size()``.
+
+    Raises:
+        ValueError: if ``world_size < 1`` or ``rank`` is outside ``[0, world_size)``.
+
+    Examples::
+
+        "data": "$common.distributed.shard(@test_files)"
+    """
+    rank = _current_rank() if rank is None else int(rank)
+    world_size = _current_world_size() if world_size is None else int(world_size)
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}.")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}.")
+    return list(items[rank::world_size])
+
+
+def rank0_handlers(handlers: Sequence[Any], rank0_only_types: tuple[type, ...] = RANK0_ONLY_HANDLER_TYPES) -> list:
+    """Drop the handlers that write (checkpoints, logs, TensorBoard) on ranks other than 0.
+
+    Handlers that every rank must run (validation, LR schedulers, ``ResumeFromLatest``) are kept.
+
+    Args:
+        handlers: already built handler objects.
+        rank0_only_types: types kept on rank 0 only (``isinstance``), default ``RANK0_ONLY_HANDLER_TYPES``.
+
+    Examples::
+
+        "train#handlers": "$common.distributed.rank0_handlers(@train#handlers)"
+    """
+    if is_rank0():
+        return list(handlers)
+    return [handler for handler in handlers if not isinstance(handler, rank0_only_types)]

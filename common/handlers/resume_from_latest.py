@@ -1,0 +1,91 @@
+"""Resume a run from the newest checkpoint of its checkpoint folder."""
+
+from __future__ import annotations
+
+__all__ = ["ResumeFromLatest"]
+
+import logging
+from typing import TYPE_CHECKING
+
+from ignite.engine import Events
+from monai.handlers import CheckpointLoader
+
+from common.checkpoint import latest_checkpoint
+from common.typing import PathLike
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+
+class ResumeFromLatest:
+    """Ignite handler: at ``Events.STARTED`` load the newest checkpoint of ``ckpt_dir`` into ``load_dict``.
+
+    The newest file is chosen by ``common.checkpoint.latest_checkpoint`` (the step number in ``CheckpointSaver``
+    names) when the run starts, and loaded with MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``).
+    Put the trainer itself in ``load_dict`` (as in ``CheckpointSaver.save_dict``) so epoch and iteration continue:
+    a run saved after epoch 2 and restarted with ``max_epochs=4`` runs epochs 3 and 4. Optimizer and LR-scheduler
+    states come back the same way. Without a checkpoint the run starts from scratch and says so once (INFO). Every
+    DDP rank must attach it (it is not a writer; ``common.distributed.rank0_handlers`` keeps it).
+
+    Args:
+        ckpt_dir: folder written by ``CheckpointSaver``/``AtomicCheckpointSaver``.
+        load_dict: objects to restore, keyed as in the saver's ``save_dict``, e.g.
+            ``{"trainer": trainer, "network": net, "optimizer": opt, "lr_scheduler": sched}``.
+        map_location: ``torch.load`` map location; ``None`` loads onto the CPU (``load_state_dict`` then copies to
+            each object's device), so DDP ranks do not all allocate on the saving rank's GPU.
+        enabled: ``False`` turns the handler into a no-op (a config switch, e.g. ``"resume": false``).
+        pattern: glob of candidate files in ``ckpt_dir``.
+        strict: ``load_state_dict`` strictness.
+        name: logger name; default the engine's logger.
+
+    Raises:
+        ValueError: if ``load_dict`` is empty.
+
+    Examples::
+
+        ResumeFromLatest("models/ckpt", {"trainer": trainer, "network": net, "optimizer": opt}).attach(trainer)
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: PathLike,
+        load_dict: dict,
+        map_location: str | dict | None = None,
+        enabled: bool = True,
+        pattern: str = "*.pt",
+        strict: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if not load_dict:
+            raise ValueError("load_dict must name at least one object to restore.")
+        self.ckpt_dir = ckpt_dir
+        self.load_dict = load_dict
+        self.map_location = "cpu" if map_location is None else map_location
+        self.enabled = enabled
+        self.pattern = pattern
+        self.strict = strict
+        self._name = name
+        self.logger = logging.getLogger(name)
+        self.loaded_path: str | None = None
+
+    def attach(self, engine: Engine) -> None:
+        if self._name is None:
+            self.logger = engine.logger
+        if not self.enabled:
+            self.logger.info("ResumeFromLatest disabled: training starts from scratch.")
+            return
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        path = latest_checkpoint(self.ckpt_dir, self.pattern)
+        if path is None:
+            self.logger.info(f"no checkpoint in {self.ckpt_dir}: training starts from scratch.")
+            return
+        self.logger.info(f"resuming from {path}")
+        loader = CheckpointLoader(
+            path, self.load_dict, name=self._name, map_location=self.map_location, strict=self.strict
+        )
+        loader.logger = self.logger
+        loader(engine)
+        self.loaded_path = path
+        self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")

@@ -1,0 +1,175 @@
+"""ResumeFromLatest and AtomicCheckpointSaver: resume exactly where a run stopped, survive an interrupted save."""
+
+from __future__ import annotations
+
+import logging
+import stat
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.engines import SupervisedTrainer
+from monai.handlers import CheckpointSaver, LrScheduleHandler
+from torch import nn
+from torch.utils.data import DataLoader
+
+from common.checkpoint import latest_checkpoint
+from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 2, generator=g)
+    y = x @ torch.tensor([[1.5], [-2.0]]) + 0.5
+    return [{"image": a, "label": b} for a, b in zip(x, y)]
+
+
+def _trainer(max_epochs, seed=0, handlers=()):
+    torch.manual_seed(seed)
+    network = nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = SupervisedTrainer(
+        "cpu", max_epochs, DataLoader(_data(), batch_size=4), network, optimizer, nn.MSELoss(), decollate=False
+    )
+    objects = {"trainer": trainer, "network": network, "optimizer": optimizer, "lr_scheduler": scheduler}
+    LrScheduleHandler(scheduler, print_lr=False).attach(trainer)
+    for make in handlers:
+        make(objects).attach(trainer)
+    return trainer, objects
+
+
+def _adam_steps(optimizer):
+    return [int(state["step"]) for state in optimizer.state.values()]
+
+
+@pytest.mark.parametrize("saver_class", [CheckpointSaver, AtomicCheckpointSaver])
+def test_resume_runs_only_remaining_epochs_with_optimizer_state(tmp_path, saver_class):
+    ckpt = tmp_path / "ckpt"
+    _trainer(2, handlers=[lambda o: saver_class(str(ckpt), o, save_interval=1)])[0].run()
+    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+
+    resume = []
+    trainer, objects = _trainer(4, seed=123, handlers=[lambda o: resume.append(ResumeFromLatest(ckpt, o)) or resume[0]])
+    seen = []
+
+    @trainer.on(Events.EPOCH_STARTED)
+    def _record(engine):
+        seen.append((engine.state.epoch, _adam_steps(objects["optimizer"]), objects["optimizer"].param_groups[0]["lr"]))
+
+    trainer.run()
+    assert [epoch for epoch, _, _ in seen] == [3, 4]
+    assert seen[0][1] == [4, 4]  # 2 epochs x 2 iterations of Adam restored
+    assert seen[0][2] == pytest.approx(0.1 * 0.5**2)  # StepLR state restored
+    assert resume[0].loaded_path == str(ckpt / "checkpoint_epoch=2.pt")
+    assert trainer.state.iteration == 8
+
+    reference, reference_objects = _trainer(4)
+    reference.run()
+    for a, b in zip(objects["network"].parameters(), reference_objects["network"].parameters()):
+        assert torch.equal(a, b)  # interrupted + resumed == uninterrupted
+
+
+def test_resume_without_checkpoint_starts_from_scratch(tmp_path, caplog):
+    seen = []
+    trainer, _ = _trainer(2, handlers=[lambda o: ResumeFromLatest(tmp_path / "empty", o, name="resume_test")])
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(e.state.epoch))
+    with caplog.at_level(logging.INFO, logger="resume_test"):
+        trainer.run()
+    assert seen == [1, 2]
+    assert caplog.text.count("no checkpoint") == 1
+
+
+def test_resume_disabled_does_not_load(tmp_path):
+    _trainer(1, handlers=[lambda o: CheckpointSaver(str(tmp_path), o, save_interval=1)])[0].run()
+    seen = []
+    trainer, _ = _trainer(2, handlers=[lambda o: ResumeFromLatest(tmp_path, o, enabled=False)])
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(e.state.epoch))
+    trainer.run()
+    assert seen == [1, 2]
+
+
+def test_resume_needs_objects(tmp_path):
+    with pytest.raises(ValueError, match="load_dict"):
+        ResumeFromLatest(tmp_path, {})
+
+
+def _crash_during_save(monkeypatch):
+    """Replace torch.save by one that writes a truncated file then fails, as a killed or disk-full save would."""
+
+    def broken_save(obj, f, *args, **kwargs):
+        partial = b"PK\x03\x04truncated"
+        if hasattr(f, "write"):
+            f.write(partial)
+            f.flush()
+        else:
+            with open(f, "wb") as handle:
+                handle.write(partial)
+        raise OSError("simulated interruption during torch.save")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+
+
+def _run_with_crash_in_second_save(tmp_path, saver_class, monkeypatch):
+    trainer, objects = _trainer(
+        2,
+        handlers=[
+            lambda o: saver_class(
+                str(tmp_path), {"network": o["network"], "trainer": o["trainer"]}, save_interval=1, n_saved=1
+            )
+        ],
+    )
+    saved = {}
+
+    @trainer.on(Events.EPOCH_COMPLETED(once=1))
+    def _after_first_save(engine):  # attached after the saver, so epoch 1 is on disk
+        saved.update({k: v.clone() for k, v in objects["network"].state_dict().items()})
+        _crash_during_save(monkeypatch)
+
+    with pytest.raises(OSError, match="simulated interruption"):
+        trainer.run()
+    monkeypatch.undo()
+    return saved
+
+
+def test_monai_checkpoint_saver_is_not_atomic(tmp_path, monkeypatch):
+    """Documents why AtomicCheckpointSaver exists: MONAI 1.6.1 uses DiskSaver(atomic=False) and removes first."""
+    _run_with_crash_in_second_save(tmp_path, CheckpointSaver, monkeypatch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_epoch=2.pt"]  # epoch 1 already deleted
+    with pytest.raises(Exception):
+        torch.load(tmp_path / "checkpoint_epoch=2.pt", weights_only=True)
+
+
+def test_atomic_saver_keeps_previous_checkpoint_on_interrupted_save(tmp_path, monkeypatch):
+    saved = _run_with_crash_in_second_save(tmp_path, AtomicCheckpointSaver, monkeypatch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_epoch=1.pt"]  # no partial file, no temp file
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=1.pt")
+    checkpoint = torch.load(tmp_path / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 2  # end of epoch 1 (2 iterations per epoch)
+    for key, value in saved.items():
+        assert torch.equal(checkpoint["network"][key], value)
+
+
+def test_atomic_saver_rotation_and_fixed_final_name(tmp_path):
+    saver = []
+    trainer, _ = _trainer(
+        3,
+        handlers=[
+            lambda o: saver.append(
+                AtomicCheckpointSaver(
+                    str(tmp_path), o, save_interval=1, n_saved=2, save_final=True, final_filename="model_final.pt"
+                )
+            )
+            or saver[0]
+        ],
+    )
+    trainer.run()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt", "model_final.pt"]
+    mode = (tmp_path / "checkpoint_epoch=3.pt").stat().st_mode
+    assert mode & stat.S_IRGRP and mode & stat.S_IROTH  # the reason MONAI gave for atomic=False is gone
+    trainer.state.max_epochs = 4
+    trainer.run()  # one more epoch: the final file is replaced under the same name, not deleted
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt", "model_final.pt"]
+    assert torch.load(tmp_path / "model_final.pt", weights_only=True)["trainer"]["iteration"] == 8

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from common.checkpoint import extract_state_dict, latest_checkpoint, load_encoder, load_weights, require_weights
+
+
+def _touch(folder, name, mtime=None):
+    path = folder / name
+    torch.save({"x": torch.zeros(1)}, path)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return str(path)
+
+
+def test_latest_is_numeric_not_lexicographic(tmp_path):
+    for epoch in (1, 2, 9, 10):
+        _touch(tmp_path, f"checkpoint_epoch={epoch}.pt")
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=10.pt")
+
+
+def test_latest_iteration_and_final_names(tmp_path):
+    _touch(tmp_path, "checkpoint_iteration=400.pt")
+    _touch(tmp_path, "checkpoint_iteration=800.pt")
+    _touch(tmp_path, "checkpoint_final_iteration=1000.pt")
+    _touch(tmp_path, "checkpoint_key_metric=0.9387.pt")
+    _touch(tmp_path, "model.pt")
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_final_iteration=1000.pt")
+
+
+def test_latest_single_object_prefix_names(tmp_path):
+    # CheckpointSaver names the file after the only object when save_dict has one entry
+    _touch(tmp_path, "network_epoch=3.pt")
+    _touch(tmp_path, "network_epoch=12.pt")
+    assert latest_checkpoint(tmp_path).endswith("network_epoch=12.pt")
+
+
+def test_latest_mixed_kinds_uses_modification_time(tmp_path, caplog):
+    now = time.time()
+    _touch(tmp_path, "checkpoint_epoch=5.pt", mtime=now - 100)
+    _touch(tmp_path, "checkpoint_final_iteration=50.pt", mtime=now)
+    with caplog.at_level(logging.WARNING):
+        assert latest_checkpoint(tmp_path).endswith("checkpoint_final_iteration=50.pt")
+    assert "mixes" in caplog.text
+
+
+def test_latest_none_when_empty_missing_or_unnumbered(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    assert latest_checkpoint(tmp_path / "does_not_exist") is None
+    _touch(tmp_path, "checkpoint_key_metric=0.5.pt")
+    (tmp_path / "tmpabc123").write_bytes(b"partial")  # ignite's temporary file of an interrupted atomic save
+    assert latest_checkpoint(tmp_path) is None
+
+
+def test_latest_pattern(tmp_path):
+    _touch(tmp_path, "checkpoint_epoch=4.pt")
+    _touch(tmp_path, "gan_epoch=7.pt")
+    assert latest_checkpoint(tmp_path, pattern="checkpoint_*.pt").endswith("checkpoint_epoch=4.pt")
+
+
+class _SSLNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3))
+        self.rotation_head = nn.Linear(4, 4)
+
+
+class _SegNet(nn.Module):
+    def __init__(self, encoder_channels=4) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, encoder_channels, 3), nn.Conv2d(encoder_channels, 4, 3))
+        self.head = nn.Conv2d(4, 2, 1)
+
+
+@pytest.mark.parametrize("wrap", ["bare", "saver"])
+def test_load_encoder_counts_and_copies(tmp_path, wrap):
+    torch.manual_seed(0)
+    ssl, seg = _SSLNet(), _SegNet()
+    head_before = seg.head.weight.clone()
+    state = ssl.state_dict() if wrap == "bare" else {"ssl_network": ssl.state_dict(), "optimizer": {"state": {}}}
+    path = tmp_path / "ssl.pt"
+    torch.save(state, path)
+    assert load_encoder(seg, path) == 4  # two convs, weight + bias
+    for a, b in zip(ssl.encoder.parameters(), seg.encoder.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(seg.head.weight, head_before)
+
+
+def test_load_encoder_with_different_destination_prefix(tmp_path):
+    class _Other(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3))
+
+    ssl, other = _SSLNet(), _Other()
+    torch.save({"network": ssl.state_dict()}, tmp_path / "ssl.pt")
+    assert load_encoder(other, tmp_path / "ssl.pt", dst_prefix="backbone.", min_keys=4) == 4
+    assert torch.equal(other.backbone[1].weight, ssl.encoder[1].weight)
+
+
+def test_load_encoder_raises_naming_path_when_nothing_matches(tmp_path):
+    path = tmp_path / "ssl.pt"
+    torch.save(_SSLNet().state_dict(), path)
+    with pytest.raises(ValueError, match="ssl.pt"):
+        load_encoder(_SegNet(), path, prefix="swin.")
+
+
+def test_load_encoder_shape_mismatch_does_not_count(tmp_path):
+    path = tmp_path / "ssl.pt"
+    torch.save(_SSLNet().state_dict(), path)
+    # conv 0 differs in out_channels (weight, bias), conv 1 in in_channels (weight): only conv 1's bias fits
+    with pytest.raises(ValueError, match="min_keys=3"):
+        load_encoder(_SegNet(encoder_channels=8), path, min_keys=3)
+    assert load_encoder(_SegNet(encoder_channels=8), path) == 1
+
+
+def test_load_encoder_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_encoder(_SegNet(), tmp_path / "nope.pt")
+
+
+def test_load_weights_strict_and_keyed(tmp_path):
+    torch.manual_seed(0)
+    source, target = _SegNet(), _SegNet()
+    torch.save({"network": source.state_dict(), "trainer": {"epoch": 3}}, tmp_path / "ckpt.pt")
+    assert load_weights(target, tmp_path / "ckpt.pt") == len(target.state_dict())
+    assert torch.equal(target.head.weight, source.head.weight)
+    with pytest.raises(RuntimeError):
+        load_weights(_SSLNet(), tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match="ckpt.pt"):
+        load_weights(nn.Linear(2, 2), tmp_path / "ckpt.pt", strict=False)
+    with pytest.raises(ValueError, match="'generator'"):
+        load_weights(target, tmp_path / "ckpt.pt", key="generator")
+
+
+def test_extract_state_dict_strips_ddp_prefix():
+    state = {"module.conv.weight": torch.ones(1), "module.conv.bias": torch.zeros(1)}
+    assert sorted(extract_state_dict(state)) == ["conv.bias", "conv.weight"]
+    with pytest.raises(ValueError, match="no network state"):
+        extract_state_dict({"optimizer": {}, "trainer": {}}, path="x.pt")
+
+
+def test_checkpoint_load_is_weights_only(tmp_path):
+    class _Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    torch.save({"network": _Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_weights(_SegNet(), tmp_path / "evil.pt")
+
+
+def test_require_weights(tmp_path):
+    what = "train the Segmentor first: python -m monai.bundle run --config_file configs/train_segmentor.json"
+    with pytest.raises(FileNotFoundError, match="train_segmentor.json") as info:
+        require_weights(tmp_path / "segmentor.pt", what)
+    assert "segmentor.pt" in str(info.value)
+    (tmp_path / "segmentor.pt").write_bytes(b"x")
+    assert require_weights(tmp_path / "segmentor.pt", what) == str(tmp_path / "segmentor.pt")
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(FileNotFoundError):
+        require_weights(tmp_path / "folder.pt", what)

@@ -1,0 +1,834 @@
+"""Model-zoo style checks of every bundle in ``bundles/``: metadata, network in/out, TorchScript export, configs.
+
+Usage (from the repository root)::
+
+    python -m tools.verify_bundles                       # every bundles/<name> with configs/metadata.json
+    python -m tools.verify_bundles --bundles lge_mi_sr_segmentation --skip-export
+    python -m tools.verify_bundles --data-root data      # reuse data written by `python -m tools.make_data`
+
+Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL):
+
+``metadata``
+    ``monai.bundle.verify_metadata(meta_file, filepath=tools/schema/meta_schema_20240725.json)``; the schema file
+    is in the repository, and MONAI skips its download when ``filepath`` exists, so nothing is downloaded (this
+    tool refuses to call it when the file is missing). Then the checks JSON schema cannot express: ``version`` is
+    semver and a key of ``changelog``; the ``schema`` URL names ``meta_schema_20240725.json``.
+``net_in_out``
+    Builds ``network_def`` from ``configs/inference.json`` (bundle root on ``sys.path`` and as the working
+    directory, so ``$import scripts`` works) and feeds a random tensor of ``inputs.image`` (channels, dtype,
+    ``spatial_shape``). Symbolic sizes (``"8*n"``, ``"2**p"``, ``"*"``) take the smallest values for which the
+    forward pass runs (see :func:`probe_spatial_shape`). The output must have ``outputs.pred.num_channels``
+    channels, ``outputs.pred.dtype`` and ``outputs.pred.spatial_shape``. Then MONAI's own
+    ``monai.bundle.verify_net_in_out(net_id="network_def", ...)`` runs with the same ``p``/``n``/``any``.
+
+    Spatial-shape convention: ``outputs.pred.spatial_shape`` is evaluated with the same variables as the input,
+    so either store concrete numbers (``[64, 64]`` in, ``[512, 512]`` out for an 8x SR net) or expressions
+    (``["8*n", "8*n"]`` in, ``["64*n", "64*n"]`` out); a ``"*"`` entry is not checked.
+``export``
+    ``monai.bundle.ckpt_export`` of ``network_def`` to TorchScript in a temporary folder (``torch.jit.script``,
+    then ``torch.jit.trace`` if scripting fails), with MONAI's output comparison (``verify=True``). It loads
+    ``models/model.pt`` when present, else the ``state_dict`` of a freshly initialised ``network_def``. A bundle
+    that cannot be exported says why in ``docs/ckpt_export_skip.txt`` (non-empty): the check is then SKIP.
+``configs``
+    Every config combination is parsed with ``ConfigParser`` (``%`` macros resolved), every ``@`` reference
+    must exist, every ``_target_`` must import, and no import statement may name several modules
+    (``$import a, b``: MONAI imports only ``a``, see :func:`_static_check`). Then
+    ``initialize`` and every other top-level key except ``run``/``finalize`` are resolved (objects built,
+    nothing run), with ``bundle_root`` set to the bundle's absolute path, ``dataset_dir`` pointed at a tiny
+    default dataset (``common.data.write_default_data(tmp, small=True)``, or ``--data-root``; the sub-folder
+    whose path is a suffix of the configured one, e.g. ``.../DTI_LGE_MI``), and ``output_dir``/``log_dir``
+    (and ``ckpt_dir`` unless it exists) at a temporary folder, so nothing is written into the bundle. A key
+    that fails only because a weights file (``.pt``, ``.pth``, ``.ts``, ...) does not exist yet (a later
+    training stage needs an earlier one) gives WARN, not FAIL. Keys broken by the same root cause are
+    reported together.
+
+    Combinations: each ``configs/*.json`` alone when it has ``initialize`` or ``run``, except overlays:
+    ``evaluate.json`` and ``multi_gpu_*.json`` are checked layered over ``train.json``
+    (``multi_gpu_inference.json`` over ``inference.json``; ``multi_gpu_<stage>.json`` over ``<stage>.json``
+    when that file exists). An optional ``configs/layers.json`` ``{"combos": [["train.json", "x.json"], ...]}``
+    adds combinations, and a file listed after the first place of a combo there is not checked alone.
+    ``multi_gpu_*`` combinations are resolved as a single process (``RANK=0``, ``WORLD_SIZE=1``, a free
+    ``MASTER_PORT``); the process group is destroyed afterwards.
+
+What bundle configs must contain to pass: ``configs/metadata.json`` valid against the schema,
+``configs/inference.json`` with ``network_def``, configs that resolve with only ``bundle_root``/``dataset_dir``
+/``output_dir``/``ckpt_dir`` overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import itertools
+import json
+import os
+import socket
+import sys
+import tempfile
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+__all__ = [
+    "SCHEMA_PATH",
+    "CheckResult",
+    "BundleReport",
+    "find_bundles",
+    "check_metadata",
+    "verify_metadata_file",
+    "probe_spatial_shape",
+    "check_net_in_out",
+    "check_export",
+    "config_combinations",
+    "check_configs",
+    "verify_bundle",
+    "main",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725.json"
+EXPORT_SKIP_FILE = Path("docs") / "ckpt_export_skip.txt"
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".ckpt", ".onnx", ".safetensors")
+OVERRIDDEN_DIR_KEYS = ("output_dir", "ckpt_dir", "log_dir")
+SKIPPED_TOP_LEVEL_KEYS = ("_meta_", "imports", "initialize", "run", "finalize")
+PASS, FAIL, SKIP, WARN = "PASS", "FAIL", "SKIP", "WARN"
+# sizes tried for symbolic spatial dims: "x*n" (n), "x**p" (p), "*" (any)
+_N_VALUES = tuple(range(1, 65))
+_P_VALUES = tuple(range(1, 9))
+_ANY_VALUES = (1, 2, 4, 8, 16, 32, 64, 128)
+_MAX_PROBES = 24
+_MAX_PROBE_ELEMENTS = 1 << 18  # largest tried input: 512 x 512 or 64 x 64 x 64
+
+
+@dataclass
+class CheckResult:
+    """Outcome of one check: ``status`` is PASS, FAIL, SKIP or WARN; ``detail`` says why."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclass
+class BundleReport:
+    """All check results of one bundle."""
+
+    name: str
+    path: Path
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == FAIL for r in self.results)
+
+    def result(self, name: str) -> CheckResult | None:
+        return next((r for r in self.results if r.name == name), None)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def find_bundles(
+    bundles_dir: str | os.PathLike = REPO_ROOT / "bundles", names: Sequence[str] | None = None
+) -> list[Path]:
+    """Bundle folders (those with ``configs/metadata.json``) under ``bundles_dir``, sorted by name.
+
+    Raises:
+        FileNotFoundError: naming the bundle when one of ``names`` has no ``configs/metadata.json``.
+    """
+    root = Path(bundles_dir)
+    if names:
+        found = []
+        for name in names:
+            path = root / name
+            if not (path / "configs" / "metadata.json").is_file():
+                raise FileNotFoundError(f"bundle `{name}`: {path / 'configs' / 'metadata.json'} does not exist.")
+            found.append(path)
+        return found
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "configs" / "metadata.json").is_file())
+
+
+def _purge_modules(prefixes: Sequence[str]) -> None:
+    for name in list(sys.modules):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            del sys.modules[name]
+
+
+@contextlib.contextmanager
+def bundle_context(bundle_dir: Path) -> Iterator[Path]:
+    """Run with the bundle root as working directory and first on ``sys.path``; forget its ``scripts`` after.
+
+    Every bundle has its own ``scripts`` package, so ``scripts`` is removed from ``sys.modules`` before and after
+    (as MONAI Label does with ``unload_module("scripts")``).
+    """
+    root = Path(bundle_dir).resolve()
+    old_cwd = os.getcwd()
+    _purge_modules(["scripts"])
+    sys.path.insert(0, str(root))
+    os.chdir(root)
+    try:
+        yield root
+    finally:
+        os.chdir(old_cwd)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(root))
+        _purge_modules(["scripts"])
+
+
+def _short_error(exc: BaseException, limit: int = 600) -> str:
+    """One-line summary of an exception and its causes."""
+    parts = []
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        current = current.__cause__ or current.__context__
+    message = " <- ".join(parts)
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def _missing_weights(exc: BaseException) -> str | None:
+    """The weights file named by a ``FileNotFoundError`` in the exception chain, if any."""
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, FileNotFoundError):
+            candidates = [str(current.filename)] if current.filename else []
+            candidates += str(current).replace('"', " ").replace("'", " ").split()
+            for word in candidates:
+                if word.rstrip(".,:;)").endswith(WEIGHT_SUFFIXES):
+                    return word.rstrip(".,:;)")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _load_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+# ----------------------------------------------------------------------------------------------- (a) metadata
+def verify_metadata_file(meta_file: str | os.PathLike, schema_file: str | os.PathLike = SCHEMA_PATH) -> None:
+    """Validate a ``metadata.json`` against the project schema with MONAI, plus the checks the schema cannot do.
+
+    Args:
+        meta_file: path of the bundle's ``configs/metadata.json``.
+        schema_file: local JSON schema; it must exist, so that ``monai.bundle.verify_metadata`` downloads nothing.
+
+    Raises:
+        FileNotFoundError: naming ``schema_file`` or ``meta_file`` when missing.
+        ValueError: with MONAI's message (e.g. ``'version' is a required property``) or naming the key
+            (``version`` not a key of ``changelog``, ``schema`` URL of another schema).
+    """
+    from monai.bundle import verify_metadata
+
+    schema_file = Path(schema_file)
+    if not schema_file.is_file():
+        raise FileNotFoundError(f"schema file {schema_file} is missing (it must exist, or MONAI would download one).")
+    meta_file = Path(meta_file)
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"metadata file {meta_file} does not exist.")
+    verify_metadata(meta_file=str(meta_file), filepath=str(schema_file))
+
+    metadata = _load_json(meta_file)
+    version = metadata["version"]
+    if version not in metadata["changelog"]:
+        raise ValueError(
+            f"`version` {version!r} is not a key of `changelog` (keys: {sorted(metadata['changelog'])}) in {meta_file}."
+        )
+    if not str(metadata["schema"]).endswith(schema_file.name):
+        raise ValueError(f"`schema` URL {metadata['schema']!r} in {meta_file} does not name {schema_file.name}.")
+
+
+def check_metadata(bundle_dir: Path, schema_file: str | os.PathLike = SCHEMA_PATH) -> CheckResult:
+    """Run :func:`verify_metadata_file` on ``<bundle_dir>/configs/metadata.json``."""
+    try:
+        verify_metadata_file(Path(bundle_dir) / "configs" / "metadata.json", schema_file)
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        return CheckResult("metadata", FAIL, _short_error(e))
+    return CheckResult("metadata", PASS, "schema, semver, version in changelog")
+
+
+# ----------------------------------------------------------------------------------------------- (b) net in/out
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Pow,
+    ast.FloorDiv,
+    ast.USub,
+    ast.UAdd,
+)
+
+
+def _dim_variables(dim: int | str) -> set[str]:
+    if isinstance(dim, bool) or not isinstance(dim, (int, str)):
+        raise ValueError(f"spatial_shape entries must be int or str, got {dim!r}.")
+    if isinstance(dim, int):
+        return set()
+    if dim.strip() == "*":
+        return {"*"}
+    tree = ast.parse(dim.strip(), mode="eval")
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ValueError(f"spatial_shape entry {dim!r}: only + - * ** // on ints and the variables p, n.")
+        if isinstance(node, ast.Name):
+            if node.id not in ("p", "n"):
+                raise ValueError(f"spatial_shape entry {dim!r}: unknown variable {node.id!r} (only p and n).")
+            names.add(node.id)
+    return names
+
+
+def _eval_dim(dim: int | str, values: dict[str, int]) -> int | None:
+    """Evaluate one spatial_shape entry; ``None`` for an unchecked ``"*"`` when ``values`` has no ``"*"``."""
+    if isinstance(dim, int):
+        return dim
+    if dim.strip() == "*":
+        return values.get("*")
+    _dim_variables(dim)  # validates the expression
+
+    def _eval(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return _eval(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            return values[node.id]
+        if isinstance(node, ast.UnaryOp):
+            return -_eval(node.operand) if isinstance(node.op, ast.USub) else _eval(node.operand)
+        if isinstance(node, ast.BinOp):
+            left, right = _eval(node.left), _eval(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, ast.FloorDiv):
+                if right == 0:
+                    raise ValueError(f"spatial_shape entry {dim!r}: division by zero.")
+                return left // right
+            if right > 16:
+                raise ValueError(f"spatial_shape entry {dim!r}: exponent too large.")
+            return left**right
+        raise ValueError(f"spatial_shape entry {dim!r} is not an integer expression.")
+
+    return int(_eval(ast.parse(dim.strip(), mode="eval")))
+
+
+def _probe_values(shape: Sequence[int | str]) -> list[dict[str, int]]:
+    """Assignments of the variables used in ``shape``, smallest resulting input first."""
+    names = sorted(set().union(*[_dim_variables(d) for d in shape])) if shape else []
+    choices = {"n": _N_VALUES, "p": _P_VALUES, "*": _ANY_VALUES}
+    candidates = []
+    for combo in itertools.product(*[choices[name] for name in names]):
+        values = dict(zip(names, combo))
+        dims = [_eval_dim(d, values) for d in shape]
+        if all(d is not None and d > 0 for d in dims):
+            size = 1
+            for d in dims:
+                size *= d  # type: ignore[operator]
+            if size <= _MAX_PROBE_ELEMENTS or not names:
+                candidates.append((size, max(dims), combo, values))  # type: ignore[type-var]
+    candidates.sort(key=lambda c: c[:3])
+    unique, seen = [], set()
+    for _, _, _, values in candidates:
+        dims = tuple(_eval_dim(d, values) for d in shape)
+        if dims not in seen:
+            seen.add(dims)
+            unique.append(values)
+    return unique[:_MAX_PROBES]
+
+
+def probe_spatial_shape(net: Any, metadata: dict, device: str = "cpu") -> dict[str, Any]:
+    """Find the smallest valid input of ``inputs.image`` for ``net`` and check the output against ``outputs.pred``.
+
+    Symbolic entries of ``inputs.image.spatial_shape`` are tried with ``n`` in 1..64, ``p`` in 1..8 and ``"*"`` in
+    1, 2, 4, ..., 128, smallest input first, until the forward pass runs (at most 24 tries, inputs of at most
+    2**18 elements; concrete shapes are always tried). The output must then
+    have ``num_channels`` channels, the metadata ``dtype`` and the spatial shape ``outputs.pred.spatial_shape``
+    evaluated with the same variables (``"*"`` entries are not checked).
+
+    Args:
+        net: the ``torch.nn.Module`` built from ``network_def``.
+        metadata: the bundle's metadata dict.
+        device: device for the forward pass.
+
+    Returns:
+        ``{"values": {"n": .., "p": .., "*": ..}, "input_shape": (1, C, ...), "output_shape": (...)}``.
+
+    Raises:
+        ValueError: naming the metadata key that the output contradicts, or when no tried input runs.
+    """
+    import torch
+    from monai.utils import get_equivalent_dtype
+
+    io = metadata["network_data_format"]
+    image, pred = io["inputs"]["image"], io["outputs"]["pred"]
+    in_dtype = get_equivalent_dtype(image["dtype"], torch.Tensor)
+    out_dtype = get_equivalent_dtype(pred["dtype"], torch.Tensor)
+    net = net.to(device).eval()
+    errors = []
+    for values in _probe_values(image["spatial_shape"]):
+        spatial = tuple(_eval_dim(d, values) for d in image["spatial_shape"])
+        shape = (1, int(image["num_channels"]), *spatial)
+        x = torch.rand(shape, device=device).to(in_dtype)
+        try:
+            with torch.no_grad():
+                out = net(x)
+        except Exception as e:  # noqa: BLE001 - try the next size
+            errors.append(f"input {shape}: {_short_error(e, 200)}")
+            continue
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"network_def returned {type(out).__name__}, expected one tensor (`outputs.pred`).")
+        if out.shape[1] != pred["num_channels"]:
+            raise ValueError(
+                f"output channels {out.shape[1]} != `outputs.pred.num_channels` {pred['num_channels']} "
+                f"(input {shape})."
+            )
+        if out.dtype != out_dtype:
+            raise ValueError(f"output dtype {out.dtype} != `outputs.pred.dtype` {pred['dtype']!r}.")
+        expected = [_eval_dim(d, values) for d in pred["spatial_shape"]]
+        got = tuple(out.shape[2:])
+        if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
+            raise ValueError(
+                f"output spatial shape {got} != `outputs.pred.spatial_shape` {pred['spatial_shape']} "
+                f"evaluated as {tuple(expected)} for input {shape} (variables {values})."
+            )
+        return {"values": values, "input_shape": shape, "output_shape": tuple(out.shape)}
+    tried = "; ".join(errors[:1] + (["...", errors[-1]] if len(errors) > 1 else []))
+    raise ValueError(
+        f"no input of `inputs.image.spatial_shape` {image['spatial_shape']} runs ({len(errors)} tried): {tried}"
+    )
+
+
+def _build_parser(bundle_root: Path, config_files: Sequence[Path], overrides: dict | None = None) -> Any:
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in config_files])
+    meta = bundle_root / "configs" / "metadata.json"
+    if meta.is_file():
+        parser.read_meta(str(meta))
+    if "bundle_root" in parser.get():
+        parser["bundle_root"] = str(bundle_root)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    return parser
+
+
+def check_net_in_out(bundle_dir: Path, device: str = "cpu") -> tuple[CheckResult, dict | None]:
+    """Spatial-shape probe plus ``monai.bundle.verify_net_in_out`` on ``network_def`` of ``inference.json``.
+
+    Returns:
+        The result and the probe (see :func:`probe_spatial_shape`), ``None`` when the check failed early.
+    """
+    from monai.bundle import verify_net_in_out
+
+    bundle_dir = Path(bundle_dir).resolve()
+    config_file = bundle_dir / "configs" / "inference.json"
+    meta_file = bundle_dir / "configs" / "metadata.json"
+    if not config_file.is_file():
+        return CheckResult("net_in_out", FAIL, f"{config_file} does not exist"), None
+    try:
+        with bundle_context(bundle_dir):
+            parser = _build_parser(bundle_dir, [config_file])
+            net = parser.get_parsed_content("network_def")
+            probe = probe_spatial_shape(net, _load_json(meta_file), device=device)
+            values = probe["values"]
+            verify_net_in_out(
+                net_id="network_def",
+                meta_file=str(meta_file),
+                config_file=str(config_file),
+                device=device,
+                p=values.get("p", 1),
+                n=values.get("n", 1),
+                any=values.get("*", 1),
+                bundle_root=str(bundle_dir),
+            )
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        return CheckResult("net_in_out", FAIL, _short_error(e)), None
+    detail = f"{tuple(probe['input_shape'])} -> {tuple(probe['output_shape'])}"
+    return CheckResult("net_in_out", PASS, detail), probe
+
+
+# ----------------------------------------------------------------------------------------------- (c) export
+def check_export(bundle_dir: Path, input_shape: Sequence[int] | None, device: str = "cpu") -> CheckResult:
+    """``monai.bundle.ckpt_export`` of ``network_def`` to a temporary ``model.ts`` (script, else trace).
+
+    Honours ``docs/ckpt_export_skip.txt`` (SKIP with its text as the reason; an empty file is a FAIL).
+    """
+    import torch
+    from monai.bundle import ckpt_export
+
+    bundle_dir = Path(bundle_dir).resolve()
+    skip_file = bundle_dir / EXPORT_SKIP_FILE
+    if skip_file.is_file():
+        reason = " ".join(skip_file.read_text().split())
+        if not reason:
+            return CheckResult("export", FAIL, f"{EXPORT_SKIP_FILE} is empty: it must give the reason")
+        return CheckResult("export", SKIP, reason)
+    if input_shape is None:
+        return CheckResult("export", FAIL, "no valid input shape (net_in_out failed)")
+    config_file = bundle_dir / "configs" / "inference.json"
+    meta_file = bundle_dir / "configs" / "metadata.json"
+    with tempfile.TemporaryDirectory(prefix="verify_export_") as tmp, bundle_context(bundle_dir):
+        ckpt = bundle_dir / "models" / "model.pt"
+        source = "models/model.pt"
+        try:
+            if not ckpt.is_file():
+                net = _build_parser(bundle_dir, [config_file]).get_parsed_content("network_def")
+                ckpt = Path(tmp) / "model.pt"
+                torch.save(net.state_dict(), ckpt)
+                source = "fresh weights"
+        except Exception as e:  # noqa: BLE001
+            return CheckResult("export", FAIL, f"building network_def: {_short_error(e)}")
+        errors = []
+        for use_trace in (False, True):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    ckpt_export(
+                        net_id="network_def",
+                        filepath=str(Path(tmp) / "model.ts"),
+                        ckpt_file=str(ckpt),
+                        meta_file=str(meta_file),
+                        config_file=str(config_file),
+                        input_shape=list(input_shape),
+                        use_trace=use_trace,
+                        converter_kwargs={"verify": True, "device": torch.device(device)},
+                        bundle_root=str(bundle_dir),
+                    )
+                torch.jit.load(str(Path(tmp) / "model.ts"), map_location=device)
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{'trace' if use_trace else 'script'}: {_short_error(e, 300)}")
+                continue
+            how = f"traced (scripting failed: {errors[0][len('script: '):][:200]})" if use_trace else "scripted"
+            return CheckResult("export", PASS, f"{how}, {source}")
+    return CheckResult("export", FAIL, " | ".join(errors))
+
+
+# ----------------------------------------------------------------------------------------------- (d) configs
+def _overlay_base(name: str, available: set[str]) -> str | None:
+    """The config an overlay file is layered over, or ``None`` for a standalone file."""
+    if name == "evaluate.json":
+        return "train.json"
+    if name.startswith("multi_gpu_"):
+        stage = name[len("multi_gpu_") :]
+        if stage in available:
+            return stage
+        return "train.json"
+    return None
+
+
+def config_combinations(bundle_dir: Path) -> list[list[str]]:
+    """The config combinations checked for a bundle, as lists of file names in ``configs/`` (see module doc)."""
+    configs_dir = Path(bundle_dir) / "configs"
+    names = sorted(p.name for p in configs_dir.glob("*.json") if p.name not in ("metadata.json", "layers.json"))
+    available = set(names)
+    extra: list[list[str]] = []
+    layers = configs_dir / "layers.json"
+    if layers.is_file():
+        extra = [list(c) for c in _load_json(layers).get("combos", [])]
+    layered_only = {f for combo in extra for f in combo[1:]}
+    combos: list[list[str]] = []
+    for name in names:
+        base = _overlay_base(name, available)
+        if base is not None:
+            combos.append([base, name])
+        elif name not in layered_only:
+            content = _load_json(configs_dir / name)
+            if isinstance(content, dict) and ("initialize" in content or "run" in content):
+                combos.append([name])
+    for combo in extra:
+        if combo not in combos:
+            combos.append(combo)
+    return combos
+
+
+def _data_dirs(data_root: Path) -> list[Path]:
+    dirs = [data_root]
+    for depth1 in sorted(p for p in data_root.iterdir() if p.is_dir()):
+        dirs.append(depth1)
+        dirs.extend(sorted(p for p in depth1.iterdir() if p.is_dir()))
+    return dirs
+
+
+def _match_dataset_dir(original: str, data_root: Path) -> Path:
+    """The folder under ``data_root`` whose relative path is the longest suffix of ``original`` (else the root)."""
+    parts = Path(os.path.normpath(original)).parts
+    best, best_len = data_root, 0
+    for candidate in _data_dirs(data_root):
+        rel = candidate.relative_to(data_root).parts
+        if rel and len(rel) > best_len and tuple(parts[-len(rel) :]) == rel:
+            best, best_len = candidate, len(rel)
+    return best
+
+
+def _static_check(parser: Any) -> list[str]:
+    """Missing ``@`` references, ``_target_`` values that do not import, and multi-name import statements.
+
+    MONAI 1.6 evaluates ``"$import a.b, c"`` as ``import a.b`` only (with a warning) and binds the module under the
+    key ``"a.b"``, so neither ``a`` nor ``c`` becomes a name usable in ``$`` expressions.
+    """
+    from pydoc import locate
+
+    from monai.bundle import ConfigComponent, ConfigExpression
+    from monai.bundle.reference_resolver import ReferenceResolver
+
+    errors = []
+    items = parser.ref_resolver.items
+    for raw_id, item in items.items():
+        item_id = str(raw_id).replace("::", "#")
+        config = item.get_config()
+        if isinstance(item, ConfigExpression) and item.is_import_statement(config):
+            node = ast.parse(config[1:].strip()).body[0]
+            if len(node.names) > 1:  # type: ignore[attr-defined]
+                errors.append(
+                    f"`{item_id}` {config!r}: MONAI imports only the first name of a multi-name import (bound as "
+                    "the key 'a.b', not as 'a'); write `$import common` and one `$import common.<sub>` per line"
+                )
+        if isinstance(config, str):
+            for ref in ReferenceResolver.match_refs_pattern(config):
+                if ReferenceResolver.normalize_id(ref) not in items:
+                    errors.append(f"`{item_id}` refers to `@{ref}`, which is not defined")
+        if isinstance(item, ConfigComponent) and isinstance(config, dict) and not item.is_disabled():
+            target = config.get("_target_")
+            if not isinstance(target, str) or target.startswith(("$", "@", "%")):
+                continue
+            name = item.resolve_module_name()
+            try:
+                found = locate(name)
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"`{item_id}#_target_` {target!r} fails to import: {_short_error(e, 200)}")
+                continue
+            if found is None:
+                errors.append(f"`{item_id}#_target_` {target!r} cannot be located")
+    return errors
+
+
+@contextlib.contextmanager
+def _single_process_group_env(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _check_combo(bundle_dir: Path, combo: Sequence[str], data_root: Path | None, tmp: Path) -> CheckResult:
+    name = "+".join(combo)
+    files = [bundle_dir / "configs" / f for f in combo]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        return CheckResult(name, FAIL, f"missing config file(s): {missing}")
+    notes: list[str] = []
+    errors: list[str] = []
+    with bundle_context(bundle_dir), _single_process_group_env(any(f.startswith("multi_gpu_") for f in combo)):
+        try:
+            parser = _build_parser(bundle_dir, files)
+            overrides: dict[str, Any] = {}
+            config = parser.get()
+            for key in OVERRIDDEN_DIR_KEYS:
+                # an existing ckpt_dir is kept, so weights already there are used (nothing is written at build)
+                if key in config and not (key == "ckpt_dir" and Path(str(parser.get_parsed_content(key))).is_dir()):
+                    overrides[key] = str(tmp / key)
+            if "dataset_dir" in config:
+                if data_root is None:
+                    return CheckResult(name, FAIL, "`dataset_dir` needs data: common.data.write_default_data failed")
+                original = parser.get_parsed_content("dataset_dir")
+                overrides["dataset_dir"] = str(_match_dataset_dir(str(original), data_root))
+            parser = _build_parser(bundle_dir, files, overrides)
+            parser.parse(reset=True)
+        except Exception as e:  # noqa: BLE001
+            return CheckResult(name, FAIL, f"parse: {_short_error(e)}")
+        static_errors = _static_check(parser)
+        if static_errors:
+            return CheckResult(name, FAIL, "; ".join(static_errors))
+
+        config = parser.get()
+        ids = []
+        if isinstance(config.get("initialize"), list):
+            ids += [f"initialize#{i}" for i in range(len(config["initialize"]))]
+        ids += [k for k in config if k not in SKIPPED_TOP_LEVEL_KEYS]
+        failures: dict[str, list[str]] = {}  # root cause -> keys (a broken key breaks every key using it)
+        for key in ids:
+            try:
+                parser.get_parsed_content(key)
+            except Exception as e:  # noqa: BLE001
+                weights = _missing_weights(e)
+                cause = f"needs {weights}" if weights is not None else _short_error(e, 400)
+                failures.setdefault(cause, []).append(key)
+                if weights is None:
+                    errors.append(cause)
+                else:
+                    notes.append(cause)
+    summary = "; ".join(", ".join(f"`{k}`" for k in keys) + f": {cause}" for cause, keys in failures.items())
+    if errors:
+        return CheckResult(name, FAIL, summary)
+    if notes:
+        return CheckResult(name, WARN, "resolved except " + summary)
+    return CheckResult(name, PASS, f"{len(ids)} keys resolved")
+
+
+def check_configs(bundle_dir: Path, data_root: Path | None) -> CheckResult:
+    """Check every config combination (see :func:`config_combinations`); FAIL if any fails, WARN if any warns."""
+    bundle_dir = Path(bundle_dir).resolve()
+    try:
+        combos = config_combinations(bundle_dir)
+    except Exception as e:  # noqa: BLE001
+        return CheckResult("configs", FAIL, f"listing configs: {_short_error(e)}")
+    if not combos:
+        return CheckResult("configs", FAIL, "no config with `initialize` or `run` in configs/")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="verify_configs_") as tmp:
+        for i, combo in enumerate(combos):
+            work = Path(tmp) / str(i)
+            work.mkdir()
+            results.append(_check_combo(bundle_dir, combo, data_root, work))
+    statuses = {r.status for r in results}
+    status = FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
+    detail = "\n".join(f"{r.name}: {r.status}" + (f" ({r.detail})" if r.status != PASS else "") for r in results)
+    return CheckResult("configs", status, detail)
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def verify_bundle(
+    bundle_dir: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    skip_export: bool = False,
+    skip_configs: bool = False,
+    device: str = "cpu",
+) -> BundleReport:
+    """Run the four checks on one bundle folder and return their results (nothing is written into the bundle).
+
+    Args:
+        bundle_dir: the bundle folder (with ``configs/metadata.json``).
+        data_root: folder with the default datasets for the config check; ``None`` skips configs that need
+            ``dataset_dir`` with a FAIL, so callers normally pass one (``main`` writes a tiny one).
+        skip_export: do not run the TorchScript export (its result is SKIP).
+        skip_configs: do not run the config check (its result is SKIP).
+        device: device for the forward passes.
+    """
+    bundle_dir = Path(bundle_dir).resolve()
+    report = BundleReport(bundle_dir.name, bundle_dir)
+    report.results.append(check_metadata(bundle_dir))
+    net_result, probe = check_net_in_out(bundle_dir, device=device)
+    report.results.append(net_result)
+    if skip_export:
+        report.results.append(CheckResult("export", SKIP, "--skip-export"))
+    else:
+        report.results.append(check_export(bundle_dir, probe["input_shape"] if probe else None, device=device))
+    if skip_configs:
+        report.results.append(CheckResult("configs", SKIP, "--skip-configs"))
+    else:
+        report.results.append(check_configs(bundle_dir, Path(data_root) if data_root is not None else None))
+    return report
+
+
+def format_table(reports: Sequence[BundleReport]) -> str:
+    """A PASS/FAIL table (one row per bundle) followed by the details of every non-PASS result."""
+    columns = ["metadata", "net_in_out", "export", "configs"]
+    width = max([len("bundle")] + [len(r.name) for r in reports]) + 2
+    lines = ["bundle".ljust(width) + "".join(c.ljust(12) for c in columns)]
+    for report in reports:
+        cells = [(report.result(c).status if report.result(c) else "-") for c in columns]
+        lines.append(report.name.ljust(width) + "".join(s.ljust(12) for s in cells))
+    for report in reports:
+        for result in report.results:
+            if result.status != PASS:
+                detail = result.detail.replace("\n", "\n    ")
+                lines.append(f"[{report.name}] {result.name} {result.status}:\n    {detail}")
+    return "\n".join(lines)
+
+
+def _default_data(tmp: Path) -> Path | None:
+    try:
+        from common.data import write_default_data
+
+        write_default_data(tmp, seed=0, small=True)
+    except Exception:  # noqa: BLE001 - reported per config combination
+        traceback.print_exc()
+        return None
+    return tmp
+
+
+def _quiet_monai_logging() -> None:
+    import logging
+
+    import monai.bundle  # noqa: F401 - creates the loggers
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("monai", "ignite")):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (1 on any FAIL or when no bundle is found)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundles", nargs="+", default=None, help="bundle folder names (default: all)")
+    parser.add_argument("--bundles-dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles")
+    parser.add_argument("--skip-export", action="store_true", help="skip the TorchScript export check")
+    parser.add_argument("--skip-configs", action="store_true", help="skip the config resolution check")
+    parser.add_argument("--data-root", default=None, help="existing default data (else a tiny copy is written)")
+    parser.add_argument("--device", default="cpu", help="device for the forward passes (default cpu)")
+    parser.add_argument("--verbose", action="store_true", help="keep MONAI's INFO logging")
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        _quiet_monai_logging()
+
+    try:
+        bundles = find_bundles(args.bundles_dir, args.bundles)
+    except FileNotFoundError as e:
+        print(f"FAIL: {e}")
+        return 1
+    if not bundles:
+        print(f"FAIL: no bundle with configs/metadata.json under {args.bundles_dir}")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="verify_data_") as tmp:
+        data_root: Path | None = None
+        if not args.skip_configs:
+            data_root = Path(args.data_root).resolve() if args.data_root else _default_data(Path(tmp))
+        reports = [verify_bundle(b, data_root, args.skip_export, args.skip_configs, args.device) for b in bundles]
+    print(format_table(reports))
+    return 1 if any(r.failed for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
