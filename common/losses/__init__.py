@@ -1,1 +1,11 @@
-"""See common/README.md."""
+"""Losses (``nn.Module``s, weights as constructor arguments; see common/README.md).
+
+The LSGAN loss of CycleGAN is MONAI's ``monai.losses.PatchAdversarialLoss(criterion="least_squares",
+no_activation_leastsq=True)``; there is no copy of it here.
+"""
+
+from __future__ import annotations
+
+from common.losses.segmentor_consistency import SegmentorConsistencyLoss
+
+__all__ = ["SegmentorConsistencyLoss"]

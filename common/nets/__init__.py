@@ -1,1 +1,19 @@
-"""See common/README.md."""
+"""Networks (one public network per file; see common/README.md)."""
+
+from __future__ import annotations
+
+from common.nets.encoders import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
+from common.nets.patch_discriminator import patchgan_70
+from common.nets.resnet_generator import ResNetGenerator
+from common.nets.swin_sseg import SwinSSeg
+
+__all__ = [
+    "ENCODER_NAMES",
+    "ConvNeXtEncoder",
+    "ResNetEncoder",
+    "ResNetGenerator",
+    "SwinEncoder",
+    "SwinSSeg",
+    "build_encoder",
+    "patchgan_70",
+]
