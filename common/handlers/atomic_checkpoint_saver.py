@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ignite.engine import Engine
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
 
@@ -45,7 +46,9 @@ class AtomicCheckpointSaver(CheckpointSaver):
     holds complete files only, the newest of which ``ResumeFromLatest`` resumes from.
 
     Args:
-        see ``monai.handlers.CheckpointSaver``.
+        engine_key: if given, the engine this handler is attached to is saved under this key too (a config cannot
+            reference the trainer from inside its own ``train_handlers``: that is a circular reference).
+        other args: see ``monai.handlers.CheckpointSaver``.
 
     Examples::
 
@@ -53,10 +56,18 @@ class AtomicCheckpointSaver(CheckpointSaver):
                               save_interval=1, n_saved=2)
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any) -> None:
+    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(save_dir, save_dict, **kwargs)
+        self.engine_key = engine_key
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None:
                 checkpoint.save_handler = _AtomicDiskSaver(
                     dirname=self.save_dir, filename=getattr(checkpoint.save_handler, "filename", None)
                 )
+
+    def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:
+            for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+                if checkpoint is not None:
+                    checkpoint.to_save[self.engine_key] = engine
+        super().attach(engine)

@@ -37,6 +37,8 @@ class ResumeFromLatest:
         pattern: glob of candidate files in ``ckpt_dir``.
         strict: ``load_state_dict`` strictness.
         name: logger name; default the engine's logger.
+        engine_key: if given, the engine this handler is attached to is restored under this key too (a config
+            cannot reference the trainer from inside its own ``train_handlers``).
 
     Raises:
         ValueError: if ``load_dict`` is empty.
@@ -55,8 +57,9 @@ class ResumeFromLatest:
         pattern: str = "*.pt",
         strict: bool = True,
         name: str | None = None,
+        engine_key: str | None = None,
     ) -> None:
-        if not load_dict:
+        if not load_dict and engine_key is None:
             raise ValueError("load_dict must name at least one object to restore.")
         self.ckpt_dir = ckpt_dir
         self.load_dict = load_dict
@@ -67,8 +70,11 @@ class ResumeFromLatest:
         self._name = name
         self.logger = logging.getLogger(name)
         self.loaded_path: str | None = None
+        self.engine_key = engine_key
 
     def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:  # the engine itself (epoch/iteration counters), see AtomicCheckpointSaver
+            self.load_dict = {**self.load_dict, self.engine_key: engine}
         if self._name is None:
             self.logger = engine.logger
         if not self.enabled:
