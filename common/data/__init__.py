@@ -1,1 +1,105 @@
-"""See common/README.md."""
+"""Data: phantoms, real-layout writers and readers, brain source, SR degradation, input validation.
+
+See common/README.md ("Data") and DESIGN.md section 2. Quick start::
+
+    from common.data import write_default_data, emidec_cases, split_cases
+    write_default_data("data")                      # or: python -m tools.make_data --out data
+    parts = split_cases(emidec_cases("data"), seed=0)
+"""
+
+from __future__ import annotations
+
+from common.data.brain import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
+from common.data.degradation import (
+    area_downsample,
+    degrade_through_plane,
+    fwhm_to_sigma,
+    interpolate_through_plane,
+    resize_area,
+    slice_profile_blur,
+    slice_profile_fwhm,
+    through_plane_affine,
+)
+from common.data.hybrid import roi_slices
+from common.data.layouts import (
+    DATASETS,
+    DEFAULT_SIZES,
+    SMALL_SIZES,
+    write_acdc,
+    write_default_data,
+    write_dti_lge_mi,
+    write_emidec,
+    write_ixi,
+    write_mscmrseg,
+    write_nifti,
+)
+from common.data.phantom_cardiac import GROUPS, LABEL_SCHEMES, MODALITIES, TISSUES, CardiacPhantom
+from common.data.readers import (
+    acdc_cases,
+    dti_lge_mi_cases,
+    emidec_cases,
+    ixi_cases,
+    mscmrseg_cases,
+    natural_key,
+    split_cases,
+)
+from common.data.validation import (
+    MAKE_DATA_HINT,
+    DatasetError,
+    check_files_exist,
+    check_nifti,
+    check_pairs,
+    list_nifti,
+    partition_readable,
+)
+
+__all__ = [
+    # phantoms
+    "CardiacPhantom",
+    "TISSUES",
+    "MODALITIES",
+    "GROUPS",
+    "LABEL_SCHEMES",
+    "BrainPhantom",
+    "BRAIN_LABELS",
+    "load_mni152",
+    "mni152_paths",
+    # writers
+    "DATASETS",
+    "DEFAULT_SIZES",
+    "SMALL_SIZES",
+    "write_default_data",
+    "write_dti_lge_mi",
+    "write_emidec",
+    "write_acdc",
+    "write_mscmrseg",
+    "write_ixi",
+    "write_nifti",
+    # readers
+    "dti_lge_mi_cases",
+    "emidec_cases",
+    "acdc_cases",
+    "mscmrseg_cases",
+    "ixi_cases",
+    "split_cases",
+    "natural_key",
+    # degradation
+    "slice_profile_blur",
+    "slice_profile_fwhm",
+    "fwhm_to_sigma",
+    "degrade_through_plane",
+    "interpolate_through_plane",
+    "through_plane_affine",
+    "area_downsample",
+    "resize_area",
+    # hybrid U-SSL set
+    "roi_slices",
+    # validation
+    "DatasetError",
+    "MAKE_DATA_HINT",
+    "check_nifti",
+    "check_pairs",
+    "check_files_exist",
+    "partition_readable",
+    "list_nifti",
+]

@@ -1,0 +1,288 @@
+"""Readers of the real datasets' folder layouts: lists of dicts of absolute paths, sorted by case id.
+
+Each reader accepts the dataset folder itself (``.../EMIDEC``) or a parent that contains it (``.../data``), and
+raises :class:`~common.data.validation.DatasetError` naming the folder, the expected layout and the fix when it
+finds nothing. The dicts feed MONAI dictionary transforms directly (``LoadImaged(keys=["image", "label"])``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from common.data.validation import MAKE_DATA_HINT, DatasetError
+from common.typing import PathLike
+
+__all__ = [
+    "dti_lge_mi_cases",
+    "emidec_cases",
+    "acdc_cases",
+    "mscmrseg_cases",
+    "ixi_cases",
+    "split_cases",
+    "natural_key",
+]
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders embedded numbers numerically (``patient2`` before ``patient10``)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text)))
+
+
+def _error(root: PathLike, layout: str, detail: str = "") -> DatasetError:
+    detail = f" ({detail})" if detail else ""
+    return DatasetError(
+        f"no {layout.split('/')[0]} case found under {Path(root).expanduser().resolve()}{detail}; expected the layout "
+        f"`{layout}` (pass the dataset folder or its parent); {MAKE_DATA_HINT}."
+    )
+
+
+def _candidates(root: PathLike, *names: str) -> list[Path]:
+    root = Path(root).expanduser().resolve()
+    folders = [root.joinpath(*names[i:]) for i in range(len(names))] + [root]
+    return [folder for folder in folders if folder.is_dir()]
+
+
+def _first(root: PathLike, layout: str, names: Sequence[str], find) -> tuple[Path, list]:
+    if not Path(root).expanduser().is_dir():
+        raise _error(root, layout, "folder does not exist")
+    for folder in _candidates(root, *names):
+        found = find(folder)
+        if found:
+            return folder, found
+    raise _error(root, layout, "folder is empty" if not any(Path(root).expanduser().iterdir()) else "")
+
+
+def dti_lge_mi_cases(root: PathLike, require_dti: bool = False) -> list[dict[str, str]]:
+    """Cases of the paired DTI-LGE MI set: ``DTI_LGE_MI/Case_NNN/{LGE.nii.gz, LGE_MI.nii.gz, DTI.nii.gz?}``.
+
+    Args:
+        root: the ``DTI_LGE_MI`` folder or its parent.
+        require_dti: keep only the paired cases (those with ``DTI.nii.gz``).
+
+    Returns:
+        ``[{"case", "lge", "mask", "dti"?}]``; ``"dti"`` only where the file exists.
+
+    Raises:
+        DatasetError: no case (or no paired case with ``require_dti``), or a case lacks its ``LGE_MI.nii.gz``.
+    """
+    layout = "DTI_LGE_MI/Case_NNN/{LGE.nii.gz, LGE_MI.nii.gz, DTI.nii.gz (paired cases)}"
+
+    def find(folder: Path) -> list[Path]:
+        return [d for d in folder.glob("Case_*") if (d / "LGE.nii.gz").is_file()]
+
+    _, folders = _first(root, layout, ("DTI_LGE_MI",), find)
+    cases = []
+    for case in sorted(folders, key=lambda d: natural_key(d.name)):
+        if not (case / "LGE_MI.nii.gz").is_file():
+            raise DatasetError(f"{case} has LGE.nii.gz but no LGE_MI.nii.gz MI mask; add the mask or remove the case.")
+        entry = {"case": case.name, "lge": str(case / "LGE.nii.gz"), "mask": str(case / "LGE_MI.nii.gz")}
+        if (case / "DTI.nii.gz").is_file():
+            entry["dti"] = str(case / "DTI.nii.gz")
+        if entry.get("dti") or not require_dti:
+            cases.append(entry)
+    if not cases:
+        raise _error(root, layout, "no case has DTI.nii.gz and require_dti=True")
+    return cases
+
+
+def emidec_cases(root: PathLike, require_label: bool = True) -> list[dict[str, str]]:
+    """Cases of EMIDEC: ``EMIDEC/Case_XNNN/Images/Case_XNNN.nii.gz`` + ``Contours/Case_XNNN.nii.gz``.
+
+    ``X`` is ``P`` (pathological) or ``N`` (normal). Labels: ``EMIDEC_LABELS``.
+
+    Args:
+        root: the ``EMIDEC`` folder or its parent.
+        require_label: raise if a case has no contour file; with False such cases come without ``"label"``.
+
+    Returns:
+        ``[{"case", "image", "label"}]``.
+    """
+    layout = "EMIDEC/Case_XNNN/{Images,Contours}/Case_XNNN.nii.gz"
+
+    def find(folder: Path) -> list[Path]:
+        return [d for d in folder.glob("Case_*") if (d / "Images" / f"{d.name}.nii.gz").is_file()]
+
+    _, folders = _first(root, layout, ("EMIDEC",), find)
+    cases = []
+    for case in sorted(folders, key=lambda d: natural_key(d.name)):
+        entry = {"case": case.name, "image": str(case / "Images" / f"{case.name}.nii.gz")}
+        label = case / "Contours" / f"{case.name}.nii.gz"
+        if label.is_file():
+            entry["label"] = str(label)
+        elif require_label:
+            raise DatasetError(f"{case} has no contour file {label}; add it or call emidec_cases(require_label=False).")
+        cases.append(entry)
+    return cases
+
+
+def _read_info(path: Path) -> dict[str, str]:
+    info = {}
+    for line in path.read_text().splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            info[key.strip()] = value.strip()
+    return info
+
+
+def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dict[str, str]]:
+    """End-diastolic/-systolic frames of ACDC: ``ACDC/training/patientNNN/patientNNN_frameXX[_gt].nii.gz``.
+
+    The ED and ES frame numbers come from each patient's ``Info.cfg``. Labels: ``ACDC_LABELS``.
+
+    Args:
+        root: ``ACDC``, ``ACDC/training`` or their parent.
+        frames: any of ``"ed"``, ``"es"``.
+
+    Returns:
+        ``[{"case", "image", "label", "frame"}]`` sorted by patient, then in the order of ``frames``.
+
+    Raises:
+        ValueError: unknown frame name.
+        DatasetError: nothing found, or a patient lacks ``Info.cfg`` or a frame file (named).
+    """
+    frames = tuple(frames)
+    if not frames or any(frame not in ("ed", "es") for frame in frames):
+        raise ValueError(f"frames must be a non-empty subset of ('ed', 'es'), got {frames}.")
+    layout = "ACDC/training/patientNNN/{patientNNN_frameXX.nii.gz, patientNNN_frameXX_gt.nii.gz, Info.cfg}"
+
+    def find(folder: Path) -> list[Path]:
+        return [d for d in folder.glob("patient*") if d.is_dir() and (d / "Info.cfg").is_file()]
+
+    _, folders = _first(root, layout, ("ACDC", "training"), find)
+    cases = []
+    for patient in sorted(folders, key=lambda d: natural_key(d.name)):
+        info = _read_info(patient / "Info.cfg")
+        for frame in frames:
+            key = frame.upper()
+            if key not in info:
+                raise DatasetError(f"{patient / 'Info.cfg'} has no {key} entry; expected lines like `{key}: 1`.")
+            stem = patient / f"{patient.name}_frame{int(info[key]):02d}"
+            image, label = Path(f"{stem}.nii.gz"), Path(f"{stem}_gt.nii.gz")
+            for path in (image, label):
+                if not path.is_file():
+                    raise DatasetError(f"{path} is missing ({key} frame {info[key]} in {patient / 'Info.cfg'}).")
+            cases.append({"case": patient.name, "image": str(image), "label": str(label), "frame": frame})
+    return cases
+
+
+def mscmrseg_cases(root: PathLike, modality: str = "C0") -> list[dict[str, str]]:
+    """Cases of MS-CMRSeg 2019: ``MSCMRSeg/patientN_<modality>.nii.gz`` (+ ``patientN_<modality>_manual.nii.gz``).
+
+    Args:
+        root: the ``MSCMRSeg`` folder or its parent.
+        modality: ``"C0"`` (bSSFP), ``"LGE"`` or ``"T2"``.
+
+    Returns:
+        ``[{"case", "image", "label"?}]``; ``"label"`` only where the manual file exists (labels ``MSCMR_LABELS``).
+    """
+    if modality not in ("C0", "LGE", "T2"):
+        raise ValueError(f"modality must be 'C0', 'LGE' or 'T2', got {modality!r}.")
+    layout = f"MSCMRSeg/patientN_{modality}.nii.gz (+ patientN_{modality}_manual.nii.gz)"
+    pattern = re.compile(rf"^(patient\d+)_{modality}\.nii\.gz$")
+
+    def find(folder: Path) -> list[Path]:
+        return [p for p in folder.glob(f"patient*_{modality}.nii.gz") if pattern.match(p.name)]
+
+    _, files = _first(root, layout, ("MSCMRSeg",), find)
+    cases = []
+    for image in sorted(files, key=lambda p: natural_key(p.name)):
+        case = pattern.match(image.name).group(1)
+        entry = {"case": case, "image": str(image)}
+        label = image.with_name(f"{case}_{modality}_manual.nii.gz")
+        if label.is_file():
+            entry["label"] = str(label)
+        cases.append(entry)
+    return cases
+
+
+def ixi_cases(root: PathLike, contrast: str = "T1", with_tissue: bool = False) -> list[dict[str, str]]:
+    """Volumes of IXI: ``IXI/IXINNN-<Hospital>-NNNN-<contrast>.nii.gz``.
+
+    Args:
+        root: the ``IXI`` folder or its parent.
+        contrast: ``"T1"``, ``"T2"``, ``"PD"``, ...
+        with_tissue: add ``"gm"``, ``"wm"``, ``"csf"`` (probabilities) and ``"label"`` (``BRAIN_LABELS``) from the
+            sibling ``IXI_tissue/`` folder written by ``tools.make_data``; raise if one is missing.
+
+    Returns:
+        ``[{"case", "image"}]`` (plus the tissue keys), ``case`` like ``"IXI002-Guys-0828"``.
+    """
+    layout = f"IXI/IXINNN-<Hospital>-NNNN-{contrast}.nii.gz"
+    pattern = re.compile(rf"^(IXI\d+-[A-Za-z]+-\d+)-{re.escape(contrast)}\.nii\.gz$")
+
+    def find(folder: Path) -> list[Path]:
+        return [p for p in folder.glob(f"IXI*-{contrast}.nii.gz") if pattern.match(p.name)]
+
+    folder, files = _first(root, layout, ("IXI",), find)
+    cases = []
+    for image in sorted(files, key=lambda p: natural_key(p.name)):
+        case = pattern.match(image.name).group(1)
+        entry = {"case": case, "image": str(image)}
+        if with_tissue:
+            tissue = folder.parent / "IXI_tissue"
+            for key, suffix in (("gm", "GM"), ("wm", "WM"), ("csf", "CSF"), ("label", "seg")):
+                path = tissue / f"{case}-{suffix}.nii.gz"
+                if not path.is_file():
+                    raise DatasetError(f"tissue map {path} is missing for {image}; {MAKE_DATA_HINT}.")
+                entry[key] = str(path)
+        cases.append(entry)
+    return cases
+
+
+def split_cases(
+    cases: Sequence[Mapping], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list]:
+    """Deterministic, disjoint train/val/test split of ``cases`` by subject.
+
+    Entries with the same ``"case"`` value (e.g. the ED and ES frames of one ACDC patient) stay in the same split,
+    so no subject leaks across splits. With at least three subjects and positive fractions every split is
+    non-empty. Each split keeps the input order.
+
+    Args:
+        cases: dicts (with a ``"case"`` key, else each entry is its own subject).
+        fractions: ``(train, val, test)``, non-negative, summing to 1.
+        seed: shuffling seed.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}``.
+
+    Raises:
+        ValueError: bad ``fractions``.
+
+    Examples::
+
+        >>> parts = split_cases([{"case": str(i)} for i in range(10)], seed=0)
+        >>> [len(parts[k]) for k in ("train", "val", "test")]
+        [7, 2, 1]
+    """
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    subjects: list = []
+    for index, case in enumerate(cases):
+        subject = case.get("case", index) if isinstance(case, Mapping) else index
+        if subject not in subjects:
+            subjects.append(subject)
+    n = len(subjects)
+    n_train = int(np.floor(fractions[0] * n + 0.5))
+    n_val = int(np.floor((fractions[0] + fractions[1]) * n + 0.5)) - n_train
+    counts = [n_train, n_val, n - n_train - n_val]
+    if n >= 3:  # every split with a positive fraction gets at least one subject, taken from the largest
+        for k in range(3):
+            if fractions[k] > 0 and counts[k] == 0:
+                counts[int(np.argmax(counts))] -= 1
+                counts[k] = 1
+    n_train, n_val = counts[0], counts[1]
+    order = np.random.default_rng(seed).permutation(n)
+    assignment = {}
+    for rank, position in enumerate(order):
+        assignment[subjects[position]] = "train" if rank < n_train else ("val" if rank < n_train + n_val else "test")
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for index, case in enumerate(cases):
+        subject = case.get("case", index) if isinstance(case, Mapping) else index
+        parts[assignment[subject]].append(case)
+    return parts

@@ -1,0 +1,231 @@
+"""Input validation for dataset folders and NIfTI files: errors name the file or folder and say how to fix it.
+
+Avoids the silent fallbacks of DESIGN.md section 3.4: a missing folder, a corrupt file, an image/label size
+mismatch or NaN voxels raise at once with the path in the message, instead of failing deep inside a DataLoader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import nibabel as nib
+import numpy as np
+
+from common.typing import PathLike
+
+__all__ = [
+    "DatasetError",
+    "MAKE_DATA_HINT",
+    "check_nifti",
+    "check_pairs",
+    "check_files_exist",
+    "partition_readable",
+    "list_nifti",
+]
+
+MAKE_DATA_HINT = "run `python -m tools.make_data --out data` to write the default data, or point dataset_dir at a copy"
+
+
+class DatasetError(FileNotFoundError):
+    """A dataset folder is missing, empty, or holds no case in the expected layout.
+
+    A ``FileNotFoundError``, so ``except FileNotFoundError`` catches it too. The message names the folder, the layout
+    that was expected and the fix.
+
+    Examples::
+
+        >>> isinstance(DatasetError("no cases in /data/EMIDEC"), FileNotFoundError)
+        True
+    """
+
+
+_READ_ERRORS = (
+    nib.filebasedimages.ImageFileError,
+    gzip.BadGzipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    TypeError,
+)
+
+
+def _corrupt(path: PathLike, error: BaseException) -> ValueError:
+    return ValueError(
+        f"corrupt or not a NIfTI: {os.fspath(path)} ({type(error).__name__}: {error}); re-export it as NIfTI-1 "
+        "(.nii or .nii.gz, e.g. with nibabel or dcm2niix) or remove it from the dataset folder."
+    )
+
+
+def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_nan: bool = False) -> tuple[int, ...]:
+    """Open ``path`` with nibabel, read its voxels and return its shape.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        ndim: required number of dimensions (an int or a collection of allowed ints); ``None`` accepts any.
+        allow_nan: accept NaN/Inf voxels.
+
+    Returns:
+        The image shape.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the path is named).
+        ValueError: the file is unreadable or corrupt, has the wrong number of dimensions, or holds NaN/Inf voxels
+            (the message names the file and the fix).
+
+    Examples::
+
+        >>> check_nifti("data/EMIDEC/Case_P001/Images/Case_P001.nii.gz", ndim=3)  # doctest: +SKIP
+        (160, 160, 7)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"NIfTI file not found: {path}; check the path or {MAKE_DATA_HINT}.")
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+    except _READ_ERRORS as error:
+        raise _corrupt(path, error) from error
+    shape = tuple(int(s) for s in data.shape)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if len(shape) not in allowed:
+            raise ValueError(
+                f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; "
+                "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
+            )
+    if not allow_nan and np.issubdtype(data.dtype, np.floating):
+        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise ValueError(
+                f"{path} holds {bad} NaN/Inf voxels; replace them (e.g. numpy.nan_to_num) and re-save the file."
+            )
+    return shape
+
+
+def check_pairs(
+    cases: Iterable[Mapping[str, str]], image_key: str, label_key: str, scale: int | float = 1
+) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Check that every label's in-plane shape is ``scale`` times its image's (headers only, fast).
+
+    The in-plane axes are the first two; any further axes (slices, frames) must be equal.
+
+    Args:
+        cases: dicts holding file paths under ``image_key`` and ``label_key``.
+        image_key: key of the low-resolution (or same-resolution) image.
+        label_key: key of the label / high-resolution mask.
+        scale: label in-plane size divided by image in-plane size (8 for DTI 64x64 vs mask 512x512).
+
+    Returns:
+        ``[(image_shape, label_shape), ...]`` in the order of ``cases``.
+
+    Raises:
+        KeyError: a case lacks one of the keys (the case and key are named).
+        ValueError: ``scale`` <= 0, or a shape mismatch (both files named).
+
+    Examples::
+
+        >>> check_pairs(dti_lge_mi_cases("data", require_dti=True), "dti", "mask", scale=8)  # doctest: +SKIP
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}.")
+    shapes = []
+    for case in cases:
+        for key in (image_key, label_key):
+            if key not in case:
+                raise KeyError(f"case {case.get('case', case)!r} has no key {key!r}; keys are {sorted(case)}.")
+        image_path, label_path = case[image_key], case[label_key]
+        try:
+            image_shape = tuple(nib.load(image_path).shape)
+            label_shape = tuple(nib.load(label_path).shape)
+        except FileNotFoundError:
+            raise
+        except _READ_ERRORS as error:
+            raise ValueError(f"cannot read the header of {image_path} or {label_path}: {error}") from error
+        expected = tuple(int(round(s * scale)) for s in image_shape[:2]) + image_shape[2:]
+        if len(label_shape) != len(image_shape) or label_shape != expected:
+            raise ValueError(
+                f"label {label_path} has shape {label_shape} but image {image_path} has shape {image_shape}; "
+                f"expected label shape {expected} (in-plane scale {scale}). Resample the label to the image grid "
+                "or fix the pairing of files."
+            )
+        shapes.append((image_shape, label_shape))
+    return shapes
+
+
+def check_files_exist(cases: Iterable[Mapping[str, object]], keys: Sequence[str] | None = None) -> None:
+    """Raise if a path in ``cases`` does not exist.
+
+    Args:
+        cases: dicts of paths (and other values).
+        keys: keys to check; by default every string value that names a NIfTI file (``.nii``/``.nii.gz``).
+
+    Raises:
+        FileNotFoundError: listing every missing file (up to 20) with its case and key.
+    """
+    missing = []
+    for case in cases:
+        for key, value in case.items():
+            if keys is not None and key not in keys:
+                continue
+            if keys is None and not (
+                isinstance(value, (str, os.PathLike)) and str(value).endswith((".nii", ".nii.gz"))
+            ):
+                continue
+            if not Path(value).is_file():
+                missing.append(f"{case.get('case', '?')}[{key!r}]: {value}")
+    if missing:
+        shown = "\n  ".join(missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
+        raise FileNotFoundError(
+            f"{len(missing)} file(s) listed in the cases do not exist:\n  {shown}\n{MAKE_DATA_HINT}."
+        )
+
+
+def partition_readable(
+    paths: Iterable[PathLike], ndim: int | Sequence[int] | None = None, allow_nan: bool = False
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split ``paths`` into readable NIfTI files and ``(path, reason)`` for the rest; never raises for a bad file.
+
+    For folder inference that must go on past a corrupt file and report it at the end.
+
+    Args:
+        paths: candidate files.
+        ndim: as in :func:`check_nifti`.
+        allow_nan: as in :func:`check_nifti`.
+
+    Returns:
+        ``(good, bad)``: good paths (strings, input order) and ``[(path, reason), ...]``.
+    """
+    good: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            check_nifti(path, ndim=ndim, allow_nan=allow_nan)
+        except (ValueError, FileNotFoundError) as error:
+            bad.append((os.fspath(path), str(error)))
+        else:
+            good.append(os.fspath(path))
+    return good, bad
+
+
+def list_nifti(folder: PathLike, pattern: str = "*.nii.gz") -> list[str]:
+    """Sorted absolute paths of the files in ``folder`` matching ``pattern`` (not recursive; ``**/`` patterns recurse).
+
+    Raises:
+        DatasetError: ``folder`` is missing, not a folder, or has no matching file (the folder is named).
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DatasetError(
+            f"folder {root} does not exist; point the input at a folder of NIfTI files or {MAKE_DATA_HINT}."
+        )
+    files = sorted(str(p.resolve()) for p in root.glob(pattern) if p.is_file())
+    if not files:
+        raise DatasetError(
+            f"no file matching {pattern!r} in {root.resolve()}; put NIfTI files there or {MAKE_DATA_HINT}."
+        )
+    return files

@@ -1,0 +1,116 @@
+"""Input validation: errors name the file or folder and the fix."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from common.data import (
+    DatasetError,
+    check_files_exist,
+    check_nifti,
+    check_pairs,
+    list_nifti,
+    partition_readable,
+)
+
+
+def _save(path, data):
+    nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4)), str(path))
+    return str(path)
+
+
+def test_check_nifti_returns_shape(tmp_path):
+    path = _save(tmp_path / "ok.nii.gz", np.zeros((4, 5, 2), np.float32))
+    assert check_nifti(path) == (4, 5, 2)
+    assert check_nifti(path, ndim=3) == (4, 5, 2)
+    assert check_nifti(path, ndim=(3, 4)) == (4, 5, 2)
+
+
+def test_check_nifti_corrupt_file(tmp_path):
+    path = tmp_path / "x.nii.gz"
+    path.write_bytes(b"this is not a nifti file at all" * 10)
+    with pytest.raises(ValueError, match="corrupt or not a NIfTI") as error:
+        check_nifti(path)
+    assert str(path) in str(error.value) and "re-export" in str(error.value)
+
+
+def test_check_nifti_truncated_gzip(tmp_path):
+    good = _save(tmp_path / "good.nii.gz", np.random.default_rng(0).random((16, 16, 8)).astype(np.float32))
+    data = open(good, "rb").read()
+    bad = tmp_path / "truncated.nii.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated.nii.gz"):
+        check_nifti(bad)
+
+
+def test_check_nifti_wrong_ndim(tmp_path):
+    path = _save(tmp_path / "four.nii.gz", np.zeros((4, 4, 3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"four\.nii\.gz has 4 dimensions"):
+        check_nifti(path, ndim=3)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_check_nifti_nan_and_inf(tmp_path, value):
+    data = np.zeros((4, 4, 2), np.float32)
+    data[1, 2, 0] = value
+    path = _save(tmp_path / "nan.nii.gz", data)
+    with pytest.raises(ValueError, match=r"nan\.nii\.gz holds 1 NaN/Inf"):
+        check_nifti(path)
+    assert check_nifti(path, allow_nan=True) == (4, 4, 2)
+
+
+def test_check_nifti_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent.nii.gz"):
+        check_nifti(tmp_path / "absent.nii.gz")
+
+
+def test_check_pairs(tmp_path):
+    image = _save(tmp_path / "dti.nii.gz", np.zeros((8, 8, 1), np.float32))
+    good = _save(tmp_path / "mask.nii.gz", np.zeros((64, 64, 1), np.uint8))
+    bad = _save(tmp_path / "bad.nii.gz", np.zeros((60, 64, 1), np.uint8))
+    shapes = check_pairs([{"case": "a", "image": image, "label": good}], "image", "label", scale=8)
+    assert shapes == [((8, 8, 1), (64, 64, 1))]
+    with pytest.raises(ValueError) as error:
+        check_pairs([{"case": "a", "image": image, "label": bad}], "image", "label", scale=8)
+    assert "bad.nii.gz" in str(error.value) and "dti.nii.gz" in str(error.value)
+    with pytest.raises(ValueError, match="mask.nii.gz"):
+        check_pairs([{"image": image, "label": good}], "image", "label", scale=1)
+    with pytest.raises(KeyError, match="label"):
+        check_pairs([{"case": "a", "image": image}], "image", "label")
+    with pytest.raises(ValueError, match="scale"):
+        check_pairs([], "image", "label", scale=0)
+
+
+def test_check_files_exist(tmp_path):
+    present = _save(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
+    check_files_exist([{"case": "1", "image": present, "frame": "ed"}])
+    with pytest.raises(FileNotFoundError) as error:
+        check_files_exist([{"case": "1", "image": present, "label": str(tmp_path / "gone.nii.gz")}])
+    assert "gone.nii.gz" in str(error.value) and "'label'" in str(error.value)
+
+
+def test_partition_readable_goes_on_past_bad_files(tmp_path):
+    good = _save(tmp_path / "good.nii.gz", np.zeros((3, 3, 3), np.float32))
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(b"\x00garbage")
+    nan = np.zeros((3, 3, 3), np.float32)
+    nan[0, 0, 0] = np.nan
+    with_nan = _save(tmp_path / "nan.nii.gz", nan)
+    ok, bad = partition_readable([corrupt, good, with_nan, tmp_path / "missing.nii.gz"])
+    assert ok == [good]
+    assert [p for p, _ in bad] == [str(corrupt), with_nan, str(tmp_path / "missing.nii.gz")]
+    assert "corrupt or not a NIfTI" in bad[0][1] and "NaN" in bad[1][1]
+
+
+def test_list_nifti(tmp_path):
+    with pytest.raises(DatasetError, match="missing_folder"):
+        list_nifti(tmp_path / "missing_folder")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty"):
+        list_nifti(tmp_path / "empty")
+    b = _save(tmp_path / "empty" / "b.nii.gz", np.zeros((2, 2, 2), np.float32))
+    a = _save(tmp_path / "empty" / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    assert list_nifti(tmp_path / "empty") == [a, b]
