@@ -1,0 +1,98 @@
+"""Bad inputs stop the SwinSSegNet bundle before anything is written, with a message naming the file and the fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.bundle import ConfigWorkflow
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
+
+
+def _messages(error: BaseException) -> str:
+    parts = []
+    while error is not None:
+        parts.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(parts)
+
+
+def _initialize_train(dataset_dir: Path, out: Path) -> None:
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "train.json"),
+        logging_file=None,
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(dataset_dir),
+        output_dir=str(out / "eval"),
+        ckpt_dir=str(out / "models"),
+        use_ssl_pretrained=False,
+    )
+    workflow.initialize()
+
+
+@pytest.fixture()
+def dataset(tiny_data, tmp_path) -> Path:
+    copy = tmp_path / "DTI_LGE_MI"
+    shutil.copytree(tiny_data / "DTI_LGE_MI", copy)
+    return copy
+
+
+def _first_case(dataset: Path) -> Path:
+    return sorted(dataset.glob("Case_*"))[0]
+
+
+def _rewrite(path: Path, data: np.ndarray, affine=None) -> None:
+    affine = nib.load(path).affine if affine is None else affine
+    nib.save(nib.Nifti1Image(data, affine), path)
+
+
+def _corrupt(dataset: Path) -> Path:
+    path = _first_case(dataset) / "LGE.nii.gz"
+    path.write_bytes(b"\x1f\x8b garbage, not a NIfTI")
+    return path
+
+
+def _nan(dataset: Path) -> Path:
+    path = _first_case(dataset) / "LGE.nii.gz"
+    data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    data[10, 10, 0] = np.nan
+    _rewrite(path, data)
+    return path
+
+
+def _wrong_dimension(dataset: Path) -> Path:
+    path = _first_case(dataset) / "LGE.nii.gz"
+    _rewrite(path, np.zeros((8, 8, 8, 2), dtype=np.float32))
+    return path
+
+
+def _mismatched_label(dataset: Path) -> Path:
+    path = _first_case(dataset) / "LGE_MI.nii.gz"
+    _rewrite(path, np.zeros((256, 256, 1), dtype=np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("make_bad", [_corrupt, _nan, _wrong_dimension, _mismatched_label])
+def test_bad_file_is_named_before_any_output(dataset, tmp_path, make_bad):
+    bad = make_bad(dataset)
+    with pytest.raises(Exception) as error:
+        _initialize_train(dataset, tmp_path / "run")
+    assert bad.name in _messages(error.value) and bad.parent.name in _messages(error.value)
+    assert not (tmp_path / "run").exists(), "nothing may be written before the inputs are validated"
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_missing_or_empty_dataset_dir(tmp_path, folder):
+    target = tmp_path / folder
+    if folder == "empty":
+        target.mkdir()
+    with pytest.raises(Exception) as error:  # MONAI wraps the DatasetError in a RuntimeError
+        _initialize_train(target, tmp_path / "run")
+    message = _messages(error.value)
+    assert "DatasetError" in repr(error.value.__cause__) or "DatasetError" in repr(error.value)
+    assert str(target) in message and "make_data" in message
+    assert not (tmp_path / "run").exists()
