@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python -m tools.verify_bundles                       # every bundles/<name> with configs/metadata.json
     python -m tools.verify_bundles --bundles lge_mi_sr_segmentation --skip-export
     python -m tools.verify_bundles --data-root data      # reuse data written by `python -m tools.make_data`
+    python -m tools.verify_bundles --override feature_size=12 --override depths=[1,1,1,1]   # tiny networks
 
 Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL):
 
@@ -36,17 +37,20 @@ Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL
     ``initialize`` and every other top-level key except ``run``/``finalize`` are resolved (objects built,
     nothing run), with ``bundle_root`` set to the bundle's absolute path, ``dataset_dir`` pointed at a tiny
     default dataset (``common.data.write_default_data(tmp, small=True)``, or ``--data-root``; the sub-folder
-    whose path is a suffix of the configured one, e.g. ``.../DTI_LGE_MI``), and ``output_dir``/``log_dir``
-    (and ``ckpt_dir`` unless it exists) at a temporary folder, so nothing is written into the bundle. A key
-    that fails only because a weights file (``.pt``, ``.pth``, ``.ts``, ...) does not exist yet (a later
-    training stage needs an earlier one) gives WARN, not FAIL. Keys broken by the same root cause are
-    reported together.
+    whose path is a suffix of the configured one, e.g. ``.../DTI_LGE_MI``; when none matches, e.g. an inference
+    folder ``.../DTI_LGE_MI_lowres`` that a bundle's prepare script writes, a temporary folder holding one random
+    NIfTI image of ``inputs.image``'s shape), a ``data_root`` key at the data root itself, and ``output_dir``/
+    ``log_dir`` (and ``ckpt_dir`` unless it exists) at a temporary folder, so nothing is written into the bundle.
+    A key that fails only because a weights file (``.pt``, ``.pth``, ``.ts``, ...) does not exist yet (a later
+    training stage needs an earlier one) gives WARN, not FAIL. Keys broken by the same root cause are reported
+    together.
 
     Combinations: each ``configs/*.json`` alone when it has ``initialize`` or ``run``, except overlays:
     ``evaluate.json`` and ``multi_gpu_*.json`` are checked layered over ``train.json``
     (``multi_gpu_inference.json`` over ``inference.json``; ``multi_gpu_<stage>.json`` over ``<stage>.json``
     when that file exists). An optional ``configs/layers.json`` ``{"combos": [["train.json", "x.json"], ...]}``
-    adds combinations, and a file listed after the first place of a combo there is not checked alone.
+    adds combinations, and a file listed after the first place of a combo there is not checked alone;
+    ``multi_gpu_<stage>.json`` then goes over every such combo ending with ``<stage>.json``.
     ``multi_gpu_*`` combinations are resolved as a single process (``RANK=0``, ``WORLD_SIZE=1``, a free
     ``MASTER_PORT``); the process group is destroyed afterwards.
 
@@ -93,6 +97,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725
 EXPORT_SKIP_FILE = Path("docs") / "ckpt_export_skip.txt"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".ckpt", ".onnx", ".safetensors")
 OVERRIDDEN_DIR_KEYS = ("output_dir", "ckpt_dir", "log_dir")
+DATA_KEYS = ("dataset_dir", "data_root")
 SKIPPED_TOP_LEVEL_KEYS = ("_meta_", "imports", "initialize", "run", "finalize")
 PASS, FAIL, SKIP, WARN = "PASS", "FAIL", "SKIP", "WARN"
 # sizes tried for symbolic spatial dims: "x*n" (n), "x**p" (p), "*" (any)
@@ -430,8 +435,16 @@ def _build_parser(bundle_root: Path, config_files: Sequence[Path], overrides: di
     return parser
 
 
-def check_net_in_out(bundle_dir: Path, device: str = "cpu") -> tuple[CheckResult, dict | None]:
+def check_net_in_out(
+    bundle_dir: Path, device: str = "cpu", overrides: dict[str, Any] | None = None
+) -> tuple[CheckResult, dict | None]:
     """Spatial-shape probe plus ``monai.bundle.verify_net_in_out`` on ``network_def`` of ``inference.json``.
+
+    Args:
+        bundle_dir: the bundle folder.
+        device: device for the forward passes.
+        overrides: config ids and values set on top of ``inference.json`` (as ``--key value`` on MONAI's command
+            line), e.g. small network hyper-parameters for a fast check; the metadata's shapes are still checked.
 
     Returns:
         The result and the probe (see :func:`probe_spatial_shape`), ``None`` when the check failed early.
@@ -445,7 +458,7 @@ def check_net_in_out(bundle_dir: Path, device: str = "cpu") -> tuple[CheckResult
         return CheckResult("net_in_out", FAIL, f"{config_file} does not exist"), None
     try:
         with bundle_context(bundle_dir):
-            parser = _build_parser(bundle_dir, [config_file])
+            parser = _build_parser(bundle_dir, [config_file], overrides)
             net = parser.get_parsed_content("network_def")
             probe = probe_spatial_shape(net, _load_json(meta_file), device=device)
             values = probe["values"]
@@ -457,7 +470,7 @@ def check_net_in_out(bundle_dir: Path, device: str = "cpu") -> tuple[CheckResult
                 p=values.get("p", 1),
                 n=values.get("n", 1),
                 any=values.get("*", 1),
-                bundle_root=str(bundle_dir),
+                **{"bundle_root": str(bundle_dir), **(overrides or {})},
             )
     except Exception as e:  # noqa: BLE001 - reported in the table
         return CheckResult("net_in_out", FAIL, _short_error(e)), None
@@ -466,10 +479,17 @@ def check_net_in_out(bundle_dir: Path, device: str = "cpu") -> tuple[CheckResult
 
 
 # ----------------------------------------------------------------------------------------------- (c) export
-def check_export(bundle_dir: Path, input_shape: Sequence[int] | None, device: str = "cpu") -> CheckResult:
+def check_export(
+    bundle_dir: Path,
+    input_shape: Sequence[int] | None,
+    device: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+) -> CheckResult:
     """``monai.bundle.ckpt_export`` of ``network_def`` to a temporary ``model.ts`` (script, else trace).
 
-    Honours ``docs/ckpt_export_skip.txt`` (SKIP with its text as the reason; an empty file is a FAIL).
+    Honours ``docs/ckpt_export_skip.txt`` (SKIP with its text as the reason; an empty file is a FAIL). With
+    ``overrides`` (config ids and values on top of ``inference.json``) the weights are always fresh ones of the
+    overridden ``network_def``: ``models/model.pt`` belongs to the configured network, not to the overridden one.
     """
     import torch
     from monai.bundle import ckpt_export
@@ -489,11 +509,11 @@ def check_export(bundle_dir: Path, input_shape: Sequence[int] | None, device: st
         ckpt = bundle_dir / "models" / "model.pt"
         source = "models/model.pt"
         try:
-            if not ckpt.is_file():
-                net = _build_parser(bundle_dir, [config_file]).get_parsed_content("network_def")
+            if overrides or not ckpt.is_file():
+                net = _build_parser(bundle_dir, [config_file], overrides).get_parsed_content("network_def")
                 ckpt = Path(tmp) / "model.pt"
                 torch.save(net.state_dict(), ckpt)
-                source = "fresh weights"
+                source = "fresh weights" + (" (overridden network_def)" if overrides else "")
         except Exception as e:  # noqa: BLE001
             return CheckResult("export", FAIL, f"building network_def: {_short_error(e)}")
         errors = []
@@ -509,8 +529,14 @@ def check_export(bundle_dir: Path, input_shape: Sequence[int] | None, device: st
                         config_file=str(config_file),
                         input_shape=list(input_shape),
                         use_trace=use_trace,
-                        converter_kwargs={"verify": True, "device": torch.device(device)},
-                        bundle_root=str(bundle_dir),
+                        # MONAI's verify compares eager and exported outputs, so torch.jit.trace's own check
+                        # (several more forward passes) is redundant
+                        converter_kwargs={
+                            "verify": True,
+                            "device": torch.device(device),
+                            **({"check_trace": False} if use_trace else {}),
+                        },
+                        **{"bundle_root": str(bundle_dir), **(overrides or {})},
                     )
                 torch.jit.load(str(Path(tmp) / "model.ts"), map_location=device)
             except Exception as e:  # noqa: BLE001
@@ -547,7 +573,10 @@ def config_combinations(bundle_dir: Path) -> list[list[str]]:
     combos: list[list[str]] = []
     for name in names:
         base = _overlay_base(name, available)
-        if base is not None:
+        if base is not None and base in layered_only:
+            # the stage itself is an overlay (layers.json): put this file over every combo that ends with it
+            combos += [combo + [name] for combo in extra if combo[-1] == base]
+        elif base is not None:
             combos.append([base, name])
         elif name not in layered_only:
             content = _load_json(configs_dir / name)
@@ -576,6 +605,42 @@ def _match_dataset_dir(original: str, data_root: Path) -> Path:
         if rel and len(rel) > best_len and tuple(parts[-len(rel) :]) == rel:
             best, best_len = candidate, len(rel)
     return best
+
+
+def _write_input_images(folder: Path, bundle_dir: Path) -> Path:
+    """Write one random NIfTI image shaped as the metadata's ``inputs.image`` (smallest shape) into ``folder``.
+
+    For an inference ``dataset_dir`` that no default dataset provides (e.g. 64x64 inputs written by a bundle's
+    own prepare script): 2D shapes are stored as ``(H, W, 1)``, as the default datasets store slices; several
+    channels go last.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    image = _load_json(bundle_dir / "configs" / "metadata.json")["network_data_format"]["inputs"]["image"]
+    values = _probe_values(image["spatial_shape"])
+    if not values:
+        raise ValueError(f"`inputs.image.spatial_shape` {image['spatial_shape']} gives no positive shape.")
+    shape = [_eval_dim(d, values[0]) for d in image["spatial_shape"]]
+    if len(shape) == 2:
+        shape.append(1)
+    if int(image.get("num_channels", 1)) > 1:
+        shape.append(int(image["num_channels"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    data = np.random.default_rng(0).random(shape).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(folder / "random_input.nii.gz"))
+    return folder
+
+
+def _dataset_dir_for(original: str, data_root: Path, bundle_dir: Path, tmp: Path) -> Path:
+    """``dataset_dir`` for the config check: the matching data folder, else a folder of one random input image.
+
+    The data root itself is used when the configured folder is named ``data`` or as the data root.
+    """
+    matched = _match_dataset_dir(original, data_root)
+    if matched != data_root or Path(os.path.normpath(original)).name in ("data", data_root.name):
+        return matched
+    return _write_input_images(tmp / "input_images", bundle_dir)
 
 
 def _static_check(parser: Any) -> list[str]:
@@ -645,6 +710,10 @@ def _single_process_group_env(enabled: bool) -> Iterator[None]:
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+        with contextlib.suppress(ImportError):
+            import ignite.distributed as idist
+
+            idist.sync()  # ignite caches the destroyed group: later serial combos would still ask it for ranks
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -652,7 +721,13 @@ def _single_process_group_env(enabled: bool) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _check_combo(bundle_dir: Path, combo: Sequence[str], data_root: Path | None, tmp: Path) -> CheckResult:
+def _check_combo(
+    bundle_dir: Path,
+    combo: Sequence[str],
+    data_root: Path | None,
+    tmp: Path,
+    overrides: dict[str, Any] | None = None,
+) -> CheckResult:
     name = "+".join(combo)
     files = [bundle_dir / "configs" / f for f in combo]
     missing = [str(f) for f in files if not f.is_file()]
@@ -662,19 +737,22 @@ def _check_combo(bundle_dir: Path, combo: Sequence[str], data_root: Path | None,
     errors: list[str] = []
     with bundle_context(bundle_dir), _single_process_group_env(any(f.startswith("multi_gpu_") for f in combo)):
         try:
-            parser = _build_parser(bundle_dir, files)
-            overrides: dict[str, Any] = {}
+            parser = _build_parser(bundle_dir, files, overrides)
+            all_overrides: dict[str, Any] = dict(overrides or {})
             config = parser.get()
             for key in OVERRIDDEN_DIR_KEYS:
                 # an existing ckpt_dir is kept, so weights already there are used (nothing is written at build)
                 if key in config and not (key == "ckpt_dir" and Path(str(parser.get_parsed_content(key))).is_dir()):
-                    overrides[key] = str(tmp / key)
+                    all_overrides[key] = str(tmp / key)
+            data_keys = [k for k in DATA_KEYS if k in config]
+            if data_keys and data_root is None:
+                return CheckResult(name, FAIL, f"`{data_keys[0]}` needs data: common.data.write_default_data failed")
+            if "data_root" in config:
+                all_overrides["data_root"] = str(data_root)
             if "dataset_dir" in config:
-                if data_root is None:
-                    return CheckResult(name, FAIL, "`dataset_dir` needs data: common.data.write_default_data failed")
                 original = parser.get_parsed_content("dataset_dir")
-                overrides["dataset_dir"] = str(_match_dataset_dir(str(original), data_root))
-            parser = _build_parser(bundle_dir, files, overrides)
+                all_overrides["dataset_dir"] = str(_dataset_dir_for(str(original), data_root, bundle_dir, tmp))
+            parser = _build_parser(bundle_dir, files, all_overrides)
             parser.parse(reset=True)
         except Exception as e:  # noqa: BLE001
             return CheckResult(name, FAIL, f"parse: {_short_error(e)}")
@@ -707,8 +785,14 @@ def _check_combo(bundle_dir: Path, combo: Sequence[str], data_root: Path | None,
     return CheckResult(name, PASS, f"{len(ids)} keys resolved")
 
 
-def check_configs(bundle_dir: Path, data_root: Path | None) -> CheckResult:
-    """Check every config combination (see :func:`config_combinations`); FAIL if any fails, WARN if any warns."""
+def check_configs(bundle_dir: Path, data_root: Path | None, overrides: dict[str, Any] | None = None) -> CheckResult:
+    """Check every config combination (see :func:`config_combinations`); FAIL if any fails, WARN if any warns.
+
+    Args:
+        bundle_dir: the bundle folder.
+        data_root: the default datasets (see the module docstring); ``None`` fails configs that need data.
+        overrides: config ids and values set on every combination before the folder keys are redirected.
+    """
     bundle_dir = Path(bundle_dir).resolve()
     try:
         combos = config_combinations(bundle_dir)
@@ -721,7 +805,7 @@ def check_configs(bundle_dir: Path, data_root: Path | None) -> CheckResult:
         for i, combo in enumerate(combos):
             work = Path(tmp) / str(i)
             work.mkdir()
-            results.append(_check_combo(bundle_dir, combo, data_root, work))
+            results.append(_check_combo(bundle_dir, combo, data_root, work, overrides))
     statuses = {r.status for r in results}
     status = FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
     detail = "\n".join(f"{r.name}: {r.status}" + (f" ({r.detail})" if r.status != PASS else "") for r in results)
@@ -735,6 +819,7 @@ def verify_bundle(
     skip_export: bool = False,
     skip_configs: bool = False,
     device: str = "cpu",
+    overrides: dict[str, Any] | None = None,
 ) -> BundleReport:
     """Run the four checks on one bundle folder and return their results (nothing is written into the bundle).
 
@@ -745,20 +830,25 @@ def verify_bundle(
         skip_export: do not run the TorchScript export (its result is SKIP).
         skip_configs: do not run the config check (its result is SKIP).
         device: device for the forward passes.
+        overrides: config ids and values set on top of every config, as ``--key value`` on MONAI's command line
+            (e.g. ``{"feature_size": 12, "depths": [1, 1, 1, 1]}`` for a fast check). The network's input and
+            output are still checked against the metadata's shapes; the export then uses fresh weights.
     """
     bundle_dir = Path(bundle_dir).resolve()
     report = BundleReport(bundle_dir.name, bundle_dir)
     report.results.append(check_metadata(bundle_dir))
-    net_result, probe = check_net_in_out(bundle_dir, device=device)
+    net_result, probe = check_net_in_out(bundle_dir, device=device, overrides=overrides)
     report.results.append(net_result)
     if skip_export:
         report.results.append(CheckResult("export", SKIP, "--skip-export"))
     else:
-        report.results.append(check_export(bundle_dir, probe["input_shape"] if probe else None, device=device))
+        input_shape = probe["input_shape"] if probe else None
+        report.results.append(check_export(bundle_dir, input_shape, device=device, overrides=overrides))
     if skip_configs:
         report.results.append(CheckResult("configs", SKIP, "--skip-configs"))
     else:
-        report.results.append(check_configs(bundle_dir, Path(data_root) if data_root is not None else None))
+        data = Path(data_root) if data_root is not None else None
+        report.results.append(check_configs(bundle_dir, data, overrides=overrides))
     return report
 
 
@@ -799,6 +889,24 @@ def _quiet_monai_logging() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["feature_size=12", "depths=[1,1,1,1]", "encoder=swin"]`` -> ``{"feature_size": 12, ...}``.
+
+    Raises:
+        ValueError: naming the item without ``=``.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--override {item!r}: expected KEY=VALUE.")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except ValueError:
+            overrides[key.strip()] = value
+    return overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 on any FAIL or when no bundle is found)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -809,7 +917,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="existing default data (else a tiny copy is written)")
     parser.add_argument("--device", default="cpu", help="device for the forward passes (default cpu)")
     parser.add_argument("--verbose", action="store_true", help="keep MONAI's INFO logging")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every check, VALUE as JSON when it parses (e.g. depths=[1,1,1,1]); repeatable",
+    )
     args = parser.parse_args(argv)
+    try:
+        overrides = _parse_overrides(args.override)
+    except ValueError as e:
+        print(f"FAIL: {e}")
+        return 1
     if not args.verbose:
         _quiet_monai_logging()
 
@@ -825,7 +945,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_root: Path | None = None
         if not args.skip_configs:
             data_root = Path(args.data_root).resolve() if args.data_root else _default_data(Path(tmp))
-        reports = [verify_bundle(b, data_root, args.skip_export, args.skip_configs, args.device) for b in bundles]
+        reports = [
+            verify_bundle(b, data_root, args.skip_export, args.skip_configs, args.device, overrides or None)
+            for b in bundles
+        ]
     print(format_table(reports))
     return 1 if any(r.failed for r in reports) else 0
 

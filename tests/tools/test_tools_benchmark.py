@@ -1,0 +1,267 @@
+"""tools.benchmark: mapping bundle rows into the merged table, the papers' numbers, the files, the driver.
+
+No training: the bundles here are fakes whose ``scripts/benchmark.py`` returns fixed rows at once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tools import benchmark as tb
+
+LGE = "lge_mi_sr_segmentation"
+NAN = float("nan")
+
+
+def _wide(method, dice, hd95=1.5, train=10.0, evaluate=2.0, **extra):
+    """A row as lge_mi_sr_segmentation's benchmark returns it (one row per method, one key per metric)."""
+    return {
+        "method": method,
+        "encoder": "swin",
+        "pretraining": "N",
+        "test_dice_mean": dice,
+        "test_dice_std": 0.1,
+        "test_hd95_mm": hd95,
+        "train_seconds": train,
+        "eval_seconds": evaluate,
+        **extra,
+    }
+
+
+LGE_ROWS = [
+    _wide("SSeg_N", 0.60),
+    _wide("Seg+bilinear_N", 0.50, train=8.0, evaluate=1.0),
+    _wide("Seg+nearest_N", 0.45, hd95=NAN),
+    _wide("SSeg[resnet]", 0.40),
+    _wide("SSeg[convnext]", 0.42),
+    _wide("Something else", 0.30),
+    {
+        "method": "SSeg training step (batch 8, 64->512)",
+        "step_seconds": 0.5,
+        "gflop_per_step": 12.0,
+        "achieved_gflops": 24.0,
+        "conv_ceiling_gflops": 48.0,
+        "ceiling_share": 0.5,
+        "peak_rss_mb": 900.0,
+    },
+]
+# as dti_lge_style_transfer's benchmark returns them: one row per (method, metric), baseline beside ours
+LONG_ROWS = [
+    {
+        "method": "CycleGANSeg+SSeg",
+        "baseline_method": "DTI SSeg",
+        "metric": "MI Dice 512x512 (mean, 4 test pairs)",
+        "baseline": 0.2,
+        "ours": 0.5,
+        "seconds": 100.0,
+        "baseline_seconds": 50.0,
+        "data": "phantom (tools/make_data)",
+        "quick": True,
+    }
+]
+
+
+def _find(rows, **match):
+    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, (match, [(r["method"], r["baseline_method"], r["metric_key"]) for r in rows])
+    return found[0]
+
+
+# ----------------------------------------------------------------------------------------------- mapping
+def test_wide_rows_become_comparisons_per_metric():
+    rows = tb.normalize_rows(LGE, LGE_ROWS)
+    row = _find(rows, method="SSeg_N", baseline_method="Seg+bilinear_N", metric_key="test_dice_mean")
+    assert (row["baseline"], row["ours"]) == (0.50, 0.60)
+    assert row["metric"] == "MI Dice, test split (mean)"
+    assert row["seconds"] == 12.0 and row["baseline_seconds"] == 9.0  # train + eval of each
+    assert row["source"] is LGE_ROWS[0]
+    assert row["paper_source"] is None  # Fig. 6 has no printed numbers
+
+    hd95 = _find(rows, method="SSeg_N", baseline_method="Seg+nearest_N", metric_key="test_hd95_mm")
+    assert hd95["baseline"] is None and hd95["ours"] == 1.5  # NaN is "no value", not a number
+    # 3 metrics for each of: 2 upsampling baselines, 2 encoders (no SSL/U-SSL rows were given)
+    assert sum(r["baseline_method"] is not None for r in rows) == 3 * 4
+
+
+def test_table_one_rows_carry_the_papers_numbers():
+    rows = tb.normalize_rows(LGE, LGE_ROWS)
+    resnet = _find(rows, method="SSeg_N", baseline_method="SSeg[resnet]", metric_key="test_dice_mean")
+    convnext = _find(rows, method="SSeg_N", baseline_method="SSeg[convnext]", metric_key="test_dice_mean")
+    assert (resnet["baseline"], resnet["ours"]) == (0.40, 0.60)  # ours, measured
+    assert (resnet["paper_baseline"], resnet["paper_ours"]) == (0.718, 0.755)  # theirs, Table I
+    assert (convnext["paper_baseline"], convnext["paper_ours"]) == (0.732, 0.755)
+    assert "Table I" in resnet["paper_source"]
+    std = _find(rows, method="SSeg_N", baseline_method="SSeg[resnet]", metric_key="test_dice_std")
+    assert std["paper_source"] is None
+
+
+def test_methods_outside_comparisons_and_cost_rows_keep_their_own_rows():
+    rows = tb.normalize_rows(LGE, LGE_ROWS)
+    assert not [r for r in rows if r["method"] in ("Seg+bilinear_N", "Seg+nearest_N", "SSeg[resnet]")]
+    alone = [r for r in rows if r["method"] == "Something else"]
+    assert sorted(r["metric_key"] for r in alone) == ["test_dice_mean", "test_dice_std", "test_hd95_mm"]
+    assert all(r["baseline"] is None and r["baseline_method"] is None for r in alone)
+    speed = _find(rows, method="SSeg training step (batch 8, 64->512)")
+    assert speed["metric"] == tb.SPEED_METRIC and speed["ours"] is None
+    assert (speed["seconds"], speed["gflop_per_step"], speed["conv_ceiling_share"], speed["peak_rss_mb"]) == (
+        0.5,
+        12.0,
+        0.5,
+        900.0,
+    )
+
+
+def test_long_rows_pass_through_and_a_row_may_name_its_baseline():
+    rows = tb.normalize_rows("dti_lge_style_transfer", LONG_ROWS)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["method"], row["baseline_method"], row["baseline"], row["ours"]) == (
+        "CycleGANSeg+SSeg",
+        "DTI SSeg",
+        0.2,
+        0.5,
+    )
+    assert row["metric"] == "MI Dice 512x512 (mean, 4 test pairs)"
+    assert (row["seconds"], row["baseline_seconds"], row["gflop_per_step"]) == (100.0, 50.0, None)
+
+    own = tb.normalize_rows("x", [_wide("A", 0.7, baseline_method="B"), _wide("B", 0.6)])
+    assert {(r["method"], r["baseline_method"]) for r in own} == {("A", "B")}
+    assert _find(own, metric_key="test_dice_mean")["baseline"] == 0.6
+
+
+def test_row_without_method_is_named():
+    with pytest.raises(ValueError, match="bundle `x`: row 1 has no `method`"):
+        tb.normalize_rows("x", [_wide("A", 0.5), {"test_dice_mean": 0.5}])
+
+
+# ----------------------------------------------------------------------------------------------- files
+def test_write_merged_markdown_and_json(tmp_path):
+    rows = tb.merge_results({LGE: LGE_ROWS, "dti_lge_style_transfer": LONG_ROWS})
+    md_path, json_path = tb.write_merged(rows, tmp_path, ["phantom data header", tb.PAPER_NOTES], extra={"k": NAN})
+    text = md_path.read_text()
+    lines = text.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(name for name, _ in tb.MARKDOWN_COLUMNS) + " |"
+    assert len(table) == 2 + len(rows)
+    assert "phantom data header" in text and "0.718" in text and "only as plots" in text
+    resnet_line = next(line for line in table if "SSeg[resnet]" in line and "(mean)" in line and "Dice" in line)
+    cells = [c.strip() for c in resnet_line.strip("|").split("|")]
+    assert cells[:6] == [LGE, "SSeg_N", "SSeg[resnet]", "MI Dice, test split (mean)", "0.4", "0.6"]
+    assert cells[6].startswith("0.718 / 0.755 (SwinSSegNet paper Table I")
+
+    content = json.loads(json_path.read_text())  # strict JSON: NaN written as null
+    assert content["k"] is None
+    assert content["header"][0] == "phantom data header"
+    assert len(content["rows"]) == len(rows)
+    hd95 = [r for r in content["rows"] if r["baseline_method"] == "Seg+nearest_N" and r["metric_key"] == "test_hd95_mm"]
+    assert hd95[0]["baseline"] is None and hd95[0]["ours"] == 1.5
+
+
+# ----------------------------------------------------------------------------------------------- data
+def test_ensure_data_writes_only_the_missing_datasets(tmp_path):
+    calls = []
+
+    def runner(command, **kwargs):
+        calls.append((command, kwargs))
+        return SimpleNamespace(returncode=0)
+
+    (tmp_path / "ACDC").mkdir()
+    command = tb.ensure_data(tmp_path, runner=runner)
+    assert command == calls[0][0]
+    assert command[1:5] == ["-m", "tools.make_data", "--out", str(tmp_path)]
+    assert command[5] == "--datasets" and "ACDC" not in command[6] and "DTI_LGE_MI" in command[6].split(",")
+    assert calls[0][1]["cwd"] == str(tb.REPO_ROOT)
+
+    (tmp_path / "DTI_LGE_MI").mkdir()
+    assert tb.ensure_data(tmp_path, runner=runner) is None and len(calls) == 1
+
+    with pytest.raises(RuntimeError, match="tools.make_data .* failed with exit status 3"):
+        tb.ensure_data(tmp_path / "empty", runner=lambda command, **kw: SimpleNamespace(returncode=3))
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def _fake_bundle(root: Path, name: str, rows: list[dict] | None, fail: bool = False) -> Path:
+    """A bundle whose `scripts.benchmark.run` records its arguments and returns `rows` (or raises)."""
+    bundle = root / name
+    (bundle / "scripts").mkdir(parents=True)
+    (bundle / "scripts" / "__init__.py").write_text(f"NAME = {name!r}\n")
+    if rows is None:
+        return bundle
+    body = f"""
+        import json, os
+        from scripts import NAME
+
+        def run(data_root, out_dir, quick=False):
+            if {fail!r}:
+                raise RuntimeError("training diverged in " + NAME)
+            os.makedirs(out_dir, exist_ok=True)
+            with open(os.path.join(out_dir, "called.json"), "w") as f:
+                json.dump({{"data_root": data_root, "quick": quick, "cwd": os.getcwd(), "name": NAME}}, f)
+            return json.loads({json.dumps(json.dumps(rows))})
+        """
+    (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body))
+    return bundle
+
+
+def test_main_runs_each_bundle_in_its_own_process_and_merges(tmp_path, capsys):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    (data / "DTI_LGE_MI").mkdir(parents=True)  # present: nothing is written
+    _fake_bundle(bundles, LGE, LGE_ROWS[:2])
+    _fake_bundle(bundles, "dti_lge_style_transfer", LONG_ROWS)
+    _fake_bundle(bundles, "no_benchmark", None)
+
+    argv = ["--all", "--quick", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv) == 0
+    for name in (LGE, "dti_lge_style_transfer"):  # each got its own `scripts`, its own out_dir, its own cwd
+        called = json.loads((out / name / "called.json").read_text())
+        assert called == {"data_root": str(data), "quick": True, "cwd": str(bundles / name), "name": name}
+    assert not (out / "no_benchmark").exists()
+    assert sorted(p.name for p in data.iterdir()) == ["DTI_LGE_MI"]
+
+    content = json.loads((out / "benchmark.json").read_text())
+    assert [(r["bundle"], r["method"], r["baseline_method"]) for r in content["rows"]] == [
+        ("dti_lge_style_transfer", "CycleGANSeg+SSeg", "DTI SSeg")
+    ] + [(LGE, "SSeg_N", "Seg+bilinear_N")] * 3
+    assert content["runs"][LGE]["status"] == "PASS" and content["runs"][LGE]["process_peak_rss_mb"] > 0
+    text = (out / "benchmark.md").read_text()
+    assert "phantoms written by `python -m tools.make_data`" in text and "Machine:" in text and "0.755" in text
+    assert "--quick" in text
+
+
+def test_main_reports_a_failing_bundle_and_keeps_the_others(tmp_path, capsys):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    (data / "DTI_LGE_MI").mkdir(parents=True)
+    _fake_bundle(bundles, "a_broken", [], fail=True)
+    _fake_bundle(bundles, "b_fine", [_wide("A", 0.5)])
+    argv = ["--bundles", "a_broken", "b_fine", "--data_root", str(data), "--out", str(out)]
+    assert tb.main(argv + ["--bundles_dir", str(bundles)]) == 1
+    printed = capsys.readouterr().out
+    assert "bundle `a_broken`: benchmark failed" in printed and "training diverged in a_broken" in printed
+    content = json.loads((out / "benchmark.json").read_text())
+    assert {r["bundle"] for r in content["rows"]} == {"b_fine"}
+    assert content["runs"]["a_broken"] == {"status": "FAIL", "log": str(out / "a_broken" / "benchmark.log")}
+    assert "`a_broken` FAIL" in (out / "benchmark.md").read_text()
+
+
+def test_main_rejects_unknown_bundles_and_needs_a_selection(tmp_path, capsys):
+    assert tb.main(["--bundles", "nope", "--bundles_dir", str(tmp_path)]) == 2
+    assert "bundle `nope`" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tb.main(["--quick"])
+
+
+def test_help_runs_as_a_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.benchmark", "--help"],
+        cwd=tb.REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "--all" in result.stdout and "--data_root" in result.stdout

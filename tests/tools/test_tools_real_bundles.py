@@ -1,0 +1,314 @@
+"""The real bundles under ``bundles/``: ``tools.verify_bundles`` passes, and the packaged zip runs on its own.
+
+Every folder under ``bundles/`` is a test case (a folder without ``configs/metadata.json`` fails, it is not
+skipped), with small network hyper-parameters from ``TINY`` so that the checks stay fast; the metadata's declared
+shapes are still checked. The zip test is the model zoo's round trip (issue 11): ``tools.package`` builds
+``<name>_v<version>.zip``, and the unzipped bundle, with this repository off ``sys.path``, passes
+``verify_metadata``, ``verify_net_in_out``, ``ckpt_export`` and one folder inference through ``python -m
+monai.bundle``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from tools import package
+from tools import verify_bundles as vb
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLES_DIR = REPO_ROOT / "bundles"
+INPUT_SPACING = (2.5, 2.5, 8.0)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """How to check one bundle quickly.
+
+    Args:
+        overrides: config ids and values that make every network of the bundle tiny.
+        scale: output size / input size of ``network_def`` (the metadata must agree).
+        export_args: extra ``ckpt_export`` arguments (e.g. tracing for a network that TorchScript cannot script).
+    """
+
+    overrides: dict = field(default_factory=dict)
+    scale: int = 1
+    export_args: tuple[str, ...] = ()
+
+
+TINY = {
+    "lge_mi_sr_segmentation": TinySpec(
+        overrides={"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]},
+        scale=8,
+        # MONAI's 2D PatchEmbed indexes a third spatial dim in a branch that TorchScript compiles: scripting fails
+        export_args=(
+            "--use_trace",
+            "True",
+            "--input_shape",
+            "[1, 1, 64, 64]",
+            "--converter_kwargs",
+            "{'check_trace': False}",
+        ),
+    ),
+    "dti_lge_style_transfer": TinySpec(
+        overrides={
+            "ngf": 8,
+            "n_blocks": 1,
+            "ndf": 8,
+            "segmentor_channels": [4, 8],
+            "segmentor_strides": [2],
+            "segmentor_num_res_units": 0,
+        },
+        scale=1,
+    ),
+}
+BUNDLE_NAMES = sorted(p.name for p in BUNDLES_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def _bundle(name: str) -> tuple[Path, TinySpec]:
+    bundle = BUNDLES_DIR / name
+    meta = bundle / "configs" / "metadata.json"
+    assert meta.is_file(), f"bundles/{name} has no configs/metadata.json: every folder under bundles/ is a bundle"
+    assert name in TINY, f"add a TinySpec for bundle `{name}` to TINY in {Path(__file__).name}"
+    return bundle, TINY[name]
+
+
+def _io(bundle: Path) -> tuple[dict, dict]:
+    io = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]
+    return io["inputs"]["image"], io["outputs"]["pred"]
+
+
+def _cli_overrides(overrides: dict) -> list[str]:
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", json.dumps(value).replace(" ", "")]
+    return args
+
+
+def test_bundle_folders_exist():
+    assert "lge_mi_sr_segmentation" in BUNDLE_NAMES
+
+
+# ----------------------------------------------------------------------------------------------- (a) verify_bundles
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_verify_bundle_passes(name, tiny_data):
+    bundle, spec = _bundle(name)
+    vb._quiet_monai_logging()
+    report = vb.verify_bundle(bundle, data_root=tiny_data, overrides=spec.overrides)
+    statuses = {r.name: (r.status, r.detail) for r in report.results}
+    assert not report.failed, vb.format_table([report])
+    assert [r.name for r in report.results] == ["metadata", "net_in_out", "export", "configs"]
+    assert statuses["metadata"][0] == "PASS"
+
+    image, pred = _io(bundle)
+    if all(isinstance(d, int) for d in image["spatial_shape"] + pred["spatial_shape"]):
+        # the declared shapes, not merely "some" shape, went through the (tiny) network
+        expected_in = (1, image["num_channels"], *image["spatial_shape"])
+        expected_out = (1, pred["num_channels"], *pred["spatial_shape"])
+        assert statuses["net_in_out"] == ("PASS", f"{expected_in} -> {expected_out}")
+        assert [o // i for i, o in zip(image["spatial_shape"], pred["spatial_shape"])] == [spec.scale] * len(
+            image["spatial_shape"]
+        )
+    assert statuses["export"][0] in ("PASS", "SKIP")
+    assert statuses["configs"][0] in ("PASS", "WARN")
+    for line in statuses["configs"][1].splitlines():  # WARN only for weights that an earlier stage writes
+        if ": WARN" in line:
+            assert "needs " in line and re.search(r"\.(pt|pth|ts)\b", line), line
+
+
+@pytest.mark.slow
+def test_verify_bundle_overrides_reach_every_check():
+    """An override that breaks the network must break net_in_out and export, not be ignored."""
+    bundle = BUNDLES_DIR / "lge_mi_sr_segmentation"
+    broken = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "num_classes": 3}
+    result, probe = vb.check_net_in_out(bundle, overrides=broken)
+    assert result.status == "FAIL" and probe is None
+    assert "`outputs.pred.num_channels` 2" in result.detail
+    export = vb.check_export(bundle, [1, 1, 64, 64], overrides={"encoder": "no_such_encoder"})
+    assert export.status == "FAIL" and "building network_def" in export.detail
+    assert "no_such_encoder" in export.detail
+
+
+# ----------------------------------------------------------------------------------------------- verify_bundles fixes
+def _fake_bundle(root: Path, configs: dict, metadata_shape=(16, 16)) -> Path:
+    bundle = root / "fake"
+    (bundle / "configs").mkdir(parents=True)
+    meta = json.loads((BUNDLES_DIR / "lge_mi_sr_segmentation" / "configs" / "metadata.json").read_text())
+    meta["network_data_format"]["inputs"]["image"]["spatial_shape"] = list(metadata_shape)
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(meta))
+    for config_name, content in configs.items():
+        (bundle / "configs" / config_name).write_text(json.dumps(content))
+    return bundle
+
+
+def test_multi_gpu_stage_goes_over_its_layered_combo(tmp_path):
+    bundle = _fake_bundle(
+        tmp_path,
+        {
+            "train.json": {"initialize": [], "run": []},
+            "train_segmentor.json": {"initialize": [], "run": []},
+            "multi_gpu_train_segmentor.json": {"initialize": []},
+            "layers.json": {"combos": [["train.json", "train_segmentor.json"]]},
+        },
+    )
+    assert vb.config_combinations(bundle) == [
+        ["train.json", "train_segmentor.json", "multi_gpu_train_segmentor.json"],
+        ["train.json"],
+        ["train.json", "train_segmentor.json"],
+    ]
+
+
+def test_config_check_points_data_keys_at_the_data_root(tmp_path):
+    data = tmp_path / "data"
+    (data / "ACDC" / "training").mkdir(parents=True)
+    config = {
+        "imports": ["$import os", "$import glob", "$import nibabel as nib"],
+        "bundle_root": ".",
+        "data_root": "$os.path.join(@bundle_root, '..', 'nowhere')",
+        "acdc": "$os.path.join(@data_root, 'ACDC', 'training')",
+        "acdc_exists": "$os.path.isdir(@acdc) or (_ for _ in ()).throw(FileNotFoundError(@acdc))",
+        # no default dataset has this folder: an inference folder gets one random image of inputs.image
+        "dataset_dir": "$os.path.join(@bundle_root, '..', 'data', 'SOME_INPUTS_lowres')",
+        "images": "$sorted(glob.glob(os.path.join(@dataset_dir, '*.nii.gz')))",
+        "shape": "$[nib.load(f).shape for f in @images]",
+        "check": "$@shape == [(16, 16, 1)] or (_ for _ in ()).throw(ValueError(str(@shape)))",
+        "initialize": [],
+    }
+    bundle = _fake_bundle(tmp_path, {"inference.json": config})
+    result = vb.check_configs(bundle, data)
+    assert result.status == "PASS", result.detail
+
+    (tmp_path / "other_data").mkdir()  # no ACDC there: `data_root` really points at the given data
+    result = vb.check_configs(bundle, tmp_path / "other_data")
+    assert result.status == "FAIL" and "`acdc_exists`" in result.detail
+    assert str(tmp_path / "other_data" / "ACDC" / "training") in result.detail
+
+
+# ----------------------------------------------------------------------------------------------- (b) zip round trip
+def _run_all(commands: dict[str, list[str]], cwd: Path, env: dict, logs: Path, timeout: int = 240) -> dict:
+    """Start every command at once (2 cores: mostly import time), wait, return {name: (returncode, output)}."""
+    procs = {}
+    for name, command in commands.items():
+        log = open(logs / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    results = {}
+    deadline = time.monotonic() + timeout
+    for name, (proc, log) in procs.items():
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        results[name] = (proc.returncode, (logs / f"{name}.log").read_text())
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
+    from monai.bundle import ConfigParser
+
+    bundle, spec = _bundle(name)
+    version = json.loads((bundle / "configs" / "metadata.json").read_text())["version"]
+    zip_path = package.package_bundle(bundle, tmp_path / "dist")
+    assert zip_path.name == f"{name}_v{version}.zip"
+
+    unzipped = tmp_path / "unzipped"
+    unzipped.mkdir()
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(unzipped)
+    assert sorted(p.name for p in unzipped.iterdir()) == [name]
+    root = unzipped / name
+    schema = shutil.copy(vb.SCHEMA_PATH, tmp_path / vb.SCHEMA_PATH.name)
+
+    # tiny weights for the tiny network, built from the unzipped inference.json
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(root)
+    for key, value in spec.overrides.items():
+        parser[key] = value
+    net = parser.get_parsed_content("network_def").eval()
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(net.state_dict(), root / "models" / "model.pt")
+
+    image, _ = _io(bundle)
+    data, out, logs = tmp_path / "data", tmp_path / "out", tmp_path / "logs"
+    data.mkdir()
+    logs.mkdir()
+    height, width = image["spatial_shape"]
+    pixels = np.random.default_rng(0).random((height, width, 1)).astype(np.float32)
+    nib.save(nib.Nifti1Image(pixels, np.diag([*INPUT_SPACING, 1.0])), str(data / "case_001.nii.gz"))
+
+    # `-S`: no site processing (no editable-install finder, no .pth reaching this repository); PYTHONPATH holds
+    # only site-packages (monai, torch, ...): a user who installed the required packages and unzipped the bundle
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        "OMP_NUM_THREADS": "1",
+    }
+    bundle_cli = [sys.executable, "-S", "-m", "monai.bundle"]
+    meta, config = ["--meta_file", "configs/metadata.json"], ["--config_file", "configs/inference.json"]
+    tiny = _cli_overrides(spec.overrides)
+    commands = {
+        "verify_metadata": bundle_cli + ["verify_metadata", *meta, "--filepath", str(schema)],
+        "verify_net_in_out": bundle_cli + ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny],
+        "ckpt_export": bundle_cli
+        + ["ckpt_export", "--net_id", "network_def", "--filepath", "models/model.ts"]
+        + ["--ckpt_file", "models/model.pt", *meta, *config, *spec.export_args, *tiny],
+        # `-v` logs every imported file: proof of which `common` the inference used
+        "inference": [sys.executable, "-S", "-v", "-m", "monai.bundle", "run", *config]
+        + ["--dataset_dir", str(data), "--output_dir", str(out), *tiny],
+    }
+    results = _run_all(commands, cwd=root, env=env, logs=logs)
+    for step, (code, output) in results.items():
+        assert code == 0, f"{step} failed in the unzipped bundle:\n{output[-4000:]}"
+    assert "metadata is verified with no error" in results["verify_metadata"][1]
+    assert "data shape of network is verified with no error" in results["verify_net_in_out"][1]
+    assert "exported to file" in results["ckpt_export"][1]
+
+    # the vendored `common` was imported, and nothing from this repository
+    imported = set(re.findall(r"(/\S+?)/common/__init__\.py", results["inference"][1]))
+    imported = {p for p in imported if "site-packages" not in p}
+    assert imported == {str(root)}, imported
+    assert str(REPO_ROOT / "common") not in results["inference"][1]
+
+    # the exported TorchScript gives the eager network's output
+    x = torch.rand(1, image["num_channels"], height, width)
+    with torch.no_grad():
+        expected = net(x)
+        exported = torch.jit.load(str(root / "models" / "model.ts"))(x)
+    assert exported.shape == expected.shape == (1, expected.shape[1], spec.scale * height, spec.scale * width)
+    torch.testing.assert_close(exported, expected, rtol=1e-3, atol=1e-4)
+
+    # one inference: the output exists, `scale` times larger, over the same field of view
+    postfix = parser.get_parsed_content("output_postfix")
+    written = sorted(out.glob("*.nii.gz"))
+    assert [p.name for p in written] == [f"case_001_{postfix}.nii.gz"]
+    result = nib.load(str(written[0]))
+    assert result.shape[:2] == (spec.scale * height, spec.scale * width)
+    assert all(s == 1 for s in result.shape[2:])
+    np.testing.assert_allclose(result.header.get_zooms()[:2], np.array(INPUT_SPACING[:2]) / spec.scale, rtol=1e-5)
+
+
+def test_override_option_parses_json_values(capsys):
+    parsed = vb._parse_overrides(["feature_size=12", "depths=[1,1,1,1]", "encoder=swin", "lr=1e-4"])
+    assert parsed == {"feature_size": 12, "depths": [1, 1, 1, 1], "encoder": "swin", "lr": 1e-4}
+    assert vb.main(["--override", "feature_size"]) == 1
+    assert "--override 'feature_size': expected KEY=VALUE" in capsys.readouterr().out
