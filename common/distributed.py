@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "init",
     "finalize",
+    "barrier",
     "rank",
     "world_size",
     "is_rank0",
@@ -32,6 +33,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import ignite.distributed as idist
 import torch
 import torch.distributed as dist
 from monai.handlers import (
@@ -66,31 +68,64 @@ def _initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def init(backend: str | None = None) -> None:
-    """Join the torchrun process group (``env://``) when ``WORLD_SIZE > 1``; otherwise do nothing.
+def _launched_by_torchrun() -> bool:
+    """Whether the ``env://`` rendezvous variables are set (torchrun sets them, even for one process)."""
+    world = os.environ.get("WORLD_SIZE")
+    return world is not None and (int(world) > 1 or "MASTER_ADDR" in os.environ)
+
+
+def init(backend: str | None = None, required: bool = False) -> None:
+    """Join the torchrun process group (``env://``); outside torchrun do nothing, or raise if ``required``.
+
+    Under torchrun the group is joined for any ``WORLD_SIZE``, 1 included (``--nproc_per_node=1``), so the
+    ``DistributedSampler`` and DDP of ``multi_gpu_*.json`` work there too.
 
     Args:
         backend: ``"nccl"``, ``"gloo"``...; ``None`` picks NCCL when CUDA is available, gloo otherwise. On CUDA the
             current device is set to ``cuda:LOCAL_RANK`` first.
+        required: raise instead of returning when the process was not launched by torchrun (the training
+            ``multi_gpu_*.json`` files need a process group).
+
+    Raises:
+        RuntimeError: ``required`` is true and ``WORLD_SIZE``/``MASTER_ADDR`` are not set (no torchrun).
 
     Examples::
 
         "initialize": ["$import common.distributed", "$common.distributed.init()"]
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or _initialized():
+    if _initialized():
+        return
+    if not _launched_by_torchrun():
+        if required:
+            raise RuntimeError(
+                "this multi-GPU config needs torchrun (WORLD_SIZE and MASTER_ADDR are not set): launch it with, e.g., "
+                "`torchrun --nproc_per_node=N -m monai.bundle run --config_file \"['configs/train.json',"
+                "'configs/multi_gpu_train.json']\"`, or leave out multi_gpu_*.json to run in one process."
+            )
         return
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, init_method="env://")
+    idist.sync()  # ignite caches the distributed context it saw first (its savers and metrics ask it for ranks)
     logger.info(f"process group initialised: backend {backend}, rank {rank()} of {world_size()}")
 
 
 def finalize() -> None:
-    """Leave the process group if one is initialised (call from the config's ``finalize``)."""
+    """Leave the process group if one is initialised (call from the config's ``finalize``).
+
+    ignite's cached distributed context is reset too, so later workflows in the same process run serially.
+    """
     if _initialized():
         dist.destroy_process_group()
+        idist.sync()
+
+
+def barrier() -> None:
+    """Wait for every rank (``torch.distributed.barrier``); a no-op without a process group."""
+    if _initialized():
+        dist.barrier()
 
 
 def _current_rank() -> int:

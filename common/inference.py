@@ -17,6 +17,18 @@ class UnreadableInputError(RuntimeError):
     """Raised at the end of a folder inference in which some inputs could not be read."""
 
 
+def _as_flag(value: bool | str, name: str) -> bool:
+    """A boolean from a config or the command line (``monai.bundle run --overwrite false`` passes the string)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
 def _stem(path: PathLike) -> str:
     name = os.path.basename(str(path))
     for ext in (".nii.gz", ".nii", ".mha", ".nrrd"):
@@ -44,13 +56,17 @@ def plan_outputs(
         datalist: dicts holding the input path under `image_key`.
         output_dir: folder the outputs go to (created).
         postfix: `SaveImaged`'s `output_postfix`.
-        overwrite: allow replacing earlier outputs; inputs are never replaced, flag or not.
+        overwrite: allow replacing earlier outputs; inputs are never replaced, flag or not. The strings
+            ``"true"``/``"false"`` (what ``monai.bundle run --overwrite false`` passes) are accepted.
         image_key: key of the input path.
-        shard: keep only `items[rank::world_size]` under torchrun, so each file is written exactly once.
+        shard: keep only `items[rank::world_size]` under torchrun, so each file is written exactly once. All
+            ranks check all outputs and then wait for each other, so no rank's early outputs trip another's check.
 
     Raises:
         FileExistsError: an output already exists (and `overwrite` is false) or would replace an input.
+        ValueError: `overwrite` is a string other than true/false.
     """
+    overwrite = _as_flag(overwrite, "overwrite")
     inputs = {os.path.realpath(str(item[image_key])) for item in datalist}
     planned = []
     for item in datalist:
@@ -64,8 +80,10 @@ def plan_outputs(
         planned.append(dict(item))
     os.makedirs(str(output_dir), exist_ok=True)
     if shard:
+        from common.distributed import barrier
         from common.distributed import shard as shard_items
 
+        barrier()  # every rank has checked every output before any rank writes one
         planned = shard_items(planned)
     return planned
 

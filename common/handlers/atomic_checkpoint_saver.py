@@ -4,11 +4,12 @@ from __future__ import annotations
 
 __all__ = ["AtomicCheckpointSaver"]
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
 
@@ -34,6 +35,10 @@ class _AtomicDiskSaver(DiskSaver):
         self.pending_removals.append(self.filename or filename)
 
 
+#: numbered checkpoints found on disk at the start of a run rank this far below anything the run writes itself
+_ADOPTED_OFFSET = 10**15
+
+
 class AtomicCheckpointSaver(CheckpointSaver):
     """MONAI ``CheckpointSaver`` (same arguments, same file names) made safe against interrupted saves.
 
@@ -44,6 +49,15 @@ class AtomicCheckpointSaver(CheckpointSaver):
     all. Here every file is written to a temporary file in the same folder and renamed (``os.replace``, atomic on
     POSIX), and old checkpoints are deleted only after the next write succeeded, so a checkpoint folder always
     holds complete files only, the newest of which ``ResumeFromLatest`` resumes from.
+
+    Two more things make a resumed run behave like one uninterrupted run:
+
+    - at ``Events.STARTED`` the interval checkpoints already in ``save_dir`` (left by the interrupted run, or by an
+      earlier run) join the rotation, oldest first, so ``n_saved`` still bounds the folder (a new ``Checkpoint``
+      would otherwise never delete them);
+    - ``state_dict``/``load_state_dict`` carry the best-metric tracking of ``save_key_metric``: put this saver in the
+      trainer's checkpoint and ``ResumeFromLatest`` dict, and the best model (e.g. ``model.pt``) is replaced after a
+      resume only by a better one, not by the first model validated after the restart.
 
     Args:
         engine_key: if given, the engine this handler is attached to is saved under this key too (a config cannot
@@ -70,4 +84,30 @@ class AtomicCheckpointSaver(CheckpointSaver):
             for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
                 if checkpoint is not None:
                     checkpoint.to_save[self.engine_key] = engine
+        if self._interval_checkpoint is not None:
+            engine.add_event_handler(Events.STARTED, self._adopt_existing)
         super().attach(engine)
+
+    def _adopt_existing(self, engine: Engine) -> None:
+        """Add the numbered interval checkpoints on disk that this saver does not track yet to its rotation."""
+        checkpoint = self._interval_checkpoint
+        if not Path(self.save_dir).is_dir():
+            return
+        name = next(iter(checkpoint.to_save)) if len(checkpoint.to_save) == 1 else "checkpoint"  # as ignite names
+        base = f"{checkpoint.filename_prefix}_{name}" if checkpoint.filename_prefix else name
+        pattern = re.compile(rf"{re.escape(base)}_{checkpoint.score_name}=(\d+)\.{re.escape(checkpoint.ext)}")
+        saved = [tuple(item) for item in checkpoint.state_dict()["_saved"]]
+        known = {filename for _, filename in saved}
+        adopted = []
+        for path in Path(self.save_dir).iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and path.is_file() and path.name not in known:
+                adopted.append((int(match.group(1)) - _ADOPTED_OFFSET, path.name))
+        if adopted:
+            checkpoint.load_state_dict({"_saved": sorted(adopted + saved, key=lambda item: item[0])})
+
+    def state_dict(self) -> dict:
+        """The best-metric tracking, ``{"_saved": [(score, filename), ...]}`` (empty without ``save_key_metric``)."""
+        if self._key_metric_checkpoint is None:
+            return {"_saved": []}
+        return dict(self._key_metric_checkpoint.state_dict())

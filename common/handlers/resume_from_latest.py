@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from ignite.engine import Engine
 
 
+def _as_flag(value: bool | str, name: str) -> bool:
+    """A boolean from a config or the command line (``monai.bundle run --resume false`` passes the string)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
 class ResumeFromLatest:
     """Ignite handler: at ``Events.STARTED`` load the newest checkpoint of ``ckpt_dir`` into ``load_dict``.
 
@@ -33,7 +45,8 @@ class ResumeFromLatest:
             ``{"trainer": trainer, "network": net, "optimizer": opt, "lr_scheduler": sched}``.
         map_location: ``torch.load`` map location; ``None`` loads onto the CPU (``load_state_dict`` then copies to
             each object's device), so DDP ranks do not all allocate on the saving rank's GPU.
-        enabled: ``False`` turns the handler into a no-op (a config switch, e.g. ``"resume": false``).
+        enabled: ``False`` turns the handler into a no-op (a config switch, e.g. ``"resume": false``); the strings
+            ``"true"``/``"false"`` (what ``monai.bundle run --resume false`` passes) are accepted.
         pattern: glob of candidate files in ``ckpt_dir``.
         strict: ``load_state_dict`` strictness.
         name: logger name; default the engine's logger.
@@ -41,7 +54,7 @@ class ResumeFromLatest:
             cannot reference the trainer from inside its own ``train_handlers``).
 
     Raises:
-        ValueError: if ``load_dict`` is empty.
+        ValueError: if ``load_dict`` is empty, or ``enabled`` is a string other than true/false.
 
     Examples::
 
@@ -53,7 +66,7 @@ class ResumeFromLatest:
         ckpt_dir: PathLike,
         load_dict: dict,
         map_location: str | dict | None = None,
-        enabled: bool = True,
+        enabled: bool | str = True,
         pattern: str = "*.pt",
         strict: bool = True,
         name: str | None = None,
@@ -64,7 +77,7 @@ class ResumeFromLatest:
         self.ckpt_dir = ckpt_dir
         self.load_dict = load_dict
         self.map_location = "cpu" if map_location is None else map_location
-        self.enabled = enabled
+        self.enabled = _as_flag(enabled, "enabled")
         self.pattern = pattern
         self.strict = strict
         self._name = name

@@ -141,7 +141,10 @@ def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = 
                 ["train.json", "seg_baseline.json"],
                 pre,
                 {},
-                [("Seg+bilinear", {"seg_upsample_mode": "bilinear"}), ("Seg+nearest", {"seg_upsample_mode": "nearest"})],
+                [
+                    ("Seg+bilinear", {"seg_upsample_mode": "bilinear"}),
+                    ("Seg+nearest", {"seg_upsample_mode": "nearest"}),
+                ],
             )
         )
     for encoder in ("resnet", "convnext"):
