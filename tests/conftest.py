@@ -28,7 +28,19 @@ def tiny_data(tmp_path_factory) -> Path:
     return out
 
 
+def pytest_configure(config):
+    # Tests run tiny networks on a 2-core machine, often beside torchrun subprocesses: one intra-op thread is
+    # faster there (tiny convs with 2 contended threads ran ~100x slower) and deterministic. Subprocesses inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(autouse=True)
-def _quiet_threads(monkeypatch):
-    # tests run on 2 cores: keep intra-op threads bounded and deterministic
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+def _forget_bundle_scripts():
+    """Every bundle has a top-level package named `scripts`; drop the cached one so each test imports its own
+    bundle's (MONAI Label does the same between bundles)."""
+    for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
+        del sys.modules[name]
+    yield
