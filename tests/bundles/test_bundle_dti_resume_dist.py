@@ -1,0 +1,172 @@
+"""CycleGANSeg training of the DTI -> LGE bundle: resume from its state, and DDP on two gloo ranks (CPU, torchrun).
+
+- resume: a 1-epoch run, then the same command with ``epochs=2`` continues at epoch 2 with the saved generators,
+  discriminators and optimizers (no epoch repeated) and the new run's learning-rate schedule;
+- DDP: ``train.json`` + ``multi_gpu_train.json`` through ``monai.bundle``'s command line; the generators and
+  discriminators are wrapped, the frozen Segmentor is not, only rank 0 writes, ``models/model.pt`` has no
+  ``module.`` prefix; ``inference.json`` + ``multi_gpu_inference.json`` writes every output exactly once; the
+  Segmentor stage (``train_segmentor.json`` + ``multi_gpu_train_segmentor.json``) with its sharded validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "dti_lge_style_transfer"
+CONFIGS = BUNDLE / "configs"
+SEGMENTOR = {"segmentor_channels": [4, 8], "segmentor_strides": [2], "segmentor_num_res_units": 0}
+TINY = {"ngf": 8, "n_blocks": 1, "ndf": 8, **SEGMENTOR}
+#: 8 paired cases -> 4 training pairs (2 per rank), 2 val, 2 test
+FRACTIONS = [0.5, 0.25, 0.25]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """8 paired cases and an (untrained, tiny) Segmentor file: CycleGANSeg only needs a Segmentor to exist."""
+    from monai.networks.nets import UNet
+
+    from common.data import write_dti_lge_mi
+
+    root = tmp_path_factory.mktemp("dti_resume_dist")
+    write_dti_lge_mi(root, n_cases=8, n_paired=8, seed=3)
+    segmentor = UNet(2, 1, 2, channels=SEGMENTOR["segmentor_channels"], strides=SEGMENTOR["segmentor_strides"],
+                     num_res_units=0)  # fmt: skip
+    (root / "models").mkdir()
+    torch.save(segmentor.state_dict(), root / "models" / "segmentor.pt")
+    return root
+
+
+def _overrides(work: Path, ckpt: Path, **extra) -> dict:
+    return dict(
+        TINY,
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(work / "DTI_LGE_MI"),
+        ckpt_dir=str(ckpt),
+        segmentor_path=str(work / "models" / "segmentor.pt"),
+        output_dir=str(ckpt / "eval"),
+        split_fractions=FRACTIONS,
+        **extra,
+    )
+
+
+def _train(files, **overrides):
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / f) for f in files], meta_file=str(CONFIGS / "metadata.json"), **overrides
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+@pytest.mark.slow
+def test_cycleganseg_resumes_every_network_and_optimizer(work, tmp_path):
+    ckpt = tmp_path / "models"
+    first = _train(["train.json"], **_overrides(work, ckpt, epochs=1, lr_decay_epochs=0))
+    saved = torch.load(ckpt / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)
+    iterations = saved["trainer"]["iteration"]
+    assert iterations == 4, "4 training pairs at batch size 1"
+    assert {"g_source_to_target", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer"} <= set(
+        saved
+    )
+    generator_after_1 = {k: v.clone() for k, v in first.parser.get_parsed_content("network").state_dict().items()}
+
+    # the same command with more epochs (and a decay over the last one) continues at epoch 2
+    second = _train(["train.json"], **_overrides(work, ckpt, epochs=2, lr_decay_epochs=1))
+    trainer = second.parser.get_parsed_content("train#trainer")
+    assert trainer.state.epoch == 2 and trainer.state.iteration == 2 * iterations
+    state_2 = torch.load(ckpt / "train_state" / "checkpoint_epoch=2.pt", weights_only=True)
+    step_1 = float(saved["g_optimizer"]["state"][0]["step"])
+    assert float(state_2["g_optimizer"]["state"][0]["step"]) == 2 * step_1, "optimizer moments restored"
+    assert saved["g_optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    # epoch 2 ran at the resumed run's schedule: 2e-4 * (1 - (1 + 1 - 1) / 2)
+    for name in ("g_optimizer", "d_optimizer"):
+        assert state_2[name]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    changed = any(
+        not torch.equal(value, generator_after_1[key])
+        for key, value in second.parser.get_parsed_content("network").state_dict().items()
+    )
+    assert changed, "epoch 2 must have trained the generator"
+
+
+def _cli(values: dict) -> list[str]:
+    args = []
+    for key, value in values.items():
+        text = json.dumps(value) if isinstance(value, (bool, list)) else str(value)
+        args += [f"--{key}", text.replace(" ", "")]
+    return args
+
+
+def _torchrun(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "--redirects", "3", "--log-dir", str(log_dir), "-m", "monai.bundle", "run", *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(command, cwd=BUNDLE, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _errors(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
+    logs = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
+    return proc.stdout[-2000:] + proc.stderr[-3000:] + logs
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_path):
+    ckpt = tmp_path / "models"
+    values = {k: v for k, v in _overrides(work, ckpt, epochs=1).items() if k != "bundle_root"}
+    config = "['configs/train.json','configs/multi_gpu_train.json']"
+    proc = _torchrun(["--config_file", config, *_cli(values)], tmp_path / "logs_train")
+    assert proc.returncode == 0, _errors(proc, tmp_path / "logs_train")
+    weights = torch.load(ckpt / "model.pt", weights_only=True)
+    assert weights and not any(key.startswith("module.") for key in weights)
+    from common.nets import ResNetGenerator
+
+    ResNetGenerator(ngf=TINY["ngf"], n_blocks=TINY["n_blocks"]).load_state_dict(weights, strict=True)
+    assert sorted(p.name for p in (ckpt / "train_state").glob("*.pt")) == ["checkpoint_epoch=1.pt"]
+    state = torch.load(ckpt / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == 2, "4 training pairs over 2 ranks at batch size 1: 2 iterations"
+    assert len(list((ckpt / "eval").glob("events.out.tfevents.*"))) == 1, "TensorBoard on rank 0 only"
+
+    # sharded folder inference: each of the 8 DTI slices written exactly once
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        from scripts.prepare_dti_folder import prepare_dti_folder
+    finally:
+        sys.path.remove(str(BUNDLE))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+    inputs = prepare_dti_folder(str(work / "DTI_LGE_MI"), str(tmp_path / "dti"), split="all")
+    args = _cli({"dataset_dir": str(tmp_path / "dti"), "output_dir": str(tmp_path / "out"), "ckpt_dir": str(ckpt),
+                 "ngf": TINY["ngf"], "n_blocks": TINY["n_blocks"]})  # fmt: skip
+    config = "['configs/inference.json','configs/multi_gpu_inference.json']"
+    proc = _torchrun(["--config_file", config, *args], tmp_path / "logs_infer")
+    assert proc.returncode == 0, _errors(proc, tmp_path / "logs_infer")
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz"))
+    assert written == sorted(Path(p).name.replace(".nii.gz", "_lge_style.nii.gz") for p in inputs)
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_multi_gpu_segmentor_stage_on_two_gloo_ranks(work, tmp_path):
+    ckpt = tmp_path / "models"
+    values = {k: v for k, v in _overrides(work, ckpt, epochs=1, val_interval=1).items() if k != "bundle_root"}
+    config = "['configs/train.json','configs/train_segmentor.json','configs/multi_gpu_train_segmentor.json']"
+    proc = _torchrun(["--config_file", config, *_cli(values)], tmp_path / "logs")
+    assert proc.returncode == 0, _errors(proc, tmp_path / "logs")
+    weights = torch.load(ckpt / "segmentor.pt", weights_only=True)
+    assert weights and not any(key.startswith("module.") for key in weights)
+    state = torch.load(ckpt / "segmentor_state" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert {"network", "optimizer", "best_model_saver", "trainer"} <= set(state)
+    assert len(list((ckpt / "eval").glob("events.out.tfevents.*"))) == 1, "TensorBoard on rank 0 only"

@@ -1,0 +1,197 @@
+"""Unit tests of the DTI -> LGE style-transfer bundle's `scripts/` glue (pipeline inferer, metrics, data prep)."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from monai.data import MetaTensor
+from monai.transforms import ScaleIntensityRangePercentiles
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
+
+
+def _bundle_module(name: str):
+    """Import `scripts.<name>` of this bundle (other bundles also have a `scripts` package)."""
+    saved = {k: v for k, v in sys.modules.items() if k == "scripts" or k.startswith("scripts.")}
+    for key in saved:
+        del sys.modules[key]
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        return importlib.import_module(f"scripts.{name}")
+    finally:
+        sys.path.remove(str(BUNDLE))
+        for key in [k for k in sys.modules if k == "scripts" or k.startswith("scripts.")]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+class _ThresholdSegmenter(torch.nn.Module):
+    """Logits ``(-x, x)``: argmax is 1 where the image is positive; records inputs; ``scale``x nearest output."""
+
+    def __init__(self, scale: int = 1) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(torch.as_tensor(x).detach().clone())
+        logits = torch.cat([-x, x], dim=1) * self.weight
+        return F.interpolate(logits, scale_factor=self.scale, mode="nearest") if self.scale > 1 else logits
+
+
+# ------------------------------------------------------------------------------------------ pipeline inferer
+def test_pipeline_inferer_translates_renormalises_and_keeps_metadata():
+    inferer_module = _bundle_module("pipeline_inferer")
+    segmenter = _ThresholdSegmenter(scale=8).train()
+    inferer = inferer_module.TranslateSegmentInferer(
+        segmenter, ScaleIntensityRangePercentiles(lower=1, upper=99, b_min=0.0, b_max=1.0, clip=True)
+    )
+    affine = torch.diag(torch.tensor([2.5, 2.5, 8.0, 1.0], dtype=torch.float64))
+    images = MetaTensor(torch.linspace(-1, 1, 2 * 16 * 16).reshape(2, 1, 16, 16), affine=affine)
+
+    def generator(x):
+        return -x  # a "translation" whose output range differs from the segmenter's input range
+
+    logits = inferer(images, generator)
+    assert logits.shape == (2, 2, 128, 128)
+    assert isinstance(logits, MetaTensor)
+    torch.testing.assert_close(logits.affine, images.affine)
+    assert not segmenter.training, "the segmenter must run in eval mode"
+    seen = segmenter.inputs[-1]
+    assert seen.shape == (2, 1, 16, 16)
+    assert float(seen.min()) == pytest.approx(0.0) and float(seen.max()) == pytest.approx(1.0)  # per-image [0, 1]
+    assert float(seen[0, 0, 0, 0]) > float(seen[0, 0, -1, -1])  # the generator's output, not its input
+
+
+def test_pipeline_inferer_without_intensity_transform_and_bad_segmenter():
+    inferer_module = _bundle_module("pipeline_inferer")
+    segmenter = _ThresholdSegmenter()
+    inferer = inferer_module.TranslateSegmentInferer(segmenter)
+    x = torch.randn(1, 1, 8, 8)
+    inferer(x, lambda t: t * 0.5)
+    torch.testing.assert_close(segmenter.inputs[-1], x * 0.5)
+    with pytest.raises(ValueError, match="segmenter"):
+        inferer_module.TranslateSegmentInferer(lambda t: t)
+
+
+# ------------------------------------------------------------------------------------------ translation metrics
+def _engine(items):
+    return SimpleNamespace(state=SimpleNamespace(output=items, batch=items, metrics={}))
+
+
+def test_translation_metrics_on_known_images(tmp_path):
+    metrics_module = _bundle_module("translation_metrics")
+    truth = torch.zeros(1, 16, 16)
+    truth[:, 4:8, 4:8] = 1
+    lge = torch.where(truth > 0, 1.0, -1.0)
+    shifted = torch.roll(lge, shifts=2, dims=-1)  # overlap 2 of 4 columns -> Dice 0.5
+    items = [
+        {"image": lge.clone(), "pred": lge.clone(), "lge": lge, "label": truth, "case": "same"},
+        {"image": lge.clone(), "pred": shifted, "lge": lge, "label": truth, "case": "shifted"},
+    ]
+    handler = metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), write_png=True)
+    engine = _engine(items)
+    handler.reset()
+    handler.iteration_completed(engine)
+    handler.epoch_completed(engine)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [row["case"] for row in rows] == ["same", "shifted"]
+    same, moved = rows
+    assert float(same["dice_translated_vs_truth"]) == 1.0 and float(same["dice_translated_vs_source_lge"]) == 1.0
+    assert float(same["ssim_translated_vs_lge"]) == pytest.approx(1.0)
+    assert float(moved["dice_translated_vs_truth"]) == pytest.approx(0.5)
+    assert float(moved["dice_source_lge_vs_truth"]) == 1.0
+    assert float(moved["ssim_translated_vs_lge"]) < 1.0 and np.isfinite(float(moved["psnr_translated_vs_lge"]))
+    summary = json.loads((tmp_path / "metrics_summary.json").read_text())
+    assert summary["dice_translated_vs_truth"]["mean"] == pytest.approx(0.75)
+    assert summary["dice_translated_vs_truth"]["std"] == pytest.approx(0.25)
+    assert engine.state.metrics["dice_translated_vs_source_lge"] == pytest.approx(0.75)
+    assert sorted(p.name for p in (tmp_path / "grids").glob("*.png")) == ["same.png", "shifted.png"]
+
+
+def test_translation_metrics_rejects_bad_arguments_and_missing_keys(tmp_path):
+    metrics_module = _bundle_module("translation_metrics")
+    with pytest.raises(ValueError, match="image_range"):
+        metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), image_range=(1.0, -1.0))
+    handler = metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), write_png=False)
+    with pytest.raises(KeyError, match="lge"):
+        handler.iteration_completed(_engine([{"pred": torch.zeros(1, 8, 8), "label": torch.zeros(1, 8, 8)}]))
+
+
+# ------------------------------------------------------------------------------------------ data preparation
+@pytest.fixture(scope="module")
+def paired_data(tmp_path_factory) -> Path:
+    from common.data import write_dti_lge_mi
+
+    out = tmp_path_factory.mktemp("dti_scripts_data")
+    write_dti_lge_mi(out, n_cases=3, n_paired=3, seed=1)
+    return out / "DTI_LGE_MI"
+
+
+def test_prepare_dti_folder_copies_the_split_and_refuses_to_overwrite(paired_data, tmp_path):
+    prepare = _bundle_module("prepare_dti_folder").prepare_dti_folder
+    written = prepare(str(paired_data), str(tmp_path / "all"), split="all")
+    assert [Path(p).name for p in written] == ["Case_001_DTI.nii.gz", "Case_002_DTI.nii.gz", "Case_003_DTI.nii.gz"]
+    source = nib.load(paired_data / "Case_002" / "DTI.nii.gz")
+    copy = nib.load(written[1])
+    np.testing.assert_array_equal(copy.affine, source.affine)
+    np.testing.assert_array_equal(np.asarray(copy.dataobj), np.asarray(source.dataobj))
+    test_only = prepare(str(paired_data), str(tmp_path / "test"), split="test")
+    assert len(test_only) == 1
+    with pytest.raises(FileExistsError, match="Case_001_DTI.nii.gz"):
+        prepare(str(paired_data), str(tmp_path / "all"), split="all")
+    assert len(prepare(str(paired_data), str(tmp_path / "all"), split="all", overwrite=True)) == 3
+    with pytest.raises(ValueError, match="split"):
+        prepare(str(paired_data), str(tmp_path / "x"), split="holdout")
+
+
+def test_benchmark_dti_on_the_lge_grid_is_exactly_the_dti_after_area_downsampling(paired_data, tmp_path):
+    benchmark = _bundle_module("benchmark")
+    from common.data import dti_lge_mi_cases
+
+    cases = dti_lge_mi_cases(paired_data, require_dti=True)[:1]
+    item = benchmark._write_dti_x8(cases, tmp_path)[0]
+    upsampled, dti, mask = nib.load(item["image"]), nib.load(cases[0]["dti"]), nib.load(cases[0]["mask"])
+    assert upsampled.shape == mask.shape and item["label"] == cases[0]["mask"]
+    np.testing.assert_allclose(upsampled.affine, mask.affine, atol=1e-4)  # on the mask grid
+    back = F.interpolate(
+        torch.as_tensor(np.asarray(upsampled.dataobj))[None, None, ..., 0], size=dti.shape[:2], mode="area"
+    )
+    np.testing.assert_allclose(back[0, 0].numpy(), np.asarray(dti.dataobj)[..., 0], rtol=1e-5, atol=1e-5)
+    # _mask_dice scores a saved mask against the manual one
+    truth = np.asarray(mask.dataobj)
+    nib.save(
+        nib.Nifti1Image(truth[..., 0].astype(np.uint8), mask.affine), tmp_path / f"{cases[0]['case']}_DTI_mi_x8.nii.gz"
+    )
+    assert benchmark._mask_dice(tmp_path, cases) == [1.0]
+
+
+# ------------------------------------------------------------------------------------------ learning-rate policy
+def test_linear_decay_lr_follows_cyclegan_and_depends_on_the_epoch_only():
+    policy_module = _bundle_module("linear_decay_lr")
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizers = [torch.optim.Adam([parameter], lr=1.0), torch.optim.SGD([parameter], lr=1.0)]
+    policy = policy_module.LinearDecayLR(optimizers, lr=0.3, epochs=4, decay_epochs=2)
+    assert [policy.factor(e) for e in range(4)] == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
+    for epoch in (4, 1, 3):  # any order, e.g. a resumed run: only engine.state.epoch matters
+        policy(SimpleNamespace(state=SimpleNamespace(epoch=epoch)))
+        assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([0.3 * policy.factor(epoch - 1)] * 2)
+    constant = policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=3, decay_epochs=0)
+    assert [constant.factor(e) for e in range(3)] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="decay_epochs"):
+        policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=3, decay_epochs=4)
+    with pytest.raises(ValueError, match="lr"):
+        policy_module.LinearDecayLR(optimizers, lr=0.0, epochs=3)
+    with pytest.raises(ValueError, match="epochs"):
+        policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=0)

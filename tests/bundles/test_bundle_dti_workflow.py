@@ -1,0 +1,272 @@
+"""The DTI -> LGE style-transfer bundle end to end, driven through `monai.bundle` as a user would.
+
+Segmentor -> CycleGANSeg -> folder inference -> DTI -> MI-mask pipeline -> evaluation, with tiny networks on a
+tiny paired dataset (4 paired cases, so the paired split has a train, a val and a test case).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
+SSEG_BUNDLE = BUNDLE.parent / "lge_mi_sr_segmentation"
+TINY_SEGMENTOR = {"segmentor_channels": [4, 8], "segmentor_strides": [2], "segmentor_num_res_units": 0}
+TINY_GAN = {"ngf": 8, "n_blocks": 1}
+TINY_TRAIN = {**TINY_GAN, **TINY_SEGMENTOR, "ndf": 8}
+TINY_SSEG = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+
+
+@contextmanager
+def bundle_scripts():
+    """Make `scripts` resolve to this bundle's package (every bundle has a `scripts` package; tests share a process)."""
+    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(BUNDLE))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _run(files, **overrides):
+    with bundle_scripts():
+        workflow = ConfigWorkflow(
+            config_file=[str(BUNDLE / "configs" / f) for f in files],
+            meta_file=str(BUNDLE / "configs" / "metadata.json"),
+            logging_file=None,
+            bundle_root=str(BUNDLE),
+            **overrides,
+        )
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+    return workflow
+
+
+def _causes(error: BaseException) -> str:
+    """Messages of an exception and of its causes (ConfigWorkflow wraps errors raised in config expressions)."""
+    messages = []
+    while error is not None:
+        messages.append(f"{type(error).__name__}: {error}")
+        error = error.__cause__ or error.__context__
+    return "\n".join(messages)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from common.data import write_dti_lge_mi
+
+    out = tmp_path_factory.mktemp("dti_lge_data")
+    write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
+    return out / "DTI_LGE_MI"
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """Segmentor (1 epoch) then CycleGANSeg (1 epoch), tiny networks, into a temporary models/ folder."""
+    work = tmp_path_factory.mktemp("dti_style")
+    common = dict(dataset_dir=str(data), ckpt_dir=str(work / "models"), resume=False)
+    _run(
+        ["train.json", "train_segmentor.json"],
+        **common,
+        **TINY_SEGMENTOR,
+        epochs=1,
+        val_interval=1,
+        output_dir=str(work / "eval" / "segmentor"),
+    )
+    segmentor_file = {k: v.clone() for k, v in torch.load(work / "models" / "segmentor.pt").items()}
+    workflow = _run(["train.json"], **common, **TINY_TRAIN, epochs=1, output_dir=str(work / "eval"))
+    return work, workflow, common, segmentor_file
+
+
+@pytest.mark.slow
+def test_training_writes_models_and_keeps_the_segmentor_frozen(trained):
+    work, workflow, _, segmentor_file = trained
+    models = work / "models"
+    assert (models / "segmentor.pt").is_file() and list((models / "segmentor_state").glob("*.pt"))
+    state = sorted(p.name for p in (models / "train_state").glob("*.pt"))
+    assert state, "CycleGANSeg must write resumable state"
+    checkpoint = torch.load(models / "train_state" / state[-1], weights_only=True)
+    expected = {"g_source_to_target", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer"}
+    assert expected | {"trainer"} <= set(checkpoint)
+    # models/model.pt is G_S>T's state dict, loadable strictly into the bundle's network_def
+    from common.nets import ResNetGenerator
+
+    generator = ResNetGenerator(**TINY_GAN)
+    generator.load_state_dict(torch.load(models / "model.pt", weights_only=True), strict=True)
+    # the Segmentor was used (CycleGANSeg) but not trained: its weights equal the file
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert trainer.segmentor is workflow.parser.get_parsed_content("segmentor")
+    for key, value in trainer.segmentor.state_dict().items():
+        torch.testing.assert_close(value.cpu(), segmentor_file[key], msg=f"Segmentor weight {key} changed")
+    assert not any(p.requires_grad for p in trainer.segmentor.parameters())
+    output = trainer.state.output
+    item = output[0] if isinstance(output, list) else output
+    assert float(item["loss_transfer_seg"]) > 0 and float(item["loss_recon_seg"]) > 0
+    assert list((work / "eval").glob("events.out.tfevents.*")), "TensorBoard logs expected"
+
+
+@pytest.mark.slow
+def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(data, tmp_path):
+    empty = tmp_path / "models"
+    with pytest.raises(Exception) as error:
+        _run(
+            ["train.json"], dataset_dir=str(data), ckpt_dir=str(empty), output_dir=str(tmp_path), **TINY_TRAIN, epochs=1
+        )
+    chain = _causes(error.value)
+    assert "FileNotFoundError" in chain and str(empty / "segmentor.pt") in chain
+    assert "train_segmentor.json" in chain, "the message must say how to produce the Segmentor"
+    assert not (empty / "model.pt").exists()
+    workflow = _run(
+        ["train.json"],
+        dataset_dir=str(data),
+        ckpt_dir=str(empty),
+        output_dir=str(tmp_path / "eval"),
+        use_segmentor=False,
+        **TINY_TRAIN,
+        epochs=1,
+    )
+    assert (empty / "model.pt").is_file()
+    output = workflow.parser.get_parsed_content("train#trainer").state.output
+    item = output[0] if isinstance(output, list) else output
+    assert float(item["loss_transfer_seg"]) == 0.0 and float(item["loss_recon_seg"]) == 0.0
+
+
+@pytest.fixture(scope="module")
+def dti_folder(data, tmp_path_factory) -> list[str]:
+    with bundle_scripts():
+        from scripts.prepare_dti_folder import prepare_dti_folder
+
+        return prepare_dti_folder(str(data), str(tmp_path_factory.mktemp("dti_in")), split="all")
+
+
+@pytest.mark.slow
+def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_folder, tmp_path):
+    work, _, common, _ = trained
+    folder = os.path.dirname(dti_folder[0])
+    args = dict(ckpt_dir=common["ckpt_dir"], dataset_dir=folder, output_dir=str(tmp_path / "out"), **TINY_GAN)
+    _run(["inference.json"], **args)
+    for path in dti_folder:
+        source = nib.load(path)
+        output = nib.load(tmp_path / "out" / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz"))
+        assert output.shape[:2] == source.shape[:2] and int(np.prod(output.shape)) == int(np.prod(source.shape))
+        np.testing.assert_allclose(output.affine, source.affine, atol=1e-5)
+        values = np.asarray(output.dataobj)
+        assert values.dtype == np.float32 and values.min() >= 0.0 and values.max() <= 1.0
+    with pytest.raises(Exception) as error:
+        _run(["inference.json"], **args)
+    assert "FileExistsError" in _causes(error.value) and "already exists" in _causes(error.value)
+
+
+def _tiny_sseg_bundle(root: Path) -> Path:
+    """A stand-in for the lge_mi_sr_segmentation bundle: its inference.json with tiny hyper-parameters + weights."""
+    from common.nets import SwinSSeg
+
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    config = json.loads((SSEG_BUNDLE / "configs" / "inference.json").read_text())
+    config.update(TINY_SSEG)
+    (root / "configs" / "inference.json").write_text(json.dumps(config))
+    network = SwinSSeg(scale=config["scale"], out_channels=config["num_classes"], **TINY_SSEG)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    return root
+
+
+@pytest.mark.slow
+def test_pipeline_writes_8x_masks_on_the_lge_grid(trained, dti_folder, data, tmp_path):
+    work, _, common, _ = trained
+    sseg_root = _tiny_sseg_bundle(tmp_path / "sseg_bundle")
+    out = tmp_path / "masks"
+    workflow = _run(
+        ["inference.json", "pipeline.json"],
+        ckpt_dir=common["ckpt_dir"],
+        dataset_dir=os.path.dirname(dti_folder[0]),
+        output_dir=str(out),
+        sseg_bundle_root=str(sseg_root),
+        **TINY_GAN,
+    )
+    # hyper-parameters come from the SSeg bundle's own inference.json
+    assert workflow.parser.get_parsed_content("sseg_feature_size") == TINY_SSEG["feature_size"]
+    for path in dti_folder:
+        source = nib.load(path)
+        mask = nib.load(out / os.path.basename(path).replace(".nii.gz", "_mi_x8.nii.gz"))
+        assert mask.shape[:2] == (8 * source.shape[0], 8 * source.shape[1])
+        np.testing.assert_allclose(mask.header.get_zooms()[:2], np.array(source.header.get_zooms()[:2]) / 8, rtol=1e-5)
+        corner_source = source.affine @ np.array([-0.5, -0.5, 0, 1])
+        corner_mask = mask.affine @ np.array([-0.5, -0.5, 0, 1])
+        np.testing.assert_allclose(corner_mask[:3], corner_source[:3], atol=1e-4)  # same field of view
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+        case = os.path.basename(path).split("_DTI")[0]
+        truth = nib.load(data / case / "LGE_MI.nii.gz")
+        np.testing.assert_allclose(mask.affine, truth.affine, atol=1e-4)  # on the manual mask's grid
+
+
+@pytest.mark.slow
+def test_pipeline_refuses_missing_sseg_weights(trained, dti_folder, tmp_path):
+    _, _, common, _ = trained
+    sseg_root = _tiny_sseg_bundle(tmp_path / "sseg_bundle")
+    missing = tmp_path / "nowhere" / "model.pt"
+    with pytest.raises(Exception) as error:
+        _run(
+            ["inference.json", "pipeline.json"],
+            ckpt_dir=common["ckpt_dir"],
+            dataset_dir=os.path.dirname(dti_folder[0]),
+            output_dir=str(tmp_path / "masks"),
+            sseg_bundle_root=str(sseg_root),
+            sseg_weights=str(missing),
+            **TINY_GAN,
+        )
+    assert str(missing) in _causes(error.value)
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_csv_summary_and_grids(trained, data):
+    work, _, common, _ = trained
+    out = work / "eval" / "test"
+    workflow = _run(["train.json", "evaluate.json"], **common, **TINY_TRAIN, output_dir=str(out))
+    split = workflow.parser.get_parsed_content("split")
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].split(",")[:3] == ["case", "dice_translated_vs_truth", "dice_source_lge_vs_truth"]
+    assert [row.split(",")[0] for row in rows[1:]] == [c["case"] for c in split["test"]]
+    summary = json.loads((out / "metrics_summary.json").read_text())
+    for name in ("dice_translated_vs_source_lge", "ssim_translated_vs_lge", "psnr_translated_vs_lge"):
+        assert summary[name]["n"] == len(split["test"]) and np.isfinite(summary[name]["mean"])
+    assert 0.0 <= summary["dice_translated_vs_truth"]["mean"] <= 1.0
+    assert sorted(p.stem for p in (out / "grids").glob("*.png")) == [c["case"] for c in split["test"]]
+
+
+@pytest.mark.slow
+def test_inference_from_the_bundle_root_names_a_corrupt_file(trained, dti_folder, tmp_path):
+    """`python -m monai.bundle run` from the bundle root: the corrupt file is named, the rest written, exit != 0."""
+    _, _, common, _ = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(dti_folder[0], folder / "good.nii.gz")
+    (folder / "broken.nii.gz").write_bytes(b"not a nifti file at all")
+    command = [
+        sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+        "--dataset_dir", str(folder), "--output_dir", str(tmp_path / "out"), "--ckpt_dir", common["ckpt_dir"],
+        "--ngf", "8", "--n_blocks", "1",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BUNDLE.parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert "broken.nii.gz" in proc.stdout + proc.stderr
+    assert (tmp_path / "out" / "good_lge_style.nii.gz").is_file()
+    assert not (tmp_path / "out" / "broken_lge_style.nii.gz").exists()
