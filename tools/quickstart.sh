@@ -24,6 +24,14 @@ run --config_file $sseg/configs/inference.json --bundle_root $sseg --overwrite t
 run --config_file "['$sseg/configs/train.json','$sseg/configs/evaluate.json']" --bundle_root $sseg
 
 style=bundles/dti_lge_style_transfer
-if [ -f $style/tools_quickstart.sh ]; then bash $style/tools_quickstart.sh "$py"; fi
+run --config_file "['$style/configs/train.json','$style/configs/train_segmentor.json']" --bundle_root $style \
+    --epochs 40 --val_interval 5 --lr 0.003
+run --config_file $style/configs/train.json --bundle_root $style --epochs 10
+run --config_file "['$style/configs/train.json','$style/configs/evaluate.json']" --bundle_root $style
+(cd $style && $py -m scripts.prepare_dti_folder --dataset_dir ../../data/DTI_LGE_MI \
+    --out ../../data/DTI_LGE_MI_dti_test --split test --overwrite True)
+run --config_file $style/configs/inference.json --bundle_root $style --overwrite true
+run --config_file "['$style/configs/inference.json','$style/configs/pipeline.json']" --bundle_root $style --overwrite true
 echo
-echo "Done. Masks: $sseg/outputs/, metrics and overlays: $sseg/eval/"
+echo "Done. SwinSSegNet masks: $sseg/outputs/, its metrics and overlays: $sseg/eval/"
+echo "      LGE-style images and DTI pipeline masks: $style/outputs/, translation metrics and grids: $style/eval/"
