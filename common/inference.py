@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Sequence
 
+from common.flags import as_flag
 from common.typing import PathLike
 
 __all__ = ["output_path", "plan_outputs", "report_unreadable", "UnreadableInputError"]
@@ -15,18 +16,6 @@ logger = logging.getLogger(__name__)
 
 class UnreadableInputError(RuntimeError):
     """Raised at the end of a folder inference in which some inputs could not be read."""
-
-
-def _as_flag(value: bool | str, name: str) -> bool:
-    """A boolean from a config or the command line (``monai.bundle run --overwrite false`` passes the string)."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return bool(value)
 
 
 def _stem(path: PathLike) -> str:
@@ -66,7 +55,7 @@ def plan_outputs(
         FileExistsError: an output already exists (and `overwrite` is false) or would replace an input.
         ValueError: `overwrite` is a string other than true/false.
     """
-    overwrite = _as_flag(overwrite, "overwrite")
+    overwrite = as_flag(overwrite, "overwrite")
     inputs = {os.path.realpath(str(item[image_key])) for item in datalist}
     planned = []
     for item in datalist:

@@ -37,10 +37,20 @@ def pytest_configure(config):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-@pytest.fixture(autouse=True)
-def _forget_bundle_scripts():
-    """Every bundle has a top-level package named `scripts`; drop the cached one so each test imports its own
-    bundle's (MONAI Label does the same between bundles)."""
+def forget_bundle_scripts() -> None:
+    """Every bundle has a top-level package named `scripts`; drop the cached one so that the next bundle run
+    imports its own (MONAI Label does the same between bundles)."""
     for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
         del sys.modules[name]
-    yield
+    bundles = str(REPO_ROOT / "bundles")
+    sys.path[:] = [p for p in sys.path if not os.path.abspath(p).startswith(bundles)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _forget_bundle_scripts_per_module():
+    forget_bundle_scripts()  # before module-scoped fixtures that run a bundle
+
+
+@pytest.fixture(autouse=True)
+def _forget_bundle_scripts():
+    forget_bundle_scripts()

@@ -11,22 +11,11 @@ from ignite.engine import Events
 from monai.handlers import CheckpointLoader
 
 from common.checkpoint import latest_checkpoint
+from common.flags import as_flag
 from common.typing import PathLike
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
-
-
-def _as_flag(value: bool | str, name: str) -> bool:
-    """A boolean from a config or the command line (``monai.bundle run --resume false`` passes the string)."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return bool(value)
 
 
 class ResumeFromLatest:
@@ -77,7 +66,7 @@ class ResumeFromLatest:
         self.ckpt_dir = ckpt_dir
         self.load_dict = load_dict
         self.map_location = "cpu" if map_location is None else map_location
-        self.enabled = _as_flag(enabled, "enabled")
+        self.enabled = as_flag(enabled, "enabled")
         self.pattern = pattern
         self.strict = strict
         self._name = name

@@ -7,6 +7,7 @@ import os
 
 from common.data import acdc_cases, dti_lge_mi_cases, emidec_cases, split_cases
 from common.data.hybrid import roi_slices
+from common.flags import as_flag
 
 __all__ = ["hybrid_lge_slices"]
 
@@ -31,7 +32,7 @@ def hybrid_lge_slices(
     own = split_cases(dti_lge_mi_cases(dataset_dir), fractions=split_fractions, seed=seed)["train"]
     slices = roi_slices([{"image": c["lge"], "label": c["mask"]} for c in own], label_key=None, size=size)
     counts = {"own LGE": len(slices)}
-    if use_public_data:
+    if as_flag(use_public_data, "use_public_data"):
         readers = {"acdc": acdc_cases, "emidec": emidec_cases}
         for name, folder in (public_dirs or {}).items():
             if name not in readers:
