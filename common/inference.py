@@ -52,14 +52,22 @@ def plan_outputs(
             ranks check all outputs and then wait for each other, so no rank's early outputs trip another's check.
 
     Raises:
-        FileExistsError: an output already exists (and `overwrite` is false) or would replace an input.
+        FileExistsError: an output already exists (and `overwrite` is false), would replace an input, or two inputs
+            would be written to the same output name.
         ValueError: `overwrite` is a string other than true/false.
     """
     overwrite = as_flag(overwrite, "overwrite")
     inputs = {os.path.realpath(str(item[image_key])) for item in datalist}
     planned = []
+    targets: dict[str, str] = {}
     for item in datalist:
         target = output_path(item[image_key], output_dir, postfix)
+        if target in targets:
+            raise FileExistsError(
+                f"inputs {targets[target]} and {item[image_key]} would both be written to {target}; give the input "
+                "files distinct names (e.g. copy them into one flat folder)."
+            )
+        targets[target] = str(item[image_key])
         if os.path.realpath(target) in inputs:
             raise FileExistsError(f"output {target} would overwrite an input; choose another output_dir or postfix.")
         if os.path.exists(target) and not overwrite:

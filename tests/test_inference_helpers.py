@@ -30,3 +30,9 @@ def test_report_unreadable():
     report_unreadable([])
     with pytest.raises(UnreadableInputError, match="bad.nii.gz"):
         report_unreadable([("/x/bad.nii.gz", "corrupt")])
+
+
+def test_plan_outputs_refuses_two_inputs_with_one_output_name(tmp_path):
+    data = [{"image": str(tmp_path / "a" / "DTI.nii.gz")}, {"image": str(tmp_path / "b" / "DTI.nii.gz")}]
+    with pytest.raises(FileExistsError, match="both be written"):
+        plan_outputs(data, tmp_path / "out", "seg")
