@@ -43,7 +43,10 @@ def overlay_png(path: str, image: np.ndarray, truth: np.ndarray | None, pred: np
     for ax, (name, labels) in zip(axes, panels):
         ax.imshow(background.T, cmap="gray", origin="lower")
         if labels is not None and labels.any():
-            ax.contour(labels.T, levels=np.arange(0.5, labels.max() + 0.5), colors=["yellow", "red", "cyan"][:1])
+            # filled (so that an all-foreground prediction is visible) and outlined
+            ax.imshow(np.ma.masked_where(labels == 0, labels).T, cmap="autumn", alpha=0.35, origin="lower")
+            if not labels.all():
+                ax.contour(labels.T, levels=np.arange(0.5, labels.max() + 0.5), colors="yellow", linewidths=0.8)
         ax.set_title(name)
         ax.axis("off")
     if title:
@@ -85,10 +88,15 @@ class OverlayWriter:
             return
         os.makedirs(self.output_dir, exist_ok=True)
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
-        for item in items:
+        batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch] * len(items)
+        for item, source in zip(items, batch):
             image = np.asarray(item[self.image_key].detach().cpu())[0]
             pred = _to_label_map(item[self.pred_key])
             truth = _to_label_map(item[self.label_key]) if self.label_key in item else None
-            case = str(item.get(self.case_key, self._count)) if self.case_key else str(self._count)
+            case = str(self._count)
+            if self.case_key:  # the case id is in the batch; the engine output may not carry it
+                case = str(
+                    item.get(self.case_key, source.get(self.case_key, case) if isinstance(source, dict) else case)
+                )
             overlay_png(os.path.join(self.output_dir, f"{case}.png"), image, truth, pred, title=case)
             self._count += 1

@@ -134,7 +134,7 @@ def test_evaluate_writes_metrics_csv_and_overlays(trained, tiny_data):
     )
     rows = (work / "eval" / "test" / "test_mean_dice_raw.csv").read_text().strip().splitlines()
     assert rows[0].startswith("filename") and len(rows) >= 2
-    assert list((work / "eval" / "test" / "overlays").glob("*.png"))
+    assert sorted(p.stem for p in (work / "eval" / "test" / "overlays").glob("*.png"))[0].startswith("Case_")
     assert (work / "eval" / "test" / "test_hd95_mm_raw.csv").is_file()
 
 
