@@ -115,9 +115,13 @@ def init(backend: str | None = None, required: bool = False) -> None:
 def finalize() -> None:
     """Leave the process group if one is initialised (call from the config's ``finalize``).
 
-    ignite's cached distributed context is reset too, so later workflows in the same process run serially.
+    All ranks meet at a barrier first: a rank that tears the group down while another is still in a collective or
+    writing (rank 0's last checkpoint) can abort the job ("terminate called without an active exception", seen
+    with gloo). ignite's cached distributed context is reset too, so later workflows in the same process run
+    serially.
     """
     if _initialized():
+        dist.barrier()
         dist.destroy_process_group()
         idist.sync()
 
