@@ -8,17 +8,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from bundle_test_utils import exception_messages
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
-
-
-def _messages(error: BaseException) -> str:
-    parts = []
-    while error is not None:
-        parts.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(parts)
 
 
 def _initialize_train(dataset_dir: Path, out: Path) -> None:
@@ -81,7 +74,7 @@ def test_bad_file_is_named_before_any_output(dataset, tmp_path, make_bad):
     bad = make_bad(dataset)
     with pytest.raises(Exception) as error:
         _initialize_train(dataset, tmp_path / "run")
-    assert bad.name in _messages(error.value) and bad.parent.name in _messages(error.value)
+    assert bad.name in exception_messages(error.value) and bad.parent.name in exception_messages(error.value)
     assert not (tmp_path / "run").exists(), "nothing may be written before the inputs are validated"
 
 
@@ -92,7 +85,7 @@ def test_missing_or_empty_dataset_dir(tmp_path, folder):
         target.mkdir()
     with pytest.raises(Exception) as error:  # MONAI wraps the DatasetError in a RuntimeError
         _initialize_train(target, tmp_path / "run")
-    message = _messages(error.value)
+    message = exception_messages(error.value)
     assert "DatasetError" in repr(error.value.__cause__) or "DatasetError" in repr(error.value)
     assert str(target) in message and "make_data" in message
     assert not (tmp_path / "run").exists()

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import ignite.distributed as idist
 import nibabel as nib
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from bundle_test_utils import eight_cases, exception_messages
 from monai.bundle import ConfigWorkflow
 
 from common import distributed
@@ -80,29 +80,6 @@ def _failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
 
 
-def _chain(error: BaseException) -> str:
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(messages)
-
-
-def _eight_cases(tiny_data: Path, out: Path) -> Path:
-    """The 4 tiny DTI_LGE_MI cases plus their up-down flips (distinct images and masks), as Case_001..Case_008."""
-    sources = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*"))
-    for index in range(8):
-        case = out / f"Case_{index + 1:03d}"
-        case.mkdir(parents=True)
-        for name in ("LGE.nii.gz", "LGE_MI.nii.gz"):
-            image = nib.load(sources[index % len(sources)] / name)
-            data = np.asarray(image.dataobj)
-            if index >= len(sources):
-                data = np.ascontiguousarray(data[::-1])
-            nib.save(nib.Nifti1Image(data, image.affine, image.header), case / name)
-    return out
-
-
 def _workflow(files: list[str], **overrides) -> ConfigWorkflow:
     return ConfigWorkflow(
         config_file=[str(CONFIGS / f) for f in files],
@@ -130,7 +107,7 @@ def _observer_module():
 def ddp_train(tiny_data, tmp_path_factory):
     """``train.json`` + ``multi_gpu_train.json`` on 2 ranks via ``monai.bundle``'s command line, observed per rank."""
     work = tmp_path_factory.mktemp("sseg_ddp")
-    data = _eight_cases(tiny_data, work / "DTI_LGE_MI")
+    data = eight_cases(tiny_data, work / "DTI_LGE_MI")
     config_file = str([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
     overrides = {
         "meta_file": CONFIGS / "metadata.json",
@@ -238,7 +215,7 @@ def test_multi_gpu_train_without_torchrun_is_a_clear_error(files, tiny_data, tmp
     )
     with pytest.raises(RuntimeError) as error:
         workflow.initialize()
-    message = _chain(error.value)
+    message = exception_messages(error.value)
     assert "torchrun" in message and "multi_gpu_train.json" in message
     assert not dist.is_initialized()
 

@@ -19,10 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 import torch
+from bundle_test_utils import eight_cases
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.engines import SupervisedTrainer
@@ -39,21 +38,6 @@ TINY = {**NET, "batch_size": 2, "num_workers": 0}
 ITERATIONS = 6  # 8 cases -> 6 training cases at batch size 1
 PROGRESS = re.compile(r"epoch (\d+)/(\d+) iter (\d+)/(\d+)")
 BEST = re.compile(r"Got new best metric of val_mean_dice: ([0-9.eE+-]+)")
-
-
-def _eight_cases(tiny_data: Path, out: Path) -> Path:
-    """The 4 tiny DTI_LGE_MI cases plus their up-down flips, as Case_001..Case_008."""
-    sources = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*"))
-    for index in range(8):
-        case = out / f"Case_{index + 1:03d}"
-        case.mkdir(parents=True)
-        for name in ("LGE.nii.gz", "LGE_MI.nii.gz"):
-            image = nib.load(sources[index % len(sources)] / name)
-            data = np.asarray(image.dataobj)
-            if index >= len(sources):
-                data = np.ascontiguousarray(data[::-1])
-            nib.save(nib.Nifti1Image(data, image.affine, image.header), case / name)
-    return out
 
 
 def _command(data: Path, work: Path, epochs: int) -> list[str]:
@@ -123,7 +107,7 @@ def _sha(path: Path) -> str:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_continues_exactly(tiny_data, tmp_path):
-    data = _eight_cases(tiny_data, tmp_path / "DTI_LGE_MI")
+    data = eight_cases(tiny_data, tmp_path / "DTI_LGE_MI")
     state = tmp_path / "models" / "train_state"
 
     first = _run_until(_command(data, tmp_path, epochs=3), rf"epoch 2/3 iter 1/{ITERATIONS}\b")

@@ -11,19 +11,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from bundle_test_utils import exception_messages
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
 TINY = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "batch_size": 4, "num_workers": 0}
-
-
-def _chain(error: BaseException) -> str:
-    """The messages of an exception and its causes (MONAI wraps config errors in RuntimeError)."""
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(messages)
 
 
 def _run(files, **overrides):
@@ -82,7 +74,7 @@ def test_train_refuses_missing_ssl_weights(tiny_data, tmp_path):
             dataset_dir=str(tiny_data / "DTI_LGE_MI"),
             output_dir=str(tmp_path / "eval"),
         )
-    message = _chain(error.value)
+    message = exception_messages(error.value)
     assert "model_ssl.pt" in message and "pretrain.json" in message
 
 
@@ -118,9 +110,15 @@ def test_inference_writes_8x_masks_in_input_space(trained, tiny_data, tmp_path):
     np.testing.assert_allclose(mask.affine, truth.affine, atol=1e-4)
     # running again must not overwrite without the explicit flag
     with pytest.raises(Exception) as error:
-        _run(["inference.json"], bundle_root=str(BUNDLE), ckpt_dir=common["ckpt_dir"], dataset_dir=str(tmp_path / "lowres"),
-             output_dir=str(out), **{k: TINY[k] for k in ("feature_size", "depths", "num_heads")})
-    assert "already exists" in _chain(error.value)
+        _run(
+            ["inference.json"],
+            bundle_root=str(BUNDLE),
+            ckpt_dir=common["ckpt_dir"],
+            dataset_dir=str(tmp_path / "lowres"),
+            output_dir=str(out),
+            **{k: TINY[k] for k in ("feature_size", "depths", "num_heads")},
+        )
+    assert "already exists" in exception_messages(error.value)
 
 
 @pytest.mark.slow
@@ -148,9 +146,24 @@ def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_
     shutil.copy(src, folder / "good.nii.gz")
     (folder / "broken.nii.gz").write_bytes(b"not a nifti file at all")
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-        "--dataset_dir", str(folder), "--output_dir", str(tmp_path / "out"), "--ckpt_dir", common["ckpt_dir"],
-        "--feature_size", "12", "--depths", "[1,1,1,1]", "--num_heads", "[1,1,2,2]",
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.json",
+        "--dataset_dir",
+        str(folder),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--ckpt_dir",
+        common["ckpt_dir"],
+        "--feature_size",
+        "12",
+        "--depths",
+        "[1,1,1,1]",
+        "--num_heads",
+        "[1,1,2,2]",
     ]
     proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

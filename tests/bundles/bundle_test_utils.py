@@ -1,0 +1,32 @@
+"""Helpers shared by the bundle tests (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+
+def exception_messages(error: BaseException | None) -> str:
+    """The messages of an exception and its causes (MONAI wraps config errors in RuntimeError)."""
+    messages = []
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(messages)
+
+
+def eight_cases(tiny_data: Path, out: Path) -> Path:
+    """The 4 tiny DTI_LGE_MI cases plus their up-down flips (distinct images and masks), as Case_001..Case_008."""
+    sources = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*"))
+    for index in range(8):
+        case = out / f"Case_{index + 1:03d}"
+        case.mkdir(parents=True)
+        for name in ("LGE.nii.gz", "LGE_MI.nii.gz"):
+            image = nib.load(sources[index % len(sources)] / name)
+            data = np.asarray(image.dataobj)
+            if index >= len(sources):
+                data = np.ascontiguousarray(data[::-1])
+            nib.save(nib.Nifti1Image(data, image.affine, image.header), case / name)
+    return out
