@@ -9,10 +9,10 @@ import numpy as np
 
 
 def exception_messages(error: BaseException | None) -> str:
-    """The messages of an exception and its causes (MONAI wraps config errors in RuntimeError)."""
+    """`Type: message` of an exception and of its causes (MONAI wraps config errors in RuntimeError)."""
     messages = []
     while error is not None:
-        messages.append(str(error))
+        messages.append(f"{type(error).__name__}: {error}")
         error = error.__cause__ or error.__context__
     return "\n".join(messages)
 

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_test_utils import exception_messages
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
@@ -57,15 +58,6 @@ def _run(files, **overrides):
         workflow.run()
         workflow.finalize()
     return workflow
-
-
-def _causes(error: BaseException) -> str:
-    """Messages of an exception and of its causes (ConfigWorkflow wraps errors raised in config expressions)."""
-    messages = []
-    while error is not None:
-        messages.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
-    return "\n".join(messages)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +121,7 @@ def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(
         _run(
             ["train.json"], dataset_dir=str(data), ckpt_dir=str(empty), output_dir=str(tmp_path), **TINY_TRAIN, epochs=1
         )
-    chain = _causes(error.value)
+    chain = exception_messages(error.value)
     assert "FileNotFoundError" in chain and str(empty / "segmentor.pt") in chain
     assert "train_segmentor.json" in chain, "the message must say how to produce the Segmentor"
     assert not (empty / "model.pt").exists()
@@ -171,7 +163,7 @@ def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_fo
         assert values.dtype == np.float32 and values.min() >= 0.0 and values.max() <= 1.0
     with pytest.raises(Exception) as error:
         _run(["inference.json"], **args)
-    assert "FileExistsError" in _causes(error.value) and "already exists" in _causes(error.value)
+    assert "FileExistsError" in exception_messages(error.value) and "already exists" in exception_messages(error.value)
 
 
 def _tiny_sseg_bundle(root: Path) -> Path:
@@ -232,7 +224,7 @@ def test_pipeline_refuses_missing_sseg_weights(trained, dti_folder, tmp_path):
             sseg_weights=str(missing),
             **TINY_GAN,
         )
-    assert str(missing) in _causes(error.value)
+    assert str(missing) in exception_messages(error.value)
 
 
 @pytest.mark.slow

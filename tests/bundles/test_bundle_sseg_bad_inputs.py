@@ -86,6 +86,6 @@ def test_missing_or_empty_dataset_dir(tmp_path, folder):
     with pytest.raises(Exception) as error:  # MONAI wraps the DatasetError in a RuntimeError
         _initialize_train(target, tmp_path / "run")
     message = exception_messages(error.value)
-    assert "DatasetError" in repr(error.value.__cause__) or "DatasetError" in repr(error.value)
+    assert "DatasetError" in message
     assert str(target) in message and "make_data" in message
     assert not (tmp_path / "run").exists()
