@@ -8,8 +8,10 @@ import torch.nn.functional as F
 
 __all__ = ["SegmentorConsistencyLoss"]
 
-ACTIVATIONS = ("softmax", "sigmoid", None)
+ACTIVATIONS = ("softmax", "sigmoid", "instance_norm", None)
 REDUCTIONS = ("mean", "sum", "none")
+#: epsilon of ``nn.InstanceNorm2d``'s default, the public code's normalisation
+INSTANCE_NORM_EPS = 1e-5
 
 
 class SegmentorConsistencyLoss(nn.Module):
@@ -23,18 +25,23 @@ class SegmentorConsistencyLoss(nn.Module):
     ``loss = reduce((act(pred) - act(reference).detach())**2)``: the reference mask is a target, so gradients flow
     into ``pred`` only (and from there into the generators; the Segmentor itself is frozen by the trainer).
 
-    The authors' public CycleGAN fork compares *instance-normalised* 2-channel Segmentor outputs. We compare
-    probabilities (``activation="softmax"`` over channels, or ``"sigmoid"``) instead: they are bounded in
-    ``[0, 1]`` so the term cannot grow without limit or be lowered by shrinking logits' scale, and they are
-    scale-free: confident logits (e.g. +-20 vs +-40) that give the same mask give (almost) zero loss, whereas
-    instance normalisation of logits depends on their spread over the whole image. ``activation=None`` compares
-    the raw inputs.
+    ``activation`` says what is compared:
+
+    - ``"softmax"`` (over channels) or ``"sigmoid"``: probabilities. Bounded in ``[0, 1]`` and scale-free
+      (confident logits +-20 vs +-40 that give the same mask give almost zero loss). Averaged over every pixel,
+      a small structure (an MI covers ~1 % of the slice) contributes ~1 % of the mean, so the term is weak next to
+      the cycle loss unless its lambda is large.
+    - ``"instance_norm"``: each channel of each sample standardised over its pixels (zero mean, unit variance,
+      no affine), as the authors' public CycleGAN fork does (``InstanceNorm2d`` on the 2-channel Segmentor output).
+      Standardisation rescales a channel by its own spread, so the few MI pixels stand out at several units and
+      a missed or misplaced MI costs about as much as a wrong background: it corrects the imbalance.
+    - ``None``: the raw logits.
 
     Shapes: ``pred`` and ``reference`` ``(B, C, H, W[, D])`` logits of the same shape (``C >= 2`` for softmax).
     Returns a scalar (``"mean"``/``"sum"``) or a ``(B, C, H, W[, D])`` tensor (``"none"``).
 
     Args:
-        activation: ``"softmax"`` (over channel dim 1), ``"sigmoid"`` or ``None``.
+        activation: ``"softmax"`` (over channel dim 1), ``"sigmoid"``, ``"instance_norm"`` or ``None``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Raises:
@@ -61,6 +68,8 @@ class SegmentorConsistencyLoss(nn.Module):
             return torch.softmax(logits, dim=1)
         if self.activation == "sigmoid":
             return torch.sigmoid(logits)
+        if self.activation == "instance_norm":
+            return F.instance_norm(logits.float(), eps=INSTANCE_NORM_EPS)
         return logits
 
     def forward(self, pred_logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,7 @@ def test_same_anatomy_same_masks_in_every_modality():
     assert abs(means["bssfp"]["scar"] - means["bssfp"]["myo"]) < 0.1  # scar invisible in cine
     assert means["lge"]["scar"] > means["lge"]["blood"] > 3 * means["lge"]["myo"]  # nulled myocardium
     assert means["dti"]["myo"] > 2 * means["dti"]["blood"]  # dark blood
-    assert 1.0 < means["dti"]["scar"] / means["dti"]["myo"] < 1.35  # slight, reduced scar contrast
+    assert 1.2 < means["dti"]["scar"] / means["dti"]["myo"] < 1.7  # moderate scar contrast (far below LGE's)
 
 
 def test_label_schemes_describe_the_same_anatomy():
@@ -97,7 +97,7 @@ def test_lge_scar_brighter_than_remote_myocardium_and_dti_has_lower_snr():
         snr[modality] = float(np.percentile(clean, 99)) / sigma
         cnr[modality] = float(scar - remote) / sigma
     assert cnr["lge"] > 8  # scar obvious in LGE
-    assert 0.2 < cnr["dti"] < 3  # visible on average, hard per voxel
+    assert 1.5 < cnr["dti"] < 5  # visible on average, noisy per voxel
     assert snr["dti"] < 0.5 * snr["lge"]
 
 

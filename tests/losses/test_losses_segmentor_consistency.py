@@ -10,7 +10,7 @@ import torch
 from common.losses import SegmentorConsistencyLoss
 
 
-@pytest.mark.parametrize("activation", ["softmax", "sigmoid", None])
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", "instance_norm", None])
 def test_identical_inputs_give_zero(activation):
     logits = torch.randn(2, 2, 8, 8)
     assert SegmentorConsistencyLoss(activation)(logits, logits.clone()).item() == 0.0
@@ -35,6 +35,31 @@ def test_hand_computed_sigmoid_and_identity():
     reference = torch.full((1, 1, 2, 2), math.log(3.0))  # sigmoid -> 0.75
     torch.testing.assert_close(SegmentorConsistencyLoss("sigmoid")(pred, reference), torch.tensor(0.0625))
     torch.testing.assert_close(SegmentorConsistencyLoss(None)(pred, reference), torch.tensor(math.log(3.0) ** 2))
+
+
+def test_hand_computed_instance_norm():
+    """Channel (0, 0, 0, 4): mean 1, variance 3 -> (-1, -1, -1, 3) / sqrt(3); the reference has its 4 in another
+    pixel, so two pixels differ by 4 / sqrt(3): mean = 2 * (16 / 3) / 4 = 8 / 3 (eps 1e-5 aside)."""
+    pred = torch.tensor([0.0, 0.0, 0.0, 4.0]).reshape(1, 1, 2, 2).repeat(1, 2, 1, 1)
+    reference = torch.tensor([0.0, 0.0, 4.0, 0.0]).reshape(1, 1, 2, 2).repeat(1, 2, 1, 1)
+    torch.testing.assert_close(
+        SegmentorConsistencyLoss("instance_norm")(pred, reference), torch.tensor(8.0 / 3.0), rtol=1e-4, atol=0
+    )
+
+
+def test_instance_norm_weighs_a_missed_small_structure_like_the_public_code():
+    """A 1 % structure that the prediction misses: on probabilities the mean hardly notices (~1 % of the pixels
+    are wrong), after instance normalisation (the public code's choice) it costs of the order of 1."""
+    truth = torch.zeros(1, 1, 64, 64)
+    truth[..., 30:34, 20:30] = 1.0  # 40 pixels, ~1 %
+    reference = torch.cat([-8 * truth + 4, 8 * truth - 4], dim=1)  # confident Segmentor logits of the mask
+    missed = torch.cat([torch.full_like(truth, 4.0), torch.full_like(truth, -4.0)], dim=1)
+    missed = missed + 0.01 * torch.randn_like(missed)  # an all-background mask (not exactly constant)
+    softmax_loss = SegmentorConsistencyLoss("softmax")(missed, reference).item()
+    instance_loss = SegmentorConsistencyLoss("instance_norm")(missed, reference).item()
+    assert softmax_loss < 0.02
+    assert instance_loss > 0.5
+    assert instance_loss > 50 * softmax_loss
 
 
 def test_probabilities_are_scale_free():

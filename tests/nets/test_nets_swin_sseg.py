@@ -135,3 +135,23 @@ def test_fits_one_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_class_prior_sets_the_first_predictions_to_the_class_frequencies():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 32, 32)
+    default = SwinSSeg(**TINY, scale=2)
+    torch.manual_seed(0)
+    prior = SwinSSeg(**TINY, scale=2, class_prior=(99.0, 1.0))  # normalised to 0.99 / 0.01
+    torch.testing.assert_close(prior.head.conv.bias, torch.log(torch.tensor([0.99, 0.01])))
+    with torch.no_grad():
+        p_default = torch.softmax(default(x), 1)[:, 1].mean().item()
+        p_prior = torch.softmax(prior(x), 1)[:, 1].mean().item()
+    assert 0.2 < p_default < 0.8  # PyTorch's init: about 50/50
+    assert p_prior < 0.05  # about the 1 % prior
+
+
+@pytest.mark.parametrize("class_prior", [(0.5,), (0.9, 0.0), (0.9, float("nan"))])
+def test_bad_class_prior_is_named(class_prior):
+    with pytest.raises(ValueError, match="class_prior"):
+        SwinSSeg(**TINY, class_prior=class_prior)

@@ -61,8 +61,8 @@ QUICK: dict[str, dict[str, Any]] = {
         "ngf": 32,
         "n_blocks": 6,
         "ndf": 32,
-        "epochs": 60,
-        "lr_decay_epochs": 20,
+        "epochs": 100,
+        "lr_decay_epochs": 50,
         "image_log_interval": 1000,
     },
     "sseg": {

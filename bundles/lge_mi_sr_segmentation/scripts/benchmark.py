@@ -97,7 +97,7 @@ def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = 
     """Train/evaluate every variant; return the table rows and write `<out_dir>/benchmark.{md,json}`."""
     data_root = os.path.abspath(data_root)
     out_dir = os.path.abspath(out_dir)
-    epochs = epochs or (4 if quick else 30)
+    epochs = epochs or (20 if quick else 30)
     pre_epochs = 2 if quick else 10
     base = {
         "bundle_root": BUNDLE_ROOT,
