@@ -177,6 +177,15 @@ def test_benchmark_dti_on_the_lge_grid_is_exactly_the_dti_after_area_downsamplin
     assert benchmark._mask_dice(tmp_path, cases) == [1.0]
 
 
+def test_benchmark_dti_sseg_gets_as_many_steps_as_the_lge_sseg():
+    benchmark = _bundle_module("benchmark")
+    # 36 LGE slices at batch 4 = 9 steps/epoch x 16 epochs = 144 steps; 12 DTI pairs = 3 steps/epoch -> 48 epochs
+    assert benchmark._same_steps_epochs({"batch_size": 4, "epochs": 16}, 36, 12) == 48
+    # the SSeg bundle's own train.json gives what the settings leave out (batch 8, 40 epochs): 5 x 40 / 2
+    assert benchmark._same_steps_epochs({}, 33, 12) == 100
+    assert benchmark._same_steps_epochs({"batch_size": 4, "epochs": 1}, 1, 100) == 1  # never zero epochs
+
+
 # ------------------------------------------------------------------------------------------ learning-rate policy
 def test_linear_decay_lr_follows_cyclegan_and_depends_on_the_epoch_only():
     policy_module = _bundle_module("linear_decay_lr")
@@ -195,3 +204,4 @@ def test_linear_decay_lr_follows_cyclegan_and_depends_on_the_epoch_only():
         policy_module.LinearDecayLR(optimizers, lr=0.0, epochs=3)
     with pytest.raises(ValueError, match="epochs"):
         policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=0)
+

@@ -14,7 +14,8 @@ own config files through ``monai.bundle.ConfigWorkflow`` (overrides only, no cop
 4. the SSeg model of the pipelines: SwinSSegNet of ``lge_mi_sr_segmentation`` (its ``train.json``) trained on the
    same LGE training cases, from scratch (the paper pre-trains it with U-SSL; pass ``sseg_weights`` to use a
    U-SSL fine-tuned ``model.pt`` instead, whose training split must exclude the held-out cases);
-5. "DTI SSeg": the same SwinSSegNet config trained directly on DTI (64x64 DTI -> 512x512 mask) of the training pairs;
+5. "DTI SSeg": the same SwinSSegNet config trained directly on DTI (64x64 DTI -> 512x512 mask) of the training pairs,
+   for as many optimizer steps as the LGE SwinSSegNet (more epochs, since the pairs are fewer than the LGE slices);
 6. the three pipelines on the held-out pairs' DTI (``scripts.prepare_dti_folder``): DTI SSeg through the other
    bundle's ``inference.json``, CycleGAN(Seg) + SSeg through ``inference.json`` + ``pipeline.json``; MI Dice of
    each 512x512 mask against the manual mask (``common.metrics.dice``), mean and std over the held-out pairs.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,16 @@ def _mask_dice(masks_dir: Path, cases: list[dict], postfix: str = "DTI_mi_x8") -
         truth = np.asarray(nib.load(case["mask"]).dataobj)
         scores.append(dice(pred.reshape(truth.shape[:2]), truth.reshape(truth.shape[:2]), labels=1))
     return scores
+
+
+def _same_steps_epochs(sseg_settings: dict[str, Any], n_reference: int, n_items: int) -> int:
+    """Epochs over `n_items` samples that give as many optimizer steps as the SSeg settings' epochs over
+    `n_reference` samples (batch size and epochs from `sseg_settings`, else the SSeg bundle's train.json)."""
+    defaults = json.loads((SSEG_BUNDLE_ROOT / "configs" / "train.json").read_text())
+    batch_size = int(sseg_settings.get("batch_size", defaults["batch_size"]))
+    epochs = int(sseg_settings.get("epochs", defaults["epochs"]))
+    steps = epochs * math.ceil(n_reference / batch_size)
+    return max(1, round(steps / math.ceil(n_items / batch_size)))
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -252,21 +264,24 @@ def run(
         seconds["sseg_lge"] = 0.0
         sseg_overrides = {}
 
-    # 5. DTI SSeg: the same SwinSSegNet config trained on the training pairs' DTI
+    # 5. DTI SSeg: the same SwinSSegNet config trained on the training pairs' DTI, for as many optimizer steps as
+    #    the LGE SSeg (the pairs are fewer than the LGE slices, so the same epochs would be far fewer steps)
     with Timer() as timer:
         dti_train = _write_dti_x8(split["train"], out / "dti_x8")
         dti_val = _write_dti_x8(split["val"], out / "dti_x8")
+        dti_epochs = _same_steps_epochs(sseg_shared, len(lge_train), len(dti_train))
         _workflow(
             SSEG_BUNDLE_ROOT,
             ["train.json"],
             "train",
-            **sseg_shared,
+            **{**sseg_shared, "epochs": dti_epochs},
             train_datalist=dti_train,
             val_datalist=dti_val,
             ckpt_dir=str(out / "sseg_dti"),
             output_dir=str(out / "logs" / "sseg_dti"),
         )
     seconds["sseg_dti"] = timer.seconds
+    logger.info("DTI SSeg trained for %d epochs (as many steps as the LGE SSeg)", dti_epochs)
 
     # 6. the three pipelines on the test pairs' DTI
     from scripts.prepare_dti_folder import prepare_dti_folder
@@ -377,6 +392,7 @@ def run(
         "split": {k: [c["case"] for c in v] for k, v in split.items()},
         "quick": bool(quick),
         "stage_overrides": stage,
+        "sseg_dti_epochs": dti_epochs,
         "machine": machine_summary(),
         "peak_rss_mb": peak_rss_mb(),
     }
