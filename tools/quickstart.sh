@@ -18,7 +18,7 @@ sseg=bundles/lge_mi_sr_segmentation
 run() { echo; echo "=== $*"; $py -m monai.bundle run "$@"; }
 # short schedules so that the whole job runs on a laptop CPU; drop the --epochs overrides for the configs' defaults
 run --config_file $sseg/configs/pretrain.json --bundle_root $sseg --epochs 2
-run --config_file $sseg/configs/train.json --bundle_root $sseg --epochs 6 --val_interval 2
+run --config_file $sseg/configs/train.json --bundle_root $sseg --epochs 20 --val_interval 5
 (cd $sseg && $py -m scripts.prepare_lowres --dataset_dir ../../data/DTI_LGE_MI --out ../../data/DTI_LGE_MI_lowres --split test --overwrite True)
 run --config_file $sseg/configs/inference.json --bundle_root $sseg --overwrite true
 run --config_file "['$sseg/configs/train.json','$sseg/configs/evaluate.json']" --bundle_root $sseg
