@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -30,3 +31,12 @@ def eight_cases(tiny_data: Path, out: Path) -> Path:
                 data = np.ascontiguousarray(data[::-1])
             nib.save(nib.Nifti1Image(data, image.affine, image.header), case / name)
     return out
+
+
+def bundle_cli(values: dict) -> list[str]:
+    """``--key value`` pairs as ``monai.bundle run`` parses them (lists as Python literals, booleans as JSON)."""
+    args = []
+    for key, value in values.items():
+        text = json.dumps(value) if isinstance(value, (bool, list)) else str(value)
+        args += [f"--{key}", text.replace(" ", "")]
+    return args

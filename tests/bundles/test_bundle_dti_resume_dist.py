@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bundle_test_utils import bundle_cli
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,14 +103,6 @@ def _writer_processes(log_dir: Path) -> int:
     return len({path.name.split(".")[-2] for path in log_dir.glob("events.out.tfevents.*")})
 
 
-def _cli(values: dict) -> list[str]:
-    args = []
-    for key, value in values.items():
-        text = json.dumps(value) if isinstance(value, (bool, list)) else str(value)
-        args += [f"--{key}", text.replace(" ", "")]
-    return args
-
-
 def _torchrun(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -132,7 +124,7 @@ def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_pa
     ckpt = tmp_path / "models"
     values = {k: v for k, v in _overrides(work, ckpt, epochs=1).items() if k != "bundle_root"}
     config = "['configs/train.json','configs/multi_gpu_train.json']"
-    proc = _torchrun(["--config_file", config, *_cli(values)], tmp_path / "logs_train")
+    proc = _torchrun(["--config_file", config, *bundle_cli(values)], tmp_path / "logs_train")
     assert proc.returncode == 0, _errors(proc, tmp_path / "logs_train")
     weights = torch.load(ckpt / "model.pt", weights_only=True)
     assert weights and not any(key.startswith("module.") for key in weights)
@@ -153,8 +145,8 @@ def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_pa
         for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
             del sys.modules[name]
     inputs = prepare_dti_folder(str(work / "DTI_LGE_MI"), str(tmp_path / "dti"), split="all")
-    args = _cli({"dataset_dir": str(tmp_path / "dti"), "output_dir": str(tmp_path / "out"), "ckpt_dir": str(ckpt),
-                 "ngf": TINY["ngf"], "n_blocks": TINY["n_blocks"]})  # fmt: skip
+    args = bundle_cli({"dataset_dir": str(tmp_path / "dti"), "output_dir": str(tmp_path / "out"), "ckpt_dir": str(ckpt),
+                       "ngf": TINY["ngf"], "n_blocks": TINY["n_blocks"]})  # fmt: skip
     config = "['configs/inference.json','configs/multi_gpu_inference.json']"
     proc = _torchrun(["--config_file", config, *args], tmp_path / "logs_infer")
     assert proc.returncode == 0, _errors(proc, tmp_path / "logs_infer")
@@ -168,7 +160,7 @@ def test_multi_gpu_segmentor_stage_on_two_gloo_ranks(work, tmp_path):
     ckpt = tmp_path / "models"
     values = {k: v for k, v in _overrides(work, ckpt, epochs=1, val_interval=1).items() if k != "bundle_root"}
     config = "['configs/train.json','configs/train_segmentor.json','configs/multi_gpu_train_segmentor.json']"
-    proc = _torchrun(["--config_file", config, *_cli(values)], tmp_path / "logs")
+    proc = _torchrun(["--config_file", config, *bundle_cli(values)], tmp_path / "logs")
     assert proc.returncode == 0, _errors(proc, tmp_path / "logs")
     weights = torch.load(ckpt / "segmentor.pt", weights_only=True)
     assert weights and not any(key.startswith("module.") for key in weights)

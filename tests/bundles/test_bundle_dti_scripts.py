@@ -204,4 +204,3 @@ def test_linear_decay_lr_follows_cyclegan_and_depends_on_the_epoch_only():
         policy_module.LinearDecayLR(optimizers, lr=0.0, epochs=3)
     with pytest.raises(ValueError, match="epochs"):
         policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=0)
-

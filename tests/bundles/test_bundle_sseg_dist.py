@@ -24,7 +24,7 @@ import nibabel as nib
 import pytest
 import torch
 import torch.distributed as dist
-from bundle_test_utils import eight_cases, exception_messages
+from bundle_test_utils import bundle_cli, eight_cases, exception_messages
 from monai.bundle import ConfigWorkflow
 
 from common import distributed
@@ -41,15 +41,6 @@ TINY = {**NET, "batch_size": 2, "num_workers": 0}
 #: 8 cases -> 4 train (2 per rank, one batch of 2), 3 validation (2 on rank 0, 1 on rank 1), 1 test
 FRACTIONS = [0.5, 0.375, 0.125]
 EPOCHS = 2
-
-
-def _cli(values: dict) -> list[str]:
-    """``--key value`` pairs as ``monai.bundle run`` parses them (lists as Python literals, booleans as JSON)."""
-    args = []
-    for key, value in values.items():
-        text = json.dumps(value) if isinstance(value, (bool, list)) else str(value)
-        args += [f"--{key}", text.replace(" ", "")]
-    return args
 
 
 def _env() -> dict:
@@ -125,7 +116,7 @@ def ddp_train(tiny_data, tmp_path_factory):
         "class_prior": "$None",  # an expression: monai.bundle drops None-valued command-line overrides
         **TINY,
     }
-    target = [str(OBSERVER), str(work), "run", "--config_file", config_file, *_cli(overrides)]
+    target = [str(OBSERVER), str(work), "run", "--config_file", config_file, *bundle_cli(overrides)]
     proc = _torchrun(target, work / "logs")
     assert proc.returncode == 0, _failure(proc, work / "logs")
     results = [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
@@ -297,7 +288,7 @@ def test_sharded_inference_writes_every_output_once(inference_inputs):
         **NET,
     }
     log_dir = work / "logs"
-    proc = _torchrun(["-m", "monai.bundle", "run", "--config_file", config_file, *_cli(overrides)], log_dir)
+    proc = _torchrun(["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(overrides)], log_dir)
     assert proc.returncode == 0, _failure(proc, log_dir)
     assert sorted(p.name for p in out.iterdir()) == expected
     for name in expected:

@@ -130,6 +130,23 @@ def _mask_dice(masks_dir: Path, cases: list[dict], postfix: str = "DTI_mi_x8") -
     return scores
 
 
+def _train_sseg(out: Path, name: str, settings: dict[str, Any], train: list[dict], val: list[dict]) -> float:
+    """Train the sibling bundle's SwinSSegNet (its `train.json` with `settings`) on `train`/`val` into
+    `<out>/<name>` (logs in `<out>/logs/<name>`); return the seconds it took."""
+    with Timer() as timer:
+        _workflow(
+            SSEG_BUNDLE_ROOT,
+            ["train.json"],
+            "train",
+            **settings,
+            train_datalist=train,
+            val_datalist=val,
+            ckpt_dir=str(out / name),
+            output_dir=str(out / "logs" / name),
+        )
+    return timer.seconds
+
+
 def _same_steps_epochs(sseg_settings: dict[str, Any], n_reference: int, n_items: int) -> int:
     """Epochs over `n_items` samples that give as many optimizer steps as the SSeg settings' epochs over
     `n_reference` samples (batch size and epochs from `sseg_settings`, else the SSeg bundle's train.json)."""
@@ -246,18 +263,7 @@ def run(
     # 4. SwinSSegNet on LGE (the SSeg of both style-transfer pipelines)
     sseg_shared = dict(**shared, use_ssl_pretrained=False, **stage["sseg"])
     if sseg_weights is None:
-        with Timer() as timer:
-            _workflow(
-                SSEG_BUNDLE_ROOT,
-                ["train.json"],
-                "train",
-                **sseg_shared,
-                train_datalist=lge_train,
-                val_datalist=lge_val,
-                ckpt_dir=str(out / "sseg_lge"),
-                output_dir=str(out / "logs" / "sseg_lge"),
-            )
-        seconds["sseg_lge"] = timer.seconds
+        seconds["sseg_lge"] = _train_sseg(out, "sseg_lge", sseg_shared, lge_train, lge_val)
         sseg_weights = str(out / "sseg_lge" / "model.pt")
         sseg_overrides = {f"sseg_{k}": v for k, v in sseg_net.items()}
     else:
@@ -269,18 +275,10 @@ def run(
     with Timer() as timer:
         dti_train = _write_dti_x8(split["train"], out / "dti_x8")
         dti_val = _write_dti_x8(split["val"], out / "dti_x8")
-        dti_epochs = _same_steps_epochs(sseg_shared, len(lge_train), len(dti_train))
-        _workflow(
-            SSEG_BUNDLE_ROOT,
-            ["train.json"],
-            "train",
-            **{**sseg_shared, "epochs": dti_epochs},
-            train_datalist=dti_train,
-            val_datalist=dti_val,
-            ckpt_dir=str(out / "sseg_dti"),
-            output_dir=str(out / "logs" / "sseg_dti"),
-        )
-    seconds["sseg_dti"] = timer.seconds
+    dti_epochs = _same_steps_epochs(sseg_shared, len(lge_train), len(dti_train))
+    seconds["sseg_dti"] = timer.seconds + _train_sseg(
+        out, "sseg_dti", {**sseg_shared, "epochs": dti_epochs}, dti_train, dti_val
+    )
     logger.info("DTI SSeg trained for %d epochs (as many steps as the LGE SSeg)", dti_epochs)
 
     # 6. the three pipelines on the test pairs' DTI
