@@ -13,6 +13,8 @@ from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
 
+from common.handlers.engine_state import EngineSlot, engine_checkpoint_objects
+
 
 class _AtomicDiskSaver(DiskSaver):
     """``DiskSaver(atomic=True)`` with MONAI's fixed-filename option and removals deferred until the next save."""
@@ -60,8 +62,11 @@ class AtomicCheckpointSaver(CheckpointSaver):
       resume only by a better one, not by the first model validated after the restart.
 
     Args:
+        save_dict: objects to save by key; may be empty when ``engine_key`` is given.
         engine_key: if given, the engine this handler is attached to is saved under this key too (a config cannot
-            reference the trainer from inside its own ``train_handlers``: that is a circular reference).
+            reference the trainer from inside its own ``train_handlers``: that is a circular reference), and so is
+            everything a ``common.engines.MultiNetworkTrainer`` lists in ``checkpoint_objects()`` (networks,
+            optimizers, EMA copies, GradScaler states) under its own names.
         other args: see ``monai.handlers.CheckpointSaver``.
 
     Examples::
@@ -70,8 +75,13 @@ class AtomicCheckpointSaver(CheckpointSaver):
                               save_interval=1, n_saved=2)
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
-        super().__init__(save_dir, save_dict, **kwargs)
+    def __init__(
+        self, save_dir: str, save_dict: dict | None = None, engine_key: str | None = None, **kwargs: Any
+    ) -> None:
+        if not save_dict and engine_key is None:
+            raise ValueError("save_dict must name at least one object to save (or give engine_key).")
+        # MONAI refuses an empty save_dict; the engine fills its slot at attach
+        super().__init__(save_dir, dict(save_dict) if save_dict else {engine_key: EngineSlot()}, **kwargs)
         self.engine_key = engine_key
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None:
@@ -81,9 +91,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
 
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:
+            objects = engine_checkpoint_objects(engine, self.engine_key, self.save_dict)
             for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
                 if checkpoint is not None:
-                    checkpoint.to_save[self.engine_key] = engine
+                    checkpoint.to_save.update(objects)
         if self._interval_checkpoint is not None:
             engine.add_event_handler(Events.STARTED, self._adopt_existing)
         super().attach(engine)

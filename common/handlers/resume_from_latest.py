@@ -12,6 +12,7 @@ from monai.handlers import CheckpointLoader
 
 from common.checkpoint import latest_checkpoint
 from common.flags import as_flag
+from common.handlers.engine_state import engine_checkpoint_objects
 from common.typing import PathLike
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class ResumeFromLatest:
     Put the trainer itself in ``load_dict`` (as in ``CheckpointSaver.save_dict``) so epoch and iteration continue:
     a run saved after epoch 2 and restarted with ``max_epochs=4`` runs epochs 3 and 4. Optimizer and LR-scheduler
     states come back the same way. Without a checkpoint the run starts from scratch and says so once (INFO). Every
-    DDP rank must attach it (it is not a writer; ``common.distributed.rank0_handlers`` keeps it).
+    DDP rank must attach it (it is not a writer; ``common.handlers.rank0_handlers`` keeps it).
 
     Args:
         ckpt_dir: folder written by ``CheckpointSaver``/``AtomicCheckpointSaver``.
@@ -40,7 +41,8 @@ class ResumeFromLatest:
         strict: ``load_state_dict`` strictness.
         name: logger name; default the engine's logger.
         engine_key: if given, the engine this handler is attached to is restored under this key too (a config
-            cannot reference the trainer from inside its own ``train_handlers``).
+            cannot reference the trainer from inside its own ``train_handlers``), with everything a
+            ``common.engines.MultiNetworkTrainer`` lists in ``checkpoint_objects()``.
 
     Raises:
         ValueError: if ``load_dict`` is empty, or ``enabled`` is a string other than true/false.
@@ -53,7 +55,7 @@ class ResumeFromLatest:
     def __init__(
         self,
         ckpt_dir: PathLike,
-        load_dict: dict,
+        load_dict: dict | None = None,
         map_location: str | dict | None = None,
         enabled: bool | str = True,
         pattern: str = "*.pt",
@@ -64,7 +66,7 @@ class ResumeFromLatest:
         if not load_dict and engine_key is None:
             raise ValueError("load_dict must name at least one object to restore.")
         self.ckpt_dir = ckpt_dir
-        self.load_dict = load_dict
+        self.load_dict = dict(load_dict or {})
         self.map_location = "cpu" if map_location is None else map_location
         self.enabled = as_flag(enabled, "enabled")
         self.pattern = pattern
@@ -75,8 +77,8 @@ class ResumeFromLatest:
         self.engine_key = engine_key
 
     def attach(self, engine: Engine) -> None:
-        if self.engine_key is not None:  # the engine itself (epoch/iteration counters), see AtomicCheckpointSaver
-            self.load_dict = {**self.load_dict, self.engine_key: engine}
+        if self.engine_key is not None:  # the engine itself (counters, and its networks...), see AtomicCheckpointSaver
+            self.load_dict = {**self.load_dict, **engine_checkpoint_objects(engine, self.engine_key, self.load_dict)}
         if self._name is None:
             self.logger = engine.logger
         if not self.enabled:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from common import distributed
 from common.engines import CycleGANTrainer
-from common.handlers import AtomicCheckpointSaver
+from common.handlers import AtomicCheckpointSaver, rank0_handlers
 
 LOSS_KEYS = ["loss_g", "loss_d", "loss_gan", "loss_cycle", "loss_identity", "loss_transfer_seg", "loss_recon_seg"]
 
@@ -111,19 +111,19 @@ def cyclegan_check(rank: int, world_size: int, out_dir: Path) -> dict:
         "cpu",
         2,
         loader,
-        **wrapped,
-        g_optimizer=g_opt,
-        d_optimizer=d_opt,
+        wrapped,
+        {"g_optimizer": g_opt, "d_optimizer": d_opt},
+        source_key="dti",
+        target_key="lge",
         pool_size=2,
         segmentor=segmentor,
         segmentor_consistency_loss=Consistency(),
     )
-    save_dict = {**wrapped, "g_optimizer": g_opt, "d_optimizer": d_opt, "trainer": trainer}
     handlers = [
-        AtomicCheckpointSaver(str(out_dir / f"ckpt_rank{rank}"), save_dict, save_interval=1),
+        AtomicCheckpointSaver(str(out_dir / f"ckpt_rank{rank}"), engine_key="trainer", save_interval=1),
         StatsHandler(name="ddp_cyclegan", output_transform=from_engine(["loss_g"], first=True)),
     ]
-    kept = distributed.rank0_handlers(handlers)
+    kept = rank0_handlers(handlers)
     for handler in kept:
         handler.attach(trainer)
     losses = []

@@ -92,10 +92,26 @@ def _build(segmentor=None, generator=_generator, lr=5e-3, max_epochs=3, **kwargs
     loader = DataLoader(_data(), batch_size=1, shuffle=False)
     if segmentor is not None:
         kwargs.setdefault("segmentor_consistency_loss", _Consistency())
-    trainer = CycleGANTrainer(
-        "cpu", max_epochs, loader, g_st, g_ts, d_s, d_t, g_opt, d_opt, segmentor=segmentor, pool_size=2, **kwargs
+    kwargs.setdefault("source_key", "dti")
+    kwargs.setdefault("target_key", "lge")
+    return CycleGANTrainer(
+        "cpu",
+        max_epochs,
+        loader,
+        _networks(g_st, g_ts, d_s, d_t),
+        _optimizers(g_opt, d_opt),
+        segmentor=segmentor,
+        pool_size=2,
+        **kwargs,
     )
-    return trainer
+
+
+def _networks(g_st, g_ts, d_s, d_t) -> dict:
+    return {"g_source_to_target": g_st, "g_target_to_source": g_ts, "d_source": d_s, "d_target": d_t}
+
+
+def _optimizers(g_opt, d_opt) -> dict:
+    return {"g_optimizer": g_opt, "d_optimizer": d_opt}
 
 
 def _record(trainer, keys=LOSS_KEYS):
@@ -205,7 +221,7 @@ def test_segmentor_changes_generator_gradients():
         grads = []
         trainer.add_event_handler(
             AdversarialIterationEvents.GENERATOR_BACKWARD_COMPLETED,
-            lambda e: grads.append(e.g_source_to_target[0].weight.grad.clone()),
+            lambda e: grads.append(e.networks["g_source_to_target"][0].weight.grad.clone()),
         )
         trainer.run()
         return grads[0]
@@ -225,7 +241,16 @@ def test_segmentor_parameters_in_an_optimizer_are_rejected(optimizer_name):
     loader = DataLoader(_data(), batch_size=2)
     g_opt, d_opt = torch.optim.Adam(g_params), torch.optim.Adam(d_params)
     with pytest.raises(ValueError, match=optimizer_name):
-        CycleGANTrainer("cpu", 1, loader, g_st, g_ts, d_s, d_t, g_opt, d_opt, segmentor=segmentor)
+        CycleGANTrainer(
+            "cpu",
+            1,
+            loader,
+            _networks(g_st, g_ts, d_s, d_t),
+            _optimizers(g_opt, d_opt),
+            source_key="dti",
+            target_key="lge",
+            segmentor=segmentor,
+        )
 
 
 def test_discriminators_get_no_gradient_in_generator_step():
@@ -234,13 +259,15 @@ def test_discriminators_get_no_gradient_in_generator_step():
 
     def after_g(engine):
         if engine.state.iteration == 1:
-            checks["d_grads"] = [p.grad for d in (engine.d_source, engine.d_target) for p in d.parameters()]
-            checks["g_grads"] = [p.grad.clone() for p in engine.g_source_to_target.parameters()]
+            checks["d_grads"] = [
+                p.grad for d in (engine.networks["d_source"], engine.networks["d_target"]) for p in d.parameters()
+            ]
+            checks["g_grads"] = [p.grad.clone() for p in engine.networks["g_source_to_target"].parameters()]
 
     def after_d(engine):
         if engine.state.iteration == 1:
-            checks["g_grads_after_d"] = [p.grad.clone() for p in engine.g_source_to_target.parameters()]
-            checks["d_requires_grad"] = all(p.requires_grad for p in engine.d_target.parameters())
+            checks["g_grads_after_d"] = [p.grad.clone() for p in engine.networks["g_source_to_target"].parameters()]
+            checks["d_requires_grad"] = all(p.requires_grad for p in engine.networks["d_target"].parameters())
 
     trainer.add_event_handler(AdversarialIterationEvents.GENERATOR_BACKWARD_COMPLETED, after_g)
     trainer.add_event_handler(AdversarialIterationEvents.DISCRIMINATOR_BACKWARD_COMPLETED, after_d)
@@ -280,7 +307,8 @@ def test_unpaired_sizes_rejected_with_segmentor():
 
 
 def test_default_segmentor_consistency_loss_is_the_common_one():
-    losses = pytest.importorskip("common.losses")
+    from common import losses
+
     trainer = _build(segmentor=_segmentor(), segmentor_consistency_loss=None, max_epochs=1, epoch_length=1)
     assert isinstance(trainer.segmentor_consistency_loss, losses.SegmentorConsistencyLoss)
     trainer.run()

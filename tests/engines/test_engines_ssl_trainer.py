@@ -103,7 +103,17 @@ def _build(max_epochs=4, **kwargs):
     network = _SSLNet()
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
     loader = DataLoader(_data(), batch_size=4, shuffle=False)
-    return SSLTrainer("cpu", max_epochs, loader, network, optimizer, _Augment(), _Loss(), image_key="img", **kwargs)
+    return SSLTrainer(
+        "cpu",
+        max_epochs,
+        loader,
+        {"network": network},
+        {"optimizer": optimizer},
+        augment=_Augment(),
+        loss_function=_Loss(),
+        image_key="img",
+        **kwargs,
+    )
 
 
 def test_terms_reported_finite_and_loss_falls():
@@ -114,7 +124,7 @@ def test_terms_reported_finite_and_loss_falls():
     def _keep(engine):
         history.append(dict(zip(TERMS, from_engine(list(TERMS), first=True)(engine.state.output))))
 
-    before = [p.clone() for p in trainer.network.parameters()]
+    before = [p.clone() for p in trainer.networks["network"].parameters()]
     trainer.run()
     assert len(history) == 8
     for row in history:
@@ -124,7 +134,7 @@ def test_terms_reported_finite_and_loss_falls():
     first = (float(history[0]["loss"]) + float(history[1]["loss"])) / 2
     last = (float(history[-2]["loss"]) + float(history[-1]["loss"])) / 2
     assert last < first
-    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.network.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.networks["network"].parameters()))
 
 
 class _ListHandler(logging.Handler):
@@ -188,13 +198,22 @@ def test_loss_without_total_is_rejected():
 
 
 def test_with_the_real_ussl_parts():
-    ssl = pytest.importorskip("common.ssl")
+    from common import ssl
+
     torch.manual_seed(0)
     network = ssl.SSLNet(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
     loader = DataLoader([{"image": torch.rand(1, 32, 32)} for _ in range(4)], batch_size=2)
     trainer = SSLTrainer(
-        "cpu", 1, loader, network, optimizer, ssl.TwoViewAugment(), ssl.MultiTaskSSLLoss(), decollate=False
+        "cpu",
+        1,
+        loader,
+        {"network": network},
+        {"optimizer": optimizer},
+        augment=ssl.TwoViewAugment(),
+        loss_function=ssl.MultiTaskSSLLoss(),
+        image_key="image",
+        decollate=False,
     )
     trainer.run()
     assert set(TERMS) <= set(trainer.state.output)

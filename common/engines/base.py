@@ -1,0 +1,315 @@
+"""One engine base for every multi-network trainer (CycleGAN, U-SSL, MUNIT, PSCGAN, REHRSeg, TransMRSR)."""
+
+from __future__ import annotations
+
+__all__ = ["MultiNetworkTrainer", "GradScalerState", "discriminator_logits", "set_requires_grad"]
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from monai.engines import Trainer
+from monai.engines.utils import default_metric_cmp_fn
+from monai.transforms import Transform
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.optimizer import Optimizer
+from torch.utils.data import DataLoader
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine, EventEnum
+    from ignite.metrics import Metric
+
+
+def discriminator_logits(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits of a discriminator; ``PatchDiscriminator`` returns all feature maps with the logits last."""
+    if isinstance(output, (list, tuple)):
+        return output[-1]
+    return output
+
+
+def set_requires_grad(networks: Iterable[torch.nn.Module], flag: bool) -> None:
+    """Freeze or unfreeze networks (DistributedDataParallel exposes the wrapped parameters)."""
+    for network in networks:
+        for parameter in network.parameters():
+            parameter.requires_grad_(flag)
+
+
+def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
+
+
+class GradScalerState:
+    """Checkpointable wrapper of a ``torch.amp.GradScaler``.
+
+    A disabled scaler (AMP off, or AMP on a CPU) has an empty ``state_dict`` that ``GradScaler.load_state_dict``
+    refuses; this wrapper saves ``{"enabled": ..., "state": ...}`` and restores the state only when both the saved
+    and the live scaler are enabled, so a checkpoint loads whatever the AMP setting, and an AMP run resumes with its
+    loss scale and growth tracker instead of restarting them at 65536 (the scale would then overflow again).
+    """
+
+    def __init__(self, scaler: torch.amp.GradScaler) -> None:
+        self.scaler = scaler
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"enabled": self.scaler.is_enabled(), "state": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("enabled") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["state"])
+
+
+class MultiNetworkTrainer(Trainer):
+    """``monai.engines.Trainer`` with named networks and optimizers: the base of every multi-network trainer.
+
+    A subclass writes only ``_iteration`` (the paper's terms, one named output each) and, for a variant, overrides
+    one method (nnU-Net's trainer-variant idea). Its ``__init__`` takes its own paper arguments, sets them as
+    attributes and then calls ``super().__init__(*args, **kwargs)``: the base attaches ``train_handlers`` last,
+    so handlers see every attribute. The base gives it:
+
+    - ``networks`` / ``optimizers``: named dicts (also on ``engine.state.networks`` / ``engine.state.optimizers``),
+      one ``torch.amp.GradScaler`` per optimizer (active with ``amp=True`` on CUDA);
+    - ``frozen_networks``: pretrained networks used but not trained (a CycleGANSeg Segmentor, a REHRSeg teacher):
+      put in eval mode without gradients, refused when wrapped in DDP or found inside an optimizer;
+    - ``optimizer_step(name, loss)``: zero the gradients, scaled backward, step, scaler update;
+    - ``autocast()``: ``torch.autocast`` on the engine's device type with the engine's AMP settings;
+    - ``d_steps_per_g_step`` and ``generator_step_due()``: every iteration makes one discriminator step and every
+      ``d_steps_per_g_step``-th iteration also a generator step (PSCGAN: 2);
+    - ``ema``: ``{network name: decay}`` keeps an exponential moving average copy of that network,
+      ``ema_networks[name]``, updated by ``update_ema(name)`` as ``theta_ema <- decay * theta_ema + (1 - decay) *
+      theta`` (buffers copied), in eval mode (StyleSwin/TransMRSR's EMA generator);
+    - ``r1_penalty(discriminator, real)``: ``r1_gamma / 2 * E[||grad_x D(x)||^2]`` on real images (Mescheder et
+      al. 2018, StyleGAN2 / StyleSwin);
+    - ``checkpoint_objects()``: every network, optimizer, EMA copy and scaler state by name, which
+      ``common.handlers.AtomicCheckpointSaver`` and ``ResumeFromLatest`` add to their dict when given
+      ``engine_key`` (so a config lists none of them, and an AMP resume keeps the loss scale).
+
+    Args:
+        device: device of the iteration.
+        max_epochs: number of epochs.
+        train_data_loader: the training data.
+        networks: trained networks by name (the names are checkpoint keys); each class declares the names it needs
+            in ``network_names``.
+        optimizers: optimizers by name (checkpoint keys too); declared in ``optimizer_names``.
+        frozen_networks: pretrained networks that are used but not trained (``None`` entries are dropped).
+        d_steps_per_g_step: discriminator steps per generator step (>= 1).
+        ema: ``{network name: decay in [0, 1)}`` networks that get an EMA copy.
+        r1_gamma: weight of the R1 penalty (``r1_penalty`` returns 0 when it is 0).
+        epoch_length, non_blocking, prepare_batch, iteration_update, postprocessing, key_train_metric,
+        additional_metrics, metric_cmp_fn, amp, event_names, event_to_attr, decollate, to_kwargs, amp_kwargs:
+            as ``monai.engines.Trainer`` / ``Workflow``.
+        train_handlers: handlers with ``attach(engine)``, attached once every attribute exists.
+        optim_set_to_none: ``zero_grad(set_to_none=...)``.
+
+    Raises:
+        ValueError: a declared network or optimizer missing, a name used twice, an EMA of an unknown network or a
+            decay outside ``[0, 1)``, ``d_steps_per_g_step < 1``, ``r1_gamma < 0``, a frozen network wrapped in
+            DDP or inside an optimizer.
+
+    Examples::
+
+        class MyGAN(MultiNetworkTrainer):
+            network_names, optimizer_names = ("g", "d"), ("g_optimizer", "d_optimizer")
+
+            def _iteration(self, engine, batchdata): ...
+
+        MyGAN("cpu", 10, loader, networks={"g": g, "d": d}, optimizers={"g_optimizer": go, "d_optimizer": do})
+    """
+
+    network_names: tuple[str, ...] = ()
+    optimizer_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: Iterable | DataLoader,
+        networks: Mapping[str, torch.nn.Module],
+        optimizers: Mapping[str, Optimizer],
+        frozen_networks: Mapping[str, torch.nn.Module | None] | None = None,
+        d_steps_per_g_step: int = 1,
+        ema: Mapping[str, float] | None = None,
+        r1_gamma: float = 0.0,
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        prepare_batch: Callable | None = None,
+        iteration_update: Callable[[Engine, Any], Any] | None = None,
+        postprocessing: Transform | None = None,
+        key_train_metric: dict[str, Metric] | None = None,
+        additional_metrics: dict[str, Metric] | None = None,
+        metric_cmp_fn: Callable = default_metric_cmp_fn,
+        train_handlers: Sequence | None = None,
+        amp: bool = False,
+        event_names: list[str | EventEnum | type[EventEnum]] | None = None,
+        event_to_attr: dict | None = None,
+        decollate: bool = True,
+        optim_set_to_none: bool = False,
+        to_kwargs: dict | None = None,
+        amp_kwargs: dict | None = None,
+    ) -> None:
+        networks, optimizers = dict(networks), dict(optimizers)
+        frozen = {name: net for name, net in (frozen_networks or {}).items() if net is not None}
+        self._check_names(networks, optimizers, frozen)
+        if int(d_steps_per_g_step) < 1:
+            raise ValueError(f"d_steps_per_g_step must be >= 1, got {d_steps_per_g_step!r}.")
+        if r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma!r}.")
+        ema = dict(ema or {})
+        for name, decay in ema.items():
+            if name not in networks:
+                raise ValueError(f"ema names network {name!r}, which is not among the networks {sorted(networks)}.")
+            if not 0.0 <= float(decay) < 1.0:
+                raise ValueError(f"ema decay of {name!r} must be in [0, 1), got {decay!r}.")
+        extra = {} if prepare_batch is None else {"prepare_batch": prepare_batch}
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            iteration_update=iteration_update,
+            postprocessing=postprocessing,
+            key_metric=key_train_metric,
+            additional_metrics=additional_metrics,
+            metric_cmp_fn=metric_cmp_fn,
+            handlers=None,  # attached at the end, once every attribute exists
+            amp=amp,
+            event_names=event_names,
+            event_to_attr=event_to_attr,
+            decollate=decollate,
+            to_kwargs=to_kwargs,
+            amp_kwargs=amp_kwargs,
+            **extra,
+        )
+        self.networks = networks
+        self.optimizers = optimizers
+        self.frozen_networks = self._freeze(frozen, optimizers)
+        self.state.networks = networks
+        self.state.optimizers = optimizers
+        self.optim_set_to_none = optim_set_to_none
+        self.device_type = self.state.device.type if self.state.device is not None else "cpu"
+        use_scaler = amp and self.device_type == "cuda"
+        self.scalers = {name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in optimizers}
+        self.d_steps_per_g_step = int(d_steps_per_g_step)
+        self.r1_gamma = float(r1_gamma)
+        self.ema_decay = {name: float(decay) for name, decay in ema.items()}
+        self.ema_networks = {name: self._ema_copy(networks[name]) for name in ema}
+        if train_handlers is not None:
+            self._register_handlers(train_handlers)
+
+    # ------------------------------------------------------------------------------------------- construction
+    def _check_names(self, networks: dict, optimizers: dict, frozen: dict) -> None:
+        cls = type(self).__name__
+        for kind, given, needed in (
+            ("networks", networks, self.network_names),
+            ("optimizers", optimizers, self.optimizer_names),
+        ):
+            missing = [name for name in needed if name not in given]
+            if missing:
+                raise ValueError(f"{cls} needs {kind} {list(needed)}; missing {missing} (given {sorted(given)}).")
+        names = [*networks, *optimizers, *frozen]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{cls}: names {repeated} are used twice (networks, optimizers and frozen networks).")
+
+    @staticmethod
+    def _freeze(frozen: dict[str, torch.nn.Module], optimizers: dict[str, Optimizer]) -> dict[str, torch.nn.Module]:
+        for name, network in frozen.items():
+            if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)):
+                raise ValueError(f"{name} must not be wrapped in DistributedDataParallel/DataParallel: it is frozen.")
+            frozen_parameters = {id(p) for p in network.parameters()}
+            for optimizer_name, optimizer in optimizers.items():
+                for group in optimizer.param_groups:
+                    if any(id(p) in frozen_parameters for p in group["params"]):
+                        raise ValueError(f"{name} parameters found in {optimizer_name}: {name} is frozen, remove them.")
+            network.eval()
+            network.requires_grad_(False)
+        return frozen
+
+    @staticmethod
+    def _ema_copy(network: torch.nn.Module) -> torch.nn.Module:
+        copied = copy.deepcopy(_unwrap(network))
+        copied.eval()
+        copied.requires_grad_(False)
+        return copied
+
+    # ------------------------------------------------------------------------------------------- iteration helpers
+    def autocast(self) -> AbstractContextManager:
+        """``torch.autocast`` on the engine's device type, enabled by ``amp``."""
+        return torch.autocast(self.device_type, enabled=self.amp, **self.amp_kwargs)
+
+    def train_mode(self, *names: str) -> None:
+        """Networks ``names`` (default all) to train mode; frozen networks back to eval mode."""
+        for name in names or self.networks:
+            self.networks[name].train()
+        for network in self.frozen_networks.values():
+            network.eval()
+
+    def optimizer_step(
+        self,
+        name: str,
+        loss: torch.Tensor,
+        backward_event: EventEnum | None = None,
+        step_event: EventEnum | None = None,
+    ) -> None:
+        """Zero the gradients of optimizer ``name``, backpropagate ``loss`` (scaled under AMP), step, update.
+
+        ``backward_event`` fires after the backward pass and ``step_event`` after the step, so handlers can hook in
+        as with MONAI's GAN engines. The gradients are zeroed here, not before the forward pass: the same result,
+        because no other backward touches these parameters in between (other networks are frozen with
+        ``set_requires_grad`` or see detached inputs).
+        """
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+        scaler.scale(loss).backward()
+        if backward_event is not None:
+            self.fire_event(backward_event)
+        scaler.step(optimizer)
+        scaler.update()
+        if step_event is not None:
+            self.fire_event(step_event)
+
+    def generator_step_due(self) -> bool:
+        """True on the iterations that make a generator step: every ``d_steps_per_g_step``-th (1-based)."""
+        return self.state.iteration % self.d_steps_per_g_step == 0
+
+    @torch.no_grad()
+    def update_ema(self, name: str) -> None:
+        """``theta_ema <- decay * theta_ema + (1 - decay) * theta`` for network ``name``; buffers are copied."""
+        source, target, decay = _unwrap(self.networks[name]), self.ema_networks[name], self.ema_decay[name]
+        for ema_parameter, parameter in zip(target.parameters(), source.parameters()):
+            ema_parameter.lerp_(parameter.detach(), 1.0 - decay)
+        for ema_buffer, buffer in zip(target.buffers(), source.buffers()):
+            ema_buffer.copy_(buffer)
+
+    def r1_penalty(self, discriminator: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
+        """R1 gradient penalty ``r1_gamma / 2 * mean_batch ||grad_x D(x)||^2`` on real images ``x``.
+
+        Args:
+            discriminator: returns logits, or a list whose last item is the logits.
+            real: real images ``(B, C, *spatial)``; not modified (a detached copy requires the gradient).
+
+        Returns:
+            The penalty with graph (so it trains the discriminator); a zero tensor when ``r1_gamma`` is 0.
+        """
+        if self.r1_gamma == 0:
+            return real.new_zeros(())
+        real = real.detach().requires_grad_(True)
+        logits = discriminator_logits(discriminator(real))
+        (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        return 0.5 * self.r1_gamma * gradient.pow(2).flatten(1).sum(1).mean()
+
+    @staticmethod
+    def detached(values: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` pairs with tensors detached, for the iteration output."""
+        for key, value in values.items():
+            yield key, value.detach() if isinstance(value, torch.Tensor) else value
+
+    # ------------------------------------------------------------------------------------------- checkpointing
+    def checkpoint_objects(self) -> dict[str, Any]:
+        """Everything a resume needs besides the engine counters: networks, optimizers, EMA copies, scaler states."""
+        objects: dict[str, Any] = {**self.networks, **self.optimizers}
+        objects.update({f"{name}_ema": network for name, network in self.ema_networks.items()})
+        objects.update({f"grad_scaler_{name}": GradScalerState(s) for name, s in self.scalers.items()})
+        return objects
