@@ -1,21 +1,8 @@
-"""Key strings and dataset label values, defined once (STYLE.md rule 6)."""
+"""Dataset label values, defined once (STYLE.md rule 6)."""
 
 from __future__ import annotations
 
-__all__ = ["Keys", "EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS"]
-
-
-class Keys:
-    """Dictionary keys shared by readers, transforms, engines and bundle configs."""
-
-    IMAGE = "image"
-    LABEL = "label"
-    PRED = "pred"
-    CASE = "case"
-    DTI = "dti"
-    LGE = "lge"
-    MASK = "mask"
-
+__all__ = ["EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS"]
 
 # EMIDEC (LGE with scar): https://emidec.com/dataset
 EMIDEC_LABELS = {"background": 0, "cavity": 1, "myocardium": 2, "infarction": 3, "no_reflow": 4}

@@ -5,10 +5,11 @@ Launch a bundle on N processes with::
     torchrun --standalone --nproc_per_node=N -m monai.bundle run \\
         --config_file "['configs/train.json','configs/multi_gpu_train.json']"
 
-``multi_gpu_train.json`` calls ``init()`` in ``initialize`` and ``finalize()`` in ``finalize``, wraps the trained
-networks with ``wrap_ddp``, gives the data loader a ``DistributedSampler`` (or splits file lists with ``shard``)
-and keeps writers on rank 0 with ``rank0_handlers``. The backend is NCCL on GPUs and gloo on CPU, so the same
-config runs (slowly) on a CPU-only machine.
+``multi_gpu_train.json`` sets the base config's ``dist_init`` step to ``init()`` and its ``finalize`` to
+``finalize()``, wraps the trained networks with ``wrap_ddp``, gives the data loader a ``DistributedSampler`` (or
+splits file lists with ``shard``) and keeps writers on rank 0 (``is_main_process`` and
+``common.handlers.rank0_handlers``). The backend is NCCL on GPUs and gloo on CPU, so the same config runs (slowly)
+on a CPU-only machine. This module knows nothing of handlers (``common.handlers`` builds on it, not the reverse).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ __all__ = [
     "local_device",
     "wrap_ddp",
     "shard",
-    "rank0_handlers",
-    "RANK0_ONLY_HANDLER_TYPES",
 ]
 
 import logging
@@ -36,32 +35,10 @@ from typing import Any, TypeVar
 import ignite.distributed as idist
 import torch
 import torch.distributed as dist
-from monai.handlers import (
-    CheckpointSaver,
-    ClassificationSaver,
-    MetricsSaver,
-    StatsHandler,
-    TensorBoardImageHandler,
-    TensorBoardStatsHandler,
-)
 from torch.nn.parallel import DistributedDataParallel
-
-from common.handlers import GanImageGridHandler, ProgressLogger
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-
-#: handler types that write files or logs and so run on rank 0 only (``rank0_handlers``)
-RANK0_ONLY_HANDLER_TYPES: tuple[type, ...] = (
-    CheckpointSaver,  # includes common.handlers.AtomicCheckpointSaver
-    StatsHandler,
-    TensorBoardStatsHandler,
-    TensorBoardImageHandler,
-    MetricsSaver,
-    ClassificationSaver,
-    GanImageGridHandler,
-    ProgressLogger,
-)
 
 
 def _initialized() -> bool:
@@ -91,7 +68,7 @@ def init(backend: str | None = None, required: bool = False) -> None:
 
     Examples::
 
-        "initialize": ["$import common.distributed", "$common.distributed.init()"]
+        "dist_init": "$common.distributed.init(@dist_backend, required=True)"
     """
     if _initialized():
         return
@@ -222,21 +199,3 @@ def shard(items: Sequence[T], rank: int | None = None, world_size: int | None = 
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}.")
     return list(items[rank::world_size])
-
-
-def rank0_handlers(handlers: Sequence[Any], rank0_only_types: tuple[type, ...] = RANK0_ONLY_HANDLER_TYPES) -> list:
-    """Drop the handlers that write (checkpoints, logs, TensorBoard) on ranks other than 0.
-
-    Handlers that every rank must run (validation, LR schedulers, ``ResumeFromLatest``) are kept.
-
-    Args:
-        handlers: already built handler objects.
-        rank0_only_types: types kept on rank 0 only (``isinstance``), default ``RANK0_ONLY_HANDLER_TYPES``.
-
-    Examples::
-
-        "train#handlers": "$common.distributed.rank0_handlers(@train#handlers)"
-    """
-    if is_rank0():
-        return list(handlers)
-    return [handler for handler in handlers if not isinstance(handler, rank0_only_types)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence, Union
+from typing import Union
+
+__all__ = ["PathLike"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-TypeSpacing = Sequence[float]
-TypeShape = Sequence[int]

@@ -1,9 +1,11 @@
-"""Shared fixtures: the repository root and one tiny default dataset per test session."""
+"""Shared fixtures: the repository root and one tiny default dataset per test session; the guard that keeps the
+bundle tests out of a user's ``bundles/*/models``, ``outputs`` and ``eval`` folders."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,82 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+#: a user's folders in every bundle: the main job (tools/quickstart.sh) trains into models/ and writes outputs/ and
+#: eval/ there. No test may open, create or remove anything in them (tests work on temp ckpt_dir/output_dir).
+USER_FOLDERS = ("models", "outputs", "eval")
+#: tests guarded by default (they run bundles); USER_FOLDERS_GUARD=all guards every test (see
+#: tests/test_user_folders_untouched.py)
+GUARDED_TESTS = ("tests/bundles/", "tests/dist_scripts/", "tests/test_monailabel_driver.py")
+_GUARDED_EVENTS = frozenset({"open", "os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.truncate", "shutil.rmtree"})
+
+
+class UserFolderAccess(PermissionError):
+    """A test touched a user's bundle folder (``bundles/<name>/{models,outputs,eval}``)."""
+
+
+class _UserFolderGuard:
+    """An audit hook (``sys.addaudithook``) that refuses, in this process, every open/mkdir/rename/remove of a path
+    under a user folder of ``bundles/*`` while ``active``. Subprocesses (torchrun, ``monai.bundle`` command lines)
+    are covered by tests/test_user_folders_untouched.py, which runs the tests against a tree with bogus files there.
+    """
+
+    def __init__(self, bundles_dir: Path) -> None:
+        self.prefixes = tuple(
+            os.path.join(str(bundle), folder) for bundle in sorted(bundles_dir.glob("*")) for folder in USER_FOLDERS
+        )
+        self.active = False
+        self.log_file = os.environ.get("USER_FOLDERS_GUARD_LOG")
+        self.touched: list[str] = []
+
+    def _guarded(self, path: object) -> str | None:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        elif isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str):
+            return None  # a file descriptor
+        full = os.path.abspath(path)
+        if any(full == prefix or full.startswith(prefix + os.sep) for prefix in self.prefixes):
+            return full
+        return None
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if not self.active or event not in _GUARDED_EVENTS or not args:
+            return
+        paths = args[:2] if event == "os.rename" else args[:1]
+        for path in paths:
+            full = self._guarded(path)
+            if full is None:
+                continue
+            self.active = False  # the log write below is audited too
+            try:
+                self.touched.append(f"{event} {full}")
+                if self.log_file:
+                    with open(self.log_file, "a") as log:
+                        log.write(f"{event} {full}\n")
+            finally:
+                self.active = True
+            raise UserFolderAccess(
+                f"test isolation: {event} of {full}, a user's bundle folder ({'/'.join(USER_FOLDERS)}). Run the "
+                "bundle on a copy or with temporary ckpt_dir/output_dir overrides."
+            )
+
+
+USER_FOLDER_GUARD = _UserFolderGuard(REPO_ROOT / "bundles")
+sys.addaudithook(USER_FOLDER_GUARD)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem) -> Iterator[None]:
+    """Guard setup, call and teardown (module fixtures included) of the tests that run bundles."""
+    path = Path(str(item.fspath)).resolve()
+    relative = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+    USER_FOLDER_GUARD.active = os.environ.get("USER_FOLDERS_GUARD") == "all" or relative.startswith(GUARDED_TESTS)
+    try:
+        yield
+    finally:
+        USER_FOLDER_GUARD.active = False
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""common.distributed without torchrun: env fallbacks, shard, rank0_handlers, wrap_ddp on a 1-process group."""
+"""common.distributed without torchrun (env fallbacks, shard, wrap_ddp on a 1-process group) and
+common.handlers.rank0_handlers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from monai.handlers import CheckpointSaver, LrScheduleHandler, StatsHandler, Ten
 from torch import nn
 
 from common import distributed
-from common.handlers import AtomicCheckpointSaver, GanImageGridHandler, ProgressLogger, ResumeFromLatest
+from common.handlers import AtomicCheckpointSaver, GanImageGridHandler, ProgressLogger, ResumeFromLatest, rank0_handlers
 
 
 @pytest.fixture
@@ -72,11 +73,11 @@ def _handlers(tmp_path):
 def test_rank0_handlers_drops_writers_on_other_ranks(no_torchrun, monkeypatch, tmp_path):
     writers, everyone = _handlers(tmp_path)
     handlers = writers + everyone
-    assert distributed.rank0_handlers(handlers) == handlers
+    assert rank0_handlers(handlers) == handlers
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert distributed.rank0_handlers(handlers) == everyone
-    assert distributed.rank0_handlers(handlers, rank0_only_types=(StatsHandler,)) == [
+    assert rank0_handlers(handlers) == everyone
+    assert rank0_handlers(handlers, rank0_only_types=(StatsHandler,)) == [
         h for h in handlers if not isinstance(h, StatsHandler)
     ]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,51 @@ def test_every_torch_load_is_weights_only():
                     if getattr(node.func.value, "id", None) == "torch":
                         keywords = {k.arg: k.value for k in node.keywords}
                         value = keywords.get("weights_only")
-                        assert isinstance(value, ast.Constant) and value.value is True, (
-                            f"{path.relative_to(ROOT)}:{node.lineno} torch.load without weights_only=True"
-                        )
+                        assert (
+                            isinstance(value, ast.Constant) and value.value is True
+                        ), f"{path.relative_to(ROOT)}:{node.lineno} torch.load without weights_only=True"
+
+
+def _bundle_names() -> set[str]:
+    return {p.name for p in (ROOT / "bundles").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+
+
+def _strings(node) -> list[str]:
+    """Every string (keys and values) of a parsed JSON config."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in [key, *_strings(value)]]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
+
+
+def _paths_into_other_bundles(text: str, own: str, bundles: set[str]) -> list[str]:
+    """Other bundles' names that follow a ``..`` in ``text`` (``../x``, ``os.path.join(@bundle_root, '..', 'x')``)."""
+    if ".." not in text:
+        return []
+    after = text[text.index("..") :]
+    return sorted(name for name in bundles - {own} if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", after))
+
+
+def test_the_sibling_bundle_check_catches_relative_paths():
+    bundles = {"own", "other_bundle"}
+    assert _paths_into_other_bundles("$os.path.join(@bundle_root, '..', 'other_bundle')", "own", bundles) == [
+        "other_bundle"
+    ]
+    assert _paths_into_other_bundles("../other_bundle/configs/inference.json", "own", bundles) == ["other_bundle"]
+    assert _paths_into_other_bundles("$os.path.join(@bundle_root, '..', '..', 'data')", "own", bundles) == []
+    assert _paths_into_other_bundles("set --x to the other_bundle folder", "own", bundles) == []  # no '..'
+    assert _paths_into_other_bundles("../other_bundle_v2", "own", bundles) == []  # another name
+
+
+def test_no_bundle_config_reaches_into_another_bundle():
+    # a downloaded bundle zip has no siblings: another bundle's root is an explicit setting
+    # (e.g. `sseg_bundle_root`, checked by common.bundle_root.require_bundle_root), never `..`/<bundle>
+    bundles = _bundle_names()
+    for bundle in sorted(bundles):
+        for path in sorted((ROOT / "bundles" / bundle / "configs").glob("*.json")):
+            for text in _strings(json.loads(path.read_text())):
+                bad = _paths_into_other_bundles(text, bundle, bundles)
+                assert not bad, f"{path.relative_to(ROOT)}: {text!r} reaches into bundle(s) {bad}"

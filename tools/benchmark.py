@@ -9,27 +9,41 @@ For every bundle with ``scripts/benchmark.py`` (``--all``, or the ``--bundles`` 
 (every bundle has its own ``scripts`` package, so two cannot share one process) starts in the bundle root, imports
 ``scripts.benchmark`` and calls ``run(data_root, out_dir=<out>/<bundle>, quick=...)``, which trains and scores the
 bundle's method and baselines in that one run and returns its table rows. The default data is written first when
-``<data_root>/DTI_LGE_MI`` is missing (``python -m tools.make_data --out <data_root>``, only the missing datasets).
+a bundle's ``REQUIRED_DATASET`` folder is missing under ``<data_root>`` (``python -m tools.make_data --out
+<data_root>``, only the missing datasets).
 
-The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` with the columns of
-:data:`MARKDOWN_COLUMNS`. Each bundle's rows are mapped into them (:func:`normalize_rows`):
+A bundle owns its benchmark data: module-level literals of its ``scripts/benchmark.py`` (read with
+``ast.literal_eval``, the module is not imported here; see :func:`read_benchmark_info`): ``REQUIRED_DATASET``,
+``COMPARISONS`` ((ours, baseline) method pairs), ``PAPER_NUMBERS`` ((ours, baseline, metric) -> (their baseline,
+their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...}), ``METRIC_LABELS`` and
+``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``). All are optional; its ``configs/quick.json`` is quoted in the
+header for the quick mode. A new bundle needs no edit here.
 
+The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
+notes) with the columns of :data:`MARKDOWN_COLUMNS`, and every per-case value into ``<out>/<bundle>_cases.csv``.
+Each bundle's rows are mapped into them (:func:`normalize_rows`):
+
+- rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
+  ``values`` per case): for each of the bundle's ``COMPARISONS`` and each metric both methods have, the means
+  side by side, with the per-case mean difference, its bootstrap 95% interval and an ordering only when the
+  interval excludes 0 ("not separated" otherwise); methods in no comparison keep a row of their own;
 - rows that already say ``metric``/``ours`` (and optionally ``baseline_method``/``baseline``) are kept as they are;
 - "wide" rows (one row per method, one key per metric, e.g. ``test_dice_mean``) give one row per metric; the
-  comparisons of :data:`COMPARISONS` (or a row's own ``baseline_method``) put a baseline's value beside ours, and
+  bundle's ``COMPARISONS`` (or a row's own ``baseline_method``) put a baseline's value beside ours, and
   methods in no comparison keep a row of their own with only ``ours``;
 - ``seconds`` (or ``step_seconds``, or ``train_seconds`` + ``eval_seconds``), ``gflop_per_step``,
   ``ceiling_share`` (achieved GFLOP/s over the conv ceiling measured in the same run) and ``peak_rss_mb`` fill the
   cost columns; a column a row does not give stays empty.
 
-The papers' own numbers (:data:`PAPER_NUMBERS`) are shown beside ours as "theirs", measured on their private data;
-ours are on phantom data, so the two are not comparable in value, only in ordering. Exit status: 1 when a bundle's
-benchmark fails (the others are still merged), 2 on bad arguments.
+The papers' own numbers (the bundle's ``PAPER_NUMBERS``) are shown beside ours as "theirs", measured on their
+private data; ours are on phantom data, so the two are not comparable in value, only in ordering. Exit status: 1
+when a bundle's benchmark fails (the others are still merged), 2 on bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -38,28 +52,28 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = [
     "MARKDOWN_COLUMNS",
-    "COMPARISONS",
-    "PAPER_NUMBERS",
-    "PAPER_NOTES",
-    "METRIC_LABELS",
+    "BenchmarkInfo",
+    "read_benchmark_info",
     "find_benchmark_bundles",
     "ensure_data",
     "run_bundle",
     "normalize_rows",
     "merge_results",
     "format_markdown",
+    "header_lines",
     "write_merged",
+    "write_cases",
     "main",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK_SCRIPT = Path("scripts") / "benchmark.py"
-REQUIRED_DATASET = "DTI_LGE_MI"
 SPEED_METRIC = "speed of one training step (cost columns only)"
 
 #: Markdown columns: (header, key of the merged row).
@@ -70,6 +84,9 @@ MARKDOWN_COLUMNS = (
     ("metric", "metric"),
     ("baseline", "baseline"),
     ("ours", "ours"),
+    ("n cases", "n_cases"),
+    ("ours - baseline [95% CI]", "difference"),
+    ("ordering (bootstrap over cases)", "ordering"),
     ("theirs: baseline / ours (paper, their data)", "paper"),
     ("seconds", "seconds"),
     ("GFLOP/step", "gflop_per_step"),
@@ -77,53 +94,71 @@ MARKDOWN_COLUMNS = (
     ("peak RSS MiB", "peak_rss_mb"),
 )
 
-#: Comparisons (ours, baseline) made from "wide" rows, per bundle, as in the papers' figures and tables.
-COMPARISONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "lge_mi_sr_segmentation": (
-        # Fig. 6(B): end-to-end SSeg vs 2-stage Seg (segmentation + interpolation), per pre-training
-        *((f"SSeg_{pre}", f"Seg+{mode}_{pre}") for pre in ("N", "SSL", "U-SSL") for mode in ("bilinear", "nearest")),
-        # Fig. 6(B): pre-training strategies
-        ("SSeg_SSL", "SSeg_N"),
-        ("SSeg_U-SSL", "SSeg_N"),
-        ("SSeg_U-SSL", "SSeg_SSL"),
-        # Table I: encoders (ours: Swin), all from scratch here
-        ("SSeg_N", "SSeg[resnet]"),
-        ("SSeg_N", "SSeg[convnext]"),
-    ),
+#: module-level literals of a bundle's scripts/benchmark.py -> BenchmarkInfo field
+INFO_NAMES = {
+    "REQUIRED_DATASET": "required_dataset",
+    "COMPARISONS": "comparisons",
+    "PAPER_NUMBERS": "paper_numbers",
+    "PAPER_NOTES": "paper_notes",
+    "MODE_NOTES": "mode_notes",
+    "METRIC_LABELS": "metric_labels",
+    "DDP_OVERRIDES": "ddp_overrides",
+    "REQUIRED_BUNDLES": "required_bundles",
 }
+QUICK_OVERLAY = Path("configs") / "quick.json"
 
-#: The papers' reported numbers: (bundle, ours method, baseline method, row key of the metric) ->
-#: (their baseline, their ours, where). Only numbers printed in the papers' text or tables are here.
-PAPER_NUMBERS: dict[tuple[str, str, str, str], tuple[float | None, float | None, str]] = {
-    ("lge_mi_sr_segmentation", "SSeg_N", "SSeg[resnet]", "test_dice_mean"): (
-        0.718,
-        0.755,
-        "SwinSSegNet paper Table I (ResNet vs Swin encoder)",
-    ),
-    ("lge_mi_sr_segmentation", "SSeg_N", "SSeg[convnext]", "test_dice_mean"): (
-        0.732,
-        0.755,
-        "SwinSSegNet paper Table I (ConvNeXt vs Swin encoder)",
-    ),
-}
 
-#: What the header says about the papers' numbers.
-PAPER_NOTES = (
-    "Theirs = numbers reported by Wang et al., *Style Transfer and Self-Supervised Learning Powered Myocardium "
-    "Infarction Super-Resolution Segmentation* (SwinSSegNet / CycleGANSeg paper), on their private DTI-LGE data, "
-    "not on ours. Table I (DSC by encoder): ResNet 0.718 +- 0.0094, ConvNeXt 0.732 +- 0.0093, BiFormer "
-    "0.745 +- 0.0093 (not implemented here), Swin 0.755 +- 0.0090; the paper does not say which pre-training "
-    "Table I used (ours are trained from scratch). Fig. 6(A)/(B) (SSeg vs Seg, N/SSL/U-SSL pre-training) and "
-    "Fig. 7 (DTI SSeg vs CycleGAN+SSeg vs CycleGANSeg+SSeg) give their values only as plots: no number is quoted "
-    "for them."
-)
+@dataclass
+class BenchmarkInfo:
+    """A bundle's own benchmark data (see the module docstring); every field is optional."""
 
-#: Readable names of the metric keys of "wide" rows.
-METRIC_LABELS = {
-    "test_dice_mean": "MI Dice, test split (mean)",
-    "test_dice_std": "MI Dice, test split (std)",
-    "test_hd95_mm": "MI HD95 mm, test split (mean)",
-}
+    name: str
+    required_dataset: str | None = None
+    comparisons: tuple[tuple[str, str], ...] = ()
+    paper_numbers: dict[tuple[str, str, str], tuple[float | None, float | None, str]] = field(default_factory=dict)
+    paper_notes: str = ""
+    mode_notes: dict[str, str] = field(default_factory=dict)
+    metric_labels: dict[str, str] = field(default_factory=dict)
+    ddp_overrides: dict[str, Any] = field(default_factory=dict)
+    #: ``run`` argument -> name of another bundle whose root the benchmark needs (passed by this tool)
+    required_bundles: dict[str, str] = field(default_factory=dict)
+    quick_overlay: dict[str, Any] = field(default_factory=dict)
+
+
+def read_benchmark_info(bundle_dir: str | os.PathLike) -> BenchmarkInfo:
+    """The bundle's benchmark data: the literals of :data:`INFO_NAMES` in ``scripts/benchmark.py``, its quick overlay.
+
+    The module is parsed, not imported: every bundle has its own ``scripts`` package and its imports (torch, MONAI)
+    are not needed to write a header.
+
+    Raises:
+        ValueError: naming the bundle and the name when a value is not a Python literal.
+    """
+    bundle = Path(bundle_dir)
+    info = BenchmarkInfo(bundle.name)
+    script = bundle / BENCHMARK_SCRIPT
+    tree = ast.parse(script.read_text()) if script.is_file() else ast.Module(body=[], type_ignores=[])
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in INFO_NAMES:
+            try:
+                literal = ast.literal_eval(value)
+            except ValueError:
+                raise ValueError(
+                    f"bundle `{bundle.name}`: {target.id} in {BENCHMARK_SCRIPT} must be a literal (line {node.lineno})."
+                ) from None
+            setattr(info, INFO_NAMES[target.id], literal)
+    info.comparisons = tuple(tuple(pair) for pair in info.comparisons)  # type: ignore[misc]
+    overlay = bundle / QUICK_OVERLAY
+    if overlay.is_file():
+        info.quick_overlay = json.loads(overlay.read_text())
+    return info
+
 
 # keys of "wide" rows that are costs or context, not metrics
 _COST_KEYS = {
@@ -144,12 +179,12 @@ _ROW_KEYS = {"method", "baseline_method", "metric", "baseline", "ours"}
 # run in a fresh interpreter, in the bundle root: imports that bundle's `scripts` and writes its rows as JSON
 _WORKER = """
 import json, os, resource, sys, time
-bundle, data_root, out_dir, quick, result_file = sys.argv[1:6]
+bundle, data_root, out_dir, quick, result_file, bundle_roots = sys.argv[1:7]
 sys.path.insert(0, bundle)
 os.chdir(bundle)
 from scripts.benchmark import run
 start = time.perf_counter()
-rows = run(data_root, out_dir=out_dir, quick=quick == "1")
+rows = run(data_root, out_dir=out_dir, quick=quick == "1", **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
 usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 with open(result_file, "w") as f:
@@ -180,13 +215,16 @@ def find_benchmark_bundles(
     return sorted(p for p in root.iterdir() if (p / BENCHMARK_SCRIPT).is_file())
 
 
-def ensure_data(data_root: str | os.PathLike, runner: Callable[..., Any] = subprocess.run) -> list[str] | None:
-    """Write the default data with ``python -m tools.make_data`` when ``<data_root>/DTI_LGE_MI`` is missing.
+def ensure_data(
+    data_root: str | os.PathLike, required: Sequence[str], runner: Callable[..., Any] = subprocess.run
+) -> list[str] | None:
+    """Write the default data with ``python -m tools.make_data`` when a ``required`` dataset folder is missing.
 
     Only the datasets whose folders are missing are written (``make_data`` refuses non-empty folders).
 
     Args:
         data_root: the data folder.
+        required: dataset folder names the bundles need (their ``REQUIRED_DATASET``).
         runner: ``subprocess.run``-like callable (tests pass a fake).
 
     Returns:
@@ -196,7 +234,8 @@ def ensure_data(data_root: str | os.PathLike, runner: Callable[..., Any] = subpr
         RuntimeError: naming the command when it fails.
     """
     root = Path(data_root)
-    if (root / REQUIRED_DATASET).is_dir():
+    absent = [name for name in required if not (root / name).is_dir()]
+    if not absent:
         return None
     from common.data import DATASETS
 
@@ -204,7 +243,7 @@ def ensure_data(data_root: str | os.PathLike, runner: Callable[..., Any] = subpr
     command = [sys.executable, "-m", "tools.make_data", "--out", str(root)]
     if len(missing) < len(DATASETS):
         command += ["--datasets", ",".join(missing)]
-    print(f"{root / REQUIRED_DATASET} is missing: {shlex.join(command)}", flush=True)
+    print(f"{', '.join(str(root / name) for name in absent)} missing: {shlex.join(command)}", flush=True)
     result = runner(command, cwd=str(REPO_ROOT), env=_env_with_repo())
     if result.returncode != 0:
         raise RuntimeError(f"`{shlex.join(command)}` failed with exit status {result.returncode}.")
@@ -215,6 +254,28 @@ def _env_with_repo() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
+
+
+def required_bundle_roots(bundle_dir: str | os.PathLike) -> dict[str, str]:
+    """``run`` keyword -> root of each other bundle the benchmark declares in ``REQUIRED_BUNDLES``.
+
+    A bundle's configs never reach into a sibling (a zip stands alone); a benchmark that trains or runs another
+    bundle (the CycleGANSeg pipeline needs a SwinSSegNet) names it, and this tool passes its folder, a sibling under
+    the same ``bundles`` folder.
+
+    Raises:
+        RuntimeError: naming the bundle and the missing sibling.
+    """
+    bundle_dir = Path(bundle_dir).resolve()
+    roots = {}
+    for argument, name in read_benchmark_info(bundle_dir).required_bundles.items():
+        root = bundle_dir.parent / name
+        if not (root / "configs").is_dir():
+            raise RuntimeError(
+                f"bundle `{bundle_dir.name}`: its benchmark needs bundle `{name}` ({argument}), not found at {root}."
+            )
+        roots[argument] = str(root)
+    return roots
 
 
 def run_bundle(
@@ -235,11 +296,12 @@ def run_bundle(
         RuntimeError: naming the bundle and the log when the benchmark fails or returns no list of dicts.
     """
     bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
+    bundle_roots = required_bundle_roots(bundle_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
     result_file.unlink(missing_ok=True)
     command = [sys.executable, "-c", _WORKER, str(bundle_dir), str(Path(data_root).resolve()), str(out_dir)]
-    command += ["1" if quick else "0", str(result_file)]
+    command += ["1" if quick else "0", str(result_file), json.dumps(bundle_roots)]
     with open(log_file, "w") as log:
         try:
             code = subprocess.run(
@@ -293,16 +355,23 @@ def _metric_keys(row: dict) -> list[str]:
     return [k for k, v in row.items() if k not in _COST_KEYS | _ROW_KEYS and _number(v) is not None]
 
 
-def _merged_row(bundle: str, method: str, baseline_method: str | None, metric_key: str | None, **values) -> dict:
-    paper = PAPER_NUMBERS.get((bundle, method, baseline_method or "", metric_key or ""))
+def _merged_row(
+    info: BenchmarkInfo, method: str, baseline_method: str | None, metric_key: str | None, **values
+) -> dict:
+    paper = info.paper_numbers.get((method, baseline_method or "", metric_key or ""))
     row = {
-        "bundle": bundle,
+        "bundle": info.name,
         "method": method,
         "baseline_method": baseline_method,
-        "metric": METRIC_LABELS.get(metric_key, metric_key) if metric_key else values.pop("metric", None),
+        "metric": info.metric_labels.get(metric_key, metric_key) if metric_key else values.pop("metric", None),
         "metric_key": metric_key,
         "baseline": None,
         "ours": None,
+        "n_cases": None,
+        "difference": None,
+        "ci_low": None,
+        "ci_high": None,
+        "ordering": None,
         "paper_baseline": paper[0] if paper else None,
         "paper_ours": paper[1] if paper else None,
         "paper_source": paper[2] if paper else None,
@@ -311,23 +380,85 @@ def _merged_row(bundle: str, method: str, baseline_method: str | None, metric_ke
     return row
 
 
-def normalize_rows(bundle: str, rows: Sequence[dict]) -> list[dict]:
+def _is_case_row(row: dict) -> bool:
+    """A row of the skeleton's type (``common.benchmarking.BenchmarkRow`` as a dict)."""
+    return isinstance(row.get("values"), list) and "metric" in row
+
+
+def _case_rows(info: BenchmarkInfo, rows: Sequence[dict]) -> list[dict]:
+    """Merged rows of skeleton rows: comparisons with a bootstrap interval, then rows in no comparison."""
+    from common.benchmarking import BenchmarkRow, compare
+
+    parsed = {(r["method"], r["metric"]): (BenchmarkRow.from_dict(r), r) for r in rows}
+    merged: list[dict] = []
+    compared: set[tuple[str, str]] = set()
+    for ours_method, baseline_method in info.comparisons:
+        for (method, metric), (ours, source) in parsed.items():
+            if method != ours_method or (baseline_method, metric) not in parsed or not ours.values:
+                continue
+            baseline, baseline_source = parsed[(baseline_method, metric)]
+            result = compare(ours, baseline)
+            compared |= {(method, metric), (baseline_method, metric)}
+            costs = _costs(source)
+            costs["baseline_seconds"] = _costs(baseline_source)["seconds"]
+            merged.append(
+                _merged_row(
+                    info,
+                    ours_method,
+                    baseline_method,
+                    metric,
+                    baseline=_number(baseline.mean),
+                    ours=_number(ours.mean),
+                    n_cases=result.n_cases,
+                    difference=_number(result.difference),
+                    ci_low=_number(result.low),
+                    ci_high=_number(result.high),
+                    ordering=result.verdict,
+                    source={k: v for k, v in source.items() if k != "values"},
+                    **costs,
+                )
+            )
+    for (method, metric), (row, source) in parsed.items():
+        if (method, metric) in compared:
+            continue
+        summary = {k: v for k, v in source.items() if k != "values"}
+        if not row.values:  # a cost-only row, e.g. the speed of one training step
+            label = SPEED_METRIC if "step_seconds" in source else info.metric_labels.get(metric, metric)
+            merged.append(_merged_row(info, method, None, None, metric=label, source=summary, **_costs(source)))
+        else:
+            n = len(row.scored_values)
+            merged.append(
+                _merged_row(
+                    info, method, None, metric, ours=_number(row.mean), n_cases=n, source=summary, **_costs(source)
+                )
+            )
+    return merged
+
+
+def normalize_rows(bundle: str | BenchmarkInfo, rows: Sequence[dict]) -> list[dict]:
     """Map one bundle's benchmark rows into merged rows (see the module docstring for the rules).
 
-    Merged rows have the keys ``bundle, method, baseline_method, metric, metric_key, baseline, ours,
-    paper_baseline, paper_ours, paper_source, seconds, baseline_seconds, gflop_per_step, conv_ceiling_share,
-    peak_rss_mb, source`` (``source``: the bundle's own row, unchanged).
+    Merged rows have the keys ``bundle, method, baseline_method, metric, metric_key, baseline, ours, n_cases,
+    difference, ci_low, ci_high, ordering, paper_baseline, paper_ours, paper_source, seconds, baseline_seconds,
+    gflop_per_step, conv_ceiling_share, peak_rss_mb, source`` (``source``: the bundle's own row, per-case values
+    left out).
+
+    Args:
+        bundle: the bundle's name, or its :class:`BenchmarkInfo` (comparisons, labels, paper numbers).
+        rows: the rows its ``scripts.benchmark.run`` returned.
 
     Raises:
         ValueError: naming the bundle and the row when a row has no ``method``.
     """
+    info = bundle if isinstance(bundle, BenchmarkInfo) else BenchmarkInfo(bundle)
     for index, row in enumerate(rows):
         if not row.get("method"):
-            raise ValueError(f"bundle `{bundle}`: row {index} has no `method`: {row}")
-    merged: list[dict] = []
+            raise ValueError(f"bundle `{info.name}`: row {index} has no `method`: {row}")
+    merged = _case_rows(info, [r for r in rows if _is_case_row(r)])
+    rows = [r for r in rows if not _is_case_row(r)]
     by_method = {row["method"]: row for row in rows if "metric" not in row}
     compared: set[str] = set()
-    comparisons = list(COMPARISONS.get(bundle, ()))
+    comparisons = list(info.comparisons)
     comparisons += [(r["method"], r["baseline_method"]) for r in by_method.values() if r.get("baseline_method")]
     for ours_method, baseline_method in comparisons:
         if ours_method not in by_method or baseline_method not in by_method:
@@ -339,7 +470,7 @@ def normalize_rows(bundle: str, rows: Sequence[dict]) -> list[dict]:
         for key in _metric_keys(ours_row):
             merged.append(
                 _merged_row(
-                    bundle,
+                    info,
                     ours_method,
                     baseline_method,
                     key,
@@ -354,7 +485,7 @@ def normalize_rows(bundle: str, rows: Sequence[dict]) -> list[dict]:
             metric_key = row.get("metric_key")
             merged.append(
                 _merged_row(
-                    bundle,
+                    info,
                     row["method"],
                     row.get("baseline_method"),
                     metric_key,
@@ -369,17 +500,28 @@ def normalize_rows(bundle: str, rows: Sequence[dict]) -> list[dict]:
             keys = _metric_keys(row)
             if not keys:  # a cost-only row, e.g. the speed of one training step
                 label = SPEED_METRIC if "step_seconds" in row else None
-                merged.append(_merged_row(bundle, row["method"], None, None, metric=label, source=row, **_costs(row)))
+                merged.append(_merged_row(info, row["method"], None, None, metric=label, source=row, **_costs(row)))
             for key in keys:
                 merged.append(
-                    _merged_row(bundle, row["method"], None, key, ours=_number(row[key]), source=row, **_costs(row))
+                    _merged_row(info, row["method"], None, key, ours=_number(row[key]), source=row, **_costs(row))
                 )
     return merged
 
 
-def merge_results(results: dict[str, Sequence[dict]]) -> list[dict]:
+def merge_results(results: dict[str, Sequence[dict]], infos: dict[str, BenchmarkInfo] | None = None) -> list[dict]:
     """Merged rows of several bundles, bundles in the given order (see :func:`normalize_rows`)."""
-    return [row for bundle, rows in results.items() for row in normalize_rows(bundle, rows)]
+    infos = infos or {}
+    return [row for bundle, rows in results.items() for row in normalize_rows(infos.get(bundle, bundle), rows)]
+
+
+def write_cases(bundle: str, rows: Sequence[dict], out_dir: str | os.PathLike) -> Path | None:
+    """Write the per-case values of a bundle's skeleton rows to ``<out_dir>/<bundle>_cases.csv`` (None if none)."""
+    case_rows = [r for r in rows if _is_case_row(r) and r["values"]]
+    if not case_rows:
+        return None
+    from common.benchmarking import BenchmarkRow, write_cases_csv
+
+    return write_cases_csv([BenchmarkRow.from_dict(r) for r in case_rows], Path(out_dir) / f"{bundle}_cases.csv")
 
 
 def _fmt(value: Any) -> str:
@@ -396,6 +538,15 @@ def _paper_cell(row: dict) -> str:
     return f"{_fmt(row['paper_baseline']) or '-'} / {_fmt(row['paper_ours']) or '-'} ({row['paper_source']})"
 
 
+def _difference_cell(row: dict) -> str:
+    if row.get("difference") is None:
+        return ""
+    return f"{_fmt(row['difference'])} [{_fmt(row.get('ci_low'))}, {_fmt(row.get('ci_high'))}]"
+
+
+_CELLS: dict[str, Callable[[dict], str]] = {"paper": _paper_cell, "difference": _difference_cell}
+
+
 def format_markdown(rows: Sequence[dict], header_lines: Sequence[str]) -> str:
     """The merged table as Markdown: a title, ``header_lines`` as paragraphs, then one table row per row."""
     lines = ["# Benchmark: our measurements on phantom data, the papers' numbers beside them", ""]
@@ -404,7 +555,7 @@ def format_markdown(rows: Sequence[dict], header_lines: Sequence[str]) -> str:
     lines.append("| " + " | ".join(name for name, _ in MARKDOWN_COLUMNS) + " |")
     lines.append("|" + "---|" * len(MARKDOWN_COLUMNS))
     for row in rows:
-        cells = [_paper_cell(row) if key == "paper" else _fmt(row.get(key)) for _, key in MARKDOWN_COLUMNS]
+        cells = [_CELLS[key](row) if key in _CELLS else _fmt(row.get(key)) for _, key in MARKDOWN_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -450,6 +601,59 @@ def _machine() -> str:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+def _overlay_text(overlay: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {json.dumps(v)}" for k, v in overlay.items())
+
+
+def header_lines(
+    infos: dict[str, BenchmarkInfo],
+    runs: dict[str, dict],
+    quick: bool,
+    command: str,
+    seconds: float,
+    machine: str,
+) -> list[str]:
+    """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
+    mode = "quick" if quick else "full"
+    lines = [
+        "**Data: phantoms written by `python -m tools.make_data` (not the papers' data).** Every number in the "
+        "baseline/ours columns was measured in this run, the baseline beside its method on the same split.",
+        f"Machine: {machine}. Mode: {'quick (small networks, few epochs)' if quick else 'full'}. "
+        f"Command: `{command}`; total {seconds:.0f} s.",
+        "Per bundle: "
+        + "; ".join(
+            f"`{name}` {info['status']}"
+            + (
+                f" in {info['seconds']:.0f} s, process peak RSS {info['process_peak_rss_mb']:.0f} MiB, "
+                f"own table {info['table']}"
+                if info["status"] == "PASS"
+                else f" (log {info['log']})"
+            )
+            for name, info in runs.items()
+        )
+        + ".",
+    ]
+    for name, info in infos.items():
+        settings = []
+        if quick and info.quick_overlay:
+            settings.append(f"networks of configs/quick.json ({_overlay_text(info.quick_overlay)})")
+        if info.mode_notes.get(mode):
+            settings.append(info.mode_notes[mode])
+        if settings:
+            lines.append(f"`{name}` ({mode}): " + "; ".join(settings) + ".")
+    lines += [
+        "Columns: seconds = the bundle's time for the method (training + evaluation, or one step for speed rows); "
+        "GFLOP/step and share of the measured conv ceiling = one training step's FLOPs and its achieved GFLOP/s "
+        "over a plain 3x3 conv's, measured in the same run; peak RSS = the row's own measurement.",
+        "Ordering: ours - baseline is the mean of the per-case differences over the n cases both scored, with a "
+        "bootstrap 95% interval (10000 resamples of the cases, seed 0); a method is named better only when the "
+        'interval excludes 0, else the two are "not separated". Every per-case value is in `<bundle>_cases.csv` '
+        "beside this file.",
+    ]
+    lines += [info.paper_notes for info in infos.values() if info.paper_notes]
+    return lines
+
+
 # ----------------------------------------------------------------------------------------------- driver
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 when a bundle's benchmark failed)."""
@@ -460,13 +664,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small networks and few epochs (minutes on a CPU)")
     parser.add_argument("--data_root", "--data-root", default="data", help="default data folder (default: data)")
     parser.add_argument("--out", default="benchmarks", help="output folder (default: benchmarks)")
-    parser.add_argument("--bundles_dir", "--bundles-dir", default=str(REPO_ROOT / "bundles"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bundles_dir", "--bundles-dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles"
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per bundle (default: none)")
     args = parser.parse_args(argv)
 
     try:
         bundles = find_benchmark_bundles(args.bundles_dir, None if args.all else args.bundles)
-    except FileNotFoundError as e:
+        infos = {bundle.name: read_benchmark_info(bundle) for bundle in bundles}
+    except (FileNotFoundError, ValueError) as e:
         print(f"FAIL: {e}")
         return 2
     if not bundles:
@@ -474,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     data_root, out = Path(args.data_root).resolve(), Path(args.out).resolve()
     try:
-        ensure_data(data_root)
+        required = sorted({info.required_dataset for info in infos.values() if info.required_dataset})
+        ensure_data(data_root, required)
     except RuntimeError as e:
         print(f"FAIL: {e}")
         return 1
@@ -499,35 +707,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "process_peak_rss_mb": result["peak_rss_mb"],
             "table": str(out / bundle.name / "benchmark.md"),
         }
+        cases = write_cases(bundle.name, result["rows"], out)
+        if cases is not None:
+            runs[bundle.name]["cases"] = str(cases)
 
-    rows = merge_results(results)
+    rows = merge_results(results, infos)
     command = (
         "python -m tools.benchmark "
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
         + f"{' --quick' if args.quick else ''} --data_root {args.data_root} --out {args.out}"
     )
-    header = [
-        "**Data: phantoms written by `python -m tools.make_data` (not the papers' data).** Every number in the "
-        "baseline/ours columns was measured in this run, the baseline beside its method on the same split.",
-        f"Machine: {_machine()}. Mode: {'quick (small networks, few epochs)' if args.quick else 'full'}. "
-        f"Command: `{command}`; total {time.perf_counter() - start:.0f} s.",
-        "Per bundle: "
-        + "; ".join(
-            f"`{name}` {info['status']}"
-            + (
-                f" in {info['seconds']:.0f} s, process peak RSS {info['process_peak_rss_mb']:.0f} MiB, "
-                f"own table {info['table']}"
-                if info["status"] == "PASS"
-                else f" (log {info['log']})"
-            )
-            for name, info in runs.items()
-        )
-        + ".",
-        "Columns: seconds = the bundle's time for the method (training + evaluation, or one step for speed rows); "
-        "GFLOP/step and share of the measured conv ceiling = one training step's FLOPs and its achieved GFLOP/s "
-        "over a plain 3x3 conv's, measured in the same run; peak RSS = the row's own measurement.",
-        PAPER_NOTES,
-    ]
+    header = header_lines(infos, runs, args.quick, command, time.perf_counter() - start, _machine())
     md_path, json_path = write_merged(rows, out, header, extra={"runs": runs, "machine": _machine()})
     print(md_path.read_text())
     print(f"wrote {md_path} and {json_path}")

@@ -6,11 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -e ".[test]"
-fi
+# the same set-up as CI (.ci/run): torch, this project with its test extra, MONAI Label; only when .venv is missing
+# (run `bash tools/install.sh` yourself to complete an older .venv: it installs only what is missing)
+[ -x .venv/bin/python ] || bash tools/install.sh
 py=$root/.venv/bin/python
 [ -d data/DTI_LGE_MI ] || $py -m tools.make_data --out data
 
@@ -31,7 +29,8 @@ run --config_file "['$style/configs/train.json','$style/configs/evaluate.json']"
 (cd $style && $py -m scripts.prepare_dti_folder --dataset_dir ../../data/DTI_LGE_MI \
     --out ../../data/DTI_LGE_MI_dti_test --split test --overwrite True)
 run --config_file $style/configs/inference.json --bundle_root $style --overwrite true
-run --config_file "['$style/configs/inference.json','$style/configs/pipeline.json']" --bundle_root $style --overwrite true
+run --config_file "['$style/configs/inference.json','$style/configs/pipeline.json']" --bundle_root $style --overwrite true \
+    --sseg_bundle_root $sseg
 echo
 echo "Done. SwinSSegNet masks: $sseg/outputs/, its metrics and overlays: $sseg/eval/"
-echo "      LGE-style images and DTI pipeline masks: $style/outputs/, translation metrics and grids: $style/eval/"
+echo "      LGE-style images and DTI pipeline masks: $style/outputs/, translation metrics and overlays: $style/eval/"

@@ -27,9 +27,10 @@ Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL
     (``["8*n", "8*n"]`` in, ``["64*n", "64*n"]`` out); a ``"*"`` entry is not checked.
 ``export``
     ``monai.bundle.ckpt_export`` of ``network_def`` to TorchScript in a temporary folder (``torch.jit.script``,
-    then ``torch.jit.trace`` if scripting fails), with MONAI's output comparison (``verify=True``). It loads
-    ``models/model.pt`` when present, else the ``state_dict`` of a freshly initialised ``network_def``. A bundle
-    that cannot be exported says why in ``docs/ckpt_export_skip.txt`` (non-empty): the check is then SKIP.
+    then ``torch.jit.trace`` if scripting fails), with MONAI's output comparison (``verify=True``), of the
+    ``state_dict`` of a freshly initialised ``network_def`` (a user's ``models/model.pt`` is never read: it may
+    belong to other settings than the checked ones). A bundle that cannot be exported says why in
+    ``docs/ckpt_export_skip.txt`` (non-empty): the check is then SKIP.
 ``configs``
     Every config combination is parsed with ``ConfigParser`` (``%`` macros resolved), every ``@`` reference
     must exist, every ``_target_`` must import, and no import statement may name several modules
@@ -40,7 +41,10 @@ Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL
     whose path is a suffix of the configured one, e.g. ``.../DTI_LGE_MI``; when none matches, e.g. an inference
     folder ``.../DTI_LGE_MI_lowres`` that a bundle's prepare script writes, a temporary folder holding one random
     NIfTI image of ``inputs.image``'s shape), a ``data_root`` key at the data root itself, and ``output_dir``/
-    ``log_dir`` (and ``ckpt_dir`` unless it exists) at a temporary folder, so nothing is written into the bundle.
+    ``log_dir``/``ckpt_dir`` at a temporary folder. Any other top-level path key that points into a bundle's user
+    folders (``models/``, ``outputs/``, ``eval/`` of this or a sibling bundle, e.g. another bundle's weights) is
+    redirected to the same relative path under the temporary folder: a user's trained weights, outputs and
+    evaluations are never read or written, so the check gives the same result before and after training.
     A key that fails only because a weights file (``.pt``, ``.pth``, ``.ts``, ...) does not exist yet (a later
     training stage needs an earlier one) gives WARN, not FAIL. Keys broken by the same root cause are reported
     together.
@@ -53,6 +57,9 @@ Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL
     ``multi_gpu_<stage>.json`` then goes over every such combo ending with ``<stage>.json``.
     ``multi_gpu_*`` combinations are resolved as a single process (``RANK=0``, ``WORLD_SIZE=1``, a free
     ``MASTER_PORT``); the process group is destroyed afterwards.
+
+``--tiny`` applies each bundle's ``configs/tiny.json`` (the smallest networks that run, the overlay tests use) as
+overrides, under any ``--override``.
 
 What bundle configs must contain to pass: ``configs/metadata.json`` valid against the schema,
 ``configs/inference.json`` with ``network_def``, configs that resolve with only ``bundle_root``/``dataset_dir``
@@ -67,6 +74,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -89,6 +97,8 @@ __all__ = [
     "config_combinations",
     "check_configs",
     "verify_bundle",
+    "user_folders",
+    "tiny_overrides",
     "main",
 ]
 
@@ -97,6 +107,10 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725
 EXPORT_SKIP_FILE = Path("docs") / "ckpt_export_skip.txt"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".ckpt", ".onnx", ".safetensors")
 OVERRIDDEN_DIR_KEYS = ("output_dir", "ckpt_dir", "log_dir")
+USER_FOLDERS = ("models", "outputs", "eval")
+TINY_OVERLAY = Path("configs") / "tiny.json"
+# a config string that names a user folder as a path part: 'models', "eval", /outputs/
+_USER_FOLDER_PATTERN = re.compile(r"""['"/\\](?:%s)['"/\\]""" % "|".join(USER_FOLDERS))
 DATA_KEYS = ("dataset_dir", "data_root")
 SKIPPED_TOP_LEVEL_KEYS = ("_meta_", "imports", "initialize", "run", "finalize")
 PASS, FAIL, SKIP, WARN = "PASS", "FAIL", "SKIP", "WARN"
@@ -209,6 +223,21 @@ def _missing_weights(exc: BaseException) -> str | None:
             for word in candidates:
                 if word.rstrip(".,:;)").endswith(WEIGHT_SUFFIXES):
                     return word.rstrip(".,:;)")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _unset_bundle_root(exc: BaseException) -> str | None:
+    """The message of a ``common.bundle_root.BundleRootNotSetError`` in the exception chain, if any: the config
+    chains another bundle whose folder must be given (a bundle never reaches for a sibling), so WARN, not FAIL."""
+    from common.bundle_root import BundleRootNotSetError
+
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BundleRootNotSetError):
+            return str(current)
         current = current.__cause__ or current.__context__
     return None
 
@@ -487,9 +516,9 @@ def check_export(
 ) -> CheckResult:
     """``monai.bundle.ckpt_export`` of ``network_def`` to a temporary ``model.ts`` (script, else trace).
 
-    Honours ``docs/ckpt_export_skip.txt`` (SKIP with its text as the reason; an empty file is a FAIL). With
-    ``overrides`` (config ids and values on top of ``inference.json``) the weights are always fresh ones of the
-    overridden ``network_def``: ``models/model.pt`` belongs to the configured network, not to the overridden one.
+    Honours ``docs/ckpt_export_skip.txt`` (SKIP with its text as the reason; an empty file is a FAIL). The weights
+    are always fresh ones of ``network_def`` (with ``overrides``, config ids and values on top of
+    ``inference.json``): a user's ``models/model.pt`` is never read, so the check does not depend on training.
     """
     import torch
     from monai.bundle import ckpt_export
@@ -506,14 +535,11 @@ def check_export(
     config_file = bundle_dir / "configs" / "inference.json"
     meta_file = bundle_dir / "configs" / "metadata.json"
     with tempfile.TemporaryDirectory(prefix="verify_export_") as tmp, bundle_context(bundle_dir):
-        ckpt = bundle_dir / "models" / "model.pt"
-        source = "models/model.pt"
         try:
-            if overrides or not ckpt.is_file():
-                net = _build_parser(bundle_dir, [config_file], overrides).get_parsed_content("network_def")
-                ckpt = Path(tmp) / "model.pt"
-                torch.save(net.state_dict(), ckpt)
-                source = "fresh weights" + (" (overridden network_def)" if overrides else "")
+            net = _build_parser(bundle_dir, [config_file], overrides).get_parsed_content("network_def")
+            ckpt = Path(tmp) / "model.pt"
+            torch.save(net.state_dict(), ckpt)
+            source = "fresh weights" + (" (overridden network_def)" if overrides else "")
         except Exception as e:  # noqa: BLE001
             return CheckResult("export", FAIL, f"building network_def: {_short_error(e)}")
         errors = []
@@ -685,6 +711,38 @@ def _static_check(parser: Any) -> list[str]:
     return errors
 
 
+def user_folders(bundle_dir: Path) -> list[Path]:
+    """``models/``, ``outputs/`` and ``eval/`` of this bundle and of every sibling bundle: never read or written."""
+    bundle_dir = Path(bundle_dir).resolve()
+    bundles = {bundle_dir} | {p.resolve() for p in find_bundles(bundle_dir.parent)}
+    return [b / f for b in sorted(bundles) for f in USER_FOLDERS]
+
+
+def _user_path_redirects(parser: Any, bundle_dir: Path, tmp: Path) -> dict[str, str]:
+    """Top-level keys whose value is a path inside a user folder -> the same relative path under ``tmp``.
+
+    Only string keys that name a user folder as a path part (``'models'``) are resolved here, so nothing else is
+    built early.
+    """
+    folders = user_folders(bundle_dir)
+    redirects = {}
+    for key, raw in parser.get().items():
+        if key in SKIPPED_TOP_LEVEL_KEYS or not isinstance(raw, str) or not _USER_FOLDER_PATTERN.search(raw):
+            continue
+        try:
+            value = parser.get_parsed_content(key)
+        except Exception:  # noqa: BLE001 - reported by the resolution of every key
+            continue
+        if not isinstance(value, (str, os.PathLike)):
+            continue
+        path = Path(os.path.abspath(value))
+        for folder in folders:
+            if path == folder or folder in path.parents:
+                redirects[key] = str(tmp / "user_folders" / path.relative_to(folder.parent.parent))
+                break
+    return redirects
+
+
 @contextlib.contextmanager
 def _single_process_group_env(enabled: bool) -> Iterator[None]:
     if not enabled:
@@ -740,9 +798,8 @@ def _check_combo(
             parser = _build_parser(bundle_dir, files, overrides)
             all_overrides: dict[str, Any] = dict(overrides or {})
             config = parser.get()
-            for key in OVERRIDDEN_DIR_KEYS:
-                # an existing ckpt_dir is kept, so weights already there are used (nothing is written at build)
-                if key in config and not (key == "ckpt_dir" and Path(str(parser.get_parsed_content(key))).is_dir()):
+            for key in OVERRIDDEN_DIR_KEYS:  # never the user's folders: a trained model must not change the result
+                if key in config:
                     all_overrides[key] = str(tmp / key)
             data_keys = [k for k in DATA_KEYS if k in config]
             if data_keys and data_root is None:
@@ -752,6 +809,8 @@ def _check_combo(
             if "dataset_dir" in config:
                 original = parser.get_parsed_content("dataset_dir")
                 all_overrides["dataset_dir"] = str(_dataset_dir_for(str(original), data_root, bundle_dir, tmp))
+            parser = _build_parser(bundle_dir, files, all_overrides)
+            all_overrides.update(_user_path_redirects(parser, bundle_dir, tmp))
             parser = _build_parser(bundle_dir, files, all_overrides)
             parser.parse(reset=True)
         except Exception as e:  # noqa: BLE001
@@ -771,9 +830,15 @@ def _check_combo(
                 parser.get_parsed_content(key)
             except Exception as e:  # noqa: BLE001
                 weights = _missing_weights(e)
-                cause = f"needs {weights}" if weights is not None else _short_error(e, 400)
+                other_bundle = _unset_bundle_root(e)
+                if weights is not None:
+                    cause = f"needs {weights}"
+                elif other_bundle is not None:
+                    cause = f"needs another bundle: {other_bundle}"
+                else:
+                    cause = _short_error(e, 400)
                 failures.setdefault(cause, []).append(key)
-                if weights is None:
+                if weights is None and other_bundle is None:
                     errors.append(cause)
                 else:
                     notes.append(cause)
@@ -879,6 +944,18 @@ def _default_data(tmp: Path) -> Path | None:
     return tmp
 
 
+def tiny_overrides(bundle_dir: str | os.PathLike) -> dict[str, Any]:
+    """The bundle's ``configs/tiny.json`` (the smallest networks that run) as overrides.
+
+    Raises:
+        FileNotFoundError: naming the file when the bundle has none.
+    """
+    path = Path(bundle_dir) / TINY_OVERLAY
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: every bundle has configs/tiny.json for fast checks.")
+    return _load_json(path)
+
+
 def _quiet_monai_logging() -> None:
     import logging
 
@@ -917,6 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="existing default data (else a tiny copy is written)")
     parser.add_argument("--device", default="cpu", help="device for the forward passes (default cpu)")
     parser.add_argument("--verbose", action="store_true", help="keep MONAI's INFO logging")
+    parser.add_argument("--tiny", action="store_true", help="each bundle's configs/tiny.json networks (fast)")
     parser.add_argument(
         "--override",
         action="append",
@@ -946,7 +1024,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_configs:
             data_root = Path(args.data_root).resolve() if args.data_root else _default_data(Path(tmp))
         reports = [
-            verify_bundle(b, data_root, args.skip_export, args.skip_configs, args.device, overrides or None)
+            verify_bundle(
+                b,
+                data_root,
+                args.skip_export,
+                args.skip_configs,
+                args.device,
+                {**(tiny_overrides(b) if args.tiny else {}), **overrides} or None,
+            )
             for b in bundles
         ]
     print(format_table(reports))

@@ -1,25 +1,41 @@
 """Ignite handlers shared by the bundles: resume, atomic checkpoints, progress with ETA, GAN image grids,
-PNG overlays, HD95 in mm, loss-term logging."""
+PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an evaluation,
+CycleGAN's linear LR decay, loss-term logging, rank-0-only writers under DDP."""
 
 from __future__ import annotations
 
 from common.handlers.atomic_checkpoint_saver import AtomicCheckpointSaver
+from common.handlers.copy_batch_keys import CopyBatchKeys
 from common.handlers.gan_image_grid import GanImageGridHandler, image_grid
 from common.handlers.hausdorff_mm import HausdorffDistanceMM, HausdorffDistanceMMMetric
+from common.handlers.label_dice import LabelDice
+from common.handlers.linear_decay_lr import LinearDecayLR
 from common.handlers.loss_terms import loss_terms
+from common.handlers.masked_psnr import MaskedPSNR
+from common.handlers.masked_ssim import MaskedSSIM
 from common.handlers.overlay_writer import OverlayWriter, overlay_png
 from common.handlers.progress_logger import ProgressLogger
+from common.handlers.rank0 import RANK0_ONLY_HANDLER_TYPES, rank0_handlers
 from common.handlers.resume_from_latest import ResumeFromLatest
+from common.handlers.segmentor_masks import SegmentorMasks
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "CopyBatchKeys",
     "GanImageGridHandler",
     "HausdorffDistanceMM",
     "HausdorffDistanceMMMetric",
+    "LabelDice",
+    "LinearDecayLR",
+    "MaskedPSNR",
+    "MaskedSSIM",
     "OverlayWriter",
     "ProgressLogger",
+    "RANK0_ONLY_HANDLER_TYPES",
     "ResumeFromLatest",
+    "SegmentorMasks",
     "image_grid",
     "loss_terms",
     "overlay_png",
+    "rank0_handlers",
 ]

@@ -1,23 +1,39 @@
-"""PNG overlays (image | truth | prediction) of an evaluation run, one file per case."""
+"""PNG panels of an evaluation run (images with label-map outlines), one file per case, for every bundle."""
 
 from __future__ import annotations
 
+__all__ = ["OverlayWriter", "overlay_png"]
+
 import os
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["OverlayWriter", "overlay_png"]
+#: outline colours of the first, second and third label map drawn on a panel
+COLOURS = ("yellow", "red", "cyan")
 
 
-def _to_label_map(value: torch.Tensor | np.ndarray) -> np.ndarray:
-    """(C, H, W) one-hot/probabilities or (1, H, W) labels -> (H, W) integer labels."""
+def _to_label_map(value: Any, key: str) -> np.ndarray:
+    """``(C, H, W)`` one-hot/probabilities (C > 1) or ``(1, H, W)``/``(H, W)`` labels -> ``(H, W)`` int labels."""
     array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
     if array.ndim == 3 and array.shape[0] > 1:
         return array.argmax(0)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"OverlayWriter draws 2D items: {key!r} has shape {array.shape}.")
     return array.reshape(array.shape[-2:]).round().astype(np.int64)
+
+
+def _to_image(value: Any, key: str) -> np.ndarray:
+    """``(1, H, W)`` or ``(H, W)`` -> ``(H, W)`` float32 (the first channel of a multi-channel image)."""
+    array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+    if array.ndim == 3:
+        return array[0]
+    if array.ndim != 2:
+        raise ValueError(f"OverlayWriter draws 2D items: {key!r} has shape {array.shape}.")
+    return array
 
 
 def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -26,27 +42,36 @@ def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return image[np.ix_(rows, cols)]
 
 
-def overlay_png(path: str, image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, title: str = "") -> None:
-    """Write a 3-panel PNG: the image, the truth outline and the prediction outline over it.
+def overlay_png(
+    path: str,
+    panels: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]],
+    title: str = "",
+    fill: bool = True,
+) -> None:
+    """Write one PNG with a panel per ``(name, image (H, W), [label maps (H', W')])``.
 
-    The image is shown at the label grid's size (nearest neighbour), so a 64x64 input sits under a 512x512 mask.
+    Every image and label map is shown on the largest grid among them (nearest neighbour), so a 64x64 input sits
+    under a 512x512 mask. Each image keeps its own grey-level range; the label maps of a panel are outlined in
+    yellow, red, cyan (in order), and with ``fill`` also tinted (so that an all-foreground map is visible).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shape = pred.shape
-    background = _resize_nearest(np.asarray(image, dtype=np.float32), shape)
-    panels = [("image", None), ("truth", truth), ("prediction", pred)]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
-    for ax, (name, labels) in zip(axes, panels):
-        ax.imshow(background.T, cmap="gray", origin="lower")
-        if labels is not None and labels.any():
-            # filled (so that an all-foreground prediction is visible) and outlined
-            ax.imshow(np.ma.masked_where(labels == 0, labels).T, cmap="autumn", alpha=0.35, origin="lower")
+    arrays = [panel[1] for panel in panels] + [labels for panel in panels for labels in panel[2]]
+    shape = max((array.shape for array in arrays), key=lambda s: s[0] * s[1])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
+    for ax, (name, image, label_maps) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(_resize_nearest(np.asarray(image, dtype=np.float32), shape).T, cmap="gray", origin="lower")
+        for labels, colour in zip(label_maps, COLOURS):
+            labels = _resize_nearest(labels, shape)
+            if not labels.any():
+                continue
+            if fill:
+                ax.imshow(np.ma.masked_where(labels == 0, labels).T, cmap="autumn", alpha=0.35, origin="lower")
             if not labels.all():
-                ax.contour(labels.T, levels=np.arange(0.5, labels.max() + 0.5), colors="yellow", linewidths=0.8)
+                ax.contour(labels.T, levels=np.arange(0.5, labels.max() + 0.5), colors=colour, linewidths=0.8)
         ax.set_title(name)
         ax.axis("off")
     if title:
@@ -57,31 +82,68 @@ def overlay_png(path: str, image: np.ndarray, truth: np.ndarray | None, pred: np
 
 
 class OverlayWriter:
-    """Ignite handler writing `<output_dir>/<case>.png` for every evaluated sample.
+    """Ignite handler writing ``<output_dir>/<case>.png`` for every evaluated item: images with label outlines.
 
-    Reads the decollated `engine.state.output` items (`image`, `label`, `pred` channel-first) after each
-    iteration; only rank 0 writes under torchrun.
+    Each panel is ``[title, image_key, [label_keys]]``, read from the decollated ``engine.state.output`` items
+    (channel-first 2D: images ``(1, H, W)``, label maps ``(1, H, W)`` or one-hot ``(C, H, W)``). The default is the
+    segmentation layout ``image | truth | prediction`` (``[["image", "image", []], ["truth", "image", ["label"]],
+    ["prediction", "image", ["pred"]]]``, tinted); CycleGANSeg draws ``DTI | translated | real LGE`` with the manual
+    mask (yellow) and the Segmentor's masks (red) as outlines (``fill=False``). The case id is read from the output
+    item, else from the batch item (``case_key``), else the running index. Only rank 0 writes under torchrun.
 
     Args:
         output_dir: folder for the PNG files (created).
-        image_key, label_key, pred_key: keys of the decollated output items.
-        case_key: key whose value names the file (falls back to the running index).
+        panels: ``[title, image_key, [label_keys]]`` per panel; ``None``: the segmentation layout above, with
+            ``image_key``, ``label_key`` and ``pred_key``.
+        image_key, label_key, pred_key: keys of the default panels.
+        case_key: key whose value names the file; ``None`` uses the running index.
+        fill: tint the labelled region under each outline.
+
+    Raises:
+        ValueError: naming ``panels`` when one is not ``[title, image_key, [label_keys]]``.
+        KeyError: naming the key when an output item lacks a key of ``panels``.
+
+    Examples::
+
+        {"_target_": "common.handlers.OverlayWriter", "output_dir": "$os.path.join(@output_dir, 'overlays')"}
     """
 
     def __init__(
         self,
         output_dir: str,
+        panels: Sequence[Sequence[Any]] | None = None,
         image_key: str = "image",
         label_key: str = "label",
         pred_key: str = "pred",
         case_key: str | None = "case",
+        fill: bool = True,
     ) -> None:
+        if panels is None:
+            panels = [["image", image_key, []], ["truth", image_key, [label_key]]]
+            panels.append(["prediction", image_key, [pred_key]])
+        parsed = []
+        for panel in panels:
+            if len(panel) != 3 or isinstance(panel[2], str) or not all(isinstance(k, str) for k in panel[2]):
+                raise ValueError(f"panels entries must be [title, image_key, [label_keys]], got {panel!r}.")
+            parsed.append((str(panel[0]), str(panel[1]), [str(key) for key in panel[2]]))
+        if not parsed:
+            raise ValueError("panels must hold at least one panel.")
         self.output_dir = output_dir
-        self.image_key, self.label_key, self.pred_key, self.case_key = image_key, label_key, pred_key, case_key
+        self.panels = parsed
+        self.case_key = case_key
+        self.fill = bool(fill)
         self._count = 0
 
     def attach(self, engine: Engine) -> None:
+        """Write at every ``ITERATION_COMPLETED`` of ``engine``."""
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _case(self, item: dict, source: Any) -> str:
+        case = str(self._count)
+        if self.case_key:  # the case id is in the batch; the engine output may not carry it
+            fallback = source.get(self.case_key, case) if isinstance(source, dict) else case
+            case = str(item.get(self.case_key, fallback))
+        return case
 
     def __call__(self, engine: Engine) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
@@ -90,13 +152,13 @@ class OverlayWriter:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch] * len(items)
         for item, source in zip(items, batch):
-            image = np.asarray(item[self.image_key].detach().cpu())[0]
-            pred = _to_label_map(item[self.pred_key])
-            truth = _to_label_map(item[self.label_key]) if self.label_key in item else None
-            case = str(self._count)
-            if self.case_key:  # the case id is in the batch; the engine output may not carry it
-                case = str(
-                    item.get(self.case_key, source.get(self.case_key, case) if isinstance(source, dict) else case)
-                )
-            overlay_png(os.path.join(self.output_dir, f"{case}.png"), image, truth, pred, title=case)
+            panels = []
+            for title, image_key, label_keys in self.panels:
+                for key in (image_key, *label_keys):
+                    if key not in item:
+                        raise KeyError(f"OverlayWriter: the output item has no {key!r} (panel {title!r}).")
+                label_maps = [_to_label_map(item[key], key) for key in label_keys]
+                panels.append((title, _to_image(item[image_key], image_key), label_maps))
+            case = self._case(item, source)
+            overlay_png(os.path.join(self.output_dir, f"{case}.png"), panels, title=case, fill=self.fill)
             self._count += 1

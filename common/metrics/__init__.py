@@ -2,13 +2,29 @@
 
 Every function takes one case (an image or a volume) at a time and returns plain Python/numpy numbers; the
 conventions for empty masks are stated in each docstring (Dice: empty-vs-empty = 1.0; surface distances: nan).
+The ``*Metric`` classes wrap these functions as MONAI cumulative metrics (one value per case, for evaluators; their
+ignite handlers are in ``common.handlers``).
 """
 
 from __future__ import annotations
 
 from common.metrics.dice import dice
 from common.metrics.image_quality import masked_nrmse, masked_psnr, masked_ssim
+from common.metrics.label_dice_metric import LabelDiceMetric
+from common.metrics.masked_psnr_metric import MaskedPSNRMetric
+from common.metrics.masked_ssim_metric import MaskedSSIMMetric
 from common.metrics.scar import scar_ratio, scar_size
 from common.metrics.surface_distance import surface_distances
 
-__all__ = ["dice", "surface_distances", "masked_psnr", "masked_ssim", "masked_nrmse", "scar_ratio", "scar_size"]
+__all__ = [
+    "dice",
+    "surface_distances",
+    "masked_psnr",
+    "masked_ssim",
+    "masked_nrmse",
+    "scar_ratio",
+    "scar_size",
+    "LabelDiceMetric",
+    "MaskedPSNRMetric",
+    "MaskedSSIMMetric",
+]

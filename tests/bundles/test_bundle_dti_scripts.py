@@ -1,13 +1,10 @@
-"""Unit tests of the DTI -> LGE style-transfer bundle's `scripts/` glue (pipeline inferer, metrics, data prep)."""
+"""Unit tests of the DTI -> LGE style-transfer bundle's `scripts/` glue (pipeline inferer, data prep, benchmark)."""
 
 from __future__ import annotations
 
-import csv
 import importlib
-import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -85,50 +82,6 @@ def test_pipeline_inferer_without_intensity_transform_and_bad_segmenter():
         inferer_module.TranslateSegmentInferer(lambda t: t)
 
 
-# ------------------------------------------------------------------------------------------ translation metrics
-def _engine(items):
-    return SimpleNamespace(state=SimpleNamespace(output=items, batch=items, metrics={}))
-
-
-def test_translation_metrics_on_known_images(tmp_path):
-    metrics_module = _bundle_module("translation_metrics")
-    truth = torch.zeros(1, 16, 16)
-    truth[:, 4:8, 4:8] = 1
-    lge = torch.where(truth > 0, 1.0, -1.0)
-    shifted = torch.roll(lge, shifts=2, dims=-1)  # overlap 2 of 4 columns -> Dice 0.5
-    items = [
-        {"image": lge.clone(), "pred": lge.clone(), "lge": lge, "label": truth, "case": "same"},
-        {"image": lge.clone(), "pred": shifted, "lge": lge, "label": truth, "case": "shifted"},
-    ]
-    handler = metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), write_png=True)
-    engine = _engine(items)
-    handler.reset()
-    handler.iteration_completed(engine)
-    handler.epoch_completed(engine)
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
-    assert [row["case"] for row in rows] == ["same", "shifted"]
-    same, moved = rows
-    assert float(same["dice_translated_vs_truth"]) == 1.0 and float(same["dice_translated_vs_source_lge"]) == 1.0
-    assert float(same["ssim_translated_vs_lge"]) == pytest.approx(1.0)
-    assert float(moved["dice_translated_vs_truth"]) == pytest.approx(0.5)
-    assert float(moved["dice_source_lge_vs_truth"]) == 1.0
-    assert float(moved["ssim_translated_vs_lge"]) < 1.0 and np.isfinite(float(moved["psnr_translated_vs_lge"]))
-    summary = json.loads((tmp_path / "metrics_summary.json").read_text())
-    assert summary["dice_translated_vs_truth"]["mean"] == pytest.approx(0.75)
-    assert summary["dice_translated_vs_truth"]["std"] == pytest.approx(0.25)
-    assert engine.state.metrics["dice_translated_vs_source_lge"] == pytest.approx(0.75)
-    assert sorted(p.name for p in (tmp_path / "grids").glob("*.png")) == ["same.png", "shifted.png"]
-
-
-def test_translation_metrics_rejects_bad_arguments_and_missing_keys(tmp_path):
-    metrics_module = _bundle_module("translation_metrics")
-    with pytest.raises(ValueError, match="image_range"):
-        metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), image_range=(1.0, -1.0))
-    handler = metrics_module.TranslationMetrics(_ThresholdSegmenter(), str(tmp_path), write_png=False)
-    with pytest.raises(KeyError, match="lge"):
-        handler.iteration_completed(_engine([{"pred": torch.zeros(1, 8, 8), "label": torch.zeros(1, 8, 8)}]))
-
-
 # ------------------------------------------------------------------------------------------ data preparation
 @pytest.fixture(scope="module")
 def paired_data(tmp_path_factory) -> Path:
@@ -174,33 +127,14 @@ def test_benchmark_dti_on_the_lge_grid_is_exactly_the_dti_after_area_downsamplin
     nib.save(
         nib.Nifti1Image(truth[..., 0].astype(np.uint8), mask.affine), tmp_path / f"{cases[0]['case']}_DTI_mi_x8.nii.gz"
     )
-    assert benchmark._mask_dice(tmp_path, cases) == [1.0]
+    assert benchmark._mask_dice(tmp_path, cases) == [(cases[0]["case"], 1.0)]
 
 
 def test_benchmark_dti_sseg_gets_as_many_steps_as_the_lge_sseg():
     benchmark = _bundle_module("benchmark")
     # 36 LGE slices at batch 4 = 9 steps/epoch x 16 epochs = 144 steps; 12 DTI pairs = 3 steps/epoch -> 48 epochs
-    assert benchmark._same_steps_epochs({"batch_size": 4, "epochs": 16}, 36, 12) == 48
+    sseg_root = BUNDLE.parent / "lge_mi_sr_segmentation"
+    assert benchmark._same_steps_epochs(sseg_root, {"batch_size": 4, "epochs": 16}, 36, 12) == 48
     # the SSeg bundle's own train.json gives what the settings leave out (batch 8, 40 epochs): 5 x 40 / 2
-    assert benchmark._same_steps_epochs({}, 33, 12) == 100
-    assert benchmark._same_steps_epochs({"batch_size": 4, "epochs": 1}, 1, 100) == 1  # never zero epochs
-
-
-# ------------------------------------------------------------------------------------------ learning-rate policy
-def test_linear_decay_lr_follows_cyclegan_and_depends_on_the_epoch_only():
-    policy_module = _bundle_module("linear_decay_lr")
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizers = [torch.optim.Adam([parameter], lr=1.0), torch.optim.SGD([parameter], lr=1.0)]
-    policy = policy_module.LinearDecayLR(optimizers, lr=0.3, epochs=4, decay_epochs=2)
-    assert [policy.factor(e) for e in range(4)] == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
-    for epoch in (4, 1, 3):  # any order, e.g. a resumed run: only engine.state.epoch matters
-        policy(SimpleNamespace(state=SimpleNamespace(epoch=epoch)))
-        assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([0.3 * policy.factor(epoch - 1)] * 2)
-    constant = policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=3, decay_epochs=0)
-    assert [constant.factor(e) for e in range(3)] == [1.0, 1.0, 1.0]
-    with pytest.raises(ValueError, match="decay_epochs"):
-        policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=3, decay_epochs=4)
-    with pytest.raises(ValueError, match="lr"):
-        policy_module.LinearDecayLR(optimizers, lr=0.0, epochs=3)
-    with pytest.raises(ValueError, match="epochs"):
-        policy_module.LinearDecayLR(optimizers, lr=0.1, epochs=0)
+    assert benchmark._same_steps_epochs(sseg_root, {}, 33, 12) == 100
+    assert benchmark._same_steps_epochs(sseg_root, {"batch_size": 4, "epochs": 1}, 1, 100) == 1  # never zero epochs

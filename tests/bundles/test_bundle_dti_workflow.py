@@ -233,14 +233,16 @@ def test_evaluate_writes_metrics_csv_summary_and_grids(trained, data):
     out = work / "eval" / "test"
     workflow = _run(["train.json", "evaluate.json"], **common, **TINY_TRAIN, output_dir=str(out))
     split = workflow.parser.get_parsed_content("split")
-    rows = (out / "metrics.csv").read_text().strip().splitlines()
-    assert rows[0].split(",")[:3] == ["case", "dice_translated_vs_truth", "dice_source_lge_vs_truth"]
+    rows = (out / "dice_translated_vs_truth_raw.csv").read_text().strip().splitlines()
+    assert rows[0].split(",") == ["filename", "class0", "mean"]  # MetricsSaver's per-case file
     assert [row.split(",")[0] for row in rows[1:]] == [c["case"] for c in split["test"]]
-    summary = json.loads((out / "metrics_summary.json").read_text())
+    means = dict(line.split(",") for line in (out / "metrics.csv").read_text().splitlines())
     for name in ("dice_translated_vs_source_lge", "ssim_translated_vs_lge", "psnr_translated_vs_lge"):
-        assert summary[name]["n"] == len(split["test"]) and np.isfinite(summary[name]["mean"])
-    assert 0.0 <= summary["dice_translated_vs_truth"]["mean"] <= 1.0
-    assert sorted(p.stem for p in (out / "grids").glob("*.png")) == [c["case"] for c in split["test"]]
+        summary = {r.split(",")[0]: r.split(",") for r in (out / f"{name}_summary.csv").read_text().splitlines()}
+        assert summary["class"][-1] == "notnans" and float(summary["class0"][-1]) == len(split["test"])
+        assert np.isfinite(float(means[name]))
+    assert 0.0 <= float(means["dice_translated_vs_truth"]) <= 1.0
+    assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == [c["case"] for c in split["test"]]
 
 
 @pytest.mark.slow

@@ -355,14 +355,16 @@ def test_plan_outputs_reads_command_line_booleans(tmp_path, flag, replaced):
 )
 def test_tensorboard_writers_are_not_built_on_other_ranks(files, ids, tmp_path, monkeypatch):
     """A TensorBoard handler writes its event file when constructed, so ``rank0_handlers`` (which only skips
-    attaching) is too late: ``multi_gpu_*.json`` disables these entries by index on ranks other than 0."""
+    attaching) is too late: the base config disables these entries with ``"_disabled_": "$not @is_main_process"``
+    and ``multi_gpu_*.json`` sets ``is_main_process`` to "rank 0" (no handler is addressed by list index)."""
     for rank, built in (("1", False), ("0", True)):
         monkeypatch.setenv("RANK", rank)
         monkeypatch.setenv("WORLD_SIZE", "2")  # rank() reads the environment: no process group needed here
         out = tmp_path / f"rank{rank}"
         workflow = _workflow(files, bundle_root=str(BUNDLE), output_dir=str(out), ckpt_dir=str(tmp_path / "m"))
         for id_ in ids:
-            assert workflow.parser[id_]["_target_"] == "TensorBoardStatsHandler"  # the index still points at it
+            assert workflow.parser[id_]["_target_"] == "TensorBoardStatsHandler"
+            assert workflow.parser[id_]["_disabled_"] == "$not @is_main_process"
             handler = workflow.parser.get_parsed_content(id_)
             assert (handler is not None) == built
         events = list(out.glob("events.out.tfevents.*")) if out.exists() else []

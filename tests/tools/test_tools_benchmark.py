@@ -18,6 +18,39 @@ from tools import benchmark as tb
 
 LGE = "lge_mi_sr_segmentation"
 NAN = float("nan")
+# the benchmark data a bundle owns (module-level literals of its scripts/benchmark.py), as the tool reads them
+LGE_INFO_SOURCE = """
+REQUIRED_DATASET = "DTI_LGE_MI"
+COMPARISONS = (
+    ("SSeg_N", "Seg+bilinear_N"),
+    ("SSeg_N", "Seg+nearest_N"),
+    ("SSeg_SSL", "SSeg_N"),
+    ("SSeg_N", "SSeg[resnet]"),
+    ("SSeg_N", "SSeg[convnext]"),
+)
+PAPER_NUMBERS: dict = {
+    ("SSeg_N", "SSeg[resnet]", "test_dice_mean"): (0.718, 0.755, "SwinSSegNet paper Table I (ResNet vs Swin encoder)"),
+    ("SSeg_N", "SSeg[convnext]", "test_dice_mean"): (0.732, 0.755, "SwinSSegNet paper Table I (ConvNeXt)"),
+}
+PAPER_NOTES = "Theirs: Table I of the paper (Swin 0.755); Fig. 6(B) gives values only as plots."
+MODE_NOTES = {"quick": "20 epochs per variant"}
+METRIC_LABELS = {
+    "test_dice_mean": "MI Dice, test split (mean)",
+    "test_dice_std": "MI Dice, test split (std)",
+    "test_hd95_mm": "MI HD95 mm, test split (mean)",
+}
+"""
+
+
+def _info(tmp_path: Path, source: str = LGE_INFO_SOURCE, name: str = LGE) -> tb.BenchmarkInfo:
+    (tmp_path / name / "scripts").mkdir(parents=True, exist_ok=True)
+    (tmp_path / name / "scripts" / "benchmark.py").write_text(textwrap.dedent(source))
+    return tb.read_benchmark_info(tmp_path / name)
+
+
+@pytest.fixture
+def lge_info(tmp_path) -> tb.BenchmarkInfo:
+    return _info(tmp_path / "info")
 
 
 def _wide(method, dice, hd95=1.5, train=10.0, evaluate=2.0, **extra):
@@ -75,8 +108,8 @@ def _find(rows, **match):
 
 
 # ----------------------------------------------------------------------------------------------- mapping
-def test_wide_rows_become_comparisons_per_metric():
-    rows = tb.normalize_rows(LGE, LGE_ROWS)
+def test_wide_rows_become_comparisons_per_metric(lge_info):
+    rows = tb.normalize_rows(lge_info, LGE_ROWS)
     row = _find(rows, method="SSeg_N", baseline_method="Seg+bilinear_N", metric_key="test_dice_mean")
     assert (row["baseline"], row["ours"]) == (0.50, 0.60)
     assert row["metric"] == "MI Dice, test split (mean)"
@@ -90,8 +123,8 @@ def test_wide_rows_become_comparisons_per_metric():
     assert sum(r["baseline_method"] is not None for r in rows) == 3 * 4
 
 
-def test_table_one_rows_carry_the_papers_numbers():
-    rows = tb.normalize_rows(LGE, LGE_ROWS)
+def test_table_one_rows_carry_the_papers_numbers(lge_info):
+    rows = tb.normalize_rows(lge_info, LGE_ROWS)
     resnet = _find(rows, method="SSeg_N", baseline_method="SSeg[resnet]", metric_key="test_dice_mean")
     convnext = _find(rows, method="SSeg_N", baseline_method="SSeg[convnext]", metric_key="test_dice_mean")
     assert (resnet["baseline"], resnet["ours"]) == (0.40, 0.60)  # ours, measured
@@ -102,8 +135,8 @@ def test_table_one_rows_carry_the_papers_numbers():
     assert std["paper_source"] is None
 
 
-def test_methods_outside_comparisons_and_cost_rows_keep_their_own_rows():
-    rows = tb.normalize_rows(LGE, LGE_ROWS)
+def test_methods_outside_comparisons_and_cost_rows_keep_their_own_rows(lge_info):
+    rows = tb.normalize_rows(lge_info, LGE_ROWS)
     assert not [r for r in rows if r["method"] in ("Seg+bilinear_N", "Seg+nearest_N", "SSeg[resnet]")]
     alone = [r for r in rows if r["method"] == "Something else"]
     assert sorted(r["metric_key"] for r in alone) == ["test_dice_mean", "test_dice_std", "test_hd95_mm"]
@@ -142,9 +175,11 @@ def test_row_without_method_is_named():
 
 
 # ----------------------------------------------------------------------------------------------- files
-def test_write_merged_markdown_and_json(tmp_path):
-    rows = tb.merge_results({LGE: LGE_ROWS, "dti_lge_style_transfer": LONG_ROWS})
-    md_path, json_path = tb.write_merged(rows, tmp_path, ["phantom data header", tb.PAPER_NOTES], extra={"k": NAN})
+def test_write_merged_markdown_and_json(tmp_path, lge_info):
+    rows = tb.merge_results({LGE: LGE_ROWS, "dti_lge_style_transfer": LONG_ROWS}, {LGE: lge_info})
+    md_path, json_path = tb.write_merged(
+        rows, tmp_path, ["phantom data header", lge_info.paper_notes], extra={"k": NAN}
+    )
     text = md_path.read_text()
     lines = text.splitlines()
     table = [line for line in lines if line.startswith("|")]
@@ -154,7 +189,8 @@ def test_write_merged_markdown_and_json(tmp_path):
     resnet_line = next(line for line in table if "SSeg[resnet]" in line and "(mean)" in line and "Dice" in line)
     cells = [c.strip() for c in resnet_line.strip("|").split("|")]
     assert cells[:6] == [LGE, "SSeg_N", "SSeg[resnet]", "MI Dice, test split (mean)", "0.4", "0.6"]
-    assert cells[6].startswith("0.718 / 0.755 (SwinSSegNet paper Table I")
+    paper_column = [key for _, key in tb.MARKDOWN_COLUMNS].index("paper")
+    assert cells[paper_column].startswith("0.718 / 0.755 (SwinSSegNet paper Table I")
 
     content = json.loads(json_path.read_text())  # strict JSON: NaN written as null
     assert content["k"] is None
@@ -173,21 +209,22 @@ def test_ensure_data_writes_only_the_missing_datasets(tmp_path):
         return SimpleNamespace(returncode=0)
 
     (tmp_path / "ACDC").mkdir()
-    command = tb.ensure_data(tmp_path, runner=runner)
+    command = tb.ensure_data(tmp_path, ["DTI_LGE_MI"], runner=runner)
     assert command == calls[0][0]
     assert command[1:5] == ["-m", "tools.make_data", "--out", str(tmp_path)]
     assert command[5] == "--datasets" and "ACDC" not in command[6] and "DTI_LGE_MI" in command[6].split(",")
     assert calls[0][1]["cwd"] == str(tb.REPO_ROOT)
 
     (tmp_path / "DTI_LGE_MI").mkdir()
-    assert tb.ensure_data(tmp_path, runner=runner) is None and len(calls) == 1
+    assert tb.ensure_data(tmp_path, ["DTI_LGE_MI"], runner=runner) is None and len(calls) == 1
+    assert tb.ensure_data(tmp_path / "none_needed", [], runner=runner) is None and len(calls) == 1
 
     with pytest.raises(RuntimeError, match="tools.make_data .* failed with exit status 3"):
-        tb.ensure_data(tmp_path / "empty", runner=lambda command, **kw: SimpleNamespace(returncode=3))
+        tb.ensure_data(tmp_path / "empty", ["DTI_LGE_MI"], runner=lambda command, **kw: SimpleNamespace(returncode=3))
 
 
 # ----------------------------------------------------------------------------------------------- driver
-def _fake_bundle(root: Path, name: str, rows: list[dict] | None, fail: bool = False) -> Path:
+def _fake_bundle(root: Path, name: str, rows: list[dict] | None, fail: bool = False, info: str = "") -> Path:
     """A bundle whose `scripts.benchmark.run` records its arguments and returns `rows` (or raises)."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
@@ -206,14 +243,14 @@ def _fake_bundle(root: Path, name: str, rows: list[dict] | None, fail: bool = Fa
                 json.dump({{"data_root": data_root, "quick": quick, "cwd": os.getcwd(), "name": NAME}}, f)
             return json.loads({json.dumps(json.dumps(rows))})
         """
-    (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body))
+    (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body) + textwrap.dedent(info))
     return bundle
 
 
 def test_main_runs_each_bundle_in_its_own_process_and_merges(tmp_path, capsys):
     bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
     (data / "DTI_LGE_MI").mkdir(parents=True)  # present: nothing is written
-    _fake_bundle(bundles, LGE, LGE_ROWS[:2])
+    _fake_bundle(bundles, LGE, LGE_ROWS[:2], info=LGE_INFO_SOURCE)
     _fake_bundle(bundles, "dti_lge_style_transfer", LONG_ROWS)
     _fake_bundle(bundles, "no_benchmark", None)
 
@@ -265,3 +302,18 @@ def test_help_runs_as_a_module():
         text=True,
     )
     assert result.returncode == 0 and "--all" in result.stdout and "--data_root" in result.stdout
+
+
+def test_required_bundles_are_passed_as_roots_of_siblings(tmp_path):
+    bundle = tmp_path / "bundles" / "pipeline_bundle"
+    (bundle / "scripts").mkdir(parents=True)
+    (bundle / "scripts" / "benchmark.py").write_text('REQUIRED_BUNDLES = {"other_root": "other_bundle"}\n')
+    with pytest.raises(RuntimeError, match=r"needs bundle `other_bundle` \(other_root\), not found"):
+        tb.required_bundle_roots(bundle)
+    (tmp_path / "bundles" / "other_bundle" / "configs").mkdir(parents=True)
+    assert tb.required_bundle_roots(bundle) == {"other_root": str(tmp_path / "bundles" / "other_bundle")}
+
+
+def test_the_dti_benchmark_declares_the_swinssegnet_bundle():
+    dti = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
+    assert tb.required_bundle_roots(dti) == {"sseg_bundle_root": str(dti.parent / "lge_mi_sr_segmentation")}

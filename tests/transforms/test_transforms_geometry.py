@@ -19,9 +19,7 @@ from common.transforms import (
 
 def _oblique_affine(spacing=(2.5, 2.5, 8.0)) -> torch.Tensor:
     angle = np.deg2rad(30.0)
-    rotation = np.array(
-        [[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]]
-    )
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
     affine = np.eye(4)
     affine[:3, :3] = rotation @ np.diag(spacing)
     affine[:3, 3] = [-40.0, 12.5, 33.0]

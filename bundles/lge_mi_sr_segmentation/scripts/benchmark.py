@@ -7,193 +7,245 @@ Usage (from the bundle root)::
 Rows: SSeg (SwinSSegNet, 8x inside the network) vs Seg + bilinear / Seg + nearest (the same network at scale 1,
 probabilities interpolated), each trained from scratch (_N), after SSL on our LGE only (_SSL), and after U-SSL on
 the hybrid set (our LGE + ACDC + EMIDEC; _U-SSL); encoders ResNet / ConvNeXt / Swin (from scratch). Every
-variant is trained and evaluated through this bundle's own config files (overrides only), on the same split, and
-scored on the held-out test split with Dice (and HD95 in mm). Speed rows: one training step's time, GFLOP and
-share of a conv ceiling measured in the same run.
+variant is trained and evaluated through this bundle's own config files (overrides only; quick mode layers
+``configs/quick.json``), on the same split, and scored per case on the held-out test split with Dice and HD95 (mm).
+Speed row: one training step of the bundle's own ``network_def``/``loss`` with the trained variant's overrides.
+
+The module-level names below are this bundle's benchmark data, read (as literals, without importing this module)
+by ``python -m tools.benchmark``: which variants are compared, the paper's numbers, the header notes.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import statistics
+from dataclasses import dataclass, field
+from typing import Any
 
 import fire
 import torch
-from monai.bundle import ConfigWorkflow
-from monai.losses import DiceCELoss
 
-from common.benchmarking import Timer, conv_ceiling_gflops, count_flops, machine_summary, peak_rss_mb, write_table
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    BenchmarkRow,
+    Timer,
+    machine_summary,
+    parse_config_items,
+    peak_rss_mb,
+    read_overlay,
+    run_workflow,
+    step_speed,
+    write_cases_csv,
+    write_table,
+)
 
-__all__ = ["run"]
+__all__ = ["run", "VARIANTS", "Variant", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(BUNDLE_ROOT, "configs")
+
+#: dataset folder (under the data root) the benchmark needs; ``tools.benchmark`` writes the default data if missing
+REQUIRED_DATASET = "DTI_LGE_MI"
+
+#: (ours, baseline) method pairs compared per case, as in the paper's Fig. 6(B) and Table I
+COMPARISONS = (
+    # Fig. 6(B): end-to-end SSeg vs 2-stage Seg (segmentation + interpolation), per pre-training
+    ("SSeg_N", "Seg+bilinear_N"),
+    ("SSeg_N", "Seg+nearest_N"),
+    ("SSeg_SSL", "Seg+bilinear_SSL"),
+    ("SSeg_SSL", "Seg+nearest_SSL"),
+    ("SSeg_U-SSL", "Seg+bilinear_U-SSL"),
+    ("SSeg_U-SSL", "Seg+nearest_U-SSL"),
+    # Fig. 6(B): pre-training strategies
+    ("SSeg_SSL", "SSeg_N"),
+    ("SSeg_U-SSL", "SSeg_N"),
+    ("SSeg_U-SSL", "SSeg_SSL"),
+    # Table I: encoders (ours: Swin), all from scratch here
+    ("SSeg_N", "SSeg[resnet]"),
+    ("SSeg_N", "SSeg[convnext]"),
+)
+
+#: the paper's printed numbers: (ours, baseline, metric) -> (their baseline, their ours, where)
+PAPER_NUMBERS = {
+    ("SSeg_N", "SSeg[resnet]", "test_dice"): (0.718, 0.755, "SwinSSegNet paper Table I (ResNet vs Swin encoder)"),
+    ("SSeg_N", "SSeg[convnext]", "test_dice"): (0.732, 0.755, "SwinSSegNet paper Table I (ConvNeXt vs Swin encoder)"),
+}
+
+#: what the merged table's header says about the paper's numbers
+PAPER_NOTES = (
+    "Theirs = numbers reported by Wang et al., *Style Transfer and Self-Supervised Learning Powered Myocardium "
+    "Infarction Super-Resolution Segmentation* (SwinSSegNet / CycleGANSeg paper), on their private DTI-LGE data, "
+    "not on ours. Table I (DSC by encoder): ResNet 0.718 +- 0.0094, ConvNeXt 0.732 +- 0.0093, BiFormer "
+    "0.745 +- 0.0093 (not implemented here), Swin 0.755 +- 0.0090; the paper does not say which pre-training "
+    "Table I used (ours are trained from scratch). Fig. 6(A)/(B) (SSeg vs Seg, N/SSL/U-SSL pre-training) gives "
+    "its values only as plots: no number is quoted for them."
+)
+
+#: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
+MODE_NOTES = {
+    "quick": "20 epochs per variant (100 AdamW steps at 1e-4), 2 pre-training epochs",
+    "full": "30 epochs per variant, 10 pre-training epochs, the configs' networks",
+}
+
+#: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): no SSL weights exist there
+DDP_OVERRIDES = {"use_ssl_pretrained": False}
+
+#: readable names of the metric keys
+METRIC_LABELS = {
+    "test_dice": "MI Dice, test split",
+    "test_hd95_mm": "MI HD95 mm, test split",
+}
+
+#: metric key -> (MetricsSaver raw CSV of evaluate.json, higher is better)
+_METRIC_FILES = {"test_dice": ("test_mean_dice", True), "test_hd95_mm": ("test_hd95_mm", False)}
 
 
-def _workflow(files: list[str], **overrides) -> None:
-    paths = [os.path.join(CONFIGS, f) for f in files]
-    workflow = ConfigWorkflow(
-        config_file=paths, meta_file=os.path.join(CONFIGS, "metadata.json"), logging_file=None, **overrides
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+@dataclass(frozen=True)
+class Variant:
+    """One trained model: config files, overrides, pre-training, and the evaluations scored from it.
+
+    ``evaluations`` maps a method name to extra overrides of ``evaluate.json`` (a Seg model is scored twice, with
+    bilinear and with nearest upsampling).
+    """
+
+    tag: str
+    files: tuple[str, ...]
+    pretraining: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _test_scores(output_dir: str, name: str) -> list[float]:
-    path = os.path.join(output_dir, f"{name}_raw.csv")
-    with open(path) as f:
-        return [float(row["mean"]) for row in csv.DictReader(f)]
+VARIANTS: tuple[Variant, ...] = (
+    *(
+        variant
+        for pre in ("N", "SSL", "U-SSL")
+        for variant in (
+            Variant(f"SSeg_{pre}", ("train.json",), pre, evaluations={f"SSeg_{pre}": {}}),
+            Variant(
+                f"Seg_{pre}",
+                ("train.json", "seg_baseline.json"),
+                pre,
+                evaluations={
+                    f"Seg+bilinear_{pre}": {"seg_upsample_mode": "bilinear"},
+                    f"Seg+nearest_{pre}": {"seg_upsample_mode": "nearest"},
+                },
+            ),
+        )
+    ),
+    *(
+        Variant(f"SSeg_{enc}_N", ("train.json",), "N", {"encoder": enc}, evaluations={f"SSeg[{enc}]": {}})
+        for enc in ("resnet", "convnext")
+    ),
+)
+
+#: pre-training runs: name -> use_public_data (U-SSL adds the public ACDC + EMIDEC images)
+PRETRAININGS = {"SSL": False, "U-SSL": True}
 
 
-def _summary(values: list[float]) -> tuple[float, float]:
-    finite = [v for v in values if v == v]
-    if not finite:
-        return float("nan"), float("nan")
-    return statistics.fmean(finite), statistics.pstdev(finite) if len(finite) > 1 else 0.0
+def _per_case(eval_dir: str, name: str) -> list[tuple[str, float]]:
+    """``(case, mean over classes)`` per row of MONAI's ``MetricsSaver`` raw CSV ``<name>_raw.csv``."""
+    with open(os.path.join(eval_dir, f"{name}_raw.csv")) as f:
+        return [(row.get("filename") or str(i), float(row["mean"])) for i, row in enumerate(csv.DictReader(f))]
 
 
-def _step_speed(common_overrides: dict, batch_size: int, input_size: int) -> dict:
-    """Time, GFLOP and conv-ceiling share of one SwinSSeg training step (batch, forward + backward + AdamW)."""
-    from common.nets import SwinSSeg
-
-    net = SwinSSeg(
-        spatial_dims=2,
-        in_channels=1,
-        out_channels=2,
-        scale=common_overrides.get("scale", 8),
-        encoder="swin",
-        feature_size=common_overrides.get("feature_size", 48),
-    )
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    image = torch.rand(batch_size, 1, input_size, input_size)
-    label = (torch.rand(batch_size, 1, 8 * input_size, 8 * input_size) > 0.9).long()
-
-    def step() -> None:
-        optimizer.zero_grad()
-        loss_fn(net(image), label).backward()
-        optimizer.step()
-
-    flops = count_flops(step)
-    step()
-    with Timer() as timer:
-        for _ in range(3):
-            step()
-    seconds = timer.seconds / 3
-    ceiling = conv_ceiling_gflops()
-    achieved = flops / seconds / 1e9
-    return {
-        "step_seconds": seconds,
-        "gflop_per_step": flops / 1e9,
-        "achieved_gflops": achieved,
-        "conv_ceiling_gflops": ceiling,
-        "ceiling_share": achieved / ceiling,
-    }
+def _speed_row(overrides: dict[str, Any], batch_size: int = 8) -> dict[str, Any]:
+    """One training step of the bundle's own ``network_def``/``loss`` with the trained variant's overrides."""
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, ("network_def", "loss", "scale", "input_size"))
+    size, scale = int(items["input_size"]), int(items["scale"])
+    image = torch.rand(batch_size, 1, size, size)
+    label = (torch.rand(batch_size, 1, scale * size, scale * size) > 0.9).long()
+    speed = step_speed(items["network_def"], items["loss"], image, label)
+    method = f"SSeg training step (batch {batch_size}, {size}->{scale * size})"
+    row = BenchmarkRow(method, "step", seconds=speed["step_seconds"], peak_rss_mb=peak_rss_mb())
+    return {**row.to_dict(), **speed}
 
 
 def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = None, seed: int = 0) -> list[dict]:
-    """Train/evaluate every variant; return the table rows and write `<out_dir>/benchmark.{md,json}`."""
+    """Train/evaluate every variant; write `<out_dir>/benchmark.{md,json}` and `cases.csv`; return the rows.
+
+    Rows are :class:`common.benchmarking.BenchmarkRow` dicts (one per method and metric, values per test case),
+    then the speed row.
+    """
     data_root = os.path.abspath(data_root)
     out_dir = os.path.abspath(out_dir)
     epochs = epochs or (20 if quick else 30)
     pre_epochs = 2 if quick else 10
+    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     base = {
-        "bundle_root": BUNDLE_ROOT,
         "dataset_dir": os.path.join(data_root, "DTI_LGE_MI"),
         "epochs": epochs,
         "val_interval": epochs,
         "seed": seed,
         "resume": False,
         "num_workers": 0,
+        **network,
     }
-    if quick:
-        base.update({"feature_size": 24, "depths": [2, 2, 2, 2], "num_heads": [3, 6, 12, 24]})
-    encoder_args = {k: base[k] for k in ("feature_size", "depths", "num_heads") if k in base}
 
     timings: dict[str, float] = {}
     ssl_weights: dict[str, str | None] = {"N": None}
-    for name, public in (("SSL", False), ("U-SSL", True)):
+    for name, public in PRETRAININGS.items():
         ckpt = os.path.join(out_dir, f"pretrain_{name}")
+        overrides = {
+            "data_root": data_root,
+            "ckpt_dir": ckpt,
+            "output_dir": os.path.join(ckpt, "logs"),
+            "use_public_data": public,
+            "epochs": pre_epochs,
+            "resume": False,
+            "seed": seed,
+            **network,
+        }
         with Timer() as timer:
-            _workflow(
-                ["pretrain.json"],
-                bundle_root=BUNDLE_ROOT,
-                data_root=data_root,
-                ckpt_dir=ckpt,
-                output_dir=os.path.join(ckpt, "logs"),
-                use_public_data=public,
-                epochs=pre_epochs,
-                resume=False,
-                seed=seed,
-                **encoder_args,
-            )
+            run_workflow(BUNDLE_ROOT, ["pretrain.json"], overrides)
         timings[f"pretrain_{name}"] = timer.seconds
         ssl_weights[name] = os.path.join(ckpt, "model_ssl.pt")
 
-    variants = []
-    for pre in ("N", "SSL", "U-SSL"):
-        variants.append((f"SSeg_{pre}", ["train.json"], pre, {}, [("SSeg", {})]))
-        variants.append(
-            (
-                f"Seg_{pre}",
-                ["train.json", "seg_baseline.json"],
-                pre,
-                {},
-                [
-                    ("Seg+bilinear", {"seg_upsample_mode": "bilinear"}),
-                    ("Seg+nearest", {"seg_upsample_mode": "nearest"}),
-                ],
-            )
-        )
-    for encoder in ("resnet", "convnext"):
-        variants.append((f"SSeg_{encoder}_N", ["train.json"], "N", {"encoder": encoder}, [(f"SSeg[{encoder}]", {})]))
-
-    rows = []
-    for tag, files, pre, extra, evaluations in variants:
-        ckpt = os.path.join(out_dir, tag)
-        overrides = dict(base, ckpt_dir=ckpt, output_dir=os.path.join(ckpt, "logs"), **extra)
-        overrides["use_ssl_pretrained"] = ssl_weights[pre] is not None
-        if ssl_weights[pre]:
-            overrides["ssl_pretrained_path"] = ssl_weights[pre]
+    rows: list[BenchmarkRow] = []
+    for variant in VARIANTS:
+        ckpt = os.path.join(out_dir, variant.tag)
+        overrides = dict(base, ckpt_dir=ckpt, output_dir=os.path.join(ckpt, "logs"), **variant.overrides)
+        overrides["use_ssl_pretrained"] = ssl_weights[variant.pretraining] is not None
+        if ssl_weights[variant.pretraining]:
+            overrides["ssl_pretrained_path"] = ssl_weights[variant.pretraining]
         with Timer() as timer:
-            _workflow(files, **overrides)
+            run_workflow(BUNDLE_ROOT, variant.files, overrides)
         train_seconds = timer.seconds
-        for label, eval_extra in evaluations:
-            eval_dir = os.path.join(ckpt, f"test_{label.replace('+', '_')}")
-            eval_overrides = dict(overrides, output_dir=eval_dir, **eval_extra)
+        for method, eval_extra in variant.evaluations.items():
+            eval_dir = os.path.join(ckpt, f"test_{method.split('_')[0].replace('+', '_')}")
             with Timer() as timer:
-                _workflow(files + ["evaluate.json"], **eval_overrides)
-            dice_mean, dice_std = _summary(_test_scores(eval_dir, "test_mean_dice"))
-            hd_mean, _ = _summary(_test_scores(eval_dir, "test_hd95_mm"))
-            encoder = extra.get("encoder", "swin")
-            rows.append(
-                {
-                    "method": f"{label}_{pre}" if not label.startswith("SSeg[") else label,
-                    "encoder": encoder,
-                    "pretraining": pre,
-                    "test_dice_mean": dice_mean,
-                    "test_dice_std": dice_std,
-                    "test_hd95_mm": hd_mean,
-                    "train_seconds": train_seconds,
-                    "eval_seconds": timer.seconds,
-                }
-            )
-            print(rows[-1], flush=True)
+                run_workflow(
+                    BUNDLE_ROOT, [*variant.files, "evaluate.json"], dict(overrides, output_dir=eval_dir, **eval_extra)
+                )
+            for metric, (name, higher_is_better) in _METRIC_FILES.items():
+                rows.append(
+                    BenchmarkRow(
+                        method,
+                        metric,
+                        _per_case(eval_dir, name),
+                        seeds=[seed],
+                        higher_is_better=higher_is_better,
+                        seconds=train_seconds + timer.seconds,
+                    )
+                )
+                print(rows[-1].method, metric, rows[-1].mean, flush=True)
 
-    speed = _step_speed(base, batch_size=8, input_size=64)
-    speed_row = {"method": "SSeg training step (batch 8, 64->512)", **speed, "peak_rss_mb": peak_rss_mb()}
+    speed_row = _speed_row(dict(base, **VARIANTS[0].overrides))
+    write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
+    summary = [
+        {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.values)}
+        | {"seconds": r.seconds}
+        for r in rows
+    ]
     note = (
         f"Phantom data written by tools/make_data (not the paper's private data); {epochs} epochs per variant"
-        f"{' (quick mode: small Swin)' if quick else ''}; pre-training {pre_epochs} epochs "
+        f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_epochs} epochs "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}). Machine: {machine_summary()}. "
-        f"Command: python -m scripts.benchmark --data_root {data_root} --out {out_dir} --quick {quick}"
+        f"Command: python -m scripts.benchmark --data_root {data_root} --out {out_dir} --quick {quick}. "
+        "Per-case values: cases.csv."
     )
-    text = write_table(rows, out_dir, "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
+    text = write_table(summary, out_dir, "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
     text += "\n" + write_table([speed_row], out_dir, "speed", title="Training step speed")
     print(text)
-    return rows + [speed_row]
+    return [r.to_dict() for r in rows] + [speed_row]
 
 
 def main(data_root: str = "../../data", out: str = "eval/benchmark", quick: bool = False, epochs: int | None = None):

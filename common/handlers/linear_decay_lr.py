@@ -1,13 +1,13 @@
-"""CycleGAN's learning-rate policy: constant, then linear decay to zero, computed from the trainer's epoch."""
+"""CycleGAN's learning-rate policy (used by GAN trainers generally): constant, then linear decay to zero."""
 
 from __future__ import annotations
+
+__all__ = ["LinearDecayLR"]
 
 from collections.abc import Sequence
 
 from ignite.engine import Engine, Events
 from torch.optim import Optimizer
-
-__all__ = ["LinearDecayLR"]
 
 
 class LinearDecayLR:
@@ -25,7 +25,8 @@ class LinearDecayLR:
     when it is resumed with a larger ``epochs``, and there is no scheduler state to save.
 
     Args:
-        optimizers: the optimizers to drive (CycleGAN: the generators' and the discriminators').
+        optimizers: the optimizers to drive (CycleGAN: the generators' and the discriminators'); every parameter
+            group gets the same rate.
         lr: the initial learning rate.
         epochs: total number of epochs of the run (the trainer's ``max_epochs``).
         decay_epochs: number of final epochs over which the rate decays.
@@ -56,6 +57,7 @@ class LinearDecayLR:
         return 1.0 - max(0, epoch_index + 1 - constant) / float(self.decay_epochs + 1)
 
     def attach(self, engine: Engine) -> None:
+        """Set the rate at every ``EPOCH_STARTED`` of ``engine``."""
         engine.add_event_handler(Events.EPOCH_STARTED, self)
 
     def __call__(self, engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""Measurement helpers for the bundles' benchmarks: FLOPs per step, a conv ceiling, peak memory, tables.
+"""Measurement helpers: FLOPs per step, a conv ceiling, peak memory, wall time, Markdown/JSON tables.
 
 Benchmarks measure; tests never assert timings. Every number in a benchmark table is produced in the same run as
 its baseline (STYLE.md, "numbers no one can reproduce").
@@ -56,9 +56,10 @@ def peak_rss_mb() -> float:
 
 def machine_summary() -> str:
     """One line naming the machine the numbers were measured on."""
+    device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}"
+        f"{torch.get_num_threads()} threads, {device}"
     )
 
 

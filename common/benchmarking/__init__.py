@@ -1,0 +1,50 @@
+"""The benchmark skeleton every bundle's ``scripts/benchmark.py`` uses.
+
+- :mod:`~common.benchmarking.workflow`: the quick overlay (``configs/quick.json``), running a variant (config files
+  plus overrides) through ``ConfigWorkflow``, and the variant's own ``network_def``;
+- :mod:`~common.benchmarking.rows`: one row type (method, metric, values per case, seeds, costs) and its CSV;
+- :mod:`~common.benchmarking.compare`: paired bootstrap comparisons ("not separated" unless the 95% interval
+  excludes 0);
+- :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
+- :mod:`~common.benchmarking.measure`: FLOPs, the conv ceiling, peak memory, timers, Markdown/JSON tables.
+
+Benchmarks measure; tests never assert timings. Every number of a table is measured in the same run as its baseline.
+"""
+
+from __future__ import annotations
+
+from common.benchmarking.compare import NOT_SEPARATED, Comparison, bootstrap_mean_difference, compare
+from common.benchmarking.measure import (
+    Timer,
+    conv_ceiling_gflops,
+    count_flops,
+    machine_summary,
+    peak_rss_mb,
+    write_table,
+)
+from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
+from common.benchmarking.speed import step_speed
+from common.benchmarking.workflow import QUICK_OVERLAY, TINY_OVERLAY, parse_config_items, read_overlay, run_workflow
+
+__all__ = [
+    "count_flops",
+    "conv_ceiling_gflops",
+    "peak_rss_mb",
+    "machine_summary",
+    "write_table",
+    "Timer",
+    "BenchmarkRow",
+    "CSV_COLUMNS",
+    "write_cases_csv",
+    "read_cases_csv",
+    "Comparison",
+    "NOT_SEPARATED",
+    "bootstrap_mean_difference",
+    "compare",
+    "step_speed",
+    "QUICK_OVERLAY",
+    "TINY_OVERLAY",
+    "read_overlay",
+    "run_workflow",
+    "parse_config_items",
+]

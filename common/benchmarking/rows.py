@@ -1,0 +1,118 @@
+"""One row type for every benchmark: a method's values of one metric, per case, with what it cost.
+
+Keeping the per-case values (not only a mean) lets every claim of a table be checked: the CSV beside it holds them,
+and paired comparisons (:mod:`common.benchmarking.compare`) bootstrap over them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["BenchmarkRow", "write_cases_csv", "read_cases_csv", "CSV_COLUMNS"]
+
+#: columns of the per-case CSV: one line per (method, metric, case)
+CSV_COLUMNS = ("method", "metric", "case", "value", "seeds")
+
+
+def _scored(value: float) -> bool:
+    return not math.isnan(value)
+
+
+@dataclass
+class BenchmarkRow:
+    """One method's scores of one metric on the same cases as its baselines.
+
+    Args:
+        method: the variant's name (e.g. ``SSeg_N``).
+        metric: the metric's key (e.g. ``test_dice``); a bundle's ``METRIC_LABELS`` gives its readable name.
+        values: ``(case, value)`` per case; a NaN (a case the metric could not score) stays in the CSV but is left
+            out of :attr:`mean` and :attr:`std`.
+        seeds: the seeds of the run(s) that produced the values.
+        higher_is_better: the metric's direction (Dice: True; HD95: False), used to name the better method.
+        seconds: the method's time (training + evaluation, or one step for a speed row).
+        gflop_per_step: FLOPs of one training step, in GFLOP.
+        ceiling_share: achieved GFLOP/s of that step over a plain conv's, measured in the same run.
+        peak_rss_mb: peak resident memory.
+    """
+
+    method: str
+    metric: str
+    values: list[tuple[str, float]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    higher_is_better: bool = True
+    seconds: float | None = None
+    gflop_per_step: float | None = None
+    ceiling_share: float | None = None
+    peak_rss_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        self.values = [(str(case), float(value)) for case, value in self.values]
+        self.seeds = [int(s) for s in self.seeds]
+
+    @property
+    def scored_values(self) -> list[float]:
+        """The values that are not NaN."""
+        return [v for _, v in self.values if _scored(v)]
+
+    @property
+    def mean(self) -> float:
+        """Mean over the scored (non-NaN) per-case values (NaN when there is none)."""
+        finite = self.scored_values
+        return statistics.fmean(finite) if finite else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Population std over the scored (non-NaN) per-case values (0 for one value, NaN for none)."""
+        finite = self.scored_values
+        if not finite:
+            return float("nan")
+        return statistics.pstdev(finite) if len(finite) > 1 else 0.0
+
+    def by_case(self) -> dict[str, float]:
+        return dict(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (``values`` as ``[case, value]`` lists) plus ``mean``/``std``/``n``."""
+        content = asdict(self)
+        content["values"] = [[case, value] for case, value in self.values]
+        content.update(mean=self.mean, std=self.std, n=len(self.scored_values))
+        return content
+
+    @classmethod
+    def from_dict(cls, content: dict[str, Any]) -> "BenchmarkRow":
+        known = {k: content[k] for k in cls.__dataclass_fields__ if k in content}
+        known["values"] = [tuple(pair) for pair in known.get("values", [])]
+        return cls(**known)
+
+
+def write_cases_csv(rows: Sequence[BenchmarkRow], path: str | os.PathLike) -> Path:
+    """Write every row's per-case values to ``path`` (columns :data:`CSV_COLUMNS`, seeds joined by ``;``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            seeds = ";".join(str(s) for s in row.seeds)
+            for case, value in row.values:
+                writer.writerow([row.method, row.metric, case, repr(float(value)), seeds])
+    return path
+
+
+def read_cases_csv(path: str | os.PathLike) -> list[BenchmarkRow]:
+    """Rows read back from :func:`write_cases_csv` (method, metric, values, seeds; costs are not in the CSV)."""
+    rows: dict[tuple[str, str], BenchmarkRow] = {}
+    with open(path, newline="") as handle:
+        for line in csv.DictReader(handle):
+            key = (line["method"], line["metric"])
+            if key not in rows:
+                seeds = [int(s) for s in line["seeds"].split(";") if s]
+                rows[key] = BenchmarkRow(method=key[0], metric=key[1], seeds=seeds)
+            rows[key].values.append((line["case"], float(line["value"])))
+    return list(rows.values())

@@ -1,0 +1,62 @@
+"""Speed of one training step of a bundle's own network: time, GFLOP and share of a conv ceiling.
+
+The network is the bundle's ``network_def`` parsed with the same overrides as the trained variant
+(:func:`common.benchmarking.parse_config_items`), so the speed row times the network the table's scores come from.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
+
+__all__ = ["step_speed"]
+
+
+def step_speed(
+    network: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    optimizer: torch.optim.Optimizer | None = None,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Time one step (zero_grad, forward, loss, backward, optimizer step), after one warm-up step.
+
+    Args:
+        network: the module to train (built from the bundle's ``network_def``).
+        loss_fn: ``loss_fn(network(inputs), target)``.
+        inputs, target: one batch.
+        optimizer: defaults to ``AdamW(lr=1e-4)`` over ``network.parameters()``.
+        repeats: timed steps (the mean is reported).
+
+    Returns:
+        ``step_seconds``, ``gflop_per_step``, ``achieved_gflops``, ``conv_ceiling_gflops``, ``ceiling_share``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    network.train()
+    optimizer = optimizer or torch.optim.AdamW(network.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss_fn(network(inputs), target).backward()
+        optimizer.step()
+
+    flops = count_flops(step)
+    step()
+    with Timer() as timer:
+        for _ in range(repeats):
+            step()
+    seconds = timer.seconds / repeats
+    ceiling = conv_ceiling_gflops()
+    achieved = flops / seconds / 1e9
+    return {
+        "step_seconds": seconds,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflops": achieved,
+        "conv_ceiling_gflops": ceiling,
+        "ceiling_share": achieved / ceiling,
+    }

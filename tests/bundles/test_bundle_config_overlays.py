@@ -1,0 +1,96 @@
+"""Every bundle's configs hold only what they change (STYLE.md rules 10 and 12), checked on the JSON of all bundles.
+
+A base config (one that sets ``bundle_root``) is complete; an overlay (``evaluate.json``, ``multi_gpu_*.json``,
+stage files such as ``train_segmentor.json``) holds only changed keys: extra imports as ``"+imports"`` (MONAI
+appends a ``+``-prefixed list, a plain ``imports`` replaces the base's), no copy of the base's ``run``, no
+``initialize`` in a ``multi_gpu_*`` overlay (it sets the base's ``dist_init`` step instead), and no handler
+addressed by list index. Writers that a worker rank must not even build are marked in the base.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+BUNDLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "bundles").iterdir() if (p / "configs").is_dir())
+NOT_CONFIGS = ("metadata.json", "layers.json")
+#: transform arguments that map intensities: always a named top-level scalar (``@image_min``), never a literal
+INTENSITY_ARGUMENTS = ("lower", "upper", "a_min", "a_max", "b_min", "b_max")
+BY_INDEX = re.compile(r"#\d+(#|$)")
+
+
+def _configs(bundle: Path) -> dict[str, dict]:
+    return {
+        p.name: json.loads(p.read_text())
+        for p in sorted((bundle / "configs").glob("*.json"))
+        if p.name not in NOT_CONFIGS
+    }
+
+
+def _nested(config, depth: int = 0):
+    """(key, value, depth) of every dict entry, depth 0 being the top level."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            yield key, value, depth
+            yield from _nested(value, depth + 1)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _nested(value, depth + 1)
+
+
+def _bases_and_overlays(bundle: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    configs = _configs(bundle)
+    bases = {name: c for name, c in configs.items() if "bundle_root" in c}
+    return bases, {name: c for name, c in configs.items() if name not in bases}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_overlays_hold_only_changed_keys(bundle):
+    bases, overlays = _bases_and_overlays(bundle)
+    assert bases and overlays
+    base_runs = [c["run"] for c in bases.values() if "run" in c]
+    for name, overlay in overlays.items():
+        assert "imports" not in overlay, f"{name}: list only the imports the base lacks, as `+imports`"
+        assert overlay.get("run") not in base_runs, f"{name}: `run` repeats the base config's"
+        if name.startswith("multi_gpu_"):
+            assert "initialize" not in overlay, f"{name}: set `dist_init` instead of repeating `initialize`"
+            assert "dist_init" in overlay, f"{name}: joins no process group"
+        by_index = [key for key in overlay if BY_INDEX.search(key)]
+        assert not by_index, f"{name}: addresses list entries by index: {by_index}"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_every_initialize_starts_with_the_dist_init_step(bundle):
+    """So a ``multi_gpu_*`` overlay joins the process group first whatever it is layered over (evaluate.json too)."""
+    for name, config in _configs(bundle).items():
+        if "initialize" in config:
+            assert config["initialize"][:1] == ["$@dist_init"], f"{name}: {config['initialize']}"
+        if "finalize" in config and not name.startswith("multi_gpu_"):
+            assert config["finalize"][:1] == ["$@dist_finalize"], f"{name}: {config['finalize']}"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_writers_built_on_construction_are_marked_in_the_base(bundle):
+    """A TensorBoard handler opens its event file when built: the base marks it, a multi-GPU overlay sets the flag."""
+    for name, config in _configs(bundle).items():
+        for key, value, _ in _nested(config):
+            if isinstance(value, dict) and value.get("_target_") == "TensorBoardStatsHandler":
+                assert value.get("_disabled_") == "$not @is_main_process", f"{name}: {value}"
+                assert "is_main_process" in config, f"{name} builds a TensorBoard writer without `is_main_process`"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_intensity_mapping_uses_named_scalars(bundle):
+    for name, config in _configs(bundle).items():
+        for key, value, depth in _nested(config):
+            if depth > 0 and key in INTENSITY_ARGUMENTS:
+                assert isinstance(value, str), f"{name}: `{key}: {value}` is a literal: name it at the top level"
+
+
+def test_identical_network_definitions_are_references():
+    train = _configs(Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer")["train.json"]
+    assert train["g_target_to_source_def"] == "%network_def"  # G_T>S has G_S>T's architecture
+    assert train["d_target_def"] == "%d_source_def"  # D_T has D_S's architecture
