@@ -1,4 +1,4 @@
-"""U-SSL pre-training trainer (two augmented views, multi-task loss) on the engine base ``common.engines.MultiNetworkTrainer``."""
+"""U-SSL pre-training trainer (two augmented views, multi-task loss) on the engine base."""
 
 from __future__ import annotations
 
