@@ -24,6 +24,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
+from common.benchmarking import TINY_OVERLAY, read_overlay
 from tools.monailabel_driver import (
     bundle_dimension,
     bundle_labels,
@@ -34,7 +35,7 @@ from tools.monailabel_driver import (
 
 REPO = Path(__file__).resolve().parents[1]
 SEG_BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"
-TINY_SWIN = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+TINY_SWIN = read_overlay(SEG_BUNDLE, TINY_OVERLAY)
 #: tools/install.sh (the set-up of the quickstart and of CI) installs monailabel; under CI=true a missing one fails
 #: the monailabel tests (ModuleNotFoundError) instead of skipping them
 MONAILABEL_REQUIRED = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")

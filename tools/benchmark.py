@@ -278,6 +278,22 @@ def required_bundle_roots(bundle_dir: str | os.PathLike) -> dict[str, str]:
     return roots
 
 
+def read_bundle_result(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The result an earlier :func:`run_bundle` left in ``<out_dir>/rows.json`` (``--merge_only``).
+
+    Raises:
+        RuntimeError: naming the file when it is missing or holds no list of row dicts.
+    """
+    path = Path(out_dir) / "rows.json"
+    if not path.is_file():
+        raise RuntimeError(f"{path} does not exist: run this bundle's benchmark first (without --merge_only).")
+    result = json.loads(path.read_text())
+    rows = result.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise RuntimeError(f"{path} holds no list of row dicts.")
+    return result
+
+
 def run_bundle(
     bundle_dir: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -668,6 +684,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bundles_dir", "--bundles-dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles"
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per bundle (default: none)")
+    parser.add_argument(
+        "--merge_only",
+        "--merge-only",
+        action="store_true",
+        help="run nothing: merge the rows that earlier runs left in <out>/<bundle>/rows.json (e.g. bundles run as "
+        "parallel processes, one --bundles each)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -682,7 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_root, out = Path(args.data_root).resolve(), Path(args.out).resolve()
     try:
         required = sorted({info.required_dataset for info in infos.values() if info.required_dataset})
-        ensure_data(data_root, required)
+        if not args.merge_only:
+            ensure_data(data_root, required)
     except RuntimeError as e:
         print(f"FAIL: {e}")
         return 1
@@ -694,7 +718,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for bundle in bundles:
         print(f"benchmark {bundle.name} ({'quick' if args.quick else 'full'}) -> {out / bundle.name}", flush=True)
         try:
-            result = run_bundle(bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout)
+            if args.merge_only:
+                result = read_bundle_result(out / bundle.name)
+            else:
+                result = run_bundle(bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout)
         except RuntimeError as e:
             print(f"FAIL: {e}", flush=True)
             failures.append(bundle.name)
@@ -717,7 +744,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
         + f"{' --quick' if args.quick else ''} --data_root {args.data_root} --out {args.out}"
     )
-    header = header_lines(infos, runs, args.quick, command, time.perf_counter() - start, _machine())
+    seconds = time.perf_counter() - start
+    if args.merge_only:
+        seconds = sum(info.get("seconds", 0.0) for info in runs.values())
+    header = header_lines(infos, runs, args.quick, command, seconds, _machine())
+    if args.merge_only:
+        header.insert(
+            2,
+            "Merged from each bundle's own run (`--bundles <name>` with the same options, each its own process, "
+            f"possibly at the same time) with `{command} --merge_only`; total = the sum of the bundles' seconds.",
+        )
     md_path, json_path = write_merged(rows, out, header, extra={"runs": runs, "machine": _machine()})
     print(md_path.read_text())
     print(f"wrote {md_path} and {json_path}")

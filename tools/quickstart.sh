@@ -1,36 +1,38 @@
 #!/usr/bin/env bash
-# Set up a virtual environment, write the default data and run the main job end to end:
-# U-SSL pre-training -> SwinSSegNet training -> 8x MI segmentation of a folder of 64x64 LGE slices -> evaluation,
-# then the CycleGANSeg Segmentor -> CycleGANSeg -> DTI folder -> 512x512 MI masks pipeline.
+# The main job: set up .venv (tools/install.sh, as CI), write the default data, then run each bundle's own short
+# end-to-end demo (bundles/<name>/scripts/quickstart.sh, from its bundle root), or only the bundles named:
+#   bash tools/quickstart.sh                            # every bundle that has a demo
+#   bash tools/quickstart.sh dti_lge_style_transfer     # that bundle, after the bundles its demo requires
+#   bash tools/quickstart.sh --list [name ...]          # print the order, run nothing
+# A demo's `# requires: <bundle> ...` line names bundles whose demo must run first (their trained models are used);
+# a demo gets PY (the venv's python), DATA_ROOT (the default data) and BUNDLES_DIR (where those bundles are).
 # Re-running resumes from the checkpoints under bundles/*/models/ (delete that folder to start afresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-# the same set-up as CI (.ci/run): torch, this project with its test extra, MONAI Label; only when .venv is missing
-# (run `bash tools/install.sh` yourself to complete an older .venv: it installs only what is missing)
-[ -x .venv/bin/python ] || bash tools/install.sh
+demo=scripts/quickstart.sh
+
+list=false
+if [ "${1:-}" = "--list" ]; then list=true; shift; fi
+if [ $# -eq 0 ]; then
+    set -- $(for d in bundles/*/$demo; do basename "$(dirname "$(dirname "$d")")"; done)
+fi
+order=()
+add() {  # depth-first: the bundles a demo requires come before it, each once
+    local name=$1 required
+    [ -f "bundles/$name/$demo" ] || { echo "quickstart: bundles/$name/$demo does not exist" >&2; exit 2; }
+    for done_name in "${order[@]:-}"; do [ "$done_name" = "$name" ] && return 0; done
+    for required in $(sed -n 's/^# requires: *//p' "bundles/$name/$demo"); do add "$required"; done
+    order+=("$name")
+}
+for name in "$@"; do add "$name"; done
+if $list; then printf '%s\n' "${order[@]}"; exit 0; fi
+
+[ -x .venv/bin/python ] || bash tools/install.sh  # run it yourself to complete an older .venv
 py=$root/.venv/bin/python
-[ -d data/DTI_LGE_MI ] || $py -m tools.make_data --out data
-
-sseg=bundles/lge_mi_sr_segmentation
-run() { echo; echo "=== $*"; $py -m monai.bundle run "$@"; }
-# short schedules so that the whole job runs on a laptop CPU; drop the --epochs overrides for the configs' defaults
-run --config_file $sseg/configs/pretrain.json --bundle_root $sseg --epochs 2
-run --config_file $sseg/configs/train.json --bundle_root $sseg --epochs 20 --val_interval 5
-(cd $sseg && $py -m scripts.prepare_lowres --dataset_dir ../../data/DTI_LGE_MI --out ../../data/DTI_LGE_MI_lowres --split test --overwrite True)
-run --config_file $sseg/configs/inference.json --bundle_root $sseg --overwrite true
-run --config_file "['$sseg/configs/train.json','$sseg/configs/evaluate.json']" --bundle_root $sseg
-
-style=bundles/dti_lge_style_transfer
-run --config_file "['$style/configs/train.json','$style/configs/train_segmentor.json']" --bundle_root $style \
-    --epochs 40 --val_interval 5 --lr 0.003
-run --config_file $style/configs/train.json --bundle_root $style --epochs 10
-run --config_file "['$style/configs/train.json','$style/configs/evaluate.json']" --bundle_root $style
-(cd $style && $py -m scripts.prepare_dti_folder --dataset_dir ../../data/DTI_LGE_MI \
-    --out ../../data/DTI_LGE_MI_dti_test --split test --overwrite True)
-run --config_file $style/configs/inference.json --bundle_root $style --overwrite true
-run --config_file "['$style/configs/inference.json','$style/configs/pipeline.json']" --bundle_root $style --overwrite true \
-    --sseg_bundle_root $sseg
-echo
-echo "Done. SwinSSegNet masks: $sseg/outputs/, its metrics and overlays: $sseg/eval/"
-echo "      LGE-style images and DTI pipeline masks: $style/outputs/, translation metrics and overlays: $style/eval/"
+[ -d data/DTI_LGE_MI ] || "$py" -m tools.make_data --out data
+for name in "${order[@]}"; do
+    echo; echo "##### $name"
+    (cd "bundles/$name" && PY=$py DATA_ROOT=$root/data BUNDLES_DIR=$root/bundles bash $demo)
+done
+echo; echo "Done: ${order[*]}"

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
+
+from common.benchmarking import TINY_OVERLAY, read_overlay
+
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+def tiny_overrides(bundle_name: str, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """``bundles/<bundle_name>/configs/tiny.json`` (the smallest networks that run), or only its ``keys``."""
+    tiny = read_overlay(BUNDLES / bundle_name, TINY_OVERLAY)
+    return tiny if keys is None else {key: tiny[key] for key in keys}
 
 
 def exception_messages(error: BaseException | None) -> str:

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli
+from bundle_test_utils import bundle_cli, tiny_overrides
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "dti_lge_style_transfer"
 CONFIGS = BUNDLE / "configs"
-SEGMENTOR = {"segmentor_channels": [4, 8], "segmentor_strides": [2], "segmentor_num_res_units": 0}
-TINY = {"ngf": 8, "n_blocks": 1, "ndf": 8, **SEGMENTOR}
+TINY = tiny_overrides(BUNDLE.name)
+SEGMENTOR = tiny_overrides(BUNDLE.name, ("segmentor_channels", "segmentor_strides", "segmentor_num_res_units"))
+GENERATOR = tiny_overrides(BUNDLE.name, ("ngf", "n_blocks"))
 #: 8 paired cases -> 4 training pairs (2 per rank), 2 val, 2 test
 FRACTIONS = [0.5, 0.25, 0.25]
 
@@ -39,7 +40,7 @@ def work(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dti_resume_dist")
     write_dti_lge_mi(root, n_cases=8, n_paired=8, seed=3)
     segmentor = UNet(2, 1, 2, channels=SEGMENTOR["segmentor_channels"], strides=SEGMENTOR["segmentor_strides"],
-                     num_res_units=0)  # fmt: skip
+                     num_res_units=SEGMENTOR["segmentor_num_res_units"])  # fmt: skip
     (root / "models").mkdir()
     torch.save(segmentor.state_dict(), root / "models" / "segmentor.pt")
     return root
@@ -130,7 +131,7 @@ def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_pa
     assert weights and not any(key.startswith("module.") for key in weights)
     from common.nets import ResNetGenerator
 
-    ResNetGenerator(ngf=TINY["ngf"], n_blocks=TINY["n_blocks"]).load_state_dict(weights, strict=True)
+    ResNetGenerator(**GENERATOR).load_state_dict(weights, strict=True)
     assert sorted(p.name for p in (ckpt / "train_state").glob("*.pt")) == ["checkpoint_epoch=1.pt"]
     state = torch.load(ckpt / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 2, "4 training pairs over 2 ranks at batch size 1: 2 iterations"
@@ -146,7 +147,7 @@ def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_pa
             del sys.modules[name]
     inputs = prepare_dti_folder(str(work / "DTI_LGE_MI"), str(tmp_path / "dti"), split="all")
     args = bundle_cli({"dataset_dir": str(tmp_path / "dti"), "output_dir": str(tmp_path / "out"), "ckpt_dir": str(ckpt),
-                       "ngf": TINY["ngf"], "n_blocks": TINY["n_blocks"]})  # fmt: skip
+                       **GENERATOR})  # fmt: skip
     config = "['configs/inference.json','configs/multi_gpu_inference.json']"
     proc = _torchrun(["--config_file", config, *args], tmp_path / "logs_infer")
     assert proc.returncode == 0, _errors(proc, tmp_path / "logs_infer")

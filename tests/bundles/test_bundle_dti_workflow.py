@@ -18,15 +18,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import exception_messages
+from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
 SSEG_BUNDLE = BUNDLE.parent / "lge_mi_sr_segmentation"
-TINY_SEGMENTOR = {"segmentor_channels": [4, 8], "segmentor_strides": [2], "segmentor_num_res_units": 0}
-TINY_GAN = {"ngf": 8, "n_blocks": 1}
-TINY_TRAIN = {**TINY_GAN, **TINY_SEGMENTOR, "ndf": 8}
-TINY_SSEG = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+TINY_SEGMENTOR = tiny_overrides(BUNDLE.name, ("segmentor_channels", "segmentor_strides", "segmentor_num_res_units"))
+TINY_GAN = tiny_overrides(BUNDLE.name, ("ngf", "n_blocks"))
+TINY_TRAIN = tiny_overrides(BUNDLE.name)
+#: the SwinSSegNet size of the stand-in SSeg bundle: the lge bundle's own tiny.json
+TINY_SSEG = tiny_overrides(SSEG_BUNDLE.name)
 
 
 @contextmanager
@@ -256,7 +257,7 @@ def test_inference_from_the_bundle_root_names_a_corrupt_file(trained, dti_folder
     command = [
         sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
         "--dataset_dir", str(folder), "--output_dir", str(tmp_path / "out"), "--ckpt_dir", common["ckpt_dir"],
-        "--ngf", "8", "--n_blocks", "1",
+        *bundle_cli(TINY_GAN),
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BUNDLE.parents[1]), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=300, env=env)

@@ -24,7 +24,7 @@ import nibabel as nib
 import pytest
 import torch
 import torch.distributed as dist
-from bundle_test_utils import bundle_cli, eight_cases, exception_messages
+from bundle_test_utils import bundle_cli, eight_cases, exception_messages, tiny_overrides
 from monai.bundle import ConfigWorkflow
 
 from common import distributed
@@ -36,7 +36,7 @@ BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"
 CONFIGS = BUNDLE / "configs"
 OBSERVER = REPO / "tests" / "dist_scripts" / "sseg_bundle_observer.py"
 BARRIER_SCRIPT = REPO / "tests" / "dist_scripts" / "sseg_plan_outputs_barrier.py"
-NET = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+NET = tiny_overrides(BUNDLE.name)
 TINY = {**NET, "batch_size": 2, "num_workers": 0}
 #: 8 cases -> 4 train (2 per rank, one batch of 2), 3 validation (2 on rank 0, 1 on rank 1), 1 test
 FRACTIONS = [0.5, 0.375, 0.125]

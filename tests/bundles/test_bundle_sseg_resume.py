@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import eight_cases
+from bundle_test_utils import eight_cases, tiny_overrides
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.engines import SupervisedTrainer
@@ -33,7 +33,7 @@ from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"
 CONFIGS = BUNDLE / "configs"
-NET = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+NET = tiny_overrides(BUNDLE.name)
 TINY = {**NET, "batch_size": 2, "num_workers": 0}
 ITERATIONS = 6  # 8 cases -> 6 training cases at batch size 1
 PROGRESS = re.compile(r"epoch (\d+)/(\d+) iter (\d+)/(\d+)")

@@ -11,11 +11,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_test_utils import exception_messages
+from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
-TINY = {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "batch_size": 4, "num_workers": 0}
+NET = tiny_overrides(BUNDLE.name)
+TINY = {**NET, "batch_size": 4, "num_workers": 0}
 
 
 def _run(files, **overrides):
@@ -116,7 +117,7 @@ def test_inference_writes_8x_masks_in_input_space(trained, tiny_data, tmp_path):
             ckpt_dir=common["ckpt_dir"],
             dataset_dir=str(tmp_path / "lowres"),
             output_dir=str(out),
-            **{k: TINY[k] for k in ("feature_size", "depths", "num_heads")},
+            **NET,
         )
     assert "already exists" in exception_messages(error.value)
 
@@ -158,12 +159,7 @@ def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_
         str(tmp_path / "out"),
         "--ckpt_dir",
         common["ckpt_dir"],
-        "--feature_size",
-        "12",
-        "--depths",
-        "[1,1,1,1]",
-        "--num_heads",
-        "[1,1,2,2]",
+        *bundle_cli(NET),
     ]
     proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

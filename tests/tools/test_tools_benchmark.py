@@ -317,3 +317,29 @@ def test_required_bundles_are_passed_as_roots_of_siblings(tmp_path):
 def test_the_dti_benchmark_declares_the_swinssegnet_bundle():
     dti = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
     assert tb.required_bundle_roots(dti) == {"sseg_bundle_root": str(dti.parent / "lge_mi_sr_segmentation")}
+
+
+def test_merge_only_merges_separate_runs_without_running_anything(tmp_path, capsys):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    (data / "DTI_LGE_MI").mkdir(parents=True)
+    _fake_bundle(bundles, LGE, LGE_ROWS[:2], info=LGE_INFO_SOURCE)
+    _fake_bundle(bundles, "dti_lge_style_transfer", LONG_ROWS)
+    common = ["--quick", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(["--bundles", LGE, *common]) == 0  # two separate runs, e.g. two processes at once
+    assert tb.main(["--bundles", "dti_lge_style_transfer", *common]) == 0
+    separate = {name: json.loads((out / name / "rows.json").read_text()) for name in (LGE, "dti_lge_style_transfer")}
+    for name in separate:
+        (out / name / "called.json").unlink()
+
+    assert tb.main(["--all", "--merge_only", *common]) == 0
+    assert not any((out / name / "called.json").exists() for name in separate)  # nothing ran again
+    content = json.loads((out / "benchmark.json").read_text())
+    assert {r["bundle"] for r in content["rows"]} == set(separate)
+    assert content["runs"][LGE]["seconds"] == separate[LGE]["seconds"]
+    assert "--merge_only" in (out / "benchmark.md").read_text()
+
+    assert (
+        tb.main(["--all", "--merge_only", "--quick", "--out", str(tmp_path / "empty"), "--bundles_dir", str(bundles)])
+        == 1
+    )
+    assert "rows.json does not exist" in capsys.readouterr().out

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# requires: lge_mi_sr_segmentation
+# Short end-to-end demo of this bundle, run from the bundle root by tools/quickstart.sh (or by hand:
+# `PY=python DATA_ROOT=../../data BUNDLES_DIR=.. bash scripts/quickstart.sh`): the CycleGANSeg Segmentor ->
+# CycleGANSeg -> evaluation -> a folder of DTI slices -> LGE style -> 512x512 MI masks through the trained
+# SwinSSegNet of BUNDLES_DIR/lge_mi_sr_segmentation (the `requires:` line above makes tools/quickstart.sh run that
+# bundle's demo first). Short schedules; drop the --epochs overrides for the configs'
+# defaults. Re-running resumes from models/.
+set -euo pipefail
+py=${PY:-python}
+data=${DATA_ROOT:-../../data}
+sseg=${BUNDLES_DIR:?set BUNDLES_DIR to the folder holding the trained lge_mi_sr_segmentation bundle}/lge_mi_sr_segmentation
+run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+run --config_file "['configs/train.json','configs/train_segmentor.json']" --data_root "$data" \
+    --epochs 40 --val_interval 5 --lr 0.003
+run --config_file configs/train.json --data_root "$data" --epochs 10
+run --config_file "['configs/train.json','configs/evaluate.json']" --data_root "$data"
+"$py" -m scripts.prepare_dti_folder --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_dti_test" \
+    --split test --overwrite True
+run --config_file configs/inference.json --dataset_dir "$data/DTI_LGE_MI_dti_test" --overwrite true
+run --config_file "['configs/inference.json','configs/pipeline.json']" --dataset_dir "$data/DTI_LGE_MI_dti_test" \
+    --overwrite true --sseg_bundle_root "$sseg"
+echo
+echo "LGE-style images and DTI pipeline masks: $(pwd)/outputs/, translation metrics and overlays: $(pwd)/eval/"
