@@ -19,7 +19,12 @@ if str(REPO_ROOT) not in sys.path:
 USER_FOLDERS = ("models", "outputs", "eval")
 #: tests guarded by default (they run bundles); USER_FOLDERS_GUARD=all guards every test (see
 #: tests/test_user_folders_untouched.py)
-GUARDED_TESTS = ("tests/bundles/", "tests/dist_scripts/", "tests/test_monailabel_driver.py")
+GUARDED_TESTS = (
+    "tests/bundles/",
+    "tests/dist_scripts/",
+    "tests/tools/",
+    "tests/test_monailabel_driver.py",
+)
 _GUARDED_EVENTS = frozenset({"open", "os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.truncate", "shutil.rmtree"})
 
 

@@ -60,6 +60,10 @@ class GradScalerState:
             self.scaler.load_state_dict(state["state"])
 
 
+#: optional features of the base -> their "off" value
+OPTIONAL_FEATURES = {"d_steps_per_g_step": 1, "ema": None, "r1_gamma": 0.0}
+
+
 class MultiNetworkTrainer(Trainer):
     """``monai.engines.Trainer`` with named networks and optimizers: the base of every multi-network trainer.
 
@@ -74,16 +78,20 @@ class MultiNetworkTrainer(Trainer):
       put in eval mode without gradients, refused when wrapped in DDP or found inside an optimizer;
     - ``optimizer_step(name, loss)``: zero the gradients, scaled backward, step, scaler update;
     - ``autocast()``: ``torch.autocast`` on the engine's device type with the engine's AMP settings;
+    - ``checkpoint_objects()``: every network, optimizer, EMA copy and scaler state by name, which
+      ``common.handlers.AtomicCheckpointSaver`` and ``ResumeFromLatest`` add to their dict when given
+      ``engine_key`` (so a config lists none of them, and an AMP resume keeps the loss scale).
+
+    Optional features (a class lists those its ``_iteration`` uses in ``uses``; setting one it does not use is
+    refused, never silently ignored):
+
     - ``d_steps_per_g_step`` and ``generator_step_due()``: every iteration makes one discriminator step and every
       ``d_steps_per_g_step``-th iteration also a generator step (PSCGAN: 2);
     - ``ema``: ``{network name: decay}`` keeps an exponential moving average copy of that network,
       ``ema_networks[name]``, updated by ``update_ema(name)`` as ``theta_ema <- decay * theta_ema + (1 - decay) *
       theta`` (buffers copied), in eval mode (StyleSwin/TransMRSR's EMA generator);
     - ``r1_penalty(discriminator, real)``: ``r1_gamma / 2 * E[||grad_x D(x)||^2]`` on real images (Mescheder et
-      al. 2018, StyleGAN2 / StyleSwin);
-    - ``checkpoint_objects()``: every network, optimizer, EMA copy and scaler state by name, which
-      ``common.handlers.AtomicCheckpointSaver`` and ``ResumeFromLatest`` add to their dict when given
-      ``engine_key`` (so a config lists none of them, and an AMP resume keeps the loss scale).
+      al. 2018, StyleGAN2 / StyleSwin).
 
     Args:
         device: device of the iteration.
@@ -103,7 +111,8 @@ class MultiNetworkTrainer(Trainer):
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
 
     Raises:
-        ValueError: a declared network or optimizer missing, a name used twice, an EMA of an unknown network or a
+        ValueError: a declared network or optimizer missing, a name used twice, an optional feature that the class
+            does not declare in ``uses``, an EMA of an unknown network or a
             decay outside ``[0, 1)``, ``d_steps_per_g_step < 1``, ``r1_gamma < 0``, a frozen network wrapped in
             DDP or inside an optimizer.
 
@@ -119,6 +128,9 @@ class MultiNetworkTrainer(Trainer):
 
     network_names: tuple[str, ...] = ()
     optimizer_names: tuple[str, ...] = ()
+    #: the optional features of the base that this class's ``_iteration`` uses (of ``OPTIONAL_FEATURES``); a
+    #: feature set to a non-default value on a class that does not use it is refused, not silently ignored
+    uses: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -148,6 +160,12 @@ class MultiNetworkTrainer(Trainer):
         to_kwargs: dict | None = None,
         amp_kwargs: dict | None = None,
     ) -> None:
+        requested = {"d_steps_per_g_step": d_steps_per_g_step, "ema": ema or None, "r1_gamma": r1_gamma}
+        for feature, value in requested.items():
+            if feature not in self.uses and value != OPTIONAL_FEATURES[feature]:
+                raise ValueError(
+                    f"{type(self).__name__} does not use {feature} (its iteration has no such step); got {value!r}."
+                )
         networks, optimizers = dict(networks), dict(optimizers)
         frozen = {name: net for name, net in (frozen_networks or {}).items() if net is not None}
         self._check_names(networks, optimizers, frozen)

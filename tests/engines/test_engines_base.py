@@ -21,6 +21,7 @@ class ToyGAN(MultiNetworkTrainer):
 
     network_names = ("g", "d")
     optimizer_names = ("g_optimizer", "d_optimizer")
+    uses = ("d_steps_per_g_step", "ema", "r1_gamma")
 
     def __init__(self, *args, **kwargs) -> None:
         self.steps = {"g_optimizer": 0, "d_optimizer": 0}
@@ -54,6 +55,10 @@ class ToyGAN(MultiNetworkTrainer):
 
 
 def _toy(max_epochs=2, n=32, lr=0.05, **kwargs) -> ToyGAN:
+    return _toy_of(ToyGAN, max_epochs, n, lr, **kwargs)
+
+
+def _toy_of(cls, max_epochs=2, n=32, lr=0.05, **kwargs) -> ToyGAN:
     torch.manual_seed(0)
     g = nn.Linear(1, 1)
     d = nn.Sequential(nn.Linear(1, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
@@ -63,7 +68,7 @@ def _toy(max_epochs=2, n=32, lr=0.05, **kwargs) -> ToyGAN:
         "d_optimizer": torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999)),
     }
     loader = DataLoader(data, batch_size=4, shuffle=False)
-    return ToyGAN("cpu", max_epochs, loader, {"g": g, "d": d}, optimizers, decollate=False, **kwargs)
+    return cls("cpu", max_epochs, loader, {"g": g, "d": d}, optimizers, decollate=False, **kwargs)
 
 
 def test_toy_gan_learns_the_target_mean():
@@ -237,3 +242,13 @@ def test_outputs_are_detached_and_finite():
     out = trainer.state.output
     assert all(not v.requires_grad for v in out.values())
     assert math.isfinite(out["loss_r1"].item()) and out["loss_r1"].item() > 0
+
+
+@pytest.mark.parametrize("feature, value", [("ema", {"g": 0.9}), ("r1_gamma", 1.0), ("d_steps_per_g_step", 2)])
+def test_a_feature_the_iteration_does_not_use_is_refused(feature, value):
+    class PlainGAN(ToyGAN):
+        uses = ()
+
+    with pytest.raises(ValueError, match=f"PlainGAN does not use {feature}"):
+        _toy_of(PlainGAN, **{feature: value})
+    _toy_of(PlainGAN)  # the defaults are accepted
