@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from common.typing import PathLike
 from monai.networks.utils import copy_model_state
 from torch.nn.parallel import DistributedDataParallel
-
-from common.typing import PathLike
 
 logger = logging.getLogger(__name__)
 

@@ -1,15 +1,24 @@
-"""Folder inference helpers: output planning that never overwrites, rank sharding, and bad-file reporting."""
+"""Folder inference helpers: inputs found when the run starts, output planning that never overwrites, rank sharding,
+and bad-file reporting."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from common.flags import as_flag
 from common.typing import PathLike
+from monai.data import Dataset
 
-__all__ = ["output_path", "plan_outputs", "report_unreadable", "UnreadableInputError"]
+__all__ = [
+    "output_path",
+    "plan_outputs",
+    "report_unreadable",
+    "UnreadableInputError",
+    "FolderInputs",
+    "DeferredDataset",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +104,110 @@ def report_unreadable(bad: Sequence[tuple[str, str]]) -> None:
     raise UnreadableInputError(
         f"{len(bad)} input file(s) could not be read and were skipped: {names}. The other files were processed."
     )
+
+
+class FolderInputs:
+    """The input files of a folder inference, found when the run starts rather than when the config is read.
+
+    :meth:`datalist` lists ``folder`` (``common.data.validation.list_nifti``), sets unreadable files aside
+    (``partition_readable``) and plans the outputs (:func:`plan_outputs`), once; :meth:`report_unreadable` (a
+    ``finalize`` step) then fails the run naming the files that were skipped. Building this object touches nothing,
+    so reading a config, ``monai.bundle.create_workflow(...)`` and ``check_properties()`` work before the data exists
+    (the model zoo's CI runs them without data); a missing folder fails at ``run``, naming the folder.
+
+    Args:
+        folder: the input folder (``dataset_dir``).
+        output_dir: where the outputs go (created by :meth:`datalist`).
+        postfix: ``SaveImaged``'s ``output_postfix``.
+        pattern: file pattern inside ``folder``.
+        overwrite: as in :func:`plan_outputs`.
+        ndim: accepted image dimensions, as in ``common.data.validation.check_nifti``.
+        shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
+
+    Examples::
+
+        "inputs": {"_target_": "common.inference.FolderInputs", "folder": "@dataset_dir", "output_dir": "@output_dir",
+                   "postfix": "@output_postfix"},
+        "dataset": {"_target_": "common.inference.DeferredDataset", "data": "$@inputs.datalist", ...},
+        "run": ["$@dataset.open()", "$@evaluator.run()"], "finalize": ["$@inputs.report_unreadable()"]
+    """
+
+    def __init__(
+        self,
+        folder: PathLike,
+        output_dir: PathLike,
+        postfix: str,
+        pattern: str = "*.nii.gz",
+        overwrite: bool | str = False,
+        ndim: int | Sequence[int] | None = None,
+        shard: bool = False,
+    ) -> None:
+        self.folder = folder
+        self.output_dir = output_dir
+        self.postfix = postfix
+        self.pattern = pattern
+        self.overwrite = overwrite
+        self.ndim = ndim
+        self.shard = shard
+        self._datalist: list[dict] | None = None
+        self.unreadable: list[tuple[str, str]] = []
+
+    def datalist(self) -> list[dict]:
+        """``[{"image": path}, ...]`` of the readable inputs with their outputs planned (computed once).
+
+        Raises:
+            common.data.DatasetError: ``folder`` is missing or holds no file matching ``pattern``.
+            FileExistsError: as in :func:`plan_outputs`.
+        """
+        if self._datalist is None:
+            from common.data.validation import list_nifti, partition_readable
+
+            good, self.unreadable = partition_readable(list_nifti(self.folder, self.pattern), ndim=self.ndim)
+            self._datalist = plan_outputs(
+                [{"image": f} for f in good], self.output_dir, self.postfix, overwrite=self.overwrite, shard=self.shard
+            )
+        return self._datalist
+
+    def report_unreadable(self) -> None:
+        """Fail (:class:`UnreadableInputError`) naming each input that was skipped; nothing before :meth:`datalist`."""
+        report_unreadable(self.unreadable)
+
+
+class DeferredDataset(Dataset):
+    """A ``monai.data.Dataset`` whose data list is made by :meth:`open` (the first step of ``run``), not when built.
+
+    Until :meth:`open`, ``len()`` raises ``TypeError``: MONAI's engines then leave ``epoch_length`` unset, as for a
+    dataset without a length, instead of reading the data when the evaluator is built (e.g. by ``check_properties``).
+    An evaluator built after :meth:`open` (the normal ``monai.bundle run`` order) knows its length.
+
+    Args:
+        data: zero-argument callable returning the data list (e.g. :meth:`FolderInputs.datalist`).
+        transform: as for ``monai.data.Dataset``.
+
+    Raises:
+        TypeError: ``data`` is not callable.
+    """
+
+    def __init__(self, data: Callable[[], Sequence], transform: Callable[..., Any] | None = None) -> None:
+        if not callable(data):
+            raise TypeError(f"`data` must be a zero-argument callable returning the data list, got {type(data)}.")
+        super().__init__(data=[], transform=transform)
+        self._make_data = data
+        self.opened = False
+
+    def open(self) -> int:
+        """Make the data list (once) and return its length."""
+        if not self.opened:
+            self.data = list(self._make_data())
+            self.opened = True
+        return len(self.data)
+
+    def __len__(self) -> int:
+        if not self.opened:
+            raise TypeError(f"{type(self).__name__} has no length before open() (the first step of `run`).")
+        return len(self.data)
+
+    def __getitem__(self, index: Any) -> Any:
+        if not self.opened:
+            raise RuntimeError(f"{type(self).__name__}: call open() (the first step of `run`) before reading items.")
+        return super().__getitem__(index)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from monai.bundle import ConfigParser
-
 from common.bundle_root import BundleRootNotSetError, require_bundle_root
+from monai.bundle import ConfigParser
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = [ROOT / "bundles" / "dti_lge_style_transfer" / "configs" / f for f in ("inference.json", "pipeline.json")]

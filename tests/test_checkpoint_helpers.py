@@ -6,9 +6,8 @@ import time
 
 import pytest
 import torch
-from torch import nn
-
 from common.checkpoint import extract_state_dict, latest_checkpoint, load_encoder, load_weights, require_weights
+from torch import nn
 
 
 def _touch(folder, name, mtime=None):

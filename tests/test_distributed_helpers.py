@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.distributed as dist
-from monai.handlers import CheckpointSaver, LrScheduleHandler, StatsHandler, TensorBoardStatsHandler
-from torch import nn
-
 from common import distributed
 from common.handlers import AtomicCheckpointSaver, GanImageGridHandler, ProgressLogger, ResumeFromLatest, rank0_handlers
+from monai.handlers import CheckpointSaver, LrScheduleHandler, StatsHandler, TensorBoardStatsHandler
+from torch import nn
 
 
 @pytest.fixture

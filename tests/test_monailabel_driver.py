@@ -22,9 +22,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser
-
 from common.benchmarking import TINY_OVERLAY, read_overlay
+from monai.bundle import ConfigParser
+from monai.transforms import SaveImaged
+
 from tools.monailabel_driver import (
     bundle_dimension,
     bundle_labels,
@@ -105,10 +106,12 @@ def run_bundle(runner: str, bundle: Path, image: Path, monkeypatch) -> tuple[np.
 # ---------------------------------------------------------------- the SwinSSegNet bundle (2D, 8x SR) -------------
 
 
-@pytest.fixture(scope="module")
-def sseg_case(tmp_path_factory):
-    """A copy of the bundle with a tiny network and its models/model.pt, an oblique 64x64x1 LGE-like slice, and the
-    prediction MONAI Label should return for it: the bundle's own prediction sampled on the input grid."""
+@pytest.fixture(scope="module", params=[1, 5], ids=["slice", "stack"])
+def sseg_case(request, tmp_path_factory):
+    """A copy of the bundle with a tiny network and its models/model.pt, an oblique LGE-like image (one slice, or a
+    5-slice stack as a viewer sends it) at 1.25 x 1.4 mm (so the bundle resamples to its 2.5 mm grid and back), and
+    the prediction MONAI Label should return for it: the bundle's own prediction sampled on the input grid."""
+    slices = request.param
     root = tmp_path_factory.mktemp("monailabel")
     bundle = root / SEG_BUNDLE.name  # MONAI Label picks the task type from this folder name
     shutil.copytree(SEG_BUNDLE, bundle, ignore=shutil.ignore_patterns("models", "outputs", "eval", "__pycache__"))
@@ -119,26 +122,35 @@ def sseg_case(tmp_path_factory):
 
     affine = oblique_affine((1.25, 1.4, 8.0), (-40.0, 12.5, 33.0))
     rng = np.random.default_rng(0)
-    image = (rng.gamma(2.0, 50.0, size=(64, 64, 1)) * np.linspace(0.5, 1.5, 64)[:, None, None]).astype(np.float32)
-    image_file = write_nifti(root / "lge_oblique.nii.gz", image, affine)
+    profile = np.linspace(0.5, 1.5, 64)[:, None, None]
+    image = (rng.gamma(2.0, 50.0, size=(64, 64, slices)) * profile).astype(np.float32)
+    image_file = write_nifti(root / f"lge_oblique_{slices}.nii.gz", image, affine)
 
     parser = ConfigParser()
     parser.read_config(str(config_file))
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def", instantiate=True).eval()
-    # the bundle's own preprocessing (as its evaluator runs it), without any MONAI Label key
-    x = parser.get_parsed_content("preprocessing", instantiate=True)({"image": str(image_file)})["image"][None]
+    inferer = parser.get_parsed_content("inferer", instantiate=True)
+    post = [t for t in parser.get_parsed_content("postprocessing", instantiate=True).transforms]
+    post = [t for t in post if not isinstance(t, SaveImaged)]
+    # the bundle's own preprocessing, inferer and postprocessing (as its evaluator runs them), no MONAI Label key
+    data = parser.get_parsed_content("preprocessing", instantiate=True)({"image": str(image_file)})
+    x = data["image"][None]
     state = network.state_dict()
     head_bias = [k for k, v in state.items() if k.endswith("bias") and v.shape == (2,)][-1]
     assert "head" in head_bias, head_bias
     with torch.no_grad():
-        logits = network(x)[0]
-        assert logits.shape == (2, 512, 512)
-        # shift the random head so that half of the input-grid voxels are infarction: both labels occur
-        state[head_bias][1] -= float((logits[1] - logits[0])[::8, ::8].median())
-        fine = torch.softmax(network(x)[0], dim=0).argmax(dim=0)  # the bundle's Activationsd + AsDiscreted
+        logits = inferer(x, network)[0]
+        # shift the random head so that about half of the voxels are infarction: both labels occur
+        state[head_bias][1] -= float((logits[1] - logits[0]).median())
+        network.load_state_dict(state)
+        data["pred"] = inferer(x, network)[0]  # as MONAI Label indexes the batch
+    for transform in post:  # Activationsd, SuperResolveAffined, FromModelGridd, AsDiscreted
+        data = transform(data)
+    fine = np.asarray(data["pred"][0])
+    assert fine.shape == (512, 512, slices)  # 8x the input grid in-plane
     # MONAI Label's restore is a nearest-neighbour resize 512 -> 64, i.e. every 8th fine voxel
-    expected = np.asarray(fine[::8, ::8], dtype=np.float32)[..., None]  # (64, 64, 1): the input grid
+    expected = fine[::8, ::8].astype(np.float32)  # (64, 64, slices): the input grid
     (bundle / "models").mkdir()
     torch.save(state, bundle / "models" / "model.pt")
     return bundle, image_file, nib.load(str(image_file)).affine, expected
@@ -159,7 +171,7 @@ def test_sseg_bundle_prediction_on_input_grid(runner, sseg_case, monkeypatch):
     pred, affine, labels = run_bundle(runner, bundle, image_file, monkeypatch)
 
     assert labels == {"infarction": 1}
-    assert pred.shape == (64, 64, 1), "MONAI Label restores the prediction to the input's spatial shape"
+    assert pred.shape == expected.shape, "MONAI Label restores the prediction to the input's spatial shape"
     np.testing.assert_allclose(affine, input_affine, atol=1e-4)
     assert set(np.unique(pred).tolist()) == {0.0, 1.0}  # channel_def indices, both present
     mismatch = int((pred != expected).sum())

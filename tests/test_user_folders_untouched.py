@@ -36,7 +36,7 @@ USER_FOLDERS = ("models", "outputs", "eval")
 PLANTED_TORCH = (
     "models/model.pt",
     "models/segmentor.pt",
-    "models/model_ssl.pt",
+    "models/pretrain/model_ssl.pt",
     "models/model.ts",
     "models/train_state/checkpoint_epoch=9999.pt",
     "models/segmentor_state/checkpoint_epoch=9999.pt",

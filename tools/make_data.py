@@ -19,8 +19,6 @@ from typing import Sequence
 
 import nibabel as nib
 import numpy as np
-from PIL import Image, ImageDraw
-
 from common.data import (
     DATASETS,
     acdc_cases,
@@ -30,6 +28,7 @@ from common.data import (
     mscmrseg_cases,
     write_default_data,
 )
+from PIL import Image, ImageDraw
 
 __all__ = ["main", "write_montage"]
 

@@ -7,13 +7,23 @@ Usage (from the repository root)::
     python -m tools.verify_bundles --data-root data      # reuse data written by `python -m tools.make_data`
     python -m tools.verify_bundles --override feature_size=12 --override depths=[1,1,1,1]   # tiny networks
 
-Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL):
+Per bundle, seven checks, printed as a PASS/FAIL table (exit status 1 on any FAIL):
 
 ``metadata``
     ``monai.bundle.verify_metadata(meta_file, filepath=tools/schema/meta_schema_20240725.json)``; the schema file
     is in the repository, and MONAI skips its download when ``filepath`` exists, so nothing is downloaded (this
     tool refuses to call it when the file is missing). Then the checks JSON schema cannot express: ``version`` is
     semver and a key of ``changelog``; the ``schema`` URL names ``meta_schema_20240725.json``.
+``pins``
+    ``monai_version``, ``pytorch_version``, ``numpy_version`` and every ``required_packages_version`` entry of the
+    metadata equal the installed versions (``importlib.metadata``; a local suffix such as ``+cpu`` is ignored):
+    the model zoo's CI installs exactly these pins (``ci/get_bundle_requirements.py``), so they must be the
+    versions the bundle is tested with here. ``optional_packages_version`` entries are compared when installed.
+``large_files``
+    A bundle's own ``large_files.yml``/``.yaml``/``.json`` lists only inference weights (``models/model.pt``,
+    ``models/model.ts``; never training state), with the zoo's fields and real http(s) URLs, no placeholder
+    (``tools.package.large_files_problems``). Without one, PASS: ``tools.package`` writes one only for weights
+    given a URL.
 ``net_in_out``
     Builds ``network_def`` from ``configs/inference.json`` (bundle root on ``sys.path`` and as the working
     directory, so ``$import scripts`` works) and feeds a random tensor of ``inputs.image`` (channels, dtype,
@@ -31,6 +41,14 @@ Per bundle, four checks, printed as a PASS/FAIL table (exit status 1 on any FAIL
     ``state_dict`` of a freshly initialised ``network_def`` (a user's ``models/model.pt`` is never read: it may
     belong to other settings than the checked ones). A bundle that cannot be exported says why in
     ``docs/ckpt_export_skip.txt`` (non-empty): the check is then SKIP.
+``properties``
+    What the model zoo's ``ci/verify_bundle.py`` does for an inference config:
+    ``monai.bundle.create_workflow(workflow_type="inference", ...)`` then ``check_properties()`` must return no
+    missing property, with ``dataset_dir`` set to a folder that does not exist (the zoo has no data) and
+    ``ckpt_dir`` at fresh weights of ``network_def`` (the zoo downloads the weights first). Neither ``dataset_dir``
+    nor ``output_dir`` may be created: reading the config must not touch the data. WARN when ``inference.json``
+    lacks a required inference property (``dataset``, ``evaluator``, ...: the zoo checks them only for bundles that
+    list ``supported_apps``), SKIP without ``configs/inference.json``; ``--skip-configs`` skips it too.
 ``configs``
     Every config combination is parsed with ``ConfigParser`` (``%`` macros resolved), every ``@`` reference
     must exist, every ``_target_`` must import, and no import statement may name several modules
@@ -94,6 +112,9 @@ __all__ = [
     "probe_spatial_shape",
     "check_net_in_out",
     "check_export",
+    "check_version_pins",
+    "check_large_files",
+    "check_properties",
     "config_combinations",
     "check_configs",
     "verify_bundle",
@@ -573,6 +594,138 @@ def check_export(
     return CheckResult("export", FAIL, " | ".join(errors))
 
 
+# ----------------------------------------------------------------------------------------------- pins, large files
+#: metadata key -> distribution name of the three pins every zoo metadata has
+PINNED_DISTRIBUTIONS = {"monai_version": "monai", "pytorch_version": "torch", "numpy_version": "numpy"}
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The installed version without a local suffix (``2.13.0+cpu`` -> ``2.13.0``), ``None`` when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution).split("+", 1)[0]
+    except PackageNotFoundError:
+        return None
+
+
+def _same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def check_version_pins(bundle_dir: Path) -> CheckResult:
+    """The metadata's version pins are the installed versions (see the module docstring, ``pins``)."""
+    meta_file = Path(bundle_dir) / "configs" / "metadata.json"
+    try:
+        metadata = _load_json(meta_file)
+    except (OSError, ValueError) as e:
+        return CheckResult("pins", FAIL, f"reading {meta_file}: {_short_error(e)}")
+    missing_keys = [key for key in PINNED_DISTRIBUTIONS if key not in metadata]
+    if missing_keys:
+        return CheckResult("pins", FAIL, f"metadata has no {missing_keys}")
+    pins = [(f"`{key}`", dist, str(metadata[key])) for key, dist in PINNED_DISTRIBUTIONS.items()]
+    for group in ("required_packages_version", "optional_packages_version"):
+        for dist, pinned in (metadata.get(group) or {}).items():
+            pins.append((f"`{group}#{dist}`", dist, str(pinned)))
+    problems = []
+    for where, dist, pinned in pins:
+        installed = _installed_version(dist)
+        if installed is None:
+            if not where.startswith("`optional"):
+                problems.append(f"{where} pins {dist}=={pinned}, which is not installed")
+        elif not _same_version(installed, pinned):
+            problems.append(f"{where} pins {dist}=={pinned}, installed {installed}")
+    if problems:
+        return CheckResult("pins", FAIL, "; ".join(problems) + " (pin the versions the bundle is tested with)")
+    return CheckResult("pins", PASS, f"{len(pins)} pins = installed versions")
+
+
+def check_large_files(bundle_dir: Path) -> CheckResult:
+    """A bundle's own ``large_files.*`` lists only inference weights with real URLs (see the module docstring)."""
+    import yaml
+
+    from tools.package import large_files_problems
+
+    found = sorted(p for p in Path(bundle_dir).glob("large_files.*") if p.suffix in (".yml", ".yaml", ".json"))
+    if not found:
+        return CheckResult("large_files", PASS, "none (tools.package writes one only for weights given a URL)")
+    problems = []
+    for path in found:
+        try:
+            with open(path) as f:
+                content = json.load(f) if path.suffix == ".json" else yaml.safe_load(f)
+        except (OSError, ValueError, yaml.YAMLError) as e:
+            problems.append(f"{path.name}: unreadable ({_short_error(e, 200)})")
+            continue
+        problems += [f"{path.name}: {problem}" for problem in large_files_problems(content)]
+    if problems:
+        return CheckResult("large_files", FAIL, "; ".join(problems))
+    return CheckResult("large_files", PASS, ", ".join(p.name for p in found))
+
+
+# ----------------------------------------------------------------------------------------------- properties
+def check_properties(bundle_dir: Path, overrides: dict[str, Any] | None = None) -> CheckResult:
+    """``create_workflow(workflow_type="inference")`` + ``check_properties()`` with no data (see module docstring).
+
+    Args:
+        bundle_dir: the bundle folder.
+        overrides: config ids and values set on top of ``inference.json`` (e.g. a bundle's ``tiny.json``).
+    """
+    import torch
+    from monai.bundle import create_workflow
+    from monai.utils import BundleProperty, BundlePropertyConfig
+
+    bundle_dir = Path(bundle_dir).resolve()
+    config_file = bundle_dir / "configs" / "inference.json"
+    if not config_file.is_file():
+        return CheckResult("properties", SKIP, "no configs/inference.json (the zoo checks only that workflow)")
+    with tempfile.TemporaryDirectory(prefix="verify_properties_") as tmp, bundle_context(bundle_dir):
+        work = Path(tmp)
+        missing_data = work / "no_dataset_dir"
+        output_dir = work / "output_dir"
+        try:
+            parser = _build_parser(bundle_dir, [config_file], overrides)
+            torch.save(parser.get_parsed_content("network_def").state_dict(), work / "model.pt")
+            kwargs: dict[str, Any] = {**(overrides or {}), "bundle_root": str(bundle_dir)}
+            kwargs.update({"dataset_dir": str(missing_data), "output_dir": str(output_dir), "ckpt_dir": str(work)})
+            kwargs.update(_user_path_redirects(_build_parser(bundle_dir, [config_file], kwargs), bundle_dir, work))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # create_workflow's security note on every config file
+                workflow = create_workflow(
+                    workflow_type="inference",
+                    config_file=str(config_file),
+                    meta_file=str(bundle_dir / "configs" / "metadata.json"),
+                    logging_file=False,  # the zoo passes configs/logging.conf; it would reconfigure this process
+                    **kwargs,
+                )
+                absent = [
+                    name
+                    for name, prop in (workflow.properties or {}).items()
+                    if prop.get(BundleProperty.REQUIRED) and prop.get(BundlePropertyConfig.ID) not in workflow.parser
+                ]
+                if absent:  # check_properties() would raise a KeyError on the first one
+                    return CheckResult(
+                        "properties",
+                        WARN,
+                        f"inference.json lacks the required inference properties {absent} (the zoo checks them for "
+                        "bundles that list `supported_apps`; MONAI Label needs them)",
+                    )
+                missing = workflow.check_properties()
+        except Exception as e:  # noqa: BLE001 - reported in the table
+            return CheckResult("properties", FAIL, f"with a dataset_dir that does not exist: {_short_error(e)}")
+        touched = [p.name for p in (missing_data, output_dir) if p.exists()]
+    if missing:
+        return CheckResult("properties", FAIL, f"check_properties() names missing or wrong properties: {missing}")
+    if touched:
+        return CheckResult("properties", FAIL, f"reading the config created {touched}: it must wait for `run`")
+    return CheckResult("properties", PASS, "create_workflow(inference) + check_properties() without data")
+
+
 # ----------------------------------------------------------------------------------------------- (d) configs
 def _overlay_base(name: str, available: set[str]) -> str | None:
     """The config an overlay file is layered over, or ``None`` for a standalone file."""
@@ -886,14 +1039,14 @@ def verify_bundle(
     device: str = "cpu",
     overrides: dict[str, Any] | None = None,
 ) -> BundleReport:
-    """Run the four checks on one bundle folder and return their results (nothing is written into the bundle).
+    """Run the seven checks on one bundle folder and return their results (nothing is written into the bundle).
 
     Args:
         bundle_dir: the bundle folder (with ``configs/metadata.json``).
         data_root: folder with the default datasets for the config check; ``None`` skips configs that need
             ``dataset_dir`` with a FAIL, so callers normally pass one (``main`` writes a tiny one).
         skip_export: do not run the TorchScript export (its result is SKIP).
-        skip_configs: do not run the config check (its result is SKIP).
+        skip_configs: do not run the properties and config checks (their results are SKIP).
         device: device for the forward passes.
         overrides: config ids and values set on top of every config, as ``--key value`` on MONAI's command line
             (e.g. ``{"feature_size": 12, "depths": [1, 1, 1, 1]}`` for a fast check). The network's input and
@@ -902,6 +1055,8 @@ def verify_bundle(
     bundle_dir = Path(bundle_dir).resolve()
     report = BundleReport(bundle_dir.name, bundle_dir)
     report.results.append(check_metadata(bundle_dir))
+    report.results.append(check_version_pins(bundle_dir))
+    report.results.append(check_large_files(bundle_dir))
     net_result, probe = check_net_in_out(bundle_dir, device=device, overrides=overrides)
     report.results.append(net_result)
     if skip_export:
@@ -910,8 +1065,10 @@ def verify_bundle(
         input_shape = probe["input_shape"] if probe else None
         report.results.append(check_export(bundle_dir, input_shape, device=device, overrides=overrides))
     if skip_configs:
+        report.results.append(CheckResult("properties", SKIP, "--skip-configs"))
         report.results.append(CheckResult("configs", SKIP, "--skip-configs"))
     else:
+        report.results.append(check_properties(bundle_dir, overrides=overrides))
         data = Path(data_root) if data_root is not None else None
         report.results.append(check_configs(bundle_dir, data, overrides=overrides))
     return report
@@ -919,7 +1076,7 @@ def verify_bundle(
 
 def format_table(reports: Sequence[BundleReport]) -> str:
     """A PASS/FAIL table (one row per bundle) followed by the details of every non-PASS result."""
-    columns = ["metadata", "net_in_out", "export", "configs"]
+    columns = ["metadata", "pins", "large_files", "net_in_out", "export", "properties", "configs"]
     width = max([len("bundle")] + [len(r.name) for r in reports]) + 2
     lines = ["bundle".ljust(width) + "".join(c.ljust(12) for c in columns)]
     for report in reports:

@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from common.benchmarking.rows import BenchmarkRow
 
 __all__ = ["NOT_SEPARATED", "Comparison", "bootstrap_mean_difference", "compare"]

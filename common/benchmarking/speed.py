@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-
 from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
 
 __all__ = ["step_speed"]

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-
 from common.data.degradation import area_downsample
 
 __all__ = ["BrainPhantom", "BRAIN_LABELS", "mni152_paths", "load_mni152"]

@@ -12,7 +12,6 @@ from typing import Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
-
 from common.data.degradation import resize_area
 
 __all__ = ["roi_slices"]

@@ -20,7 +20,6 @@ from typing import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
-
 from common.data.brain import BrainPhantom, load_mni152
 from common.data.phantom_cardiac import CardiacPhantom
 from common.typing import PathLike

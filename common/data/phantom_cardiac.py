@@ -11,10 +11,9 @@ import zlib
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
-
 from common.constants import ACDC_LABELS, EMIDEC_LABELS, MI_LABELS, MSCMR_LABELS
 from common.data.degradation import area_downsample
+from scipy import ndimage
 
 __all__ = ["CardiacPhantom", "TISSUES", "MODALITIES", "GROUPS", "LABEL_SCHEMES"]
 
@@ -345,11 +344,7 @@ class CardiacPhantom:
         z0 = self.slice_positions(nz, dz, z)[0]
         ox, oy, oz = self.params["world_offset"]
         affine = np.diag([dx, dy, dz, 1.0])
-        affine[:3, 3] = (
-            ox + center[0] - 0.5 * (nx - 1) * dx,
-            oy + center[1] - 0.5 * (ny - 1) * dy,
-            oz + z0,
-        )
+        affine[:3, 3] = (ox + center[0] - 0.5 * (nx - 1) * dx, oy + center[1] - 0.5 * (ny - 1) * dy, oz + z0)
         return affine
 
     def _points(self, nx: int, ny: int, dx: float, dy: float, center: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-
 from common.data.validation import MAKE_DATA_HINT, DatasetError
 from common.typing import PathLike
 

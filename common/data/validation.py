@@ -14,7 +14,6 @@ from typing import Iterable, Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
-
 from common.typing import PathLike
 
 __all__ = [

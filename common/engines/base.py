@@ -106,7 +106,8 @@ class MultiNetworkTrainer(Trainer):
         r1_gamma: weight of the R1 penalty (``r1_penalty`` returns 0 when it is 0).
         epoch_length, non_blocking, prepare_batch, iteration_update, postprocessing, key_train_metric,
         additional_metrics, metric_cmp_fn, amp, event_names, event_to_attr, decollate, to_kwargs, amp_kwargs:
-            as ``monai.engines.Trainer`` / ``Workflow``.
+            as ``monai.engines.Trainer`` / ``Workflow``, except that ``additional_metrics`` are attached without a
+            ``key_train_metric`` too (``Workflow`` drops them then).
         train_handlers: handlers with ``attach(engine)``, attached once every attribute exists.
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
 
@@ -200,6 +201,11 @@ class MultiNetworkTrainer(Trainer):
             amp_kwargs=amp_kwargs,
             **extra,
         )
+        if key_train_metric is None and additional_metrics:
+            # monai's Workflow attaches additional_metrics only beside a key metric; a multi-network trainer has
+            # none to rank checkpoints by, and its metrics (e.g. common.handlers.LossTermMeans) must not be dropped
+            for name, metric in additional_metrics.items():
+                metric.attach(self, name)
         self.networks = networks
         self.optimizers = optimizers
         self.frozen_networks = self._freeze(frozen, optimizers)

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from monai.engines.utils import IterationEvents
-from monai.losses import PatchAdversarialLoss
-from monai.utils import AdversarialIterationEvents
-
 from common.engines.base import MultiNetworkTrainer, discriminator_logits, set_requires_grad
 from common.engines.image_pool import ImagePool
 from common.losses import SegmentorConsistencyLoss
+from monai.engines.utils import IterationEvents
+from monai.losses import PatchAdversarialLoss
+from monai.utils import AdversarialIterationEvents
 
 
 def _prepare_source_target(
@@ -99,8 +98,10 @@ class CycleGANTrainer(MultiNetworkTrainer):
             ``source_key`` and ``target_key`` from the batch dict.
 
     Returns (``engine.state.output`` before decollation):
-        ``loss_g``, ``loss_d``, ``loss_gan``, ``loss_cycle``, ``loss_identity``, ``loss_transfer_seg``,
-        ``loss_recon_seg`` (0.0 without Segmentor), ``loss_d_source``, ``loss_d_target`` (detached scalars) and the
+        ``loss`` (``loss_g + loss_d``, the one scalar that MONAI's single-loss handlers read, e.g. the
+        ``MLFlowHandler`` that ``--tracking mlflow`` adds), ``loss_g``, ``loss_d``, ``loss_gan``, ``loss_cycle``,
+        ``loss_identity``, ``loss_transfer_seg``, ``loss_recon_seg`` (0.0 without Segmentor), ``loss_d_source``,
+        ``loss_d_target`` (detached scalars) and the
         detached images ``real_source``, ``fake_target``, ``rec_source``, ``real_target``, ``fake_source``,
         ``rec_target`` ``(B, C, H, W)``.
 
@@ -300,6 +301,7 @@ class CycleGANTrainer(MultiNetworkTrainer):
         )
 
         terms = {**g_terms, "loss_d": loss_d, "loss_d_source": loss_d_source, "loss_d_target": loss_d_target}
+        terms["loss"] = terms["loss_g"] + loss_d
         out.update(engine.detached(terms))
         out.update(engine.detached({k: out[k] for k in ("fake_target", "rec_source", "fake_source", "rec_target")}))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from monai.engines.utils import IterationEvents
-
 from common.engines.base import MultiNetworkTrainer
+from monai.engines.utils import IterationEvents
 
 
 class SSLTrainer(MultiNetworkTrainer):

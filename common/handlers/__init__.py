@@ -1,6 +1,6 @@
 """Ignite handlers shared by the bundles: resume, atomic checkpoints, progress with ETA, GAN image grids,
 PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an evaluation,
-CycleGAN's linear LR decay, loss-term logging, rank-0-only writers under DDP."""
+CycleGAN's linear LR decay, loss-term logging and epoch means, rank-0-only writers under DDP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from common.handlers.gan_image_grid import GanImageGridHandler, image_grid
 from common.handlers.hausdorff_mm import HausdorffDistanceMM, HausdorffDistanceMMMetric
 from common.handlers.label_dice import LabelDice
 from common.handlers.linear_decay_lr import LinearDecayLR
+from common.handlers.loss_term_means import LossTermMeans
 from common.handlers.loss_terms import loss_terms
 from common.handlers.masked_psnr import MaskedPSNR
 from common.handlers.masked_ssim import MaskedSSIM
@@ -27,6 +28,7 @@ __all__ = [
     "HausdorffDistanceMMMetric",
     "LabelDice",
     "LinearDecayLR",
+    "LossTermMeans",
     "MaskedPSNR",
     "MaskedSSIM",
     "OverlayWriter",

@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.handlers.engine_state import EngineSlot, engine_checkpoint_objects
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
-
-from common.handlers.engine_state import EngineSlot, engine_checkpoint_objects
 
 
 class _AtomicDiskSaver(DiskSaver):

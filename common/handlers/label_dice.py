@@ -6,9 +6,8 @@ __all__ = ["LabelDice"]
 
 from collections.abc import Callable
 
-from monai.handlers import IgniteMetricHandler
-
 from common.metrics.label_dice_metric import LabelDiceMetric
+from monai.handlers import IgniteMetricHandler
 
 
 class LabelDice(IgniteMetricHandler):

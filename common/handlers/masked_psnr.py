@@ -30,10 +30,7 @@ class MaskedPSNR(MaskedMetricHandler):
     """
 
     def __init__(
-        self,
-        data_range: float | None = None,
-        output_transform: Callable = lambda x: x,
-        save_details: bool = True,
+        self, data_range: float | None = None, output_transform: Callable = lambda x: x, save_details: bool = True
     ) -> None:
         super().__init__(
             metric_fn=MaskedPSNRMetric(data_range=data_range),

@@ -43,10 +43,7 @@ def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def overlay_png(
-    path: str,
-    panels: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]],
-    title: str = "",
-    fill: bool = True,
+    path: str, panels: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]], title: str = "", fill: bool = True
 ) -> None:
     """Write one PNG with a panel per ``(name, image (H, W), [label maps (H', W')])``.
 

@@ -39,7 +39,7 @@ class ProgressLogger:
 
     Args:
         log_every: iterations between log lines (plain mode).
-        output_transform: ``engine.state.output -> scalar`` shown as ``loss``; default
+        output_transform: ``engine.state.output -> scalar`` shown as ``loss``; ``None`` (default) means
             ``from_engine(["loss"], first=True)``; a value that is not a scalar is left out.
         use_tqdm: force the bar (``True``) or the log lines (``False``); ``None`` decides by ``isatty``.
         name: logger name; default the engine's logger.
@@ -55,14 +55,14 @@ class ProgressLogger:
     def __init__(
         self,
         log_every: int = 10,
-        output_transform: Callable[[Any], Any] = from_engine(["loss"], first=True),
+        output_transform: Callable[[Any], Any] | None = None,
         use_tqdm: bool | None = None,
         name: str | None = None,
     ) -> None:
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}.")
         self.log_every = int(log_every)
-        self.output_transform = output_transform
+        self.output_transform = from_engine(["loss"], first=True) if output_transform is None else output_transform
         self.use_tqdm = use_tqdm
         self._name = name
         self.logger = logging.getLogger(name)

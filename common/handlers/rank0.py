@@ -7,6 +7,9 @@ __all__ = ["rank0_handlers", "RANK0_ONLY_HANDLER_TYPES"]
 from collections.abc import Sequence
 from typing import Any
 
+from common.distributed import is_rank0
+from common.handlers.gan_image_grid import GanImageGridHandler
+from common.handlers.progress_logger import ProgressLogger
 from monai.handlers import (
     CheckpointSaver,
     ClassificationSaver,
@@ -15,10 +18,6 @@ from monai.handlers import (
     TensorBoardImageHandler,
     TensorBoardStatsHandler,
 )
-
-from common.distributed import is_rank0
-from common.handlers.gan_image_grid import GanImageGridHandler
-from common.handlers.progress_logger import ProgressLogger
 
 #: handler types that write files or logs and so run on rank 0 only (``rank0_handlers``)
 RANK0_ONLY_HANDLER_TYPES: tuple[type, ...] = (

@@ -7,13 +7,12 @@ __all__ = ["ResumeFromLatest"]
 import logging
 from typing import TYPE_CHECKING
 
-from ignite.engine import Events
-from monai.handlers import CheckpointLoader
-
 from common.checkpoint import latest_checkpoint
 from common.flags import as_flag
 from common.handlers.engine_state import engine_checkpoint_objects
 from common.typing import PathLike
+from ignite.engine import Events
+from monai.handlers import CheckpointLoader
 
 if TYPE_CHECKING:
     from ignite.engine import Engine

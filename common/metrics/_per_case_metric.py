@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import CumulativeIterationMetric
-
 from common.metrics._utils import to_numpy
+from monai.metrics import CumulativeIterationMetric
 
 
 class PerCaseMetric(CumulativeIterationMetric):

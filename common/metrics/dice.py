@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-
 from common.metrics._utils import check_same_shape, to_numpy
 
 __all__ = ["dice"]
@@ -27,10 +26,7 @@ def _as_label_map(value: Any, name: str) -> np.ndarray:
 
 
 def dice(
-    pred: Any,
-    target: Any,
-    labels: int | Sequence[int] | None = None,
-    include_background: bool = False,
+    pred: Any, target: Any, labels: int | Sequence[int] | None = None, include_background: bool = False
 ) -> np.ndarray | float:
     """Dice similarity coefficient ``2|P ∩ T| / (|P| + |T|)`` per label of two integer label maps.
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from skimage.metrics import structural_similarity
-
 from common.metrics._utils import as_bool_mask, check_same_shape, to_numpy
+from skimage.metrics import structural_similarity
 
 __all__ = ["masked_psnr", "masked_ssim", "masked_nrmse"]
 
@@ -72,11 +71,7 @@ def masked_psnr(pred: Any, target: Any, mask: Any | None = None, data_range: flo
 
 
 def masked_ssim(
-    pred: Any,
-    target: Any,
-    mask: Any | None = None,
-    data_range: float | None = None,
-    slice_axis: int | None = None,
+    pred: Any, target: Any, mask: Any | None = None, data_range: float | None = None, slice_axis: int | None = None
 ) -> float:
     """Structural similarity, computed as a map on the full image and averaged inside ``mask``.
 

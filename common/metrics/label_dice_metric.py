@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["LabelDiceMetric"]
 
 import numpy as np
-
 from common.metrics._per_case_metric import PerCaseMetric
 from common.metrics.dice import dice
 

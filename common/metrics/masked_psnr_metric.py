@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["MaskedPSNRMetric"]
 
 import numpy as np
-
 from common.metrics._per_case_metric import PerCaseMetric
 from common.metrics.image_quality import masked_psnr
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-
 from common.metrics._utils import as_bool_mask, as_spacing, check_same_shape
 
 __all__ = ["scar_ratio", "scar_size"]

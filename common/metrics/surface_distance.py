@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage
-
 from common.metrics._utils import as_bool_mask, as_spacing, check_same_shape
+from scipy import ndimage
 
 __all__ = ["surface_distances"]
 

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.networks.blocks import Convolution
-
 from common.nets.encoders import ENCODER_NAMES, build_encoder
+from monai.networks.blocks import Convolution
 
 __all__ = ["SwinSSeg"]
 

@@ -7,9 +7,8 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import Convolution
-
 from common.nets.encoders import ENCODER_NAMES, build_encoder
+from monai.networks.blocks import Convolution
 
 __all__ = ["SSLNet"]
 

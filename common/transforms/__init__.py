@@ -1,16 +1,23 @@
 """Dictionary transforms used by the bundle configs."""
 
-from common.transforms.as_single_slice_volume import AsSingleSliceVolumed
 from common.transforms.as_slice_2d import AsSlice2Dd
+from common.transforms.as_volume import AsVolumed
 from common.transforms.check_finite import CheckFinited
 from common.transforms.check_shape_ratio import CheckShapeRatiod
+from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
+from common.transforms.per_slice import PerSliced
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
 
 __all__ = [
-    "AsSingleSliceVolumed",
     "AsSlice2Dd",
+    "AsVolumed",
     "CheckFinited",
     "CheckShapeRatiod",
+    "FromModelGridd",
+    "PerSliced",
+    "ToModelGridd",
+    "in_plane_spacing",
+    "regrid_affine",
     "SuperResolveAffined",
     "super_resolve_affine",
     "low_resolution_affine",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Hashable, Mapping, Sequence
 
+from common.transforms._meta import source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
-
-from common.transforms._meta import source_name
 
 __all__ = ["AsSlice2Dd"]
 

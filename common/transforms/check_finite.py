@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Hashable, Mapping
 
 import torch
+from common.transforms._meta import source_name
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
-
-from common.transforms._meta import source_name
 
 __all__ = ["CheckFinited"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Hashable, Mapping
 
-from monai.transforms import MapTransform
-
 from common.transforms._meta import source_name
+from monai.transforms import MapTransform
 
 __all__ = ["CheckShapeRatiod"]
 

@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
-
 from common.benchmarking import TINY_OVERLAY, read_overlay
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
@@ -51,3 +50,20 @@ def bundle_cli(values: dict) -> list[str]:
         text = json.dumps(value) if isinstance(value, (bool, list)) else str(value)
         args += [f"--{key}", text.replace(" ", "")]
     return args
+
+
+def tiny_sseg_bundle(root: Path) -> Path:
+    """A stand-in for the lge_mi_sr_segmentation bundle (what the DTI pipeline's ``sseg_bundle_root`` points at):
+    its inference.json with the tiny network of its tiny.json, and untrained weights in ``models/model.pt``."""
+    import torch
+    from common.nets import SwinSSeg
+
+    tiny = tiny_overrides("lge_mi_sr_segmentation")
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    config = json.loads((BUNDLES / "lge_mi_sr_segmentation" / "configs" / "inference.json").read_text())
+    config.update(tiny)
+    (root / "configs" / "inference.json").write_text(json.dumps(config))
+    network = SwinSSeg(scale=config["scale"], out_channels=config["num_classes"], **tiny)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    return root

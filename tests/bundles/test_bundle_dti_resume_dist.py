@@ -33,9 +33,8 @@ FRACTIONS = [0.5, 0.25, 0.25]
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     """8 paired cases and an (untrained, tiny) Segmentor file: CycleGANSeg only needs a Segmentor to exist."""
-    from monai.networks.nets import UNet
-
     from common.data import write_dti_lge_mi
+    from monai.networks.nets import UNet
 
     root = tmp_path_factory.mktemp("dti_resume_dist")
     write_dti_lge_mi(root, n_cases=8, n_paired=8, seed=3)

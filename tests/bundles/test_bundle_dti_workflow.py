@@ -6,7 +6,6 @@ tiny paired dataset (4 paired cases, so the paired split has a train, a val and 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides
+from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides, tiny_sseg_bundle
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
@@ -167,24 +166,10 @@ def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_fo
     assert "FileExistsError" in exception_messages(error.value) and "already exists" in exception_messages(error.value)
 
 
-def _tiny_sseg_bundle(root: Path) -> Path:
-    """A stand-in for the lge_mi_sr_segmentation bundle: its inference.json with tiny hyper-parameters + weights."""
-    from common.nets import SwinSSeg
-
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    config = json.loads((SSEG_BUNDLE / "configs" / "inference.json").read_text())
-    config.update(TINY_SSEG)
-    (root / "configs" / "inference.json").write_text(json.dumps(config))
-    network = SwinSSeg(scale=config["scale"], out_channels=config["num_classes"], **TINY_SSEG)
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-    return root
-
-
 @pytest.mark.slow
 def test_pipeline_writes_8x_masks_on_the_lge_grid(trained, dti_folder, data, tmp_path):
     work, _, common, _ = trained
-    sseg_root = _tiny_sseg_bundle(tmp_path / "sseg_bundle")
+    sseg_root = tiny_sseg_bundle(tmp_path / "sseg_bundle")
     out = tmp_path / "masks"
     workflow = _run(
         ["inference.json", "pipeline.json"],
@@ -213,7 +198,7 @@ def test_pipeline_writes_8x_masks_on_the_lge_grid(trained, dti_folder, data, tmp
 @pytest.mark.slow
 def test_pipeline_refuses_missing_sseg_weights(trained, dti_folder, tmp_path):
     _, _, common, _ = trained
-    sseg_root = _tiny_sseg_bundle(tmp_path / "sseg_bundle")
+    sseg_root = tiny_sseg_bundle(tmp_path / "sseg_bundle")
     missing = tmp_path / "nowhere" / "model.pt"
     with pytest.raises(Exception) as error:
         _run(

@@ -25,11 +25,10 @@ import pytest
 import torch
 import torch.distributed as dist
 from bundle_test_utils import bundle_cli, eight_cases, exception_messages, tiny_overrides
-from monai.bundle import ConfigWorkflow
-
 from common import distributed
 from common.data import dti_lge_mi_cases, split_cases
 from common.inference import plan_outputs
+from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"

@@ -22,13 +22,12 @@ from pathlib import Path
 import pytest
 import torch
 from bundle_test_utils import eight_cases, tiny_overrides
+from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.engines import SupervisedTrainer
 from torch import nn
 from torch.utils.data import DataLoader
-
-from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"

@@ -44,7 +44,8 @@ def trained(tiny_data, tmp_path_factory):
         epochs=1,
         **common,
     )
-    assert (work / "models" / "model_ssl.pt").is_file()
+    assert (work / "models" / "pretrain" / "model_ssl.pt").is_file()
+    assert not list((work / "models").glob("*.pt"))  # MONAI Label offers models/*.pt: only inference weights there
     workflow, _ = _run(
         ["train.json"],
         dataset_dir=str(tiny_data / "DTI_LGE_MI"),

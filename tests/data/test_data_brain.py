@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from common.data import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
 
 

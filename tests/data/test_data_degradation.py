@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from common.data import (
     area_downsample,
     degrade_through_plane,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-
 from common.data import acdc_cases, dti_lge_mi_cases, emidec_cases, mscmrseg_cases, roi_slices
 
 

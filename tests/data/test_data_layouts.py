@@ -8,7 +8,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from common.constants import ACDC_LABELS, EMIDEC_LABELS, MSCMR_LABELS
 from common.data import (
     SMALL_SIZES,

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 from common.data import DATASETS, dti_lge_mi_cases, ixi_cases
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 

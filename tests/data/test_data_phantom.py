@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from common.constants import ACDC_LABELS, EMIDEC_LABELS, MSCMR_LABELS
 from common.data import LABEL_SCHEMES, MODALITIES, TISSUES, CardiacPhantom
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-
 from common.data import (
     DatasetError,
     check_files_exist,

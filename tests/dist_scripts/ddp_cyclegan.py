@@ -18,15 +18,14 @@ import sys
 from pathlib import Path
 
 import torch
+from common import distributed
+from common.engines import CycleGANTrainer
+from common.handlers import AtomicCheckpointSaver, rank0_handlers
 from ignite.engine import Events
 from monai.handlers import StatsHandler, from_engine
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, DistributedSampler
-
-from common import distributed
-from common.engines import CycleGANTrainer
-from common.handlers import AtomicCheckpointSaver, rank0_handlers
 
 LOSS_KEYS = ["loss_g", "loss_d", "loss_gan", "loss_cycle", "loss_identity", "loss_transfer_seg", "loss_recon_seg"]
 

@@ -28,13 +28,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from common import distributed
 from ignite.engine import Events
 from monai.bundle.workflows import ConfigWorkflow
 from monai.metrics import compute_dice
 from monai.networks.utils import one_hot
 from torch import nn
-
-from common import distributed
 
 __all__ = ["state_hash", "main"]
 

@@ -6,12 +6,11 @@ import math
 
 import pytest
 import torch
+from common.engines import GradScalerState, MultiNetworkTrainer, discriminator_logits, set_requires_grad
+from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 from ignite.engine import Events
 from torch import nn
 from torch.utils.data import DataLoader
-
-from common.engines import GradScalerState, MultiNetworkTrainer, discriminator_logits, set_requires_grad
-from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 
 TARGET_MEAN = 3.0
 

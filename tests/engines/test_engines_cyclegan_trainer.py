@@ -4,15 +4,15 @@ import math
 
 import pytest
 import torch
+from common.engines import CycleGANTrainer
 from ignite.engine import Events
 from monai.handlers import from_engine
 from monai.utils import AdversarialIterationEvents
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.engines import CycleGANTrainer
-
 LOSS_KEYS = (
+    "loss",
     "loss_g",
     "loss_d",
     "loss_gan",
@@ -152,6 +152,7 @@ def test_output_has_detached_images_of_input_shape():
     for key in IMAGE_KEYS:
         assert out[key].shape == (1, 1, 16, 16) and not out[key].requires_grad, key
     assert torch.allclose(out["loss_d"], out["loss_d_source"] + out["loss_d_target"])
+    assert torch.allclose(out["loss"], out["loss_g"] + out["loss_d"])  # the scalar MONAI's default handlers read
 
 
 def test_identity_generators_give_zero_cycle_and_identity_loss():

@@ -5,13 +5,12 @@ import math
 
 import pytest
 import torch
+from common.engines import SSLTrainer
 from ignite.engine import Events
 from monai.handlers import StatsHandler, from_engine
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
-
-from common.engines import SSLTrainer
 
 TERMS = ("loss", "loss_rotation", "loss_reconstruction", "loss_contrastive")
 

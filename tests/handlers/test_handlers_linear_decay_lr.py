@@ -6,9 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from ignite.engine import Engine
-
 from common.handlers import LinearDecayLR
+from ignite.engine import Engine
 
 
 def _optimizers():

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from common.handlers import MaskedPSNR, MaskedSSIM
 from monai.engines import SupervisedEvaluator
 from monai.handlers import from_engine
-
-from common.handlers import MaskedPSNR, MaskedSSIM
 
 
 def test_metric_handlers_take_a_mask_from_the_output_transform():

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from common.handlers import OverlayWriter, overlay_png
 
 

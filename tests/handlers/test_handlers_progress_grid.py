@@ -8,10 +8,9 @@ import re
 
 import pytest
 import torch
-from ignite.engine import Engine
-
 from common.handlers import GanImageGridHandler, ProgressLogger, image_grid
 from common.handlers import progress_logger as progress_module
+from ignite.engine import Engine
 
 
 def _engine(output_fn):

@@ -7,14 +7,13 @@ import stat
 
 import pytest
 import torch
+from common.checkpoint import latest_checkpoint
+from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.handlers import CheckpointSaver, LrScheduleHandler
 from torch import nn
 from torch.utils.data import DataLoader
-
-from common.checkpoint import latest_checkpoint
-from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 
 
 def _data():

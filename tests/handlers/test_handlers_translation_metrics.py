@@ -12,12 +12,11 @@ import csv
 import numpy as np
 import pytest
 import torch
+from common.handlers import CopyBatchKeys, LabelDice, MaskedPSNR, MaskedSSIM, OverlayWriter, SegmentorMasks
+from common.metrics import dice, masked_psnr, masked_ssim
 from monai.engines import SupervisedEvaluator
 from monai.handlers import MetricsSaver, from_engine
 from monai.networks.nets import UNet
-
-from common.handlers import CopyBatchKeys, LabelDice, MaskedPSNR, MaskedSSIM, OverlayWriter, SegmentorMasks
-from common.metrics import dice, masked_psnr, masked_ssim
 
 NAMES = (
     "dice_translated_vs_truth",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from common.metrics import dice
 
 PRED = np.array([[0, 1, 1, 2], [0, 1, 2, 2], [0, 0, 2, 2]])

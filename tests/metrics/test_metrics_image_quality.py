@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from skimage.metrics import normalized_root_mse, structural_similarity
-
 from common.metrics import masked_nrmse, masked_psnr, masked_ssim
+from skimage.metrics import normalized_root_mse, structural_similarity
 
 
 def _images(shape=(32, 32), seed=0):

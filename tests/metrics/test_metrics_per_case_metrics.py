@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from common.metrics import LabelDiceMetric, MaskedPSNRMetric, MaskedSSIMMetric, dice, masked_psnr, masked_ssim
 
 CASES = [  # (metric, y_pred shape, expected per-call output shape)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from common.metrics import scar_ratio, scar_size
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
-
 from common.metrics import surface_distances
+from scipy import ndimage
 
 
 def _brute_force(pred: np.ndarray, target: np.ndarray, spacing) -> dict[str, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from common.nets import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
 
 TINY = {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}

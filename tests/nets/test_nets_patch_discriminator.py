@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from common.nets import patchgan_70
 from monai.losses import PatchAdversarialLoss
 from monai.networks.nets import PatchDiscriminator
-
-from common.nets import patchgan_70
 
 
 @pytest.mark.parametrize(

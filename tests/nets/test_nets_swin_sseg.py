@@ -6,9 +6,8 @@ import io
 
 import pytest
 import torch
-from monai.losses import DiceCELoss
-
 from common.nets import ENCODER_NAMES, SwinSSeg
+from monai.losses import DiceCELoss
 
 TINY = {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
 

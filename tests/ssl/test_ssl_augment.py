@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from common.ssl import TwoViewAugment
 
 KEYS = {f"{name}_{v}" for name in ("rotation", "rotated", "masked", "mask") for v in (1, 2)}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.networks.utils import copy_model_state
-
 from common.nets import ENCODER_NAMES, SwinSSeg
 from common.ssl import SSLNet
+from monai.networks.utils import copy_model_state
 
 TINY = {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
 

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from common.ssl import MultiTaskSSLLoss, SSLNet, TwoViewAugment
 
 

@@ -7,7 +7,6 @@ import math
 import textwrap
 
 import pytest
-
 from common.benchmarking import (
     NOT_SEPARATED,
     BenchmarkRow,
@@ -16,6 +15,7 @@ from common.benchmarking import (
     read_cases_csv,
     write_cases_csv,
 )
+
 from tools import benchmark as tb
 
 NAN = float("nan")

@@ -2,11 +2,12 @@
 formatters and linter (black, isort, flake8 at 120 columns).
 
 The model zoo's ``setup.cfg``/``pyproject.toml``: black and isort (profile black) at line length 120; flake8 at
-``max_line_length = 120`` ignoring E203, E741, W503, W504 (and plugin codes that need flake8-bugbear or
-pep8-naming, not installed here), F401 allowed in ``__init__.py``. The zoo also ignores E501 because bugbear's
-B950 checks the length instead; without bugbear, E501 at 120 stands in for it. The tools come with the ``test``
-extra (``bash tools/install.sh``); a test is skipped, saying so, only when its tool is not installed (and fails
-instead under ``CI=true``).
+``max_line_length = 120`` ignoring E203, E741, W503, W504, F401 allowed in ``__init__.py``. Here flake8 selects
+the pycodestyle/pyflakes codes only; the plugin codes (flake8-bugbear, pep8-naming, flake8-comprehensions) and the
+zoo's exact settings are applied to the code that ships, the packaged zips, by ``tools.zoo_format``. The zoo ignores
+E501 because bugbear's B950 checks the length instead; here E501 at 120 stands in for it. The tools come with the
+``test`` extra (``bash tools/install.sh``); a test is skipped, saying so, only when its tool is not installed (and
+fails instead under ``CI=true``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ PYPROJECT = REPO_ROOT / "pyproject.toml"
 LINE_LENGTH = "120"
 LINTERS = {
     "black": ["black", "--check", "--diff", "--line-length", LINE_LENGTH],
-    # pyproject.toml adds known_first_party = common, scripts
+    # pyproject.toml adds known_third_party = common, scripts (as the zoo sees them in a packaged bundle)
     "isort": ["isort", "--check-only", "--diff", "--settings-path", str(PYPROJECT), "--profile", "black"]
     + ["--line-length", LINE_LENGTH],
-    "flake8": ["flake8", "--max-line-length", LINE_LENGTH, "--extend-ignore", "E203,E741,W503,W504"]
-    + ["--per-file-ignores", "__init__.py:F401"],
+    # pycodestyle and pyflakes codes only: the plugin codes (bugbear, pep8-naming, comprehensions) are checked with
+    # the zoo's full settings on the code that ships, by tools.zoo_format (tests/tools/test_tools_zoo_format.py)
+    "flake8": ["flake8", "--select", "E,F,W,C90", "--max-line-length", LINE_LENGTH]
+    + ["--extend-ignore", "E203,E741,W503,W504", "--per-file-ignores", "__init__.py:F401"],
 }
 #: every folder with Python code
 LINTED_FOLDERS = ("bundles", "common", "tools", "tests")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -130,6 +131,10 @@ def make_bundle(root: Path) -> Path:
     (bundle / "models" / "model.pt").write_bytes(b"weights")
     (bundle / "models" / "model.ts").write_bytes(b"torchscript")
     (bundle / "models" / "README.txt").write_text("weights are downloaded with large_files.yml\n")
+    # training state and other stages' weights, which must never be listed or shipped
+    (bundle / "models" / "train_state").mkdir()
+    (bundle / "models" / "train_state" / "checkpoint_epoch=10.pt").write_bytes(b"optimizer state")
+    (bundle / "models" / "model_ssl.pt").write_bytes(b"ssl weights")
     (bundle / "eval" / "metrics.csv").write_text("dice\n")
     return bundle
 
@@ -146,7 +151,6 @@ def test_zip_layout(packaged):
     assert zip_path.name == f"{NAME}_v0.2.0.zip"
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
-        large_files = yaml.safe_load(zf.read(f"{NAME}/large_files.yml"))
     assert all(n.startswith(f"{NAME}/") for n in names)
     for expected in [
         "LICENSE",
@@ -155,17 +159,63 @@ def test_zip_layout(packaged):
         "docs/README.md",
         "scripts/__init__.py",
         "models/README.txt",
-        "large_files.yml",
         "common/__init__.py",
         "common/metrics/__init__.py",
         "common/metrics/dice.py",
     ]:
         assert f"{NAME}/{expected}" in names
     assert not [n for n in names if n.endswith((".pt", ".ts", ".pyc")) or "/eval/" in n or "__pycache__" in n]
-    entries = {e["path"]: e for e in large_files["large_files"]}
-    assert set(entries) == {"models/model.pt", "models/model.ts"}
-    assert entries["models/model.pt"]["hash_val"] == hashlib.md5(b"weights").hexdigest()
-    assert entries["models/model.pt"]["hash_type"] == "md5" and "url" in entries["models/model.pt"]
+    assert not [n for n in names if "/models/" in n and "_state" in n]
+    # no hosted weights: no large_files.yml at all, rather than one with placeholder URLs
+    assert f"{NAME}/large_files.yml" not in names
+
+
+URL = "https://github.com/owner/repo/releases/download/v0.2.0/model.pt"
+
+
+def test_large_files_lists_only_inference_weights_with_their_urls(packaged, tmp_path):
+    bundle, _ = packaged
+    zip_path = package.package_bundle(bundle, tmp_path, weights_urls={"models/model.pt": URL})
+    with zipfile.ZipFile(zip_path) as zf:
+        large_files = yaml.safe_load(zf.read(f"{NAME}/large_files.yml"))
+    assert large_files == {
+        "large_files": [
+            {"path": "models/model.pt", "url": URL, "hash_val": hashlib.md5(b"weights").hexdigest(), "hash_type": "md5"}
+        ]
+    }
+    assert package.large_files_problems(large_files) == []
+
+
+@pytest.mark.parametrize(
+    "urls, named",
+    [
+        ({"models/train_state/checkpoint_epoch=10.pt": URL}, "only inference weights"),
+        ({"models/model_ssl.pt": URL}, "only inference weights"),
+        ({"models/model.pt": "TODO: upload models/model.pt and put its download URL here"}, "not an http(s)"),
+        ({"models/model.pt": "https://example.com/todo"}, "placeholder"),
+    ],
+)
+def test_training_state_and_placeholder_urls_are_refused(packaged, tmp_path, urls, named):
+    bundle, _ = packaged
+    with pytest.raises(ValueError, match=re.escape(named)):
+        package.package_bundle(bundle, tmp_path, weights_urls=urls)
+
+
+def test_a_bundle_large_files_yml_with_training_state_is_refused(tmp_path):
+    bundle = make_bundle(tmp_path)
+    entry = {"path": "models/train_state/checkpoint_epoch=10.pt", "url": "TODO: upload", "hash_type": "md5"}
+    (bundle / "large_files.yml").write_text(yaml.safe_dump({"large_files": [entry]}))
+    with pytest.raises(ValueError, match="only inference weights") as info:
+        package.package_bundle(bundle, tmp_path / "dist")
+    assert "not an http(s) download link" in str(info.value)
+
+
+def test_weights_notes_say_what_has_no_url(packaged):
+    bundle, _ = packaged
+    notes = package.weights_notes(bundle)
+    assert len(notes) == 2 and "models/model.pt" in notes[0] and "models/model.ts" in notes[1]
+    assert all("--weights-url" in n and "model_ssl" not in n for n in notes)
+    assert package.weights_notes(bundle, {"models/model.pt": URL, "models/model.ts": URL}) == []
 
 
 def test_zip_is_reproducible(packaged, tmp_path):
@@ -178,6 +228,14 @@ def test_main_packages_named_bundles_and_fails_on_unknown(packaged, tmp_path, ca
     bundle, _ = packaged
     assert package.main(["--bundles-dir", str(bundle.parent), "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{NAME}_v0.2.0.zip").is_file()
+    assert "NOTE fake_segmentation: models/model.pt" in capsys.readouterr().out
+    url_arg = ["--weights-url", f"{NAME}/models/model.pt={URL}"]
+    assert package.main(["--bundles-dir", str(bundle.parent), "--out", str(tmp_path / "u"), *url_arg]) == 0
+    with zipfile.ZipFile(tmp_path / "u" / f"{NAME}_v0.2.0.zip") as zf:
+        assert yaml.safe_load(zf.read(f"{NAME}/large_files.yml"))["large_files"][0]["url"] == URL
+    bad_arg = ["--weights-url", f"other/models/model.pt={URL}"]
+    assert package.main(["--bundles-dir", str(bundle.parent), "--out", str(tmp_path), *bad_arg]) == 1
+    assert "bundle `other`" in capsys.readouterr().out
     assert package.main(["--bundles-dir", str(bundle.parent), "--bundles", "nope", "--out", str(tmp_path)]) == 1
     assert "bundle `nope`" in capsys.readouterr().out
 

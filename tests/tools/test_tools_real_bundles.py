@@ -92,6 +92,51 @@ def test_bundle_folders_exist():
     assert "lge_mi_sr_segmentation" in BUNDLE_NAMES
 
 
+# ----------------------------------------------------------------------------------------------- model zoo CI checks
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_inference_workflow_properties_without_data(name, tmp_path):
+    """The zoo's ``create_workflow(workflow_type="inference")`` + ``check_properties()``, with a ``dataset_dir``
+    that does not exist: reading ``inference.json`` must not list (or create) any folder before ``run``."""
+    bundle, tiny = _bundle(name)
+    vb._quiet_monai_logging()
+    result = vb.check_properties(bundle, overrides=tiny)
+    assert result.status == "PASS", result.detail
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_metadata_pins_are_the_installed_versions(name):
+    """``monai_version``, ``pytorch_version``, ``numpy_version`` and ``required_packages_version`` are the versions
+    installed here (the zoo's CI installs exactly these), so drift fails."""
+    from importlib.metadata import version
+
+    metadata = json.loads((BUNDLES_DIR / name / "configs" / "metadata.json").read_text())
+    pins = {"monai": metadata["monai_version"], "torch": metadata["pytorch_version"]}
+    pins.update({"numpy": metadata["numpy_version"], **metadata["required_packages_version"]})
+    installed = {dist: version(dist).split("+", 1)[0] for dist in pins}
+    assert pins == installed
+    assert vb.check_version_pins(BUNDLES_DIR / name).status == "PASS"
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_zip_lists_no_training_state_and_no_placeholder(name, tmp_path):
+    """No ``large_files.yml`` with training-resume checkpoints or placeholder URLs: with no hosted weights, none
+    at all; with a URL, only the inference weights."""
+    bundle, _ = _bundle(name)
+    assert vb.check_large_files(bundle).status == "PASS"
+    copy = _copy_without_user_folders(bundle, tmp_path / "src")
+    (copy / "models" / "train_state").mkdir(parents=True)
+    (copy / "models" / "train_state" / "checkpoint_epoch=100.pt").write_bytes(b"resume state")
+    (copy / "models" / "model.pt").write_bytes(b"weights")
+    with zipfile.ZipFile(package.package_bundle(copy, tmp_path / "plain")) as zf:
+        names = zf.namelist()
+    assert f"{name}/large_files.yml" not in names and not [n for n in names if n.endswith(".pt")]
+    url = "https://github.com/owner/repo/releases/download/v1/model.pt"
+    with zipfile.ZipFile(package.package_bundle(copy, tmp_path / "url", weights_urls={"models/model.pt": url})) as zf:
+        text = zf.read(f"{name}/large_files.yml").decode()
+    assert "models/model.pt" in text and url in text and "_state" not in text
+
+
 # ----------------------------------------------------------------------------------------------- (a) verify_bundles
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLE_NAMES)
@@ -101,7 +146,15 @@ def test_verify_bundle_passes(name, tiny_data):
     report = vb.verify_bundle(bundle, data_root=tiny_data, overrides=tiny)
     statuses = {r.name: (r.status, r.detail) for r in report.results}
     assert not report.failed, vb.format_table([report])
-    assert [r.name for r in report.results] == ["metadata", "net_in_out", "export", "configs"]
+    assert [r.name for r in report.results] == [
+        "metadata",
+        "pins",
+        "large_files",
+        "net_in_out",
+        "export",
+        "properties",
+        "configs",
+    ]
     assert statuses["metadata"][0] == "PASS"
 
     image, pred = _io(bundle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from tools import verify_bundles as vb
 
 SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
+
+
+def _installed(distribution: str) -> str:
+    return version(distribution).split("+", 1)[0]
 
 
 def _tensor(num_channels, spatial_shape, fmt, channel_def):
@@ -32,10 +37,10 @@ def valid_metadata() -> dict:
         "schema": SCHEMA_URL,
         "version": "0.2.0",
         "changelog": {"0.2.0": "second", "0.1.0": "first"},
-        "monai_version": "1.6.1",
-        "pytorch_version": "2.13.0",
-        "numpy_version": "2.0.0",
-        "required_packages_version": {"nibabel": "5.3.2"},
+        "monai_version": _installed("monai"),
+        "pytorch_version": _installed("torch"),
+        "numpy_version": _installed("numpy"),
+        "required_packages_version": {"nibabel": _installed("nibabel")},
         "task": "toy segmentation",
         "description": "a fake bundle for tests",
         "authors": "tests",
@@ -298,3 +303,119 @@ def test_config_combinations(tmp_path):
 def test_unknown_bundle_name_fails(tmp_path, capsys):
     assert vb.main(["--bundles-dir", str(tmp_path), "--bundles", "nope"]) == 1
     assert "bundle `nope`" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------ pins
+def test_pins_equal_to_installed_pass(tmp_path):
+    assert vb.check_version_pins(make_bundle(tmp_path)).status == "PASS"
+
+
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("numpy_version", "2.0.0", "`numpy_version` pins numpy==2.0.0"),
+        ("pytorch_version", "2.4.0", "`pytorch_version` pins torch==2.4.0"),
+        ("required_packages_version", {"nibabel": "5.3.2"}, "`required_packages_version#nibabel`"),
+        ("required_packages_version", {"no-such-dist-xyz": "1.0"}, "not installed"),
+    ],
+)
+def test_drifted_pin_fails_naming_it(tmp_path, key, value, named):
+    """Caught the metadata pins of numpy 2.0.0 / nibabel 5.3.2 while 2.4.6 / 5.4.2 were tested."""
+    metadata = valid_metadata()
+    metadata[key] = value
+    result = vb.check_version_pins(make_bundle(tmp_path, metadata=metadata))
+    assert result.status == "FAIL" and named in result.detail
+
+
+def test_local_version_suffix_is_ignored():
+    assert vb._same_version("2.13.0", "2.13.0") and not vb._same_version("2.13.1", "2.13.0")
+    assert vb._installed_version("torch") == _installed("torch") and "+" not in vb._installed_version("torch")
+
+
+# ------------------------------------------------------------------------------------------------ large files
+GOOD_URL = "https://github.com/owner/repo/releases/download/v0.2.0/model.pt"
+
+
+def _with_large_files(tmp_path: Path, text: str, name: str = "large_files.yml") -> Path:
+    bundle = make_bundle(tmp_path)
+    (bundle / name).write_text(text)
+    return bundle
+
+
+def test_large_files_absent_or_inference_weights_pass(tmp_path):
+    assert vb.check_large_files(make_bundle(tmp_path / "a")).status == "PASS"
+    entry = {"path": "models/model.pt", "url": GOOD_URL, "hash_val": "0" * 32, "hash_type": "md5"}
+    bundle = _with_large_files(tmp_path / "b", json.dumps({"large_files": [entry]}), "large_files.json")
+    assert vb.check_large_files(bundle).status == "PASS"
+
+
+@pytest.mark.parametrize(
+    "entry, named",
+    [
+        # the defect: training-resume state and other stages' weights listed, with placeholder URLs
+        ({"path": "models/train_state/checkpoint_epoch=100.pt", "url": GOOD_URL}, "only inference weights"),
+        ({"path": "models/model_ssl.pt", "url": GOOD_URL}, "only inference weights"),
+        ({"path": "models/model.pt", "url": "TODO: upload models/model.pt and put its download URL here"}, "url"),
+        ({"path": "models/model.pt", "url": "https://example.com/model.pt"}, "placeholder"),
+        ({"path": "models/model.pt"}, "no url"),
+        ({"path": "models/model.pt", "url": GOOD_URL, "sha": "x"}, "not the zoo's"),
+        ({"path": "models/model.pt", "url": GOOD_URL, "hash_val": "ab", "hash_type": "crc"}, "hash_type"),
+    ],
+)
+def test_bad_large_files_fail_naming_the_problem(tmp_path, entry, named):
+    import yaml
+
+    bundle = _with_large_files(tmp_path, yaml.safe_dump({"large_files": [entry]}))
+    result = vb.check_large_files(bundle)
+    assert result.status == "FAIL" and named in result.detail, result.detail
+
+
+# ------------------------------------------------------------------------------------------------ properties
+# inference configs whose datalist is made when the config is read, as the bundles' was
+EAGER_LISTING = dict(INFERENCE, imports=INFERENCE["imports"] + ["$import common", "$import common.data"])
+EAGER_LISTING["datalist"] = "$[{'image': f} for f in common.data.validation.list_nifti(@dataset_dir)]"
+EAGER_OUTPUT_DIR = dict(INFERENCE, imports=INFERENCE["imports"] + ["$import common", "$import common.inference"])
+EAGER_OUTPUT_DIR["output_dir"] = "$os.path.join(@bundle_root, 'eval')"
+EAGER_OUTPUT_DIR["datalist"] = "$common.inference.plan_outputs([], @output_dir, 'seg')"
+# the fix: the list is made by the dataset's open(), the first step of `run`
+DEFERRED = dict(INFERENCE, imports=INFERENCE["imports"] + ["$import common.inference"])
+DEFERRED["inputs"] = {
+    "_target_": "common.inference.FolderInputs",
+    "folder": "@dataset_dir",
+    "output_dir": "@output_dir",
+    "postfix": "seg",
+}
+DEFERRED["datalist"] = "$@inputs.datalist"
+DEFERRED["dataset"] = {
+    "_target_": "common.inference.DeferredDataset",
+    "data": "@datalist",
+    "transform": "@preprocessing",
+}
+DEFERRED["run"] = ["$@dataset.open()", "$@evaluator.run()"]
+DEFERRED["finalize"] = ["$@inputs.report_unreadable()"]
+
+
+def test_properties_pass_without_data_when_the_list_is_deferred(tmp_path):
+    result = vb.check_properties(make_bundle(tmp_path, inference=DEFERRED))
+    assert result.status == "PASS", result.detail
+
+
+@pytest.mark.parametrize(
+    "config, named", [(EAGER_LISTING, "does not exist"), (EAGER_OUTPUT_DIR, "created ['output_dir']")]
+)
+def test_properties_fail_when_reading_the_config_touches_the_data(tmp_path, config, named):
+    """Caught inference.json listing `dataset_dir` (and creating `output_dir`) when the config was read."""
+    result = vb.check_properties(make_bundle(tmp_path, inference=config))
+    assert result.status == "FAIL" and named in result.detail, result.detail
+
+
+def test_properties_skip_without_inference_config(tmp_path):
+    bundle = make_bundle(tmp_path)
+    (bundle / "configs" / "inference.json").unlink()
+    assert vb.check_properties(bundle).status == "SKIP"
+
+
+def test_properties_warn_when_inference_properties_are_absent(tmp_path):
+    stub = {k: v for k, v in INFERENCE.items() if k not in ("dataset", "dataloader", "evaluator")}
+    result = vb.check_properties(make_bundle(tmp_path, inference=stub))
+    assert result.status == "WARN" and "'dataset'" in result.detail and "'evaluator'" in result.detail

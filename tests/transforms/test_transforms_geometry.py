@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
-
 from common.transforms import (
     AsSlice2Dd,
     CheckFinited,
@@ -15,6 +13,7 @@ from common.transforms import (
     low_resolution_affine,
     super_resolve_affine,
 )
+from monai.data import MetaTensor
 
 
 def _oblique_affine(spacing=(2.5, 2.5, 8.0)) -> torch.Tensor:

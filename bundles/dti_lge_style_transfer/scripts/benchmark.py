@@ -81,11 +81,7 @@ REQUIRED_DATASET = "DTI_LGE_MI"
 REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 
 #: (ours, baseline) method pairs compared per test pair, as in the paper's Fig. 7
-COMPARISONS = (
-    ("CycleGANSeg+SSeg", "DTI SSeg"),
-    ("CycleGANSeg+SSeg", "CycleGAN+SSeg"),
-    ("CycleGANSeg", "CycleGAN"),
-)
+COMPARISONS = (("CycleGANSeg+SSeg", "DTI SSeg"), ("CycleGANSeg+SSeg", "CycleGAN+SSeg"), ("CycleGANSeg", "CycleGAN"))
 
 #: the paper's printed numbers: (ours, baseline, metric) -> (their baseline, their ours, where); Fig. 7 is a plot
 PAPER_NUMBERS: dict = {}
@@ -120,11 +116,7 @@ METRIC_LABELS = {
 #: full mode uses the configs' defaults). "sseg" is the other bundle's SwinSSegNet, sized here.
 QUICK: dict[str, dict[str, Any]] = {
     "segmentor": {"epochs": 80, "val_interval": 5, "lr": 0.003},
-    "translator": {
-        "epochs": 100,
-        "lr_decay_epochs": 50,
-        "image_log_interval": 1000,
-    },
+    "translator": {"epochs": 100, "lr_decay_epochs": 50, "image_log_interval": 1000},
     "sseg": {
         "feature_size": 12,
         "depths": [1, 1, 1, 1],

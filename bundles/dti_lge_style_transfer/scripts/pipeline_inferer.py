@@ -22,7 +22,10 @@ class TranslateSegmentInferer(Inferer):
     the result identical to saving the LGE-style image and running the other bundle's inference on the file (the
     percentile scaling ignores the affine ``[-1, 1] -> [0, 1]`` map of the saved file).
 
-    Shapes: ``(B, 1, H, W)`` DTI in ``[-1, 1]`` -> ``(B, num_classes, s*H, s*W)`` raw logits of the segmenter. The
+    Shapes: ``(B, 1, H, W)`` DTI in ``[-1, 1]`` -> ``(B, num_classes, s*H, s*W)`` raw logits of the segmenter; with a
+    slice ``inferer`` (``monai.inferers.SliceInferer``), volumes ``(B, 1, H, W, D)`` -> ``(B, num_classes, s*H, s*W,
+    D)``: the whole volume is translated slice by slice first, each translated slice re-normalised on its own, then
+    segmented slice by slice, so a larger slice (windowed by the inferer) is normalised as one image. The
     logits keep the input's ``MetaTensor`` metadata (the low-resolution affine), so ``SuperResolveAffined`` can
     give the saved mask the ``s`` times finer grid over the same field of view.
 
@@ -31,6 +34,7 @@ class TranslateSegmentInferer(Inferer):
             evaluator's network, so the engine does not switch it).
         intensity_transform: per-image array transform ``(1, H, W) -> (1, H, W)`` giving the segmenter's input
             normalisation; ``None`` feeds the generator output as is.
+        inferer: runs each network over the input (e.g. ``SliceInferer`` for volumes); ``None`` calls them directly.
 
     Examples::
 
@@ -39,23 +43,34 @@ class TranslateSegmentInferer(Inferer):
     """
 
     def __init__(
-        self, segmenter: torch.nn.Module, intensity_transform: Callable[[torch.Tensor], Any] | None = None
+        self,
+        segmenter: torch.nn.Module,
+        intensity_transform: Callable[[torch.Tensor], Any] | None = None,
+        inferer: Inferer | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(segmenter, torch.nn.Module):
             raise ValueError(f"segmenter must be a torch.nn.Module, got {type(segmenter).__name__}.")
         self.segmenter = segmenter
         self.intensity_transform = intensity_transform
+        self.inferer = inferer
+
+    def _run(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor]) -> torch.Tensor:
+        return network(inputs) if self.inferer is None else self.inferer(inputs, network)
 
     def translate(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor]) -> torch.Tensor:
         """``G_S>T(inputs)``, each image re-normalised by ``intensity_transform`` when given."""
-        translated = network(inputs)
+        translated = self._run(inputs, network)
         if self.intensity_transform is None:
             return translated
-        images = [
-            torch.as_tensor(self.intensity_transform(image.as_tensor() if isinstance(image, MetaTensor) else image))
-            for image in translated
-        ]
+        plain = translated.as_tensor() if isinstance(translated, MetaTensor) else translated
+        if plain.ndim == 5:  # (B, C, H, W, D): every slice on its own, as the segmenter saw its training slices
+            images = [
+                torch.stack([torch.as_tensor(self.intensity_transform(v[..., k])) for k in range(v.shape[-1])], -1)
+                for v in plain
+            ]
+        else:
+            images = [torch.as_tensor(self.intensity_transform(image)) for image in plain]
         return torch.stack(images).to(device=translated.device, dtype=translated.dtype)
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
@@ -68,7 +83,7 @@ class TranslateSegmentInferer(Inferer):
             ``(B, num_classes, s*H, s*W)`` logits, a ``MetaTensor`` with the input's metadata when the input has it.
         """
         self.segmenter.eval()
-        logits = self.segmenter(self.translate(inputs, network), *args, **kwargs)
+        logits = self._run(self.translate(inputs, network), lambda x: self.segmenter(x, *args, **kwargs))
         if isinstance(inputs, MetaTensor):
             logits = MetaTensor(
                 logits.as_tensor() if isinstance(logits, MetaTensor) else logits,

@@ -16,7 +16,6 @@ import os
 import shutil
 
 import fire
-
 from common.data import dti_lge_mi_cases, split_cases
 from common.data.validation import check_nifti
 

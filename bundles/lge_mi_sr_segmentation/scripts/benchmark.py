@@ -24,7 +24,6 @@ from typing import Any
 
 import fire
 import torch
-
 from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
@@ -90,10 +89,7 @@ MODE_NOTES = {
 DDP_OVERRIDES = {"use_ssl_pretrained": False}
 
 #: readable names of the metric keys
-METRIC_LABELS = {
-    "test_dice": "MI Dice, test split",
-    "test_hd95_mm": "MI HD95 mm, test split",
-}
+METRIC_LABELS = {"test_dice": "MI Dice, test split", "test_hd95_mm": "MI HD95 mm, test split"}
 
 #: metric key -> (MetricsSaver raw CSV of evaluate.json, higher is better)
 _METRIC_FILES = {"test_dice": ("test_mean_dice", True), "test_hd95_mm": ("test_hd95_mm", False)}
@@ -197,7 +193,7 @@ def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = 
         with Timer() as timer:
             run_workflow(BUNDLE_ROOT, ["pretrain.json"], overrides)
         timings[f"pretrain_{name}"] = timer.seconds
-        ssl_weights[name] = os.path.join(ckpt, "model_ssl.pt")
+        ssl_weights[name] = os.path.join(ckpt, "pretrain", "model_ssl.pt")
 
     rows: list[BenchmarkRow] = []
     for variant in VARIANTS:

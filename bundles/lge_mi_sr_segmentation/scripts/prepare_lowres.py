@@ -17,7 +17,6 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from common.data import dti_lge_mi_cases, split_cases
 from common.data.validation import check_nifti
 from common.transforms import low_resolution_affine

@@ -1,0 +1,50 @@
+"""Channel-first volume ``(C, H, W, D)`` from a 2D slice or a stack, keeping the 4x4 geometry."""
+
+from __future__ import annotations
+
+__all__ = ["AsVolumed"]
+
+from collections.abc import Hashable, Mapping
+
+from common.transforms._meta import source_name
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+
+class AsVolumed(MapTransform):
+    """``(C, H, W)`` -> ``(C, H, W, 1)``; a stack ``(C, H, W, D)`` stays as it is.
+
+    2D bundles run slice by slice over volumes (``monai.inferers.SliceInferer`` along the last axis), so a single
+    slice and a clinical multi-slice stack take the same path and the prediction is written back as a volume with
+    the input's geometry.
+
+    Args:
+        keys: channel-first images.
+        channels: the number of channels the model takes; a file with another number (e.g. a 4D series or an RGB
+            export) is refused with its name.
+
+    Raises:
+        ValueError: naming the file, for fewer than 2 or more than 3 spatial dims or another channel count.
+    """
+
+    def __init__(self, keys: KeysCollection, channels: int = 1, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.channels = channels
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            spatial = tuple(image.shape[1:])
+            if image.shape[0] != self.channels or len(spatial) not in (2, 3):
+                raise ValueError(
+                    f"{source_name(d, key)}: expected {self.channels} channel(s) and a 2D slice or a 3D stack, got "
+                    f"{image.shape[0]} channel(s) of spatial shape {spatial}; split 4D series into 3D volumes."
+                )
+            if len(spatial) == 2:
+                volume = image.unsqueeze(-1)
+                if isinstance(image, MetaTensor):
+                    volume.affine = image.affine  # a 2D file's 3x3 affine is promoted by the loader already
+                d[key] = volume
+        return d

@@ -1,0 +1,101 @@
+"""SwinSSegNet inference on real-world-like inputs: a sheared 2 mm 128x128x10 stack, an odd-sized slice, a 4D file.
+
+The 8x mask of a stack is a stack at 8x in-plane resolution over the input's extent, with its (sheared) orientation;
+a size the network cannot take directly is windowed and padded; a file the model cannot take is named and skipped
+while the rest of the folder is written, and the run fails at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_test_utils import exception_messages, tiny_overrides
+from common.transforms import super_resolve_affine
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
+NET = tiny_overrides(BUNDLE.name)
+SHEARED_2MM = np.array(
+    [[1.9, 0.55, 0.3, -100.0], [-0.6, 1.85, 0.2, 40.0], [0.1, 0.25, 7.9, 12.0], [0.0, 0.0, 0.0, 1.0]]
+)
+AXIAL_2P5MM = np.diag([2.5, 2.5, 8.0, 1.0])
+
+
+def _lge_like(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    ring = ((yy**2 + xx**2 > 0.15) & (yy**2 + xx**2 < 0.3)).astype(np.float32)
+    image = 100 + 300 * ring[..., None] + 20 * rng.standard_normal((*shape[:2], shape[2] if len(shape) > 2 else 1))
+    return image.reshape(shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> tuple[Path, Path]:
+    """A folder of inputs and a models/ folder holding tiny (untrained) SwinSSegNet weights."""
+    root = tmp_path_factory.mktemp("volumes")
+    inputs = root / "inputs"
+    inputs.mkdir()
+    nib.save(nib.Nifti1Image(_lge_like((64, 64, 1), 0), AXIAL_2P5MM), inputs / "a_slice.nii.gz")
+    nib.save(nib.Nifti1Image(_lge_like((128, 128, 10), 1), SHEARED_2MM), inputs / "b_stack_2mm.nii.gz")
+    nib.save(nib.Nifti1Image(_lge_like((60, 70, 1), 2), AXIAL_2P5MM), inputs / "c_odd_size.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((64, 64, 1, 3), np.float32), AXIAL_2P5MM), inputs / "d_series_4d.nii.gz")
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.update(NET)
+    torch.manual_seed(0)
+    models = root / "models"
+    models.mkdir()
+    torch.save(parser.get_parsed_content("network_def").state_dict(), models / "model.pt")
+    return inputs, models
+
+
+@pytest.fixture(scope="module")
+def outputs(folder, tmp_path_factory) -> tuple[Path, BaseException]:
+    inputs, models = folder
+    out = tmp_path_factory.mktemp("masks")
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "inference.json"),
+        meta_file=str(BUNDLE / "configs" / "metadata.json"),
+        logging_file=None,
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(inputs),
+        ckpt_dir=str(models),
+        output_dir=str(out),
+        **NET,
+    )
+    workflow.initialize()
+    workflow.run()
+    with pytest.raises(Exception) as error:
+        workflow.finalize()
+    return out, error.value
+
+
+@pytest.mark.slow
+def test_a_sheared_2mm_stack_gives_an_8x_stack_on_the_input_extent(outputs):
+    out, _ = outputs
+    mask = nib.load(out / "b_stack_2mm_mi_x8.nii.gz")
+    assert mask.shape == (1024, 1024, 10)
+    np.testing.assert_allclose(mask.affine, super_resolve_affine(torch.as_tensor(SHEARED_2MM), 8).numpy(), atol=1e-4)
+    assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_single_slices_of_any_size_keep_working(outputs):
+    out, _ = outputs
+    slice_mask = nib.load(out / "a_slice_mi_x8.nii.gz")
+    assert slice_mask.shape[:2] == (512, 512)
+    np.testing.assert_allclose(slice_mask.affine, super_resolve_affine(torch.as_tensor(AXIAL_2P5MM), 8), atol=1e-6)
+    assert nib.load(out / "c_odd_size_mi_x8.nii.gz").shape[:2] == (480, 560)  # padded/windowed, cropped back
+
+
+@pytest.mark.slow
+def test_a_file_the_model_cannot_take_is_named_skipped_and_fails_the_run_at_the_end(outputs):
+    out, error = outputs
+    messages = exception_messages(error)
+    assert "d_series_4d.nii.gz" in messages and "could not be read and were skipped" in messages
+    assert not (out / "d_series_4d_mi_x8.nii.gz").exists()
+    assert len(list(out.glob("*_mi_x8.nii.gz"))) == 3
