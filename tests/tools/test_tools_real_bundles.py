@@ -12,6 +12,7 @@ monai.bundle``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -54,6 +55,24 @@ def _scale(bundle: Path) -> int:
     assert len(factors) == 1, f"{bundle.name}: one scale for every axis, got {factors}"
     assert all(o % i == 0 for i, o in zip(image["spatial_shape"], pred["spatial_shape"]))
     return factors.pop()
+
+
+#: MONAI Label 0.8.5's BundleInferTask on an unzipped bundle, in a process without this repository on the path;
+#: `monailabel.transform.post` imports torchvision.utils, which cannot import beside the CPU torch: a stand-in
+_MONAILABEL_TASK = """
+import sys, types
+utils = types.ModuleType("torchvision.utils")
+utils.make_grid = utils.save_image = None
+torchvision = types.ModuleType("torchvision")
+torchvision.utils = utils
+sys.modules.update({"torchvision": torchvision, "torchvision.utils": utils})
+from monailabel.tasks.infer.bundle import BundleInferTask
+task = BundleInferTask(sys.argv[1], {})
+assert task.is_valid(), "MONAI Label refused the bundle"
+result_file, _ = task({"image": sys.argv[2], "device": "cpu"})
+import nibabel, common
+print("MONAILABEL_RESULT", tuple(nibabel.load(result_file).shape), common.__file__)
+"""
 
 
 def _copy_without_user_folders(bundle: Path, dest: Path) -> Path:
@@ -318,6 +337,13 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
         "inference": [sys.executable, "-S", "-v", "-m", "monai.bundle", "run", *config]
         + ["--dataset_dir", str(data), "--output_dir", str(out), *tiny_args],
     }
+    if "segmentation" in name and importlib.util.find_spec("monailabel") is not None:
+        # the way the README tells users: the unzipped bundle in a MONAI Label app, this repository off the path
+        # (MONAI Label takes no overrides: the tiny network goes into the unzipped inference.json itself)
+        config_file = root / "configs" / "inference.json"
+        config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **tiny}, indent=4))
+        image_file = str(data / "case_001.nii.gz")
+        commands["monailabel"] = [sys.executable, "-S", "-c", _MONAILABEL_TASK, str(root), image_file]
     results = _run_all(commands, cwd=root, env=env, logs=logs)
     for step, (code, output) in results.items():
         assert code == 0, f"{step} failed in the unzipped bundle:\n{output[-4000:]}"
@@ -330,6 +356,9 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     imported = {p for p in imported if "site-packages" not in p}
     assert imported == {str(root)}, imported
     assert str(REPO_ROOT / "common") not in results["inference"][1]
+
+    if "monailabel" in results:  # the labels came back on the input grid, through the vendored `common`
+        assert f"MONAILABEL_RESULT {(height, width, 1)} {root / 'common' / '__init__.py'}" in results["monailabel"][1]
 
     # the exported TorchScript gives the eager network's output
     x = torch.rand(1, image["num_channels"], height, width)
