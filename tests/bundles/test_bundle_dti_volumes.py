@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from bundle_test_utils import tiny_overrides, tiny_sseg_bundle
+from common.benchmarking import run_workflow
 from common.nets import ResNetGenerator
 from common.transforms import super_resolve_affine
-from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
 GENERATOR = tiny_overrides(BUNDLE.name, ("ngf", "n_blocks"))
@@ -27,17 +27,7 @@ AXIAL_2P5MM = np.diag([2.5, 2.5, 8.0, 1.0])
 
 
 def _run(files: list[str], **overrides) -> None:
-    workflow = ConfigWorkflow(
-        config_file=[str(BUNDLE / "configs" / f) for f in files],
-        meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        logging_file=None,
-        bundle_root=str(BUNDLE),
-        **GENERATOR,
-        **overrides,
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    run_workflow(BUNDLE, files, {**GENERATOR, **overrides})
 
 
 @pytest.fixture(scope="module")
