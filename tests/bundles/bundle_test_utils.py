@@ -67,3 +67,11 @@ def tiny_sseg_bundle(root: Path) -> Path:
     network = SwinSSeg(scale=config["scale"], out_channels=config["num_classes"], **tiny)
     torch.save(network.state_dict(), root / "models" / "model.pt")
     return root
+
+
+def small_dti_lge_mi(out: Path) -> Path:
+    """A small paired DTI-LGE MI dataset (5 cases, 4 with DTI, seed 0) in ``out``; returns its ``DTI_LGE_MI`` folder."""
+    from common.data import write_dti_lge_mi
+
+    write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
+    return out / "DTI_LGE_MI"

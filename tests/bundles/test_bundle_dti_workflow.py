@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides, tiny_sseg_bundle
+from bundle_test_utils import bundle_cli, exception_messages, small_dti_lge_mi, tiny_overrides, tiny_sseg_bundle
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
@@ -62,11 +62,7 @@ def _run(files, **overrides):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from common.data import write_dti_lge_mi
-
-    out = tmp_path_factory.mktemp("dti_lge_data")
-    write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
-    return out / "DTI_LGE_MI"
+    return small_dti_lge_mi(tmp_path_factory.mktemp("dti_lge_data"))
 
 
 @pytest.fixture(scope="module")

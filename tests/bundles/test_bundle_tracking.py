@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bundle_test_utils import BUNDLES, bundle_cli, tiny_overrides
+from bundle_test_utils import BUNDLES, bundle_cli, small_dti_lge_mi, tiny_overrides
 from common.handlers import loss_terms
 from monai.bundle import ConfigWorkflow
 from monai.utils import path_to_sqlite_uri
@@ -81,11 +81,7 @@ def _epoch_terms(workflow: ConfigWorkflow) -> set[str]:
 
 @pytest.fixture(scope="module")
 def dti_data(tmp_path_factory) -> Path:
-    from common.data import write_dti_lge_mi
-
-    out = tmp_path_factory.mktemp("dti_tracking_data")
-    write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
-    return out / "DTI_LGE_MI"
+    return small_dti_lge_mi(tmp_path_factory.mktemp("dti_tracking_data"))
 
 
 @pytest.fixture(scope="module")
