@@ -106,6 +106,16 @@ def report_unreadable(bad: Sequence[tuple[str, str]]) -> None:
     )
 
 
+def _slice_count(path: str) -> int:
+    """Slices of a NIfTI file from its header: the product of the axes after the first two (1 for a 2D file)."""
+    import nibabel as nib
+
+    count = 1
+    for size in nib.load(path).shape[2:]:
+        count *= int(size)
+    return count
+
+
 class FolderInputs:
     """The input files of a folder inference, found when the run starts rather than when the config is read.
 
@@ -151,6 +161,7 @@ class FolderInputs:
         self.shard = shard
         self._datalist: list[dict] | None = None
         self.unreadable: list[tuple[str, str]] = []
+        self.slices: dict[str, int] = {}
 
     def datalist(self) -> list[dict]:
         """``[{"image": path}, ...]`` of the readable inputs with their outputs planned (computed once).
@@ -166,7 +177,13 @@ class FolderInputs:
             self._datalist = plan_outputs(
                 [{"image": f} for f in good], self.output_dir, self.postfix, overwrite=self.overwrite, shard=self.shard
             )
+            self.slices = {item["image"]: _slice_count(item["image"]) for item in self._datalist}
         return self._datalist
+
+    def total_slices(self) -> int:
+        """2D slices in this rank's inputs (the third and further axes of each file), for progress and ETA."""
+        self.datalist()
+        return sum(self.slices.values())
 
     def report_unreadable(self) -> None:
         """Fail (:class:`UnreadableInputError`) naming each input that was skipped; nothing before :meth:`datalist`."""

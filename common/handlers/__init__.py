@@ -1,6 +1,6 @@
-"""Ignite handlers shared by the bundles: resume, atomic checkpoints, progress with ETA, GAN image grids,
-PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an evaluation,
-CycleGAN's linear LR decay, loss-term logging and epoch means, rank-0-only writers under DDP."""
+"""Ignite handlers shared by the bundles: resume, atomic checkpoints, training and inference progress with ETA,
+GAN image grids, PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an
+evaluation, CycleGAN's linear LR decay, loss-term logging and epoch means, rank-0-only writers under DDP."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from common.handlers.atomic_checkpoint_saver import AtomicCheckpointSaver
 from common.handlers.copy_batch_keys import CopyBatchKeys
 from common.handlers.gan_image_grid import GanImageGridHandler, image_grid
 from common.handlers.hausdorff_mm import HausdorffDistanceMM, HausdorffDistanceMMMetric
+from common.handlers.inference_progress import InferenceProgress, slices_in_batch
 from common.handlers.label_dice import LabelDice
 from common.handlers.linear_decay_lr import LinearDecayLR
 from common.handlers.loss_term_means import LossTermMeans
@@ -26,6 +27,7 @@ __all__ = [
     "GanImageGridHandler",
     "HausdorffDistanceMM",
     "HausdorffDistanceMMMetric",
+    "InferenceProgress",
     "LabelDice",
     "LinearDecayLR",
     "LossTermMeans",
@@ -38,6 +40,7 @@ __all__ = [
     "SegmentorMasks",
     "image_grid",
     "loss_terms",
+    "slices_in_batch",
     "overlay_png",
     "rank0_handlers",
 ]

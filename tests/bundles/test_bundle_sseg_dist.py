@@ -292,10 +292,10 @@ def test_sharded_inference_writes_every_output_once(inference_inputs):
     assert sorted(p.name for p in out.iterdir()) == expected
     for name in expected:
         assert nib.load(out / name).shape[:2] == (512, 512)
-    # each rank ran over its own share only (ProgressLogger's end-of-epoch line: "iter n/n")
+    # each rank ran over its own share only (InferenceProgress's line for the last file: "file n/n")
     lengths = []
     for log in _rank_logs(log_dir):
-        (length,) = {int(n) for n in re.findall(r"epoch 1/1 iter (\d+)/\1", log)}
+        (length,) = {int(n) for n in re.findall(r"file (\d+)/\1 \S+ slices", log)}
         lengths.append(length)
     assert lengths == [3, 2]
 

@@ -99,3 +99,59 @@ def test_a_file_the_model_cannot_take_is_named_skipped_and_fails_the_run_at_the_
     assert "d_series_4d.nii.gz" in messages and "could not be read and were skipped" in messages
     assert not (out / "d_series_4d_mi_x8.nii.gz").exists()
     assert len(list(out.glob("*_mi_x8.nii.gz"))) == 3
+
+
+@pytest.mark.slow
+def test_the_traced_export_segments_a_sheared_stack_as_the_eager_network(folder, tmp_path):
+    """The documented TorchScript route (traced at [1, 1, 64, 64]: MONAI's Swin does not script) in inference.json:
+    the inferer feeds 64x64 windows in batches of ``sw_batch_size``, and the MI probabilities (saved before the
+    argmax, so that the comparison can fail) equal the eager network's on a sheared 128x128x10 stack."""
+    inputs, models = folder
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.update(NET)
+    net = parser.get_parsed_content("network_def").eval()
+    net.load_state_dict(torch.load(models / "model.pt"))
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():  # fresh BatchNorm statistics make an untrained net's output ~constant: spread them
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0.0, 0.3, generator=generator)
+            module.running_var.fill_(0.5)
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(net.state_dict(), models / "model.pt")
+    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
+        torch.jit.save(torch.jit.trace(net, torch.rand(1, 1, 64, 64), check_trace=False), tmp_path / "model.ts")
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "b_stack_2mm.nii.gz").symlink_to(inputs / "b_stack_2mm.nii.gz")
+    probabilities = {
+        "postprocessing#transforms#3": {"_target_": "SplitDimd", "keys": "pred", "keepdim": True},  # pred_0, pred_1
+        "postprocessing#transforms#4#keys": "pred_1",
+        "postprocessing#transforms#4#output_dtype": "$torch.float32",
+    }
+    traced_net = {
+        "network_def": f"$torch.jit.load('{tmp_path / 'model.ts'}')",
+        "handlers": [{"_target_": "common.handlers.InferenceProgress", "inputs": "@inputs"}],  # no state-dict loader
+    }
+    written = {}
+    for name, overrides in {"eager": {"ckpt_dir": str(models)}, "traced": traced_net}.items():
+        workflow = ConfigWorkflow(
+            config_file=str(BUNDLE / "configs" / "inference.json"),
+            meta_file=str(BUNDLE / "configs" / "metadata.json"),
+            logging_file=None,
+            bundle_root=str(BUNDLE),
+            dataset_dir=str(stack),
+            output_dir=str(tmp_path / name),
+            **probabilities,
+            **overrides,
+            **NET,
+        )
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+        written[name] = nib.load(tmp_path / name / "b_stack_2mm_mi_x8.nii.gz")
+    eager = np.asarray(written["eager"].dataobj)
+    assert eager.shape == (1024, 1024, 10) and 1e-3 < eager.std()  # probabilities that vary, 100x the tolerance
+    np.testing.assert_array_equal(written["traced"].affine, written["eager"].affine)
+    np.testing.assert_allclose(np.asarray(written["traced"].dataobj), eager, rtol=0, atol=1e-5)

@@ -85,14 +85,12 @@ def _copy_without_user_folders(bundle: Path, dest: Path) -> Path:
     return Path(shutil.copytree(bundle, dest / bundle.name, ignore=ignore))
 
 
-def _export_args(net: torch.nn.Module, input_shape: list[int]) -> list[str]:
-    """``ckpt_export`` arguments: scripted when TorchScript can script the net, else traced (as verify does)."""
-    try:
-        torch.jit.script(net)
-    except Exception:  # noqa: BLE001 - e.g. MONAI's 2D PatchEmbed indexes a third spatial dim that script compiles
-        shape = json.dumps(input_shape).replace(" ", "")
-        return ["--use_trace", "True", "--input_shape", shape, "--converter_kwargs", "{'check_trace': False}"]
-    return []
+def _export_args(bundle: Path, input_shape: list[int]) -> list[str]:
+    """``ckpt_export`` arguments: traced when the bundle gives a reason in ``docs/torchscript_exclude.txt``."""
+    if not (bundle / vb.EXPORT_EXCLUDE_FILE).is_file():
+        return []
+    shape = json.dumps(input_shape).replace(" ", "")
+    return ["--use_trace", "True", "--input_shape", shape, "--converter_kwargs", "{'check_trace': False}"]
 
 
 def _io(bundle: Path) -> tuple[dict, dict]:
@@ -326,7 +324,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     bundle_cli = [sys.executable, "-S", "-m", "monai.bundle"]
     meta, config = ["--meta_file", "configs/metadata.json"], ["--config_file", "configs/inference.json"]
     tiny_args = _cli_overrides(tiny)
-    export_args = _export_args(net, [1, image["num_channels"], height, width])
+    export_args = _export_args(root, [1, image["num_channels"], height, width])
     commands = {
         "verify_metadata": bundle_cli + ["verify_metadata", *meta, "--filepath", str(schema)],
         "verify_net_in_out": bundle_cli + ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny_args],

@@ -237,13 +237,46 @@ def test_wrong_output_spatial_shape_fails(tmp_path):
     assert "outputs.pred.spatial_shape" in result.detail
 
 
-def test_export_skip_file(tmp_path):
+def test_export_exclude_file_must_give_a_reason_that_holds(tmp_path):
     bundle = make_bundle(tmp_path)
-    (bundle / "docs" / "ckpt_export_skip.txt").write_text("uses a dynamic op that TorchScript rejects\n")
-    result = vb.check_export(bundle, input_shape=None)
-    assert (result.status, result.detail) == ("SKIP", "uses a dynamic op that TorchScript rejects")
-    (bundle / "docs" / "ckpt_export_skip.txt").write_text("  \n")
-    assert vb.check_export(bundle, input_shape=None).status == "FAIL"
+    exclude = bundle / "docs" / "torchscript_exclude.txt"
+    exclude.write_text("  \n")
+    assert "must give the reason" in vb.check_export(bundle, input_shape=(1, 1, 32, 32)).detail
+    # the fake bundle's BasicUNet scripts, so a reason for not scripting it is stale
+    exclude.write_text("uses a dynamic op that TorchScript rejects\n")
+    result = vb.check_export(bundle, input_shape=(1, 1, 32, 32))
+    assert result.status == "FAIL" and "the network scripts" in result.detail
+
+
+NOT_SCRIPTABLE = """
+import torch
+
+
+class NotScriptable(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        try:  # TorchScript has no try/except: script rejects it, trace records the path taken
+            return self.conv(x)
+        except RuntimeError:
+            return x
+"""
+
+
+def test_a_network_that_does_not_script_fails_unless_excluded_and_traceable(tmp_path):
+    """As the zoo's CI: scripting is required; the exclude file (the zoo's exclude list) allows a traced export."""
+    inference = copy.deepcopy(INFERENCE)
+    inference["network_def"] = {"_target_": "verify_not_scriptable_net.NotScriptable"}
+    bundle = make_bundle(tmp_path, inference=inference)
+    (bundle / "verify_not_scriptable_net.py").write_text(NOT_SCRIPTABLE)
+    result = vb.check_export(bundle, input_shape=(1, 1, 32, 32))
+    assert result.status == "FAIL" and "exclude_verify_torchscript_list" in result.detail, result.detail
+    (bundle / "docs" / "torchscript_exclude.txt").write_text("a try/except in forward\n")
+    result = vb.check_export(bundle, input_shape=(1, 1, 32, 32))
+    assert result.status == "SKIP", result.detail
+    assert result.detail.startswith("a try/except in forward (traced at (1, 1, 32, 32): matches eager")
 
 
 def test_broken_reference_and_target_fail_the_config_check(tmp_path, data_root):
