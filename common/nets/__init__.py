@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from common.nets.cascaded_unet import CascadedUNet, UNetBN
 from common.nets.encoders import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
 from common.nets.patch_discriminator import patchgan_70
 from common.nets.resnet_generator import ResNetGenerator
 from common.nets.swin_sseg import SwinSSeg
 
 __all__ = [
-    "ENCODER_NAMES",
+    "CascadedUNet",
     "ConvNeXtEncoder",
+    "ENCODER_NAMES",
     "ResNetEncoder",
     "ResNetGenerator",
     "SwinEncoder",
     "SwinSSeg",
+    "UNetBN",
     "build_encoder",
     "patchgan_70",
 ]

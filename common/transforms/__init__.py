@@ -4,6 +4,7 @@ from common.transforms.as_slice_2d import AsSlice2Dd
 from common.transforms.as_volume import AsVolumed
 from common.transforms.check_finite import CheckFinited
 from common.transforms.check_shape_ratio import CheckShapeRatiod
+from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
 from common.transforms.per_slice import PerSliced
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
@@ -14,8 +15,11 @@ __all__ = [
     "CheckFinited",
     "CheckShapeRatiod",
     "FromModelGridd",
+    "HeartCropd",
+    "HeartUncropd",
     "PerSliced",
     "ToModelGridd",
+    "heart_centre",
     "in_plane_spacing",
     "regrid_affine",
     "SuperResolveAffined",
