@@ -74,7 +74,8 @@ Per bundle, seven checks, printed as a PASS/FAIL table (exit status 1 on any FAI
     ``evaluate.json`` and ``multi_gpu_*.json`` are checked layered over ``train.json``
     (``multi_gpu_inference.json`` over ``inference.json``; ``multi_gpu_<stage>.json`` over ``<stage>.json``
     when that file exists). An optional ``configs/layers.json`` ``{"combos": [["train.json", "x.json"], ...]}``
-    adds combinations, and a file listed after the first place of a combo there is not checked alone;
+    adds combinations, and a file listed after the first place of a combo there is checked only in those combos
+    (not alone, nor over its default base: e.g. ``["inference.json", "evaluate.json"]``);
     ``multi_gpu_<stage>.json`` then goes over every such combo ending with ``<stage>.json``.
     ``multi_gpu_*`` combinations are resolved as a single process (``RANK=0``, ``WORLD_SIZE=1``, a free
     ``MASTER_PORT``); the process group is destroyed afterwards.
@@ -136,7 +137,8 @@ TINY_OVERLAY = Path("configs") / "tiny.json"
 # a config string that names a user folder as a path part: 'models', "eval", /outputs/
 _USER_FOLDER_PATTERN = re.compile(r"""['"/\\](?:%s)['"/\\]""" % "|".join(USER_FOLDERS))
 DATA_KEYS = ("dataset_dir", "data_root")
-SKIPPED_TOP_LEVEL_KEYS = ("_meta_", "imports", "initialize", "run", "finalize")
+#: `dist_finalize` is a `finalize` step (it destroys the process group that later keys of a multi-GPU combo need)
+SKIPPED_TOP_LEVEL_KEYS = ("_meta_", "imports", "initialize", "run", "finalize", "dist_finalize")
 PASS, FAIL, SKIP, WARN = "PASS", "FAIL", "SKIP", "WARN"
 # sizes tried for symbolic spatial dims: "x*n" (n), "x**p" (p), "*" (any)
 _N_VALUES = tuple(range(1, 65))
@@ -786,6 +788,8 @@ def config_combinations(bundle_dir: Path) -> list[list[str]]:
         if base is not None and base in layered_only:
             # the stage itself is an overlay (layers.json): put this file over every combo that ends with it
             combos += [combo + [name] for combo in extra if combo[-1] == base]
+        elif name in layered_only:
+            continue  # layers.json says which configs this overlay goes over (e.g. evaluate.json over inference.json)
         elif base is not None:
             combos.append([base, name])
         elif name not in layered_only:

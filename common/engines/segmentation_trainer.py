@@ -33,7 +33,8 @@ class SegmentationTrainer(MultiNetworkTrainer):
         inferer: forward pass (default ``SimpleInferer``).
 
     Returns (``engine.state.output`` before decollation):
-        ``image``, ``label``, ``pred`` (the logits, detached) and every loss term, detached, so that
+        ``image``, ``label``, ``pred`` (the logits, detached), ``label_image`` and ``pred_image`` (class maps over
+        ``C - 1``: ``[0, 1]`` images for grids) and every loss term, detached, so that
         ``from_engine(["pred", "label"])`` feeds a Dice metric and ``from_engine(["loss"], first=True)`` the logs.
 
     Raises:
@@ -89,6 +90,10 @@ class SegmentationTrainer(MultiNetworkTrainer):
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         engine.optimizer_step("optimizer", terms["loss"], IterationEvents.BACKWARD_COMPLETED)
         engine.state.output["pred"] = logits.detach()
+        # label maps as [0, 1] images for TensorBoard grids (common.handlers.GanImageGridHandler)
+        last_class = max(logits.shape[1] - 1, 1)
+        engine.state.output["label_image"] = label.detach().float() / last_class
+        engine.state.output["pred_image"] = logits.detach().argmax(dim=1, keepdim=True).float() / last_class
         engine.state.output.update(engine.detached(terms))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

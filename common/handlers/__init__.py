@@ -9,6 +9,7 @@ from common.handlers.copy_batch_keys import CopyBatchKeys
 from common.handlers.gan_image_grid import GanImageGridHandler, image_grid
 from common.handlers.hausdorff_mm import HausdorffDistanceMM, HausdorffDistanceMMMetric
 from common.handlers.inference_progress import InferenceProgress, slices_in_batch
+from common.handlers.label_asd import LabelASD
 from common.handlers.label_dice import LabelDice
 from common.handlers.linear_decay_lr import LinearDecayLR
 from common.handlers.loss_term_means import LossTermMeans
@@ -20,6 +21,7 @@ from common.handlers.progress_logger import ProgressLogger
 from common.handlers.rank0 import RANK0_ONLY_HANDLER_TYPES, rank0_handlers
 from common.handlers.resume_from_latest import ResumeFromLatest
 from common.handlers.segmentor_masks import SegmentorMasks
+from common.handlers.style_grid import StyleGridHandler
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -28,6 +30,7 @@ __all__ = [
     "HausdorffDistanceMM",
     "HausdorffDistanceMMMetric",
     "InferenceProgress",
+    "LabelASD",
     "LabelDice",
     "LinearDecayLR",
     "LossTermMeans",
@@ -38,6 +41,7 @@ __all__ = [
     "RANK0_ONLY_HANDLER_TYPES",
     "ResumeFromLatest",
     "SegmentorMasks",
+    "StyleGridHandler",
     "image_grid",
     "loss_terms",
     "slices_in_batch",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from common.metrics.dice import dice
 from common.metrics.image_quality import masked_nrmse, masked_psnr, masked_ssim
+from common.metrics.label_asd_metric import LabelASDMetric
 from common.metrics.label_dice_metric import LabelDiceMetric
 from common.metrics.masked_psnr_metric import MaskedPSNRMetric
 from common.metrics.masked_ssim_metric import MaskedSSIMMetric
@@ -24,6 +25,7 @@ __all__ = [
     "masked_nrmse",
     "scar_ratio",
     "scar_size",
+    "LabelASDMetric",
     "LabelDiceMetric",
     "MaskedPSNRMetric",
     "MaskedSSIMMetric",

@@ -135,14 +135,9 @@ class UNetBN(nn.Module):
         )
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: ``(B, in_channels, H, W[, D])``, every spatial size divisible by ``2**depth``.
-
-        Returns:
-            raw logits ``(B, out_channels, H, W[, D])``.
-        """
+    @torch.jit.unused
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse a wrong number of dimensions or channels and sizes the poolings cannot halve (eager mode only)."""
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNetBN expects input (B, {self.in_channels}, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}), "
@@ -153,6 +148,17 @@ class UNetBN(nn.Module):
                 f"UNetBN input spatial shape {list(x.shape[2:])} must be divisible by {self.size_divisor} "
                 f"(2**depth, depth {self.depth})."
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: ``(B, in_channels, H, W[, D])``, every spatial size divisible by ``2**depth``.
+
+        Returns:
+            raw logits ``(B, out_channels, H, W[, D])``.
+        """
+        if not torch.jit.is_scripting():
+            self._check_input(x)
         skips = []
         for level, block in enumerate(self.encoder):
             x = block(x if level == 0 else self.pool(x))

@@ -3,8 +3,10 @@
 from common.transforms.as_slice_2d import AsSlice2Dd
 from common.transforms.as_volume import AsVolumed
 from common.transforms.check_finite import CheckFinited
+from common.transforms.check_label_values import CheckLabelValuesd
 from common.transforms.check_shape_ratio import CheckShapeRatiod
 from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
+from common.transforms.localise_heart import LocaliseHeartd
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
 from common.transforms.per_slice import PerSliced
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
@@ -13,10 +15,12 @@ __all__ = [
     "AsSlice2Dd",
     "AsVolumed",
     "CheckFinited",
+    "CheckLabelValuesd",
     "CheckShapeRatiod",
     "FromModelGridd",
     "HeartCropd",
     "HeartUncropd",
+    "LocaliseHeartd",
     "PerSliced",
     "ToModelGridd",
     "heart_centre",
