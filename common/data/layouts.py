@@ -306,14 +306,19 @@ def _mscmrseg_case(folder: str, index: int, seed: int, small: bool, lge_labelled
     else:  # bSSFP: 1.25 mm, 8-12 mm slices; LGE: 0.75 mm, 5 mm slices (MS-CMRSeg 2019 protocol)
         c0_shape, c0_spacing = (192, 192, int(rng.integers(8, 12))), (1.25, 1.25, 10.0)
         lge_shape, lge_spacing = (224, 224, int(rng.integers(12, 16))), (0.75, 0.75, 5.0)
-    for modality, shape, spacing, contrast, phase, supersample in (
-        ("C0", c0_shape, c0_spacing, "bssfp", 0, 2),
-        ("LGE", lge_shape, lge_spacing, "lge", 17, 1),  # LGE at mid-diastole
+    # LGE: physical magnitude inversion recovery at mid-diastole (CardiacPhantom "lge_ir": post-contrast T1s, an
+    # imperfectly nulling TI, patchy scar, motion blur, unnormalised coil profile, Rician noise at blood SNR 10-20),
+    # acquired at twice the written voxel size (1.5 mm; 4 mm when small) and interpolated, as scanners reconstruct
+    for modality, shape, spacing, contrast, phase, supersample, factor in (
+        ("C0", c0_shape, c0_spacing, "bssfp", 0, 2, 1),
+        ("LGE", lge_shape, lge_spacing, "lge_ir", 17, 1, 2),
     ):
         grid = {"center": tuple(rng.uniform(-25.0, 25.0, 2)), "z": float(rng.uniform(-6.0, 6.0))}
         if modality == "LGE":
             grid["z"] = float(0.5 * (phantom.epi_length - (shape[2] - 1) * spacing[2]) + rng.uniform(-4.0, 4.0))
-        image = phantom.render(contrast, shape, spacing, phase=phase, supersample=supersample, **grid)
+        image = phantom.render(
+            contrast, shape, spacing, phase=phase, supersample=supersample, acquisition_factor=factor, **grid
+        )
         affine = phantom.affine(shape, spacing, **grid)
         write_nifti(Path(folder) / f"{name}_{modality}.nii.gz", _to_int16(image), affine)
         if modality == "C0" or lge_labelled:
@@ -322,26 +327,62 @@ def _mscmrseg_case(folder: str, index: int, seed: int, small: bool, lge_labelled
     return name
 
 
-def _plan_mscmrseg(out: Path, n_patients: int, seed: int, overwrite: bool, small: bool) -> list:
+def _plan_mscmrseg(
+    out: Path, n_patients: int, seed: int, overwrite: bool, small: bool, n_lge_labelled: int | None = None
+) -> list:
+    if n_lge_labelled is None:
+        n_lge = min(5, max(1, n_patients // 2))
+    elif isinstance(n_lge_labelled, bool) or int(n_lge_labelled) != n_lge_labelled or not 0 <= n_lge_labelled:
+        raise ValueError(f"n_lge_labelled must be a non-negative integer or None, got {n_lge_labelled!r}.")
+    elif n_lge_labelled > n_patients:
+        raise ValueError(f"n_lge_labelled must be at most n_patients={n_patients}, got {n_lge_labelled}.")
+    else:
+        n_lge = int(n_lge_labelled)
     folder = _prepare(out / "MSCMRSeg", overwrite)
-    n_lge = min(5, max(1, n_patients // 2))
     return [(_mscmrseg_case, (str(folder), i, seed, small, i < n_lge)) for i in range(n_patients)]
 
 
 def write_mscmrseg(
-    out: PathLike, n_patients: int = 10, seed: int = 0, overwrite: bool = False, workers: int = 1, small: bool = False
+    out: PathLike,
+    n_patients: int = 10,
+    seed: int = 0,
+    overwrite: bool = False,
+    workers: int = 1,
+    small: bool = False,
+    n_lge_labelled: int | None = None,
 ) -> Path:
     """Write MS-CMRSeg 2019-style data: ``MSCMRSeg/patientN_{C0,LGE}.nii.gz`` and ``patientN_C0_manual.nii.gz``.
 
     bSSFP (C0: 192x192, 1.25 mm, 8-11 slices of 10 mm) and LGE (224x224, 0.75 mm, 12-15 slices of 5 mm) of a
     patient show the same anatomy on different, unregistered grids (as in the challenge); int16. Labels use
     ``MSCMR_LABELS`` (200 MYO, 500 LV, 600 RV; uint16). Every C0 is labelled; ``patientN_LGE_manual.nii.gz``
-    exists only for the first ``min(5, max(1, n_patients // 2))`` patients (the challenge released 5 labelled LGE).
+    exists only for the first ``n_lge_labelled`` patients.
+
+    The LGE is a physical magnitude inversion-recovery rendering (``CardiacPhantom`` contrast ``lge_ir``: literature
+    post-contrast T1s at 1.5 T, a per-subject TI near the myocardial null, patchy scar about as bright as blood,
+    motion blur, an unnormalised surface-coil profile, Rician noise at blood SNR 10-20), acquired at 1.5 mm and
+    interpolated to 0.75 mm; the bSSFP is unchanged.
+
+    Args:
+        out: output root (the dataset goes to ``out/MSCMRSeg``).
+        n_patients: number of patients.
+        seed: data seed.
+        overwrite: replace a non-empty dataset folder.
+        workers: processes writing patients in parallel (the files do not depend on it).
+        small: tiny grids for tests.
+        n_lge_labelled: how many patients (the first ones) get an ``_LGE_manual`` label, in ``[0, n_patients]``;
+            ``None`` keeps the challenge's proportion, ``min(5, max(1, n_patients // 2))`` (MS-CMRSeg 2019 released
+            5 labelled LGE). Pass more to have evaluation labels for held-out LGE volumes (e.g. 35 of 45 patients
+            leaves 30 labelled LGE after 5 for validation). The images do not depend on it.
 
     Returns:
         The dataset folder ``out/MSCMRSeg``.
+
+    Raises:
+        ValueError: ``n_lge_labelled`` negative, not an integer or above ``n_patients``.
     """
-    _execute({"MSCMRSeg": _plan_mscmrseg(Path(out), n_patients, seed, overwrite, small)}, workers)
+    plan = _plan_mscmrseg(Path(out), n_patients, seed, overwrite, small, n_lge_labelled)
+    _execute({"MSCMRSeg": plan}, workers)
     return Path(out) / "MSCMRSeg"
 
 

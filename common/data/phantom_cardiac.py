@@ -2,6 +2,10 @@
 
 The anatomy is analytic, in millimetres, so one subject can be rendered at 0.3125 mm (LGE 512x512), 2.5 mm (DTI
 64x64) or 1.25 mm (cine stacks) with the same masks; DESIGN.md section 2 is the specification.
+
+Two LGE contrasts exist: ``lge`` (a fixed intensity table, kept bit-for-bit for the datasets built on it) and
+``lge_ir``, a physical magnitude inversion-recovery rendering from post-contrast T1 per tissue (see
+:meth:`CardiacPhantom.lge_ir_params` and :func:`inversion_recovery_signal`), which the MS-CMRSeg writer uses.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from common.constants import ACDC_LABELS, EMIDEC_LABELS, MI_LABELS, MSCMR_LABELS
 from common.data.degradation import area_downsample
 from scipy import ndimage
 
-__all__ = ["CardiacPhantom", "TISSUES", "MODALITIES", "GROUPS", "LABEL_SCHEMES"]
+__all__ = ["CardiacPhantom", "TISSUES", "MODALITIES", "GROUPS", "LABEL_SCHEMES", "inversion_recovery_signal"]
 
 #: Tissue classes of the phantom, in the order of the integer tissue map (``scheme="tissue"``).
 TISSUES = (
@@ -36,11 +40,13 @@ TISSUES = (
 )
 _T = {name: index for index, name in enumerate(TISSUES)}
 
-#: Rendered contrasts. ``bssfp`` is cine/bSSFP (alias ``cine``, ``c0``); ``dti`` is an S0-like single channel;
-#: ``dti_md`` / ``dti_fa`` are mean-diffusivity (1e-3 mm^2/s) and fractional-anisotropy maps.
-MODALITIES = ("bssfp", "lge", "dti", "dti_md", "dti_fa")
+#: Rendered contrasts. ``bssfp`` is cine/bSSFP (alias ``cine``, ``c0``); ``lge`` an intensity-table LGE; ``lge_ir``
+#: (alias ``ir``) a physical magnitude inversion-recovery LGE; ``dti`` is an S0-like single channel; ``dti_md`` /
+#: ``dti_fa`` are mean-diffusivity (1e-3 mm^2/s) and fractional-anisotropy maps.
+MODALITIES = ("bssfp", "lge", "lge_ir", "dti", "dti_md", "dti_fa")
 _ALIASES = {"cine": "bssfp", "c0": "bssfp", "bssfp": "bssfp", "lge": "lge", "dti": "dti", "s0": "dti"}
 _ALIASES.update({"dti_md": "dti_md", "md": "dti_md", "dti_fa": "dti_fa", "fa": "dti_fa"})
+_ALIASES.update({"lge_ir": "lge_ir", "ir": "lge_ir"})
 
 #: ACDC pathology groups; ``MINF`` subjects have scar, ``DCM`` a dilated thin-walled LV, ``HCM`` a thick wall,
 #: ``RV`` an enlarged right ventricle.
@@ -63,6 +69,124 @@ _ACQUISITION = {
     "dti_md": (0.15, False, 0.05, 0.0),
     "dti_fa": (0.05, False, 0.05, 0.0),
 }
+
+
+# ---------------------------------------------------------------------------------------------- physical IR LGE
+# Per-subject draws of the ``lge_ir`` contrast (1.5 T, magnitude inversion-recovery gradient echo ~10-20 min after
+# 0.1-0.2 mmol/kg of an extracellular gadolinium agent). Post-contrast relaxation follows the fast-exchange model
+# R1_post = R1_native + lambda * dR1_blood (R1 = 1/T1, lambda = tissue/blood partition coefficient, blood lambda = 1),
+# so the tissue T1s of one subject come from one blood concentration and stay mutually consistent. Every range below
+# is a literature value or range, not a value tuned on any segmentation result:
+#   native T1 (ms)      blood 1450-1700: Sharma et al. 2006 JMRI 23:323 (1580 +- 130 ms at 1.5 T);
+#                       myocardium 950-1070: Messroghli et al. 2017 JCMR 19:75 (MOLLI 1.5 T normal ranges ~950-1050),
+#                       aus dem Siepen et al. 2018 Open Heart 5:e000717 (1017 +- 24 ms), Sharma 2006 (1070 +- 30 ms);
+#                       infarct = 1.3 x remote (chronic MI native T1 ~30 % above remote: multi-centre native-T1 study,
+#                       PMC7363195, 1621 vs 1225 ms at 3 T); liver 550-650, paravertebral/skeletal muscle 850-1010,
+#                       vertebral marrow 500-600, subcutaneous fat 260-340 (de Bazelaire et al. 2004 Radiology 230:652:
+#                       3 T column 809 / 898 / 586 / 382 ms, T1 ~21 % shorter at 1.5 T; Gold et al. 2004 AJR 183:343:
+#                       fat ~290 ms at 1.5 T, recalled, not re-checked); lung ~1250 (rough).
+#   lambda              remote myocardium N(0.43, 0.05): Klein et al. 2004 JCMR (0.40 +- 0.07, 0.2 mmol/kg
+#                       Gd-DTPA), Sharma 2006 (0.46 +- 0.06), Jerosch-Herold et al. 2008 (0.41 +- 0.06); infarct
+#                       N(0.90, 0.09): Klein 2004 (0.90 +- 0.09; Flacke et al. 2001 Radiology 218:703 report the same
+#                       elevation in acute and chronic infarcts); no-reflow core 0.8-1.2 x remote (contrast reaches
+#                       the microvascular obstruction late, so at 10-20 min its T1 stays near or above remote and the
+#                       core is dark at the myocardial null: Klein 2004; Biglands et al. 2012 JCMR 14:66, fig. 18);
+#                       fat 0 (fat T1 does not change with gadolinium: Hamilton et al. ISMRM 2013 #1516); liver
+#                       0.30-0.45 and skeletal muscle 0.12-0.25 (extracellular volume / (1 - haematocrit),
+#                       approximate); marrow 0.15, lung 0.3 (rough; they barely matter: lung has almost no signal).
+#   dR1_blood           2.0-3.2 1/s, giving blood T1 260-385 ms (mean ~315), myocardium 360-590 ms (~475), infarct
+#                       240-440 ms (~330), liver 310-455 ms, skeletal muscle 520-800 ms, fat 260-340 ms: the
+#                       spread of 0.1-0.2 mmol/kg at 10-20 min (aus dem Siepen 2018: myocardium 426 +- 38 ms 15 min
+#                       after 0.2 mmol/kg; Warntjes et al. 2010 (3D PSIR T1): R1 2-2.5 1/s healthy, 3.5-4 1/s fibrotic
+#                       ~15 min post-contrast; Klein 2004: infarct and blood T1 cross over at ~20 min, so scar is about
+#                       as bright as blood, which is why their border is hard to see: Kellman et al. 2005 JMRI 22:605,
+#                       infarct-blood CNR 2.9-3.9 in IR images).
+#   proton density      relative water/proton content (blood 0.90, myocardium and infarct 0.80, fat 0.90, liver and
+#                       muscle 0.75, marrow 0.70, lung 0.03 effective after its T2* decay): approximate textbook values,
+#                       the least constrained inputs of the model.
+#   TI                  the operator nulls remote myocardium on a TI scout: TI_null = T1_myo * ln(2 / (1 + E)),
+#                       E = exp(-T_rep / T1_myo); the TI used is TI_null * (1 + delta), delta ~ U(-0.12, 0.12)
+#                       (imperfect nulling; Kellman et al. 2002 MRM 47:372: a TI 15 ms (~5 %) early costs ~25 % of
+#                       the infarct-myocardium CNR and practice "exhibits a wide variability").
+#   T_rep               2 R-R intervals (inversion every other heartbeat), R-R 0.75-1.1 s ("Revisiting how we perform
+#                       LGE CMR", JCMR 2023, doi:10.1186/s12968-023-00925-0, fig. 7: gating factor 2 for 45-100 bpm).
+#   washout drift       during the 5-7 min stack the myocardial null TI rises 15-25 ms (Kellman 2002), i.e. 3-8 % of
+#                       ~330 ms, while TI stays fixed: dR1_blood falls along the acquisition order (base to apex or the
+#                       reverse) so that T1_myo of the last slice is (1 + drift) x that of the first.
+#   scar heterogeneity  infarct lambda = remote + (infarct - remote) * clip(1 + h * n, 0.25, 1.25), n a smooth 3D
+#                       random field (wavelengths 4-12 mm), h ~ U(0.15, 0.35): patchy enhancement and a grey peri-
+#                       infarct zone (Peters et al. 2009 JMRI 30:794: heterogeneous scar, peri-infarct zone).
+#   point spread        Gaussian, FWHM 1.0-2.0 mm, on the signed (phase-corrected) signal before the magnitude:
+#                       residual cardiac/respiratory motion over a segmented breath-hold acquisition (Kellman & Arai
+#                       2012 JMRI 36:529; Peters 2009: 2D LGE is visibly less sharp than its nominal voxel); it blurs
+#                       the blood-scar border too and cancels signal where positive and negative magnetisation share a
+#                       voxel (the dark rims of magnitude IR, Kellman 2002).
+#   coil profile        an anterior and a posterior phased array, each with the on-axis loop sensitivity
+#                       (1 + (d / a)^2)^-1.5 at depth d (a = 80-130 mm, posterior/anterior weight 0.6-1.2), combined
+#                       root-sum-of-squares (Roemer et al. 1990 MRM 16:192), not intensity-normalised (Kellman 2002
+#                       shows why LGE needs surface-coil normalisation), normalised to 1 at the LV centre and times a
+#                       smooth random field of strength 0.1; bSSFP has only the smooth field (strength 0.15).
+#   noise               Rician, sigma = blood signal at the LV centre / SNR_blood, SNR_blood ~ U(10, 20) per 1.5 mm
+#                       acquired voxel: infarct SNR 19-26 and remote 6-7.5 at 1.5 T in ~15-20 mm^3 voxels (RoFo 2005,
+#                       doi:10.1055/s-2005-865263: 25.9 +- 13.0 / 7.5 +- 2.6 with 0.15 mmol/kg; an intra-individual
+#                       1.5 T / 3 T IR-GRE study with 0.1 mmol/kg: 19.2 / 6.2), blood ~ infarct (above), scaled to the
+#                       smaller 1.5 x 1.5 x 5 mm^3 voxel.
+# Simplifications: the readout is ignored (no saturation by the segmented FLASH readout, no T1-dependent k-space
+# filtering, no T2*: signal = PD * Mz(TI)); one TI per stack; single-compartment tissues; Rician noise of a single
+# channel (sum-of-squares coil combination gives non-central chi noise); no ghosting, no misregistration between
+# breath-holds, no fat-water chemical shift.
+_IR_TISSUES = {  # tissue: (native T1 key, lambda key, proton density)
+    "air": (None, None, 0.0),
+    "body": ("t1_muscle", "lambda_muscle", 0.75),
+    "fat": ("t1_fat", None, 0.90),
+    "lung": ("t1_lung", "lambda_lung", 0.03),
+    "liver": ("t1_liver", "lambda_liver", 0.75),
+    "spine": ("t1_marrow", "lambda_marrow", 0.70),
+    "aorta": ("t1_blood", "lambda_blood", 0.90),
+    "lv_blood": ("t1_blood", "lambda_blood", 0.90),
+    "myocardium": ("t1_myo", "lambda_myo", 0.80),
+    "scar": ("t1_scar", "lambda_scar", 0.80),
+    "no_reflow": ("t1_scar", "lambda_no_reflow", 0.80),
+    "papillary": ("t1_myo", "lambda_myo", 0.80),
+    "rv_blood": ("t1_blood", "lambda_blood", 0.90),
+    "rv_wall": ("t1_myo", "lambda_myo", 0.80),
+}
+_IR_TEXTURE = 0.04  # multiplicative proton-density texture (tissue heterogeneity), smaller than the table LGE's 0.06
+_IR_COIL_RIPPLE = 0.1  # strength of the smooth random field on top of the coil profile
+
+
+def inversion_recovery_signal(
+    t1: np.ndarray | float,
+    ti: float,
+    pd: np.ndarray | float = 1.0,
+    t_rep: float | None = None,
+    magnitude: bool = True,
+) -> np.ndarray:
+    """Inversion-recovery signal ``PD * |1 - 2 exp(-TI/T1) / (1 + exp(-T_rep/T1))|`` (times in ms).
+
+    A perfect inversion every ``t_rep`` with no readout saturation: the magnetisation before each inversion has
+    recovered to ``(1 - E) / (1 + E)`` of equilibrium, ``E = exp(-t_rep / T1)``. ``t_rep=None`` is full recovery,
+    the textbook ``PD * |1 - 2 exp(-TI / T1)|``, nulled at ``TI = T1 ln 2``. ``magnitude=False`` keeps the sign (a
+    phase-sensitive reconstruction).
+
+    Examples::
+
+        >>> round(float(inversion_recovery_signal(450.0, 450.0 * math.log(2))), 12)
+        0.0
+        >>> round(float(inversion_recovery_signal(300.0, 300.0)), 4)  # |1 - 2/e|
+        0.2642
+    """
+    t1 = np.asarray(t1, dtype=np.float64)
+    recovery = 1.0 if t_rep is None else 1.0 + np.exp(-float(t_rep) / t1)
+    mz = 1.0 - 2.0 * np.exp(-float(ti) / t1) / recovery
+    signal = np.asarray(pd, dtype=np.float64) * mz
+    return np.abs(signal) if magnitude else signal
+
+
+def _null_time(t1: float, t_rep: float | None = None) -> float:
+    """TI (ms) nulling a tissue of ``t1`` in :func:`inversion_recovery_signal`."""
+    recovery = 1.0 if t_rep is None else 1.0 + math.exp(-t_rep / t1)
+    return float(t1 * math.log(2.0 / recovery))
 
 
 def _scheme(mapping: dict[str, int], dtype: type) -> np.ndarray:
@@ -153,7 +277,10 @@ class CardiacPhantom:
     ``acquisition_factor > 1``.
 
     Contrast (values roughly in [0, 1], arbitrary units): ``bssfp`` bright blood, dark myocardium, scar invisible;
-    ``lge`` nulled myocardium, bright scar, blood moderately bright, dark no-reflow core; ``dti`` S0-like, dark
+    ``lge`` nulled myocardium, bright scar, blood moderately bright, dark no-reflow core (a fixed table);
+    ``lge_ir`` the same tissues from physics: post-contrast T1 per tissue, an imperfectly nulling TI, the magnitude
+    inversion-recovery signal, patchy scar, motion blur, an unnormalised surface-coil profile and Rician noise at a
+    literature blood SNR (:meth:`lge_ir_params`; scar about as bright as blood, fat bright); ``dti`` S0-like, dark
     blood, low SNR (sigma 0.07 vs myocardium 0.5), scar ~35% brighter than remote myocardium (the size of the
     infarct's T2/MD elevation in DT-CMR, so a contrast-to-noise ratio of ~2-3 per 2.5 mm voxel: visible on average,
     noisy per voxel; at the ~15% of an earlier version, ~1.2-1.8, the thin infarct was barely recoverable from a
@@ -197,6 +324,7 @@ class CardiacPhantom:
         self._geometry_cache: dict[tuple, dict] = {}
         self._geometry_bytes = 0
         self._texture_cache: dict[tuple, np.ndarray] = {}
+        self._lge_ir: dict | None = None
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
@@ -592,6 +720,22 @@ class CardiacPhantom:
         (nx, ny, nz), (dx, dy, dz) = self._parse_grid(shape, spacing)
         if nx % acquisition_factor or ny % acquisition_factor:
             raise ValueError(f"shape {tuple(shape)} is not divisible by acquisition_factor={acquisition_factor}.")
+        if modality == "lge_ir":
+            out = self._render_lge_ir(
+                (nx, ny, nz),
+                (dx, dy, dz),
+                center=center,
+                z=z,
+                contraction=self.contraction(phase, n_phases),
+                phase=phase,
+                supersample=int(supersample),
+                acquisition_factor=int(acquisition_factor),
+                slice_thickness=slice_thickness,
+                slice_samples=int(slice_samples),
+                noise=noise,
+                bias=bias,
+            )
+            return out if len(shape) == 3 else out[..., 0]
         ss = int(supersample)
         x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, center)
         texture = 1.0 + _ACQUISITION[modality][2] * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, center)
@@ -650,6 +794,176 @@ class CardiacPhantom:
             for t in range(n_phases)
         ]
         return np.stack(images, axis=-1), np.stack(labels, axis=-1)
+
+    # ------------------------------------------------------------------ physical IR LGE
+    def lge_ir_params(self) -> dict:
+        """This subject's ``lge_ir`` acquisition and tissue parameters (drawn once, from the seed only).
+
+        The ranges and their literature sources are listed at ``_IR_TISSUES`` in this module. Keys: native T1s
+        ``t1_*`` (ms) and partition coefficients ``lambda_*``; ``dr1_blood`` (1/s); ``rr`` and ``t_rep`` (ms);
+        ``ti_null`` (the remote-myocardium null at the start of the stack) and ``ti`` (the TI used, ``ti_null * (1 +
+        ti_offset)``); ``drift`` (relative rise of the myocardial T1 over the stack) and ``base_to_apex`` (acquisition
+        order); ``scar_heterogeneity`` and ``patch_waves``; ``psf_fwhm`` (mm); ``coil_radius`` (mm), ``coil_weight``
+        (posterior / anterior); ``snr_blood``; ``gain`` (scanner scaling: nominal blood signal 0.45-0.75 of the
+        output range); ``t1_post`` (ms, every tissue at the start of the stack, scar without heterogeneity).
+        """
+        if self._lge_ir is None:
+            rng = np.random.default_rng([self.seed, 4, _stable("lge_ir")])
+            u = rng.uniform
+            q: dict = {"t1_blood": u(1450, 1700), "t1_myo": u(950, 1070)}
+            q["t1_scar"] = 1.3 * q["t1_myo"]
+            q.update(t1_fat=u(260, 340), t1_liver=u(550, 650), t1_muscle=u(850, 1010), t1_marrow=u(500, 600))
+            q["t1_lung"] = 1250.0
+            q["lambda_blood"] = 1.0
+            q["lambda_myo"] = float(np.clip(rng.normal(0.43, 0.05), 0.32, 0.56))
+            q["lambda_scar"] = float(np.clip(rng.normal(0.90, 0.09), 0.70, 1.10))
+            q["lambda_no_reflow"] = q["lambda_myo"] * u(0.8, 1.2)
+            q.update(lambda_liver=u(0.30, 0.45), lambda_muscle=u(0.12, 0.25), lambda_marrow=0.15, lambda_lung=0.3)
+            q["dr1_blood"] = u(2.0, 3.2)
+            q["rr"] = u(750, 1100)
+            q["t_rep"] = 2.0 * q["rr"]
+            q["ti_offset"] = u(-0.12, 0.12)
+            q["drift"] = u(0.03, 0.08)
+            q["base_to_apex"] = bool(rng.uniform() < 0.5)
+            q["scar_heterogeneity"] = u(0.15, 0.35)
+            waves = []
+            for _ in range(10):  # random 3D directions, mostly in-plane, wavelengths 4-12 mm
+                direction = rng.normal(size=3) * np.array([1.0, 1.0, 0.5])
+                direction /= np.linalg.norm(direction)
+                waves.append((*(2 * np.pi * direction / u(4.0, 12.0)), u(0, 2 * np.pi)))
+            q["patch_waves"] = waves
+            q["psf_fwhm"] = u(1.0, 2.0)
+            q["coil_radius"] = u(80, 130)
+            q["coil_weight"] = u(0.6, 1.2)
+            q["snr_blood"] = u(10, 20)
+            blood_level = u(0.45, 0.75)
+            t1_post = {name: self._ir_t1(q, name, 1.0) for name in TISSUES if name != "air"}
+            q["t1_post"] = t1_post
+            q["ti_null"] = _null_time(t1_post["myocardium"], q["t_rep"])
+            q["ti"] = q["ti_null"] * (1.0 + q["ti_offset"])
+            blood = float(
+                inversion_recovery_signal(t1_post["lv_blood"], q["ti"], _IR_TISSUES["lv_blood"][2], q["t_rep"])
+            )
+            q["gain"] = blood_level / blood
+            self._lge_ir = q
+        return dict(self._lge_ir)
+
+    @staticmethod
+    def _ir_t1(q: dict, tissue: str, dr1_scale: float, lam: np.ndarray | float | None = None) -> np.ndarray | float:
+        """Post-contrast T1 (ms) of ``tissue``: ``1 / (1/T1_native + lambda * dR1_blood * dr1_scale)``."""
+        t1_key, lambda_key, _ = _IR_TISSUES[tissue]
+        if lam is None:
+            lam = 0.0 if lambda_key is None else q[lambda_key]
+        r1 = 1000.0 / q[t1_key] + lam * q["dr1_blood"] * dr1_scale  # 1/s
+        return 1000.0 / r1
+
+    def _dr1_scale(self, q: dict, progress: float) -> float:
+        """Factor on ``dR1_blood`` at ``progress`` in [0, 1] through the stack: myocardial T1 up by ``drift``."""
+        r1_native = 1000.0 / q["t1_myo"]
+        r1_start = r1_native + q["lambda_myo"] * q["dr1_blood"]
+        r1 = r1_start / (1.0 + q["drift"] * progress)
+        return (r1 - r1_native) / (q["lambda_myo"] * q["dr1_blood"])
+
+    def _scar_patch(self, q: dict, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:
+        """Smooth zero-mean unit-variance 3D field (anatomical frame) for the patchy infarct enhancement."""
+        field = np.zeros(x.shape, dtype=np.float64)
+        for kx, ky, kz, phase in q["patch_waves"]:
+            field += np.cos(kx * x + ky * y + (kz * z + phase))
+        return field / math.sqrt(0.5 * len(q["patch_waves"]))
+
+    def _ir_slice(self, q: dict, x: np.ndarray, y: np.ndarray, z: float, contraction: float, dr1_scale: float):
+        """Signed inversion-recovery signal (``PD * Mz(TI)``, before gain) at the points, slice position ``z``."""
+        tissue = self._tissue_slice(x, y, z, contraction)
+        t1 = np.ones(len(TISSUES), dtype=np.float64)
+        pd = np.zeros(len(TISSUES), dtype=np.float64)
+        for name, (_, _, density) in _IR_TISSUES.items():
+            if density > 0:
+                t1[_T[name]] = self._ir_t1(q, name, dr1_scale)
+                pd[_T[name]] = density
+        signal = inversion_recovery_signal(t1[tissue], q["ti"], pd[tissue], q["t_rep"], magnitude=False)
+        scar = tissue == _T["scar"]
+        if scar.any():
+            fraction = np.clip(1.0 + q["scar_heterogeneity"] * self._scar_patch(q, x[scar], y[scar], z), 0.25, 1.25)
+            lam = q["lambda_myo"] + (q["lambda_scar"] - q["lambda_myo"]) * fraction
+            t1_scar = self._ir_t1(q, "scar", dr1_scale, lam)
+            signal[scar] = inversion_recovery_signal(t1_scar, q["ti"], pd[_T["scar"]], q["t_rep"], magnitude=False)
+        return signal
+
+    def _coil_field(self, x: np.ndarray, y: np.ndarray, q: dict) -> np.ndarray:
+        """Anterior + posterior array sensitivity (root-sum-of-squares), 1 at the LV centre, times a smooth ripple."""
+        p = self.params
+        by, ay = p["body_center"][1], p["body_axes"][1]
+        a, w = q["coil_radius"], q["coil_weight"]
+
+        def profile(yy: np.ndarray) -> np.ndarray:
+            anterior = (1.0 + (np.maximum(by + ay - yy, 0.0) / a) ** 2) ** -1.5
+            posterior = (1.0 + (np.maximum(yy - (by - ay), 0.0) / a) ** 2) ** -1.5
+            return np.sqrt(anterior**2 + (w * posterior) ** 2)
+
+        coil = profile(y.astype(np.float64)) / profile(np.zeros(1))[0]
+        return coil * self._bias(x, y, "lge_ir", _IR_COIL_RIPPLE)
+
+    def _render_lge_ir(
+        self,
+        grid: tuple[int, int, int],
+        spacing: tuple[float, float, float],
+        *,
+        center: Sequence[float],
+        z: float | None,
+        contraction: float,
+        phase: float,
+        supersample: int,
+        acquisition_factor: int,
+        slice_thickness: float | None,
+        slice_samples: int,
+        noise: bool,
+        bias: bool,
+    ) -> np.ndarray:
+        """``lge_ir`` on a parsed grid: signed signal -> partial volume -> PSF -> coil -> Rician noise -> magnitude."""
+        (nx, ny, nz), (dx, dy, dz) = grid, spacing
+        q = self.lge_ir_params()
+        ss, af = supersample, acquisition_factor
+        x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, center)
+        texture = 1.0 + _IR_TEXTURE * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, center)
+        thickness = 0.8 * dz if slice_thickness is None else float(slice_thickness)
+        offsets = thickness * ((np.arange(slice_samples) + 0.5) / slice_samples - 0.5)
+        ax_, ay_ = self._points(nx // af, ny // af, dx * af, dy * af, center)
+        field = self._coil_field(ax_, ay_, q) if bias else None
+        psf = q["psf_fwhm"] / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # mm
+        gain = q["gain"]
+        sigma = gain * float(
+            inversion_recovery_signal(q["t1_post"]["lv_blood"], q["ti"], _IR_TISSUES["lv_blood"][2], q["t_rep"])
+        )
+        sigma /= q["snr_blood"]
+        positions = self.slice_positions(nz, dz, z)
+        slices = []
+        for k, zk in enumerate(positions):
+            progress = 0.0 if nz == 1 else (k if q["base_to_apex"] else nz - 1 - k) / (nz - 1)
+            scale = self._dr1_scale(q, progress)
+            value = np.zeros(x.shape, dtype=np.float64)
+            for offset in offsets:
+                value += self._ir_slice(q, x, y, zk + offset, contraction, scale)
+            value *= texture * (gain / len(offsets))
+            acquired = area_downsample(value.astype(np.float32), ss * af).astype(np.float64)
+            acquired = ndimage.gaussian_filter(acquired, (psf / (dx * af), psf / (dy * af)), mode="nearest")
+            if field is not None:
+                acquired *= field
+            if noise:
+                seed = [
+                    self.seed,
+                    _stable("lge_ir"),
+                    int(round(zk * 100)) + 100000,
+                    int(round(phase * 1000)),
+                    nx,
+                    ny,
+                    af,
+                ]
+                acquired = self._add_noise(acquired.astype(np.float32), sigma, True, np.random.default_rng(seed))
+            acquired = np.abs(acquired)
+            if af > 1:
+                acquired = ndimage.zoom(acquired, af, order=3, grid_mode=True, mode="reflect")
+            slices.append(np.maximum(acquired, 0.0).astype(np.float32))
+        return np.stack(slices, axis=-1)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -13,13 +13,14 @@ from common.metrics.surface_distance import surface_distances
 from monai.data import MetaTensor
 
 
-def _spacing(reference: Any, spatial_dims: int) -> list[float]:
-    """Voxel sizes (mm) of the spatial axes from a MetaTensor's affine (batched or not); 1.0 without one."""
+def _spacings(reference: Any, spatial_dims: int, batch: int) -> list[list[float]]:
+    """Voxel sizes (mm) of the spatial axes per case from a MetaTensor's affine (one per case when batched, else
+    shared); 1.0 without one."""
     if not isinstance(reference, MetaTensor):
-        return [1.0] * spatial_dims
+        return [[1.0] * spatial_dims] * batch
     affine = np.asarray(reference.affine, dtype=np.float64)
-    affine = affine[0] if affine.ndim == 3 else affine
-    return [float(np.linalg.norm(affine[:-1, i])) for i in range(spatial_dims)]
+    affines = list(affine) if affine.ndim == 3 else [affine] * batch
+    return [[float(np.linalg.norm(a[:-1, i])) for i in range(spatial_dims)] for a in affines]
 
 
 class LabelASDMetric(PerCaseMetric):
@@ -44,15 +45,23 @@ class LabelASDMetric(PerCaseMetric):
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
             raise ValueError(f"label must be an integer label value, got {label!r}.")
         self.label = int(label)
-        self._spacing: list[float] | None = None
+        self._spacings: list[list[float]] = []
+        self._channels = 1
+        self._calls = 0
 
     def _compute_tensor(  # type: ignore[override]
         self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, **kwargs: Any
     ) -> torch.Tensor:
-        self._spacing = _spacing(y, y_pred.ndim - 2)
+        self._spacings = _spacings(y, y_pred.ndim - 2, y_pred.shape[0])
+        # the base calls _case_value per case b and channel c, b-major: the call count gives the case
+        self._channels = y_pred.shape[1]
+        self._calls = 0
         return super()._compute_tensor(y_pred, y, mask, **kwargs)
 
     def _case_value(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> float:
         if mask is not None:
             raise ValueError("LabelASDMetric compares whole label maps: mask is not supported.")
-        return float(surface_distances(pred == self.label, target == self.label, spacing=self._spacing)["asd"])
+        case = self._calls // self._channels
+        self._calls += 1
+        spacing = self._spacings[case]
+        return float(surface_distances(pred == self.label, target == self.label, spacing=spacing)["asd"])

@@ -16,6 +16,7 @@ from common.nets.munit import (
     translate,
 )
 from common.nets.patch_discriminator import patchgan_70
+from common.nets.probability_ensemble import ProbabilityEnsemble
 from common.nets.resnet_generator import ResNetGenerator
 from common.nets.swin_sseg import SwinSSeg
 
@@ -26,6 +27,7 @@ __all__ = [
     "MUNITGenerator",
     "MUNITStyleEncoder",
     "MultiScaleDiscriminator",
+    "ProbabilityEnsemble",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "translate",

@@ -62,7 +62,7 @@ class LocaliseHeartd(MapTransform):
         self.network = network.eval()
         self.weights = weights
         self.weights_hint = weights_hint
-        self._loaded = weights is None
+        self._loaded = False
         self.mask_key = mask_key
         self.inferer = SliceInferer(roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, spatial_dim=2)
         self.scale = ScaleIntensityRangePercentiles(
@@ -71,11 +71,13 @@ class LocaliseHeartd(MapTransform):
         self.device = device
 
     def load(self) -> torch.nn.Module:
-        """Load ``weights`` into the network once (``FileNotFoundError`` with ``weights_hint`` when missing)."""
+        """Load ``weights`` into the network and move it to ``device``, once (``FileNotFoundError`` with
+        ``weights_hint`` when the weights file is missing)."""
         if not self._loaded:
-            from common.checkpoint import load_weights, require_weights
+            if self.weights is not None:
+                from common.checkpoint import load_weights, require_weights
 
-            load_weights(self.network, require_weights(self.weights, self.weights_hint))
+                load_weights(self.network, require_weights(self.weights, self.weights_hint))
             if self.device is not None:
                 self.network.to(self.device)
             self.network.eval()
