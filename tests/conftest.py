@@ -16,7 +16,7 @@ if str(REPO_ROOT) not in sys.path:
 
 #: a user's folders in every bundle: the main job (tools/quickstart.sh) trains into models/ and writes outputs/ and
 #: eval/ there. No test may open, create or remove anything in them (tests work on temp ckpt_dir/output_dir).
-USER_FOLDERS = ("models", "outputs", "eval")
+USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
 #: tests guarded by default (they run bundles); USER_FOLDERS_GUARD=all guards every test (see
 #: tests/test_user_folders_untouched.py)
 GUARDED_TESTS = (

@@ -31,7 +31,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_PATHS = "tests/bundles tests/test_monailabel_driver.py"
-USER_FOLDERS = ("models", "outputs", "eval")
+USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
 #: relative to a bundle: what the quickstart leaves there (names as its configs write them)
 PLANTED_TORCH = (
     "models/model.pt",
@@ -47,6 +47,7 @@ PLANTED_TEXT = (
     "eval/metrics.csv",
     "eval/test_mean_dice_raw.csv",
     "eval/events.out.tfevents.0.sentinel",
+    "synthetic/set_0/datalist.json",
 )
 
 

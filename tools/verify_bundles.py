@@ -132,7 +132,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725
 EXPORT_EXCLUDE_FILE = Path("docs") / "torchscript_exclude.txt"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".ckpt", ".onnx", ".safetensors")
 OVERRIDDEN_DIR_KEYS = ("output_dir", "ckpt_dir", "log_dir")
-USER_FOLDERS = ("models", "outputs", "eval")
+USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
 TINY_OVERLAY = Path("configs") / "tiny.json"
 # a config string that names a user folder as a path part: 'models', "eval", /outputs/
 _USER_FOLDER_PATTERN = re.compile(r"""['"/\\](?:%s)['"/\\]""" % "|".join(USER_FOLDERS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from common.nets.cascaded_unet import CascadedUNet, UNetBN
 from common.nets.encoders import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
+from common.nets.localised_network import LocalisedNetwork
 from common.nets.munit import (
     AdaptiveInstanceNorm2d,
     MultiScaleDiscriminator,
@@ -22,6 +23,7 @@ from common.nets.swin_sseg import SwinSSeg
 
 __all__ = [
     "AdaptiveInstanceNorm2d",
+    "LocalisedNetwork",
     "MUNITContentEncoder",
     "MUNITDecoder",
     "MUNITGenerator",

@@ -1,0 +1,91 @@
+"""Which MS-CMRSeg patients train which stage, and which are held out for evaluation only."""
+
+from __future__ import annotations
+
+__all__ = ["evaluation_cases", "training_cases", "unpaired_pairs"]
+
+import random
+
+from common.data import DatasetError, mscmrseg_cases
+
+#: the 4 classes of the networks (paper, section 3.2 order BG/LV/MYO/RV) and the MS-CMRSeg values they come from
+CLASS_NAMES = ("background", "LV", "MYO", "RV")
+MSCMR_VALUES = (500, 200, 600)  # LV, MYO, RV -> classes 1, 2, 3
+
+
+def evaluation_cases(dataset_dir: str, modality: str = "LGE") -> list[dict[str, str]]:
+    """The patients whose LGE has a manual label: evaluation only, nothing of them (C0 or LGE) is trained on.
+
+    MS-CMRSeg 2019 released labels for 5 LGE stacks, which the paper used for validation (section 3.1).
+    ``modality="C0"`` gives the same patients' labelled bSSFP stacks (the premise check: bSSFP-only training is
+    scored on held-out bSSFP and on held-out LGE of the same patients).
+    """
+    patients = {c["case"] for c in mscmrseg_cases(dataset_dir, "LGE") if "label" in c}
+    if modality == "LGE":
+        return [c for c in mscmrseg_cases(dataset_dir, "LGE") if c["case"] in patients]
+    return [c for c in mscmrseg_cases(dataset_dir, modality) if c["case"] in patients and "label" in c]
+
+
+def training_cases(dataset_dir: str) -> dict[str, list[dict[str, str]]]:
+    """``{"bssfp": labelled C0 cases, "lge": unlabelled LGE cases}`` of the patients that are not evaluation cases.
+
+    Raises:
+        common.data.DatasetError: no labelled C0 or no LGE is left for training (the folder is named).
+    """
+    held_out = {c["case"] for c in evaluation_cases(dataset_dir)}
+    bssfp = [c for c in mscmrseg_cases(dataset_dir, "C0") if "label" in c and c["case"] not in held_out]
+    lge = [{"case": c["case"], "image": c["image"]} for c in mscmrseg_cases(dataset_dir, "LGE")]
+    lge = [c for c in lge if c["case"] not in held_out]
+    for name, cases, what in (
+        ("bssfp", bssfp, "patientN_C0.nii.gz with patientN_C0_manual.nii.gz"),
+        ("lge", lge, "patientN_LGE.nii.gz without an LGE label"),
+    ):
+        if not cases:
+            raise DatasetError(
+                f"{dataset_dir}: no {what} outside the {len(held_out)} evaluation patients (those with an LGE label); "
+                f"the {name} stages need some."
+            )
+    return {"bssfp": bssfp, "lge": lge}
+
+
+def unpaired_pairs(dataset_dir: str, seed: int = 0) -> list[dict[str, str]]:
+    """Unpaired (bSSFP, LGE) items for the translator: every volume of both domains at least once, partners shuffled.
+
+    ``[{"bssfp": ..., "bssfp_label": ..., "lge": ...}]``; the bSSFP label only centres the crop.
+    """
+    cases = training_cases(dataset_dir)
+    bssfp, lge = list(cases["bssfp"]), list(cases["lge"])
+    rng = random.Random(seed)
+    rng.shuffle(lge)
+    n = max(len(bssfp), len(lge))
+    return [
+        {
+            "bssfp": bssfp[i % len(bssfp)]["image"],
+            "bssfp_label": bssfp[i % len(bssfp)]["label"],
+            "lge": lge[i % len(lge)]["image"],
+        }
+        for i in range(n)
+    ]
+
+
+def stage_settings(stages: dict[str, dict], stage: str) -> dict:
+    """The settings of one training stage (``configs/train.json``'s ``stages``), refusing an unknown stage name."""
+    if stage not in stages:
+        raise ValueError(f"stage must be one of {list(stages)} (run in that order), got {stage!r}.")
+    return stages[stage]
+
+
+def synthetic_datalist(path: str) -> list[dict[str, str]]:
+    """The synthetic labelled LGE set written by ``configs/generate.json`` (``datalist.json``: image/label pairs)."""
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"synthetic LGE set {path} does not exist; write it first: python -m monai.bundle run --config_file "
+            "\"['configs/train.json','configs/generate.json']\" (with the same --member), after the translator."
+        )
+    with open(path) as f:
+        items = json.load(f)["training"]
+    folder = os.path.dirname(path)
+    return [{key: os.path.join(folder, item[key]) for key in ("image", "label")} for item in items]

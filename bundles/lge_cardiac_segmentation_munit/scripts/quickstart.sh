@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Short end-to-end demo of this bundle, run from the bundle root by tools/quickstart.sh (or by hand:
+# `PY=python DATA_ROOT=../../data bash scripts/quickstart.sh`): heart localiser -> MUNIT translator -> synthetic
+# labelled LGE -> the four cascade stages -> segmentation of a folder of LGE stacks -> evaluation on the LGE
+# volumes that have labels. The quick networks (configs/quick.json) and a few epochs per stage, so that it runs in
+# minutes on a laptop CPU: it demonstrates the pipeline, not the accuracy (drop the overrides for the configs').
+set -euo pipefail
+py=${PY:-python}
+data=${DATA_ROOT:-../../data}
+quick="'configs/quick.json'"
+run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+args=(--dataset_dir "$data/MSCMRSeg")
+run --config_file "['configs/train.json','configs/train_localiser.json',$quick]" "${args[@]}" --epochs 3
+run --config_file "['configs/train.json','configs/train_translator.json',$quick]" "${args[@]}" --epochs 2
+run --config_file "['configs/train.json','configs/generate.json',$quick]" "${args[@]}" --overwrite true --num_styles 2
+for stage in unet1_bssfp unet1_ft unet2_bssfp unet2_ft; do
+    run --config_file "['configs/train.json',$quick]" "${args[@]}" --stage "$stage" --epochs 2
+done
+run --config_file "['configs/inference.json',$quick]" "${args[@]}" --overwrite true
+run --config_file "['configs/inference.json','configs/evaluate.json',$quick]" "${args[@]}"
+echo
+echo "LGE label maps: $(pwd)/outputs/, Dice/ASD per structure: $(pwd)/eval/"
