@@ -311,7 +311,9 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     logs.mkdir()
     height, width = image["spatial_shape"]
     pixels = np.random.default_rng(0).random((height, width, 1)).astype(np.float32)
-    nib.save(nib.Nifti1Image(pixels, np.diag([*INPUT_SPACING, 1.0])), str(data / "case_001.nii.gz"))
+    # the input file is named as the bundle's `file_pattern` expects (e.g. `*_LGE.nii.gz` picks MS-CMRSeg's LGE)
+    input_name = str(parser.get_parsed_content("file_pattern")).replace("*", "case_001", 1)
+    nib.save(nib.Nifti1Image(pixels, np.diag([*INPUT_SPACING, 1.0])), str(data / input_name))
 
     # `-S`: no site processing (no editable-install finder, no .pth reaching this repository); PYTHONPATH holds
     # only site-packages (monai, torch, ...): a user who installed the required packages and unzipped the bundle
@@ -340,7 +342,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
         # (MONAI Label takes no overrides: the tiny network goes into the unzipped inference.json itself)
         config_file = root / "configs" / "inference.json"
         config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **tiny}, indent=4))
-        image_file = str(data / "case_001.nii.gz")
+        image_file = str(data / input_name)
         commands["monailabel"] = [sys.executable, "-S", "-c", _MONAILABEL_TASK, str(root), image_file]
     results = _run_all(commands, cwd=root, env=env, logs=logs)
     for step, (code, output) in results.items():
@@ -369,7 +371,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     # one inference: the output exists, `scale` times larger, over the same field of view
     postfix = parser.get_parsed_content("output_postfix")
     written = sorted(out.glob("*.nii.gz"))
-    assert [p.name for p in written] == [f"case_001_{postfix}.nii.gz"]
+    assert [p.name for p in written] == [input_name.replace(".nii.gz", f"_{postfix}.nii.gz")]
     result = nib.load(str(written[0]))
     assert result.shape[:2] == (scale * height, scale * width)
     assert all(s == 1 for s in result.shape[2:])

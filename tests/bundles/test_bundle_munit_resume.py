@@ -1,0 +1,131 @@
+"""Resuming the MUNIT translator stage of the LGE cardiac segmentation bundle (issue 19).
+
+A translator run stopped after epoch 1 of 2 (``--epochs 1``), then run again with ``--epochs 2 --resume true``,
+continues from ``models/translator/train_state`` at epoch 2 with its optimizer states, and ends with other weights
+than a fresh 1-epoch run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
+TRANSLATOR = ["train.json", "train_translator.json", "tiny.json"]
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def bundle_scripts():
+    """Make `scripts` resolve to this bundle's package (every bundle has one; the tests share a process)."""
+    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(BUNDLE))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _run(files: list[str], **overrides) -> dict:
+    """Run ``configs/<files>`` as ``monai.bundle run`` does; return the epochs the trainer ran and its handlers."""
+    epochs: list[int] = []
+    with bundle_scripts():
+        workflow = ConfigWorkflow(
+            config_file=[str(BUNDLE / "configs" / f) for f in files],
+            meta_file=str(BUNDLE / "configs" / "metadata.json"),
+            logging_file=False,  # keep the test session's logging configuration
+            bundle_root=str(BUNDLE),
+            **overrides,
+        )
+        workflow.initialize()
+        trainer = workflow.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
+        workflow.run()
+        workflow.finalize()
+    return {"epochs": epochs, "trainer": trainer, "handlers": workflow.parser.get_parsed_content("train#handlers")}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def localised(tmp_path_factory):
+    """Small data and a trained heart localiser (the translator crops each LGE around its mask)."""
+    from common.data import write_mscmrseg
+
+    work = tmp_path_factory.mktemp("munit_resume")
+    data = write_mscmrseg(work / "data", n_patients=6, seed=3, small=True)
+    _run(
+        ["train.json", "train_localiser.json", "tiny.json"],
+        dataset_dir=str(data),
+        ckpt_dir=str(work / "models"),
+        output_dir=str(work / "eval" / "localiser"),
+    )
+    localiser = work / "models" / "localiser"
+    assert sorted(p.name for p in (work / "models").iterdir()) == ["localiser"]  # MONAI Label's models/*.pt: none
+    assert sorted(p.name for p in localiser.iterdir()) == ["localiser.pt", "train_state"]
+    assert sorted(p.name for p in (localiser / "train_state").iterdir()) == ["checkpoint_epoch=1.pt"]
+    return data, localiser / "localiser.pt"
+
+
+def _translator(data: Path, localiser: Path, work: Path, **overrides) -> dict:
+    models = work / "models"
+    if not models.exists():
+        (models / "localiser").mkdir(parents=True)
+        shutil.copy(localiser, models / "localiser")
+    return _run(
+        TRANSLATOR,
+        dataset_dir=str(data),
+        ckpt_dir=str(models),
+        synthetic_dir=str(work / "synthetic"),
+        output_dir=str(work / "eval"),
+        **overrides,
+    )
+
+
+def test_translator_stopped_after_epoch_1_of_2_resumes_at_epoch_2(localised, tmp_path):
+    data, localiser = localised
+    fresh = _translator(data, localiser, tmp_path / "fresh", epochs=1, resume=False)
+    assert fresh["epochs"] == [1]
+    fresh_weights = _digest(tmp_path / "fresh" / "models" / "translator" / "translator.pt")
+
+    work = tmp_path / "resumed"
+    state = work / "models" / "translator" / "train_state"
+    first = _translator(data, localiser, work, epochs=1)  # the run that stopped after epoch 1 of 2
+    assert first["epochs"] == [1] and first["handlers"][0].loaded_path is None
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt"]
+    assert _digest(work / "models" / "translator" / "translator.pt") == fresh_weights  # seeded: same 1-epoch run
+    iterations = first["trainer"].state.epoch_length
+
+    second = _translator(data, localiser, work, epochs=2, resume=True)
+    assert second["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
+    assert second["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
+    assert (second["trainer"].state.epoch, second["trainer"].state.iteration) == (2, 2 * iterations)
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    checkpoint = torch.load(state / "checkpoint_epoch=2.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 2 * iterations and checkpoint["trainer"]["max_epochs"] == 2
+    for optimizer in ("g", "d"):  # Adam's step counts survived the restart (iterations if they had been lost)
+        assert {int(s["step"]) for s in checkpoint[optimizer]["state"].values()} == {2 * iterations}, optimizer
+    # the final weights carry epoch 2: not those of the fresh 1-epoch run, and they match the resumed state
+    final = work / "models" / "translator" / "translator.pt"
+    assert _digest(final) != fresh_weights
+    weights = torch.load(final, weights_only=True)
+    assert set(weights) == {"gen_a", "gen_b"}
+    for key in ("gen_a", "gen_b"):
+        assert all(torch.equal(weights[key][k], checkpoint[key][k]) for k in weights[key]), key

@@ -1,0 +1,466 @@
+"""The LGE cardiac segmentation bundle (issue 19) end to end, driven through `monai.bundle` as a user would.
+
+Heart localiser -> MUNIT bSSFP -> LGE translator -> synthetic labelled LGE -> cascaded U-Net in four stages
+(unet1_bssfp, unet1_ft, unet2_bssfp, unet2_ft) -> folder inference (CRF + morphology) -> evaluation, each stage run
+once, in order, from an empty models folder (tiny.json networks, 6 small MS-CMRSeg phantoms: patients 1-3 have an
+LGE label and are evaluation-only, 4-6 train).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_test_utils import exception_messages
+from common.transforms import LocaliseHeartd
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
+STAGES = ("unet1_bssfp", "unet1_ft", "unet2_bssfp", "unet2_ft")
+#: the two networks in models/model.pt (common.nets.LocalisedNetwork)
+PARTS = ("segmenter.", "localiser.")
+MSCMR_VALUES = {0, 200, 500, 600}
+METRICS = ("dice_lv", "asd_lv", "dice_myo", "asd_myo", "dice_rv", "asd_rv")
+#: style codes per bSSFP volume (configs/generate.json; the paper's five)
+NUM_STYLES = json.loads((BUNDLE / "configs" / "generate.json").read_text())["num_styles"]
+#: folders of the system temp dir that libraries create for themselves (torch's inductor cache)
+THIRD_PARTY_CACHES = ("torchinductor_",)
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def bundle_scripts():
+    """Make `scripts` resolve to this bundle's package (every bundle has one; the tests share a process)."""
+    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(BUNDLE))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _run(files: list[str], **overrides) -> ConfigWorkflow:
+    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...``."""
+    with bundle_scripts():
+        workflow = ConfigWorkflow(
+            config_file=[str(BUNDLE / "configs" / f) for f in [*files, "tiny.json"]],
+            meta_file=str(BUNDLE / "configs" / "metadata.json"),
+            logging_file=False,  # keep the test session's logging configuration
+            bundle_root=str(BUNDLE),
+            **overrides,
+        )
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+    return workflow
+
+
+class _WriteRecorder:
+    """An audit hook recording, while ``active``, every path opened for writing, created, renamed or removed."""
+
+    EVENTS = frozenset({"open", "os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.truncate", "shutil.rmtree"})
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def __init__(self) -> None:
+        self.active = False
+        self.paths: list[str] = []
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if not self.active or event not in self.EVENTS or not args:
+            return
+        paths = args[:2] if event == "os.rename" else args[:1]
+        if event == "open":
+            mode, flags = args[1], args[2]
+            if (mode is None and not flags & self.WRITE_FLAGS) or (mode is not None and not set(mode) & set("wax+")):
+                return
+        for path in paths:
+            if isinstance(path, (str, bytes, os.PathLike)):
+                self.paths.append(os.path.abspath(os.fsdecode(path)))
+
+
+WRITES = _WriteRecorder()
+sys.addaudithook(WRITES)
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj), image.affine
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Every stage once, in order, into empty temporary models/, synthetic/, eval/ and outputs/ folders."""
+    from common.data import write_mscmrseg
+
+    work = tmp_path_factory.mktemp("munit")
+    data = write_mscmrseg(work / "data", n_patients=6, seed=3, small=True)
+    models, synthetic = work / "models", work / "synthetic"
+    common = dict(dataset_dir=str(data), ckpt_dir=str(models), synthetic_dir=str(synthetic))
+    runs = [
+        ("localiser", ["train.json", "train_localiser.json"], {"output_dir": str(work / "eval" / "localiser")}),
+        ("translator", ["train.json", "train_translator.json"], {"output_dir": str(work / "eval" / "translator")}),
+        ("generate", ["train.json", "generate.json"], {}),
+        *((s, ["train.json"], {"stage": s, "output_dir": str(work / "eval" / s)}) for s in STAGES),
+    ]
+    workflows, written = {}, {}
+    WRITES.paths.clear()
+    WRITES.active = True
+    try:
+        for name, files, overrides in runs:
+            before = _files(models)
+            workflows[name] = _run(files, **common, **overrides)
+            written[name] = _files(models) - before
+        infer = dict(dataset_dir=str(data), ckpt_dir=str(models))
+        workflows["inference"] = _run(["inference.json"], **infer, output_dir=str(work / "outputs"))
+        workflows["evaluate"] = _run(
+            ["inference.json", "evaluate.json"], **infer, output_dir=str(work / "eval" / "evaluate")
+        )
+    finally:
+        WRITES.active = False
+    return {
+        "work": work,
+        "data": data,
+        "models": models,
+        "synthetic": synthetic / "set_0",
+        "workflows": workflows,
+        "written": written,
+        "writes": list(WRITES.paths),
+        "evaluation_patients": sorted(p.name.split("_")[0] for p in data.glob("patient*_LGE_manual.nii.gz")),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ what each stage wrote
+def test_each_stage_writes_its_weights(pipeline):
+    written, models = pipeline["written"], pipeline["models"]
+    localiser = os.path.join("localiser", "localiser.pt")
+    assert localiser in written["localiser"]
+    assert all(name.startswith("localiser" + os.sep) for name in written["localiser"])
+    assert os.path.join("localiser", "train_state", "checkpoint_epoch=1.pt") in written["localiser"]
+    assert os.path.join("translator", "translator.pt") in written["translator"]
+    assert not written["generate"], "generate writes the synthetic set only, no weights"
+    for stage in STAGES:
+        assert os.path.join("member_0", f"{stage}.pt") in written[stage]
+        assert all(name.endswith(".pt") for name in written[stage])
+    assert "model.pt" in written["unet2_ft"]  # the inference weights, written after the last stage
+    assert not any("model.pt" == name for stage in STAGES[:-1] for name in written[stage])
+    # MONAI Label's bundle task loads the one file its glob of models/*.pt finds
+    assert sorted(p.name for p in models.glob("*.pt")) == ["model.pt"]
+    assert not list(models.glob("*.partial")) and not list(models.rglob("*.partial"))
+
+
+def test_model_pt_holds_the_final_cascade_and_the_localiser(pipeline):
+    models = pipeline["models"]
+    final = torch.load(models / "member_0" / "unet2_ft.pt", weights_only=True)
+    localiser = torch.load(models / "localiser" / "localiser.pt", weights_only=True)
+    checkpoint = torch.load(models / "model.pt", weights_only=True)
+    assert set(checkpoint) == {"model"}
+    model = checkpoint["model"]
+    parts = {prefix: {k[len(prefix) :]: v for k, v in model.items() if k.startswith(prefix)} for prefix in PARTS}
+    assert sum(len(part) for part in parts.values()) == len(model), "only segmenter.* and localiser.* keys"
+    for prefix, expected in (("segmenter.", final), ("localiser.", localiser)):
+        part = parts[prefix]
+        assert set(part) == set(expected), prefix
+        assert all(torch.equal(part[k], expected[k]) for k in expected), prefix
+    # and it is what inference.json's network_def loads (strict), the localiser its pre-processing runs included
+    network = pipeline["workflows"]["inference"].parser.get_parsed_content("network_def")
+    assert set(network.state_dict()) == set(model)
+    assert all(torch.equal(v.cpu(), model[k]) for k, v in network.state_dict().items())
+    transforms = pipeline["workflows"]["inference"].parser.get_parsed_content("preprocessing").transforms
+    (localise,) = [t for t in transforms if isinstance(t, LocaliseHeartd)]
+    assert localise.network is network.localiser and localise.weights is None  # no separate weights file
+
+
+def test_nothing_written_outside_the_temporary_folders(pipeline):
+    work = str(pipeline["work"])
+    caches = tuple(os.path.join(tempfile.gettempdir(), name) for name in THIRD_PARTY_CACHES)
+    outside = sorted(
+        {p for p in pipeline["writes"] if not (p == work or p.startswith(work + os.sep) or p.startswith(caches))}
+    )
+    assert not outside, outside
+
+
+# ------------------------------------------------------------------------------------------------- the U-Net cascade
+def _parameters(state: dict, prefix: str) -> list[str]:
+    return [k for k in state if k.startswith(prefix) and "running_" not in k and "num_batches" not in k]
+
+
+def test_stage_two_starts_from_the_frozen_fine_tuned_unet1(pipeline):
+    member = pipeline["models"] / "member_0"
+    weights = {stage: torch.load(member / f"{stage}.pt", weights_only=True) for stage in STAGES}
+    unet1 = [k for k in weights["unet1_ft"] if k.startswith("unet1.")]
+    assert unet1
+    for stage in ("unet2_bssfp", "unet2_ft"):  # U-Net 1 frozen (buffers included) in both stage-2 runs
+        assert all(torch.equal(weights[stage][k], weights["unet1_ft"][k]) for k in unet1), stage
+    # each fine-tune starts from its pre-trained stage (lr 1e-5: tiny steps) and does change it
+    for pre, ft, prefix in (("unet1_bssfp", "unet1_ft", "unet1."), ("unet2_bssfp", "unet2_ft", "unet2.")):
+        delta = max(float((weights[ft][k] - weights[pre][k]).abs().max()) for k in _parameters(weights[ft], prefix))
+        assert 0 < delta < 1e-3, (pre, ft, delta)
+    # U-Net 2 is trained in stage 2 (lr 1e-3), from scratch
+    delta = max(
+        float((weights["unet2_bssfp"][k] - weights["unet1_ft"][k]).abs().max())
+        for k in _parameters(weights["unet1_ft"], "unet2.")
+    )
+    assert delta > 1e-4
+    loaded = pipeline["workflows"]["unet2_bssfp"].parser.get_parsed_content("load_init")
+    assert loaded == len(weights["unet1_ft"])
+
+
+# ---------------------------------------------------------------------------------------------- the synthetic LGE set
+def test_synthetic_set_has_every_style_of_every_case_on_the_crop_grid(pipeline):
+    folder, data = pipeline["synthetic"], pipeline["data"]
+    datalist = json.loads((folder / "datalist.json").read_text())
+    items = datalist["training"]
+    training = sorted({p.name.split("_")[0] for p in data.glob("patient*_C0_manual.nii.gz")})
+    training = [c for c in training if c not in pipeline["evaluation_patients"]]
+    assert datalist["num_styles"] == NUM_STYLES and len(items) == NUM_STYLES * len(training) == 15
+    assert sorted({item["case"] for item in items}) == training
+    assert sorted(p.name for p in folder.glob("*_LGE.nii.gz")) == sorted(item["image"] for item in items)
+    tiny = json.loads((BUNDLE / "configs" / "tiny.json").read_text())
+    for item in items:
+        image, affine = _nifti(folder / item["image"])
+        label, label_affine = _nifti(folder / item["label"])
+        np.testing.assert_array_equal(affine, label_affine)
+        assert image.shape == label.shape and image.shape[:2] == (tiny["roi_size"],) * 2
+        np.testing.assert_allclose(nib.load(folder / item["image"]).header.get_zooms()[:2], tiny["pixdim"])
+        assert set(np.unique(label).tolist()) <= MSCMR_VALUES and set(np.unique(label).tolist()) > {0}
+        assert np.isfinite(image).all() and image.min() >= -1 and image.max() <= 1  # the generator's Tanh range
+    # the crop lies where the heart is: the synthetic label agrees with the source label at the same world points
+    case = training[0]
+    label, affine = _nifti(folder / f"{case}_C0_manual.nii.gz")
+    source, source_affine = _nifti(data / f"{case}_C0_manual.nii.gz")
+    ijk = np.argwhere(label > 0)
+    world = affine @ np.c_[ijk, np.ones(len(ijk))].T
+    src = np.rint(np.linalg.inv(source_affine) @ world)[:3].astype(int).T
+    inside = np.all((src >= 0) & (src < source.shape), axis=1)
+    assert inside.mean() > 0.99
+    agree = source[tuple(src[inside].T)] == label[tuple(ijk[inside].T)]
+    assert agree.mean() > 0.95, agree.mean()
+
+
+def test_styles_of_one_case_differ_inside_the_heart(pipeline):
+    folder = pipeline["synthetic"]
+    case = sorted(p.name.split("_")[0] for p in folder.glob("*_style0_LGE.nii.gz"))[0]
+    label, _ = _nifti(folder / f"{case}_C0_manual.nii.gz")
+    styles = np.stack([_nifti(folder / f"{case}_style{j}_LGE.nii.gz")[0] for j in range(NUM_STYLES)])
+    spread = styles.std(axis=0)[label > 0]
+    assert spread.mean() > 1e-3, spread.mean()
+    for j in range(1, NUM_STYLES):
+        assert not np.array_equal(styles[0], styles[j])
+
+
+def test_generate_refuses_to_overwrite_a_set_unless_asked(pipeline, tmp_path):
+    folder = pipeline["synthetic"]
+    before = {name: (folder / name).stat().st_mtime_ns for name in _files(folder)}
+    common = dict(dataset_dir=str(pipeline["data"]), ckpt_dir=str(pipeline["models"]))
+    with pytest.raises(Exception) as error:
+        _run(["train.json", "generate.json"], **common, synthetic_dir=str(folder.parent))
+    message = exception_messages(error.value)
+    assert "FileExistsError" in message and str(folder) in message and "overwrite" in message
+    assert {name: (folder / name).stat().st_mtime_ns for name in _files(folder)} == before
+    # --overwrite true replaces it (on a copy): the same seed writes the same set again
+    copy = tmp_path / "synthetic"
+    shutil.copytree(folder.parent, copy)
+    (copy / "set_0" / "stale.txt").write_text("left by hand")
+    old = {name: _nifti(copy / "set_0" / name)[0] for name in _files(folder) if name.endswith(".nii.gz")}
+    stamp = (copy / "set_0" / "datalist.json").stat().st_mtime_ns
+    _run(["train.json", "generate.json"], **common, synthetic_dir=str(copy), overwrite=True)
+    assert (copy / "set_0" / "datalist.json").stat().st_mtime_ns != stamp
+    for name, array in old.items():
+        np.testing.assert_array_equal(_nifti(copy / "set_0" / name)[0], array)
+
+
+# ---------------------------------------------------------------------------------------------- running out of order
+def _empty_run(tmp_path: Path, data: Path, files: list[str], **overrides):
+    models = tmp_path / "models"
+    with pytest.raises(Exception) as error:
+        _run(
+            files,
+            dataset_dir=str(data),
+            ckpt_dir=str(models),
+            synthetic_dir=str(tmp_path / "synthetic"),
+            output_dir=str(tmp_path / "eval"),
+            **overrides,
+        )
+    assert not [p for p in models.rglob("*.pt")], "a refused stage must not write weights"
+    return exception_messages(error.value)
+
+
+@pytest.mark.parametrize(
+    "files,overrides,missing,command",
+    [
+        (
+            ["train.json", "train_translator.json"],
+            {},
+            os.path.join("localiser", "localiser.pt"),
+            "configs/train_localiser.json",
+        ),
+        (["train.json", "generate.json"], {}, os.path.join("translator", "translator.pt"), "train_translator.json"),
+        (["train.json"], {"stage": "unet1_ft"}, os.path.join("member_0", "unet1_bssfp.pt"), "--stage unet1_bssfp"),
+        (["train.json"], {"stage": "unet2_bssfp"}, os.path.join("member_0", "unet1_ft.pt"), "--stage unet1_ft"),
+        (["train.json"], {"stage": "unet2_ft"}, os.path.join("member_0", "unet2_bssfp.pt"), "--stage unet2_bssfp"),
+    ],
+    ids=["translator", "generate", "unet1_ft", "unet2_bssfp", "unet2_ft"],
+)
+def test_stage_before_its_predecessor_names_the_file_and_command(
+    pipeline, tmp_path, files, overrides, missing, command
+):
+    message = _empty_run(tmp_path, pipeline["data"], files, **overrides)
+    assert "FileNotFoundError" in message
+    assert str(tmp_path / "models" / missing) in message and command in message
+
+
+def test_fine_tune_without_the_synthetic_set_names_it_and_the_command(pipeline, tmp_path):
+    (tmp_path / "models" / "member_0").mkdir(parents=True)
+    shutil.copy(pipeline["models"] / "member_0" / "unet1_bssfp.pt", tmp_path / "models" / "member_0")
+    with pytest.raises(Exception) as error:
+        _run(
+            ["train.json"],
+            stage="unet1_ft",
+            dataset_dir=str(pipeline["data"]),
+            ckpt_dir=str(tmp_path / "models"),
+            synthetic_dir=str(tmp_path / "synthetic"),
+            output_dir=str(tmp_path / "eval"),
+        )
+    message = exception_messages(error.value)
+    assert str(tmp_path / "synthetic" / "set_0" / "datalist.json") in message and "generate.json" in message
+    assert not (tmp_path / "models" / "member_0" / "unet1_ft.pt").exists()
+
+
+def test_inference_before_training_names_the_file_and_command(pipeline, tmp_path):
+    message = _empty_run(tmp_path, pipeline["data"], ["inference.json"])
+    assert "FileNotFoundError" in message and str(tmp_path / "models" / "model.pt") in message
+    assert all(stage in message for stage in STAGES) and "train.json" in message, message
+    assert "localiser" in message and "translator" in message and "generate.json" in message, message
+    assert not (tmp_path / "eval").exists(), "refused before any input is read"
+
+
+# ------------------------------------------------------------------------------------------ inference and evaluation
+def test_inference_writes_one_label_volume_per_input_lge_on_its_grid(pipeline):
+    data, out = pipeline["data"], pipeline["work"] / "outputs"
+    inputs = sorted(data.glob("patient*_LGE.nii.gz"))
+    assert len(inputs) == 6
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name.replace("_LGE", "_LGE_seg") for p in inputs)
+    for path in inputs:
+        source = nib.load(path)
+        label, affine = _nifti(out / path.name.replace(".nii.gz", "_seg.nii.gz"))
+        assert label.shape == source.shape
+        np.testing.assert_allclose(affine, source.affine, atol=1e-4)
+        assert set(np.unique(label).tolist()) <= MSCMR_VALUES
+
+
+def test_evaluate_writes_per_case_csvs_for_the_evaluation_patients_only(pipeline):
+    folder = pipeline["work"] / "eval" / "evaluate"
+    patients = pipeline["evaluation_patients"]
+    assert patients == ["patient1", "patient2", "patient3"]
+    for metric in METRICS:
+        with open(folder / f"{metric}_raw.csv") as f:
+            rows = list(csv.reader(f))
+        assert rows[0][0] == "filename", (metric, rows[0])
+        assert sorted(row[0] for row in rows[1:]) == patients, metric
+        assert (folder / f"{metric}_summary.csv").is_file()
+    assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no label volumes"
+
+
+def test_training_never_sees_an_evaluation_patient(pipeline):
+    data, held_out = pipeline["data"], set(pipeline["evaluation_patients"])
+    with bundle_scripts():
+        import scripts.cases
+
+        cases = scripts.cases.training_cases(str(data))
+        pairs = scripts.cases.unpaired_pairs(str(data))
+        evaluation = scripts.cases.evaluation_cases(str(data))
+    assert sorted(c["case"] for c in evaluation) == sorted(held_out)
+    assert sorted(c["case"] for c in cases["bssfp"]) == sorted(c["case"] for c in cases["lge"])
+    assert {c["case"] for c in cases["bssfp"]} == {"patient4", "patient5", "patient6"}
+    paths = [path for c in cases["bssfp"] + cases["lge"] for key, path in c.items() if key != "case"]
+    paths += [path for pair in pairs for path in pair.values()]
+    # and what each stage actually trained on (its parsed datalist)
+    for name in ("localiser", "translator", *STAGES):
+        datalist = pipeline["workflows"][name].parser.get_parsed_content("train_datalist")
+        assert datalist, name
+        paths += [path for item in datalist for path in item.values()]
+    patients = {os.path.basename(path).split("_")[0] for path in paths}
+    assert patients and not patients & held_out, patients
+
+
+def _state_equal(network: torch.nn.Module, expected: dict) -> bool:
+    state = network.state_dict()
+    return set(state) == set(expected) and all(torch.equal(state[k].cpu(), expected[k]) for k in expected)
+
+
+@pytest.fixture(scope="module")
+def one_case(pipeline, tmp_path_factory) -> Path:
+    """A folder holding one evaluation LGE (the inference tests below segment it only)."""
+    folder = tmp_path_factory.mktemp("munit_one_case")
+    shutil.copy(pipeline["data"] / "patient1_LGE.nii.gz", folder)
+    return folder
+
+
+def test_segmenter_weights_replace_the_cascade_and_keep_model_pt_localiser(pipeline, one_case, tmp_path):
+    """``--segmenter_weights member_0/unet1_bssfp.pt --cascade_stage 1`` (the benchmark's U-Net rows): the stage file
+    goes into ``network_def.segmenter`` after ``model.pt``, whose localiser still crops."""
+    models = pipeline["models"]
+    workflow = _run(
+        ["inference.json"],
+        dataset_dir=str(one_case),
+        ckpt_dir=str(models),
+        output_dir=str(tmp_path / "out"),
+        segmenter_weights=str(models / "member_0" / "unet1_bssfp.pt"),
+        cascade_stage=1,
+    )
+    network = workflow.parser.get_parsed_content("network_def")
+    assert network.segmenter.stage == 1
+    assert _state_equal(network.segmenter, torch.load(models / "member_0" / "unet1_bssfp.pt", weights_only=True))
+    assert _state_equal(network.localiser, torch.load(models / "localiser" / "localiser.pt", weights_only=True))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["patient1_LGE_seg.nii.gz"]
+
+
+def test_ensemble_of_segmenters_with_the_localiser_of_model_pt(pipeline, one_case, tmp_path):
+    """``--ensemble_weights`` (a list of unet2_ft.pt files): a ``ProbabilityEnsemble`` of cascades segments, and
+    ``model.pt`` still gives the localiser. Two copies of member 0's cascade average to that cascade: the labels
+    are those of plain inference (up to rounding of the averaged probabilities)."""
+    from common.nets import ProbabilityEnsemble
+
+    models, out = pipeline["models"], tmp_path / "out"
+    final = models / "member_0" / "unet2_ft.pt"
+    workflow = _run(
+        ["inference.json"],
+        dataset_dir=str(one_case),
+        ckpt_dir=str(models),
+        output_dir=str(out),
+        ensemble_weights=[str(final), str(final)],
+    )
+    ensemble = workflow.parser.get_parsed_content("network")
+    assert isinstance(ensemble, ProbabilityEnsemble) and len(ensemble.members) == 2
+    expected = torch.load(final, weights_only=True)
+    assert all(_state_equal(member, expected) for member in ensemble.members)
+    network = workflow.parser.get_parsed_content("network_def")
+    assert all(member is not network.segmenter for member in ensemble.members)
+    assert _state_equal(network.localiser, torch.load(models / "localiser" / "localiser.pt", weights_only=True))
+    name = "patient1_LGE_seg.nii.gz"
+    assert [p.name for p in out.iterdir()] == [name]
+    label, affine = _nifti(out / name)
+    plain, plain_affine = _nifti(pipeline["work"] / "outputs" / name)
+    np.testing.assert_allclose(affine, plain_affine)
+    assert label.shape == plain.shape and (label == plain).mean() > 0.999, (label == plain).mean()
