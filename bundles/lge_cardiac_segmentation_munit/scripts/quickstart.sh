@@ -2,12 +2,13 @@
 # Short end-to-end demo of this bundle, run from the bundle root by tools/quickstart.sh (or by hand:
 # `PY=python DATA_ROOT=../../data bash scripts/quickstart.sh`): heart localiser -> MUNIT translator -> synthetic
 # labelled LGE -> the four cascade stages -> segmentation of a folder of LGE stacks -> evaluation on the LGE
-# volumes that have labels. The quick networks (configs/quick.json) and a few epochs per stage, so that it runs in
-# minutes on a laptop CPU: it demonstrates the pipeline, not the accuracy (drop the overrides for the configs').
+# volumes that have labels. The smallest networks (configs/tiny.json: 2.5 mm, 64x64 crops) and two or three epochs
+# per stage, so that it runs in a few minutes on a laptop CPU: it demonstrates the pipeline, not the accuracy (drop
+# the overlay and the --epochs overrides for the configs' networks and schedules; configs/quick.json is between).
 set -euo pipefail
 py=${PY:-python}
 data=${DATA_ROOT:-../../data}
-quick="'configs/quick.json'"
+quick="'configs/tiny.json'"
 run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
 args=(--dataset_dir "$data/MSCMRSeg")
 run --config_file "['configs/train.json','configs/train_localiser.json',$quick]" "${args[@]}" --epochs 3
