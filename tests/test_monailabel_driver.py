@@ -33,6 +33,7 @@ from tools.monailabel_driver import (
     restore_to_input,
     run_like_bundle_infer_task,
 )
+from tools.verify_bundles import USER_FOLDERS
 
 REPO = Path(__file__).resolve().parents[1]
 SEG_BUNDLE = REPO / "bundles" / "lge_mi_sr_segmentation"
@@ -114,7 +115,7 @@ def sseg_case(request, tmp_path_factory):
     slices = request.param
     root = tmp_path_factory.mktemp("monailabel")
     bundle = root / SEG_BUNDLE.name  # MONAI Label picks the task type from this folder name
-    shutil.copytree(SEG_BUNDLE, bundle, ignore=shutil.ignore_patterns("models", "outputs", "eval", "__pycache__"))
+    shutil.copytree(SEG_BUNDLE, bundle, ignore=shutil.ignore_patterns(*USER_FOLDERS, "__pycache__"))
     config_file = bundle / "configs" / "inference.json"
     config = json.loads(config_file.read_text())
     config.update(TINY_SWIN)

@@ -156,11 +156,7 @@ _IR_COIL_RIPPLE = 0.1  # strength of the smooth random field on top of the coil 
 
 
 def inversion_recovery_signal(
-    t1: np.ndarray | float,
-    ti: float,
-    pd: np.ndarray | float = 1.0,
-    t_rep: float | None = None,
-    magnitude: bool = True,
+    t1: np.ndarray | float, ti: float, pd: np.ndarray | float = 1.0, t_rep: float | None = None, magnitude: bool = True
 ) -> np.ndarray:
     """Inversion-recovery signal ``PD * |1 - 2 exp(-TI/T1) / (1 + exp(-T_rep/T1))|`` (times in ms).
 

@@ -7,12 +7,7 @@ no_activation_leastsq=True)``; there is no copy of it here.
 from __future__ import annotations
 
 from common.losses.segmentor_consistency import SegmentorConsistencyLoss
-from common.losses.sobel_edge import (
-    PAPER_CLASS_WEIGHTS,
-    PAPER_LAMBDA_EDGE,
-    CompositeSegmentationLoss,
-    SobelEdgeLoss,
-)
+from common.losses.sobel_edge import PAPER_CLASS_WEIGHTS, PAPER_LAMBDA_EDGE, CompositeSegmentationLoss, SobelEdgeLoss
 
 __all__ = [
     "CompositeSegmentationLoss",

@@ -80,11 +80,7 @@ class SobelEdgeLoss(nn.Module):
     """
 
     def __init__(
-        self,
-        softmax: bool = True,
-        include_background: bool = False,
-        background_index: int = 0,
-        distance: str = "l2",
+        self, softmax: bool = True, include_background: bool = False, background_index: int = 0, distance: str = "l2"
     ) -> None:
         super().__init__()
         if distance not in DISTANCES:

@@ -109,7 +109,9 @@ METRIC_LABELS = {
 }
 
 #: (epochs of the localiser, translator, each cascade stage) per mode
-SCHEDULES = {"quick": (15, 20, 4), "full": (100, 200, 200)}
+#: epochs of the localiser and the translator, then of the bSSFP and the synthetic-LGE cascade stages (the synthetic
+#: set is num_styles times larger, so one of its epochs is about as many steps as 4-5 bSSFP epochs)
+SCHEDULES = {"quick": (5, 8, 4, 1), "full": (100, 200, 200, 40)}
 
 
 def write_benchmark_data(out: str) -> str:
@@ -187,7 +189,7 @@ def _diversity(synthetic_dir: str) -> dict[str, dict[str, float]]:
 
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, members: int) -> None:
     """Localiser, translator, then per member its synthetic set and the four cascade stages."""
-    localiser_epochs, translator_epochs, stage_epochs = schedule
+    localiser_epochs, translator_epochs, bssfp_epochs, synthetic_epochs = schedule
     base = {
         "dataset_dir": dataset_dir,
         "ckpt_dir": os.path.join(work, "models"),
@@ -211,6 +213,7 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     for member in range(members):
         run_workflow(BUNDLE_ROOT, ["train.json", "generate.json"], dict(base, member=member, overwrite=True))
         for stage in ("unet1_bssfp", "unet1_ft", "unet2_bssfp", "unet2_ft"):
+            stage_epochs = synthetic_epochs if stage.endswith("_ft") else bssfp_epochs
             run_workflow(
                 BUNDLE_ROOT,
                 ["train.json"],
