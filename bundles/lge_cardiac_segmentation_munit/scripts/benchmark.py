@@ -88,8 +88,10 @@ PAPER_NOTES = (
 )
 
 MODE_NOTES = {
-    "quick": "configs/quick.json networks at 2.5 mm (96x96 crops), short schedules, 3 training seeds, 2 members, "
-    "no registration row (elastix: 1-3 min per volume on 2 cores; --registration True adds it)",
+    "quick": "configs/quick.json networks at 2.5 mm (96x96 crops); epochs localiser 5, translator 8, bSSFP stages 4, "
+    "synthetic stages 1. The committed table is ONE training seed (0) and member 0 only, scored from that run's "
+    "weights after the run was stopped for time: no ensemble row, no registration row (the script's default is 3 "
+    "seeds and 2 members; registration needs --registration True)",
     "full": "the configs' networks at 1.25 mm (192x192 crops), the configs' schedules",
 }
 
