@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,3 +78,19 @@ def small_dti_lge_mi(out: Path) -> Path:
 
     write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
     return out / "DTI_LGE_MI"
+
+
+@contextmanager
+def bundle_scripts(bundle: Path) -> Iterator[None]:
+    """Make `scripts` resolve to ``bundle``'s package (every bundle has a `scripts` package; tests share a process)."""
+    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(bundle))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(bundle))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)

@@ -10,14 +10,20 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, exception_messages, small_dti_lge_mi, tiny_overrides, tiny_sseg_bundle
+from bundle_test_utils import (
+    bundle_cli,
+    bundle_scripts,
+    exception_messages,
+    small_dti_lge_mi,
+    tiny_overrides,
+    tiny_sseg_bundle,
+)
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
@@ -29,24 +35,8 @@ TINY_TRAIN = tiny_overrides(BUNDLE.name)
 TINY_SSEG = tiny_overrides(SSEG_BUNDLE.name)
 
 
-@contextmanager
-def bundle_scripts():
-    """Make `scripts` resolve to this bundle's package (every bundle has a `scripts` package; tests share a process)."""
-    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(BUNDLE))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
 def _run(files, **overrides):
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         workflow = ConfigWorkflow(
             config_file=[str(BUNDLE / "configs" / f) for f in files],
             meta_file=str(BUNDLE / "configs" / "metadata.json"),
@@ -138,7 +128,7 @@ def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(
 
 @pytest.fixture(scope="module")
 def dti_folder(data, tmp_path_factory) -> list[str]:
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         from scripts.prepare_dti_folder import prepare_dti_folder
 
         return prepare_dti_folder(str(data), str(tmp_path_factory.mktemp("dti_in")), split="all")

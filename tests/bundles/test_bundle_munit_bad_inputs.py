@@ -11,36 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import exception_messages
+from bundle_test_utils import bundle_scripts, exception_messages
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
 MSCMR_VALUES = {0, 200, 500, 600}
-
-
-@contextmanager
-def bundle_scripts():
-    """Make `scripts` resolve to this bundle's package (every bundle has one; the tests share a process)."""
-    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(BUNDLE))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
 
 
 def _workflow(files: list[str], **overrides) -> ConfigWorkflow:
@@ -55,7 +37,7 @@ def _workflow(files: list[str], **overrides) -> ConfigWorkflow:
 
 def _run(files: list[str], **overrides) -> ConfigWorkflow:
     """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...``."""
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         workflow = _workflow(files, **overrides)
         workflow.initialize()
         workflow.run()
@@ -163,7 +145,7 @@ def test_training_refuses_a_bssfp_label_outside_the_label_set(dataset, untrained
 
 
 def _training_cases(dataset_dir: Path) -> dict:
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         import scripts.cases
 
         return scripts.cases.training_cases(str(dataset_dir))
@@ -174,7 +156,7 @@ def test_a_c0_case_without_its_label_is_left_out_of_training(dataset):
     cases = _training_cases(dataset)
     assert [c["case"] for c in cases["bssfp"]] == ["patient4", "patient6"]
     assert [c["case"] for c in cases["lge"]] == ["patient4", "patient5", "patient6"]  # its LGE is unlabelled anyway
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         workflow = _workflow(["train.json"], dataset_dir=str(dataset), stage="unet1_bssfp")
         datalist = workflow.parser.get_parsed_content("train_datalist")
         localiser = _workflow(["train.json", "train_localiser.json"], dataset_dir=str(dataset))

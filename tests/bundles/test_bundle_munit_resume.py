@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from bundle_test_utils import bundle_scripts
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
@@ -25,26 +24,10 @@ TRANSLATOR = ["train.json", "train_translator.json", "tiny.json"]
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def bundle_scripts():
-    """Make `scripts` resolve to this bundle's package (every bundle has one; the tests share a process)."""
-    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(BUNDLE))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
 def _run(files: list[str], **overrides) -> dict:
     """Run ``configs/<files>`` as ``monai.bundle run`` does; return the epochs the trainer ran and its handlers."""
     epochs: list[int] = []
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         workflow = ConfigWorkflow(
             config_file=[str(BUNDLE / "configs" / f) for f in files],
             meta_file=str(BUNDLE / "configs" / "metadata.json"),

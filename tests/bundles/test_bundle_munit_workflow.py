@@ -14,14 +14,13 @@ import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import exception_messages
+from bundle_test_utils import bundle_scripts, exception_messages
 from common.transforms import LocaliseHeartd
 from monai.bundle import ConfigWorkflow
 
@@ -40,25 +39,9 @@ THIRD_PARTY_CACHES = ("torchinductor_",)
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def bundle_scripts():
-    """Make `scripts` resolve to this bundle's package (every bundle has one; the tests share a process)."""
-    saved = {name: module for name, module in sys.modules.items() if name == "scripts" or name.startswith("scripts.")}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(BUNDLE))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
 def _run(files: list[str], **overrides) -> ConfigWorkflow:
     """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...``."""
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         workflow = ConfigWorkflow(
             config_file=[str(BUNDLE / "configs" / f) for f in [*files, "tiny.json"]],
             meta_file=str(BUNDLE / "configs" / "metadata.json"),
@@ -384,7 +367,7 @@ def test_evaluate_writes_per_case_csvs_for_the_evaluation_patients_only(pipeline
 
 def test_training_never_sees_an_evaluation_patient(pipeline):
     data, held_out = pipeline["data"], set(pipeline["evaluation_patients"])
-    with bundle_scripts():
+    with bundle_scripts(BUNDLE):
         import scripts.cases
 
         cases = scripts.cases.training_cases(str(data))
