@@ -45,23 +45,22 @@ class LabelASDMetric(PerCaseMetric):
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
             raise ValueError(f"label must be an integer label value, got {label!r}.")
         self.label = int(label)
-        self._spacings: list[list[float]] = []
-        self._channels = 1
-        self._calls = 0
+        self._spacing: list[float] | None = None
 
     def _compute_tensor(  # type: ignore[override]
         self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, **kwargs: Any
     ) -> torch.Tensor:
-        self._spacings = _spacings(y, y_pred.ndim - 2, y_pred.shape[0])
-        # the base calls _case_value per case b and channel c, b-major: the call count gives the case
-        self._channels = y_pred.shape[1]
-        self._calls = 0
-        return super()._compute_tensor(y_pred, y, mask, **kwargs)
+        if y is None:
+            return super()._compute_tensor(y_pred, y, mask, **kwargs)  # the base names the missing reference
+        rows = []  # one case at a time, each with the spacing of its own truth
+        for case, spacing in enumerate(_spacings(y, y_pred.ndim - 2, y_pred.shape[0])):
+            self._spacing = spacing
+            case_mask = None if mask is None else mask[case : case + 1]
+            rows.append(super()._compute_tensor(y_pred[case : case + 1], y[case : case + 1], case_mask, **kwargs))
+        return torch.cat(rows, dim=0)
 
     def _case_value(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> float:
         if mask is not None:
             raise ValueError("LabelASDMetric compares whole label maps: mask is not supported.")
-        case = self._calls // self._channels
-        self._calls += 1
-        spacing = self._spacings[case]
+        spacing = self._spacing
         return float(surface_distances(pred == self.label, target == self.label, spacing=spacing)["asd"])
