@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from common.data.brain import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
 from common.data.degradation import (
+    acquire_thick_slices,
     area_downsample,
     degrade_through_plane,
     fwhm_to_sigma,
     interpolate_through_plane,
+    interpolate_to_thin_slices,
     resize_area,
     slice_profile_blur,
     slice_profile_fwhm,
+    thick_slice_affine,
+    thick_slice_volume,
+    thin_slice_affine,
     through_plane_affine,
 )
 from common.data.hybrid import roi_slices
@@ -90,6 +95,11 @@ __all__ = [
     "degrade_through_plane",
     "interpolate_through_plane",
     "through_plane_affine",
+    "acquire_thick_slices",
+    "thick_slice_affine",
+    "thin_slice_affine",
+    "thick_slice_volume",
+    "interpolate_to_thin_slices",
     "area_downsample",
     "resize_area",
     # hybrid U-SSL set

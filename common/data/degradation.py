@@ -26,6 +26,11 @@ __all__ = [
     "degrade_through_plane",
     "interpolate_through_plane",
     "through_plane_affine",
+    "acquire_thick_slices",
+    "thick_slice_affine",
+    "thin_slice_affine",
+    "thick_slice_volume",
+    "interpolate_to_thin_slices",
     "area_downsample",
     "resize_area",
 ]
@@ -214,6 +219,97 @@ def through_plane_affine(affine: np.ndarray, axis: int, factor: int, offset: int
     out[:3, 3] = affine[:3, 3] + affine[:3, axis] * offset
     out[:3, axis] = affine[:3, axis] * factor
     return out
+
+
+def _check_factor(factor: int) -> int:
+    if isinstance(factor, bool) or int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor!r}.")
+    return int(factor)
+
+
+def acquire_thick_slices(volume: Any, axis: int, factor: int) -> Any:
+    """Thick slices that tile the high-resolution extent: slice ``k`` covers thin slices ``k*s .. k*s + s - 1``.
+
+    The volume is blurred through-plane by the slice profile (SMORE: FWHM ``sqrt(s**2 - 1)`` thin voxels) and sampled
+    at each thick slice's centre, thin index ``k*s + (s - 1)/2`` (linear interpolation between the two middle thin
+    slices when ``s`` is even). Unlike :func:`degrade_through_plane` (thick slice ``k`` centred on thin slice
+    ``offset + k*s``), the thick grid covers exactly the thin grid's field of view, so super-resolving ``n`` thick
+    slices by ``s`` gives back the ``n*s`` thin slices on the truth's own grid (:func:`thin_slice_affine`).
+
+    Args:
+        volume: ``(..., N, ...)`` with ``N`` a multiple of ``factor`` along ``axis`` (NumPy or torch).
+        axis: the through-plane axis.
+        factor: slice-thickness ratio ``s``.
+
+    Returns:
+        ``(..., N / s, ...)`` float32 (float64 stays float64), the type of ``volume``.
+
+    Raises:
+        ValueError: ``factor`` not a positive integer, or ``N`` not a multiple of it.
+    """
+    factor = _check_factor(factor)
+    array, reference = _to_numpy(volume)
+    axis = _check_axis(axis, array.ndim)
+    n = array.shape[axis]
+    if n % factor:
+        raise ValueError(f"{n} slices along axis {axis} are not a multiple of the factor {factor}; crop them first.")
+    blurred = slice_profile_blur(array, axis, factor)
+    low = np.take(blurred, np.arange((factor - 1) // 2, n, factor), axis=axis)
+    if factor % 2 == 0:  # the centre lies halfway between two thin slices
+        low = 0.5 * (low + np.take(blurred, np.arange(factor // 2, n, factor), axis=axis))
+    return _like(np.ascontiguousarray(low), reference)
+
+
+def thick_slice_affine(affine: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """Affine of :func:`acquire_thick_slices`' output: ``factor`` x the spacing along ``axis``, same field of view."""
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+    factor = _check_factor(factor)
+    affine = np.asarray(affine, dtype=np.float64)
+    out = affine.copy()
+    out[:3, 3] = affine[:3, 3] + affine[:3, axis] * (factor - 1) / 2.0
+    out[:3, axis] = affine[:3, axis] * factor
+    return out
+
+
+def thin_slice_affine(affine: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """Inverse of :func:`thick_slice_affine`: the grid of ``factor`` thin slices per thick slice, same extent.
+
+    Thin slice ``j`` sits at thick coordinate ``(j + 1/2) / s - 1/2``, so the first and last thin slices lie a
+    quarter-thick-slice (for ``s = 2``) inside the thick volume's outer faces, which are unchanged.
+    """
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+    factor = _check_factor(factor)
+    affine = np.asarray(affine, dtype=np.float64)
+    out = affine.copy()
+    out[:3, axis] = affine[:3, axis] / factor
+    out[:3, 3] = affine[:3, 3] - out[:3, axis] * (factor - 1) / 2.0
+    return out
+
+
+def thick_slice_volume(
+    volume: np.ndarray, affine: np.ndarray, axis: int, factor: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(thin, thick, thick_affine)``: ``volume`` cropped along ``axis`` to a multiple of ``factor``, its thick slices
+    (:func:`acquire_thick_slices`) and their affine; the crop keeps ``affine`` (its first slices are kept)."""
+    factor = _check_factor(factor)
+    keep = volume.shape[axis] - volume.shape[axis] % factor
+    thin = np.take(np.asarray(volume), np.arange(keep), axis=axis)
+    return thin, acquire_thick_slices(thin, axis, factor), thick_slice_affine(affine, axis, factor)
+
+
+def interpolate_to_thin_slices(low_res: Any, axis: int, factor: int, order: int = 3) -> Any:
+    """Interpolate thick slices onto :func:`thin_slice_affine`'s grid (``n * factor`` slices, same extent).
+
+    Spline of ``order`` (0, 1 or 3) through the thick slices' centres; thin slices beyond the first or last centre
+    take the end value. This is the "interpolated low-resolution input" of TransMRSR and the trilinear/cubic
+    baselines.
+    """
+    factor = _check_factor(factor)
+    array, reference = _to_numpy(low_res)
+    thin = interpolate_through_plane(array, axis, factor, offset=(factor - 1) / 2.0, order=order)
+    return _like(thin, reference)
 
 
 def area_downsample(image: np.ndarray, factor: int | Sequence[int]) -> np.ndarray:

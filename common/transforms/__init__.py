@@ -10,6 +10,7 @@ from common.transforms.localise_heart import LocaliseHeartd
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
 from common.transforms.per_slice import PerSliced
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
+from common.transforms.through_plane import ScaleByPercentiled, SimulateThickSlicesd, ThinSliceGridd, voxel_spacing
 
 __all__ = [
     "AsSlice2Dd",
@@ -29,4 +30,8 @@ __all__ = [
     "SuperResolveAffined",
     "super_resolve_affine",
     "low_resolution_affine",
+    "ScaleByPercentiled",
+    "SimulateThickSlicesd",
+    "ThinSliceGridd",
+    "voxel_spacing",
 ]

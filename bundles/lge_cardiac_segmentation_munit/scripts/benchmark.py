@@ -189,32 +189,54 @@ def _diversity(synthetic_dir: str) -> dict[str, dict[str, float]]:
     return {"style_sd_in_heart": sd, "style_mean_in_heart": mean}
 
 
+def _cached(path: str, fresh: bool, compute: Any) -> Any:
+    """``compute()``, kept as JSON at ``path``; read back instead when it is there and ``fresh`` is False."""
+    if os.path.isfile(path) and not fresh:
+        with open(path) as f:
+            return json.load(f)
+    value = compute()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(value, f)
+    return value
+
+
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, members: int) -> None:
-    """Localiser, translator, then per member its synthetic set and the four cascade stages."""
+    """Localiser, translator, then per member its synthetic set and the four cascade stages.
+
+    A step whose output already exists in ``work`` is skipped, and an interrupted stage resumes from its latest
+    checkpoint (the bundle's own crash-safe resume), so a stopped benchmark continues where it stopped.
+    """
     localiser_epochs, translator_epochs, bssfp_epochs, synthetic_epochs = schedule
+    models = os.path.join(work, "models")
     base = {
         "dataset_dir": dataset_dir,
-        "ckpt_dir": os.path.join(work, "models"),
-        "resume": False,
+        "ckpt_dir": models,
+        "resume": True,
         "seed": seed,
         "synthetic_dir": os.path.join(work, "synthetic"),
         "num_workers": 0,
         **network,
     }
     logs = os.path.join(work, "logs")
-    run_workflow(
-        BUNDLE_ROOT,
-        ["train.json", "train_localiser.json"],
-        dict(base, epochs=localiser_epochs, output_dir=os.path.join(logs, "localiser")),
-    )
-    run_workflow(
-        BUNDLE_ROOT,
-        ["train.json", "train_translator.json"],
-        dict(base, epochs=translator_epochs, output_dir=os.path.join(logs, "translator")),
-    )
+    if not os.path.isfile(os.path.join(models, "localiser", "localiser.pt")):
+        run_workflow(
+            BUNDLE_ROOT,
+            ["train.json", "train_localiser.json"],
+            dict(base, epochs=localiser_epochs, output_dir=os.path.join(logs, "localiser")),
+        )
+    if not os.path.isfile(os.path.join(models, "translator", "translator.pt")):
+        run_workflow(
+            BUNDLE_ROOT,
+            ["train.json", "train_translator.json"],
+            dict(base, epochs=translator_epochs, output_dir=os.path.join(logs, "translator")),
+        )
     for member in range(members):
-        run_workflow(BUNDLE_ROOT, ["train.json", "generate.json"], dict(base, member=member, overwrite=True))
+        if not os.path.isfile(os.path.join(work, "synthetic", f"set_{member}", "datalist.json")):
+            run_workflow(BUNDLE_ROOT, ["train.json", "generate.json"], dict(base, member=member, overwrite=True))
         for stage in ("unet1_bssfp", "unet1_ft", "unet2_bssfp", "unet2_ft"):
+            if os.path.isfile(os.path.join(models, f"member_{member}", f"{stage}.pt")):
+                continue
             stage_epochs = synthetic_epochs if stage.endswith("_ft") else bssfp_epochs
             run_workflow(
                 BUNDLE_ROOT,
@@ -236,11 +258,14 @@ def run(
     seeds: tuple[int, ...] | str = (0, 1, 2),
     members: int | None = None,
     registration: bool | None = None,
+    fresh: bool = False,
 ) -> list[dict]:
     """Train every seed, score every row per held-out volume; write tables and ``cases.csv``; return the rows.
 
     ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
-    under ``<out_dir>/data``, so that no development seed's data reaches a reported number.
+    under ``<out_dir>/data``, so that no development seed's data reaches a reported number. Without ``fresh``, a
+    seed's finished steps and scores (``seed_<k>/scores.json``) and the registration's scores found in ``out_dir``
+    are reused, so a stopped run continues; ``fresh=True`` deletes them first.
     """
     out_dir = os.path.abspath(out_dir)
     seeds = (
@@ -291,19 +316,35 @@ def run(
     timings: dict[str, float] = {"data": data_timer.seconds}
     if registration:  # first: needs no training, so a missing elastix fails the run at once
         with Timer() as timer:
-            registered = _registration_scores(dataset_dir, os.path.join(out_dir, "registration"), quick)
+            registered = _cached(
+                os.path.join(out_dir, "registration", "scores.json"),
+                fresh,
+                lambda: _registration_scores(dataset_dir, os.path.join(out_dir, "registration"), quick),
+            )
         timings["registration"] = timer.seconds
     for seed in seeds:
         work = os.path.join(out_dir, f"seed_{seed}")
-        shutil.rmtree(work, ignore_errors=True)
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
         with Timer() as timer:
             _train_seed(seed, dataset_dir, work, network, schedule, members)
         timings[f"train seed {seed}"] = timer.seconds
         models = os.path.join(work, "models")
-        for name, overrides in methods.items():
-            evaluation = {"dataset_dir": dataset_dir, "ckpt_dir": models, **network, **overrides(models)}
-            per_seed[name].append(_evaluation(evaluation, os.path.join(work, "eval", name.replace(" ", "_"))))
-        diversity.append(_diversity(os.path.join(work, "synthetic", "set_0")))
+
+        def score_seed(work: str = work, models: str = models) -> dict:
+            scores = {
+                name: _evaluation(
+                    {"dataset_dir": dataset_dir, "ckpt_dir": models, **network, **overrides(models)},
+                    os.path.join(work, "eval", name.replace(" ", "_")),
+                )
+                for name, overrides in methods.items()
+            }
+            return dict(scores, diversity=_diversity(os.path.join(work, "synthetic", "set_0")))
+
+        scores = _cached(os.path.join(work, "scores.json"), fresh, score_seed)
+        for name in methods:
+            per_seed[name].append(scores[name])
+        diversity.append(scores["diversity"])
 
     if registration:
         per_seed["Registration"] = [registered]
@@ -333,7 +374,8 @@ def run(
         f"Phantom MS-CMRSeg-layout data (seed {DATA_SEED}: {N_TRAIN} training patients, {N_EVAL} held-out LGE "
         f"volumes); training seeds {list(seeds)}, {members} ensemble members; epochs (localiser, translator, stage) "
         f"{schedule}{' (quick mode: configs/quick.json)' if quick else ''}. Seconds: "
-        f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())}. Machine: {machine_summary()}. Command: "
+        f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
+        f"Machine: {machine_summary()}. Command: "
         f"python -m scripts.benchmark --out {out_dir} --quick {quick} --seeds {','.join(map(str, seeds))}. "
         "Per-case values: cases.csv."
     )
@@ -350,9 +392,10 @@ def main(
     members: int | None = None,
     registration: bool | None = None,
     data_root: str | None = None,
+    fresh: bool = False,
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
-    run(data_root, out, quick=quick, seeds=seeds, members=members, registration=registration)
+    run(data_root, out, quick=quick, seeds=seeds, members=members, registration=registration, fresh=fresh)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,189 @@
+"""Through-plane super-resolution geometry: thick-slice training pairs and the thin-slice grid of a thick volume.
+
+Both use :func:`common.data.degradation.acquire_thick_slices`' model (SMORE slice profile, thick slices tiling the
+thin grid), so a network trained on simulated pairs sees at inference the same interpolated input on the same grid:
+``n`` thick slices become ``n * s`` thin slices over the same field of view (:func:`thin_slice_affine`).
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Mapping
+
+import numpy as np
+import torch
+from common.data.degradation import acquire_thick_slices, interpolate_to_thin_slices, thin_slice_affine
+from common.transforms._meta import affine_of, source_name
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+__all__ = ["SimulateThickSlicesd", "ThinSliceGridd", "ScaleByPercentiled", "voxel_spacing"]
+
+
+def voxel_spacing(affine: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Voxel sizes (mm) of the three spatial axes of a 4x4 affine (column norms)."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def _as_meta(array: np.ndarray, like: torch.Tensor, affine: np.ndarray) -> MetaTensor:
+    meta = dict(getattr(like, "meta", {}) or {})
+    meta["affine"] = torch.as_tensor(affine, dtype=torch.float64)
+    return MetaTensor(torch.as_tensor(array, dtype=torch.float32), meta=meta)
+
+
+def _require_volume(d: Mapping, key: Hashable) -> torch.Tensor:
+    image = d[key]
+    if image.ndim != 4:
+        raise ValueError(
+            f"{source_name(d, key)}: expected a channel-first 3D volume (C, X, Y, Z), got shape "
+            f"{tuple(image.shape)}; through-plane super-resolution needs a stack of slices, not a 2D image."
+        )
+    return image
+
+
+class SimulateThickSlicesd(MapTransform):
+    """Training pair from a thin-slice volume: ``output_key`` = its thick slices interpolated back to its grid.
+
+    The thin volume under ``keys`` is first cropped along ``axis`` to a multiple of ``factor`` (the last slices
+    dropped), so that the thick slices tile it; the output is the network's input (TransMRSR's "interpolated LR
+    image") and the cropped thin volume its target, both on the same grid and affine.
+
+    Args:
+        keys: the thin-slice (target) key, channel-first ``(C, X, Y, Z)``.
+        factor: slice-thickness ratio ``s`` (4 and 8 in the TransMRSR paper).
+        axis: spatial through-plane axis (0, 1 or 2; the IXI T1 acquisitions' z is 2).
+        output_key: key of the interpolated thick-slice input.
+        order: interpolation spline order (3 cubic, 1 linear, 0 nearest).
+    """
+
+    def __init__(
+        self, keys: KeysCollection, factor: int, axis: int = 2, output_key: str = "lr", order: int = 3
+    ) -> None:
+        super().__init__(keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+        self.factor, self.axis, self.output_key, self.order = int(factor), int(axis), output_key, int(order)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = _require_volume(d, key)
+            n = image.shape[self.axis + 1]
+            keep = n - n % self.factor
+            if keep < 2 * self.factor:
+                raise ValueError(
+                    f"{source_name(d, key)}: {n} slices along axis {self.axis} give fewer than 2 thick slices of "
+                    f"{self.factor}; use a smaller factor or another axis."
+                )
+            index = [slice(None)] * 4
+            index[self.axis + 1] = slice(0, keep)
+            image = image[tuple(index)]
+            array = image.detach().cpu().numpy().astype(np.float32)
+            thick = acquire_thick_slices(array, self.axis + 1, self.factor)
+            thin = interpolate_to_thin_slices(thick, self.axis + 1, self.factor, order=self.order)
+            d[key] = image
+            d[self.output_key] = _as_meta(thin, image, affine_of(image).numpy())
+        return d
+
+
+class ThinSliceGridd(MapTransform):
+    """Inference: a thick-slice volume interpolated onto ``factor`` thin slices per thick slice (same extent).
+
+    The result is what the SR network was trained on (:class:`SimulateThickSlicesd`) and its affine is the output
+    grid (:func:`common.data.degradation.thin_slice_affine`). The volume is checked first, each refusal naming the
+    file: a 3D stack, thick along ``axis`` (the axis of the largest voxel size), and a thick/thin spacing ratio
+    within ``tolerance`` of ``factor`` (a x4 model on a x8 volume gives wrong anatomy without any error).
+
+    Args:
+        keys: image keys, channel-first ``(C, X, Y, Z)``.
+        factor: the model's slice-thickness ratio.
+        axis: spatial through-plane axis.
+        order: spline order (3 cubic, 1 linear, 0 nearest).
+        tolerance: accepted relative difference between the volume's spacing ratio and ``factor``.
+        min_ratio: below this spacing ratio the volume counts as isotropic and is refused.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        factor: int,
+        axis: int = 2,
+        order: int = 3,
+        tolerance: float = 0.25,
+        min_ratio: float = 1.5,
+    ) -> None:
+        super().__init__(keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+        self.factor, self.axis, self.order = int(factor), int(axis), int(order)
+        self.tolerance, self.min_ratio = float(tolerance), float(min_ratio)
+
+    def check(self, d: Mapping, key: Hashable) -> None:
+        """Refuse a volume that is not a thick-slice stack of this model's factor (ValueError naming the file)."""
+        image = _require_volume(d, key)
+        name = source_name(d, key)
+        spacing = voxel_spacing(affine_of(image))
+        if float(spacing.max() / spacing.min()) < self.min_ratio:
+            raise ValueError(
+                f"{name}: voxel size {np.round(spacing, 3).tolist()} mm is nearly isotropic; this model super-resolves "
+                f"thick-slice volumes (x{self.factor} along axis {self.axis}), there is nothing to recover here."
+            )
+        if int(np.argmax(spacing)) != self.axis:
+            raise ValueError(
+                f"{name}: the thickest axis is {int(np.argmax(spacing))} (voxel size {np.round(spacing, 3).tolist()} "
+                f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to it."
+            )
+        in_plane = float(np.mean([spacing[a] for a in range(3) if a != self.axis]))
+        ratio = float(spacing[self.axis]) / in_plane
+        if abs(ratio / self.factor - 1.0) > self.tolerance:
+            raise ValueError(
+                f"{name}: slice spacing is {ratio:.2f} x the in-plane spacing, but this model was trained for x"
+                f"{self.factor}; use the model trained for the nearest factor (set scale and its model_weights)."
+            )
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            self.check(d, key)
+            image = d[key]
+            array = image.detach().cpu().numpy().astype(np.float32)
+            thin = interpolate_to_thin_slices(array, self.axis + 1, self.factor, order=self.order)
+            affine = thin_slice_affine(affine_of(image).numpy(), self.axis, self.factor)
+            d[key] = _as_meta(thin, image, affine)
+        return d
+
+
+class ScaleByPercentiled(MapTransform):
+    """Divide by the ``percentile`` of the non-zero voxels (to about [0, 1]) and keep the factor to undo it.
+
+    The factor is stored under ``<key>_scale``; ``invert=True`` with ``scale_key`` multiplies another key (the SR
+    output) back, so written volumes keep the input's intensity units.
+
+    Args:
+        keys: image keys.
+        percentile: of the voxels above 0 (99.5 keeps a few bright vessels above 1 instead of compressing the brain).
+        invert: multiply by the stored factor instead.
+        scale_key: with ``invert``, the key whose factor to use (e.g. ``"image_scale"``).
+    """
+
+    def __init__(
+        self, keys: KeysCollection, percentile: float = 99.5, invert: bool = False, scale_key: str | None = None
+    ) -> None:
+        super().__init__(keys)
+        if invert and scale_key is None:
+            raise ValueError("invert=True needs scale_key, the key holding the factor (e.g. 'image_scale').")
+        self.percentile, self.invert, self.scale_key = float(percentile), bool(invert), scale_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if self.invert:
+                d[key] = d[key] * float(d[self.scale_key])
+                continue
+            values = d[key][d[key] > 0]
+            if values.numel() == 0:
+                raise ValueError(f"{source_name(d, key)}: the image has no voxel above 0; is it empty?")
+            scale = float(torch.quantile(values.float()[:: max(1, values.numel() // 1_000_000)], self.percentile / 100))
+            d[key] = d[key] / scale
+            d[f"{key}_scale"] = scale
+        return d

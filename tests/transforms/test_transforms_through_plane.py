@@ -1,0 +1,94 @@
+"""Through-plane SR geometry: simulated thick-slice pairs and the thin-slice grid of a thick volume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from common.data.degradation import acquire_thick_slices, thick_slice_affine, thin_slice_affine
+from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, ThinSliceGridd
+from monai.data import MetaTensor
+
+
+def _volume(shape, spacing=(1.0, 1.0, 1.0), name="case.nii.gz", values=None) -> MetaTensor:
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = (-10.0, 5.0, 2.0)
+    data = torch.rand(1, *shape) if values is None else torch.as_tensor(values, dtype=torch.float32)[None]
+    return MetaTensor(data, meta={"affine": torch.as_tensor(affine), "filename_or_obj": name})
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 8])
+def test_thick_slice_centres_are_the_means_of_their_thin_slices(factor):
+    rotation = np.array([[0.0, -1.0, 0.0], [0.8, 0.0, -0.6], [0.6, 0.0, 0.8]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * [0.9, 1.1, 1.3]
+    affine[:3, 3] = (3.0, -7.0, 11.0)
+    thick = thick_slice_affine(affine, 2, factor)
+    for k in (0, 3):
+        thin_centres = [affine @ [1, 2, j, 1] for j in range(k * factor, (k + 1) * factor)]
+        np.testing.assert_allclose(thick @ [1, 2, k, 1], np.mean(thin_centres, axis=0), atol=1e-9)
+    np.testing.assert_allclose(thin_slice_affine(thick, 2, factor), affine, atol=1e-12)
+
+
+def test_acquire_thick_slices_keeps_a_z_constant_volume_and_puts_an_impulse_in_its_slice():
+    constant = np.full((3, 3, 16), 7.0, dtype=np.float32)
+    np.testing.assert_allclose(acquire_thick_slices(constant, 2, 4), 7.0, rtol=1e-6)
+    impulse = np.zeros((1, 1, 32), dtype=np.float32)
+    impulse[0, 0, 13] = 1.0  # thin slice 13 lies in thick slice 3 (12..15)
+    thick = acquire_thick_slices(impulse, 2, 4)[0, 0]
+    assert thick.shape == (8,) and int(np.argmax(thick)) == 3
+    with pytest.raises(ValueError, match="multiple of the factor 4"):
+        acquire_thick_slices(np.zeros((2, 2, 10)), 2, 4)
+
+
+def test_simulated_pair_is_cropped_to_whole_thick_slices_on_one_grid():
+    z = np.broadcast_to(np.arange(18, dtype=np.float32), (4, 5, 18)).copy()
+    out = SimulateThickSlicesd("hr", factor=4, output_key="lr", order=1)({"hr": _volume((4, 5, 18), values=z)})
+    assert out["hr"].shape == out["lr"].shape == (1, 4, 5, 16)
+    np.testing.assert_allclose(out["lr"].affine, out["hr"].affine)
+    # a z-ramp is linear, so blurring keeps it away from the ends and linear interpolation restores it there
+    np.testing.assert_allclose(out["lr"][0, :, :, 6:10], out["hr"][0, :, :, 6:10], atol=0.01)
+    assert not torch.allclose(out["lr"][0, 0, 0, :2], out["hr"][0, 0, 0, :2])  # ends take the end thick value
+
+
+def test_thin_slice_grid_covers_the_thick_extent_with_factor_slices_each():
+    thick = _volume((6, 6, 5), spacing=(1.0, 1.0, 4.0))
+    out = ThinSliceGridd("image", factor=4)({"image": thick})["image"]
+    assert out.shape == (1, 6, 6, 20)
+    expected = thin_slice_affine(thick.affine.numpy(), 2, 4)
+    np.testing.assert_allclose(out.affine.numpy(), expected)
+    # first and last thin slices sit 1.5 thin voxels inside the first and last thick centres
+    np.testing.assert_allclose((expected @ [0, 0, 0, 1])[2], (thick.affine.numpy() @ [0, 0, 0, 1])[2] - 1.5)
+    np.testing.assert_allclose((expected @ [0, 0, 19, 1])[2], (thick.affine.numpy() @ [0, 0, 4, 1])[2] + 1.5)
+    assert out.meta["filename_or_obj"] == "case.nii.gz"
+
+
+@pytest.mark.parametrize(
+    "shape, spacing, match",
+    [
+        ((6, 6, 5), (1.0, 1.0, 1.2), "nearly isotropic"),
+        ((6, 6, 5), (1.0, 1.0, 8.0), "trained for x4"),
+        ((6, 6, 5), (4.0, 1.0, 1.0), "thickest axis is 0"),
+        ((6, 6, 5), (1.0, 4.5, 1.0), "thickest axis is 1"),
+    ],
+)
+def test_thin_slice_grid_refuses_volumes_it_was_not_trained_for(shape, spacing, match):
+    with pytest.raises(ValueError, match=match) as error:
+        ThinSliceGridd("image", factor=4)({"image": _volume(shape, spacing, name="/data/sub-01.nii.gz")})
+    assert "/data/sub-01.nii.gz" in str(error.value)
+
+
+def test_thin_slice_grid_refuses_a_2d_image_naming_the_file():
+    image = MetaTensor(torch.rand(1, 8, 8), meta={"filename_or_obj": "slice.nii.gz"})
+    with pytest.raises(ValueError, match="slice.nii.gz.*3D volume"):
+        ThinSliceGridd("image", factor=4)({"image": image})
+
+
+def test_percentile_scale_round_trips_and_refuses_an_empty_image():
+    image = _volume((4, 4, 4)) * 1000
+    scaled = ScaleByPercentiled("image", percentile=100.0)({"image": image})
+    assert float(scaled["image"].max()) == pytest.approx(1.0)
+    restored = ScaleByPercentiled("pred", invert=True, scale_key="image_scale")(dict(scaled, pred=scaled["image"]))
+    torch.testing.assert_close(restored["pred"], image.as_tensor() if hasattr(image, "as_tensor") else image)
+    with pytest.raises(ValueError, match="case.nii.gz.*no voxel above 0"):
+        ScaleByPercentiled("image")({"image": _volume((2, 2, 2), values=np.zeros((2, 2, 2)))})
