@@ -5,9 +5,11 @@ from common.transforms.as_volume import AsVolumed
 from common.transforms.check_finite import CheckFinited
 from common.transforms.check_label_values import CheckLabelValuesd
 from common.transforms.check_shape_ratio import CheckShapeRatiod
+from common.transforms.head_mask import HeadMaskd, head_mask
 from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
 from common.transforms.localise_heart import LocaliseHeartd
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
+from common.transforms.orthogonal_slices import OrthogonalSlicesd, head_extent
 from common.transforms.per_slice import PerSliced
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
 from common.transforms.through_plane import ScaleByPercentiled, SimulateThickSlicesd, ThinSliceGridd, voxel_spacing
@@ -34,4 +36,8 @@ __all__ = [
     "SimulateThickSlicesd",
     "ThinSliceGridd",
     "voxel_spacing",
+    "HeadMaskd",
+    "head_mask",
+    "OrthogonalSlicesd",
+    "head_extent",
 ]
