@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from common.engines.base import GradScalerState, MultiNetworkTrainer, discriminator_logits, set_requires_grad
+from common.engines.base import (
+    GradScalerState,
+    MultiNetworkTrainer,
+    discriminator_logits,
+    named_loss_terms,
+    set_requires_grad,
+)
 from common.engines.cyclegan_trainer import CycleGANTrainer
 from common.engines.image_pool import ImagePool
 from common.engines.munit_trainer import MUNITTrainer
+from common.engines.prior_gan_trainer import PriorGANTrainer
 from common.engines.segmentation_trainer import SegmentationTrainer
 from common.engines.ssl_trainer import SSLTrainer
+from common.engines.super_resolution_trainer import SuperResolutionTrainer
 
 __all__ = [
     "CycleGANTrainer",
@@ -15,8 +23,11 @@ __all__ = [
     "ImagePool",
     "MUNITTrainer",
     "MultiNetworkTrainer",
+    "PriorGANTrainer",
     "SSLTrainer",
     "SegmentationTrainer",
+    "SuperResolutionTrainer",
     "discriminator_logits",
+    "named_loss_terms",
     "set_requires_grad",
 ]

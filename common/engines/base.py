@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MultiNetworkTrainer", "GradScalerState", "discriminator_logits", "set_requires_grad"]
+__all__ = ["MultiNetworkTrainer", "GradScalerState", "discriminator_logits", "named_loss_terms", "set_requires_grad"]
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -34,6 +34,20 @@ def set_requires_grad(networks: Iterable[torch.nn.Module], flag: bool) -> None:
     for network in networks:
         for parameter in network.parameters():
             parameter.requires_grad_(flag)
+
+
+def named_loss_terms(loss_function: Any, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A loss as a dict of named terms (``loss`` the total): ``loss_function.terms(...)`` if it has one, else
+    ``{"loss": loss_function(...)}``, so every paper term of a multi-term loss is logged by name.
+
+    Raises:
+        ValueError: the terms lack ``loss``.
+    """
+    terms_fn = getattr(loss_function, "terms", None)
+    terms = terms_fn(prediction, target) if callable(terms_fn) else {"loss": loss_function(prediction, target)}
+    if "loss" not in terms:
+        raise ValueError(f"the loss terms must include 'loss' (the total); got keys {sorted(terms)}.")
+    return terms
 
 
 def _unwrap(network: torch.nn.Module) -> torch.nn.Module:

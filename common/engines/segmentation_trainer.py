@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from common.engines.base import MultiNetworkTrainer
+from common.engines.base import MultiNetworkTrainer, named_loss_terms
 from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer, SimpleInferer
 
@@ -66,11 +66,7 @@ class SegmentationTrainer(MultiNetworkTrainer):
 
     def loss_terms(self, logits: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
         """The loss as a dict of named terms (``loss`` the total)."""
-        terms_fn = getattr(self.loss_function, "terms", None)
-        terms = terms_fn(logits, label) if callable(terms_fn) else {"loss": self.loss_function(logits, label)}
-        if "loss" not in terms:
-            raise ValueError(f"the loss terms must include 'loss' (the total); got keys {sorted(terms)}.")
-        return terms
+        return named_loss_terms(self.loss_function, logits, label)
 
     def _iteration(self, engine: SegmentationTrainer, batchdata: dict[str, torch.Tensor]) -> dict:
         """Forward, named loss terms, one optimizer step; see the class docstring for the returned keys."""

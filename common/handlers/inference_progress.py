@@ -124,8 +124,10 @@ class InferenceProgress:
 
     def _iteration_completed(self, engine: Engine) -> None:
         batch = engine.state.batch
-        slices = slices_in_batch(batch, self.image_key, self.spatial_dims)
         files = _files_in_batch(batch, self.image_key)
+        slices = self._source_slices(batch)
+        if slices is None:  # no header count for these files: count what the batch holds
+            slices = slices_in_batch(batch, self.image_key, self.spatial_dims)
         self.files_done += files
         self.slices_done += slices
         eta = self.eta_seconds()
@@ -137,6 +139,24 @@ class InferenceProgress:
             self._bar.update(slices if self.total_slices is not None else files)
         slices_str = f" slices {self.slices_done}/{self.total_slices}" if self.total_slices is not None else ""
         self.logger.info(f"file {self.files_done}/{self.total_files or '?'} {name}{slices_str} eta {eta_str}")
+
+    def _source_slices(self, batch: Any) -> int | None:
+        """Slices of the batch's input files as the header counted them (the unit of the total), else ``None``.
+
+        Counting the preprocessed batch instead would mix units when preprocessing changes the slice count (a
+        through-plane SR input is interpolated onto ``s`` times as many slices before the model sees it).
+        """
+        counts = getattr(self.inputs, "slices", None) or {}
+        items = batch if isinstance(batch, (list, tuple)) else [batch]
+        total = 0
+        for item in items:
+            image = item.get(self.image_key) if isinstance(item, dict) else None
+            names = (getattr(image, "meta", None) or {}).get("filename_or_obj")
+            for name in names if isinstance(names, (list, tuple)) else [names]:
+                if name is None or str(name) not in counts:
+                    return None
+                total += counts[str(name)]
+        return total
 
     def _close(self, engine: Engine) -> None:
         if self._bar is not None:

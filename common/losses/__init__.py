@@ -6,13 +6,29 @@ no_activation_leastsq=True)``; there is no copy of it here.
 
 from __future__ import annotations
 
+from common.losses.perceptual import (
+    CONTENT_LAYERS,
+    PAPER_LAMBDA_PERCEPTUAL,
+    STYLE_LAYERS,
+    ContentStyleLoss,
+    SuperResolutionLoss,
+    VGG19Features,
+    gram_matrix,
+)
 from common.losses.segmentor_consistency import SegmentorConsistencyLoss
 from common.losses.sobel_edge import PAPER_CLASS_WEIGHTS, PAPER_LAMBDA_EDGE, CompositeSegmentationLoss, SobelEdgeLoss
 
 __all__ = [
+    "CONTENT_LAYERS",
     "CompositeSegmentationLoss",
+    "ContentStyleLoss",
     "PAPER_CLASS_WEIGHTS",
     "PAPER_LAMBDA_EDGE",
+    "PAPER_LAMBDA_PERCEPTUAL",
+    "STYLE_LAYERS",
     "SegmentorConsistencyLoss",
     "SobelEdgeLoss",
+    "SuperResolutionLoss",
+    "VGG19Features",
+    "gram_matrix",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from common.nets.cascaded_unet import CascadedUNet, UNetBN
+from common.nets.edsr import EDSRBaseline
 from common.nets.encoders import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
+from common.nets.latent_centroids import kmeans, latent_centroids, load_centroids, save_centroids
 from common.nets.localised_network import LocalisedNetwork
 from common.nets.munit import (
     AdaptiveInstanceNorm2d,
@@ -19,9 +21,16 @@ from common.nets.munit import (
 from common.nets.patch_discriminator import patchgan_70
 from common.nets.probability_ensemble import ProbabilityEnsemble
 from common.nets.resnet_generator import ResNetGenerator
+from common.nets.styleswin import StyleSwinDiscriminator, StyleSwinGenerator
 from common.nets.swin_sseg import SwinSSeg
+from common.nets.transmrsr import ChannelSplitScaleShift, TransMRSR, nearest_centroid_truncation
 
 __all__ = [
+    "EDSRBaseline",
+    "kmeans",
+    "latent_centroids",
+    "load_centroids",
+    "save_centroids",
     "AdaptiveInstanceNorm2d",
     "LocalisedNetwork",
     "MUNITContentEncoder",
@@ -34,13 +43,18 @@ __all__ = [
     "lsgan_generator_loss",
     "translate",
     "CascadedUNet",
+    "ChannelSplitScaleShift",
     "ConvNeXtEncoder",
     "ENCODER_NAMES",
     "ResNetEncoder",
     "ResNetGenerator",
+    "StyleSwinDiscriminator",
+    "StyleSwinGenerator",
     "SwinEncoder",
     "SwinSSeg",
+    "TransMRSR",
     "UNetBN",
     "build_encoder",
+    "nearest_centroid_truncation",
     "patchgan_70",
 ]

@@ -60,3 +60,19 @@ def test_without_inputs_it_counts_files(caplog):
         engine.run([{"image": torch.zeros(1, 1, 4, 4)}] * 2, max_epochs=1)
     lines = [r.getMessage() for r in caplog.records if r.name == "inference_progress_files"]
     assert [line.split(" eta")[0] for line in lines] == ["file 1/2 ", "file 2/2 "]
+
+
+def test_slices_are_counted_in_the_inputs_units_when_preprocessing_adds_slices(tmp_path, caplog):
+    """A through-plane SR input of 5 thick slices reaches the model as 20 thin ones: progress stays 5/5, not 20/5."""
+    folder = tmp_path / "thick"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 5), np.float32), np.diag([1, 1, 4, 1])), folder / "t.nii.gz")
+    inputs = FolderInputs(folder, output_dir=tmp_path / "out", postfix="sr", ndim=3)
+    path = inputs.datalist()[0]["image"]
+    batch = [{"image": MetaTensor(torch.zeros(1, 8, 8, 20), meta={"filename_or_obj": path})}]
+    engine = Engine(lambda engine, batch: None)
+    InferenceProgress(inputs=inputs, use_tqdm=False, name="inference_progress_sr").attach(engine)
+    with caplog.at_level(logging.INFO, logger="inference_progress_sr"):
+        engine.run([batch], max_epochs=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "inference_progress_sr"]
+    assert lines[-1].startswith("file 1/1 t.nii.gz slices 5/5")

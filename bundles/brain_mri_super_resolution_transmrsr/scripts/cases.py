@@ -1,0 +1,48 @@
+"""Which IXI subjects train the prior, which train and validate the SR network, and which are held out for testing.
+
+TransMRSR (section 4.1) pre-trains the generative prior on many HR volumes (536) and trains SR on a separate,
+small set (25 train / 5 validation / 10 test). Here the subjects are split once, deterministically by ``seed``:
+``prior_fraction`` of them for the prior, the rest train/val/test for SR (``common.data.split_cases``), so no
+subject is in two roles and no test subject is ever trained or selected on.
+"""
+
+from __future__ import annotations
+
+__all__ = ["subject_split", "role_cases"]
+
+from common.data import DatasetError, ixi_cases, split_cases
+
+ROLES = ("prior", "train", "val", "test")
+
+
+def subject_split(
+    dataset_dir: str,
+    prior_fraction: float = 0.5,
+    sr_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    seed: int = 0,
+    contrast: str = "T1",
+) -> dict[str, list[dict[str, str]]]:
+    """``{"prior", "train", "val", "test"}`` -> IXI cases (``{"case", "image"}``), disjoint by subject.
+
+    The prior gets ``round(prior_fraction * n)`` subjects (at least 1 when ``prior_fraction > 0``), the rest are
+    split by ``sr_fractions``; with 4 or more subjects every role is non-empty.
+
+    Raises:
+        common.data.DatasetError: fewer than 4 subjects (the folder is named).
+    """
+    cases = ixi_cases(dataset_dir, contrast=contrast)
+    if len(cases) < 4:
+        raise DatasetError(
+            f"{dataset_dir}: {len(cases)} IXI {contrast} volume(s); the prior, SR training, validation and test roles "
+            "need at least 4 subjects (python -m tools.make_data writes 6)."
+        )
+    n_prior = min(len(cases) - 3, max(1 if prior_fraction > 0 else 0, round(prior_fraction * len(cases))))
+    sr = split_cases(cases[n_prior:], fractions=tuple(sr_fractions), seed=seed)
+    return {"prior": cases[:n_prior], **sr}
+
+
+def role_cases(dataset_dir: str, role: str, **split_args) -> list[dict[str, str]]:
+    """The cases of one role (``prior``, ``train``, ``val``, ``test``), refusing an unknown role."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}.")
+    return subject_split(dataset_dir, **split_args)[role]

@@ -1,0 +1,83 @@
+"""SuperResolutionTrainer: a falling loss on a toy mapping, the named outputs, sr = network(lr), a missing key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from common.engines import SuperResolutionTrainer
+from common.losses import SuperResolutionLoss
+from ignite.engine import Events
+from torch import nn
+from torch.utils.data import DataLoader
+
+OFFSET = 0.5
+OUTPUT_KEYS = {"lr", "hr", "sr", "error", "loss", "loss_l1", "loss_content", "loss_style"}
+
+
+def _pairs(n: int = 8, size: int = 8) -> list[dict]:
+    """LR images and their HR targets ``hr = lr + OFFSET`` (an identity-plus-offset mapping to learn)."""
+    generator = torch.Generator().manual_seed(0)
+    items = []
+    for _ in range(n):
+        lr = torch.rand(1, size, size, generator=generator)
+        items.append({"lr": lr, "hr": lr + OFFSET})
+    return items
+
+
+def _trainer(epochs: int = 1, loss_function=None, network=None, **kwargs) -> SuperResolutionTrainer:
+    torch.manual_seed(0)
+    network = nn.Conv2d(1, 1, 3, padding=1) if network is None else network
+    return SuperResolutionTrainer(
+        device=torch.device("cpu"),
+        max_epochs=epochs,
+        train_data_loader=DataLoader(_pairs(), batch_size=4, shuffle=False),
+        networks={"network": network},
+        optimizers={"optimizer": torch.optim.Adam(network.parameters(), lr=0.05)},
+        loss_function=SuperResolutionLoss() if loss_function is None else loss_function,
+        **kwargs,
+    )
+
+
+def test_the_loss_falls_and_every_term_is_an_output():
+    trainer = _trainer(epochs=20, decollate=False)
+    totals = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: totals.append(float(e.state.output["loss"])))
+    trainer.run()
+    output = trainer.state.output
+    assert OUTPUT_KEYS <= set(output)
+    assert all(not v.requires_grad for v in output.values())
+    assert float(output["loss"]) == pytest.approx(float(output["loss_l1"]))  # no VGG weights: L1 only
+    torch.testing.assert_close(output["error"], (output["sr"] - output["hr"]).abs())
+    torch.testing.assert_close(output["hr"], output["lr"] + OFFSET)
+    assert sum(totals[-2:]) < 0.25 * sum(totals[:2]), totals
+
+
+def test_sr_is_the_networks_output_before_the_step():
+    trainer = _trainer(decollate=False, epoch_length=1)
+    before = copy.deepcopy(trainer.networks["network"])
+    trainer.run()
+    output = trainer.state.output
+    torch.testing.assert_close(output["sr"], before(output["lr"]).detach())
+    assert not torch.equal(before.weight, trainer.networks["network"].weight)  # one step was taken
+
+
+def test_a_plain_callable_loss_and_decollated_outputs():
+    trainer = _trainer(loss_function=nn.L1Loss())
+    trainer.run()
+    items = trainer.state.output  # decollated: one dict per sample
+    assert len(items) == 4 and {"lr", "hr", "sr", "error", "loss"} <= set(items[0])
+    assert items[0]["sr"].shape == (1, 8, 8)
+
+
+def test_loss_terms_without_a_total_are_refused():
+    trainer = _trainer(loss_function=type("NoTotal", (), {"terms": lambda self, sr, hr: {"loss_l1": sr.mean()}})())
+    with pytest.raises(ValueError, match="must include 'loss'"):
+        trainer.run()
+
+
+def test_missing_key_is_named():
+    trainer = _trainer(target_key="hr_image")
+    with pytest.raises(ValueError, match=r"no key\(s\) \['hr_image'\].*\['hr', 'lr'\]"):
+        trainer.run()
