@@ -42,7 +42,7 @@ DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI")
 
 #: Number of cases per dataset written by default and with ``small=True``.
 DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6}
-SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 2}
+SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4}
 
 _CODES = {name: index + 11 for index, name in enumerate(DATASETS)}
 _COST = {"IXI": 10.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0}  # relative seconds per case

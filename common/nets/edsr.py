@@ -53,6 +53,9 @@ class EDSRBaseline(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1),
         )
         self.tail = nn.Conv2d(channels, out_channels, 3, padding=1)
+        # zero residual at the start, as TransMRSR's head: both start from the interpolated input they must beat
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
         self.in_channels, self.out_channels = in_channels, out_channels
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:

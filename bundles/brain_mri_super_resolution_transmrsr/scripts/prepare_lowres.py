@@ -31,15 +31,22 @@ def prepare_lowres(
     role: str = "test",
     seed: int = 0,
     overwrite: bool = False,
+    prior_fraction: float = 0.5,
+    sr_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
 ) -> list[str]:
-    """Write the thick-slice inputs and cropped truths of one role's subjects; return the thick-slice paths."""
+    """Write the thick-slice inputs and cropped truths of one role's subjects; return the thick-slice paths.
+
+    ``seed``, ``prior_fraction`` and ``sr_fractions`` must be the training configs' ``split_seed``,
+    ``prior_fraction`` and ``sr_fractions`` (their defaults are), so that the test subjects are the held-out ones.
+    """
     from scripts.cases import role_cases
 
     folder = os.path.join(out, f"x{int(scale)}")
     truth_folder = os.path.join(folder, "truth")
     os.makedirs(truth_folder, exist_ok=True)
     written = []
-    for case in role_cases(dataset_dir, role, seed=seed):
+    split = {"seed": seed, "prior_fraction": prior_fraction, "sr_fractions": tuple(sr_fractions)}
+    for case in role_cases(dataset_dir, role, **split):
         check_nifti(case["image"], ndim=3)
         image = nib.load(case["image"])
         thin, thick, thick_affine = thick_slice_volume(

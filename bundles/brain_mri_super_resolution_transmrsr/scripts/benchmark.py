@@ -1,0 +1,402 @@
+"""Reproduce TransMRSR's Tables 1-4 rows on held-out phantom brains, in one run.
+
+Usage (from the bundle root)::
+
+    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2]
+
+The benchmark writes its own IXI-layout data (``DATA_SEED``, a seed not used while developing): ``N_PRIOR``
+subjects for the generative prior, ``N_TRAIN``/``N_VAL`` for SR training and model selection, and ``N_TEST``
+held-out subjects that nothing is trained or selected on. Per training seed, through this bundle's own configs
+(quick mode layers ``configs/quick.json``): the prior (``train_prior.json``), its centroids (``centroids.json``),
+then the SR networks (``train.json``, best validation PSNR):
+
+- x4 (Table 1): ``EDSR-like`` (``edsr_baseline.json``, same interpolated input) and ``TransMRSR``;
+- x8 (Tables 1, 3, 4): the same two and the ablations ``w/o GP`` (random decoder), ``w/o SDT`` (no truncation),
+  ``w/o MREF`` (no encoder features into the decoder), ``w/o SC`` (no long skip), ``frozen GP``;
+- ``trilinear`` and ``bicubic`` interpolation of the thick slices (no training).
+
+Each held-out subject is acquired with 4x / 8x thicker slices (``scripts.prepare_lowres``), super-resolved by
+``inference.json`` and scored against its thin-slice truth inside the head mask: PSNR and SSIM (2D SSIM per coronal
+slice, the plane the network works in), and GM/WM/CSF Dice between one fixed tissue classifier applied to the SR
+volume and to the truth (a nearest-class-mean intensity classifier whose class means are fitted once on the
+normalised HR training subjects with their tissue labels, inside the brain). Each method's per-case value is the
+mean over the training seeds, so ``tools.benchmark`` pairs methods per held-out volume.
+
+The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from typing import Any
+
+import fire
+import nibabel as nib
+import numpy as np
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    BenchmarkRow,
+    Timer,
+    machine_summary,
+    read_overlay,
+    run_workflow,
+    write_cases_csv,
+    write_table,
+)
+
+__all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
+
+BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+REQUIRED_DATASET = "IXI"
+
+#: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison
+DATA_SEED = 2027
+N_PRIOR = 12
+N_TRAIN = 8
+N_VAL = 2
+N_TEST = 30
+
+#: (ours, baseline) method pairs compared per case (the paper's claims, and the premise: interpolation fails)
+COMPARISONS = (
+    ("TransMRSR x4", "bicubic x4"),
+    ("TransMRSR x8", "bicubic x8"),
+    ("bicubic x8", "trilinear x8"),
+    ("TransMRSR x4", "EDSR-like x4"),
+    ("TransMRSR x8", "EDSR-like x8"),
+    ("TransMRSR x8", "w/o GP x8"),
+    ("TransMRSR x8", "w/o SDT x8"),
+    ("TransMRSR x8", "w/o MREF x8"),
+    ("TransMRSR x8", "w/o SC x8"),
+    ("TransMRSR x8", "frozen GP x8"),
+)
+
+#: the paper's numbers (IXI T1, 10 test subjects): (ours, baseline, metric) -> (theirs baseline, theirs ours, where)
+PAPER_NUMBERS = {
+    ("TransMRSR x4", "EDSR-like x4", "psnr"): (34.14, 38.56, "Huang et al. 2023, Table 1 (EDSR)"),
+    ("TransMRSR x4", "EDSR-like x4", "ssim"): (0.9574, 0.9862, "Huang et al. 2023, Table 1 (EDSR)"),
+    ("TransMRSR x8", "EDSR-like x8", "psnr"): (29.67, 30.85, "Huang et al. 2023, Table 1 (EDSR)"),
+    ("TransMRSR x8", "EDSR-like x8", "ssim"): (0.9209, 0.9451, "Huang et al. 2023, Table 1 (EDSR)"),
+    ("TransMRSR x8", "w/o GP x8", "psnr"): (30.33, 30.85, "Huang et al. 2023, Table 3"),
+    ("TransMRSR x8", "w/o GP x8", "dice_avg"): (0.9091, 0.9511, "Huang et al. 2023, Table 3"),
+    ("TransMRSR x8", "w/o SDT x8", "psnr"): (30.70, 30.85, "Huang et al. 2023, Table 3"),
+    ("TransMRSR x8", "w/o MREF x8", "psnr"): (14.34, 30.85, "Huang et al. 2023, Table 3"),
+    ("TransMRSR x8", "w/o SC x8", "psnr"): (30.36, 30.85, "Huang et al. 2023, Table 3"),
+    ("TransMRSR x8", "frozen GP x8", "psnr"): (30.84, 30.85, "Huang et al. 2023, Table 4"),
+}
+
+PAPER_NOTES = (
+    "Theirs = Huang et al., *TransMRSR: Transformer-based Self-Distilled Generative Prior for Brain MRI "
+    "Super-Resolution* (The Visual Computer 2023), IXI T1 test set (10 subjects, 256x256 slices, 2D slice-wise "
+    "SR of pre-interpolated LR slices), not our phantoms: compare orderings, not values. Their EDSR is the original "
+    "(with its up-sampler); ours is an EDSR-like body on the same interpolated input. They report no "
+    "interpolation row."
+)
+
+MODE_NOTES = {
+    "quick": "configs/quick.json networks (64x64 coronal slices of 3 mm phantom brains); epochs prior 30, SR 20 "
+    "(validation every 5); ablations at x8 only, as the paper's Table 3",
+    "full": "the configs' networks at 256x256 on 1 mm brains, the configs' schedules",
+}
+
+#: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): the SR stage without a prior
+DDP_OVERRIDES = {"use_prior": False, "use_truncation": False}
+
+METRIC_LABELS = {
+    "psnr": "PSNR dB in the head mask, held-out volumes",
+    "ssim": "SSIM (coronal slices) in the head mask, held-out volumes",
+    "dice_wm": "WM Dice, classifier on SR vs on truth",
+    "dice_gm": "GM Dice, classifier on SR vs on truth",
+    "dice_csf": "CSF Dice, classifier on SR vs on truth",
+    "dice_avg": "mean tissue Dice, classifier on SR vs on truth",
+}
+
+#: (prior epochs, SR epochs, SR validation interval) per mode
+SCHEDULES = {"quick": (30, 20, 5), "full": (400, 200, 4)}
+
+#: SR variants: name -> (scales, train.json overrides); EDSR-like uses configs/edsr_baseline.json
+VARIANTS = {
+    "TransMRSR": ((4, 8), {}),
+    "EDSR-like": ((4, 8), {}),
+    "w/o GP": ((8,), {"use_prior": False}),
+    "w/o SDT": ((8,), {"use_truncation": False}),
+    "w/o MREF": ((8,), {"use_encoder_features": False}),
+    "w/o SC": ((8,), {"use_skip": False}),
+    "frozen GP": ((8,), {"freeze_prior": True}),
+}
+#: the networks' switches that inference.json needs to rebuild the trained architecture
+ARCHITECTURE_KEYS = ("use_truncation", "use_encoder_features", "use_skip")
+TISSUES = {"csf": 1, "gm": 2, "wm": 3}
+
+
+def _split() -> dict[str, Any]:
+    """The configs' split arguments that give ``N_PRIOR``/``N_TRAIN``/``N_VAL``/``N_TEST`` subjects."""
+    total = N_PRIOR + N_TRAIN + N_VAL + N_TEST
+    rest = N_TRAIN + N_VAL + N_TEST
+    return {
+        "prior_fraction": N_PRIOR / total,
+        "sr_fractions": [N_TRAIN / rest, N_VAL / rest, N_TEST / rest],
+        "split_seed": 0,
+    }
+
+
+def write_benchmark_data(out: str) -> str:
+    """The benchmark's own IXI folder (3 mm phantom brains), written once."""
+    from common.data import write_ixi
+
+    folder = os.path.join(out, "IXI")
+    if not os.path.isdir(folder):
+        write_ixi(out, n_subjects=N_PRIOR + N_TRAIN + N_VAL + N_TEST, seed=DATA_SEED, small=True, workers=0)
+    return folder
+
+
+def _tissue_means(dataset_dir: str, cases: list[dict]) -> np.ndarray:
+    """Class means (CSF, GM, WM) of the normalised HR training volumes inside their tissue labels: the classifier."""
+    tissue_dir = os.path.join(os.path.dirname(dataset_dir), "IXI_tissue")
+    sums, counts = np.zeros(3), np.zeros(3)
+    for case in cases:
+        image = np.asarray(nib.load(case["image"]).dataobj, dtype=np.float32)
+        image /= np.percentile(image[image > 0], 99.5)
+        label = np.asarray(nib.load(os.path.join(tissue_dir, f"{case['case']}-seg.nii.gz")).dataobj)
+        for k, value in enumerate(TISSUES.values()):
+            sums[k] += image[label == value].sum()
+            counts[k] += (label == value).sum()
+    return sums / counts
+
+
+def _classify(image: np.ndarray, brain: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Nearest class mean of the normalised intensity inside ``brain`` (0 outside): 1 CSF, 2 GM, 3 WM."""
+    normalised = image / np.percentile(image[image > 0], 99.5)
+    labels = np.argmin(np.abs(normalised[..., None] - means), axis=-1) + 1
+    return np.where(brain, labels, 0)
+
+
+def _scores(sr: np.ndarray, truth: np.ndarray, brain: np.ndarray, means: np.ndarray) -> dict[str, float]:
+    from common.metrics import dice, masked_psnr, masked_ssim
+    from common.transforms import head_mask
+
+    head = head_mask(truth)
+    scores = {
+        "psnr": float(masked_psnr(sr, truth, head)),
+        "ssim": float(masked_ssim(sr, truth, head, slice_axis=1)),
+    }
+    from_sr, from_truth = _classify(sr, brain, means), _classify(truth, brain, means)
+    for name, value in TISSUES.items():
+        scores[f"dice_{name}"] = float(dice(from_sr, from_truth, labels=value))
+    scores["dice_avg"] = float(np.mean([scores[f"dice_{name}"] for name in TISSUES]))
+    return scores
+
+
+def _thick_folders(dataset_dir: str, out: str) -> dict[int, str]:
+    """x4 and x8 thick-slice versions (and truths) of the held-out subjects."""
+    from scripts.prepare_lowres import prepare_lowres
+
+    split = _split()
+    folders = {}
+    for scale in (4, 8):
+        folder = os.path.join(out, f"x{scale}")
+        if not os.path.isdir(os.path.join(folder, "truth")):
+            prepare_lowres(
+                dataset_dir,
+                out,
+                scale=scale,
+                seed=split["split_seed"],
+                prior_fraction=split["prior_fraction"],
+                sr_fractions=tuple(split["sr_fractions"]),
+            )
+        folders[scale] = folder
+    return folders
+
+
+def _brain_masks(dataset_dir: str, folders: dict[int, str]) -> dict[tuple[int, str], np.ndarray]:
+    """Tissue-label brain masks (label > 0) cropped like each truth (its first slices)."""
+    tissue_dir = os.path.join(os.path.dirname(dataset_dir), "IXI_tissue")
+    masks = {}
+    for scale, folder in folders.items():
+        for path in sorted(glob.glob(os.path.join(folder, "truth", "*.nii.gz"))):
+            name = os.path.basename(path)
+            case = name[: -len("-T1.nii.gz")]
+            depth = nib.load(path).shape[2]
+            label = np.asarray(nib.load(os.path.join(tissue_dir, f"{case}-seg.nii.gz")).dataobj)
+            masks[(scale, name)] = label[..., :depth] > 0
+    return masks
+
+
+def _interpolation_scores(folder: str, scale: int, order: int, brains: dict, means: np.ndarray) -> dict:
+    from common.data import interpolate_to_thin_slices
+
+    per_metric: dict[str, dict[str, float]] = {m: {} for m in METRIC_LABELS}
+    for path in sorted(glob.glob(os.path.join(folder, "*.nii.gz"))):
+        name = os.path.basename(path)
+        thick = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+        thin = interpolate_to_thin_slices(thick, 2, scale, order=order)
+        truth = np.asarray(nib.load(os.path.join(folder, "truth", name)).dataobj, dtype=np.float32)
+        for metric, value in _scores(np.clip(thin, 0, None), truth, brains[(scale, name)], means).items():
+            per_metric[metric][name] = value
+    return per_metric
+
+
+def _network_scores(
+    folder: str, scale: int, weights: str, overrides: dict, network: dict, out: str, brains: dict, means: np.ndarray
+) -> dict:
+    files = ["inference.json", "edsr_baseline.json"] if overrides.pop("edsr", False) else ["inference.json"]
+    run_workflow(
+        BUNDLE_ROOT,
+        files,
+        {
+            "dataset_dir": folder,
+            "output_dir": out,
+            "model_weights": weights,
+            "scale": scale,
+            "overwrite": True,
+            **network,
+            **overrides,
+        },
+    )
+    per_metric: dict[str, dict[str, float]] = {m: {} for m in METRIC_LABELS}
+    for path in sorted(glob.glob(os.path.join(folder, "*.nii.gz"))):
+        name = os.path.basename(path)
+        sr = np.asarray(nib.load(os.path.join(out, name.replace(".nii.gz", "_sr.nii.gz"))).dataobj, dtype=np.float32)
+        truth = np.asarray(nib.load(os.path.join(folder, "truth", name)).dataobj, dtype=np.float32)
+        for metric, value in _scores(sr, truth, brains[(scale, name)], means).items():
+            per_metric[metric][name] = value
+    return per_metric
+
+
+def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple) -> dict[str, str]:
+    """Prior, centroids, then every SR variant; returns ``{method: model.pt}``. Finished steps are skipped."""
+    prior_epochs, sr_epochs, val_interval = schedule
+    prior_dir = os.path.join(work, "prior")
+    base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, "prior_dir": prior_dir, **_split(), **network}
+    logs = os.path.join(work, "logs")
+    if not os.path.isfile(os.path.join(prior_dir, "prior.pt")):
+        run_workflow(
+            BUNDLE_ROOT,
+            ["train.json", "train_prior.json"],
+            dict(base, ckpt_dir=work, epochs=prior_epochs, output_dir=os.path.join(logs, "prior")),
+        )
+    if not os.path.isfile(os.path.join(prior_dir, "centroids.pt")):
+        run_workflow(BUNDLE_ROOT, ["train.json", "centroids.json"], dict(base, ckpt_dir=work))
+    models = {}
+    for name, (scales, overrides) in VARIANTS.items():
+        for scale in scales:
+            folder = os.path.join(work, f"{name.replace('/', '').replace(' ', '_')}_x{scale}")
+            files = ["train.json", "edsr_baseline.json"] if name == "EDSR-like" else ["train.json"]
+            if not os.path.isfile(os.path.join(folder, "model.pt")):
+                run_workflow(
+                    BUNDLE_ROOT,
+                    files,
+                    dict(
+                        base,
+                        **overrides,
+                        ckpt_dir=folder,
+                        scale=scale,
+                        epochs=sr_epochs,
+                        val_interval=val_interval,
+                        output_dir=os.path.join(logs, os.path.basename(folder)),
+                    ),
+                )
+            models[f"{name} x{scale}"] = os.path.join(folder, "model.pt")
+    return models
+
+
+def run(
+    data_root: str | None,
+    out_dir: str,
+    quick: bool = False,
+    seeds: tuple[int, ...] | str = (0, 1, 2),
+    fresh: bool = False,
+) -> list[dict]:
+    """Train every seed, score every row per held-out volume; write tables and ``cases.csv``; return the rows.
+
+    ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
+    under ``<out_dir>/data``. Without ``fresh``, a seed's finished steps found in ``out_dir`` are reused, so a stopped
+    run continues; ``fresh=True`` deletes them first.
+    """
+    out_dir = os.path.abspath(out_dir)
+    seeds = (
+        tuple(int(s) for s in str(seeds).strip("()[]").split(",") if s.strip())
+        if isinstance(seeds, str)
+        else tuple(seeds)
+    )
+    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
+    schedule = SCHEDULES["quick" if quick else "full"]
+    timings: dict[str, float] = {}
+    with Timer() as timer:
+        dataset_dir = write_benchmark_data(os.path.join(out_dir, "data"))
+        folders = _thick_folders(dataset_dir, os.path.join(out_dir, "data", "IXI_thick"))
+    timings["data"] = timer.seconds
+    from scripts.cases import subject_split
+
+    split = _split()
+    roles = subject_split(
+        dataset_dir, prior_fraction=split["prior_fraction"], sr_fractions=tuple(split["sr_fractions"]), seed=0
+    )
+    counts = {role: len(cases) for role, cases in roles.items()}
+    means = _tissue_means(dataset_dir, roles["train"])
+    brains = _brain_masks(dataset_dir, folders)
+
+    per_method: dict[str, list[dict[str, dict[str, float]]]] = {}
+    for scale, folder in folders.items():
+        for order, name in ((1, "trilinear"), (3, "bicubic")):
+            per_method[f"{name} x{scale}"] = [_interpolation_scores(folder, scale, order, brains, means)]
+    for seed in seeds:
+        work = os.path.join(out_dir, f"seed_{seed}")
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        with Timer() as timer:
+            models = _train_seed(seed, dataset_dir, work, network, schedule)
+        timings[f"train seed {seed}"] = timer.seconds
+        with Timer() as timer:
+            for method, weights in models.items():
+                name, scale = method.rsplit(" x", 1)
+                overrides = {k: v for k, v in VARIANTS[name][1].items() if k in ARCHITECTURE_KEYS}
+                if name == "EDSR-like":
+                    overrides["edsr"] = True
+                outputs = os.path.join(work, "sr", method.replace("/", "").replace(" ", "_"))
+                scores = _network_scores(
+                    folders[int(scale)], int(scale), weights, overrides, network, outputs, brains, means
+                )
+                per_method.setdefault(method, []).append(scores)
+        timings[f"evaluate seed {seed}"] = timer.seconds
+
+    rows: list[BenchmarkRow] = []
+    for method, results in per_method.items():
+        trained = not method.startswith(("trilinear", "bicubic"))
+        for metric in METRIC_LABELS:
+            cases = sorted(results[0][metric])
+            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
+            rows.append(BenchmarkRow(method, metric, values, seeds=list(seeds) if trained else []))
+    write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
+    summary = [
+        {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
+        for r in rows
+    ]
+    note = (
+        f"Phantom IXI-layout brains (3 mm, seed {DATA_SEED}): subjects {counts} (prior / SR train / validation / "
+        f"held-out test); training seeds {list(seeds)}; epochs (prior, SR, validation interval) {schedule}"
+        f"{' (quick mode: configs/quick.json)' if quick else ''}. Seconds: "
+        f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
+        f"Machine: {machine_summary()}. Command: python -m scripts.benchmark --out {out_dir} --quick {quick} "
+        f"--seeds {','.join(map(str, seeds))}. Per-case values: cases.csv."
+    )
+    print(write_table(summary, out_dir, "benchmark", title="TransMRSR benchmark", note=note))
+    return [r.to_dict() for r in rows]
+
+
+def main(
+    out: str = "eval/benchmark",
+    quick: bool = False,
+    seeds: str = "0,1,2",
+    data_root: str | None = None,
+    fresh: bool = False,
+) -> None:
+    """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh)
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
