@@ -303,6 +303,38 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     return models
 
 
+def write_figures(out_dir: str, seed: int, network: dict) -> list[str]:
+    """``prior_samples.png`` (the seed's prior) and ``sr_x8.png`` (a held-out case at x8: nearest, bicubic, EDSR-like,
+    TransMRSR, truth, error maps) in ``out_dir``, from a finished run's files."""
+    from common.data import interpolate_to_thin_slices
+    from common.nets import StyleSwinGenerator
+    from scripts.figures import prior_samples_figure, super_resolution_figure
+
+    work = os.path.join(out_dir, f"seed_{seed}")
+    sizes = {"img_size": 256, "style_dim": 512, "n_mlp": 8, "max_channels": 512, "window_size": 8, **network}
+    generator = StyleSwinGenerator(
+        size=sizes["img_size"],
+        style_dim=sizes["style_dim"],
+        n_mlp=sizes["n_mlp"],
+        max_channels=sizes["max_channels"],
+        window_size=sizes["window_size"],
+    )
+    written = [prior_samples_figure(generator, os.path.join(work, "prior", "prior.pt"), f"{out_dir}/prior_samples.png")]
+    folder = os.path.join(out_dir, "data", "IXI_thick", "x8")
+    name = os.path.basename(sorted(glob.glob(os.path.join(folder, "*.nii.gz")))[0])
+    thick = np.asarray(nib.load(os.path.join(folder, name)).dataobj, dtype=np.float32)
+    truth = np.asarray(nib.load(os.path.join(folder, "truth", name)).dataobj, dtype=np.float32)
+    sr_name = name.replace(".nii.gz", "_sr.nii.gz")
+    panels = {
+        "thick x8 (nearest)": interpolate_to_thin_slices(thick, 2, 8, order=0),
+        "bicubic": np.clip(interpolate_to_thin_slices(thick, 2, 8, order=3), 0, None),
+        "EDSR-like": np.asarray(nib.load(os.path.join(work, "sr", "EDSR-like_x8", sr_name)).dataobj),
+        "TransMRSR": np.asarray(nib.load(os.path.join(work, "sr", "TransMRSR_x8", sr_name)).dataobj),
+    }
+    written.append(super_resolution_figure(panels, truth, f"{out_dir}/sr_x8.png", slice_index=truth.shape[1] // 2))
+    return written
+
+
 def run(
     data_root: str | None,
     out_dir: str,
@@ -384,6 +416,7 @@ def run(
         f"--seeds {','.join(map(str, seeds))}. Per-case values: cases.csv."
     )
     print(write_table(summary, out_dir, "benchmark", title="TransMRSR benchmark", note=note))
+    write_figures(out_dir, seeds[0], network)
     return [r.to_dict() for r in rows]
 
 
