@@ -102,7 +102,7 @@ def report_unreadable(bad: Sequence[tuple[str, str]]) -> None:
         logger.error("skipped unreadable input %s: %s", path, reason)
     names = ", ".join(path for path, _ in bad)
     raise UnreadableInputError(
-        f"{len(bad)} input file(s) could not be read and were skipped: {names}. The other files were processed."
+        f"{len(bad)} input file(s) could not be read and were skipped: {names}; any other input file was processed."
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -421,6 +422,10 @@ class TransMRSR(nn.Module):
                 [ChannelSplitScaleShift(widths[r], widths[r]) for r in self.condition_resolutions]
             )
         self.register_buffer("centroids", torch.zeros(num_centroids, style_dim))
+        # the switches travel with the weights: loading weights trained with other switches is refused by name
+        # (use_truncation and use_skip change no weight key, so a mismatch would otherwise pass unnoticed)
+        switches = [float(use_truncation), float(use_encoder_features), float(use_skip)]
+        self.register_buffer("architecture_switches", torch.tensor(switches))
         last = self.decoder.layer_shapes[-1][1]
         self.deep_projection = _CONV(last, shallow_channels, 1) if last != shallow_channels else nn.Identity()
         self.reconstruction = _ConvFeatures(shallow_channels, shallow_channels)
@@ -474,6 +479,24 @@ class TransMRSR(nn.Module):
                 f"({len(missing)}, {len(unexpected)}, {len(mismatched)} in all)."
             )
         self.decoder.load_state_dict(state, strict=True)
+
+    _SWITCH_NAMES = ("use_truncation", "use_encoder_features", "use_skip")
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Refuse weights trained with other ablation switches, naming them (before any tensor is copied)."""
+        key = prefix + "architecture_switches"
+        if key in state_dict:
+            trained = [bool(v) for v in state_dict[key].tolist()]
+            here = [bool(v) for v in self.architecture_switches.tolist()]
+            if trained != here:
+                settings = ", ".join(f"{n}={t}" for n, t, h in zip(self._SWITCH_NAMES, trained, here) if t != h)
+                raise ValueError(
+                    f"these TransMRSR weights were trained with {settings}; build the network with the same switches "
+                    "(e.g. inference.json: "
+                    + " ".join(f"--{n} {str(t).lower()}" for n, t in zip(self._SWITCH_NAMES, trained))
+                    + ")."
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters that SR training updates: all with ``requires_grad`` (not the decoder when it is frozen, nor

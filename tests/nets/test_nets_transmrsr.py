@@ -275,3 +275,10 @@ def test_trace_matches_eager(tmp_path):
         torch.testing.assert_close(traced(x), net(x))
         x_other = torch.rand(2, 1, 16, 16)
         torch.testing.assert_close(traced(x_other), net(x_other))
+
+
+def test_weights_trained_with_other_switches_are_refused_by_name():
+    trained = _net(use_skip=False)
+    with pytest.raises(ValueError, match="trained with use_skip=False.*--use_skip false"):
+        _net(use_skip=True).load_state_dict(trained.state_dict())
+    _net(use_skip=False).load_state_dict(trained.state_dict())  # same switches: loads

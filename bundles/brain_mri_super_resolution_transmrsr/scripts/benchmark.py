@@ -97,7 +97,7 @@ PAPER_NOTES = (
 )
 
 MODE_NOTES = {
-    "quick": "configs/quick.json networks (64x64 coronal slices of 3 mm phantom brains); epochs prior 30, SR 20 "
+    "quick": "configs/quick.json networks (64x64 coronal slices of 3 mm phantom brains); epochs prior 10, SR 10 "
     "(validation every 5); ablations at x8 only, as the paper's Table 3",
     "full": "the configs' networks at 256x256 on 1 mm brains, the configs' schedules",
 }
@@ -115,13 +115,13 @@ METRIC_LABELS = {
 }
 
 #: (prior epochs, SR epochs, SR validation interval) per mode
-SCHEDULES = {"quick": (30, 20, 5), "full": (400, 200, 4)}
+SCHEDULES = {"quick": (10, 10, 5), "full": (400, 200, 4)}
 
 #: SR variants: name -> (scales, train.json overrides); EDSR-like uses configs/edsr_baseline.json
 VARIANTS = {
     "TransMRSR": ((4, 8), {}),
     "EDSR-like": ((4, 8), {}),
-    "w/o GP": ((8,), {"use_prior": False}),
+    "w/o GP": ((8,), {"use_prior": False, "use_truncation": False}),
     "w/o SDT": ((8,), {"use_truncation": False}),
     "w/o MREF": ((8,), {"use_encoder_features": False}),
     "w/o SC": ((8,), {"use_skip": False}),

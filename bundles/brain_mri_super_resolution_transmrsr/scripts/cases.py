@@ -8,7 +8,7 @@ subject is in two roles and no test subject is ever trained or selected on.
 
 from __future__ import annotations
 
-__all__ = ["subject_split", "role_cases"]
+__all__ = ["subject_split", "role_cases", "check_ablation"]
 
 from common.data import DatasetError, ixi_cases, split_cases
 
@@ -46,3 +46,19 @@ def role_cases(dataset_dir: str, role: str, **split_args) -> list[dict[str, str]
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}.")
     return subject_split(dataset_dir, **split_args)[role]
+
+
+def check_ablation(use_prior: bool | str, use_truncation: bool | str) -> None:
+    """Refuse ``use_prior`` false with ``use_truncation`` true: the truncation's centroids are the prior's latents.
+
+    Without a generative prior (the paper's "w/o GP" row) there is no latent space to truncate toward; the centroids
+    of some other prior would pull the latents toward another generator's codes.
+    """
+    from common.flags import as_flag
+
+    if not as_flag(use_prior, "use_prior") and as_flag(use_truncation, "use_truncation"):
+        raise ValueError(
+            "use_prior false needs use_truncation false: the self-distilled truncation pulls latents toward the "
+            "centroids of the prior's latents, and there is no prior ('w/o GP' ablation: --use_prior false "
+            "--use_truncation false)."
+        )

@@ -1,0 +1,159 @@
+"""Resuming the two training stages of the TransMRSR brain MRI super-resolution bundle.
+
+A run stopped after epoch 1 of 2 (``--epochs 1``), then run again with ``--epochs 2`` (``resume`` is true by default),
+continues from its ``train_state`` folder at epoch 2 with its optimizer (and LR-scheduler) states:
+
+- the generative prior (``train.json`` + ``train_prior.json``) from ``models/prior/train_state``, and ends with
+  another ``prior.pt`` than a fresh 1-epoch run;
+- the SR network (``train.json``) from ``models/train_state``; with ``--resume false`` the same command starts over.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from bundle_test_utils import bundle_scripts
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "brain_mri_super_resolution_transmrsr"
+CONFIGS = BUNDLE / "configs"
+PRIOR = ["train.json", "train_prior.json", "tiny.json"]
+SR = ["train.json", "tiny.json"]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(files: list[str], trains: bool = True, **overrides) -> dict:
+    """Run ``configs/<files>`` as ``monai.bundle run`` does; return the epochs the trainer ran and its handlers."""
+    epochs: list[int] = []
+    trainer, handlers = None, None
+    with bundle_scripts(BUNDLE):
+        workflow = ConfigWorkflow(
+            config_file=[str(CONFIGS / f) for f in files],
+            meta_file=str(CONFIGS / "metadata.json"),
+            logging_file=False,  # keep the test session's logging configuration
+            bundle_root=str(BUNDLE),
+            **overrides,
+        )
+        workflow.initialize()
+        if trains:
+            trainer = workflow.parser.get_parsed_content("train#trainer")
+            trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
+            handlers = workflow.parser.get_parsed_content("train#handlers")
+        workflow.run()
+        workflow.finalize()
+    return {"epochs": epochs, "trainer": trainer, "handlers": handlers, "workflow": workflow}
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _adam_steps(optimizer_state: dict) -> set[int]:
+    return {int(s["step"]) for s in optimizer_state["state"].values()}
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> dict:
+    """Small data and a fresh 1-epoch prior with its centroids (the SR stage needs both)."""
+    from common.data import write_ixi
+
+    work = tmp_path_factory.mktemp("transmrsr_resume")
+    data = write_ixi(work / "data", n_subjects=6, seed=4, small=True)
+    models = work / "models"
+    common = {"dataset_dir": str(data), "ckpt_dir": str(models)}
+    run = _run(PRIOR, **common, output_dir=str(work / "eval"), epochs=1, resume=False)
+    assert run["epochs"] == [1]
+    _run(["train.json", "centroids.json", "tiny.json"], trains=False, **common)
+    return {"data": data, "prior": models / "prior"}
+
+
+def test_prior_stopped_after_epoch_1_of_2_resumes_at_epoch_2(fresh, tmp_path):
+    data, models = fresh["data"], tmp_path / "models"
+    common = {"dataset_dir": str(data), "ckpt_dir": str(models), "output_dir": str(tmp_path / "eval")}
+    fresh_prior = _load(fresh["prior"] / "prior.pt")
+    state = models / "prior" / "train_state"
+
+    first = _run(PRIOR, **common, epochs=1)  # the run that stopped after epoch 1 of 2
+    assert first["epochs"] == [1] and first["handlers"][0].loaded_path is None
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt"]
+    assert _equal(_load(models / "prior" / "prior.pt")["g_ema"], fresh_prior["g_ema"])  # seeded: same 1-epoch run
+    iterations = first["trainer"].state.epoch_length
+    assert iterations >= 1
+
+    second = _run(PRIOR, **common, epochs=2)
+    assert second["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
+    assert second["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
+    assert (second["trainer"].state.epoch, second["trainer"].state.iteration) == (2, 2 * iterations)
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    checkpoint = _load(state / "checkpoint_epoch=2.pt")
+    assert checkpoint["trainer"]["iteration"] == 2 * iterations and checkpoint["trainer"]["max_epochs"] == 2
+    for optimizer in ("g_optimizer", "d_optimizer"):  # Adam's step counts survived the restart
+        assert _adam_steps(checkpoint[optimizer]) == {2 * iterations}, optimizer
+    # the final prior carries epoch 2: not the fresh 1-epoch run's, and it is the resumed state's
+    final = _load(models / "prior" / "prior.pt")
+    assert final["trainer"]["iteration"] == 2 * iterations
+    for key in ("g", "g_ema", "d"):
+        assert not _equal(final[key], fresh_prior[key]), key
+        assert _equal(final[key], checkpoint[key]), key
+
+
+def _sr_models(fresh: dict, folder: Path) -> Path:
+    """A models folder holding the prior stage's prior.pt and centroids.pt."""
+    (folder / "prior").mkdir(parents=True)
+    for name in ("prior.pt", "centroids.pt"):
+        shutil.copy(fresh["prior"] / name, folder / "prior" / name)
+    return folder
+
+
+def test_sr_stopped_after_epoch_1_of_2_resumes_at_epoch_2(fresh, tmp_path):
+    common = {"dataset_dir": str(fresh["data"]), "output_dir": str(tmp_path / "eval"), "val_interval": 1}
+    fresh_models = _sr_models(fresh, tmp_path / "fresh")
+    _run(SR, **common, ckpt_dir=str(fresh_models), epochs=1)
+    fresh_network = _load(fresh_models / "train_state" / "checkpoint_epoch=1.pt")["network"]
+
+    models = _sr_models(fresh, tmp_path / "models")
+    state = models / "train_state"
+    first = _run(SR, **common, ckpt_dir=str(models), epochs=1)
+    assert first["epochs"] == [1] and first["handlers"][0].loaded_path is None
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt"]
+    assert (models / "model.pt").is_file()
+    assert _equal(_load(state / "checkpoint_epoch=1.pt")["network"], fresh_network)  # seeded: same 1-epoch run
+    iterations = first["trainer"].state.epoch_length
+
+    second = _run(SR, **common, ckpt_dir=str(models), epochs=2)
+    assert second["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
+    assert second["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
+    assert (second["trainer"].state.epoch, second["trainer"].state.iteration) == (2, 2 * iterations)
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    checkpoint = _load(state / "checkpoint_epoch=2.pt")
+    assert checkpoint["trainer"]["iteration"] == 2 * iterations and checkpoint["trainer"]["max_epochs"] == 2
+    assert _adam_steps(checkpoint["optimizer"]) == {2 * iterations}
+    assert checkpoint["lr_scheduler"]["last_epoch"] == 2, "the LR schedule continued, it did not restart"
+    assert not _equal(checkpoint["network"], fresh_network)
+    # model.pt is the best of both epochs: the best-metric tracking came back with the trainer (without it, epoch 2
+    # would replace model.pt whatever its score)
+    first_score = _load(state / "checkpoint_epoch=1.pt")["best_model_saver"]["_saved"][0][0]
+    second_score = second["workflow"].parser.get_parsed_content("validate#evaluator").state.metrics["val_psnr"]
+    best = max((first_score, 1), (second_score, 2))
+    assert checkpoint["best_model_saver"]["_saved"][0][0] == pytest.approx(best[0])
+    best_network = _load(state / f"checkpoint_epoch={best[1]}.pt")["network"]
+    assert _equal(_load(models / "model.pt"), best_network), f"model.pt is not epoch {best[1]}'s network"
+
+
+def test_sr_with_resume_false_starts_over(fresh, tmp_path):
+    models = _sr_models(fresh, tmp_path / "models")
+    common = {"dataset_dir": str(fresh["data"]), "ckpt_dir": str(models), "output_dir": str(tmp_path / "eval")}
+    _run(SR, **common, epochs=1)
+    again = _run(SR, **common, epochs=2, resume=False)
+    assert again["epochs"] == [1, 2] and again["handlers"][0].loaded_path is None
+    assert again["trainer"].state.iteration == 2 * again["trainer"].state.epoch_length
