@@ -282,7 +282,6 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     from monai.bundle import ConfigParser
 
     bundle, tiny = _bundle(name)
-    scale = _scale(bundle)
     version = json.loads((bundle / "configs" / "metadata.json").read_text())["version"]
     zip_path = package.package_bundle(_copy_without_user_folders(bundle, tmp_path / "copy"), tmp_path / "dist")
     assert zip_path.name == f"{name}_v{version}.zip"
@@ -306,10 +305,16 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     torch.save(net.state_dict(), root / "models" / "model.pt")
 
     image, _ = _io(bundle)
+    # the smallest input the tiny network takes (symbolic sizes such as "2**p" resolved as the zoo's check does)
+    probe = vb.probe_spatial_shape(net, json.loads((bundle / "configs" / "metadata.json").read_text()))
+    height, width = probe["input_shape"][2:]
+    scale = probe["output_shape"][2] // height
+    # MONAI's verify_net_in_out takes the symbols' values (its defaults, p = n = 1, give 2x2 inputs)
+    symbol_args = [f"--{k}" if k != "*" else "--any" for k in probe["values"]]
+    symbol_args = [a for key, v in zip(symbol_args, probe["values"].values()) for a in (key, str(v))]
     data, out, logs = tmp_path / "data", tmp_path / "out", tmp_path / "logs"
     data.mkdir()
     logs.mkdir()
-    height, width = image["spatial_shape"]
     pixels = np.random.default_rng(0).random((height, width, 1)).astype(np.float32)
     # the input file is named as the bundle's `file_pattern` expects (e.g. `*_LGE.nii.gz` picks MS-CMRSeg's LGE)
     input_name = str(parser.get_parsed_content("file_pattern")).replace("*", "case_001", 1)
@@ -329,7 +334,8 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     export_args = _export_args(root, [1, image["num_channels"], height, width])
     commands = {
         "verify_metadata": bundle_cli + ["verify_metadata", *meta, "--filepath", str(schema)],
-        "verify_net_in_out": bundle_cli + ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny_args],
+        "verify_net_in_out": bundle_cli
+        + ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny_args, *symbol_args],
         "ckpt_export": bundle_cli
         + ["ckpt_export", "--net_id", "network_def", "--filepath", "models/model.ts"]
         + ["--ckpt_file", "models/model.pt", *meta, *config, *export_args, *tiny_args],
@@ -368,14 +374,17 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     assert exported.shape == expected.shape == (1, expected.shape[1], scale * height, scale * width)
     torch.testing.assert_close(exported, expected, rtol=1e-3, atol=1e-4)
 
-    # one inference: the output exists, `scale` times larger, over the same field of view
+    # one inference: the output exists, in-plane `scale` times larger, over the same field of view (a through-plane
+    # SR bundle also splits the 8 mm slice into thinner ones: the extent along every axis is what is kept)
     postfix = parser.get_parsed_content("output_postfix")
     written = sorted(out.glob("*.nii.gz"))
     assert [p.name for p in written] == [input_name.replace(".nii.gz", f"_{postfix}.nii.gz")]
     result = nib.load(str(written[0]))
     assert result.shape[:2] == (scale * height, scale * width)
-    assert all(s == 1 for s in result.shape[2:])
     np.testing.assert_allclose(result.header.get_zooms()[:2], np.array(INPUT_SPACING[:2]) / scale, rtol=1e-5)
+    shape, zooms = result.shape[:3], result.header.get_zooms()[:3]  # a squeezed 2D output keeps the input's slice
+    extent = np.array(shape + (1,) * (3 - len(shape))) * np.array(zooms + tuple(INPUT_SPACING[len(zooms) :]))
+    np.testing.assert_allclose(extent, np.array([height, width, 1]) * np.array(INPUT_SPACING), rtol=1e-5)
 
 
 def test_override_option_parses_json_values(capsys):

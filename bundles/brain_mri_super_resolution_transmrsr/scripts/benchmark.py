@@ -179,10 +179,8 @@ def _scores(sr: np.ndarray, truth: np.ndarray, brain: np.ndarray, means: np.ndar
     from common.transforms import head_mask
 
     head = head_mask(truth)
-    scores = {
-        "psnr": float(masked_psnr(sr, truth, head)),
-        "ssim": float(masked_ssim(sr, truth, head, slice_axis=1)),
-    }
+    psnr, ssim = masked_psnr(sr, truth, head), masked_ssim(sr, truth, head, slice_axis=1)
+    scores = {"psnr": float(psnr), "ssim": float(ssim)}
     from_sr, from_truth = _classify(sr, brain, means), _classify(truth, brain, means)
     for name, value in TISSUES.items():
         scores[f"dice_{name}"] = float(dice(from_sr, from_truth, labels=value))

@@ -37,7 +37,7 @@ def write_centroids(
             f"{out_path} exists: SR models trained with these centroids would no longer match; set overwrite true to "
             "recompute them."
         )
-    checkpoint = torch.load(prior_path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(prior_path, map_location="cpu", weights_only=True)
     key = "g_ema" if "g_ema" in checkpoint else "g" if "g" in checkpoint else None
     if key is None:
         raise KeyError(f"{prior_path} holds no 'g_ema' or 'g' generator; keys: {sorted(checkpoint)[:10]}.")

@@ -15,7 +15,7 @@ def prior_samples_figure(generator: torch.nn.Module, prior_path: str, out_png: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    checkpoint = torch.load(prior_path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(prior_path, map_location="cpu", weights_only=True)
     generator.load_state_dict(checkpoint["g_ema"] if "g_ema" in checkpoint else checkpoint["g"])
     generator.eval()
     z = torch.randn(n, generator.style_dim, generator=torch.Generator().manual_seed(seed))
