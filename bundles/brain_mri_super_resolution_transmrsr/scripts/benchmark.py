@@ -264,8 +264,16 @@ def _network_scores(
     return per_metric
 
 
-def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple) -> dict[str, str]:
-    """Prior, centroids, then every SR variant; returns ``{method: model.pt}``. Finished steps are skipped."""
+def _train_seed(
+    seed: int,
+    dataset_dir: str,
+    work: str,
+    network: dict,
+    schedule: tuple,
+    variants: tuple[str, ...],
+    scales: tuple[int, ...],
+) -> dict[str, str]:
+    """Prior, centroids, then the SR ``variants``; returns ``{method: model.pt}``. Finished steps are skipped."""
     prior_epochs, sr_epochs, val_interval = schedule
     prior_dir = os.path.join(work, "prior")
     base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, "prior_dir": prior_dir, **_split(), **network}
@@ -279,8 +287,10 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     if not os.path.isfile(os.path.join(prior_dir, "centroids.pt")):
         run_workflow(BUNDLE_ROOT, ["train.json", "centroids.json"], dict(base, ckpt_dir=work))
     models = {}
-    for name, (scales, overrides) in VARIANTS.items():
-        for scale in scales:
+    for name, (variant_scales, overrides) in VARIANTS.items():
+        if name not in variants:
+            continue
+        for scale in sorted(set(variant_scales) & set(scales)):
             folder = os.path.join(work, f"{name.replace('/', '').replace(' ', '_')}_x{scale}")
             files = ["train.json", "edsr_baseline.json"] if name == "EDSR-like" else ["train.json"]
             if not os.path.isfile(os.path.join(folder, "model.pt")):
@@ -339,14 +349,22 @@ def run(
     quick: bool = False,
     seeds: tuple[int, ...] | str = (0, 1, 2),
     fresh: bool = False,
+    variants: tuple[str, ...] | str | None = None,
+    scales: tuple[int, ...] | str = (4, 8),
 ) -> list[dict]:
     """Train every seed, score every row per held-out volume; write tables and ``cases.csv``; return the rows.
 
     ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
     under ``<out_dir>/data``. Without ``fresh``, a seed's finished steps found in ``out_dir`` are reused, so a stopped
-    run continues; ``fresh=True`` deletes them first.
+    run continues; ``fresh=True`` deletes them first. ``variants`` (names of ``VARIANTS``, comma-separated) limits the
+    trained rows, e.g. to score what a stopped run finished, and ``scales`` (4, 8) the scales of every row.
     """
     out_dir = os.path.abspath(out_dir)
+    variants = tuple(VARIANTS) if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
+    scales = tuple(int(x) for x in str(scales).strip("()[]").split(",") if x.strip())
+    unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(scales) - {4, 8})
+    if unknown:
+        raise ValueError(f"unknown variants or scales {unknown}; choose among {list(VARIANTS)} and 4, 8.")
     seeds = (
         tuple(int(s) for s in str(seeds).strip("()[]").split(",") if s.strip())
         if isinstance(seeds, str)
@@ -371,6 +389,8 @@ def run(
 
     per_method: dict[str, list[dict[str, dict[str, float]]]] = {}
     for scale, folder in folders.items():
+        if scale not in scales:
+            continue
         for order, name in ((1, "trilinear"), (3, "bicubic")):
             per_method[f"{name} x{scale}"] = [_interpolation_scores(folder, scale, order, brains, means)]
     for seed in seeds:
@@ -378,7 +398,7 @@ def run(
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
         with Timer() as timer:
-            models = _train_seed(seed, dataset_dir, work, network, schedule)
+            models = _train_seed(seed, dataset_dir, work, network, schedule, variants, scales)
         timings[f"train seed {seed}"] = timer.seconds
         with Timer() as timer:
             for method, weights in models.items():
@@ -405,16 +425,19 @@ def run(
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
         for r in rows
     ]
+    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
+    variant_option += "" if set(scales) == {4, 8} else f" --scales {','.join(map(str, scales))}"
     note = (
         f"Phantom IXI-layout brains (3 mm, seed {DATA_SEED}): subjects {counts} (prior / SR train / validation / "
         f"held-out test); training seeds {list(seeds)}; epochs (prior, SR, validation interval) {schedule}"
         f"{' (quick mode: configs/quick.json)' if quick else ''}. Seconds: "
         f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
         f"Machine: {machine_summary()}. Command: python -m scripts.benchmark --out {out_dir} --quick {quick} "
-        f"--seeds {','.join(map(str, seeds))}. Per-case values: cases.csv."
+        f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
     )
     print(write_table(summary, out_dir, "benchmark", title="TransMRSR benchmark", note=note))
-    write_figures(out_dir, seeds[0], network)
+    if {"TransMRSR", "EDSR-like"} <= set(variants) and 8 in scales:
+        write_figures(out_dir, seeds[0], network)
     return [r.to_dict() for r in rows]
 
 
