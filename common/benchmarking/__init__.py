@@ -24,9 +24,17 @@ from common.benchmarking.measure import (
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
 from common.benchmarking.speed import step_speed
-from common.benchmarking.workflow import QUICK_OVERLAY, TINY_OVERLAY, parse_config_items, read_overlay, run_workflow
+from common.benchmarking.workflow import (
+    QUICK_OVERLAY,
+    TINY_OVERLAY,
+    int_tuple,
+    parse_config_items,
+    read_overlay,
+    run_workflow,
+)
 
 __all__ = [
+    "int_tuple",
     "count_flops",
     "conv_ceiling_gflops",
     "peak_rss_mb",

@@ -87,3 +87,11 @@ def parse_config_items(
     for key, value in (overrides or {}).items():
         parser[key] = value
     return {item: parser.get_parsed_content(item) for item in items}
+
+
+def int_tuple(value: str | int | Sequence[int]) -> tuple[int, ...]:
+    """A benchmark's ``--seeds``/``--scales`` option as fire or a caller gives it: ``"0,1,2"``, ``"(0, 1)"``, ``3`` or
+    ``[0, 1]`` -> a tuple of ints."""
+    if isinstance(value, (str, int)):
+        return tuple(int(part) for part in str(value).strip("()[]").split(",") if part.strip())
+    return tuple(int(part) for part in value)

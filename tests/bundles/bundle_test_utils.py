@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,3 +96,31 @@ def bundle_scripts(bundle: Path) -> Iterator[None]:
         for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
             del sys.modules[name]
         sys.modules.update(saved)
+
+
+def torchrun(cwd: Path, target: list[str], log_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=2 --redirects 3`` in ``cwd`` (a bundle folder,
+    as a user runs it, or the repository), this repository on ``PYTHONPATH``, each rank's output in ``log_dir``."""
+    repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "--redirects", "3", "--log-dir", str(log_dir), *target,
+    ]  # fmt: skip
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def rank_logs(log_dir: Path) -> list[str]:
+    """stdout of rank 0 and rank 1 of a :func:`torchrun` run."""
+    logs = []
+    for rank in range(2):
+        (path,) = log_dir.glob(f"*/attempt_0/{rank}/stdout.log")
+        logs.append(path.read_text())
+    return logs
+
+
+def torchrun_failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
+    """What to show when a :func:`torchrun` run failed: its own output and the end of every rank's logs."""
+    errors = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
+    return proc.stdout[-2000:] + proc.stderr[-3000:] + errors

@@ -16,17 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli
+from bundle_test_utils import bundle_cli, rank_logs, torchrun, torchrun_failure
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
@@ -104,35 +101,6 @@ main(*sys.argv[1:])
 """
 
 
-def _env() -> dict:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _torchrun(target: list[str], log_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --standalone --nproc_per_node=2`` from the bundle folder (as a user runs
-    it), with each rank's output in ``log_dir``."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "--redirects", "3", "--log-dir", str(log_dir), *target,
-    ]  # fmt: skip
-    return subprocess.run(command, cwd=BUNDLE, env=_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def _rank_logs(log_dir: Path) -> list[str]:
-    """stdout of rank 0 and rank 1 (torchrun ``--redirects 3 --log-dir``)."""
-    logs = []
-    for rank in range(2):
-        (path,) = log_dir.glob(f"*/attempt_0/{rank}/stdout.log")
-        logs.append(path.read_text())
-    return logs
-
-
-def _failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
-    errors = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
-    return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
-
-
 def _cli(files: list[str], overrides: dict) -> list[str]:
     config_file = str([f"configs/{f}" for f in files])
     values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
@@ -171,14 +139,14 @@ def ddp_localiser(work) -> dict:
     log_dir = work["root"] / "logs_localiser"
     files = ["train.json", "train_localiser.json", "multi_gpu_train.json", "tiny.json"]
     overrides = {**work["common"], "output_dir": work["root"] / "eval" / "localiser"}
-    proc = _torchrun(_cli(files, overrides), log_dir)
+    proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
     return {"proc": proc, "log_dir": log_dir}
 
 
 @pytest.fixture(scope="module")
 def ddp_stages(work, ddp_localiser) -> dict:
     """The translator, the synthetic set (rank 0) and the four cascade stages, in one torchrun."""
-    assert ddp_localiser["proc"].returncode == 0, _failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
+    assert ddp_localiser["proc"].returncode == 0, torchrun_failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
     root = work["root"]
     common = {key: str(value) for key, value in work["common"].items()}
     multi = ["multi_gpu_train.json", "tiny.json"]
@@ -213,10 +181,10 @@ def ddp_stages(work, ddp_localiser) -> dict:
     (root / "plan.json").write_text(json.dumps(plan))
     (root / "driver.py").write_text(DRIVER)
     log_dir = root / "logs_stages"
-    proc = _torchrun([str(root / "driver.py"), str(BUNDLE), str(root / "plan.json"), str(root)], log_dir)
-    assert proc.returncode == 0, _failure(proc, log_dir)
+    proc = torchrun(BUNDLE, [str(root / "driver.py"), str(BUNDLE), str(root / "plan.json"), str(root)], log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
     ranks = [json.loads((root / f"rank{r}.json").read_text()) for r in range(2)]
-    return {"ranks": ranks, "logs": [_steps(log) for log in _rank_logs(log_dir)]}
+    return {"ranks": ranks, "logs": [_steps(log) for log in rank_logs(log_dir)]}
 
 
 @pytest.fixture(scope="module")
@@ -225,15 +193,15 @@ def ddp_inference(work, ddp_stages) -> dict:
     log_dir = work["root"] / "logs_inference"
     files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
     overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "outputs"}
-    proc = _torchrun(_cli(files, overrides), log_dir)
-    assert proc.returncode == 0, _failure(proc, log_dir)
-    return {"out": work["root"] / "outputs", "logs": _rank_logs(log_dir)}
+    proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    return {"out": work["root"] / "outputs", "logs": rank_logs(log_dir)}
 
 
 def test_localiser_under_torchrun_writes_its_weights_once(work, ddp_localiser):
     proc, log_dir = ddp_localiser["proc"], ddp_localiser["log_dir"]
-    assert proc.returncode == 0, _failure(proc, log_dir)
-    r0, r1 = _rank_logs(log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    r0, r1 = rank_logs(log_dir)
     assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
     localiser = work["models"] / "localiser"
     assert SAVED.findall(r0) == ["", str(localiser / "localiser.pt")] and not SAVED.findall(r1)

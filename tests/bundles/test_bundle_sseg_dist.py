@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import ignite.distributed as idist
@@ -24,7 +21,15 @@ import nibabel as nib
 import pytest
 import torch
 import torch.distributed as dist
-from bundle_test_utils import bundle_cli, eight_cases, exception_messages, tiny_overrides
+from bundle_test_utils import (
+    bundle_cli,
+    eight_cases,
+    exception_messages,
+    rank_logs,
+    tiny_overrides,
+    torchrun,
+    torchrun_failure,
+)
 from common import distributed
 from common.data import dti_lge_mi_cases, split_cases
 from common.inference import plan_outputs
@@ -40,34 +45,6 @@ TINY = {**NET, "batch_size": 2, "num_workers": 0}
 #: 8 cases -> 4 train (2 per rank, one batch of 2), 3 validation (2 on rank 0, 1 on rank 1), 1 test
 FRACTIONS = [0.5, 0.375, 0.125]
 EPOCHS = 2
-
-
-def _env() -> dict:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _torchrun(target: list[str], log_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --standalone --nproc_per_node=2`` with each rank's output in ``log_dir``."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "--redirects", "3", "--log-dir", str(log_dir), *target,
-    ]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def _rank_logs(log_dir: Path) -> list[str]:
-    """stdout of rank 0 and rank 1 (torchrun ``--redirects 3 --log-dir``)."""
-    logs = []
-    for rank in range(2):
-        (path,) = log_dir.glob(f"*/attempt_0/{rank}/stdout.log")
-        logs.append(path.read_text())
-    return logs
-
-
-def _failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
-    errors = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/stderr.log")))
-    return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
 
 
 def _workflow(files: list[str], **overrides) -> ConfigWorkflow:
@@ -116,11 +93,11 @@ def ddp_train(tiny_data, tmp_path_factory):
         **TINY,
     }
     target = [str(OBSERVER), str(work), "run", "--config_file", config_file, *bundle_cli(overrides)]
-    proc = _torchrun(target, work / "logs")
-    assert proc.returncode == 0, _failure(proc, work / "logs")
+    proc = torchrun(REPO, target, work / "logs")
+    assert proc.returncode == 0, torchrun_failure(proc, work / "logs")
     results = [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
     split = split_cases(dti_lge_mi_cases(data), fractions=FRACTIONS, seed=0)
-    return work, results, _rank_logs(work / "logs"), split
+    return work, results, rank_logs(work / "logs"), split
 
 
 @pytest.mark.slow
@@ -287,14 +264,14 @@ def test_sharded_inference_writes_every_output_once(inference_inputs):
         **NET,
     }
     log_dir = work / "logs"
-    proc = _torchrun(["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(overrides)], log_dir)
-    assert proc.returncode == 0, _failure(proc, log_dir)
+    proc = torchrun(REPO, ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(overrides)], log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
     assert sorted(p.name for p in out.iterdir()) == expected
     for name in expected:
         assert nib.load(out / name).shape[:2] == (512, 512)
     # each rank ran over its own share only (InferenceProgress's line for the last file: "file n/n")
     lengths = []
-    for log in _rank_logs(log_dir):
+    for log in rank_logs(log_dir):
         (length,) = {int(n) for n in re.findall(r"file (\d+)/\1 \S+ slices", log)}
         lengths.append(length)
     assert lengths == [3, 2]
@@ -304,8 +281,8 @@ def test_sharded_inference_writes_every_output_once(inference_inputs):
 @pytest.mark.dist
 def test_plan_outputs_waits_for_every_rank_before_writing(inference_inputs, tmp_path):
     _, inputs, expected = inference_inputs
-    proc = _torchrun([str(BARRIER_SCRIPT), str(inputs), str(tmp_path)], tmp_path / "logs", timeout=120)
-    assert proc.returncode == 0, _failure(proc, tmp_path / "logs")
+    proc = torchrun(REPO, [str(BARRIER_SCRIPT), str(inputs), str(tmp_path)], tmp_path / "logs", timeout=120)
+    assert proc.returncode == 0, torchrun_failure(proc, tmp_path / "logs")
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert r0["error"] is None and r1["error"] is None, (r0["error"], r1["error"])
     inputs_sorted = sorted(p.name for p in inputs.iterdir())

@@ -18,16 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, bundle_scripts
+from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, torchrun, torchrun_failure
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,35 +91,6 @@ main(*sys.argv[1:])
 """
 
 
-def _env() -> dict:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _torchrun(target: list[str], log_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --standalone --nproc_per_node=2`` from the bundle folder (as a user runs
-    it), with each rank's output in ``log_dir``."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "--redirects", "3", "--log-dir", str(log_dir), *target,
-    ]  # fmt: skip
-    return subprocess.run(command, cwd=BUNDLE, env=_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def _rank_logs(log_dir: Path) -> list[str]:
-    """stdout of rank 0 and rank 1 (torchrun ``--redirects 3 --log-dir``)."""
-    logs = []
-    for rank in range(2):
-        (path,) = log_dir.glob(f"*/attempt_0/{rank}/stdout.log")
-        logs.append(path.read_text())
-    return logs
-
-
-def _failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
-    errors = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
-    return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
-
-
 def _cli(files: list[str], overrides: dict) -> list[str]:
     config_file = str([f"configs/{f}" for f in files])
     values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
@@ -172,14 +140,14 @@ def ddp_prior(work) -> dict:
     log_dir = work["root"] / "logs_prior"
     files = ["train.json", "train_prior.json", "multi_gpu_train.json", "tiny.json"]
     overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "eval" / "prior"}
-    proc = _torchrun(_cli(files, overrides), log_dir)
+    proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
     return {"proc": proc, "log_dir": log_dir}
 
 
 @pytest.fixture(scope="module")
 def ddp_sr(work, ddp_prior) -> dict:
     """The centroids in this process, then the SR stage under torchrun (the driver above)."""
-    assert ddp_prior["proc"].returncode == 0, _failure(ddp_prior["proc"], ddp_prior["log_dir"])
+    assert ddp_prior["proc"].returncode == 0, torchrun_failure(ddp_prior["proc"], ddp_prior["log_dir"])
     root, models = work["root"], work["models"]
     with bundle_scripts(BUNDLE):
         workflow = ConfigWorkflow(
@@ -203,17 +171,17 @@ def ddp_sr(work, ddp_prior) -> dict:
     (root / "overrides.json").write_text(json.dumps(overrides))
     (root / "driver.py").write_text(DRIVER)
     log_dir = root / "logs_sr"
-    proc = _torchrun([str(root / "driver.py"), str(BUNDLE), str(root / "overrides.json"), str(root)], log_dir)
-    assert proc.returncode == 0, _failure(proc, log_dir)
+    proc = torchrun(BUNDLE, [str(root / "driver.py"), str(BUNDLE), str(root / "overrides.json"), str(root)], log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
     ranks = [json.loads((root / f"rank{r}.json").read_text()) for r in range(2)]
-    return {"ranks": ranks, "logs": _rank_logs(log_dir)}
+    return {"ranks": ranks, "logs": rank_logs(log_dir)}
 
 
 # --------------------------------------------------------------------------------------------------------- the prior
 def test_prior_under_torchrun_trains_on_both_ranks_and_writes_once(work, ddp_prior):
     proc, log_dir = ddp_prior["proc"], ddp_prior["log_dir"]
-    assert proc.returncode == 0, _failure(proc, log_dir)
-    r0, r1 = _rank_logs(log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    r0, r1 = rank_logs(log_dir)
     assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
     assert "Epoch[1] Complete" in r0 and "Epoch[1] Complete" in r1  # and both trained
     prior = work["models"] / "prior"
@@ -225,7 +193,7 @@ def test_prior_under_torchrun_trains_on_both_ranks_and_writes_once(work, ddp_pri
 
 
 def test_prior_written_under_torchrun_loads(work, ddp_prior):
-    assert ddp_prior["proc"].returncode == 0, _failure(ddp_prior["proc"], ddp_prior["log_dir"])
+    assert ddp_prior["proc"].returncode == 0, torchrun_failure(ddp_prior["proc"], ddp_prior["log_dir"])
     checkpoint = torch.load(work["models"] / "prior" / "prior.pt", map_location="cpu", weights_only=True)
     generator = _parsed(["train.json", "centroids.json"], "generator_def")
     for key in ("g_ema", "g"):  # saved unwrapped: no DDP "module." prefix

@@ -148,3 +148,13 @@ def test_header_is_written_from_the_bundles_notes(tmp_path):
 def test_bundle_data_must_be_literals(tmp_path):
     with pytest.raises(ValueError, match="bundle `b`: COMPARISONS in scripts/benchmark.py must be a literal"):
         _info(tmp_path, "COMPARISONS = tuple((m, 'base') for m in 'ab')\n")
+
+
+def test_int_tuple_reads_seeds_and_scales_as_fire_and_callers_give_them():
+    from common.benchmarking import int_tuple
+
+    assert int_tuple("0,1,2") == (0, 1, 2)
+    assert int_tuple("(4, 8)") == (4, 8)  # fire passes a tuple literal through as text
+    assert int_tuple(3) == (3,)  # fire turns "--seeds 3" into an int
+    assert int_tuple([4, 8]) == (4, 8)
+    assert int_tuple("") == ()

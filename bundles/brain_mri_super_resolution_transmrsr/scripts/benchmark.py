@@ -39,6 +39,7 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
+    int_tuple,
     machine_summary,
     read_overlay,
     run_workflow,
@@ -361,15 +362,11 @@ def run(
     """
     out_dir = os.path.abspath(out_dir)
     variants = tuple(VARIANTS) if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
-    scales = tuple(int(x) for x in str(scales).strip("()[]").split(",") if x.strip())
+    scales = int_tuple(scales)
     unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(scales) - {4, 8})
     if unknown:
         raise ValueError(f"unknown variants or scales {unknown}; choose among {list(VARIANTS)} and 4, 8.")
-    seeds = (
-        tuple(int(s) for s in str(seeds).strip("()[]").split(",") if s.strip())
-        if isinstance(seeds, str)
-        else tuple(seeds)
-    )
+    seeds = int_tuple(seeds)
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     schedule = SCHEDULES["quick" if quick else "full"]
     timings: dict[str, float] = {}

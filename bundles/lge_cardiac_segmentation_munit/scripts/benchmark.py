@@ -41,6 +41,7 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
+    int_tuple,
     machine_summary,
     read_overlay,
     run_workflow,
@@ -89,9 +90,8 @@ PAPER_NOTES = (
 
 MODE_NOTES = {
     "quick": "configs/quick.json networks at 2.5 mm (96x96 crops); epochs localiser 5, translator 8, bSSFP stages 4, "
-    "synthetic stages 1. The committed table is ONE training seed (0) and member 0 only, scored from that run's "
-    "weights after the run was stopped for time: no ensemble row, no registration row (the script's default is 3 "
-    "seeds and 2 members; registration needs --registration True)",
+    "synthetic stages 1; 3 training seeds, 2 ensemble members. No registration row in quick mode (elastix takes 1-3 "
+    "minutes per volume on 2 cores: add --registration True)",
     "full": "the configs' networks at 1.25 mm (192x192 crops), the configs' schedules",
 }
 
@@ -268,11 +268,7 @@ def run(
     are reused, so a stopped run continues; ``fresh=True`` deletes them first.
     """
     out_dir = os.path.abspath(out_dir)
-    seeds = (
-        tuple(int(s) for s in str(seeds).strip("()[]").split(",") if s.strip())
-        if isinstance(seeds, str)
-        else tuple(seeds)
-    )
+    seeds = int_tuple(seeds)
     members = members or (2 if quick else 4)
     # elastix takes 1-3 minutes per volume on 2 CPU cores: the registration row is part of the full run only
     registration = (not quick) if registration is None else registration
