@@ -100,8 +100,8 @@ PAPER_NOTES = (
 MODE_NOTES = {
     "quick": "configs/quick.json networks (64x64 coronal slices of 3 mm phantom brains: x4/x8 slices are 12/24 mm, "
     "thicker than the paper's 4/8 mm); epochs prior 10, SR 10 (validation every 5); ablations at x8 only, as the "
-    "paper's Table 3. The committed rows are ONE training seed (0), x4 only (--variants TransMRSR,EDSR-like "
-    "--scales 4): the run was stopped for time before x8 and the ablations. Its prior had 60 GAN iterations, and "
+    "paper's Table 3. The committed rows are ONE training seed (0), TransMRSR and EDSR-like at x4 and x8 (--variants "
+    "TransMRSR,EDSR-like): the run was stopped for time before the ablations. Its prior had 60 GAN iterations, and "
     "its EMA generator (decay 0.999) is still close to its initialisation: the 'generative prior' of this run "
     "carries little",
     "full": "the configs' networks at 256x256 on 1 mm brains, the configs' schedules",
