@@ -124,3 +124,23 @@ def torchrun_failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     """What to show when a :func:`torchrun` run failed: its own output and the end of every rank's logs."""
     errors = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
     return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
+
+
+def run_tiny(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...`` in this
+    process (the test session's logging kept); returns the finalized ``ConfigWorkflow``."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = bundle / "configs"
+    with bundle_scripts(bundle):
+        workflow = ConfigWorkflow(
+            config_file=[str(configs / f) for f in [*files, "tiny.json"]],
+            meta_file=str(configs / "metadata.json"),
+            logging_file=False,
+            bundle_root=str(bundle),
+            **overrides,
+        )
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+    return workflow

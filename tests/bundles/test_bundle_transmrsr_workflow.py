@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,19 +41,8 @@ pytestmark = pytest.mark.slow
 
 
 def _run(files: list[str], **overrides) -> ConfigWorkflow:
-    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...``."""
-    with bundle_scripts(BUNDLE):
-        workflow = ConfigWorkflow(
-            config_file=[str(CONFIGS / f) for f in [*files, "tiny.json"]],
-            meta_file=str(CONFIGS / "metadata.json"),
-            logging_file=False,  # keep the test session's logging configuration
-            bundle_root=str(BUNDLE),
-            **overrides,
-        )
-        workflow.initialize()
-        workflow.run()
-        workflow.finalize()
-    return workflow
+    """``configs/<files>`` + tiny.json run as ``monai.bundle run`` does (``bundle_test_utils.run_tiny``)."""
+    return run_tiny(BUNDLE, files, **overrides)
 
 
 def _refused(files: list[str], **overrides) -> str:
