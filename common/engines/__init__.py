@@ -10,6 +10,7 @@ from common.engines.base import (
     set_requires_grad,
 )
 from common.engines.cyclegan_trainer import CycleGANTrainer
+from common.engines.hr_seg_trainer import ForwardAll, HRSegTrainer
 from common.engines.image_pool import ImagePool
 from common.engines.munit_trainer import MUNITTrainer
 from common.engines.prior_gan_trainer import PriorGANTrainer
@@ -19,6 +20,8 @@ from common.engines.super_resolution_trainer import SuperResolutionTrainer
 
 __all__ = [
     "CycleGANTrainer",
+    "ForwardAll",
+    "HRSegTrainer",
     "GradScalerState",
     "ImagePool",
     "MUNITTrainer",

@@ -32,9 +32,9 @@ class SuperResolutionTrainer(MultiNetworkTrainer):
         inferer: forward pass (default ``SimpleInferer``).
 
     Returns (``engine.state.output`` before decollation):
-        ``lr``, ``hr``, ``sr`` (detached), ``error`` (``|sr - hr|``, detached, for image grids) and every loss term,
-        detached, so ``from_engine(["sr", "hr"])`` feeds a PSNR metric and ``from_engine(["loss"], first=True)`` the
-        logs.
+        ``lr``, ``hr``, ``sr`` (detached), ``error`` (``|sr - hr|`` over the target's channels, detached, for image
+        grids) and every loss term, detached, so ``from_engine(["sr", "hr"])`` feeds a PSNR metric and
+        ``from_engine(["loss"], first=True)`` the logs.
 
     Raises:
         ValueError: a batch lacks ``input_key``/``target_key`` (naming it and the keys present), or the loss terms
@@ -88,7 +88,8 @@ class SuperResolutionTrainer(MultiNetworkTrainer):
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         engine.optimizer_step("optimizer", terms["loss"], IterationEvents.BACKWARD_COMPLETED)
         engine.state.output["sr"] = sr.detach()
-        engine.state.output["error"] = (sr.detach() - hr).abs()
+        # the SR output may carry extra channels after the target's (REHRSeg's UASR: its uncertainty map)
+        engine.state.output["error"] = (sr.detach()[:, : hr.shape[1]] - hr).abs()
         engine.state.output.update(engine.detached(terms))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

@@ -20,7 +20,8 @@ def image_grid(columns: Sequence[torch.Tensor], value_range: tuple[float, float]
     """Grid with one column per tensor and one row per sample, channel 0 only, scaled to ``[0, 1]``.
 
     Args:
-        columns: tensors ``(N, C, H, W)`` (or ``(N, H, W)``) of equal N, H, W.
+        columns: tensors ``(N, C, H, W)`` (or ``(N, H, W)``) of equal N, H, W; a stack of slices ``(N, C, D, H, W)``
+            (a self-SR network's inputs and outputs) shows its middle slice.
         value_range: intensity range mapped to ``[0, 1]`` (clipped), e.g. ``(-1, 1)`` for Tanh generators.
 
     Returns:
@@ -32,10 +33,12 @@ def image_grid(columns: Sequence[torch.Tensor], value_range: tuple[float, float]
     prepared = []
     for index, images in enumerate(columns):
         images = images.detach().float().cpu()
+        if images.ndim == 5:
+            images = images[:, :, images.shape[2] // 2]
         if images.ndim == 4:
             images = images[:, 0]
         if images.ndim != 3:
-            raise ValueError(f"column {index}: expected (N, C, H, W) or (N, H, W), got {tuple(images.shape)}.")
+            raise ValueError(f"column {index}: expected (N, C, [D,] H, W) or (N, H, W), got {tuple(images.shape)}.")
         if prepared and images.shape != prepared[0].shape:
             raise ValueError(f"column {index}: shape {tuple(images.shape)} differs from {tuple(prepared[0].shape)}.")
         prepared.append(images)

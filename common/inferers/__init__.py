@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from common.inferers.slice_window_sr import SlidingSliceSR
+from common.inferers.thick_slice_seg_inferer import ThickSliceSegInferer
 from common.inferers.upsample_inferer import UpsampleInferer
 
-__all__ = ["UpsampleInferer"]
+__all__ = ["UpsampleInferer", "SlidingSliceSR", "ThickSliceSegInferer"]

@@ -15,10 +15,12 @@ from common.losses.perceptual import (
     VGG19Features,
     gram_matrix,
 )
+from common.losses.rehrseg import BCEDiceLoss, SelfSRLoss, StructuralKDLoss, UncertaintySRLoss, UncertaintyWeightedCE
 from common.losses.segmentor_consistency import SegmentorConsistencyLoss
 from common.losses.sobel_edge import PAPER_CLASS_WEIGHTS, PAPER_LAMBDA_EDGE, CompositeSegmentationLoss, SobelEdgeLoss
 
 __all__ = [
+    "BCEDiceLoss",
     "CONTENT_LAYERS",
     "CompositeSegmentationLoss",
     "ContentStyleLoss",
@@ -27,8 +29,12 @@ __all__ = [
     "PAPER_LAMBDA_PERCEPTUAL",
     "STYLE_LAYERS",
     "SegmentorConsistencyLoss",
+    "SelfSRLoss",
     "SobelEdgeLoss",
+    "StructuralKDLoss",
     "SuperResolutionLoss",
+    "UncertaintySRLoss",
+    "UncertaintyWeightedCE",
     "VGG19Features",
     "gram_matrix",
 ]

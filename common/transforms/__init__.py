@@ -11,8 +11,16 @@ from common.transforms.localise_heart import LocaliseHeartd
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
 from common.transforms.orthogonal_slices import OrthogonalSlicesd, head_extent
 from common.transforms.per_slice import PerSliced
+from common.transforms.self_sr import AcquireThickSlicesd, RandInPlaneCropd, SelfSRPatchesd, gap_start
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
-from common.transforms.through_plane import ScaleByPercentiled, SimulateThickSlicesd, ThinSliceGridd, voxel_spacing
+from common.transforms.through_plane import (
+    CheckThickSlicesd,
+    ScaleByPercentiled,
+    SimulateThickSlicesd,
+    ThinSliceAffined,
+    ThinSliceGridd,
+    voxel_spacing,
+)
 
 __all__ = [
     "AsSlice2Dd",
@@ -35,9 +43,15 @@ __all__ = [
     "ScaleByPercentiled",
     "SimulateThickSlicesd",
     "ThinSliceGridd",
+    "CheckThickSlicesd",
+    "ThinSliceAffined",
     "voxel_spacing",
     "HeadMaskd",
     "head_mask",
     "OrthogonalSlicesd",
     "head_extent",
+    "SelfSRPatchesd",
+    "AcquireThickSlicesd",
+    "RandInPlaneCropd",
+    "gap_start",
 ]

@@ -17,7 +17,14 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["SimulateThickSlicesd", "ThinSliceGridd", "ScaleByPercentiled", "voxel_spacing"]
+__all__ = [
+    "SimulateThickSlicesd",
+    "CheckThickSlicesd",
+    "ThinSliceGridd",
+    "ThinSliceAffined",
+    "ScaleByPercentiled",
+    "voxel_spacing",
+]
 
 
 def voxel_spacing(affine: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -86,21 +93,20 @@ class SimulateThickSlicesd(MapTransform):
         return d
 
 
-class ThinSliceGridd(MapTransform):
-    """Inference: a thick-slice volume interpolated onto ``factor`` thin slices per thick slice (same extent).
+class CheckThickSlicesd(MapTransform):
+    """Refuse a volume that is not a thick-slice stack of a model's factor, each refusal naming the file.
 
-    The result is what the SR network was trained on (:class:`SimulateThickSlicesd`) and its affine is the output
-    grid (:func:`common.data.degradation.thin_slice_affine`). The volume is checked first, each refusal naming the
-    file: a 3D stack, thick along ``axis`` (the axis of the largest voxel size), and a thick/thin spacing ratio
-    within ``tolerance`` of ``factor`` (a x4 model on a x8 volume gives wrong anatomy without any error).
+    Checks: a 3D stack; thick along ``axis`` (the axis of the largest voxel size); a thick/thin spacing ratio within
+    ``tolerance`` of ``factor`` (a x4 model on a x8 volume gives wrong anatomy without any error); at least
+    ``min_slices`` slices (a k-slice SR network needs k of them).
 
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
         factor: the model's slice-thickness ratio.
         axis: spatial through-plane axis.
-        order: spline order (3 cubic, 1 linear, 0 nearest).
         tolerance: accepted relative difference between the volume's spacing ratio and ``factor``.
         min_ratio: below this spacing ratio the volume counts as isotropic and is refused.
+        min_slices: fewest slices along ``axis``.
     """
 
     def __init__(
@@ -108,18 +114,18 @@ class ThinSliceGridd(MapTransform):
         keys: KeysCollection,
         factor: int,
         axis: int = 2,
-        order: int = 3,
         tolerance: float = 0.25,
         min_ratio: float = 1.5,
+        min_slices: int = 1,
     ) -> None:
         super().__init__(keys)
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
-        self.factor, self.axis, self.order = int(factor), int(axis), int(order)
+        self.factor, self.axis, self.min_slices = int(factor), int(axis), int(min_slices)
         self.tolerance, self.min_ratio = float(tolerance), float(min_ratio)
 
     def check(self, d: Mapping, key: Hashable) -> None:
-        """Refuse a volume that is not a thick-slice stack of this model's factor (ValueError naming the file)."""
+        """Raise ``ValueError`` naming the file when ``d[key]`` is not a thick-slice volume of this factor."""
         image = _require_volume(d, key)
         name = source_name(d, key)
         spacing = voxel_spacing(affine_of(image))
@@ -140,6 +146,46 @@ class ThinSliceGridd(MapTransform):
                 f"{name}: slice spacing is {ratio:.2f} x the in-plane spacing, but this model was trained for x"
                 f"{self.factor}; use the model trained for the nearest factor (set scale and its model_weights)."
             )
+        if image.shape[self.axis + 1] < self.min_slices:
+            raise ValueError(
+                f"{name}: {image.shape[self.axis + 1]} slices along axis {self.axis}; this model needs at least "
+                f"{self.min_slices}."
+            )
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            self.check(d, key)
+        return d
+
+
+class ThinSliceGridd(CheckThickSlicesd):
+    """Inference: a thick-slice volume interpolated onto ``factor`` thin slices per thick slice (same extent).
+
+    The result is what the SR network was trained on (:class:`SimulateThickSlicesd`) and its affine is the output
+    grid (:func:`common.data.degradation.thin_slice_affine`). The volume is checked first
+    (:class:`CheckThickSlicesd`).
+
+    Args:
+        keys: image keys, channel-first ``(C, X, Y, Z)``.
+        factor: the model's slice-thickness ratio.
+        axis: spatial through-plane axis.
+        order: spline order (3 cubic, 1 linear, 0 nearest).
+        tolerance, min_ratio, min_slices: as :class:`CheckThickSlicesd`.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        factor: int,
+        axis: int = 2,
+        order: int = 3,
+        tolerance: float = 0.25,
+        min_ratio: float = 1.5,
+        min_slices: int = 1,
+    ) -> None:
+        super().__init__(keys, factor, axis, tolerance, min_ratio, min_slices)
+        self.order = int(order)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -150,6 +196,38 @@ class ThinSliceGridd(MapTransform):
             thin = interpolate_to_thin_slices(array, self.axis + 1, self.factor, order=self.order)
             affine = thin_slice_affine(affine_of(image).numpy(), self.axis, self.factor)
             d[key] = _as_meta(thin, image, affine)
+        return d
+
+
+class ThinSliceAffined(MapTransform):
+    """Give a prediction with ``factor`` x the input's slices the thin grid's affine over the input's extent.
+
+    A network that outputs ``factor * N`` slices for ``N`` thick input slices (REHRSeg's HR head, the self-SR
+    network) returns a tensor that still carries the thick input's affine; this sets
+    :func:`common.data.degradation.thin_slice_affine` so the written volume lies on the input's field of view.
+
+    Args:
+        keys: prediction keys (``MetaTensor``, channel-first ``(C, X, Y, Z)``).
+        factor: thin slices per thick slice.
+        axis: spatial through-plane axis.
+    """
+
+    def __init__(self, keys: KeysCollection, factor: int, axis: int = 2, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+        self.factor, self.axis = int(factor), int(axis)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            pred = d[key]
+            if not isinstance(pred, MetaTensor):
+                raise TypeError(f"{key} must be a MetaTensor carrying the input's affine, got {type(pred).__name__}.")
+            affine = thin_slice_affine(affine_of(pred).numpy(), self.axis, self.factor)
+            pred.affine = torch.as_tensor(affine, dtype=pred.affine.dtype)
+            pred.meta["spatial_shape"] = torch.as_tensor(pred.shape[1:])
+            d[key] = pred
         return d
 
 

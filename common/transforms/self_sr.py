@@ -1,0 +1,267 @@
+"""Self-supervised super-resolution pairs from the thick-slice volume itself (REHRSeg / SMORE), and the stage-2 crops.
+
+A thick-slice volume has no high-resolution truth, but its in-plane axes are already high-resolution. REHRSeg's
+self-SR (public code zhiyuns/REHRSeg, following SMORE) therefore simulates thick slices along an in-plane axis:
+slice-profile blur (FWHM ``sqrt(s**2 - 1)`` voxels) and decimation by ``s`` turn ``n_inputs * s`` in-plane rows into
+``n_inputs`` "thick slices", and the network learns to give back the ``s`` rows between the middle two. At inference
+the same network runs along the real through-plane axis (:class:`common.inferers.SlidingSliceSR`).
+
+Grid convention (as :func:`common.data.degradation.acquire_thick_slices`): thick slice ``k`` covers thin rows
+``k*s .. k*s + s - 1`` and is centred at ``k*s + (s - 1)/2``; the rows predicted for the gap between thick slices
+``k`` and ``k + 1`` start at :func:`gap_start`, so the predictions of all gaps tile the thin grid without overlap.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SelfSRPatchesd", "AcquireThickSlicesd", "RandInPlaneCropd", "gap_start"]
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from common.data.degradation import acquire_thick_slices, thick_slice_affine
+from common.transforms._meta import affine_of, source_name
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Randomizable
+
+
+def gap_start(scale: int, gap: int) -> int:
+    """First thin row predicted for the gap between thick slices ``gap`` and ``gap + 1`` (``ceil(gap*s + (s-1)/2)``).
+
+    For ``s = 4`` the gap between thick slices 1 and 2 (centres 5.5 and 9.5) is rows 6..9; for odd ``s`` the gap
+    owns its left thick slice's centre row (``s = 3``: rows 4, 5, 6 for centres 4 and 7).
+    """
+    return math.ceil(gap * scale + (scale - 1) / 2.0)
+
+
+def _as_array(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class SelfSRPatchesd(Randomizable, MapTransform):
+    """``num_samples`` self-SR training pairs from one thick-slice (image, label) volume on its thin grid.
+
+    The volume is the thick-slice input interpolated onto the thin grid (:class:`common.transforms.ThinSliceGridd`,
+    cubic for the image, nearest for the label: the public code's fallback when its SMORE pre-upsampling stage is
+    off). Per sample an in-plane axis ``a`` is drawn; a block of ``n_inputs * scale`` rows along ``a`` and
+    ``patch_size`` x ``patch_size`` pixels across it (the other in-plane axis and the through-plane axis) is cut,
+    centred on a random label voxel with probability ``foreground_prob`` (the label channel is learnt too), and
+    turned into ``lr = acquire_thick_slices(block, a, s)`` (label: the partial-volume majority, ``>= 0.5``) and
+    ``hr`` = the ``scale`` rows of the middle gap. Random flips of the two in-slice axes augment it; the row order is
+    not flipped, because for odd ``s`` the gap rows are not symmetric about the gap.
+
+    Args:
+        image_key, label_key: channel-first single-channel volumes ``(1, X, Y, Z)`` on the thin grid.
+        scale: slice-thickness ratio ``s``.
+        axis: the spatial through-plane axis (0, 1, 2); the two others are the in-plane axes.
+        patch_size: in-slice patch size (pixels); smaller volumes are zero-padded.
+        num_samples: pairs per volume.
+        n_inputs: thick slices per network input (FLAVR: 4; even).
+        foreground_prob: probability that a patch is centred on a label voxel (when the label has any).
+        lr_key, hr_key: output keys.
+
+    Returns:
+        A list of ``num_samples`` dicts ``{lr_key: (2, n_inputs, P, P), hr_key: (2, scale, P, P)}`` (channels: image,
+        binary label), float32.
+
+    Raises:
+        ValueError: bad arguments, or a volume too short along an in-plane axis (naming the file).
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        label_key: str = "label",
+        scale: int = 4,
+        axis: int = 2,
+        patch_size: int = 32,
+        num_samples: int = 8,
+        n_inputs: int = 4,
+        foreground_prob: float = 0.5,
+        lr_key: str = "lr",
+        hr_key: str = "hr",
+    ) -> None:
+        MapTransform.__init__(self, [image_key, label_key])
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis!r}.")
+        if int(scale) < 2:
+            raise ValueError(f"scale must be an integer >= 2, got {scale!r}.")
+        if int(n_inputs) < 2 or int(n_inputs) % 2:
+            raise ValueError(f"n_inputs must be an even integer >= 2, got {n_inputs!r}.")
+        if int(patch_size) < 1 or int(num_samples) < 1:
+            raise ValueError(f"patch_size and num_samples must be >= 1, got {patch_size!r} and {num_samples!r}.")
+        if not 0.0 <= float(foreground_prob) <= 1.0:
+            raise ValueError(f"foreground_prob must be in [0, 1], got {foreground_prob!r}.")
+        self.image_key, self.label_key = image_key, label_key
+        self.scale, self.axis, self.n_inputs = int(scale), int(axis), int(n_inputs)
+        self.patch_size, self.num_samples = int(patch_size), int(num_samples)
+        self.foreground_prob = float(foreground_prob)
+        self.lr_key, self.hr_key = lr_key, hr_key
+        self.first_row = gap_start(self.scale, self.n_inputs // 2 - 1)
+
+    def _start(self, centre: int, length: int, size: int) -> int:
+        return int(np.clip(centre - length // 2, 0, max(size - length, 0)))
+
+    def _block(self, volume: np.ndarray, in_plane: int, centre: np.ndarray) -> np.ndarray:
+        """``(2, n*s, P, P)`` block, axes (rows along ``in_plane``, the other in-plane axis, the through-plane axis)."""
+        other = 3 - in_plane - self.axis
+        order = (in_plane, other, self.axis)
+        lengths = (self.n_inputs * self.scale, self.patch_size, self.patch_size)
+        moved = np.transpose(volume, (0, *(a + 1 for a in order)))
+        slices = []
+        for dim, (axis, length) in enumerate(zip(order, lengths)):
+            start = self._start(int(centre[axis]), length, moved.shape[dim + 1])
+            slices.append(slice(start, start + length))
+        block = moved[(slice(None), *slices)]
+        pad = [(0, 0)] + [(0, max(length - n, 0)) for length, n in zip(lengths, block.shape[1:])]
+        return np.pad(block, pad) if any(p[1] for p in pad) else block
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> list[dict[Hashable, torch.Tensor]]:
+        image = _as_array(data[self.image_key]).astype(np.float32)
+        label = (_as_array(data[self.label_key]) > 0.5).astype(np.float32)
+        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
+            raise ValueError(
+                f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
+                f"one shape, got {image.shape} and {label.shape}."
+            )
+        in_plane_axes = [a for a in range(3) if a != self.axis]
+        rows = self.n_inputs * self.scale
+        short = [a for a in in_plane_axes if image.shape[a + 1] < rows]
+        if short:
+            raise ValueError(
+                f"{source_name(dict(data), self.image_key)}: in-plane size {image.shape[1:]} is below "
+                f"n_inputs x scale = {rows} along axis {short}: too small to simulate {self.n_inputs} thick slices."
+            )
+        volume = np.concatenate([image, label])
+        foreground = np.argwhere(label[0] > 0)
+        samples = []
+        for _ in range(self.num_samples):
+            in_plane = int(in_plane_axes[self.R.randint(len(in_plane_axes))])
+            if len(foreground) and self.R.rand() < self.foreground_prob:
+                centre = foreground[self.R.randint(len(foreground))]
+            else:
+                centre = np.array([self.R.randint(n) for n in image.shape[1:]])
+            block = self._block(volume, in_plane, centre)
+            lr = acquire_thick_slices(block, axis=1, factor=self.scale)
+            lr[1] = lr[1] >= 0.5  # the label of a thick slice: its partial-volume majority
+            hr = block[:, self.first_row : self.first_row + self.scale]
+            for dim in (2, 3):  # flip the in-slice axes only (see the class docstring)
+                if self.R.rand() < 0.5:
+                    lr, hr = np.flip(lr, dim), np.flip(hr, dim)
+            samples.append(
+                {
+                    self.lr_key: torch.as_tensor(np.ascontiguousarray(lr), dtype=torch.float32),
+                    self.hr_key: torch.as_tensor(np.ascontiguousarray(hr), dtype=torch.float32),
+                }
+            )
+        return samples
+
+
+class AcquireThickSlicesd(MapTransform):
+    """Thick slices of thin-grid volumes (:func:`common.data.degradation.acquire_thick_slices`), with their affine.
+
+    REHRSeg's stage-2 LR input is made from the pseudo-HR image by a through-plane slice-profile blur and decimation
+    (the public code blurs an in-plane axis instead and then takes every ``s``-th slice: the wrong axis); the
+    uncertainty map goes to the LR grid the same way (its slice-profile-weighted mean over each thick slice).
+
+    Args:
+        keys: channel-first volumes ``(C, X, Y, Z)`` on the thin grid (the through-plane size a multiple of ``factor``).
+        factor: slice-thickness ratio ``s``.
+        axis: spatial through-plane axis.
+        output_keys: where to write each result (default: in place).
+    """
+
+    def __init__(
+        self, keys: KeysCollection, factor: int, axis: int = 2, output_keys: Sequence[str] | str | None = None
+    ) -> None:
+        super().__init__(keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis!r}.")
+        self.factor, self.axis = int(factor), int(axis)
+        outputs = [output_keys] if isinstance(output_keys, str) else output_keys
+        self.output_keys = list(self.keys) if outputs is None else list(outputs)
+        if len(self.output_keys) != len(self.keys):
+            raise ValueError(f"output_keys {self.output_keys} must match keys {list(self.keys)} one to one.")
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key, out in zip(self.keys, self.output_keys):
+            value = d[key]
+            array = _as_array(value).astype(np.float32)
+            if array.ndim != 4 or array.shape[self.axis + 1] % self.factor:
+                raise ValueError(
+                    f"{source_name(d, key)}: expected (C, X, Y, Z) with a multiple of {self.factor} slices along "
+                    f"axis {self.axis}, got {array.shape}."
+                )
+            thick = acquire_thick_slices(array, self.axis + 1, self.factor)
+            affine = thick_slice_affine(affine_of(value).numpy(), self.axis, self.factor)
+            meta = dict(value.meta) if isinstance(value, MetaTensor) else {}
+            meta["affine"] = torch.as_tensor(affine)
+            d[out] = MetaTensor(torch.as_tensor(thick), meta=meta)
+        return d
+
+
+class RandInPlaneCropd(Randomizable, MapTransform):
+    """One random in-plane crop, the same for volumes of different through-plane sizes (LR and HR grids).
+
+    MONAI's spatial crops take one box for all keys, which cannot serve an LR volume with ``Z`` slices and its HR
+    label with ``s * Z`` slices at once; this crop leaves the through-plane axis whole and cuts the same in-plane
+    window from every key, centred on a foreground voxel of ``foreground_key`` with probability ``foreground_prob``.
+    Volumes smaller than ``roi_size`` in-plane are zero-padded at the end.
+
+    Args:
+        keys: channel-first volumes ``(C, X, Y, Z)`` with equal in-plane sizes.
+        roi_size: in-plane crop size (two ints, in the order of the in-plane axes).
+        axis: spatial through-plane axis (not cropped).
+        foreground_key: a label whose voxels > 0 can centre the crop (through-plane index ignored).
+        foreground_prob: probability of a foreground-centred crop.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        roi_size: Sequence[int],
+        axis: int = 2,
+        foreground_key: str | None = None,
+        foreground_prob: float = 0.5,
+    ) -> None:
+        MapTransform.__init__(self, keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis!r}.")
+        if len(roi_size) != 2 or min(int(r) for r in roi_size) < 1:
+            raise ValueError(f"roi_size must be two positive in-plane sizes, got {roi_size!r}.")
+        self.roi_size, self.axis = [int(r) for r in roi_size], int(axis)
+        self.foreground_key, self.foreground_prob = foreground_key, float(foreground_prob)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        in_plane = [a for a in range(3) if a != self.axis]
+        first = d[self.keys[0]]
+        sizes = [first.shape[a + 1] for a in in_plane]
+        for key in self.keys:
+            if [d[key].shape[a + 1] for a in in_plane] != sizes:
+                raise ValueError(f"{source_name(d, key)}: in-plane size differs from {self.keys[0]}'s {sizes}.")
+        centre = [self.R.randint(n) for n in sizes]
+        if self.foreground_key is not None and self.R.rand() < self.foreground_prob:
+            label = torch.as_tensor(d[self.foreground_key]).amax(dim=(0, self.axis + 1))
+            voxels = torch.nonzero(label > 0)
+            if len(voxels):
+                centre = voxels[self.R.randint(len(voxels))].tolist()
+        starts = [int(np.clip(c - r // 2, 0, max(n - r, 0))) for c, r, n in zip(centre, self.roi_size, sizes)]
+        for key in self.keys:
+            value = d[key]
+            index: list[slice] = [slice(None)] * 4
+            for a, start, r in zip(in_plane, starts, self.roi_size):
+                index[a + 1] = slice(start, start + r)
+            cropped = value[tuple(index)]
+            pad = [0] * 6  # torch.nn.functional.pad: (left, right) pairs from the last axis backwards
+            for a, r in zip(in_plane, self.roi_size):
+                pad[2 * (2 - a) + 1] = max(r - cropped.shape[a + 1], 0)
+            if any(pad):
+                cropped = torch.nn.functional.pad(torch.as_tensor(cropped), pad)
+            d[key] = cropped
+        return d
