@@ -7,7 +7,15 @@ below ``min_keys``. Every load uses ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
-__all__ = ["latest_checkpoint", "load_encoder", "load_weights", "require_weights", "extract_state_dict"]
+__all__ = [
+    "latest_checkpoint",
+    "load_encoder",
+    "load_weights",
+    "require_weights",
+    "require_stage_output",
+    "MissingStageOutputError",
+    "extract_state_dict",
+]
 
 import logging
 import os
@@ -221,5 +229,27 @@ def require_weights(path: PathLike, what: str) -> str:
         "segmentor_path": "$common.checkpoint.require_weights(@bundle_root + '/models/segmentor.pt', 'train ...')"
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"required weights file {path} does not exist: {what}")
+        raise MissingStageOutputError(f"required weights file {path} does not exist: {what}", path)
     return str(path)
+
+
+class MissingStageOutputError(FileNotFoundError):
+    """An earlier stage's output (weights, or data such as REHRSeg's pseudo-HR volumes) is not there yet.
+
+    ``path`` is the missing file; ``tools.verify_bundles`` reports a config that stops on it as WARN (the stage
+    runs after the one that writes it), not FAIL.
+    """
+
+    def __init__(self, message: str, path: PathLike) -> None:
+        super().__init__(message)
+        self.path = str(path)
+
+
+def require_stage_output(paths: PathLike | list[PathLike], what: str) -> list[str]:
+    """Return ``paths`` if every one is a file, else raise :class:`MissingStageOutputError` for the first missing one,
+    saying how to produce it (``what``)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    for path in paths:
+        if not os.path.isfile(path):
+            raise MissingStageOutputError(f"{path} does not exist: {what}", path)
+    return [str(p) for p in paths]

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tools.make_data --out data                # all datasets (about 20 s on 2 cores)
+    python -m tools.make_data --out data                # all datasets (about 20 s on 2 cores + ~70 s Meningioma)
     python -m tools.make_data --out /tmp/tiny --small    # tiny versions for tests (a few seconds)
     python -m tools.make_data --out data --datasets EMIDEC,ACDC --overwrite
 
@@ -24,8 +24,10 @@ from common.data import (
     acdc_cases,
     dti_lge_mi_cases,
     emidec_cases,
+    hr_truth_cases,
     ixi_cases,
     mscmrseg_cases,
+    nnunet_cases,
     write_default_data,
 )
 from PIL import Image, ImageDraw
@@ -112,6 +114,16 @@ def _tiles(name: str, root: Path, n: int) -> list[Image.Image]:
             tiles.append(_tile(image[:, :, z], label[:, :, z], f"{case['case']} axial"))
             y = image.shape[1] // 2  # coronal, superior up
             tiles.append(_tile(image[:, y, ::-1], label[:, y, ::-1], "coronal"))
+    elif name == "Meningioma":  # coronal through the lesion: thick-slice image + LR label, then the HR truth
+        truth = {case["case"]: case for case in hr_truth_cases(Path(root).parent / "Meningioma_HR")}
+        for case in nnunet_cases(root)[: max(1, n // 2)]:
+            image, label = _volume(case["image"]), _volume(case["label"])
+            hr_image, hr_label = _volume(truth[case["case"]]["image"]), _volume(truth[case["case"]]["label"])
+            factor = hr_image.shape[2] // image.shape[2]
+            y = int(np.argwhere(hr_label).mean(0)[1]) if hr_label.any() else hr_image.shape[1] // 2
+            thick = np.repeat(image[:, y, :], factor, axis=-1)[:, ::-1]  # each thick slice shown `factor` rows high
+            tiles.append(_tile(thick, np.repeat(label[:, y, :], factor, axis=-1)[:, ::-1], f"{case['case']} LR"))
+            tiles.append(_tile(hr_image[:, y, ::-1], hr_label[:, y, ::-1], "HR truth"))
     return tiles
 
 

@@ -238,11 +238,16 @@ def _short_error(exc: BaseException, limit: int = 600) -> str:
 
 
 def _missing_weights(exc: BaseException) -> str | None:
-    """The weights file named by a ``FileNotFoundError`` in the exception chain, if any."""
+    """The earlier stage's output (``common.checkpoint.MissingStageOutputError``) or weights file named by a
+    ``FileNotFoundError`` in the exception chain, if any."""
+    from common.checkpoint import MissingStageOutputError
+
     seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, MissingStageOutputError):
+            return current.path
         if isinstance(current, FileNotFoundError):
             candidates = [str(current.filename)] if current.filename else []
             candidates += str(current).replace('"', " ").replace("'", " ").split()

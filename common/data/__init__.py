@@ -38,14 +38,24 @@ from common.data.layouts import (
     write_mscmrseg,
     write_nifti,
 )
+from common.data.meningioma import (
+    MENINGIOMA_LABELS,
+    add_meningioma,
+    enhancement_ratio,
+    meningioma_params,
+    render_meningioma,
+    write_meningioma,
+)
 from common.data.phantom_cardiac import GROUPS, LABEL_SCHEMES, MODALITIES, TISSUES, CardiacPhantom
 from common.data.readers import (
     acdc_cases,
     dti_lge_mi_cases,
     emidec_cases,
+    hr_truth_cases,
     ixi_cases,
     mscmrseg_cases,
     natural_key,
+    nnunet_cases,
     split_cases,
 )
 from common.data.validation import (
@@ -69,6 +79,11 @@ __all__ = [
     "BRAIN_LABELS",
     "load_mni152",
     "mni152_paths",
+    "add_meningioma",
+    "meningioma_params",
+    "render_meningioma",
+    "enhancement_ratio",
+    "MENINGIOMA_LABELS",
     # writers
     "DATASETS",
     "DEFAULT_SIZES",
@@ -79,6 +94,7 @@ __all__ = [
     "write_acdc",
     "write_mscmrseg",
     "write_ixi",
+    "write_meningioma",
     "write_nifti",
     # readers
     "dti_lge_mi_cases",
@@ -86,6 +102,8 @@ __all__ = [
     "acdc_cases",
     "mscmrseg_cases",
     "ixi_cases",
+    "nnunet_cases",
+    "hr_truth_cases",
     "split_cases",
     "natural_key",
     # degradation

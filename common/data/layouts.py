@@ -6,7 +6,8 @@ Each ``write_*`` function writes one dataset folder under ``out`` from seeded ph
 :mod:`common.data.readers` only rely on these layouts.
 
 Intensities are arbitrary units: float32 roughly in [0, 1] for ``DTI_LGE_MI``; int16 scanner-like values
-(0 to ~1500) for EMIDEC, ACDC, MS-CMRSeg and IXI, as in the real releases. Normalise in preprocessing.
+(0 to ~1500) for EMIDEC, ACDC, MS-CMRSeg, IXI and Meningioma, as in the real releases. Normalise in preprocessing.
+``Meningioma`` (REHRSeg's nnU-Net-layout thick-slice set) is written by :mod:`common.data.meningioma`.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ __all__ = [
 ]
 
 #: Dataset folder names, in writing order.
-DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI")
+DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma")  # append only: _CODES seed subjects
 
 #: Number of cases per dataset written by default and with ``small=True``.
-DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6}
-SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4}
+DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40}
+SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4}
 
 _CODES = {name: index + 11 for index, name in enumerate(DATASETS)}
-_COST = {"IXI": 10.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0}  # relative seconds per case
+# relative seconds per case
+_COST = {"IXI": 10.0, "Meningioma": 8.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0}
 _INTENSITY_GAIN = 1000.0  # float phantom units -> int16 scanner-like units
 
 
@@ -449,7 +451,7 @@ def write_default_data(
 
     Args:
         out: output root; each dataset gets its folder (``out/DTI_LGE_MI``, ``out/EMIDEC``, ``out/ACDC``,
-            ``out/MSCMRSeg``, ``out/IXI`` + ``out/IXI_tissue``).
+            ``out/MSCMRSeg``, ``out/IXI`` + ``out/IXI_tissue``, ``out/Meningioma`` + ``out/Meningioma_HR``).
         seed: data seed; the same seed writes the same files.
         small: tiny versions for tests (:data:`SMALL_SIZES` cases, small grids, same layouts).
         datasets: subset of :data:`DATASETS` (default all).
@@ -475,8 +477,9 @@ def write_default_data(
         raise ValueError(f"datasets must be names from {DATASETS}, got unknown {unknown}.")
     sizes = SMALL_SIZES if small else DEFAULT_SIZES
     out = Path(out)
+    siblings = {"IXI": ("IXI_tissue",), "Meningioma": ("Meningioma_HR",)}  # second folders written beside
     for name in names:
-        for folder in (name, "IXI_tissue") if name == "IXI" else (name,):
+        for folder in (name, *siblings.get(name, ())):
             _check_empty(out / folder, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     plans = {}
@@ -490,8 +493,12 @@ def write_default_data(
             plans[name] = _plan_acdc(out, n, seed, overwrite, small, None)
         elif name == "MSCMRSeg":
             plans[name] = _plan_mscmrseg(out, n, seed, overwrite, small)
-        else:
+        elif name == "IXI":
             plans[name] = _plan_ixi(out, n, seed, overwrite, small)
+        else:
+            from common.data.meningioma import _plan_meningioma  # here: meningioma imports this module
+
+            plans[name] = _plan_meningioma(out, n, seed, overwrite, small)
     workers = int(workers) if workers else (os.cpu_count() or 1)
     stats = _execute(plans, max(1, workers))
     if log is not None:

@@ -21,6 +21,8 @@ __all__ = [
     "acdc_cases",
     "mscmrseg_cases",
     "ixi_cases",
+    "nnunet_cases",
+    "hr_truth_cases",
     "split_cases",
     "natural_key",
 ]
@@ -230,6 +232,78 @@ def ixi_cases(root: PathLike, contrast: str = "T1", with_tissue: bool = False) -
                 entry[key] = str(path)
         cases.append(entry)
     return cases
+
+
+_NNUNET_IMAGE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii(\.gz)?$")
+
+
+def _paired_cases(
+    root: PathLike, layout: str, parents: Sequence[str], images: str, labels: str, channel: int
+) -> list[dict[str, str]]:
+    """``{"case", "image", "label"}`` from ``<images>/<case>_<channel:04d>.nii[.gz]`` + ``<labels>/<case>.nii[.gz]``."""
+    if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel <= 9999:
+        raise ValueError(f"channel must be an integer in [0, 9999], got {channel!r}.")
+
+    def find(folder: Path) -> list[Path]:
+        found = []
+        for path in (folder / images).glob("*.nii*"):
+            match = _NNUNET_IMAGE.match(path.name)
+            if match and int(match.group("channel")) == channel:
+                found.append(path)
+        return found
+
+    folder, files = _first(root, layout, parents, find)
+    cases = []
+    for image in sorted(files, key=lambda p: natural_key(p.name)):
+        case = _NNUNET_IMAGE.match(image.name).group("case")
+        candidates = [folder / labels / f"{case}{ending}" for ending in (".nii.gz", ".nii")]
+        label = next((path for path in candidates if path.is_file()), None)
+        if label is None:
+            raise DatasetError(
+                f"{image} has no label {candidates[0]} (or .nii); add it or remove the case from {folder / images}."
+            )
+        cases.append({"case": case, "image": str(image), "label": str(label)})
+    return cases
+
+
+def nnunet_cases(root: PathLike, channel: int = 0) -> list[dict[str, str]]:
+    """Training cases of an nnU-Net v2 raw dataset: ``imagesTr/<case>_0000.nii.gz`` + ``labelsTr/<case>.nii.gz``.
+
+    Any nnU-Net raw dataset folder works (``.nii`` too); the default data's is ``Meningioma`` (REHRSeg's thick-slice
+    set, labels ``MENINGIOMA_LABELS``), also found from its parent.
+
+    Args:
+        root: the dataset folder (holding ``imagesTr``) or the parent of ``Meningioma``.
+        channel: the input channel (modality) to list, the ``_XXXX`` file suffix.
+
+    Returns:
+        ``[{"case", "image", "label"}]`` sorted by case.
+
+    Raises:
+        ValueError: ``channel`` not an integer in [0, 9999].
+        DatasetError: no case, or a case lacks its label file (named).
+    """
+    layout = f"Meningioma/{{imagesTr/<case>_{int(channel):04d}.nii.gz, labelsTr/<case>.nii.gz}} (any nnU-Net raw set)"
+    return _paired_cases(root, layout, ("Meningioma",), "imagesTr", "labelsTr", channel)
+
+
+def hr_truth_cases(root: PathLike) -> list[dict[str, str]]:
+    """High-resolution truth of the Meningioma set: ``Meningioma_HR/{imagesHR/<case>_0000, labelsHR/<case>}.nii.gz``.
+
+    The thin-slice image and mask from which ``Meningioma``'s thick slices were acquired (same field of view; the HR
+    affine is ``thin_slice_affine`` of the thick one), for evaluating HR segmentations.
+
+    Args:
+        root: the ``Meningioma_HR`` folder or its parent.
+
+    Returns:
+        ``[{"case", "image", "label"}]`` sorted by case.
+
+    Raises:
+        DatasetError: no case, or a case lacks its label file (named).
+    """
+    layout = "Meningioma_HR/{imagesHR/<case>_0000.nii.gz, labelsHR/<case>.nii.gz}"
+    return _paired_cases(root, layout, ("Meningioma_HR",), "imagesHR", "labelsHR", 0)
 
 
 def split_cases(

@@ -1,0 +1,47 @@
+"""Where the self-SR networks start: a frame-interpolation checkpoint (optional) and the plain model for UASR."""
+
+from __future__ import annotations
+
+__all__ = ["initialise_sr", "initialise_uasr"]
+
+import logging
+
+import torch
+from common.checkpoint import extract_state_dict
+from common.nets import load_plain_into_uasr
+from monai.networks.utils import copy_model_state
+
+logger = logging.getLogger(__name__)
+
+
+def initialise_sr(network: torch.nn.Module, init_weights: str | None) -> int:
+    """Start the plain self-SR network from a video frame-interpolation checkpoint, or say that it starts from scratch.
+
+    REHRSeg initialises FLAVR from its public 4x frame-interpolation weights (a download we never make). With
+    ``init_weights`` the tensors whose names and shapes match are copied (the 2-channel stem and the heads differ,
+    as in the public code, and stay random) and their number is logged; none matching is refused.
+
+    Returns:
+        The number of tensors copied (0 without ``init_weights``).
+
+    Raises:
+        ValueError: the checkpoint shares no tensor with the network.
+    """
+    if init_weights is None:
+        logger.info("self-SR: no frame-interpolation checkpoint (init_weights is null): training from scratch.")
+        return 0
+    state = extract_state_dict(torch.load(init_weights, map_location="cpu", weights_only=True), path=init_weights)
+    _, copied, _ = copy_model_state(network, state, inplace=True)
+    if not copied:
+        raise ValueError(f"{init_weights}: no tensor matches the self-SR network by name and shape; is it FLAVR's?")
+    logger.info(f"self-SR: {len(copied)} tensors initialised from {init_weights}.")
+    return len(copied)
+
+
+def initialise_uasr(network: torch.nn.Module, plain_weights: str) -> list[str]:
+    """Fine-tune the UASR model from the trained plain self-SR network (the public code loads a file that does not
+    exist yet on a fresh run); returns the names of the UASR-only tensors left at their initialisation."""
+    state = extract_state_dict(torch.load(plain_weights, map_location="cpu", weights_only=True), path=plain_weights)
+    fresh = load_plain_into_uasr(network, state)
+    logger.info(f"UASR: started from {plain_weights}; {len(fresh)} UASR-head tensors are new.")
+    return fresh
