@@ -21,8 +21,8 @@ class ThickSliceSegInferer(Inferer):
     Args:
         divisor: per-axis divisor ``(X, Y, Z)`` (the network's stride products).
         scale: HR slices per LR slice (along the last axis) when ``head`` is ``"hr"``.
-        head: ``"hr"`` (``network(x)`` is the HR head), ``"lr"`` or ``"both"`` (``network.forward_all``; returns
-            the LR and HR logits as a tuple).
+        head: ``"hr"`` (``network(x)`` is the HR head), ``"lr"`` (``network.forward_lr`` when it has one) or
+            ``"both"`` (``network.forward_all``; returns the LR and HR logits as a tuple).
     """
 
     def __init__(self, divisor: tuple[int, int, int], scale: int = 4, head: str = "hr") -> None:
@@ -34,8 +34,12 @@ class ThickSliceSegInferer(Inferer):
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any):
         x, (sx, sy, sz) = pad_to_divisor(inputs, self.divisor)
         module = getattr(network, "module", network)  # DDP exposes forward_all on .module
-        if self.head == "both" or self.head == "lr":
+        if self.head == "lr":  # the HR head (the costliest layers, at s x the voxels) is not run
+            forward_lr = getattr(module, "forward_lr", None)
+            lr = forward_lr(x) if forward_lr is not None else module.forward_all(x)[0]
+            return lr[..., :sx, :sy, :sz]
+        if self.head == "both":
             lr, hr, _ = module.forward_all(x)
             lr, hr = lr[..., :sx, :sy, :sz], hr[..., :sx, :sy, : sz * self.scale]
-            return (lr, hr) if self.head == "both" else lr
+            return lr, hr
         return network(x, *args, **kwargs)[..., :sx, :sy, : sz * self.scale]

@@ -190,6 +190,14 @@ class HRSegUNet(nn.Module):
         features, skip1 = self._decode(x)
         return self.lr_head(features), self._hr_logits(features), skip1
 
+    @torch.jit.export
+    def forward_lr(self, x: torch.Tensor) -> torch.Tensor:
+        """LR logits ``(B, out_channels, X, Y, Z)`` only (validation by LR Dice: the HR head is not run)."""
+        if not torch.jit.is_scripting():
+            self._check_input(x)
+        features, _ = self._decode(x)
+        return self.lr_head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:

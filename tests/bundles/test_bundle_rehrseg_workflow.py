@@ -1,0 +1,201 @@
+"""The REHRSeg bundle end to end, driven through `monai.bundle` as a user would, from an empty models folder.
+
+Plain self-SR network (``train_sr.json``) -> UASR model fine-tuned from it (``train_uasr.json``) -> pseudo-HR data
+(``pseudo_hr.json``: SR image, SR label, uncertainty) -> segmenter with LR and HR heads (``train.json``) -> HR
+segmentations of thick-slice volumes (``inference.json``) -> Dice/HD95 on the HR and the LR grid (``evaluate.json``);
+tiny.json networks on 5 small Meningioma-like phantoms (3 train, 1 val, 1 test). Also: the stages refuse to run out
+of order naming the command, the uncertainty map is non-trivial and read by stage 2, no training config reaches the
+HR truth, and the HR output lies on the input's field of view.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from common.checkpoint import extract_state_dict
+from common.data.degradation import thin_slice_affine
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
+CONFIGS = BUNDLE / "configs"
+SETTINGS = {**json.loads((CONFIGS / "train.json").read_text()), **json.loads((CONFIGS / "tiny.json").read_text())}
+SCALE, AXIS = SETTINGS["scale"], SETTINGS["through_plane_axis"]
+SR = ["train.json", "train_sr.json"]
+UASR = [*SR, "train_uasr.json"]
+PSEUDO = ["train.json", "pseudo_hr.json"]
+
+pytestmark = pytest.mark.slow
+
+
+def _refused(files: list[str], **overrides) -> str:
+    with pytest.raises(Exception) as error:
+        run_tiny(BUNDLE, files, **overrides)
+    return exception_messages(error.value)
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> dict:
+    from common.data import write_meningioma
+
+    work = tmp_path_factory.mktemp("rehrseg")
+    data = write_meningioma(work / "data", n_subjects=5, seed=0, small=True)
+    models = work / "models"
+    common = {"dataset_dir": str(data), "ckpt_dir": str(models)}
+    runs = [
+        ("sr", SR, {"output_dir": str(work / "eval" / "sr"), "epochs": 2}),
+        ("uasr", UASR, {"output_dir": str(work / "eval" / "uasr"), "epochs": 2}),
+        ("pseudo_hr", PSEUDO, {}),
+        ("train", ["train.json"], {"output_dir": str(work / "eval" / "train"), "epochs": 2}),
+    ]
+    workflows, written = {}, {}
+    for name, files, overrides in runs:
+        before = _files(models)
+        workflows[name] = run_tiny(BUNDLE, files, **common, **overrides)
+        written[name] = _files(models) - before
+    infer = {"dataset_dir": str(data / "imagesTr"), "ckpt_dir": str(models), "output_dir": str(work / "outputs")}
+    workflows["inference"] = run_tiny(BUNDLE, ["inference.json"], **infer)
+    for grid in ("hr", "lr"):
+        workflows[f"evaluate_{grid}"] = run_tiny(
+            BUNDLE,
+            ["inference.json", "evaluate.json"],
+            **common,
+            eval_grid=grid,
+            output_dir=str(work / "eval" / f"test_{grid}"),
+        )
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        split = scripts.cases.subject_split(str(data), seed=SETTINGS["split_seed"])
+    return {"work": work, "data": data, "models": models, "workflows": workflows, "written": written, "split": split}
+
+
+def test_each_stage_writes_its_files(pipeline):
+    written = pipeline["written"]
+    assert {"sr/plain.pt"} <= written["sr"] and any(p.startswith("sr/plain_state/") for p in written["sr"])
+    assert {"sr/uasr.pt"} <= written["uasr"]
+    cases = [c["case"] for c in pipeline["split"]["train"]]
+    expected = {f"pseudo_hr/{c}_{kind}.nii.gz" for c in cases for kind in ("image", "label", "uncertainty")}
+    assert written["pseudo_hr"] == expected
+    assert "model.pt" in written["train"]
+    # MONAI Label's bundle task loads the one file its glob of models/*.pt finds
+    assert sorted(p.name for p in pipeline["models"].glob("*.pt")) == ["model.pt"]
+
+
+def test_the_uasr_model_starts_from_the_plain_one_and_then_differs(pipeline):
+    plain, uasr = (
+        extract_state_dict(torch.load(pipeline["models"] / "sr" / name, map_location="cpu", weights_only=True))
+        for name in ("plain.pt", "uasr.pt")
+    )
+    shared = [k for k in plain if k.startswith(("stem", "layer")) and k in uasr]  # the encoder
+    assert shared and all(plain[k].shape == uasr[k].shape for k in shared)
+    assert any(not torch.equal(plain[k], uasr[k]) for k in shared), "fine-tuned, not a copy"
+    assert any(k.startswith("head.") and k not in plain for k in uasr)
+
+
+def test_pseudo_hr_covers_the_lr_extent_and_the_uncertainty_is_non_trivial(pipeline):
+    case = pipeline["split"]["train"][0]
+    lr, lr_affine = _nifti(Path(case["image"]))
+    models = pipeline["models"] / "pseudo_hr"
+    image, affine = _nifti(models / f"{case['case']}_image.nii.gz")
+    label, _ = _nifti(models / f"{case['case']}_label.nii.gz")
+    u, _ = _nifti(models / f"{case['case']}_uncertainty.nii.gz")
+    assert image.shape == label.shape == u.shape == (*lr.shape[:2], SCALE * lr.shape[2])
+    np.testing.assert_allclose(affine, thin_slice_affine(lr_affine, AXIS, SCALE), atol=1e-5)
+    assert set(np.unique(label)) <= {0.0, 1.0}
+    assert 0.0 < u.min() and u.max() < 1.0 and u.std() > 1e-4, "U is neither constant nor zero"
+    # written in the input's intensity units (the networks see it divided by its 99.5th percentile)
+    assert np.isfinite(image).all() and abs(float(image.mean()) / float(lr.mean()) - 1) < 0.5
+
+
+def test_stage_2_reads_the_uncertainty_map(pipeline):
+    parser = pipeline["workflows"]["train"].parser
+    items = parser.get_parsed_content("train_datalist")
+    assert all(
+        item["uncertainty"].endswith("_uncertainty.nii.gz") and os.path.isfile(item["uncertainty"]) for item in items
+    )
+    batch = parser.get_parsed_content("train#preprocessing")(dict(items[0]))
+    u, _ = _nifti(Path(items[0]["uncertainty"]))
+    assert batch["uncertainty"].shape[-1] == u.shape[-1] // SCALE == batch["image"].shape[-1]
+    assert float(batch["uncertainty"].std()) > 1e-5
+    trainer = parser.get_parsed_content("train#trainer")
+    assert trainer.use_uncertainty and trainer.lambda_kd > 0 and "teacher" in trainer.frozen_networks
+
+
+def test_no_training_config_reaches_the_hr_truth(pipeline):
+    for name in ("train_sr.json", "train_uasr.json", "pseudo_hr.json", "train.json", "quick.json", "tiny.json"):
+        text = (CONFIGS / name).read_text()
+        assert "Meningioma_HR" not in text and "@hr_dir" not in text and "labelsHR" not in text, name
+    seen = []
+    for name in ("sr", "uasr", "train"):
+        parser = pipeline["workflows"][name].parser
+        for key in ("sr_datalist", "train_datalist", "val_datalist"):
+            if parser.get(key) is not None:
+                seen += [v for item in parser.get_parsed_content(key) for v in item.values() if isinstance(v, str)]
+    assert seen and not [v for v in seen if "Meningioma_HR" in v]
+    test = {c["image"] for c in pipeline["split"]["test"]}
+    assert not test & set(seen)
+
+
+def test_inference_writes_hr_segmentations_on_the_input_extent(pipeline):
+    outputs = sorted((pipeline["work"] / "outputs").glob("*_hrseg.nii.gz"))
+    inputs = sorted((pipeline["data"] / "imagesTr").glob("*.nii.gz"))
+    assert len(outputs) == len(inputs) == 5
+    for source, output in zip(inputs, outputs):
+        lr, lr_affine = _nifti(source)
+        seg, affine = _nifti(output)
+        assert seg.shape == (*lr.shape[:2], SCALE * lr.shape[2]) and set(np.unique(seg)) <= {0.0, 1.0}
+        np.testing.assert_allclose(affine, thin_slice_affine(lr_affine, AXIS, SCALE), atol=1e-5)
+        # first and last slice centres lie a half thin slice inside the thick volume's outer faces
+        thick = np.linalg.norm(lr_affine[:3, AXIS])
+        first = affine[:3, 3]
+        assert np.isclose(np.linalg.norm(first - (lr_affine[:3, 3] - lr_affine[:3, AXIS] / 2)), thick / SCALE / 2)
+
+
+def test_evaluation_scores_the_test_subject_on_both_grids(pipeline):
+    for grid in ("hr", "lr"):
+        folder = pipeline["work"] / "eval" / f"test_{grid}"
+        rows = list(csv.reader(open(folder / "dice_raw.csv")))
+        assert len(rows) == 2 and rows[1][0].startswith(pipeline["split"]["test"][0]["case"])
+        assert 0.0 <= float(rows[1][1]) <= 1.0
+        assert (folder / "hd95_mm_raw.csv").is_file()
+
+
+def test_stages_refuse_to_run_out_of_order_naming_the_command(tmp_path):
+    from common.data import write_meningioma
+
+    data = write_meningioma(tmp_path / "data", n_subjects=3, seed=1, small=True)
+    empty = {"dataset_dir": str(data), "ckpt_dir": str(tmp_path / "models")}
+    message = _refused(UASR, **empty)
+    assert "plain.pt" in message and "train_sr.json" in message, message
+    message = _refused(PSEUDO, **empty)
+    assert "plain.pt" in message and "train_sr.json" in message, message
+    message = _refused(["train.json"], **empty)
+    assert "uasr.pt" in message and "train_uasr.json" in message, message
+    message = _refused(["train.json"], **empty, lambda_kd=0.0, use_uncertainty=True)
+    assert "pseudo_hr" in message and "pseudo_hr.json" in message, message
+    assert not (tmp_path / "models" / "model.pt").exists()
+
+
+def test_pseudo_hr_never_overwrites(pipeline):
+    target = pipeline["models"] / "pseudo_hr"
+    before = {p: p.stat().st_mtime_ns for p in target.iterdir()}
+    message = _refused(PSEUDO, dataset_dir=str(pipeline["data"]), ckpt_dir=str(pipeline["models"]))
+    assert "FileExistsError" in message and "--overwrite true" in message, message
+    assert {p: p.stat().st_mtime_ns for p in target.iterdir()} == before
