@@ -112,7 +112,7 @@ class MultiNetworkTrainer(Trainer):
         max_epochs: number of epochs.
         train_data_loader: the training data.
         networks: trained networks by name (the names are checkpoint keys); each class declares the names it needs
-            in ``network_names``.
+            in ``network_names``; ``None`` entries (an optional network switched off) are dropped.
         optimizers: optimizers by name (checkpoint keys too); declared in ``optimizer_names``.
         frozen_networks: pretrained networks that are used but not trained (``None`` entries are dropped).
         d_steps_per_g_step: discriminator steps per generator step (>= 1).
@@ -181,7 +181,9 @@ class MultiNetworkTrainer(Trainer):
                 raise ValueError(
                     f"{type(self).__name__} does not use {feature} (its iteration has no such step); got {value!r}."
                 )
-        networks, optimizers = dict(networks), dict(optimizers)
+        # an optional network switched off in a config (e.g. REHRSeg's distiller without KD) is passed as None
+        networks = {name: net for name, net in dict(networks).items() if net is not None}
+        optimizers = dict(optimizers)
         frozen = {name: net for name, net in (frozen_networks or {}).items() if net is not None}
         self._check_names(networks, optimizers, frozen)
         if int(d_steps_per_g_step) < 1:

@@ -105,7 +105,9 @@ class HRSegTrainer(MultiNetworkTrainer):
             )
 
     def _batch(self, batchdata: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        keys = [self.image_key, self.label_key, self.hr_label_key]
+        keys = [self.image_key, self.label_key]
+        if self.lambda_hr > 0:
+            keys.append(self.hr_label_key)
         if self.use_uncertainty:
             keys.append(self.uncertainty_key)
         missing = [key for key in keys if key not in batchdata]
@@ -131,7 +133,7 @@ class HRSegTrainer(MultiNetworkTrainer):
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine._batch(batchdata)
-        image, label, hr_label = batch[engine.image_key], batch[engine.label_key], batch[engine.hr_label_key]
+        image, label, hr_label = batch[engine.image_key], batch[engine.label_key], batch.get(engine.hr_label_key)
         uncertainty = batch.get(engine.uncertainty_key) if engine.use_uncertainty else None
         engine.train_mode()
         with engine.autocast():
@@ -139,10 +141,11 @@ class HRSegTrainer(MultiNetworkTrainer):
             terms = {
                 "loss_lr_ce": engine.lr_ce(lr_logits, label, uncertainty),
                 "loss_lr_dice": engine.lr_dice(lr_logits, label),
-                "loss_hr": engine.hr_loss(hr_logits, hr_label),
             }
             total = engine.lambda_lr * (terms["loss_lr_ce"] + terms["loss_lr_dice"])
-            total = total + engine.lambda_hr * terms["loss_hr"]
+            if engine.lambda_hr > 0:
+                terms["loss_hr"] = engine.hr_loss(hr_logits, hr_label)
+                total = total + engine.lambda_hr * terms["loss_hr"]
             if engine.lambda_kd > 0:
                 kd = engine.kd_terms(image, label, skip1)
                 terms["loss_kd_structure"], terms["loss_kd_cosine"] = kd["loss_kd_structure"], kd["loss_kd_cosine"]
@@ -151,10 +154,11 @@ class HRSegTrainer(MultiNetworkTrainer):
         output = {
             "image": image,
             "label": label,
-            "hr_label": hr_label,
             "lr_pred": lr_logits.detach().argmax(1, keepdim=True).float(),
             "hr_pred": hr_logits.detach().argmax(1, keepdim=True).float(),
             "loss": total.detach(),
         }
+        if hr_label is not None:
+            output["hr_label"] = hr_label
         output.update(engine.detached(terms))
         return output

@@ -101,3 +101,12 @@ def test_a_batch_without_the_uncertainty_is_refused_when_it_is_on():
     del batch["uncertainty"]
     with pytest.raises(ValueError, match="uncertainty"):
         trainer._iteration(trainer, batch)
+
+
+def test_the_lr_only_baseline_needs_no_hr_label():
+    trainer, _ = _trainer(lambda_kd=0.0, use_uncertainty=False)
+    trainer.lambda_hr = 0.0
+    batch = _batch()
+    del batch["hr_label"], batch["uncertainty"]
+    output = trainer._iteration(trainer, batch)
+    assert "loss_hr" not in output and torch.isclose(output["loss"], output["loss_lr_ce"] + output["loss_lr_dice"])

@@ -38,9 +38,9 @@ def test_uasr_mixes_branches_with_softmax_weights_and_gives_an_uncertainty_in_0_
     images, labels, weights = net.uasr_branch_outputs(x)
     assert weights.shape == images.shape == labels.shape == (2, net.n_branches, 4, 16, 16)
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 4, 16, 16))
-    assert (images > 0).all() and (images < 1).all()
-    torch.testing.assert_close(out[:, 0], (weights * images).sum(dim=1))
-    torch.testing.assert_close(out[:, 1], (weights * labels).sum(dim=1))
+    base = net.interpolated(x)  # both outputs are residuals on the interpolated middle slices
+    torch.testing.assert_close(out[:, 0], base[:, 0] + (weights * images).sum(dim=1))
+    torch.testing.assert_close(out[:, 1], 4.0 * (2 * base[:, 1] - 1) + (weights * labels).sum(dim=1))
     uncertainty = out[:, 2]
     assert (uncertainty > 0).all() and (uncertainty < 1).all()
     torch.testing.assert_close(out[:, 2:], net.head.uncertainty(weights))
@@ -72,10 +72,22 @@ def test_plain_image_is_a_residual_on_the_input_mean():
     torch.testing.assert_close(out_shifted[:, 1], out[:, 1])
 
 
-def test_uasr_output_ignores_a_constant_shift_of_the_input_image():
+def test_uasr_image_shifts_with_a_constant_shift_of_the_input_image_and_nothing_else_changes():
     net = _net(head="uasr")
     x = torch.rand(1, 2, 4, 16, 16)
-    torch.testing.assert_close(net(x + torch.tensor([0.5, 0.0]).view(1, 2, 1, 1, 1)), net(x))
+    shifted, out = net(x + torch.tensor([0.5, 0.0]).view(1, 2, 1, 1, 1)), net(x)
+    torch.testing.assert_close(shifted[:, 0], out[:, 0] + 0.5)
+    torch.testing.assert_close(shifted[:, 1:], out[:, 1:])
+
+
+def test_a_fresh_plain_network_returns_the_linear_interpolation_on_the_thin_grid():
+    net = _net()
+    ramp = torch.arange(4, dtype=torch.float32).view(1, 1, 4, 1, 1).expand(1, 1, 4, 8, 8)
+    label = (ramp > 1.5).float()  # the label switches between the two middle slices
+    out = net(torch.cat([ramp, label], dim=1))
+    # s = 4: the gap's thin rows 6..9 lie at thick coordinates 1.125, 1.375, 1.625, 1.875 (thin_slice_affine)
+    torch.testing.assert_close(out[0, 0, :, 0, 0], torch.tensor([1.125, 1.375, 1.625, 1.875]))
+    torch.testing.assert_close(out[0, 1, :, 0, 0], 4.0 * (2 * torch.tensor([0.125, 0.375, 0.625, 0.875]) - 1))
 
 
 @pytest.mark.parametrize("slices", [4, 7, 1])

@@ -1,0 +1,392 @@
+"""Reproduce REHRSeg's comparisons on held-out thick-slice phantoms, against the held-back HR truth, in one run.
+
+Usage (from the bundle root)::
+
+    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2]
+
+The benchmark writes its own Meningioma-like data (``DATA_SEED``, a seed not used while developing; 2 mm in-plane,
+8 mm thick slices, s = 4): ``N_TRAIN`` subjects train every network, ``N_VAL`` select the segmenters by LR Dice
+(LR labels only), and ``N_TEST`` held-out subjects are only scored, against their thin-slice truth that nothing
+else ever reads. Per training seed, through this bundle's own configs (quick mode layers ``configs/quick.json``):
+the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json``), the pseudo-HR data
+(``pseudo_hr.json``), then the segmenters (``train.json``):
+
+- ``LR seg + nearest`` / ``LR seg + linear``: one U-Net trained on the real thick-slice images and LR labels
+  (``lr_baseline.json``), its LR probabilities interpolated through-plane (nearest / linear) onto the thin grid;
+- ``HR head``: the segmenter on pseudo-HR data with the LR and HR heads, without the uncertainty weighting and KD;
+- ``+ UASR``, ``+ KD``, ``REHRSeg`` (both).
+
+Scores per held-out subject: lesion Dice and HD95 (mm) on the HR grid, lesion Dice on the LR grid (the paper also
+claims a better LR segmentation), and the self-SR image's PSNR/SSIM in the head mask against the HR image versus
+trilinear and cubic interpolation. Each method's per-case value is the mean over the training seeds, so
+``tools.benchmark`` pairs methods per held-out subject.
+
+Not here (stated in the docs): the SMORE-like row (SR image, then a segmenter on LR labels upsampled): this
+bundle's self-SR network super-resolves the image together with its label, so an image-only SR network would be a
+second network to add.
+
+The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import fire
+import nibabel as nib
+import numpy as np
+import torch
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    BenchmarkRow,
+    Timer,
+    int_tuple,
+    machine_summary,
+    read_overlay,
+    run_workflow,
+    write_cases_csv,
+    write_table,
+)
+
+__all__ = ["run", "COMPARISONS", "PAPER_NOTES", "METRIC_LABELS"]
+
+BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+REQUIRED_DATASET = "Meningioma"
+
+#: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison
+DATA_SEED = 2028
+N_TRAIN = 10
+N_VAL = 2
+N_TEST = 30
+
+#: (ours, baseline) method pairs compared per case
+COMPARISONS = (
+    ("LR seg + linear", "LR seg + nearest"),
+    ("REHRSeg", "LR seg + linear"),
+    ("HR head", "LR seg + linear"),
+    ("+ UASR", "HR head"),
+    ("+ KD", "HR head"),
+    ("REHRSeg", "HR head"),
+    ("self-SR", "cubic"),
+    ("cubic", "trilinear"),
+)
+
+PAPER_NOTES = (
+    "REHRSeg (Song et al., Neurocomputing 2025) reports its tables only in the full text, which this project does "
+    "not have (abstract and figure captions only): no paper numbers are shown. Its claims checked here: HR "
+    "segmentation from LR annotations beats LR segmentation interpolated to HR, UASR and structural KD each help, "
+    "and the LR segmentation improves too."
+)
+
+MODE_NOTES = {
+    "quick": "configs/quick.json networks on 2 mm in-plane / 8 mm thick phantom brains (s = 4; the paper's data are "
+    "about 1 x 1 x 4-6 mm); the schedules of SCHEDULES['quick']",
+    "full": "the configs' networks and schedules on the same phantoms",
+}
+
+#: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): the segmenter without a teacher
+DDP_OVERRIDES = {"lambda_kd": 0.0, "use_uncertainty": False}
+
+METRIC_LABELS = {
+    "hr_dice": "lesion Dice on the HR (thin-slice) grid vs the held-back HR truth",
+    "hr_hd95": "lesion HD95 mm on the HR grid (lower is better)",
+    "lr_dice": "lesion Dice on the LR (thick-slice) grid vs the LR annotation",
+    "psnr": "self-SR image PSNR dB in the head mask vs the HR image",
+    "ssim": "self-SR image SSIM (coronal slices) in the head mask vs the HR image",
+}
+LOWER_IS_BETTER = ("hr_hd95",)
+
+#: (SR epochs, UASR epochs, segmenter epochs, segmenter validation interval) per mode
+SCHEDULES = {"quick": (20, 5, 20, 5), "full": (100, 10, 200, 5)}
+
+#: segmenter variants: name -> extra config files and overrides
+VARIANTS = {
+    "LR seg": (["lr_baseline.json"], {}),
+    "HR head": ([], {"use_uncertainty": False, "lambda_kd": 0.0}),
+    "+ UASR": ([], {"use_uncertainty": True, "lambda_kd": 0.0}),
+    "+ KD": ([], {"use_uncertainty": False, "lambda_kd": 1.0}),
+    "REHRSeg": ([], {"use_uncertainty": True, "lambda_kd": 1.0}),
+}
+SCALE, AXIS = 4, 2
+
+
+def _split() -> dict[str, Any]:
+    total = N_TRAIN + N_VAL + N_TEST
+    return {"fractions": [N_TRAIN / total, N_VAL / total, N_TEST / total], "split_seed": 0}
+
+
+def write_benchmark_data(out: str) -> str:
+    """The benchmark's own nnU-Net-layout folder (and its ``Meningioma_HR`` truth beside it), written once."""
+    from common.data import write_meningioma
+
+    folder = os.path.join(out, "Meningioma")
+    if not os.path.isdir(folder):
+        write_meningioma(out, n_subjects=N_TRAIN + N_VAL + N_TEST, seed=DATA_SEED, small=True, workers=0)
+    return folder
+
+
+def _folder(name: str) -> str:
+    return name.replace("+ ", "plus_").replace(" ", "_")
+
+
+def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, variants: tuple) -> dict:
+    """Self-SR, UASR, pseudo-HR, then the segmenter ``variants``; returns ``{name: model.pt}``. Finished steps are
+    skipped (a stopped run continues)."""
+    sr_epochs, uasr_epochs, seg_epochs, val_interval = schedule
+    shared = os.path.join(work, "shared")
+    base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, **_split(), **network}
+    logs = os.path.join(work, "logs")
+    sr_dir, pseudo = os.path.join(shared, "sr"), os.path.join(shared, "pseudo_hr")
+    steps = [
+        ("sr", ["train.json", "train_sr.json"], os.path.join(sr_dir, "plain.pt"), {"epochs": sr_epochs}),
+        ("uasr", ["train.json", "train_sr.json", "train_uasr.json"], os.path.join(sr_dir, "uasr.pt"),
+         {"epochs": uasr_epochs}),
+    ]  # fmt: skip
+    for name, files, product, extra in steps:
+        if not os.path.isfile(product):
+            overrides = dict(base, ckpt_dir=shared, output_dir=os.path.join(logs, name), **extra)
+            run_workflow(BUNDLE_ROOT, files, overrides)
+    if not os.path.isfile(os.path.join(pseudo, "done")):
+        run_workflow(BUNDLE_ROOT, ["train.json", "pseudo_hr.json"], dict(base, ckpt_dir=shared, overwrite=True))
+        open(os.path.join(pseudo, "done"), "w").close()
+    models = {}
+    for name, (files, overrides) in VARIANTS.items():
+        if name not in variants:
+            continue
+        folder = os.path.join(work, _folder(name))
+        if not os.path.isfile(os.path.join(folder, "model.pt")):
+            values = dict(base, **overrides, ckpt_dir=folder, sr_dir=sr_dir, pseudo_hr_dir=pseudo)
+            values.update(epochs=seg_epochs, val_interval=val_interval, output_dir=os.path.join(logs, _folder(name)))
+            run_workflow(BUNDLE_ROOT, ["train.json", *files], values)
+        models[name] = os.path.join(folder, "model.pt")
+    models["self-SR"] = os.path.join(sr_dir, "plain.pt")
+    return models
+
+
+def _read(path: str) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+
+
+def _scaled(image: np.ndarray, percentile: float = 99.5) -> tuple[torch.Tensor, float]:
+    """The configs' ``ScaleByPercentiled``: divide by the percentile of the voxels above 0."""
+    scale = float(np.percentile(image[image > 0], percentile))
+    return torch.as_tensor(image / scale)[None, None], scale
+
+
+def _segmenter(weights: str, network: dict) -> torch.nn.Module:
+    from common.checkpoint import load_weights
+    from common.nets import HRSegUNet
+
+    features = network.get("seg_features", (32, 64, 128, 256))
+    net = HRSegUNet(in_channels=1, out_channels=2, scale=SCALE, features=features)
+    load_weights(net, weights)
+    return net.eval()
+
+
+def _self_sr(weights: str, network: dict) -> torch.nn.Module:
+    from common.checkpoint import load_weights
+    from common.nets import FLAVRSelfSR
+
+    widths = network.get("sr_widths", (64, 64, 128, 256, 512))
+    net = FLAVRSelfSR(in_channels=2, scale=SCALE, widths=widths, blocks=network.get("sr_blocks", 2), head="plain")
+    load_weights(net, weights)
+    return net.eval()
+
+
+def _segmentation_scores(lr_seg: np.ndarray, hr_seg: np.ndarray, case: dict) -> dict[str, float]:
+    from common.metrics import dice, surface_distances
+
+    spacing = np.linalg.norm(case["hr_affine"][:3, :3], axis=0)
+    distance = surface_distances(hr_seg == 1, case["hr_label"] == 1, spacing=spacing)
+    return {
+        "hr_dice": float(dice(hr_seg, case["hr_label"], labels=1)),
+        "hr_hd95": float(distance["hd95"]),
+        "lr_dice": float(dice(lr_seg, case["lr_label"], labels=1)),
+    }
+
+
+@torch.no_grad()
+def _score_segmenter(name: str, weights: str, network: dict, cases: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-case scores of a trained segmenter (``LR seg``: two rows, its LR probabilities interpolated)."""
+    from common.data import interpolate_to_thin_slices
+    from common.inferers import ThickSliceSegInferer
+
+    net = _segmenter(weights, network)
+    inferer = ThickSliceSegInferer(net.divisor, scale=SCALE, head="both")
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for case in cases:
+        lr_logits, hr_logits = inferer(case["input"], net)
+        lr_probs = torch.softmax(lr_logits, 1)[0].numpy()
+        lr_seg = lr_probs.argmax(0)
+        if name == "LR seg":
+            for order, label in ((0, "nearest"), (1, "linear")):
+                hr_seg = interpolate_to_thin_slices(lr_probs, AXIS + 1, SCALE, order=order).argmax(0)
+                scores = _segmentation_scores(lr_seg, hr_seg, case)
+                for metric, value in scores.items():
+                    rows.setdefault(f"LR seg + {label}", {}).setdefault(metric, {})[case["name"]] = value
+        else:
+            hr_seg = hr_logits[0].argmax(0).numpy()
+            for metric, value in _segmentation_scores(lr_seg, hr_seg, case).items():
+                rows.setdefault(name, {}).setdefault(metric, {})[case["name"]] = value
+    return rows
+
+
+def _image_scores(sr: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    from common.metrics import masked_psnr, masked_ssim
+    from common.transforms import head_mask
+
+    head = head_mask(truth)
+    return {"psnr": float(masked_psnr(sr, truth, head)), "ssim": float(masked_ssim(sr, truth, head, slice_axis=1))}
+
+
+@torch.no_grad()
+def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """PSNR/SSIM of the self-SR image (``weights``; input: thick image and LR label), or of trilinear and cubic
+    interpolation (``weights=None``), against the HR image."""
+    from common.data import interpolate_to_thin_slices
+    from common.inferers import SlidingSliceSR
+
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    net = None if weights is None else _self_sr(weights, network)
+    for case in cases:
+        if net is None:
+            for order, label in ((1, "trilinear"), (3, "cubic")):
+                thin = np.clip(interpolate_to_thin_slices(case["lr_image"], AXIS, SCALE, order=order), 0, None)
+                for metric, value in _image_scores(thin, case["hr_image"]).items():
+                    rows.setdefault(label, {}).setdefault(metric, {})[case["name"]] = value
+            continue
+        x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
+        sr = SlidingSliceSR(SCALE, net.n_inputs, AXIS, windows_per_batch=16, divisor=net.spatial_divisor)(x, net)
+        image = np.clip(sr[0, 0].numpy() * case["scale"], 0, None)
+        for metric, value in _image_scores(image, case["hr_image"]).items():
+            rows.setdefault("self-SR", {}).setdefault(metric, {})[case["name"]] = value
+    return rows
+
+
+def _test_cases(dataset_dir: str) -> list[dict]:
+    """The held-out subjects: LR image (scaled network input), LR label, HR image and label (the held-back truth)."""
+    from scripts.cases import hr_truth_datalist, subject_split
+
+    split = _split()
+    test = subject_split(dataset_dir, fractions=split["fractions"], seed=split["split_seed"])["test"]
+    hr_dir = os.path.join(os.path.dirname(dataset_dir), "Meningioma_HR")
+    cases = []
+    for item in hr_truth_datalist(test, hr_dir):
+        lr_image, _ = _read(item["image"])
+        hr_label, hr_affine = _read(item["label"])
+        hr_image, _ = _read(os.path.join(hr_dir, "imagesHR", os.path.basename(item["image"])))
+        x, scale = _scaled(lr_image)
+        cases.append(
+            {
+                "name": item["case"],
+                "input": x.float(),
+                "scale": scale,
+                "lr_image": lr_image,
+                "lr_label": _read(item["lr_label"])[0],
+                "hr_image": hr_image,
+                "hr_label": hr_label,
+                "hr_affine": hr_affine,
+            }
+        )
+    return cases
+
+
+def run(
+    data_root: str | None,
+    out_dir: str,
+    quick: bool = False,
+    seeds: tuple[int, ...] | str = (0, 1, 2),
+    fresh: bool = False,
+    variants: tuple[str, ...] | str | None = None,
+) -> list[dict]:
+    """Train every seed, score every row per held-out subject; write tables and ``cases.csv``; return the rows.
+
+    ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
+    under ``<out_dir>/data``. Without ``fresh``, a seed's finished steps found in ``out_dir`` are reused, so a stopped
+    run continues; ``fresh=True`` deletes them first. ``variants`` (names of ``VARIANTS``, comma-separated) limits the
+    segmenters trained.
+    """
+    out_dir = os.path.abspath(out_dir)
+    variants = tuple(VARIANTS) if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose among {list(VARIANTS)}.")
+    seeds = int_tuple(seeds)
+    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
+    schedule = SCHEDULES["quick" if quick else "full"]
+    timings: dict[str, float] = {}
+    with Timer() as timer:
+        dataset_dir = write_benchmark_data(os.path.join(out_dir, "data"))
+        cases = _test_cases(dataset_dir)
+    timings["data"] = timer.seconds
+    per_method: dict[str, list[dict[str, dict[str, float]]]] = {}
+    for name, scores in _score_self_sr(None, network, cases).items():
+        per_method[name] = [scores]
+    for seed in seeds:
+        work = os.path.join(out_dir, f"seed_{seed}")
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        with Timer() as timer:
+            models = _train_seed(seed, dataset_dir, work, network, schedule, variants)
+        timings[f"train seed {seed}"] = timer.seconds
+        with Timer() as timer:
+            for name, weights in models.items():
+                if name == "self-SR":
+                    results = _score_self_sr(weights, network, cases)
+                else:
+                    results = _score_segmenter(name, weights, network, cases)
+                for method, scores in results.items():
+                    per_method.setdefault(method, []).append(scores)
+        timings[f"evaluate seed {seed}"] = timer.seconds
+
+    rows: list[BenchmarkRow] = []
+    for method, results in per_method.items():
+        trained = method not in ("trilinear", "cubic")
+        for metric in METRIC_LABELS:
+            if metric not in results[0]:
+                continue
+            names = sorted(results[0][metric])
+            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
+            rows.append(
+                BenchmarkRow(
+                    method, metric, values, seeds=list(seeds) if trained else [],
+                    higher_is_better=metric not in LOWER_IS_BETTER,
+                )
+            )  # fmt: skip
+    write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
+    summary = [
+        {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
+        for r in rows
+    ]
+    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
+    note = (
+        f"Phantom Meningioma-like brains (2 mm in-plane, 8 mm slices, seed {DATA_SEED}): subjects train/val/test "
+        f"{N_TRAIN}/{N_VAL}/{len(cases)}; training seeds {list(seeds)}; epochs (SR, UASR, segmenter, validation "
+        f"interval) {schedule}{' (quick mode: configs/quick.json)' if quick else ''}. Seconds: "
+        f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
+        f"Machine: {machine_summary()}. Command: python -m scripts.benchmark --out {out_dir} --quick {quick} "
+        f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
+    )
+    print(write_table(summary, out_dir, "benchmark", title="REHRSeg benchmark", note=note))
+    return [r.to_dict() for r in rows]
+
+
+def main(
+    out: str = "eval/benchmark",
+    quick: bool = False,
+    seeds: str = "0,1,2",
+    data_root: str | None = None,
+    fresh: bool = False,
+    variants: str | None = None,
+) -> None:
+    """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants)
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

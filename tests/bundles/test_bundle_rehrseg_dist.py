@@ -1,0 +1,277 @@
+"""The REHRSeg bundle's training stages on two gloo ranks (CPU, torchrun) with ``multi_gpu_train.json`` and tiny.json.
+
+- the plain self-SR network (``train.json`` + ``train_sr.json``) and the UASR model (+ ``train_uasr.json``) through
+  ``monai.bundle``'s command line under torchrun, as a user runs them: exit 0, both ranks joined the group, trained
+  and finished, ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and each loads
+  strictly into its network (the UASR model fine-tuned from the plain one on both ranks);
+- the pseudo-HR data in one process (``pseudo_hr.json`` is a single-process step);
+- the segmenter (``train.json``) with structural KD and the uncertainty-weighted LR loss under torchrun (a driver runs
+  the stage's ``ConfigWorkflow`` as ``monai.bundle run`` does and records what each rank trained): each rank trains
+  its shard, the segmenter (DDP) and the KD ``distiller`` (not DDP-wrapped: ``common.engines.HRSegTrainer``
+  averages its gradients over the ranks with hooks) end with the same weights on both ranks, only rank 0 writes the
+  checkpoint and ``model.pt``, and ``model.pt`` loads strictly into ``common.nets.HRSegUNet`` with the tiny features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, run_tiny, torchrun, torchrun_failure
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
+CONFIGS = BUNDLE / "configs"
+SR = ["train.json", "train_sr.json"]
+UASR = [*SR, "train_uasr.json"]
+SAVED = re.compile(r"Saved checkpoint at epoch|saved final checkpoint: (\S+)")
+#: the process id in a TensorBoard event file's name (events.out.tfevents.<time>.<host>.<pid>.<n>)
+EVENT_PID = re.compile(r"events\.out\.tfevents\.\d+\..+\.(\d+)\.\d+$")
+
+pytestmark = [pytest.mark.slow, pytest.mark.dist]
+
+#: runs the segmenter stage (train.json + multi_gpu_train.json + tiny.json) on every rank and writes ``rank<R>.json``
+DRIVER = """
+import hashlib, json, os, sys
+
+from common import distributed
+from monai.bundle import ConfigWorkflow
+
+
+def digest(state):
+    h = hashlib.sha256()
+    for key, value in sorted(state.items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def main(bundle, overrides_file, out_dir):
+    sys.path.insert(0, bundle)  # `monai.bundle run` from the bundle folder: `scripts` is importable
+    configs = os.path.join(bundle, "configs")
+    workflow = ConfigWorkflow(
+        config_file=[os.path.join(configs, f) for f in ("train.json", "multi_gpu_train.json", "tiny.json")],
+        meta_file=os.path.join(configs, "metadata.json"),
+        logging_file=os.path.join(configs, "logging.conf"),
+        bundle_root=bundle,
+        **json.load(open(overrides_file)),
+    )
+    workflow.initialize()
+    parser = workflow.parser
+    distiller = parser.get_parsed_content("distiller")
+    distiller_before = digest(distiller.state_dict())
+    workflow.run()
+    trainer = parser.get_parsed_content("train#trainer")
+    record = {
+        "rank": distributed.rank(),
+        "world_size": distributed.world_size(),
+        "pid": os.getpid(),
+        "epoch": trainer.state.epoch,
+        "iteration": trainer.state.iteration,
+        "epoch_length": trainer.state.epoch_length,
+        "items": len(parser.get_parsed_content("train#dataset")),
+        "indices": list(parser.get_parsed_content("train#sampler")),  # this rank's shard of the last epoch
+        "segmenter_type": type(trainer.networks["segmenter"]).__name__,
+        "distiller_type": type(trainer.networks["distiller"]).__name__,
+        "distiller_is_trained": trainer.networks["distiller"] is distiller,
+        "use_uncertainty": trainer.use_uncertainty,
+        "lambda_kd": trainer.lambda_kd,
+        "teacher": "teacher" in trainer.frozen_networks,
+        "segmenter": digest(parser.get_parsed_content("network_def").state_dict()),
+        "distiller_before": distiller_before,
+        "distiller": digest(distiller.state_dict()),
+        "handlers": [type(h).__name__ for h in parser.get_parsed_content("train#trainer#train_handlers")],
+        "val_handlers": [type(h).__name__ for h in parser.get_parsed_content("validate#evaluator#val_handlers")],
+    }
+    workflow.finalize()  # leaves the process group
+    with open(os.path.join(out_dir, "rank%d.json" % record["rank"]), "w") as f:
+        json.dump(record, f)
+
+
+main(*sys.argv[1:])
+"""
+
+
+def _cli(files: list[str], overrides: dict) -> list[str]:
+    config_file = str([f"configs/{f}" for f in files])
+    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
+    return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
+
+
+def digest(state: dict) -> str:
+    """sha256 over the sorted keys and tensor bytes of a ``state_dict`` (as the driver computes it)."""
+    h = hashlib.sha256()
+    for key, value in sorted(state.items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _parsed(files: list[str], key: str):
+    """``key`` of ``configs/<files>`` + tiny.json, parsed in this process."""
+    with bundle_scripts(BUNDLE):
+        workflow = ConfigWorkflow(
+            config_file=[str(CONFIGS / f) for f in [*files, "tiny.json"]],
+            meta_file=str(CONFIGS / "metadata.json"),
+            logging_file=False,
+            bundle_root=str(BUNDLE),
+        )
+        return workflow.parser.get_parsed_content(key)
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _event_pids(folder: Path) -> list[int]:
+    names = [p.name for p in folder.iterdir()]
+    pids = [EVENT_PID.fullmatch(name) for name in names]
+    assert all(pids), names
+    return [int(match.group(1)) for match in pids]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> dict:
+    from common.data import write_meningioma
+
+    root = tmp_path_factory.mktemp("rehrseg_ddp")
+    data = write_meningioma(root / "data", n_subjects=5, seed=0, small=True)
+    return {"root": root, "data": data, "models": root / "models"}
+
+
+def _torchrun_stage(work: dict, name: str, files: list[str]) -> dict:
+    log_dir = work["root"] / f"logs_{name}"
+    overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "eval" / name}
+    proc = torchrun(BUNDLE, _cli([*files, "multi_gpu_train.json", "tiny.json"], overrides), log_dir)
+    return {"proc": proc, "log_dir": log_dir}
+
+
+def _require(run: dict) -> list[str]:
+    assert run["proc"].returncode == 0, torchrun_failure(run["proc"], run["log_dir"])
+    return rank_logs(run["log_dir"])
+
+
+@pytest.fixture(scope="module")
+def ddp_sr(work) -> dict:
+    """``torchrun ... -m monai.bundle run`` with train.json + train_sr.json + multi_gpu_train.json + tiny.json."""
+    return _torchrun_stage(work, "sr", SR)
+
+
+@pytest.fixture(scope="module")
+def ddp_uasr(work, ddp_sr) -> dict:
+    """The same with train_uasr.json, once the plain network exists."""
+    _require(ddp_sr)
+    return _torchrun_stage(work, "uasr", UASR)
+
+
+@pytest.fixture(scope="module")
+def ddp_seg(work, ddp_uasr) -> dict:
+    """The pseudo-HR data in this process, then the segmenter stage under torchrun (the driver above)."""
+    _require(ddp_uasr)
+    root, models = work["root"], work["models"]
+    run_tiny(BUNDLE, ["train.json", "pseudo_hr.json"], dataset_dir=str(work["data"]), ckpt_dir=str(models))
+    overrides = {
+        "dataset_dir": str(work["data"]),
+        "ckpt_dir": str(models),
+        "output_dir": str(root / "eval" / "train"),
+        "val_interval": 1,
+    }
+    (root / "overrides.json").write_text(json.dumps(overrides))
+    (root / "driver.py").write_text(DRIVER)
+    log_dir = root / "logs_train"
+    proc = torchrun(BUNDLE, [str(root / "driver.py"), str(BUNDLE), str(root / "overrides.json"), str(root)], log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    ranks = [json.loads((root / f"rank{r}.json").read_text()) for r in range(2)]
+    return {"ranks": ranks, "logs": rank_logs(log_dir)}
+
+
+# ------------------------------------------------------------------------------------- the self-SR networks (CLI)
+@pytest.mark.parametrize("name", ["plain", "uasr"])
+def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_sr, ddp_uasr):
+    r0, r1 = _require(ddp_sr if name == "plain" else ddp_uasr)
+    assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
+    for log in (r0, r1):  # and both trained their epoch and finished
+        assert "Epoch[1] Complete" in log and "Engine run finished" in log
+    sr = work["models"] / "sr"
+    assert SAVED.findall(r0) == ["", str(sr / f"{name}.pt")] and not SAVED.findall(r1)
+    assert [p.name for p in (sr / f"{name}_state").iterdir()] == ["checkpoint_epoch=1.pt"]
+    assert len(list((work["root"] / "eval" / ("sr" if name == "plain" else "uasr")).iterdir())) == 1  # rank 0's
+    if name == "uasr":  # fine-tuned from the plain network, on both ranks
+        assert all(f"UASR: started from {sr / 'plain.pt'}" in log for log in (r0, r1))
+
+
+def test_sr_weights_written_under_torchrun_load(work, ddp_sr, ddp_uasr):
+    _require(ddp_sr)
+    _require(ddp_uasr)
+    sr = work["models"] / "sr"
+    assert sorted(p.name for p in sr.iterdir()) == ["plain.pt", "plain_state", "uasr.pt", "uasr_state"]
+    plain, uasr = _load(sr / "plain.pt"), _load(sr / "uasr.pt")
+    # saved unwrapped (no DDP "module." prefix), strictly what the stages' networks load
+    _parsed(["train.json"], "sr_network_def").load_state_dict(plain, strict=True)
+    _parsed(["train.json"], "uasr_network_def").load_state_dict(uasr, strict=True)
+    shared = [k for k in plain if k.startswith(("stem", "layer")) and k in uasr]
+    assert shared and any(not torch.equal(plain[k], uasr[k]) for k in shared), "UASR fine-tuned the encoder"
+
+
+# ----------------------------------------------------------------------------------------- the segmenter (driver)
+def test_segmenter_trains_its_shard_with_kd_and_uncertainty_on_both_ranks(ddp_seg):
+    r0, r1 = ddp_seg["ranks"]
+    assert (r0["rank"], r1["rank"], r0["world_size"], r1["world_size"]) == (0, 1, 2, 2)
+    for result in (r0, r1):
+        assert result["segmenter_type"] == "DistributedDataParallel"
+        assert result["distiller_type"] == "StructuralKDLoss" and result["distiller_is_trained"]  # not DDP-wrapped
+        assert result["use_uncertainty"] and result["lambda_kd"] > 0 and result["teacher"]
+        # DistributedSampler(even_divisible=True): ceil(items / 2) crops per rank at batch size 1, 1 epoch
+        assert result["epoch"] == 1 and result["epoch_length"] == math.ceil(result["items"] / 2) >= 1
+        assert result["iteration"] == result["epoch_length"]
+    assert r0["indices"] != r1["indices"] and set(r0["indices"]) | set(r1["indices"]) == set(range(r0["items"]))
+
+
+def test_segmenter_and_distiller_end_equal_on_both_ranks_and_rank0_saves_them(work, ddp_seg):
+    r0, r1 = ddp_seg["ranks"]
+    assert r0["segmenter"] == r1["segmenter"]  # DDP averaged the segmenter's gradients
+    # the distiller trained on each rank's own shard, and its gradient hooks averaged it over the ranks
+    assert r0["distiller"] == r1["distiller"] and r0["distiller"] != r0["distiller_before"]
+    models = work["models"]
+    state = _load(models / "train_state" / "checkpoint_epoch=1.pt")
+    assert digest({k.removeprefix("network."): v for k, v in state["segmenter"].items()}) == r0["segmenter"]
+    assert digest(state["distiller"]) == r0["distiller"]
+    model = _load(models / "model.pt")
+    assert digest(model) == r0["segmenter"]  # validated after the only epoch: the final segmenter
+    # and it loads, strictly, into the HR segmenter of inference.json's shape with the tiny features
+    from common.nets import HRSegUNet
+
+    tiny = json.loads((CONFIGS / "tiny.json").read_text())
+    inference = json.loads((CONFIGS / "inference.json").read_text())
+    network = HRSegUNet(
+        in_channels=1,
+        out_channels=inference["num_classes"],
+        scale=inference["scale"],
+        features=tiny["seg_features"],
+        strides=inference["seg_strides"],
+    )
+    network.load_state_dict(model, strict=True)
+    _parsed(["inference.json"], "network_def").load_state_dict(model, strict=True)
+
+
+def test_only_rank0_writes_in_the_segmenter_stage(work, ddp_seg):
+    (r0, r1), (log0, log1) = ddp_seg["ranks"], ddp_seg["logs"]
+    assert "rank 0 of 2" in log0 and "rank 1 of 2" in log1
+    assert all("Engine run finished" in log for log in (log0, log1))  # both ranks finished
+    assert SAVED.findall(log0) == [""] and not SAVED.findall(log1)  # the epoch checkpoint, once
+    assert "AtomicCheckpointSaver" in r0["handlers"] and "AtomicCheckpointSaver" not in r1["handlers"]
+    assert {"ResumeFromLatest", "ValidationHandler", "LrScheduleHandler"} <= set(r1["handlers"])
+    # the best-model saver (model.pt) is kept on rank 0 only
+    assert "AtomicCheckpointSaver" in r0["val_handlers"] and not r1["val_handlers"]
+    models = work["models"]
+    assert sorted(p.name for p in models.iterdir()) == ["model.pt", "pseudo_hr", "sr", "train_state"]
+    assert [p.name for p in (models / "train_state").iterdir()] == ["checkpoint_epoch=1.pt"]
+    assert [p.name for p in models.glob("*.pt")] == ["model.pt"]  # what MONAI Label's bundle task loads
+    pids = _event_pids(work["root"] / "eval" / "train")
+    assert pids and set(pids) == {r0["pid"]}, (pids, r0["pid"], r1["pid"])  # rank 1 built no TensorBoard writer
