@@ -183,9 +183,9 @@ def test_verify_bundle_passes(name, tiny_data):
         assert _scale(bundle) >= 1
     assert statuses["export"][0] in ("PASS", "SKIP")
     assert statuses["configs"][0] in ("PASS", "WARN")
-    for line in statuses["configs"][1].splitlines():  # WARN only for weights that an earlier stage writes
+    for line in statuses["configs"][1].splitlines():  # WARN only for weights or data that an earlier stage writes
         if ": WARN" in line:
-            assert "needs " in line and re.search(r"\.(pt|pth|ts)\b", line), line
+            assert "needs " in line and re.search(r"\.(pt|pth|ts|nii\.gz)\b", line), line
 
 
 @pytest.mark.slow
@@ -307,15 +307,20 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     image, _ = _io(bundle)
     # the smallest input the tiny network takes (symbolic sizes such as "2**p" resolved as the zoo's check does)
     probe = vb.probe_spatial_shape(net, json.loads((bundle / "configs" / "metadata.json").read_text()))
-    height, width = probe["input_shape"][2:]
-    scale = probe["output_shape"][2] // height
+    spatial = tuple(probe["input_shape"][2:])  # (H, W) of a 2D network, (X, Y, Z) of a 3D one
+    height, width = spatial[:2]
+    # per-axis output/input factor (an in-plane SR network: s, s; a through-plane HR segmenter: 1, 1, s)
+    scales = tuple(o // i for i, o in zip(spatial, probe["output_shape"][2:]))
+    scale = scales[0]
+    grid = spatial if len(spatial) == 3 else (height, width, 1)  # the input volume written to disk
+    out_grid = tuple(n * f for n, f in zip(grid, scales + (1,) * (3 - len(scales))))
     # MONAI's verify_net_in_out takes the symbols' values (its defaults, p = n = 1, give 2x2 inputs)
     symbol_args = [f"--{k}" if k != "*" else "--any" for k in probe["values"]]
     symbol_args = [a for key, v in zip(symbol_args, probe["values"].values()) for a in (key, str(v))]
     data, out, logs = tmp_path / "data", tmp_path / "out", tmp_path / "logs"
     data.mkdir()
     logs.mkdir()
-    pixels = np.random.default_rng(0).random((height, width, 1)).astype(np.float32)
+    pixels = np.random.default_rng(0).random(grid).astype(np.float32)
     # the input file is named as the bundle's `file_pattern` expects (e.g. `*_LGE.nii.gz` picks MS-CMRSeg's LGE)
     input_name = str(parser.get_parsed_content("file_pattern")).replace("*", "case_001", 1)
     nib.save(nib.Nifti1Image(pixels, np.diag([*INPUT_SPACING, 1.0])), str(data / input_name))
@@ -331,7 +336,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     bundle_cli = [sys.executable, "-S", "-m", "monai.bundle"]
     meta, config = ["--meta_file", "configs/metadata.json"], ["--config_file", "configs/inference.json"]
     tiny_args = _cli_overrides(tiny)
-    export_args = _export_args(root, [1, image["num_channels"], height, width])
+    export_args = _export_args(root, [1, image["num_channels"], *spatial])
     commands = {
         "verify_metadata": bundle_cli + ["verify_metadata", *meta, "--filepath", str(schema)],
         "verify_net_in_out": bundle_cli
@@ -364,14 +369,15 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     assert str(REPO_ROOT / "common") not in results["inference"][1]
 
     if "monailabel" in results:  # the labels came back on the input grid, through the vendored `common`
-        assert f"MONAILABEL_RESULT {(height, width, 1)} {root / 'common' / '__init__.py'}" in results["monailabel"][1]
+        # (MONAI Label restores every result to the grid of the image the user sees, an HR segmenter's too)
+        assert f"MONAILABEL_RESULT {grid} {root / 'common' / '__init__.py'}" in results["monailabel"][1]
 
     # the exported TorchScript gives the eager network's output
-    x = torch.rand(1, image["num_channels"], height, width)
+    x = torch.rand(1, image["num_channels"], *spatial)
     with torch.no_grad():
         expected = net(x)
         exported = torch.jit.load(str(root / "models" / "model.ts"))(x)
-    assert exported.shape == expected.shape == (1, expected.shape[1], scale * height, scale * width)
+    assert exported.shape == expected.shape == (1, expected.shape[1], *(n * f for n, f in zip(spatial, scales)))
     torch.testing.assert_close(exported, expected, rtol=1e-3, atol=1e-4)
 
     # one inference: the output exists, in-plane `scale` times larger, over the same field of view (a through-plane
@@ -382,9 +388,11 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     result = nib.load(str(written[0]))
     assert result.shape[:2] == (scale * height, scale * width)
     np.testing.assert_allclose(result.header.get_zooms()[:2], np.array(INPUT_SPACING[:2]) / scale, rtol=1e-5)
+    if len(spatial) == 3:  # a through-plane network: every axis has its own factor
+        assert result.shape[:3] == out_grid
     shape, zooms = result.shape[:3], result.header.get_zooms()[:3]  # a squeezed 2D output keeps the input's slice
     extent = np.array(shape + (1,) * (3 - len(shape))) * np.array(zooms + tuple(INPUT_SPACING[len(zooms) :]))
-    np.testing.assert_allclose(extent, np.array([height, width, 1]) * np.array(INPUT_SPACING), rtol=1e-5)
+    np.testing.assert_allclose(extent, np.array(grid) * np.array(INPUT_SPACING), rtol=1e-5)
 
 
 def test_override_option_parses_json_values(capsys):
