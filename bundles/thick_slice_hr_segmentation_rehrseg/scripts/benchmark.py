@@ -101,7 +101,7 @@ METRIC_LABELS = {
 LOWER_IS_BETTER = ("hr_hd95",)
 
 #: (SR epochs, UASR epochs, segmenter epochs, segmenter validation interval) per mode
-SCHEDULES = {"quick": (20, 5, 20, 5), "full": (100, 10, 200, 5)}
+SCHEDULES = {"quick": (20, 5, 10, 5), "full": (100, 10, 200, 5)}
 
 #: segmenter variants: name -> extra config files and overrides
 VARIANTS = {
