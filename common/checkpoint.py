@@ -229,7 +229,7 @@ def require_weights(path: PathLike, what: str) -> str:
         "segmentor_path": "$common.checkpoint.require_weights(@bundle_root + '/models/segmentor.pt', 'train ...')"
     """
     if not os.path.isfile(path):
-        raise MissingStageOutputError(f"required weights file {path} does not exist: {what}", path)
+        raise FileNotFoundError(f"required weights file {path} does not exist: {what}")
     return str(path)
 
 
@@ -240,9 +240,7 @@ class MissingStageOutputError(FileNotFoundError):
     runs after the one that writes it), not FAIL.
     """
 
-    def __init__(self, message: str, path: PathLike) -> None:
-        super().__init__(message)
-        self.path = str(path)
+    path: str | None = None
 
 
 def require_stage_output(paths: PathLike | list[PathLike], what: str) -> list[str]:
@@ -251,5 +249,7 @@ def require_stage_output(paths: PathLike | list[PathLike], what: str) -> list[st
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     for path in paths:
         if not os.path.isfile(path):
-            raise MissingStageOutputError(f"{path} does not exist: {what}", path)
+            error = MissingStageOutputError(f"{path} does not exist: {what}")
+            error.path = str(path)
+            raise error
     return [str(p) for p in paths]
