@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS"]
+__all__ = ["EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS", "PSCGAN_LABELS"]
 
 # EMIDEC (LGE with scar): https://emidec.com/dataset
 EMIDEC_LABELS = {"background": 0, "cavity": 1, "myocardium": 2, "infarction": 3, "no_reflow": 4}
@@ -12,3 +12,6 @@ ACDC_LABELS = {"background": 0, "rv": 1, "myocardium": 2, "lv": 3}
 MSCMR_LABELS = {"background": 0, "myocardium": 200, "lv": 500, "rv": 600}
 # Binary MI mask of the paired DTI-LGE set (the SwinSSegNet / CycleGANSeg paper's private layout)
 MI_LABELS = {"background": 0, "infarction": 1}
+# PSCGAN's diagnosis-related tissue segmentation (cine -> LGE-equivalent + mask; the CineLGE set): papillary muscles
+# count as blood pool, a no-reflow core as scar
+PSCGAN_LABELS = {"other": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}

@@ -106,13 +106,15 @@ def report_unreadable(bad: Sequence[tuple[str, str]]) -> None:
     )
 
 
-def _slice_count(path: str) -> int:
-    """Slices of a NIfTI file from its header: the product of the axes after the first two (1 for a 2D file)."""
+def _slice_count(path: str, axes: Sequence[int] | None = None) -> int:
+    """Slices of a NIfTI file from its header: the product of the sizes of ``axes`` (default: every axis after the
+    first two; 1 for a 2D file). A 2D+T cine ``(X, Y, S, T)`` has ``axes=(2,)``: its frames are not slices."""
     import nibabel as nib
 
+    shape = nib.load(path).shape
     count = 1
-    for size in nib.load(path).shape[2:]:
-        count *= int(size)
+    for axis in range(2, len(shape)) if axes is None else axes:
+        count *= int(shape[axis]) if axis < len(shape) else 1
     return count
 
 
@@ -132,6 +134,8 @@ class FolderInputs:
         pattern: file pattern inside ``folder``.
         overwrite: as in :func:`plan_outputs`.
         ndim: accepted image dimensions, as in ``common.data.validation.check_nifti``.
+        slice_axes: the axes whose sizes multiply to a file's number of 2D slices, for progress (default: every axis
+            after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time).
         shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
 
     Examples::
@@ -151,6 +155,7 @@ class FolderInputs:
         overwrite: bool | str = False,
         ndim: int | Sequence[int] | None = None,
         shard: bool = False,
+        slice_axes: Sequence[int] | None = None,
     ) -> None:
         self.folder = folder
         self.output_dir = output_dir
@@ -159,6 +164,7 @@ class FolderInputs:
         self.overwrite = overwrite
         self.ndim = ndim
         self.shard = shard
+        self.slice_axes = None if slice_axes is None else tuple(int(a) for a in slice_axes)
         self._datalist: list[dict] | None = None
         self.unreadable: list[tuple[str, str]] = []
         self.slices: dict[str, int] = {}
@@ -177,7 +183,7 @@ class FolderInputs:
             self._datalist = plan_outputs(
                 [{"image": f} for f in good], self.output_dir, self.postfix, overwrite=self.overwrite, shard=self.shard
             )
-            self.slices = {item["image"]: _slice_count(item["image"]) for item in self._datalist}
+            self.slices = {item["image"]: _slice_count(item["image"], self.slice_axes) for item in self._datalist}
         return self._datalist
 
     def total_slices(self) -> int:

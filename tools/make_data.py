@@ -22,6 +22,7 @@ import numpy as np
 from common.data import (
     DATASETS,
     acdc_cases,
+    cine_lge_cases,
     dti_lge_mi_cases,
     emidec_cases,
     hr_truth_cases,
@@ -124,6 +125,14 @@ def _tiles(name: str, root: Path, n: int) -> list[Image.Image]:
             thick = np.repeat(image[:, y, :], factor, axis=-1)[:, ::-1]  # each thick slice shown `factor` rows high
             tiles.append(_tile(thick, np.repeat(label[:, y, :], factor, axis=-1)[:, ::-1], f"{case['case']} LR"))
             tiles.append(_tile(hr_image[:, y, ::-1], hr_label[:, y, ::-1], "HR truth"))
+    elif name == "CineLGE":  # the slice with most scar: cine at end-diastole, its temporal SD (motion), LGE
+        for case in _spread(cine_lge_cases(root), max(1, n // 2)):
+            cine, lge, label = _volume(case["cine"]), _volume(case["lge"]), _volume(case["label"])
+            scar = (label == 3).sum(axis=(0, 1))
+            z = int(np.argmax(scar)) if scar.any() else _mid(label)
+            tiles.append(_tile(cine[..., z, 0], label[..., z], f"{case['case']} cine ED z={z}"))
+            tiles.append(_tile(cine[..., z, :].astype(np.float32).std(-1), None, "cine temporal SD"))
+            tiles.append(_tile(lge[..., z], label[..., z], "LGE"))
     return tiles
 
 

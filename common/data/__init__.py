@@ -10,6 +10,7 @@ See common/README.md ("Data") and DESIGN.md section 2. Quick start::
 from __future__ import annotations
 
 from common.data.brain import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
+from common.data.cine_lge import cine_lge_cases, write_cine_lge
 from common.data.degradation import (
     acquire_thick_slices,
     area_downsample,
@@ -95,6 +96,7 @@ __all__ = [
     "write_mscmrseg",
     "write_ixi",
     "write_meningioma",
+    "write_cine_lge",
     "write_nifti",
     # readers
     "dti_lge_mi_cases",
@@ -104,6 +106,7 @@ __all__ = [
     "ixi_cases",
     "nnunet_cases",
     "hr_truth_cases",
+    "cine_lge_cases",
     "split_cases",
     "natural_key",
     # degradation

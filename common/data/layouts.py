@@ -7,7 +7,8 @@ Each ``write_*`` function writes one dataset folder under ``out`` from seeded ph
 
 Intensities are arbitrary units: float32 roughly in [0, 1] for ``DTI_LGE_MI``; int16 scanner-like values
 (0 to ~1500) for EMIDEC, ACDC, MS-CMRSeg, IXI and Meningioma, as in the real releases. Normalise in preprocessing.
-``Meningioma`` (REHRSeg's nnU-Net-layout thick-slice set) is written by :mod:`common.data.meningioma`.
+``Meningioma`` (REHRSeg's nnU-Net-layout thick-slice set) is written by :mod:`common.data.meningioma`, ``CineLGE``
+(PSCGAN's paired cine / LGE / label set, int16 images, the PSIR LGE signed) by :mod:`common.data.cine_lge`.
 """
 
 from __future__ import annotations
@@ -39,15 +40,15 @@ __all__ = [
 ]
 
 #: Dataset folder names, in writing order.
-DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma")  # append only: _CODES seed subjects
+DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma", "CineLGE")  # append only: _CODES seeds
 
 #: Number of cases per dataset written by default and with ``small=True``.
-DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40}
-SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4}
+DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40, "CineLGE": 100}
+SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4, "CineLGE": 4}
 
 _CODES = {name: index + 11 for index, name in enumerate(DATASETS)}
 # relative seconds per case
-_COST = {"IXI": 10.0, "Meningioma": 8.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0}
+_COST = {"IXI": 10.0, "Meningioma": 8.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0, "CineLGE": 1.0}
 _INTENSITY_GAIN = 1000.0  # float phantom units -> int16 scanner-like units
 
 
@@ -451,7 +452,8 @@ def write_default_data(
 
     Args:
         out: output root; each dataset gets its folder (``out/DTI_LGE_MI``, ``out/EMIDEC``, ``out/ACDC``,
-            ``out/MSCMRSeg``, ``out/IXI`` + ``out/IXI_tissue``, ``out/Meningioma`` + ``out/Meningioma_HR``).
+            ``out/MSCMRSeg``, ``out/IXI`` + ``out/IXI_tissue``, ``out/Meningioma`` + ``out/Meningioma_HR``,
+            ``out/CineLGE``).
         seed: data seed; the same seed writes the same files.
         small: tiny versions for tests (:data:`SMALL_SIZES` cases, small grids, same layouts).
         datasets: subset of :data:`DATASETS` (default all).
@@ -495,10 +497,14 @@ def write_default_data(
             plans[name] = _plan_mscmrseg(out, n, seed, overwrite, small)
         elif name == "IXI":
             plans[name] = _plan_ixi(out, n, seed, overwrite, small)
-        else:
+        elif name == "Meningioma":
             from common.data.meningioma import _plan_meningioma  # here: meningioma imports this module
 
             plans[name] = _plan_meningioma(out, n, seed, overwrite, small)
+        else:
+            from common.data.cine_lge import _plan_cine_lge  # here: cine_lge imports this module
+
+            plans[name] = _plan_cine_lge(out, n, seed, overwrite)
     workers = int(workers) if workers else (os.cpu_count() or 1)
     stats = _execute(plans, max(1, workers))
     if log is not None:

@@ -5,7 +5,13 @@ The anatomy is analytic, in millimetres, so one subject can be rendered at 0.312
 
 Two LGE contrasts exist: ``lge`` (a fixed intensity table, kept bit-for-bit for the datasets built on it) and
 ``lge_ir``, a physical magnitude inversion-recovery rendering from post-contrast T1 per tissue (see
-:meth:`CardiacPhantom.lge_ir_params` and :func:`inversion_recovery_signal`), which the MS-CMRSeg writer uses.
+:meth:`CardiacPhantom.lge_ir_params` and :func:`inversion_recovery_signal`), which the MS-CMRSeg writer uses; its
+phase-sensitive (PSIR, signed) reconstruction (``render(..., phase_sensitive=True)``) is CineLGE's LGE.
+
+Motion: over the cycle the endocardium moves inwards (radial shortening) and the LV shortens along its long axis;
+the myocardium keeps its volume, so a short-axis ring gains area and normal wall thickens ~40-50 % in systole (the
+MINF group's globally hypokinetic remote wall ~30-45 %); scar segments are hypokinetic and barely thicken (transmural
+< ~10 %; see :meth:`CardiacPhantom.get_params`, ``_tissue_slice``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import zlib
 from typing import Sequence
 
 import numpy as np
-from common.constants import ACDC_LABELS, EMIDEC_LABELS, MI_LABELS, MSCMR_LABELS
+from common.constants import ACDC_LABELS, EMIDEC_LABELS, MI_LABELS, MSCMR_LABELS, PSCGAN_LABELS
 from common.data.degradation import area_downsample
 from scipy import ndimage
 
@@ -52,10 +58,14 @@ _ALIASES.update({"lge_ir": "lge_ir", "ir": "lge_ir"})
 #: ``RV`` an enlarged right ventricle.
 GROUPS = ("NOR", "MINF", "DCM", "HCM", "RV")
 
-# Mean tissue values per modality (same order as TISSUES), jittered +-10% per subject.
+# Mean tissue values per modality (same order as TISSUES), jittered +-10% per subject. bSSFP: chronic infarct (and
+# its former no-reflow core) and the papillary muscles are myocardium to a non-enhanced cine: isointense to remote
+# myocardium, and they share its per-subject jitter (see _contrast) so that scar is invisible in every cine frame
+# (Zhang et al. 2019 Radiology 291:606, "Deep learning for diagnosis of chronic myocardial infarction on nonenhanced
+# cardiac cine MRI": chronic infarcts are not visible on cine and are found from wall motion; PSCGAN's premise).
 _CONTRAST = {
     #          air  body  fat   lung  liver spine aorta lv    myo   scar  mvo   pap   rv    rvw
-    "bssfp": (0.0, 0.30, 0.75, 0.04, 0.32, 0.35, 0.85, 0.95, 0.27, 0.29, 0.27, 0.29, 0.90, 0.28),
+    "bssfp": (0.0, 0.30, 0.75, 0.04, 0.32, 0.35, 0.85, 0.95, 0.27, 0.27, 0.27, 0.27, 0.90, 0.28),
     "lge": (0.0, 0.18, 0.55, 0.03, 0.28, 0.25, 0.60, 0.60, 0.06, 0.95, 0.08, 0.12, 0.55, 0.12),
     "dti": (0.0, 0.32, 0.07, 0.02, 0.24, 0.20, 0.10, 0.10, 0.50, 0.68, 0.62, 0.45, 0.10, 0.40),
     "dti_md": (0.0, 1.20, 0.30, 0.30, 1.10, 0.80, 3.00, 3.00, 1.50, 1.90, 2.00, 1.50, 3.00, 1.50),
@@ -229,6 +239,16 @@ LABEL_SCHEMES = {
         np.uint16,
     ),
     "mi": _scheme({"scar": MI_LABELS["infarction"], "no_reflow": MI_LABELS["infarction"]}, np.uint8),
+    "pscgan": _scheme(
+        {
+            "lv_blood": PSCGAN_LABELS["blood_pool"],
+            "papillary": PSCGAN_LABELS["blood_pool"],
+            "myocardium": PSCGAN_LABELS["myocardium"],
+            "scar": PSCGAN_LABELS["scar"],
+            "no_reflow": PSCGAN_LABELS["scar"],
+        },
+        np.uint8,
+    ),
 }
 
 
@@ -392,6 +412,16 @@ class CardiacPhantom:
             for a in rng.uniform(0, 2 * np.pi, 8)
         ]
         p["world_offset"] = tuple(float(v) for v in rng.uniform(-40, 40, 3))
+        # Drawn last so that every draw above keeps its value. Longitudinal shortening of the LV in systole (fraction
+        # of its long-axis length); myocardium is incompressible, so a short-axis slab of myocardium gains area
+        # 1 / (1 - shortening) (see _tissue_slice). Normal: global longitudinal strain -15.9 % to -22.1 % across
+        # studies, mean -19.7 % (Yingchoncharoen et al. 2013 JASE 26:185, meta-analysis of 2D speckle tracking); the
+        # mid-wall shortening that carries the volume is a little below the endocardial GLS, and a mitral annular
+        # excursion of 12-17 mm over a ~90 mm LV gives ~0.13-0.19 (recalled, not re-checked), hence U(0.14, 0.20).
+        # DCM: GLS about -5 to -10 %; HCM: reduced despite a normal ejection fraction, about -8 to -14 % (Serri et
+        # al. 2006 JACC 47:1175; recalled, not re-checked). Scar segments reduce it like the radial shortening.
+        shortening = {"DCM": (0.05, 0.10), "HCM": (0.08, 0.14)}.get(group, (0.14, 0.20))
+        p["longitudinal_shortening"] = u(*shortening)
         return p
 
     @property
@@ -512,11 +542,18 @@ class CardiacPhantom:
             out += amplitude * np.cos(k * theta - phase)
         return out
 
-    def _scar_fields(self, theta: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-angle scar depth (fraction of wall from endocardium), no-reflow depth and scar weight in [0, 1]."""
+    def _scar_fields(self, theta: np.ndarray, z: float) -> tuple[np.ndarray, ...]:
+        """Per-angle scar depth (fraction of wall from endocardium), no-reflow depth, and two weights in [0, 1].
+
+        ``weight`` (``taper * transmurality``) sets the chronic wall thinning; ``motion_weight`` (``sqrt(taper) *
+        transmurality``, the local transmural extent without the jagged border) sets the hypokinesis: contractile
+        function falls with the transmural extent of infarction, already for small extents (Mahrholdt et al. 2003
+        JACC 42:505; recalled, not re-checked), so the scar's lateral borders move little, not like remote tissue.
+        """
         depth = np.zeros_like(theta)
         core = np.zeros_like(theta)
         weight = np.zeros_like(theta)
+        motion = np.zeros_like(theta)
         for index, sector in enumerate(self.params["scar_sectors"]):
             s_z = float(_taper(z - sector["z_center"], sector["z_half"]))
             if s_z <= 0:
@@ -528,10 +565,11 @@ class CardiacPhantom:
             d = np.where(d > 0.12, d, 0.0)
             depth = np.maximum(depth, d)
             weight = np.maximum(weight, s_t * sector["transmurality"])
+            motion = np.maximum(motion, np.sqrt(s_t) * sector["transmurality"])
             if index == 0 and self.params["no_reflow"]:
                 c = np.where((_taper(delta, 0.55 * sector["half_width"]) > 0) & (s_z > 0.5), 0.45 * d, 0.0)
                 core = np.maximum(core, np.where(c > 0.1, c, 0.0))
-        return depth.astype(np.float32), core.astype(np.float32), weight.astype(np.float32)
+        return depth.astype(np.float32), core.astype(np.float32), weight.astype(np.float32), motion.astype(np.float32)
 
     @staticmethod
     def _crescent(delta: np.ndarray, half_angle: float, asymmetry: float) -> np.ndarray:
@@ -557,7 +595,7 @@ class CardiacPhantom:
             index = np.flatnonzero(r_all.ravel() < reach)
             xs, ys, r = x.ravel()[index], y.ravel()[index], r_all.ravel()[index]
             theta = np.arctan2(ys, xs).astype(np.float32)
-            scar_depth, core_depth, scar_weight = self._scar_fields(theta, z)
+            scar_depth, core_depth, scar_weight, motion_weight = self._scar_fields(theta, z)
             endo_shape = p["r_endo"] * self._harmonic(theta, p["endo_harmonics"])
             thick = p["thickness"] * self._harmonic(theta, p["thickness_harmonics"])
             thick = thick * (1.0 - p["wall_thinning"] * scar_weight)
@@ -570,6 +608,7 @@ class CardiacPhantom:
             heart_bg = background.ravel()[index]
             heart_bg[zone & (heart_bg == _T["lung"])] = _T["body"]
             fat = self._harmonic(theta, p["epi_fat"]) - 1.6
+            kinesis = 1.0 - p["hypokinesis"] * motion_weight  # 1 remote, ~0.05-0.25 in transmural scar
             geometry.update(
                 heart=True,
                 index=index,
@@ -580,7 +619,8 @@ class CardiacPhantom:
                 r_endo0=r_endo0.astype(np.float32),
                 r_epi0=r_epi0.astype(np.float32),
                 area=(r_epi0 * r_epi0 - r_endo0 * r_endo0).astype(np.float32),
-                shortening=(p["radial_shortening"] * (1.0 - p["hypokinesis"] * scar_weight)).astype(np.float32),
+                shortening=(p["radial_shortening"] * kinesis).astype(np.float32),
+                long_shortening=(p["longitudinal_shortening"] * kinesis).astype(np.float32),
                 scar_depth=scar_depth,
                 core_depth=core_depth,
                 rv_profile=rv_profile,
@@ -604,7 +644,9 @@ class CardiacPhantom:
         r = g["r"]
         r_endo0, area = g["r_endo0"], g["area"]
         r_endo = r_endo0 * (1.0 - g["shortening"] * c)
-        r_epi = np.sqrt(r_endo * r_endo + area)
+        # myocardial volume is conserved: the slab shortens along the long axis, so its short-axis area grows
+        stretch = 1.0 - g["long_shortening"] * c
+        r_epi = np.sqrt(r_endo * r_endo + area / stretch)
         rv_factor = 1.0 - p["rv_shortening"] * c
         tissue = g["background_heart"].copy()
         outside = r >= r_epi
@@ -614,7 +656,10 @@ class CardiacPhantom:
         myo = ~outside & (r >= r_endo)
         tissue[myo] = _T["myocardium"]
         if p["scar_sectors"]:
-            depth = (np.sqrt(r_endo0 * r_endo0 + (r * r - r_endo * r_endo)) - r_endo0) / (g["r_epi0"] - r_endo0)
+            # material (end-diastolic) radius of each point: the area between it and the endocardium scales with
+            # the slab's area, so depth is the fraction of the end-diastolic wall between the endocardium and it
+            r0 = np.sqrt(r_endo0 * r_endo0 + (r * r - r_endo * r_endo) * stretch)
+            depth = (r0 - r_endo0) / (g["r_epi0"] - r_endo0)
             tissue[myo & (depth < g["scar_depth"])] = _T["scar"]
             tissue[myo & (depth < g["core_depth"])] = _T["no_reflow"]
         cavity = r < r_endo
@@ -656,8 +701,8 @@ class CardiacPhantom:
                 :meth:`slice_positions`.
             phase: cardiac frame index (0 = end-diastole) out of ``n_phases``.
             n_phases: frames per cycle.
-            scheme: ``"tissue"`` (:data:`TISSUES` indices), ``"emidec"``, ``"acdc"``, ``"mscmr"`` or ``"mi"``
-                (see :data:`LABEL_SCHEMES`).
+            scheme: ``"tissue"`` (:data:`TISSUES` indices), ``"emidec"``, ``"acdc"``, ``"mscmr"``, ``"mi"`` or
+                ``"pscgan"`` (see :data:`LABEL_SCHEMES`).
 
         Returns:
             ``shape`` array, uint8 (uint16 for ``"mscmr"``).
@@ -687,6 +732,7 @@ class CardiacPhantom:
         slice_samples: int = 1,
         noise: bool = True,
         bias: bool = True,
+        phase_sensitive: bool = False,
     ) -> np.ndarray:
         """Render one modality on a grid (see the class docstring for the pipeline).
 
@@ -700,12 +746,17 @@ class CardiacPhantom:
             slice_samples: positions averaged across the slice thickness (through-plane partial volume).
             noise: add noise (Rician for magnitude images, Gaussian for MD/FA maps).
             bias: multiply by the smooth bias field.
+            phase_sensitive: ``lge_ir`` only: the phase-sensitive (PSIR) reconstruction, the real part of the
+                phase-corrected signal with Gaussian noise, signed (tissue below its null is negative, so a too-short
+                TI leaves myocardium darker than scar instead of brighter: Kellman et al. 2002 MRM 47:372), instead
+                of the magnitude image.
 
         Returns:
-            float32 array of ``shape``, values roughly in [0, 1] (MD in 1e-3 mm^2/s).
+            float32 array of ``shape``, values roughly in [0, 1] (MD in 1e-3 mm^2/s; PSIR signed).
 
         Raises:
-            ValueError: unknown modality, non-positive factors or a shape not divisible by ``acquisition_factor``.
+            ValueError: unknown modality, non-positive factors, a shape not divisible by ``acquisition_factor``, or
+                ``phase_sensitive`` with a modality other than ``lge_ir``.
         """
         modality = self._modality(modality)
         for name, value in (("supersample", supersample), ("acquisition_factor", acquisition_factor)):
@@ -716,6 +767,8 @@ class CardiacPhantom:
         (nx, ny, nz), (dx, dy, dz) = self._parse_grid(shape, spacing)
         if nx % acquisition_factor or ny % acquisition_factor:
             raise ValueError(f"shape {tuple(shape)} is not divisible by acquisition_factor={acquisition_factor}.")
+        if phase_sensitive and modality != "lge_ir":
+            raise ValueError(f"phase_sensitive applies to the 'lge_ir' modality only, got modality {modality!r}.")
         if modality == "lge_ir":
             out = self._render_lge_ir(
                 (nx, ny, nz),
@@ -730,6 +783,7 @@ class CardiacPhantom:
                 slice_samples=int(slice_samples),
                 noise=noise,
                 bias=bias,
+                phase_sensitive=bool(phase_sensitive),
             )
             return out if len(shape) == 3 else out[..., 0]
         ss = int(supersample)
@@ -777,8 +831,9 @@ class CardiacPhantom:
     ) -> tuple[np.ndarray, np.ndarray]:
         """All ``n_phases`` frames of the cycle: images and labels with the frame axis last.
 
-        Scar segments are hypokinetic (radial shortening reduced by ``hypokinesis * transmurality``), which is what
-        PSCGAN learns scar from. ``kwargs`` go to :meth:`render` (``center``, ``z``, ``supersample``, ...).
+        Scar segments are hypokinetic (radial and longitudinal shortening reduced by ``hypokinesis *
+        transmurality``: little inward motion and wall thickening), which is what PSCGAN learns scar from.
+        ``kwargs`` go to :meth:`render` (``center``, ``z``, ``supersample``, ...).
 
         Returns:
             ``(images, labels)`` of shape ``(*shape, n_phases)``: float32 and the ``scheme`` dtype.
@@ -914,8 +969,10 @@ class CardiacPhantom:
         slice_samples: int,
         noise: bool,
         bias: bool,
+        phase_sensitive: bool = False,
     ) -> np.ndarray:
-        """``lge_ir`` on a parsed grid: signed signal -> partial volume -> PSF -> coil -> Rician noise -> magnitude."""
+        """``lge_ir`` on a parsed grid: signed signal -> partial volume -> PSF -> coil -> Rician noise -> magnitude
+        (``phase_sensitive``: Gaussian noise on the signed real part, no magnitude)."""
         (nx, ny, nz), (dx, dy, dz) = grid, spacing
         q = self.lge_ir_params()
         ss, af = supersample, acquisition_factor
@@ -954,11 +1011,12 @@ class CardiacPhantom:
                     ny,
                     af,
                 ]
-                acquired = self._add_noise(acquired.astype(np.float32), sigma, True, np.random.default_rng(seed))
-            acquired = np.abs(acquired)
+                rician = not phase_sensitive
+                acquired = self._add_noise(acquired.astype(np.float32), sigma, rician, np.random.default_rng(seed))
+            acquired = acquired if phase_sensitive else np.abs(acquired)
             if af > 1:
                 acquired = ndimage.zoom(acquired, af, order=3, grid_mode=True, mode="reflect")
-            slices.append(np.maximum(acquired, 0.0).astype(np.float32))
+            slices.append((acquired if phase_sensitive else np.maximum(acquired, 0.0)).astype(np.float32))
         return np.stack(slices, axis=-1)
 
     # ------------------------------------------------------------------ helpers
@@ -975,6 +1033,8 @@ class CardiacPhantom:
         jitter = rng.uniform(0.9, 1.1, base.shape).astype(np.float32)
         if modality == "lge":  # inversion time: how well the healthy myocardium is nulled
             jitter[_T["myocardium"]] = rng.uniform(0.4, 1.6)
+        if modality == "bssfp":  # one tissue to a non-enhanced cine (see _CONTRAST)
+            jitter[[_T["scar"], _T["no_reflow"], _T["papillary"]]] = jitter[_T["myocardium"]]
         return base * jitter
 
     def _texture(self, nx: int, ny: int, dx: float, dy: float, center: Sequence[float]) -> np.ndarray:

@@ -93,10 +93,12 @@ def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_n
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if len(shape) not in allowed:
-            raise ValueError(
-                f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; "
-                "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
+            hint = (
+                "a 2D+T cine is a 4D NIfTI (X, Y, slices, frames); a single slice is (X, Y, 1, frames)."
+                if allowed == (4,)
+                else "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             )
+            raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")
     if not allow_nan and np.issubdtype(data.dtype, np.floating):
         bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         if bad:

@@ -14,6 +14,15 @@ from common.engines.hr_seg_trainer import ForwardAll, HRSegTrainer
 from common.engines.image_pool import ImagePool
 from common.engines.munit_trainer import MUNITTrainer
 from common.engines.prior_gan_trainer import PriorGANTrainer
+from common.engines.pscgan_trainer import (
+    JointTrainer,
+    PrepareCineBatch,
+    PriTrainer,
+    PSCGANPhaseTrainer,
+    SegTrainer,
+    SysTrainer,
+    mask_as_image,
+)
 from common.engines.segmentation_trainer import SegmentationTrainer
 from common.engines.ssl_trainer import SSLTrainer
 from common.engines.super_resolution_trainer import SuperResolutionTrainer
@@ -27,6 +36,13 @@ __all__ = [
     "MUNITTrainer",
     "MultiNetworkTrainer",
     "PriorGANTrainer",
+    "PSCGANPhaseTrainer",
+    "PriTrainer",
+    "SysTrainer",
+    "SegTrainer",
+    "JointTrainer",
+    "PrepareCineBatch",
+    "mask_as_image",
     "SSLTrainer",
     "SegmentationTrainer",
     "SuperResolutionTrainer",

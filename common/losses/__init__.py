@@ -15,6 +15,16 @@ from common.losses.perceptual import (
     VGG19Features,
     gram_matrix,
 )
+from common.losses.pscgan import (
+    DiscriminatorContentLoss,
+    MultiClassBCE,
+    PixelCountAuxLoss,
+    SyntheticRegularizationLoss,
+    class_fractions,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    overlapping_group_sparsity,
+)
 from common.losses.rehrseg import BCEDiceLoss, SelfSRLoss, StructuralKDLoss, UncertaintySRLoss, UncertaintyWeightedCE
 from common.losses.segmentor_consistency import SegmentorConsistencyLoss
 from common.losses.sobel_edge import PAPER_CLASS_WEIGHTS, PAPER_LAMBDA_EDGE, CompositeSegmentationLoss, SobelEdgeLoss
@@ -24,17 +34,25 @@ __all__ = [
     "CONTENT_LAYERS",
     "CompositeSegmentationLoss",
     "ContentStyleLoss",
+    "DiscriminatorContentLoss",
+    "MultiClassBCE",
     "PAPER_CLASS_WEIGHTS",
     "PAPER_LAMBDA_EDGE",
     "PAPER_LAMBDA_PERCEPTUAL",
+    "PixelCountAuxLoss",
     "STYLE_LAYERS",
     "SegmentorConsistencyLoss",
     "SelfSRLoss",
     "SobelEdgeLoss",
     "StructuralKDLoss",
     "SuperResolutionLoss",
+    "SyntheticRegularizationLoss",
     "UncertaintySRLoss",
     "UncertaintyWeightedCE",
     "VGG19Features",
+    "class_fractions",
     "gram_matrix",
+    "hinge_discriminator_loss",
+    "hinge_generator_loss",
+    "overlapping_group_sparsity",
 ]

@@ -8,12 +8,24 @@ ignite handlers are in ``common.handlers``).
 
 from __future__ import annotations
 
+from common.metrics.cardiac_clinical import (
+    aha_segments,
+    bland_altman_plot,
+    clinical_metrics,
+    cohort_agreement,
+    find_rv_insertion,
+    lv_centre,
+    segment_detection,
+    segment_scar,
+    slice_level,
+)
 from common.metrics.dice import dice
 from common.metrics.image_quality import masked_nrmse, masked_psnr, masked_ssim
 from common.metrics.label_asd_metric import LabelASDMetric
 from common.metrics.label_dice_metric import LabelDiceMetric
 from common.metrics.masked_psnr_metric import MaskedPSNRMetric
 from common.metrics.masked_ssim_metric import MaskedSSIMMetric
+from common.metrics.pixel_classification import pixel_classification
 from common.metrics.scar import scar_ratio, scar_size
 from common.metrics.surface_distance import surface_distances
 
@@ -29,4 +41,14 @@ __all__ = [
     "LabelDiceMetric",
     "MaskedPSNRMetric",
     "MaskedSSIMMetric",
+    "aha_segments",
+    "bland_altman_plot",
+    "clinical_metrics",
+    "cohort_agreement",
+    "find_rv_insertion",
+    "lv_centre",
+    "segment_detection",
+    "segment_scar",
+    "slice_level",
+    "pixel_classification",
 ]

@@ -22,6 +22,21 @@ from common.nets.munit import (
 )
 from common.nets.patch_discriminator import patchgan_70
 from common.nets.probability_ensemble import ProbabilityEnsemble
+from common.nets.pscgan import (
+    CINE_ENCODER_KINDS,
+    SCLN,
+    CausalTemporalConv,
+    CineEncoder,
+    ConvLSTMCell,
+    DilatedStack,
+    MultiAttentionWeighing,
+    PSCGANDiscriminator,
+    PSCGANGenerator,
+    SelfAttention,
+    SpatialDilatedConv,
+    TimeReduction,
+)
+from common.nets.pscgan_cascade import JointOutput, PSCGANCascade
 from common.nets.resnet_generator import ResNetGenerator
 from common.nets.styleswin import StyleSwinDiscriminator, StyleSwinGenerator
 from common.nets.swin_sseg import SwinSSeg
@@ -62,4 +77,18 @@ __all__ = [
     "build_encoder",
     "nearest_centroid_truncation",
     "patchgan_70",
+    "CINE_ENCODER_KINDS",
+    "CausalTemporalConv",
+    "CineEncoder",
+    "ConvLSTMCell",
+    "DilatedStack",
+    "MultiAttentionWeighing",
+    "PSCGANDiscriminator",
+    "PSCGANGenerator",
+    "SCLN",
+    "SelfAttention",
+    "SpatialDilatedConv",
+    "TimeReduction",
+    "JointOutput",
+    "PSCGANCascade",
 ]

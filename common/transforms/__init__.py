@@ -5,6 +5,13 @@ from common.transforms.as_volume import AsVolumed
 from common.transforms.check_finite import CheckFinited
 from common.transforms.check_label_values import CheckLabelValuesd
 from common.transforms.check_shape_ratio import CheckShapeRatiod
+from common.transforms.cine import (
+    CheckCined,
+    CineSliced,
+    RepeatFirstFramed,
+    ScaleSlicesPercentiled,
+    scale_slices_percentile,
+)
 from common.transforms.head_mask import HeadMaskd, head_mask
 from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
 from common.transforms.localise_heart import LocaliseHeartd
@@ -54,4 +61,9 @@ __all__ = [
     "AcquireThickSlicesd",
     "RandInPlaneCropd",
     "gap_start",
+    "CheckCined",
+    "CineSliced",
+    "RepeatFirstFramed",
+    "ScaleSlicesPercentiled",
+    "scale_slices_percentile",
 ]

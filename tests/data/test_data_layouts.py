@@ -14,6 +14,7 @@ from common.data import (
     DatasetError,
     acdc_cases,
     check_pairs,
+    cine_lge_cases,
     dti_lge_mi_cases,
     emidec_cases,
     ixi_cases,
@@ -161,6 +162,7 @@ def test_readers_return_absolute_existing_paths(tiny_data):
         acdc_cases(tiny_data),
         mscmrseg_cases(tiny_data),
         ixi_cases(tiny_data),
+        cine_lge_cases(tiny_data),
     ):
         for case in cases:
             for key, value in case.items():
@@ -176,6 +178,7 @@ def test_readers_return_absolute_existing_paths(tiny_data):
         (acdc_cases, "ACDC/training/patientNNN"),
         (mscmrseg_cases, "MSCMRSeg/patientN_C0"),
         (ixi_cases, "IXI/IXINNN"),
+        (cine_lge_cases, "CineLGE/caseNNN"),
     ],
 )
 def test_readers_raise_dataset_error_naming_the_folder(tmp_path, reader, layout):

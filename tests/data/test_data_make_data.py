@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.data import DATASETS, dti_lge_mi_cases, ixi_cases
+from common.data import DATASETS, cine_lge_cases, dti_lge_mi_cases, ixi_cases
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +30,7 @@ def test_make_data_small_writes_everything_and_refuses_to_overwrite(tmp_path):
         assert png.is_file() and min(Image.open(png).size) >= 100
     assert (out / "IXI_tissue").is_dir()
     assert len(dti_lge_mi_cases(out)) >= 2 and len(ixi_cases(out, with_tissue=True)) >= 1
+    assert len(cine_lge_cases(out)) == 4
     again = _run("--out", str(out), "--small", "--datasets", "EMIDEC")
     assert again.returncode == 2 and "--overwrite" in again.stderr and "EMIDEC" in again.stderr
     forced = _run("--out", str(out), "--small", "--datasets", "EMIDEC", "--overwrite", "--no-montage")

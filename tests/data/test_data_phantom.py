@@ -70,7 +70,8 @@ def test_label_schemes_describe_the_same_anatomy():
     acdc = phantom.labels(scheme="acdc", **kwargs)
     mscmr = phantom.labels(scheme="mscmr", **kwargs)
     mi = phantom.labels(scheme="mi", **kwargs)
-    for scheme, labels in (("emidec", emidec), ("acdc", acdc), ("mscmr", mscmr), ("mi", mi)):
+    pscgan = phantom.labels(scheme="pscgan", **kwargs)
+    for scheme, labels in (("emidec", emidec), ("acdc", acdc), ("mscmr", mscmr), ("mi", mi), ("pscgan", pscgan)):
         np.testing.assert_array_equal(labels, LABEL_SCHEMES[scheme][tissue])
     assert mscmr.dtype == np.uint16
     whole_myo = np.isin(emidec, [EMIDEC_LABELS[k] for k in ("myocardium", "infarction", "no_reflow")])
@@ -79,6 +80,7 @@ def test_label_schemes_describe_the_same_anatomy():
     np.testing.assert_array_equal(acdc == ACDC_LABELS["rv"], mscmr == MSCMR_LABELS["rv"])
     np.testing.assert_array_equal(acdc == ACDC_LABELS["myocardium"], mscmr == MSCMR_LABELS["myocardium"])
     np.testing.assert_array_equal(mi == 1, np.isin(emidec, [3, 4]))
+    np.testing.assert_array_equal(pscgan, np.array([0, 1, 2, 3, 3])[emidec])  # PSCGAN_LABELS: no-reflow is scar
     assert mi.any() and (acdc == ACDC_LABELS["rv"]).any()
 
 
@@ -164,12 +166,7 @@ def test_acquisition_factor_and_supersample_shapes():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"seed": -1}, "seed"),
-        ({"seed": 1.5}, "seed"),
-        ({"seed": 0, "group": "XYZ"}, "group"),
-    ],
+    "kwargs, match", [({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"seed": 0, "group": "XYZ"}, "group")]
 )
 def test_bad_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

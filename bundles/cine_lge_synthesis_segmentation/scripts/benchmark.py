@@ -1,0 +1,305 @@
+"""Reproduce PSCGAN's tables (1-5) on held-out phantom patients in one run, with per-case paired statistics.
+
+Usage (from the bundle root)::
+
+    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2] [--variants PSCGAN,...]
+
+The benchmark writes its own CineLGE data (``DATA_SEED``, a seed not used while developing): ``N_TRAIN`` patients
+train every network, ``N_VAL`` select each phase's weights, and ``N_TEST`` held-out patients (3 short-axis slices
+each) are only scored. Per training seed, through this bundle's own configs (quick mode layers ``configs/quick.json``)
+each variant of ``VARIANTS`` is trained (Pri -> Sys -> Seg, or the one-generator ablation) and scored by
+``scripts.evaluate.evaluate``: Table 1 (pixel accuracy, sensitivity, specificity, Dice per class; SSIM, PSNR, NRMSE of
+the synthesis), Table 2 (scar size and ratio agreement, AHA-segment localisation and transmurality), Tables 3-5 (the
+ablations). A case's value is the mean over its slices and then over the training seeds, so ``tools.benchmark`` pairs
+methods per held-out patient. ``ED frame only`` is the premise check: the same PSCGAN fed a cine whose 25 frames
+are all the end-diastolic one (no motion), so it can only use intensities, in which the phantom's scar is invisible.
+
+The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import fire
+import numpy as np
+import torch
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    BenchmarkRow,
+    Timer,
+    int_tuple,
+    machine_summary,
+    read_overlay,
+    run_workflow,
+    write_cases_csv,
+    write_table,
+)
+
+__all__ = ["run", "COMPARISONS", "PAPER_NOTES", "METRIC_LABELS"]
+
+BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+REQUIRED_DATASET = "CineLGE"
+
+#: the benchmark's own data: a seed not used while developing, enough held-out patients per comparison
+DATA_SEED = 2029
+N_TRAIN = 40
+N_VAL = 5
+N_TEST = 30
+
+#: (ours, baseline) method pairs compared per case
+COMPARISONS = (
+    ("PSCGAN", "ED frame only"),
+    ("PSCGAN", "no adversarial"),
+    ("PSCGAN", "no progressive"),
+    ("PSCGAN", "3DConv"),
+    ("PSCGAN", "spatial only"),
+    ("PSCGAN", "temporal only"),
+    ("PSCGAN", "no attention weighing"),
+    ("PSCGAN", "ConvLSTM"),
+    ("PSCGAN", "3DConv+LSTM"),
+    ("PSCGAN", "no synthetic regularization"),
+    ("PSCGAN", "no auxiliary loss"),
+)
+
+PAPER_NOTES = (
+    "PSCGAN (Xu et al., MedIA 2020) on 280 patients (3-T cine, 25 phases; 70 test patients): overall pixel "
+    "accuracy 97.17 %, sensitivity 91.68 %, specificity 98.53 %, Dice 0.93 scar / 0.90 myocardium / 0.93 blood "
+    "pool; synthesis SSIM 0.78, PSNR 23.03, NRMSE 0.11; scar ratio r 0.96, scar size r 0.97; segment localisation "
+    "sensitivity 85.27 % / specificity 97.47 %, transmurality 86.95 % / 97.87 %. Table 3 accuracy / SSIM: no "
+    "adversarial 95.92 % / 0.55, no progressive 94.91 % / 0.61, 3DConv 95.13 % / 0.64. Table 4: spatial only "
+    "73.61 % / 0.48, temporal only 89.42 % / 0.57, no attention weighing 96.72 % / 0.74, ConvLSTM 95.97 % / 0.71, "
+    "3DConv+LSTM 96.47 % / 0.70. Table 5: no synthetic regularisation SSIM 0.77 / PSNR 21.50; no auxiliary loss "
+    "accuracy 97.04 %."
+)
+
+MODE_NOTES = {
+    "quick": "configs/quick.json networks (SCLN stacks of 4 dilated convs, channels 8-64, bottleneck 512) on 64x64x25 "
+    "phantom cine slices; the schedules of SCHEDULES['quick']",
+    "full": "the configs' networks (the paper's sizes) and schedules on the same phantoms",
+}
+
+#: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): phase I alone
+DDP_OVERRIDES = {"d_steps_per_g_step": 2}
+
+METRIC_LABELS = {
+    "accuracy": "overall pixel accuracy (Table 1)",
+    "sensitivity": "pixel sensitivity, mean over the 4 classes",
+    "specificity": "pixel specificity, mean over the 4 classes",
+    "dice_scar": "scar Dice (empty vs empty = 1)",
+    "dice_myo": "healthy myocardium Dice",
+    "dice_blood": "blood pool Dice",
+    "ssim": "SSIM of the LGE-equivalent image vs the LGE",
+    "psnr": "PSNR dB of the LGE-equivalent image",
+    "nrmse": "NRMSE of the LGE-equivalent image (lower is better)",
+    "scar_ratio_error": "|scar ratio predicted - true| per patient (lower is better)",
+}
+LOWER_IS_BETTER = ("nrmse", "scar_ratio_error")
+
+#: (epochs per phase, validation interval) per mode
+SCHEDULES = {"quick": (6, 2), "full": (100, 5)}
+
+#: variant -> (phases, overrides, phases reused from PSCGAN)
+VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
+    "PSCGAN": (("pri", "sys", "seg"), {}, ()),
+    "ED frame only": (("pri", "sys", "seg"), {"static_cine": True}, ()),
+    "no adversarial": (("pri", "sys", "seg"), {"adversarial": False}, ()),
+    "no progressive": (("joint",), {}, ()),
+    "3DConv": (("pri", "sys", "seg"), {"encoder_kind": "conv3d"}, ()),
+    "spatial only": (("pri", "sys", "seg"), {"encoder_kind": "scln_spatial"}, ()),
+    "temporal only": (("pri", "sys", "seg"), {"encoder_kind": "scln_temporal"}, ()),
+    "no attention weighing": (("pri", "sys", "seg"), {"encoder_kind": "scln_no_attention"}, ()),
+    "ConvLSTM": (("pri", "sys", "seg"), {"encoder_kind": "convlstm"}, ()),
+    "3DConv+LSTM": (("pri", "sys", "seg"), {"encoder_kind": "conv3d_lstm"}, ()),
+    "no synthetic regularization": (("sys", "seg"), {"synthetic_regularization": False}, ("pri",)),
+    "no auxiliary loss": (("seg",), {"aux_weight": 0.0}, ("pri", "sys")),
+}
+PHASE_FILES = {"pri": [], "sys": ["train_sys.json"], "seg": ["train_seg.json"], "joint": ["train_joint.json"]}
+
+
+def _split() -> dict[str, Any]:
+    total = N_TRAIN + N_VAL + N_TEST
+    return {"fractions": [N_TRAIN / total, N_VAL / total, N_TEST / total], "split_seed": 0}
+
+
+def write_benchmark_data(out: str) -> str:
+    """The benchmark's own CineLGE folder, written once."""
+    from common.data import write_cine_lge
+
+    folder = os.path.join(out, "CineLGE")
+    if not os.path.isdir(folder):
+        write_cine_lge(out, n_cases=N_TRAIN + N_VAL + N_TEST, seed=DATA_SEED, workers=0)
+    return folder
+
+
+def _folder(name: str) -> str:
+    return name.replace("+", "_plus_").replace(" ", "_")
+
+
+def _train_variant(name: str, seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple) -> str:
+    """Train ``name``'s phases (finished ones are skipped); returns its weights file."""
+    phases, overrides, reused = VARIANTS[name]
+    epochs, val_interval = schedule
+    folder = os.path.join(work, _folder(name))
+    base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, **_split(), **network, **overrides}
+    base.update(epochs=epochs, val_interval=val_interval, ckpt_dir=folder)
+    reference = os.path.join(work, _folder("PSCGAN"))
+    for phase in reused:
+        base[f"{phase}_weights"] = os.path.join(reference, phase, f"{phase}.pt")
+    for phase in phases:
+        product = os.path.join(folder, "model.pt") if phase == "seg" else os.path.join(folder, phase, f"{phase}.pt")
+        if not os.path.isfile(product):
+            values = dict(base, output_dir=os.path.join(work, "logs", _folder(name), phase))
+            run_workflow(BUNDLE_ROOT, ["train.json", *PHASE_FILES[phase]], values)
+    return os.path.join(folder, "joint", "joint.pt") if phases == ("joint",) else os.path.join(folder, "model.pt")
+
+
+def _network(name: str, weights: str, network: dict) -> torch.nn.Module:
+    """The trained variant as one module with the cascade's output layout."""
+    from common.benchmarking import parse_config_items
+    from common.checkpoint import load_weights
+
+    phases, overrides, _ = VARIANTS[name]
+    files = ["train.json", "train_joint.json"] if phases == ("joint",) else ["inference.json"]
+    key = "network_def"
+    parser = parse_config_items(BUNDLE_ROOT, files, {**network, **overrides})
+    net = parser.get_parsed_content(key)
+    load_weights(net, weights)
+    return net.eval()
+
+
+def run(
+    data_root: str | None,
+    out_dir: str,
+    quick: bool = False,
+    seeds: tuple[int, ...] | str = (0, 1, 2),
+    fresh: bool = False,
+    variants: tuple[str, ...] | str | None = None,
+) -> list[dict]:
+    """Train every seed and variant, score every held-out patient; write tables and ``cases.csv``; return the rows.
+
+    ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
+    under ``<out_dir>/data``. Without ``fresh`` a seed's finished phases found in ``out_dir`` are reused, so a stopped
+    run continues. ``variants`` (names of ``VARIANTS``, comma-separated) limits the variants (PSCGAN is always
+    trained: others reuse its phases).
+    """
+    from scripts.cases import patient_split
+    from scripts.evaluate import evaluate
+
+    out_dir = os.path.abspath(out_dir)
+    if variants is None:
+        variants = tuple(VARIANTS)
+    elif isinstance(variants, str):
+        variants = tuple(v.strip() for v in variants.split(",") if v.strip())
+    else:
+        variants = tuple(variants)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose among {list(VARIANTS)}.")
+    variants = ("PSCGAN", *[v for v in variants if v != "PSCGAN"])
+    seeds = int_tuple(seeds)
+    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
+    schedule = SCHEDULES["quick" if quick else "full"]
+    timings: dict[str, float] = {}
+    with Timer() as timer:
+        dataset_dir = write_benchmark_data(os.path.join(out_dir, "data"))
+        split = _split()
+        test = patient_split(dataset_dir, fractions=split["fractions"], seed=split["split_seed"])["test"]
+    timings["data"] = timer.seconds
+    per_method: dict[str, list[dict[str, dict[str, float]]]] = {}
+    agreement: dict[str, list[dict]] = {}
+    for seed in seeds:
+        work = os.path.join(out_dir, f"seed_{seed}")
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        for name in variants:
+            with Timer() as timer:
+                weights = _train_variant(name, seed, dataset_dir, work, network, schedule)
+            timings[f"{name} seed {seed} train"] = timer.seconds
+            net = _network(name, weights, network)
+            with Timer() as timer:
+                result = evaluate(
+                    net, test, os.path.join(work, _folder(name), "eval"), overwrite=True,
+                    write_plots=name == "PSCGAN",
+                    static_cine=bool(VARIANTS[name][1].get("static_cine", False)),
+                )  # fmt: skip
+            timings[f"{name} seed {seed} evaluate"] = timer.seconds
+            scores: dict[str, dict[str, float]] = {}
+            for row in result["cases"]:
+                for metric in METRIC_LABELS:
+                    if metric == "scar_ratio_error":
+                        value = abs(row["scar_ratio_pred"] - row["scar_ratio_true"])
+                    else:
+                        value = row[metric]
+                    scores.setdefault(metric, {})[row["case"]] = float(value)
+            per_method.setdefault(name, []).append(scores)
+            agreement.setdefault(name, []).append(result["summary"])
+
+    rows: list[BenchmarkRow] = []
+    for method, results in per_method.items():
+        for metric in METRIC_LABELS:
+            names = sorted(results[0][metric])
+            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
+            rows.append(
+                BenchmarkRow(method, metric, values, seeds=list(seeds), higher_is_better=metric not in LOWER_IS_BETTER)
+            )
+    write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
+    clinical = _clinical_summary(agreement)
+    with open(os.path.join(out_dir, "clinical.json"), "w") as handle:
+        json.dump(clinical, handle, indent=2, default=float)
+    summary = [
+        {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
+        for r in rows
+    ]
+    summary += [{"method": m, "metric": k, "mean": v, "std": None, "n": None} for m, d in clinical.items()
+                for k, v in d.items()]  # fmt: skip
+    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
+    note = (
+        f"Phantom CineLGE patients (64x64 crops at 1.33 mm, 3 slices, 25 frames; seed {DATA_SEED}): patients "
+        f"train/val/test {N_TRAIN}/{N_VAL}/{len(test)}; training seeds {list(seeds)}; epochs per phase and validation "
+        f"interval {schedule}{' (quick mode: configs/quick.json)' if quick else ''}. Clinical rows (Table 2): per "
+        "seed over the test patients, then the mean over seeds. Seconds: "
+        f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (phases reused from a stopped run not counted). "
+        f"Machine: {machine_summary()}. Command: python -m scripts.benchmark --out {out_dir} --quick {quick} "
+        f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
+    )
+    print(write_table(summary, out_dir, "benchmark", title="PSCGAN benchmark", note=note))
+    return [r.to_dict() for r in rows]
+
+
+def _clinical_summary(agreement: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Table 2 per method: the seeds' mean of Pearson r, Bland-Altman bias and limits, segment sensitivity/
+    specificity."""
+    out: dict[str, dict[str, float]] = {}
+    for method, summaries in agreement.items():
+        values: dict[str, list[float]] = {}
+        for s in summaries:
+            for key in ("scar_size_mm2", "scar_ratio"):
+                for stat in ("pearson_r", "bias", "loa_lower", "loa_upper"):
+                    values.setdefault(f"{key} {stat}", []).append(float(s[key].get(stat, np.nan)))
+            for flag in ("segment_has_scar", "segment_transmural"):
+                for stat in ("sensitivity", "specificity"):
+                    values.setdefault(f"{flag} {stat}", []).append(float(s[flag].get(stat, np.nan)))
+        out[method] = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in values.items()}
+    return out
+
+
+def main(
+    out: str = "eval/benchmark",
+    quick: bool = False,
+    seeds: str = "0,1,2",
+    data_root: str | None = None,
+    fresh: bool = False,
+    variants: str | None = None,
+) -> None:
+    """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants)
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

@@ -1,0 +1,167 @@
+"""The clinical read-out of a segmented cine stack (PSCGAN 6.5): scar size and ratio, AHA segments, transmurality.
+
+``analyse_stack`` turns one stack's 4-class segmentation ``(X, Y, S)`` (0 other, 1 blood pool, 2 healthy myocardium,
+3 scar) and its end-diastolic cine frame into a per-case row and per-segment rows; ``ClinicalReport`` writes them
+for every input of a folder inference (``clinical_cases.csv``, ``clinical_segments.csv`` in the output folder).
+
+AHA segments: the LV centre is the blood pool's centroid; the RV insertion points are the angular ends, seen from
+that centre, of the bright RV cavity next to the LV in the end-diastolic cine frame; the anterior one is the one
+further anterior in world coordinates (``common.metrics.find_rv_insertion``). Slices are basal, mid and apical by
+thirds of the stack, base first (``common.metrics.slice_level``). When no RV is found in a slice its segments use a
+fallback septum direction and the row says so (``rv_found`` false).
+"""
+
+from __future__ import annotations
+
+__all__ = ["analyse_stack", "ClinicalReport", "CASE_FIELDS", "SEGMENT_FIELDS"]
+
+import csv
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
+from monai.data import MetaTensor
+
+CASE_FIELDS = (
+    "case", "slices", "scar_size_mm2", "scar_ratio", "scar_to_healthy_ratio", "myocardium_area_mm2",
+    "scar_segments", "transmural_segments", "slices_without_rv",
+)  # fmt: skip
+SEGMENT_FIELDS = ("case", "slice", "level", "segment", "myocardium_px", "scar_px", "scar_fraction", "has_scar",
+                  "transmural", "rv_found")  # fmt: skip
+
+
+def _spacing(affine: np.ndarray) -> tuple[float, float]:
+    columns = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    return float(columns[0]), float(columns[1])
+
+
+def analyse_stack(
+    case: str, seg: np.ndarray, cine_ed: np.ndarray, affine: np.ndarray, rv_fallback_angle: float = np.pi
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One stack's case row (``CASE_FIELDS``) and segment rows (``SEGMENT_FIELDS``).
+
+    Scar size and myocardium area are summed over the slices (mm^2 of short-axis area); the scar ratios are the
+    stack's totals, not a mean of slice ratios. Slices without myocardium contribute nothing and get no segments.
+
+    Args:
+        case: the case name for the rows.
+        seg: ``(X, Y, S)`` integer labels.
+        cine_ed: ``(X, Y, S)`` end-diastolic cine frame (any scaling: only its bright blood is used).
+        affine: the stack's 4x4 voxel-to-world matrix.
+        rv_fallback_angle: septum direction (radians in the voxel frame) where no RV cavity is found.
+    """
+    seg = np.asarray(seg).astype(np.int64)
+    spacing = _spacing(affine)
+    n_slices = seg.shape[2]
+    totals = {"scar": 0.0, "myo": 0.0, "healthy": 0.0, "scar_px": 0, "healthy_px": 0}
+    segments: list[dict[str, Any]] = []
+    no_rv = 0
+    for k in range(n_slices):
+        label = seg[..., k]
+        if not np.isin(label, (2, 3)).any():
+            continue
+        metrics = clinical_metrics(label, spacing)
+        totals["scar"] += metrics["scar_size_mm2"]
+        totals["myo"] += metrics["myocardium_area_mm2"]
+        totals["scar_px"] += int(np.sum(label == 3))
+        totals["healthy_px"] += int(np.sum(label == 2))
+        rv = find_rv_insertion(cine_ed[..., k], label, affine, fallback_septum_angle=rv_fallback_angle)
+        no_rv += not rv["rv_found"]
+        level = slice_level(k, n_slices)
+        aha = aha_segments(
+            label, rv["anterior_angle"], rv["inferior_angle"], level, spacing=rv["spacing"],
+            septum_angle=rv["septum_angle"],
+        )  # fmt: skip
+        for number, row in sorted(segment_scar(label, aha).items()):
+            segments.append(
+                {
+                    "case": case, "slice": k, "level": level, "segment": int(number),
+                    "myocardium_px": int(row["myocardium_pixels"]), "scar_px": int(row["scar_pixels"]),
+                    "scar_fraction": float(row["scar_fraction"]), "has_scar": bool(row["has_scar"]),
+                    "transmural": bool(row["transmural"]), "rv_found": bool(rv["rv_found"]),
+                }
+            )  # fmt: skip
+    myo_px = totals["scar_px"] + totals["healthy_px"]
+    case_row = {
+        "case": case,
+        "slices": n_slices,
+        "scar_size_mm2": totals["scar"],
+        "scar_ratio": totals["scar_px"] / myo_px if myo_px else float("nan"),
+        "scar_to_healthy_ratio": totals["scar_px"] / totals["healthy_px"] if totals["healthy_px"] else float("nan"),
+        "myocardium_area_mm2": totals["myo"],
+        "scar_segments": sum(r["has_scar"] for r in segments),
+        "transmural_segments": sum(r["transmural"] for r in segments),
+        "slices_without_rv": no_rv,
+    }
+    return case_row, segments
+
+
+def write_rows(path: str, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV through a temporary file (an interrupted run leaves no half-written table)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+class ClinicalReport:
+    """Ignite handler of a folder inference: :func:`analyse_stack` on every prediction, two CSVs at the end.
+
+    It reads the evaluator's input cine (``image``: ``(T, X, Y, S)`` per item, frame 0 = end-diastole) and the
+    postprocessed ``pred`` (labels ``(1, X, Y, S)``), names rows by the input file, and writes
+    ``clinical_cases.csv`` and ``clinical_segments.csv`` in ``output_dir`` when the run completes.
+
+    Raises:
+        FileExistsError: (when the run starts) a CSV from an earlier run exists and ``overwrite`` is false.
+    """
+
+    FILES = ("clinical_cases.csv", "clinical_segments.csv")
+
+    def __init__(self, output_dir: str, overwrite: bool = False, rv_fallback_angle: float = np.pi) -> None:
+        self.output_dir = output_dir
+        self.overwrite = bool(overwrite)
+        self.rv_fallback_angle = float(rv_fallback_angle)
+        self.cases: list[dict[str, Any]] = []
+        self.segments: list[dict[str, Any]] = []
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
+        engine.add_event_handler(Events.COMPLETED, self.completed)
+
+    def paths(self) -> list[str]:
+        return [os.path.join(self.output_dir, name) for name in self.FILES]
+
+    def started(self, engine: Any) -> None:
+        existing = [p for p in self.paths() if os.path.exists(p)]
+        if existing and not self.overwrite:
+            raise FileExistsError(
+                f"{existing[0]} exists from an earlier run; move it away or set --overwrite true to replace it."
+            )
+        self.cases, self.segments = [], []
+
+    def iteration_completed(self, engine: Any) -> None:
+        batch, outputs = engine.state.batch, engine.state.output
+        images = [item["image"] for item in batch] if isinstance(batch, list) else list(batch["image"])
+        for index, item in enumerate(outputs):
+            pred = item["pred"]
+            affine = np.asarray(pred.affine if isinstance(pred, MetaTensor) else np.eye(4), dtype=np.float64)
+            name = pred.meta.get("filename_or_obj", f"case_{len(self.cases)}") if isinstance(pred, MetaTensor) else ""
+            case = os.path.basename(str(name)).split(".nii")[0] or f"case_{len(self.cases)}"
+            cine_ed = torch.as_tensor(images[index][0]).detach().cpu().numpy()
+            labels = torch.as_tensor(pred[0]).detach().cpu().numpy()
+            row, segments = analyse_stack(case, labels, cine_ed, affine, self.rv_fallback_angle)
+            self.cases.append(row)
+            self.segments += segments
+
+    def completed(self, engine: Any) -> None:
+        os.makedirs(self.output_dir, exist_ok=True)
+        cases_path, segments_path = self.paths()
+        write_rows(cases_path, CASE_FIELDS, self.cases)
+        write_rows(segments_path, SEGMENT_FIELDS, self.segments)

@@ -1,0 +1,172 @@
+"""Score PSCGAN on labelled cases: Table 1 (segmentation and synthesis) and Table 2 (clinical agreement) per case.
+
+``evaluate`` runs the trained cascade on each case's cine stack and compares its segmentation with the label and its
+LGE-equivalent image with the real LGE (both scaled per slice to [-1, 1] as in training), then the clinical read-out
+(``scripts.clinical.analyse_stack``) of prediction and truth. It writes, in ``output_dir``:
+
+- ``slices.csv``: per slice, overall pixel accuracy, per-class accuracy/sensitivity/specificity and Dice (classes 1-3,
+  empty-vs-empty = 1), SSIM, PSNR and NRMSE of the synthesis (inside the heart-centred crop);
+- ``cases.csv``: per case, the means of its slices plus scar size, scar ratio (predicted and true);
+- ``segments.csv``: per AHA segment, predicted and true scar presence and transmurality;
+- ``summary.json``: the cohort's means, Pearson r and Bland-Altman bias / limits of agreement of scar size and
+  ratio, and segment-level localisation and transmurality sensitivity / specificity, and
+  ``bland_altman_scar_size.png`` / ``bland_altman_scar_ratio.png``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["predict_stack", "evaluate", "SLICE_METRICS"]
+
+import json
+import os
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from common.metrics import (
+    bland_altman_plot,
+    cohort_agreement,
+    dice,
+    masked_nrmse,
+    masked_psnr,
+    masked_ssim,
+    pixel_classification,
+    segment_detection,
+)
+from common.transforms import scale_slices_percentile
+from scripts.clinical import analyse_stack, write_rows
+
+#: per-slice metrics (Table 1)
+SLICE_METRICS = (
+    "accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3", "dice_blood", "dice_myo",
+    "dice_scar", "dice_mean", "ssim", "psnr", "nrmse",
+)  # fmt: skip
+_CLASS_NAMES = {1: "blood", 2: "myo", 3: "scar"}
+
+
+def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+
+
+@torch.no_grad()
+def predict_stack(
+    network: torch.nn.Module,
+    cine: np.ndarray,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    slices_per_batch: int = 16,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """``(X, Y, S, T)`` cine -> ``(C, X, Y, S)``: class probabilities then the LGE-equivalent image (the cascade's
+    layout), each slice scaled to [-1, 1] first as in training."""
+    x = torch.as_tensor(cine).permute(3, 0, 1, 2)  # (T, X, Y, S) as LoadImaged gives it
+    x = scale_slices_percentile(x, *percentiles)
+    slices = x.permute(3, 0, 1, 2).unsqueeze(1)  # (S, 1, T, X, Y)
+    network = network.eval()
+    outputs = [
+        network(slices[i : i + slices_per_batch].to(device)).cpu() for i in range(0, slices.shape[0], slices_per_batch)
+    ]
+    return torch.cat(outputs, 0).permute(1, 2, 3, 0).numpy()
+
+
+def _slice_scores(pred: np.ndarray, truth: np.ndarray, synthesis: np.ndarray, lge: np.ndarray, n: int) -> dict:
+    scores = pixel_classification(pred, truth, n)
+    out = {k: scores[k] for k in ("accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3")}
+    values = dice(pred, truth, labels=[1, 2, 3])
+    for label, value in zip((1, 2, 3), values):
+        out[f"dice_{_CLASS_NAMES[label]}"] = float(value)
+    out["dice_mean"] = float(np.mean(values))
+    # synthesis and LGE in [-1, 1] -> [0, 1] (data range 1), over the whole heart-centred crop
+    a, b = (synthesis + 1.0) / 2.0, (lge + 1.0) / 2.0
+    out["ssim"] = float(masked_ssim(a, b, data_range=1.0))
+    out["psnr"] = float(masked_psnr(a, b, data_range=1.0))
+    out["nrmse"] = float(masked_nrmse(a, b))
+    return out
+
+
+def evaluate(
+    network: torch.nn.Module,
+    cases: list[dict[str, str]],
+    output_dir: str,
+    n_frames: int = 25,
+    image_size: int = 64,
+    num_classes: int = 4,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    overwrite: bool = False,
+    slices_per_batch: int = 16,
+    device: str | torch.device = "cpu",
+    rv_fallback_angle: float = np.pi,
+    write_plots: bool = True,
+    static_cine: bool = False,
+) -> dict[str, Any]:
+    """Score ``cases`` (``{"case", "cine", "lge", "label"}``); returns ``{"slices", "cases", "segments",
+    "summary"}`` (rows as written). Refuses to overwrite an earlier evaluation unless ``overwrite``. ``static_cine``
+    feeds every frame as the end-diastolic one (the benchmark's no-motion premise check, as training saw it)."""
+    summary_path = os.path.join(output_dir, "summary.json")
+    if os.path.exists(summary_path) and not overwrite:
+        raise FileExistsError(f"{summary_path} exists from an earlier evaluation; set --overwrite true to replace it.")
+    os.makedirs(output_dir, exist_ok=True)
+    slice_rows, case_rows, segment_rows = [], [], []
+    for case in cases:
+        cine, affine = _load(case["cine"])
+        if cine.ndim != 4 or cine.shape[3] != n_frames or cine.shape[:2] != (image_size, image_size):
+            raise ValueError(
+                f"{case['cine']}: shape {cine.shape}; expected ({image_size}, {image_size}, slices, {n_frames})."
+            )
+        if static_cine:
+            cine = np.repeat(cine[..., :1], cine.shape[3], axis=3)
+        lge, _ = _load(case["lge"])
+        truth = np.rint(_load(case["label"])[0]).astype(np.int64)
+        out = predict_stack(network, cine, percentiles, slices_per_batch, device)
+        pred = out[:num_classes].argmax(0)
+        synthesis = out[num_classes]
+        lge_scaled = scale_slices_percentile(torch.as_tensor(lge)[None], *percentiles)[0].numpy()
+        rows = []
+        for k in range(cine.shape[2]):
+            row = {"case": case["case"], "slice": k}
+            row.update(_slice_scores(pred[..., k], truth[..., k], synthesis[..., k], lge_scaled[..., k], num_classes))
+            rows.append(row)
+        slice_rows += rows
+        cine_ed = cine[..., 0]  # the RV search for the AHA segments
+        pred_case, pred_segments = analyse_stack(case["case"], pred, cine_ed, affine, rv_fallback_angle)
+        true_case, true_segments = analyse_stack(case["case"], truth, cine_ed, affine, rv_fallback_angle)
+        case_row = {"case": case["case"]}
+        case_row.update({m: float(np.nanmean([r[m] for r in rows])) for m in SLICE_METRICS})
+        for key in ("scar_size_mm2", "scar_ratio"):
+            case_row[f"{key}_pred"] = pred_case[key]
+            case_row[f"{key}_true"] = true_case[key]
+        case_rows.append(case_row)
+        truth_by_key = {(r["slice"], r["segment"]): r for r in true_segments}
+        for r in pred_segments:
+            t = truth_by_key.get((r["slice"], r["segment"]))
+            if t is None:
+                continue
+            segment_rows.append(
+                {"case": case["case"], "slice": r["slice"], "segment": r["segment"], "has_scar_pred": r["has_scar"],
+                 "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"]}
+            )  # fmt: skip
+    summary: dict[str, Any] = {"n_cases": len(case_rows), "n_slices": len(slice_rows)}
+    summary.update({m: float(np.nanmean([r[m] for r in slice_rows])) for m in SLICE_METRICS})
+    for key in ("scar_size_mm2", "scar_ratio"):
+        pred_values = np.array([r[f"{key}_pred"] for r in case_rows], dtype=np.float64)
+        true_values = np.array([r[f"{key}_true"] for r in case_rows], dtype=np.float64)
+        keep = np.isfinite(pred_values) & np.isfinite(true_values)
+        summary[key] = cohort_agreement(pred_values[keep], true_values[keep])
+        if write_plots and keep.sum() >= 2:
+            bland_altman_plot(
+                pred_values[keep], true_values[keep], os.path.join(output_dir, f"bland_altman_{key}.png"),
+                title=f"PSCGAN vs truth: {key}", unit="mm^2" if "size" in key else "fraction", overwrite=overwrite,
+            )  # fmt: skip
+    for flag in ("has_scar", "transmural"):
+        pred_flags = np.array([r[f"{flag}_pred"] for r in segment_rows], dtype=bool)
+        true_flags = np.array([r[f"{flag}_true"] for r in segment_rows], dtype=bool)
+        summary[f"segment_{flag}"] = segment_detection(pred_flags, true_flags)
+    write_rows(os.path.join(output_dir, "slices.csv"), ("case", "slice", *SLICE_METRICS), slice_rows)
+    write_rows(os.path.join(output_dir, "cases.csv"), tuple(case_rows[0]) if case_rows else ("case",), case_rows)
+    segment_fields = ("case", "slice", "segment", "has_scar_pred", "has_scar_true", "transmural_pred",
+                      "transmural_true")  # fmt: skip
+    write_rows(os.path.join(output_dir, "segments.csv"), segment_fields, segment_rows)
+    with open(summary_path, "w") as handle:
+        json.dump(summary, handle, indent=2, default=float)
+    return {"slices": slice_rows, "cases": case_rows, "segments": segment_rows, "summary": summary}
