@@ -281,6 +281,10 @@ class SelfAttention(nn.Module):
     requires of the whole SCLN; space attention stays within a frame and is causal anyway.
 
     Computed with ``scaled_dot_product_attention(..., scale=1.0)``, which equals the explicit softmax (tested).
+    ``key_pool = k > 1`` (space only) max-pools the keys ``g`` and values ``h`` over ``k x k`` in-plane blocks
+    before attending, as the public SAGAN/BigGAN code does (there 2): ``k^2`` times fewer keys, the same queries and
+    output size; the default 1 is the paper's eqs. 4-6 exactly (the quick overlay uses 2: the level-1 attention of
+    a 32 x 32 x 25 map is most of a CPU step).
 
     Shapes: ``(B, channels, T, H, W) -> (B, channels, T, H, W)``.
 
@@ -289,6 +293,8 @@ class SelfAttention(nn.Module):
         reduction: ``C / C~`` (paper: 8); ``C~`` is at least 1.
         axis: ``"space"`` or ``"time"``.
         causal: for ``axis="time"``, mask the frames after ``t`` (no effect on ``"space"``).
+        key_pool: in-plane pooling of keys and values for ``axis="space"`` (1: none); skipped on maps whose ``H`` or
+            ``W`` it does not divide.
 
     Examples::
 
@@ -297,11 +303,17 @@ class SelfAttention(nn.Module):
     """
 
     def __init__(
-        self, channels: int, reduction: int = DEFAULT_REDUCTION, axis: str = "space", causal: bool = True
+        self,
+        channels: int,
+        reduction: int = DEFAULT_REDUCTION,
+        axis: str = "space",
+        causal: bool = True,
+        key_pool: int = 1,
     ) -> None:
         super().__init__()
         _positive_int("channels", channels)
         _positive_int("reduction", reduction)
+        self.key_pool = _positive_int("key_pool", key_pool)
         if axis not in AXES:
             raise ValueError(f"axis must be one of {AXES}, got {axis!r}.")
         self.axis = axis
@@ -330,7 +342,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_cine("SelfAttention", x)
-        query, key, value = (self._sequences(project(x)) for project in (self.f, self.g, self.h))
+        query = self._sequences(self.f(x))
+        key, value = self.g(x), self.h(x)
+        k = self.key_pool
+        if self.axis == "space" and k > 1 and x.shape[-2] % k == 0 and x.shape[-1] % k == 0:
+            key, value = F.max_pool3d(key, (1, k, k)), F.max_pool3d(value, (1, k, k))
+        key, value = self._sequences(key), self._sequences(value)
         weighted = F.scaled_dot_product_attention(
             query, key, value, is_causal=self.causal and self.axis == "time", scale=1.0
         )
@@ -366,7 +383,12 @@ class MultiAttentionWeighing(nn.Module):
     """
 
     def __init__(
-        self, channels: int, reduction: int = DEFAULT_REDUCTION, attention: bool = True, pathways: str = "both"
+        self,
+        channels: int,
+        reduction: int = DEFAULT_REDUCTION,
+        attention: bool = True,
+        pathways: str = "both",
+        key_pool: int = 1,
     ) -> None:
         super().__init__()
         _positive_int("channels", channels)
@@ -380,10 +402,10 @@ class MultiAttentionWeighing(nn.Module):
         self.fused_attention: SelfAttention | None = None
         if self.attention:
             if pathways in ("both", "spatial"):
-                self.spatial_attention = SelfAttention(channels, reduction, axis="space")
+                self.spatial_attention = SelfAttention(channels, reduction, axis="space", key_pool=key_pool)
             if pathways in ("both", "temporal"):
                 self.temporal_attention = SelfAttention(channels, reduction, axis="time")
-            self.fused_attention = SelfAttention(channels, reduction, axis="space")
+            self.fused_attention = SelfAttention(channels, reduction, axis="space", key_pool=key_pool)
             self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, spatial: torch.Tensor | None, temporal: torch.Tensor | None) -> torch.Tensor:
@@ -433,6 +455,7 @@ class SCLN(nn.Module):
         reduction: the attentions' channel reduction (paper: 8).
         pathways: ``"both"``, ``"spatial"`` or ``"temporal"``.
         attention: ``False`` for the "multi-attention weighing removed" ablation (``F_S + F_T``).
+        key_pool: the space attentions' key/value pooling (:class:`SelfAttention`; 1: none, the paper's).
 
     Examples::
 
@@ -452,6 +475,7 @@ class SCLN(nn.Module):
         reduction: int = DEFAULT_REDUCTION,
         pathways: str = "both",
         attention: bool = True,
+        key_pool: int = 1,
     ) -> None:
         super().__init__()
         _positive_int("in_channels", in_channels)
@@ -469,7 +493,7 @@ class SCLN(nn.Module):
             self.spatial = _pathway(in_channels, out_channels, "spatial", dilations, n_stacks, spatial_stride)
         if pathways in ("both", "temporal"):
             self.temporal = _pathway(in_channels, out_channels, "temporal", dilations, n_stacks, spatial_stride)
-        self.weighing = MultiAttentionWeighing(out_channels, reduction, attention, pathways)
+        self.weighing = MultiAttentionWeighing(out_channels, reduction, attention, pathways, key_pool)
 
     def forward(
         self, spatial_in: torch.Tensor, temporal_in: torch.Tensor
@@ -639,6 +663,8 @@ class CineEncoder(nn.Module):
             ``"conv3d_lstm"`` use only its length (the block depth).
         n_stacks: residual blocks per pathway (SCLN kinds) or per level (``"conv3d"``); default 3.
         reduction: the attentions' channel reduction (SCLN kinds with attention); default 8.
+        key_pool: the space attentions' key/value pooling (SCLN kinds with attention, :class:`SelfAttention`);
+            default 1 (none).
 
     Raises:
         ValueError: naming the bad argument; in ``forward`` naming the expected input shape. An argument the kind does
@@ -659,6 +685,7 @@ class CineEncoder(nn.Module):
         dilations: Sequence[int] | None = None,
         n_stacks: int | None = None,
         reduction: int | None = None,
+        key_pool: int | None = None,
     ) -> None:
         super().__init__()
         _positive_int("in_channels", in_channels)
@@ -669,13 +696,16 @@ class CineEncoder(nn.Module):
             "dilations": kind != "convlstm",
             "n_stacks": kind.startswith("scln") or kind == "conv3d",
             "reduction": kind in ("scln", "scln_spatial", "scln_temporal"),
+            "key_pool": kind in ("scln", "scln_spatial", "scln_temporal"),
         }
-        for name, value in (("dilations", dilations), ("n_stacks", n_stacks), ("reduction", reduction)):
+        named = (("dilations", dilations), ("n_stacks", n_stacks), ("reduction", reduction), ("key_pool", key_pool))
+        for name, value in named:
             if value is not None and not uses[name]:
                 warnings.warn(f"CineEncoder(kind={kind!r}) does not use {name}={value!r}; it is ignored.", stacklevel=2)
         dilations = _positive_ints("dilations", DEFAULT_DILATIONS if dilations is None else dilations)
         n_stacks = _positive_int("n_stacks", DEFAULT_N_STACKS if n_stacks is None else n_stacks)
         reduction = _positive_int("reduction", DEFAULT_REDUCTION if reduction is None else reduction)
+        key_pool = _positive_int("key_pool", 1 if key_pool is None else key_pool)
         self.in_channels = in_channels
         self.channels = channels
         self.kind = kind
@@ -689,7 +719,9 @@ class CineEncoder(nn.Module):
             if kind.startswith("scln"):
                 pathways = {"scln_spatial": "spatial", "scln_temporal": "temporal"}.get(kind, "both")
                 attention = kind != "scln_no_attention"
-                levels.append(SCLN(level_in, level_out, 2, dilations, n_stacks, reduction, pathways, attention))
+                levels.append(
+                    SCLN(level_in, level_out, 2, dilations, n_stacks, reduction, pathways, attention, key_pool)
+                )
             elif kind == "conv3d":
                 blocks = [_Conv3dBlock(level_in, level_out, len(dilations), 2)]
                 blocks += [_Conv3dBlock(level_out, level_out, len(dilations), 1) for _ in range(n_stacks - 1)]
@@ -808,7 +840,7 @@ class PSCGANGenerator(nn.Module):
         condition_channels: channels of the prior condition; 0 for none (phase I).
         output: ``"tanh"``, ``"softmax"`` (needs ``out_channels >= 2``) or ``"none"``.
         flatten_time: ``True`` for the paper-literal flatten of ``T x 4 x 4 x 128`` into the first FC layer.
-        **encoder_kwargs: ``dilations``, ``n_stacks``, ``reduction`` of :class:`CineEncoder`.
+        **encoder_kwargs: ``dilations``, ``n_stacks``, ``reduction``, ``key_pool`` of :class:`CineEncoder`.
 
     Raises:
         ValueError: naming the bad argument; in ``forward`` naming the expected shape of the cine or the condition.

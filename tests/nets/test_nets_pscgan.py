@@ -426,3 +426,18 @@ def test_generator_overfits_one_mask():
 def test_bad_arguments_raise(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def test_space_attention_key_pool_attends_to_pooled_keys_and_values():
+    torch.manual_seed(0)
+    attention = SelfAttention(8, reduction=4, axis="space", key_pool=2)
+    x = torch.randn(1, 8, 2, 4, 4)
+    q = attention.f(x).permute(0, 2, 3, 4, 1).reshape(2, 16, 2)
+    pooled = [torch.nn.functional.max_pool3d(m(x), (1, 2, 2)) for m in (attention.g, attention.h)]
+    k, v = (p.permute(0, 2, 3, 4, 1).reshape(2, 4, 2) for p in pooled)
+    weighted = torch.softmax(q @ k.transpose(1, 2), -1) @ v
+    expected = attention.v(weighted.reshape(1, 2, 4, 4, 2).permute(0, 4, 1, 2, 3))
+    assert torch.allclose(attention(x), expected, atol=1e-5)
+    exact = SelfAttention(8, reduction=4, axis="space")
+    exact.load_state_dict(attention.state_dict())
+    assert not torch.allclose(exact(x), attention(x))  # the default (1) is the paper's unpooled attention

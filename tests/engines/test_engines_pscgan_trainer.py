@@ -1,0 +1,177 @@
+"""PSCGAN's phase trainers on the engine base: D steps per G step, named paper terms, frozen earlier phases, the
+ablation switches, a loss that falls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from common.engines import JointTrainer, PrepareCineBatch, PriTrainer, SegTrainer, SysTrainer, mask_as_image
+from common.nets import JointOutput, PSCGANDiscriminator, PSCGANGenerator
+
+T, S = 4, 32  # frames and image size of the test batches
+NET = {"n_frames": T, "image_size": S, "channels": (4, 4, 8, 8), "dilations": (1, 2), "n_stacks": 1,
+       "reduction": 4, "bottleneck": 16, "decoder_channels": 8}  # fmt: skip
+
+
+def _batch(n: int = 2) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    label = torch.zeros(n, 1, S, S)
+    label[:, :, 8:24, 8:24] = 2
+    label[:, :, 12:20, 12:20] = 1
+    label[:, :, 8:12, 8:24] = 3
+    cine = torch.rand(n, 1, T, S, S) * 0.2 - 0.1 + (label[:, :, None] > 0) * 0.5
+    lge = (label == 3).float() - 0.5
+    return {"cine": cine, "label": label, "lge": lge}
+
+
+def _gen(out_channels: int, output: str, condition_channels: int = 0) -> PSCGANGenerator:
+    return PSCGANGenerator(1, out_channels, output=output, condition_channels=condition_channels, **NET)
+
+
+def _disc(in_channels: int, aux: int = 0) -> PSCGANDiscriminator:
+    return PSCGANDiscriminator(in_channels, channels=(4, 8, 8, 8, 8), aux_classes=aux, reduction=4, image_size=S)
+
+
+def _trainer(cls, g, d, frozen=None, batches=1, epochs=1, **kwargs):
+    optimizers = {"g_optimizer": torch.optim.Adam(g.parameters(), lr=1e-3), "d_optimizer": torch.optim.Adam(
+        d.parameters(), lr=1e-3)}  # fmt: skip
+    return cls(
+        "cpu", epochs, [_batch()] * batches, {"g": g, "d": d}, optimizers, frozen_networks=frozen,
+        d_steps_per_g_step=kwargs.pop("d_steps_per_g_step", 2), **kwargs,
+    )  # fmt: skip
+
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_pri_two_discriminator_steps_per_generator_step_with_named_terms():
+    torch.manual_seed(0)
+    g, d = _gen(4, "softmax"), _disc(4)
+    trainer = _trainer(PriTrainer, g, d, batches=2)
+    seen = []
+
+    def record(engine):
+        seen.append((_changed(g_before, g), _changed(d_before, d), dict(engine.state.output[0])))
+
+    g_before, d_before = _params(g), _params(d)
+    from ignite.engine import Events
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _(engine):
+        nonlocal g_before, d_before
+        record(engine)
+        g_before, d_before = _params(g), _params(d)
+
+    trainer.run()
+    (g1, d1, out1), (g2, d2, out2) = seen
+    assert not g1 and d1  # iteration 1: discriminator only
+    assert g2 and d2  # iteration 2: both
+    for key in ("loss_mce", "loss_g_adv", "loss_d_adv", "loss_g", "loss_d", "loss"):
+        assert key in out2, key
+    assert "loss_mce" not in out1  # no generator step yet: nothing reported as if it had been made
+    assert float(out2["loss_g"]) == pytest.approx(float(out2["loss_mce"]) + 1.0 * float(out2["loss_g_adv"]), rel=1e-5)
+    for key in ("cine_ed", "label_image", "pred_image"):
+        assert out2[key].shape == (1, S, S) and out2[key].min() >= -1 and out2[key].max() <= 1
+
+
+def test_pri_without_adversarial_never_touches_the_discriminator_and_its_loss_falls():
+    torch.manual_seed(0)
+    g, d = _gen(4, "softmax"), _disc(4)
+    trainer = _trainer(PriTrainer, g, d, batches=1, epochs=40, adversarial=False)
+    d_before = _params(d)
+    losses = []
+    from ignite.engine import Events
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output[0]["loss"])))
+    trainer.run()
+    assert not _changed(d_before, d)
+    assert "loss_d_adv" not in trainer.state.output[0] and "loss_g_adv" not in trainer.state.output[0]
+    assert losses[-1] < 0.85 * losses[0], (losses[0], losses[-1])
+
+
+def test_sys_conditions_on_the_frozen_pri_and_logs_its_terms():
+    torch.manual_seed(0)
+    pri = _gen(4, "softmax")
+    pri_before = _params(pri)
+    g, d = _gen(1, "tanh", condition_channels=4), _disc(1)
+    trainer = _trainer(SysTrainer, g, d, frozen={"pri": pri}, batches=2)
+    trainer.run()
+    out = trainer.state.output[0]
+    for key in ("loss_l2", "loss_ogs_tv", "loss_content", "loss_g_adv", "loss_d_adv", "synthesis", "lge"):
+        assert key in out, key
+    assert not _changed(pri_before, pri) and not any(p.requires_grad for p in pri.parameters())
+    batch = _batch()
+    assert torch.allclose(trainer.condition(batch["cine"]), pri.eval()(batch["cine"]))
+
+
+def test_sys_without_synthetic_regularization_drops_only_the_tv_term():
+    torch.manual_seed(0)
+    g, d = _gen(1, "tanh", condition_channels=4), _disc(1)
+    trainer = _trainer(SysTrainer, g, d, frozen={"pri": _gen(4, "softmax")}, batches=2, synthetic_regularization=False)
+    trainer.run()
+    out = trainer.state.output[0]
+    assert "loss_ogs_tv" not in out and "loss_l2" in out and "loss_content" in out
+
+
+def test_sys_and_seg_refuse_to_run_without_their_earlier_phases():
+    with pytest.raises(ValueError, match="pri"):
+        _trainer(SysTrainer, _gen(1, "tanh", condition_channels=4), _disc(1))
+    with pytest.raises(ValueError, match="sys"):
+        _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, 4), frozen={"pri": _gen(4, "softmax")})
+
+
+def test_seg_trains_the_pixel_count_head_and_adds_the_auxiliary_term():
+    torch.manual_seed(0)
+    frozen = {"pri": _gen(4, "softmax"), "sys": _gen(1, "tanh", condition_channels=4)}
+    g, d = _gen(4, "softmax", condition_channels=1), _disc(4, aux=4)
+    trainer = _trainer(SegTrainer, g, d, frozen=frozen, batches=2)
+    trainer.run()
+    out = trainer.state.output[0]
+    for key in ("loss_mce", "loss_aux", "loss_d_aux", "loss_g_adv", "synthesis", "pred_image"):
+        assert key in out, key
+    assert float(out["loss_d"]) == pytest.approx(float(out["loss_d_adv"]) + float(out["loss_d_aux"]), rel=1e-5)
+    # aux_weight 0 (Table 5 ablation): no generator term, the head still learns
+    trainer = _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, 4), frozen=frozen, batches=2,
+                       aux_weight=0.0)  # fmt: skip
+    trainer.run()
+    assert "loss_aux" not in trainer.state.output[0] and "loss_d_aux" in trainer.state.output[0]
+
+
+def test_joint_generator_outputs_mask_and_image_against_one_discriminator():
+    torch.manual_seed(0)
+    g = JointOutput(_gen(5, "none"), num_classes=4)
+    d = _disc(5)
+    trainer = _trainer(JointTrainer, g, d, batches=2)
+    trainer.run()
+    out = trainer.state.output[0]
+    for key in ("loss_mce", "loss_l2", "loss_ogs_tv", "loss_g_adv", "synthesis", "pred_image"):
+        assert key in out, key
+    y = g(_batch()["cine"])
+    assert y.shape == (2, 5, S, S)
+    assert torch.allclose(y[:, :4].sum(1), torch.ones(2, S, S), atol=1e-5) and y[:, 4].abs().max() <= 1
+
+
+def test_batch_missing_a_key_is_refused_naming_it():
+    g, d = _gen(4, "softmax"), _disc(4)
+    trainer = PriTrainer("cpu", 1, [{"cine": _batch()["cine"]}], {"g": g, "d": d},
+                         {"g_optimizer": torch.optim.Adam(g.parameters()), "d_optimizer": torch.optim.Adam(
+                             d.parameters())})  # fmt: skip
+    with pytest.raises(ValueError, match="'label'"):
+        trainer.run()
+
+
+def test_prepare_cine_batch_and_mask_as_image():
+    batch = _batch()
+    x, y = PrepareCineBatch("cine", "lge")(batch, "cpu")
+    assert x is not None and torch.equal(y, batch["lge"])
+    with pytest.raises(ValueError, match="'missing'"):
+        PrepareCineBatch("cine", "missing")(batch)
+    labels = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    assert torch.allclose(mask_as_image(labels), torch.tensor([[[[-1.0, -1 / 3], [1 / 3, 1.0]]]]))
+    probs = torch.nn.functional.one_hot(labels[:, 0].long(), 4).permute(0, 3, 1, 2).float()
+    assert torch.equal(mask_as_image(probs), mask_as_image(labels))
