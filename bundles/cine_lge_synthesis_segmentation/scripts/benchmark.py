@@ -31,8 +31,12 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
+    conv_ceiling_gflops,
+    count_flops,
     int_tuple,
     machine_summary,
+    parse_config_items,
+    peak_rss_mb,
     read_overlay,
     run_workflow,
     write_cases_csv,
@@ -48,8 +52,8 @@ REQUIRED_DATASET = "CineLGE"
 
 #: the benchmark's own data: a seed not used while developing, enough held-out patients per comparison
 DATA_SEED = 2029
-N_TRAIN = 40
-N_VAL = 5
+N_TRAIN = 30
+N_VAL = 4
 N_TEST = 30
 
 #: (ours, baseline) method pairs compared per case
@@ -98,11 +102,16 @@ METRIC_LABELS = {
     "psnr": "PSNR dB of the LGE-equivalent image",
     "nrmse": "NRMSE of the LGE-equivalent image (lower is better)",
     "scar_ratio_error": "|scar ratio predicted - true| per patient (lower is better)",
+    "step_seconds": "seconds per training iteration (a discriminator and a generator step), batch 1",
 }
-LOWER_IS_BETTER = ("nrmse", "scar_ratio_error")
+LOWER_IS_BETTER = ("nrmse", "scar_ratio_error", "step_seconds")
 
 #: (epochs per phase, validation interval) per mode
-SCHEDULES = {"quick": (6, 2), "full": (100, 5)}
+SCHEDULES = {"quick": (4, 2), "full": (100, 5)}
+
+#: the variants a quick run trains by default (each seed trains all of them; the other rows of Tables 3-5 need
+#: ``--variants``: about 10 CPU minutes per three-phase variant and seed at the quick sizes)
+QUICK_VARIANTS = ("PSCGAN", "ED frame only", "no progressive")
 
 #: variant -> (phases, overrides, phases reused from PSCGAN)
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
@@ -167,10 +176,57 @@ def _network(name: str, weights: str, network: dict) -> torch.nn.Module:
     phases, overrides, _ = VARIANTS[name]
     files = ["train.json", "train_joint.json"] if phases == ("joint",) else ["inference.json"]
     key = "network_def"
-    parser = parse_config_items(BUNDLE_ROOT, files, {**network, **overrides})
-    net = parser.get_parsed_content(key)
+    net = parse_config_items(BUNDLE_ROOT, files, {**network, **overrides}, (key,))[key]
     load_weights(net, weights)
     return net.eval()
+
+
+#: the phases' trainers and their generator / discriminator definitions in the configs
+_SPEED_PHASES = {
+    "Pri": ("PriTrainer", [], {}),
+    "Sys": ("SysTrainer", ["train_sys.json"], {"pri": "pri_def"}),
+    "Seg": ("SegTrainer", ["train_seg.json"], {"pri": "pri_def", "sys": "sys_def"}),
+}
+
+
+def _speed_rows(network: dict, repeats: int = 3) -> list[BenchmarkRow]:
+    """One training iteration with a generator step (and its discriminator step) per phase, batch 1 (the paper's),
+    at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, peak RSS of this process."""
+    import common.engines
+
+    ceiling = conv_ceiling_gflops()
+    rows = []
+    for phase, (trainer_name, files, frozen_keys) in _SPEED_PHASES.items():
+        keys = ("network_def", "discriminator_def", "n_frames", "image_size", *frozen_keys.values())
+        items = parse_config_items(BUNDLE_ROOT, ["train.json", *files], dict(network, device="cpu"), keys)
+        g, d = items["network_def"], items["discriminator_def"]
+        frozen = {name: items[key] for name, key in frozen_keys.items()}
+        n_frames, size = items["n_frames"], items["image_size"]
+        label = torch.randint(0, 4, (1, 1, size, size)).float()
+        batch = {"cine": torch.rand(1, 1, n_frames, size, size) * 2 - 1, "label": label, "lge": torch.rand_like(label)}
+        optimizers = {"g_optimizer": torch.optim.Adam(g.parameters(), 1e-3), "d_optimizer": torch.optim.Adam(
+            d.parameters(), 1e-3)}  # fmt: skip
+        trainer = getattr(common.engines, trainer_name)(
+            "cpu", 1, [batch], {"g": g, "d": d}, optimizers, frozen_networks=frozen, d_steps_per_g_step=1
+        )
+
+        def step() -> None:
+            trainer.state.iteration = 1
+            trainer._iteration(trainer, batch)
+
+        flops = count_flops(step)
+        step()
+        with Timer() as timer:
+            for _ in range(repeats):
+                step()
+        seconds = timer.seconds / repeats
+        share = flops / seconds / 1e9 / ceiling
+        rows.append(
+            BenchmarkRow(f"{phase} step", "step_seconds", [("step", seconds)], seconds=seconds,
+                         gflop_per_step=flops / 1e9, ceiling_share=share, peak_rss_mb=peak_rss_mb(),
+                         higher_is_better=False)
+        )  # fmt: skip
+    return rows
 
 
 def run(
@@ -193,7 +249,7 @@ def run(
 
     out_dir = os.path.abspath(out_dir)
     if variants is None:
-        variants = tuple(VARIANTS)
+        variants = QUICK_VARIANTS if quick else tuple(VARIANTS)
     elif isinstance(variants, str):
         variants = tuple(v.strip() for v in variants.split(",") if v.strip())
     else:
@@ -232,6 +288,8 @@ def run(
             scores: dict[str, dict[str, float]] = {}
             for row in result["cases"]:
                 for metric in METRIC_LABELS:
+                    if metric == "step_seconds":
+                        continue
                     if metric == "scar_ratio_error":
                         value = abs(row["scar_ratio_pred"] - row["scar_ratio_true"])
                     else:
@@ -240,9 +298,14 @@ def run(
             per_method.setdefault(name, []).append(scores)
             agreement.setdefault(name, []).append(result["summary"])
 
+    with Timer() as timer:
+        speed = _speed_rows(network)
+    timings["speed rows"] = timer.seconds
     rows: list[BenchmarkRow] = []
     for method, results in per_method.items():
         for metric in METRIC_LABELS:
+            if metric not in results[0]:
+                continue
             names = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
             rows.append(
@@ -258,6 +321,12 @@ def run(
     ]
     summary += [{"method": m, "metric": k, "mean": v, "std": None, "n": None} for m, d in clinical.items()
                 for k, v in d.items()]  # fmt: skip
+    summary += [
+        {"method": r.method, "metric": "seconds per iteration (D step + G step), batch 1", "mean": r.seconds,
+         "std": None, "n": None, "gflop_per_step": r.gflop_per_step, "ceiling_share": r.ceiling_share,
+         "peak_rss_mb": r.peak_rss_mb}
+        for r in speed
+    ]  # fmt: skip
     variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
     note = (
         f"Phantom CineLGE patients (64x64 crops at 1.33 mm, 3 slices, 25 frames; seed {DATA_SEED}): patients "
@@ -269,7 +338,7 @@ def run(
         f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
     )
     print(write_table(summary, out_dir, "benchmark", title="PSCGAN benchmark", note=note))
-    return [r.to_dict() for r in rows]
+    return [r.to_dict() for r in rows + speed]
 
 
 def _clinical_summary(agreement: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
