@@ -47,6 +47,7 @@ def plan_outputs(
     overwrite: bool = False,
     image_key: str = "image",
     shard: bool = False,
+    extra_postfixes: Sequence[str] = (),
 ) -> list[dict]:
     """Check every planned output before any is written, and optionally keep this rank's share.
 
@@ -59,6 +60,8 @@ def plan_outputs(
         image_key: key of the input path.
         shard: keep only `items[rank::world_size]` under torchrun, so each file is written exactly once. All
             ranks check all outputs and then wait for each other, so no rank's early outputs trip another's check.
+        extra_postfixes: postfixes of further outputs written per input (e.g. a synthesis beside a segmentation),
+            checked the same way.
 
     Raises:
         FileExistsError: an output already exists (and `overwrite` is false), would replace an input, or two inputs
@@ -70,19 +73,23 @@ def plan_outputs(
     planned = []
     targets: dict[str, str] = {}
     for item in datalist:
-        target = output_path(item[image_key], output_dir, postfix)
-        if target in targets:
-            raise FileExistsError(
-                f"inputs {targets[target]} and {item[image_key]} would both be written to {target}; give the input "
-                "files distinct names (e.g. copy them into one flat folder)."
-            )
-        targets[target] = str(item[image_key])
-        if os.path.realpath(target) in inputs:
-            raise FileExistsError(f"output {target} would overwrite an input; choose another output_dir or postfix.")
-        if os.path.exists(target) and not overwrite:
-            raise FileExistsError(
-                f"output {target} already exists; pass --overwrite true to replace it, or choose another output_dir."
-            )
+        for item_postfix in (postfix, *extra_postfixes):
+            target = output_path(item[image_key], output_dir, item_postfix)
+            if target in targets:
+                raise FileExistsError(
+                    f"inputs {targets[target]} and {item[image_key]} would both be written to {target}; give the "
+                    "input files distinct names (e.g. copy them into one flat folder)."
+                )
+            targets[target] = str(item[image_key])
+            if os.path.realpath(target) in inputs:
+                raise FileExistsError(
+                    f"output {target} would overwrite an input; choose another output_dir or postfix."
+                )
+            if os.path.exists(target) and not overwrite:
+                raise FileExistsError(
+                    f"output {target} already exists; pass --overwrite true to replace it, or choose another "
+                    "output_dir."
+                )
         planned.append(dict(item))
     os.makedirs(str(output_dir), exist_ok=True)
     if shard:
@@ -134,6 +141,7 @@ class FolderInputs:
         pattern: file pattern inside ``folder``.
         overwrite: as in :func:`plan_outputs`.
         ndim: accepted image dimensions, as in ``common.data.validation.check_nifti``.
+        extra_postfixes: postfixes of further outputs per input, checked as ``postfix`` (:func:`plan_outputs`).
         slice_axes: the axes whose sizes multiply to a file's number of 2D slices, for progress (default: every axis
             after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time).
         shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
@@ -156,6 +164,7 @@ class FolderInputs:
         ndim: int | Sequence[int] | None = None,
         shard: bool = False,
         slice_axes: Sequence[int] | None = None,
+        extra_postfixes: Sequence[str] = (),
     ) -> None:
         self.folder = folder
         self.output_dir = output_dir
@@ -165,6 +174,7 @@ class FolderInputs:
         self.ndim = ndim
         self.shard = shard
         self.slice_axes = None if slice_axes is None else tuple(int(a) for a in slice_axes)
+        self.extra_postfixes = tuple(str(p) for p in extra_postfixes)
         self._datalist: list[dict] | None = None
         self.unreadable: list[tuple[str, str]] = []
         self.slices: dict[str, int] = {}
@@ -181,7 +191,12 @@ class FolderInputs:
 
             good, self.unreadable = partition_readable(list_nifti(self.folder, self.pattern), ndim=self.ndim)
             self._datalist = plan_outputs(
-                [{"image": f} for f in good], self.output_dir, self.postfix, overwrite=self.overwrite, shard=self.shard
+                [{"image": f} for f in good],
+                self.output_dir,
+                self.postfix,
+                overwrite=self.overwrite,
+                shard=self.shard,
+                extra_postfixes=self.extra_postfixes,
             )
             self.slices = {item["image"]: _slice_count(item["image"], self.slice_axes) for item in self._datalist}
         return self._datalist

@@ -68,9 +68,19 @@ def _positive_ints(name: str, values: Sequence[int], length: int | None = None) 
     return values
 
 
+def _sizes(sizes: list[int]) -> str:
+    """``str(tuple(sizes))``, written so that TorchScript compiles it too (it cannot size ``tuple(x.shape)``)."""
+    return "(" + ", ".join([str(size) for size in sizes]) + ("," if len(sizes) == 1 else "") + ")"
+
+
+def _shape(x: torch.Tensor) -> str:
+    """``str(tuple(x.shape))`` for the error messages of forward methods, in eager and in TorchScript alike."""
+    return _sizes(list(x.shape))
+
+
 def _check_cine(name: str, x: torch.Tensor) -> None:
     if x.ndim != 5:
-        raise ValueError(f"{name} expects a cine (B, C, T, H, W), got shape {tuple(x.shape)}.")
+        raise ValueError(f"{name} expects a cine (B, C, T, H, W), got shape {_shape(x)}.")
 
 
 class _FrameNormAct(nn.Module):
@@ -175,17 +185,26 @@ class SpatialDilatedConv(nn.Module):
             padding=(0, dilation, dilation),
             dilation=(1, dilation, dilation),
         )
+        # the in-plane settings of self.conv as plain ints, for the 2D conv of forward (TorchScript cannot size the
+        # slices of self.conv's tuples)
+        self.spatial_stride = spatial_stride
+        self.dilation = dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the same numbers as self.conv(x), computed as a 2D conv of the (B * T) frames: PyTorch's CPU dilated Conv3d
         # takes a slow path (3-6x slower on the SCLN's sizes)
         batch, channels, frames, height, width = x.shape
         frames_first = x.transpose(1, 2).reshape(batch * frames, channels, height, width)
-        conv = self.conv
+        stride, dilation = self.spatial_stride, self.dilation
         out = F.conv2d(
-            frames_first, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:], conv.dilation[1:]
+            frames_first,
+            self.conv.weight[:, :, 0],
+            self.conv.bias,
+            [stride, stride],
+            [dilation, dilation],
+            [dilation, dilation],
         )
-        return out.reshape(batch, frames, *out.shape[1:]).transpose(1, 2)
+        return out.reshape(batch, frames, out.shape[1], out.shape[2], out.shape[3]).transpose(1, 2)
 
 
 class DilatedStack(nn.Module):
@@ -333,7 +352,7 @@ class SelfAttention(nn.Module):
             return x.permute(0, 2, 3, 4, 1).reshape(batch * frames, height * width, channels)
         return x.permute(0, 3, 4, 2, 1).reshape(batch * height * width, frames, channels)
 
-    def _unsequence(self, x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    def _unsequence(self, x: torch.Tensor, shape: list[int]) -> torch.Tensor:
         batch, _, frames, height, width = shape
         channels = x.shape[-1]
         if self.axis == "space":
@@ -409,16 +428,19 @@ class MultiAttentionWeighing(nn.Module):
             self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, spatial: torch.Tensor | None, temporal: torch.Tensor | None) -> torch.Tensor:
-        expected = {"both": (True, True), "spatial": (True, False), "temporal": (False, True)}[self.pathways]
-        if (spatial is not None, temporal is not None) != expected:
+        want_spatial, want_temporal = self.pathways != "temporal", self.pathways != "spatial"
+        if (spatial is not None) != want_spatial or (temporal is not None) != want_temporal:
             raise ValueError(
-                f"MultiAttentionWeighing(pathways={self.pathways!r}) expects (spatial, temporal) present = {expected}, "
-                f"got {(spatial is not None, temporal is not None)}."
+                f"MultiAttentionWeighing(pathways='{self.pathways}') expects (spatial, temporal) present = "
+                f"({want_spatial}, {want_temporal}), got ({spatial is not None}, {temporal is not None})."
             )
+        # `self.<module> is not None` tests on the attributes themselves: TorchScript resolves them at compile time
+        # (an absent module is a None constant) and compiles only the branch this instance takes
         terms: list[torch.Tensor] = []
-        for features, attention in ((spatial, self.spatial_attention), (temporal, self.temporal_attention)):
-            if features is not None:
-                terms.append(attention(features) if attention is not None else features)
+        if spatial is not None:
+            terms.append(self.spatial_attention(spatial) if self.spatial_attention is not None else spatial)
+        if temporal is not None:
+            terms.append(self.temporal_attention(temporal) if self.temporal_attention is not None else temporal)
         fused = terms[0] if len(terms) == 1 else terms[0] + terms[1]
         if self.fused_attention is None:
             return fused
@@ -655,6 +677,8 @@ class CineEncoder(nn.Module):
     Shapes: ``(B, in_channels, T, H, W) -> [(B, channels[i - 1], T, H / 2^i, W / 2^i) for i = 1..4]``; ``H``, ``W``
     divisible by 16.
 
+    Every kind compiles with ``torch.jit.script``, the ConvLSTM kinds included (their loop over T stays a loop).
+
     Args:
         in_channels: cine channels (1).
         channels: the 4 levels' channels (paper: ``(16, 32, 64, 128)``).
@@ -676,6 +700,8 @@ class CineEncoder(nn.Module):
         >>> [f.shape[1:] for f in encoder(torch.rand(1, 1, 6, 32, 32))][-1]
         torch.Size([16, 6, 2, 2])
     """
+
+    __constants__ = ["scln_levels"]
 
     def __init__(
         self,
@@ -709,6 +735,9 @@ class CineEncoder(nn.Module):
         self.in_channels = in_channels
         self.channels = channels
         self.kind = kind
+        #: the levels are SCLNs ((spatial, temporal) -> (spatial, temporal, fused)), not single-input modules: a
+        #: constant, so that TorchScript compiles only the loop of forward that this encoder runs
+        self.scln_levels = kind.startswith("scln")
         #: H and W must be divisible by this (4 levels of stride 2)
         self.spatial_divisor = 16
 
@@ -743,10 +772,10 @@ class CineEncoder(nn.Module):
         if x.ndim != 5 or x.shape[1] != self.in_channels or x.shape[3] % 16 or x.shape[4] % 16:
             raise ValueError(
                 f"CineEncoder expects a cine (B, {self.in_channels}, T, H, W) with H, W divisible by 16, "
-                f"got shape {tuple(x.shape)}."
+                f"got shape {_shape(x)}."
             )
         features: list[torch.Tensor] = []
-        if self.kind.startswith("scln"):
+        if self.scln_levels:
             spatial, temporal = x, x  # the first SCLN gets two copies of the cine (paper 4.2)
             for scln in self.levels:
                 spatial, temporal, fused = scln(spatial, temporal)
@@ -782,7 +811,7 @@ class TimeReduction(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[2] != self.n_frames:
-            raise ValueError(f"TimeReduction expects (B, C, {self.n_frames}, H, W), got shape {tuple(x.shape)}.")
+            raise ValueError(f"TimeReduction expects (B, C, {self.n_frames}, H, W), got shape {_shape(x)}.")
         return self.dot(x.movedim(2, -1)).squeeze(-1)
 
 
@@ -827,6 +856,10 @@ class PSCGANGenerator(nn.Module):
     ``"none"`` the raw output of the last 1x1 conv (the caller applies its own activations).
 
     Shape rule: ``image_size`` divisible by 16; the bottleneck's spatial size is ``image_size / 16``.
+
+    TorchScript: ``torch.jit.script`` compiles the generator for every encoder ``kind`` (the model zoo's CI exports
+    ``network_def`` that way), with the same outputs as eager; the input checks raise the same messages (as
+    ``torch.jit.Error: builtins.ValueError: ...``).
 
     Args:
         in_channels: cine channels (1).
@@ -910,22 +943,22 @@ class PSCGANGenerator(nn.Module):
         self.head = nn.Conv2d(widths[3], out_channels, kernel_size=1)
 
     def _check_inputs(self, cine: torch.Tensor, condition: torch.Tensor | None) -> None:
-        expected = (self.in_channels, self.n_frames, self.image_size, self.image_size)
-        if cine.ndim != 5 or tuple(cine.shape[1:]) != expected:
+        expected = [self.in_channels, self.n_frames, self.image_size, self.image_size]
+        if cine.ndim != 5 or list(cine.shape[1:]) != expected:
             raise ValueError(
-                f"PSCGANGenerator expects a cine (B, {', '.join(map(str, expected))}) (B, C, T, H, W), "
-                f"got shape {tuple(cine.shape)}."
+                f"PSCGANGenerator expects a cine (B, {', '.join([str(size) for size in expected])}) (B, C, T, H, W), "
+                f"got shape {_shape(cine)}."
             )
-        expected_condition = (cine.shape[0], self.condition_channels, self.image_size, self.image_size)
+        expected_condition = [cine.shape[0], self.condition_channels, self.image_size, self.image_size]
         if self.condition_channels == 0:
             if condition is not None:
                 raise ValueError(
                     f"PSCGANGenerator was built with condition_channels=0 and takes no condition, got one of shape "
-                    f"{tuple(condition.shape)}."
+                    f"{_shape(condition)}."
                 )
-        elif condition is None or tuple(condition.shape) != expected_condition:
-            got = "none" if condition is None else f"shape {tuple(condition.shape)}"
-            raise ValueError(f"PSCGANGenerator expects a condition of shape {expected_condition}, got {got}.")
+        elif condition is None or list(condition.shape) != expected_condition:
+            got = "none" if condition is None else f"shape {_shape(condition)}"
+            raise ValueError(f"PSCGANGenerator expects a condition of shape {_sizes(expected_condition)}, got {got}.")
 
     def forward(self, cine: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -939,14 +972,17 @@ class PSCGANGenerator(nn.Module):
         """
         self._check_inputs(cine, condition)
         features = self.encoder(cine)
-        skips = [reduce(level) for reduce, level in zip(self.skip_reductions, features[:3])]
+        skips: list[torch.Tensor] = []
+        for index, reduce in enumerate(self.skip_reductions):
+            skips.append(reduce(features[index]))
         deepest = features[3] if self.bottleneck_reduction is None else self.bottleneck_reduction(features[3])
         code = self.to_bottleneck(deepest.flatten(1))
         if condition is not None:
             code = torch.cat([code, condition.flatten(1)], dim=1)
         side = self.bottleneck_size
         x = self.from_bottleneck(code).view(cine.shape[0], self.decoder_channels, side, side)
-        for block, skip in zip(self.up_blocks, (skips[2], skips[1], skips[0], None)):
+        for index, block in enumerate(self.up_blocks):  # the skips of levels 3, 2, 1, then none
+            skip: torch.Tensor | None = skips[2 - index] if index < 3 else None
             x = block(x, skip)
         x = self.head(x)
         if self.output == "tanh":

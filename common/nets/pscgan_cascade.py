@@ -17,6 +17,10 @@ class PSCGANCascade(nn.Module):
     Seg's probabilities, channel ``N`` Sys's image in ``[-1, 1]``): the bundle's inference output, the same layout as
     the one-generator ablation (:class:`JointOutput`).
 
+    It compiles with ``torch.jit.script`` (as :class:`JointOutput` does) around
+    :class:`~common.nets.pscgan.PSCGANGenerator` of any encoder kind: an absent ``sys`` or ``seg`` is a ``None``
+    attribute, which TorchScript resolves at compile time.
+
     Args:
         pri: cine -> mask probabilities.
         sys: (cine, mask probabilities) -> image.

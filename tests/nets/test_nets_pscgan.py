@@ -21,6 +21,7 @@ from common.nets.pscgan import (
     SpatialDilatedConv,
     TimeReduction,
 )
+from common.nets.pscgan_cascade import JointOutput, PSCGANCascade
 from torch import nn
 
 FRAMES, SIZE = 6, 32
@@ -441,3 +442,82 @@ def test_space_attention_key_pool_attends_to_pooled_keys_and_values():
     exact = SelfAttention(8, reduction=4, axis="space")
     exact.load_state_dict(attention.state_dict())
     assert not torch.allclose(exact(x), attention(x))  # the default (1) is the paper's unpooled attention
+
+
+#: the scripted-export checks' tiny cascade: the structure of the bundle's network_def at a fraction of the compute
+TINY_SCRIPT = {"n_frames": 4, "image_size": 32, "channels": (4, 4, 8, 8), "bottleneck": 16, "decoder_channels": 8}
+#: the encoder kinds whose space attentions take key_pool (the others would warn that it is ignored)
+_KEY_POOL_KINDS = ("scln", "scln_spatial", "scln_temporal")
+
+
+def _script_encoder_kwargs(kind: str, key_pool: int) -> dict:
+    """dilations (1, 2), n_stacks 1, reduction 4 and key_pool, less the arguments the kind does not use."""
+    kwargs: dict = {"dilations": (1, 2), "n_stacks": 1, "reduction": 4, "key_pool": key_pool}
+    if kind not in _KEY_POOL_KINDS:
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("reduction", "key_pool")}
+    if kind == "convlstm":
+        kwargs = {}
+    elif kind == "conv3d_lstm":
+        kwargs.pop("n_stacks")
+    return kwargs
+
+
+@pytest.mark.parametrize(
+    "kind, key_pool", [(kind, 1) for kind in CINE_ENCODER_KINDS] + [(kind, 2) for kind in _KEY_POOL_KINDS]
+)
+def test_scripted_cascade_matches_eager(kind, key_pool):
+    """The bundle's network_def (Pri -> Sys -> Seg) compiles with torch.jit.script, as the model zoo's CI exports it."""
+    torch.manual_seed(0)
+    kwargs = {**TINY_SCRIPT, "kind": kind, **_script_encoder_kwargs(kind, key_pool)}
+    cascade = PSCGANCascade(
+        PSCGANGenerator(out_channels=4, output="softmax", condition_channels=0, **kwargs),
+        PSCGANGenerator(out_channels=1, output="tanh", condition_channels=4, **kwargs),
+        PSCGANGenerator(out_channels=4, output="softmax", condition_channels=1, **kwargs),
+    ).eval()
+    _open_gammas(cascade)  # the fused attentions take part in the output
+    scripted = torch.jit.script(cascade)
+    cine = _cine(batch=2, frames=4)
+    with torch.no_grad():
+        expected = cascade(cine)
+        assert expected.shape == (2, 5, SIZE, SIZE)
+        torch.testing.assert_close(scripted(cine), expected, rtol=1e-5, atol=1e-5)
+    assert scripted.state_dict().keys() == cascade.state_dict().keys()
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_scripted_partial_cascade_matches_eager(stages):
+    torch.manual_seed(0)
+    kwargs = {**TINY_SCRIPT, **_script_encoder_kwargs("scln", 1)}
+    pri = PSCGANGenerator(out_channels=4, output="softmax", **kwargs)
+    synthesis = PSCGANGenerator(condition_channels=4, **kwargs) if stages == 2 else None
+    cascade = PSCGANCascade(pri, synthesis).eval()
+    cine = _cine(frames=4)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(cascade)(cine), cascade(cine), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("flatten_time", [False, True])
+def test_scripted_joint_output_matches_eager(flatten_time):
+    torch.manual_seed(0)
+    generator = PSCGANGenerator(
+        out_channels=5, output="none", flatten_time=flatten_time, **TINY_SCRIPT, **_script_encoder_kwargs("scln", 2)
+    )
+    joint = JointOutput(generator).eval()
+    _open_gammas(joint)
+    cine = _cine(batch=2, frames=4)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(joint)(cine), joint(cine), rtol=1e-5, atol=1e-5)
+
+
+def test_scripted_generator_keeps_the_error_messages():
+    torch.manual_seed(0)
+    scripted = torch.jit.script(
+        PSCGANGenerator(condition_channels=4, **TINY_SCRIPT, **_script_encoder_kwargs("scln", 1))
+    )
+    # TorchScript raises torch.jit.Error ("builtins.ValueError: ...") with the eager message
+    with pytest.raises(Exception, match=r"ValueError: PSCGANGenerator expects a cine \(B, 1, 4, 32, 32\)"):
+        scripted(_cine(frames=5), torch.rand(1, 4, SIZE, SIZE))
+    with pytest.raises(Exception, match=r"condition of shape \(1, 4, 32, 32\), got shape \(1, 3, 32, 32\)"):
+        scripted(_cine(frames=4), torch.rand(1, 3, SIZE, SIZE))
+    with pytest.raises(Exception, match=r"got none"):
+        scripted(_cine(frames=4))

@@ -307,12 +307,16 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     image, _ = _io(bundle)
     # the smallest input the tiny network takes (symbolic sizes such as "2**p" resolved as the zoo's check does)
     probe = vb.probe_spatial_shape(net, json.loads((bundle / "configs" / "metadata.json").read_text()))
-    spatial = tuple(probe["input_shape"][2:])  # (H, W) of a 2D network, (X, Y, Z) of a 3D one
-    height, width = spatial[:2]
+    spatial = tuple(probe["input_shape"][2:])  # (H, W) of a 2D network, (X, Y, Z) of a 3D one, (T, H, W) of a 2D+T
+    # a 2D+T (cine) network, one whose inference.json has `n_frames`: its first axis is time, and its input file is a
+    # 4D (X, Y, slices, frames) NIfTI
+    frames = parser.get("n_frames")
+    plane = spatial[1:] if frames else spatial
+    height, width = plane[:2]
     # per-axis output/input factor (an in-plane SR network: s, s; a through-plane HR segmenter: 1, 1, s)
-    scales = tuple(o // i for i, o in zip(spatial, probe["output_shape"][2:]))
+    scales = tuple(o // i for i, o in zip(plane, probe["output_shape"][2:]))
     scale = scales[0]
-    grid = spatial if len(spatial) == 3 else (height, width, 1)  # the input volume written to disk
+    grid = plane if len(plane) == 3 else (height, width, 1)  # the input volume written to disk
     out_grid = tuple(n * f for n, f in zip(grid, scales + (1,) * (3 - len(scales))))
     # MONAI's verify_net_in_out takes the symbols' values (its defaults, p = n = 1, give 2x2 inputs)
     symbol_args = [f"--{k}" if k != "*" else "--any" for k in probe["values"]]
@@ -320,7 +324,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     data, out, logs = tmp_path / "data", tmp_path / "out", tmp_path / "logs"
     data.mkdir()
     logs.mkdir()
-    pixels = np.random.default_rng(0).random(grid).astype(np.float32)
+    pixels = np.random.default_rng(0).random(grid + ((spatial[0],) if frames else ())).astype(np.float32)
     # the input file is named as the bundle's `file_pattern` expects (e.g. `*_LGE.nii.gz` picks MS-CMRSeg's LGE)
     input_name = str(parser.get_parsed_content("file_pattern")).replace("*", "case_001", 1)
     nib.save(nib.Nifti1Image(pixels, np.diag([*INPUT_SPACING, 1.0])), str(data / input_name))
@@ -377,18 +381,19 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     with torch.no_grad():
         expected = net(x)
         exported = torch.jit.load(str(root / "models" / "model.ts"))(x)
-    assert exported.shape == expected.shape == (1, expected.shape[1], *(n * f for n, f in zip(spatial, scales)))
+    assert exported.shape == expected.shape == (1, expected.shape[1], *(n * f for n, f in zip(plane, scales)))
     torch.testing.assert_close(exported, expected, rtol=1e-3, atol=1e-4)
 
     # one inference: the output exists, in-plane `scale` times larger, over the same field of view (a through-plane
-    # SR bundle also splits the 8 mm slice into thinner ones: the extent along every axis is what is kept)
+    # SR bundle also splits the 8 mm slice into thinner ones: the extent along every axis is what is kept); a bundle
+    # may write more outputs beside it (e.g. an LGE-equivalent image beside a segmentation)
     postfix = parser.get_parsed_content("output_postfix")
-    written = sorted(out.glob("*.nii.gz"))
+    written = sorted(out.glob(f"*_{postfix}.nii.gz"))
     assert [p.name for p in written] == [input_name.replace(".nii.gz", f"_{postfix}.nii.gz")]
     result = nib.load(str(written[0]))
     assert result.shape[:2] == (scale * height, scale * width)
     np.testing.assert_allclose(result.header.get_zooms()[:2], np.array(INPUT_SPACING[:2]) / scale, rtol=1e-5)
-    if len(spatial) == 3:  # a through-plane network: every axis has its own factor
+    if len(plane) == 3:  # a through-plane network: every axis has its own factor
         assert result.shape[:3] == out_grid
     shape, zooms = result.shape[:3], result.header.get_zooms()[:3]  # a squeezed 2D output keeps the input's slice
     extent = np.array(shape + (1,) * (3 - len(shape))) * np.array(zooms + tuple(INPUT_SPACING[len(zooms) :]))

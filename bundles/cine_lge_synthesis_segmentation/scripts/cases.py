@@ -10,8 +10,7 @@ from __future__ import annotations
 
 __all__ = ["patient_split", "slice_items"]
 
-import nibabel as nib
-from common.data import DatasetError, cine_lge_cases, split_cases
+from common.data import DatasetError, check_nifti, cine_lge_cases, split_cases
 
 
 def patient_split(
@@ -37,16 +36,13 @@ def patient_split(
 def slice_items(cases: list[dict[str, str]]) -> list[dict]:
     """One item per short-axis slice: the case's files, ``slice`` (index in the stack) and ``n_slices``.
 
-    The number of slices is read from the cine header (nothing is loaded); a cine that is not 4D is refused here,
-    naming the file, before any training starts.
+    Every file is read once here (``common.data.check_nifti``), so a missing, corrupt or truncated file, NaN voxels,
+    a cine that is not 4D or an LGE / label that is not 3D is refused naming the file before any training starts.
     """
     items = []
     for case in cases:
-        shape = nib.load(case["cine"]).shape
-        if len(shape) != 4:
-            raise ValueError(
-                f"{case['cine']}: shape {tuple(shape)}, but a 2D+T cine is a 4D NIfTI (X, Y, slices, frames); a "
-                "single slice is (X, Y, 1, frames)."
-            )
+        shape = check_nifti(case["cine"], ndim=4)
+        for key in ("lge", "label"):
+            check_nifti(case[key], ndim=3)
         items += [{**case, "slice": k, "n_slices": int(shape[2])} for k in range(int(shape[2]))]
     return items

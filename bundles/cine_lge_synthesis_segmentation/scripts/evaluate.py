@@ -70,6 +70,19 @@ def predict_stack(
     return torch.cat(outputs, 0).permute(1, 2, 3, 0).numpy()
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (nested in dicts and lists) replaced by ``None``."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def _slice_scores(pred: np.ndarray, truth: np.ndarray, synthesis: np.ndarray, lge: np.ndarray, n: int) -> dict:
     scores = pixel_classification(pred, truth, n)
     out = {k: scores[k] for k in ("accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3")}
@@ -167,6 +180,6 @@ def evaluate(
     segment_fields = ("case", "slice", "segment", "has_scar_pred", "has_scar_true", "transmural_pred",
                       "transmural_true")  # fmt: skip
     write_rows(os.path.join(output_dir, "segments.csv"), segment_fields, segment_rows)
-    with open(summary_path, "w") as handle:
-        json.dump(summary, handle, indent=2, default=float)
+    with open(summary_path, "w") as handle:  # strict JSON: an undefined value (e.g. r of < 3 cases) is null
+        json.dump(_finite_or_none(summary), handle, indent=2, allow_nan=False)
     return {"slices": slice_rows, "cases": case_rows, "segments": segment_rows, "summary": summary}

@@ -1,0 +1,268 @@
+"""Bad inputs to the PSCGAN bundle: each is refused with a message naming the file.
+
+- training (``train.json``, phase I, the first to read the CineLGE cases; the later phases read them the same way): a
+  label value outside {0, 1, 2, 3}, an LGE or a label on another grid than its cine (both files named), a cine of 20
+  frames, a 3D cine, a NaN voxel in the LGE and a case folder without its label each stop the phase before it writes
+  weights, naming the offending file and what is wrong with it, and so is a truncated ``.nii.gz`` (every case file is
+  read once when the items are listed, ``common.data.validation.check_nifti``);
+- folder inference (``inference.json``): a 3D ``(64, 64, 25)`` file, a cine holding NaN and a corrupt ``.nii.gz``
+  (random bytes) are set aside when the inputs are listed (``common.inference.FolderInputs(ndim=4)``), named with
+  their reason in the log, the other files are processed, and the run fails at the end (``UnreadableInputError``
+  naming each one); a cine of 20 frames and one of 48 x 48 pixels stop the run naming the file
+  (``common.transforms.CheckCined``); outputs are replaced only with ``--overwrite true``, the LGE-equivalent image
+  too (it is checked before the run beside the segmentation: with the segmentation and the clinical tables moved
+  away, a rerun still refuses).
+
+Inference needs only a cascade of the tiny shape: untrained weights (``inference.json``'s ``network_def`` with
+tiny.json) stand in for ``models/model.pt``, since no refusal here depends on what the networks learnt.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "cine_lge_synthesis_segmentation"
+CONFIGS = BUNDLE / "configs"
+#: 1 training, 1 validation and 3 test patients of 5
+FRACTIONS = [0.2, 0.2, 0.6]
+#: 4x fewer keys in the tiny networks' 64 x 64 space attentions (no weight changes; ~3x faster on the CPU)
+FAST = {"attention_key_pool": 2}
+
+pytestmark = pytest.mark.slow
+
+
+def _refused(files: list[str], **overrides) -> str:
+    with pytest.raises(Exception) as error:
+        run_tiny(BUNDLE, files, **overrides, **FAST)
+    return exception_messages(error.value)
+
+
+def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj), image.affine
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """5 CineLGE phantoms (64 x 64, 3 slices, 25 frames)."""
+    from common.data import write_cine_lge
+
+    return write_cine_lge(tmp_path_factory.mktemp("pscgan_bad_data"), n_cases=5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def train_case(source) -> str:
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        return scripts.cases.patient_split(str(source), fractions=FRACTIONS)["train"][0]["case"]
+
+
+# ------------------------------------------------------------------------------------------------------- training
+def _spoil(kind: str, case: Path) -> tuple[list[Path], list[str]]:
+    """Make the case folder ``case`` bad in the way ``kind``; return the files the refusal must name and the words
+    it must hold besides them."""
+    cine, lge, label = (case / f"{case.name}_{key}.nii.gz" for key in ("cine", "lge", "label"))
+    if kind == "label_values":  # one myocardium pixel labelled 5 (another scheme's value)
+        mask, affine = _nifti(label)
+        mask = mask.copy()
+        mask[tuple(np.argwhere(mask == 2)[0])] = 5
+        nib.save(nib.Nifti1Image(mask, affine), label)
+        return [label], ["value(s) 5 outside the label set {0, 1, 2, 3}"]
+    if kind in ("lge_grid", "label_grid"):  # 48 x 48 of the cine's 64 x 64
+        path = lge if kind == "lge_grid" else label
+        volume, affine = _nifti(path)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[8:56, 8:56]), affine), path)
+        return [path, cine], ["grid (48, 48, 3) differs from the cine's", "(64, 64, 3)"]
+    if kind == "cine_frames":  # 20 frames of the network's 25
+        volume, affine = _nifti(cine)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[..., :20]), affine), cine)
+        return [cine], ["has 20 frames", "takes 25"]
+    if kind == "cine_3d":  # one slice's frames, saved without the slice axis
+        volume, affine = _nifti(cine)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[:, :, 0]), affine), cine)
+        return [cine], ["shape (64, 64, 25)", "2D+T cine is a 4D NIfTI"]
+    if kind == "nan_lge":
+        volume, affine = _nifti(lge)
+        volume = volume.astype(np.float32)
+        volume[32, 32, 1] = np.nan
+        nib.save(nib.Nifti1Image(volume, affine), lge)
+        return [lge], ["NaN/Inf"]
+    if kind == "no_label":
+        label.unlink()
+        return [label.parent], ["has no", label.name]
+    if kind == "corrupt_label":  # a download cut off halfway
+        label.write_bytes(label.read_bytes()[: label.stat().st_size // 2])
+        return [label], []
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["label_values", "lge_grid", "label_grid", "cine_frames", "cine_3d", "nan_lge", "no_label", "corrupt_label"]
+)
+def test_training_refuses_a_bad_case_naming_the_file(kind, source, train_case, tmp_path):
+    dataset = Path(shutil.copytree(source, tmp_path / "CineLGE"))
+    paths, words = _spoil(kind, dataset / train_case)
+    models = tmp_path / "models"
+    message = _refused(
+        ["train.json"], dataset_dir=str(dataset), ckpt_dir=str(models), output_dir=str(tmp_path / "eval"),
+        fractions=FRACTIONS,
+    )  # fmt: skip
+    assert all(str(path) in message for path in paths), message
+    assert all(word in message for word in words), (words, message)
+    assert not list(models.rglob("*.pt")), "a refused phase must not write weights"
+
+
+# ------------------------------------------------------------------------------------------------ folder inference
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """``models/model.pt``: an untrained cascade of inference.json's ``network_def`` with tiny.json's features."""
+    with bundle_scripts(BUNDLE):
+        workflow = ConfigWorkflow(
+            config_file=[str(CONFIGS / f) for f in ("inference.json", "tiny.json")],
+            meta_file=str(CONFIGS / "metadata.json"),
+            logging_file=False,
+            bundle_root=str(BUNDLE),
+        )
+        network = workflow.parser.get_parsed_content("network_def")
+    models = tmp_path_factory.mktemp("pscgan_bad_models")
+    torch.save(network.state_dict(), models / "model.pt")
+    return models
+
+
+@pytest.fixture(scope="module")
+def cine(source) -> tuple[np.ndarray, np.ndarray]:
+    """A case's cine stack (64, 64, 3, 25) and its affine."""
+    return _nifti(source / "case001" / "case001_cine.nii.gz")
+
+
+def _infer(folder: Path, models: Path, out: Path, **overrides) -> str:
+    """inference.json over ``folder``; the messages of the error that stops it."""
+    return _refused(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out), **overrides)
+
+
+def _write_unreadable(kind: str, folder: Path, cine: tuple[np.ndarray, np.ndarray]) -> tuple[Path, str]:
+    """An input of ``kind`` that the folder listing sets aside; returns its path and the reason the log must give."""
+    volume, affine = cine
+    path = folder / f"{kind}_cine.nii.gz"
+    if kind == "3d":  # (64, 64, 25): one slice's frames without the slice axis
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[:, :, 0]), affine), path)
+        return path, "a 2D+T cine is a 4D NIfTI"
+    if kind == "nan":
+        spoiled = volume.astype(np.float32)
+        spoiled[32, 32, 1, 5] = np.nan
+        nib.save(nib.Nifti1Image(spoiled, affine), path)
+        return path, "NaN/Inf voxels"
+    if kind == "corrupt":
+        path.write_bytes(np.random.default_rng(0).bytes(20000))
+        return path, "corrupt or not a NIfTI"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["3d", "nan", "corrupt"])
+def test_unreadable_input_is_named_with_its_reason(kind, models, cine, tmp_path, caplog):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path, reason = _write_unreadable(kind, folder, cine)
+    with caplog.at_level(logging.ERROR, logger="common.inference"):
+        message = _infer(folder, models, out)
+    assert "UnreadableInputError" in message and "1 input file(s)" in message and str(path) in message, message
+    logged = [r.getMessage() for r in caplog.records if r.name == "common.inference"]
+    assert any(str(path) in line and reason in line for line in logged), logged
+    assert not list(out.glob("*.nii.gz")), "nothing written for a bad input"
+
+
+def test_folder_inference_goes_on_past_bad_files_then_fails(models, cine, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    volume, affine = cine
+    good = folder / "good_cine.nii.gz"
+    nib.save(nib.Nifti1Image(volume, affine), good)
+    bad = [_write_unreadable(kind, folder, cine)[0] for kind in ("3d", "nan", "corrupt")]
+    message = _infer(folder, models, out)
+    assert "UnreadableInputError" in message and "3 input file(s)" in message, message
+    assert all(str(path) in message for path in bad) and str(good) not in message, message
+    # the readable stack was processed (and its clinical row written); nothing was written for the bad ones
+    expected = {"good_cine_seg.nii.gz", "good_cine_lge_equivalent.nii.gz", "clinical_cases.csv"}
+    assert expected | {"clinical_segments.csv"} == {p.name for p in out.iterdir()}
+    assert nib.load(out / "good_cine_seg.nii.gz").shape == volume.shape[:3]
+    assert len((out / "clinical_cases.csv").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("kind", ["frames", "size"])
+def test_cine_the_network_cannot_take_is_refused_naming_the_file(kind, models, cine, tmp_path):
+    volume, affine = cine
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    path = folder / f"{kind}_cine.nii.gz"
+    if kind == "frames":  # 20 frames of the network's 25
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[..., :20]), affine), path)
+        words = ["has 20 frames", "takes 25"]
+    else:  # 48 x 48 of the network's heart-centred 64 x 64 crop
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[8:56, 8:56]), affine), path)
+        words = ["48x48", "64x64"]
+    message = _infer(folder, models, out)
+    assert "ValueError" in message and str(path) in message, message
+    assert all(word in message for word in words), (words, message)
+    assert not out.exists() or not list(out.iterdir()), "nothing written for a refused input"
+
+
+def test_overwrite_true_replaces_the_outputs(models, cine, tmp_path):
+    volume, affine = cine
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(volume, affine), folder / "case_cine.nii.gz")
+    common = {"dataset_dir": str(folder), "ckpt_dir": str(models), "output_dir": str(out)}
+    run_tiny(BUNDLE, ["inference.json"], **common, **FAST)
+    before = _stamps(out)
+    assert set(before) == {
+        "case_cine_seg.nii.gz", "case_cine_lge_equivalent.nii.gz", "clinical_cases.csv", "clinical_segments.csv",
+    }  # fmt: skip
+    message = _infer(folder, models, out)
+    assert "FileExistsError" in message and str(out / "case_cine_seg.nii.gz") in message, message
+    assert _stamps(out) == before
+    # without the segmentation, its LGE-equivalent image stops it; without both, the clinical tables still do
+    (out / "case_cine_seg.nii.gz").rename(tmp_path / "seg.nii.gz")
+    message = _infer(folder, models, out)
+    assert "FileExistsError" in message and str(out / "case_cine_lge_equivalent.nii.gz") in message, message
+    (out / "case_cine_lge_equivalent.nii.gz").rename(tmp_path / "lge_equivalent.nii.gz")
+    message = _infer(folder, models, out)
+    assert "FileExistsError" in message and str(out / "clinical_cases.csv") in message, message
+    (tmp_path / "seg.nii.gz").rename(out / "case_cine_seg.nii.gz")
+    (tmp_path / "lge_equivalent.nii.gz").rename(out / "case_cine_lge_equivalent.nii.gz")
+    # asked to, it replaces every output
+    run_tiny(BUNDLE, ["inference.json"], **common, overwrite=True, **FAST)
+    after = _stamps(out)
+    assert set(after) == set(before) and all(after[name][0] != before[name][0] for name in before)
+
+
+def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):
+    volume, affine = cine
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(volume, affine), folder / "case_cine.nii.gz")
+    common = {"dataset_dir": str(folder), "ckpt_dir": str(models), "output_dir": str(out)}
+    run_tiny(BUNDLE, ["inference.json"], **common, **FAST)
+    for name in ("case_cine_seg.nii.gz", "clinical_cases.csv", "clinical_segments.csv"):
+        (out / name).rename(tmp_path / name)  # moved away; the LGE-equivalent image stays
+    synthesis = out / "case_cine_lge_equivalent.nii.gz"
+    before = synthesis.stat().st_mtime_ns
+    try:
+        run_tiny(BUNDLE, ["inference.json"], **common, **FAST)
+    except Exception as error:
+        assert str(synthesis) in exception_messages(error)
+    assert synthesis.stat().st_mtime_ns == before, f"{synthesis} was replaced without --overwrite true"

@@ -1,0 +1,266 @@
+"""The PSCGAN bundle end to end, driven through `monai.bundle` as a user would, from an empty models folder.
+
+Phase I, Pri (``train.json``: the coarse 4-class mask, ``pri/pri.pt``) -> phase II, Sys (+ ``train_sys.json``: the
+LGE-equivalent image conditioned on the frozen Pri, ``sys/sys.pt``) -> phase III, Seg (+ ``train_seg.json``: the final
+segmentation conditioned on the frozen Pri and Sys; ``model.pt`` is the whole cascade) -> the one-generator ablation
+(+ ``train_joint.json``, ``joint/joint.pt``) -> folder inference on two cine stacks (``inference.json``: a uint8
+segmentation and a float32 LGE-equivalent image per stack in its affine, and the clinical CSVs) -> the test split's
+scores (+ ``evaluate.json``). tiny.json networks on 5 CineLGE phantoms (64 x 64, 3 slices, 25 frames), 1 epoch each.
+
+Also: the phases refuse to run out of order naming the command, the frozen earlier phases are not changed by the
+later ones, each phase logs its paper terms to TensorBoard, and inference never replaces its outputs unasked.
+
+Runtime: the data are split 1 / 1 / 3 patients (``FRACTIONS``: 3 training slices a phase, 3 test cases for the
+cohort statistics) and the space attentions pool their keys 2 x 2 (``attention_key_pool``, a speed setting that
+changes no weight shape), as the quick overlay does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from common.checkpoint import extract_state_dict
+from monai.bundle import ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "cine_lge_synthesis_segmentation"
+CONFIGS = BUNDLE / "configs"
+PRI = ["train.json"]
+SYS = ["train.json", "train_sys.json"]
+SEG = ["train.json", "train_seg.json"]
+JOINT = ["train.json", "train_joint.json"]
+#: 1 training, 1 validation and 3 test patients of 5
+FRACTIONS = [0.2, 0.2, 0.6]
+#: 4x fewer keys in the tiny networks' 64 x 64 space attentions (no weight changes; ~3x faster on the CPU)
+FAST = {"attention_key_pool": 2}
+#: the scalar tags of each phase's paper terms (sections 5.1-5.3)
+PAPER_TERMS = {
+    "pri": {"loss_mce", "loss_g_adv", "loss_d_adv"},
+    "sys": {"loss_l2", "loss_ogs_tv", "loss_content", "loss_g_adv", "loss_d_adv"},
+    "seg": {"loss_mce", "loss_aux", "loss_d_aux", "loss_g_adv", "loss_d_adv"},
+    "joint": {"loss_mce", "loss_l2", "loss_ogs_tv", "loss_g_adv", "loss_d_adv"},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _refused(files: list[str], **overrides) -> str:
+    with pytest.raises(Exception) as error:
+        run_tiny(BUNDLE, files, **overrides)
+    return exception_messages(error.value)
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")}
+
+
+def _load(path: Path) -> dict:
+    return extract_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _parsed(files: list[str], key: str):
+    """``key`` of ``configs/<files>`` + tiny.json, parsed in this process."""
+    with bundle_scripts(BUNDLE):
+        workflow = ConfigWorkflow(
+            config_file=[str(CONFIGS / f) for f in [*files, "tiny.json"]],
+            meta_file=str(CONFIGS / "metadata.json"),
+            logging_file=False,
+            bundle_root=str(BUNDLE),
+            **FAST,
+        )
+        return workflow.parser.get_parsed_content(key)
+
+
+def _scalar_tags(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 1})
+        events.Reload()
+        tags |= set(events.Tags()["scalars"])
+    return tags
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> dict:
+    from common.data import write_cine_lge
+
+    work = tmp_path_factory.mktemp("pscgan")
+    data = write_cine_lge(work / "data", n_cases=5, seed=0)
+    data_before = _stamps(data)
+    models = work / "models"
+    common = {"dataset_dir": str(data), "ckpt_dir": str(models), "fractions": FRACTIONS, **FAST}
+    workflows, written = {}, {}
+    for name, files in (("pri", PRI), ("sys", SYS), ("seg", SEG), ("joint", JOINT)):
+        before = _files(models)
+        workflows[name] = run_tiny(BUNDLE, files, **common, output_dir=str(work / "eval" / name))
+        written[name] = _files(models) - before
+    # folder inference on copies of two cases' cine stacks
+    inputs = work / "cine"
+    inputs.mkdir()
+    for case in ("case001", "case002"):
+        shutil.copy(data / case / f"{case}_cine.nii.gz", inputs)
+    inputs_before = _stamps(inputs)
+    before = _files(models)
+    infer = {"dataset_dir": str(inputs), "ckpt_dir": str(models), "output_dir": str(work / "outputs"), **FAST}
+    workflows["inference"] = run_tiny(BUNDLE, ["inference.json"], **infer)
+    workflows["evaluate"] = run_tiny(
+        BUNDLE, ["inference.json", "evaluate.json"], **common, output_dir=str(work / "eval" / "test")
+    )
+    written["inference_and_evaluate"] = _files(models) - before
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        split = scripts.cases.patient_split(str(data), fractions=FRACTIONS, seed=0)
+    return {
+        "work": work,
+        "data": data,
+        "models": models,
+        "inputs": inputs,
+        "infer": infer,
+        "workflows": workflows,
+        "written": written,
+        "split": split,
+        "unchanged": data_before == _stamps(data) and inputs_before == _stamps(inputs),
+    }
+
+
+def test_each_phase_writes_its_product_and_nothing_else(pipeline):
+    written = pipeline["written"]
+    state = "train_state/checkpoint_epoch=1.pt"
+    assert written["pri"] == {"pri/pri.pt", f"pri/{state}"}
+    assert written["sys"] == {"sys/sys.pt", f"sys/{state}"}
+    assert written["seg"] == {"model.pt", f"seg/{state}"}
+    assert written["joint"] == {"joint/joint.pt", f"joint/{state}"}
+    assert written["inference_and_evaluate"] == set()
+    # MONAI Label's bundle task loads the one file its glob of models/*.pt finds: the cascade
+    assert sorted(p.name for p in pipeline["models"].glob("*.pt")) == ["model.pt"]
+    # a training phase's output_dir holds its TensorBoard logs only; data and inputs are never written
+    for name in ("pri", "sys", "seg", "joint"):
+        logs = _files(pipeline["work"] / "eval" / name)
+        assert logs and all(p.startswith("events.out.tfevents.") for p in logs), (name, logs)
+    assert pipeline["unchanged"], "the dataset or the inference inputs were modified"
+
+
+def test_phases_refuse_to_run_out_of_order_naming_the_command(pipeline, tmp_path):
+    models = tmp_path / "models"
+    args = {"dataset_dir": str(pipeline["data"]), "ckpt_dir": str(models), "output_dir": str(tmp_path / "eval")}
+    message = _refused(SYS, **args, **FAST)
+    assert "pri.pt" in message and "train.json" in message, message
+    message = _refused(SEG, **args, **FAST)
+    assert "pri.pt" in message and "train.json" in message, message
+    # Pri trained, Sys not
+    (models / "pri").mkdir(parents=True)
+    shutil.copy(pipeline["models"] / "pri" / "pri.pt", models / "pri" / "pri.pt")
+    message = _refused(SEG, **args, **FAST)
+    assert "sys.pt" in message and "train_sys.json" in message, message
+    # no cascade yet: inference names the Seg phase
+    infer = {**pipeline["infer"], "ckpt_dir": str(models), "output_dir": str(tmp_path / "outputs")}
+    message = _refused(["inference.json"], **infer)
+    assert "model.pt" in message and "train_seg.json" in message, message
+    assert _files(models) == {"pri/pri.pt"}, "a refused phase must not write anything"
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").iterdir())
+
+
+def test_the_cascade_loads_into_the_inference_network(pipeline):
+    model = _load(pipeline["models"] / "model.pt")
+    assert {key.split(".", 1)[0] for key in model} == {"pri", "sys", "seg"}
+    _parsed(["inference.json"], "network_def").load_state_dict(model, strict=True)
+    # the ablation's generator loads into its own phase's network
+    _parsed(JOINT, "network_def").load_state_dict(_load(pipeline["models"] / "joint" / "joint.pt"), strict=True)
+
+
+def test_frozen_earlier_phases_are_not_changed_by_later_ones(pipeline):
+    models = pipeline["models"]
+    pri, sys_ = _load(models / "pri" / "pri.pt"), _load(models / "sys" / "sys.pt")
+    model = _load(models / "model.pt")
+    for prefix, phase in (("pri.", pri), ("sys.", sys_)):
+        cascade = {k.removeprefix(prefix): v for k, v in model.items() if k.startswith(prefix)}
+        assert set(cascade) == set(phase), prefix
+        assert all(torch.equal(cascade[k], phase[k]) for k in phase), f"the Seg phase changed {prefix}*"
+    # the Sys phase's frozen Pri, after its epoch: the weights of pri.pt, buffers included
+    frozen = pipeline["workflows"]["sys"].parser.get_parsed_content("pri_frozen").state_dict()
+    assert set(frozen) == set(pri) and all(torch.equal(frozen[k].cpu(), pri[k]) for k in pri)
+    seg_trainer = pipeline["workflows"]["seg"].parser.get_parsed_content("train#trainer")
+    assert set(seg_trainer.frozen_networks) == {"pri", "sys"}
+    assert not any(p.requires_grad for net in seg_trainer.frozen_networks.values() for p in net.parameters())
+
+
+def test_inference_writes_segmentation_and_synthesis_in_the_input_grid(pipeline):
+    out = pipeline["work"] / "outputs"
+    sources = sorted(pipeline["inputs"].glob("*.nii.gz"))
+    names = {f"{s.name[:-7]}_{kind}.nii.gz" for s in sources for kind in ("seg", "lge_equivalent")}
+    assert {p.name for p in out.iterdir()} == names | {"clinical_cases.csv", "clinical_segments.csv"}
+    for source in sources:
+        cine = nib.load(source)
+        stem = source.name[:-7]
+        seg, synthesis = nib.load(out / f"{stem}_seg.nii.gz"), nib.load(out / f"{stem}_lge_equivalent.nii.gz")
+        for image in (seg, synthesis):
+            assert image.shape == cine.shape[:3] == (64, 64, 3)
+            assert np.array_equal(image.affine, cine.affine), (image.affine, cine.affine)
+        assert seg.get_data_dtype() == np.uint8 and synthesis.get_data_dtype() == np.float32
+        labels = np.asarray(seg.dataobj)
+        assert labels.min() >= 0 and labels.max() <= 3
+        values = np.asarray(synthesis.dataobj)
+        assert np.isfinite(values).all() and values.min() >= -1.0 and values.max() <= 1.0 and values.std() > 0
+
+
+def test_clinical_csvs_have_one_case_row_per_input(pipeline):
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import CASE_FIELDS, SEGMENT_FIELDS
+    out = pipeline["work"] / "outputs"
+    rows = list(csv.reader(open(out / "clinical_cases.csv")))
+    assert rows[0] == list(CASE_FIELDS)
+    assert sorted(r[0] for r in rows[1:]) == ["case001_cine", "case002_cine"]
+    assert all(int(r[1]) == 3 for r in rows[1:])  # slices
+    segments = list(csv.reader(open(out / "clinical_segments.csv")))
+    assert segments[0] == list(SEGMENT_FIELDS)
+    assert {r[0] for r in segments[1:]} <= {"case001_cine", "case002_cine"}
+
+
+def test_inference_never_overwrites_its_outputs(pipeline):
+    out = pipeline["work"] / "outputs"
+    before = _stamps(out)
+    message = _refused(["inference.json"], **pipeline["infer"])
+    assert "FileExistsError" in message and "--overwrite true" in message, message
+    assert any(str(out / name) in message for name in before), message
+    assert _stamps(out) == before
+
+
+def test_evaluation_scores_the_test_split(pipeline):
+    folder = pipeline["work"] / "eval" / "test"
+    test = [case["case"] for case in pipeline["split"]["test"]]
+    assert len(test) == 3
+    summary = json.loads((folder / "summary.json").read_text())
+    assert {"n_cases", "accuracy", "dice_scar", "ssim", "scar_ratio", "segment_has_scar"} <= set(summary)
+    assert summary["n_cases"] == len(test) and summary["n_slices"] == 3 * len(test)
+    assert {"pearson_r", "bias", "loa_lower", "loa_upper"} <= set(summary["scar_ratio"])
+    assert {"sensitivity", "specificity"} <= set(summary["segment_has_scar"])
+    assert 0.0 <= summary["accuracy"] <= 1.0 and 0.0 <= summary["dice_scar"] <= 1.0
+    assert -1.0 <= summary["ssim"] <= 1.0
+    cases = list(csv.DictReader(open(folder / "cases.csv")))
+    assert [row["case"] for row in cases] == test  # the test split only, none of the training patients
+    assert len(list(csv.DictReader(open(folder / "slices.csv")))) == 3 * len(test)
+    assert (folder / "segments.csv").is_file()
+    # scar size is finite for every case (0 without scar): its Bland-Altman plot exists with >= 2 cases
+    assert (folder / "bland_altman_scar_size_mm2.png").is_file()
+
+
+@pytest.mark.parametrize("phase", ["pri", "sys", "seg", "joint"])
+def test_each_phase_logs_its_paper_terms_to_tensorboard(pipeline, phase):
+    tags = _scalar_tags(pipeline["work"] / "eval" / phase)
+    assert PAPER_TERMS[phase] <= tags, (phase, sorted(tags))
+    assert {f"epoch_{term}" for term in PAPER_TERMS[phase]} <= tags, (phase, sorted(tags))
