@@ -7,6 +7,7 @@ from common.transforms.check_label_values import CheckLabelValuesd
 from common.transforms.check_shape_ratio import CheckShapeRatiod
 from common.transforms.cine import (
     CheckCined,
+    CineOutputMetad,
     CineSliced,
     RepeatFirstFramed,
     ScaleSlicesPercentiled,
@@ -63,6 +64,7 @@ __all__ = [
     "gap_start",
     "CheckCined",
     "CineSliced",
+    "CineOutputMetad",
     "RepeatFirstFramed",
     "ScaleSlicesPercentiled",
     "scale_slices_percentile",

@@ -15,7 +15,14 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["CheckCined", "ScaleSlicesPercentiled", "CineSliced", "RepeatFirstFramed", "scale_slices_percentile"]
+__all__ = [
+    "CheckCined",
+    "ScaleSlicesPercentiled",
+    "CineSliced",
+    "RepeatFirstFramed",
+    "CineOutputMetad",
+    "scale_slices_percentile",
+]
 
 
 class CheckCined(MapTransform):
@@ -168,4 +175,21 @@ class RepeatFirstFramed(MapTransform):
             value = d[key]
             repeated = torch.as_tensor(value)[:1].expand_as(torch.as_tensor(value)).clone()
             d[key] = MetaTensor(repeated, meta=value.meta) if isinstance(value, MetaTensor) else repeated
+        return d
+
+
+class CineOutputMetad(MapTransform):
+    """Mark outputs made from a cine stack as channel-first images of the stack's grid ``(C, X, Y, S)``.
+
+    A 4D cine is loaded with its time axis as channels (``original_channel_dim = -1``); an output that inherits
+    that metadata would be written with its channel moved back to the end, which for a single slice (``S = 1``)
+    leaves no axis for the writer to match with the grid ``(X, Y, 1)``. Outputs have no time axis: this sets
+    ``original_channel_dim`` to ``"no_channel"`` (a 1-channel output is written as ``(X, Y, S)``).
+    """
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if isinstance(d[key], MetaTensor):
+                d[key].meta["original_channel_dim"] = "no_channel"
         return d

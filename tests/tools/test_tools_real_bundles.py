@@ -49,11 +49,15 @@ def _bundle(name: str) -> tuple[Path, dict]:
 
 
 def _scale(bundle: Path) -> int:
-    """Output size / input size of ``network_def``, from the metadata's concrete shapes (one factor for all axes)."""
+    """Output size / input size of ``network_def``, from the metadata's concrete shapes (one factor for all axes).
+
+    An input with one more leading axis than the output (a 2D+T cine network: time first) is compared on its last
+    axes."""
     image, pred = _io(bundle)
-    factors = {o // i for i, o in zip(image["spatial_shape"], pred["spatial_shape"])}
+    inputs = image["spatial_shape"][len(image["spatial_shape"]) - len(pred["spatial_shape"]) :]
+    factors = {o // i for i, o in zip(inputs, pred["spatial_shape"])}
     assert len(factors) == 1, f"{bundle.name}: one scale for every axis, got {factors}"
-    assert all(o % i == 0 for i, o in zip(image["spatial_shape"], pred["spatial_shape"]))
+    assert all(o % i == 0 for i, o in zip(inputs, pred["spatial_shape"]))
     return factors.pop()
 
 
