@@ -171,13 +171,15 @@ def test_same_seed_writes_identical_files(written, tmp_path):
 
 
 def test_registration_keeps_the_existing_datasets_seeds():
-    assert DATASETS[:5] == ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI") and DATASETS[-1] == "Meningioma"
-    assert {name: _CODES[name] for name in DATASETS[:5]} == {
+    # append only: later datasets (e.g. CineLGE) come after Meningioma, which keeps its place and code
+    assert DATASETS[:6] == ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma")
+    assert {name: _CODES[name] for name in DATASETS[:6]} == {
         "DTI_LGE_MI": 11,
         "EMIDEC": 12,
         "ACDC": 13,
         "MSCMRSeg": 14,
         "IXI": 15,
+        "Meningioma": 16,
     }
     assert DEFAULT_SIZES["Meningioma"] == 40 and SMALL_SIZES["Meningioma"] == 4
 
