@@ -23,7 +23,7 @@ from common.benchmarking.measure import (
     write_table,
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
-from common.benchmarking.speed import step_speed
+from common.benchmarking.speed import step_speed, time_step
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
     TINY_OVERLAY,
@@ -50,6 +50,7 @@ __all__ = [
     "bootstrap_mean_difference",
     "compare",
     "step_speed",
+    "time_step",
     "QUICK_OVERLAY",
     "TINY_OVERLAY",
     "read_overlay",

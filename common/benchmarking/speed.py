@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
 
-__all__ = ["step_speed"]
+__all__ = ["step_speed", "time_step"]
 
 
 def step_speed(
@@ -34,8 +34,6 @@ def step_speed(
     Returns:
         ``step_seconds``, ``gflop_per_step``, ``achieved_gflops``, ``conv_ceiling_gflops``, ``ceiling_share``.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}.")
     network.train()
     optimizer = optimizer or torch.optim.AdamW(network.parameters(), lr=1e-4)
 
@@ -44,6 +42,18 @@ def step_speed(
         loss_fn(network(inputs), target).backward()
         optimizer.step()
 
+    return time_step(step, repeats)
+
+
+def time_step(step: Callable[[], object], repeats: int = 3) -> dict[str, float]:
+    """Time ``step`` (any training step: a network's, or a multi-network trainer's iteration) after one warm-up call.
+
+    Returns:
+        ``step_seconds`` (the mean of ``repeats`` timed calls), ``gflop_per_step``, ``achieved_gflops``,
+        ``conv_ceiling_gflops`` (measured now) and ``ceiling_share``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
     flops = count_flops(step)
     step()
     with Timer() as timer:

@@ -207,7 +207,21 @@ class SpatialDilatedConv(nn.Module):
         return out.reshape(batch, frames, out.shape[1], out.shape[2], out.shape[3]).transpose(1, 2)
 
 
-class DilatedStack(nn.Module):
+def _shortcut(in_channels: int, out_channels: int, spatial_stride: int) -> nn.Module:
+    """A residual shortcut: identity, or a 1x1x1 conv with stride ``(1, s, s)`` where channels or size change."""
+    if in_channels == out_channels and spatial_stride == 1:
+        return nn.Identity()
+    return nn.Conv3d(in_channels, out_channels, kernel_size=1, stride=(1, spatial_stride, spatial_stride))
+
+
+class _Residual(nn.Module):
+    """``convs(x) + shortcut(x)``; a subclass sets both (the SCLN pathways' blocks and the 3DConv baseline's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x) + self.shortcut(x)
+
+
+class DilatedStack(_Residual):
     """One residual block of a perceptual pathway: stacked dilated convolutions plus a shortcut (paper 4.1.1).
 
     ``len(dilations)`` convolutions (:class:`SpatialDilatedConv` for ``pathway="spatial"``,
@@ -256,14 +270,7 @@ class DilatedStack(nn.Module):
                 layers.append(CausalTemporalConv(conv_in, out_channels, dilation, _TEMPORAL_KERNEL, stride))
             layers.append(_FrameNormAct(out_channels))
         self.convs = nn.Sequential(*layers)
-        self.shortcut: nn.Module = nn.Identity()
-        if in_channels != out_channels or spatial_stride != 1:
-            self.shortcut = nn.Conv3d(
-                in_channels, out_channels, kernel_size=1, stride=(1, spatial_stride, spatial_stride)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convs(x) + self.shortcut(x)
+        self.shortcut = _shortcut(in_channels, out_channels, spatial_stride)
 
 
 def _pathway(
@@ -543,7 +550,7 @@ class _CausalConv3d(nn.Module):
         return self.conv(F.pad(x, (0, 0, 0, 0, 2, 0)))
 
 
-class _Conv3dBlock(nn.Module):
+class _Conv3dBlock(_Residual):
     """The "3DConv" baseline's residual block: ``depth`` causal 3x3x3 convs (norm, LeakyReLU) plus a shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, depth: int, spatial_stride: int) -> None:
@@ -556,14 +563,7 @@ class _Conv3dBlock(nn.Module):
                 _FrameNormAct(out_channels),
             ]
         self.convs = nn.Sequential(*layers)
-        self.shortcut: nn.Module = nn.Identity()
-        if in_channels != out_channels or spatial_stride != 1:
-            self.shortcut = nn.Conv3d(
-                in_channels, out_channels, kernel_size=1, stride=(1, spatial_stride, spatial_stride)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convs(x) + self.shortcut(x)
+        self.shortcut = _shortcut(in_channels, out_channels, spatial_stride)
 
 
 class ConvLSTMCell(nn.Module):

@@ -31,14 +31,13 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
-    conv_ceiling_gflops,
-    count_flops,
     int_tuple,
     machine_summary,
     parse_config_items,
     peak_rss_mb,
     read_overlay,
     run_workflow,
+    time_step,
     write_cases_csv,
     write_table,
 )
@@ -196,7 +195,6 @@ def _speed_rows(network: dict, repeats: int = 3) -> list[BenchmarkRow]:
     at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, peak RSS of this process."""
     import common.engines
 
-    ceiling = conv_ceiling_gflops()
     rows = []
     for phase, (trainer_name, files, frozen_keys) in _SPEED_PHASES.items():
         keys = ("network_def", "discriminator_def", "n_frames", "image_size", *frozen_keys.values())
@@ -216,17 +214,12 @@ def _speed_rows(network: dict, repeats: int = 3) -> list[BenchmarkRow]:
             trainer.state.iteration = 1
             trainer._iteration(trainer, batch)
 
-        flops = count_flops(step)
-        step()
-        with Timer() as timer:
-            for _ in range(repeats):
-                step()
-        seconds = timer.seconds / repeats
-        share = flops / seconds / 1e9 / ceiling
+        speed = time_step(step, repeats)
+        seconds = speed["step_seconds"]
         rows.append(
             BenchmarkRow(f"{phase} step", "step_seconds", [("step", seconds)], seconds=seconds,
-                         gflop_per_step=flops / 1e9, ceiling_share=share, peak_rss_mb=peak_rss_mb(),
-                         higher_is_better=False)
+                         gflop_per_step=speed["gflop_per_step"], ceiling_share=speed["ceiling_share"],
+                         peak_rss_mb=peak_rss_mb(), higher_is_better=False)
         )  # fmt: skip
     return rows
 

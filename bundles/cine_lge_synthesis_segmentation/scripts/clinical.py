@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
+from common.transforms import in_plane_spacing
 from monai.data import MetaTensor
 
 CASE_FIELDS = (
@@ -30,11 +31,6 @@ CASE_FIELDS = (
 )  # fmt: skip
 SEGMENT_FIELDS = ("case", "slice", "level", "segment", "myocardium_px", "scar_px", "scar_fraction", "has_scar",
                   "transmural", "rv_found")  # fmt: skip
-
-
-def _spacing(affine: np.ndarray) -> tuple[float, float]:
-    columns = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
-    return float(columns[0]), float(columns[1])
 
 
 def analyse_stack(
@@ -53,7 +49,7 @@ def analyse_stack(
         rv_fallback_angle: septum direction (radians in the voxel frame) where no RV cavity is found.
     """
     seg = np.asarray(seg).astype(np.int64)
-    spacing = _spacing(affine)
+    spacing = tuple(in_plane_spacing(torch.as_tensor(np.asarray(affine, dtype=np.float64))))
     n_slices = seg.shape[2]
     totals = {"scar": 0.0, "myo": 0.0, "healthy": 0.0, "scar_px": 0, "healthy_px": 0}
     segments: list[dict[str, Any]] = []

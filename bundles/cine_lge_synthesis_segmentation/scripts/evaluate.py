@@ -24,6 +24,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
+from common.inferers import CineSliceInferer
 from common.metrics import (
     bland_altman_plot,
     cohort_agreement,
@@ -62,12 +63,8 @@ def predict_stack(
     layout), each slice scaled to [-1, 1] first as in training."""
     x = torch.as_tensor(cine).permute(3, 0, 1, 2)  # (T, X, Y, S) as LoadImaged gives it
     x = scale_slices_percentile(x, *percentiles)
-    slices = x.permute(3, 0, 1, 2).unsqueeze(1)  # (S, 1, T, X, Y)
-    network = network.eval()
-    outputs = [
-        network(slices[i : i + slices_per_batch].to(device)).cpu() for i in range(0, slices.shape[0], slices_per_batch)
-    ]
-    return torch.cat(outputs, 0).permute(1, 2, 3, 0).numpy()
+    out = CineSliceInferer(slices_per_batch)(x[None].to(device), network.eval())
+    return out[0].cpu().numpy()
 
 
 def _finite_or_none(value: Any) -> Any:
