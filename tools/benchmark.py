@@ -16,8 +16,8 @@ A bundle owns its benchmark data: module-level literals of its ``scripts/benchma
 ``ast.literal_eval``, the module is not imported here; see :func:`read_benchmark_info`): ``REQUIRED_DATASET``,
 ``COMPARISONS`` ((ours, baseline) method pairs), ``PAPER_NUMBERS`` ((ours, baseline, metric) -> (their baseline,
 their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...}), ``METRIC_LABELS`` and
-``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``). All are optional; its ``configs/quick.json`` is quoted in the
-header for the quick mode. A new bundle needs no edit here.
+``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``) and ``PEER_STEP`` (read by ``tools.side_by_side``). All are
+optional; its ``configs/quick.json`` is quoted in the header for the quick mode. A new bundle needs no edit here.
 
 The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
 notes) with the columns of :data:`MARKDOWN_COLUMNS`, and every per-case value into ``<out>/<bundle>_cases.csv``.
@@ -104,6 +104,7 @@ INFO_NAMES = {
     "METRIC_LABELS": "metric_labels",
     "DDP_OVERRIDES": "ddp_overrides",
     "REQUIRED_BUNDLES": "required_bundles",
+    "PEER_STEP": "peer_step",
 }
 QUICK_OVERLAY = Path("configs") / "quick.json"
 
@@ -122,6 +123,8 @@ class BenchmarkInfo:
     ddp_overrides: dict[str, Any] = field(default_factory=dict)
     #: ``run`` argument -> name of another bundle whose root the benchmark needs (passed by this tool)
     required_bundles: dict[str, str] = field(default_factory=dict)
+    #: our training step beside the public code's (read by ``tools.side_by_side``)
+    peer_step: dict[str, Any] = field(default_factory=dict)
     quick_overlay: dict[str, Any] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@
 - :mod:`~common.benchmarking.compare`: paired bootstrap comparisons ("not separated" unless the 95% interval
   excludes 0);
 - :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
+- :mod:`~common.benchmarking.side_by_side`: our step and the public reference code's, timed in alternating processes;
 - :mod:`~common.benchmarking.measure`: FLOPs, the conv ceiling, peak memory, timers, Markdown/JSON tables.
 
 Benchmarks measure; tests never assert timings. Every number of a table is measured in the same run as its baseline.
@@ -23,6 +24,7 @@ from common.benchmarking.measure import (
     write_table,
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
+from common.benchmarking.side_by_side import alternate, iteration_times, ratio_summary, run_json_process
 from common.benchmarking.speed import step_speed, time_step
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
@@ -51,6 +53,10 @@ __all__ = [
     "compare",
     "step_speed",
     "time_step",
+    "iteration_times",
+    "run_json_process",
+    "alternate",
+    "ratio_summary",
     "QUICK_OVERLAY",
     "TINY_OVERLAY",
     "read_overlay",

@@ -436,3 +436,104 @@ def test_ensemble_of_segmenters_with_the_localiser_of_model_pt(pipeline, one_cas
     plain, plain_affine = _nifti(pipeline["work"] / "outputs" / name)
     np.testing.assert_allclose(affine, plain_affine)
     assert label.shape == plain.shape and (label == plain).mean() > 0.999, (label == plain).mean()
+
+
+def test_tune_crf_scores_every_setting_on_the_synthetic_set_and_its_overlay_drives_inference(pipeline, tmp_path):
+    """``scripts.tune_crf``: every CRF setting (and "no CRF", first) scored on the labelled synthetic set; its
+    "no CRF" score is the mean Dice of plain inference (morphology on, CRF off) on the same stacks; the best setting
+    is written as an overlay that ``inference.json`` takes as a second config file."""
+    from common.metrics import dice
+
+    with bundle_scripts(BUNDLE):
+        from scripts.tune_crf import GRID, STRUCTURES, grid_settings, tune_crf
+
+        out = tmp_path / "crf.json"
+        overlay = tune_crf(
+            str(pipeline["synthetic"]),
+            str(out),
+            ckpt_dir=str(pipeline["models"]),
+            overlays=[str(BUNDLE / "configs" / "tiny.json")],
+        )
+    results = json.loads((tmp_path / "crf_scores.json").read_text())["results"]
+    assert [r["setting"] for r in results] == grid_settings() and len(results) == 1 + np.prod(
+        [len(v) for v in GRID.values()]
+    )
+    best = max(r["mean_dice"] for r in results)
+    assert json.loads(out.read_text()) == overlay and overlay["use_crf"] in (True, False)
+    assert next(r for r in results if r["setting"] == overlay)["mean_dice"] == best
+    # the "no CRF" score, recomputed through the bundle's own inference on the style-0 stacks
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    labels = {}
+    for item in json.loads((pipeline["synthetic"] / "datalist.json").read_text())["training"]:
+        if item["style"] == 0:
+            shutil.copy(pipeline["synthetic"] / item["image"], stacks)
+            labels[item["image"].replace(".nii.gz", "_seg.nii.gz")] = pipeline["synthetic"] / item["label"]
+    _run(["inference.json"], dataset_dir=str(stacks), ckpt_dir=str(pipeline["models"]), output_dir=str(tmp_path / "o"),
+         file_pattern="*_LGE.nii.gz", use_crf=False)  # fmt: skip
+    scores = [
+        np.mean([dice(_nifti(tmp_path / "o" / seg)[0], _nifti(label)[0], labels=v) for v in STRUCTURES.values()])
+        for seg, label in sorted(labels.items())
+    ]
+    assert results[0]["mean_dice"] == pytest.approx(float(np.mean(scores)), abs=1e-6)
+    # the overlay as a second config file: inference runs with its values
+    workflow = _run(["inference.json", str(out)], dataset_dir=str(stacks), ckpt_dir=str(pipeline["models"]),
+                    output_dir=str(tmp_path / "o2"), file_pattern="*_style0_LGE.nii.gz")  # fmt: skip
+    assert all(workflow.parser[key] == value for key, value in overlay.items())
+    assert len(list((tmp_path / "o2").iterdir())) == len(labels)
+
+
+def test_tune_crf_scores_a_setting_by_the_mean_dice_of_its_post_processed_labels(tmp_path):
+    """``score_setting`` on a hand-made case: a post-processing that returns a known label map gives its Dice."""
+    truth = np.zeros((4, 4, 2), np.uint16)
+    truth[:2, :2] = 500  # LV: 8 voxels
+    truth[2:, 2:] = 200  # MYO: 8 voxels
+    nib.save(nib.Nifti1Image(truth, np.eye(4)), tmp_path / "label.nii.gz")
+    pred = truth.copy()
+    pred[0, 0, 0] = 0  # LV 7 of 8 found: Dice 14 / 15; MYO exact; RV absent from both: 1
+    with bundle_scripts(BUNDLE):
+        from scripts.tune_crf import grid_settings, score_setting
+
+        scores = score_setting([{"pred": None}], [{"image": "x", "label": str(tmp_path / "label.nii.gz")}],
+                               lambda data: {"pred": pred[None]})  # fmt: skip
+        assert scores == [pytest.approx((14 / 15 + 1 + 1) / 3)]
+        settings = grid_settings()
+        assert settings[0] == {"use_crf": False} and all(s["use_crf"] for s in settings[1:])
+        # Krähenbühl's defaults (the configs' values) are among the candidates
+        config = json.loads((BUNDLE / "configs" / "inference.json").read_text())
+        defaults = {k: config[k] for k in ("crf_theta_alpha", "crf_theta_beta", "crf_w_alpha")}
+        assert dict(defaults, use_crf=True) in settings
+
+
+def test_header_alignment_places_the_labels_by_the_affines_alone(tmp_path):
+    """The benchmark's "Header alignment" row: labels resampled onto another grid through the two affines only (a
+    label on a grid shifted by two voxels comes back shifted by two voxels; on its own grid, unchanged)."""
+    label = np.zeros((8, 8, 3), np.uint16)
+    label[2:5, 3:6] = 500
+    shifted = np.eye(4)
+    shifted[0, 3] = 2.0  # the target grid starts 2 mm (2 voxels) further along x
+    for name, affine in (("source", np.eye(4)), ("same", np.eye(4)), ("shifted", shifted)):
+        nib.save(
+            nib.Nifti1Image(label if name == "source" else np.zeros_like(label), affine), tmp_path / f"{name}.nii.gz"
+        )
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import _header_aligned
+
+        same = _header_aligned(str(tmp_path / "source.nii.gz"), str(tmp_path / "same.nii.gz"))
+        moved = _header_aligned(str(tmp_path / "source.nii.gz"), str(tmp_path / "shifted.nii.gz"))
+    np.testing.assert_array_equal(same, label)
+    np.testing.assert_array_equal(moved[:6], label[2:])
+    assert not moved[6:].any()
+
+
+def test_peer_step_times_our_translator_iteration_at_a_given_size():
+    """``scripts.peer_step`` (our side of ``tools.side_by_side``): the configs' translator networks (quick sizes
+    here), timings and parameter counts in the JSON the tool reads."""
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import measure
+
+        result = measure(n=1, warmup=1, size=64, threads=1, flops=False, quick=True)
+    assert set(result["params"]) == {"gen_a", "gen_b", "dis_a", "dis_b"}
+    assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
+    assert result["config"].endswith("64x64; bs1") and "quick.json" in result["config"]
+    json.dumps(result)  # one JSON line

@@ -11,11 +11,14 @@ configs (quick mode layers ``configs/quick.json``): the heart localiser, the MUN
 sets (one per ensemble member) and the four cascade stages per member. Rows (Table 1), scored per held-out LGE volume
 with Dice and ASD (mm) per LV/MYO/RV and their average:
 
-- ``Registration``: the bSSFP labels registered onto the LGE (``scripts.registration_baseline``, elastix);
+- ``Registration``: the bSSFP labels registered onto the LGE (``scripts.registration_baseline``, elastix), and
+  ``Header alignment``: the same labels placed by the two files' affines alone (how far apart the sequences are);
 - ``U-Net (bSSFP only)``, ``U-Net (FT)``, ``Cascaded U-Net (FT)``: member 0 after stages ``unet1_bssfp``,
   ``unet1_ft``, ``unet2_ft``, no post-processing;
-- ``Cascaded U-Net (FT) + PP``: with the dense CRF and the hierarchical morphology;
-- ``+ ensemble``: the members' mean probabilities, with post-processing;
+- ``Cascaded U-Net (FT) + PP``: with the dense CRF at Krähenbühl's defaults and the hierarchical morphology;
+  ``+ morphology``: the morphology alone; ``+ PP (tuned CRF)``: the CRF setting (or none) that ``scripts.tune_crf``
+  chose on a synthetic LGE set member 0 was not fine-tuned on (member 1's), then the morphology;
+- ``+ ensemble (tuned PP)``: the members' mean probabilities, with the tuned post-processing;
 - premise: ``U-Net (bSSFP only)`` on the same patients' held-out bSSFP (``on bSSFP``) against the LGE row.
 
 Each method's per-case value is the mean over the training seeds of that case's score (``seeds`` lists them), so
@@ -66,8 +69,11 @@ COMPARISONS = (
     ("U-Net (FT)", "U-Net (bSSFP only)"),
     ("Cascaded U-Net (FT)", "U-Net (FT)"),
     ("Cascaded U-Net (FT) + PP", "Cascaded U-Net (FT)"),
-    ("+ ensemble", "Cascaded U-Net (FT) + PP"),
+    ("Cascaded U-Net (FT) + morphology", "Cascaded U-Net (FT)"),
+    ("Cascaded U-Net (FT) + PP (tuned CRF)", "Cascaded U-Net (FT)"),
+    ("+ ensemble (tuned PP)", "Cascaded U-Net (FT) + PP (tuned CRF)"),
     ("Cascaded U-Net (FT)", "Registration"),
+    ("Registration", "Header alignment"),
     ("U-Net (bSSFP only) on bSSFP", "U-Net (bSSFP only)"),
 )
 
@@ -90,9 +96,20 @@ PAPER_NOTES = (
 
 MODE_NOTES = {
     "quick": "configs/quick.json networks at 2.5 mm (96x96 crops); epochs localiser 5, translator 8, bSSFP stages 4, "
-    "synthetic stages 1; 3 training seeds, 2 ensemble members. No registration row in quick mode (elastix takes 1-3 "
-    "minutes per volume on 2 cores: add --registration True)",
+    "synthetic stages 1; 3 training seeds, 2 ensemble members; the registration baseline at the script's own "
+    "settings (about 20 s per volume on 2 cores)",
     "full": "the configs' networks at 1.25 mm (192x192 crops), the configs' schedules",
+}
+
+#: our MUNIT iteration beside NVlabs/MUNIT's (``python -m tools.side_by_side``): the public code's harness and ours
+#: (``scripts.peer_step``) at the reference configuration, 3 timed iterations each after 1 warm-up, per round
+PEER_STEP = {
+    "repository": "NVlabs/MUNIT",
+    "harness": "munit_step.py",
+    "harness_args": ["--n", "3", "--warmup", "1", "--flops"],
+    "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "configuration": "edges2handbags gen/dis (dim 64, 4 res blocks, style 8, MLP 256; 3-scale 4-layer LSGAN D), "
+    "1 channel, 192x192, batch 1, dis + gen update",
 }
 
 #: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): the first cascade stage needs nothing
@@ -141,11 +158,42 @@ def _evaluation(overrides: dict[str, Any], eval_dir: str) -> dict[str, dict[str,
     return scores
 
 
-def _registration_scores(dataset_dir: str, out: str, quick: bool) -> dict[str, dict[str, float]]:
-    """Table 1 row 1: the bSSFP labels registered onto each evaluation LGE, scored like the networks."""
+def _label_scores(cases: list[dict[str, str]], predicted: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Dice and ASD (mm) per structure and their averages, per case, of label maps on each case's LGE grid."""
+    from common.metrics import dice, surface_distances
+
+    scores: dict[str, dict[str, float]] = {f"{k}_{s}": {} for k in ("dice", "asd") for s in [*STRUCTURES, "avg"]}
+    for case in cases:
+        truth_image = nib.load(case["label"])
+        truth, labels = np.asarray(truth_image.dataobj), predicted[case["case"]]
+        spacing = np.linalg.norm(truth_image.affine[:3, :3], axis=0)
+        for name, value in STRUCTURES.items():
+            scores[f"dice_{name}"][case["case"]] = float(dice(labels, truth, labels=value))
+            scores[f"asd_{name}"][case["case"]] = surface_distances(labels == value, truth == value, spacing)["asd"]
+        for kind in ("dice", "asd"):
+            scores[f"{kind}_avg"][case["case"]] = float(
+                np.mean([scores[f"{kind}_{s}"][case["case"]] for s in STRUCTURES])
+            )
+    return scores
+
+
+def _header_aligned(c0_label: str, lge: str) -> np.ndarray:
+    """The bSSFP labels put on the LGE grid by the two files' affines alone (nearest neighbour), no registration."""
+    from scipy import ndimage
+
+    source, target = nib.load(c0_label), nib.load(lge)
+    lge_to_c0 = np.linalg.inv(source.affine) @ target.affine
+    grid = np.indices(target.shape[:3]).reshape(3, -1)
+    coords = lge_to_c0[:3, :3] @ grid + lge_to_c0[:3, 3:]
+    values = ndimage.map_coordinates(np.asarray(source.dataobj), coords, order=0, mode="constant", cval=0)
+    return values.reshape(target.shape[:3])
+
+
+def _registration_scores(dataset_dir: str, out: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Table 1 row 1, the bSSFP labels registered onto each evaluation LGE (elastix), and the same labels placed
+    by the headers alone (how far apart the two sequences are before registration); scored like the networks."""
     import importlib.util
 
-    from common.metrics import dice, surface_distances
     from scripts.cases import evaluation_cases
 
     spec = importlib.util.spec_from_file_location(
@@ -154,23 +202,22 @@ def _registration_scores(dataset_dir: str, out: str, quick: bool) -> dict[str, d
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cases = evaluation_cases(dataset_dir)
-    # quick mode: half the B-spline iterations of the script's default (128), the rest as the script
-    options = {"bspline_iterations": 64} if quick else {}
-    module.registration_baseline(dataset_dir, out, cases=[c["case"] for c in cases], overwrite=True, **options)
-    scores: dict[str, dict[str, float]] = {f"{k}_{s}": {} for k in ("dice", "asd") for s in [*STRUCTURES, "avg"]}
-    for case in cases:
-        truth_image = nib.load(case["label"])
-        truth = np.asarray(truth_image.dataobj)
-        registered = np.asarray(nib.load(os.path.join(out, f"{case['case']}_LGE_registered.nii.gz")).dataobj)
-        spacing = np.linalg.norm(truth_image.affine[:3, :3], axis=0)
-        for name, value in STRUCTURES.items():
-            scores[f"dice_{name}"][case["case"]] = float(dice(registered, truth, labels=value))
-            scores[f"asd_{name}"][case["case"]] = surface_distances(registered == value, truth == value, spacing)["asd"]
-        for kind in ("dice", "asd"):
-            scores[f"{kind}_avg"][case["case"]] = float(
-                np.mean([scores[f"{kind}_{s}"][case["case"]] for s in STRUCTURES])
-            )
-    return scores
+    # the script's own settings in both modes (the baseline is not what the quick mode shrinks); outputs of a
+    # stopped run are kept, only the missing cases are registered
+    missing = [c["case"] for c in cases if not os.path.isfile(os.path.join(out, f"{c['case']}{module.OUTPUT_SUFFIX}"))]
+    if missing:
+        module.registration_baseline(dataset_dir, out, cases=missing)
+    registered = {
+        c["case"]: np.asarray(nib.load(os.path.join(out, f"{c['case']}{module.OUTPUT_SUFFIX}")).dataobj) for c in cases
+    }
+    folder = os.path.dirname(cases[0]["label"])
+    aligned = {
+        c["case"]: _header_aligned(
+            os.path.join(folder, f"{c['case']}_C0_manual.nii.gz"), os.path.join(folder, f"{c['case']}_LGE.nii.gz")
+        )
+        for c in cases
+    }
+    return {"Registration": _label_scores(cases, registered), "Header alignment": _label_scores(cases, aligned)}
 
 
 def _diversity(synthetic_dir: str) -> dict[str, dict[str, float]]:
@@ -189,16 +236,38 @@ def _diversity(synthetic_dir: str) -> dict[str, dict[str, float]]:
     return {"style_sd_in_heart": sd, "style_mean_in_heart": mean}
 
 
+def _save_json(path: str, value: Any) -> None:
+    """Write ``value`` as JSON at ``path`` through a temporary file (a stopped run never leaves half a file)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(value, f)
+    os.replace(f"{path}.tmp", path)
+
+
 def _cached(path: str, fresh: bool, compute: Any) -> Any:
     """``compute()``, kept as JSON at ``path``; read back instead when it is there and ``fresh`` is False."""
     if os.path.isfile(path) and not fresh:
         with open(path) as f:
             return json.load(f)
     value = compute()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(value, f)
+    _save_json(path, value)
     return value
+
+
+def _tune_crf(work: str, members: int, network: dict[str, Any]) -> dict[str, Any]:
+    """The CRF overlay for member 0's cascade, chosen by ``scripts.tune_crf`` on a synthetic set it was not
+    fine-tuned on (member 1's; member 0's own when there is one member), first style of each training patient."""
+    from scripts.tune_crf import tune_crf
+
+    tuning_set = os.path.join(work, "synthetic", f"set_{1 if members > 1 else 0}")
+    models = os.path.join(work, "models")
+    return tune_crf(
+        tuning_set,
+        os.path.join(work, "tune_crf", "crf.json"),
+        ckpt_dir=models,
+        segmenter_weights=os.path.join(models, "member_0", "unet2_ft.pt"),
+        overrides=network,
+    )
 
 
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, members: int) -> None:
@@ -270,52 +339,43 @@ def run(
     out_dir = os.path.abspath(out_dir)
     seeds = int_tuple(seeds)
     members = members or (2 if quick else 4)
-    # elastix takes 1-3 minutes per volume on 2 CPU cores: the registration row is part of the full run only
-    registration = (not quick) if registration is None else registration
+    # elastix takes about 20 s per volume on 2 CPU cores (10 minutes for the 30 volumes), in both modes
+    registration = True if registration is None else registration
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     schedule = SCHEDULES["quick" if quick else "full"]
     with Timer() as data_timer:
         dataset_dir = write_benchmark_data(os.path.join(out_dir, "data"))
 
-    methods = {  # method -> evaluation overrides given a seed's models folder
-        "U-Net (bSSFP only)": lambda m: {
-            "segmenter_weights": os.path.join(m, "member_0", "unet1_bssfp.pt"),
-            "cascade_stage": 1,
-            "use_crf": False,
-            "use_morphology": False,
-        },
-        "U-Net (bSSFP only) on bSSFP": lambda m: {
-            "segmenter_weights": os.path.join(m, "member_0", "unet1_bssfp.pt"),
-            "cascade_stage": 1,
-            "use_crf": False,
-            "use_morphology": False,
-            "eval_modality": "C0",
-        },
-        "U-Net (FT)": lambda m: {
-            "segmenter_weights": os.path.join(m, "member_0", "unet1_ft.pt"),
-            "cascade_stage": 1,
-            "use_crf": False,
-            "use_morphology": False,
-        },
-        "Cascaded U-Net (FT)": lambda m: {
-            "segmenter_weights": os.path.join(m, "member_0", "unet2_ft.pt"),
-            "use_crf": False,
-            "use_morphology": False,
-        },
-        "Cascaded U-Net (FT) + PP": lambda m: {"segmenter_weights": os.path.join(m, "member_0", "unet2_ft.pt")},
-        "+ ensemble": lambda m: {
-            "ensemble_weights": [os.path.join(m, f"member_{k}", "unet2_ft.pt") for k in range(members)]
-        },
-    }
+    no_pp = {"use_crf": False, "use_morphology": False}
+    cascade = "member_0/unet2_ft.pt"
+    # method -> evaluation overrides given a seed's models folder and its tuned CRF overlay (scripts.tune_crf)
+    methods: dict[str, Any] = {
+        "U-Net (bSSFP only)": lambda m, crf: {"segmenter_weights": f"{m}/member_0/unet1_bssfp.pt", "cascade_stage": 1,
+                                              **no_pp},
+        "U-Net (bSSFP only) on bSSFP": lambda m, crf: {"segmenter_weights": f"{m}/member_0/unet1_bssfp.pt",
+                                                       "cascade_stage": 1, "eval_modality": "C0", **no_pp},
+        "U-Net (FT)": lambda m, crf: {"segmenter_weights": f"{m}/member_0/unet1_ft.pt", "cascade_stage": 1, **no_pp},
+        "Cascaded U-Net (FT)": lambda m, crf: {"segmenter_weights": f"{m}/{cascade}", **no_pp},
+        # the paper's post-processing with the CRF at Krähenbühl's defaults (the configs' crf_* values)
+        "Cascaded U-Net (FT) + PP": lambda m, crf: {"segmenter_weights": f"{m}/{cascade}", "use_crf": True,
+                                                    "use_morphology": True},
+        "Cascaded U-Net (FT) + morphology": lambda m, crf: {"segmenter_weights": f"{m}/{cascade}", "use_crf": False,
+                                                            "use_morphology": True},
+        "Cascaded U-Net (FT) + PP (tuned CRF)": lambda m, crf: {"segmenter_weights": f"{m}/{cascade}",
+                                                                "use_morphology": True, **crf},
+        "+ ensemble (tuned PP)": lambda m, crf: {"ensemble_weights": [f"{m}/member_{k}/unet2_ft.pt" for k in range(
+            members)], "use_morphology": True, **crf},
+    }  # fmt: skip
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in methods}
     diversity: list[dict[str, dict[str, float]]] = []
+    tuned: list[dict[str, Any]] = []
     timings: dict[str, float] = {"data": data_timer.seconds}
     if registration:  # first: needs no training, so a missing elastix fails the run at once
         with Timer() as timer:
             registered = _cached(
-                os.path.join(out_dir, "registration", "scores.json"),
+                os.path.join(out_dir, "registration", "rows.json"),
                 fresh,
-                lambda: _registration_scores(dataset_dir, os.path.join(out_dir, "registration"), quick),
+                lambda: _registration_scores(dataset_dir, os.path.join(out_dir, "registration")),
             )
         timings["registration"] = timer.seconds
     for seed in seeds:
@@ -326,27 +386,30 @@ def run(
             _train_seed(seed, dataset_dir, work, network, schedule, members)
         timings[f"train seed {seed}"] = timer.seconds
         models = os.path.join(work, "models")
-
-        def score_seed(work: str = work, models: str = models) -> dict:
-            scores = {
-                name: _evaluation(
-                    {"dataset_dir": dataset_dir, "ckpt_dir": models, **network, **overrides(models)},
+        with Timer() as timer:
+            crf = _cached(os.path.join(work, "crf.json"), fresh, lambda: _tune_crf(work, members, network))
+        timings[f"CRF tuning seed {seed}"] = timer.seconds
+        tuned.append(crf)
+        scores = _cached(os.path.join(work, "scores.json"), fresh, dict)
+        for name, overrides in methods.items():
+            if name not in scores:  # scored once per seed and method, kept as soon as it is done
+                scores[name] = _evaluation(
+                    {"dataset_dir": dataset_dir, "ckpt_dir": models, **network, **overrides(models, crf)},
                     os.path.join(work, "eval", name.replace(" ", "_")),
                 )
-                for name, overrides in methods.items()
-            }
-            return dict(scores, diversity=_diversity(os.path.join(work, "synthetic", "set_0")))
-
-        scores = _cached(os.path.join(work, "scores.json"), fresh, score_seed)
-        for name in methods:
+                _save_json(os.path.join(work, "scores.json"), scores)
             per_seed[name].append(scores[name])
+        if "diversity" not in scores:
+            scores["diversity"] = _diversity(os.path.join(work, "synthetic", "set_0"))
+            _save_json(os.path.join(work, "scores.json"), scores)
         diversity.append(scores["diversity"])
 
     if registration:
-        per_seed["Registration"] = [registered]
+        for name, scores in registered.items():
+            per_seed[name] = [scores]
     rows: list[BenchmarkRow] = []
     for name, results in per_seed.items():
-        used_seeds = list(seeds) if name != "Registration" else []
+        used_seeds = [] if name in ("Registration", "Header alignment") else list(seeds)
         for metric in METRIC_LABELS:
             cases = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
@@ -373,6 +436,7 @@ def run(
         f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
         f"Machine: {machine_summary()}. Command: "
         f"python -m scripts.benchmark --out {out_dir} --quick {quick} --seeds {','.join(map(str, seeds))}. "
+        f"CRF settings chosen per seed by scripts.tune_crf on member 1's synthetic set: {tuned}. "
         "Per-case values: cases.csv."
     )
     text = write_table(summary, out_dir, "benchmark", title="MUNIT + cascaded U-Net benchmark", note=note)

@@ -1,0 +1,119 @@
+"""tools.side_by_side and common.benchmarking.side_by_side: alternating processes, per-round ratios, the report.
+
+Fake harnesses stand in for the reference code and for ours (each prints a fixed step time as its last JSON line),
+so the ratios are known; no timing of real code is asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from common.benchmarking import alternate, iteration_times, ratio_summary, run_json_process
+
+from tools import side_by_side as sbs
+
+
+def _printer(median: float, gflop: float = 10.0) -> str:
+    row = {"train_iter_s": {"min": median, "median": median, "max": median}, "train_step_gflop": gflop}
+    return f"import json; print('log line'); print(json.dumps({row!r}))"
+
+
+def test_iteration_times_calls_the_step_warmup_plus_n_times_and_counts_its_flops():
+    import torch
+
+    calls = []
+    layer = torch.nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+
+    def step():
+        calls.append(1)
+        layer(x).sum().backward()
+
+    result = iteration_times(step, n=3, warmup=2, flops=False)
+    assert len(calls) == 5 and len(result["train_iter_s"]["all"]) == 3 and len(result["warmup_train_s"]) == 2
+    assert result["train_iter_s"]["min"] <= result["train_iter_s"]["median"] <= result["train_iter_s"]["max"]
+    result = iteration_times(step, n=1, warmup=0, flops=True)
+    # forward 2*4*8*8 multiply-adds and the weight gradient as many (the input needs no gradient)
+    assert result["train_step_gflop"] * 1e9 == pytest.approx(2 * 2 * 4 * 8 * 8, rel=0.01)
+    assert result["ceiling_share"] > 0
+    with pytest.raises(ValueError, match="n >= 1"):
+        iteration_times(step, n=0)
+
+
+def test_run_json_process_reads_the_last_line_and_the_childs_own_peak_rss(tmp_path):
+    result = run_json_process([sys.executable, "-c", _printer(2.0)], tmp_path)
+    assert result["train_iter_s"]["median"] == 2.0 and result["wall_s"] > 0
+    big = run_json_process([sys.executable, "-c", "b = bytearray(300 * 2**20); " + _printer(1.0)], tmp_path)
+    assert big["peak_rss_mb"] > result["peak_rss_mb"] + 250  # this child's own memory, not the parent's
+    with pytest.raises(RuntimeError, match="failed"):
+        run_json_process([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)
+    with pytest.raises(RuntimeError, match="JSON"):
+        run_json_process([sys.executable, "-c", "print('no json')"], tmp_path)
+
+
+def test_alternate_runs_the_sides_in_turn_and_the_ratio_is_reference_over_ours(tmp_path):
+    order = tmp_path / "order.txt"
+    commands = {
+        side: ([sys.executable, "-c", f"open({str(order)!r}, 'a').write('{side[0]}'); " + _printer(t)], tmp_path)
+        for side, t in (("reference", 3.0), ("ours", 1.5))
+    }
+    results = alternate(commands, rounds=2, log=lambda _: None)
+    assert order.read_text() == "roro"
+    summary = ratio_summary(results["reference"], results["ours"])
+    assert summary["ratio_per_round"] == [2.0, 2.0] and summary["ratio_median"] == 2.0
+    with pytest.raises(ValueError, match="same number"):
+        ratio_summary(results["reference"], results["ours"][:1])
+
+
+def _fake_bundle(tmp_path, ours_median: float):
+    bundle = tmp_path / "bundles" / "fake_bundle"
+    (bundle / "scripts").mkdir(parents=True)
+    spec = {
+        "repository": "someone/reference",
+        "harness": "fake_step.py",
+        "harness_args": ["--n", "1"],
+        "ours_args": ["-c", _printer(ours_median, gflop=12.0)],
+        "configuration": "tiny",
+    }
+    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    # the harness gets the reference tree first, as shared/peers' harnesses do
+    harness = (
+        "import json, os, sys\n"
+        "assert os.path.isdir(sys.argv[1]) and sys.argv[2:] == ['--n', '1'], sys.argv\n"
+        "print(json.dumps({'train_iter_s': {'min': 4.0, 'median': 4.0, 'max': 4.0}, 'train_step_gflop': 11.0, "
+        "'train_efficiency_vs_conv_peak': 0.5}))\n"
+    )
+    (peers / "fake_step.py").write_text(harness)
+    tree = tmp_path / "reference_tree"
+    tree.mkdir()
+    return bundle, peers, tree
+
+
+def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(tmp_path):
+    bundle, peers, tree = _fake_bundle(tmp_path, ours_median=2.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "side_by_side.json").write_text(json.dumps({"other_bundle": json.loads(json.dumps(
+        {"repository": "x/y", "commit": "abc", "configuration": "", "date": "2026-01-01", "summary": {
+            "ratio_per_round": [1.0], "ratio_median": 1.0, "reference_median_s": 1.0, "ours_median_s": 1.0,
+            "reference_peak_rss_mb": 1.0, "ours_peak_rss_mb": 1.0, "reference_gflop_per_step": None,
+            "ours_gflop_per_step": None, "reference_ceiling_share": None, "ours_ceiling_share": None}}))}))  # fmt: skip
+    argv = ["--bundles", "fake_bundle", "--bundles_dir", str(bundle.parent), "--peers", str(peers), "--out", str(out)]
+    assert sbs.main([*argv, "--reference", f"someone/reference={tree}", "--rounds", "2"]) == 0
+    report = json.loads((out / "side_by_side.json").read_text())
+    assert set(report) == {"other_bundle", "fake_bundle"}
+    summary = report["fake_bundle"]["summary"]
+    assert summary["ratio_per_round"] == [2.0, 2.0] and summary["ratio_median"] == 2.0
+    assert summary["reference_gflop_per_step"] == 11.0 and summary["ours_gflop_per_step"] == 12.0
+    assert summary["reference_ceiling_share"] == 0.5 and len(report["fake_bundle"]["rounds"]["ours"]) == 2
+    table = (out / "side_by_side.md").read_text()
+    assert "| fake_bundle | someone/reference" in table and "**2.00** (2.00, 2.00)" in table
+    assert "| other_bundle |" in table
+    # no --reference for the bundle's repository, or a folder that does not exist: exit 2, naming what to pass
+    assert sbs.main(argv) == 2
+    assert sbs.main([*argv, "--reference", f"someone/reference={tmp_path / 'missing'}"]) == 2
+    with pytest.raises(ValueError, match="owner/name=/path"):
+        sbs.parse_references(["no-equals-sign"])

@@ -1,0 +1,174 @@
+"""Our training step timed beside the public reference code's, alternating processes, on this machine.
+
+Usage (repository root)::
+
+    python -m tools.side_by_side --bundles lge_cardiac_segmentation_munit \\
+        --reference NVlabs/MUNIT=/path/to/MUNIT --peers ../shared/peers [--rounds 3] [--out benchmarks]
+
+A bundle takes part by a ``PEER_STEP`` literal in its ``scripts/benchmark.py`` (read by ``tools.benchmark``'s
+:func:`~tools.benchmark.read_benchmark_info`, a new bundle needs no edit here)::
+
+    PEER_STEP = {
+        "repository": "NVlabs/MUNIT",            # the public code, a work tree given by --reference
+        "harness": "munit_step.py",              # the timing harness in --peers (imports the public code itself)
+        "harness_args": ["--n", "3", "--flops"],
+        "ours_args": ["-m", "scripts.peer_step", "--n", "3"],  # run in the bundle root, same configuration
+        "configuration": "what both sides run",
+    }
+
+Per round, the reference harness (``<python> <peers>/<harness> <tree> <harness_args>``) and ours (``<python>
+<ours_args>`` in the bundle root) run one after the other, each in its own process; both print one JSON line last
+(``train_iter_s`` min/median/max, GFLOP of one step, the conv ceiling measured in that process). The per-round ratio
+``reference median / our median`` (> 1: ours is faster) and its median over rounds, each side's peak RSS (from the
+operating system, the same way for both) and every round's numbers go to ``<out>/side_by_side.json`` (merged with
+other bundles' entries) and ``<out>/side_by_side.md``. Read any reference tree before running it
+(``shared/peers/README.md``): nothing of it is copied into the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+
+__all__ = ["parse_references", "side_by_side", "write_report", "main"]
+
+REPORT = "side_by_side"
+
+
+def parse_references(values: Sequence[str]) -> dict[str, Path]:
+    """``["owner/name=/path", ...]`` -> ``{owner/name: path}``; a missing folder is an error naming it."""
+    references = {}
+    for value in values:
+        repository, sep, path = value.partition("=")
+        if not sep or not repository or not path:
+            raise ValueError(f"--reference takes owner/name=/path/to/work/tree, got {value!r}.")
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            raise ValueError(f"--reference {repository}: {folder} is not a folder (a work tree of the public code).")
+        references[repository] = folder
+    return references
+
+
+def _commit(tree: Path) -> str:
+    try:
+        return subprocess.check_output(["git", "-C", str(tree), "rev-parse", "HEAD"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git work tree)"
+
+
+def side_by_side(
+    bundle: Path, tree: Path, peers: Path, rounds: int = 3, python: str = sys.executable, log: Any = print
+) -> dict[str, Any]:
+    """Alternate the reference harness and ours for ``rounds`` rounds; the bundle's report entry."""
+    from common.benchmarking import alternate, ratio_summary
+
+    spec = read_benchmark_info(bundle).peer_step
+    if not spec:
+        raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
+    harness = peers / spec["harness"]
+    if not harness.is_file():
+        raise ValueError(f"bundle `{bundle.name}`: harness {harness} not found (--peers names its folder).")
+    commands = {
+        "reference": ([python, str(harness), str(tree), *spec.get("harness_args", [])], str(peers)),
+        "ours": ([python, *spec["ours_args"]], str(bundle)),
+    }
+    results = alternate(commands, rounds=rounds, log=lambda line: log(f"{bundle.name}: {line}"))
+    summary = ratio_summary(results["reference"], results["ours"])
+    for side in ("reference", "ours"):
+        gflop = [r["train_step_gflop"] for r in results[side] if "train_step_gflop" in r]
+        share = [
+            r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak"))
+            for r in results[side]
+            if r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak")) is not None
+        ]
+        summary[f"{side}_gflop_per_step"] = statistics.median(gflop) if gflop else None
+        summary[f"{side}_ceiling_share"] = statistics.median(share) if share else None
+    return {
+        "repository": spec["repository"],
+        "commit": _commit(tree),
+        "configuration": spec.get("configuration", ""),
+        "commands": {side: " ".join(command) for side, (command, _) in commands.items()},
+        "date": datetime.date.today().isoformat(),
+        "summary": summary,
+        "rounds": results,
+    }
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
+    """Merge ``entries`` (bundle -> entry) into ``<out>/side_by_side.json``; rewrite ``<out>/side_by_side.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{REPORT}.json", out / f"{REPORT}.md"
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    report.update(entries)
+    json_path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    lines = [
+        "# Training step beside the public reference code",
+        "",
+        "Written by `python -m tools.side_by_side` (alternating processes on one machine; every round's numbers in "
+        f"`{REPORT}.json`). Ratio = reference median step / ours (> 1: ours is faster); the median over rounds, with "
+        "the per-round ratios. GFLOP per step and share of the conv ceiling are measured in each side's own process; "
+        "peak RSS is each process's maximum, read from the operating system.",
+        "",
+        "| bundle | reference (commit) | configuration | ratio (per round) | reference s | ours s | GFLOP ref / ours "
+        "| ceiling share ref / ours | peak RSS MiB ref / ours | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in sorted(report.items()):
+        s = entry["summary"]
+        rounds = ", ".join(f"{r:.2f}" for r in s["ratio_per_round"])
+        lines.append(
+            f"| {name} | {entry['repository']} ({entry['commit'][:7]}) | {entry['configuration']} | "
+            f"**{s['ratio_median']:.2f}** ({rounds}) | {s['reference_median_s']:.2f} | {s['ours_median_s']:.2f} | "
+            f"{_fmt(s['reference_gflop_per_step'], 0)} / {_fmt(s['ours_gflop_per_step'], 0)} | "
+            f"{_fmt(s['reference_ceiling_share'])} / {_fmt(s['ours_ceiling_share'])} | "
+            f"{s['reference_peak_rss_mb']:.0f} / {s['ours_peak_rss_mb']:.0f} | {entry['date']} |"
+        )
+    md_path.write_text("\n".join(lines) + "\n")
+    return md_path, json_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 on bad arguments, 1 when a run fails)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.side_by_side", description=__doc__.split("\n")[0])
+    parser.add_argument("--bundles", nargs="+", required=True, help="bundle folder names (each with PEER_STEP)")
+    parser.add_argument("--reference", action="append", default=[], help="owner/name=/path/to/work/tree (repeat)")
+    parser.add_argument("--peers", default=str(REPO_ROOT.parent / "shared" / "peers"), help="the harnesses' folder")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks"), help="output folder (default: benchmarks)")
+    parser.add_argument("--bundles_dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles")
+    args = parser.parse_args(argv)
+    try:
+        references = parse_references(args.reference)
+        bundles = find_benchmark_bundles(args.bundles_dir, args.bundles)
+        entries = {}
+        for bundle in bundles:
+            repository = read_benchmark_info(bundle).peer_step.get("repository")
+            if repository not in references:
+                raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
+            entries[bundle.name] = side_by_side(bundle, references[repository], Path(args.peers), args.rounds)
+    except ValueError as e:
+        print(f"FAIL: {e}")
+        return 2
+    except RuntimeError as e:
+        print(f"FAIL: {e}")
+        return 1
+    md_path, json_path = write_report(entries, Path(args.out))
+    print(md_path.read_text())
+    print(f"wrote {md_path} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
