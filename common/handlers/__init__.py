@@ -1,6 +1,7 @@
 """Ignite handlers shared by the bundles: resume, atomic checkpoints, training and inference progress with ETA,
 GAN image grids, PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an
-evaluation, CycleGAN's linear LR decay, loss-term logging and epoch means, rank-0-only writers under DDP."""
+evaluation, CycleGAN's linear LR decay, per-epoch seeding (resume-invariant random streams), loss-term logging and
+epoch means, rank-0-only writers under DDP."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from common.handlers.overlay_writer import OverlayWriter, overlay_png
 from common.handlers.progress_logger import ProgressLogger
 from common.handlers.rank0 import RANK0_ONLY_HANDLER_TYPES, rank0_handlers
 from common.handlers.resume_from_latest import ResumeFromLatest
+from common.handlers.seed_each_epoch import SeedEachEpoch, epoch_seed
 from common.handlers.segmentor_masks import SegmentorMasks
 from common.handlers.style_grid import StyleGridHandler
 
@@ -40,6 +42,7 @@ __all__ = [
     "ProgressLogger",
     "RANK0_ONLY_HANDLER_TYPES",
     "ResumeFromLatest",
+    "SeedEachEpoch",
     "SegmentorMasks",
     "StyleGridHandler",
     "image_grid",
@@ -47,4 +50,5 @@ __all__ = [
     "slices_in_batch",
     "overlay_png",
     "rank0_handlers",
+    "epoch_seed",
 ]

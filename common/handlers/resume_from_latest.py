@@ -4,8 +4,12 @@ from __future__ import annotations
 
 __all__ = ["ResumeFromLatest"]
 
+import copy
 import logging
-from typing import TYPE_CHECKING
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from common.checkpoint import latest_checkpoint
 from common.flags import as_flag
@@ -16,6 +20,25 @@ from monai.handlers import CheckpointLoader
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
+
+#: attributes of torch's LR schedulers that set the schedule's horizon (OneCycleLR's total steps and the phases made
+#: from them; PolynomialLR's, LinearLR's and ConstantLR's total_iters; CosineAnnealingLR's T_max): this run's config
+#: decides them, not the checkpoint, so a finished run resumed with more epochs continues on the longer schedule
+HORIZON_KEYS = ("total_steps", "_schedule_phases", "total_iters", "T_max")
+
+
+def _horizon(scheduler: Any) -> dict[str, Any]:
+    return {key: copy.deepcopy(scheduler.__dict__[key]) for key in HORIZON_KEYS if key in scheduler.__dict__}
+
+
+def _lr_now(scheduler: torch.optim.lr_scheduler.LRScheduler) -> list[float]:
+    """The scheduler's learning rates at its current step, from its formula (not from the optimizer's last value:
+    recursive schedules such as PolynomialLR would carry the old horizon's decay over)."""
+    if hasattr(scheduler, "_get_closed_form_lr"):
+        return list(scheduler._get_closed_form_lr())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "use get_last_lr()": here the current step's value is wanted
+        return list(scheduler.get_lr())
 
 
 class ResumeFromLatest:
@@ -95,6 +118,31 @@ class ResumeFromLatest:
             path, self.load_dict, name=self._name, map_location=self.map_location, strict=self.strict
         )
         loader.logger = self.logger
+        schedulers = {
+            key: obj for key, obj in self.load_dict.items() if isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
+        }
+        horizons = {key: _horizon(obj) for key, obj in schedulers.items()}
         loader(engine)
+        for key, scheduler in schedulers.items():
+            self._keep_horizon(key, scheduler, horizons[key])
         self.loaded_path = path
         self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+
+    def _keep_horizon(self, key: str, scheduler: torch.optim.lr_scheduler.LRScheduler, configured: dict) -> None:
+        """Put back this run's schedule horizon where the checkpoint's differs, and the learning rates of the
+        current step on that schedule (a 1-epoch run resumed with ``--epochs 2`` trains epoch 2 as a 2-epoch run
+        does, instead of stopping with OneCycleLR's "Tried to step ..." or training at PolynomialLR's final 0)."""
+        restored = _horizon(scheduler)
+        changed = sorted(k for k in configured if restored.get(k) != configured[k])
+        if not changed:
+            return
+        scheduler.__dict__.update(configured)
+        lrs = _lr_now(scheduler)
+        for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
+        shown = ", ".join(f"{k} {restored[k]} -> {configured[k]}" for k in changed if not k.startswith("_"))
+        self.logger.warning(
+            f"{key}: the checkpoint's schedule horizon differs from this run's ({shown}): continuing at step "
+            f"{scheduler.last_epoch} of this run's schedule (learning rate {lrs[0]:.3g})."
+        )

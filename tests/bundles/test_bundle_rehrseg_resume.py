@@ -10,15 +10,13 @@ run, bit for bit on the CPU:
   leaves no ``plain.pt``, which the next stage would take for a finished network;
 - the segmenter with structural KD and the uncertainty weighting (``train.json``) from ``models/train_state``.
 
-Bit equality needs the random streams of epoch 2 to be the same in both runs, and no checkpoint holds them: every
-run here therefore reseeds torch, NumPy, ``random`` and the data set's random transforms at the start of each epoch
-(``_reseed``), the uninterrupted reference included. Two gaps are kept as strict ``xfail`` tests:
+Bit equality needs the random streams of epoch 2 (crops, flips, batch order) to be the same in both runs: the
+bundle's ``common.handlers.SeedEachEpoch`` seeds them from ``(seed, epoch, rank)`` at the start of every epoch, so the
+resumed epoch 2 draws what the uninterrupted one drew (checked by its seeds and by the final weights).
 
-- without that reseeding a resumed run draws epoch 2's crops, flips and batch order from the seed, i.e. repeats
-  epoch 1's draws (the checkpoint holds no RNG state), so it does not end where an uninterrupted run does;
-- a run stopped by ``--epochs 1`` and extended by ``--epochs 2`` restores the LR scheduler's horizon of the 1-epoch
-  run: the self-SR stage's ``OneCycleLR`` stops with "Tried to step 4 times. The specified number of total steps is
-  3", the segmenter's ``PolynomialLR`` trains epoch 2 at a learning rate of 0.
+A run stopped by ``--epochs 1`` and extended by ``--epochs 2`` continues on the 2-epoch schedule: ``ResumeFromLatest``
+keeps this run's schedule horizon (the self-SR stage's ``OneCycleLR`` total steps, the segmenter's ``PolynomialLR``
+total iterations) instead of the checkpoint's, so epoch 2's learning rates are those of an uninterrupted 2-epoch run.
 """
 
 from __future__ import annotations
@@ -27,13 +25,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import monai
 import pytest
 import torch
 from bundle_test_utils import bundle_scripts, run_tiny
+from common.handlers import SeedEachEpoch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
-from monai.data.utils import set_rnd
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
@@ -51,11 +48,9 @@ class _Killed(RuntimeError):
     """Stands for the process dying after an epoch's checkpoint was written."""
 
 
-def _reseed(engine) -> None:
-    """The same random streams in every run's epoch ``e``, however the run got there (see the module docstring)."""
-    seed = 1000 + engine.state.epoch
-    monai.utils.set_determinism(seed=seed)
-    set_rnd(engine.data_loader.dataset, seed)
+def _epoch_seeds(run: dict) -> list[int]:
+    """The seeds the bundle's ``SeedEachEpoch`` handler set, one per epoch the run started."""
+    return next(h for h in run["handlers"] if isinstance(h, SeedEachEpoch)).seeds
 
 
 def _killed(error: BaseException | None) -> bool:
@@ -66,7 +61,7 @@ def _killed(error: BaseException | None) -> bool:
     return False
 
 
-def _run(files: list[str], reseed: bool = True, kill_after: int | None = None, **overrides) -> dict:
+def _run(files: list[str], kill_after: int | None = None, **overrides) -> dict:
     """``configs/<files>`` + tiny.json as ``monai.bundle run`` does, with the trainer's epochs and per-iteration
     learning rates recorded; ``kill_after``: die after that epoch's handlers (its checkpoint saved)."""
     epochs: list[int] = []
@@ -82,8 +77,6 @@ def _run(files: list[str], reseed: bool = True, kill_after: int | None = None, *
         workflow.initialize()
         trainer = workflow.parser.get_parsed_content("train#trainer")
         optimizer = trainer.optimizers["optimizer"]
-        if reseed:
-            trainer.add_event_handler(Events.EPOCH_STARTED, _reseed)
         trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
         trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: lrs.append(optimizer.param_groups[0]["lr"]))
         if kill_after is not None:
@@ -160,6 +153,7 @@ def test_sr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sr_re
     assert resumed["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
     assert (resumed["trainer"].state.epoch, resumed["trainer"].state.iteration) == (2, 6)
     assert resumed["lrs"] == sr_reference["lrs"][3:], "the OneCycleLR schedule continued where it stopped"
+    assert _epoch_seeds(resumed) == _epoch_seeds(sr_reference)[1:], "epoch 2 draws from epoch 2's seed"
     assert _checkpoints(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
     final, reference = _load(state / "checkpoint_epoch=2.pt"), _load(reference_state / "checkpoint_epoch=2.pt")
     assert set(final) == {"trainer", "network", "optimizer", "lr_scheduler", "grad_scaler_optimizer"}
@@ -169,18 +163,6 @@ def test_sr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sr_re
     assert _same(_load(models / "sr" / "plain.pt"), _load(sr_reference["models"] / "sr" / "plain.pt"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the checkpoint holds no RNG state")
-def test_sr_resumed_without_reseeding_continues_the_random_streams(data, tmp_path):
-    reference = _run(SR, reseed=False, **_sr_args(data, tmp_path / "reference"), epochs=2)
-    args = _sr_args(data, tmp_path / "resumed")
-    _run(SR, reseed=False, **args, epochs=2, kill_after=1)
-    resumed = _run(SR, reseed=False, **args, epochs=2)
-    assert resumed["epochs"] == [2] and resumed["lrs"] == reference["lrs"][3:]
-    plain = [_load(work / "models" / "sr" / "plain.pt") for work in (tmp_path / "reference", tmp_path / "resumed")]
-    assert _same(*plain), "epoch 2 saw other crops, flips and batches than the uninterrupted run's"
-
-
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="OneCycleLR's total_steps comes back from the checkpoint")
 def test_sr_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, sr_reference, tmp_path):
     args = _sr_args(data, tmp_path)
     _run(SR, **args, epochs=1)
@@ -244,9 +226,6 @@ def test_segmenter_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data
     assert _same(_load(models / "model.pt"), _load(seg_reference["models"] / "model.pt"))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="PolynomialLR's total_iters comes back from the checkpoint"
-)
 def test_segmenter_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, stage1, seg_reference, tmp_path):
     args = _seg_args(data, stage1, tmp_path)
     _run(SEG, **args, epochs=1)

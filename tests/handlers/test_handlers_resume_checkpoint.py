@@ -172,3 +172,56 @@ def test_atomic_saver_rotation_and_fixed_final_name(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt", "model_final.pt"]
     assert torch.load(tmp_path / "model_final.pt", weights_only=True)["trainer"]["iteration"] == 8
+
+
+def _scheduled(kind: str, steps: int):
+    network = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+    if kind == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=steps, power=0.9)
+    return optimizer, scheduler
+
+
+def _stepped(optimizer, scheduler, n: int) -> list[float]:
+    lrs = []
+    for _ in range(n):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "polynomial"])
+def test_resume_with_a_longer_schedule_continues_on_that_schedule(tmp_path, kind, caplog):
+    """A run scheduled for 3 steps, finished, resumed with a 6-step schedule (``--epochs`` doubled): the learning
+    rates of steps 4-6 are those of a 6-step run (not OneCycleLR's "Tried to step 4 times", not PolynomialLR's 0)."""
+    reference = _scheduled(kind, 6)
+    expected = _stepped(*reference, 6)[3:]
+    short = _scheduled(kind, 3)
+    _stepped(*short, 3)
+    (tmp_path / "state").mkdir()
+    torch.save({"optimizer": short[0].state_dict(), "lr_scheduler": short[1].state_dict()},
+               tmp_path / "state" / "checkpoint_epoch=1.pt")  # fmt: skip
+    optimizer, scheduler = _scheduled(kind, 6)
+    trainer = SupervisedTrainer("cpu", 2, DataLoader(_data(), batch_size=4), nn.Linear(2, 1), optimizer, nn.MSELoss())
+    with caplog.at_level(logging.WARNING):
+        ResumeFromLatest(tmp_path / "state", {"optimizer": optimizer, "lr_scheduler": scheduler})(trainer)
+    assert scheduler.last_epoch == 3
+    assert _stepped(optimizer, scheduler, 3) == pytest.approx(expected, rel=1e-6)
+    assert expected[0] > 0 and "horizon differs" in caplog.text
+
+
+def test_resume_with_the_same_schedule_leaves_the_restored_state_as_it_was(tmp_path, caplog):
+    saved = _scheduled("polynomial", 6)
+    _stepped(*saved, 2)
+    (tmp_path / "state").mkdir()
+    torch.save({"optimizer": saved[0].state_dict(), "lr_scheduler": saved[1].state_dict()},
+               tmp_path / "state" / "checkpoint_epoch=1.pt")  # fmt: skip
+    optimizer, scheduler = _scheduled("polynomial", 6)
+    trainer = SupervisedTrainer("cpu", 2, DataLoader(_data(), batch_size=4), nn.Linear(2, 1), optimizer, nn.MSELoss())
+    with caplog.at_level(logging.WARNING):
+        ResumeFromLatest(tmp_path / "state", {"optimizer": optimizer, "lr_scheduler": scheduler})(trainer)
+    assert scheduler.state_dict() == saved[1].state_dict()
+    assert optimizer.param_groups[0]["lr"] == saved[0].param_groups[0]["lr"] and "horizon" not in caplog.text
