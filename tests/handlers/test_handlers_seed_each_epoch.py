@@ -61,3 +61,34 @@ def test_epoch_seed_depends_on_every_part_and_rejects_bad_seeds():
     for bad in (-1, 1.5, True, "0"):
         with pytest.raises(ValueError, match="seed"):
             SeedEachEpoch(seed=bad)
+
+
+def _handler_lists(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _handler_lists(value)
+    elif isinstance(node, list):
+        if any(isinstance(item, dict) and "_target_" in item for item in node):
+            yield node
+        for item in node:
+            yield from _handler_lists(item)
+
+
+def test_every_bundle_training_config_that_resumes_also_seeds_each_epoch():
+    """A resumed run only continues the uninterrupted run's draws with both handlers: a new bundle copying a config
+    without it fails here."""
+    import json
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[2] / "bundles").glob("*/configs/*.json"))
+    checked = 0
+    for path in configs:
+        for handlers in _handler_lists(json.loads(path.read_text())):
+            targets = [item.get("_target_") for item in handlers if isinstance(item, dict)]
+            if "common.handlers.ResumeFromLatest" in targets:
+                seeders = [
+                    h for h in handlers if isinstance(h, dict) and h.get("_target_") == "common.handlers.SeedEachEpoch"
+                ]
+                assert len(seeders) == 1 and seeders[0].get("seed") == "@seed", path
+                checked += 1
+    assert checked >= 12
