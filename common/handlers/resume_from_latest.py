@@ -10,7 +10,6 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
-
 from common.checkpoint import latest_checkpoint
 from common.flags import as_flag
 from common.handlers.engine_state import engine_checkpoint_objects

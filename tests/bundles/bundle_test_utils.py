@@ -126,21 +126,104 @@ def torchrun_failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
 
 
-def run_tiny(bundle: Path, files: list[str], **overrides: Any) -> Any:
-    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...`` in this
-    process (the test session's logging kept); returns the finalized ``ConfigWorkflow``."""
+def tiny_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """The initialized ``ConfigWorkflow`` of ``configs/<files>`` + tiny.json with ``overrides`` (the test session's
+    logging kept); call it inside ``bundle_scripts(bundle)``."""
     from monai.bundle import ConfigWorkflow
 
     configs = bundle / "configs"
+    workflow = ConfigWorkflow(
+        config_file=[str(configs / f) for f in [*files, "tiny.json"]],
+        meta_file=str(configs / "metadata.json"),
+        logging_file=False,
+        bundle_root=str(bundle),
+        **overrides,
+    )
+    workflow.initialize()
+    return workflow
+
+
+def run_tiny(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...`` in this
+    process (the test session's logging kept); returns the finalized ``ConfigWorkflow``."""
     with bundle_scripts(bundle):
-        workflow = ConfigWorkflow(
-            config_file=[str(configs / f) for f in [*files, "tiny.json"]],
-            meta_file=str(configs / "metadata.json"),
-            logging_file=False,
-            bundle_root=str(bundle),
-            **overrides,
-        )
-        workflow.initialize()
+        workflow = tiny_workflow(bundle, files, **overrides)
         workflow.run()
         workflow.finalize()
     return workflow
+
+
+# ------------------------------------------------------------------------------------ resume: kill, rerun, compare
+class Killed(RuntimeError):
+    """Stands for the process dying after an epoch's checkpoint was written."""
+
+
+def _is_killed(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, Killed):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def run_recorded(
+    bundle: Path, files: list[str], kill_after: int | None = None, lr_optimizer: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """``configs/<files>`` + tiny.json as ``monai.bundle run`` does, with the trainer's epochs (and, with
+    ``lr_optimizer``, that optimizer's learning rate at every iteration) recorded; ``kill_after``: die after that
+    epoch's handlers (its checkpoint saved), as a process killed after its save.
+
+    Returns:
+        ``epochs``, ``lrs``, ``trainer``, ``killed`` and, for a finished run, ``handlers`` (the train handlers).
+    """
+    from ignite.engine import Events
+
+    epochs: list[int] = []
+    lrs: list[float] = []
+    with bundle_scripts(bundle):
+        workflow = tiny_workflow(bundle, files, **overrides)
+        trainer = workflow.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
+        if lr_optimizer is not None:
+            optimizer = trainer.optimizers[lr_optimizer]
+            trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: lrs.append(optimizer.param_groups[0]["lr"]))
+        if kill_after is not None:
+
+            @trainer.on(Events.EPOCH_COMPLETED(once=kill_after))
+            def _die(_):
+                raise Killed(f"killed after epoch {kill_after}")
+
+        handlers = workflow.parser.get_parsed_content("train#handlers")
+        try:
+            workflow.run()
+        except Exception as error:
+            if kill_after is None or not _is_killed(error):
+                raise
+            return {"epochs": epochs, "lrs": lrs, "trainer": trainer, "killed": True}
+        workflow.finalize()
+    return {"epochs": epochs, "lrs": lrs, "trainer": trainer, "handlers": handlers, "killed": False}
+
+
+def load_state(path: Path) -> dict:
+    """A checkpoint or weights file on the CPU (``weights_only``)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Nested state dicts equal: tensors bit for bit, everything else by ``==``."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def file_names(folder: Path) -> list[str]:
+    """The sorted names in ``folder`` (e.g. the checkpoints a run left)."""
+    return sorted(p.name for p in folder.iterdir())

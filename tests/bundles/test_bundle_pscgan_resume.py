@@ -24,14 +24,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-from bundle_test_utils import bundle_scripts, run_tiny
+from bundle_test_utils import file_names, load_state, run_recorded, run_tiny, same_state
 from common.handlers import SeedEachEpoch, epoch_seed
-from ignite.engine import Events
-from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cine_lge_synthesis_segmentation"
@@ -50,68 +46,9 @@ CHECKPOINT_KEYS = {"trainer", "g", "d", "g_optimizer", "d_optimizer", "best_mode
 pytestmark = pytest.mark.slow
 
 
-class _Killed(RuntimeError):
-    """Stands for the process dying after an epoch's checkpoint was written."""
-
-
-def _killed(error: BaseException | None) -> bool:
-    while error is not None:
-        if isinstance(error, _Killed):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def _run(files: list[str], kill_after: int | None = None, **overrides) -> dict:
-    """``configs/<files>`` + tiny.json as ``monai.bundle run`` does, with the trainer's epochs recorded;
-    ``kill_after``: die after that epoch's handlers (its checkpoint and its best model saved)."""
-    epochs: list[int] = []
-    with bundle_scripts(BUNDLE):
-        workflow = ConfigWorkflow(
-            config_file=[str(CONFIGS / f) for f in [*files, "tiny.json"]],
-            meta_file=str(CONFIGS / "metadata.json"),
-            logging_file=False,
-            bundle_root=str(BUNDLE),
-            **FAST,
-            **overrides,
-        )
-        workflow.initialize()
-        trainer = workflow.parser.get_parsed_content("train#trainer")
-        trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
-        if kill_after is not None:
-
-            @trainer.on(Events.EPOCH_COMPLETED(once=kill_after))
-            def _die(_):
-                raise _Killed(f"killed after epoch {kill_after}")
-
-        handlers = workflow.parser.get_parsed_content("train#handlers")
-        try:
-            workflow.run()
-        except Exception as error:
-            if kill_after is None or not _killed(error):
-                raise
-            return {"epochs": epochs, "trainer": trainer, "killed": True}
-        workflow.finalize()
-    return {"epochs": epochs, "trainer": trainer, "handlers": handlers, "killed": False}
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Nested state dicts equal: tensors bit for bit, everything else by ``==``."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def _checkpoints(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    """The bundle's ``configs/<files>`` + tiny.json (``FAST`` attention keys), epochs recorded."""
+    return run_recorded(BUNDLE, files, kill_after=kill_after, **FAST, **overrides)
 
 
 def _resumed_like_the_reference(resumed: dict, state: Path, reference_state: Path) -> None:
@@ -123,12 +60,13 @@ def _resumed_like_the_reference(resumed: dict, state: Path, reference_state: Pat
     trainer = resumed["trainer"]
     assert (trainer.state.epoch, trainer.state.iteration) == (2, 2 * EPOCH_LENGTH)
     assert trainer.state.epoch_length == EPOCH_LENGTH
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
-    final, reference = _load(state / "checkpoint_epoch=2.pt"), _load(reference_state / "checkpoint_epoch=2.pt")
+    assert file_names(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    final = load_state(state / "checkpoint_epoch=2.pt")
+    reference = load_state(reference_state / "checkpoint_epoch=2.pt")
     assert CHECKPOINT_KEYS <= set(final)
     for key in final:
-        assert _same(final[key], reference[key]), key
-    assert not _same(final["g"], _load(state / "checkpoint_epoch=1.pt")["g"]), "epoch 2 trained"
+        assert same_state(final[key], reference[key]), key
+    assert not same_state(final["g"], load_state(state / "checkpoint_epoch=1.pt")["g"]), "epoch 2 trained"
 
 
 @pytest.fixture(scope="module")
@@ -164,17 +102,18 @@ def test_pri_run_for_1_epoch_extends_to_2_epochs(data, pri_reference, tmp_path, 
     first = _run(PRI, **args, epochs=1)
     assert first["epochs"] == [1] and first["handlers"][0].loaded_path is None
     assert (first["trainer"].state.epoch, first["trainer"].state.iteration) == (1, EPOCH_LENGTH)
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt"]
-    saved, reference = _load(state / "checkpoint_epoch=1.pt"), _load(reference_state / "checkpoint_epoch=1.pt")
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    saved = load_state(state / "checkpoint_epoch=1.pt")
+    reference = load_state(reference_state / "checkpoint_epoch=1.pt")
     assert (saved["trainer"]["max_epochs"], reference["trainer"]["max_epochs"]) == (1, 2)  # all that differs
-    assert _same({**saved, "trainer": None}, {**reference, "trainer": None})
+    assert same_state({**saved, "trainer": None}, {**reference, "trainer": None})
 
     with caplog.at_level(logging.INFO):
         extended = _run(PRI, **args, epochs=2)
     _resumed_like_the_reference(extended, state, reference_state)
     logged = [r.getMessage() for r in caplog.records]
     assert f"resumed from {state / 'checkpoint_epoch=1.pt'} at epoch 1, iteration {EPOCH_LENGTH}" in logged, logged
-    assert _same(_load(models / "pri" / "pri.pt"), _load(pri_reference["models"] / "pri" / "pri.pt"))
+    assert same_state(load_state(models / "pri" / "pri.pt"), load_state(pri_reference["models"] / "pri" / "pri.pt"))
 
 
 def test_pri_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, pri_reference, tmp_path):
@@ -184,13 +123,15 @@ def test_pri_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, pri_
 
     killed = _run(PRI, **args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt"]
-    assert _same(_load(state / "checkpoint_epoch=1.pt"), _load(reference_state / "checkpoint_epoch=1.pt"))
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    assert same_state(
+        load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
+    )
 
     resumed = _run(PRI, **args, epochs=2)
     _resumed_like_the_reference(resumed, state, reference_state)
     # pri.pt is the best of both epochs, tracked across the restart, as in the uninterrupted run
-    assert _same(_load(models / "pri" / "pri.pt"), _load(pri_reference["models"] / "pri" / "pri.pt"))
+    assert same_state(load_state(models / "pri" / "pri.pt"), load_state(pri_reference["models"] / "pri" / "pri.pt"))
 
 
 # ------------------------------------------------------------------------------------------------- phase III (Seg)
@@ -230,14 +171,18 @@ def test_seg_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, earl
 
     killed = _run(SEG, **args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt"]
-    assert _same(_load(state / "checkpoint_epoch=1.pt"), _load(reference_state / "checkpoint_epoch=1.pt"))
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    assert same_state(
+        load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
+    )
 
     resumed = _run(SEG, **args, epochs=2)
     _resumed_like_the_reference(resumed, state, reference_state)
     # model.pt (the cascade) is the best of both epochs, tracked across the restart, as in the uninterrupted run
-    model = _load(models / "model.pt")
-    assert _same(model, _load(seg_reference["models"] / "model.pt"))
+    model = load_state(models / "model.pt")
+    assert same_state(model, load_state(seg_reference["models"] / "model.pt"))
     for phase in ("pri", "sys"):  # the frozen phases, reloaded by the resumed run, are unchanged in the cascade
-        frozen = _load(earlier_phases / phase / f"{phase}.pt")
-        assert _same({k.removeprefix(f"{phase}."): v for k, v in model.items() if k.startswith(f"{phase}.")}, frozen)
+        frozen = load_state(earlier_phases / phase / f"{phase}.pt")
+        assert same_state(
+            {k.removeprefix(f"{phase}."): v for k, v in model.items() if k.startswith(f"{phase}.")}, frozen
+        )

@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-from bundle_test_utils import bundle_scripts, run_tiny
+from bundle_test_utils import file_names, load_state, run_recorded, run_tiny, same_state
 from common.handlers import SeedEachEpoch
-from ignite.engine import Events
-from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
@@ -44,75 +40,14 @@ SR_STEPS = {"sr_batch_size": 1}
 pytestmark = pytest.mark.slow
 
 
-class _Killed(RuntimeError):
-    """Stands for the process dying after an epoch's checkpoint was written."""
-
-
 def _epoch_seeds(run: dict) -> list[int]:
     """The seeds the bundle's ``SeedEachEpoch`` handler set, one per epoch the run started."""
     return next(h for h in run["handlers"] if isinstance(h, SeedEachEpoch)).seeds
 
 
-def _killed(error: BaseException | None) -> bool:
-    while error is not None:
-        if isinstance(error, _Killed):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def _run(files: list[str], kill_after: int | None = None, **overrides) -> dict:
-    """``configs/<files>`` + tiny.json as ``monai.bundle run`` does, with the trainer's epochs and per-iteration
-    learning rates recorded; ``kill_after``: die after that epoch's handlers (its checkpoint saved)."""
-    epochs: list[int] = []
-    lrs: list[float] = []
-    with bundle_scripts(BUNDLE):
-        workflow = ConfigWorkflow(
-            config_file=[str(CONFIGS / f) for f in [*files, "tiny.json"]],
-            meta_file=str(CONFIGS / "metadata.json"),
-            logging_file=False,
-            bundle_root=str(BUNDLE),
-            **overrides,
-        )
-        workflow.initialize()
-        trainer = workflow.parser.get_parsed_content("train#trainer")
-        optimizer = trainer.optimizers["optimizer"]
-        trainer.add_event_handler(Events.EPOCH_STARTED, lambda engine: epochs.append(engine.state.epoch))
-        trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: lrs.append(optimizer.param_groups[0]["lr"]))
-        if kill_after is not None:
-
-            @trainer.on(Events.EPOCH_COMPLETED(once=kill_after))
-            def _die(_):
-                raise _Killed(f"killed after epoch {kill_after}")
-
-        handlers = workflow.parser.get_parsed_content("train#handlers")
-        try:
-            workflow.run()
-        except Exception as error:
-            if kill_after is None or not _killed(error):
-                raise
-            return {"epochs": epochs, "lrs": lrs, "trainer": trainer, "killed": True}
-        workflow.finalize()
-    return {"epochs": epochs, "lrs": lrs, "trainer": trainer, "handlers": handlers, "killed": False}
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Nested state dicts equal: tensors bit for bit, everything else by ``==``."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def _checkpoints(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    """The bundle's ``configs/<files>`` + tiny.json, epochs and the optimizer's learning rates recorded."""
+    return run_recorded(BUNDLE, files, kill_after=kill_after, lr_optimizer="optimizer", **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +79,11 @@ def test_sr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sr_re
 
     killed = _run(SR, **args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt"]
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
     assert not (models / "sr" / "plain.pt").exists(), "a killed run must not leave a 'final' plain.pt"
-    assert _same(_load(state / "checkpoint_epoch=1.pt"), _load(reference_state / "checkpoint_epoch=1.pt"))
+    assert same_state(
+        load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
+    )
 
     resumed = _run(SR, **args, epochs=2)
     assert resumed["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
@@ -154,13 +91,14 @@ def test_sr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sr_re
     assert (resumed["trainer"].state.epoch, resumed["trainer"].state.iteration) == (2, 6)
     assert resumed["lrs"] == sr_reference["lrs"][3:], "the OneCycleLR schedule continued where it stopped"
     assert _epoch_seeds(resumed) == _epoch_seeds(sr_reference)[1:], "epoch 2 draws from epoch 2's seed"
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
-    final, reference = _load(state / "checkpoint_epoch=2.pt"), _load(reference_state / "checkpoint_epoch=2.pt")
+    assert file_names(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    final = load_state(state / "checkpoint_epoch=2.pt")
+    reference = load_state(reference_state / "checkpoint_epoch=2.pt")
     assert set(final) == {"trainer", "network", "optimizer", "lr_scheduler", "grad_scaler_optimizer"}
     for key in final:
-        assert _same(final[key], reference[key]), key
-    assert not _same(final["network"], _load(state / "checkpoint_epoch=1.pt")["network"]), "epoch 2 trained"
-    assert _same(_load(models / "sr" / "plain.pt"), _load(sr_reference["models"] / "sr" / "plain.pt"))
+        assert same_state(final[key], reference[key]), key
+    assert not same_state(final["network"], load_state(state / "checkpoint_epoch=1.pt")["network"]), "epoch 2 trained"
+    assert same_state(load_state(models / "sr" / "plain.pt"), load_state(sr_reference["models"] / "sr" / "plain.pt"))
 
 
 def test_sr_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, sr_reference, tmp_path):
@@ -208,22 +146,27 @@ def test_segmenter_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data
 
     killed = _run(SEG, **args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt"]
-    assert _same(_load(state / "checkpoint_epoch=1.pt"), _load(reference_state / "checkpoint_epoch=1.pt"))
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    assert same_state(
+        load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
+    )
 
     resumed = _run(SEG, **args, epochs=2)
     assert resumed["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
     assert resumed["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
     assert (resumed["trainer"].state.epoch, resumed["trainer"].state.iteration) == (2, 6)
     assert resumed["lrs"] == seg_reference["lrs"][3:] and 0 < resumed["lrs"][0] < seg_reference["lrs"][0]
-    assert _checkpoints(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
-    final, reference = _load(state / "checkpoint_epoch=2.pt"), _load(reference_state / "checkpoint_epoch=2.pt")
+    assert file_names(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    final = load_state(state / "checkpoint_epoch=2.pt")
+    reference = load_state(reference_state / "checkpoint_epoch=2.pt")
     assert {"segmenter", "distiller", "optimizer", "lr_scheduler", "best_model_saver", "trainer"} <= set(final)
     for key in final:
-        assert _same(final[key], reference[key]), key
-    assert not _same(final["segmenter"], _load(state / "checkpoint_epoch=1.pt")["segmenter"]), "epoch 2 trained"
+        assert same_state(final[key], reference[key]), key
+    assert not same_state(
+        final["segmenter"], load_state(state / "checkpoint_epoch=1.pt")["segmenter"]
+    ), "epoch 2 trained"
     # model.pt is the best of both epochs, tracked across the restart, as in the uninterrupted run
-    assert _same(_load(models / "model.pt"), _load(seg_reference["models"] / "model.pt"))
+    assert same_state(load_state(models / "model.pt"), load_state(seg_reference["models"] / "model.pt"))
 
 
 def test_segmenter_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, stage1, seg_reference, tmp_path):

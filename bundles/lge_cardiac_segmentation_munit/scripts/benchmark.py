@@ -23,8 +23,8 @@ with Dice and ASD (mm) per LV/MYO/RV and their average:
 
 Each method's per-case value is the mean over the training seeds of that case's score (``seeds`` lists them), so
 the paired bootstrap of ``tools.benchmark`` compares methods per held-out volume. The translator's diversity is a
-separate table: pixel SD across the styles of one synthetic stack inside the heart, and how far the LGE content
-encoder's code of each style is from the bSSFP content code (relative L1).
+separate table: pixel SD across the styles of one synthetic stack inside the heart, and how far apart the LGE content
+encoder's codes of those styles are (relative spread), beside the spread between two patients' codes.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -236,6 +236,50 @@ def _diversity(synthetic_dir: str) -> dict[str, dict[str, float]]:
     return {"style_sd_in_heart": sd, "style_mean_in_heart": mean}
 
 
+def _content_agreement(work: str, network: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per synthetic stack of set 0: how far the LGE content encoder's codes of its styles are apart (mean absolute
+    deviation from their mean, over the mean code's mean absolute value), and the same spread over the first styles
+    of as many different patients (the scale of a real content change), slice by slice.
+
+    MUNIT's premise (Huang et al. 2018): the content code carries the anatomy, the style code the appearance, so the
+    styles of one stack should re-encode to nearly one content code, much closer than two patients' codes.
+    """
+    import torch
+    from common.benchmarking import parse_config_items
+    from scripts.generate import load_translator
+
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], dict(network, device="cpu"), ("gen_a_def", "gen_b_def"))
+    _, gen_b = load_translator(
+        items["gen_a_def"], items["gen_b_def"], os.path.join(work, "models", "translator", "translator.pt")
+    )
+    synthetic = os.path.join(work, "synthetic", "set_0")
+    with open(os.path.join(synthetic, "datalist.json")) as f:
+        entries = json.load(f)["training"]
+    by_case: dict[str, list[str]] = {}
+    for entry in sorted(entries, key=lambda e: (e["case"], e["style"])):
+        by_case.setdefault(entry["case"], []).append(os.path.join(synthetic, entry["image"]))
+    codes = {}
+    with torch.no_grad():
+        for case, paths in by_case.items():
+            stacks = np.stack([np.asarray(nib.load(p).dataobj, np.float32) for p in paths])  # (styles, H, W, D)
+            slices = torch.from_numpy(stacks).permute(3, 0, 1, 2)[:, :, None]  # (D, styles, 1, H, W)
+            codes[case] = torch.stack([gen_b.encode(s)[0] for s in slices])  # (D, styles, C, h, w)
+
+    def spread(group: torch.Tensor) -> float:
+        """``group`` (D, n, C, h, w): mean |code - mean code| over the mean code's mean |.|, averaged over slices."""
+        centre = group.mean(dim=1, keepdim=True)
+        return float(((group - centre).abs().mean(dim=(1, 2, 3, 4)) / centre.abs().mean(dim=(1, 2, 3, 4))).mean())
+
+    within = {case: spread(c) for case, c in codes.items()}
+    names = sorted(codes)
+    between = {}  # the first style of as many different patients as a stack has styles: the same n, comparable
+    for index, case in enumerate(names):
+        group = [names[(index + k) % len(names)] for k in range(len(by_case[case]))]
+        depth = min(len(codes[name]) for name in group)
+        between[case] = spread(torch.stack([codes[name][:depth, 0] for name in group], dim=1))
+    return {"content_spread_within_styles": within, "content_spread_between_patients": between}
+
+
 def _save_json(path: str, value: Any) -> None:
     """Write ``value`` as JSON at ``path`` through a temporary file (a stopped run never leaves half a file)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -402,7 +446,10 @@ def run(
         if "diversity" not in scores:
             scores["diversity"] = _diversity(os.path.join(work, "synthetic", "set_0"))
             _save_json(os.path.join(work, "scores.json"), scores)
-        diversity.append(scores["diversity"])
+        if "content_agreement" not in scores:
+            scores["content_agreement"] = _content_agreement(work, network)
+            _save_json(os.path.join(work, "scores.json"), scores)
+        diversity.append({**scores["diversity"], **scores["content_agreement"]})
 
     if registration:
         for name, scores in registered.items():
