@@ -25,7 +25,7 @@ from common.benchmarking.measure import (
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
 from common.benchmarking.side_by_side import alternate, iteration_times, ratio_summary, run_json_process
-from common.benchmarking.speed import step_speed, time_step
+from common.benchmarking.speed import slice_scaling, step_speed, time_step
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
     TINY_OVERLAY,
@@ -53,6 +53,7 @@ __all__ = [
     "compare",
     "step_speed",
     "time_step",
+    "slice_scaling",
     "iteration_times",
     "run_json_process",
     "alternate",

@@ -6,12 +6,14 @@ The network is the bundle's ``network_def`` parsed with the same overrides as th
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 import torch
 from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
 
-__all__ = ["step_speed", "time_step"]
+__all__ = ["step_speed", "time_step", "slice_scaling"]
 
 
 def step_speed(
@@ -68,4 +70,33 @@ def time_step(step: Callable[[], object], repeats: int = 3) -> dict[str, float]:
         "achieved_gflops": achieved,
         "conv_ceiling_gflops": ceiling,
         "ceiling_share": achieved / ceiling,
+    }
+
+
+def slice_scaling(run: Callable[[int], object], slice_counts: Sequence[int] = (4, 8, 16)) -> dict[str, object]:
+    """Wall time of ``run(n)`` (inference on a volume of ``n`` slices) for each ``n``, after one warm-up
+    ``run(slice_counts[0])``; the least-squares line ``seconds = intercept + per_slice * n`` through them.
+
+    Returns:
+        ``seconds`` (one per count), ``per_slice``, ``intercept`` and ``max_relative_residual`` (the largest
+        ``|measured - line| / measured``: small when the cost is linear in the slices).
+    """
+    counts = [int(n) for n in slice_counts]
+    if len(counts) < 2 or min(counts) < 1:
+        raise ValueError(f"need at least 2 slice counts >= 1, got {list(slice_counts)}.")
+    run(counts[0])
+    seconds = []
+    for n in counts:
+        with Timer() as timer:
+            run(n)
+        seconds.append(timer.seconds)
+    per_slice, intercept = np.polyfit(counts, seconds, 1)
+    line = intercept + per_slice * np.asarray(counts, float)
+    residual = float(np.max(np.abs(np.asarray(seconds) - line) / np.asarray(seconds)))
+    return {
+        "slice_counts": counts,
+        "seconds": seconds,
+        "per_slice": float(per_slice),
+        "intercept": float(intercept),
+        "max_relative_residual": residual,
     }

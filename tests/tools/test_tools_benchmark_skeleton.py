@@ -158,3 +158,34 @@ def test_int_tuple_reads_seeds_and_scales_as_fire_and_callers_give_them():
     assert int_tuple(3) == (3,)  # fire turns "--seeds 3" into an int
     assert int_tuple([4, 8]) == (4, 8)
     assert int_tuple("") == ()
+
+
+def test_slice_scaling_fits_seconds_per_slice_after_a_warm_up(monkeypatch):
+    """A fake clock where a volume of n slices costs 1 + 0.5 n seconds: the fit gives 0.5 s per slice, intercept 1,
+    no residual; the first count runs once more as warm-up."""
+    import common.benchmarking.speed as speed
+    from common.benchmarking import slice_scaling
+
+    clock = {"now": 0.0}
+    calls = []
+
+    class FakeTimer:
+        def __enter__(self):
+            self.start = clock["now"]
+            return self
+
+        def __exit__(self, *args):
+            self.seconds = clock["now"] - self.start
+
+    def run(n):
+        calls.append(n)
+        clock["now"] += 1.0 + 0.5 * n
+
+    monkeypatch.setattr(speed, "Timer", FakeTimer)
+    result = slice_scaling(run, (2, 4, 8))
+    assert calls == [2, 2, 4, 8]
+    assert result["seconds"] == [2.0, 3.0, 5.0]
+    assert result["per_slice"] == pytest.approx(0.5) and result["intercept"] == pytest.approx(1.0)
+    assert result["max_relative_residual"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        slice_scaling(run, (4,))

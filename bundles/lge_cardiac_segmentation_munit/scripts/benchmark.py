@@ -46,6 +46,7 @@ from common.benchmarking import (
     Timer,
     int_tuple,
     machine_summary,
+    peak_rss_mb,
     read_overlay,
     run_workflow,
     write_cases_csv,
@@ -125,6 +126,7 @@ METRIC_LABELS = {
     "asd_myo": "MYO ASD mm, held-out LGE",
     "asd_rv": "RV ASD mm, held-out LGE",
     "asd_avg": "mean ASD mm (LV, MYO, RV), held-out LGE",
+    "inference_seconds": "inference seconds per LGE volume (one stack tiled to N slices; the fit: per slice)",
 }
 
 #: (epochs of the localiser, translator, each cascade stage) per mode
@@ -278,6 +280,28 @@ def _content_agreement(work: str, network: dict[str, Any]) -> dict[str, dict[str
         depth = min(len(codes[name]) for name in group)
         between[case] = spread(torch.stack([codes[name][:depth, 0] for name in group], dim=1))
     return {"content_spread_within_styles": within, "content_spread_between_patients": between}
+
+
+def _inference_scaling(dataset_dir: str, models: str, network: dict[str, Any], out: str) -> dict[str, Any]:
+    """``configs/inference.json`` (localiser, crop, cascade, morphology, back to the input grid) on one held-out LGE
+    stack tiled along the slice axis to 4, 8 and 16 slices: seconds per volume and the fitted seconds per slice
+    (``common.benchmarking.slice_scaling``; the config parsing and model loading are in the intercept)."""
+    from common.benchmarking import slice_scaling
+    from scripts.cases import evaluation_cases
+
+    source = nib.load(evaluation_cases(dataset_dir)[0]["image"])
+    volume = np.asarray(source.dataobj)
+
+    def run(n: int) -> None:
+        folder = os.path.join(out, f"slices_{n}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(os.path.join(folder, "in"))
+        tiled = volume[..., np.arange(n) % volume.shape[-1]]
+        nib.save(nib.Nifti1Image(tiled, source.affine, source.header), os.path.join(folder, "in", "case_LGE.nii.gz"))
+        values = {"dataset_dir": os.path.join(folder, "in"), "output_dir": os.path.join(folder, "out")}
+        run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, ckpt_dir=models, **values))
+
+    return slice_scaling(run, (4, 8, 16))
 
 
 def _save_json(path: str, value: Any) -> None:
@@ -454,15 +478,23 @@ def run(
     if registration:
         for name, scores in registered.items():
             per_seed[name] = [scores]
+    with Timer() as timer:  # the last seed's trained cascade: a cost row, not a score
+        scaling = _inference_scaling(dataset_dir, models, network, os.path.join(out_dir, "inference_scaling"))
+    timings["inference scaling"] = timer.seconds
     rows: list[BenchmarkRow] = []
     for name, results in per_seed.items():
         used_seeds = [] if name in ("Registration", "Header alignment") else list(seeds)
-        for metric in METRIC_LABELS:
+        for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             cases = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
             rows.append(
                 BenchmarkRow(name, metric, values, seeds=used_seeds, higher_is_better=metric.startswith("dice"))
             )
+    for n, seconds in zip(scaling["slice_counts"], scaling["seconds"]):
+        rows.append(BenchmarkRow(f"inference, {n} slices", "inference_seconds", [("volume", seconds)],
+                                 seconds=seconds, peak_rss_mb=peak_rss_mb(), higher_is_better=False))  # fmt: skip
+    rows.append(BenchmarkRow("inference, per slice (fit)", "inference_seconds", [("slope", scaling["per_slice"])],
+                             seconds=scaling["per_slice"], higher_is_better=False))  # fmt: skip
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
