@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-
 import torch
 from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
 
