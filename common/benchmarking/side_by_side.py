@@ -107,7 +107,8 @@ def run_json_process(command: Sequence[str], cwd: str | os.PathLike, env: Mappin
         peak_kib, status, usage = _wait_with_peak_rss(process.pid)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
+        out.seek(0)
+        err.seek(0)
         stdout, stderr = out.read(), err.read()
     lines = [line for line in stdout.splitlines() if line.strip()]
     if process.returncode != 0 or not lines:

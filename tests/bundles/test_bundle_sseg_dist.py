@@ -121,10 +121,10 @@ def test_ddp_each_rank_trains_its_own_shard(ddp_train):
 def test_ddp_only_rank0_writes(ddp_train):
     work, (r0, r1), logs, _ = ddp_train
     assert r0["train_handlers"] == [
-        "ResumeFromLatest", "ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler",
-        "AtomicCheckpointSaver",
+        "ResumeFromLatest", "SeedEachEpoch", "ValidationHandler", "ProgressLogger", "StatsHandler",
+        "TensorBoardStatsHandler", "AtomicCheckpointSaver",
     ]  # fmt: skip
-    assert r1["train_handlers"] == ["ResumeFromLatest", "ValidationHandler"]
+    assert r1["train_handlers"] == ["ResumeFromLatest", "SeedEachEpoch", "ValidationHandler"]
     assert r0["val_handlers"] == ["StatsHandler", "TensorBoardStatsHandler", "AtomicCheckpointSaver"]
     assert r1["val_handlers"] == []
     assert sorted(p.name for p in (work / "models").iterdir()) == ["model.pt", "train_state"]
@@ -325,8 +325,8 @@ def test_plan_outputs_reads_command_line_booleans(tmp_path, flag, replaced):
 @pytest.mark.parametrize(
     "files,ids",
     [
-        (["train.json", "multi_gpu_train.json"], ["train#handlers#4", "validate#handlers#1"]),
-        (["pretrain.json", "multi_gpu_pretrain.json"], ["train#handlers#3"]),
+        (["train.json", "multi_gpu_train.json"], ["train#handlers#5", "validate#handlers#1"]),
+        (["pretrain.json", "multi_gpu_pretrain.json"], ["train#handlers#4"]),
     ],
 )
 def test_tensorboard_writers_are_not_built_on_other_ranks(files, ids, tmp_path, monkeypatch):

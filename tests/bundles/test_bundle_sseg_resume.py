@@ -53,7 +53,7 @@ def _command(data: Path, work: Path, epochs: int) -> list[str]:
         "val_interval": 1,
         "batch_size": 1,
         "num_workers": 0,
-        "train#handlers#2#log_every": 1,  # ProgressLogger: a line per iteration, to see epoch 2 start
+        "train#handlers#3#log_every": 1,  # ProgressLogger: a line per iteration, to see epoch 2 start
         **NET,
     }
     args = [sys.executable, "-m", "monai.bundle", "run"]
