@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 
 import fire
@@ -70,7 +71,7 @@ def measure(
     result.update(
         implementation="ours (common.engines.MUNITTrainer)",
         config=f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1",
-        infer_s={"min": min(infer), "median": sorted(infer)[len(infer) // 2], "max": max(infer)},
+        infer_s={"min": min(infer), "median": statistics.median(infer), "max": max(infer)},
         params={name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()},
         threads=torch.get_num_threads(),
         torch=torch.__version__,
