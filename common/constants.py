@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS", "PSCGAN_LABELS"]
+__all__ = ["EMIDEC_LABELS", "ACDC_LABELS", "MSCMR_LABELS", "MI_LABELS", "PSCGAN_LABELS", "DTI_CHANNELS"]
 
 # EMIDEC (LGE with scar): https://emidec.com/dataset
 EMIDEC_LABELS = {"background": 0, "cavity": 1, "myocardium": 2, "infarction": 3, "no_reflow": 4}
@@ -15,3 +15,7 @@ MI_LABELS = {"background": 0, "infarction": 1}
 # PSCGAN's diagnosis-related tissue segmentation (cine -> LGE-equivalent + mask; the CineLGE set): papillary muscles
 # count as blood pool, a no-reflow core as scar
 PSCGAN_LABELS = {"other": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
+# Channels of the DTI_LGE_MI set's DTI.nii.gz, in file order along the last axis (X, Y, 1, channel): S0 (fitted
+# b = 0 signal, arbitrary units), MD (mean diffusivity, 1e-3 mm^2/s) and FA (fractional anisotropy), all three from a
+# diffusion-tensor fit of the simulated diffusion-weighted images (common.data.phantom_cardiac.CardiacPhantom.dti)
+DTI_CHANNELS = ("S0", "MD", "FA")
