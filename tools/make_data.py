@@ -19,6 +19,7 @@ from typing import Sequence
 
 import nibabel as nib
 import numpy as np
+from common.constants import DTI_CHANNELS
 from common.data import (
     DATASETS,
     acdc_cases,
@@ -83,8 +84,10 @@ def _tiles(name: str, root: Path, n: int) -> list[Image.Image]:
         for case in dti_lge_mi_cases(root, require_dti=True)[:n]:
             mask = _volume(case["mask"])[..., 0]
             tiles.append(_tile(_volume(case["lge"])[..., 0], mask, f"{case['case']} LGE"))
-            dti = np.kron(_volume(case["dti"])[..., 0], np.ones((8, 8), dtype=np.float32))
-            tiles.append(_tile(dti, mask, "DTI + MI mask"))
+            maps = _volume(case["dti"])[:, :, 0]  # (64, 64, channel): DTI_CHANNELS, or one channel of a user's file
+            for index, name in enumerate(DTI_CHANNELS[: maps.shape[-1]] if maps.ndim == 3 else ("DTI",)):
+                channel = maps[..., index] if maps.ndim == 3 else maps
+                tiles.append(_tile(np.kron(channel, np.ones((8, 8), dtype=np.float32)), mask, f"DTI {name} + MI mask"))
     elif name == "EMIDEC":
         for case in _spread(emidec_cases(root), n):
             label = _volume(case["label"])

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
+from common.constants import DTI_CHANNELS
 from common.data.brain import BrainPhantom, load_mni152
 from common.data.phantom_cardiac import CardiacPhantom
 from common.typing import PathLike
@@ -129,7 +130,7 @@ _LGE_SHAPE, _LGE_SPACING = (512, 512), (0.3125, 0.3125, 8.0)
 _DTI_SHAPE, _DTI_SPACING = (64, 64), (2.5, 2.5, 8.0)
 
 
-def _dti_lge_mi_case(folder: str, index: int, seed: int, paired: bool) -> str:
+def _dti_lge_mi_case(folder: str, index: int, seed: int, paired: bool, dti_infarct: dict | None = None) -> str:
     subject = _subject_seed(seed, "DTI_LGE_MI", index)
     phantom = CardiacPhantom(subject, group="MINF", scar=True, no_reflow=False)
     rng = np.random.default_rng([subject, 99])
@@ -149,37 +150,69 @@ def _dti_lge_mi_case(folder: str, index: int, seed: int, paired: bool) -> str:
     affine = phantom.affine(_LGE_SHAPE, _LGE_SPACING, **grid)
     write_nifti(case / "LGE.nii.gz", lge[..., None].astype(np.float32), affine)
     write_nifti(case / "LGE_MI.nii.gz", mask[..., None].astype(np.uint8), affine)
-    if paired:  # same anatomy and slice: rendered on the LGE points, area-averaged 8x8 (2.5 mm)
-        dti = phantom.render("dti", _DTI_SHAPE, _DTI_SPACING, supersample=8, **grid)
-        write_nifti(
-            case / "DTI.nii.gz", dti[..., None].astype(np.float32), phantom.affine(_DTI_SHAPE, _DTI_SPACING, **grid)
-        )
+    if paired:
+        _write_dti(case / "DTI.nii.gz", phantom, grid, np.random.default_rng([subject, 98]), dti_infarct)
     return case.name
 
 
-def _plan_dti_lge_mi(out: Path, n_cases: int, n_paired: int, seed: int, overwrite: bool) -> list:
+def _write_dti(path: Path, phantom: CardiacPhantom, lge_grid: dict, rng: np.random.Generator, infarct: dict | None):
+    """The paired DT-CMR slice of an LGE slice: its own grid, its own (systolic) phase, a residual misregistration.
+
+    Grid: 64 x 64 at 2.5 mm over the LGE's 160 mm field of view, its centre off the LGE's by up to half a DTI voxel
+    per axis (written in the affine: the grids are not nested). Misregistration (not in the affine: the headers say
+    the slices coincide): the anatomy is shifted 1-2 mm in-plane in a random direction, turned 2-4 degrees and moved
+    up to 1.5 mm through-plane, the residual of registering a free-breathing or separately breath-held DT-CMR slice
+    to the LGE (values as the issue's 1-2 mm / a few degrees; through-plane a guess of the same size). Phase: the
+    subject's systolic trigger (``CardiacPhantom.dti_params``), while LGE and mask are diastolic.
+    """
+    offset = rng.uniform(-0.5, 0.5, 2) * _DTI_SPACING[0]
+    center = (lge_grid["center"][0] + offset[0], lge_grid["center"][1] + offset[1])
+    shift, direction = rng.uniform(1.0, 2.0), rng.uniform(0.0, 2.0 * np.pi)
+    angle = np.radians(rng.uniform(2.0, 4.0)) * rng.choice([-1.0, 1.0])
+    dz = rng.uniform(-1.5, 1.5)
+    moved = (center[0] + shift * np.cos(direction), center[1] + shift * np.sin(direction))
+    maps = phantom.dti(_DTI_SHAPE, _DTI_SPACING, center=moved, z=lge_grid["z"] + dz, angle=angle, infarct=infarct)
+    data = np.stack([maps[name] for name in DTI_CHANNELS], axis=-1)[:, :, None, :]  # (64, 64, 1, C)
+    write_nifti(path, data.astype(np.float32), phantom.affine(_DTI_SHAPE, _DTI_SPACING, center=center, z=lge_grid["z"]))
+
+
+def _plan_dti_lge_mi(
+    out: Path, n_cases: int, n_paired: int, seed: int, overwrite: bool, dti_infarct: dict | None = None
+) -> list:
     if not 0 <= n_paired <= n_cases:
         raise ValueError(f"n_paired must be in [0, n_cases={n_cases}], got {n_paired}.")
     folder = _prepare(out / "DTI_LGE_MI", overwrite)
-    return [(_dti_lge_mi_case, (str(folder), i, seed, i < n_paired)) for i in range(n_cases)]
+    return [(_dti_lge_mi_case, (str(folder), i, seed, i < n_paired, dti_infarct)) for i in range(n_cases)]
 
 
 def write_dti_lge_mi(
-    out: PathLike, n_cases: int = 48, n_paired: int = 24, seed: int = 0, overwrite: bool = False, workers: int = 1
+    out: PathLike,
+    n_cases: int = 48,
+    n_paired: int = 24,
+    seed: int = 0,
+    overwrite: bool = False,
+    workers: int = 1,
+    dti_infarct: dict | None = None,
 ) -> Path:
     """Write the paired DTI-LGE MI set (the SwinSSegNet/CycleGANSeg paper's private layout, defined by us).
 
     ``DTI_LGE_MI/Case_NNN/LGE.nii.gz``: one short-axis LGE slice as ``(512, 512, 1)`` float32 at
     0.3125 x 0.3125 x 8 mm (heart-centred 160 mm field of view; acquired at 1.25 mm and interpolated, as scanners
     do); ``LGE_MI.nii.gz``: uint8 binary MI mask, same grid; for the first ``n_paired`` cases ``DTI.nii.gz``:
-    ``(64, 64, 1)`` float32 at 2.5 x 2.5 x 8 mm over the same field of view (the LGE grid is the DTI grid subdivided
-    8x: ``origin_LGE = origin_DTI - (7/16) * 2.5 mm`` in-plane), from the same anatomy and slice, so DTI and LGE of
-    a case share the MI mask. Every case has scar in its slice.
+    ``(64, 64, 1, 3)`` float32 at 2.5 x 2.5 x 8 mm, the channels :data:`common.constants.DTI_CHANNELS` (S0, MD in
+    1e-3 mm^2/s, FA) of a simulated DT-CMR acquisition of the same slice (b = 0 and six b = 500 s/mm^2 directions,
+    Rician noise, tensor fit: :meth:`CardiacPhantom.dti`), in systole, on its own grid over the same field of view,
+    with a residual misregistration of 1-2 mm and 2-4 degrees (:func:`_write_dti`). DTI and LGE of a case share the
+    (diastolic, LGE-grid) MI mask, as the paper's registered pairs. Every case has scar in its LGE slice.
+
+    Args:
+        dti_infarct: overrides of the infarct's diffusion contrast for every case (``md_elevation``,
+            ``fa_reduction``, ``s0_elevation``; default: each subject's literature-range draw), for contrast sweeps.
 
     Returns:
         The dataset folder ``out/DTI_LGE_MI``.
     """
-    _execute({"DTI_LGE_MI": _plan_dti_lge_mi(Path(out), n_cases, n_paired, seed, overwrite)}, workers)
+    _execute({"DTI_LGE_MI": _plan_dti_lge_mi(Path(out), n_cases, n_paired, seed, overwrite, dti_infarct)}, workers)
     return Path(out) / "DTI_LGE_MI"
 
 

@@ -1,4 +1,4 @@
-"""Seeded short-axis cardiac phantom with per-modality contrast (cine bSSFP, LGE, DTI-like), rendered at any grid.
+"""Seeded short-axis cardiac phantom with per-modality contrast (cine bSSFP, LGE, DT-CMR), rendered at any grid.
 
 The anatomy is analytic, in millimetres, so one subject can be rendered at 0.3125 mm (LGE 512x512), 2.5 mm (DTI
 64x64) or 1.25 mm (cine stacks) with the same masks; DESIGN.md section 2 is the specification.
@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from common.constants import ACDC_LABELS, EMIDEC_LABELS, MI_LABELS, MSCMR_LABELS, PSCGAN_LABELS
 from common.data.degradation import area_downsample
+from common.data.diffusion import diffusion_signal, fit_tensor, gradient_directions
 from scipy import ndimage
 
 __all__ = ["CardiacPhantom", "TISSUES", "MODALITIES", "GROUPS", "LABEL_SCHEMES", "inversion_recovery_signal"]
@@ -46,13 +47,12 @@ TISSUES = (
 )
 _T = {name: index for index, name in enumerate(TISSUES)}
 
-#: Rendered contrasts. ``bssfp`` is cine/bSSFP (alias ``cine``, ``c0``); ``lge`` an intensity-table LGE; ``lge_ir``
-#: (alias ``ir``) a physical magnitude inversion-recovery LGE; ``dti`` is an S0-like single channel; ``dti_md`` /
-#: ``dti_fa`` are mean-diffusivity (1e-3 mm^2/s) and fractional-anisotropy maps.
-MODALITIES = ("bssfp", "lge", "lge_ir", "dti", "dti_md", "dti_fa")
-_ALIASES = {"cine": "bssfp", "c0": "bssfp", "bssfp": "bssfp", "lge": "lge", "dti": "dti", "s0": "dti"}
-_ALIASES.update({"dti_md": "dti_md", "md": "dti_md", "dti_fa": "dti_fa", "fa": "dti_fa"})
-_ALIASES.update({"lge_ir": "lge_ir", "ir": "lge_ir"})
+#: Contrasts of :meth:`CardiacPhantom.render`. ``bssfp`` is cine/bSSFP (alias ``cine``, ``c0``); ``lge`` an
+#: intensity-table LGE; ``lge_ir`` (alias ``ir``) a physical magnitude inversion-recovery LGE. DTI is not an intensity
+#: image: :meth:`CardiacPhantom.dti` simulates the diffusion-weighted acquisition and fits S0, MD and FA.
+MODALITIES = ("bssfp", "lge", "lge_ir")
+_ALIASES = {"cine": "bssfp", "c0": "bssfp", "bssfp": "bssfp", "lge": "lge", "lge_ir": "lge_ir", "ir": "lge_ir"}
+_DTI_NAMES = ("dti", "s0", "md", "fa", "dti_md", "dti_fa")
 
 #: ACDC pathology groups; ``MINF`` subjects have scar, ``DCM`` a dilated thin-walled LV, ``HCM`` a thick wall,
 #: ``RV`` an enlarged right ventricle.
@@ -67,19 +67,46 @@ _CONTRAST = {
     #          air  body  fat   lung  liver spine aorta lv    myo   scar  mvo   pap   rv    rvw
     "bssfp": (0.0, 0.30, 0.75, 0.04, 0.32, 0.35, 0.85, 0.95, 0.27, 0.27, 0.27, 0.27, 0.90, 0.28),
     "lge": (0.0, 0.18, 0.55, 0.03, 0.28, 0.25, 0.60, 0.60, 0.06, 0.95, 0.08, 0.12, 0.55, 0.12),
-    "dti": (0.0, 0.32, 0.07, 0.02, 0.24, 0.20, 0.10, 0.10, 0.50, 0.68, 0.62, 0.45, 0.10, 0.40),
-    "dti_md": (0.0, 1.20, 0.30, 0.30, 1.10, 0.80, 3.00, 3.00, 1.50, 1.90, 2.00, 1.50, 3.00, 1.50),
-    "dti_fa": (0.0, 0.20, 0.10, 0.05, 0.15, 0.10, 0.10, 0.08, 0.42, 0.28, 0.25, 0.35, 0.08, 0.35),
+    # DT-CMR tissue tables of CardiacPhantom.dti (S0, MD in 1e-3 mm^2/s, FA): scar and no-reflow are filled in from
+    # the subject's remote myocardium and its drawn infarct contrast (dti_params), so their entries here are unused
+    "dti": (0.0, 0.32, 0.07, 0.02, 0.24, 0.20, 0.10, 0.10, 0.50, 0.50, 0.50, 0.45, 0.10, 0.40),
+    "dti_md": (0.0, 1.20, 0.30, 0.30, 1.10, 0.80, 3.00, 3.00, 1.50, 1.50, 1.50, 1.50, 3.00, 1.50),
+    "dti_fa": (0.0, 0.20, 0.10, 0.05, 0.15, 0.10, 0.10, 0.08, 0.42, 0.42, 0.42, 0.35, 0.08, 0.35),
 }
 # (noise sigma, Rician?, multiplicative texture amplitude, bias-field strength)
 _ACQUISITION = {
     "bssfp": (0.025, True, 0.05, 0.15),
     "lge": (0.03, True, 0.06, 0.15),
-    "dti": (0.07, True, 0.08, 0.2),
-    "dti_md": (0.15, False, 0.05, 0.0),
-    "dti_fa": (0.05, False, 0.05, 0.0),
+    "dti": (None, True, 0.08, 0.2),  # noise from the subject's b = 0 SNR (CardiacPhantom.dti_params)
 }
 
+
+# ---------------------------------------------------------------------------------------------- DT-CMR
+# _DTI_NOTES: per-subject draws of CardiacPhantom.dti (in vivo DT-CMR of chronic infarction, 2.5 mm in-plane, 8 mm
+# slices; DTI_LGE_MI writes S0, MD, FA of one short-axis slice). Literature, never tuned on a segmentation result:
+#   remote myocardium  MD 1.5e-3 mm^2/s, FA 0.42 (table, +-10 % per subject): in vivo spin-echo DT-CMR gives MD
+#                      ~1.4-1.6 and FA ~0.3-0.45, STEAM MD ~1.0-1.1 and FA ~0.45 (Khalique et al. 2020 JACC
+#                      Cardiovasc Imaging 13:1235, the paper's reference [2]; recalled, not re-checked).
+#   infarct            MD x (1 + U(0.10, 0.20)), FA x (1 - U(0.15, 0.25)), S0 x (1 + U(0, 0.10)). MD is raised and FA
+#                      lowered in chronic infarcts in every DT study: in vivo in pigs (Stoeck et al. 2021 JCMR 23:103)
+#                      and humans (Wu et al. 2006 Circulation 114:1036; recalled, not re-checked); ex vivo at
+#                      sub-millimetre resolution and SNR > 100 the changes are larger, MD +43 % and FA -35 %
+#                      (Pashakhanloo et al. 2016 JCMR, doi:10.1186/s12968-016-0317-3), and in vivo at 2.5 mm
+#                      partial volume with remote tissue and the borders dilutes them, hence the smaller ranges. S0
+#                      (spin-echo b = 0, T2-weighted) of a chronic scar is near remote: T2 elevation is an acute
+#                      (oedema) finding.
+#   fibres             cylindrical tensor about a fibre whose helix angle runs linearly from +U(50, 70) degrees at
+#                      the endocardium to -U(50, 70) at the epicardium (the transmural helix-angle range of in vivo
+#                      DT-CMR, ~ +60 to -60; Khalique 2020); in the infarct the eigenvector keeps the original fibre
+#                      pattern (Pashakhanloo 2016). Other tissues: along the long axis.
+#   acquisition        b = 0 plus 6 directions at b = 500 s/mm^2 (clinical DT-CMR uses b ~ 450-600 with 6 or more
+#                      directions; Khalique 2020), SNR of the myocardial b = 0 image U(10, 20) per voxel after
+#                      averaging (Rician, one channel), blood dark at b = 0 (flow dephasing of the motion-compensated
+#                      sequences: a blood S0 of ~0.2 of myocardium), log-linear least-squares tensor fit, eigenvalues
+#                      clipped to [0, 4e-3] mm^2/s; the coil profile multiplies every image and cancels in the fit.
+#   trigger            systolic: contraction U(0.85, 1.0) of end-systole (DT-CMR triggers at the systolic "sweet
+#                      spot", where strain effects on the diffusion signal are smallest; Khalique 2020).
+# Simplifications: no strain correction, no sheetlet (second eigenvalue) structure, no EPI distortion, single slice.
 
 # ---------------------------------------------------------------------------------------------- physical IR LGE
 # Per-subject draws of the ``lge_ir`` contrast (1.5 T, magnitude inversion-recovery gradient echo ~10-20 min after
@@ -289,18 +316,15 @@ class CardiacPhantom:
     Rendering: the tissue map is evaluated at ``supersample``-times finer points, mapped to tissue values with a
     smooth multiplicative texture, averaged over ``slice_samples`` positions across the slice thickness, area-
     downsampled to the acquisition grid (output grid coarsened by ``acquisition_factor``), multiplied by a smooth bias
-    field, given Rician noise (Gaussian for the MD/FA maps), and interpolated back to the output grid (cubic) when
-    ``acquisition_factor > 1``.
+    field, given Rician noise, and interpolated back to the output grid (cubic) when ``acquisition_factor > 1``.
 
     Contrast (values roughly in [0, 1], arbitrary units): ``bssfp`` bright blood, dark myocardium, scar invisible;
     ``lge`` nulled myocardium, bright scar, blood moderately bright, dark no-reflow core (a fixed table);
     ``lge_ir`` the same tissues from physics: post-contrast T1 per tissue, an imperfectly nulling TI, the magnitude
     inversion-recovery signal, patchy scar, motion blur, an unnormalised surface-coil profile and Rician noise at a
-    literature blood SNR (:meth:`lge_ir_params`; scar about as bright as blood, fat bright); ``dti`` S0-like, dark
-    blood, low SNR (sigma 0.07 vs myocardium 0.5), scar ~35% brighter than remote myocardium (the size of the
-    infarct's T2/MD elevation in DT-CMR, so a contrast-to-noise ratio of ~2-3 per 2.5 mm voxel: visible on average,
-    noisy per voxel; at the ~15% of an earlier version, ~1.2-1.8, the thin infarct was barely recoverable from a
-    64x64 slice by any model); ``dti_md`` higher and ``dti_fa`` lower in scar.
+    literature blood SNR (:meth:`lge_ir_params`; scar about as bright as blood, fat bright). DT-CMR is simulated
+    as an acquisition, not an intensity table: :meth:`dti` (diffusion-weighted images, Rician noise, tensor fit to S0,
+    MD, FA; the infarct differs mainly in MD and FA, barely in S0).
 
     Args:
         seed: subject seed (non-negative int).
@@ -501,11 +525,18 @@ class CardiacPhantom:
         affine[:3, 3] = (ox + center[0] - 0.5 * (nx - 1) * dx, oy + center[1] - 0.5 * (ny - 1) * dy, oz + z0)
         return affine
 
-    def _points(self, nx: int, ny: int, dx: float, dy: float, center: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Anatomical-frame coordinates (mm, float32) of the ``(nx, ny)`` voxel centres."""
+    def _points(
+        self, nx: int, ny: int, dx: float, dy: float, center: Sequence[float], angle: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Anatomical-frame coordinates (mm, float32) of the ``(nx, ny)`` voxel centres.
+
+        ``angle`` (radians) turns the anatomy in the grid by that much more than the subject's own rotation (an
+        in-plane misregistration of one acquisition; the grid and its affine do not change).
+        """
         gx = (center[0] + (np.arange(nx) - 0.5 * (nx - 1)) * dx).astype(np.float32)
         gy = (center[1] + (np.arange(ny) - 0.5 * (ny - 1)) * dy).astype(np.float32)
-        cos, sin = math.cos(self.params["rotation"]), math.sin(self.params["rotation"])
+        rotation = self.params["rotation"] + float(angle)
+        cos, sin = math.cos(rotation), math.sin(rotation)
         x = cos * gx[:, None] + sin * gy[None, :]
         y = -sin * gx[:, None] + cos * gy[None, :]
         return x.astype(np.float32), y.astype(np.float32)
@@ -813,8 +844,6 @@ class CardiacPhantom:
                 acquired = self._add_noise(acquired, sigma, rician, np.random.default_rng(seed))
             if af > 1:
                 acquired = ndimage.zoom(acquired, af, order=3, grid_mode=True, mode="reflect")
-            if modality == "dti_fa":
-                acquired = np.clip(acquired, 0.0, 1.0)
             slices.append(np.maximum(acquired, 0.0).astype(np.float32))
         out = np.stack(slices, axis=-1)
         return out if len(shape) == 3 else out[..., 0]
@@ -845,6 +874,132 @@ class CardiacPhantom:
             for t in range(n_phases)
         ]
         return np.stack(images, axis=-1), np.stack(labels, axis=-1)
+
+    # ------------------------------------------------------------------ diffusion tensor (DT-CMR)
+    def dti_params(self) -> dict:
+        """Per-subject draws of the DT-CMR acquisition and of the infarct's diffusion contrast (see ``_DTI_NOTES``)."""
+        rng = np.random.default_rng([self.seed, 5])
+        u = rng.uniform
+        return {
+            "snr_b0": u(10.0, 20.0),
+            "md_elevation": u(0.10, 0.20),
+            "fa_reduction": u(0.15, 0.25),
+            "s0_elevation": u(0.0, 0.10),
+            "helix_endo": math.radians(u(50.0, 70.0)),
+            "helix_epi": -math.radians(u(50.0, 70.0)),
+            "contraction": u(0.85, 1.0),
+        }
+
+    def _lv_wall(self, x: np.ndarray, y: np.ndarray, z: float, contraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """Polar angle about the LV axis and transmural depth (0 endocardium, 1 epicardium; NaN away from the heart)
+        of anatomical points, in the deformed (``contraction``) configuration, as :meth:`_tissue_slice` builds it."""
+        g = self._geometry(x, y, z)
+        theta = np.arctan2(y, x).astype(np.float32)
+        depth = np.full(x.shape, np.nan, dtype=np.float32)
+        if g["heart"]:
+            c = float(contraction)
+            r_endo = g["r_endo0"] * (1.0 - g["shortening"] * c)
+            r_epi = np.sqrt(r_endo * r_endo + g["area"] / (1.0 - g["long_shortening"] * c))
+            depth.ravel()[g["index"]] = (g["r"] - r_endo) / np.maximum(r_epi - r_endo, 1e-6)
+        return theta, depth
+
+    def dti(
+        self,
+        shape: Sequence[int],
+        spacing: Sequence[float],
+        *,
+        center: Sequence[float] = (0.0, 0.0),
+        z: float | None = None,
+        angle: float = 0.0,
+        contraction: float | None = None,
+        b_value: float = 500.0,
+        n_directions: int = 6,
+        supersample: int = 8,
+        noise: bool = True,
+        bias: bool = True,
+        infarct: dict | None = None,
+    ) -> dict[str, np.ndarray]:
+        """A DT-CMR acquisition: diffusion-weighted images, then S0, MD and FA from a per-voxel tensor fit.
+
+        Each tissue gets an S0 (b = 0 signal), MD and FA (the ``dti``, ``dti_md``, ``dti_fa`` tables, jittered per
+        subject); myocardium is a cylindrical tensor about the local fibre, whose helix angle runs linearly from
+        ``helix_endo`` to ``helix_epi`` across the wall; the infarct (scar and its no-reflow core) is the subject's
+        remote myocardium with MD raised by ``md_elevation``, FA lowered by ``fa_reduction`` and S0 raised by
+        ``s0_elevation`` (:meth:`dti_params`; literature in ``_DTI_NOTES``). The b = 0 and ``n_directions``
+        b = ``b_value`` images are computed at ``supersample``-times finer points, area-averaged to the grid (partial
+        volume), multiplied by the coil bias field (it cancels in the fit), given Rician noise at the subject's
+        myocardial b = 0 SNR, and fitted (:func:`common.data.diffusion.fit_tensor`).
+
+        Args:
+            shape, spacing, center, z: the grid, as in :meth:`render` (``(X, Y)`` or ``(X, Y, Z)``).
+            angle: extra in-plane rotation of the anatomy (radians; a misregistration, the affine is unchanged).
+            contraction: cardiac contraction in [0, 1] at the trigger (DT-CMR is triggered in systole); ``None``: the
+                subject's drawn ``contraction``.
+            b_value: s/mm^2 of the diffusion-weighted images.
+            n_directions: gradient directions (6: the classic scheme; more: a Fibonacci half-sphere).
+            supersample: points per voxel and axis for the partial-volume average.
+            noise, bias: add Rician noise / the coil bias field.
+            infarct: overrides of ``md_elevation``, ``fa_reduction``, ``s0_elevation`` (e.g. a contrast sweep).
+
+        Returns:
+            ``{"S0", "MD", "FA"}`` of ``shape`` (float32; MD in 1e-3 mm^2/s) and ``"DWI"`` of ``shape + (1 + n,)``
+            (b = 0 first) with the gradient directions (in the grid frame) in ``"directions"``.
+        """
+        q = self.dti_params()
+        unknown = set(infarct or {}) - {"md_elevation", "fa_reduction", "s0_elevation"}
+        if unknown:
+            raise ValueError(f"infarct overrides must be md_elevation, fa_reduction or s0_elevation, got {unknown}.")
+        q.update(infarct or {})
+        if int(supersample) < 1:
+            raise ValueError(f"supersample must be a positive integer, got {supersample!r}.")
+        (nx, ny, nz), (dx, dy, dz) = self._parse_grid(shape, spacing)
+        ss = int(supersample)
+        c = q["contraction"] if contraction is None else float(contraction)
+        directions = gradient_directions(n_directions)
+        x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, center, angle)
+        texture = 1.0 + _ACQUISITION["dti"][2] * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, center)
+        s0_table, md_table, fa_table = (self._contrast(m).astype(np.float64) for m in ("dti", "dti_md", "dti_fa"))
+        for table, key, sign in (
+            (s0_table, "s0_elevation", 1),
+            (md_table, "md_elevation", 1),
+            (fa_table, "fa_reduction", -1),
+        ):
+            table[[_T["scar"], _T["no_reflow"]]] = table[_T["myocardium"]] * (1.0 + sign * q[key])
+        rotation = self.params["rotation"] + float(angle)
+        cos, sin = math.cos(rotation), math.sin(rotation)
+        ax_, ay_ = self._points(nx, ny, dx, dy, center, angle)
+        field = self._bias(ax_, ay_, "dti", _ACQUISITION["dti"][3]) if bias else None
+        sigma = float(s0_table[_T["myocardium"]]) / q["snr_b0"]
+        lv_wall = np.asarray([_T["myocardium"], _T["scar"], _T["no_reflow"]])
+        out: dict[str, list] = {"S0": [], "MD": [], "FA": [], "DWI": []}
+        for zk in self.slice_positions(nz, dz, z):
+            tissue = self._tissue_slice(x, y, zk, c)
+            theta, depth = self._lv_wall(x, y, zk, c)
+            fibre = np.zeros(x.shape + (3,), dtype=np.float64)
+            fibre[..., 2] = 1.0  # everything else: along the long axis (through-plane)
+            wall = np.isin(tissue, lv_wall) & np.isfinite(depth)
+            helix = q["helix_endo"] + (q["helix_epi"] - q["helix_endo"]) * np.clip(depth[wall], 0.0, 1.0)
+            circ_x, circ_y = -np.sin(theta[wall]), np.cos(theta[wall])  # circumferential, anatomical frame
+            fibre[wall, 0] = np.cos(helix) * (cos * circ_x - sin * circ_y)  # into the grid frame
+            fibre[wall, 1] = np.cos(helix) * (sin * circ_x + cos * circ_y)
+            fibre[wall, 2] = np.sin(helix)
+            signals = diffusion_signal(s0_table[tissue] * texture, md_table[tissue], fa_table[tissue], fibre, b_value,
+                                       directions)  # fmt: skip
+            acquired = np.stack([area_downsample(signals[..., k], ss) for k in range(signals.shape[-1])], axis=-1)
+            if field is not None:
+                acquired *= field[..., None]
+            if noise:
+                seed = [self.seed, _stable("dwi"), int(round(zk * 100)) + 100000, nx, ny, len(directions)]
+                acquired = self._add_noise(acquired.astype(np.float32), sigma, True, np.random.default_rng(seed))
+            fitted = fit_tensor(acquired, b_value, directions)
+            for key in ("S0", "MD", "FA"):
+                out[key].append(fitted[key])
+            out["DWI"].append(acquired.astype(np.float32))
+        result = {key: np.stack(values, axis=2) for key, values in out.items()}
+        if len(shape) == 2:
+            result = {key: value[:, :, 0] for key, value in result.items()}
+        result["directions"] = directions
+        return result
 
     # ------------------------------------------------------------------ physical IR LGE
     def lge_ir_params(self) -> dict:
@@ -1023,6 +1178,11 @@ class CardiacPhantom:
     @staticmethod
     def _modality(modality: str) -> str:
         key = str(modality).lower()
+        if key in _DTI_NAMES:
+            raise ValueError(
+                f"render() has no {modality!r} contrast: DTI is simulated by CardiacPhantom.dti() (diffusion-weighted "
+                "images and a tensor fit giving S0, MD and FA)."
+            )
         if key not in _ALIASES:
             raise ValueError(f"modality must be one of {MODALITIES} (or aliases {sorted(_ALIASES)}), got {modality!r}.")
         return _ALIASES[key]

@@ -50,7 +50,7 @@ def test_same_anatomy_same_masks_in_every_modality():
     blood, myo, scar = tissue == T["lv_blood"], tissue == T["myocardium"], tissue == T["scar"]
     assert blood.sum() > 50 and myo.sum() > 50 and scar.sum() > 10
     means = {}
-    for modality in ("bssfp", "lge", "dti"):
+    for modality in ("bssfp", "lge"):
         image = phantom.render(modality, (96, 96), (1.5, 1.5), z=z, noise=False, bias=False, supersample=1)
         means[modality] = {
             name: float(image[mask].mean()) for name, mask in (("blood", blood), ("myo", myo), ("scar", scar))
@@ -58,8 +58,9 @@ def test_same_anatomy_same_masks_in_every_modality():
     assert means["bssfp"]["blood"] > 2.5 * means["bssfp"]["myo"]  # bright blood, dark myocardium
     assert abs(means["bssfp"]["scar"] - means["bssfp"]["myo"]) < 0.1  # scar invisible in cine
     assert means["lge"]["scar"] > means["lge"]["blood"] > 3 * means["lge"]["myo"]  # nulled myocardium
-    assert means["dti"]["myo"] > 2 * means["dti"]["blood"]  # dark blood
-    assert 1.2 < means["dti"]["scar"] / means["dti"]["myo"] < 1.7  # moderate scar contrast (far below LGE's)
+    dti = phantom.dti((96, 96), (1.5, 1.5), z=z, contraction=0.0, noise=False, bias=False, supersample=1)
+    assert dti["S0"][myo].mean() > 2 * dti["S0"][blood].mean()  # dark blood at b = 0
+    assert dti["MD"][scar].mean() > 1.05 * dti["MD"][myo].mean()  # the infarct shows in MD, not as an LGE would
 
 
 def test_label_schemes_describe_the_same_anatomy():
@@ -84,22 +85,22 @@ def test_label_schemes_describe_the_same_anatomy():
     assert mi.any() and (acdc == ACDC_LABELS["rv"]).any()
 
 
-def test_lge_scar_brighter_than_remote_myocardium_and_dti_has_lower_snr():
+def test_lge_scar_is_obvious_while_the_dti_infarct_is_noisy_per_voxel():
+    """LGE shows the scar at a high contrast-to-noise ratio; DT-CMR's MD map only at about 1 per voxel."""
     phantom, z = _scar_phantom(1)
-    lge_grid = {"shape": (128, 128), "spacing": (1.25, 1.25), "z": z}
-    dti_grid = {"shape": (64, 64), "spacing": (2.5, 2.5), "z": z, "supersample": 4}
-    snr, cnr = {}, {}
-    for modality, grid in (("lge", lge_grid), ("dti", dti_grid)):
-        tissue = phantom.labels(grid["shape"], grid["spacing"], z=z)
-        image = phantom.render(modality, **grid)
-        clean = phantom.render(modality, noise=False, **grid)
-        sigma = float(np.std(image - clean))
-        scar, remote = image[tissue == T["scar"]].mean(), image[tissue == T["myocardium"]].mean()
-        snr[modality] = float(np.percentile(clean, 99)) / sigma
-        cnr[modality] = float(scar - remote) / sigma
-    assert cnr["lge"] > 8  # scar obvious in LGE
-    assert 1.5 < cnr["dti"] < 5  # visible on average, noisy per voxel
-    assert snr["dti"] < 0.5 * snr["lge"]
+    tissue = phantom.labels((128, 128), (1.25, 1.25), z=z)
+    image = phantom.render("lge", (128, 128), (1.25, 1.25), z=z)
+    clean = phantom.render("lge", (128, 128), (1.25, 1.25), z=z, noise=False)
+    sigma = float(np.std(image - clean))
+    assert (image[tissue == T["scar"]].mean() - image[tissue == T["myocardium"]].mean()) / sigma > 8
+    grid = {"z": z, "contraction": 0.0, "supersample": 4}
+    tissue = phantom.labels((64, 64), (2.5, 2.5), z=z)
+    md = phantom.dti((64, 64), (2.5, 2.5), **grid)["MD"]
+    md_clean = phantom.dti((64, 64), (2.5, 2.5), noise=False, **grid)["MD"]
+    myo, scar = tissue == T["myocardium"], tissue == T["scar"]
+    noise = float(np.std((md - md_clean)[myo]))
+    cnr = (md_clean[scar].mean() - md_clean[myo].mean()) / noise
+    assert 0.3 < cnr < 2.0, cnr
 
 
 def test_cine_contracts_and_scar_is_hypokinetic():
