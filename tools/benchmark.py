@@ -24,9 +24,11 @@ notes) with the columns of :data:`MARKDOWN_COLUMNS`, and every per-case value in
 Each bundle's rows are mapped into them (:func:`normalize_rows`):
 
 - rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
-  ``values`` per case): for each of the bundle's ``COMPARISONS`` and each metric both methods have, the means
-  side by side, with the per-case mean difference, its bootstrap 95% interval and an ordering only when the
-  interval excludes 0 ("not separated" otherwise); methods in no comparison keep a row of their own;
+  ``values`` per case, optionally ``per_seed``): for each of the bundle's ``COMPARISONS`` and each metric both
+  methods have, the means side by side, with the per-case mean difference, its bootstrap 95% interval, the
+  Wilcoxon signed-rank p-value, the seeds that agree in sign, and an ordering only when the interval excludes 0 and
+  every seed agrees ("not separated" otherwise, "(seeds not checked)" after the ordering when the rows carry no
+  per-seed values; :func:`common.benchmarking.compare`); methods in no comparison keep a row of their own;
 - rows that already say ``metric``/``ours`` (and optionally ``baseline_method``/``baseline``) are kept as they are;
 - "wide" rows (one row per method, one key per metric, e.g. ``test_dice_mean``) give one row per metric; the
   bundle's ``COMPARISONS`` (or a row's own ``baseline_method``) put a baseline's value beside ours, and
@@ -86,7 +88,9 @@ MARKDOWN_COLUMNS = (
     ("ours", "ours"),
     ("n cases", "n_cases"),
     ("ours - baseline [95% CI]", "difference"),
-    ("ordering (bootstrap over cases)", "ordering"),
+    ("Wilcoxon p", "wilcoxon_p"),
+    ("seeds", "seeds_agreeing"),
+    ("ordering (CI excludes 0, seeds agree)", "ordering"),
     ("theirs: baseline / ours (paper, their data)", "paper"),
     ("seconds", "seconds"),
     ("GFLOP/step", "gflop_per_step"),
@@ -390,6 +394,10 @@ def _merged_row(
         "difference": None,
         "ci_low": None,
         "ci_high": None,
+        "wilcoxon_p": None,
+        "n_seeds": None,
+        "seeds_agreeing": None,
+        "seed_differences": None,
         "ordering": None,
         "paper_baseline": paper[0] if paper else None,
         "paper_ours": paper[1] if paper else None,
@@ -402,6 +410,11 @@ def _merged_row(
 def _is_case_row(row: dict) -> bool:
     """A row of the skeleton's type (``common.benchmarking.BenchmarkRow`` as a dict)."""
     return isinstance(row.get("values"), list) and "metric" in row
+
+
+def _summary(row: dict) -> dict:
+    """A skeleton row without its per-case (and per-seed) values, for a merged row's ``source``."""
+    return {k: v for k, v in row.items() if k not in ("values", "per_seed")}
 
 
 def _case_rows(info: BenchmarkInfo, rows: Sequence[dict]) -> list[dict]:
@@ -432,15 +445,19 @@ def _case_rows(info: BenchmarkInfo, rows: Sequence[dict]) -> list[dict]:
                     difference=_number(result.difference),
                     ci_low=_number(result.low),
                     ci_high=_number(result.high),
+                    wilcoxon_p=_number(result.wilcoxon_p),
+                    n_seeds=result.n_seeds,
+                    seeds_agreeing=result.seeds_agreeing if result.n_seeds else None,
+                    seed_differences={str(s): _number(d) for s, d in result.seed_differences},
                     ordering=result.verdict,
-                    source={k: v for k, v in source.items() if k != "values"},
+                    source=_summary(source),
                     **costs,
                 )
             )
     for (method, metric), (row, source) in parsed.items():
         if (method, metric) in compared:
             continue
-        summary = {k: v for k, v in source.items() if k != "values"}
+        summary = _summary(source)
         if not row.values:  # a cost-only row, e.g. the speed of one training step
             label = SPEED_METRIC if "step_seconds" in source else info.metric_labels.get(metric, metric)
             merged.append(_merged_row(info, method, None, None, metric=label, source=summary, **_costs(source)))
@@ -458,9 +475,11 @@ def normalize_rows(bundle: str | BenchmarkInfo, rows: Sequence[dict]) -> list[di
     """Map one bundle's benchmark rows into merged rows (see the module docstring for the rules).
 
     Merged rows have the keys ``bundle, method, baseline_method, metric, metric_key, baseline, ours, n_cases,
-    difference, ci_low, ci_high, ordering, paper_baseline, paper_ours, paper_source, seconds, baseline_seconds,
-    gflop_per_step, conv_ceiling_share, peak_rss_mb, source`` (``source``: the bundle's own row, per-case values
-    left out).
+    difference, ci_low, ci_high, wilcoxon_p, n_seeds, seeds_agreeing, seed_differences, ordering, paper_baseline,
+    paper_ours, paper_source, seconds, baseline_seconds, gflop_per_step, conv_ceiling_share, peak_rss_mb, source``
+    (``source``: the bundle's own row, per-case and per-seed values left out). The comparison keys are filled only
+    for skeleton rows: ``n_seeds`` is then the number of seeds checked (0: not checked), ``seeds_agreeing`` how many
+    of them have the overall sign and ``seed_differences`` each seed's mean difference (seed as a string).
 
     Args:
         bundle: the bundle's name, or its :class:`BenchmarkInfo` (comparisons, labels, paper numbers).
@@ -563,7 +582,25 @@ def _difference_cell(row: dict) -> str:
     return f"{_fmt(row['difference'])} [{_fmt(row.get('ci_low'))}, {_fmt(row.get('ci_high'))}]"
 
 
-_CELLS: dict[str, Callable[[dict], str]] = {"paper": _paper_cell, "difference": _difference_cell}
+def _wilcoxon_cell(row: dict) -> str:
+    if row.get("n_seeds") is None:  # no paired comparison in this row
+        return ""
+    return _fmt(row.get("wilcoxon_p")) or "-"
+
+
+def _seeds_cell(row: dict) -> str:
+    if not row.get("n_seeds"):  # no paired comparison, or seeds not checked
+        return "" if row.get("n_seeds") is None else "-"
+    agreeing, n_seeds = row["seeds_agreeing"], row["n_seeds"]
+    return f"{agreeing}/{n_seeds} agree" if agreeing == n_seeds else f"{agreeing}/{n_seeds}"
+
+
+_CELLS: dict[str, Callable[[dict], str]] = {
+    "paper": _paper_cell,
+    "difference": _difference_cell,
+    "wilcoxon_p": _wilcoxon_cell,
+    "seeds_agreeing": _seeds_cell,
+}
 
 
 def format_markdown(rows: Sequence[dict], header_lines: Sequence[str]) -> str:
@@ -664,10 +701,15 @@ def header_lines(
         "Columns: seconds = the bundle's time for the method (training + evaluation, or one step for speed rows); "
         "GFLOP/step and share of the measured conv ceiling = one training step's FLOPs and its achieved GFLOP/s "
         "over a plain 3x3 conv's, measured in the same run; peak RSS = the row's own measurement.",
-        "Ordering: ours - baseline is the mean of the per-case differences over the n cases both scored, with a "
-        "bootstrap 95% interval (10000 resamples of the cases, seed 0); a method is named better only when the "
-        'interval excludes 0, else the two are "not separated". Every per-case value is in `<bundle>_cases.csv` '
-        "beside this file.",
+        "Ordering: ours - baseline is the mean of the per-case differences (a case's value is its mean over the "
+        "seeds) over the n cases both scored, with a bootstrap 95% interval (10000 resamples of the cases, seed 0). "
+        "Wilcoxon p = two-sided signed-rank test of the same differences, zero differences dropped (- with fewer "
+        "than 6 non-zero); it is reported, not used for the ordering. Seeds = how many seeds' own mean difference "
+        'has the sign of the overall one ("3/3 agree"; - when the rows carry no per-seed values for the same 2 or '
+        "more seeds). A method is named better only when the interval excludes 0 and every seed agrees; "
+        '"(seeds not checked)" follows the name when there were no per-seed values, "not separated (seeds '
+        'disagree)" when the interval excludes 0 but a seed does not agree, and "not separated" when the interval '
+        "holds 0. Every per-case value is in `<bundle>_cases.csv` beside this file.",
     ]
     lines += [info.paper_notes for info in infos.values() if info.paper_notes]
     return lines

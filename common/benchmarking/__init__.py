@@ -2,9 +2,10 @@
 
 - :mod:`~common.benchmarking.workflow`: the quick overlay (``configs/quick.json``), running a variant (config files
   plus overrides) through ``ConfigWorkflow``, and the variant's own ``network_def``;
-- :mod:`~common.benchmarking.rows`: one row type (method, metric, values per case, seeds, costs) and its CSV;
-- :mod:`~common.benchmarking.compare`: paired bootstrap comparisons ("not separated" unless the 95% interval
-  excludes 0);
+- :mod:`~common.benchmarking.rows`: one row type (method, metric, values per case and optionally per seed, seeds,
+  costs) and its CSV;
+- :mod:`~common.benchmarking.compare`: paired comparisons: bootstrap 95% interval, Wilcoxon signed-rank p-value, seed
+  agreement ("not separated" unless the interval excludes 0 and every seed agrees);
 - :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
 - :mod:`~common.benchmarking.side_by_side`: our step and the public reference code's, timed in alternating processes;
 - :mod:`~common.benchmarking.measure`: FLOPs, the conv ceiling, peak memory, timers, Markdown/JSON tables.
@@ -14,7 +15,16 @@ Benchmarks measure; tests never assert timings. Every number of a table is measu
 
 from __future__ import annotations
 
-from common.benchmarking.compare import NOT_SEPARATED, Comparison, bootstrap_mean_difference, compare
+from common.benchmarking.compare import (
+    NOT_SEPARATED,
+    SEEDS_DISAGREE,
+    SEEDS_NOT_CHECKED,
+    Comparison,
+    bootstrap_mean_difference,
+    compare,
+    seed_differences,
+    wilcoxon_p_value,
+)
 from common.benchmarking.measure import (
     Timer,
     conv_ceiling_gflops,
@@ -49,7 +59,11 @@ __all__ = [
     "read_cases_csv",
     "Comparison",
     "NOT_SEPARATED",
+    "SEEDS_DISAGREE",
+    "SEEDS_NOT_CHECKED",
     "bootstrap_mean_difference",
+    "wilcoxon_p_value",
+    "seed_differences",
     "compare",
     "step_speed",
     "time_step",

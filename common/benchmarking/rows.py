@@ -1,4 +1,4 @@
-"""One row type for every benchmark: a method's values of one metric, per case, with what it cost.
+"""One row type for every benchmark: a method's values of one metric, per case (optionally per seed), with what it cost.
 
 Keeping the per-case values (not only a mean) lets every claim of a table be checked: the CSV beside it holds them,
 and paired comparisons (:mod:`common.benchmarking.compare`) bootstrap over them.
@@ -39,6 +39,16 @@ class BenchmarkRow:
         gflop_per_step: FLOPs of one training step, in GFLOP.
         ceiling_share: achieved GFLOP/s of that step over a plain conv's, measured in the same run.
         peak_rss_mb: peak resident memory.
+        per_seed: ``seed -> (case, value)`` per case, each seed's own scores; :attr:`values` is then their per-case
+            mean. Optional (empty: one seed, or a bundle that keeps only the mean); when given, its seeds must be
+            :attr:`seeds`. A paired comparison uses it to check that every seed orders the two methods the same way.
+
+    Raises:
+        ValueError: naming ``per_seed`` when its seeds are not ``seeds``.
+
+    Examples::
+
+        BenchmarkRow("SSeg_N", "test_dice", [("c0", 0.8)], seeds=[0, 1], per_seed={0: [("c0", 0.7)], 1: [("c0", 0.9)]})
     """
 
     method: str
@@ -50,10 +60,19 @@ class BenchmarkRow:
     gflop_per_step: float | None = None
     ceiling_share: float | None = None
     peak_rss_mb: float | None = None
+    per_seed: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = [(str(case), float(value)) for case, value in self.values]
         self.seeds = [int(s) for s in self.seeds]
+        # int(): JSON turns the seed keys into strings
+        self.per_seed = {
+            int(seed): [(str(case), float(value)) for case, value in pairs] for seed, pairs in self.per_seed.items()
+        }
+        if self.per_seed and set(self.per_seed) != set(self.seeds):
+            raise ValueError(
+                f"{self.method} / {self.metric}: per_seed has seeds {sorted(self.per_seed)}, seeds are {self.seeds}."
+            )
 
     @property
     def scored_values(self) -> list[float]:
@@ -78,14 +97,19 @@ class BenchmarkRow:
         return dict(self.values)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (``values`` as ``[case, value]`` lists) plus ``mean``/``std``/``n``."""
+        """A JSON-friendly dict (``values`` as ``[case, value]`` lists, ``per_seed`` keyed by the seed as a string)
+        plus ``mean``/``std``/``n``."""
         content = asdict(self)
         content["values"] = [[case, value] for case, value in self.values]
+        content["per_seed"] = {
+            str(seed): [[case, value] for case, value in pairs] for seed, pairs in self.per_seed.items()
+        }
         content.update(mean=self.mean, std=self.std, n=len(self.scored_values))
         return content
 
     @classmethod
     def from_dict(cls, content: dict[str, Any]) -> "BenchmarkRow":
+        """The row of :meth:`to_dict` (or of its JSON); a dict without ``per_seed`` (older rows) gives an empty one."""
         known = {k: content[k] for k in cls.__dataclass_fields__ if k in content}
         known["values"] = [tuple(pair) for pair in known.get("values", [])]
         return cls(**known)

@@ -1,20 +1,25 @@
-"""common.benchmarking's skeleton: the row type, its per-case CSV, paired bootstrap comparisons, and how
-tools.benchmark merges such rows with a bundle's own comparisons, labels and notes."""
+"""common.benchmarking's skeleton: the row type, its per-case CSV, paired comparisons (bootstrap interval, Wilcoxon
+p-value, seed agreement), and how tools.benchmark merges such rows with a bundle's own comparisons, labels and notes."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 
 import pytest
 from common.benchmarking import (
     NOT_SEPARATED,
+    SEEDS_DISAGREE,
     BenchmarkRow,
     bootstrap_mean_difference,
     compare,
     read_cases_csv,
+    seed_differences,
+    wilcoxon_p_value,
     write_cases_csv,
 )
+from scipy.stats import wilcoxon
 
 from tools import benchmark as tb
 
@@ -23,6 +28,24 @@ NAN = float("nan")
 
 def _row(method, values, metric="dice", **kwargs):
     return BenchmarkRow(method, metric, [(f"case{i}", v) for i, v in enumerate(values)], seeds=[0], **kwargs)
+
+
+def _seeded(method, per_seed, metric="dice", **kwargs):
+    """A row from ``seed -> values per case``; ``values`` is their per-case mean, as a bundle passes it."""
+    seeds = sorted(per_seed)
+    cases = [f"case{i}" for i in range(len(per_seed[seeds[0]]))]
+    means = [sum(per_seed[s][i] for s in seeds) / len(seeds) for i in range(len(cases))]
+    return BenchmarkRow(
+        method,
+        metric,
+        list(zip(cases, means)),
+        seeds=seeds,
+        per_seed={s: list(zip(cases, per_seed[s])) for s in seeds},
+        **kwargs,
+    )
+
+
+BASE = [0.5, 0.4, 0.6, 0.55, 0.45, 0.5]
 
 
 def test_row_summary_leaves_out_nan_and_round_trips_through_a_dict():
@@ -67,14 +90,15 @@ def test_compare_claims_an_ordering_only_when_the_interval_excludes_zero():
     ours, baseline = _row("ours", [0.8, 0.7, 0.9, 0.6]), _row("base", [0.5, 0.5, 0.6, 0.4])
     result = compare(ours, baseline)
     assert result.n_cases == 4 and result.difference == pytest.approx(0.25) and result.low > 0
-    assert result.verdict == "ours better"
+    assert result.verdict == "ours better (seeds not checked)"  # no per-seed values: the interval alone
 
     mixed = compare(_row("ours", [0.6, 0.4, 0.6, 0.4]), _row("base", [0.4, 0.6, 0.4, 0.6]))
     assert mixed.low < 0 < mixed.high and mixed.verdict == NOT_SEPARATED
 
     # lower is better (HD95): a smaller distance makes ours the better one
     hd = compare(_row("ours", [1.0, 2.0, 1.5], "hd", higher_is_better=False), _row("b", [3.0, 4.0, 3.5], "hd"))
-    assert hd.high < 0 and hd.verdict == "ours better"
+    assert hd.high < 0 and hd.verdict == "ours better (seeds not checked)"
+    assert (hd.n_seeds, hd.seeds_agree, hd.seed_differences) == (0, None, ())
 
 
 def test_compare_pairs_by_case_and_skips_unscored_cases():
@@ -85,6 +109,83 @@ def test_compare_pairs_by_case_and_skips_unscored_cases():
     assert compare(ours, BenchmarkRow("base", "dice")).verdict == NOT_SEPARATED
     with pytest.raises(ValueError, match="cannot compare metric"):
         compare(ours, BenchmarkRow("base", "hd95", [("a", 1.0)]))
+
+
+def test_row_per_seed_round_trips_through_json_and_old_rows_still_load():
+    row = _seeded("A", {0: [0.5, NAN], 3: [0.7, 0.2]}, seconds=2.0)
+    assert row.values[0] == ("case0", pytest.approx(0.6)) and row.seeds == [0, 3]
+    back = BenchmarkRow.from_dict(json.loads(json.dumps(row.to_dict())))  # JSON makes the seed keys strings
+    assert sorted(back.per_seed) == [0, 3] and back.per_seed[3] == [("case0", 0.7), ("case1", 0.2)]
+    assert back.per_seed[0][0] == ("case0", 0.5) and math.isnan(back.per_seed[0][1][1])
+    old = {k: v for k, v in _row("B", [0.5]).to_dict().items() if k != "per_seed"}  # written before the field
+    assert BenchmarkRow.from_dict(old).per_seed == {}
+    with pytest.raises(ValueError, match="per_seed has seeds \\[0, 1\\], seeds are \\[0\\]"):
+        BenchmarkRow("C", "dice", [("c", 0.5)], seeds=[0], per_seed={0: [("c", 0.4)], 1: [("c", 0.6)]})
+
+
+def test_wilcoxon_p_value_matches_scipy_and_a_hand_count():
+    # all 6 of one sign: exact two-sided p = 2 / 2**6
+    assert wilcoxon_p_value([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(2 / 64)
+    # one negative of rank 1 among 6 non-zero (the zero is dropped): W- = 1, P(W- <= 1) = 2/64, two-sided 4/64
+    differences = [0.5, -0.1, 0.3, 0.2, 0.6, 0.4, 0.0]
+    assert wilcoxon_p_value(differences) == pytest.approx(0.0625)
+    assert wilcoxon_p_value(differences) == wilcoxon(differences, zero_method="wilcox").pvalue
+    known = [0.12, -0.03, 0.08, 0.2, -0.07, 0.15, 0.01, 0.09, 0.0, 0.11]
+    assert wilcoxon_p_value(known) == wilcoxon(known, zero_method="wilcox", alternative="two-sided").pvalue
+    # too few non-zero differences, or all zero: NaN
+    assert math.isnan(wilcoxon_p_value([0.1, 0.2, 0.3, 0.4, 0.5, 0.0, 0.0]))
+    assert math.isnan(wilcoxon_p_value([0.0] * 8)) and math.isnan(wilcoxon_p_value([]))
+    with pytest.raises(ValueError, match="min_pairs"):
+        wilcoxon_p_value(known, min_pairs=0)
+
+
+def test_compare_reports_the_wilcoxon_p_value_of_the_per_case_differences():
+    ours = [b + d for b, d in zip(BASE + [0.3], [0.5, -0.1, 0.3, 0.2, 0.6, 0.4, 0.0])]
+    result = compare(_row("ours", ours), _row("base", BASE + [0.3]))
+    differences = [o - b for o, b in zip(ours, BASE + [0.3])]
+    assert result.wilcoxon_p == wilcoxon(differences, zero_method="wilcox").pvalue
+    assert result.wilcoxon_p == pytest.approx(0.0625)
+
+
+def test_seeds_that_disagree_stop_an_ordering_the_interval_allows():
+    """Per case, ours - base is +0.3, +0.3 and -0.1 in the three seeds: the mean difference is 1/6 on every case,
+    so the interval is [1/6, 1/6] and excludes 0, but seed 2 says the opposite."""
+    base = _seeded("base", {s: BASE for s in (0, 1, 2)})
+    ours = _seeded("ours", {0: [b + 0.3 for b in BASE], 1: [b + 0.3 for b in BASE], 2: [b - 0.1 for b in BASE]})
+    result = compare(ours, base)
+    assert result.low == pytest.approx(1 / 6) and result.high == pytest.approx(1 / 6)
+    assert [s for s, _ in result.seed_differences] == [0, 1, 2]
+    assert [d for _, d in result.seed_differences] == pytest.approx([0.3, 0.3, -0.1])
+    assert (result.n_seeds, result.seeds_agreeing, result.seeds_agree) == (3, 2, False)
+    assert result.verdict == SEEDS_DISAGREE == "not separated (seeds disagree)"
+
+    agree = compare(_seeded("ours", {s: [b + 0.1 * (s + 1) for b in BASE] for s in (0, 1, 2)}), base)
+    assert (agree.seeds_agreeing, agree.seeds_agree, agree.verdict) == (3, True, "ours better")
+    # lower is better: the baseline's larger distance in every seed names ours
+    hd = compare(
+        _seeded("ours", {0: [1.0, 2.0], 1: [1.5, 2.5]}, "hd", higher_is_better=False),
+        _seeded("b", {0: [3.0, 4.0], 1: [3.5, 4.5]}, "hd"),
+    )
+    assert (hd.seeds_agreeing, hd.verdict) == (2, "ours better")
+
+
+def test_seed_agreement_needs_the_same_two_or_more_seeds_in_both_rows():
+    one = compare(_seeded("ours", {0: [b + 0.2 for b in BASE]}), _seeded("base", {0: BASE}))
+    assert one.n_seeds == 0 and one.verdict == "ours better (seeds not checked)"
+    other = _seeded("base", {0: BASE, 2: BASE})
+    assert seed_differences(_seeded("ours", {0: BASE, 1: BASE}), other) == {}
+    assert seed_differences(_seeded("ours", {0: BASE, 1: BASE}), _row("base", BASE)) == {}
+    # a seed's cases pair by name and skip the unscored ones; a seed with no pair counts as not agreeing
+    ours = BenchmarkRow("o", "dice", [("a", 0.6)], seeds=[0, 1], per_seed={0: [("a", 0.7)], 1: [("a", NAN)]})
+    base = BenchmarkRow("b", "dice", [("a", 0.5)], seeds=[0, 1], per_seed={0: [("a", 0.5)], 1: [("a", 0.5)]})
+    differences = seed_differences(ours, base)
+    assert differences[0] == pytest.approx(0.2) and math.isnan(differences[1])
+    assert compare(ours, base).seeds_agreeing == 1
+
+
+def _cells(line):
+    names = [name for name, _ in tb.MARKDOWN_COLUMNS]
+    return dict(zip(names, [c.strip() for c in line.strip().strip("|").split("|")]))
 
 
 # ----------------------------------------------------------------------------------------------- merged by the tool
@@ -118,20 +219,56 @@ def test_tool_merges_skeleton_rows_with_the_bundles_comparisons(tmp_path):
     pair = merged[0]
     assert (pair["baseline"], pair["ours"], pair["n_cases"]) == (pytest.approx(0.5), pytest.approx(0.75), 4)
     assert pair["difference"] == pytest.approx(0.25) and 0 < pair["ci_low"] <= pair["ci_high"]
-    assert pair["ordering"] == "ours better" and pair["metric"] == "Dice, test split"
+    assert pair["ordering"] == "ours better (seeds not checked)" and pair["metric"] == "Dice, test split"
+    assert (pair["n_seeds"], pair["seeds_agreeing"], pair["seed_differences"]) == (0, None, {})
+    assert pair["wilcoxon_p"] is None  # 4 cases: fewer than 6 non-zero differences
     assert (pair["seconds"], pair["baseline_seconds"]) == (10.0, 4.0)
     assert (pair["paper_baseline"], pair["paper_ours"], pair["paper_source"]) == (0.5, 0.6, "Table 9")
-    assert "values" not in pair["source"]
+    assert "values" not in pair["source"] and "per_seed" not in pair["source"]
     assert merged[1]["ours"] == pytest.approx(0.25) and merged[1]["ordering"] is None
     assert merged[2]["metric"] == tb.SPEED_METRIC and merged[2]["gflop_per_step"] == 2.0
 
     text = tb.format_markdown(merged, ["header"])
     line = next(x for x in text.splitlines() if x.startswith("| b | ours | base |"))
-    assert "ours better" in line and f"{pair['difference']:.4g} [" in line
+    assert "ours better (seeds not checked)" in line and f"{pair['difference']:.4g} [" in line
+    cells = _cells(line)
+    assert (cells["Wilcoxon p"], cells["seeds"]) == ("-", "-")  # compared, but no p-value and no seeds to check
+    alone = _cells(next(x for x in text.splitlines() if x.startswith("| b | alone |")))
+    assert (alone["Wilcoxon p"], alone["seeds"]) == ("", "")  # no comparison at all
 
     path = tb.write_cases("b", rows, tmp_path / "out")
     assert path == tmp_path / "out" / "b_cases.csv"
     assert {(r.method, len(r.values)) for r in read_cases_csv(path)} == {("ours", 4), ("base", 4), ("alone", 2)}
+
+
+def test_tool_shows_the_wilcoxon_p_value_and_the_seeds_in_the_table_and_the_json(tmp_path):
+    info = _info(tmp_path)
+    base = _seeded("base", {s: BASE for s in (0, 1, 2)}, seconds=4.0)
+    ours = _seeded("ours", {0: [b + 0.3 for b in BASE], 1: [b + 0.3 for b in BASE], 2: [b - 0.1 for b in BASE]})
+    rows = json.loads(json.dumps([ours.to_dict(), base.to_dict()]))  # as read back from a bundle's rows.json
+    (pair,) = tb.normalize_rows(info, rows)
+    assert pair["ordering"] == SEEDS_DISAGREE and (pair["n_seeds"], pair["seeds_agreeing"]) == (3, 2)
+    assert pair["seed_differences"] == {"0": pytest.approx(0.3), "1": pytest.approx(0.3), "2": pytest.approx(-0.1)}
+    assert pair["wilcoxon_p"] == pytest.approx(2 / 64)  # 6 cases, all 1/6 apart: the smallest exact p
+    assert "per_seed" not in pair["source"] and "values" not in pair["source"]
+    cells = _cells(next(x for x in tb.format_markdown([pair], []).splitlines() if x.startswith("| b |")))
+    assert (cells["Wilcoxon p"], cells["seeds"], cells["ordering (CI excludes 0, seeds agree)"]) == (
+        "0.03125",
+        "2/3",
+        "not separated (seeds disagree)",
+    )
+
+    agree = _seeded("ours", {s: [b + 0.3 for b in BASE] for s in (0, 1, 2)})
+    (pair,) = tb.normalize_rows(info, [agree.to_dict(), base.to_dict()])
+    cells = _cells(next(x for x in tb.format_markdown([pair], []).splitlines() if x.startswith("| b |")))
+    assert (cells["seeds"], cells["ordering (CI excludes 0, seeds agree)"]) == ("3/3 agree", "ours better")
+
+    _, json_path = tb.write_merged([pair], tmp_path / "out", ["header"])
+    content = json.loads(json_path.read_text())
+    assert content["columns"]["Wilcoxon p"] == "wilcoxon_p" and content["columns"]["seeds"] == "seeds_agreeing"
+    written = content["rows"][0]
+    assert written["wilcoxon_p"] == pytest.approx(2 / 64) and (written["n_seeds"], written["seeds_agreeing"]) == (3, 3)
+    assert written["seed_differences"] == {"0": pytest.approx(0.3), "1": pytest.approx(0.3), "2": pytest.approx(0.3)}
 
 
 def test_header_is_written_from_the_bundles_notes(tmp_path):
@@ -141,6 +278,8 @@ def test_header_is_written_from_the_bundles_notes(tmp_path):
     assert "phantoms written by `python -m tools.make_data`" in quick and "Machine: cpu" in quick
     assert "`b` (quick): networks of configs/quick.json (features [4, 8]); 3 epochs." in quick
     assert "Theirs: Table 9 of a paper." in quick and "not separated" in quick
+    assert "Wilcoxon p" in quick and "every seed agrees" in quick and "(seeds not checked)" in quick
+    assert "not separated (seeds disagree)" in quick
     full = "\n".join(tb.header_lines({"b": info}, runs, False, "python -m tools.benchmark --all", 6.0, "cpu"))
     assert "`b` (full): 300 epochs." in full and "quick.json" not in full
 

@@ -43,9 +43,10 @@ DDP_OVERRIDES = {"batch_size": 2}
 
 
 def run(data_root, out_dir, quick=False):
+    net, baseline = [("c0", 0.9), ("c1", 0.8), ("c2", 0.85)], [("c0", 0.5), ("c1", 0.4), ("c2", 0.45)]
     rows = [
-        BenchmarkRow("Net", "dice", [("c0", 0.9), ("c1", 0.8), ("c2", 0.85)], seeds=[0], seconds=1.0),
-        BenchmarkRow("Baseline", "dice", [("c0", 0.5), ("c1", 0.4), ("c2", 0.45)], seeds=[0], seconds=1.0),
+        BenchmarkRow("Net", "dice", net, seeds=[0, 1], per_seed={0: net, 1: net}, seconds=1.0),
+        BenchmarkRow("Baseline", "dice", baseline, seeds=[0, 1], per_seed={0: baseline, 1: baseline}, seconds=1.0),
     ]
     return [r.to_dict() for r in rows]
 """
@@ -118,6 +119,7 @@ def test_benchmark_discovers_runs_and_merges_the_new_bundle(bundles_dir, tmp_pat
         "Dice, test split",
     )
     assert row["ordering"] == "Net better" and row["n_cases"] == 3
+    assert (row["n_seeds"], row["seeds_agreeing"]) == (2, 2)  # per_seed went through the bundle's rows.json
     text = (out / "benchmark.md").read_text()
     assert "Throwaway: no paper." in text and "networks of configs/quick.json (features [4, 4, 8, 8, 16, 4])" in text
     assert (out / f"{NAME}_cases.csv").read_text().count("\n") == 1 + 6
