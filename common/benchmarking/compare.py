@@ -139,23 +139,35 @@ def wilcoxon_p_value(differences: list[float] | np.ndarray, min_pairs: int = MIN
     return float(wilcoxon(values, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
+def _seed_values(row: BenchmarkRow, seeds: set[int]) -> dict[int, dict[str, float]] | None:
+    """The row's per-case values for each of ``seeds``: its own per-seed values, or, for a row without seeds (a
+    deterministic method such as registration or interpolation), its one result for every seed."""
+    if row.per_seed:
+        return {s: dict(row.per_seed[s]) for s in seeds} if set(row.per_seed) == seeds else None
+    return {s: dict(row.values) for s in seeds} if not row.seeds else None
+
+
 def seed_differences(ours: BenchmarkRow, baseline: BenchmarkRow) -> dict[int, float]:
     """Mean paired difference (ours - baseline) of each seed, over the cases both scored with finite values in it.
 
+    A row without seeds (deterministic) is compared with every seed of the other row.
+
     Returns:
-        ``seed -> mean difference`` (NaN for a seed with no such case); empty unless both rows carry per-seed values
-        for the same seeds, at least :data:`MIN_SEEDS` of them.
+        ``seed -> mean difference`` (NaN for a seed with no such case); empty unless the seeded rows carry per-seed
+        values for the same seeds, at least :data:`MIN_SEEDS` of them.
     """
-    seeds = set(ours.per_seed)
-    if len(seeds) < MIN_SEEDS or seeds != set(baseline.per_seed):
+    seeds = set(ours.per_seed) | set(baseline.per_seed)
+    if len(seeds) < MIN_SEEDS:
+        return {}
+    mine, theirs = _seed_values(ours, seeds), _seed_values(baseline, seeds)
+    if mine is None or theirs is None:
         return {}
     result = {}
     for seed in sorted(seeds):
-        theirs = dict(baseline.per_seed[seed])
         differences = [
-            value - theirs[case]
-            for case, value in ours.per_seed[seed]
-            if case in theirs and math.isfinite(value) and math.isfinite(theirs[case])
+            value - theirs[seed][case]
+            for case, value in mine[seed].items()
+            if case in theirs[seed] and math.isfinite(value) and math.isfinite(theirs[seed][case])
         ]
         result[seed] = statistics.fmean(differences) if differences else math.nan
     return result

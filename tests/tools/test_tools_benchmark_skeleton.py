@@ -183,6 +183,16 @@ def test_seed_agreement_needs_the_same_two_or_more_seeds_in_both_rows():
     assert compare(ours, base).seeds_agreeing == 1
 
 
+def test_a_baseline_without_seeds_is_compared_with_every_seed():
+    """Registration or interpolation has no training seed: its one result stands against each seed of ours."""
+    deterministic = BenchmarkRow("registration", "dice", [(f"case{i}", b) for i, b in enumerate(BASE)])
+    ours = _seeded("ours", {0: [b + 0.2 for b in BASE], 1: [b + 0.1 for b in BASE], 2: [b - 0.05 for b in BASE]})
+    assert seed_differences(ours, deterministic) == pytest.approx({0: 0.2, 1: 0.1, 2: -0.05})
+    result = compare(ours, deterministic)
+    assert (result.n_seeds, result.seeds_agreeing, result.verdict) == (3, 2, SEEDS_DISAGREE)
+    assert compare(deterministic, ours).verdict == SEEDS_DISAGREE  # either side may be the seedless one
+
+
 def _cells(line):
     names = [name for name, _ in tb.MARKDOWN_COLUMNS]
     return dict(zip(names, [c.strip() for c in line.strip().strip("|").split("|")]))

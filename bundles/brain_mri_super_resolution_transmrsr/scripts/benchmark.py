@@ -20,7 +20,8 @@ Each held-out subject is acquired with 4x / 8x thicker slices (``scripts.prepare
 slice, the plane the network works in), and GM/WM/CSF Dice between one fixed tissue classifier applied to the SR
 volume and to the truth (a nearest-class-mean intensity classifier whose class means are fitted once on the
 normalised HR training subjects with their tissue labels, inside the brain). Each method's per-case value is the
-mean over the training seeds, so ``tools.benchmark`` pairs methods per held-out volume.
+mean over the training seeds (``per_seed`` keeps each seed's own value), so ``tools.benchmark`` pairs methods per
+held-out volume and checks that every seed orders them the same way.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -420,7 +421,11 @@ def run(
         for metric in METRIC_LABELS:
             cases = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
-            rows.append(BenchmarkRow(method, metric, values, seeds=list(seeds) if trained else []))
+            used_seeds = list(seeds) if trained else []
+            per_seed = {}
+            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
+                per_seed = {s: [(c, r[metric][c]) for c in cases] for s, r in zip(used_seeds, results, strict=True)}
+            rows.append(BenchmarkRow(method, metric, values, seeds=used_seeds, per_seed=per_seed))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}

@@ -10,9 +10,10 @@ each) are only scored. Per training seed, through this bundle's own configs (qui
 each variant of ``VARIANTS`` is trained (Pri -> Sys -> Seg, or the one-generator ablation) and scored by
 ``scripts.evaluate.evaluate``: Table 1 (pixel accuracy, sensitivity, specificity, Dice per class; SSIM, PSNR, NRMSE of
 the synthesis), Table 2 (scar size and ratio agreement, AHA-segment localisation and transmurality), Tables 3-5 (the
-ablations). A case's value is the mean over its slices and then over the training seeds, so ``tools.benchmark`` pairs
-methods per held-out patient. ``ED frame only`` is the premise check: the same PSCGAN fed a cine whose 25 frames
-are all the end-diastolic one (no motion), so it can only use intensities, in which the phantom's scar is invisible.
+ablations). A case's value is the mean over its slices and then over the training seeds (``per_seed`` keeps each
+seed's own value), so ``tools.benchmark`` pairs methods per held-out patient and checks that every seed orders them
+the same way. ``ED frame only`` is the premise check: the same PSCGAN fed a cine whose 25 frames are all the
+end-diastolic one (no motion), so it can only use intensities, in which the phantom's scar is invisible.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -303,8 +304,18 @@ def run(
                 continue
             names = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
+            per_seed = {}
+            if len(seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
+                per_seed = {s: [(c, r[metric][c]) for c in names] for s, r in zip(seeds, results, strict=True)}
             rows.append(
-                BenchmarkRow(method, metric, values, seeds=list(seeds), higher_is_better=metric not in LOWER_IS_BETTER)
+                BenchmarkRow(
+                    method,
+                    metric,
+                    values,
+                    seeds=list(seeds),
+                    higher_is_better=metric not in LOWER_IS_BETTER,
+                    per_seed=per_seed,
+                )
             )
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     clinical = _clinical_summary(agreement)

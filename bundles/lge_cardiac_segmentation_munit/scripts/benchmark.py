@@ -21,10 +21,11 @@ with Dice and ASD (mm) per LV/MYO/RV and their average:
 - ``+ ensemble (tuned PP)``: the members' mean probabilities, with the tuned post-processing;
 - premise: ``U-Net (bSSFP only)`` on the same patients' held-out bSSFP (``on bSSFP``) against the LGE row.
 
-Each method's per-case value is the mean over the training seeds of that case's score (``seeds`` lists them), so
-the paired bootstrap of ``tools.benchmark`` compares methods per held-out volume. The translator's diversity is a
-separate table: pixel SD across the styles of one synthetic stack inside the heart, and how far apart the LGE content
-encoder's codes of those styles are (relative spread), beside the spread between two patients' codes.
+Each method's per-case value is the mean over the training seeds of that case's score (``seeds`` lists them, and
+``per_seed`` keeps each seed's own scores), so the paired bootstrap of ``tools.benchmark`` compares methods per
+held-out volume and checks that every seed orders them the same way. The translator's diversity is a separate
+table: pixel SD across the styles of one synthetic stack inside the heart, and how far apart the LGE content encoder's
+codes of those styles are (relative spread), beside the spread between two patients' codes.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -434,7 +435,8 @@ def run(
         "+ ensemble (tuned PP)": lambda m, crf: {"ensemble_weights": [f"{m}/member_{k}/unet2_ft.pt" for k in range(
             members)], "use_morphology": True, **crf},
     }  # fmt: skip
-    per_seed: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in methods}
+    # method -> one {metric: {case: value}} per training seed, in the order of ``seeds``
+    seed_scores: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in methods}
     diversity: list[dict[str, dict[str, float]]] = []
     tuned: list[dict[str, Any]] = []
     timings: dict[str, float] = {"data": data_timer.seconds}
@@ -466,7 +468,7 @@ def run(
                     os.path.join(work, "eval", name.replace(" ", "_")),
                 )
                 _save_json(os.path.join(work, "scores.json"), scores)
-            per_seed[name].append(scores[name])
+            seed_scores[name].append(scores[name])
         if "diversity" not in scores:
             scores["diversity"] = _diversity(os.path.join(work, "synthetic", "set_0"))
             _save_json(os.path.join(work, "scores.json"), scores)
@@ -477,18 +479,28 @@ def run(
 
     if registration:
         for name, scores in registered.items():
-            per_seed[name] = [scores]
+            seed_scores[name] = [scores]
     with Timer() as timer:  # the last seed's trained cascade: a cost row, not a score
         scaling = _inference_scaling(dataset_dir, models, network, os.path.join(out_dir, "inference_scaling"))
     timings["inference scaling"] = timer.seconds
     rows: list[BenchmarkRow] = []
-    for name, results in per_seed.items():
+    for name, results in seed_scores.items():
         used_seeds = [] if name in ("Registration", "Header alignment") else list(seeds)
         for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             cases = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
+            per_seed = {}
+            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
+                per_seed = {s: [(c, r[metric][c]) for c in cases] for s, r in zip(used_seeds, results, strict=True)}
             rows.append(
-                BenchmarkRow(name, metric, values, seeds=used_seeds, higher_is_better=metric.startswith("dice"))
+                BenchmarkRow(
+                    name,
+                    metric,
+                    values,
+                    seeds=used_seeds,
+                    higher_is_better=metric.startswith("dice"),
+                    per_seed=per_seed,
+                )
             )
     for n, seconds in zip(scaling["slice_counts"], scaling["seconds"]):
         rows.append(BenchmarkRow(f"inference, {n} slices", "inference_seconds", [("volume", seconds)],

@@ -18,8 +18,9 @@ the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json
 
 Scores per held-out subject: lesion Dice and HD95 (mm) on the HR grid, lesion Dice on the LR grid (the paper also
 claims a better LR segmentation), and the self-SR image's PSNR/SSIM in the head mask against the HR image versus
-trilinear and cubic interpolation. Each method's per-case value is the mean over the training seeds, so
-``tools.benchmark`` pairs methods per held-out subject.
+trilinear and cubic interpolation. Each method's per-case value is the mean over the training seeds (``per_seed``
+keeps each seed's own value), so ``tools.benchmark`` pairs methods per held-out subject and checks that every seed
+orders them the same way.
 
 Not here (stated in the docs): the SMORE-like row (SR image, then a segmenter on LR labels upsampled): this
 bundle's self-SR network super-resolves the image together with its label, so an image-only SR network would be a
@@ -352,12 +353,20 @@ def run(
                 continue
             names = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
+            used_seeds = list(seeds) if trained else []
+            per_seed = {}
+            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
+                per_seed = {s: [(c, r[metric][c]) for c in names] for s, r in zip(used_seeds, results, strict=True)}
             rows.append(
                 BenchmarkRow(
-                    method, metric, values, seeds=list(seeds) if trained else [],
+                    method,
+                    metric,
+                    values,
+                    seeds=used_seeds,
                     higher_is_better=metric not in LOWER_IS_BETTER,
+                    per_seed=per_seed,
                 )
-            )  # fmt: skip
+            )
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
