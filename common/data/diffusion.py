@@ -16,13 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = [
-    "gradient_directions",
-    "axisymmetric_eigenvalues",
-    "diffusion_signal",
-    "fit_tensor",
-    "tensor_invariants",
-]
+__all__ = ["gradient_directions", "axisymmetric_eigenvalues", "diffusion_signal", "fit_tensor", "tensor_invariants"]
 
 # The classic six-direction scheme: the normalised (+-1, 0, 1) permutations, non-collinear, each pair of axes
 # sampled at 45 degrees (the minimum for a tensor; used by single-shot DT-CMR protocols, e.g. the STEAM and M2 spin
