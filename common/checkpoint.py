@@ -12,6 +12,10 @@ __all__ = [
     "load_encoder",
     "load_weights",
     "require_weights",
+    "optional_weights",
+    "require_trained_weights",
+    "training_record",
+    "TRAINING_RECORD_KEY",
     "require_stage_output",
     "MissingStageOutputError",
     "extract_state_dict",
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: checkpoint keys tried, in order, when a CheckpointSaver file holds several objects and no key is given
 NETWORK_KEYS = ("network", "ssl_network", "model", "net", "state_dict")
+#: checkpoint entry in which a training run records what the saved weights went through (see ``training_record``)
+TRAINING_RECORD_KEY = "training_record"
 _STEP = re.compile(r"(?:^|_)(epoch|iteration)=(\d+)(?=\.|_|$)")
 
 
@@ -230,6 +236,83 @@ def require_weights(path: PathLike, what: str) -> str:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"required weights file {path} does not exist: {what}")
+    return str(path)
+
+
+def optional_weights(path: PathLike, skipped: str) -> bool:
+    """Whether the optional weights file ``path`` exists; if not, say once at WARNING what is ``skipped``.
+
+    For a network that only adds something (an independent judge's metrics in an evaluation), so its absence is
+    stated in the log rather than silently dropping the output, and is no error. Resolve it once (a config scalar).
+
+    Args:
+        path: the weights file.
+        skipped: what runs without it, and how to produce it, e.g. ``"the judge metrics are skipped; train ..."``.
+
+    Examples::
+
+        "use_judge": "$common.checkpoint.optional_weights(@judge_path, 'judge metrics skipped: train the judge')"
+    """
+    if os.path.isfile(path):
+        return True
+    logger.warning(f"optional weights file {path} does not exist: {skipped}")
+    return False
+
+
+def training_record(epochs: int, metric_name: str, metric: float) -> dict[str, int | str | float]:
+    """The ``TRAINING_RECORD_KEY`` entry a training run saves next to its weights (plain numbers and a string, so the
+    file stays loadable with ``torch.load(weights_only=True)``).
+
+    Args:
+        epochs: training epochs completed when the weights were saved (the trainer's epoch).
+        metric_name: the validation metric, e.g. ``"val_mean_dice"``.
+        metric: its value for these weights (NaN when none was computed).
+
+    Examples::
+
+        torch.save({"model": net.state_dict(), TRAINING_RECORD_KEY: training_record(5, "val_mean_dice", 0.71)}, path)
+    """
+    return {"epochs": int(epochs), "metric_name": str(metric_name), "metric": float(metric)}
+
+
+def require_trained_weights(path: PathLike, what: str, min_epochs: int = 1) -> str:
+    """``require_weights``, and the file must record that its weights were trained (``training_record``).
+
+    A file that exists is not yet a trained network: a hand-made or interrupted checkpoint holds random weights, and a
+    stage that needs a trained network (CycleGANSeg's Segmentor) would run without complaint and learn nothing from
+    it. The training that writes the weights (``common.handlers.AtomicCheckpointSaver(training_record=True)``) saves
+    a ``TRAINING_RECORD_KEY`` entry with the epochs trained and the validation metric; this checks it.
+
+    Args:
+        path: the weights file the stage needs.
+        what: how to produce it (appended to every error message).
+        min_epochs: fewest training epochs the record must show.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (``require_weights``).
+        ValueError: naming ``path`` and ``what`` when the file has no training record or records fewer than
+            ``min_epochs`` epochs.
+
+    Examples::
+
+        "$common.checkpoint.load_weights(@segmentor, common.checkpoint.require_trained_weights(@segmentor_path, @hint))"
+    """
+    require_weights(path, what)
+    checkpoint = _load(path)
+    record = checkpoint.get(TRAINING_RECORD_KEY) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(record, Mapping):
+        raise ValueError(
+            f"{path} has no training record (the {TRAINING_RECORD_KEY!r} entry with the epochs trained and the "
+            f"validation metric that the training saves with its weights), so nothing shows that these weights were "
+            f"trained: {what}"
+        )
+    epochs = record.get("epochs")
+    if not isinstance(epochs, (int, float)) or epochs < min_epochs:
+        raise ValueError(f"{path} records {epochs!r} training epochs, fewer than {min_epochs}: it is untrained: {what}")
+    logger.info(f"{path}: trained {epochs} epochs, {record.get('metric_name')} {record.get('metric')}.")
     return str(path)
 
 

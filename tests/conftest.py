@@ -101,13 +101,38 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def add_dti_channels(dataset_dir: Path) -> Path:
+    """Give every single-channel ``Case_*/DTI.nii.gz`` under ``dataset_dir`` the DTI_LGE_MI format's channels.
+
+    The format is ``(X, Y, 1, C)`` float32 with the ``common.constants.DTI_CHANNELS`` (S0, MD, FA) along the last
+    axis. A file already in that format is left alone, so tests pass with the old writer (``(X, Y, 1)``) and the new.
+    The stand-in channels: S0 = 1.5 - image, MD = the written image (what the bundles fed before), FA = 1 - image
+    clipped to [0, 1]. Returns ``dataset_dir``.
+    """
+    import nibabel as nib
+    import numpy as np
+    from common.constants import DTI_CHANNELS
+
+    for path in sorted(Path(dataset_dir).glob("**/Case_*/DTI.nii.gz")):
+        image = nib.load(path)
+        if len(image.shape) == 4:
+            continue
+        md = np.asarray(image.dataobj, dtype=np.float32).reshape(*image.shape[:2], -1)
+        maps = {"S0": 1.5 - md, "MD": md, "FA": np.clip(1.0 - md, 0.0, 1.0)}
+        data = np.stack([maps[name] for name in DTI_CHANNELS], axis=-1).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, image.affine), path)
+    return Path(dataset_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """A small copy of every default dataset (same layouts as `tools/make_data`), written once per session."""
+    """A small copy of every default dataset (same layouts as `tools/make_data`), written once per session; the
+    DTI files in the DTI_LGE_MI format's ``(X, Y, 1, channels)`` (:func:`add_dti_channels`)."""
     from common.data import write_default_data
 
     out = tmp_path_factory.mktemp("default_data")
     write_default_data(out, seed=0, small=True)
+    add_dti_channels(out / "DTI_LGE_MI")
     return out
 
 

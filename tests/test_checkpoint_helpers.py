@@ -6,7 +6,16 @@ import time
 
 import pytest
 import torch
-from common.checkpoint import extract_state_dict, latest_checkpoint, load_encoder, load_weights, require_weights
+from common.checkpoint import (
+    TRAINING_RECORD_KEY,
+    extract_state_dict,
+    latest_checkpoint,
+    load_encoder,
+    load_weights,
+    require_trained_weights,
+    require_weights,
+    training_record,
+)
 from torch import nn
 
 
@@ -165,3 +174,41 @@ def test_require_weights(tmp_path):
     (tmp_path / "folder.pt").mkdir()
     with pytest.raises(FileNotFoundError):
         require_weights(tmp_path / "folder.pt", what)
+
+
+SEGMENTOR_HINT = "train the Segmentor first: python -m monai.bundle run --config_file configs/train_segmentor.json"
+
+
+def test_require_trained_weights_accepts_a_recorded_training(tmp_path):
+    path = tmp_path / "segmentor.pt"
+    record = training_record(5, "val_mean_dice", 0.71)
+    torch.save({"model": _SegNet().state_dict(), TRAINING_RECORD_KEY: record}, path)
+    assert require_trained_weights(path, SEGMENTOR_HINT) == str(path)
+    assert torch.load(path, weights_only=True)[TRAINING_RECORD_KEY] == {
+        "epochs": 5,
+        "metric_name": "val_mean_dice",
+        "metric": pytest.approx(0.71),
+    }
+    assert load_weights(_SegNet(), path) == len(_SegNet().state_dict())  # the record does not hide the weights
+
+
+@pytest.mark.parametrize(
+    "checkpoint, match",
+    [
+        (lambda sd: sd, "no training record"),  # a bare state_dict, e.g. torch.save(net.state_dict())
+        (lambda sd: {"model": sd}, "no training record"),
+        (lambda sd: {"model": sd, TRAINING_RECORD_KEY: training_record(0, "val_mean_dice", 0.0)}, "0 training epochs"),
+        (lambda sd: {"model": sd, TRAINING_RECORD_KEY: {"metric": 0.5}}, "None training epochs"),
+    ],
+)
+def test_require_trained_weights_refuses_an_untrained_file(tmp_path, checkpoint, match):
+    path = tmp_path / "segmentor.pt"
+    torch.save(checkpoint(_SegNet().state_dict()), path)
+    with pytest.raises(ValueError, match=match) as info:
+        require_trained_weights(path, SEGMENTOR_HINT)
+    assert str(path) in str(info.value) and "train_segmentor.json" in str(info.value)
+
+
+def test_require_trained_weights_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_segmentor.json"):
+        require_trained_weights(tmp_path / "segmentor.pt", SEGMENTOR_HINT)

@@ -51,6 +51,7 @@ from common.data.phantom_cardiac import GROUPS, LABEL_SCHEMES, MODALITIES, TISSU
 from common.data.readers import (
     acdc_cases,
     dti_lge_mi_cases,
+    dti_lge_mi_split,
     emidec_cases,
     hr_truth_cases,
     ixi_cases,
@@ -62,6 +63,7 @@ from common.data.readers import (
 from common.data.validation import (
     MAKE_DATA_HINT,
     DatasetError,
+    check_disjoint,
     check_files_exist,
     check_nifti,
     check_pairs,
@@ -108,6 +110,7 @@ __all__ = [
     "hr_truth_cases",
     "cine_lge_cases",
     "split_cases",
+    "dti_lge_mi_split",
     "natural_key",
     # degradation
     "slice_profile_blur",
@@ -130,6 +133,7 @@ __all__ = [
     "MAKE_DATA_HINT",
     "check_nifti",
     "check_pairs",
+    "check_disjoint",
     "check_files_exist",
     "partition_readable",
     "list_nifti",

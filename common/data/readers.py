@@ -24,6 +24,7 @@ __all__ = [
     "nnunet_cases",
     "hr_truth_cases",
     "split_cases",
+    "dti_lge_mi_split",
     "natural_key",
 ]
 
@@ -359,3 +360,72 @@ def split_cases(
         subject = case.get("case", index) if isinstance(case, Mapping) else index
         parts[assignment[subject]].append(case)
     return parts
+
+
+def dti_lge_mi_split(
+    cases: Sequence[Mapping], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list]:
+    """The one split of the paired DTI-LGE MI set that both of its bundles use (CycleGANSeg and SwinSSegNet).
+
+    The held-out cases are drawn from the paired cases only (those with ``"dti"``), so a DTI test pair's LGE never
+    trains the SwinSSegNet, the Segmentor or the judge: ``val`` and ``test`` are :func:`split_cases` of the paired
+    cases with ``fractions``; with fewer than three paired cases the held-out splits (positive fraction) are served
+    first, one pair each, so ``pair_train`` may then be empty. Every other case trains:
+
+    - ``pair_train``: the training pairs (CycleGAN(Seg) and "DTI SSeg");
+    - ``lge_train``: every case not held out, unpaired LGE and training pairs (SwinSSegNet);
+    - ``segmentor`` and ``judge``: ``lge_train`` cut into two disjoint halves (``segmentor`` takes the odd one), at
+      random with ``seed``: CycleGANSeg's frozen Segmentor trains on one, an independent segmenter that scores
+      the translations (the judge) on the other.
+
+    Each list keeps the input order.
+
+    Args:
+        cases: ``common.data.dti_lge_mi_cases`` entries (each with ``"case"``; ``"dti"`` on the paired ones).
+        fractions: ``(train, val, test)`` of the paired cases, as in :func:`split_cases`.
+        seed: split seed.
+
+    Returns:
+        ``{"pair_train", "val", "test", "lge_train", "segmentor", "judge"}``.
+
+    Raises:
+        ValueError: bad ``fractions``, an entry without ``"case"``, or no paired case.
+
+    Examples::
+
+        >>> cases = [{"case": f"Case_{i:03d}", **({"dti": "d"} if i < 10 else {})} for i in range(20)]
+        >>> parts = dti_lge_mi_split(cases, seed=0)
+        >>> [len(parts[k]) for k in ("pair_train", "val", "test", "lge_train", "segmentor", "judge")]
+        [7, 2, 1, 17, 9, 8]
+    """
+    cases = list(cases)
+    for index, case in enumerate(cases):
+        if not isinstance(case, Mapping) or "case" not in case:
+            raise ValueError(f"entry {index} of cases has no 'case' key: {case!r}; pass dti_lge_mi_cases() entries.")
+    paired = [c for c in cases if c.get("dti")]
+    if not paired:
+        raise ValueError(
+            f"none of the {len(cases)} cases has a DTI image ('dti'): val and test are drawn from the paired cases "
+            "(DTI_LGE_MI/Case_NNN/DTI.nii.gz), so at least one is needed."
+        )
+    parts = split_cases(paired, fractions=fractions, seed=seed)
+    if len({c["case"] for c in paired}) < 3:  # too few pairs for three splits: the held-out ones come first
+        order = [paired[i] for i in np.random.default_rng(seed).permutation(len(paired))]
+        parts = {"train": [], "val": [], "test": []}
+        for name, fraction in (("val", fractions[1]), ("test", fractions[2])):
+            if float(fraction) > 0 and order:
+                parts[name].append(order.pop(0))
+        parts["train"] = [c for c in paired if any(c is o for o in order)]
+    held_out = {c["case"] for c in parts["val"] + parts["test"]}
+    lge_train = [c for c in cases if c["case"] not in held_out]
+    subjects = list(dict.fromkeys(c["case"] for c in lge_train))
+    shuffled = [subjects[i] for i in np.random.default_rng([seed, 1]).permutation(len(subjects))]
+    segmentor = set(shuffled[: (len(subjects) + 1) // 2])
+    return {
+        "pair_train": parts["train"],
+        "val": parts["val"],
+        "test": parts["test"],
+        "lge_train": lge_train,
+        "segmentor": [c for c in lge_train if c["case"] in segmentor],
+        "judge": [c for c in lge_train if c["case"] not in segmentor],
+    }

@@ -21,6 +21,7 @@ __all__ = [
     "MAKE_DATA_HINT",
     "check_nifti",
     "check_pairs",
+    "check_disjoint",
     "check_files_exist",
     "partition_readable",
     "list_nifti",
@@ -93,11 +94,12 @@ def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_n
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if len(shape) not in allowed:
-            hint = (
-                "a 2D+T cine is a 4D NIfTI (X, Y, slices, frames); a single slice is (X, Y, 1, frames)."
-                if allowed == (4,)
-                else "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
-            )
+            if allowed == (4,):
+                hint = "a 2D+T cine is a 4D NIfTI (X, Y, slices, frames); a single slice is (X, Y, 1, frames)."
+            elif 4 in allowed:
+                hint = "a slice is (X, Y, 1), a multi-channel slice (e.g. DTI maps) (X, Y, 1, channels)."
+            else:
+                hint = "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")
     if not allow_nan and np.issubdtype(data.dtype, np.floating):
         bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
@@ -109,7 +111,11 @@ def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_n
 
 
 def check_pairs(
-    cases: Iterable[Mapping[str, str]], image_key: str, label_key: str, scale: int | float = 1
+    cases: Iterable[Mapping[str, str]],
+    image_key: str,
+    label_key: str,
+    scale: int | float = 1,
+    spatial_dims: int | None = None,
 ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Check that every label's in-plane shape is ``scale`` times its image's (headers only, fast).
 
@@ -120,6 +126,8 @@ def check_pairs(
         image_key: key of the low-resolution (or same-resolution) image.
         label_key: key of the label / high-resolution mask.
         scale: label in-plane size divided by image in-plane size (8 for DTI 64x64 vs mask 512x512).
+        spatial_dims: compare only the first ``spatial_dims`` axes of both files (3 for a DTI file
+            ``(X, Y, 1, channels)`` against a ``(X, Y, 1)`` LGE); ``None`` compares every axis.
 
     Returns:
         ``[(image_shape, label_shape), ...]`` in the order of ``cases``.
@@ -147,15 +155,61 @@ def check_pairs(
             raise
         except _READ_ERRORS as error:
             raise ValueError(f"cannot read the header of {image_path} or {label_path}: {error}") from error
-        expected = tuple(int(round(s * scale)) for s in image_shape[:2]) + image_shape[2:]
-        if len(label_shape) != len(image_shape) or label_shape != expected:
+        image_spatial, label_spatial = image_shape[:spatial_dims], label_shape[:spatial_dims]
+        expected = tuple(int(round(s * scale)) for s in image_spatial[:2]) + image_spatial[2:]
+        if len(label_spatial) != len(image_spatial) or label_spatial != expected:
+            axes = "" if spatial_dims is None else f", first {spatial_dims} axes"
             raise ValueError(
                 f"label {label_path} has shape {label_shape} but image {image_path} has shape {image_shape}; "
-                f"expected label shape {expected} (in-plane scale {scale}). Resample the label to the image grid "
-                "or fix the pairing of files."
+                f"expected label shape {expected} (in-plane scale {scale}{axes}). Resample the label to the image "
+                "grid or fix the pairing of files."
             )
         shapes.append((image_shape, label_shape))
     return shapes
+
+
+def _case_ids(group: str, entries: Iterable[Mapping | str]) -> set[str]:
+    ids = set()
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            if "case" not in entry:
+                raise KeyError(f"{group}: an entry has no 'case' key ({dict(entry)}); check_disjoint compares cases.")
+            entry = entry["case"]
+        ids.add(str(entry))
+    return ids
+
+
+def check_disjoint(groups: Mapping[str, Iterable[Mapping | str]]) -> None:
+    """Raise if a case is in two of ``groups`` (a training list and the held-out cases, say): no case may leak.
+
+    Args:
+        groups: name -> case entries (dicts with a ``"case"`` key, or case ids); the names appear in the message,
+            so use the config keys (``{"train_datalist": ..., "val + test (held out)": ...}``).
+
+    Raises:
+        ValueError: naming both groups and up to 10 shared cases, for every pair of groups that share a case.
+        KeyError: an entry without ``"case"`` (the group is named).
+
+    Examples::
+
+        >>> check_disjoint({"train": [{"case": "Case_001"}], "test": [{"case": "Case_002"}]})
+    """
+    ids = {name: _case_ids(name, entries) for name, entries in groups.items()}
+    names = list(ids)
+    clashes = []
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            shared = sorted(ids[first] & ids[second])
+            if shared:
+                shown = ", ".join(shared[:10]) + (", ..." if len(shared) > 10 else "")
+                clashes.append(f"{first} and {second} share {len(shared)} case(s): {shown}")
+    if clashes:
+        raise ValueError(
+            "case lists leak into each other: "
+            + "; ".join(clashes)
+            + ". A case may be in one of them only: remove it from the edited list (the shared split of the DTI-LGE "
+            "set is common.data.dti_lge_mi_split; its split_fractions and seed must be the same in every stage)."
+        )
 
 
 def check_files_exist(cases: Iterable[Mapping[str, object]], keys: Sequence[str] | None = None) -> None:

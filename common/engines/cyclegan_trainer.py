@@ -33,6 +33,16 @@ def _prepare_source_target(
     return tuple(batchdata[k].to(device=device, non_blocking=non_blocking, **kwargs) for k in (source_key, target_key))
 
 
+def _in_channels(network: torch.nn.Module) -> int | None:
+    """Input channels of a network: its ``in_channels`` attribute, else its first convolution's (``None``: unknown)."""
+    network = getattr(network, "module", network)  # DistributedDataParallel
+    value = getattr(network, "in_channels", None)
+    if isinstance(value, int):
+        return value
+    first = next((m for m in network.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)), None)
+    return None if first is None else int(first.in_channels)
+
+
 class CycleGANTrainer(MultiNetworkTrainer):
     """CycleGAN trainer, and CycleGANSeg when a frozen Segmentor is given.
 
@@ -67,7 +77,7 @@ class CycleGANTrainer(MultiNetworkTrainer):
     (``ValueError`` otherwise). Gradients still flow through it into the generators. It sees images in the
     generators' output range (Tanh, ``[-1, 1]``), so it must have been trained on LGE scaled the same way.
     Refusing to train CycleGANSeg without a trained Segmentor is the bundle's job
-    (``common.checkpoint.require_weights``).
+    (``common.checkpoint.require_trained_weights``: the file must record its training epochs and validation Dice).
 
     Distributed: the generators and discriminators may be wrapped in ``DistributedDataParallel`` (see
     ``common.distributed.wrap_ddp``); they are only ever called as modules and frozen through ``.parameters()``.
@@ -107,7 +117,9 @@ class CycleGANTrainer(MultiNetworkTrainer):
 
     Raises:
         ValueError: negative weights or pool size, a missing network or optimizer, a Segmentor wrapped in
-            DistributedDataParallel, or Segmentor parameters inside ``g_optimizer``/``d_optimizer``.
+            DistributedDataParallel, Segmentor parameters inside ``g_optimizer``/``d_optimizer``, or
+            ``lambda_identity > 0`` with generators whose input channels differ (e.g. a 3-channel DTI source and a
+            1-channel LGE target: ``G_S>T(lge)`` of the identity term cannot be computed).
 
     Examples::
 
@@ -172,6 +184,16 @@ class CycleGANTrainer(MultiNetworkTrainer):
             event_names=event_names,
             **kwargs,
         )
+        if self.lambda_identity > 0:
+            source = _in_channels(self.networks["g_source_to_target"])
+            target = _in_channels(self.networks["g_target_to_source"])
+            if source is not None and target is not None and source != target:
+                raise ValueError(
+                    f"lambda_identity={lambda_identity!r} needs source and target images with the same channels, "
+                    f"but G_S>T takes {source} ({source_key}) and G_T>S takes {target} ({target_key}): the identity "
+                    f"term G_S>T({target_key}) cannot be computed. Set `lambda_identity` to 0 (e.g. "
+                    "`--lambda_identity 0`), or feed as many source channels as target channels."
+                )
 
     @property
     def segmentor(self) -> torch.nn.Module | None:

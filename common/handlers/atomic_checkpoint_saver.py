@@ -4,11 +4,14 @@ from __future__ import annotations
 
 __all__ = ["AtomicCheckpointSaver"]
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.checkpoint import TRAINING_RECORD_KEY
+from common.checkpoint import training_record as make_training_record
 from common.handlers.engine_state import EngineSlot, engine_checkpoint_objects
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
@@ -34,6 +37,26 @@ class _AtomicDiskSaver(DiskSaver):
 
     def remove(self, filename: str) -> None:
         self.pending_removals.append(self.filename or filename)
+
+
+class _TrainingRecord:
+    """The ``training_record`` of the engine's state at save time: epoch and key metric (``common.checkpoint``)."""
+
+    def __init__(self, key_metric_name: str | None) -> None:
+        self.key_metric_name = key_metric_name
+        self.engine: Engine | None = None
+
+    def state_dict(self) -> dict:
+        if self.engine is None:
+            raise RuntimeError("the checkpoint handler was not attached to an engine: attach it before saving.")
+        state = self.engine.state
+        name = self.key_metric_name or getattr(state, "key_metric_name", None) or ""
+        value = state.metrics.get(name) if name else None
+        # an evaluator run by ValidationHandler carries the trainer's epoch, so this is the epochs trained
+        return make_training_record(state.epoch, name, math.nan if value is None else float(value))
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Nothing to restore: a record describes the saved weights and is rewritten at every save."""
 
 
 #: numbered checkpoints found on disk at the start of a run rank this far below anything the run writes itself
@@ -66,6 +89,12 @@ class AtomicCheckpointSaver(CheckpointSaver):
             reference the trainer from inside its own ``train_handlers``: that is a circular reference), and so is
             everything a ``common.engines.MultiNetworkTrainer`` lists in ``checkpoint_objects()`` (networks,
             optimizers, EMA copies, GradScaler states) under its own names.
+        training_record: if ``True``, every file also holds a ``common.checkpoint.TRAINING_RECORD_KEY`` entry with
+            the engine's epoch and key metric at save time (``common.checkpoint.training_record``), so a later stage
+            can check that the weights were trained (``common.checkpoint.require_trained_weights``). For a best-model
+            saver on the validator that is the trainer epoch and the validation metric of the saved weights. A file
+            of a single object then becomes a dict (``{"model": state_dict, "training_record": {...}}``), which
+            ``common.checkpoint.load_weights`` reads.
         other args: see ``monai.handlers.CheckpointSaver``.
 
     Examples::
@@ -75,12 +104,23 @@ class AtomicCheckpointSaver(CheckpointSaver):
     """
 
     def __init__(
-        self, save_dir: str, save_dict: dict | None = None, engine_key: str | None = None, **kwargs: Any
+        self,
+        save_dir: str,
+        save_dict: dict | None = None,
+        engine_key: str | None = None,
+        training_record: bool = False,
+        **kwargs: Any,
     ) -> None:
         if not save_dict and engine_key is None:
             raise ValueError("save_dict must name at least one object to save (or give engine_key).")
         # MONAI refuses an empty save_dict; the engine fills its slot at attach
-        super().__init__(save_dir, dict(save_dict) if save_dict else {engine_key: EngineSlot()}, **kwargs)
+        objects = dict(save_dict) if save_dict else {engine_key: EngineSlot()}
+        self.training_record = _TrainingRecord(kwargs.get("key_metric_name")) if training_record else None
+        if self.training_record is not None:
+            if TRAINING_RECORD_KEY in objects:
+                raise ValueError(f"save_dict already has a {TRAINING_RECORD_KEY!r} entry; training_record adds it.")
+            objects[TRAINING_RECORD_KEY] = self.training_record
+        super().__init__(save_dir, objects, **kwargs)
         self.engine_key = engine_key
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None:
@@ -89,6 +129,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 )
 
     def attach(self, engine: Engine) -> None:
+        if self.training_record is not None:
+            self.training_record.engine = engine
         if self.engine_key is not None:
             objects = engine_checkpoint_objects(engine, self.engine_key, self.save_dict)
             for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):

@@ -28,7 +28,8 @@ class MultiTaskSSLLoss(nn.Module):
       ``"masked"`` averages over the masked pixels only (MAE style; 0 when nothing is masked);
     - ``loss_contrastive`` (eq. 5): NT-Xent (SimCLR) between ``embedding`` of view 1 and view 2 with temperature
       ``t``, via ``monai.losses.ContrastiveLoss``: cosine similarity, the positive pair of each of the ``2B``
-      embeddings against all ``2B - 1`` others, averaged over the ``2B`` anchors.
+      embeddings against all ``2B - 1`` others, averaged over the ``2B`` anchors. Eq. 5 as printed differs (one log
+      over the batch, dot product, cross-view negatives only): see the lge_mi_sr_segmentation README, "Deviations".
 
     ``loss = lambda_rotation * loss_rotation + lambda_reconstruction * loss_reconstruction
     + lambda_contrastive * loss_contrastive`` (the paper gives no weights; 1 each as in Tang et al.).

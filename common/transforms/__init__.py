@@ -19,6 +19,7 @@ from common.transforms.localise_heart import LocaliseHeartd
 from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
 from common.transforms.orthogonal_slices import OrthogonalSlicesd, head_extent
 from common.transforms.per_slice import PerSliced
+from common.transforms.select_channels import SelectChannelsd, channel_indices, check_channel_count
 from common.transforms.self_sr import AcquireThickSlicesd, RandInPlaneCropd, SelfSRPatchesd, gap_start
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
 from common.transforms.through_plane import (
@@ -41,6 +42,9 @@ __all__ = [
     "HeartUncropd",
     "LocaliseHeartd",
     "PerSliced",
+    "SelectChannelsd",
+    "channel_indices",
+    "check_channel_count",
     "ToModelGridd",
     "heart_centre",
     "in_plane_spacing",

@@ -34,13 +34,17 @@ def exception_messages(error: BaseException | None) -> str:
 
 
 def eight_cases(tiny_data: Path, out: Path) -> Path:
-    """The 4 tiny DTI_LGE_MI cases plus their up-down flips (distinct images and masks), as Case_001..Case_008."""
+    """The 4 tiny DTI_LGE_MI cases plus their up-down flips (distinct images and masks), as Case_001..Case_008, all
+    paired: a case without DTI gets the DTI of the first paired case, so the shared split (val and test from the
+    paired cases, ``common.data.dti_lge_mi_split``) is ``split_cases`` of all eight."""
     sources = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*"))
+    dti = next(source / "DTI.nii.gz" for source in sources if (source / "DTI.nii.gz").is_file())
     for index in range(8):
         case = out / f"Case_{index + 1:03d}"
         case.mkdir(parents=True)
-        for name in ("LGE.nii.gz", "LGE_MI.nii.gz"):
-            image = nib.load(sources[index % len(sources)] / name)
+        source = sources[index % len(sources)]
+        for name in ("LGE.nii.gz", "LGE_MI.nii.gz", "DTI.nii.gz"):
+            image = nib.load(source / name if (source / name).is_file() else dti)
             data = np.asarray(image.dataobj)
             if index >= len(sources):
                 data = np.ascontiguousarray(data[::-1])
@@ -75,11 +79,13 @@ def tiny_sseg_bundle(root: Path) -> Path:
 
 
 def small_dti_lge_mi(out: Path) -> Path:
-    """A small paired DTI-LGE MI dataset (5 cases, 4 with DTI, seed 0) in ``out``; returns its ``DTI_LGE_MI`` folder."""
+    """A small paired DTI-LGE MI dataset (5 cases, 4 with DTI, seed 0) in ``out``, its DTI files ``(64, 64, 1, 3)``
+    (S0, MD, FA; ``conftest.add_dti_channels``); returns its ``DTI_LGE_MI`` folder."""
     from common.data import write_dti_lge_mi
+    from conftest import add_dti_channels
 
     write_dti_lge_mi(out, n_cases=5, n_paired=4, seed=0)
-    return out / "DTI_LGE_MI"
+    return add_dti_channels(out / "DTI_LGE_MI")
 
 
 @contextmanager

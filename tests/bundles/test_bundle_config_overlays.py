@@ -90,7 +90,15 @@ def test_intensity_mapping_uses_named_scalars(bundle):
                 assert isinstance(value, str), f"{name}: `{key}: {value}` is a literal: name it at the top level"
 
 
-def test_identical_network_definitions_are_references():
+def test_mirrored_network_definitions_differ_only_in_channels():
+    """G_T>S is G_S>T with input and output channels swapped, D_T is D_S on the LGE's one channel: the DTI side
+    takes ``len(@dti_channels)`` channels, so the definitions cannot be ``%`` references of each other."""
     train = _configs(Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer")["train.json"]
-    assert train["g_target_to_source_def"] == "%network_def"  # G_T>S has G_S>T's architecture
-    assert train["d_target_def"] == "%d_source_def"  # D_T has D_S's architecture
+    g_st, g_ts = train["network_def"], train["g_target_to_source_def"]
+    channels = ("in_channels", "out_channels")
+    assert {k: v for k, v in g_ts.items() if k not in channels} == {k: v for k, v in g_st.items() if k not in channels}
+    assert (g_st["in_channels"], g_st["out_channels"]) == (g_ts["out_channels"], g_ts["in_channels"])
+    assert g_st["in_channels"] == "$len(@dti_channels)" and g_ts["in_channels"] == 1
+    d_s, d_t = train["d_source_def"], train["d_target_def"]
+    assert {k: v for k, v in d_t.items() if k != "in_channels"} == {k: v for k, v in d_s.items() if k != "in_channels"}
+    assert (d_s["in_channels"], d_t["in_channels"]) == ("$len(@dti_channels)", 1)

@@ -32,7 +32,9 @@ FRACTIONS = [0.5, 0.25, 0.25]
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    """8 paired cases and an (untrained, tiny) Segmentor file: CycleGANSeg only needs a Segmentor to exist."""
+    """8 paired cases and an (untrained, tiny) Segmentor file: these tests need a Segmentor that CycleGANSeg accepts,
+    not a good one, so the file carries a hand-written training record (CycleGANSeg refuses a file without one)."""
+    from common.checkpoint import TRAINING_RECORD_KEY, training_record
     from common.data import write_dti_lge_mi
     from monai.networks.nets import UNet
 
@@ -41,7 +43,8 @@ def work(tmp_path_factory) -> Path:
     segmentor = UNet(2, 1, 2, channels=SEGMENTOR["segmentor_channels"], strides=SEGMENTOR["segmentor_strides"],
                      num_res_units=SEGMENTOR["segmentor_num_res_units"])  # fmt: skip
     (root / "models").mkdir()
-    torch.save(segmentor.state_dict(), root / "models" / "segmentor.pt")
+    record = training_record(1, "val_mean_dice", 0.0)
+    torch.save({"model": segmentor.state_dict(), TRAINING_RECORD_KEY: record}, root / "models" / "segmentor.pt")
     return root
 
 
@@ -162,8 +165,10 @@ def test_multi_gpu_segmentor_stage_on_two_gloo_ranks(work, tmp_path):
     config = "['configs/train.json','configs/train_segmentor.json','configs/multi_gpu_train_segmentor.json']"
     proc = _torchrun(["--config_file", config, *bundle_cli(values)], tmp_path / "logs")
     assert proc.returncode == 0, _errors(proc, tmp_path / "logs")
-    weights = torch.load(ckpt / "segmentor.pt", weights_only=True)
+    checkpoint = torch.load(ckpt / "segmentor.pt", weights_only=True)
+    weights = checkpoint["model"]
     assert weights and not any(key.startswith("module.") for key in weights)
+    assert checkpoint["training_record"]["epochs"] == 1, "the Segmentor file records its training on rank 0 too"
     state = torch.load(ckpt / "segmentor_state" / "checkpoint_epoch=1.pt", weights_only=True)
     assert {"network", "optimizer", "best_model_saver", "trainer"} <= set(state)
     assert _writer_processes(ckpt / "eval") == 1, "TensorBoard on rank 0 only"

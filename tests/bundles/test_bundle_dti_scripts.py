@@ -109,32 +109,49 @@ def test_prepare_dti_folder_copies_the_split_and_refuses_to_overwrite(paired_dat
         prepare(str(paired_data), str(tmp_path / "x"), split="holdout")
 
 
-def test_benchmark_dti_on_the_lge_grid_is_exactly_the_dti_after_area_downsampling(paired_data, tmp_path):
+def test_benchmark_dti_on_the_lge_grid_is_exactly_the_selected_dti_channel_after_area_downsampling(
+    paired_data, tmp_path
+):
     benchmark = _bundle_module("benchmark")
+    from common.constants import DTI_CHANNELS
     from common.data import dti_lge_mi_cases
 
     cases = dti_lge_mi_cases(paired_data, require_dti=True)[:1]
-    item = benchmark._write_dti_x8(cases, tmp_path)[0]
+    item = benchmark._write_dti_inputs(cases, tmp_path / "x8", ("MD",), scale=8)[0]
     upsampled, dti, mask = nib.load(item["image"]), nib.load(cases[0]["dti"]), nib.load(cases[0]["mask"])
     assert upsampled.shape == mask.shape and item["label"] == cases[0]["mask"]
-    np.testing.assert_allclose(upsampled.affine, mask.affine, atol=1e-4)  # on the mask grid
+    # the DTI's own grid subdivided 8x: spacing of the mask, origin within half a DTI voxel of the mask's
+    np.testing.assert_allclose(upsampled.affine[:3, :3], mask.affine[:3, :3], atol=1e-6)
+    assert np.all(np.abs(upsampled.affine[:2, 3] - mask.affine[:2, 3]) <= 1.25 + 1e-4)
     back = F.interpolate(
         torch.as_tensor(np.asarray(upsampled.dataobj))[None, None, ..., 0], size=dti.shape[:2], mode="area"
     )
-    np.testing.assert_allclose(back[0, 0].numpy(), np.asarray(dti.dataobj)[..., 0], rtol=1e-5, atol=1e-5)
-    # _mask_dice scores a saved mask against the manual one
-    truth = np.asarray(mask.dataobj)
-    nib.save(
-        nib.Nifti1Image(truth[..., 0].astype(np.uint8), mask.affine), tmp_path / f"{cases[0]['case']}_DTI_mi_x8.nii.gz"
+    md = np.asarray(dti.dataobj)[:, :, 0, DTI_CHANNELS.index("MD")]
+    np.testing.assert_allclose(back[0, 0].numpy(), md, rtol=1e-5, atol=1e-5)
+    two = benchmark._write_dti_inputs(cases, tmp_path / "two", ("FA", "S0"))[0]  # native grid, channels in order
+    np.testing.assert_array_equal(
+        np.asarray(nib.load(two["image"]).dataobj)[:, :, 0], np.asarray(dti.dataobj)[:, :, 0][..., [2, 0]]
     )
-    assert benchmark._mask_dice(tmp_path, cases) == [(cases[0]["case"], 1.0)]
+    # _mask_dice scores the one saved mask per case against the manual one
+    truth = np.asarray(mask.dataobj)
+    nib.save(nib.Nifti1Image(truth[..., 0].astype(np.uint8), mask.affine), tmp_path / f"{cases[0]['case']}_mi.nii.gz")
+    assert benchmark._mask_dice(tmp_path, cases) == {cases[0]["case"]: 1.0}
 
 
 def test_benchmark_dti_sseg_gets_as_many_steps_as_the_lge_sseg():
     benchmark = _bundle_module("benchmark")
     # 36 LGE slices at batch 4 = 9 steps/epoch x 16 epochs = 144 steps; 12 DTI pairs = 3 steps/epoch -> 48 epochs
-    sseg_root = BUNDLE.parent / "lge_mi_sr_segmentation"
-    assert benchmark._same_steps_epochs(sseg_root, {"batch_size": 4, "epochs": 16}, 36, 12) == 48
-    # the SSeg bundle's own train.json gives what the settings leave out (batch 8, 40 epochs): 5 x 40 / 2
-    assert benchmark._same_steps_epochs(sseg_root, {}, 33, 12) == 100
-    assert benchmark._same_steps_epochs(sseg_root, {"batch_size": 4, "epochs": 1}, 1, 100) == 1  # never zero epochs
+    assert benchmark._same_steps_epochs(4, 16, 36, 12) == 48
+    assert benchmark._same_steps_epochs(8, 40, 33, 12) == 100  # 5 x 40 / 2
+    assert benchmark._same_steps_epochs(4, 1, 1, 100) == 1  # never zero epochs
+
+
+def test_benchmark_split_is_the_shared_one_with_thirty_test_pairs():
+    benchmark = _bundle_module("benchmark")
+    from common.data import dti_lge_mi_split
+
+    cases = [{"case": f"Case_{i:03d}", **({"dti": "d"} if i < benchmark.N_PAIRED else {})}
+             for i in range(benchmark.N_PAIRED + benchmark.N_LGE_ONLY)]  # fmt: skip
+    split = dti_lge_mi_split(cases, fractions=benchmark.SPLIT, seed=benchmark.SPLIT_SEED)
+    assert (len(split["test"]), len(split["val"]), len(split["pair_train"])) == (30, 4, 10)
+    assert not {c["case"] for c in split["test"]} & {c["case"] for c in split["lge_train"]}

@@ -26,8 +26,12 @@ SHEARED_2MM = np.array(
 AXIAL_2P5MM = np.diag([2.5, 2.5, 8.0, 1.0])
 
 
+#: the inputs are single-channel b0 (S0) images, not the DTI_LGE_MI set's S0/MD/FA files
+SINGLE_CHANNEL = {"dti_channel_names": ["S0"], "dti_channels": ["S0"]}
+
+
 def _run(files: list[str], **overrides) -> None:
-    run_workflow(BUNDLE, files, {**GENERATOR, **overrides})
+    run_workflow(BUNDLE, files, {**GENERATOR, **SINGLE_CHANNEL, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from bundle_test_utils import (
     tiny_overrides,
     tiny_sseg_bundle,
 )
+from common.checkpoint import TRAINING_RECORD_KEY, extract_state_dict, training_record
+from common.transforms import super_resolve_affine
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
@@ -68,7 +70,8 @@ def trained(data, tmp_path_factory):
         val_interval=1,
         output_dir=str(work / "eval" / "segmentor"),
     )
-    segmentor_file = {k: v.clone() for k, v in torch.load(work / "models" / "segmentor.pt").items()}
+    segmentor_checkpoint = torch.load(work / "models" / "segmentor.pt", weights_only=True)
+    segmentor_file = {k: v.clone() for k, v in extract_state_dict(segmentor_checkpoint).items()}
     workflow = _run(["train.json"], **common, **TINY_TRAIN, epochs=1, output_dir=str(work / "eval"))
     return work, workflow, common, segmentor_file
 
@@ -78,6 +81,9 @@ def test_training_writes_models_and_keeps_the_segmentor_frozen(trained):
     work, workflow, _, segmentor_file = trained
     models = work / "models"
     assert (models / "segmentor.pt").is_file() and list((models / "segmentor_state").glob("*.pt"))
+    # the Segmentor file records its training: 1 epoch, validated, and CycleGANSeg accepted it
+    record = torch.load(models / "segmentor.pt", weights_only=True)[TRAINING_RECORD_KEY]
+    assert record["epochs"] == 1 and record["metric_name"] == "val_mean_dice", record
     state = sorted(p.name for p in (models / "train_state").glob("*.pt"))
     assert state, "CycleGANSeg must write resumable state"
     checkpoint = torch.load(models / "train_state" / state[-1], weights_only=True)
@@ -126,6 +132,43 @@ def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(
     assert float(item["loss_transfer_seg"]) == 0.0 and float(item["loss_recon_seg"]) == 0.0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("record", [None, training_record(0, "val_mean_dice", 0.0)], ids=["no_record", "zero_epochs"])
+def test_cycleganseg_refuses_an_untrained_segmentor(data, tmp_path, record):
+    """A Segmentor file that exists but does not record a training (hand-made, random weights) is refused at start,
+    with a message that names the file and the Segmentor training command."""
+    from monai.networks.nets import UNet
+
+    models = tmp_path / "models"
+    models.mkdir()
+    segmentor = UNet(
+        2,
+        1,
+        2,
+        channels=TINY_SEGMENTOR["segmentor_channels"],
+        strides=TINY_SEGMENTOR["segmentor_strides"],
+        num_res_units=TINY_SEGMENTOR["segmentor_num_res_units"],
+    )
+    checkpoint = {"model": segmentor.state_dict()}
+    if record is not None:
+        checkpoint[TRAINING_RECORD_KEY] = record
+    torch.save(checkpoint, models / "segmentor.pt")
+    with pytest.raises(Exception) as error:
+        _run(
+            ["train.json"],
+            dataset_dir=str(data),
+            ckpt_dir=str(models),
+            output_dir=str(tmp_path),
+            **TINY_TRAIN,
+            epochs=1,
+        )
+    chain = exception_messages(error.value)
+    assert "ValueError" in chain and str(models / "segmentor.pt") in chain
+    assert ("no training record" if record is None else "0 training epochs") in chain
+    assert "train_segmentor.json" in chain, "the message must say how to produce the Segmentor"
+    assert not (models / "model.pt").exists()
+
+
 @pytest.fixture(scope="module")
 def dti_folder(data, tmp_path_factory) -> list[str]:
     with bundle_scripts(BUNDLE):
@@ -143,7 +186,8 @@ def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_fo
     for path in dti_folder:
         source = nib.load(path)
         output = nib.load(tmp_path / "out" / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz"))
-        assert output.shape[:2] == source.shape[:2] and int(np.prod(output.shape)) == int(np.prod(source.shape))
+        # one LGE-style image per DTI slice: the source's channels (S0, MD, FA on the last axis) are not kept
+        assert output.shape[:2] == source.shape[:2] and int(np.prod(output.shape)) == int(np.prod(source.shape[:3]))
         np.testing.assert_allclose(output.affine, source.affine, atol=1e-5)
         values = np.asarray(output.dataobj)
         assert values.dtype == np.float32 and values.min() >= 0.0 and values.max() <= 1.0
@@ -176,9 +220,9 @@ def test_pipeline_writes_8x_masks_on_the_lge_grid(trained, dti_folder, data, tmp
         corner_mask = mask.affine @ np.array([-0.5, -0.5, 0, 1])
         np.testing.assert_allclose(corner_mask[:3], corner_source[:3], atol=1e-4)  # same field of view
         assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
-        case = os.path.basename(path).split("_DTI")[0]
-        truth = nib.load(data / case / "LGE_MI.nii.gz")
-        np.testing.assert_allclose(mask.affine, truth.affine, atol=1e-4)  # on the manual mask's grid
+        # on the DTI grid subdivided 8x (the DTI has its own grid, misregistered from the LGE and its manual mask)
+        expected = super_resolve_affine(torch.as_tensor(source.affine), 8).numpy()
+        np.testing.assert_allclose(mask.affine, expected, atol=1e-4)
 
 
 @pytest.mark.slow

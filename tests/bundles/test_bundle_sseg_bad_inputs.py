@@ -8,10 +8,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_test_utils import exception_messages
+import torch
+from bundle_test_utils import exception_messages, tiny_overrides
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
+NET = tiny_overrides(BUNDLE.name)
 
 
 def _initialize_train(dataset_dir: Path, out: Path) -> None:
@@ -89,3 +91,48 @@ def test_missing_or_empty_dataset_dir(tmp_path, folder):
     assert "DatasetError" in message
     assert str(target) in message and "make_data" in message
     assert not (tmp_path / "run").exists()
+
+
+def _ssl_checkpoint(path: Path, drop: int = 0) -> Path:
+    """A U-SSL checkpoint as pretrain.json writes it (``{"network": SSLNet state}``), less its last ``drop`` encoder
+    keys (a run of another version, a truncated export)."""
+    from common.ssl import SSLNet
+
+    state = SSLNet(**NET).state_dict()
+    encoder_keys = [k for k in state if k.startswith("encoder.")]
+    for key in encoder_keys[len(encoder_keys) - drop :]:
+        del state[key]
+    torch.save({"network": state}, path)
+    return path
+
+
+def _load_ssl_encoder(ssl_path: Path, tmp_path: Path) -> tuple[int, int]:
+    """``load_ssl_encoder`` of train.json (tiny network) on ``ssl_path``, and the ``ssl_encoder_min_keys`` it used."""
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "train.json"),
+        logging_file=None,
+        **NET,
+        bundle_root=str(BUNDLE),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "eval"),
+        ssl_pretrained_path=str(ssl_path),
+    )
+    minimum = workflow.parser.get_parsed_content("ssl_encoder_min_keys")
+    return workflow.parser.get_parsed_content("load_ssl_encoder"), minimum
+
+
+def test_ssl_encoder_load_covers_the_whole_encoder(tmp_path):
+    from common.nets import SwinSSeg
+
+    encoder_keys = len(SwinSSeg(**NET).encoder.state_dict())
+    loaded, minimum = _load_ssl_encoder(_ssl_checkpoint(tmp_path / "model_ssl.pt"), tmp_path)
+    assert minimum == encoder_keys > 10  # computed from the network, not a literal 1
+    assert loaded == encoder_keys
+
+
+def test_ssl_checkpoint_missing_encoder_keys_is_refused(tmp_path):
+    path = _ssl_checkpoint(tmp_path / "model_ssl.pt", drop=3)
+    with pytest.raises(Exception) as error:
+        _load_ssl_encoder(path, tmp_path)
+    message = exception_messages(error.value)
+    assert "ValueError" in message and str(path) in message and "min_keys" in message

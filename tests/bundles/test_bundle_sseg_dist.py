@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import socket
 from pathlib import Path
 
 import ignite.distributed as idist
 import nibabel as nib
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -31,7 +31,8 @@ from bundle_test_utils import (
     torchrun_failure,
 )
 from common import distributed
-from common.data import dti_lge_mi_cases, split_cases
+from common.constants import DTI_CHANNELS
+from common.data import dti_lge_mi_cases, dti_lge_mi_split
 from common.inference import plan_outputs
 from monai.bundle import ConfigWorkflow
 
@@ -96,7 +97,7 @@ def ddp_train(tiny_data, tmp_path_factory):
     proc = torchrun(REPO, target, work / "logs")
     assert proc.returncode == 0, torchrun_failure(proc, work / "logs")
     results = [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
-    split = split_cases(dti_lge_mi_cases(data), fractions=FRACTIONS, seed=0)
+    split = dti_lge_mi_split(dti_lge_mi_cases(data), fractions=FRACTIONS, seed=0)
     return work, results, rank_logs(work / "logs"), split
 
 
@@ -106,7 +107,7 @@ def test_ddp_each_rank_trains_its_own_shard(ddp_train):
     _, (r0, r1), logs, split = ddp_train
     assert (r0["rank"], r1["rank"], r0["world_size"], r1["world_size"]) == (0, 1, 2, 2)
     assert "rank 1 of 2" in logs[1] and "rank 0 of 2" in logs[0]  # both joined the gloo group
-    train = sorted(c["case"] for c in split["train"])
+    train = sorted(c["case"] for c in split["lge_train"])
     for result in (r0, r1):
         assert (result["epoch"], result["iteration"]) == (EPOCHS, EPOCHS)  # 4 cases / 2 ranks / batch 2 per epoch
     for epoch in map(str, range(1, EPOCHS + 1)):
@@ -230,14 +231,16 @@ def _prepare_lowres():
 
 @pytest.fixture(scope="module")
 def inference_inputs(tiny_data, tmp_path_factory):
-    """Five 64x64 inputs (4 area-downsampled LGE slices and one DTI slice) and a tiny random ``model.pt``."""
+    """Five 64x64 inputs (4 area-downsampled LGE slices and one DTI slice's MD map) and a tiny random ``model.pt``."""
     from common.nets import SwinSSeg
 
     work = tmp_path_factory.mktemp("sseg_infer")
     inputs = work / "lowres"
     _prepare_lowres()(str(tiny_data / "DTI_LGE_MI"), str(inputs), split="all")
-    dti = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*/DTI.nii.gz"))[0]
-    shutil.copy(dti, inputs / f"{dti.parent.name}_DTI.nii.gz")
+    source = sorted((tiny_data / "DTI_LGE_MI").glob("Case_*/DTI.nii.gz"))[0]
+    dti = nib.load(source)
+    md = np.asarray(dti.dataobj, dtype=np.float32)[..., DTI_CHANNELS.index("MD")]  # (X, Y, 1, channels) -> (X, Y, 1)
+    nib.save(nib.Nifti1Image(md, dti.affine), inputs / f"{source.parent.name}_DTI.nii.gz")
     names = sorted(p.name for p in inputs.iterdir())
     assert len(names) == 5
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from bundle_test_utils import bundle_cli, exception_messages, tiny_overrides
+from common.constants import DTI_CHANNELS
 from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
@@ -161,6 +162,8 @@ def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_
         "--ckpt_dir",
         common["ckpt_dir"],
         *bundle_cli(NET),
+        # the good input is a DTI file (S0, MD, FA on its last axis): the SSeg reads its MD map
+        *bundle_cli({"image_channel_names": list(DTI_CHANNELS), "image_channels": ["MD"]}),
     ]
     proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

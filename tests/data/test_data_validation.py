@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from common.data import (
     DatasetError,
+    check_disjoint,
     check_files_exist,
     check_nifti,
     check_pairs,
@@ -80,6 +81,31 @@ def test_check_pairs(tmp_path):
         check_pairs([{"case": "a", "image": image}], "image", "label")
     with pytest.raises(ValueError, match="scale"):
         check_pairs([], "image", "label", scale=0)
+
+
+def test_check_pairs_of_a_multi_channel_image_compares_the_spatial_axes(tmp_path):
+    """A DTI file ``(X, Y, 1, channels)`` against a ``(8X, 8Y, 1)`` mask: ``spatial_dims=3`` leaves the channels out."""
+    image = _save(tmp_path / "dti.nii.gz", np.zeros((8, 8, 1, 3), np.float32))
+    mask = _save(tmp_path / "mask.nii.gz", np.zeros((64, 64, 1), np.uint8))
+    case = {"case": "a", "image": image, "label": mask}
+    assert check_pairs([case], "image", "label", scale=8, spatial_dims=3) == [((8, 8, 1, 3), (64, 64, 1))]
+    with pytest.raises(ValueError, match="dti.nii.gz"):
+        check_pairs([case], "image", "label", scale=8)  # every axis compared: the channel axis has no partner
+    bad = _save(tmp_path / "bad.nii.gz", np.zeros((64, 64, 2), np.uint8))
+    with pytest.raises(ValueError, match="first 3 axes"):
+        check_pairs([{**case, "label": bad}], "image", "label", scale=8, spatial_dims=3)
+
+
+def test_check_disjoint_names_the_groups_and_the_shared_cases():
+    train = [{"case": "Case_001"}, {"case": "Case_002"}, {"case": "Case_003"}]
+    check_disjoint({"train_datalist": train, "val + test (held out)": [{"case": "Case_004"}, "Case_005"]})
+    with pytest.raises(ValueError) as error:
+        check_disjoint({"train_datalist": train, "val_datalist": ["Case_004"], "test (held out)": ["Case_003"]})
+    message = str(error.value)
+    assert "train_datalist and test (held out) share 1 case(s): Case_003" in message
+    assert "val_datalist" not in message  # only the pairs that clash
+    with pytest.raises(KeyError, match="judge"):
+        check_disjoint({"judge": [{"image": "a.nii.gz"}], "test": []})
 
 
 def test_check_files_exist(tmp_path):

@@ -314,3 +314,52 @@ def test_default_segmentor_consistency_loss_is_the_common_one():
     assert isinstance(trainer.segmentor_consistency_loss, losses.SegmentorConsistencyLoss)
     trainer.run()
     assert float(trainer.state.output[0]["loss_transfer_seg"]) > 0
+
+
+def _multi_channel_trainer(lambda_identity: float, ddp_like: bool = False) -> CycleGANTrainer:
+    """A 3-channel source (DTI maps S0, MD, FA) and a 1-channel target (LGE): G_S>T 3 -> 1, G_T>S 1 -> 3."""
+
+    def generator(in_channels, out_channels):
+        return nn.Sequential(
+            nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, out_channels, 1), nn.Tanh()
+        )
+
+    def discriminator(in_channels):
+        return nn.Sequential(nn.Conv2d(in_channels, 4, 4, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3))
+
+    torch.manual_seed(0)
+    g_st, g_ts, d_s, d_t = generator(3, 1), generator(1, 3), discriminator(3), discriminator(1)
+    if ddp_like:  # a wrapper with `.module`, as DistributedDataParallel
+        g_st = type("Wrapped", (nn.Module,), {"forward": lambda self, x: self.module(x)})()
+        g_st.module = generator(3, 1)
+    g_opt = torch.optim.Adam([*g_st.parameters(), *g_ts.parameters()], lr=1e-3)
+    d_opt = torch.optim.Adam([*d_s.parameters(), *d_t.parameters()], lr=1e-3)
+    data = [{"dti": torch.rand(3, 16, 16) * 2 - 1, "lge": torch.rand(1, 16, 16) * 2 - 1} for _ in range(2)]
+    return CycleGANTrainer(
+        "cpu",
+        1,
+        DataLoader(data, batch_size=1),
+        _networks(g_st, g_ts, d_s, d_t),
+        _optimizers(g_opt, d_opt),
+        source_key="dti",
+        target_key="lge",
+        lambda_identity=lambda_identity,
+        pool_size=0,
+    )
+
+
+@pytest.mark.parametrize("ddp_like", [False, True])
+def test_identity_term_with_unequal_channels_is_refused_at_construction(ddp_like):
+    with pytest.raises(ValueError) as error:
+        _multi_channel_trainer(lambda_identity=0.5, ddp_like=ddp_like)
+    message = str(error.value)
+    assert "lambda_identity" in message and "to 0" in message
+    assert "takes 3 (dti)" in message and "takes 1 (lge)" in message
+
+
+def test_multi_channel_source_trains_without_identity_term():
+    trainer = _multi_channel_trainer(lambda_identity=0.0)
+    trainer.run()
+    output = trainer.state.output[0]
+    assert output["fake_target"].shape == (1, 16, 16) and output["fake_source"].shape == (3, 16, 16)
+    assert float(output["loss_identity"]) == 0.0 and math.isfinite(float(output["loss_g"]))

@@ -1,34 +1,39 @@
-"""Fig. 7 of the paper in one run: DTI SSeg vs CycleGAN + SSeg vs CycleGANSeg + SSeg, on one split of the data.
+"""Fig. 7 of the paper with statistics, its premise, an independent judge and a DTI infarct-contrast sweep, in one run.
 
 Usage (from the bundle root)::
 
-    python -m scripts.benchmark --data_root ../../data --out eval/benchmark --quick True \
-        --sseg_bundle_root ../lge_mi_sr_segmentation
+    python -m scripts.benchmark --out eval/benchmark --quick True --sseg_bundle_root ../lge_mi_sr_segmentation \
+        [--seeds 0,1,2] [--sweep 0,0.1,0.2,0.4] [--fresh False]
 
-Every model is trained and scored here, in this run, on the same split of the paired cases, by driving the bundles'
-own config files through ``monai.bundle.ConfigWorkflow`` (overrides only, no copied code):
+The benchmark writes its own DTI_LGE_MI data (``DATA_SEED``, a seed not used while developing): ``N_PAIRED`` paired
+cases, ``N_TEST`` of them held out for testing and ``N_VAL`` for validation (one split, :data:`SPLIT`, the same for
+every training seed so that methods are compared per test pair), and ``N_LGE_ONLY`` LGE-only cases. Every model is
+trained and scored here through the bundles' own config files (``monai.bundle.ConfigWorkflow``, overrides only):
 
-1. the Segmentor (``train.json`` + ``train_segmentor.json``) on all LGE cases but the held-out paired ones;
-2. plain CycleGAN (``train.json``, ``use_segmentor=false``) and CycleGANSeg (``train.json``) on the training pairs;
-3. ``train.json`` + ``evaluate.json`` for both: Segmentor Dice between the masks it predicts on the translated image
-   and on the paired source LGE (how well the translation keeps the MI), SSIM/PSNR against the real LGE;
-4. the SSeg model of the pipelines: SwinSSegNet of ``lge_mi_sr_segmentation`` (its ``train.json``) trained on the
-   same LGE training cases, from scratch (the paper pre-trains it with U-SSL; pass ``sseg_weights`` to use a
-   U-SSL fine-tuned ``model.pt`` instead, whose training split must exclude the held-out cases);
-5. "DTI SSeg": the same SwinSSegNet config trained directly on DTI (64x64 DTI -> 512x512 mask) of the training pairs,
-   for as many optimizer steps as the LGE SwinSSegNet (more epochs, since the pairs are fewer than the LGE slices);
-6. the three pipelines on the held-out pairs' DTI (``scripts.prepare_dti_folder``): DTI SSeg through the other
-   bundle's ``inference.json``, CycleGAN(Seg) + SSeg through ``inference.json`` + ``pipeline.json``; MI Dice of
-   each 512x512 mask against the manual mask (``common.metrics.dice``), mean and std over the held-out pairs.
+1. per training seed, on the split's disjoint halves of the LGE training cases: the Segmentor
+   (``train.json + train_segmentor.json``) and the judge (``+ train_judge.json``: another architecture, another seed,
+   the other half), which scores translations independently of the Segmentor that CycleGANSeg was trained with;
+2. plain CycleGAN (``use_segmentor=false``) and CycleGANSeg on the training pairs, then ``evaluate.json`` on the test
+   pairs: Segmentor and judge Dice of the translated image against the source LGE and the manual mask, SSIM, PSNR;
+3. the SSeg of the pipelines: the ``lge_mi_sr_segmentation`` bundle's SwinSSegNet (its ``train.json``) on the LGE
+   training cases, from scratch; scored also on the test pairs' own LGE ("SSeg on LGE", the premise's reference);
+4. "DTI SSeg": the same SwinSSegNet trained directly on the training pairs' DTI (the selected ``dti_channels``) for as
+   many optimizer steps as the LGE one;
+5. the three pipelines of Fig. 7 on the test pairs' DTI, scored by the MI Dice of each 512x512 mask.
 
-The held-out pairs are the ``val`` + ``test`` splits of ``split_fractions``; ``test`` is scored, ``val`` picks the
-best Segmentor/SSeg epoch. ``quick=True`` shrinks networks and epochs so the whole run takes minutes on a CPU;
-``quick=False`` uses the configs' defaults (paper settings); the quick networks of this bundle are its
-``configs/quick.json``, the training lengths per stage are :data:`QUICK`. Writes ``<out>/benchmark.md``,
-``benchmark.json`` and ``cases.csv`` (every score per test case).
+Rows per method are per-test-pair means over the seeds (``per_seed`` keeps each seed's values), so
+``python -m tools.benchmark`` compares methods pair by pair with a bootstrap interval, a Wilcoxon p-value and the
+seeds' agreement. The premise row ("SSeg on LGE" vs "DTI SSeg") shows whether DTI alone is the poor input the paper
+says it is. The sweep then rewrites only the infarct's diffusion contrast of the same subjects (MD elevation ``e``,
+FA reduction ``4e/3``, S0 elevation ``e/3``: the literature draws' mid-range ratios 0.15 / 0.20 / 0.05) and trains
+the three pipelines again per level with the first seed (the LGE models do not depend on it): ``sweep.md``,
+``sweep_cases.csv``, ``sweep.png``.
 
-The module-level names ``REQUIRED_DATASET``, ``COMPARISONS``, ``PAPER_NUMBERS``, ``PAPER_NOTES``, ``MODE_NOTES`` and
-``METRIC_LABELS`` are this bundle's benchmark data, read as literals (without importing this module) by
+``quick=True`` takes the translators' networks from ``configs/quick.json`` and the training lengths from
+:data:`QUICK`; ``quick=False`` the configs' defaults (paper settings). Without ``fresh``, the stages finished in
+``out_dir`` (a ``.done`` marker each) are reused, so a stopped run continues.
+
+The module-level literals below are this bundle's benchmark data, read without importing it by
 ``python -m tools.benchmark``.
 """
 
@@ -40,12 +45,13 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import fire
 import nibabel as nib
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 if str(BUNDLE_ROOT) not in sys.path:
@@ -55,6 +61,7 @@ from common.benchmarking import (  # noqa: E402
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
+    int_tuple,
     machine_summary,
     peak_rss_mb,
     read_overlay,
@@ -62,26 +69,43 @@ from common.benchmarking import (  # noqa: E402
     write_cases_csv,
     write_table,
 )
-from common.data import dti_lge_mi_cases, split_cases, write_nifti  # noqa: E402
+from common.constants import DTI_CHANNELS  # noqa: E402
+from common.data import dti_lge_mi_cases, dti_lge_mi_split, write_dti_lge_mi, write_nifti  # noqa: E402
 from common.metrics import dice  # noqa: E402
-from common.transforms import super_resolve_affine  # noqa: E402
+from common.transforms import low_resolution_affine, super_resolve_affine  # noqa: E402
 
-__all__ = ["run", "main", "QUICK", "BENCHMARK_SPLIT", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
+__all__ = ["run", "main", "QUICK", "SPLIT", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
 logger = logging.getLogger(__name__)
 
-#: split of the paired cases used by every model of the benchmark (more test pairs than the configs' default)
-BENCHMARK_SPLIT = (0.5, 0.1, 0.4)
-
-#: dataset folder (under the data root) the benchmark needs; ``tools.benchmark`` writes the default data if missing
+#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
 
 #: other bundles the benchmark trains and runs (``run`` argument -> bundle name); ``tools.benchmark`` passes their
 #: roots. The SSeg of the pipelines is SwinSSegNet, the ``lge_mi_sr_segmentation`` bundle.
 REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 
-#: (ours, baseline) method pairs compared per test pair, as in the paper's Fig. 7
-COMPARISONS = (("CycleGANSeg+SSeg", "DTI SSeg"), ("CycleGANSeg+SSeg", "CycleGAN+SSeg"), ("CycleGANSeg", "CycleGAN"))
+#: the benchmark's own data: a seed not used while developing, about 30 test pairs per comparison
+DATA_SEED = 2030
+N_TRAIN_PAIRS = 10
+N_VAL = 4
+N_TEST = 30
+N_PAIRED = N_TRAIN_PAIRS + N_VAL + N_TEST
+N_LGE_ONLY = 36
+#: fractions of the paired cases (train, val, test) and the split seed, fixed across training seeds
+SPLIT = (N_TRAIN_PAIRS / N_PAIRED, N_VAL / N_PAIRED, N_TEST / N_PAIRED)
+SPLIT_SEED = 0
+#: MD elevations of the infarct-contrast sweep (FA reduction 4/3 and S0 elevation 1/3 of it)
+SWEEP = (0.0, 0.1, 0.2, 0.4)
+
+#: (ours, baseline) method pairs compared per test pair: Fig. 7, the premise, and the translators
+COMPARISONS = (
+    ("CycleGANSeg+SSeg", "DTI SSeg"),
+    ("CycleGANSeg+SSeg", "CycleGAN+SSeg"),
+    ("CycleGAN+SSeg", "DTI SSeg"),
+    ("SSeg on LGE", "DTI SSeg"),
+    ("CycleGANSeg", "CycleGAN"),
+)
 
 #: the paper's printed numbers: (ours, baseline, metric) -> (their baseline, their ours, where); Fig. 7 is a plot
 PAPER_NUMBERS: dict = {}
@@ -89,14 +113,15 @@ PAPER_NUMBERS: dict = {}
 #: what the merged table's header says about the paper's numbers
 PAPER_NOTES = (
     "Fig. 7 of Wang et al. (DTI SSeg vs CycleGAN+SSeg vs CycleGANSeg+SSeg, their private DTI-LGE data) gives its "
-    "values only as plots: no number is quoted for it."
+    "values only as plots: no number is quoted for it. Their claim: DTI SSeg poor, CycleGAN+SSeg better with more "
+    "variance, CycleGANSeg+SSeg best."
 )
 
 #: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
 MODE_NOTES = {
-    "quick": "translators 100 epochs (decay after 50), Segmentor 80 epochs, SwinSSegNets 16 epochs (feature_size "
-    "12, depths 1/1/1/1), split 0.5/0.1/0.4 of the paired cases",
-    "full": "the configs' defaults (paper settings), split 0.5/0.1/0.4 of the paired cases",
+    "quick": "own data (seed 2030): 10 training / 4 val / 30 test pairs + 36 LGE-only slices; 3 training seeds; "
+    "translators configs/quick.json, Segmentor / judge / SwinSSegNets sized and scheduled by QUICK",
+    "full": "the configs' defaults (paper settings) on the same data and split",
 }
 
 #: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): no trained Segmentor exists there, so
@@ -106,366 +131,469 @@ DDP_OVERRIDES = {"use_segmentor": False}
 #: readable names of the metric keys
 METRIC_LABELS = {
     "pipeline_dice": "MI Dice 512x512, test pairs",
-    "dice_translated_vs_source_lge": "Segmentor Dice translated vs source LGE",
+    "dice_translated_vs_source_lge": "Segmentor Dice translated vs source LGE (the training objective)",
     "dice_translated_vs_truth": "Segmentor Dice translated vs manual mask",
+    "dice_judge_translated_vs_source_lge": "judge Dice translated vs source LGE (independent segmenter)",
+    "dice_judge_translated_vs_truth": "judge Dice translated vs manual mask",
     "ssim_translated_vs_lge": "SSIM translated vs real LGE",
     "psnr_translated_vs_lge": "PSNR dB translated vs real LGE",
 }
+_TRANSLATION_METRICS = tuple(k for k in METRIC_LABELS if k != "pipeline_dice")
 
-#: training lengths of the quick mode, per stage (the quick networks of this bundle are configs/quick.json; the
-#: full mode uses the configs' defaults). "sseg" is the other bundle's SwinSSegNet, sized here.
+#: training lengths of the quick mode, per stage (the quick translator networks are configs/quick.json; the full
+#: mode uses the configs' defaults). "sseg" is the other bundle's SwinSSegNet, sized here; "judge" trains with
+#: train_judge.json's architecture for the segmentor's schedule.
 QUICK: dict[str, dict[str, Any]] = {
-    "segmentor": {"epochs": 80, "val_interval": 5, "lr": 0.003},
-    "translator": {"epochs": 100, "lr_decay_epochs": 50, "image_log_interval": 1000},
+    "segmentor": {"epochs": 40, "val_interval": 5, "lr": 0.003, "segmentor_channels": [8, 16, 32, 64]},
+    "judge": {"epochs": 40, "val_interval": 5, "lr": 0.003},
+    "translator": {"epochs": 30, "lr_decay_epochs": 15, "image_log_interval": 100000},
     "sseg": {
         "feature_size": 12,
         "depths": [1, 1, 1, 1],
         "num_heads": [1, 1, 2, 2],
-        "epochs": 16,
-        "val_interval": 4,
+        "epochs": 7,
+        "val_interval": 7,
         "batch_size": 4,
         "lr": 0.002,
     },
 }
 _SSEG_NET_KEYS = ("feature_size", "depths", "num_heads", "window_size", "patch_size", "encoder", "scale")
-_TRANSLATOR_NET_KEYS = ("ngf", "n_blocks")
+_TRANSLATOR_NET_KEYS = ("ngf", "n_blocks", "ndf")
 _SEGMENTOR_NET_KEYS = ("segmentor_channels", "segmentor_strides", "segmentor_num_res_units")
+_DEFAULT_DTI_CHANNELS = ("MD",)
+_SWEEP_ARG, _DTI_CHANNELS_ARG = ",".join(str(v) for v in SWEEP), ",".join(_DEFAULT_DTI_CHANNELS)  # command-line form
 
 
-def _workflow(bundle: Path, files: list[str], workflow_type: str | None = None, **overrides: Any) -> Any:
-    """Run one config of `bundle` (initialize, run, finalize) with its own logging.conf, as `monai.bundle run`."""
-    logging_file = str(bundle / "configs" / "logging.conf")
-    return run_workflow(bundle, files, overrides, workflow_type=workflow_type, logging_file=logging_file)
+# ----------------------------------------------------------------------------------------------- data
+def write_benchmark_data(out: Path, md_elevation: float | None = None) -> Path:
+    """The benchmark's DTI_LGE_MI folder under ``out`` (written once): literature infarct contrast, or the sweep's
+    ``md_elevation`` with FA reduction ``4/3`` and S0 elevation ``1/3`` of it."""
+    folder = out / "DTI_LGE_MI"
+    if not (folder / ".complete").is_file():
+        infarct = None
+        if md_elevation is not None:
+            e = float(md_elevation)
+            infarct = {"md_elevation": e, "fa_reduction": min(0.9, 4 * e / 3), "s0_elevation": e / 3}
+        write_dti_lge_mi(out, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=DATA_SEED, overwrite=True,
+                         workers=0, dti_infarct=infarct)  # fmt: skip
+        (folder / ".complete").touch()
+    return folder
+
+
+def _dti_channels(path: str, select: tuple[str, ...]) -> np.ndarray:
+    """``(X, Y, 1, C)`` float32 of the selected DTI channels of a DTI_LGE_MI ``DTI.nii.gz`` (``DTI_CHANNELS`` order)."""
+    data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    data = data if data.ndim == 4 else data[..., None]
+    return data[..., [DTI_CHANNELS.index(name) for name in select]]
+
+
+def _write_dti_inputs(cases: list[dict], out: Path, select: tuple[str, ...], scale: int = 1) -> list[dict]:
+    """The selected DTI channels of each case as ``<out>/<case>_DTI.nii.gz`` (single channel: 3D), repeated
+    ``scale`` x ``scale`` onto the mask grid when ``scale > 1`` (the SSeg training config area-downsamples it back to
+    the original 64x64 exactly); returns ``[{"image", "label", "case"}]``."""
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for case in cases:
+        data, affine = _dti_channels(case["dti"], select), nib.load(case["dti"]).affine
+        if scale > 1:
+            data = np.repeat(np.repeat(data, scale, axis=0), scale, axis=1)
+            affine = super_resolve_affine(torch.as_tensor(affine), scale).numpy()
+        data = data[..., 0] if data.shape[-1] == 1 else data
+        path = write_nifti(out / f"{case['case']}_DTI.nii.gz", data, affine)
+        items.append({"image": str(path), "label": case["mask"], "case": case["case"]})
+    return items
+
+
+def _write_lowres_lge(cases: list[dict], out: Path, size: int = 64) -> None:
+    """Area-downsampled ``size`` x ``size`` LGE of each case, on the coarse grid whose subdivision is the LGE grid
+    (the SwinSSegNet bundle's inference input; its ``scripts.prepare_lowres`` does the same for one split)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        image = nib.load(case["lge"])
+        data = np.asarray(image.dataobj, dtype=np.float32)[..., 0]
+        scale = data.shape[0] // size
+        lowres = F.interpolate(torch.from_numpy(data)[None, None], size=(size, size), mode="area")[0, 0].numpy()
+        affine = low_resolution_affine(torch.as_tensor(image.affine), scale).numpy()
+        write_nifti(out / f"{case['case']}_LGE.nii.gz", lowres[..., None], affine)
+
+
+def _mask_dice(masks_dir: Path, cases: list[dict]) -> dict[str, float]:
+    """``{case: MI Dice}`` of the one mask per case in ``masks_dir`` (its name starts with the case id) against the
+    case's 512x512 manual mask."""
+    scores = {}
+    for case in cases:
+        matches = sorted(masks_dir.glob(f"{case['case']}_*.nii.gz"))
+        if len(matches) != 1:
+            raise RuntimeError(f"expected one mask for {case['case']} in {masks_dir}, found {len(matches)}.")
+        truth = np.asarray(nib.load(case["mask"]).dataobj)
+        pred = np.asarray(nib.load(matches[0]).dataobj).reshape(truth.shape[:2])
+        scores[case["case"]] = float(dice(pred, truth.reshape(truth.shape[:2]), labels=1))
+    return scores
+
+
+def _translation_scores(eval_dir: Path) -> dict[str, dict[str, float]]:
+    """``{metric: {case: value}}`` from the evaluation's ``<metric>_raw.csv`` files (MONAI's ``MetricsSaver``)."""
+    scores: dict[str, dict[str, float]] = {}
+    for metric in _TRANSLATION_METRICS:
+        path = eval_dir / f"{metric}_raw.csv"
+        if not path.is_file():
+            raise RuntimeError(f"{path} is missing: evaluate.json did not write metric {metric!r}.")
+        with open(path, newline="") as handle:
+            scores[metric] = {line["filename"]: float(line["mean"]) for line in csv.DictReader(handle)}
+    return scores
+
+
+def _same_steps_epochs(batch_size: int, epochs: int, n_reference: int, n_items: int) -> int:
+    """Epochs over ``n_items`` samples giving as many optimizer steps as ``epochs`` over ``n_reference``."""
+    steps = epochs * math.ceil(n_reference / batch_size)
+    return max(1, round(steps / math.ceil(n_items / batch_size)))
+
+
+# ----------------------------------------------------------------------------------------------- stages
+class _Stages:
+    """Runs the bundles' configs for one benchmark; each finished stage leaves ``<dir>/.done`` (reused unless fresh).
+
+    Stage results (scores) are JSON files beside the marker, so a resumed run reads them back.
+    """
+
+    def __init__(self, out: Path, sseg_root: Path, settings: dict[str, dict[str, Any]], fresh: bool) -> None:
+        self.out, self.sseg_root, self.settings, self.fresh = out, sseg_root, settings, fresh
+        self.seconds: dict[str, float] = {}
+
+    def once(self, folder: Path, name: str, work: Callable[[], Any]) -> Any:
+        """``work()`` unless ``folder/.done`` exists; its JSON-able result is kept in ``folder/result.json``."""
+        done, result_file = folder / ".done", folder / "result.json"
+        if done.is_file() and not self.fresh:
+            return json.loads(result_file.read_text()) if result_file.is_file() else None
+        folder.mkdir(parents=True, exist_ok=True)
+        with Timer() as timer:
+            result = work()
+        self.seconds[name] = self.seconds.get(name, 0.0) + timer.seconds
+        result_file.write_text(json.dumps(result))
+        done.touch()
+        return result
+
+    def workflow(self, bundle: Path, files: list[str], workflow_type: str | None, **overrides: Any) -> None:
+        run_workflow(bundle, files, overrides, workflow_type=workflow_type,
+                     logging_file=str(bundle / "configs" / "logging.conf"))  # fmt: skip
+
+
+def _split_keys(shared: dict[str, Any]) -> dict[str, Any]:
+    """The data folder and the benchmark's split, for the SwinSSegNet bundle's leak check (the same shared split)."""
+    return {"dataset_dir": shared["dataset_dir"], "split": shared["split"]}
 
 
 def _pick(settings: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k in keys}
 
 
-def _write_dti_x8(cases: list[dict], out: Path) -> list[dict]:
-    """DTI slices repeated 8x8 onto the LGE/mask grid, so the SSeg training config (LGE-sized image + mask, area
-    downsampling to 64) sees exactly the original 64x64 DTI; returns `[{"image", "label", "case"}]`."""
-    out.mkdir(parents=True, exist_ok=True)
-    items = []
-    for case in cases:
-        dti, mask = nib.load(case["dti"]), nib.load(case["mask"])
-        scale = mask.shape[0] // dti.shape[0]
-        data = np.asarray(dti.dataobj, dtype=np.float32)
-        repeated = np.repeat(np.repeat(data, scale, axis=0), scale, axis=1)
-        affine = super_resolve_affine(torch.as_tensor(dti.affine), scale).numpy()
-        path = write_nifti(out / f"{case['case']}_DTI_x{scale}.nii.gz", repeated, affine)
-        items.append({"image": str(path), "label": case["mask"], "case": case["case"]})
-    return items
+def _stage_settings(quick: bool, overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
+    stage = {k: (dict(v) if quick else {}) for k, v in QUICK.items()}
+    stage["translator"] = {**_pick(network, _TRANSLATOR_NET_KEYS), **stage["translator"]}
+    for name, values in (overrides or {}).items():
+        if name not in stage:
+            raise ValueError(f"overrides: unknown stage {name!r}, expected one of {sorted(stage)}.")
+        stage[name].update(values)
+    return stage
 
 
-def _mask_dice(masks_dir: Path, cases: list[dict], postfix: str = "DTI_mi_x8") -> list[tuple[str, float]]:
-    """``(case, MI Dice)`` of `<masks_dir>/<case>_<postfix>.nii.gz` against each case's 512x512 manual mask."""
-    scores = []
-    for case in cases:
-        pred = np.asarray(nib.load(masks_dir / f"{case['case']}_{postfix}.nii.gz").dataobj)
-        truth = np.asarray(nib.load(case["mask"]).dataobj)
-        scores.append((case["case"], dice(pred.reshape(truth.shape[:2]), truth.reshape(truth.shape[:2]), labels=1)))
-    return scores
+def _sseg_batch_and_epochs(sseg_root: Path, sseg: dict[str, Any]) -> tuple[int, int]:
+    defaults = json.loads((sseg_root / "configs" / "train.json").read_text())
+    return int(sseg.get("batch_size", defaults["batch_size"])), int(sseg.get("epochs", defaults["epochs"]))
 
 
-def _translation_cases(eval_dir: Path, metrics: list[str]) -> list[tuple[str, dict[str, float]]]:
-    """``(case, {metric: value})`` per test case, from the evaluation's ``<metric>_raw.csv`` files (MONAI's
-    ``MetricsSaver``: columns ``filename`` = case id and ``mean``)."""
-    per_case: dict[str, dict[str, float]] = {}
-    for metric in metrics:
-        with open(eval_dir / f"{metric}_raw.csv", newline="") as handle:
-            for line in csv.DictReader(handle):
-                per_case.setdefault(line["filename"], {})[metric] = float(line["mean"])
-    return list(per_case.items())
+def _lge_models(st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: dict) -> dict[str, Any]:
+    """The seed's Segmentor, judge and LGE SwinSSegNet (independent of the DTI contrast), and SSeg on the test LGE."""
+    base = st.out / f"seed{seed}"
+    seg, judge = st.settings["segmentor"], st.settings["judge"]
+    segmentor_net = _pick(seg, _SEGMENTOR_NET_KEYS)
+    st.once(base / "segmentor", "segmentor", lambda: st.workflow(
+        BUNDLE_ROOT, ["train.json", "train_segmentor.json"], "train", **shared, **seg,
+        ckpt_dir=str(base / "segmentor"), output_dir=str(base / "logs" / "segmentor")))  # fmt: skip
+    st.once(base / "judge", "judge", lambda: st.workflow(
+        BUNDLE_ROOT, ["train.json", "train_segmentor.json", "train_judge.json"], "train", **shared, **judge,
+        ckpt_dir=str(base / "judge"), output_dir=str(base / "logs" / "judge")))  # fmt: skip
+    sseg = dict(st.settings["sseg"])
+    lge = [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split["lge_train"]]
+    lge_val = [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split["val"]]
+    sseg_shared = {"seed": seed, "resume": False, "use_ssl_pretrained": False, **sseg, **_split_keys(shared)}
+    st.once(base / "sseg_lge", "sseg_lge", lambda: st.workflow(
+        st.sseg_root, ["train.json"], "train", **sseg_shared, train_datalist=lge, val_datalist=lge_val,
+        ckpt_dir=str(base / "sseg_lge"), output_dir=str(base / "logs" / "sseg_lge")))  # fmt: skip
 
+    def sseg_on_lge() -> dict[str, float]:
+        _write_lowres_lge(split["test"], base / "lge_test_64")
+        st.workflow(st.sseg_root, ["inference.json"], "infer", **_pick(sseg, _SSEG_NET_KEYS),
+                    dataset_dir=str(base / "lge_test_64"), ckpt_dir=str(base / "sseg_lge"),
+                    output_dir=str(base / "masks_sseg_on_lge"), overwrite=True)  # fmt: skip
+        return _mask_dice(base / "masks_sseg_on_lge", split["test"])
 
-def _train_sseg(
-    sseg_bundle_root: Path, out: Path, name: str, settings: dict[str, Any], train: list[dict], val: list[dict]
-) -> float:
-    """Train the SwinSSegNet bundle (its `train.json` with `settings`) on `train`/`val` into `<out>/<name>` (logs
-    in `<out>/logs/<name>`); return the seconds it took."""
-    with Timer() as timer:
-        _workflow(
-            sseg_bundle_root,
-            ["train.json"],
-            "train",
-            **settings,
-            train_datalist=train,
-            val_datalist=val,
-            ckpt_dir=str(out / name),
-            output_dir=str(out / "logs" / name),
-        )
-    return timer.seconds
-
-
-def _same_steps_epochs(sseg_bundle_root: Path, sseg_settings: dict[str, Any], n_reference: int, n_items: int) -> int:
-    """Epochs over `n_items` samples that give as many optimizer steps as the SSeg settings' epochs over
-    `n_reference` samples (batch size and epochs from `sseg_settings`, else the SSeg bundle's train.json)."""
-    defaults = json.loads((sseg_bundle_root / "configs" / "train.json").read_text())
-    batch_size = int(sseg_settings.get("batch_size", defaults["batch_size"]))
-    epochs = int(sseg_settings.get("epochs", defaults["epochs"]))
-    steps = epochs * math.ceil(n_reference / batch_size)
-    return max(1, round(steps / math.ceil(n_items / batch_size)))
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    array = np.asarray(values, dtype=np.float64)
     return {
-        "mean": float(array.mean()),
-        "std": float(array.std()),
-        "min": float(array.min()),
-        "max": float(array.max()),
-        "n": int(array.size),
+        "segmentor_path": str(base / "segmentor" / "segmentor.pt"),
+        "judge_path": str(base / "judge" / "judge.pt"),
+        "segmentor_net": segmentor_net,
+        "sseg_weights": str(base / "sseg_lge" / "model.pt"),
+        "sseg_on_lge": st.once(base / "sseg_on_lge", "infer_sseg_on_lge", sseg_on_lge),
+        "n_lge_train": len(lge),
     }
 
 
+def _dti_pipelines(
+    st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: dict, lge: dict, base: Path,
+    select: tuple[str, ...],
+) -> dict[str, Any]:  # fmt: skip
+    """CycleGAN and CycleGANSeg (with their evaluation), DTI SSeg, and the three pipelines on the test DTI."""
+    translator_net = _pick(st.settings["translator"], _TRANSLATOR_NET_KEYS)
+    sseg = st.settings["sseg"]
+    sseg_net = _pick(sseg, _SSEG_NET_KEYS)
+    translation: dict[str, Any] = {}
+    for name, use_segmentor in (("cyclegan", False), ("cycleganseg", True)):
+        args = dict(**shared, **translator_net, **lge["segmentor_net"], ckpt_dir=str(base / name),
+                    segmentor_path=lge["segmentor_path"], judge_path=lge["judge_path"], use_segmentor=use_segmentor,
+                    dti_channels=list(select))  # fmt: skip
+        st.once(base / name, name, lambda args=args, name=name: st.workflow(
+            BUNDLE_ROOT, ["train.json"], "train", **{**args, **st.settings["translator"]},
+            output_dir=str(base / "logs" / name)))  # fmt: skip
+
+        def evaluate(args: dict = args, name: str = name) -> dict:
+            st.workflow(BUNDLE_ROOT, ["train.json", "evaluate.json"], None, **args,
+                        output_dir=str(base / f"eval_{name}"))  # fmt: skip
+            return _translation_scores(base / f"eval_{name}")
+
+        translation[name] = st.once(base / f"eval_{name}", f"eval_{name}", evaluate)
+
+    batch_size, epochs = _sseg_batch_and_epochs(st.sseg_root, sseg)
+    dti_epochs = _same_steps_epochs(batch_size, epochs, lge["n_lge_train"], len(split["pair_train"]))
+
+    def train_dti_sseg() -> None:
+        train = _write_dti_inputs(split["pair_train"], base / "dti_x8", select, scale=8)
+        val = _write_dti_inputs(split["val"], base / "dti_x8", select, scale=8)
+        st.workflow(st.sseg_root, ["train.json"], "train", **_split_keys(shared), seed=seed, resume=False,
+                    use_ssl_pretrained=False,
+                    **{**sseg, "epochs": dti_epochs}, train_datalist=train, val_datalist=val,
+                    ckpt_dir=str(base / "sseg_dti"), output_dir=str(base / "logs" / "sseg_dti"),
+                    image_channel_names=list(select), image_channels=list(select))  # fmt: skip
+
+    st.once(base / "sseg_dti", "sseg_dti", train_dti_sseg)
+    dti_test = base / "dti_test"
+
+    def pipeline(name: str) -> dict[str, float]:
+        _write_dti_inputs(split["test"], dti_test, select)
+        masks = base / f"masks_{name}"
+        if name == "dti_sseg":
+            st.workflow(st.sseg_root, ["inference.json"], "infer", **sseg_net, dataset_dir=str(dti_test),
+                        ckpt_dir=str(base / "sseg_dti"), output_dir=str(masks), overwrite=True,
+                        image_channel_names=list(select), image_channels=list(select))  # fmt: skip
+        else:
+            translator = name.removesuffix("_sseg")
+            st.workflow(BUNDLE_ROOT, ["inference.json", "pipeline.json"], "infer", **translator_net,
+                        **{f"sseg_{k}": v for k, v in sseg_net.items()}, dti_channels=list(select),
+                        dti_channel_names=list(select),  # the test files hold the selected channels only
+                        dataset_dir=str(dti_test), ckpt_dir=str(base / translator),
+                        sseg_bundle_root=str(st.sseg_root), sseg_weights=lge["sseg_weights"],
+                        output_dir=str(masks), overwrite=True)  # fmt: skip
+        return _mask_dice(masks, split["test"])
+
+    pipelines = {
+        label: st.once(base / f"pipeline_{name}", f"pipeline_{name}", lambda name=name: pipeline(name))
+        for name, label in (("dti_sseg", "DTI SSeg"), ("cyclegan_sseg", "CycleGAN+SSeg"),
+                            ("cycleganseg_sseg", "CycleGANSeg+SSeg"))
+    }  # fmt: skip
+    return {"translation": translation, "pipelines": pipelines, "dti_sseg_epochs": dti_epochs}
+
+
+# ----------------------------------------------------------------------------------------------- run
+def _row(method: str, metric: str, per_seed: dict[int, dict[str, float]], seconds: float | None) -> BenchmarkRow:
+    """Per-case mean over the seeds, each seed's values kept in ``per_seed``."""
+    cases = sorted(set.intersection(*(set(v) for v in per_seed.values())))
+    values = [(case, float(np.mean([per_seed[s][case] for s in per_seed]))) for case in cases]
+    seeds = {int(s): [(case, float(v[case])) for case in cases] for s, v in per_seed.items()}
+    return BenchmarkRow(method, metric, values, seeds=sorted(seeds), seconds=seconds, per_seed=seeds)
+
+
+def _plot_sweep(levels: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, marker in (("DTI SSeg", "o"), ("CycleGAN+SSeg", "s"), ("CycleGANSeg+SSeg", "^")):
+        x = [100 * level["md_elevation"] for level in levels]
+        means = [level["means"][label] for level in levels]
+        errors = [level["sems"][label] for level in levels]
+        axis.errorbar(x, means, yerr=errors, marker=marker, capsize=3, label=label)
+    axis.set_xlabel("infarct MD elevation in DTI (%) [FA reduction 4/3 of it]")
+    axis.set_ylabel(f"MI Dice 512x512 ({N_TEST} test pairs, mean +- SEM)")
+    axis.set_title("Fig. 7 pipelines against the DTI infarct contrast (phantom)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def run(
-    data_root: str = "../../data",
+    data_root: str | None = None,
     out_dir: str = "eval/benchmark",
     quick: bool = True,
-    sseg_weights: str | None = None,
-    seed: int = 0,
+    seeds: tuple[int, ...] | str = (0, 1, 2),
+    sweep: tuple[float, ...] | str | None = SWEEP,
+    dti_channels: tuple[str, ...] | str = _DEFAULT_DTI_CHANNELS,
     overrides: dict[str, dict[str, Any]] | None = None,
     sseg_bundle_root: str | None = None,
+    fresh: bool = False,
 ) -> list[dict]:
-    """Train and score every variant of Fig. 7 on one split; write `benchmark.md`/`benchmark.json` in `out_dir`.
+    """Train and score every model per seed, then the sweep; write tables and per-case CSVs; return the rows.
 
     Args:
-        data_root: folder holding `DTI_LGE_MI` (written by `python -m tools.make_data --out data`).
-        out_dir: output folder (models, logs, masks, tables); earlier contents are replaced.
-        quick: small networks and few epochs (minutes on a CPU) instead of the configs' defaults.
-        sseg_weights: an existing SwinSSegNet `model.pt` (of `lge_mi_sr_segmentation`'s `inference.json`
-            settings) for the two style-transfer pipelines instead of training one here.
-        seed: seed of the split and of every run.
-        overrides: extra config overrides per stage, merged over the mode's: keys "segmentor", "translator"
-            (CycleGAN and CycleGANSeg) and "sseg" (both SwinSSegNets), e.g.
-            `{"translator": {"epochs": 100, "lr_decay_epochs": 50}}`.
-        sseg_bundle_root: root of the `lge_mi_sr_segmentation` bundle (SwinSSegNet, the SSeg of the pipelines);
-            `python -m tools.benchmark` passes it (``REQUIRED_BUNDLES``).
+        data_root: not read (``tools.benchmark`` passes it): the benchmark writes its own data under
+            ``<out_dir>/data`` (``DATA_SEED``).
+        out_dir: output folder (models, logs, masks, tables).
+        quick: small networks and schedules (:data:`QUICK`, ``configs/quick.json``) instead of the configs' defaults.
+        seeds: training seeds of the main comparison.
+        sweep: MD elevations of the contrast sweep (first seed only); empty or ``None`` skips it.
+        dti_channels: DTI channels the translators and DTI SSeg read (names of ``DTI_CHANNELS``).
+        overrides: extra config overrides per stage ("segmentor", "judge", "translator", "sseg").
+        sseg_bundle_root: root of the ``lge_mi_sr_segmentation`` bundle (``tools.benchmark`` passes it).
+        fresh: retrain every stage instead of reusing finished ones.
 
     Returns:
-        :class:`common.benchmarking.BenchmarkRow` dicts, one per method and metric, values per test pair.
+        :class:`common.benchmarking.BenchmarkRow` dicts of the main comparison, values per test pair.
     """
     from common.bundle_root import require_bundle_root
 
     sseg_root = Path(
         require_bundle_root(sseg_bundle_root, "sseg_bundle_root", "the lge_mi_sr_segmentation bundle (SwinSSegNet)")
     )
-    data_root, out = Path(data_root).resolve(), Path(out_dir).resolve()
-    dataset_dir = data_root / "DTI_LGE_MI"
-    out.mkdir(parents=True, exist_ok=True)
-    network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
-    stage = {k: (dict(v) if quick else {}) for k, v in QUICK.items()}
-    stage["segmentor"] = {**_pick(network, _SEGMENTOR_NET_KEYS), **stage["segmentor"]}
-    stage["translator"] = {**network, **stage["translator"]}
-    for name, values in (overrides or {}).items():
-        if name not in stage:
-            raise ValueError(f"overrides: unknown stage {name!r}, expected one of {sorted(stage)}.")
-        stage[name].update(values)
-    shared = {"dataset_dir": str(dataset_dir), "split_fractions": list(BENCHMARK_SPLIT), "seed": seed, "resume": False}
-    segmentor_net = _pick(stage["segmentor"], _SEGMENTOR_NET_KEYS)
-    translator_net = _pick(stage["translator"], _TRANSLATOR_NET_KEYS)
-    sseg_net = _pick(stage["sseg"], _SSEG_NET_KEYS)
-    segmentor_path = out / "segmentor" / "segmentor.pt"
-    seconds: dict[str, float] = {}
-
-    paired = dti_lge_mi_cases(dataset_dir, require_dti=True)
-    split = split_cases(paired, fractions=BENCHMARK_SPLIT, seed=seed)
-    held_out = {c["case"] for c in split["val"] + split["test"]}
-    lge_train = [
-        {"image": c["lge"], "label": c["mask"], "case": c["case"]}
-        for c in dti_lge_mi_cases(dataset_dir)
-        if c["case"] not in held_out
-    ]
-    lge_val = [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split["val"]]
-    logger.info(
-        "benchmark split: %d training pairs, %d val, %d test pairs; %d LGE training slices",
-        len(split["train"]),
-        len(split["val"]),
-        len(split["test"]),
-        len(lge_train),
-    )
-
-    # 1. the Segmentor (shared by CycleGANSeg and by the evaluation of both translators)
+    seeds = int_tuple(seeds)
+    if isinstance(sweep, (int, float)):  # fire reads "--sweep 0.2" as a number
+        sweep = (sweep,)
+    if isinstance(sweep, str):
+        sweep = tuple(float(v) for v in sweep.strip("()[]").split(",") if v.strip())
+    sweep = tuple(float(v) for v in (sweep or ()))
+    select = (dti_channels,) if isinstance(dti_channels, str) and "," not in dti_channels else dti_channels
+    select = tuple(v.strip() for v in (select.split(",") if isinstance(select, str) else select))
+    unknown = [name for name in select if name not in DTI_CHANNELS]
+    if unknown or not select:
+        raise ValueError(f"dti_channels must be names of {DTI_CHANNELS}, got {select}.")
+    out = Path(out_dir).resolve()
+    st = _Stages(out, sseg_root, _stage_settings(quick, overrides), fresh)
     with Timer() as timer:
-        _workflow(
-            BUNDLE_ROOT,
-            ["train.json", "train_segmentor.json"],
-            "train",
-            **shared,
-            **stage["segmentor"],
-            ckpt_dir=str(out / "segmentor"),
-            output_dir=str(out / "logs" / "segmentor"),
-        )
-    seconds["segmentor"] = timer.seconds
+        dataset_dir = write_benchmark_data(out / "data")
+    st.seconds["data"] = timer.seconds
+    split = dti_lge_mi_split(dti_lge_mi_cases(dataset_dir), fractions=SPLIT, seed=SPLIT_SEED)
+    counts = {k: len(v) for k, v in split.items()}
+    if counts["test"] != N_TEST or counts["val"] != N_VAL:
+        raise RuntimeError(f"split gave {counts}, expected {N_TEST} test and {N_VAL} val pairs.")
+    logger.info("benchmark split %s", counts)
 
-    # 2-3. plain CycleGAN and CycleGANSeg, then their translation metrics on the test pairs
-    translation: dict[str, dict] = {}
-    for name, use_segmentor in (("cyclegan", False), ("cycleganseg", True)):
-        common_args = dict(
-            **shared,
-            **translator_net,
-            **segmentor_net,
-            ckpt_dir=str(out / name),
-            segmentor_path=str(segmentor_path),
-            use_segmentor=use_segmentor,
-        )
-        with Timer() as timer:
-            _workflow(
-                BUNDLE_ROOT,
-                ["train.json"],
-                "train",
-                **{**common_args, **stage["translator"]},
-                output_dir=str(out / "logs" / name),
-            )
-        seconds[name] = timer.seconds
-        _workflow(BUNDLE_ROOT, ["train.json", "evaluate.json"], **common_args, output_dir=str(out / f"eval_{name}"))
-        translation[name] = _translation_cases(out / f"eval_{name}", [k for k in METRIC_LABELS if k != "pipeline_dice"])
+    results: dict[int, dict] = {}
+    lge_models: dict[int, dict] = {}
+    for seed in seeds:
+        shared = {"dataset_dir": str(dataset_dir), "split": split, "seed": seed, "resume": False}
+        lge_models[seed] = _lge_models(st, dataset_dir, split, seed, shared)
+        results[seed] = _dti_pipelines(st, dataset_dir, split, seed, shared, lge_models[seed],
+                                       out / f"seed{seed}" / "literature", select)  # fmt: skip
 
-    # 4. SwinSSegNet on LGE (the SSeg of both style-transfer pipelines)
-    sseg_shared = dict(**shared, use_ssl_pretrained=False, **stage["sseg"])
-    if sseg_weights is None:
-        seconds["sseg_lge"] = _train_sseg(sseg_root, out, "sseg_lge", sseg_shared, lge_train, lge_val)
-        sseg_weights = str(out / "sseg_lge" / "model.pt")
-        sseg_overrides = {f"sseg_{k}": v for k, v in sseg_net.items()}
-    else:
-        seconds["sseg_lge"] = 0.0
-        sseg_overrides = {}
-
-    # 5. DTI SSeg: the same SwinSSegNet config trained on the training pairs' DTI, for as many optimizer steps as
-    #    the LGE SSeg (the pairs are fewer than the LGE slices, so the same epochs would be far fewer steps)
-    with Timer() as timer:
-        dti_train = _write_dti_x8(split["train"], out / "dti_x8")
-        dti_val = _write_dti_x8(split["val"], out / "dti_x8")
-    dti_epochs = _same_steps_epochs(sseg_root, sseg_shared, len(lge_train), len(dti_train))
-    seconds["sseg_dti"] = timer.seconds + _train_sseg(
-        sseg_root, out, "sseg_dti", {**sseg_shared, "epochs": dti_epochs}, dti_train, dti_val
-    )
-    logger.info("DTI SSeg trained for %d epochs (as many steps as the LGE SSeg)", dti_epochs)
-
-    # 6. the three pipelines on the test pairs' DTI
-    from scripts.prepare_dti_folder import prepare_dti_folder
-
-    dti_test = out / "dti_test"
-    prepare_dti_folder(str(dataset_dir), str(dti_test), "test", seed, BENCHMARK_SPLIT, overwrite=True)
-    pipeline_dice: dict[str, list[tuple[str, float]]] = {}
-    with Timer() as timer:
-        _workflow(
-            sseg_root,
-            ["inference.json"],
-            "infer",
-            **sseg_net,
-            dataset_dir=str(dti_test),
-            ckpt_dir=str(out / "sseg_dti"),
-            output_dir=str(out / "masks_dti_sseg"),
-            overwrite=True,
-        )
-    seconds["infer_dti_sseg"] = timer.seconds
-    pipeline_dice["DTI SSeg"] = _mask_dice(out / "masks_dti_sseg", split["test"])
-    for name, label in (("cyclegan", "CycleGAN+SSeg"), ("cycleganseg", "CycleGANSeg+SSeg")):
-        with Timer() as timer:
-            _workflow(
-                BUNDLE_ROOT,
-                ["inference.json", "pipeline.json"],
-                "infer",
-                **translator_net,
-                **sseg_overrides,
-                dataset_dir=str(dti_test),
-                ckpt_dir=str(out / name),
-                sseg_bundle_root=str(sseg_root),
-                sseg_weights=sseg_weights,
-                output_dir=str(out / f"masks_{name}_sseg"),
-                overwrite=True,
-            )
-        seconds[f"infer_{name}_sseg"] = timer.seconds
-        pipeline_dice[label] = _mask_dice(out / f"masks_{name}_sseg", split["test"])
-
-    # tables
-    variant_seconds = {
-        "DTI SSeg": seconds["sseg_dti"] + seconds["infer_dti_sseg"],
-        "CycleGAN+SSeg": seconds["cyclegan"] + seconds["sseg_lge"] + seconds["infer_cyclegan_sseg"],
-        "CycleGANSeg+SSeg": seconds["segmentor"]
-        + seconds["cycleganseg"]
-        + seconds["sseg_lge"]
-        + seconds["infer_cycleganseg_sseg"],
-    }
-    stats = {name: _stats([v for _, v in values]) for name, values in pipeline_dice.items()}
-    rows = [
-        BenchmarkRow(name, "pipeline_dice", values, seeds=[seed], seconds=variant_seconds[name])
-        for name, values in pipeline_dice.items()
-    ]
-    translation_seconds = {
-        "CycleGAN": seconds["cyclegan"],
-        "CycleGANSeg": seconds["segmentor"] + seconds["cycleganseg"],
-    }
-    for metric in [k for k in METRIC_LABELS if k != "pipeline_dice"]:
-        for name, label in (("cyclegan", "CycleGAN"), ("cycleganseg", "CycleGANSeg")):
-            values = [(case, scores[metric]) for case, scores in translation[name]]
-            rows.append(BenchmarkRow(label, metric, values, seeds=[seed], seconds=translation_seconds[label]))
+    seconds = st.seconds
+    rows = []
+    for label in ("DTI SSeg", "CycleGAN+SSeg", "CycleGANSeg+SSeg"):
+        rows.append(_row(label, "pipeline_dice", {s: results[s]["pipelines"][label] for s in seeds}, None))
+    rows.append(_row("SSeg on LGE", "pipeline_dice", {s: lge_models[s]["sseg_on_lge"] for s in seeds}, None))
+    for name, label in (("cyclegan", "CycleGAN"), ("cycleganseg", "CycleGANSeg")):
+        for metric in _TRANSLATION_METRICS:
+            rows.append(_row(label, metric, {s: results[s]["translation"][name][metric] for s in seeds}, None))
     for row in rows:
         row.peak_rss_mb = peak_rss_mb()
     write_cases_csv(rows, out / "cases.csv")
+
+    levels = []
+    for e in sweep:
+        seed = seeds[0]
+        level_data = write_benchmark_data(out / "sweep" / f"md{round(100 * e):03d}" / "data", md_elevation=e)
+        level_split = dti_lge_mi_split(dti_lge_mi_cases(level_data), fractions=SPLIT, seed=SPLIT_SEED)
+        shared = {"dataset_dir": str(level_data), "split": level_split, "seed": seed, "resume": False}
+        base = out / "sweep" / f"md{round(100 * e):03d}" / f"seed{seed}"
+        level = _dti_pipelines(st, level_data, level_split, seed, shared, lge_models[seed], base, select)
+        means = {label: float(np.mean(list(v.values()))) for label, v in level["pipelines"].items()}
+        sems = {
+            label: float(np.std(list(v.values()), ddof=1) / math.sqrt(len(v)))
+            for label, v in level["pipelines"].items()
+        }
+        levels.append({"md_elevation": e, "seed": seed, "means": means, "sems": sems, "cases": level["pipelines"]})
+    if levels:
+        _write_sweep(levels, out)
+
     note = (
-        f"Phantom data ({dataset_dir}), split {BENCHMARK_SPLIT} of {len(paired)} paired cases (seed {seed}); "
-        f"{'quick' if quick else 'full'} mode; SSeg "
-        f"{'trained here from scratch' if seconds['sseg_lge'] else sseg_weights}. "
-        f"Seconds = training + inference of each variant, on {machine_summary()}; peak RSS {peak_rss_mb():.0f} MiB."
+        f"Own phantom data (seed {DATA_SEED}): {counts['pair_train']} training / {counts['val']} val / "
+        f"{counts['test']} test pairs, {counts['lge_train']} LGE training slices (Segmentor {counts['segmentor']}, "
+        f"judge {counts['judge']}); DTI channels {', '.join(select)}; seeds {list(seeds)}; "
+        f"{'quick' if quick else 'full'} mode. Per-case values are means over the seeds (cases.csv). Seconds of each "
+        f"stage in benchmark_details.json, on {machine_summary()}; peak RSS {peak_rss_mb():.0f} MiB."
     )
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.values)}
-        | {"seconds": r.seconds, "data": "phantom (tools/make_data)", "quick": bool(quick)}
         for r in rows
     ]
-    note += " Per-case values: cases.csv."
     write_table(summary, str(out), name="benchmark", title="DTI -> MI mask pipelines (paper Fig. 7)", note=note)
-    lines = ["", "## Pipelines (MI Dice of the 512x512 mask per held-out pair)", ""]
-    lines += ["| pipeline | mean | std | min | max | n | seconds |", "|---|---|---|---|---|---|---|"]
-    for name, values in stats.items():
-        lines.append(
-            f"| {name} | {values['mean']:.4f} | {values['std']:.4f} | {values['min']:.4f} | {values['max']:.4f} "
-            f"| {values['n']} | {variant_seconds[name]:.0f} |"
-        )
-    with open(out / "benchmark.md", "a") as handle:
-        handle.write("\n".join(lines) + "\n")
     details = {
         "rows": [r.to_dict() for r in rows],
-        "pipelines": {
-            name: {**stats[name], "seconds": variant_seconds[name], "per_case": [v for _, v in pipeline_dice[name]]}
-            for name in stats
-        },
         "seconds": seconds,
         "split": {k: [c["case"] for c in v] for k, v in split.items()},
         "quick": bool(quick),
-        "stage_overrides": stage,
-        "sseg_dti_epochs": dti_epochs,
+        "stage_settings": st.settings,
+        "dti_sseg_epochs": {s: results[s]["dti_sseg_epochs"] for s in seeds},
+        "dti_channels": list(select),
+        "sweep": [{k: v for k, v in level.items() if k != "cases"} for level in levels],
         "machine": machine_summary(),
         "peak_rss_mb": peak_rss_mb(),
     }
-    with open(out / "benchmark_details.json", "w") as handle:
-        json.dump(details, handle, indent=2)
+    (out / "benchmark_details.json").write_text(json.dumps(details, indent=2))
     return [r.to_dict() for r in rows]
 
 
+def _write_sweep(levels: list[dict], out: Path) -> None:
+    """``sweep.md`` (means +- SEM per level and pipeline), ``sweep_cases.csv`` (every test pair) and ``sweep.png``."""
+    labels = ("DTI SSeg", "CycleGAN+SSeg", "CycleGANSeg+SSeg")
+    lines = [
+        "# Fig. 7 pipelines against the DTI infarct contrast",
+        "",
+        f"Same subjects, only the infarct's diffusion contrast rewritten (FA reduction 4/3, S0 elevation 1/3 of the "
+        f"MD elevation); seed {levels[0]['seed']}; MI Dice of the 512x512 mask, mean +- SEM over {N_TEST} test "
+        "pairs. Per-pair values: sweep_cases.csv.",
+        "",
+        "| MD elevation | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for level in levels:
+        cells = [f"{level['means'][k]:.3f} +- {level['sems'][k]:.3f}" for k in labels]
+        lines.append(f"| {100 * level['md_elevation']:.0f} % | " + " | ".join(cells) + " |")
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    with open(out / "sweep_cases.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["md_elevation", "seed", "pipeline", "case", "value"])
+        for level in levels:
+            for label in labels:
+                for case, value in sorted(level["cases"][label].items()):
+                    writer.writerow([level["md_elevation"], level["seed"], label, case, repr(float(value))])
+    _plot_sweep(levels, out / "sweep.png")
+
+
 def main(
-    data_root: str = "../../data",
     out: str = "eval/benchmark",
     quick: bool = True,
-    sseg_weights: str | None = None,
-    seed: int = 0,
+    seeds: str = "0,1,2",
+    sweep: str = _SWEEP_ARG,
+    dti_channels: str = _DTI_CHANNELS_ARG,
     overrides: dict[str, dict[str, Any]] | None = None,
     sseg_bundle_root: str | None = None,
+    fresh: bool = False,
 ) -> None:
-    """Command line: `python -m scripts.benchmark --data_root ../../data --out eval/benchmark --quick True
-    --sseg_bundle_root ../lge_mi_sr_segmentation`."""
-    rows = run(
-        data_root=data_root,
-        out_dir=out,
-        quick=quick,
-        sseg_weights=sseg_weights,
-        seed=seed,
-        overrides=overrides,
-        sseg_bundle_root=sseg_bundle_root,
-    )
+    """Command line: ``python -m scripts.benchmark --out eval/benchmark --sseg_bundle_root ../lge_mi_sr_segmentation``
+    (from the bundle root)."""
+    rows = run(None, out, quick=quick, seeds=seeds, sweep=sweep, dti_channels=dti_channels, overrides=overrides,
+               sseg_bundle_root=sseg_bundle_root, fresh=fresh)  # fmt: skip
     print((Path(out) / "benchmark.md").read_text())
     print(f"{len(rows)} rows written to {Path(out).resolve()}/benchmark.json")
 

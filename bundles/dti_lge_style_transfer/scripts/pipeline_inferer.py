@@ -22,12 +22,13 @@ class TranslateSegmentInferer(Inferer):
     the result identical to saving the LGE-style image and running the other bundle's inference on the file (the
     percentile scaling ignores the affine ``[-1, 1] -> [0, 1]`` map of the saved file).
 
-    Shapes: ``(B, 1, H, W)`` DTI in ``[-1, 1]`` -> ``(B, num_classes, s*H, s*W)`` raw logits of the segmenter; with a
-    slice ``inferer`` (``monai.inferers.SliceInferer``), volumes ``(B, 1, H, W, D)`` -> ``(B, num_classes, s*H, s*W,
-    D)``: the whole volume is translated slice by slice first, each translated slice re-normalised on its own, then
-    segmented slice by slice, so a larger slice (windowed by the inferer) is normalised as one image. The
-    logits keep the input's ``MetaTensor`` metadata (the low-resolution affine), so ``SuperResolveAffined`` can
-    give the saved mask the ``s`` times finer grid over the same field of view.
+    Shapes: ``(B, C, H, W)`` DTI in ``[-1, 1]`` (``C = len(dti_channels)``, the generator's input channels) ->
+    ``(B, num_classes, s*H, s*W)`` raw logits of the segmenter; with a slice ``inferer``
+    (``monai.inferers.SliceInferer``), volumes ``(B, C, H, W, D)`` -> ``(B, num_classes, s*H, s*W, D)``: the whole
+    volume is translated slice by slice first, each translated slice re-normalised on its own, then segmented slice by
+    slice, so a larger slice (windowed by the inferer) is normalised as one image. The logits keep the input's
+    ``MetaTensor`` metadata (the low-resolution affine), so ``SuperResolveAffined`` can give the saved mask the ``s``
+    times finer grid over the same field of view.
 
     Args:
         segmenter: the super-resolution segmentation network (put in eval mode at every call: it is not the
@@ -76,7 +77,7 @@ class TranslateSegmentInferer(Inferer):
     def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
         """
         Args:
-            inputs: ``(B, 1, H, W)`` DTI batch in the generator's input range.
+            inputs: ``(B, C, H, W)`` DTI batch in the generator's input range.
             network: the generator ``G_S>T``.
 
         Returns:

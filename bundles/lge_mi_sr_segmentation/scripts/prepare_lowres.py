@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common.data import dti_lge_mi_cases, split_cases
+from common.data import dti_lge_mi_cases, dti_lge_mi_split
 from common.data.validation import check_nifti
 from common.transforms import low_resolution_affine
 
@@ -39,11 +39,15 @@ def prepare_lowres(
         dataset_dir: a DTI_LGE_MI-layout folder.
         out: output folder (must not hold earlier outputs unless `overwrite`).
         size: output in-plane size; the input size must be a multiple of it.
-        split: "train", "val", "test" (the bundle's deterministic split) or "all".
+        split: "train" (every case not held out), "val", "test" (the bundle's deterministic split,
+            ``common.data.dti_lge_mi_split``, shared with the dti_lge_style_transfer bundle) or "all".
     """
+    if split not in ("train", "val", "test", "all"):
+        raise ValueError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}.")
     cases = dti_lge_mi_cases(dataset_dir)
     if split != "all":
-        cases = split_cases(cases, fractions=tuple(split_fractions), seed=seed)[split]
+        parts = dti_lge_mi_split(cases, fractions=tuple(split_fractions), seed=seed)
+        cases = parts["lge_train" if split == "train" else split]
     os.makedirs(out, exist_ok=True)
     written = []
     for case in cases:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from common.data import acdc_cases, dti_lge_mi_cases, emidec_cases, split_cases
+from common.data import acdc_cases, dti_lge_mi_cases, dti_lge_mi_split, emidec_cases
 from common.data.hybrid import roi_slices
 from common.flags import as_flag
 
@@ -24,12 +24,13 @@ def hybrid_lge_slices(
 ) -> list[dict]:
     """Unlabelled 2D slices for SSL pre-training, each `{"image": (1, size, size) float32 in [0, 1], "source"}`.
 
-    Only the *training* split of `dataset_dir` is used, so validation/test images never leak into
-    pre-training. `use_public_data=False` gives the paper's "_SSL" set; `True` adds the public datasets named in
-    `public_dirs` (keys `acdc`, `emidec`) and gives the "_U-SSL" hybrid set. A public folder that is missing
-    raises (no silent fallback): set `use_public_data` to false instead.
+    Only the *training* cases of `dataset_dir` are used (`lge_train` of `common.data.dti_lge_mi_split`, the split
+    both DTI-LGE bundles share), so validation/test images never leak into pre-training. `use_public_data=False`
+    gives the paper's "_SSL" set; `True` adds the public datasets named in `public_dirs` (keys `acdc`, `emidec`) and
+    gives the "_U-SSL" hybrid set. A public folder that is missing raises (no silent fallback): set
+    `use_public_data` to false instead.
     """
-    own = split_cases(dti_lge_mi_cases(dataset_dir), fractions=split_fractions, seed=seed)["train"]
+    own = dti_lge_mi_split(dti_lge_mi_cases(dataset_dir), fractions=split_fractions, seed=seed)["lge_train"]
     slices = roi_slices([{"image": c["lge"], "label": c["mask"]} for c in own], label_key=None, size=size)
     counts = {"own LGE": len(slices)}
     if as_flag(use_public_data, "use_public_data"):
