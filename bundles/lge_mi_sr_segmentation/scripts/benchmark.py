@@ -11,6 +11,11 @@ variant is trained and evaluated through this bundle's own config files (overrid
 ``configs/quick.json``), on the same split, and scored per case on the held-out test split with Dice and HD95 (mm).
 Speed row: one training step of the bundle's own ``network_def``/``loss`` with the trained variant's overrides.
 
+SSL and U-SSL pre-training make the same number of optimizer steps (:data:`PRETRAINING_STEPS` or the next number
+both reach in whole epochs, :func:`same_steps`): their sets differ in size (U-SSL adds the public images), so equal
+epochs would give U-SSL about 16x the steps. ``<out>/benchmark_details.json`` records each pre-training's set size,
+epochs, steps (read back from the trainer) and its loss at the start and end (from its TensorBoard log).
+
 The module-level names below are this bundle's benchmark data, read (as literals, without importing this module)
 by ``python -m tools.benchmark``: which variants are compared, the paper's numbers, the header notes.
 """
@@ -18,8 +23,12 @@ by ``python -m tools.benchmark``: which variants are compared, the paper's numbe
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fire
@@ -38,7 +47,18 @@ from common.benchmarking import (
     write_table,
 )
 
-__all__ = ["run", "VARIANTS", "Variant", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
+__all__ = [
+    "run",
+    "VARIANTS",
+    "Variant",
+    "COMPARISONS",
+    "PAPER_NUMBERS",
+    "PAPER_NOTES",
+    "METRIC_LABELS",
+    "PRETRAINING_STEPS",
+    "steps_per_epoch",
+    "same_steps",
+]
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,9 +101,14 @@ PAPER_NOTES = (
 
 #: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
 MODE_NOTES = {
-    "quick": "20 epochs per variant (100 AdamW steps at 1e-4), 2 pre-training epochs",
-    "full": "30 epochs per variant, 10 pre-training epochs, the configs' networks",
+    "quick": "20 epochs per variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 128 optimizer steps each",
+    "full": "30 epochs per variant; SSL and U-SSL pre-training 320 optimizer steps each; the configs' networks",
 }
+
+#: optimizer steps of each pre-training per mode: SSL and U-SSL get the same number, this or the next one that both
+#: reach in whole epochs (:func:`same_steps`). On the phantom data (41 own LGE slices, 519 hybrid, batch 16: 2 and 32
+#: steps per epoch) quick is SSL 64 epochs / U-SSL 4, full SSL 160 / U-SSL 10 (the old full U-SSL schedule).
+PRETRAINING_STEPS = {"quick": 128, "full": 320}
 
 #: overrides of a fresh DDP-scaling run (``python -m tools.benchmark_ddp``): no SSL weights exist there
 DDP_OVERRIDES = {"use_ssl_pretrained": False}
@@ -136,6 +161,165 @@ VARIANTS: tuple[Variant, ...] = (
 #: pre-training runs: name -> use_public_data (U-SSL adds the public ACDC + EMIDEC images)
 PRETRAININGS = {"SSL": False, "U-SSL": True}
 
+#: the pre-training loss terms read back from the TensorBoard log (``common.ssl.MultiTaskSSLLoss``'s keys)
+_LOSS_TAGS = ("loss", "loss_rotation", "loss_reconstruction", "loss_contrastive")
+
+
+def steps_per_epoch(dataset_size: int, batch_size: int, drop_last: bool = True) -> int:
+    """Optimizer steps of one epoch over ``dataset_size`` samples: one per batch (``DataLoader`` length).
+
+    Raises:
+        ValueError: if ``batch_size`` < 1, ``dataset_size`` < 0, or the epoch has no step (``drop_last`` with fewer
+            samples than one batch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if dataset_size < 0:
+        raise ValueError(f"dataset_size must be >= 0, got {dataset_size}.")
+    steps = dataset_size // batch_size if drop_last else math.ceil(dataset_size / batch_size)
+    if steps < 1:
+        raise ValueError(
+            f"dataset_size {dataset_size} with batch_size {batch_size} (drop_last={drop_last}) gives no step."
+        )
+    return steps
+
+
+def same_steps(
+    epoch_steps: Mapping[str, int], min_steps: int, max_steps: int | None = None
+) -> tuple[int, dict[str, int]]:
+    """Epochs per run so that every run makes the same number of optimizer steps, at least ``min_steps``.
+
+    Equal epochs on sets of different sizes are unequal training: SSL on 41 slices and U-SSL on 519, batch 16, make
+    2 and 32 steps per epoch. The common count is the smallest multiple of the least common multiple of the runs'
+    steps per epoch that is ``>= min_steps``, so every run stops at the end of a whole epoch.
+
+    Args:
+        epoch_steps: run name -> optimizer steps per epoch (:func:`steps_per_epoch`).
+        min_steps: the fewest steps each run makes.
+        max_steps: raise rather than exceed this many steps (``None``: no limit).
+
+    Returns:
+        ``(steps, {name: epochs})`` with ``epochs[name] * epoch_steps[name] == steps`` for every run.
+
+    Raises:
+        ValueError: if ``epoch_steps`` is empty, a value or ``min_steps`` is < 1, or the common count exceeds
+            ``max_steps`` (steps per epoch with a large least common multiple: change the batch size).
+
+    Examples::
+
+        same_steps({"SSL": 2, "U-SSL": 32}, 128) == (128, {"SSL": 64, "U-SSL": 4})
+    """
+    if not epoch_steps:
+        raise ValueError("epoch_steps must name at least one run.")
+    if min(epoch_steps.values()) < 1:
+        raise ValueError(f"epoch_steps must all be >= 1, got {dict(epoch_steps)}.")
+    if min_steps < 1:
+        raise ValueError(f"min_steps must be >= 1, got {min_steps}.")
+    period = math.lcm(*epoch_steps.values())
+    steps = period * math.ceil(min_steps / period)
+    if max_steps is not None and steps > max_steps:
+        raise ValueError(
+            f"steps per epoch {dict(epoch_steps)} reach a common count in whole epochs only at {steps} steps, "
+            f"more than max_steps {max_steps}: change the batch size."
+        )
+    return steps, {name: steps // per_epoch for name, per_epoch in epoch_steps.items()}
+
+
+def _loss_summary(values: list[float]) -> dict[str, Any]:
+    """First and last value of a per-step loss, and the means of its first and last tenth (``window`` steps)."""
+    window = max(1, len(values) // 10)
+    return {
+        "first": values[0],
+        "last": values[-1],
+        "window": window,
+        "first_window_mean": sum(values[:window]) / window,
+        "last_window_mean": sum(values[-window:]) / window,
+    }
+
+
+def _read_losses(event_file: Path) -> dict[str, list[float]]:
+    """Per-step values of :data:`_LOSS_TAGS` in one TensorBoard event file, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    missing = [tag for tag in _LOSS_TAGS if tag not in tags]
+    if missing:
+        raise ValueError(f"{event_file} has no scalars {missing} (it has {sorted(tags)}).")
+    return {tag: [e.value for e in sorted(accumulator.Scalars(tag), key=lambda e: e.step)] for tag in _LOSS_TAGS}
+
+
+def _pretrain(data_root: str, out_dir: str, network: dict[str, Any], seed: int, min_steps: int) -> dict[str, dict]:
+    """Run every :data:`PRETRAININGS` entry for the same number of optimizer steps (:func:`same_steps`).
+
+    Returns name -> ``weights`` (``model_ssl.pt``), ``dataset_size``, ``batch_size``, ``steps_per_epoch``, ``epochs``,
+    ``steps`` (the trainer's final iteration count), ``seconds`` and ``losses`` (:func:`_loss_summary` per loss term,
+    from the run's TensorBoard log).
+
+    Raises:
+        RuntimeError: if a run did not make the planned number of steps, or did not write exactly one new
+            TensorBoard event file.
+    """
+    from monai.handlers.tensorboard_handlers import TensorBoardHandler
+
+    plans: dict[str, dict[str, Any]] = {}
+    for name, public in PRETRAININGS.items():
+        ckpt = os.path.join(out_dir, f"pretrain_{name}")
+        overrides = {
+            "data_root": data_root,
+            "ckpt_dir": ckpt,
+            "output_dir": os.path.join(ckpt, "logs"),
+            "use_public_data": public,
+            "resume": False,
+            "seed": seed,
+            **network,
+        }
+        items = parse_config_items(BUNDLE_ROOT, ["pretrain.json"], overrides, ("train#dataloader",))
+        loader = items["train#dataloader"]
+        size, batch_size = len(loader.dataset), int(loader.batch_size)
+        plans[name] = {
+            "overrides": overrides,
+            "dataset_size": size,
+            "batch_size": batch_size,
+            "steps_per_epoch": steps_per_epoch(size, batch_size, loader.drop_last),
+        }
+    steps, epochs = same_steps({k: v["steps_per_epoch"] for k, v in plans.items()}, min_steps, 2 * min_steps)
+
+    results: dict[str, dict] = {}
+    for name, plan in plans.items():
+        overrides = plan.pop("overrides")
+        log_dir = Path(overrides["output_dir"])
+        before = set(log_dir.glob("events.out.tfevents.*"))
+        with Timer() as timer:
+            workflow = run_workflow(BUNDLE_ROOT, ["pretrain.json"], dict(overrides, epochs=epochs[name]))
+        for handler in workflow.parser.get_parsed_content("train#handlers"):
+            if isinstance(handler, TensorBoardHandler):
+                handler.close()  # flush the last events before reading them
+        made = int(workflow.parser.get_parsed_content("train#trainer").state.iteration)
+        if made != steps:
+            raise RuntimeError(f"pre-training {name} made {made} optimizer steps, planned {steps}.")
+        new = sorted(set(log_dir.glob("events.out.tfevents.*")) - before)
+        if len(new) != 1:
+            raise RuntimeError(f"pre-training {name} wrote {len(new)} new TensorBoard event files in {log_dir}.")
+        losses = {tag: _loss_summary(values) for tag, values in _read_losses(new[0]).items()}
+        results[name] = {
+            "weights": os.path.join(overrides["ckpt_dir"], "pretrain", "model_ssl.pt"),
+            **plan,
+            "epochs": epochs[name],
+            "steps": made,
+            "seconds": timer.seconds,
+            "losses": losses,
+        }
+        total = losses["loss"]
+        print(
+            f"pre-training {name}: {made} steps ({epochs[name]} epochs x {plan['steps_per_epoch']}), loss mean of "
+            f"the first/last {total['window']} steps {total['first_window_mean']:.4f} -> "
+            f"{total['last_window_mean']:.4f}",
+            flush=True,
+        )
+    return results
+
 
 def _per_case(eval_dir: str, name: str) -> list[tuple[str, float]]:
     """``(case, mean over classes)`` per row of MONAI's ``MetricsSaver`` raw CSV ``<name>_raw.csv``."""
@@ -156,16 +340,25 @@ def _speed_row(overrides: dict[str, Any], batch_size: int = 8) -> dict[str, Any]
     return {**row, **speed}
 
 
-def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = None, seed: int = 0) -> list[dict]:
-    """Train/evaluate every variant; write `<out_dir>/benchmark.{md,json}` and `cases.csv`; return the rows.
+def run(
+    data_root: str,
+    out_dir: str,
+    quick: bool = False,
+    epochs: int | None = None,
+    seed: int = 0,
+    pretraining_steps: int | None = None,
+) -> list[dict]:
+    """Train/evaluate every variant; write `<out_dir>/benchmark.{md,json}`, `benchmark_details.json` and `cases.csv`;
+    return the rows.
 
     Rows are :class:`common.benchmarking.BenchmarkRow` dicts (one per method and metric, values per test case),
-    then the speed row.
+    then the speed row. ``pretraining_steps`` (default :data:`PRETRAINING_STEPS` of the mode) is the fewest optimizer
+    steps of each pre-training; SSL and U-SSL make the same number (:func:`same_steps`).
     """
     data_root = os.path.abspath(data_root)
     out_dir = os.path.abspath(out_dir)
     epochs = epochs or (20 if quick else 30)
-    pre_epochs = 2 if quick else 10
+    min_steps = pretraining_steps or PRETRAINING_STEPS["quick" if quick else "full"]
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     base = {
         "dataset_dir": os.path.join(data_root, "DTI_LGE_MI"),
@@ -177,24 +370,8 @@ def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = 
         **network,
     }
 
-    timings: dict[str, float] = {}
-    ssl_weights: dict[str, str | None] = {"N": None}
-    for name, public in PRETRAININGS.items():
-        ckpt = os.path.join(out_dir, f"pretrain_{name}")
-        overrides = {
-            "data_root": data_root,
-            "ckpt_dir": ckpt,
-            "output_dir": os.path.join(ckpt, "logs"),
-            "use_public_data": public,
-            "epochs": pre_epochs,
-            "resume": False,
-            "seed": seed,
-            **network,
-        }
-        with Timer() as timer:
-            run_workflow(BUNDLE_ROOT, ["pretrain.json"], overrides)
-        timings[f"pretrain_{name}"] = timer.seconds
-        ssl_weights[name] = os.path.join(ckpt, "pretrain", "model_ssl.pt")
+    pretraining = _pretrain(data_root, out_dir, network, seed, min_steps)
+    ssl_weights: dict[str, str | None] = {"N": None, **{k: v["weights"] for k, v in pretraining.items()}}
 
     rows: list[BenchmarkRow] = []
     for variant in VARIANTS:
@@ -232,22 +409,48 @@ def run(data_root: str, out_dir: str, quick: bool = False, epochs: int | None = 
         | {"seconds": r.seconds}
         for r in rows
     ]
+    pre_text = "; ".join(
+        f"{k} {v['epochs']} epochs x {v['steps_per_epoch']} ({v['dataset_size']} slices), loss "
+        f"{v['losses']['loss']['first_window_mean']:.3f} -> {v['losses']['loss']['last_window_mean']:.3f}, "
+        f"{v['seconds']:.0f} s"
+        for k, v in pretraining.items()
+    )
+    pre_steps = next(iter(pretraining.values()))["steps"]
     note = (
         f"Phantom data written by tools/make_data (not the paper's private data); {epochs} epochs per variant"
-        f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_epochs} epochs "
-        f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}). Machine: {machine_summary()}. "
-        f"Command: python -m scripts.benchmark --data_root {data_root} --out {out_dir} --quick {quick}. "
+        f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_steps} optimizer steps each "
+        f"({pre_text}; loss: mean of the first and last tenth of the steps, benchmark_details.json). "
+        f"Machine: {machine_summary()}. "
+        f"Command: python -m scripts.benchmark --data_root {data_root} --out {out_dir} --quick {quick}"
+        f"{f' --pretraining_steps {pretraining_steps}' if pretraining_steps else ''}. "
         "Per-case values: cases.csv."
     )
     text = write_table(summary, out_dir, "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
     text += "\n" + write_table([speed_row], out_dir, "speed", title="Training step speed")
+    details = {
+        "quick": bool(quick),
+        "epochs": epochs,
+        "seed": seed,
+        "pretraining_min_steps": min_steps,
+        "pretraining": {k: {key: v[key] for key in v if key != "weights"} for k, v in pretraining.items()},
+        "machine": machine_summary(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    with open(os.path.join(out_dir, "benchmark_details.json"), "w") as f:
+        json.dump(details, f, indent=2)
     print(text)
     return [r.to_dict() for r in rows] + [speed_row]
 
 
-def main(data_root: str = "../../data", out: str = "eval/benchmark", quick: bool = False, epochs: int | None = None):
+def main(
+    data_root: str = "../../data",
+    out: str = "eval/benchmark",
+    quick: bool = False,
+    epochs: int | None = None,
+    pretraining_steps: int | None = None,
+):
     """Command-line entry: run the benchmark and print the tables (returns nothing so fire prints nothing)."""
-    run(data_root, out, quick=quick, epochs=epochs)
+    run(data_root, out, quick=quick, epochs=epochs, pretraining_steps=pretraining_steps)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""The SwinSSegNet benchmark's pre-training schedule: SSL and U-SSL make the same number of optimizer steps.
+
+Pure functions of `bundles/lge_mi_sr_segmentation/scripts/benchmark.py`; nothing is trained.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+
+import pytest
+from bundle_test_utils import bundle_scripts
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    with bundle_scripts(BUNDLE):
+        return importlib.import_module("scripts.benchmark")
+
+
+# (own LGE slices, hybrid U-SSL slices, batch size, fewest steps)
+SIZES = [
+    (41, 519, 16, 128),  # the phantom data now: 2 and 32 steps per epoch
+    (34, 512, 16, 128),  # the committed quick run's sets (4 and 64 steps at 2 epochs each)
+    (41, 519, 16, 320),
+    (100, 300, 8, 50),  # 12 and 37 steps per epoch: the common count is their product
+    (16, 1000, 16, 10),  # one step per epoch for SSL
+    (70, 70, 16, 9),  # equal sets
+]
+
+
+@pytest.mark.parametrize("own, hybrid, batch_size, min_steps", SIZES)
+def test_ssl_and_ussl_get_equal_steps_in_whole_epochs(benchmark, own, hybrid, batch_size, min_steps):
+    per_epoch = {
+        "SSL": benchmark.steps_per_epoch(own, batch_size),
+        "U-SSL": benchmark.steps_per_epoch(hybrid, batch_size),
+    }
+    steps, epochs = benchmark.same_steps(per_epoch, min_steps)
+    assert set(epochs) == {"SSL", "U-SSL"}
+    assert epochs["SSL"] * per_epoch["SSL"] == epochs["U-SSL"] * per_epoch["U-SSL"] == steps
+    assert min(epochs.values()) >= 1
+    period = math.lcm(*per_epoch.values())
+    assert min_steps <= steps < min_steps + period  # the fewest whole-epoch steps that reach min_steps
+
+
+def test_equal_epochs_were_unequal_steps(benchmark):
+    """The old schedule (2 quick pre-training epochs each) on the committed run's sets: 4 vs 64 steps."""
+    assert 2 * benchmark.steps_per_epoch(34, 16) == 4
+    assert 2 * benchmark.steps_per_epoch(512, 16) == 64
+
+
+@pytest.mark.parametrize("mode, steps, ssl_epochs, ussl_epochs", [("quick", 128, 64, 4), ("full", 320, 160, 10)])
+def test_benchmark_schedules_on_the_phantom_sets(benchmark, mode, steps, ssl_epochs, ussl_epochs):
+    per_epoch = {"SSL": benchmark.steps_per_epoch(41, 16), "U-SSL": benchmark.steps_per_epoch(519, 16)}
+    min_steps = benchmark.PRETRAINING_STEPS[mode]
+    assert benchmark.same_steps(per_epoch, min_steps, 2 * min_steps) == (
+        steps,
+        {"SSL": ssl_epochs, "U-SSL": ussl_epochs},
+    )
+    assert f"{min_steps} optimizer steps" in benchmark.MODE_NOTES[mode]
+
+
+def test_steps_per_epoch_follows_drop_last(benchmark):
+    assert benchmark.steps_per_epoch(41, 16) == 2
+    assert benchmark.steps_per_epoch(41, 16, drop_last=False) == 3
+    assert benchmark.steps_per_epoch(48, 16, drop_last=False) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"dataset_size": 10, "batch_size": 16},  # drop_last: no full batch
+        {"dataset_size": 0, "batch_size": 16, "drop_last": False},
+        {"dataset_size": 10, "batch_size": 0},
+        {"dataset_size": -1, "batch_size": 1},
+    ],
+)
+def test_steps_per_epoch_rejects_epochs_without_steps(benchmark, kwargs):
+    with pytest.raises(ValueError):
+        benchmark.steps_per_epoch(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (({}, 10), "at least one run"),
+        (({"SSL": 0, "U-SSL": 2}, 10), "epoch_steps"),
+        (({"SSL": 2, "U-SSL": 32}, 0), "min_steps"),
+        (({"SSL": 31, "U-SSL": 33}, 10, 100), "max_steps"),  # lcm 1023
+    ],
+)
+def test_same_steps_rejects_bad_arguments(benchmark, args, match):
+    with pytest.raises(ValueError, match=match):
+        benchmark.same_steps(*args)
+
+
+def test_loss_summary_windows(benchmark):
+    values = [float(v) for v in range(20, 0, -1)]  # 20 steps falling from 20 to 1
+    summary = benchmark._loss_summary(values)
+    assert summary == {
+        "first": 20.0,
+        "last": 1.0,
+        "window": 2,
+        "first_window_mean": 19.5,
+        "last_window_mean": 1.5,
+    }
