@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -162,3 +163,13 @@ def _forget_bundle_scripts_per_module():
 @pytest.fixture(autouse=True)
 def _forget_bundle_scripts():
     forget_bundle_scripts()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny convolutions
+    are ~100x slower with 2 threads on a busy 2-core machine; the count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

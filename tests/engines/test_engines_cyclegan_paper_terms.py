@@ -24,12 +24,7 @@ D_TARGET, D_SOURCE = (1.5, -0.2), (-0.7, 0.4)
 LAMBDA_CYCLE, LAMBDA_IDENTITY, LAMBDA_TRANSFER_SEG, LAMBDA_RECON_SEG = 10.0, 0.5, 2.0, 3.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _affine(weight: float, bias: float) -> nn.Module:

@@ -26,13 +26,7 @@ LOSS_KEYS = (
 IMAGE_KEYS = ("real_source", "fake_target", "rec_source", "real_target", "fake_source", "rec_target")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are ~100x slower with 2 intra-op threads on a busy 2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _generator() -> nn.Module:

@@ -16,13 +16,7 @@ SIZE = 32
 LOSS_KEYS = ("loss", "loss_g", "loss_d", "loss_dis_a", "loss_dis_b", *GENERATOR_TERMS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are ~100x slower with 2 intra-op threads on a busy 2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _squares(n: int = 8, size: int = SIZE, seed: int = 0) -> list[dict[str, torch.Tensor]]:

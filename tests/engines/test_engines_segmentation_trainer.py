@@ -13,12 +13,7 @@ from torch.utils.data import DataLoader
 FEATURES = (4, 8, 16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _toy_hearts(n: int = 8, size: int = 32) -> list[dict]:

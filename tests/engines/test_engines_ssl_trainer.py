@@ -15,13 +15,7 @@ from torch.utils.data import DataLoader
 TERMS = ("loss", "loss_rotation", "loss_reconstruction", "loss_contrastive")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are ~100x slower with 2 intra-op threads on a busy 2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Augment:

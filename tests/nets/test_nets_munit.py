@@ -18,14 +18,7 @@ from common.nets.munit import (
     translate,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are much slower with 2 intra-op threads on a busy 2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPE_CASES = [
