@@ -45,7 +45,7 @@ DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma", "Ci
 
 #: Number of cases per dataset written by default and with ``small=True``.
 DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40, "CineLGE": 100}
-SMALL_SIZES = {"DTI_LGE_MI": 4, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4, "CineLGE": 4}
+SMALL_SIZES = {"DTI_LGE_MI": 6, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4, "CineLGE": 4}
 
 _CODES = {name: index + 11 for index, name in enumerate(DATASETS)}
 # relative seconds per case

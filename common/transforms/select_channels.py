@@ -101,6 +101,10 @@ class SelectChannelsd(MapTransform):
         select: the channels to keep, in the order wanted.
         names_key: the config key that sets ``channel_names`` (named in messages, e.g. ``"dti_channel_names"``).
         select_key: the config key that sets ``select`` (e.g. ``"dti_channels"``).
+        accept_selected: also take a file that holds exactly the selected channels (as many as ``select``, fewer
+            than ``channel_names``), as it is: inference's convention, so a folder of files holding only the maps the
+            network reads (e.g. single-channel MD maps, what the zoo's and MONAI Label's runners pass) works beside
+            files holding every channel. Training keeps the strict check.
         allow_missing_keys: skip keys that are absent.
 
     Raises:
@@ -119,9 +123,11 @@ class SelectChannelsd(MapTransform):
         select: str | Sequence[str],
         names_key: str = "channel_names",
         select_key: str = "select",
+        accept_selected: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.accept_selected = bool(accept_selected)
         self.indices = channel_indices(channel_names, select, names_key, select_key)
         self.channel_names = _names(channel_names, names_key)
         self.names_key, self.select_key = names_key, select_key
@@ -130,11 +136,12 @@ class SelectChannelsd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
-            check_channel_count(
-                int(image.shape[0]), self.channel_names, source_name(d, key), self.names_key, self.select_key
-            )
-            if self.indices != list(range(len(self.channel_names))):
-                image = image[self.indices]
+            count = int(image.shape[0])
+            selected_only = self.accept_selected and count == len(self.indices) < len(self.channel_names)
+            if not selected_only:
+                check_channel_count(count, self.channel_names, source_name(d, key), self.names_key, self.select_key)
+                if self.indices != list(range(len(self.channel_names))):
+                    image = image[self.indices]
             if isinstance(image, MetaTensor) and not is_no_channel(image.meta.get(MetaKeys.ORIGINAL_CHANNEL_DIM)):
                 if image is d[key]:
                     image = image.clone()

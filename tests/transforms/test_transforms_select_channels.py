@@ -119,3 +119,17 @@ def test_an_output_with_the_selected_images_metadata_saves_like_one_of_a_single_
     )
     saved = nib.load(tmp_path / "Case_001_DTI_out.nii.gz")
     assert saved.shape == (6, 6) and np.allclose(saved.affine, np.diag([2.5, 2.5, 8.0, 1.0]))
+
+
+def test_inference_takes_a_file_that_holds_only_the_selected_channels():
+    """accept_selected: a single-channel MD map passes as it is; a file of every channel is still selected from; any
+    other count is still refused (training keeps the strict check)."""
+    md_only = torch.arange(16.0).reshape(1, 4, 4)
+    lenient = SelectChannelsd("image", DTI_CHANNELS, ["MD"], accept_selected=True)
+    assert torch.equal(lenient({"image": md_only})["image"], md_only)
+    full = torch.stack([torch.full((4, 4), float(i)) for i in range(3)])
+    assert torch.equal(lenient({"image": full})["image"], full[1:2])
+    with pytest.raises(ValueError, match="holds 2 channel"):
+        lenient({"image": full[:2]})
+    with pytest.raises(ValueError, match="holds 1 channel"):
+        SelectChannelsd("image", DTI_CHANNELS, ["MD"])({"image": md_only})
