@@ -217,7 +217,8 @@ def test_multi_gpu_train_under_torchrun_with_one_process(tiny_data, tmp_path, mo
     assert not dist.is_initialized()
     assert idist.backend() is None and idist.get_world_size() == 1  # ignite forgot the destroyed group
     trainer = workflow.parser.get_parsed_content("train#trainer")
-    assert trainer.state.iteration == 1  # 2 training cases, batch 2, 1 epoch
+    n_train = len(workflow.parser.get_parsed_content("split")["lge_train"])
+    assert n_train >= 2 and trainer.state.iteration == -(-n_train // TINY["batch_size"])  # one epoch of batches
     assert (tmp_path / "models" / "train_state" / "checkpoint_epoch=1.pt").is_file()
 
 
@@ -231,7 +232,8 @@ def _prepare_lowres():
 
 @pytest.fixture(scope="module")
 def inference_inputs(tiny_data, tmp_path_factory):
-    """Five 64x64 inputs (4 area-downsampled LGE slices and one DTI slice's MD map) and a tiny random ``model.pt``."""
+    """64x64 inputs (every case's area-downsampled LGE slice and one DTI slice's MD map) and a tiny random
+    ``model.pt``."""
     from common.nets import SwinSSeg
 
     work = tmp_path_factory.mktemp("sseg_infer")
@@ -242,7 +244,7 @@ def inference_inputs(tiny_data, tmp_path_factory):
     md = np.asarray(dti.dataobj, dtype=np.float32)[..., DTI_CHANNELS.index("MD")]  # (X, Y, 1, channels) -> (X, Y, 1)
     nib.save(nib.Nifti1Image(md, dti.affine), inputs / f"{source.parent.name}_DTI.nii.gz")
     names = sorted(p.name for p in inputs.iterdir())
-    assert len(names) == 5
+    assert len(names) == len(dti_lge_mi_cases(tiny_data / "DTI_LGE_MI")) + 1 >= 5
     torch.manual_seed(0)
     net = SwinSSeg(spatial_dims=2, in_channels=1, out_channels=2, scale=8, window_size=7, patch_size=2, **NET)
     (work / "models").mkdir()
@@ -277,7 +279,8 @@ def test_sharded_inference_writes_every_output_once(inference_inputs):
     for log in rank_logs(log_dir):
         (length,) = {int(n) for n in re.findall(r"file (\d+)/\1 \S+ slices", log)}
         lengths.append(length)
-    assert lengths == [3, 2]
+    n = len(expected)
+    assert lengths == [(n + 1) // 2, n // 2]  # interleaved shards: rank 0 takes the odd one out
 
 
 @pytest.mark.slow
