@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from common.data.brain import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
 from common.data.cine_lge import cine_lge_cases, write_cine_lge
+from common.data.class_balance import CLASS_WEIGHTINGS, class_pixel_counts, class_weights_for, median_frequency_weights
 from common.data.degradation import (
     acquire_thick_slices,
     area_downsample,
@@ -18,6 +19,7 @@ from common.data.degradation import (
     fwhm_to_sigma,
     interpolate_through_plane,
     interpolate_to_thin_slices,
+    lowres_slice,
     resize_area,
     slice_profile_blur,
     slice_profile_fwhm,
@@ -91,6 +93,11 @@ __all__ = [
     "DATASETS",
     "DEFAULT_SIZES",
     "SMALL_SIZES",
+    # class weights
+    "CLASS_WEIGHTINGS",
+    "class_pixel_counts",
+    "class_weights_for",
+    "median_frequency_weights",
     "write_default_data",
     "write_dti_lge_mi",
     "write_emidec",
@@ -126,6 +133,7 @@ __all__ = [
     "interpolate_to_thin_slices",
     "area_downsample",
     "resize_area",
+    "lowres_slice",
     # hybrid U-SSL set
     "roi_slices",
     # validation

@@ -33,6 +33,7 @@ __all__ = [
     "interpolate_to_thin_slices",
     "area_downsample",
     "resize_area",
+    "lowres_slice",
 ]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -403,3 +404,24 @@ def resize_area(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     rows = _resample_matrix(array.shape[-2], int(shape[0])).astype(np.float32)
     cols = _resample_matrix(array.shape[-1], int(shape[1])).astype(np.float32)
     return np.ascontiguousarray(rows @ array @ cols.T)
+
+
+def lowres_slice(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A square ``(X, X, 1)`` NIfTI slice area-downsampled to ``(size, size, 1)`` float32, and the affine of the
+    coarse grid whose ``X // size``-fold subdivision is the input's grid (same field of view), so that an
+    ``X // size``-times super-resolved prediction lands exactly on the input's grid.
+
+    Raises:
+        ValueError: naming the file, when it is not one slice of a square multiple of ``size``.
+    """
+    import nibabel as nib
+    import torch
+    from common.transforms import low_resolution_affine  # here: common.transforms imports this module
+
+    image = nib.load(path)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    if data.ndim != 3 or data.shape[2] != 1 or data.shape[0] != data.shape[1] or data.shape[0] % size:
+        raise ValueError(f"{path}: shape {data.shape} is not one square slice (X, X, 1) with X a multiple of {size}.")
+    scale = data.shape[0] // size
+    affine = low_resolution_affine(torch.as_tensor(image.affine), scale).numpy()
+    return area_downsample(data[..., 0], scale)[..., None], affine

@@ -136,6 +136,11 @@ class MultiClassBCE(nn.Module):
     symbol ``N`` being reused; the class sum is eq. 8's. ``p`` is clamped to ``[eps, 1 - eps]`` so that the logs stay
     finite (a clamped probability passes no gradient). Computed in float32.
 
+    ``class_weights`` (a departure from the paper, off by default): ``w_c`` per class; every pixel's cross-entropy
+    (all ``N`` channels) is multiplied by the weight of its true class, ``w . y`` for a soft target, as the
+    class-balanced cross-entropy of Eigen and Fergus (ICCV 2015) and SegNet (Badrinarayanan et al., TPAMI 2017).
+    :func:`common.data.median_frequency_weights` computes those weights from training labels (``w_c = median_f / f_c``).
+
     ``reduction`` sets what is returned:
 
     - ``"sum"`` (default, eq. 8): the sum over the classes of the per-class mean over batch and pixels, a scalar.
@@ -150,6 +155,7 @@ class MultiClassBCE(nn.Module):
         num_classes: ``N`` (the paper: 4, scar / healthy myocardium / blood pool / other); at least 2.
         eps: the clamp of ``p`` (1e-6), in ``(0, 0.5)``.
         reduction: ``"sum"``, ``"mean"`` or ``"none"``.
+        class_weights: ``None`` (the paper: unweighted) or ``N`` finite weights ``>= 0``, not all 0.
 
     Raises:
         ValueError: naming the bad argument; in ``forward`` for mismatched shapes, ``pred`` outside ``[0, 1]`` (logits
@@ -161,7 +167,13 @@ class MultiClassBCE(nn.Module):
         torch.Size([])
     """
 
-    def __init__(self, num_classes: int = 4, eps: float = 1e-6, reduction: str = "sum") -> None:
+    def __init__(
+        self,
+        num_classes: int = 4,
+        eps: float = 1e-6,
+        reduction: str = "sum",
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         _check_num_classes(num_classes)
         if not 0.0 < float(eps) < 0.5:
@@ -171,6 +183,14 @@ class MultiClassBCE(nn.Module):
         self.num_classes = num_classes
         self.eps = float(eps)
         self.reduction = reduction
+        weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32).flatten()
+        if weights is not None:
+            valid = weights.numel() == num_classes and bool(torch.isfinite(weights).all())
+            if not (valid and bool((weights >= 0).all()) and bool((weights > 0).any())):
+                raise ValueError(
+                    f"class_weights must be {num_classes} finite weights >= 0, not all 0; got {class_weights!r}."
+                )
+        self.register_buffer("class_weights", weights, persistent=False)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
@@ -197,6 +217,9 @@ class MultiClassBCE(nn.Module):
             )
         probabilities = probabilities.clamp(self.eps, 1 - self.eps)
         cross_entropy = -(onehot * torch.log(probabilities) + (1 - onehot) * torch.log(1 - probabilities))
+        if self.class_weights is not None:  # each pixel weighted by its true class (w . y for a soft target)
+            weights = self.class_weights.to(cross_entropy)
+            cross_entropy = cross_entropy * torch.einsum("bnhw,n->bhw", onehot, weights).unsqueeze(1)
         if self.reduction == "none":
             return cross_entropy
         if self.reduction == "mean":

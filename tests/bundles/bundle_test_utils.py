@@ -132,14 +132,14 @@ def torchrun_failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
 
 
-def tiny_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
-    """The initialized ``ConfigWorkflow`` of ``configs/<files>`` + tiny.json with ``overrides`` (the test session's
-    logging kept); call it inside ``bundle_scripts(bundle)``."""
+def bundle_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """The initialized ``ConfigWorkflow`` of ``configs/<files>`` with ``overrides`` (the test session's logging
+    kept); call it inside ``bundle_scripts(bundle)``."""
     from monai.bundle import ConfigWorkflow
 
     configs = bundle / "configs"
     workflow = ConfigWorkflow(
-        config_file=[str(configs / f) for f in [*files, "tiny.json"]],
+        config_file=[str(configs / f) for f in files],
         meta_file=str(configs / "metadata.json"),
         logging_file=False,
         bundle_root=str(bundle),
@@ -149,14 +149,24 @@ def tiny_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
     return workflow
 
 
-def run_tiny(bundle: Path, files: list[str], **overrides: Any) -> Any:
-    """``python -m monai.bundle run --config_file "[configs/<files>..., configs/tiny.json]" --key value...`` in this
-    process (the test session's logging kept); returns the finalized ``ConfigWorkflow``."""
+def tiny_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """:func:`bundle_workflow` of ``configs/<files>`` + tiny.json."""
+    return bundle_workflow(bundle, [*files, "tiny.json"], **overrides)
+
+
+def run_bundle(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """``python -m monai.bundle run --config_file "[configs/<files>...]" --key value...`` in this process (the test
+    session's logging kept); returns the finalized ``ConfigWorkflow``."""
     with bundle_scripts(bundle):
-        workflow = tiny_workflow(bundle, files, **overrides)
+        workflow = bundle_workflow(bundle, files, **overrides)
         workflow.run()
         workflow.finalize()
     return workflow
+
+
+def run_tiny(bundle: Path, files: list[str], **overrides: Any) -> Any:
+    """:func:`run_bundle` of ``configs/<files>`` + tiny.json."""
+    return run_bundle(bundle, [*files, "tiny.json"], **overrides)
 
 
 # ------------------------------------------------------------------------------------ resume: kill, rerun, compare

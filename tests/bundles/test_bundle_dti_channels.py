@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, small_dti_lge_mi, tiny_overrides
+from bundle_test_utils import bundle_scripts, exception_messages, run_bundle, small_dti_lge_mi, tiny_overrides
 from common.constants import DTI_CHANNELS
 from common.data import dti_lge_mi_cases, dti_lge_mi_split
 from common.nets import ResNetGenerator
@@ -25,21 +25,6 @@ SSEG = BUNDLES / "lge_mi_sr_segmentation"
 TINY = tiny_overrides(DTI.name)
 TINY_SSEG = tiny_overrides(SSEG.name)
 ALL = list(DTI_CHANNELS)
-
-
-def _run(bundle: Path, files: list[str], **overrides) -> ConfigWorkflow:
-    with bundle_scripts(bundle):
-        workflow = ConfigWorkflow(
-            config_file=[str(bundle / "configs" / f) for f in files],
-            meta_file=str(bundle / "configs" / "metadata.json"),
-            logging_file=False,
-            bundle_root=str(bundle),
-            **overrides,
-        )
-        workflow.initialize()
-        workflow.run()
-        workflow.finalize()
-    return workflow
 
 
 def _prepare_dti_folder(*args, **kwargs) -> list[str]:
@@ -68,7 +53,7 @@ def single_channel_data(data, tmp_path_factory) -> Path:
 
 
 def _train(data: Path, work: Path, **overrides) -> ConfigWorkflow:
-    return _run(
+    return run_bundle(
         DTI,
         ["train.json"],
         dataset_dir=str(data),
@@ -100,8 +85,8 @@ def test_a_single_channel_file_trains_and_infers_with_its_channel_names(single_c
     with pytest.raises(ValueError, match="holds 1 channel"):  # the script checks the channels too
         _prepare_dti_folder(str(single_channel_data), str(tmp_path / "x"), split="test")
     out = tmp_path / "out"
-    _run(DTI, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(tmp_path / "models"), output_dir=str(out),
-         **{k: TINY[k] for k in ("ngf", "n_blocks")}, **names)  # fmt: skip
+    run_bundle(DTI, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(tmp_path / "models"),
+               output_dir=str(out), **{k: TINY[k] for k in ("ngf", "n_blocks")}, **names)  # fmt: skip
     for path in inputs:
         assert nib.load(out / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz")).shape[:2] == (64, 64)
 
@@ -122,8 +107,9 @@ def test_three_channels_refuse_the_identity_term_then_train_and_infer_without_it
     inputs = _prepare_dti_folder(str(data), str(folder), split="test")
     assert nib.load(inputs[0]).shape == (64, 64, 1, 3), "the folder holds the files as they are, every channel"
     out = tmp_path / "out"
-    _run(DTI, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(tmp_path / "models"), output_dir=str(out),
-         dti_channels=["FA", "MD", "S0"], **{k: TINY[k] for k in ("ngf", "n_blocks")})  # fmt: skip
+    run_bundle(DTI, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(tmp_path / "models"),
+               output_dir=str(out), dti_channels=["FA", "MD", "S0"],
+               **{k: TINY[k] for k in ("ngf", "n_blocks")})  # fmt: skip
     for path in inputs:
         written = nib.load(out / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz"))
         assert written.shape == (64, 64), "one LGE-style image per slice, not one per channel"
@@ -154,15 +140,15 @@ def test_dti_sseg_takes_a_multi_channel_dti_through_its_channel_overrides(data, 
     train, val = _dti_x8(split["pair_train"], tmp_path / "dti_x8"), _dti_x8(split["val"], tmp_path / "dti_x8")
     assert nib.load(train[0]["image"]).shape == (512, 512, 1, 3)
     common = dict(ckpt_dir=str(tmp_path / "models"), **TINY_SSEG, **channels)
-    workflow = _run(SSEG, ["train.json"], dataset_dir=str(data), output_dir=str(tmp_path / "eval"), resume=False,
-                    use_ssl_pretrained=False, train_datalist=train, val_datalist=val, epochs=1, val_interval=1,
-                    batch_size=2, num_workers=0, **common)  # fmt: skip
+    workflow = run_bundle(SSEG, ["train.json"], dataset_dir=str(data), output_dir=str(tmp_path / "eval"),
+                          resume=False, use_ssl_pretrained=False, train_datalist=train, val_datalist=val, epochs=1,
+                          val_interval=1, batch_size=2, num_workers=0, **common)  # fmt: skip
     network = workflow.parser.get_parsed_content("network")
     assert next(m for m in network.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 3
     assert (tmp_path / "models" / "model.pt").is_file()
     folder = tmp_path / "dti_test"
     inputs = _prepare_dti_folder(str(data), str(folder), split="test")
-    _run(SSEG, ["inference.json"], dataset_dir=str(folder), output_dir=str(tmp_path / "masks"), **common)
+    run_bundle(SSEG, ["inference.json"], dataset_dir=str(folder), output_dir=str(tmp_path / "masks"), **common)
     for path in inputs:
         mask = nib.load(tmp_path / "masks" / os.path.basename(path).replace(".nii.gz", "_mi_x8.nii.gz"))
         assert mask.shape == (512, 512) and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}

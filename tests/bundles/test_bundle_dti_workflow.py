@@ -20,13 +20,13 @@ from bundle_test_utils import (
     bundle_cli,
     bundle_scripts,
     exception_messages,
+    run_bundle,
     small_dti_lge_mi,
     tiny_overrides,
     tiny_sseg_bundle,
 )
 from common.checkpoint import TRAINING_RECORD_KEY, extract_state_dict, training_record
 from common.transforms import super_resolve_affine
-from monai.bundle import ConfigWorkflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
 SSEG_BUNDLE = BUNDLE.parent / "lge_mi_sr_segmentation"
@@ -35,21 +35,6 @@ TINY_GAN = tiny_overrides(BUNDLE.name, ("ngf", "n_blocks"))
 TINY_TRAIN = tiny_overrides(BUNDLE.name)
 #: the SwinSSegNet size of the stand-in SSeg bundle: the lge bundle's own tiny.json
 TINY_SSEG = tiny_overrides(SSEG_BUNDLE.name)
-
-
-def _run(files, **overrides):
-    with bundle_scripts(BUNDLE):
-        workflow = ConfigWorkflow(
-            config_file=[str(BUNDLE / "configs" / f) for f in files],
-            meta_file=str(BUNDLE / "configs" / "metadata.json"),
-            logging_file=None,
-            bundle_root=str(BUNDLE),
-            **overrides,
-        )
-        workflow.initialize()
-        workflow.run()
-        workflow.finalize()
-    return workflow
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +47,8 @@ def trained(data, tmp_path_factory):
     """Segmentor (1 epoch) then CycleGANSeg (1 epoch), tiny networks, into a temporary models/ folder."""
     work = tmp_path_factory.mktemp("dti_style")
     common = dict(dataset_dir=str(data), ckpt_dir=str(work / "models"), resume=False)
-    _run(
+    run_bundle(
+        BUNDLE,
         ["train.json", "train_segmentor.json"],
         **common,
         **TINY_SEGMENTOR,
@@ -72,7 +58,7 @@ def trained(data, tmp_path_factory):
     )
     segmentor_checkpoint = torch.load(work / "models" / "segmentor.pt", weights_only=True)
     segmentor_file = {k: v.clone() for k, v in extract_state_dict(segmentor_checkpoint).items()}
-    workflow = _run(["train.json"], **common, **TINY_TRAIN, epochs=1, output_dir=str(work / "eval"))
+    workflow = run_bundle(BUNDLE, ["train.json"], **common, **TINY_TRAIN, epochs=1, output_dir=str(work / "eval"))
     return work, workflow, common, segmentor_file
 
 
@@ -110,14 +96,21 @@ def test_training_writes_models_and_keeps_the_segmentor_frozen(trained):
 def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(data, tmp_path):
     empty = tmp_path / "models"
     with pytest.raises(Exception) as error:
-        _run(
-            ["train.json"], dataset_dir=str(data), ckpt_dir=str(empty), output_dir=str(tmp_path), **TINY_TRAIN, epochs=1
+        run_bundle(
+            BUNDLE,
+            ["train.json"],
+            dataset_dir=str(data),
+            ckpt_dir=str(empty),
+            output_dir=str(tmp_path),
+            **TINY_TRAIN,
+            epochs=1,
         )
     chain = exception_messages(error.value)
     assert "FileNotFoundError" in chain and str(empty / "segmentor.pt") in chain
     assert "train_segmentor.json" in chain, "the message must say how to produce the Segmentor"
     assert not (empty / "model.pt").exists()
-    workflow = _run(
+    workflow = run_bundle(
+        BUNDLE,
         ["train.json"],
         dataset_dir=str(data),
         ckpt_dir=str(empty),
@@ -154,7 +147,8 @@ def test_cycleganseg_refuses_an_untrained_segmentor(data, tmp_path, record):
         checkpoint[TRAINING_RECORD_KEY] = record
     torch.save(checkpoint, models / "segmentor.pt")
     with pytest.raises(Exception) as error:
-        _run(
+        run_bundle(
+            BUNDLE,
             ["train.json"],
             dataset_dir=str(data),
             ckpt_dir=str(models),
@@ -182,7 +176,7 @@ def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_fo
     work, _, common, _ = trained
     folder = os.path.dirname(dti_folder[0])
     args = dict(ckpt_dir=common["ckpt_dir"], dataset_dir=folder, output_dir=str(tmp_path / "out"), **TINY_GAN)
-    _run(["inference.json"], **args)
+    run_bundle(BUNDLE, ["inference.json"], **args)
     for path in dti_folder:
         source = nib.load(path)
         output = nib.load(tmp_path / "out" / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz"))
@@ -192,7 +186,7 @@ def test_inference_keeps_the_input_geometry_and_never_overwrites(trained, dti_fo
         values = np.asarray(output.dataobj)
         assert values.dtype == np.float32 and values.min() >= 0.0 and values.max() <= 1.0
     with pytest.raises(Exception) as error:
-        _run(["inference.json"], **args)
+        run_bundle(BUNDLE, ["inference.json"], **args)
     assert "FileExistsError" in exception_messages(error.value) and "already exists" in exception_messages(error.value)
 
 
@@ -201,7 +195,8 @@ def test_pipeline_writes_8x_masks_on_the_lge_grid(trained, dti_folder, data, tmp
     work, _, common, _ = trained
     sseg_root = tiny_sseg_bundle(tmp_path / "sseg_bundle")
     out = tmp_path / "masks"
-    workflow = _run(
+    workflow = run_bundle(
+        BUNDLE,
         ["inference.json", "pipeline.json"],
         ckpt_dir=common["ckpt_dir"],
         dataset_dir=os.path.dirname(dti_folder[0]),
@@ -231,7 +226,8 @@ def test_pipeline_refuses_missing_sseg_weights(trained, dti_folder, tmp_path):
     sseg_root = tiny_sseg_bundle(tmp_path / "sseg_bundle")
     missing = tmp_path / "nowhere" / "model.pt"
     with pytest.raises(Exception) as error:
-        _run(
+        run_bundle(
+            BUNDLE,
             ["inference.json", "pipeline.json"],
             ckpt_dir=common["ckpt_dir"],
             dataset_dir=os.path.dirname(dti_folder[0]),
@@ -247,7 +243,7 @@ def test_pipeline_refuses_missing_sseg_weights(trained, dti_folder, tmp_path):
 def test_evaluate_writes_metrics_csv_summary_and_grids(trained, data):
     work, _, common, _ = trained
     out = work / "eval" / "test"
-    workflow = _run(["train.json", "evaluate.json"], **common, **TINY_TRAIN, output_dir=str(out))
+    workflow = run_bundle(BUNDLE, ["train.json", "evaluate.json"], **common, **TINY_TRAIN, output_dir=str(out))
     split = workflow.parser.get_parsed_content("split")
     rows = (out / "dice_translated_vs_truth_raw.csv").read_text().strip().splitlines()
     assert rows[0].split(",") == ["filename", "class0", "mean"]  # MetricsSaver's per-case file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -122,3 +123,24 @@ def test_resize_area_preserves_mean_and_matches_block_average():
     np.testing.assert_allclose(up, [[0.0, 0.25, 0.75, 1.0]])
     with pytest.raises(ValueError, match="shape"):
         resize_area(image, (0, 4))
+
+
+def test_lowres_slice_averages_blocks_on_the_coarse_grid_of_the_same_field_of_view(tmp_path):
+    """16x16 -> 4x4: each output is its 4x4 block's mean; the coarse voxel (0, 0) sits at the centre of the fine
+    block (fine voxels 0..3: index 1.5), with 4x the spacing."""
+    from common.data import lowres_slice
+
+    data = np.arange(256, dtype=np.float32).reshape(16, 16, 1)
+    affine = np.diag([0.5, 0.5, 8.0, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 3.0)
+    path = tmp_path / "LGE.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    lowres, coarse = lowres_slice(str(path), 4)
+    assert lowres.shape == (4, 4, 1) and lowres.dtype == np.float32
+    assert lowres[0, 0, 0] == pytest.approx(data[:4, :4, 0].mean()) and lowres[3, 2, 0] == pytest.approx(
+        data[12:, 8:12, 0].mean()
+    )
+    np.testing.assert_allclose(coarse @ [0, 0, 0, 1], affine @ [1.5, 1.5, 0, 1])
+    np.testing.assert_allclose(np.diag(coarse)[:3], [2.0, 2.0, 8.0])
+    with pytest.raises(ValueError, match="LGE.nii.gz.*multiple of 5"):
+        lowres_slice(str(path), 5)

@@ -112,6 +112,39 @@ def test_mce_labels_and_their_one_hot_agree(label_layout):
     assert loss(probabilities, target).item() == pytest.approx(loss(probabilities, onehot.float()).item(), rel=1e-6)
 
 
+def test_mce_class_weights_weight_each_pixel_by_its_true_class():
+    """The 2x2 example with w = (3, 0.5): the class-0 pixel's two channel terms (-ln 0.75 each) count 3 times, the
+    class-1 pixels' half; the weight multiplies both channels of a pixel, so eq. 8's two class means stay equal."""
+    probabilities, labels = _two_class_example()
+    per_class = (3 * -math.log(0.75) + 0.5 * (math.log(2.0) - math.log(0.8) - math.log(0.9))) / 4
+    loss = MultiClassBCE(num_classes=2, class_weights=[3.0, 0.5])
+    assert loss(probabilities, labels).item() == pytest.approx(2 * per_class, rel=1e-5)
+    onehot = torch.nn.functional.one_hot(labels[:, 0], 2).permute(0, 3, 1, 2).float()
+    assert loss(probabilities, onehot).item() == pytest.approx(2 * per_class, rel=1e-5)  # soft target: w . y
+    assert MultiClassBCE(num_classes=2, class_weights=[1, 1])(probabilities, labels).item() == pytest.approx(
+        MultiClassBCE(num_classes=2)(probabilities, labels).item(), rel=1e-6
+    )
+
+
+def test_mce_class_weights_push_a_rare_class_up():
+    """One rare-class pixel among 63: its gradient towards the rare class is larger with the weight than without."""
+    labels = torch.zeros(1, 1, 8, 8, dtype=torch.long)
+    labels[0, 0, 3, 3] = 1
+    logits = torch.zeros(1, 2, 8, 8, requires_grad=True)
+    grads = []
+    for weights in (None, [64 / 63 / 2, 64 / 2]):
+        logits.grad = None
+        MultiClassBCE(num_classes=2, class_weights=weights)(torch.softmax(logits, 1), labels).backward()
+        grads.append(-logits.grad[0, 1, 3, 3].item())
+    assert grads[0] > 0 and grads[1] > 10 * grads[0]
+
+
+@pytest.mark.parametrize("weights", [[1.0, 2.0, 3.0], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]])
+def test_mce_refuses_bad_class_weights(weights):
+    with pytest.raises(ValueError, match="class_weights must be 2 finite weights"):
+        MultiClassBCE(num_classes=2, class_weights=weights)
+
+
 def test_mce_perfect_prediction_is_about_zero():
     labels = torch.tensor([[[0, 1], [2, 3]]])
     onehot = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()

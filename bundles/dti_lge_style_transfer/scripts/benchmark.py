@@ -51,7 +51,6 @@ import fire
 import nibabel as nib
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 if str(BUNDLE_ROOT) not in sys.path:
@@ -70,9 +69,9 @@ from common.benchmarking import (  # noqa: E402
     write_table,
 )
 from common.constants import DTI_CHANNELS  # noqa: E402
-from common.data import dti_lge_mi_cases, dti_lge_mi_split, write_dti_lge_mi, write_nifti  # noqa: E402
+from common.data import dti_lge_mi_cases, dti_lge_mi_split, lowres_slice, write_dti_lge_mi, write_nifti  # noqa: E402
 from common.metrics import dice  # noqa: E402
-from common.transforms import low_resolution_affine, super_resolve_affine  # noqa: E402
+from common.transforms import super_resolve_affine  # noqa: E402
 
 __all__ = ["run", "main", "QUICK", "SPLIT", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -207,16 +206,11 @@ def _write_dti_inputs(cases: list[dict], out: Path, select: tuple[str, ...], sca
 
 
 def _write_lowres_lge(cases: list[dict], out: Path, size: int = 64) -> None:
-    """Area-downsampled ``size`` x ``size`` LGE of each case, on the coarse grid whose subdivision is the LGE grid
-    (the SwinSSegNet bundle's inference input; its ``scripts.prepare_lowres`` does the same for one split)."""
+    """Area-downsampled ``size`` x ``size`` LGE of each case on the coarse grid whose subdivision is the LGE grid
+    (the SwinSSegNet bundle's inference input, as its ``scripts.prepare_lowres`` writes it for one split)."""
     out.mkdir(parents=True, exist_ok=True)
     for case in cases:
-        image = nib.load(case["lge"])
-        data = np.asarray(image.dataobj, dtype=np.float32)[..., 0]
-        scale = data.shape[0] // size
-        lowres = F.interpolate(torch.from_numpy(data)[None, None], size=(size, size), mode="area")[0, 0].numpy()
-        affine = low_resolution_affine(torch.as_tensor(image.affine), scale).numpy()
-        write_nifti(out / f"{case['case']}_LGE.nii.gz", lowres[..., None], affine)
+        write_nifti(out / f"{case['case']}_LGE.nii.gz", *lowres_slice(case["lge"], size))
 
 
 def _mask_dice(masks_dir: Path, cases: list[dict]) -> dict[str, float]:

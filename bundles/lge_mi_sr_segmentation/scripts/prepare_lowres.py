@@ -14,12 +14,8 @@ import os
 
 import fire
 import nibabel as nib
-import numpy as np
-import torch
-import torch.nn.functional as F
-from common.data import dti_lge_mi_cases, dti_lge_mi_split
+from common.data import dti_lge_mi_cases, dti_lge_mi_split, lowres_slice
 from common.data.validation import check_nifti
-from common.transforms import low_resolution_affine
 
 __all__ = ["prepare_lowres"]
 
@@ -52,18 +48,11 @@ def prepare_lowres(
     written = []
     for case in cases:
         check_nifti(case["lge"], ndim=3)
-        image = nib.load(case["lge"])
-        data = np.asarray(image.dataobj, dtype=np.float32)
-        height, width = data.shape[:2]
-        if height % size or width % size or height != width:
-            raise ValueError(f"{case['lge']}: in-plane shape {data.shape[:2]} is not a square multiple of {size}.")
-        scale = height // size
-        lowres = F.interpolate(torch.from_numpy(data[..., 0])[None, None], size=(size, size), mode="area")[0, 0]
-        affine = low_resolution_affine(torch.as_tensor(image.affine), scale).numpy()
+        lowres, affine = lowres_slice(case["lge"], size)
         target = os.path.join(out, f"{case['case']}_LGE.nii.gz")
         if os.path.exists(target) and not overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite True to replace it.")
-        nib.save(nib.Nifti1Image(lowres.numpy()[..., None], affine), target)
+        nib.save(nib.Nifti1Image(lowres, affine), target)
         written.append(target)
     print(f"wrote {len(written)} low-resolution slices ({size}x{size}) to {out}")
     return written
