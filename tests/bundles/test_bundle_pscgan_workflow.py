@@ -104,9 +104,10 @@ def pipeline(tmp_path_factory) -> dict:
     models = work / "models"
     common = {"dataset_dir": str(data), "ckpt_dir": str(models), "fractions": FRACTIONS, **FAST}
     workflows, written = {}, {}
+    weighted = {"class_weighting": "median_frequency"}  # the option, end to end (the default is the paper's: none)
     for name, files in (("pri", PRI), ("sys", SYS), ("seg", SEG), ("joint", JOINT)):
         before = _files(models)
-        workflows[name] = run_tiny(BUNDLE, files, **common, output_dir=str(work / "eval" / name))
+        workflows[name] = run_tiny(BUNDLE, files, **common, **weighted, output_dir=str(work / "eval" / name))
         written[name] = _files(models) - before
     # folder inference on copies of two cases' cine stacks
     inputs = work / "cine"
@@ -264,3 +265,34 @@ def test_each_phase_logs_its_paper_terms_to_tensorboard(pipeline, phase):
     tags = _scalar_tags(pipeline["work"] / "eval" / phase)
     assert PAPER_TERMS[phase] <= tags, (phase, sorted(tags))
     assert {f"epoch_{term}" for term in PAPER_TERMS[phase]} <= tags, (phase, sorted(tags))
+
+
+@pytest.mark.parametrize("phase", ["pri", "seg", "joint"])
+def test_mask_phases_weight_the_mce_by_the_training_labels_only(pipeline, phase):
+    """``class_weighting median_frequency`` reaches every mask phase's trainer, computed from the training
+    patients' labels alone."""
+    from common.data import median_frequency_weights
+
+    trainer = pipeline["workflows"][phase].parser.get_parsed_content("train#trainer")
+    expected = median_frequency_weights([c["label"] for c in pipeline["split"]["train"]], 4)
+    assert trainer.mce.class_weights.tolist() == pytest.approx(expected)
+    everyone = median_frequency_weights([c["label"] for part in pipeline["split"].values() for c in part], 4)
+    assert expected != pytest.approx(everyone)  # so the assertion above could tell the splits apart
+
+
+def test_the_default_mce_is_unweighted_and_a_bad_weighting_is_refused(pipeline):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "tiny.json")])
+    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": str(pipeline["data"]), "fractions": FRACTIONS})
+    with bundle_scripts(BUNDLE):
+        assert parser.get_parsed_content("mce").class_weights is None  # the default: the paper's unweighted mce
+        parser.update({"class_weighting": "median_frequency"})
+        parser.parse(reset=True)
+        assert parser.get_parsed_content("mce").class_weights is not None
+        parser.update({"class_weighting": "inverse"})
+        parser.parse(reset=True)
+        with pytest.raises(Exception) as error:
+            parser.get_parsed_content("mce")
+    assert "class_weighting must be one of" in exception_messages(error.value)
