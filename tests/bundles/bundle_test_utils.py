@@ -132,6 +132,21 @@ def torchrun_failure(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     return proc.stdout[-2000:] + proc.stderr[-3000:] + errors
 
 
+def handler_ids(config_files: list[Path], target: str, section: str = "train") -> list[str]:
+    """The config ids (``"<section>#handlers#<i>"``) of the handlers whose ``_target_`` ends with ``target`` in the
+    merged ``config_files``: tests address a handler by what it is, not by its position in the list."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in config_files])
+    handlers = parser[f"{section}#handlers"]
+    return [
+        f"{section}#handlers#{i}"
+        for i, h in enumerate(handlers)
+        if isinstance(h, dict) and str(h.get("_target_", "")).endswith(target)
+    ]
+
+
 def bundle_workflow(bundle: Path, files: list[str], **overrides: Any) -> Any:
     """The initialized ``ConfigWorkflow`` of ``configs/<files>`` with ``overrides`` (the test session's logging
     kept); call it inside ``bundle_scripts(bundle)``."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import eight_cases, tiny_overrides
+from bundle_test_utils import eight_cases, handler_ids, tiny_overrides
 from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
@@ -53,7 +53,8 @@ def _command(data: Path, work: Path, epochs: int) -> list[str]:
         "val_interval": 1,
         "batch_size": 1,
         "num_workers": 0,
-        "train#handlers#3#log_every": 1,  # ProgressLogger: a line per iteration, to see epoch 2 start
+        # a ProgressLogger line per iteration, to see epoch 2 start
+        **{f"{i}#log_every": 1 for i in handler_ids([CONFIGS / "train.json"], "ProgressLogger")},
         **NET,
     }
     args = [sys.executable, "-m", "monai.bundle", "run"]
