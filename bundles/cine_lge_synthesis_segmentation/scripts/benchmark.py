@@ -69,7 +69,7 @@ COMPARISONS = (
     ("PSCGAN", "3DConv+LSTM"),
     ("PSCGAN", "no synthetic regularization"),
     ("PSCGAN", "no auxiliary loss"),
-    ("PSCGAN", "unweighted mce (paper)"),
+    ("PSCGAN", "median-frequency mce"),
 )
 
 PAPER_NOTES = (
@@ -128,7 +128,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
     "3DConv+LSTM": (("pri", "sys", "seg"), {"encoder_kind": "conv3d_lstm"}, ()),
     "no synthetic regularization": (("sys", "seg"), {"synthetic_regularization": False}, ("pri",)),
     "no auxiliary loss": (("seg",), {"aux_weight": 0.0}, ("pri", "sys")),
-    "unweighted mce (paper)": (("pri", "sys", "seg"), {"class_weighting": "none"}, ()),
+    "median-frequency mce": (("pri", "sys", "seg"), {"class_weighting": "median_frequency"}, ()),
 }
 PHASE_FILES = {"pri": [], "sys": ["train_sys.json"], "seg": ["train_seg.json"], "joint": ["train_joint.json"]}
 
