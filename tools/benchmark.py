@@ -20,7 +20,8 @@ their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...
 optional; its ``configs/quick.json`` is quoted in the header for the quick mode. A new bundle needs no edit here.
 
 The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
-notes) with the columns of :data:`MARKDOWN_COLUMNS`, and every per-case value into ``<out>/<bundle>_cases.csv``.
+notes) with the columns of :data:`MARKDOWN_COLUMNS`, every per-case value into ``<out>/<bundle>_cases.csv`` and each
+bundle's raw result into ``<out>/<bundle>_rows.json`` (what ``--merge_only`` reads).
 Each bundle's rows are mapped into them (:func:`normalize_rows`):
 
 - rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
@@ -285,13 +286,32 @@ def required_bundle_roots(bundle_dir: str | os.PathLike) -> dict[str, str]:
     return roots
 
 
-def read_bundle_result(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The result an earlier :func:`run_bundle` left in ``<out_dir>/rows.json`` (``--merge_only``).
+def result_path(out: str | os.PathLike, bundle: str) -> Path:
+    """``<out>/<bundle>_rows.json``: a bundle's last result (rows, seconds, peak RSS), kept beside the merged table.
+
+    It sits next to ``benchmark.md`` (not in the git-ignored ``<out>/<bundle>/`` run folder) so that it is committed
+    with the table: ``--merge_only`` in a fresh clone re-merges after rerunning one bundle, without rerunning the rest.
+    """
+    return Path(out) / f"{bundle}_rows.json"
+
+
+def write_bundle_result(out: str | os.PathLike, bundle: str, result: dict[str, Any]) -> Path:
+    """Write :func:`result_path` (compact JSON, replaced atomically so a stopped run never leaves half a file)."""
+    path = result_path(out, bundle)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(result, separators=(",", ":"), default=float) + "\n")
+    partial.replace(path)
+    return path
+
+
+def read_bundle_result(out: str | os.PathLike, bundle: str) -> dict[str, Any]:
+    """The result an earlier run of ``bundle`` left in :func:`result_path` (``--merge_only``).
 
     Raises:
         RuntimeError: naming the file when it is missing or holds no list of row dicts.
     """
-    path = Path(out_dir) / "rows.json"
+    path = result_path(out, bundle)
     if not path.is_file():
         raise RuntimeError(f"{path} does not exist: run this bundle's benchmark first (without --merge_only).")
     result = json.loads(path.read_text())
@@ -733,8 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--merge_only",
         "--merge-only",
         action="store_true",
-        help="run nothing: merge the rows that earlier runs left in <out>/<bundle>/rows.json (e.g. bundles run as "
-        "parallel processes, one --bundles each)",
+        help="run nothing: merge the rows that earlier runs left in <out>/<bundle>_rows.json (e.g. bundles run "
+        "as parallel processes, one --bundles each, or one bundle rerun in a fresh clone)",
     )
     args = parser.parse_args(argv)
 
@@ -764,9 +784,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmark {bundle.name} ({'quick' if args.quick else 'full'}) -> {out / bundle.name}", flush=True)
         try:
             if args.merge_only:
-                result = read_bundle_result(out / bundle.name)
+                result = read_bundle_result(out, bundle.name)
             else:
                 result = run_bundle(bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout)
+                write_bundle_result(out, bundle.name, result)
         except RuntimeError as e:
             print(f"FAIL: {e}", flush=True)
             failures.append(bundle.name)

@@ -6,6 +6,7 @@ No training: the bundles here are fakes whose ``scripts/benchmark.py`` returns f
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -327,9 +328,11 @@ def test_merge_only_merges_separate_runs_without_running_anything(tmp_path, caps
     common = ["--quick", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
     assert tb.main(["--bundles", LGE, *common]) == 0  # two separate runs, e.g. two processes at once
     assert tb.main(["--bundles", "dti_lge_style_transfer", *common]) == 0
-    separate = {name: json.loads((out / name / "rows.json").read_text()) for name in (LGE, "dti_lge_style_transfer")}
-    for name in separate:
-        (out / name / "called.json").unlink()
+    names = (LGE, "dti_lge_style_transfer")
+    separate = {name: json.loads((out / name / "rows.json").read_text()) for name in names}
+    assert {name: tb.read_bundle_result(out, name) for name in names} == separate  # the copy beside the table
+    for name in names:  # a fresh clone: the git-ignored run folders are gone, the committed copies are not
+        shutil.rmtree(out / name)
 
     assert tb.main(["--all", "--merge_only", *common]) == 0
     assert not any((out / name / "called.json").exists() for name in separate)  # nothing ran again
@@ -342,4 +345,14 @@ def test_merge_only_merges_separate_runs_without_running_anything(tmp_path, caps
         tb.main(["--all", "--merge_only", "--quick", "--out", str(tmp_path / "empty"), "--bundles_dir", str(bundles)])
         == 1
     )
-    assert "rows.json does not exist" in capsys.readouterr().out
+    assert f"{LGE}_rows.json does not exist" in capsys.readouterr().out
+
+
+def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
+    result = {"rows": [{"method": "m", "metric": "dice", "values": [["c1", 0.5]]}], "seconds": 1.0, "peak_rss_mb": 9}
+    path = tb.write_bundle_result(tmp_path, "b", result)
+    assert path == tmp_path / "b_rows.json" and not list(tmp_path.glob("*.partial"))
+    assert tb.read_bundle_result(tmp_path, "b") == result
+    path.write_text(json.dumps({"rows": {"method": "m"}}))
+    with pytest.raises(RuntimeError, match="b_rows.json holds no list of row dicts"):
+        tb.read_bundle_result(tmp_path, "b")
