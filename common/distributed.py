@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import ignite.distributed as idist
 import torch
 import torch.distributed as dist
+from common.acceleration import to_channels_last
 from torch.nn.parallel import DistributedDataParallel
 
 T = TypeVar("T")
@@ -146,6 +147,7 @@ def wrap_ddp(
     module: torch.nn.Module,
     device: str | torch.device | None = None,
     find_unused_parameters: bool = False,
+    channels_last: bool = False,
     **kwargs: Any,
 ) -> DistributedDataParallel:
     """Move ``module`` to ``device`` and wrap it in ``DistributedDataParallel``.
@@ -154,6 +156,8 @@ def wrap_ddp(
         module: network to wrap (a frozen network, e.g. CycleGANSeg's Segmentor, must not be wrapped).
         device: target device; ``None`` means ``local_device()``. ``device_ids`` is passed only for CUDA.
         find_unused_parameters: passed to DDP; needed when some parameters get no gradient in an iteration.
+        channels_last: convert the module to the channels-last layout first (``common.acceleration``): after
+            wrapping it would break DDP's gradient averaging.
         kwargs: other ``DistributedDataParallel`` arguments.
 
     Raises:
@@ -167,6 +171,8 @@ def wrap_ddp(
         raise RuntimeError("wrap_ddp needs an initialised process group: run under torchrun and call init() first.")
     device = local_device() if device is None else torch.device(device)
     module = module.to(device)
+    if channels_last:
+        to_channels_last(module)
     if device.type == "cuda":
         index = torch.cuda.current_device() if device.index is None else device.index
         kwargs.setdefault("device_ids", [index])
