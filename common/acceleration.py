@@ -88,13 +88,14 @@ def accelerate(
     """Apply the switches to ``network`` in place and return it (the same object, for config expressions).
 
     Args:
-        network: a module, possibly DDP-wrapped (both switches act on the inner module).
+        network: a module, possibly DDP-wrapped (then converted to channels-last before wrapping, see
+            :func:`to_channels_last`; compile acts on the inner module).
         channels_last: :func:`to_channels_last`.
         compile: the module's ``forward`` becomes ``torch.compile(forward, **compile_options)`` (the inner module's
             under DDP, whose gradient hooks then fire from the compiled backward as from the plain one): the first
             calls pay the compilation (seconds to minutes on a CPU, with gcc), later ones run the generated kernels.
-            Copy a network (an EMA copy) before compiling it: a copy would call the original's compiled forward. Double backward (an R1 penalty) is not supported
-            by compiled modules; the engine base refuses that combination.
+            Copy a network (an EMA copy) before compiling it: a copy would call the original's compiled forward.
+            Double backward (an R1 penalty) is not supported by compiled modules; the engine base refuses that.
         compile_options: keyword arguments of ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
     """
     if channels_last:
