@@ -25,6 +25,7 @@ from bundle_test_utils import (
     tiny_overrides,
     tiny_sseg_bundle,
 )
+from common.acceleration import is_channels_last
 from common.checkpoint import TRAINING_RECORD_KEY, extract_state_dict, training_record
 from common.transforms import super_resolve_affine
 
@@ -116,11 +117,15 @@ def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(
         ckpt_dir=str(empty),
         output_dir=str(tmp_path / "eval"),
         use_segmentor=False,
+        channels_last="true",  # the engine's speed switch, as the command line passes it
         **TINY_TRAIN,
         epochs=1,
     )
     assert (empty / "model.pt").is_file()
-    output = workflow.parser.get_parsed_content("train#trainer").state.output
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert all(is_channels_last(net) for net in trainer.networks.values())
+    assert any(p.ndim == 4 and not p.is_contiguous() for p in trainer.networks["d_source"].parameters())
+    output = trainer.state.output
     item = output[0] if isinstance(output, list) else output
     assert float(item["loss_transfer_seg"]) == 0.0 and float(item["loss_recon_seg"]) == 0.0
 

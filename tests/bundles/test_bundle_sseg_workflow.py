@@ -169,3 +169,17 @@ def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_
     assert proc.returncode != 0
     assert "broken.nii.gz" in proc.stdout + proc.stderr
     assert (tmp_path / "out" / "good_mi_x8.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("channels_last", ["true", "false"])
+def test_the_speed_switches_reach_the_network(channels_last):
+    from common.acceleration import is_compiled
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.update({**NET, "bundle_root": str(BUNDLE), "channels_last": channels_last, "compile": "false"})
+    network = parser.get_parsed_content("network")
+    reordered = [p for p in network.parameters() if p.ndim == 4 and not p.is_contiguous()]
+    assert bool(reordered) == (channels_last == "true")
+    assert not is_compiled(network)
