@@ -14,7 +14,12 @@ A bundle takes part by a ``PEER_STEP`` literal in its ``scripts/benchmark.py`` (
         "harness_args": ["--n", "3", "--flops"],
         "ours_args": ["-m", "scripts.peer_step", "--n", "3"],  # run in the bundle root, same configuration
         "configuration": "what both sides run",
+        "ours_variants": {"channels-last": ["--channels_last", "True"]},  # optional: ours again with extra args
     }
+
+Each of ``ours_variants`` (e.g. the engine base's speed switches) runs in the same alternation, after ours, and gets
+its own entry ``<bundle> (<variant>)`` with its ratio against the same reference rounds; the first step's time
+(``warmup_train_s``: a compilation's cost) is reported beside the median step.
 
 Per round, the reference harness (``<python> <peers>/<harness> <tree> <harness_args>``) and ours (``<python>
 <ours_args>`` in the bundle root) run one after the other, each in its own process; both print one JSON line last
@@ -66,8 +71,9 @@ def _commit(tree: Path) -> str:
 
 def side_by_side(
     bundle: Path, tree: Path, peers: Path, rounds: int = 3, python: str = sys.executable, log: Any = print
-) -> dict[str, Any]:
-    """Alternate the reference harness and ours for ``rounds`` rounds; the bundle's report entry."""
+) -> dict[str, dict[str, Any]]:
+    """Alternate the reference harness, ours and each of ours' variants for ``rounds`` rounds; the bundle's report
+    entries (``<bundle>`` and ``<bundle> (<variant>)``)."""
     from common.benchmarking import alternate, ratio_summary
 
     spec = read_benchmark_info(bundle).peer_step
@@ -76,30 +82,38 @@ def side_by_side(
     harness = peers / spec["harness"]
     if not harness.is_file():
         raise ValueError(f"bundle `{bundle.name}`: harness {harness} not found (--peers names its folder).")
-    commands = {
-        "reference": ([python, str(harness), str(tree), *spec.get("harness_args", [])], str(peers)),
-        "ours": ([python, *spec["ours_args"]], str(bundle)),
-    }
+    ours = {"": [python, *spec["ours_args"]]}
+    ours.update({label: [python, *spec["ours_args"], *extra] for label, extra in spec.get("ours_variants", {}).items()})
+    commands = {"reference": ([python, str(harness), str(tree), *spec.get("harness_args", [])], str(peers))}
+    commands.update(
+        {f"ours{f' ({label})' if label else ''}": (command, str(bundle)) for label, command in ours.items()}
+    )
     results = alternate(commands, rounds=rounds, log=lambda line: log(f"{bundle.name}: {line}"))
-    summary = ratio_summary(results["reference"], results["ours"])
-    for side in ("reference", "ours"):
-        gflop = [r["train_step_gflop"] for r in results[side] if "train_step_gflop" in r]
-        share = [
-            r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak"))
-            for r in results[side]
-            if r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak")) is not None
-        ]
-        summary[f"{side}_gflop_per_step"] = statistics.median(gflop) if gflop else None
-        summary[f"{side}_ceiling_share"] = statistics.median(share) if share else None
-    return {
-        "repository": spec["repository"],
-        "commit": _commit(tree),
-        "configuration": spec.get("configuration", ""),
-        "commands": {side: " ".join(command) for side, (command, _) in commands.items()},
-        "date": datetime.date.today().isoformat(),
-        "summary": summary,
-        "rounds": results,
-    }
+    entries = {}
+    for label in ours:
+        side = f"ours{f' ({label})' if label else ''}"
+        summary = ratio_summary(results["reference"], results[side])
+        for name, rows in (("reference", results["reference"]), ("ours", results[side])):
+            gflop = [r["train_step_gflop"] for r in rows if "train_step_gflop" in r]
+            share = [
+                r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak"))
+                for r in rows
+                if r.get("ceiling_share", r.get("train_efficiency_vs_conv_peak")) is not None
+            ]
+            summary[f"{name}_gflop_per_step"] = statistics.median(gflop) if gflop else None
+            summary[f"{name}_ceiling_share"] = statistics.median(share) if share else None
+        first = [r["warmup_train_s"][0] for r in results[side] if r.get("warmup_train_s")]
+        summary["ours_first_step_s"] = statistics.median(first) if first else None
+        entries[f"{bundle.name}{f' ({label})' if label else ''}"] = {
+            "repository": spec["repository"],
+            "commit": _commit(tree),
+            "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
+            "commands": {"reference": " ".join(commands["reference"][0]), "ours": " ".join(commands[side][0])},
+            "date": datetime.date.today().isoformat(),
+            "summary": summary,
+            "rounds": {"reference": results["reference"], "ours": results[side]},
+        }
+    return entries
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -122,8 +136,8 @@ def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
         "peak RSS is each process's maximum, read from the operating system.",
         "",
         "| bundle | reference (commit) | configuration | ratio (per round) | reference s | ours s | GFLOP ref / ours "
-        "| ceiling share ref / ours | peak RSS MiB ref / ours | date |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| ceiling share ref / ours | peak RSS MiB ref / ours | our first step s (warm-up, compile) | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in sorted(report.items()):
         s = entry["summary"]
@@ -133,7 +147,8 @@ def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
             f"**{s['ratio_median']:.2f}** ({rounds}) | {s['reference_median_s']:.2f} | {s['ours_median_s']:.2f} | "
             f"{_fmt(s['reference_gflop_per_step'], 0)} / {_fmt(s['ours_gflop_per_step'], 0)} | "
             f"{_fmt(s['reference_ceiling_share'])} / {_fmt(s['ours_ceiling_share'])} | "
-            f"{s['reference_peak_rss_mb']:.0f} / {s['ours_peak_rss_mb']:.0f} | {entry['date']} |"
+            f"{s['reference_peak_rss_mb']:.0f} / {s['ours_peak_rss_mb']:.0f} | {_fmt(s.get('ours_first_step_s'))} | "
+            f"{entry['date']} |"
         )
     md_path.write_text("\n".join(lines) + "\n")
     return md_path, json_path
@@ -157,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repository = read_benchmark_info(bundle).peer_step.get("repository")
             if repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
-            entries[bundle.name] = side_by_side(bundle, references[repository], Path(args.peers), args.rounds)
+            entries.update(side_by_side(bundle, references[repository], Path(args.peers), args.rounds))
     except ValueError as e:
         print(f"FAIL: {e}")
         return 2

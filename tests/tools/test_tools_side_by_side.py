@@ -75,6 +75,7 @@ def _fake_bundle(tmp_path, ours_median: float):
         "harness_args": ["--n", "1"],
         "ours_args": ["-c", _printer(ours_median, gflop=12.0)],
         "configuration": "tiny",
+        "ours_variants": {"switched": ["--faster"]},  # the printer ignores its arguments: same numbers
     }
     (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
     peers = tmp_path / "peers"
@@ -104,7 +105,7 @@ def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(
     argv = ["--bundles", "fake_bundle", "--bundles_dir", str(bundle.parent), "--peers", str(peers), "--out", str(out)]
     assert sbs.main([*argv, "--reference", f"someone/reference={tree}", "--rounds", "2"]) == 0
     report = json.loads((out / "side_by_side.json").read_text())
-    assert set(report) == {"other_bundle", "fake_bundle"}
+    assert set(report) == {"other_bundle", "fake_bundle", "fake_bundle (switched)"}
     summary = report["fake_bundle"]["summary"]
     assert summary["ratio_per_round"] == [2.0, 2.0] and summary["ratio_median"] == 2.0
     assert summary["reference_gflop_per_step"] == 11.0 and summary["ours_gflop_per_step"] == 12.0
@@ -112,6 +113,10 @@ def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(
     table = (out / "side_by_side.md").read_text()
     assert "| fake_bundle | someone/reference" in table and "**2.00** (2.00, 2.00)" in table
     assert "| other_bundle |" in table
+    variant = report["fake_bundle (switched)"]
+    assert variant["summary"]["ratio_per_round"] == [2.0, 2.0] and variant["commands"]["ours"].endswith("--faster")
+    assert variant["rounds"]["reference"] == report["fake_bundle"]["rounds"]["reference"]  # one alternation
+    assert "| fake_bundle (switched) |" in table and "; ours: switched" in table
     # no --reference for the bundle's repository, or a folder that does not exist: exit 2, naming what to pass
     assert sbs.main(argv) == 2
     assert sbs.main([*argv, "--reference", f"someone/reference={tmp_path / 'missing'}"]) == 2

@@ -84,6 +84,22 @@ REQUIRED_DATASET = "DTI_LGE_MI"
 #: roots. The SSeg of the pipelines is SwinSSegNet, the ``lge_mi_sr_segmentation`` bundle.
 REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 
+#: the training step timed beside junyanz/pytorch-CycleGAN-and-pix2pix by ``python -m tools.side_by_side`` (ours:
+#: ``scripts/peer_step.py``; the variants turn on the engine base's speed switches, issue 17)
+PEER_STEP = {
+    "repository": "junyanz/pytorch-CycleGAN-and-pix2pix",
+    "harness": "cyclegan_step.py",
+    "harness_args": ["--n", "3", "--warmup", "1", "--flops"],
+    "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "ours_variants": {
+        "channels-last": ["--channels_last", "True"],
+        "compiled": ["--compile", "True"],
+        "channels-last + compiled": ["--channels_last", "True", "--compile", "True"],
+    },
+    "configuration": "resnet_9blocks ngf 64, PatchGAN 70 ndf 64, instance norm, LSGAN, cycle 10, identity 0.5, "
+    "pool 50, 1 channel, 64x64, batch 1, G + D update",
+}
+
 #: the benchmark's own data: a seed not used while developing, about 30 test pairs per comparison
 DATA_SEED = 2030
 N_TRAIN_PAIRS = 10

@@ -1,0 +1,105 @@
+"""Our CycleGAN training iteration at junyanz/pytorch-CycleGAN-and-pix2pix's reference configuration, as one JSON line.
+
+The counterpart of ``shared/peers/cyclegan_step.py`` (which times the public code's ``set_input`` +
+``optimize_parameters``): the same configuration (this bundle's ``train.json`` networks: ResNet-9 generators with
+ngf 64, 70x70 PatchGAN with ndf 64, instance norm, LSGAN, cycle 10, identity 0.5, image pools of 50; 1 channel,
+``--size`` 64, batch 1; plain CycleGAN, no Segmentor, as the reference), the same inputs (fresh uniform noise in
+[-1, 1] per iteration) and the same inference pass (one ``G_S>T`` forward). ``--channels_last`` and ``--compile``
+turn on the engine base's speed switches (``common.acceleration``); the compilation's cost is the ``warmup_train_s``
+of the result. ``python -m tools.side_by_side`` runs both sides in alternating processes.
+
+Usage (from the bundle root)::
+
+    python -m scripts.peer_step [--n 3] [--warmup 1] [--size 64] [--threads 2] [--flops True]
+        [--channels_last False] [--compile False]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+import fire
+import torch
+from common.benchmarking import iteration_times, parse_config_items
+
+BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
+
+
+def measure(
+    n: int = 3,
+    warmup: int = 1,
+    size: int = 64,
+    threads: int = 2,
+    flops: bool = True,
+    channels_last: bool = False,
+    compile: bool = False,  # noqa: A002 - the bundle key's name
+) -> dict:
+    """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content."""
+    import common.engines
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], {"device": "cpu"}, _ITEMS)
+    networks = {
+        "g_source_to_target": items["network"],
+        "g_target_to_source": items["g_target_to_source"],
+        "d_source": items["d_source"],
+        "d_target": items["d_target"],
+    }
+    generator = torch.Generator().manual_seed(1)
+
+    def noise() -> torch.Tensor:
+        return torch.rand(1, 1, size, size, generator=generator) * 2 - 1
+
+    trainer = common.engines.CycleGANTrainer(
+        "cpu",
+        1,
+        [],
+        networks,
+        {"g_optimizer": items["g_optimizer"], "d_optimizer": items["d_optimizer"]},
+        source_key="dti",
+        target_key="lge",
+        lambda_cycle=10.0,
+        lambda_identity=0.5,
+        pool_size=50,
+        adversarial_loss=items["adversarial_loss"],
+        channels_last=bool(channels_last),
+        compile_networks=bool(compile),
+    )
+
+    def train_step() -> None:
+        trainer._iteration(trainer, {"dti": noise(), "lge": noise()})
+
+    result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
+    g = networks["g_source_to_target"].eval()
+    infer = []
+    with torch.no_grad():
+        for index in range(warmup + n):
+            x = noise()
+            start = time.perf_counter()
+            g(x)
+            if index >= warmup:
+                infer.append(time.perf_counter() - start)
+    switches = [name for name, on in (("channels-last", channels_last), ("compiled", compile)) if on]
+    result.update(
+        implementation="ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(switches)}" if switches else ""),
+        config=f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1",
+        infer_s={"min": min(infer), "median": statistics.median(infer), "max": max(infer)},
+        params={name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()},
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+    )
+    return result
+
+
+def main(**kwargs: object) -> None:
+    """Command-line entry: :func:`measure`'s result as the last line of stdout (what the side-by-side tool reads)."""
+    print(json.dumps(measure(**kwargs)))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
