@@ -60,6 +60,7 @@ from common.benchmarking import (  # noqa: E402
     QUICK_OVERLAY,
     BenchmarkRow,
     Timer,
+    compare,
     int_tuple,
     machine_summary,
     peak_rss_mb,
@@ -565,8 +566,27 @@ def run(
     return [r.to_dict() for r in rows]
 
 
+#: the sweep's paired comparisons per level: (ours, baseline)
+SWEEP_COMPARISONS = (
+    ("CycleGANSeg+SSeg", "DTI SSeg"),
+    ("CycleGAN+SSeg", "DTI SSeg"),
+    ("CycleGANSeg+SSeg", "CycleGAN+SSeg"),
+)
+
+
+def sweep_comparisons(level: dict) -> dict[tuple[str, str], Any]:
+    """Per level, each of :data:`SWEEP_COMPARISONS` paired over the test pairs (bootstrap 95 % interval, Wilcoxon p;
+    one training seed, so the verdict carries "(seeds not checked)" when the interval excludes 0)."""
+    rows = {
+        label: BenchmarkRow(label, "pipeline_dice", sorted(cases.items()), seeds=[level["seed"]])
+        for label, cases in level["cases"].items()
+    }
+    return {(a, b): compare(rows[a], rows[b]) for a, b in SWEEP_COMPARISONS}
+
+
 def _write_sweep(levels: list[dict], out: Path) -> None:
-    """``sweep.md`` (means +- SEM per level and pipeline), ``sweep_cases.csv`` (every test pair) and ``sweep.png``."""
+    """``sweep.md`` (means +- SEM per level and pipeline, then the paired comparisons), ``sweep_cases.csv`` (every
+    test pair) and ``sweep.png``."""
     labels = ("DTI SSeg", "CycleGAN+SSeg", "CycleGANSeg+SSeg")
     lines = [
         "# Fig. 7 pipelines against the DTI infarct contrast",
@@ -581,6 +601,20 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
     for level in levels:
         cells = [f"{level['means'][k]:.3f} +- {level['sems'][k]:.3f}" for k in labels]
         lines.append(f"| {100 * level['md_elevation']:.0f} % | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Paired differences per level (mean over the test pairs, bootstrap 95 % interval, Wilcoxon p; one training "
+        'seed, so an ordering is at most "(seeds not checked)"):',
+        "",
+        "| MD elevation | comparison | difference [95 % CI] | Wilcoxon p | ordering |",
+        "|---|---|---|---|---|",
+    ]
+    for level in levels:
+        for (a, b), c in sweep_comparisons(level).items():
+            lines.append(
+                f"| {100 * level['md_elevation']:.0f} % | {a} - {b} | {c.difference:+.3f} [{c.low:+.3f}, "
+                f"{c.high:+.3f}] | {c.wilcoxon_p:.2g} | {c.verdict} |"
+            )
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     with open(out / "sweep_cases.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
