@@ -43,6 +43,11 @@ def test_sweep_table_pairs_the_pipelines_per_level(tmp_path):
     differences = dict(re.findall(r"\| (\d+) % \| CycleGANSeg\+SSeg - DTI SSeg \| ([+-][0-9.]+) ", table))
     assert abs(float(differences["0"]) - 0.1) < 0.01 and abs(float(differences["40"]) + 0.2) < 0.01
     assert "DTI SSeg better (seeds not checked)" in table and table.count(" +- ") == 1 + 2 * 3  # header + means +- SEM
+    # DTI SSeg rises by 0.2 from 0 % to 40 % on the same pairs (a paired, separated difference); CycleGAN+SSeg falls
+    assert re.search(
+        r"\| DTI SSeg \| 40 % \| \+0\.200 \[\+0\.2\d\d, \+0\.2\d\d\] \| [^|]+ \| DTI SSeg at 40 % better", table
+    )
+    assert re.search(r"\| CycleGAN\+SSeg \| 40 % \| -0\.1\d\d .* CycleGAN\+SSeg at 0 % better", table)
     with open(tmp_path / "sweep_cases.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * 3 * 30
