@@ -34,7 +34,13 @@ from common.benchmarking.measure import (
     write_table,
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
-from common.benchmarking.side_by_side import alternate, iteration_times, ratio_summary, run_json_process
+from common.benchmarking.side_by_side import (
+    alternate,
+    iteration_times,
+    peer_step_result,
+    ratio_summary,
+    run_json_process,
+)
 from common.benchmarking.speed import slice_scaling, step_speed, time_step
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
@@ -69,6 +75,7 @@ __all__ = [
     "time_step",
     "slice_scaling",
     "iteration_times",
+    "peer_step_result",
     "run_json_process",
     "alternate",
     "ratio_summary",

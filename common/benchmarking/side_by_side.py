@@ -21,7 +21,7 @@ from typing import Any
 
 from common.benchmarking.measure import conv_ceiling_gflops, count_flops
 
-__all__ = ["iteration_times", "run_json_process", "alternate", "ratio_summary"]
+__all__ = ["iteration_times", "peer_step_result", "run_json_process", "alternate", "ratio_summary"]
 
 
 def _stats(values: Sequence[float]) -> dict[str, Any]:
@@ -93,6 +93,24 @@ def _wait_with_peak_rss(pid: int, poll_seconds: float = 0.05) -> tuple[int, int,
         if waited == pid:
             return (peak or usage.ru_maxrss), status, usage
         time.sleep(poll_seconds)
+
+
+def peer_step_result(
+    train: dict[str, Any], infer_seconds: Sequence[float], implementation: str, config: str, networks: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A bundle's ``scripts/peer_step.py`` result: :func:`iteration_times`' ``train`` plus what the reference
+    harnesses also print (inference seconds min/median/max, parameter counts per network, threads, torch version)."""
+    import torch
+
+    return {
+        **train,
+        "implementation": implementation,
+        "config": config,
+        "infer_s": _stats(infer_seconds),
+        "params": {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()},
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def run_json_process(command: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, str] | None = None) -> dict:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 import fire
 import torch
-from common.benchmarking import iteration_times, parse_config_items
+from common.benchmarking import iteration_times, parse_config_items, peer_step_result
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
@@ -85,15 +84,9 @@ def measure(
             if index >= warmup:
                 infer.append(time.perf_counter() - start)
     switches = [name for name, on in (("channels-last", channels_last), ("compiled", compile)) if on]
-    result.update(
-        implementation="ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(switches)}" if switches else ""),
-        config=f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1",
-        infer_s={"min": min(infer), "median": statistics.median(infer), "max": max(infer)},
-        params={name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()},
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-    )
-    return result
+    implementation = "ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(switches)}" if switches else "")
+    config = f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1"
+    return peer_step_result(result, infer, implementation, config, networks)
 
 
 def main(**kwargs: object) -> None:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 import fire
 import torch
-from common.benchmarking import QUICK_OVERLAY, iteration_times, parse_config_items, read_overlay
+from common.benchmarking import QUICK_OVERLAY, iteration_times, parse_config_items, peer_step_result, read_overlay
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim")
@@ -68,15 +67,8 @@ def measure(
             gen_b.decode(content, torch.randn(1, items["style_dim"], 1, 1, generator=generator))
             if index >= warmup:
                 infer.append(time.perf_counter() - start)
-    result.update(
-        implementation="ours (common.engines.MUNITTrainer)",
-        config=f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1",
-        infer_s={"min": min(infer), "median": statistics.median(infer), "max": max(infer)},
-        params={name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()},
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-    )
-    return result
+    config = f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1"
+    return peer_step_result(result, infer, "ours (common.engines.MUNITTrainer)", config, networks)
 
 
 def main(**kwargs: object) -> None:
