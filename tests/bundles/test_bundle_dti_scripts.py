@@ -155,3 +155,21 @@ def test_benchmark_split_is_the_shared_one_with_thirty_test_pairs():
     split = dti_lge_mi_split(cases, fractions=benchmark.SPLIT, seed=benchmark.SPLIT_SEED)
     assert (len(split["test"]), len(split["val"]), len(split["pair_train"])) == (30, 4, 10)
     assert not {c["case"] for c in split["test"]} & {c["case"] for c in split["lge_train"]}
+
+
+def test_peer_step_times_our_cyclegan_iteration_with_the_switches():
+    """``scripts.peer_step`` (our side of ``tools.side_by_side`` beside junyanz's CycleGAN): the four networks of
+    ``train.json``, the switch in the implementation's name, and one JSON line."""
+    import json
+
+    from bundle_test_utils import bundle_scripts
+
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import measure
+
+        result = measure(n=1, warmup=0, size=32, threads=1, flops=False, channels_last=True)
+    assert set(result["params"]) == {"g_source_to_target", "g_target_to_source", "d_source", "d_target"}
+    assert result["params"]["g_source_to_target"] > 7e6  # ResNet-9, ngf 64: the reference configuration's size
+    assert result["implementation"].endswith("channels-last") and result["config"].endswith("32x32; bs1")
+    assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
+    json.dumps(result)
