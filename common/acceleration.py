@@ -9,7 +9,8 @@ would do the same but silently compiles nothing for torch's own containers such 
 :func:`accelerate` on it (``"network": "$common.acceleration.accelerate(@place(@network_def), channels_last=True)"``).
 
 Results are the same up to floating-point reassociation (channels-last convolutions and compiled kernels sum in a
-different order): ``tests/test_acceleration.py`` bounds the difference of the loss and the gradients after a step.
+different order): ``tests/engines/test_engines_acceleration.py`` bounds the difference of the loss and the
+gradients after a step.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ __all__ = ["accelerate", "is_channels_last", "is_compiled", "memory_format_for",
 from typing import Any
 
 import torch
+from common.distributed import unwrap
 from torch.nn.parallel import DistributedDataParallel
-
-
-def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
 
 
 def memory_format_for(network: torch.nn.Module) -> torch.memory_format | None:
     """``channels_last`` for a network with 2D convolution weights, ``channels_last_3d`` for 3D, ``None`` for
     neither (e.g. an MLP: nothing to reorder). A network mixing both gets the format of its first convolution."""
-    for parameter in _unwrap(network).parameters():
+    for parameter in unwrap(network).parameters():
         if parameter.ndim == 4:
             return torch.channels_last
         if parameter.ndim == 5:
@@ -41,7 +39,7 @@ def is_channels_last(network: torch.nn.Module) -> bool:
     """Whether every 4D/5D parameter of the network is in the layout :func:`memory_format_for` names."""
     memory_format = memory_format_for(network)
     return memory_format is None or all(
-        p.is_contiguous(memory_format=memory_format) for p in _unwrap(network).parameters() if p.ndim in (4, 5)
+        p.is_contiguous(memory_format=memory_format) for p in unwrap(network).parameters() if p.ndim in (4, 5)
     )
 
 
@@ -71,7 +69,7 @@ def to_channels_last(network: torch.nn.Module) -> torch.nn.Module:
 def is_compiled(network: torch.nn.Module) -> bool:
     """Whether ``network`` (or the module inside its DDP wrapper) was compiled in place (here or by
     ``nn.Module.compile``)."""
-    for module in (network, _unwrap(network)):
+    for module in (network, unwrap(network)):
         if getattr(module, "_compiled_call_impl", None) is not None:
             return True
         if hasattr(module.__dict__.get("forward"), "_torchdynamo_orig_callable"):
@@ -101,6 +99,6 @@ def accelerate(
     if channels_last:
         to_channels_last(network)
     if compile and not is_compiled(network):
-        inner = _unwrap(network)
+        inner = unwrap(network)
         inner.forward = torch.compile(inner.forward, **(compile_options or {}))
     return network

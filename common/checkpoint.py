@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from common.distributed import unwrap
 from common.typing import PathLike
 from monai.networks.utils import copy_model_state
-from torch.nn.parallel import DistributedDataParallel
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,6 @@ def _load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Ma
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
-
-
 def load_encoder(
     network: torch.nn.Module,
     path: PathLike,
@@ -159,7 +155,7 @@ def load_encoder(
     dst_prefix = prefix if dst_prefix is None else dst_prefix
     state = extract_state_dict(_load(path), key=key, path=path)
     source = {dst_prefix + k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    target = _unwrap(network)
+    target = unwrap(network)
     target_state = target.state_dict()
     mismatched = [k for k, v in source.items() if k in target_state and target_state[k].shape != v.shape]
     _, updated, _ = copy_model_state(target, source, inplace=True)
@@ -208,7 +204,7 @@ def load_weights(
         load_weights(segmentor, require_weights(segmentor_path, "train the Segmentor first: ..."))
     """
     state = extract_state_dict(_load(path, map_location), key=key, path=path)
-    target = _unwrap(network)
+    target = unwrap(network)
     result = target.load_state_dict(state, strict=strict)
     loaded = len(set(target.state_dict()) - set(result.missing_keys))
     if loaded == 0:

@@ -15,6 +15,7 @@ on a CPU-only machine. This module knows nothing of handlers (``common.handlers`
 from __future__ import annotations
 
 __all__ = [
+    "unwrap",
     "init",
     "finalize",
     "barrier",
@@ -35,7 +36,6 @@ from typing import Any, TypeVar
 import ignite.distributed as idist
 import torch
 import torch.distributed as dist
-from common.acceleration import to_channels_last
 from torch.nn.parallel import DistributedDataParallel
 
 T = TypeVar("T")
@@ -143,6 +143,11 @@ def local_device() -> torch.device:
     return torch.device(f"cuda:{local_rank()}") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, or ``network`` itself."""
+    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
+
+
 def wrap_ddp(
     module: torch.nn.Module,
     device: str | torch.device | None = None,
@@ -172,6 +177,8 @@ def wrap_ddp(
     device = local_device() if device is None else torch.device(device)
     module = module.to(device)
     if channels_last:
+        from common.acceleration import to_channels_last  # here: common.acceleration imports this module
+
         to_channels_last(module)
     if device.type == "cuda":
         index = torch.cuda.current_device() if device.index is None else device.index

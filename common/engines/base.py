@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from common.acceleration import accelerate, is_compiled
+from common.distributed import unwrap
 from monai.engines import Trainer
 from monai.engines.utils import default_metric_cmp_fn
 from monai.transforms import Transform
@@ -49,10 +50,6 @@ def named_loss_terms(loss_function: Any, prediction: torch.Tensor, target: torch
     if "loss" not in terms:
         raise ValueError(f"the loss terms must include 'loss' (the total); got keys {sorted(terms)}.")
     return terms
-
-
-def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    return network.module if isinstance(network, (DistributedDataParallel, torch.nn.DataParallel)) else network
 
 
 class GradScalerState:
@@ -292,7 +289,7 @@ class MultiNetworkTrainer(Trainer):
 
     @staticmethod
     def _ema_copy(network: torch.nn.Module) -> torch.nn.Module:
-        copied = copy.deepcopy(_unwrap(network))
+        copied = copy.deepcopy(unwrap(network))
         copied.eval()
         copied.requires_grad_(False)
         return copied
@@ -340,7 +337,7 @@ class MultiNetworkTrainer(Trainer):
     @torch.no_grad()
     def update_ema(self, name: str) -> None:
         """``theta_ema <- decay * theta_ema + (1 - decay) * theta`` for network ``name``; buffers are copied."""
-        source, target, decay = _unwrap(self.networks[name]), self.ema_networks[name], self.ema_decay[name]
+        source, target, decay = unwrap(self.networks[name]), self.ema_networks[name], self.ema_decay[name]
         for ema_parameter, parameter in zip(target.parameters(), source.parameters()):
             ema_parameter.lerp_(parameter.detach(), 1.0 - decay)
         for ema_buffer, buffer in zip(target.buffers(), source.buffers()):

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from common.engines.base import MultiNetworkTrainer, _unwrap, set_requires_grad
+from common.distributed import unwrap
+from common.engines.base import MultiNetworkTrainer, set_requires_grad
 from common.engines.cyclegan_trainer import _prepare_source_target
 from common.nets.munit import lsgan_discriminator_loss, lsgan_generator_loss
 from monai.engines.utils import IterationEvents
@@ -143,14 +144,14 @@ class MUNITTrainer(MultiNetworkTrainer):
         event_names = [*(kwargs.pop("event_names", None) or []), AdversarialIterationEvents]
         super().__init__(*args, prepare_batch=prepare_batch, event_names=event_names, **kwargs)
         for name in ("gen_a", "gen_b"):
-            style_dim = getattr(_unwrap(self.networks[name]), "style_dim", None)
+            style_dim = getattr(unwrap(self.networks[name]), "style_dim", None)
             if not isinstance(style_dim, int) or style_dim < 1:
                 raise ValueError(f"{name} must have an integer style_dim >= 1 (MUNITGenerator), got {style_dim!r}.")
 
     # ------------------------------------------------------------------------------------------- pieces
     def random_style(self, name: str, like: torch.Tensor) -> torch.Tensor:
         """Style codes ``s ~ N(0, I)`` ``(B, style_dim, 1, 1)`` for generator ``name``, ``B`` = ``like``'s batch."""
-        style_dim = _unwrap(self.networks[name]).style_dim
+        style_dim = unwrap(self.networks[name]).style_dim
         return torch.randn(like.shape[0], style_dim, 1, 1, device=like.device, dtype=like.dtype)
 
     def _translate_pair(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

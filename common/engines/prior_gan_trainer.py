@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common.engines.base import MultiNetworkTrainer, _unwrap, discriminator_logits, set_requires_grad
+from common.distributed import unwrap
+from common.engines.base import MultiNetworkTrainer, discriminator_logits, set_requires_grad
 from monai.engines.utils import IterationEvents
 from monai.utils import AdversarialIterationEvents
 
@@ -99,7 +100,7 @@ class PriorGANTrainer(MultiNetworkTrainer):
         self.samples: torch.Tensor | None = None
         event_names = [*(kwargs.pop("event_names", None) or []), AdversarialIterationEvents]
         super().__init__(*args, event_names=event_names, **kwargs)
-        style_dim = getattr(_unwrap(self.networks["g"]), "style_dim", None)
+        style_dim = getattr(unwrap(self.networks["g"]), "style_dim", None)
         if isinstance(style_dim, bool) or not isinstance(style_dim, int) or style_dim < 1:
             raise ValueError(f"g must have an integer style_dim >= 1 (StyleSwinGenerator), got {style_dim!r}.")
         self.style_dim = style_dim
@@ -123,7 +124,7 @@ class PriorGANTrainer(MultiNetworkTrainer):
     @torch.no_grad()
     def draw_samples(self) -> torch.Tensor:
         """Images of the fixed latents by the EMA generator (``g`` in eval mode when there is no EMA)."""
-        generator = self.ema_networks.get("g", _unwrap(self.networks["g"]))
+        generator = self.ema_networks.get("g", unwrap(self.networks["g"]))
         was_training = generator.training
         generator.eval()
         try:

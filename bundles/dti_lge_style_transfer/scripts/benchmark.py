@@ -577,11 +577,13 @@ SWEEP_COMPARISONS = (
 def sweep_comparisons(level: dict) -> dict[tuple[str, str], Any]:
     """Per level, each of :data:`SWEEP_COMPARISONS` paired over the test pairs (bootstrap 95 % interval, Wilcoxon p;
     one training seed, so the verdict carries "(seeds not checked)" when the interval excludes 0)."""
-    rows = {
-        label: BenchmarkRow(label, "pipeline_dice", sorted(cases.items()), seeds=[level["seed"]])
-        for label, cases in level["cases"].items()
-    }
+    rows = {label: _sweep_row(label, label, level) for label in level["cases"]}
     return {(a, b): compare(rows[a], rows[b]) for a, b in SWEEP_COMPARISONS}
+
+
+def _sweep_row(method: str, label: str, level: dict) -> BenchmarkRow:
+    """Pipeline ``label``'s per-pair MI Dice at one sweep level, as a row named ``method``."""
+    return BenchmarkRow(method, "pipeline_dice", sorted(level["cases"][label].items()), seeds=[level["seed"]])
 
 
 def _write_sweep(levels: list[dict], out: Path) -> None:
@@ -625,12 +627,9 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
         "|---|---|---|---|---|",
     ]
     for label in labels:
-        floor = BenchmarkRow(f"{label} at {100 * levels[0]['md_elevation']:.0f} %", "pipeline_dice",
-                             sorted(levels[0]["cases"][label].items()), seeds=[levels[0]["seed"]])  # fmt: skip
+        floor = _sweep_row(f"{label} at {100 * levels[0]['md_elevation']:.0f} %", label, levels[0])
         for level in levels[1:]:
-            row = BenchmarkRow(f"{label} at {100 * level['md_elevation']:.0f} %", "pipeline_dice",
-                               sorted(level["cases"][label].items()), seeds=[level["seed"]])  # fmt: skip
-            c = compare(row, floor)
+            c = compare(_sweep_row(f"{label} at {100 * level['md_elevation']:.0f} %", label, level), floor)
             lines.append(
                 f"| {label} | {100 * level['md_elevation']:.0f} % | {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
                 f"| {c.wilcoxon_p:.2g} | {c.verdict} |"
