@@ -352,10 +352,13 @@ def _mscmrseg_case(folder: str, index: int, seed: int, small: bool, lge_labelled
         grid = {"center": tuple(rng.uniform(-25.0, 25.0, 2)), "z": float(rng.uniform(-6.0, 6.0))}
         if modality == "LGE":
             grid["z"] = float(0.5 * (phantom.epi_length - (shape[2] - 1) * spacing[2]) + rng.uniform(-4.0, 4.0))
+        # each slice in its own breath-hold: the heart sits where that hold left it (not in the affine)
+        levels = np.random.default_rng([subject, 97, ("C0", "LGE").index(modality)]).uniform(0.0, 1.0, shape[2])
+        grid["slice_motion"] = phantom.breath_hold_motion(levels)
         image = phantom.render(
             contrast, shape, spacing, phase=phase, supersample=supersample, acquisition_factor=factor, **grid
         )
-        affine = phantom.affine(shape, spacing, **grid)
+        affine = phantom.affine(shape, spacing, center=grid["center"], z=grid["z"])
         write_nifti(Path(folder) / f"{name}_{modality}.nii.gz", _to_int16(image), affine)
         if modality == "C0" or lge_labelled:
             label = phantom.labels(shape, spacing, phase=phase, scheme="mscmr", **grid)
@@ -398,6 +401,12 @@ def write_mscmrseg(
     post-contrast T1s at 1.5 T, a per-subject TI near the myocardial null, patchy scar about as bright as blood,
     motion blur, an unnormalised surface-coil profile, Rician noise at blood SNR 10-20), acquired at 1.5 mm and
     interpolated to 0.75 mm; the bSSFP is unchanged.
+
+    Each slice of either stack is acquired in its own breath-hold, and the heart sits where that hold left it:
+    a level drawn uniformly between end-expiration and end-inspiration scales the subject's tidal heart translation
+    (``CardiacPhantom.breath_hold_motion``: caudal 2.4-8 mm, anterior -0.4-5.1 mm, Shechter et al. 2004), projected
+    into the short-axis grid. The motion is in the images and their labels, not in the affines, so the two stacks
+    (and the slices of one stack) are misaligned by a few millimetres as in real exams.
 
     Args:
         out: output root (the dataset goes to ``out/MSCMRSeg``).

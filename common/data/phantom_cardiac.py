@@ -170,8 +170,8 @@ _ACQUISITION = {
 #                       smaller 1.5 x 1.5 x 5 mm^3 voxel.
 # Simplifications: the readout is ignored (no saturation by the segmented FLASH readout, no T1-dependent k-space
 # filtering, no T2*: signal = PD * Mz(TI)); one TI per stack; single-compartment tissues; Rician noise of a single
-# channel (sum-of-squares coil combination gives non-central chi noise); no ghosting, no misregistration between
-# breath-holds, no fat-water chemical shift.
+# channel (sum-of-squares coil combination gives non-central chi noise); no ghosting, no fat-water chemical shift.
+# Breath-hold positions are not part of the contrast: a writer passes them as ``slice_motion`` (write_mscmrseg does).
 _IR_TISSUES = {  # tissue: (native T1 key, lambda key, proton density)
     "air": (None, None, 0.0),
     "body": ("t1_muscle", "lambda_muscle", 0.75),
@@ -446,6 +446,15 @@ class CardiacPhantom:
         # al. 2006 JACC 47:1175; recalled, not re-checked). Scar segments reduce it like the radial shortening.
         shortening = {"DCM": (0.05, 0.10), "HCM": (0.08, 0.14)}.get(group, (0.14, 0.20))
         p["longitudinal_shortening"] = u(*shortening)
+        # Drawn after everything above. Respiratory translation of the heart from end-expiration to end-inspiration
+        # in the body frame: caudal 2.4-8.0 mm and anterior -0.4-5.1 mm (the ranges over 10 patients of Shechter et
+        # al. 2004 IEEE TMI 23:1046, tidal breathing; its 0.2-3.5 degree rotations are left out). The LV long axis
+        # (base to apex) points inferior, anterior and left: inclination from the body's inferior axis 45-70
+        # degrees, azimuth between left and anterior 30-60 degrees (textbook anatomy; recalled, not re-checked).
+        # The short-axis grid's own orientation about that axis is arbitrary (in_plane_azimuth).
+        p["respiratory_shift"] = (u(2.4, 8.0), u(-0.4, 5.1))  # (caudal, anterior) mm
+        p["long_axis"] = (math.radians(u(45.0, 70.0)), math.radians(u(30.0, 60.0)))
+        p["in_plane_azimuth"] = u(0, 2 * np.pi)
         return p
 
     @property
@@ -480,6 +489,32 @@ class CardiacPhantom:
     def es_phase(self, n_phases: int = 25) -> int:
         """Index of the end-systolic frame (maximal contraction) among ``n_phases`` frames."""
         return int(np.argmax([self.contraction(i, n_phases) for i in range(n_phases)]))
+
+    # ------------------------------------------------------------------ respiration
+    def breath_hold_motion(self, levels: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Per-slice heart displacement in the short-axis grid for breath-holds at the given respiratory ``levels``.
+
+        ``levels`` (one per slice, 0 end-expiration, 1 end-inspiration) scale the subject's tidal heart translation
+        (``params["respiratory_shift"]``: caudal, anterior), which is projected onto the LV long axis (through-plane)
+        and the short-axis plane (in-plane, in the grid's axes). Returns ``(len(levels), 4)`` rows for
+        ``slice_motion`` (shift x, y, z in mm, angle 0: rotations are left out).
+        """
+        levels = np.asarray(levels, dtype=np.float64).reshape(-1)
+        caudal, anterior = self.params["respiratory_shift"]
+        inclination, azimuth = self.params["long_axis"]
+        # body frame (left, anterior, inferior); the long axis from base to apex
+        axis = np.array([
+            math.sin(inclination) * math.cos(azimuth), math.sin(inclination) * math.sin(azimuth), math.cos(inclination)
+        ])  # fmt: skip
+        first = np.cross(axis, [1.0, 0.0, 0.0])
+        first /= np.linalg.norm(first)
+        second = np.cross(axis, first)
+        turn = self.params["in_plane_azimuth"]
+        e_x = math.cos(turn) * first + math.sin(turn) * second
+        e_y = -math.sin(turn) * first + math.cos(turn) * second
+        shift = np.array([0.0, anterior, caudal])
+        per_unit = np.array([shift @ e_x, shift @ e_y, shift @ axis, 0.0])
+        return levels[:, None] * per_unit[None, :]
 
     # ------------------------------------------------------------------ geometry
     def slice_positions(self, n_slices: int, slice_spacing: float, z: float | None = None) -> np.ndarray:
@@ -540,6 +575,27 @@ class CardiacPhantom:
         x = cos * gx[:, None] + sin * gy[None, :]
         y = -sin * gx[:, None] + cos * gy[None, :]
         return x.astype(np.float32), y.astype(np.float32)
+
+    @staticmethod
+    def _slice_motion(slice_motion: np.ndarray | Sequence[Sequence[float]] | None, nz: int) -> np.ndarray:
+        """``slice_motion`` as a ``(nz, 4)`` float array (zeros for ``None``), or a ValueError naming the shape."""
+        if slice_motion is None:
+            return np.zeros((nz, 4))
+        motion = np.asarray(slice_motion, dtype=np.float64)
+        if motion.shape != (nz, 4) or not np.all(np.isfinite(motion)):
+            raise ValueError(
+                f"slice_motion must be {nz} finite rows (shift x, shift y, shift z in mm, angle in rad), one per "
+                f"slice, got shape {motion.shape}."
+            )
+        return motion
+
+    @staticmethod
+    def _moved(center: Sequence[float], z: float, motion: np.ndarray) -> tuple[tuple[float, float], float, float]:
+        """Grid centre, slice position and extra angle at which a slice sees the anatomy moved by ``motion``.
+
+        An anatomy moved by ``+s`` shows at grid point ``g`` what it had at ``g - s``.
+        """
+        return (center[0] - motion[0], center[1] - motion[1]), float(z - motion[2]), float(motion[3])
 
     # ------------------------------------------------------------------ tissue map
     def _background(self, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:
@@ -721,6 +777,7 @@ class CardiacPhantom:
         phase: float = 0,
         n_phases: int = 25,
         scheme: str = "tissue",
+        slice_motion: np.ndarray | Sequence[Sequence[float]] | None = None,
     ) -> np.ndarray:
         """Label map sampled at the voxel centres of the grid (independent of modality).
 
@@ -734,6 +791,9 @@ class CardiacPhantom:
             n_phases: frames per cycle.
             scheme: ``"tissue"`` (:data:`TISSUES` indices), ``"emidec"``, ``"acdc"``, ``"mscmr"``, ``"mi"`` or
                 ``"pscgan"`` (see :data:`LABEL_SCHEMES`).
+            slice_motion: per-slice rigid motion of the anatomy in the grid, ``(Z, 4)`` rows ``(shift x mm, shift y
+                mm, shift z mm, in-plane angle rad)`` (e.g. each slice's breath-hold position); the grid and its
+                affine do not change. ``None``: no motion.
 
         Returns:
             ``shape`` array, uint8 (uint16 for ``"mscmr"``).
@@ -741,10 +801,15 @@ class CardiacPhantom:
         if scheme not in LABEL_SCHEMES:
             raise ValueError(f"scheme must be one of {sorted(LABEL_SCHEMES)}, got {scheme!r}.")
         (nx, ny, nz), (dx, dy, dz) = self._parse_grid(shape, spacing)
-        x, y = self._points(nx, ny, dx, dy, center)
+        motion = self._slice_motion(slice_motion, nz)
         c = self.contraction(phase, n_phases)
         table = LABEL_SCHEMES[scheme]
-        out = np.stack([table[self._tissue_slice(x, y, zk, c)] for zk in self.slice_positions(nz, dz, z)], axis=-1)
+        slices = []
+        for k, zk in enumerate(self.slice_positions(nz, dz, z)):
+            moved, zk, angle = self._moved(center, zk, motion[k])
+            x, y = self._points(nx, ny, dx, dy, moved, angle)
+            slices.append(table[self._tissue_slice(x, y, zk, c)])
+        out = np.stack(slices, axis=-1)
         return out if len(shape) == 3 else out[..., 0]
 
     def render(
@@ -764,6 +829,7 @@ class CardiacPhantom:
         noise: bool = True,
         bias: bool = True,
         phase_sensitive: bool = False,
+        slice_motion: np.ndarray | Sequence[Sequence[float]] | None = None,
     ) -> np.ndarray:
         """Render one modality on a grid (see the class docstring for the pipeline).
 
@@ -781,6 +847,8 @@ class CardiacPhantom:
                 phase-corrected signal with Gaussian noise, signed (tissue below its null is negative, so a too-short
                 TI leaves myocardium darker than scar instead of brighter: Kellman et al. 2002 MRM 47:372), instead
                 of the magnitude image.
+            slice_motion: per-slice rigid motion of the anatomy, as in :meth:`labels` (the bias field and the coil
+                stay with the scanner; noise does not depend on it).
 
         Returns:
             float32 array of ``shape``, values roughly in [0, 1] (MD in 1e-3 mm^2/s; PSIR signed).
@@ -800,6 +868,7 @@ class CardiacPhantom:
             raise ValueError(f"shape {tuple(shape)} is not divisible by acquisition_factor={acquisition_factor}.")
         if phase_sensitive and modality != "lge_ir":
             raise ValueError(f"phase_sensitive applies to the 'lge_ir' modality only, got modality {modality!r}.")
+        motion = self._slice_motion(slice_motion, nz)
         if modality == "lge_ir":
             out = self._render_lge_ir(
                 (nx, ny, nz),
@@ -815,11 +884,10 @@ class CardiacPhantom:
                 noise=noise,
                 bias=bias,
                 phase_sensitive=bool(phase_sensitive),
+                motion=motion,
             )
             return out if len(shape) == 3 else out[..., 0]
         ss = int(supersample)
-        x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, center)
-        texture = 1.0 + _ACQUISITION[modality][2] * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, center)
         table, rng_key = self._contrast(modality), _stable(modality)
         sigma, rician, texture_amplitude, bias_strength = _ACQUISITION[modality]
         thickness = 0.8 * dz if slice_thickness is None else float(slice_thickness)
@@ -829,10 +897,13 @@ class CardiacPhantom:
         ax_, ay_ = self._points(nx // af, ny // af, dx * af, dy * af, center)
         field = self._bias(ax_, ay_, modality, bias_strength) if bias and bias_strength > 0 else None
         slices = []
-        for zk in self.slice_positions(nz, dz, z):
+        for k, zk in enumerate(self.slice_positions(nz, dz, z)):
+            moved, z_anatomy, angle = self._moved(center, zk, motion[k])
+            x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, moved, angle)
+            texture = 1.0 + texture_amplitude * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, moved)
             value = np.zeros(x.shape, dtype=np.float32)
             for offset in offsets:
-                value += table[self._tissue_slice(x, y, zk + offset, c)]
+                value += table[self._tissue_slice(x, y, z_anatomy + offset, c)]
             value *= texture
             if len(offsets) > 1:
                 value /= len(offsets)
@@ -1125,14 +1196,14 @@ class CardiacPhantom:
         noise: bool,
         bias: bool,
         phase_sensitive: bool = False,
+        motion: np.ndarray | None = None,
     ) -> np.ndarray:
         """``lge_ir`` on a parsed grid: signed signal -> partial volume -> PSF -> coil -> Rician noise -> magnitude
         (``phase_sensitive``: Gaussian noise on the signed real part, no magnitude)."""
         (nx, ny, nz), (dx, dy, dz) = grid, spacing
         q = self.lge_ir_params()
         ss, af = supersample, acquisition_factor
-        x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, center)
-        texture = 1.0 + _IR_TEXTURE * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, center)
+        motion = np.zeros((nz, 4)) if motion is None else motion
         thickness = 0.8 * dz if slice_thickness is None else float(slice_thickness)
         offsets = thickness * ((np.arange(slice_samples) + 0.5) / slice_samples - 0.5)
         ax_, ay_ = self._points(nx // af, ny // af, dx * af, dy * af, center)
@@ -1148,9 +1219,12 @@ class CardiacPhantom:
         for k, zk in enumerate(positions):
             progress = 0.0 if nz == 1 else (k if q["base_to_apex"] else nz - 1 - k) / (nz - 1)
             scale = self._dr1_scale(q, progress)
+            moved, z_anatomy, angle = self._moved(center, zk, motion[k])
+            x, y = self._points(nx * ss, ny * ss, dx / ss, dy / ss, moved, angle)
+            texture = 1.0 + _IR_TEXTURE * self._texture(nx * ss, ny * ss, dx / ss, dy / ss, moved)
             value = np.zeros(x.shape, dtype=np.float64)
             for offset in offsets:
-                value += self._ir_slice(q, x, y, zk + offset, contraction, scale)
+                value += self._ir_slice(q, x, y, z_anatomy + offset, contraction, scale)
             value *= texture * (gain / len(offsets))
             acquired = area_downsample(value.astype(np.float32), ss * af).astype(np.float64)
             acquired = ndimage.gaussian_filter(acquired, (psf / (dx * af), psf / (dy * af)), mode="nearest")

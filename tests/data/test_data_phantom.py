@@ -188,3 +188,55 @@ def test_bad_constructor_arguments_raise(kwargs, match):
 def test_bad_render_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call(CardiacPhantom(0))
+
+
+# ---------------------------------------------------------------------------------------------- breath-hold motion
+STACK = {"shape": (48, 48, 4), "spacing": (2.0, 2.0, 10.0)}
+
+
+@pytest.mark.parametrize("modality", ["bssfp", "lge_ir"])
+def test_zero_slice_motion_is_no_motion(modality):
+    phantom = CardiacPhantom(4, group="MINF")
+    still = phantom.render(modality, **STACK)
+    np.testing.assert_array_equal(still, phantom.render(modality, **STACK, slice_motion=np.zeros((4, 4))))
+    np.testing.assert_array_equal(phantom.labels(**STACK), phantom.labels(**STACK, slice_motion=np.zeros((4, 4))))
+
+
+def test_in_plane_slice_motion_moves_that_slice_by_whole_voxels():
+    """A 2-voxel shift in x (4 mm) of slice 1 only: that slice's labels are the still ones rolled by 2 voxels."""
+    phantom = CardiacPhantom(4, group="MINF")
+    motion = np.zeros((4, 4))
+    motion[1, 0] = 4.0
+    still, moved = phantom.labels(**STACK), phantom.labels(**STACK, slice_motion=motion)
+    np.testing.assert_array_equal(moved[..., [0, 2, 3]], still[..., [0, 2, 3]])
+    np.testing.assert_array_equal(moved[2:, :, 1], still[:-2, :, 1])
+    assert not np.array_equal(moved[..., 1], still[..., 1])
+
+
+def test_through_plane_slice_motion_shows_the_anatomy_of_another_position():
+    """The anatomy moved 3 mm towards the apex shows at z what the still anatomy had at z - 3 mm (image and labels)."""
+    phantom = CardiacPhantom(4, group="MINF")
+    grid = {"shape": (48, 48), "spacing": (2.0, 2.0), "z": 40.0}
+    motion = [[0.0, 0.0, 3.0, 0.0]]
+    moved = phantom.labels(**grid, slice_motion=motion)
+    np.testing.assert_array_equal(moved, phantom.labels(**{**grid, "z": 37.0}))
+    image = phantom.render("bssfp", **grid, slice_motion=motion, noise=False)
+    np.testing.assert_allclose(image, phantom.render("bssfp", **{**grid, "z": 37.0}, noise=False), atol=1e-6)
+
+
+def test_breath_hold_motion_scales_the_tidal_translation_and_keeps_its_length():
+    phantom = CardiacPhantom(6)
+    motion = phantom.breath_hold_motion([0.0, 0.5, 1.0])
+    caudal, anterior = phantom.params["respiratory_shift"]
+    assert motion.shape == (3, 4)
+    np.testing.assert_array_equal(motion[0], 0.0)
+    np.testing.assert_allclose(motion[1], 0.5 * motion[2])
+    np.testing.assert_allclose(np.linalg.norm(motion[2, :3]), math.hypot(caudal, anterior))  # a rotation of frames
+    assert motion[2, 2] > 0  # breathing in moves the heart caudally, towards the apex along the long axis
+    assert np.all(motion[:, 3] == 0.0)
+
+
+@pytest.mark.parametrize("motion", [np.zeros((3, 4)), np.zeros((4, 3)), np.full((4, 4), np.nan)])
+def test_bad_slice_motion_raises_naming_the_expected_rows(motion):
+    with pytest.raises(ValueError, match="slice_motion must be 4 finite rows"):
+        CardiacPhantom(4).labels(**STACK, slice_motion=motion)
