@@ -21,7 +21,8 @@ optional; its ``configs/quick.json`` is quoted in the header for the quick mode.
 
 The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
 notes) with the columns of :data:`MARKDOWN_COLUMNS`, every per-case value into ``<out>/<bundle>_cases.csv`` and each
-bundle's raw result into ``<out>/<bundle>_rows.json`` (what ``--merge_only`` reads).
+bundle's raw result into ``<out>/<bundle>_rows.json`` (what ``--merge_only`` reads; a bundle without one keeps the
+rows of the previous ``benchmark.json``, named in the header as carried over).
 Each bundle's rows are mapped into them (:func:`normalize_rows`):
 
 - rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
@@ -319,6 +320,17 @@ def read_bundle_result(out: str | os.PathLike, bundle: str) -> dict[str, Any]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise RuntimeError(f"{path} holds no list of row dicts.")
     return result
+
+
+def previous_merged_rows(out: str | os.PathLike, bundle: str) -> tuple[list[dict], dict[str, Any]]:
+    """The merged rows and run entry that ``<out>/benchmark.json`` holds for ``bundle`` (``--merge_only`` carries
+    them over for a bundle without a rows file: its last merged run, not rerun since); ``([], {})`` when none."""
+    path = Path(out) / "benchmark.json"
+    if not path.is_file():
+        return [], {}
+    content = json.loads(path.read_text())
+    rows = [row for row in content.get("rows", []) if isinstance(row, dict) and row.get("bundle") == bundle]
+    return rows, dict(content.get("runs", {}).get(bundle, {}))
 
 
 def run_bundle(
@@ -777,11 +789,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     start = time.perf_counter()
-    results: dict[str, list[dict]] = {}
+    merged: dict[str, list[dict]] = {}  # bundle -> its merged rows, in the bundles' order
     runs: dict[str, dict] = {}
     failures: list[str] = []
+    carried: list[str] = []
     for bundle in bundles:
         print(f"benchmark {bundle.name} ({'quick' if args.quick else 'full'}) -> {out / bundle.name}", flush=True)
+        if args.merge_only and not result_path(out, bundle.name).is_file():
+            rows, run = previous_merged_rows(out, bundle.name)
+            if rows and run.get("status") == "PASS":  # not rerun since the rows files exist: keep its last merge
+                merged[bundle.name], runs[bundle.name] = rows, {**run, "carried_over": True}
+                carried.append(bundle.name)
+                continue
         try:
             if args.merge_only:
                 result = read_bundle_result(out, bundle.name)
@@ -793,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(bundle.name)
             runs[bundle.name] = {"status": "FAIL", "log": str(out / bundle.name / "benchmark.log")}
             continue
-        results[bundle.name] = result["rows"]
+        merged[bundle.name] = merge_results({bundle.name: result["rows"]}, infos)
         runs[bundle.name] = {
             "status": "PASS",
             "seconds": result["seconds"],
@@ -804,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cases is not None:
             runs[bundle.name]["cases"] = str(cases)
 
-    rows = merge_results(results, infos)
+    rows = [row for bundle_rows in merged.values() for row in bundle_rows]
     command = (
         "python -m tools.benchmark "
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
@@ -819,6 +838,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             2,
             "Merged from each bundle's own run (`--bundles <name>` with the same options, each its own process, "
             f"possibly at the same time) with `{command} --merge_only`; total = the sum of the bundles' seconds.",
+        )
+    if carried:
+        header.insert(
+            3 if args.merge_only else 2,
+            "Carried over unchanged from the previous merged table (no `<bundle>_rows.json`: not rerun since): "
+            + ", ".join(f"`{name}`" for name in carried)
+            + ".",
         )
     md_path, json_path = write_merged(rows, out, header, extra={"runs": runs, "machine": _machine()})
     print(md_path.read_text())

@@ -348,6 +348,32 @@ def test_merge_only_merges_separate_runs_without_running_anything(tmp_path, caps
     assert f"{LGE}_rows.json does not exist" in capsys.readouterr().out
 
 
+def test_merge_only_carries_over_a_bundle_without_rows_file_from_the_previous_table(tmp_path):
+    """One bundle rerun (its rows file), the other not: its rows stay as the previous merged table had them."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    (data / "DTI_LGE_MI").mkdir(parents=True)
+    _fake_bundle(bundles, LGE, LGE_ROWS[:2], info=LGE_INFO_SOURCE)
+    _fake_bundle(bundles, "dti_lge_style_transfer", LONG_ROWS)
+    common = ["--quick", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(["--all", *common]) == 0
+    before = json.loads((out / "benchmark.json").read_text())
+    old_rows = [r for r in before["rows"] if r["bundle"] == "dti_lge_style_transfer"]
+    tb.result_path(out, "dti_lge_style_transfer").unlink()  # merged before the rows files existed
+    rerun = tb.read_bundle_result(out, LGE)
+    rerun["rows"][0]["test_dice_mean"] += 0.25
+    tb.write_bundle_result(out, LGE, rerun)
+
+    assert tb.main(["--all", "--merge_only", *common]) == 0
+    after = json.loads((out / "benchmark.json").read_text())
+    assert [r for r in after["rows"] if r["bundle"] == "dti_lge_style_transfer"] == old_rows
+    assert after["runs"]["dti_lge_style_transfer"]["carried_over"] is True
+    assert "carried_over" not in after["runs"][LGE]
+    changed = [r for r in after["rows"] if r["bundle"] == LGE] != [r for r in before["rows"] if r["bundle"] == LGE]
+    assert changed  # the rerun bundle's new values are in
+    assert "Carried over unchanged from the previous merged table" in (out / "benchmark.md").read_text()
+    assert "`dti_lge_style_transfer`." in (out / "benchmark.md").read_text()
+
+
 def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
     result = {"rows": [{"method": "m", "metric": "dice", "values": [["c1", 0.5]]}], "seconds": 1.0, "peak_rss_mb": 9}
     path = tb.write_bundle_result(tmp_path, "b", result)
