@@ -155,8 +155,10 @@ class PSCGANPhaseTrainer(MultiNetworkTrainer):
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def discriminator_terms(self, d_real: dict, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Extra discriminator terms besides the hinge loss (Seg: the pixel-count head)."""
+    def discriminator_terms(
+        self, d_real: dict, d_fake: dict, target: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Extra discriminator terms besides the hinge loss (Seg: the pixel-count head); ``fake`` is detached."""
         return {}
 
     # ------------------------------------------------------------------------------------------- iteration
@@ -195,7 +197,7 @@ class PSCGANPhaseTrainer(MultiNetworkTrainer):
                 d_real = d(real)
                 d_fake = d(fake.detach())
                 d_terms = {"loss_d_adv": hinge_discriminator_loss(d_real["logits"], d_fake["logits"])}
-                d_terms.update(engine.discriminator_terms(d_real, target))
+                d_terms.update(engine.discriminator_terms(d_real, d_fake, target, fake.detach()))
             d_terms["loss_d"] = sum(d_terms.values())
             engine.fire_event(AdversarialIterationEvents.DISCRIMINATOR_LOSS_COMPLETED)
             engine.optimizer_step(
@@ -317,12 +319,21 @@ class SysTrainer(PSCGANPhaseTrainer):
         return out
 
 
+#: what the Seg discriminator's pixel-count head is fitted on (see :class:`SegTrainer`)
+AUX_HEAD_INPUTS = ("real_and_generated", "real")
+
+
 class SegTrainer(PSCGANPhaseTrainer):
     """Phase III (section 5.3): the final 4-class segmentation from the cine conditioned on Sys's synthesis (frozen
     ``pri`` and ``sys``): ``loss_mce`` + ``loss_g_adv`` (eq. 16) + ``loss_aux`` (eq. 17: the L1 between the
-    discriminator's pixel-count head on the real mask and on the generated one). The discriminator also learns its
-    head from the true class fractions, ``loss_d_aux`` (the self-supervised target). ``aux_weight=0`` is Table 5's
-    "segmentation auxiliary loss removed" (the discriminator still has the head, trained the same way).
+    discriminator's pixel-count head on the real mask and on the generated one). The discriminator learns its head
+    self-supervised, each input's own class fractions as the target: ``loss_d_aux`` on the real masks and, with
+    ``aux_head_inputs="real_and_generated"`` (default), ``loss_d_aux_generated`` on the generated ones (their soft
+    fractions). The paper has the head "regress the size of the 4 categories" of its input; trained on real masks
+    only (``"real"``, the earlier reading) the head is never fitted on a generated mask, so eq. 17 hands the generator
+    the gradient of a function that is arbitrary where the generator is, which collapsed the quick Seg phase in a
+    development run. ``aux_weight=0`` is Table 5's "segmentation auxiliary loss removed" (the discriminator still has
+    the head, trained the same way).
     """
 
     output_kind = "mask"
@@ -334,13 +345,17 @@ class SegTrainer(PSCGANPhaseTrainer):
         mce: MultiClassBCE | None = None,
         aux_loss: PixelCountAuxLoss | None = None,
         aux_weight: float = 1.0,
+        aux_head_inputs: str = "real_and_generated",
         **kwargs: Any,
     ) -> None:
         if aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight!r}.")
+        if aux_head_inputs not in AUX_HEAD_INPUTS:
+            raise ValueError(f"aux_head_inputs must be one of {AUX_HEAD_INPUTS}, got {aux_head_inputs!r}.")
         self.mce = mce if mce is not None else MultiClassBCE(num_classes=kwargs.get("num_classes", 4))
         self.aux_loss = aux_loss if aux_loss is not None else PixelCountAuxLoss()
         self.aux_weight = float(aux_weight)
+        self.aux_head_inputs = aux_head_inputs
         super().__init__(*args, **kwargs)
 
     def weights(self) -> dict[str, float]:
@@ -357,9 +372,15 @@ class SegTrainer(PSCGANPhaseTrainer):
             terms["loss_aux"] = self.aux_loss.generator_terms(d_fake["counts"], d_real["counts"])
         return terms
 
-    def discriminator_terms(self, d_real: dict, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_terms(
+        self, d_real: dict, d_fake: dict, target: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         fractions = class_fractions(target, self.num_classes)
-        return {"loss_d_aux": self.aux_loss.discriminator_terms(d_real["counts"], fractions)}
+        terms = {"loss_d_aux": self.aux_loss.discriminator_terms(d_real["counts"], fractions)}
+        if self.aux_head_inputs == "real_and_generated":
+            generated = class_fractions(fake, self.num_classes)  # the soft mask's own sizes
+            terms["loss_d_aux_generated"] = self.aux_loss.discriminator_terms(d_fake["counts"], generated)
+        return terms
 
     def grid_images(self, batch, cine, fake, condition) -> dict[str, torch.Tensor]:
         return {**super().grid_images(batch, cine, fake, condition), "synthesis": condition}

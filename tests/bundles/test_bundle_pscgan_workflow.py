@@ -45,7 +45,7 @@ FAST = {"attention_key_pool": 2}
 PAPER_TERMS = {
     "pri": {"loss_mce", "loss_g_adv", "loss_d_adv"},
     "sys": {"loss_l2", "loss_ogs_tv", "loss_content", "loss_g_adv", "loss_d_adv"},
-    "seg": {"loss_mce", "loss_aux", "loss_d_aux", "loss_g_adv", "loss_d_adv"},
+    "seg": {"loss_mce", "loss_aux", "loss_d_aux", "loss_d_aux_generated", "loss_g_adv", "loss_d_adv"},
     "joint": {"loss_mce", "loss_l2", "loss_ogs_tv", "loss_g_adv", "loss_d_adv"},
 }
 

@@ -132,14 +132,38 @@ def test_seg_trains_the_pixel_count_head_and_adds_the_auxiliary_term():
     trainer = _trainer(SegTrainer, g, d, frozen=frozen, batches=2)
     trainer.run()
     out = trainer.state.output[0]
-    for key in ("loss_mce", "loss_aux", "loss_d_aux", "loss_g_adv", "synthesis", "pred_image"):
+    for key in ("loss_mce", "loss_aux", "loss_d_aux", "loss_d_aux_generated", "loss_g_adv", "synthesis", "pred_image"):
         assert key in out, key
-    assert float(out["loss_d"]) == pytest.approx(float(out["loss_d_adv"]) + float(out["loss_d_aux"]), rel=1e-5)
+    d_terms = ("loss_d_adv", "loss_d_aux", "loss_d_aux_generated")
+    assert float(out["loss_d"]) == pytest.approx(sum(float(out[k]) for k in d_terms), rel=1e-5)
     # aux_weight 0 (Table 5 ablation): no generator term, the head still learns
     trainer = _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, 4), frozen=frozen, batches=2,
                        aux_weight=0.0)  # fmt: skip
     trainer.run()
     assert "loss_aux" not in trainer.state.output[0] and "loss_d_aux" in trainer.state.output[0]
+    # the earlier reading: the head fitted on real masks only
+    trainer = _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, 4), frozen=frozen, batches=2,
+                       aux_head_inputs="real")  # fmt: skip
+    trainer.run()
+    out = trainer.state.output[0]
+    assert "loss_d_aux_generated" not in out and "loss_aux" in out
+    assert float(out["loss_d"]) == pytest.approx(float(out["loss_d_adv"]) + float(out["loss_d_aux"]), rel=1e-5)
+
+
+def test_seg_head_targets_are_each_input_own_class_fractions():
+    """Hand values: the head is fitted on the real mask's fractions and on the generated (soft) mask's own."""
+    frozen = {"pri": _gen(4, "softmax"), "sys": _gen(1, "tanh", condition_channels=4)}
+    trainer = _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, aux=4), frozen=frozen)
+    target = torch.zeros(1, 1, 2, 2, dtype=torch.long)
+    target[0, 0, 0, 0] = 1  # fractions (0.75, 0.25, 0, 0)
+    fake = torch.full((1, 4, 2, 2), 0.25)  # a uniform soft mask: fractions 0.25 each
+    head_real, head_fake = torch.tensor([[0.5, 0.5, 0.0, 0.0]]), torch.tensor([[0.25, 0.25, 0.25, 0.0]])
+    terms = trainer.discriminator_terms({"counts": head_real}, {"counts": head_fake}, target, fake)
+    assert float(terms["loss_d_aux"]) == pytest.approx(0.25 + 0.25)
+    assert float(terms["loss_d_aux_generated"]) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="aux_head_inputs must be one of"):
+        _trainer(SegTrainer, _gen(4, "softmax", condition_channels=1), _disc(4, aux=4), frozen=frozen,
+                 aux_head_inputs="fake")  # fmt: skip
 
 
 def test_joint_generator_outputs_mask_and_image_against_one_discriminator():
