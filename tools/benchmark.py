@@ -322,15 +322,11 @@ def read_bundle_result(out: str | os.PathLike, bundle: str) -> dict[str, Any]:
     return result
 
 
-def previous_merged_rows(out: str | os.PathLike, bundle: str) -> tuple[list[dict], dict[str, Any]]:
-    """The merged rows and run entry that ``<out>/benchmark.json`` holds for ``bundle`` (``--merge_only`` carries
-    them over for a bundle without a rows file: its last merged run, not rerun since); ``([], {})`` when none."""
+def read_previous_merged(out: str | os.PathLike) -> dict[str, Any]:
+    """``<out>/benchmark.json`` as written by :func:`write_merged` (``{}`` when absent): ``--merge_only`` carries the
+    rows and run entry of a bundle without a rows file over from it (its last merged run, not rerun since)."""
     path = Path(out) / "benchmark.json"
-    if not path.is_file():
-        return [], {}
-    content = json.loads(path.read_text())
-    rows = [row for row in content.get("rows", []) if isinstance(row, dict) and row.get("bundle") == bundle]
-    return rows, dict(content.get("runs", {}).get(bundle, {}))
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def run_bundle(
@@ -793,10 +789,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, dict] = {}
     failures: list[str] = []
     carried: list[str] = []
+    previous = read_previous_merged(out) if args.merge_only else {}  # read once, before the merge rewrites it
     for bundle in bundles:
         print(f"benchmark {bundle.name} ({'quick' if args.quick else 'full'}) -> {out / bundle.name}", flush=True)
         if args.merge_only and not result_path(out, bundle.name).is_file():
-            rows, run = previous_merged_rows(out, bundle.name)
+            rows = [r for r in previous.get("rows", []) if isinstance(r, dict) and r.get("bundle") == bundle.name]
+            run = dict(previous.get("runs", {}).get(bundle.name, {}))
             if rows and run.get("status") == "PASS":  # not rerun since the rows files exist: keep its last merge
                 merged[bundle.name], runs[bundle.name] = rows, {**run, "carried_over": True}
                 carried.append(bundle.name)

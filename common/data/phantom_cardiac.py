@@ -806,9 +806,9 @@ class CardiacPhantom:
         table = LABEL_SCHEMES[scheme]
         slices = []
         for k, zk in enumerate(self.slice_positions(nz, dz, z)):
-            moved, zk, angle = self._moved(center, zk, motion[k])
+            moved, z_anatomy, angle = self._moved(center, zk, motion[k])
             x, y = self._points(nx, ny, dx, dy, moved, angle)
-            slices.append(table[self._tissue_slice(x, y, zk, c)])
+            slices.append(table[self._tissue_slice(x, y, z_anatomy, c)])
         out = np.stack(slices, axis=-1)
         return out if len(shape) == 3 else out[..., 0]
 
@@ -1196,14 +1196,13 @@ class CardiacPhantom:
         noise: bool,
         bias: bool,
         phase_sensitive: bool = False,
-        motion: np.ndarray | None = None,
+        motion: np.ndarray,
     ) -> np.ndarray:
         """``lge_ir`` on a parsed grid: signed signal -> partial volume -> PSF -> coil -> Rician noise -> magnitude
         (``phase_sensitive``: Gaussian noise on the signed real part, no magnitude)."""
         (nx, ny, nz), (dx, dy, dz) = grid, spacing
         q = self.lge_ir_params()
         ss, af = supersample, acquisition_factor
-        motion = np.zeros((nz, 4)) if motion is None else motion
         thickness = 0.8 * dz if slice_thickness is None else float(slice_thickness)
         offsets = thickness * ((np.arange(slice_samples) + 0.5) / slice_samples - 0.5)
         ax_, ay_ = self._points(nx // af, ny // af, dx * af, dy * af, center)
