@@ -31,8 +31,12 @@ if $list; then printf '%s\n' "${order[@]}"; exit 0; fi
 [ -x .venv/bin/python ] || bash tools/install.sh  # run it yourself to complete an older .venv
 py=$root/.venv/bin/python
 [ -d data/DTI_LGE_MI ] || "$py" -m tools.make_data --out data
+timings=()
 for name in "${order[@]}"; do
     echo; echo "##### $name"
+    start=$SECONDS
     (cd "bundles/$name" && PY=$py DATA_ROOT=$root/data BUNDLES_DIR=$root/bundles bash $demo)
+    timings+=("$name $((SECONDS - start)) s")
 done
 echo; echo "Done: ${order[*]}"
+printf '  %s\n' "${timings[@]}"
