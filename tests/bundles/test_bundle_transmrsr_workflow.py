@@ -382,3 +382,19 @@ def test_inference_never_overwrites_an_output(pipeline):
     target = out / pipeline["thick"][0].name.replace(".nii.gz", "_sr.nii.gz")
     assert "FileExistsError" in message and str(target) in message and "overwrite" in message, message
     assert {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in out.iterdir()} == before
+
+
+def test_benchmark_inference_scaling_times_tiled_volumes_and_writes_each_plane(pipeline, tmp_path):
+    """The benchmark's speed rows: one thick volume tiled to N coronal planes, each super-resolved and timed."""
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import _inference_scaling
+
+        tiny = json.loads((CONFIGS / "tiny.json").read_text())
+        result = _inference_scaling(str(pipeline["inputs"]), str(pipeline["models"] / "model.pt"), tiny, str(tmp_path))
+    assert result["slice_counts"] == [16, 32, 64] and all(s > 0 for s in result["seconds"])
+    assert result["per_slice"] > 0
+    source = nib.load(sorted(pipeline["inputs"].glob("*.nii.gz"))[0])
+    for n in result["slice_counts"]:
+        (output,) = (tmp_path / f"slices_{n}" / "out").glob("*_sr.nii.gz")
+        shape = nib.load(output).shape
+        assert shape[1] == n and shape[0] == source.shape[0] and shape[2] == source.shape[2] * SCALE, shape

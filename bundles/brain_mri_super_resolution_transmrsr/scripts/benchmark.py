@@ -42,6 +42,7 @@ from common.benchmarking import (
     Timer,
     int_tuple,
     machine_summary,
+    peak_rss_mb,
     read_overlay,
     run_workflow,
     write_cases_csv,
@@ -118,7 +119,11 @@ METRIC_LABELS = {
     "dice_gm": "GM Dice, classifier on SR vs on truth",
     "dice_csf": "CSF Dice, classifier on SR vs on truth",
     "dice_avg": "mean tissue Dice, classifier on SR vs on truth",
+    "inference_seconds": "inference seconds per x4 volume (one held-out volume tiled to N coronal slices; the fit: per "
+    "slice)",
 }
+#: coronal slice counts (the planes the network super-resolves one by one) of the inference-scaling rows
+SCALING_SLICES = (16, 32, 64)
 
 #: (prior epochs, SR epochs, SR validation interval) per mode
 SCHEDULES = {"quick": (10, 10, 5), "full": (400, 200, 4)}
@@ -247,19 +252,22 @@ def _network_scores(
     folder: str, scale: int, weights: str, overrides: dict, network: dict, out: str, brains: dict, means: np.ndarray
 ) -> dict:
     files = ["inference.json", "edsr_baseline.json"] if overrides.pop("edsr", False) else ["inference.json"]
-    run_workflow(
-        BUNDLE_ROOT,
-        files,
-        {
-            "dataset_dir": folder,
-            "output_dir": out,
-            "model_weights": weights,
-            "scale": scale,
-            "overwrite": True,
-            **network,
-            **overrides,
-        },
-    )
+    names = [os.path.basename(p) for p in sorted(glob.glob(os.path.join(folder, "*.nii.gz")))]
+    outputs = [os.path.join(out, n.replace(".nii.gz", "_sr.nii.gz")) for n in names]
+    if not all(os.path.isfile(p) and os.path.getmtime(p) >= os.path.getmtime(weights) for p in outputs):
+        run_workflow(  # a stopped or earlier run's outputs of these weights are reused, as its trained models
+            BUNDLE_ROOT,
+            files,
+            {
+                "dataset_dir": folder,
+                "output_dir": out,
+                "model_weights": weights,
+                "scale": scale,
+                "overwrite": True,
+                **network,
+                **overrides,
+            },
+        )
     per_metric: dict[str, dict[str, float]] = {m: {} for m in METRIC_LABELS}
     for path in sorted(glob.glob(os.path.join(folder, "*.nii.gz"))):
         name = os.path.basename(path)
@@ -268,6 +276,27 @@ def _network_scores(
         for metric, value in _scores(sr, truth, brains[(scale, name)], means).items():
             per_metric[metric][name] = value
     return per_metric
+
+
+def _inference_scaling(folder: str, weights: str, network: dict, out: str) -> dict[str, Any]:
+    """``configs/inference.json`` (x4) on one held-out thick volume tiled along the coronal axis (the network's
+    slice axis) to ``SCALING_SLICES`` planes: seconds per volume and the fitted seconds per slice
+    (``common.benchmarking.slice_scaling``; config parsing and model loading are in the intercept)."""
+    from common.benchmarking import slice_scaling
+
+    source = nib.load(sorted(glob.glob(os.path.join(folder, "*.nii.gz")))[0])
+    volume = np.asarray(source.dataobj)
+
+    def run(n: int) -> None:
+        case = os.path.join(out, f"slices_{n}")
+        shutil.rmtree(case, ignore_errors=True)
+        os.makedirs(os.path.join(case, "in"))
+        tiled = volume[:, np.arange(n) % volume.shape[1]]
+        nib.save(nib.Nifti1Image(tiled, source.affine, source.header), os.path.join(case, "in", "IXI900-T1.nii.gz"))
+        values = {"dataset_dir": os.path.join(case, "in"), "output_dir": os.path.join(case, "out"), "scale": 4}
+        run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, model_weights=weights, **values))
+
+    return slice_scaling(run, SCALING_SLICES)
 
 
 def _train_seed(
@@ -414,11 +443,16 @@ def run(
                 )
                 per_method.setdefault(method, []).append(scores)
         timings[f"evaluate seed {seed}"] = timer.seconds
+    scaling = None
+    if "TransMRSR x4" in models:  # the last seed's model: timing, not accuracy
+        with Timer() as timer:
+            scaling = _inference_scaling(folders[4], models["TransMRSR x4"], network, os.path.join(out_dir, "scaling"))
+        timings["inference scaling"] = timer.seconds
 
     rows: list[BenchmarkRow] = []
     for method, results in per_method.items():
         trained = not method.startswith(("trilinear", "bicubic"))
-        for metric in METRIC_LABELS:
+        for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             cases = sorted(results[0][metric])
             values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
             used_seeds = list(seeds) if trained else []
@@ -426,6 +460,13 @@ def run(
             if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
                 per_seed = {s: [(c, r[metric][c]) for c in cases] for s, r in zip(used_seeds, results, strict=True)}
             rows.append(BenchmarkRow(method, metric, values, seeds=used_seeds, per_seed=per_seed))
+    if scaling is not None:
+        for n, seconds in zip(scaling["slice_counts"], scaling["seconds"]):
+            rows.append(BenchmarkRow(f"TransMRSR inference, {n} slices", "inference_seconds", [("volume", seconds)],
+                                     seconds=seconds, peak_rss_mb=peak_rss_mb(), higher_is_better=False))  # fmt: skip
+        rows.append(BenchmarkRow("TransMRSR inference, per slice (fit)", "inference_seconds",
+                                 [("slope", scaling["per_slice"])], seconds=scaling["per_slice"],
+                                 higher_is_better=False))  # fmt: skip
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
