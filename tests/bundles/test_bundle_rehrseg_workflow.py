@@ -199,3 +199,22 @@ def test_pseudo_hr_never_overwrites(pipeline):
     message = _refused(PSEUDO, dataset_dir=str(pipeline["data"]), ckpt_dir=str(pipeline["models"]))
     assert "FileExistsError" in message and "--overwrite true" in message, message
     assert {p: p.stat().st_mtime_ns for p in target.iterdir()} == before
+
+
+def test_benchmark_inference_scaling_times_tiled_volumes_of_both_networks(pipeline, tmp_path):
+    """The benchmark's speed rows: one LR volume tiled to N thick slices, segmented (inference.json) and
+    super-resolved (self-SR), each timed; the segmentation of N slices has N x s thin slices."""
+    models = pipeline["models"]
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import SCALING_SLICES, _inference_scaling
+
+        tiny = json.loads((CONFIGS / "tiny.json").read_text())
+        path = str(sorted((pipeline["data"] / "imagesTr").glob("*.nii.gz"))[0])
+        weights = {"REHRSeg": str(models / "model.pt"), "self-SR": str(models / "sr" / "plain.pt")}
+        result = _inference_scaling(path, weights, tiny, str(tmp_path))
+    assert set(result) == {"REHRSeg inference", "self-SR inference"}
+    for scaling in result.values():
+        assert scaling["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in scaling["seconds"])
+    for n in SCALING_SLICES:
+        (output,) = (tmp_path / f"slices_{n}" / "out").glob("*_hrseg.nii.gz")
+        assert nib.load(output).shape[AXIS] == n * SCALE

@@ -45,6 +45,7 @@ from common.benchmarking import (
     Timer,
     int_tuple,
     machine_summary,
+    peak_rss_mb,
     read_overlay,
     run_workflow,
     write_cases_csv,
@@ -98,7 +99,10 @@ METRIC_LABELS = {
     "lr_dice": "lesion Dice on the LR (thick-slice) grid vs the LR annotation",
     "psnr": "self-SR image PSNR dB in the head mask vs the HR image",
     "ssim": "self-SR image SSIM (coronal slices) in the head mask vs the HR image",
+    "inference_seconds": "seconds per volume (one held-out LR volume tiled to N thick slices; the fit: per slice)",
 }
+#: thick-slice counts of the inference-scaling rows (the held-out volume tiled along the through-plane axis)
+SCALING_SLICES = (8, 16, 32)
 LOWER_IS_BETTER = ("hr_hd95",)
 
 #: (SR epochs, UASR epochs, segmenter epochs, segmenter validation interval) per mode
@@ -269,6 +273,46 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
     return rows
 
 
+def _tiled(path: str, n: int, folder: str) -> str:
+    """The volume at ``path`` tiled along the through-plane axis to ``n`` thick slices, written in ``folder``."""
+    source = nib.load(path)
+    volume = np.asarray(source.dataobj)
+    tiled = np.take(volume, np.arange(n) % volume.shape[AXIS], axis=AXIS)
+    os.makedirs(folder)
+    out = os.path.join(folder, os.path.basename(path))
+    nib.save(nib.Nifti1Image(tiled, source.affine, source.header), out)
+    return out
+
+
+def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict[str, dict[str, Any]]:
+    """Seconds per volume against the number of thick slices (``common.benchmarking.slice_scaling``) of
+    ``configs/inference.json`` (the REHRSeg segmenter: LR volume -> HR mask, config parsing and model loading in the
+    intercept) and of the self-SR network alone (``SlidingSliceSR``: one 4-slice window per LR slice gap)."""
+    from common.benchmarking import slice_scaling
+    from common.inferers import SlidingSliceSR
+
+    def segment(n: int) -> None:
+        folder = os.path.join(out, f"slices_{n}")
+        shutil.rmtree(folder, ignore_errors=True)  # the warm-up run wrote the first count's output
+        _tiled(path, n, os.path.join(folder, "in"))
+        values = {"dataset_dir": os.path.join(folder, "in"), "output_dir": os.path.join(folder, "out")}
+        run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, model_weights=models["REHRSeg"], **values))
+
+    net = _self_sr(models["self-SR"], network)
+    image, _ = _read(path)
+    inferer = SlidingSliceSR(SCALE, net.n_inputs, AXIS, windows_per_batch=16, divisor=net.spatial_divisor)
+
+    @torch.no_grad()
+    def super_resolve(n: int) -> None:
+        x, _ = _scaled(np.take(image, np.arange(n) % image.shape[AXIS], axis=AXIS))
+        inferer(torch.cat([x.float(), torch.zeros_like(x, dtype=torch.float32)], 1), net)  # label channel: no lesion
+
+    return {
+        "REHRSeg inference": slice_scaling(segment, SCALING_SLICES),
+        "self-SR inference": slice_scaling(super_resolve, SCALING_SLICES),
+    }
+
+
 def _test_cases(dataset_dir: str) -> list[dict]:
     """The held-out subjects: LR image (scaled network input), LR label, HR image and label (the held-back truth)."""
     from scripts.cases import hr_truth_datalist, subject_split
@@ -285,6 +329,7 @@ def _test_cases(dataset_dir: str) -> list[dict]:
         cases.append(
             {
                 "name": item["case"],
+                "path": item["image"],
                 "input": x.float(),
                 "scale": scale,
                 "lr_image": lr_image,
@@ -344,11 +389,16 @@ def run(
                 for method, scores in results.items():
                     per_method.setdefault(method, []).append(scores)
         timings[f"evaluate seed {seed}"] = timer.seconds
+    scaling = {}
+    if "REHRSeg" in models:  # the last seed's models: timing, not accuracy
+        with Timer() as timer:
+            scaling = _inference_scaling(cases[0]["path"], models, network, os.path.join(out_dir, "scaling"))
+        timings["inference scaling"] = timer.seconds
 
     rows: list[BenchmarkRow] = []
     for method, results in per_method.items():
         trained = method not in ("trilinear", "cubic")
-        for metric in METRIC_LABELS:
+        for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             if metric not in results[0]:
                 continue
             names = sorted(results[0][metric])
@@ -367,6 +417,12 @@ def run(
                     per_seed=per_seed,
                 )
             )
+    for name, result in scaling.items():
+        for n, seconds in zip(result["slice_counts"], result["seconds"]):
+            rows.append(BenchmarkRow(f"{name}, {n} slices", "inference_seconds", [("volume", seconds)],
+                                     seconds=seconds, peak_rss_mb=peak_rss_mb(), higher_is_better=False))  # fmt: skip
+        rows.append(BenchmarkRow(f"{name}, per slice (fit)", "inference_seconds", [("slope", result["per_slice"])],
+                                 seconds=result["per_slice"], higher_is_better=False))  # fmt: skip
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
