@@ -6,13 +6,15 @@ The network is the bundle's ``network_def`` parsed with the same overrides as th
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
+import nibabel as nib
 import numpy as np
 import torch
 from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
 
-__all__ = ["step_speed", "time_step", "slice_scaling"]
+__all__ = ["step_speed", "time_step", "slice_scaling", "write_tiled_volume"]
 
 
 def step_speed(
@@ -99,3 +101,16 @@ def slice_scaling(run: Callable[[int], object], slice_counts: Sequence[int] = (4
         "intercept": float(intercept),
         "max_relative_residual": residual,
     }
+
+
+def write_tiled_volume(path: str, n: int, axis: int, out_path: str) -> str:
+    """The NIfTI volume at ``path`` repeated cyclically along ``axis`` to ``n`` slices (affine and header kept),
+    written at ``out_path`` (folders made): the input of a ``slice_scaling`` run with ``n`` slices."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    source = nib.load(path)
+    volume = np.asarray(source.dataobj)
+    tiled = np.take(volume, np.arange(n) % volume.shape[axis], axis=axis)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    nib.save(nib.Nifti1Image(tiled, source.affine, source.header), out_path)
+    return out_path

@@ -537,3 +537,17 @@ def test_peer_step_times_our_translator_iteration_at_a_given_size():
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     assert result["config"].endswith("64x64; bs1") and "quick.json" in result["config"]
     json.dumps(result)  # one JSON line
+
+
+def test_benchmark_inference_scaling_times_tiled_stacks_and_labels_every_slice(pipeline, tmp_path):
+    """The benchmark's speed rows: one evaluation LGE stack tiled to 4/8/16 slices, each run through inference.json
+    and timed; every output label volume has the tiled stack's slices."""
+    tiny = json.loads((BUNDLE / "configs" / "tiny.json").read_text())
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import _inference_scaling
+
+        result = _inference_scaling(str(pipeline["data"]), str(pipeline["models"]), tiny, str(tmp_path))
+    assert result["slice_counts"] == [4, 8, 16] and all(s > 0 for s in result["seconds"])
+    for n in result["slice_counts"]:
+        (output,) = (tmp_path / f"slices_{n}" / "out").rglob("*.nii.gz")
+        assert nib.load(output).shape[-1] == n

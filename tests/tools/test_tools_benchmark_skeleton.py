@@ -338,3 +338,21 @@ def test_slice_scaling_fits_seconds_per_slice_after_a_warm_up(monkeypatch):
     assert result["max_relative_residual"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="at least 2"):
         slice_scaling(run, (4,))
+
+
+def test_write_tiled_volume_repeats_slices_cyclically_keeping_the_geometry(tmp_path):
+    import nibabel as nib
+    import numpy as np
+    from common.benchmarking import write_tiled_volume
+
+    volume = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    affine = np.diag([1.0, 2.0, 5.0, 1.0])
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "v.nii.gz")
+    out = write_tiled_volume(str(tmp_path / "v.nii.gz"), 10, 2, str(tmp_path / "new" / "t.nii.gz"))
+    tiled = nib.load(out)
+    np.testing.assert_array_equal(np.asarray(tiled.dataobj), volume[..., [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]])
+    np.testing.assert_array_equal(tiled.affine, affine)
+    fewer = write_tiled_volume(str(tmp_path / "v.nii.gz"), 2, 1, str(tmp_path / "f.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(nib.load(fewer).dataobj), volume[:, :2])
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        write_tiled_volume(str(tmp_path / "v.nii.gz"), 0, 2, str(tmp_path / "z.nii.gz"))

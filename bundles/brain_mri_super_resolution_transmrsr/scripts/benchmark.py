@@ -282,17 +282,14 @@ def _inference_scaling(folder: str, weights: str, network: dict, out: str) -> di
     """``configs/inference.json`` (x4) on one held-out thick volume tiled along the coronal axis (the network's
     slice axis) to ``SCALING_SLICES`` planes: seconds per volume and the fitted seconds per slice
     (``common.benchmarking.slice_scaling``; config parsing and model loading are in the intercept)."""
-    from common.benchmarking import slice_scaling
+    from common.benchmarking import slice_scaling, write_tiled_volume
 
-    source = nib.load(sorted(glob.glob(os.path.join(folder, "*.nii.gz")))[0])
-    volume = np.asarray(source.dataobj)
+    source = sorted(glob.glob(os.path.join(folder, "*.nii.gz")))[0]
 
     def run(n: int) -> None:
         case = os.path.join(out, f"slices_{n}")
         shutil.rmtree(case, ignore_errors=True)
-        os.makedirs(os.path.join(case, "in"))
-        tiled = volume[:, np.arange(n) % volume.shape[1]]
-        nib.save(nib.Nifti1Image(tiled, source.affine, source.header), os.path.join(case, "in", "IXI900-T1.nii.gz"))
+        write_tiled_volume(source, n, 1, os.path.join(case, "in", os.path.basename(source)))
         values = {"dataset_dir": os.path.join(case, "in"), "output_dir": os.path.join(case, "out"), "scale": 4}
         run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, model_weights=weights, **values))
 

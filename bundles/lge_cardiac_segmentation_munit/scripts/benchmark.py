@@ -287,18 +287,15 @@ def _inference_scaling(dataset_dir: str, models: str, network: dict[str, Any], o
     """``configs/inference.json`` (localiser, crop, cascade, morphology, back to the input grid) on one held-out LGE
     stack tiled along the slice axis to 4, 8 and 16 slices: seconds per volume and the fitted seconds per slice
     (``common.benchmarking.slice_scaling``; the config parsing and model loading are in the intercept)."""
-    from common.benchmarking import slice_scaling
+    from common.benchmarking import slice_scaling, write_tiled_volume
     from scripts.cases import evaluation_cases
 
-    source = nib.load(evaluation_cases(dataset_dir)[0]["image"])
-    volume = np.asarray(source.dataobj)
+    source = evaluation_cases(dataset_dir)[0]["image"]
 
     def run(n: int) -> None:
         folder = os.path.join(out, f"slices_{n}")
         shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(os.path.join(folder, "in"))
-        tiled = volume[..., np.arange(n) % volume.shape[-1]]
-        nib.save(nib.Nifti1Image(tiled, source.affine, source.header), os.path.join(folder, "in", "case_LGE.nii.gz"))
+        write_tiled_volume(source, n, -1, os.path.join(folder, "in", "case_LGE.nii.gz"))
         values = {"dataset_dir": os.path.join(folder, "in"), "output_dir": os.path.join(folder, "out")}
         run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, ckpt_dir=models, **values))
 

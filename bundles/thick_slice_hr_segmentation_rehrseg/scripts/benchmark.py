@@ -273,28 +273,17 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
     return rows
 
 
-def _tiled(path: str, n: int, folder: str) -> str:
-    """The volume at ``path`` tiled along the through-plane axis to ``n`` thick slices, written in ``folder``."""
-    source = nib.load(path)
-    volume = np.asarray(source.dataobj)
-    tiled = np.take(volume, np.arange(n) % volume.shape[AXIS], axis=AXIS)
-    os.makedirs(folder)
-    out = os.path.join(folder, os.path.basename(path))
-    nib.save(nib.Nifti1Image(tiled, source.affine, source.header), out)
-    return out
-
-
 def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict[str, dict[str, Any]]:
     """Seconds per volume against the number of thick slices (``common.benchmarking.slice_scaling``) of
     ``configs/inference.json`` (the REHRSeg segmenter: LR volume -> HR mask, config parsing and model loading in the
     intercept) and of the self-SR network alone (``SlidingSliceSR``: one 4-slice window per LR slice gap)."""
-    from common.benchmarking import slice_scaling
+    from common.benchmarking import slice_scaling, write_tiled_volume
     from common.inferers import SlidingSliceSR
 
     def segment(n: int) -> None:
         folder = os.path.join(out, f"slices_{n}")
         shutil.rmtree(folder, ignore_errors=True)  # the warm-up run wrote the first count's output
-        _tiled(path, n, os.path.join(folder, "in"))
+        write_tiled_volume(path, n, AXIS, os.path.join(folder, "in", os.path.basename(path)))
         values = {"dataset_dir": os.path.join(folder, "in"), "output_dir": os.path.join(folder, "out")}
         run_workflow(BUNDLE_ROOT, ["inference.json"], dict(network, model_weights=models["REHRSeg"], **values))
 
