@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FLAVRSelfSR", "load_plain_into_uasr"]
+__all__ = ["FLAVRSelfSR", "keys_cubic_weights", "load_plain_into_uasr"]
 
 import math
 from collections.abc import Mapping, Sequence
@@ -14,6 +14,8 @@ from torch import nn
 FLAVR_WIDTHS = (64, 64, 128, 256, 512)
 #: the heads: the plain FLAVR head and the uncertainty-aware (UASR) head
 HEADS = ("plain", "uasr")
+#: interpolations of the image that the SR heads add their residual to
+IMAGE_BASES = ("cubic", "linear")
 #: the slope of every LeakyReLU of FLAVR's decoder and heads
 _LEAKY_SLOPE = 0.2
 #: the label logit a fresh network gives where the interpolated input label is 1 (-LABEL_LOGIT where it is 0):
@@ -155,6 +157,16 @@ class _UASRHead(nn.Module):
         return torch.cat([mixed, self.uncertainty(weights)], dim=1)
 
 
+def keys_cubic_weights(positions: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic-convolution weights (IEEE TASSP 29:1153, 1981; ``a = -0.5``: exact for quadratics) of the samples
+    at offsets -1, 0, 1, 2 for points ``positions`` in ``[0, 1]`` between samples 0 and 1: ``(len(positions), 4)``,
+    each row summing to 1."""
+    distances = torch.stack([positions + 1, positions, 1 - positions, 2 - positions], dim=-1).abs()
+    near = (a + 2) * distances**3 - (a + 3) * distances**2 + 1
+    far = a * distances**3 - 5 * a * distances**2 + 8 * a * distances - 4 * a
+    return torch.where(distances <= 1, near, far)
+
+
 class FLAVRSelfSR(nn.Module):
     """FLAVR's 3D U-Net used as REHRSeg's self-supervised SR network (stage 1), with the plain or the UASR head.
 
@@ -186,13 +198,14 @@ class FLAVRSelfSR(nn.Module):
     - plain: ``(B, 2, scale, H, W)``: channel 0 the image, channel 1 the label logit;
     - uasr: ``(B, 3, scale, H, W)``: image, label logit, uncertainty ``U`` in ``(0, 1)``.
 
-    Both heads output residuals on :meth:`interpolated`, the linear interpolation of the two middle input slices at
-    the output slices' positions (label: a logit of +-``LABEL_LOGIT`` where the interpolated label is 1 / 0), and the
-    plain head's last convolution starts at zero, so a fresh network returns the interpolation and learns the detail
-    it misses. The public code instead returns ``tanh(o + mean)`` (a residual on the input's mean, squashed) and,
-    for UASR, absolute branch images ``(tanh(o) + 1) / 2``: it trains 260 000 iterations from video-interpolation
-    weights; without those weights and with short schedules a network that starts at a constant learns little (our
-    measurement: L1 0.13 after 50 Adam steps from scratch vs 0.035 for linear interpolation on the same patches).
+    Both heads output residuals on :meth:`interpolated`, the input interpolated at the output slices' positions
+    (image: Keys' cubic convolution of the four slices around the gap, the better classical interpolator; label:
+    linear, a logit of +-``LABEL_LOGIT`` where the interpolated label is 1 / 0), and the plain head's last
+    convolution starts at zero, so a fresh network returns the interpolation and learns the detail it misses. The
+    public code instead returns ``tanh(o + mean)`` (a residual on the input's mean, squashed) and, for UASR, absolute
+    branch images ``(tanh(o) + 1) / 2``: it trains 260 000 iterations from video-interpolation weights; without those
+    weights and with short schedules a network that starts at a constant learns little (our measurement: L1 0.13
+    after 50 Adam steps from scratch vs 0.035 for linear interpolation on the same patches).
     We also do not repeat its in-place subtraction of the mean from the input.
 
     Shape rule: ``H`` and ``W`` divisible by :attr:`spatial_divisor` = 8 (stem, layer2 and layer3 each halve them,
@@ -207,6 +220,8 @@ class FLAVRSelfSR(nn.Module):
         head: ``"plain"`` (the FLAVR SR network) or ``"uasr"`` (the UASR network, fine-tuned from the plain one).
         n_branches: UASR branches per output slice; default ``max(1, widths[1] // scale)`` (public code: 64 / 4 =
             16). Only used by the UASR head.
+        image_base: the image interpolation the heads' outputs are residuals on: ``"cubic"`` (needs ``n_inputs >=
+            4``) or ``"linear"``.
 
     Raises:
         ValueError: naming the offending argument; in ``forward`` naming the input shape and the rule it breaks.
@@ -227,6 +242,7 @@ class FLAVRSelfSR(nn.Module):
         blocks: int = 2,
         head: str = "plain",
         n_branches: int | None = None,
+        image_base: str = "cubic",
     ) -> None:
         super().__init__()
         _positive_int("in_channels", in_channels)
@@ -239,6 +255,12 @@ class FLAVRSelfSR(nn.Module):
             raise ValueError(f"widths must be 5 positive integers (stem, layer1..layer4), got {widths!r}.")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+        if image_base not in IMAGE_BASES:
+            raise ValueError(f"image_base must be one of {IMAGE_BASES}, got {image_base!r}.")
+        if image_base == "cubic" and n_inputs < 4:
+            raise ValueError(
+                f"image_base 'cubic' needs n_inputs >= 4 (a slice on each side of the gap), got {n_inputs}."
+            )
         if n_branches is None:
             n_branches = max(1, widths[1] // scale)
         _positive_int("n_branches", n_branches)
@@ -256,6 +278,8 @@ class FLAVRSelfSR(nn.Module):
         first = math.ceil(k * scale + (scale - 1) / 2.0)
         positions = [(first + m - (scale - 1) / 2.0) / scale - k for m in range(scale)]
         self.register_buffer("gap_positions", torch.tensor(positions, dtype=torch.float32), persistent=False)
+        self.image_base = image_base
+        self.register_buffer("cubic_weights", keys_cubic_weights(self.gap_positions), persistent=False)
 
         stem_w, w1, w2, w3, w4 = widths
         self.stem = nn.Sequential(
@@ -346,11 +370,16 @@ class FLAVRSelfSR(nn.Module):
 
     @torch.jit.export
     def interpolated(self, x: torch.Tensor) -> torch.Tensor:
-        """Linear interpolation of the two middle input slices at the output slices' positions, ``(B, 2, s, H, W)``
-        (image, label; a missing label channel reads 0.5, i.e. a zero logit): what the heads add their output to."""
+        """The input interpolated at the output slices' positions, ``(B, 2, s, H, W)``: what the heads add their
+        output to. Image: Keys' cubic convolution of the four slices around the gap (``image_base="cubic"``) or the
+        linear interpolation of the two middle ones; label: linear (a missing label channel reads 0.5, i.e. a zero
+        logit)."""
         k = self.n_inputs // 2 - 1
         a, b = x[:, :, k], x[:, :, k + 1]
         base = a.unsqueeze(2) + self.gap_positions.view(1, 1, -1, 1, 1) * (b - a).unsqueeze(2)
+        if self.image_base == "cubic":
+            image = torch.einsum("sj,bjhw->bshw", self.cubic_weights, x[:, 0, k - 1 : k + 3]).unsqueeze(1)
+            base = torch.cat([image, base[:, 1:]], dim=1)
         if base.shape[1] < 2:
             base = torch.cat([base, torch.full_like(base, 0.5)], dim=1)
         return base[:, :2]

@@ -21,7 +21,11 @@ def _net(**kwargs) -> FLAVRSelfSR:
         ({}, (2, 2, 4, 16, 16), (2, 2, 4, 16, 16)),
         ({"scale": 2}, (1, 2, 4, 16, 24), (1, 2, 2, 16, 24)),
         ({"head": "uasr"}, (2, 2, 4, 16, 16), (2, 3, 4, 16, 16)),
-        ({"head": "uasr", "scale": 3, "n_inputs": 2, "in_channels": 1}, (1, 1, 2, 8, 16), (1, 3, 3, 8, 16)),
+        (
+            {"head": "uasr", "scale": 3, "n_inputs": 2, "in_channels": 1, "image_base": "linear"},
+            (1, 1, 2, 8, 16),
+            (1, 3, 3, 8, 16),
+        ),
     ],
 )
 def test_output_shape(kwargs, input_shape, expected_shape):
@@ -80,7 +84,8 @@ def test_uasr_image_shifts_with_a_constant_shift_of_the_input_image_and_nothing_
     torch.testing.assert_close(shifted[:, 1:], out[:, 1:])
 
 
-def test_a_fresh_plain_network_returns_the_linear_interpolation_on_the_thin_grid():
+def test_a_fresh_plain_network_returns_the_interpolation_on_the_thin_grid():
+    """A ramp: cubic (the default) and linear interpolation agree on it; the label is interpolated linearly."""
     net = _net()
     ramp = torch.arange(4, dtype=torch.float32).view(1, 1, 4, 1, 1).expand(1, 1, 4, 8, 8)
     label = (ramp > 1.5).float()  # the label switches between the two middle slices
@@ -88,6 +93,36 @@ def test_a_fresh_plain_network_returns_the_linear_interpolation_on_the_thin_grid
     # s = 4: the gap's thin rows 6..9 lie at thick coordinates 1.125, 1.375, 1.625, 1.875 (thin_slice_affine)
     torch.testing.assert_close(out[0, 0, :, 0, 0], torch.tensor([1.125, 1.375, 1.625, 1.875]))
     torch.testing.assert_close(out[0, 1, :, 0, 0], 4.0 * (2 * torch.tensor([0.125, 0.375, 0.625, 0.875]) - 1))
+
+
+def test_keys_weights_sum_to_one_and_interpolate_samples_exactly():
+    from common.nets.flavr import keys_cubic_weights
+
+    weights = keys_cubic_weights(torch.tensor([0.0, 0.3, 0.5, 1.0]))
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(4))
+    torch.testing.assert_close(weights[0], torch.tensor([0.0, 1.0, 0.0, 0.0]))  # on sample 0
+    torch.testing.assert_close(weights[3], torch.tensor([0.0, 0.0, 1.0, 0.0]))  # on sample 1
+    torch.testing.assert_close(weights[2], torch.tensor([-0.0625, 0.5625, 0.5625, -0.0625]))  # Keys at the midpoint
+
+
+@pytest.mark.parametrize("image_base, exact", [("cubic", True), ("linear", False)])
+def test_a_fresh_network_reproduces_a_quadratic_only_with_the_cubic_base(image_base, exact):
+    """Keys' kernel (a = -0.5) is exact for quadratics; linear interpolation of t^2 overshoots inside the gap."""
+    net = _net(image_base=image_base)
+    t = torch.arange(4, dtype=torch.float32)
+    x = torch.cat([(t**2).view(1, 1, 4, 1, 1).expand(1, 1, 4, 8, 8), torch.zeros(1, 1, 4, 8, 8)], dim=1)
+    positions = torch.tensor([1.125, 1.375, 1.625, 1.875])  # the gap's thin rows in thick coordinates (s = 4)
+    image = net(x)[0, 0, :, 0, 0]
+    assert torch.allclose(image, positions**2, atol=1e-5) == exact
+    if not exact:
+        assert (image > positions**2).all()
+
+
+def test_cubic_base_needs_four_inputs():
+    with pytest.raises(ValueError, match="n_inputs >= 4"):
+        FLAVRSelfSR(widths=TINY, n_inputs=2)
+    with pytest.raises(ValueError, match="image_base"):
+        FLAVRSelfSR(widths=TINY, image_base="spline")
 
 
 @pytest.mark.parametrize("slices", [4, 7, 1])
