@@ -59,6 +59,17 @@ def test_the_dti_pipeline_needs_sseg_bundle_root_explicitly(tmp_path):
     parser.read_config([str(f) for f in PIPELINE])
     parser["sseg_bundle_root"] = str(ROOT / "bundles" / "lge_mi_sr_segmentation")
     assert parser.get_parsed_content("sseg_scale") == 8
+    assert parser.get_parsed_content("sseg_feature_size") == 48
+
+
+def test_the_dti_pipeline_reads_the_sseg_overlays_it_was_trained_with():
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in PIPELINE])
+    parser["sseg_bundle_root"] = str(ROOT / "bundles" / "lge_mi_sr_segmentation")
+    parser["sseg_overlays"] = ["configs/quick.json"]
+    assert parser.get_parsed_content("sseg_feature_size") == 24
+    assert parser.get_parsed_content("sseg_depths") == [2, 2, 2, 2]
+    assert parser.get_parsed_content("sseg_scale") == 8  # from inference.json, which the overlay leaves
     assert parser.get_parsed_content("sseg_weights") == str(
         ROOT / "bundles" / "lge_mi_sr_segmentation" / "models" / "model.pt"
     )
