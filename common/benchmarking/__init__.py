@@ -41,7 +41,7 @@ from common.benchmarking.side_by_side import (
     ratio_summary,
     run_json_process,
 )
-from common.benchmarking.speed import slice_scaling, step_speed, time_step, write_tiled_volume
+from common.benchmarking.speed import slice_scaling, slice_scaling_rows, step_speed, time_step, write_tiled_volume
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
     TINY_OVERLAY,
@@ -74,6 +74,7 @@ __all__ = [
     "step_speed",
     "time_step",
     "slice_scaling",
+    "slice_scaling_rows",
     "write_tiled_volume",
     "iteration_times",
     "peer_step_result",

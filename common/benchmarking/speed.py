@@ -12,9 +12,10 @@ from typing import Callable, Sequence
 import nibabel as nib
 import numpy as np
 import torch
-from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops
+from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops, peak_rss_mb
+from common.benchmarking.rows import BenchmarkRow
 
-__all__ = ["step_speed", "time_step", "slice_scaling", "write_tiled_volume"]
+__all__ = ["step_speed", "time_step", "slice_scaling", "slice_scaling_rows", "write_tiled_volume"]
 
 
 def step_speed(
@@ -114,3 +115,16 @@ def write_tiled_volume(path: str, n: int, axis: int, out_path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     nib.save(nib.Nifti1Image(tiled, source.affine, source.header), out_path)
     return out_path
+
+
+def slice_scaling_rows(method: str, scaling: dict, metric: str = "inference_seconds") -> list[BenchmarkRow]:
+    """The table rows of a :func:`slice_scaling` result: ``"<method>, <n> slices"`` (seconds per volume, with the
+    process's peak RSS) for each count, then ``"<method>, per slice (fit)"`` (the fitted slope); lower is better."""
+    rows = [
+        BenchmarkRow(f"{method}, {n} slices", metric, [("volume", seconds)], seconds=seconds,
+                     peak_rss_mb=peak_rss_mb(), higher_is_better=False)
+        for n, seconds in zip(scaling["slice_counts"], scaling["seconds"])
+    ]  # fmt: skip
+    rows.append(BenchmarkRow(f"{method}, per slice (fit)", metric, [("slope", scaling["per_slice"])],
+                             seconds=scaling["per_slice"], higher_is_better=False))  # fmt: skip
+    return rows

@@ -356,3 +356,16 @@ def test_write_tiled_volume_repeats_slices_cyclically_keeping_the_geometry(tmp_p
     np.testing.assert_array_equal(np.asarray(nib.load(fewer).dataobj), volume[:, :2])
     with pytest.raises(ValueError, match="n must be >= 1"):
         write_tiled_volume(str(tmp_path / "v.nii.gz"), 0, 2, str(tmp_path / "z.nii.gz"))
+
+
+def test_slice_scaling_rows_are_one_row_per_count_then_the_fit():
+    from common.benchmarking import slice_scaling_rows
+
+    rows = slice_scaling_rows("X inference", {"slice_counts": [2, 4], "seconds": [2.0, 3.0], "per_slice": 0.5})
+    assert [r.method for r in rows] == [
+        "X inference, 2 slices",
+        "X inference, 4 slices",
+        "X inference, per slice (fit)",
+    ]
+    assert [r.seconds for r in rows] == [2.0, 3.0, 0.5] and all(r.metric == "inference_seconds" for r in rows)
+    assert not any(r.higher_is_better for r in rows) and rows[0].peak_rss_mb > 0 and rows[2].peak_rss_mb is None

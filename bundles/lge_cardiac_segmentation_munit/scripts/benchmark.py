@@ -47,9 +47,9 @@ from common.benchmarking import (
     Timer,
     int_tuple,
     machine_summary,
-    peak_rss_mb,
     read_overlay,
     run_workflow,
+    slice_scaling_rows,
     write_cases_csv,
     write_table,
 )
@@ -499,11 +499,7 @@ def run(
                     per_seed=per_seed,
                 )
             )
-    for n, seconds in zip(scaling["slice_counts"], scaling["seconds"]):
-        rows.append(BenchmarkRow(f"inference, {n} slices", "inference_seconds", [("volume", seconds)],
-                                 seconds=seconds, peak_rss_mb=peak_rss_mb(), higher_is_better=False))  # fmt: skip
-    rows.append(BenchmarkRow("inference, per slice (fit)", "inference_seconds", [("slope", scaling["per_slice"])],
-                             seconds=scaling["per_slice"], higher_is_better=False))  # fmt: skip
+    rows.extend(slice_scaling_rows("inference", scaling))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}

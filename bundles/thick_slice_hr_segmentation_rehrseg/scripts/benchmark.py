@@ -45,9 +45,9 @@ from common.benchmarking import (
     Timer,
     int_tuple,
     machine_summary,
-    peak_rss_mb,
     read_overlay,
     run_workflow,
+    slice_scaling_rows,
     write_cases_csv,
     write_table,
 )
@@ -407,11 +407,7 @@ def run(
                 )
             )
     for name, result in scaling.items():
-        for n, seconds in zip(result["slice_counts"], result["seconds"]):
-            rows.append(BenchmarkRow(f"{name}, {n} slices", "inference_seconds", [("volume", seconds)],
-                                     seconds=seconds, peak_rss_mb=peak_rss_mb(), higher_is_better=False))  # fmt: skip
-        rows.append(BenchmarkRow(f"{name}, per slice (fit)", "inference_seconds", [("slope", result["per_slice"])],
-                                 seconds=result["per_slice"], higher_is_better=False))  # fmt: skip
+        rows.extend(slice_scaling_rows(name, result))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
