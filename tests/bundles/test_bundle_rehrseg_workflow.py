@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, tiny_workflow
 from common.checkpoint import extract_state_dict
 from common.data.degradation import thin_slice_affine
 
@@ -136,6 +136,32 @@ def test_stage_2_reads_the_uncertainty_map(pipeline):
     assert float(batch["uncertainty"].std()) > 1e-5
     trainer = parser.get_parsed_content("train#trainer")
     assert trainer.use_uncertainty and trainer.lambda_kd > 0 and "teacher" in trainer.frozen_networks
+
+
+def test_stage_2_lr_input_is_the_reacquired_pseudo_hr_or_the_subjects_own_thick_slices(pipeline):
+    """``lr_input``: "pseudo_hr" re-acquires the SR image as thick slices (blur, decimate), "acquired" feeds the
+    subject's own thick-slice image (what inference sees); both keep the thin pseudo-HR label and the LR-grid U."""
+    common = {"dataset_dir": str(pipeline["data"]), "ckpt_dir": str(pipeline["models"]), "lambda_kd": 0.0}
+    batches = {}
+    for lr_input in ("pseudo_hr", "acquired"):
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], **common, lr_input=lr_input).parser
+            item = parser.get_parsed_content("train_datalist")[0]
+            batches[lr_input] = parser.get_parsed_content("train#preprocessing")(dict(item))
+        source = item["image"]
+        assert source.endswith("_image.nii.gz") == (lr_input == "pseudo_hr"), source
+    thick, _ = _nifti(Path(pipeline["split"]["train"][0]["image"]))
+    reacquired, acquired = batches["pseudo_hr"], batches["acquired"]
+    for batch in batches.values():
+        assert batch["image"].shape[-1] == batch["uncertainty"].shape[-1] == batch["hr_label"].shape[-1] // SCALE
+    # the same crop (same seed) of two different inputs: the real thick slices, scaled, and the re-acquired SR image
+    assert acquired["image"].shape == reacquired["image"].shape
+    assert not torch.allclose(acquired["image"], reacquired["image"])
+    assert thick.shape[-1] == acquired["image"].shape[-1]
+    with pytest.raises(Exception) as error:
+        with bundle_scripts(BUNDLE):
+            tiny_workflow(BUNDLE, ["train.json"], **common, lr_input="raw").parser.get_parsed_content("train_datalist")
+    assert "lr_input must be one of" in exception_messages(error.value)
 
 
 def test_no_training_config_reaches_the_hr_truth(pipeline):

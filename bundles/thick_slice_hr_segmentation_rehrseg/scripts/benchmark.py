@@ -73,6 +73,7 @@ COMPARISONS = (
     ("+ UASR", "HR head"),
     ("+ KD", "HR head"),
     ("REHRSeg", "HR head"),
+    ("REHRSeg (acquired LR)", "REHRSeg"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
 )
@@ -115,6 +116,7 @@ VARIANTS = {
     "+ UASR": ([], {"use_uncertainty": True, "lambda_kd": 0.0}),
     "+ KD": ([], {"use_uncertainty": False, "lambda_kd": 1.0}),
     "REHRSeg": ([], {"use_uncertainty": True, "lambda_kd": 1.0}),
+    "REHRSeg (acquired LR)": ([], {"use_uncertainty": True, "lambda_kd": 1.0, "lr_input": "acquired"}),
 }
 SCALE, AXIS = 4, 2
 
@@ -135,7 +137,7 @@ def write_benchmark_data(out: str) -> str:
 
 
 def _folder(name: str) -> str:
-    return name.replace("+ ", "plus_").replace(" ", "_")
+    return name.replace("+ ", "plus_").replace("(", "").replace(")", "").replace(" ", "_")
 
 
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, variants: tuple) -> dict:

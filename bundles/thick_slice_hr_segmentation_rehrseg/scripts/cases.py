@@ -10,12 +10,23 @@ functions below read ``dataset_dir`` only.
 
 from __future__ import annotations
 
-__all__ = ["subject_split", "pseudo_hr_paths", "pseudo_hr_datalist", "hr_truth_datalist", "evaluation_datalist"]
+__all__ = [
+    "LR_INPUTS",
+    "subject_split",
+    "pseudo_hr_paths",
+    "pseudo_hr_datalist",
+    "thin_grid_keys",
+    "hr_truth_datalist",
+    "evaluation_datalist",
+]
 
 import os
 
 from common.checkpoint import require_stage_output
 from common.data import DatasetError, nnunet_cases, split_cases
+
+#: where the stage-2 segmenter's thick-slice input comes from (``pseudo_hr_datalist``)
+LR_INPUTS = ("pseudo_hr", "acquired")
 
 
 def subject_split(
@@ -44,19 +55,34 @@ def pseudo_hr_paths(pseudo_hr_dir: str, case: str) -> dict[str, str]:
     }
 
 
-def pseudo_hr_datalist(cases: list[dict[str, str]], pseudo_hr_dir: str, hint: str) -> list[dict[str, str]]:
+def pseudo_hr_datalist(
+    cases: list[dict[str, str]], pseudo_hr_dir: str, hint: str, lr_input: str = "pseudo_hr"
+) -> list[dict[str, str]]:
     """Stage-2 training items: each case's pseudo-HR files and its real LR label.
+
+    ``lr_input`` says where the segmenter's thick-slice input comes from: ``"pseudo_hr"`` (the pseudo-HR image, to be
+    re-acquired as thick slices by ``AcquireThickSlicesd``: the public code's and the issue's way) or ``"acquired"``
+    (the subject's own thick-slice image, the input the segmenter gets at test time); ``image`` is that file.
 
     Raises:
         common.checkpoint.MissingStageOutputError: a pseudo-HR file is missing, naming it and ``hint`` (the command
             that writes them).
+        ValueError: an unknown ``lr_input``.
     """
+    if lr_input not in LR_INPUTS:
+        raise ValueError(f"lr_input must be one of {LR_INPUTS}, got {lr_input!r}.")
     items = []
     for case in cases:
         paths = pseudo_hr_paths(pseudo_hr_dir, case["case"])
         require_stage_output(list(paths.values()), hint)
-        items.append({**paths, "label": case["label"], "case": case["case"]})
+        image = paths["image"] if lr_input == "pseudo_hr" else case["image"]
+        items.append({**paths, "image": image, "label": case["label"], "case": case["case"]})
     return items
+
+
+def thin_grid_keys(lr_input: str) -> list[str]:
+    """The stage-2 keys still on the thin (pseudo-HR) grid that ``AcquireThickSlicesd`` takes to thick slices."""
+    return ["image", "uncertainty"] if lr_input == "pseudo_hr" else ["uncertainty"]
 
 
 def hr_truth_datalist(cases: list[dict[str, str]], hr_dir: str) -> list[dict[str, str]]:
