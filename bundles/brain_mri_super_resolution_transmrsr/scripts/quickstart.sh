@@ -10,14 +10,17 @@ set -euo pipefail
 py=${PY:-python}
 data=${DATA_ROOT:-../../data}
 tiny="'configs/tiny.json'"
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
+echo; echo "=== thick-slice (x4) versions of the test subjects (from the data alone)"
+"$py" -m scripts.prepare_lowres --dataset_dir "$data/IXI" --out "$data/IXI_thick" --scale 4 --overwrite True
 args=(--dataset_dir "$data/IXI")
 run --config_file "['configs/train.json','configs/train_prior.json',$tiny]" "${args[@]}" --epochs 2
 run --config_file "['configs/train.json','configs/centroids.json',$tiny]" "${args[@]}" --overwrite true
 run --config_file "['configs/train.json',$tiny]" "${args[@]}" --epochs 2 --val_interval 1
-echo; echo "=== thick-slice (x4) versions of the test subjects"
-"$py" -m scripts.prepare_lowres --dataset_dir "$data/IXI" --out "$data/IXI_thick" --scale 4 --overwrite True
 run --config_file "['configs/inference.json',$tiny]" --dataset_dir "$data/IXI_thick/x4" --overwrite true
 run --config_file "['configs/inference.json','configs/evaluate.json',$tiny]" --dataset_dir "$data/IXI_thick/x4"
+flush
 echo
 echo "SR volumes: $(pwd)/outputs/, PSNR/SSIM per volume: $(pwd)/eval/x4/"

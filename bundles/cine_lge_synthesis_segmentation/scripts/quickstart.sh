@@ -14,21 +14,24 @@ if [ ! -d "$data/CineLGE" ]; then  # a data folder written before this bundle ex
     (cd "${BUNDLES_DIR:-..}/.." && "$py" -m tools.make_data --out "$data" --datasets CineLGE)
 fi
 tiny="'configs/tiny.json'"
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
 # the demo trains on the first 12 patients of the default data (copied), so that it takes about two minutes
 demo_data=eval/demo_data/CineLGE
 rm -rf "$demo_data" && mkdir -p "$demo_data"
 for i in $(seq -f "%03g" 1 12); do cp -r "$data/CineLGE/case$i" "$demo_data/"; done
+inputs=outputs/demo_cines  # three cine stacks to run inference on
+mkdir -p "$inputs"
+for case in case001 case002 case003; do cp "$data/CineLGE/$case/${case}_cine.nii.gz" "$inputs/"; done
 args=(--dataset_dir "$demo_data" --epochs 1)
 run --config_file "['configs/train.json',$tiny]" "${args[@]}"
 run --config_file "['configs/train.json','configs/train_sys.json',$tiny]" "${args[@]}"
 run --config_file "['configs/train.json','configs/train_seg.json',$tiny]" "${args[@]}"
-inputs=outputs/demo_cines
-mkdir -p "$inputs"
-for case in case001 case002 case003; do cp "$data/CineLGE/$case/${case}_cine.nii.gz" "$inputs/"; done
 run --config_file "['configs/inference.json',$tiny]" --dataset_dir "$inputs" --overwrite true
 run --config_file "['configs/inference.json','configs/evaluate.json',$tiny]" --dataset_dir "$demo_data" \
     --overwrite true
+flush
 echo
 echo "LGE-equivalent images and segmentations: $(pwd)/outputs/ (clinical_cases.csv, clinical_segments.csv);"
 echo "test scores: $(pwd)/eval/test/ (summary.json, cases.csv, Bland-Altman PNGs)"

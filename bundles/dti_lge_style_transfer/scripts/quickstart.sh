@@ -11,16 +11,19 @@ set -euo pipefail
 py=${PY:-python}
 data=${DATA_ROOT:-../../data}
 sseg=${BUNDLES_DIR:?set BUNDLES_DIR to the folder holding the trained lge_mi_sr_segmentation bundle}/lge_mi_sr_segmentation
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
+"$py" -m scripts.prepare_dti_folder --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_dti_test" \
+    --split test --overwrite True  # the DTI test slices to translate (from the data alone)
 quick=configs/quick.json  # layered over every step that builds the translator: inference must build the trained one
 run --config_file "['configs/train.json','configs/train_segmentor.json']" --data_root "$data" \
     --epochs 40 --val_interval 5 --lr 0.003
 run --config_file "['configs/train.json','$quick']" --data_root "$data" --epochs 10
 run --config_file "['configs/train.json','$quick','configs/evaluate.json']" --data_root "$data"
-"$py" -m scripts.prepare_dti_folder --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_dti_test" \
-    --split test --overwrite True
 run --config_file "['configs/inference.json','$quick']" --dataset_dir "$data/DTI_LGE_MI_dti_test" --overwrite true
 run --config_file "['configs/inference.json','$quick','configs/pipeline.json']" --dataset_dir "$data/DTI_LGE_MI_dti_test" \
     --overwrite true --sseg_bundle_root "$sseg" --sseg_overlays "['configs/quick.json']"
+flush
 echo
 echo "LGE-style images and DTI pipeline masks: $(pwd)/outputs/, translation metrics and overlays: $(pwd)/eval/"

@@ -9,7 +9,9 @@ set -euo pipefail
 py=${PY:-python}
 data=${DATA_ROOT:-../../data}
 quick="'configs/tiny.json'"
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
 args=(--dataset_dir "$data/MSCMRSeg")
 run --config_file "['configs/train.json','configs/train_localiser.json',$quick]" "${args[@]}" --epochs 3
 run --config_file "['configs/train.json','configs/train_translator.json',$quick]" "${args[@]}" --epochs 2
@@ -19,5 +21,6 @@ for stage in unet1_bssfp unet1_ft unet2_bssfp unet2_ft; do
 done
 run --config_file "['configs/inference.json',$quick]" "${args[@]}" --overwrite true
 run --config_file "['configs/inference.json','configs/evaluate.json',$quick]" "${args[@]}"
+flush
 echo
 echo "LGE label maps: $(pwd)/outputs/, Dice/ASD per structure: $(pwd)/eval/"

@@ -7,13 +7,16 @@
 set -euo pipefail
 py=${PY:-python}
 data=${DATA_ROOT:-../../data}
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
+"$py" -m scripts.prepare_lowres --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_lowres" --split test \
+    --overwrite True  # the 64x64 test slices to segment (from the data alone)
 quick=configs/quick.json  # layered over every step: the trained network must match the one inference builds
 run --config_file "['configs/pretrain.json','$quick']" --data_root "$data" --epochs 2
 run --config_file "['configs/train.json','$quick']" --dataset_dir "$data/DTI_LGE_MI" --epochs 20 --val_interval 5
-"$py" -m scripts.prepare_lowres --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_lowres" --split test \
-    --overwrite True
 run --config_file "['configs/inference.json','$quick']" --dataset_dir "$data/DTI_LGE_MI_lowres" --overwrite true
 run --config_file "['configs/train.json','$quick','configs/evaluate.json']" --dataset_dir "$data/DTI_LGE_MI"
+flush
 echo
 echo "SwinSSegNet masks: $(pwd)/outputs/, its metrics and overlays: $(pwd)/eval/"

@@ -13,7 +13,9 @@ if [ ! -d "$data/Meningioma" ]; then  # a data folder written before this bundle
     (cd "${BUNDLES_DIR:-..}/.." && "$py" -m tools.make_data --out "$data" --datasets Meningioma)
 fi
 tiny="'configs/tiny.json'"
-run() { echo; echo "=== $*"; "$py" -m monai.bundle run "$@"; }
+steps=()  # queued `monai.bundle run` argument lists, run in one process by flush (one interpreter start-up)
+run() { steps+=("$(printf '%q ' "$@")"); }
+flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; steps=(); }
 args=(--dataset_dir "$data/Meningioma")
 run --config_file "['configs/train.json','configs/train_sr.json',$tiny]" "${args[@]}" --epochs 2
 run --config_file "['configs/train.json','configs/train_sr.json','configs/train_uasr.json',$tiny]" "${args[@]}" --epochs 2
@@ -22,5 +24,6 @@ run --config_file "['configs/train.json',$tiny]" "${args[@]}" --epochs 2
 run --config_file "['configs/inference.json',$tiny]" --dataset_dir "$data/Meningioma/imagesTr" \
     --file_pattern "MEN_00[1-3]_0000.nii.gz" --overwrite true
 run --config_file "['configs/inference.json','configs/evaluate.json',$tiny]" "${args[@]}"
+flush
 echo
 echo "HR segmentations: $(pwd)/outputs/, HR Dice/HD95 per test subject: $(pwd)/eval/test_hr/"
