@@ -14,7 +14,9 @@ the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json
 - ``LR seg + nearest`` / ``LR seg + linear``: one U-Net trained on the real thick-slice images and LR labels
   (``lr_baseline.json``), its LR probabilities interpolated through-plane (nearest / linear) onto the thin grid;
 - ``HR head``: the segmenter on pseudo-HR data with the LR and HR heads, without the uncertainty weighting and KD;
-- ``+ UASR``, ``+ KD``, ``REHRSeg`` (both).
+- ``+ UASR``, ``+ KD``, ``REHRSeg`` (both);
+- ``REHRSeg (acquired LR)``: REHRSeg fed the subject's own thick slices instead of the re-acquired pseudo-HR image
+  (``lr_input``).
 
 Scores per held-out subject: lesion Dice and HD95 (mm) on the HR grid, lesion Dice on the LR grid (the paper also
 claims a better LR segmentation), and the self-SR image's PSNR/SSIM in the head mask against the HR image versus
