@@ -19,7 +19,7 @@ flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; 
 quick=configs/quick.json  # layered over every step that builds the translator: inference must build the trained one
 run --config_file "['configs/train.json','configs/train_segmentor.json']" --data_root "$data" \
     --epochs 40 --val_interval 5 --lr 0.003
-run --config_file "['configs/train.json','$quick']" --data_root "$data" --epochs 10
+run --config_file "['configs/train.json','$quick']" --data_root "$data" --epochs 6
 run --config_file "['configs/train.json','$quick','configs/evaluate.json']" --data_root "$data"
 run --config_file "['configs/inference.json','$quick']" --dataset_dir "$data/DTI_LGE_MI_dti_test" --overwrite true
 run --config_file "['configs/inference.json','$quick','configs/pipeline.json']" --dataset_dir "$data/DTI_LGE_MI_dti_test" \

@@ -13,7 +13,7 @@ flush() { [ ${#steps[@]} -eq 0 ] || "$py" -m common.bundle_steps "${steps[@]}"; 
 "$py" -m scripts.prepare_lowres --dataset_dir "$data/DTI_LGE_MI" --out "$data/DTI_LGE_MI_lowres" --split test \
     --overwrite True  # the 64x64 test slices to segment (from the data alone)
 quick=configs/quick.json  # layered over every step: the trained network must match the one inference builds
-run --config_file "['configs/pretrain.json','$quick']" --data_root "$data" --epochs 2
+run --config_file "['configs/pretrain.json','$quick']" --data_root "$data" --epochs 1
 run --config_file "['configs/train.json','$quick']" --dataset_dir "$data/DTI_LGE_MI" --epochs 20 --val_interval 5
 run --config_file "['configs/inference.json','$quick']" --dataset_dir "$data/DTI_LGE_MI_lowres" --overwrite true
 run --config_file "['configs/train.json','$quick','configs/evaluate.json']" --dataset_dir "$data/DTI_LGE_MI"
