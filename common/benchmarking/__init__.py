@@ -8,6 +8,7 @@
   agreement ("not separated" unless the interval excludes 0 and every seed agrees);
 - :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
 - :mod:`~common.benchmarking.side_by_side`: our step and the public reference code's, timed in alternating processes;
+- :mod:`~common.benchmarking.stages`: stages that run once, so a stopped benchmark continues;
 - :mod:`~common.benchmarking.measure`: FLOPs, the conv ceiling, peak memory, timers, Markdown/JSON tables.
 
 Benchmarks measure; tests never assert timings. Every number of a table is measured in the same run as its baseline.
@@ -42,6 +43,7 @@ from common.benchmarking.side_by_side import (
     run_json_process,
 )
 from common.benchmarking.speed import slice_scaling, slice_scaling_rows, step_speed, time_step, write_tiled_volume
+from common.benchmarking.stages import StageCache
 from common.benchmarking.workflow import (
     QUICK_OVERLAY,
     TINY_OVERLAY,
@@ -52,6 +54,7 @@ from common.benchmarking.workflow import (
 )
 
 __all__ = [
+    "StageCache",
     "int_tuple",
     "count_flops",
     "conv_ceiling_gflops",

@@ -12,7 +12,7 @@ import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 __all__ = ["BenchmarkRow", "write_cases_csv", "read_cases_csv", "CSV_COLUMNS"]
 
@@ -106,6 +106,36 @@ class BenchmarkRow:
         }
         content.update(mean=self.mean, std=self.std, n=len(self.scored_values))
         return content
+
+    @classmethod
+    def from_seeds(
+        cls, method: str, metric: str, per_seed: Mapping[int, Mapping[str, float]], **kwargs: Any
+    ) -> "BenchmarkRow":
+        """The row of several training seeds' scores: per case the mean over the seeds, each seed's values kept.
+
+        Only the cases every seed scored are kept (sorted), so every seed's mean is over the same cases.
+
+        Args:
+            method: the variant's name.
+            metric: the metric's key.
+            per_seed: seed -> {case: value}.
+            kwargs: the other fields (``higher_is_better``, ``seconds``, ...).
+
+        Raises:
+            ValueError: if ``per_seed`` is empty.
+
+        Examples::
+
+            BenchmarkRow.from_seeds("SSeg_N", "test_dice", {0: {"c0": 0.7}, 1: {"c0": 0.9, "c1": 0.5}})
+            # values [("c0", 0.8)], seeds [0, 1], per_seed {0: [("c0", 0.7)], 1: [("c0", 0.9)]}
+        """
+        if not per_seed:
+            raise ValueError(f"{method} / {metric}: per_seed names no seed.")
+        cases = sorted(set.intersection(*(set(scores) for scores in per_seed.values())))
+        seeds = sorted(int(s) for s in per_seed)
+        kept = {int(s): [(case, float(scores[case])) for case in cases] for s, scores in per_seed.items()}
+        values = [(case, statistics.fmean(float(per_seed[s][case]) for s in per_seed)) for case in cases]
+        return cls(method, metric, values, seeds=seeds, per_seed=kept, **kwargs)
 
     @classmethod
     def from_dict(cls, content: dict[str, Any]) -> "BenchmarkRow":

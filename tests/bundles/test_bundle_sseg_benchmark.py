@@ -9,6 +9,7 @@ import importlib
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bundle_test_utils import bundle_scripts
 
@@ -107,3 +108,50 @@ def test_loss_summary_windows(benchmark):
         "first_window_mean": 19.5,
         "last_window_mean": 1.5,
     }
+
+
+def test_benchmark_split_holds_its_test_slices_and_the_default_training_size(benchmark):
+    from common.data import dti_lge_mi_split
+
+    n = benchmark.N_PAIRED + benchmark.N_LGE_ONLY
+    cases = [{"case": f"Case_{i:03d}", **({"dti": "d"} if i < benchmark.N_PAIRED else {})} for i in range(n)]
+    split = dti_lge_mi_split(cases, fractions=benchmark.SPLIT, seed=benchmark.SPLIT_SEED)
+    assert len(split["test"]) == benchmark.N_TEST >= 30
+    assert len(split["val"]) == benchmark.N_VAL
+    assert len(split["lge_train"]) == benchmark.N_TRAIN_PAIRS + benchmark.N_LGE_ONLY == 42
+    assert benchmark.DATA_SEED not in (0,)  # the development data's seed
+
+
+def test_split_seed_fixes_the_split_and_the_pretraining_set_across_training_seeds(tiny_data):
+    """Several training seeds on one split: the test cases, the training list and U-SSL's own slices stay put."""
+    from common.benchmarking import parse_config_items
+    from common.data import dti_lge_mi_cases, dti_lge_mi_split
+
+    dataset_dir = str(tiny_data / "DTI_LGE_MI")
+    cases = dti_lge_mi_cases(dataset_dir)
+    by_seed = {s: dti_lge_mi_split(cases, seed=s) for s in (0, 1, 2)}
+    moving = next(s for s in (1, 2) if by_seed[s]["test"] != by_seed[0]["test"])  # the split follows `seed` ...
+    default = parse_config_items(BUNDLE, ["train.json"], {"dataset_dir": dataset_dir, "seed": moving}, ("split",))
+    assert default["split"]["test"] == by_seed[moving]["test"]
+    fixed = parse_config_items(  # ... unless `split_seed` is set
+        BUNDLE,
+        ["train.json", "evaluate.json"],
+        {"dataset_dir": dataset_dir, "seed": moving, "split_seed": 0},
+        ("split", "train_datalist", "test_datalist"),
+    )
+    assert fixed["split"]["test"] == by_seed[0]["test"]
+    assert [d["case"] for d in fixed["test_datalist"]] == [c["case"] for c in by_seed[0]["test"]]
+    assert [d["case"] for d in fixed["train_datalist"]] == [c["case"] for c in by_seed[0]["lge_train"]]
+
+    def own_slices(**extra) -> list:
+        overrides = {"dataset_dir": dataset_dir, "use_public_data": False, **extra}
+        with bundle_scripts(BUNDLE):  # pretrain.json's datalist is this bundle's scripts.ssl_data
+            items = parse_config_items(BUNDLE, ["pretrain.json"], overrides, ("train#datalist",))
+        return [item["image"] for item in items["train#datalist"]]
+
+    def same(a: list, b: list) -> bool:
+        return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    seed0 = own_slices(seed=0)
+    assert same(own_slices(seed=moving, split_seed=0), seed0)
+    assert not same(own_slices(seed=moving), seed0)

@@ -12,6 +12,7 @@ from common.benchmarking import (
     NOT_SEPARATED,
     SEEDS_DISAGREE,
     BenchmarkRow,
+    StageCache,
     bootstrap_mean_difference,
     compare,
     read_cases_csv,
@@ -121,6 +122,59 @@ def test_row_per_seed_round_trips_through_json_and_old_rows_still_load():
     assert BenchmarkRow.from_dict(old).per_seed == {}
     with pytest.raises(ValueError, match="per_seed has seeds \\[0, 1\\], seeds are \\[0\\]"):
         BenchmarkRow("C", "dice", [("c", 0.5)], seeds=[0], per_seed={0: [("c", 0.4)], 1: [("c", 0.6)]})
+
+
+def test_row_from_seeds_averages_the_cases_every_seed_scored_and_keeps_each_seed():
+    row = BenchmarkRow.from_seeds(
+        "A", "dice", {2: {"b": 0.2, "a": 0.4, "only2": 1.0}, 0: {"a": 0.8, "b": 0.6}}, higher_is_better=False
+    )
+    assert row.seeds == [0, 2] and [case for case, _ in row.values] == ["a", "b"]  # "only2": not scored by seed 0
+    assert row.by_case() == {"a": pytest.approx(0.6), "b": pytest.approx(0.4)}
+    assert row.per_seed == {0: [("a", 0.8), ("b", 0.6)], 2: [("a", 0.4), ("b", 0.2)]}
+    assert row.higher_is_better is False
+    # the same row as the hand-built one: the seed check of compare() sees each seed's difference
+    ours = BenchmarkRow.from_seeds("ours", "dice", {0: {"a": 0.9, "b": 0.7}, 1: {"a": 0.5, "b": 0.5}})
+    base = BenchmarkRow.from_seeds("base", "dice", {0: {"a": 0.6, "b": 0.6}, 1: {"a": 0.6, "b": 0.6}})
+    assert seed_differences(ours, base) == {0: pytest.approx(0.2), 1: pytest.approx(-0.1)}
+    with pytest.raises(ValueError, match="names no seed"):
+        BenchmarkRow.from_seeds("A", "dice", {})
+
+
+def test_stage_cache_runs_a_stage_once_and_a_stopped_one_again(tmp_path):
+    calls = []
+
+    def work(value):
+        def run():
+            calls.append(value)
+            return {"value": value}
+
+        return run
+
+    stages = StageCache()
+    assert stages.once(tmp_path / "s1", "s1", work(1)) == {"value": 1}
+    assert stages.done(tmp_path / "s1") and "s1" in stages.seconds
+    again = StageCache()  # a rerun: reads the result back, runs nothing, keeps the recorded seconds
+    assert again.once(tmp_path / "s1", "s1", work(2)) == {"value": 1} and calls == [1]
+    assert again.seconds["s1"] == pytest.approx(stages.seconds["s1"])
+    # a stage stopped before its marker runs again; clear=True deletes what it left first
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "partial.pt").write_text("half")
+    assert again.once(tmp_path / "s2", "s2", work(3), clear=True) == {"value": 3}
+    assert not (tmp_path / "s2" / "partial.pt").exists() and calls == [1, 3]
+    # fresh: every stage runs again
+    assert StageCache(fresh=True).once(tmp_path / "s1", "s1", work(4)) == {"value": 4} and calls == [1, 3, 4]
+    assert StageCache().once(tmp_path / "s1", "s1", work(5)) == {"value": 4}
+
+
+def test_stage_cache_marks_nothing_when_the_stage_fails(tmp_path):
+    def fail():
+        raise RuntimeError("stopped")
+
+    stages = StageCache()
+    with pytest.raises(RuntimeError, match="stopped"):
+        stages.once(tmp_path / "s", "s", fail)
+    assert not stages.done(tmp_path / "s")
+    assert stages.once(tmp_path / "s", "s", lambda: 7) == 7
 
 
 def test_wilcoxon_p_value_matches_scipy_and_a_hand_count():

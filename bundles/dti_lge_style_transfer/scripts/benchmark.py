@@ -45,7 +45,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fire
 import nibabel as nib
@@ -59,6 +59,7 @@ if str(BUNDLE_ROOT) not in sys.path:
 from common.benchmarking import (  # noqa: E402
     QUICK_OVERLAY,
     BenchmarkRow,
+    StageCache,
     Timer,
     compare,
     int_tuple,
@@ -263,28 +264,12 @@ def _same_steps_epochs(batch_size: int, epochs: int, n_reference: int, n_items: 
 
 
 # ----------------------------------------------------------------------------------------------- stages
-class _Stages:
-    """Runs the bundles' configs for one benchmark; each finished stage leaves ``<dir>/.done`` (reused unless fresh).
-
-    Stage results (scores) are JSON files beside the marker, so a resumed run reads them back.
-    """
+class _Stages(StageCache):
+    """Runs the bundles' configs for one benchmark; each finished stage is reused unless fresh (:class:`StageCache`)."""
 
     def __init__(self, out: Path, sseg_root: Path, settings: dict[str, dict[str, Any]], fresh: bool) -> None:
-        self.out, self.sseg_root, self.settings, self.fresh = out, sseg_root, settings, fresh
-        self.seconds: dict[str, float] = {}
-
-    def once(self, folder: Path, name: str, work: Callable[[], Any]) -> Any:
-        """``work()`` unless ``folder/.done`` exists; its JSON-able result is kept in ``folder/result.json``."""
-        done, result_file = folder / ".done", folder / "result.json"
-        if done.is_file() and not self.fresh:
-            return json.loads(result_file.read_text()) if result_file.is_file() else None
-        folder.mkdir(parents=True, exist_ok=True)
-        with Timer() as timer:
-            result = work()
-        self.seconds[name] = self.seconds.get(name, 0.0) + timer.seconds
-        result_file.write_text(json.dumps(result))
-        done.touch()
-        return result
+        super().__init__(fresh)
+        self.out, self.sseg_root, self.settings = out, sseg_root, settings
 
     def workflow(self, bundle: Path, files: list[str], workflow_type: str | None, **overrides: Any) -> None:
         run_workflow(bundle, files, overrides, workflow_type=workflow_type,
@@ -419,10 +404,7 @@ def _dti_pipelines(
 # ----------------------------------------------------------------------------------------------- run
 def _row(method: str, metric: str, per_seed: dict[int, dict[str, float]], seconds: float | None) -> BenchmarkRow:
     """Per-case mean over the seeds, each seed's values kept in ``per_seed``."""
-    cases = sorted(set.intersection(*(set(v) for v in per_seed.values())))
-    values = [(case, float(np.mean([per_seed[s][case] for s in per_seed]))) for case in cases]
-    seeds = {int(s): [(case, float(v[case])) for case in cases] for s, v in per_seed.items()}
-    return BenchmarkRow(method, metric, values, seeds=sorted(seeds), seconds=seconds, per_seed=seeds)
+    return BenchmarkRow.from_seeds(method, metric, per_seed, seconds=seconds)
 
 
 def _plot_sweep(levels: list[dict], path: Path) -> None:

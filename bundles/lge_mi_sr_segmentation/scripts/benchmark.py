@@ -2,7 +2,13 @@
 
 Usage (from the bundle root)::
 
-    python -m scripts.benchmark --data_root ../../data --out eval/benchmark [--quick True]
+    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2] [--fresh False]
+
+The benchmark writes its own data (``DATA_SEED``, a seed not used while developing: ``N_TEST`` held-out test slices,
+the training set the size of the default data's) under ``<out>/data`` and trains every variant once per training
+seed on one split (``split_seed`` fixed), so the methods are compared per test slice, each slice's value the mean over
+the seeds and each seed's values kept for the seed-agreement check. Finished stages are reused: a stopped run
+continues (``--fresh True`` starts again).
 
 Rows: SSeg (SwinSSegNet, 8x inside the network) vs Seg + bilinear / Seg + nearest (the same network at scale 1,
 probabilities interpolated), each trained from scratch (_N), after SSL on our LGE only (_SSL), and after U-SSL on
@@ -36,7 +42,9 @@ import torch
 from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
+    StageCache,
     Timer,
+    int_tuple,
     machine_summary,
     parse_config_items,
     peak_rss_mb,
@@ -62,8 +70,23 @@ __all__ = [
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: dataset folder (under the data root) the benchmark needs; ``tools.benchmark`` writes the default data if missing
+#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
+
+#: the benchmark's own data: a seed not used while developing, and 30 held-out test slices per comparison (a 0.04
+#: Dice difference with a paired SD of 0.08 needs about 31); the training set keeps the default data's size (42 LGE
+#: slices: the training pairs and the LGE-only cases)
+DATA_SEED = 2031
+N_TRAIN_PAIRS = 10
+N_VAL = 4
+N_TEST = 30
+N_LGE_ONLY = 32
+N_PAIRED = N_TRAIN_PAIRS + N_VAL + N_TEST
+#: fractions of the paired cases (train, val, test) and the split seed, one split for every training seed
+SPLIT = (N_TRAIN_PAIRS / N_PAIRED, N_VAL / N_PAIRED, N_TEST / N_PAIRED)
+SPLIT_SEED = 0
+#: training seeds: each trains its own pre-trainings and variants
+SEEDS = (0, 1, 2)
 
 #: (ours, baseline) method pairs compared per case, as in the paper's Fig. 6(B) and Table I
 COMPARISONS = (
@@ -101,8 +124,10 @@ PAPER_NOTES = (
 
 #: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
 MODE_NOTES = {
-    "quick": "20 epochs per variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 128 optimizer steps each",
-    "full": "30 epochs per variant; SSL and U-SSL pre-training 320 optimizer steps each; the configs' networks",
+    "quick": "own data (seed 2031): 42 training / 4 val / 30 test slices, one split; 3 training seeds; 20 epochs per "
+    "variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 128 optimizer steps each, per seed",
+    "full": "own data (seed 2031), one split; 3 training seeds; 30 epochs per variant; SSL and U-SSL pre-training 320 "
+    "optimizer steps each, per seed; the configs' networks",
 }
 
 #: optimizer steps of each pre-training per mode: SSL and U-SSL get the same number, this or the next one that both
@@ -340,117 +365,183 @@ def _speed_row(overrides: dict[str, Any], batch_size: int = 8) -> dict[str, Any]
     return {**row, **speed}
 
 
+def write_benchmark_data(out: str | Path) -> Path:
+    """The benchmark's own data root under ``out`` (written once, :data:`DATA_SEED`): ``DTI_LGE_MI`` with
+    :data:`N_PAIRED` paired and :data:`N_LGE_ONLY` LGE-only cases, and the public ``ACDC`` / ``EMIDEC`` sets U-SSL
+    adds."""
+    from common.data import write_acdc, write_dti_lge_mi, write_emidec
+
+    root = Path(out)
+    if not (root / ".complete").is_file():
+        write_dti_lge_mi(root, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=DATA_SEED, overwrite=True,
+                         workers=0)  # fmt: skip
+        write_acdc(root, seed=DATA_SEED, overwrite=True, workers=0)
+        write_emidec(root, seed=DATA_SEED, overwrite=True, workers=0)
+        (root / ".complete").touch()
+    return root
+
+
+def _train_and_score(
+    stages: StageCache, work: Path, variant: Variant, overrides: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Train ``variant`` once into ``work/<tag>/model`` and score each of its evaluations on the test split.
+
+    Returns ``{method: {"scores": {metric: {case: value}}, "seconds": training + evaluation}}``; finished stages are
+    reused (:class:`StageCache`), and stage names start with ``work``'s name (the seed's folder).
+    """
+    ckpt = work / variant.tag
+    model = dict(overrides, ckpt_dir=str(ckpt / "model"), output_dir=str(ckpt / "model" / "logs"), **variant.overrides)
+    train_stage = f"{work.name} {variant.tag}"
+
+    def train() -> None:
+        run_workflow(BUNDLE_ROOT, variant.files, model)
+
+    stages.once(ckpt / "model", train_stage, train, clear=True)
+    results: dict[str, dict[str, Any]] = {}
+    for method, eval_extra in variant.evaluations.items():
+        eval_dir = ckpt / f"test_{method.split('_')[0].replace('+', '_')}"
+
+        def evaluate(eval_dir: Path = eval_dir, eval_extra: dict = eval_extra) -> dict[str, dict[str, float]]:
+            files = [*variant.files, "evaluate.json"]
+            run_workflow(BUNDLE_ROOT, files, dict(model, output_dir=str(eval_dir / "out"), **eval_extra))
+            return {metric: dict(_per_case(str(eval_dir / "out"), name)) for metric, (name, _) in _METRIC_FILES.items()}
+
+        eval_stage = f"{work.name} {method}"
+        scores = stages.once(eval_dir, eval_stage, evaluate, clear=True)
+        results[method] = {"scores": scores, "seconds": stages.seconds[train_stage] + stages.seconds[eval_stage]}
+    return results
+
+
 def run(
-    data_root: str,
+    data_root: str | None,
     out_dir: str,
     quick: bool = False,
     epochs: int | None = None,
-    seed: int = 0,
+    seeds: tuple[int, ...] | str = SEEDS,
     pretraining_steps: int | None = None,
+    fresh: bool = False,
 ) -> list[dict]:
-    """Train/evaluate every variant; write `<out_dir>/benchmark.{md,json}`, `benchmark_details.json` and `cases.csv`;
-    return the rows.
+    """Train/evaluate every variant per training seed; write `<out_dir>/benchmark.{md,json}`,
+    `benchmark_details.json` and `cases.csv`; return the rows.
 
-    Rows are :class:`common.benchmarking.BenchmarkRow` dicts (one per method and metric, values per test case),
-    then the speed row. ``pretraining_steps`` (default :data:`PRETRAINING_STEPS` of the mode) is the fewest optimizer
-    steps of each pre-training; SSL and U-SSL make the same number (:func:`same_steps`).
+    ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data
+    (:data:`DATA_SEED`) under ``<out_dir>/data`` and trains every seed on one split (:data:`SPLIT`, ``split_seed``
+    :data:`SPLIT_SEED`), so the methods are compared per test case. Rows are
+    :class:`common.benchmarking.BenchmarkRow` dicts (one per method and metric: per test case the mean over the seeds,
+    each seed's values in ``per_seed``), then the speed row. ``pretraining_steps`` (default
+    :data:`PRETRAINING_STEPS` of the mode) is the fewest optimizer steps of each pre-training; SSL and U-SSL make the
+    same number (:func:`same_steps`). Without ``fresh``, finished stages found in ``out_dir`` are reused (a stopped run
+    continues); ``fresh=True`` runs them again.
     """
-    data_root = os.path.abspath(data_root)
-    out_dir = os.path.abspath(out_dir)
+    out = Path(out_dir).resolve()
+    seeds = int_tuple(seeds)
     epochs = epochs or (20 if quick else 30)
     min_steps = pretraining_steps or PRETRAINING_STEPS["quick" if quick else "full"]
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
-    base = {
-        "dataset_dir": os.path.join(data_root, "DTI_LGE_MI"),
-        "epochs": epochs,
-        "val_interval": epochs,
-        "seed": seed,
-        "resume": False,
-        "num_workers": 0,
-        **network,
-    }
+    stages = StageCache(fresh)
+    with Timer() as timer:
+        data = write_benchmark_data(out / "data")
+    stages.seconds["data"] = timer.seconds
+    split = {"split_fractions": list(SPLIT), "split_seed": SPLIT_SEED}
 
-    pretraining = _pretrain(data_root, out_dir, network, seed, min_steps)
-    ssl_weights: dict[str, str | None] = {"N": None, **{k: v["weights"] for k, v in pretraining.items()}}
+    per_seed: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    seconds: dict[str, float] = {}
+    pretraining: dict[int, dict[str, dict]] = {}
+    for seed in seeds:
+        work = out / f"seed{seed}"
+        pretraining[seed] = stages.once(
+            work / "pretraining",
+            f"seed{seed} pretraining",
+            lambda: _pretrain(str(data), str(work / "pretraining"), {**network, **split}, seed, min_steps),
+            clear=True,
+        )
+        ssl_weights: dict[str, str | None] = {"N": None, **{k: v["weights"] for k, v in pretraining[seed].items()}}
+        base = {
+            "dataset_dir": str(data / "DTI_LGE_MI"),
+            "epochs": epochs,
+            "val_interval": epochs,
+            "seed": seed,
+            "resume": False,
+            "num_workers": 0,
+            **split,
+            **network,
+        }
+        for variant in VARIANTS:
+            weights = ssl_weights[variant.pretraining]
+            overrides = dict(base, use_ssl_pretrained=weights is not None)
+            if weights:
+                overrides["ssl_pretrained_path"] = weights
+            for method, result in _train_and_score(stages, work, variant, overrides).items():
+                seconds[method] = seconds.get(method, 0.0) + result["seconds"]
+                for metric, values in result["scores"].items():
+                    per_seed.setdefault(method, {}).setdefault(metric, {})[seed] = values
+        print(f"seed {seed} done: {json.dumps({k: round(v) for k, v in stages.seconds.items()})}", flush=True)
 
-    rows: list[BenchmarkRow] = []
-    for variant in VARIANTS:
-        ckpt = os.path.join(out_dir, variant.tag)
-        overrides = dict(base, ckpt_dir=ckpt, output_dir=os.path.join(ckpt, "logs"), **variant.overrides)
-        overrides["use_ssl_pretrained"] = ssl_weights[variant.pretraining] is not None
-        if ssl_weights[variant.pretraining]:
-            overrides["ssl_pretrained_path"] = ssl_weights[variant.pretraining]
-        with Timer() as timer:
-            run_workflow(BUNDLE_ROOT, variant.files, overrides)
-        train_seconds = timer.seconds
-        for method, eval_extra in variant.evaluations.items():
-            eval_dir = os.path.join(ckpt, f"test_{method.split('_')[0].replace('+', '_')}")
-            with Timer() as timer:
-                run_workflow(
-                    BUNDLE_ROOT, [*variant.files, "evaluate.json"], dict(overrides, output_dir=eval_dir, **eval_extra)
-                )
-            for metric, (name, higher_is_better) in _METRIC_FILES.items():
-                rows.append(
-                    BenchmarkRow(
-                        method,
-                        metric,
-                        _per_case(eval_dir, name),
-                        seeds=[seed],
-                        higher_is_better=higher_is_better,
-                        seconds=train_seconds + timer.seconds,
-                    )
-                )
-                print(rows[-1].method, metric, rows[-1].mean, flush=True)
-
+    rows = [
+        BenchmarkRow.from_seeds(method, metric, values, higher_is_better=_METRIC_FILES[metric][1],
+                                seconds=seconds[method] / len(seeds))  # fmt: skip
+        for method, metrics in per_seed.items()
+        for metric, values in metrics.items()
+    ]
+    for row in rows:
+        print(row.method, row.metric, row.mean, flush=True)
     speed_row = _speed_row(dict(base, **VARIANTS[0].overrides))
-    write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
+    write_cases_csv(rows, out / "cases.csv")
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.values)}
-        | {"seconds": r.seconds}
+        | {"seeds": len(r.seeds), "seconds": r.seconds}
         for r in rows
     ]
     pre_text = "; ".join(
-        f"{k} {v['epochs']} epochs x {v['steps_per_epoch']} ({v['dataset_size']} slices), loss "
-        f"{v['losses']['loss']['first_window_mean']:.3f} -> {v['losses']['loss']['last_window_mean']:.3f}, "
-        f"{v['seconds']:.0f} s"
-        for k, v in pretraining.items()
+        f"seed {seed} {k} {v['epochs']} epochs x {v['steps_per_epoch']} ({v['dataset_size']} slices), loss "
+        f"{v['losses']['loss']['first_window_mean']:.3f} -> {v['losses']['loss']['last_window_mean']:.3f}"
+        for seed, runs in pretraining.items()
+        for k, v in runs.items()
     )
-    pre_steps = next(iter(pretraining.values()))["steps"]
+    pre_steps = next(iter(next(iter(pretraining.values())).values()))["steps"]
     note = (
-        f"Phantom data written by tools/make_data (not the paper's private data); {epochs} epochs per variant"
+        f"Own phantom data (data seed {DATA_SEED}: {N_TRAIN_PAIRS} training pairs + {N_LGE_ONLY} LGE-only slices "
+        f"train, {N_VAL} val, {N_TEST} test; not the paper's private data); training seeds {list(seeds)}, values "
+        f"per test case averaged over them; {epochs} epochs per variant"
         f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_steps} optimizer steps each "
         f"({pre_text}; loss: mean of the first and last tenth of the steps, benchmark_details.json). "
         f"Machine: {machine_summary()}. "
-        f"Command: python -m scripts.benchmark --data_root {data_root} --out {out_dir} --quick {quick}"
+        f"Command: python -m scripts.benchmark --out {out} --quick {quick} --seeds {','.join(map(str, seeds))}"
         f"{f' --pretraining_steps {pretraining_steps}' if pretraining_steps else ''}. "
         "Per-case values: cases.csv."
     )
-    text = write_table(summary, out_dir, "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
-    text += "\n" + write_table([speed_row], out_dir, "speed", title="Training step speed")
+    text = write_table(summary, str(out), "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
+    text += "\n" + write_table([speed_row], str(out), "speed", title="Training step speed")
     details = {
         "quick": bool(quick),
         "epochs": epochs,
-        "seed": seed,
+        "seeds": list(seeds),
+        "data_seed": DATA_SEED,
         "pretraining_min_steps": min_steps,
-        "pretraining": {k: {key: v[key] for key in v if key != "weights"} for k, v in pretraining.items()},
+        "pretraining": {
+            str(seed): {k: {key: v[key] for key in v if key != "weights"} for k, v in runs.items()}
+            for seed, runs in pretraining.items()
+        },
+        "stage_seconds": stages.seconds,
         "machine": machine_summary(),
         "peak_rss_mb": peak_rss_mb(),
     }
-    with open(os.path.join(out_dir, "benchmark_details.json"), "w") as f:
+    with open(out / "benchmark_details.json", "w") as f:
         json.dump(details, f, indent=2)
     print(text)
     return [r.to_dict() for r in rows] + [speed_row]
 
 
 def main(
-    data_root: str = "../../data",
     out: str = "eval/benchmark",
     quick: bool = False,
     epochs: int | None = None,
+    seeds: str = ",".join(map(str, SEEDS)),
     pretraining_steps: int | None = None,
+    fresh: bool = False,
 ):
     """Command-line entry: run the benchmark and print the tables (returns nothing so fire prints nothing)."""
-    run(data_root, out, quick=quick, epochs=epochs, pretraining_steps=pretraining_steps)
+    run(None, out, quick=quick, epochs=epochs, seeds=seeds, pretraining_steps=pretraining_steps, fresh=fresh)
 
 
 if __name__ == "__main__":
