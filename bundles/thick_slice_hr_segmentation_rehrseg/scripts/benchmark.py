@@ -61,6 +61,18 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "Meningioma"
 
+#: our UASR self-SR step beside the public code's (``python -m tools.side_by_side``; ``scripts/peer_step.py`` is ours,
+#: ``shared/peers/rehrseg_step.py --stage sr`` times ``train_all.train_sr`` with the uncertainty head)
+PEER_STEP = {
+    "repository": "zhiyuns/REHRSeg",
+    "harness": "rehrseg_step.py",
+    "harness_args": ["--stage", "sr", "--n", "2", "--warmup", "1"],
+    "ours_args": ["-m", "scripts.peer_step", "--n", "2", "--warmup", "1"],
+    "configuration": "UASR self-SR step: FLAVR-style 3D U-Net (R3D-18-like encoder) with the uncertainty head, 2 "
+    "channels (image, label), 4 thick slices of 96x96 in, 4 thin slices out, batch 32, Adam (0.9, 0.99) 5e-4 with "
+    "OneCycleLR; inference one 4-slice 256x256 window",
+}
+
 #: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison
 DATA_SEED = 2028
 N_TRAIN = 10

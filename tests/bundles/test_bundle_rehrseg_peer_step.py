@@ -1,0 +1,49 @@
+"""REHRSeg's side of ``tools.side_by_side``: ``scripts/peer_step.py`` times our UASR step at the reference's shapes."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import torch
+from bundle_test_utils import bundle_scripts
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "thick_slice_hr_segmentation_rehrseg"
+
+
+def test_pair_is_the_decimated_slab_and_the_rows_of_its_middle_gap():
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import _pair
+
+        pair = _pair(3, 4, 4, 8, torch.Generator().manual_seed(0))
+        again = _pair(3, 4, 4, 8, torch.Generator().manual_seed(0))
+    assert pair["lr"].shape == (3, 2, 4, 8, 8) and pair["hr"].shape == (3, 2, 4, 8, 8)
+    assert set(pair["lr"][:, 1].unique().tolist()) <= {0.0, 1.0} and set(pair["hr"][:, 1].unique().tolist()) == {0, 1}
+    assert torch.equal(pair["lr"], again["lr"]) and torch.equal(pair["hr"], again["hr"])  # seeded inputs
+    # s = 4, thick slices centred at rows 1.5, 5.5, 9.5, 13.5: the middle gap is rows 6..9, so the decimated LR row 2
+    # (slab row 8) is the gap's third row
+    assert torch.equal(pair["hr"][:, :, 2], pair["lr"][:, :, 2])
+    assert not torch.equal(pair["hr"][:, :, 0], pair["lr"][:, :, 1])
+
+
+def test_peer_step_times_our_uasr_iteration_and_prints_what_the_tool_reads():
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import measure
+
+        result = measure(n=1, warmup=1, batch=2, patch=16, infer_size=16, threads=1, flops=False, quick=True)
+    assert set(result["params"]) == {"uasr"} and result["params"]["uasr"] > 0
+    assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
+    assert "bs2" in result["config"] and "16x16" in result["config"] and "quick.json" in result["config"]
+    json.dumps(result)  # one JSON line
+
+
+def test_benchmark_declares_the_side_by_side_with_the_public_code():
+    tree = ast.parse((BUNDLE / "scripts" / "benchmark.py").read_text())
+    spec = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PEER_STEP" for t in node.targets)
+    )
+    assert spec["repository"] == "zhiyuns/REHRSeg" and spec["harness"] == "rehrseg_step.py"
+    assert spec["harness_args"][:2] == ["--stage", "sr"] and spec["ours_args"][:2] == ["-m", "scripts.peer_step"]
