@@ -56,6 +56,18 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "IXI"
 
+#: our SR training step beside the public code's (``python -m tools.side_by_side``; ``scripts/peer_step.py`` is ours,
+#: ``shared/peers/transmrsr_step.py`` times ``RecurrentModel.set_input + optimize`` of the full TransMRSR, TGP7)
+PEER_STEP = {
+    "repository": "goddesshs/TransMRSR",
+    "harness": "transmrsr_step.py",
+    "harness_args": ["--n", "2", "--warmup", "1"],
+    "ours_args": ["-m", "scripts.peer_step", "--n", "2", "--warmup", "1"],
+    "configuration": "TransMRSR SR step: Swin encoder + StyleSwin decoder (random prior), truncation to 8 random "
+    "centroids, batch 4 of 256x256 slices (ours 1 channel, reference grey replicated to 3 channels), L1 + 0.5 (VGG19 "
+    "content + Gram style) with a random-weight VGG19, Adam 1e-4 (0.5, 0.999); inference one 256x256 slice",
+}
+
 #: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison
 DATA_SEED = 2027
 N_PRIOR = 12
