@@ -125,9 +125,10 @@ PAPER_NOTES = (
 #: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
 MODE_NOTES = {
     "quick": "own data (seed 2031): 42 training / 4 val / 30 test slices, one split; 3 training seeds; 20 epochs per "
-    "variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 128 optimizer steps each, per seed",
-    "full": "own data (seed 2031), one split; 3 training seeds; 30 epochs per variant; SSL and U-SSL pre-training 320 "
-    "optimizer steps each, per seed; the configs' networks",
+    "variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 186 optimizer steps each (the fewest of at least "
+    "128 that both reach in whole epochs), per seed",
+    "full": "own data (seed 2031), one split; 3 training seeds; 30 epochs per variant; SSL and U-SSL pre-training 372 "
+    "optimizer steps each (at least 320), per seed; the configs' networks",
 }
 
 #: optimizer steps of each pre-training per mode: SSL and U-SSL get the same number, this or the next one that both
