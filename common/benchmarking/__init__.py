@@ -37,6 +37,7 @@ from common.benchmarking.measure import (
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
 from common.benchmarking.side_by_side import (
     alternate,
+    inference_times,
     iteration_times,
     peer_step_result,
     ratio_summary,
@@ -80,6 +81,7 @@ __all__ = [
     "slice_scaling_rows",
     "write_tiled_volume",
     "iteration_times",
+    "inference_times",
     "peer_step_result",
     "run_json_process",
     "alternate",

@@ -67,6 +67,30 @@ def iteration_times(step: Callable[[], object], n: int = 3, warmup: int = 1, flo
     return result
 
 
+def inference_times(
+    forward: Callable[[Any], object], make_input: Callable[[], Any], n: int = 3, warmup: int = 1
+) -> list[float]:
+    """Seconds of ``n`` calls ``forward(make_input())`` after ``warmup`` calls, without autograd; each input is made
+    before its clock starts, so only the forward pass is timed (as the reference harnesses time theirs).
+
+    Raises:
+        ValueError: if ``n`` < 1 or ``warmup`` < 0.
+    """
+    import torch
+
+    if n < 1 or warmup < 0:
+        raise ValueError(f"need n >= 1 and warmup >= 0, got n={n}, warmup={warmup}.")
+    timed = []
+    with torch.no_grad():
+        for index in range(warmup + n):
+            x = make_input()
+            start = time.perf_counter()
+            forward(x)
+            if index >= warmup:
+                timed.append(time.perf_counter() - start)
+    return timed
+
+
 def _vm_hwm_kib(pid: int) -> int:
     """The process's peak resident set (``VmHWM``, KiB) from ``/proc``; 0 when it cannot be read."""
     try:

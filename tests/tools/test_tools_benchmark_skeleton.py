@@ -423,3 +423,26 @@ def test_slice_scaling_rows_are_one_row_per_count_then_the_fit():
     ]
     assert [r.seconds for r in rows] == [2.0, 3.0, 0.5] and all(r.metric == "inference_seconds" for r in rows)
     assert not any(r.higher_is_better for r in rows) and rows[0].peak_rss_mb > 0 and rows[2].peak_rss_mb is None
+
+
+def test_inference_times_times_only_the_forward_after_the_warm_up_without_autograd():
+    import time
+
+    import torch
+    from common.benchmarking import inference_times
+
+    made, seen = [], []
+
+    def make_input():
+        time.sleep(0.05)  # input preparation: outside the clock
+        made.append(len(made))
+        return torch.ones(2, requires_grad=True) * len(made)
+
+    def forward(x):
+        seen.append((float(x[0]), torch.is_grad_enabled()))
+
+    times = inference_times(forward, make_input, n=3, warmup=2)
+    assert len(times) == 3 and all(t < 0.04 for t in times)
+    assert [v for v, _ in seen] == [1.0, 2.0, 3.0, 4.0, 5.0] and not any(grad for _, grad in seen)
+    with pytest.raises(ValueError, match="n >= 1"):
+        inference_times(forward, make_input, n=0)

@@ -35,13 +35,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from typing import Any
 
 import fire
 import torch
 import torch.nn.functional as F
-from common.benchmarking import QUICK_OVERLAY, iteration_times, parse_config_items, peer_step_result, read_overlay
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    inference_times,
+    iteration_times,
+    parse_config_items,
+    peer_step_result,
+    read_overlay,
+)
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "loss", "optimizer", "scale", "num_centroids", "style_dim")
@@ -119,14 +125,8 @@ def measure(
 
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     network.eval()
-    infer = []
-    with torch.no_grad():
-        for index in range(warmup + n):
-            x = _pair(1, size, step["scale"], torch.Generator().manual_seed(index))["lr"]
-            start = time.perf_counter()
-            network(x)
-            if index >= warmup:
-                infer.append(time.perf_counter() - start)
+    generator = torch.Generator().manual_seed(0)
+    infer = inference_times(network, lambda: _pair(1, size, step["scale"], generator)["lr"], n=n, warmup=warmup)
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; TransMRSR, random prior, truncation to 8 random "
         f"centroids; 1 channel (reference: grey replicated to 3); {size}x{size}; bs{batch}; "

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import fire
 import torch
-from common.benchmarking import iteration_times, parse_config_items, peer_step_result
+from common.benchmarking import inference_times, iteration_times, parse_config_items, peer_step_result
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
@@ -75,14 +74,7 @@ def measure(
 
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     g = networks["g_source_to_target"].eval()
-    infer = []
-    with torch.no_grad():
-        for index in range(warmup + n):
-            x = noise()
-            start = time.perf_counter()
-            g(x)
-            if index >= warmup:
-                infer.append(time.perf_counter() - start)
+    infer = inference_times(g, noise, n=n, warmup=warmup)
     switches = [name for name, on in (("channels-last", channels_last), ("compiled", compile)) if on]
     implementation = "ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(switches)}" if switches else "")
     config = f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1"

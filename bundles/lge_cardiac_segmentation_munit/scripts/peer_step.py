@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import fire
 import torch
-from common.benchmarking import QUICK_OVERLAY, iteration_times, parse_config_items, peer_step_result, read_overlay
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    inference_times,
+    iteration_times,
+    parse_config_items,
+    peer_step_result,
+    read_overlay,
+)
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim")
@@ -58,15 +64,12 @@ def measure(
 
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     gen_a, gen_b = networks["gen_a"].eval(), networks["gen_b"].eval()
-    infer = []
-    with torch.no_grad():
-        for index in range(warmup + n):
-            x = noise()
-            start = time.perf_counter()
-            content, _ = gen_a.encode(x)
-            gen_b.decode(content, torch.randn(1, items["style_dim"], 1, 1, generator=generator))
-            if index >= warmup:
-                infer.append(time.perf_counter() - start)
+
+    def translate(x: torch.Tensor) -> None:
+        content, _ = gen_a.encode(x)
+        gen_b.decode(content, torch.randn(1, items["style_dim"], 1, 1, generator=generator))
+
+    infer = inference_times(translate, noise, n=n, warmup=warmup)
     config = f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1"
     return peer_step_result(result, infer, "ours (common.engines.MUNITTrainer)", config, networks)
 

@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import fire
 import torch
-from common.benchmarking import QUICK_OVERLAY, iteration_times, parse_config_items, peer_step_result, read_overlay
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    inference_times,
+    iteration_times,
+    parse_config_items,
+    peer_step_result,
+    read_overlay,
+)
 from common.transforms.self_sr import gap_start
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,13 +83,7 @@ def measure(
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     window = _pair(1, n_inputs, scale, infer_size, generator)["lr"]
     network.eval()
-    infer = []
-    with torch.inference_mode():
-        for index in range(warmup + n):
-            start = time.perf_counter()
-            network(window.clone())
-            if index >= warmup:
-                infer.append(time.perf_counter() - start)
+    infer = inference_times(network, window.clone, n=n, warmup=warmup)
     config = (
         f"configs/train_sr.json + train_uasr.json{' + quick.json' if quick else ''}; 2 channels; "
         f"{n_inputs} x {patch}x{patch} -> {scale} slices; bs{batch}; infer 1 x 2 x {n_inputs} x {infer_size}^2"
