@@ -537,11 +537,12 @@ def main(
     out: str = "eval/benchmark",
     quick: bool = False,
     epochs: int | None = None,
-    seeds: str = ",".join(map(str, SEEDS)),
+    seeds: str | None = None,
     pretraining_steps: int | None = None,
     fresh: bool = False,
 ):
     """Command-line entry: run the benchmark and print the tables (returns nothing so fire prints nothing)."""
+    seeds = SEEDS if seeds is None else seeds
     run(None, out, quick=quick, epochs=epochs, seeds=seeds, pretraining_steps=pretraining_steps, fresh=fresh)
 
 
