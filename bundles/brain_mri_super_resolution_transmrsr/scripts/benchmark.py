@@ -499,9 +499,12 @@ def main(
     seeds: str = "0,1,2",
     data_root: str | None = None,
     fresh: bool = False,
+    variants: str | None = None,
+    scales: str = "4,8",
 ) -> None:
-    """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
-    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh)
+    """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here);
+    ``variants`` and ``scales`` as :func:`run` (the note's command repeats them)."""
+    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants, scales=scales)
 
 
 if __name__ == "__main__":
