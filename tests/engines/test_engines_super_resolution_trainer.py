@@ -81,3 +81,34 @@ def test_missing_key_is_named():
     trainer = _trainer(target_key="hr_image")
     with pytest.raises(ValueError, match=r"no key\(s\) \['hr_image'\].*\['hr', 'lr'\]"):
         trainer.run()
+
+
+class _WithIdleBranch(nn.Module):
+    """A conv that makes the output, and a branch whose parameter never reaches the loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.idle = nn.Conv2d(1, 1, 3, padding=1), nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_gradients_set_to_none_train_the_same_weights_and_leave_an_idle_branch_alone():
+    """``optim_set_to_none`` (REHRSeg's ``train_sr.json`` turns it on to lower peak memory): where every parameter
+    gets a gradient each step the weights equal the zero-filled path's exactly; a parameter that gets none is skipped
+    by Adam instead of being moved by its momentum of zeros (which is also zero, so both leave it unchanged here)."""
+    weights = {}
+    for set_to_none in (False, True):
+        torch.manual_seed(0)
+        trainer = _trainer(network=_WithIdleBranch(), decollate=False, epoch_length=2, optim_set_to_none=set_to_none)
+        idle = copy.deepcopy(trainer.networks["network"].idle.state_dict())
+        start = trainer.networks["network"].conv.weight.detach().clone()
+        trainer.run()
+        network = trainer.networks["network"]
+        weights[set_to_none] = copy.deepcopy(network.conv.state_dict())
+        assert all(torch.equal(idle[k], v) for k, v in network.idle.state_dict().items())
+        grads = [p.grad for p in network.conv.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads)  # the last step's gradients stay
+        assert not torch.equal(network.conv.weight, start)  # trained at all
+    assert all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
