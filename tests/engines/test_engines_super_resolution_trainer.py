@@ -95,9 +95,8 @@ class _WithIdleBranch(nn.Module):
 
 
 def test_gradients_set_to_none_train_the_same_weights_and_leave_an_idle_branch_alone():
-    """``optim_set_to_none`` (REHRSeg's ``train_sr.json`` turns it on to lower peak memory): where every parameter
-    gets a gradient each step the weights equal the zero-filled path's exactly; a parameter that gets none is skipped
-    by Adam instead of being moved by its momentum of zeros (which is also zero, so both leave it unchanged here)."""
+    """The engine base's ``optim_set_to_none`` switch: where every parameter gets a gradient each step the weights
+    equal the zero-filled path's exactly, and a parameter that never gets one stays as it was."""
     weights = {}
     for set_to_none in (False, True):
         torch.manual_seed(0)

@@ -34,7 +34,7 @@ from common.benchmarking import (
 from common.transforms.self_sr import gap_start
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale", "train#trainer#optim_set_to_none")
+_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale")
 #: the reference's learning rate (configs/brain.yaml ``lr_sr``), used for both sides' OneCycleLR
 REFERENCE_LR = 5e-4
 
@@ -73,13 +73,7 @@ def measure(
     generator = torch.Generator().manual_seed(0)
     data = _pair(batch, n_inputs, scale, patch, generator)
     trainer = common.engines.SuperResolutionTrainer(
-        "cpu",
-        1,
-        [data],
-        {"network": network},
-        {"optimizer": optimizer},
-        loss_function=items["sr_loss"],
-        optim_set_to_none=bool(items["train#trainer#optim_set_to_none"]),  # as the config trains
+        "cpu", 1, [data], {"network": network}, {"optimizer": optimizer}, loss_function=items["sr_loss"]
     )
 
     def train_step() -> None:
