@@ -21,6 +21,11 @@ Each of ``ours_variants`` (e.g. the engine base's speed switches) runs in the sa
 its own entry ``<bundle> (<variant>)`` with its ratio against the same reference rounds; the first step's time
 (``warmup_train_s``: a compilation's cost) is reported beside the median step.
 
+A method without public code (``"repository": None``, no ``harness``) has no reference to time: our default step
+(``ours_args``) stands in as the reference side and each of ``ours_variants`` is timed against it (ratio = default
+median / variant median, > 1: the switch is faster), labelled as ``ours (default)`` at this repository's commit;
+no ``--reference`` is needed for it.
+
 Per round, the reference harness (``<python> <peers>/<harness> <tree> <harness_args>``) and ours (``<python>
 <ours_args>`` in the bundle root) run one after the other, each in its own process; both print one JSON line last
 (``train_iter_s`` min/median/max, GFLOP of one step, the conv ceiling measured in that process). The per-round ratio
@@ -79,12 +84,19 @@ def side_by_side(
     spec = read_benchmark_info(bundle).peer_step
     if not spec:
         raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
-    harness = peers / spec["harness"]
-    if not harness.is_file():
-        raise ValueError(f"bundle `{bundle.name}`: harness {harness} not found (--peers names its folder).")
     ours = {"": [python, *spec["ours_args"]]}
     ours.update({label: [python, *spec["ours_args"], *extra] for label, extra in spec.get("ours_variants", {}).items()})
-    commands = {"reference": ([python, str(harness), str(tree), *spec.get("harness_args", [])], str(peers))}
+    if spec.get("repository") is None:  # no public code: our default step is the side the variants are timed against
+        if len(ours) < 2:
+            raise ValueError(f"bundle `{bundle.name}`: a PEER_STEP without a repository needs ours_variants.")
+        commands = {"reference": (ours.pop(""), str(bundle))}
+        repository, tree = "ours (default)", REPO_ROOT
+    else:
+        harness = peers / spec["harness"]
+        if not harness.is_file():
+            raise ValueError(f"bundle `{bundle.name}`: harness {harness} not found (--peers names its folder).")
+        commands = {"reference": ([python, str(harness), str(tree), *spec.get("harness_args", [])], str(peers))}
+        repository = spec["repository"]
     commands.update(
         {f"ours{f' ({label})' if label else ''}": (command, str(bundle)) for label, command in ours.items()}
     )
@@ -105,7 +117,7 @@ def side_by_side(
         first = [r["warmup_train_s"][0] for r in results[side] if r.get("warmup_train_s")]
         summary["ours_first_step_s"] = statistics.median(first) if first else None
         entries[f"{bundle.name}{f' ({label})' if label else ''}"] = {
-            "repository": spec["repository"],
+            "repository": repository,
             "commit": _commit(tree),
             "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
             "commands": {"reference": " ".join(commands["reference"][0]), "ours": " ".join(commands[side][0])},
@@ -170,9 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = {}
         for bundle in bundles:
             repository = read_benchmark_info(bundle).peer_step.get("repository")
-            if repository not in references:
+            if repository is not None and repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
-            entries.update(side_by_side(bundle, references[repository], Path(args.peers), args.rounds))
+            tree = references[repository] if repository is not None else REPO_ROOT
+            entries.update(side_by_side(bundle, tree, Path(args.peers), args.rounds))
     except ValueError as e:
         print(f"FAIL: {e}")
         return 2

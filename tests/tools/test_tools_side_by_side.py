@@ -122,3 +122,34 @@ def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(
     assert sbs.main([*argv, "--reference", f"someone/reference={tmp_path / 'missing'}"]) == 2
     with pytest.raises(ValueError, match="owner/name=/path"):
         sbs.parse_references(["no-equals-sign"])
+
+
+def test_without_public_code_the_variants_are_timed_against_our_default_step(tmp_path):
+    """``"repository": None``: ours (default) stands in as the reference side; only the variants get entries."""
+    bundle = tmp_path / "bundles" / "own_bundle"
+    (bundle / "scripts").mkdir(parents=True)
+    # the default prints 3.0 s; with the variant's flag it prints 1.5 s (the switch is twice as fast)
+    step = (
+        "import json, sys; median = 1.5 if '--fast' in sys.argv else 3.0; "
+        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))"
+    )
+    spec = {
+        "repository": None,
+        "ours_args": ["-c", step],
+        "configuration": "own",
+        "ours_variants": {"fast": ["--fast"]},
+    }
+    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    out = tmp_path / "out"
+    argv = ["--bundles", "own_bundle", "--bundles_dir", str(bundle.parent), "--out", str(out), "--rounds", "2"]
+    assert sbs.main(argv) == 0  # no --reference needed
+    report = json.loads((out / "side_by_side.json").read_text())
+    assert set(report) == {"own_bundle (fast)"}
+    entry = report["own_bundle (fast)"]
+    assert entry["summary"]["ratio_per_round"] == [2.0, 2.0] and entry["repository"] == "ours (default)"
+    assert entry["commands"]["ours"].endswith("--fast") and not entry["commands"]["reference"].endswith("--fast")
+    assert "| own_bundle (fast) | ours (default)" in (out / "side_by_side.md").read_text()
+    # a PEER_STEP without public code and without variants has nothing to time
+    spec.pop("ours_variants")
+    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    assert sbs.main(argv) == 2

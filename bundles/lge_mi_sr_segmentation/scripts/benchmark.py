@@ -73,6 +73,15 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
 
+#: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
+PEER_STEP = {
+    "repository": None,
+    "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "ours_variants": {"fused AdamW": ["--fused_optimizer", "True"]},
+    "configuration": "SwinSSegNet (configs/train.json: feature 48, depths 2/2/6/2), SupervisedTrainer iteration, "
+    "DiceCE, AdamW 1e-4, batch 8, 64x64 -> 512x512",
+}
+
 #: the benchmark's own data: a seed not used while developing, and 30 held-out test slices per comparison (a 0.04
 #: Dice difference with a paired SD of 0.08 needs about 31); the training set keeps the default data's size (42 LGE
 #: slices: the training pairs and the LGE-only cases)

@@ -1,0 +1,87 @@
+"""Our SwinSSegNet training step as one JSON line, for ``python -m tools.side_by_side``'s speed-switch rows.
+
+SwinSSegNet has no public code, so ``PEER_STEP`` names no repository: the side-by-side tool times this step with the
+configs' defaults against the same step with a switch on (``--fused_optimizer True``: PyTorch's fused AdamW kernel
+instead of its per-parameter loop), in alternating processes. The step is what ``configs/train.json``'s
+``SupervisedTrainer`` does per iteration: gradients zero-filled (MONAI's default), the network on a batch of
+``batch_size`` (8) 64 x 64 LGE slices, ``DiceCELoss`` against 512 x 512 masks, backward, AdamW step; built from the
+config's own ``network``, ``loss`` and ``optimizer`` (``--quick True`` layers ``configs/quick.json``). Inference: one
+64 x 64 slice through the network.
+
+Usage (from the bundle root)::
+
+    python -m scripts.peer_step [--n 3] [--warmup 1] [--threads 2] [--flops True] [--quick False]
+        [--fused_optimizer False] [--channels_last False]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import fire
+import torch
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    inference_times,
+    iteration_times,
+    parse_config_items,
+    peer_step_result,
+    read_overlay,
+)
+
+BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ITEMS = ("network", "loss", "optimizer", "batch_size", "scale", "num_classes")
+#: the LGE slices' in-plane size the network sees (the 8x-downsampled 512 x 512 grid)
+LOW_RES = 64
+
+
+def measure(
+    n: int = 3,
+    warmup: int = 1,
+    threads: int = 2,
+    flops: bool = True,
+    quick: bool = False,
+    fused_optimizer: bool = False,
+    channels_last: bool = False,
+) -> dict:
+    """Time ``n`` training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    overrides = dict(
+        read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {},
+        device="$torch.device('cpu')",
+        fused_optimizer=fused_optimizer,
+        channels_last=channels_last,
+    )
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, _ITEMS)
+    network, loss_function, optimizer = items["network"], items["loss"], items["optimizer"]
+    batch, high_res = int(items["batch_size"]), LOW_RES * int(items["scale"])
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(batch, 1, LOW_RES, LOW_RES, generator=generator)
+    label = torch.randint(0, int(items["num_classes"]), (batch, 1, high_res, high_res), generator=generator)
+    network.train()
+
+    def train_step() -> None:  # MONAI SupervisedTrainer's iteration (optim_set_to_none False, no AMP)
+        optimizer.zero_grad(set_to_none=False)
+        loss_function(network(image), label).backward()
+        optimizer.step()
+
+    result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
+    network.eval()
+    infer = inference_times(network, lambda: image[:1].clone(), n=n, warmup=warmup)
+    switches = [name for name, on in (("fused AdamW", fused_optimizer), ("channels-last", channels_last)) if on]
+    config = (
+        f"configs/train.json{' + quick.json' if quick else ''}; bs{batch}; {LOW_RES}x{LOW_RES} -> "
+        f"{high_res}x{high_res}; {', '.join(switches) or 'default switches'}; infer 1 x 1 x {LOW_RES}^2"
+    )
+    return peer_step_result(result, infer, "ours (SupervisedTrainer iteration)", config, {"swin_sseg": network})
+
+
+def main(**kwargs: object) -> None:
+    """Command-line entry: :func:`measure`'s result as the last line of stdout (what the side-by-side tool reads)."""
+    print(json.dumps(measure(**kwargs)))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
