@@ -145,7 +145,8 @@ def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
         "Written by `python -m tools.side_by_side` (alternating processes on one machine; every round's numbers in "
         f"`{REPORT}.json`). Ratio = reference median step / ours (> 1: ours is faster); the median over rounds, with "
         "the per-round ratios. GFLOP per step and share of the conv ceiling are measured in each side's own process; "
-        "peak RSS is each process's maximum, read from the operating system.",
+        "peak RSS is each process's maximum, read from the operating system. Where the reference reads `ours "
+        "(default)` the method has no public code: the row times a speed switch against our default step.",
         "",
         "| bundle | reference (commit) | configuration | ratio (per round) | reference s | ours s | GFLOP ref / ours "
         "| ceiling share ref / ours | peak RSS MiB ref / ours | our first step s (warm-up, compile) | date |",
