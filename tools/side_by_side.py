@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repository = read_benchmark_info(bundle).peer_step.get("repository")
             if repository is not None and repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
-            tree = references[repository] if repository is not None else REPO_ROOT
+            tree = references.get(repository, REPO_ROOT)  # None (no public code): this repository
             entries.update(side_by_side(bundle, tree, Path(args.peers), args.rounds))
     except ValueError as e:
         print(f"FAIL: {e}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
 import torch
 from bundle_test_utils import bundle_scripts
+
+from tools.benchmark import read_benchmark_info
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "thick_slice_hr_segmentation_rehrseg"
 
@@ -39,11 +40,6 @@ def test_peer_step_times_our_uasr_iteration_and_prints_what_the_tool_reads():
 
 
 def test_benchmark_declares_the_side_by_side_with_the_public_code():
-    tree = ast.parse((BUNDLE / "scripts" / "benchmark.py").read_text())
-    spec = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PEER_STEP" for t in node.targets)
-    )
+    spec = read_benchmark_info(BUNDLE).peer_step  # what tools.side_by_side reads
     assert spec["repository"] == "zhiyuns/REHRSeg" and spec["harness"] == "rehrseg_step.py"
     assert spec["harness_args"][:2] == ["--stage", "sr"] and spec["ours_args"][:2] == ["-m", "scripts.peer_step"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import pytest
 import torch
 from bundle_test_utils import bundle_scripts
 from common.benchmarking import parse_config_items
+
+from tools.benchmark import read_benchmark_info
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
 
@@ -59,10 +60,5 @@ def test_peer_step_times_the_default_and_the_fused_step_for_the_side_by_side_too
     assert "bs8" in plain["config"] and "64x64 -> 512x512" in plain["config"]
     assert plain["params"] == fused["params"] and plain["params"]["swin_sseg"] > 0
     json.dumps(fused)  # one JSON line
-    tree = ast.parse((BUNDLE / "scripts" / "benchmark.py").read_text())
-    spec = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PEER_STEP" for t in node.targets)
-    )
+    spec = read_benchmark_info(BUNDLE).peer_step  # what tools.side_by_side reads
     assert spec["repository"] is None and spec["ours_variants"] == {"fused AdamW": ["--fused_optimizer", "True"]}
