@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["MultiNetworkTrainer", "GradScalerState", "discriminator_logits", "named_loss_terms", "set_requires_grad"]
+__all__ = [
+    "MultiNetworkTrainer",
+    "GradScalerState",
+    "batch_statistics_layers",
+    "discriminator_logits",
+    "named_loss_terms",
+    "set_requires_grad",
+]
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -15,6 +22,7 @@ from common.distributed import unwrap
 from monai.engines import Trainer
 from monai.engines.utils import default_metric_cmp_fn
 from monai.transforms import Transform
+from torch.nn.modules.batchnorm import _BatchNorm, _NormBase
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
@@ -73,7 +81,45 @@ class GradScalerState:
 
 
 #: optional features of the base -> their "off" value
-OPTIONAL_FEATURES = {"d_steps_per_g_step": 1, "ema": None, "r1_gamma": 0.0}
+OPTIONAL_FEATURES = {"d_steps_per_g_step": 1, "ema": None, "r1_gamma": 0.0, "stack_passes": False}
+
+
+def batch_statistics_layers(network: torch.nn.Module) -> list[str]:
+    """Names of the layers whose training-mode output or buffers depend on the other samples of the batch:
+    BatchNorm (batch statistics) and any norm layer that tracks running statistics (one update per call)."""
+    return [
+        name
+        for name, module in network.named_modules()
+        if isinstance(module, _BatchNorm) or (isinstance(module, _NormBase) and module.track_running_stats)
+    ]
+
+
+def _as_call(call: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return call if isinstance(call, tuple) else (call,)
+
+
+def _stackable(calls: Sequence[tuple[torch.Tensor, ...]]) -> bool:
+    """Calls with as many tensor arguments each, argument ``i`` of one shape but the batch axis in every call, and
+    one batch size within a call."""
+    first = calls[0]
+    for call in calls:
+        if len(call) != len(first) or not all(isinstance(arg, torch.Tensor) and arg.ndim > 0 for arg in call):
+            return False
+        if any(arg.shape[0] != call[0].shape[0] for arg in call):
+            return False
+        if any(arg.shape[1:] != ref.shape[1:] or arg.dtype != ref.dtype for arg, ref in zip(call, first)):
+            return False
+    return True
+
+
+def _unstack(output: Any, sizes: list[int]) -> list[Any]:
+    """Split a stacked forward's output (a tensor, or a list/tuple of tensors) back into one output per call."""
+    if isinstance(output, torch.Tensor):
+        return list(output.split(sizes))
+    if isinstance(output, (list, tuple)):
+        parts = [_unstack(item, sizes) for item in output]
+        return [type(output)(part[i] for part in parts) for i in range(len(sizes))]
+    raise TypeError(f"stack_passes: cannot split a network output of type {type(output).__name__} per call.")
 
 
 class MultiNetworkTrainer(Trainer):
@@ -106,7 +152,13 @@ class MultiNetworkTrainer(Trainer):
       warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=...)``), so a short run's EMA copy follows the
       trained network instead of keeping its random initialisation (decay 0.999 keeps 94 % of it after 60 updates);
     - ``r1_penalty(discriminator, real)``: ``r1_gamma / 2 * E[||grad_x D(x)||^2]`` on real images (Mescheder et
-      al. 2018, StyleGAN2 / StyleSwin).
+      al. 2018, StyleGAN2 / StyleSwin);
+    - ``stack_passes`` and ``forward_stacked(network, *calls)``: the calls of one network on independent inputs
+      (CycleGAN's ``G_S>T(dti)`` and identity ``G_S>T(lge)``, a discriminator's real and fake batches) run as one
+      forward of the inputs stacked on the batch axis: fewer, larger convolutions (a speed switch, issue 17). The
+      same results up to float rounding, because every trained network must then be free of batch statistics
+      (``batch_statistics_layers``: instance, layer and group norm are per sample); dropout draws other random
+      numbers.
 
     Args:
         device: device of the iteration.
@@ -129,6 +181,7 @@ class MultiNetworkTrainer(Trainer):
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
         channels_last: convert every trained and frozen network (and EMA copy) to the channels-last memory format
             (``common.acceleration.to_channels_last``; opt-in speed switch, same results up to float rounding).
+        stack_passes: ``forward_stacked`` stacks its calls into one forward (else one forward per call).
         compile_networks: ``torch.compile`` in place: ``True`` for every trained and frozen network, or the names
             of those to compile (EMA copies, used for evaluation, are not). State-dict keys are unchanged, so
             checkpoints and resumes work as without it. Refused with an R1 penalty on a compiled network (double
@@ -138,7 +191,7 @@ class MultiNetworkTrainer(Trainer):
         ValueError: a declared network or optimizer missing, a name used twice, an optional feature that the class
             does not declare in ``uses``, an EMA of an unknown network or a
             decay outside ``[0, 1)``, ``d_steps_per_g_step < 1``, ``r1_gamma < 0``, a frozen network wrapped in
-            DDP or inside an optimizer.
+            DDP or inside an optimizer, ``stack_passes`` with a trained network that has batch statistics.
 
     Examples::
 
@@ -186,8 +239,14 @@ class MultiNetworkTrainer(Trainer):
         amp_kwargs: dict | None = None,
         channels_last: bool = False,
         compile_networks: bool | Sequence[str] = False,
+        stack_passes: bool = False,
     ) -> None:
-        requested = {"d_steps_per_g_step": d_steps_per_g_step, "ema": ema or None, "r1_gamma": r1_gamma}
+        requested = {
+            "d_steps_per_g_step": d_steps_per_g_step,
+            "ema": ema or None,
+            "r1_gamma": r1_gamma,
+            "stack_passes": bool(stack_passes),
+        }
         for feature, value in requested.items():
             if feature not in self.uses and value != OPTIONAL_FEATURES[feature]:
                 raise ValueError(
@@ -198,6 +257,8 @@ class MultiNetworkTrainer(Trainer):
         optimizers = dict(optimizers)
         frozen = {name: net for name, net in (frozen_networks or {}).items() if net is not None}
         self._check_names(networks, optimizers, frozen)
+        if stack_passes:
+            self._check_stackable(networks)
         if int(d_steps_per_g_step) < 1:
             raise ValueError(f"d_steps_per_g_step must be >= 1, got {d_steps_per_g_step!r}.")
         if r1_gamma < 0:
@@ -250,6 +311,7 @@ class MultiNetworkTrainer(Trainer):
         self.ema_decay = {name: float(decay) for name, decay in ema.items()}
         self.ema_networks = {name: self._ema_copy(networks[name]) for name in ema}
         self.ema_warmup = bool(ema_warmup)
+        self.stack_passes = bool(stack_passes)
         self._accelerate(channels_last, compile_networks)
         if train_handlers is not None:
             self._register_handlers(train_handlers)
@@ -268,6 +330,18 @@ class MultiNetworkTrainer(Trainer):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"{cls}: names {repeated} are used twice (networks, optimizers and frozen networks).")
+
+    @staticmethod
+    def _check_stackable(networks: dict[str, torch.nn.Module]) -> None:
+        for name, network in networks.items():
+            layers = batch_statistics_layers(network)
+            if layers:
+                raise ValueError(
+                    f"stack_passes runs independent inputs of a network as one batch, but {name} has layers whose "
+                    f"training output depends on the batch ({', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''}"
+                    "): the stacked results would differ. Set `stack_passes` to false, or use instance/layer/group "
+                    "norm without running statistics."
+                )
 
     @staticmethod
     def _freeze(frozen: dict[str, torch.nn.Module], optimizers: dict[str, Optimizer]) -> dict[str, torch.nn.Module]:
@@ -338,6 +412,24 @@ class MultiNetworkTrainer(Trainer):
         scaler.update()
         if step_event is not None:
             self.fire_event(step_event)
+
+    def forward_stacked(
+        self, network: torch.nn.Module, *calls: torch.Tensor | tuple[torch.Tensor, ...], **kwargs: Any
+    ) -> list[Any]:
+        """``[network(*call, **kwargs) for call in calls]`` (a call: a tensor, or a tuple of positional tensors).
+
+        With ``stack_passes`` the calls run as ONE forward of their arguments concatenated on the batch axis, and
+        the output (a tensor, or a list/tuple of tensors) is split back per call; calls that cannot be stacked
+        (argument shapes that differ beyond the batch axis, e.g. unpaired images of two sizes) run one by one. The
+        network must see each sample on its own (no batch statistics; checked for the trained networks when the
+        engine is built), so both ways give the same values up to float rounding.
+        """
+        normalised = [_as_call(call) for call in calls]
+        if not self.stack_passes or len(normalised) < 2 or not _stackable(normalised):
+            return [network(*call, **kwargs) for call in normalised]
+        sizes = [call[0].shape[0] for call in normalised]
+        output = network(*(torch.cat(arguments) for arguments in zip(*normalised)), **kwargs)
+        return _unstack(output, sizes)
 
     def generator_step_due(self) -> bool:
         """True on the iterations that make a generator step: every ``d_steps_per_g_step``-th (1-based)."""

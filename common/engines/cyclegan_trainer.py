@@ -69,6 +69,11 @@ class CycleGANTrainer(MultiNetworkTrainer):
        ``loss_d_target = 0.5 * (A(D_T(real_target), real) + A(D_T(pool_T(fake_target)), fake))``, the same for
        the source domain, ``loss_d = loss_d_source + loss_d_target``.
 
+    With the base's ``stack_passes`` the generator step makes three generator forwards instead of six
+    (``G_S>T`` on ``[real_source, real_target]``, ``G_T>S`` on ``[fake_target, real_target, real_source]``, then
+    ``G_S>T(fake_source)``), the Segmentor sees both of its inputs at once and each discriminator its real and pooled
+    fake batch: the same values (instance norm is per sample), fewer and larger convolutions.
+
     The loss terms are reported as they enter ``loss_g`` (weights applied). A variant changes one method:
     ``_generator_loss`` builds the generator objective, ``_discriminator_loss`` one domain's D objective.
 
@@ -131,6 +136,7 @@ class CycleGANTrainer(MultiNetworkTrainer):
 
     network_names = ("g_source_to_target", "g_target_to_source", "d_source", "d_target")
     optimizer_names = ("g_optimizer", "d_optimizer")
+    uses = ("stack_passes",)
 
     def __init__(
         self,
@@ -219,10 +225,14 @@ class CycleGANTrainer(MultiNetworkTrainer):
             ``loss_transfer_seg``, ``loss_recon_seg`` (weights applied; 0.0 for a skipped term).
         """
         g_st, g_ts = self.networks["g_source_to_target"], self.networks["g_target_to_source"]
-        out["fake_target"] = fake_target = g_st(real_source)
-        out["rec_source"] = rec_source = g_ts(fake_target)
-        out["fake_source"] = fake_source = g_ts(real_target)
-        out["rec_target"] = rec_target = g_st(fake_source)
+        identity = self.lambda_identity > 0
+        # three forwards instead of six with stack_passes: each generator's independent inputs as one batch
+        fake_target, *identity_target = self.forward_stacked(g_st, real_source, *([real_target] if identity else []))
+        rec_source, fake_source, *identity_source = self.forward_stacked(
+            g_ts, fake_target, real_target, *([real_source] if identity else [])
+        )
+        rec_target = g_st(fake_source)
+        out.update(fake_target=fake_target, rec_source=rec_source, fake_source=fake_source, rec_target=rec_target)
         self.fire_event(AdversarialIterationEvents.GENERATOR_FORWARD_COMPLETED)
 
         loss_gan = self.adversarial_loss(
@@ -235,13 +245,13 @@ class CycleGANTrainer(MultiNetworkTrainer):
             self.cycle_loss(rec_source, real_source) + self.cycle_loss(rec_target, real_target)
         )
         loss_identity: torch.Tensor | float = 0.0
-        if self.lambda_identity > 0:
+        if identity:
             loss_identity = (
                 self.lambda_cycle
                 * self.lambda_identity
                 * (
-                    self.identity_loss(g_st(real_target), real_target)
-                    + self.identity_loss(g_ts(real_source), real_source)
+                    self.identity_loss(identity_target[0], real_target)
+                    + self.identity_loss(identity_source[0], real_source)
                 )
             )
         self.fire_event(AdversarialIterationEvents.RECONSTRUCTION_LOSS_COMPLETED)
@@ -256,14 +266,16 @@ class CycleGANTrainer(MultiNetworkTrainer):
                 )
             with torch.no_grad():
                 mask_original = self.segmentor(real_target)
-            if self.lambda_transfer_seg > 0:
-                loss_transfer_seg = self.lambda_transfer_seg * self.segmentor_consistency_loss(
-                    self.segmentor(fake_target), mask_original
+            weights = {"transfer": self.lambda_transfer_seg, "recon": self.lambda_recon_seg}
+            images = {"transfer": fake_target, "recon": rec_target}
+            used = [term for term, weight in weights.items() if weight > 0]
+            masks = dict(zip(used, self.forward_stacked(self.segmentor, *(images[term] for term in used))))
+            if "transfer" in masks:
+                loss_transfer_seg = weights["transfer"] * self.segmentor_consistency_loss(
+                    masks["transfer"], mask_original
                 )
-            if self.lambda_recon_seg > 0:
-                loss_recon_seg = self.lambda_recon_seg * self.segmentor_consistency_loss(
-                    self.segmentor(rec_target), mask_original
-                )
+            if "recon" in masks:
+                loss_recon_seg = weights["recon"] * self.segmentor_consistency_loss(masks["recon"], mask_original)
         loss_g = loss_gan + loss_cycle + loss_identity + loss_transfer_seg + loss_recon_seg
         return {
             "loss_g": loss_g,
@@ -278,8 +290,9 @@ class CycleGANTrainer(MultiNetworkTrainer):
         self, discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> torch.Tensor:
         """Least-squares D objective of one domain: ``0.5 * (A(D(real), real) + A(D(fake), fake))``."""
-        loss_real = self.adversarial_loss(self._discriminate(discriminator, real), True, for_discriminator=True)
-        loss_fake = self.adversarial_loss(self._discriminate(discriminator, fake), False, for_discriminator=True)
+        logits_real, logits_fake = map(discriminator_logits, self.forward_stacked(discriminator, real, fake))
+        loss_real = self.adversarial_loss(logits_real, True, for_discriminator=True)
+        loss_fake = self.adversarial_loss(logits_fake, False, for_discriminator=True)
         return 0.5 * (loss_real + loss_fake)
 
     def _iteration(self, engine: CycleGANTrainer, batchdata: dict[str, torch.Tensor]) -> dict:

@@ -60,8 +60,10 @@ class MUNITTrainer(MultiNetworkTrainer):
     iterations) are the config's: ``g`` over both generators, ``d`` over both discriminators.
 
     The generators are called through ``forward`` (``gen(x, mode="encode")``, ``gen(c, s, mode="decode")``), so they
-    may be wrapped in ``DistributedDataParallel`` like the discriminators. MUNIT uses none of the base's optional
-    features (``d_steps_per_g_step``, ``ema``, ``r1_gamma``: setting one raises).
+    may be wrapped in ``DistributedDataParallel`` like the discriminators. Of the base's optional features MUNIT
+    uses only ``stack_passes`` (each decoder's two decodes of the generator step, and each discriminator's fake and
+    real batch, as one forward; unpaired images of different sizes run one by one); ``d_steps_per_g_step``,
+    ``ema`` and ``r1_gamma`` raise.
 
     Args:
         args, kwargs: ``common.engines.MultiNetworkTrainer``'s (device, max_epochs, train_data_loader, ``networks``,
@@ -103,6 +105,7 @@ class MUNITTrainer(MultiNetworkTrainer):
 
     network_names = ("gen_a", "gen_b", "dis_a", "dis_b")
     optimizer_names = ("g", "d")
+    uses = ("stack_passes",)
 
     def __init__(
         self,
@@ -168,8 +171,8 @@ class MUNITTrainer(MultiNetworkTrainer):
         with torch.no_grad():
             x_ab, x_ba = self._translate_pair(x_a, x_b)
         dis_a, dis_b = self.networks["dis_a"], self.networks["dis_b"]
-        loss_dis_a = self.gan_w * lsgan_discriminator_loss(dis_a(x_ba), dis_a(x_a))
-        loss_dis_b = self.gan_w * lsgan_discriminator_loss(dis_b(x_ab), dis_b(x_b))
+        loss_dis_a = self.gan_w * lsgan_discriminator_loss(*self.forward_stacked(dis_a, x_ba, x_a))
+        loss_dis_b = self.gan_w * lsgan_discriminator_loss(*self.forward_stacked(dis_b, x_ab, x_b))
         return {"loss_d": loss_dis_a + loss_dis_b, "loss_dis_a": loss_dis_a, "loss_dis_b": loss_dis_b}
 
     def _generator_loss(
@@ -191,11 +194,10 @@ class MUNITTrainer(MultiNetworkTrainer):
         c_a, s_a_prime = gen_a(x_a, mode="encode")
         c_b, s_b_prime = gen_b(x_b, mode="encode")
         s_a, s_b = self.random_style("gen_a", c_b), self.random_style("gen_b", c_a)
-        # decode within domain and across domains
-        out["x_a_recon"] = x_a_recon = gen_a(c_a, s_a_prime, mode="decode")
-        out["x_b_recon"] = x_b_recon = gen_b(c_b, s_b_prime, mode="decode")
-        out["x_ba"] = x_ba = gen_a(c_b, s_a, mode="decode")
-        out["x_ab"] = x_ab = gen_b(c_a, s_b, mode="decode")
+        # decode within domain and across domains (one forward per decoder with stack_passes)
+        x_a_recon, x_ba = self.forward_stacked(gen_a, (c_a, s_a_prime), (c_b, s_a), mode="decode")
+        x_b_recon, x_ab = self.forward_stacked(gen_b, (c_b, s_b_prime), (c_a, s_b), mode="decode")
+        out.update(x_a_recon=x_a_recon, x_b_recon=x_b_recon, x_ba=x_ba, x_ab=x_ab)
         # encode the translations again
         c_b_recon, s_a_recon = gen_a(x_ba, mode="encode")
         c_a_recon, s_b_recon = gen_b(x_ab, mode="encode")

@@ -159,7 +159,7 @@ def test_benchmark_split_is_the_shared_one_with_thirty_test_pairs():
 
 def test_peer_step_times_our_cyclegan_iteration_with_the_switches():
     """``scripts.peer_step`` (our side of ``tools.side_by_side`` beside junyanz's CycleGAN): the four networks of
-    ``train.json``, the switch in the implementation's name, and one JSON line."""
+    ``train.json``, its switches unless a flag overrides one (named in the implementation), and one JSON line."""
     import json
 
     from bundle_test_utils import bundle_scripts
@@ -168,8 +168,22 @@ def test_peer_step_times_our_cyclegan_iteration_with_the_switches():
         from scripts.peer_step import measure
 
         result = measure(n=1, warmup=0, size=32, threads=1, flops=False, channels_last=True)
+        plain = measure(
+            n=1,
+            warmup=0,
+            size=32,
+            threads=1,
+            flops=False,
+            stack_passes=False,
+            fused_optimizer=0,
+            optim_set_to_none="no",
+        )
+    assert plain["implementation"] == "ours (common.engines.CycleGANTrainer)"
+    assert result["implementation"].endswith(
+        ", channels-last + stacked passes + fused Adam + gradients set to None"
+    )  # the flag's switch and train.json's
     assert set(result["params"]) == {"g_source_to_target", "g_target_to_source", "d_source", "d_target"}
     assert result["params"]["g_source_to_target"] > 7e6  # ResNet-9, ngf 64: the reference configuration's size
-    assert result["implementation"].endswith("channels-last") and result["config"].endswith("32x32; bs1")
+    assert result["config"].endswith("32x32; bs1")
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     json.dumps(result)

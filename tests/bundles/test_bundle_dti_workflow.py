@@ -125,6 +125,9 @@ def test_cycleganseg_refuses_to_start_without_segmentor_but_plain_cyclegan_runs(
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert all(is_channels_last(net) for net in trainer.networks.values())
     assert any(p.ndim == 4 and not p.is_contiguous() for p in trainer.networks["d_source"].parameters())
+    # train.json's other speed switches (timed in docs/README.md "Speed beside the public code")
+    assert trainer.stack_passes and trainer.optim_set_to_none
+    assert all(group["fused"] for opt in trainer.optimizers.values() for group in opt.param_groups)
     output = trainer.state.output
     item = output[0] if isinstance(output, list) else output
     assert float(item["loss_transfer_seg"]) == 0.0 and float(item["loss_recon_seg"]) == 0.0

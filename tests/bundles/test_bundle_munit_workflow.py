@@ -533,6 +533,9 @@ def test_peer_step_times_our_translator_iteration_at_a_given_size():
         from scripts.peer_step import measure
 
         result = measure(n=1, warmup=1, size=64, threads=1, flops=False, quick=True)
+        stacked = measure(n=1, warmup=0, size=64, threads=1, flops=False, quick=True, stack_passes="true")
+    assert result["implementation"] == "ours (common.engines.MUNITTrainer)"  # train_translator.json: switch off
+    assert stacked["implementation"].endswith(", stacked passes")
     assert set(result["params"]) == {"gen_a", "gen_b", "dis_a", "dis_b"}
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     assert result["config"].endswith("64x64; bs1") and "quick.json" in result["config"]

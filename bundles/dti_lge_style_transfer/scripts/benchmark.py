@@ -91,15 +91,17 @@ REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 PEER_STEP = {
     "repository": "junyanz/pytorch-CycleGAN-and-pix2pix",
     "harness": "cyclegan_step.py",
-    "harness_args": ["--n", "3", "--warmup", "1", "--flops"],
-    "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "harness_args": ["--n", "6", "--warmup", "1", "--flops"],
+    "ours_args": ["-m", "scripts.peer_step", "--n", "6", "--warmup", "1"],
     "ours_variants": {
+        "every switch off": ["--stack_passes", "False", "--fused_optimizer", "False", "--optim_set_to_none", "False"],
         "channels-last": ["--channels_last", "True"],
         "compiled": ["--compile", "True"],
         "channels-last + compiled": ["--channels_last", "True", "--compile", "True"],
     },
     "configuration": "resnet_9blocks ngf 64, PatchGAN 70 ndf 64, instance norm, LSGAN, cycle 10, identity 0.5, "
-    "pool 50, 1 channel, 64x64, batch 1, G + D update",
+    "pool 50, 1 channel, 64x64, batch 1, G + D update; ours with train.json's speed switches (stacked passes, fused "
+    "Adam, gradients set to None) unless the row says otherwise",
 }
 
 #: the benchmark's own data: a seed not used while developing, about 30 test pairs per comparison

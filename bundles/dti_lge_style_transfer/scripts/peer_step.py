@@ -4,14 +4,15 @@ The counterpart of ``shared/peers/cyclegan_step.py`` (which times the public cod
 ``optimize_parameters``): the same configuration (this bundle's ``train.json`` networks: ResNet-9 generators with
 ngf 64, 70x70 PatchGAN with ndf 64, instance norm, LSGAN, cycle 10, identity 0.5, image pools of 50; 1 channel,
 ``--size`` 64, batch 1; plain CycleGAN, no Segmentor, as the reference), the same inputs (fresh uniform noise in
-[-1, 1] per iteration) and the same inference pass (one ``G_S>T`` forward). ``--channels_last`` and ``--compile``
-turn on the engine base's speed switches (``common.acceleration``); the compilation's cost is the ``warmup_train_s``
-of the result. ``python -m tools.side_by_side`` runs both sides in alternating processes.
+[-1, 1] per iteration) and the same inference pass (one ``G_S>T`` forward). The speed switches default to
+``train.json``'s (``stack_passes``, ``fused_optimizer``, ``optim_set_to_none`` on; ``channels_last``, ``compile``
+off) and each flag overrides its key; the compilation's cost is the ``warmup_train_s`` of the result.
+``python -m tools.side_by_side`` runs both sides in alternating processes.
 
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--size 64] [--threads 2] [--flops True]
-        [--channels_last False] [--compile False]
+        [--channels_last B] [--compile B] [--stack_passes B] [--fused_optimizer B] [--optim_set_to_none B]
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from common.benchmarking import inference_times, iteration_times, parse_config_i
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
+#: the speed switches of train.json (config key -> label in the result's implementation)
+SWITCHES = {
+    "channels_last": "channels-last",
+    "compile": "compiled",
+    "stack_passes": "stacked passes",
+    "fused_optimizer": "fused Adam",
+    "optim_set_to_none": "gradients set to None",
+}
 
 
 def measure(
@@ -33,15 +42,29 @@ def measure(
     size: int = 64,
     threads: int = 2,
     flops: bool = True,
-    channels_last: bool = False,
-    compile: bool = False,  # noqa: A002 - the bundle key's name
+    channels_last: bool | None = None,
+    compile: bool | None = None,  # noqa: A002 - the bundle key's name
+    stack_passes: bool | None = None,
+    fused_optimizer: bool | None = None,
+    optim_set_to_none: bool | None = None,
 ) -> dict:
-    """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content."""
+    """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content. A switch
+    left at ``None`` takes ``train.json``'s value."""
     import common.engines
+    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    items = parse_config_items(BUNDLE_ROOT, ["train.json"], {"device": "cpu"}, _ITEMS)
+    given = dict(
+        channels_last=channels_last,
+        compile=compile,
+        stack_passes=stack_passes,
+        fused_optimizer=fused_optimizer,
+        optim_set_to_none=optim_set_to_none,
+    )
+    overrides = {"device": "cpu", **{key: value for key, value in given.items() if value is not None}}
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, (*_ITEMS, *SWITCHES))
+    switches = {key: as_flag(items[key], key) for key in SWITCHES}
     networks = {
         "g_source_to_target": items["network"],
         "g_target_to_source": items["g_target_to_source"],
@@ -65,8 +88,10 @@ def measure(
         lambda_identity=0.5,
         pool_size=50,
         adversarial_loss=items["adversarial_loss"],
-        channels_last=bool(channels_last),
-        compile_networks=bool(compile),
+        channels_last=switches["channels_last"],
+        compile_networks=switches["compile"],
+        stack_passes=switches["stack_passes"],
+        optim_set_to_none=switches["optim_set_to_none"],
     )
 
     def train_step() -> None:
@@ -75,8 +100,8 @@ def measure(
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     g = networks["g_source_to_target"].eval()
     infer = inference_times(g, noise, n=n, warmup=warmup)
-    switches = [name for name, on in (("channels-last", channels_last), ("compiled", compile)) if on]
-    implementation = "ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(switches)}" if switches else "")
+    on = [label for key, label in SWITCHES.items() if switches[key]]
+    implementation = "ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(on)}" if on else "")
     config = f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1"
     return peer_step_result(result, infer, implementation, config, networks)
 

@@ -110,6 +110,7 @@ PEER_STEP = {
     "harness": "munit_step.py",
     "harness_args": ["--n", "3", "--warmup", "1", "--flops"],
     "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "ours_variants": {"stacked passes": ["--stack_passes", "True"]},
     "configuration": "edges2handbags gen/dis (dim 64, 4 res blocks, style 8, MLP 256; 3-scale 4-layer LSGAN D), "
     "1 channel, 192x192, batch 1, dis + gen update",
 }

@@ -9,6 +9,7 @@ alternating processes.
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--size 192] [--threads 2] [--flops True] [--quick False]
+        [--stack_passes B]
 """
 
 from __future__ import annotations
@@ -28,19 +29,30 @@ from common.benchmarking import (
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim")
+_ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim", "stack_passes")
 
 
 def measure(
-    n: int = 3, warmup: int = 1, size: int = 192, threads: int = 2, flops: bool = True, quick: bool = False
+    n: int = 3,
+    warmup: int = 1,
+    size: int = 192,
+    threads: int = 2,
+    flops: bool = True,
+    quick: bool = False,
+    stack_passes: bool | None = None,
 ) -> dict:
-    """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content."""
+    """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content;
+    ``stack_passes`` ``None`` takes ``train_translator.json``'s."""
     import common.engines
+    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
+    if stack_passes is not None:
+        overrides["stack_passes"] = stack_passes
     items = parse_config_items(BUNDLE_ROOT, ["train.json", "train_translator.json"], overrides, _ITEMS)
+    stack_passes = as_flag(items["stack_passes"], "stack_passes")
     networks = {"gen_a": items["network"], "gen_b": items["gen_b"], "dis_a": items["dis_a"], "dis_b": items["dis_b"]}
     generator = torch.Generator().manual_seed(1)
 
@@ -56,6 +68,7 @@ def measure(
         {"g": items["g_optimizer"], "d": items["d_optimizer"]},
         source_key="bssfp",
         target_key="lge",
+        stack_passes=stack_passes,
     )
 
     def train_step() -> None:
@@ -71,7 +84,8 @@ def measure(
 
     infer = inference_times(translate, noise, n=n, warmup=warmup)
     config = f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1"
-    return peer_step_result(result, infer, "ours (common.engines.MUNITTrainer)", config, networks)
+    implementation = "ours (common.engines.MUNITTrainer)" + (", stacked passes" if stack_passes else "")
+    return peer_step_result(result, infer, implementation, config, networks)
 
 
 def main(**kwargs: object) -> None:
