@@ -53,12 +53,15 @@ def test_peer_step_times_the_default_and_the_fused_step_for_the_side_by_side_too
     with bundle_scripts(BUNDLE):
         from scripts.peer_step import measure
 
-        plain = measure(n=1, warmup=0, threads=1, flops=False, quick=True)
+        default = measure(n=1, warmup=0, threads=1, flops=False, quick=True)
         fused = measure(n=1, warmup=0, threads=1, flops=False, quick=True, fused_optimizer=True)
+        plain = measure(n=1, warmup=0, threads=1, flops=False, quick=True, channels_last="false")
+    assert "; channels-last;" in default["config"] and "fused" not in default["config"]  # train.json's switches
     assert plain["train_iter_s"]["median"] > 0 and plain["infer_s"]["median"] > 0
-    assert "default switches" in plain["config"] and "fused AdamW" in fused["config"]
+    assert "no speed switch" in plain["config"] and "fused AdamW" in fused["config"]
     assert "bs8" in plain["config"] and "64x64 -> 512x512" in plain["config"]
     assert plain["params"] == fused["params"] and plain["params"]["swin_sseg"] > 0
     json.dumps(fused)  # one JSON line
     spec = read_benchmark_info(BUNDLE).peer_step  # what tools.side_by_side reads
-    assert spec["repository"] is None and spec["ours_variants"] == {"fused AdamW": ["--fused_optimizer", "True"]}
+    assert spec["repository"] is None and spec["ours_variants"]["fused AdamW"] == ["--fused_optimizer", "True"]
+    assert spec["ours_variants"]["channels-last off"] == ["--channels_last", "False"]

@@ -171,6 +171,42 @@ def test_inference_from_bundle_root_with_a_corrupt_file(trained, tiny_data, tmp_
     assert (tmp_path / "out" / "good_mi_x8.nii.gz").is_file()
 
 
+def test_channels_last_gives_the_same_output_and_gradients():
+    """train.json's channels-last default changes only the memory layout. With the BatchNorms on their running
+    statistics (eval mode) the output matches the contiguous network's to float rounding (1e-4), and each weight
+    gradient of one backward to 1 % of its largest element (the 512 x 512 layers' BatchNorm gradients sum half a
+    million products in another order: 0.3 % apart here). In train mode BatchNorm sums its batch statistics in
+    another order per layout (a 1e-5 relative difference at the first one), which later normalisations amplify: the
+    outputs then agree to 1 % of their range, not more."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    networks = {}
+    for flag in ("false", "true"):
+        parser = ConfigParser()
+        parser.read_config(str(BUNDLE / "configs" / "train.json"))
+        parser.update({**NET, "bundle_root": str(BUNDLE), "channels_last": flag, "compile": "false"})
+        networks[flag] = parser.get_parsed_content("network")
+    networks["true"].load_state_dict(networks["false"].state_dict())
+    image = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    results = {}
+    for flag, network in networks.items():
+        network.eval()
+        output = network(image)
+        output.square().mean().backward()
+        grads = {name: p.grad.clone() for name, p in network.named_parameters() if p.grad is not None}
+        network.train()
+        with torch.no_grad():
+            train_output = network(image)
+        results[flag] = (train_output, output.detach(), grads)
+    (train_cl, output_cl, grads_cl), (train_plain, output_plain, grads_plain) = results["true"], results["false"]
+    torch.testing.assert_close(output_cl, output_plain, atol=1e-4, rtol=1e-4)
+    assert grads_cl.keys() == grads_plain.keys() and grads_plain
+    for name, grad in grads_plain.items():  # a BatchNorm's weight gradient sums 2 x 512 x 512 products
+        assert (grads_cl[name] - grad).abs().max() <= 1e-2 * grad.abs().max() + 1e-6, name
+    assert (train_cl - train_plain).abs().max() < 0.01 * train_plain.abs().max()
+
+
 @pytest.mark.parametrize("channels_last", ["true", "false"])
 def test_the_speed_switches_reach_the_network(channels_last):
     from common.acceleration import is_compiled

@@ -77,9 +77,14 @@ REQUIRED_DATASET = "DTI_LGE_MI"
 PEER_STEP = {
     "repository": None,
     "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
-    "ours_variants": {"fused AdamW": ["--fused_optimizer", "True"]},
+    "ours_variants": {
+        "channels-last off": ["--channels_last", "False"],
+        "fused AdamW": ["--fused_optimizer", "True"],
+        "compiled": ["--compile", "True"],
+    },
     "configuration": "SwinSSegNet (configs/train.json: feature 48, depths 2/2/6/2), SupervisedTrainer iteration, "
-    "DiceCE, AdamW 1e-4, batch 8, 64x64 -> 512x512",
+    "DiceCE, AdamW 1e-4, batch 8, 64x64 -> 512x512; train.json's switches (channels-last) unless the row says "
+    "otherwise",
 }
 
 #: the benchmark's own data: a seed not used while developing, and 30 held-out test slices per comparison (a 0.04

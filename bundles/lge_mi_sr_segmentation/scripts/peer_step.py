@@ -1,17 +1,18 @@
 """Our SwinSSegNet training step as one JSON line, for ``python -m tools.side_by_side``'s speed-switch rows.
 
-SwinSSegNet has no public code, so ``PEER_STEP`` names no repository: the side-by-side tool times this step with the
-configs' defaults against the same step with a switch on (``--fused_optimizer True``: PyTorch's fused AdamW kernel
-instead of its per-parameter loop), in alternating processes. The step is what ``configs/train.json``'s
-``SupervisedTrainer`` does per iteration: gradients zero-filled (MONAI's default), the network on a batch of
-``batch_size`` (8) 64 x 64 LGE slices, ``DiceCELoss`` against 512 x 512 masks, backward, AdamW step; built from the
-config's own ``network``, ``loss`` and ``optimizer`` (``--quick True`` layers ``configs/quick.json``). Inference: one
-64 x 64 slice through the network.
+SwinSSegNet has no public code, so ``PEER_STEP`` names no repository: the side-by-side tool times this step with
+``train.json``'s speed switches (channels-last on) against the same step with one switch flipped (``--channels_last
+False``; ``--fused_optimizer True``: PyTorch's fused AdamW kernel instead of its per-parameter loop; ``--compile
+True``: ``torch.compile``, whose cost is the result's ``warmup_train_s``), in alternating processes. The step is what
+``configs/train.json``'s ``SupervisedTrainer`` does per iteration: gradients zero-filled (MONAI's default), the
+network on a batch of ``batch_size`` (8) 64 x 64 LGE slices, ``DiceCELoss`` against 512 x 512 masks, backward, AdamW
+step; built from the config's own ``network``, ``loss`` and ``optimizer`` (``--quick True`` layers
+``configs/quick.json``). Inference: one 64 x 64 slice through the network.
 
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--threads 2] [--flops True] [--quick False]
-        [--fused_optimizer False] [--channels_last False]
+        [--fused_optimizer B] [--channels_last B] [--compile B]   (default: train.json's)
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from common.benchmarking import (
     peer_step_result,
     read_overlay,
 )
+from common.flags import as_flag
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "loss", "optimizer", "batch_size", "scale", "num_classes")
+#: the speed switches of train.json (config key -> label in the result's configuration)
+SWITCHES = {"fused_optimizer": "fused AdamW", "channels_last": "channels-last", "compile": "compiled"}
 #: the LGE slices' in-plane size the network sees (the 8x-downsampled 512 x 512 grid)
 LOW_RES = 64
 
@@ -42,19 +46,22 @@ def measure(
     threads: int = 2,
     flops: bool = True,
     quick: bool = False,
-    fused_optimizer: bool = False,
-    channels_last: bool = False,
+    fused_optimizer: bool | None = None,
+    channels_last: bool | None = None,
+    compile: bool | None = None,  # noqa: A002 - the bundle key's name
 ) -> dict:
-    """Time ``n`` training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content."""
+    """Time ``n`` training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content. A
+    switch left at ``None`` takes ``train.json``'s value."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    given = dict(fused_optimizer=fused_optimizer, channels_last=channels_last, compile=compile)
     overrides = dict(
         read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {},
         device="$torch.device('cpu')",
-        fused_optimizer=fused_optimizer,
-        channels_last=channels_last,
+        **{key: value for key, value in given.items() if value is not None},
     )
-    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, _ITEMS)
+    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, (*_ITEMS, *SWITCHES))
+    switches = {key: as_flag(items[key], key) for key in SWITCHES}
     network, loss_function, optimizer = items["network"], items["loss"], items["optimizer"]
     batch, high_res = int(items["batch_size"]), LOW_RES * int(items["scale"])
     generator = torch.Generator().manual_seed(0)
@@ -70,10 +77,10 @@ def measure(
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     network.eval()
     infer = inference_times(network, lambda: image[:1].clone(), n=n, warmup=warmup)
-    switches = [name for name, on in (("fused AdamW", fused_optimizer), ("channels-last", channels_last)) if on]
+    on = [label for key, label in SWITCHES.items() if switches[key]]
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; bs{batch}; {LOW_RES}x{LOW_RES} -> "
-        f"{high_res}x{high_res}; {', '.join(switches) or 'default switches'}; infer 1 x 1 x {LOW_RES}^2"
+        f"{high_res}x{high_res}; {', '.join(on) or 'no speed switch'}; infer 1 x 1 x {LOW_RES}^2"
     )
     return peer_step_result(result, infer, "ours (SupervisedTrainer iteration)", config, {"swin_sseg": network})
 
