@@ -15,7 +15,7 @@ gradients after a step.
 
 from __future__ import annotations
 
-__all__ = ["accelerate", "is_channels_last", "is_compiled", "memory_format_for", "to_channels_last"]
+__all__ = ["accelerate", "is_channels_last", "is_compiled", "to_channels_last"]
 
 from typing import Any
 
@@ -23,28 +23,25 @@ import torch
 from common.distributed import unwrap
 from torch.nn.parallel import DistributedDataParallel
 
-
-def memory_format_for(network: torch.nn.Module) -> torch.memory_format | None:
-    """``channels_last`` for a network with 2D convolution weights, ``channels_last_3d`` for 3D, ``None`` for
-    neither (e.g. an MLP: nothing to reorder). A network mixing both gets the format of its first convolution."""
-    for parameter in unwrap(network).parameters():
-        if parameter.ndim == 4:
-            return torch.channels_last
-        if parameter.ndim == 5:
-            return torch.channels_last_3d
-    return None
+#: tensor rank -> its channels-last layout (2D convolution weights: 4D, 3D: 5D)
+_LAYOUTS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def is_channels_last(network: torch.nn.Module) -> bool:
-    """Whether every 4D/5D parameter of the network is in the layout :func:`memory_format_for` names."""
-    memory_format = memory_format_for(network)
-    return memory_format is None or all(
-        p.is_contiguous(memory_format=memory_format) for p in unwrap(network).parameters() if p.ndim in (4, 5)
+    """Whether every 4D/5D parameter of the network is in its rank's channels-last layout."""
+    return all(
+        p.is_contiguous(memory_format=_LAYOUTS[p.ndim]) for p in unwrap(network).parameters() if p.ndim in _LAYOUTS
     )
 
 
+def _to_layout(tensor: torch.Tensor) -> torch.Tensor:
+    layout = _LAYOUTS.get(tensor.ndim)
+    return tensor if layout is None else tensor.contiguous(memory_format=layout)
+
+
 def to_channels_last(network: torch.nn.Module) -> torch.nn.Module:
-    """Convert the network's 4D (or 5D) parameters and buffers to the channels-last layout, in place.
+    """Convert the network's 4D and 5D parameters and buffers to the channels-last layout of their rank, in place
+    (a network mixing 2D and 3D convolutions, e.g. REHRSeg's FLAVR with its 2D fusion head, gets both layouts).
 
     Inputs need no conversion: a convolution with channels-last weights runs in that layout and returns
     channels-last output.
@@ -62,7 +59,7 @@ def to_channels_last(network: torch.nn.Module) -> torch.nn.Module:
             "channels-last after DDP wrapping breaks DDP's gradient averaging: convert before wrapping, "
             "common.distributed.wrap_ddp(net, channels_last=True) (the multi_gpu configs' `place`)."
         )
-    network.to(memory_format=memory_format_for(network))
+    network._apply(_to_layout)  # what ``Module.to(memory_format=...)`` does, per tensor rank
     return network
 
 

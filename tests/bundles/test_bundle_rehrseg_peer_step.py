@@ -33,6 +33,8 @@ def test_peer_step_times_our_uasr_iteration_and_prints_what_the_tool_reads():
         from scripts.peer_step import measure
 
         result = measure(n=1, warmup=1, batch=2, patch=16, infer_size=16, threads=1, flops=False, quick=True)
+        plain = measure(n=1, warmup=0, batch=2, patch=16, infer_size=16, threads=1, flops=False, channels_last="no")
+    assert result["config"].endswith("; channels-last") and "channels-last" not in plain["config"]  # train_sr.json's
     assert set(result["params"]) == {"uasr"} and result["params"]["uasr"] > 0
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     assert "bs2" in result["config"] and "16x16" in result["config"] and "quick.json" in result["config"]
@@ -43,3 +45,4 @@ def test_benchmark_declares_the_side_by_side_with_the_public_code():
     spec = read_benchmark_info(BUNDLE).peer_step  # what tools.side_by_side reads
     assert spec["repository"] == "zhiyuns/REHRSeg" and spec["harness"] == "rehrseg_step.py"
     assert spec["harness_args"][:2] == ["--stage", "sr"] and spec["ours_args"][:2] == ["-m", "scripts.peer_step"]
+    assert spec["ours_variants"] == {"channels-last off": ["--channels_last", "False"]}

@@ -98,6 +98,16 @@ def test_each_stage_writes_its_files(pipeline):
     assert sorted(p.name for p in pipeline["models"].glob("*.pt")) == ["model.pt"]
 
 
+def test_the_sr_stages_train_in_the_channels_last_layout_and_inference_reads_their_weights(pipeline):
+    from common.acceleration import is_channels_last
+
+    for stage in ("sr", "uasr"):  # train_sr.json's sr_channels_last (timed in docs/README.md "Speed")
+        network = pipeline["workflows"][stage].parser.get_parsed_content("sr_trained")
+        assert is_channels_last(network) and any(p.ndim == 5 and not p.is_contiguous() for p in network.parameters())
+    # pseudo_hr.json ran the saved weights through contiguous networks (the stage's files exist, see above)
+    assert pipeline["written"]["pseudo_hr"]
+
+
 def test_the_uasr_model_starts_from_the_plain_one_and_then_differs(pipeline):
     plain, uasr = (
         extract_state_dict(torch.load(pipeline["models"] / "sr" / name, map_location="cpu", weights_only=True))

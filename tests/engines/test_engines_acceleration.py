@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from common.acceleration import accelerate, is_compiled, memory_format_for, to_channels_last
+from common.acceleration import accelerate, is_channels_last, is_compiled, to_channels_last
 from common.engines import MultiNetworkTrainer
 from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
 from ignite.engine import Events
@@ -54,15 +54,29 @@ def plain_run():
 
 
 def test_memory_format_follows_the_convolutions():
-    assert memory_format_for(nn.Conv2d(1, 2, 3)) == torch.channels_last
-    assert memory_format_for(nn.Conv3d(1, 2, 3)) == torch.channels_last_3d
-    assert memory_format_for(nn.Linear(3, 2)) is None
+    mlp = nn.Linear(3, 2)
+    assert is_channels_last(mlp) and to_channels_last(mlp) is mlp  # nothing to reorder
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 2, 3))
     keys = list(net.state_dict())
     assert to_channels_last(net) is net
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.ndim == 4)
     assert not net[1].weight.is_contiguous()  # really reordered (with 4 input channels the layouts differ)
     assert list(net.state_dict()) == keys
+
+
+def test_a_network_mixing_2d_and_3d_convolutions_gets_each_rank_its_layout():
+    # REHRSeg's FLAVR: a 3D U-Net with a 2D fusion head (Module.to(memory_format=...) refuses such a network)
+    net = nn.ModuleDict({"body": nn.Conv3d(2, 4, 3), "head": nn.Conv2d(4, 3, 3)})
+    assert not is_channels_last(net)
+    to_channels_last(net)
+    assert net["body"].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert net["head"].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not net["head"].weight.is_contiguous() and is_channels_last(net)
+    x = torch.randn(1, 2, 3, 6, 6)
+    plain = nn.ModuleDict({"body": nn.Conv3d(2, 4, 3), "head": nn.Conv2d(4, 3, 3)})
+    plain.load_state_dict(net.state_dict())
+    out, ref = (m["head"](m["body"](x)[:, :, 0]) for m in (net, plain))
+    torch.testing.assert_close(out, ref, atol=ATOL, rtol=0)
 
 
 def test_the_switches_change_no_output_of_a_network():

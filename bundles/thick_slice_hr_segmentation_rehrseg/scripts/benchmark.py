@@ -68,9 +68,11 @@ PEER_STEP = {
     "harness": "rehrseg_step.py",
     "harness_args": ["--stage", "sr", "--n", "2", "--warmup", "1"],
     "ours_args": ["-m", "scripts.peer_step", "--n", "2", "--warmup", "1"],
+    "ours_variants": {"channels-last off": ["--channels_last", "False"]},
     "configuration": "UASR self-SR step: FLAVR-style 3D U-Net (R3D-18-like encoder) with the uncertainty head, 2 "
     "channels (image, label), 4 thick slices of 96x96 in, 4 thin slices out, batch 32, Adam (0.9, 0.99) 5e-4 with "
-    "OneCycleLR; inference one 4-slice 256x256 window",
+    "OneCycleLR; inference one 4-slice 256x256 window; ours with train_sr.json's channels-last unless the row says "
+    "otherwise",
 }
 
 #: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison

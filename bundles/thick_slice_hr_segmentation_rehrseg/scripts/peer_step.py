@@ -13,7 +13,7 @@ processes.
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--batch 32] [--patch 96] [--infer_size 256] [--threads 2]
-        [--flops True] [--quick False]
+        [--flops True] [--quick False] [--channels_last B]   (default: train_sr.json's sr_channels_last)
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from common.benchmarking import (
 from common.transforms.self_sr import gap_start
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale")
+_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale", "sr_channels_last")
 #: the reference's learning rate (configs/brain.yaml ``lr_sr``), used for both sides' OneCycleLR
 REFERENCE_LR = 5e-4
 
@@ -58,15 +58,22 @@ def measure(
     threads: int = 2,
     flops: bool = True,
     quick: bool = False,
+    channels_last: bool | None = None,
 ) -> dict:
-    """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences: the JSON's content."""
+    """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences: the JSON's content;
+    ``channels_last`` ``None`` takes ``train_sr.json``'s ``sr_channels_last``."""
     import common.engines
+    from common.acceleration import accelerate
+    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
+    if channels_last is not None:
+        overrides["sr_channels_last"] = channels_last
     items = parse_config_items(BUNDLE_ROOT, ["train.json", "train_sr.json", "train_uasr.json"], overrides, _ITEMS)
-    network = items["uasr_network_def"]
+    channels_last = as_flag(items["sr_channels_last"], "sr_channels_last")
+    network = accelerate(items["uasr_network_def"], channels_last=channels_last)
     n_inputs, scale = int(items["n_inputs"]), int(items["scale"])
     optimizer = torch.optim.Adam(network.parameters(), lr=REFERENCE_LR, betas=tuple(items["sr_betas"]))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=REFERENCE_LR, total_steps=n + warmup + 2)
@@ -87,6 +94,7 @@ def measure(
     config = (
         f"configs/train_sr.json + train_uasr.json{' + quick.json' if quick else ''}; 2 channels; "
         f"{n_inputs} x {patch}x{patch} -> {scale} slices; bs{batch}; infer 1 x 2 x {n_inputs} x {infer_size}^2"
+        f"{'; channels-last' if channels_last else ''}"
     )
     return peer_step_result(
         result, infer, "ours (common.engines.SuperResolutionTrainer, UASR)", config, {"uasr": network}
