@@ -50,6 +50,7 @@ from common.benchmarking.workflow import (
     TINY_OVERLAY,
     int_tuple,
     parse_config_items,
+    parse_config_switches,
     read_overlay,
     run_workflow,
 )
@@ -91,4 +92,5 @@ __all__ = [
     "read_overlay",
     "run_workflow",
     "parse_config_items",
+    "parse_config_switches",
 ]

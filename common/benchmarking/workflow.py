@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 __all__ = ["QUICK_OVERLAY", "TINY_OVERLAY", "read_overlay", "run_workflow", "parse_config_items"]
 
@@ -87,6 +87,26 @@ def parse_config_items(
     for key, value in (overrides or {}).items():
         parser[key] = value
     return {item: parser.get_parsed_content(item) for item in items}
+
+
+def parse_config_switches(
+    bundle_root: str | os.PathLike,
+    files: Sequence[str],
+    overrides: dict[str, Any] | None,
+    items: Sequence[str],
+    switches: Mapping[str, bool | str | None],
+) -> tuple[dict[str, Any], dict[str, bool]]:
+    """:func:`parse_config_items` of ``items``, and the boolean config ``switches`` (key -> the caller's value, e.g. a
+    peer step's flag; ``None`` keeps the config's own), each read with ``common.flags.as_flag``.
+
+    Returns:
+        ``(parsed items, {switch key: bool})``; a given switch also reaches every item that reads it.
+    """
+    from common.flags import as_flag
+
+    given = {key: value for key, value in switches.items() if value is not None}
+    parsed = parse_config_items(bundle_root, files, {**(overrides or {}), **given}, (*items, *switches))
+    return parsed, {key: as_flag(parsed[key], key) for key in switches}
 
 
 def int_tuple(value: str | int | Sequence[int]) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ from common.benchmarking import (
     StageCache,
     bootstrap_mean_difference,
     compare,
+    parse_config_switches,
     read_cases_csv,
     seed_differences,
     wilcoxon_p_value,
@@ -446,3 +447,17 @@ def test_inference_times_times_only_the_forward_after_the_warm_up_without_autogr
     assert [v for v, _ in seen] == [1.0, 2.0, 3.0, 4.0, 5.0] and not any(grad for _, grad in seen)
     with pytest.raises(ValueError, match="n >= 1"):
         inference_times(forward, make_input, n=0)
+
+
+def test_parse_config_switches_keeps_the_config_value_unless_given_and_reaches_the_items(tmp_path):
+    """What the peer steps use: a switch flag left at None keeps the config's value, a given one (a command-line
+    string too) overrides it for every item that reads it; each comes back as a bool."""
+    (tmp_path / "configs").mkdir()
+    config = {"fast": True, "layout": "false", "label": {"fast": "@fast"}}
+    (tmp_path / "configs" / "train.json").write_text(json.dumps(config))
+    items, switches = parse_config_switches(tmp_path, ["train.json"], None, ["label"], {"fast": None, "layout": None})
+    assert switches == {"fast": True, "layout": False} and items["label"] == {"fast": True}
+    items, switches = parse_config_switches(tmp_path, ["train.json"], {}, ["label"], {"fast": "no", "layout": True})
+    assert switches == {"fast": False, "layout": True} and items["label"] == {"fast": "no"}
+    with pytest.raises(ValueError, match="fast"):
+        parse_config_switches(tmp_path, ["train.json"], {}, ["label"], {"fast": "sometimes"})

@@ -22,7 +22,7 @@ import os
 
 import fire
 import torch
-from common.benchmarking import inference_times, iteration_times, parse_config_items, peer_step_result
+from common.benchmarking import inference_times, iteration_times, parse_config_switches, peer_step_result
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
@@ -51,7 +51,6 @@ def measure(
     """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content. A switch
     left at ``None`` takes ``train.json``'s value."""
     import common.engines
-    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -62,9 +61,7 @@ def measure(
         fused_optimizer=fused_optimizer,
         optim_set_to_none=optim_set_to_none,
     )
-    overrides = {"device": "cpu", **{key: value for key, value in given.items() if value is not None}}
-    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, (*_ITEMS, *SWITCHES))
-    switches = {key: as_flag(items[key], key) for key in SWITCHES}
+    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], {"device": "cpu"}, _ITEMS, given)
     networks = {
         "g_source_to_target": items["network"],
         "g_target_to_source": items["g_target_to_source"],

@@ -23,13 +23,13 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     inference_times,
     iteration_times,
-    parse_config_items,
+    parse_config_switches,
     peer_step_result,
     read_overlay,
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim", "stack_passes")
+_ITEMS = ("network", "gen_b", "dis_a", "dis_b", "g_optimizer", "d_optimizer", "style_dim")
 
 
 def measure(
@@ -44,15 +44,13 @@ def measure(
     """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content;
     ``stack_passes`` ``None`` takes ``train_translator.json``'s."""
     import common.engines
-    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
-    if stack_passes is not None:
-        overrides["stack_passes"] = stack_passes
-    items = parse_config_items(BUNDLE_ROOT, ["train.json", "train_translator.json"], overrides, _ITEMS)
-    stack_passes = as_flag(items["stack_passes"], "stack_passes")
+    files = ["train.json", "train_translator.json"]
+    items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, {"stack_passes": stack_passes})
+    stack_passes = switches["stack_passes"]
     networks = {"gen_a": items["network"], "gen_b": items["gen_b"], "dis_a": items["dis_a"], "dis_b": items["dis_b"]}
     generator = torch.Generator().manual_seed(1)
 

@@ -26,11 +26,10 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     inference_times,
     iteration_times,
-    parse_config_items,
+    parse_config_switches,
     peer_step_result,
     read_overlay,
 )
-from common.flags import as_flag
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "loss", "optimizer", "batch_size", "scale", "num_classes")
@@ -55,13 +54,8 @@ def measure(
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     given = dict(fused_optimizer=fused_optimizer, channels_last=channels_last, compile=compile)
-    overrides = dict(
-        read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {},
-        device="$torch.device('cpu')",
-        **{key: value for key, value in given.items() if value is not None},
-    )
-    items = parse_config_items(BUNDLE_ROOT, ["train.json"], overrides, (*_ITEMS, *SWITCHES))
-    switches = {key: as_flag(items[key], key) for key in SWITCHES}
+    overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="$torch.device('cpu')")
+    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], overrides, _ITEMS, given)
     network, loss_function, optimizer = items["network"], items["loss"], items["optimizer"]
     batch, high_res = int(items["batch_size"]), LOW_RES * int(items["scale"])
     generator = torch.Generator().manual_seed(0)

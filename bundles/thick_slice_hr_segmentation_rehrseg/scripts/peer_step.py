@@ -27,14 +27,14 @@ from common.benchmarking import (
     QUICK_OVERLAY,
     inference_times,
     iteration_times,
-    parse_config_items,
+    parse_config_switches,
     peer_step_result,
     read_overlay,
 )
 from common.transforms.self_sr import gap_start
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale", "sr_channels_last")
+_ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale")
 #: the reference's learning rate (configs/brain.yaml ``lr_sr``), used for both sides' OneCycleLR
 REFERENCE_LR = 5e-4
 
@@ -64,15 +64,13 @@ def measure(
     ``channels_last`` ``None`` takes ``train_sr.json``'s ``sr_channels_last``."""
     import common.engines
     from common.acceleration import accelerate
-    from common.flags import as_flag
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
-    if channels_last is not None:
-        overrides["sr_channels_last"] = channels_last
-    items = parse_config_items(BUNDLE_ROOT, ["train.json", "train_sr.json", "train_uasr.json"], overrides, _ITEMS)
-    channels_last = as_flag(items["sr_channels_last"], "sr_channels_last")
+    files = ["train.json", "train_sr.json", "train_uasr.json"]
+    items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, {"sr_channels_last": channels_last})
+    channels_last = switches["sr_channels_last"]
     network = accelerate(items["uasr_network_def"], channels_last=channels_last)
     n_inputs, scale = int(items["n_inputs"]), int(items["scale"])
     optimizer = torch.optim.Adam(network.parameters(), lr=REFERENCE_LR, betas=tuple(items["sr_betas"]))
