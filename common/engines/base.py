@@ -86,11 +86,14 @@ OPTIONAL_FEATURES = {"d_steps_per_g_step": 1, "ema": None, "r1_gamma": 0.0, "sta
 
 def batch_statistics_layers(network: torch.nn.Module) -> list[str]:
     """Names of the layers whose training-mode output or buffers depend on the other samples of the batch:
-    BatchNorm (batch statistics) and any norm layer that tracks running statistics (one update per call)."""
+    BatchNorm (batch statistics), any norm layer that tracks running statistics (one update per call), and any module
+    that says so with a true ``mixes_batch_samples`` attribute (e.g. StyleGAN's minibatch standard deviation)."""
     return [
-        name
+        name or type(module).__name__
         for name, module in network.named_modules()
-        if isinstance(module, _BatchNorm) or (isinstance(module, _NormBase) and module.track_running_stats)
+        if isinstance(module, _BatchNorm)
+        or (isinstance(module, _NormBase) and module.track_running_stats)
+        or getattr(module, "mixes_batch_samples", False) is True
     ]
 
 
@@ -340,7 +343,7 @@ class MultiNetworkTrainer(Trainer):
                     f"stack_passes runs independent inputs of a network as one batch, but {name} has layers whose "
                     f"training output depends on the batch ({', '.join(layers[:3])}{', ...' if len(layers) > 3 else ''}"
                     "): the stacked results would differ. Set `stack_passes` to false, or use instance/layer/group "
-                    "norm without running statistics."
+                    "norm without running statistics and no layer that mixes samples."
                 )
 
     @staticmethod

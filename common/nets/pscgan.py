@@ -373,11 +373,18 @@ class SelfAttention(nn.Module):
         k = self.key_pool
         if self.axis == "space" and k > 1 and x.shape[-2] % k == 0 and x.shape[-1] % k == 0:
             key, value = F.max_pool3d(key, (1, k, k)), F.max_pool3d(value, (1, k, k))
+        # contiguous, with one head axis: PyTorch's fused (flash) CPU kernel takes only such inputs; others go to its
+        # unfused math path, whose full (N, N) scores and masked-softmax checks make the 32 x 32 space attention about
+        # 6x slower
         key, value = self._sequences(key), self._sequences(value)
         weighted = F.scaled_dot_product_attention(
-            query, key, value, is_causal=self.causal and self.axis == "time", scale=1.0
+            query.unsqueeze(1).contiguous(),
+            key.unsqueeze(1).contiguous(),
+            value.unsqueeze(1).contiguous(),
+            is_causal=self.causal and self.axis == "time",
+            scale=1.0,
         )
-        return self.v(self._unsequence(weighted, x.shape))
+        return self.v(self._unsequence(weighted.squeeze(1), x.shape))
 
 
 class MultiAttentionWeighing(nn.Module):

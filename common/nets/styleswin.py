@@ -639,6 +639,10 @@ class StyleSwinDiscriminator(nn.Module):
         torch.Size([3, 1])
     """
 
+    #: the minibatch standard deviation mixes the samples of a batch: its real and fake images must not be stacked
+    #: into one forward (``common.engines.batch_statistics_layers`` lists it, so ``stack_passes`` is refused)
+    mixes_batch_samples = True
+
     def __init__(
         self, size: int = 256, in_channels: int = 1, channel_multiplier: int = 1, max_channels: int = 512
     ) -> None:

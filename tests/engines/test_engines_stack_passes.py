@@ -16,7 +16,7 @@ import pytest
 import torch
 from common.engines import CycleGANTrainer, MUNITTrainer, SuperResolutionTrainer
 from common.engines.base import MultiNetworkTrainer, batch_statistics_layers
-from common.nets import ResNetGenerator, patchgan_70
+from common.nets import ResNetGenerator, StyleSwinDiscriminator, patchgan_70
 from common.nets.munit import MultiScaleDiscriminator, MUNITGenerator
 from torch import nn
 
@@ -80,7 +80,12 @@ def test_forward_stacked_stacks_tuples_of_arguments_and_runs_unstackable_calls_o
 
 def test_networks_with_batch_statistics_are_refused_by_name():
     assert batch_statistics_layers(ResNetGenerator(2, 1, 1, ngf=4, n_blocks=1)) == []
-    assert batch_statistics_layers(nn.InstanceNorm2d(2, track_running_stats=True)) == [""]
+    assert batch_statistics_layers(nn.InstanceNorm2d(2, track_running_stats=True)) == ["InstanceNorm2d"]
+    # StyleSwin's discriminator: no norm layer, but its minibatch standard deviation mixes the samples
+    discriminator = StyleSwinDiscriminator(size=16, max_channels=16)
+    assert batch_statistics_layers(discriminator) == ["StyleSwinDiscriminator"]
+    with pytest.raises(ValueError, match="net has layers whose training output depends on the batch"):
+        _toy(True, discriminator)
     batch_norm = ResNetGenerator(2, 1, 1, ngf=4, n_blocks=1, norm="batch")
     assert batch_statistics_layers(batch_norm)
     with pytest.raises(ValueError, match="stack_passes .* net has layers .*Set `stack_passes` to false"):

@@ -50,6 +50,22 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
 REQUIRED_DATASET = "CineLGE"
 
+#: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
+PEER_STEP = {
+    "repository": None,
+    "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--warmup", "1"],
+    "ours_variants": {
+        "fused Adam and set-to-None off": ["--fused_optimizer", "False", "--optim_set_to_none", "False"],
+        "channels-last": ["--channels_last", "True"],
+        "compiled": ["--compile", "True"],
+        "unfused (math) attention": ["--attention_kernel", "math"],
+    },
+    "configuration": "PSCGAN Sys phase (configs/train.json + train_sys.json: SCLN generator g_channels 16/32/64/128, "
+    "3 stacks, FC bottleneck 4096; 5-conv discriminator), one generator update = 2 iterations (d_steps_per_g_step 2), "
+    "batch 1 of 25 x 64 x 64 cines; train.json's switches (fused Adam, gradients set to None) unless the row says "
+    "otherwise",
+}
+
 #: the benchmark's own data: a seed not used while developing, enough held-out patients per comparison
 DATA_SEED = 2029
 N_TRAIN = 30
