@@ -15,14 +15,6 @@ from common.benchmarking import parse_config_items
 from tools.benchmark import read_benchmark_info
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cine_lge_synthesis_segmentation"
-#: no dataset is read: an empty split, one placeholder batch, no handler
-NO_DATA = {
-    "split": {"train": [], "val": [], "test": []},
-    "train#dataloader": "$[None]",
-    "train#handlers": [],
-    "train#additional_metrics": {},
-    "device": "cpu",
-}
 PHASES = {
     "pri": ["train.json"],
     "sys": ["train.json", "train_sys.json"],
@@ -32,10 +24,12 @@ PHASES = {
 
 
 def _trainer(files: list[str], **overrides: object):
+    """The phase's ``train#trainer`` from its configs + tiny.json, without data (the peer step's ``NO_DATA``)."""
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import NO_DATA
     torch.manual_seed(0)
-    return parse_config_items(BUNDLE, [*files, "tiny.json"], {**NO_DATA, **overrides}, ("train#trainer",))[
-        "train#trainer"
-    ]
+    overrides = {**NO_DATA, "device": "cpu", **overrides}
+    return parse_config_items(BUNDLE, [*files, "tiny.json"], overrides, ("train#trainer",))["train#trainer"]
 
 
 @pytest.mark.parametrize("phase", sorted(PHASES))

@@ -58,7 +58,7 @@ SWITCHES = {
 ATTENTION_KERNELS = {"default": contextlib.nullcontext, "math": lambda: sdpa_kernel([SDPBackend.MATH])}
 #: what replaces the config's data: no dataset is read (an empty split; one placeholder batch so the trainer has an
 #: epoch length) and no handler runs
-_NO_DATA = {
+NO_DATA = {
     "split": {"train": [], "val": [], "test": []},
     "train#dataloader": "$[None]",
     "train#handlers": [],
@@ -93,7 +93,7 @@ def measure(
         channels_last=channels_last,
         compile=compile,
     )
-    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **_NO_DATA, "device": "cpu"}
+    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, "device": "cpu"}
     items, switches = parse_config_switches(BUNDLE_ROOT, PHASE_CONFIGS[phase], overrides, _ITEMS, given)
     trainer = items["train#trainer"]
     batch, frames, size = int(items["batch_size"]), int(items["n_frames"]), int(items["image_size"])
