@@ -70,6 +70,24 @@ def test_fused_adam_and_set_to_none_take_the_plain_step():
         torch.testing.assert_close(fast[key], value, rtol=1e-5, atol=1e-7, msg=key)
 
 
+def test_channels_last_changes_only_the_memory_layout():
+    """The engine base converts every network (the frozen Pri too) to channels-last (5D weights channels_last_3d, 4D
+    channels_last); the generator's output and the discriminator's first step match the contiguous ones to float
+    rounding."""
+    plain, fast = _trainer(PHASES["sys"], channels_last=False), _trainer(PHASES["sys"], channels_last=True)
+    for name in ("g", "d"):
+        assert not any(p.ndim >= 4 and not p.is_contiguous() for p in plain.networks[name].parameters())
+        assert any(p.ndim >= 4 and not p.is_contiguous() for p in fast.networks[name].parameters())
+    assert any(p.ndim == 5 and not p.is_contiguous() for p in fast.frozen_networks["pri"].parameters())
+    cine = torch.rand(1, 1, 25, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        outputs = [t.networks["g"](cine, t.condition(cine)) for t in (plain, fast)]
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)
+    weights = [_discriminator_step(channels_last=flag) for flag in (False, True)]
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key].contiguous(), value, rtol=1e-4, atol=1e-6, msg=key)
+
+
 def test_peer_step_times_the_default_and_a_flipped_switch():
     with bundle_scripts(BUNDLE):
         from scripts.peer_step import measure
