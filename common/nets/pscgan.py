@@ -309,8 +309,8 @@ class SelfAttention(nn.Module):
     Computed with ``scaled_dot_product_attention(..., scale=1.0)``, which equals the explicit softmax (tested).
     ``key_pool = k > 1`` (space only) max-pools the keys ``g`` and values ``h`` over ``k x k`` in-plane blocks
     before attending, as the public SAGAN/BigGAN code does (there 2): ``k^2`` times fewer keys, the same queries and
-    output size; the default 1 is the paper's eqs. 4-6 exactly (the quick overlay uses 2: the level-1 attention of
-    a 32 x 32 x 25 map is most of a CPU step).
+    output size; the default 1 is the paper's eqs. 4-6 exactly (the quick overlay uses 2, to save CPU time: the
+    level-1 attention of a 32 x 32 x 25 map attends among 1024 positions per frame).
 
     Shapes: ``(B, channels, T, H, W) -> (B, channels, T, H, W)``.
 
