@@ -296,3 +296,20 @@ def test_the_default_mce_is_unweighted_and_a_bad_weighting_is_refused(pipeline):
         with pytest.raises(Exception) as error:
             parser.get_parsed_content("mce")
     assert "class_weighting must be one of" in exception_messages(error.value)
+
+
+def test_benchmark_inference_scaling_times_tiled_stacks_and_writes_every_slice(pipeline, tmp_path):
+    """The benchmark's inference-scaling rows: one cine stack tiled to 4/8/16 slices along its slice axis, each run
+    through inference.json and timed; every output (segmentation and LGE-equivalent image) has the tiled slices."""
+    tiny = {**json.loads((CONFIGS / "tiny.json").read_text()), **FAST}
+    source = pipeline["data"] / "case001" / "case001_cine.nii.gz"
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import SCALING_SLICES, _inference_scaling
+
+        result = _inference_scaling(str(source), str(pipeline["models"]), tiny, str(tmp_path))
+    assert result["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in result["seconds"])
+    assert result["per_slice"] > 0
+    for n in result["slice_counts"]:
+        outputs = sorted((tmp_path / f"slices_{n}" / "out").rglob("*.nii.gz"))
+        assert len(outputs) == 2, outputs  # the segmentation and the LGE-equivalent image
+        assert all(nib.load(path).shape[2] == n for path in outputs)
