@@ -15,31 +15,29 @@ from common.benchmarking import parse_config_items
 from tools.benchmark import read_benchmark_info
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cine_lge_synthesis_segmentation"
-PHASES = {
-    "pri": ["train.json"],
-    "sys": ["train.json", "train_sys.json"],
-    "seg": ["train.json", "train_seg.json"],
-    "joint": ["train.json", "train_joint.json"],
-}
 
 
-def _trainer(files: list[str], **overrides: object):
+with bundle_scripts(BUNDLE):
+    from scripts.benchmark import PHASE_FILES
+    from scripts.peer_step import NO_DATA
+
+
+def _trainer(phase: str, **overrides: object):
     """The phase's ``train#trainer`` from its configs + tiny.json, without data (the peer step's ``NO_DATA``)."""
-    with bundle_scripts(BUNDLE):
-        from scripts.peer_step import NO_DATA
     torch.manual_seed(0)
     overrides = {**NO_DATA, "device": "cpu", **overrides}
-    return parse_config_items(BUNDLE, [*files, "tiny.json"], overrides, ("train#trainer",))["train#trainer"]
+    files = ["train.json", *PHASE_FILES[phase], "tiny.json"]
+    return parse_config_items(BUNDLE, files, overrides, ("train#trainer",))["train#trainer"]
 
 
-@pytest.mark.parametrize("phase", sorted(PHASES))
+@pytest.mark.parametrize("phase", sorted(PHASE_FILES))
 def test_every_phase_trains_with_train_json_switches(phase):
     """train.json turns fused Adam and set-to-None on; each phase's trainer (its own config block) gets them, and a
     command-line flag turns them off."""
-    trainer = _trainer(PHASES[phase])
+    trainer = _trainer(phase)
     assert trainer.optim_set_to_none is True
     assert all(optimizer.param_groups[0]["fused"] for optimizer in trainer.optimizers.values())
-    plain = _trainer(PHASES[phase], fused_optimizer="false", optim_set_to_none="false")
+    plain = _trainer(phase, fused_optimizer="false", optim_set_to_none="false")
     assert plain.optim_set_to_none is False
     assert not any(optimizer.param_groups[0]["fused"] for optimizer in plain.optimizers.values())
 
@@ -47,7 +45,7 @@ def test_every_phase_trains_with_train_json_switches(phase):
 def _discriminator_step(**switches: object) -> dict[str, torch.Tensor]:
     """The Sys phase's first iteration (a discriminator step only: ``d_steps_per_g_step`` 2) on a fixed batch, from
     the same initial weights; the discriminator's weights after it."""
-    trainer = _trainer(PHASES["sys"], **switches)
+    trainer = _trainer("sys", **switches)
     generator = torch.Generator().manual_seed(1)
     size, frames = 64, 25
     batch = {
@@ -64,7 +62,7 @@ def _discriminator_step(**switches: object) -> dict[str, torch.Tensor]:
 def test_fused_adam_and_set_to_none_take_the_plain_step():
     plain = _discriminator_step(fused_optimizer=False, optim_set_to_none=False)
     fast = _discriminator_step()
-    start = _trainer(PHASES["sys"])
+    start = _trainer("sys")
     assert not torch.equal(plain["head.weight"], start.networks["d"].state_dict()["head.weight"])  # it moved
     for key, value in plain.items():
         torch.testing.assert_close(fast[key], value, rtol=1e-5, atol=1e-7, msg=key)
@@ -74,7 +72,7 @@ def test_channels_last_changes_only_the_memory_layout():
     """The engine base converts every network (the frozen Pri too) to channels-last (5D weights channels_last_3d, 4D
     channels_last); the generator's output and the discriminator's first step match the contiguous ones to float
     rounding."""
-    plain, fast = _trainer(PHASES["sys"], channels_last=False), _trainer(PHASES["sys"], channels_last=True)
+    plain, fast = _trainer("sys", channels_last=False), _trainer("sys", channels_last=True)
     for name in ("g", "d"):
         assert not any(p.ndim >= 4 and not p.is_contiguous() for p in plain.networks[name].parameters())
         assert any(p.ndim >= 4 and not p.is_contiguous() for p in fast.networks[name].parameters())

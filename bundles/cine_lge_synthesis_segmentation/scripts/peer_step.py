@@ -5,14 +5,14 @@ PSCGAN has no public code, so ``PEER_STEP`` names no repository: the side-by-sid
 flipped (``--fused_optimizer False``, ``--optim_set_to_none False``, ``--channels_last True``, ``--compile True``:
 ``torch.compile``, whose cost is the result's ``warmup_train_s``; ``--attention_kernel math``: the attentions on
 PyTorch's unfused math kernel, which they ran on before they were laid out for the fused one), in alternating
-processes. The step is the phase
-trainer of the configs (``--phase sys``, the default: ``train.json`` + ``train_sys.json``; ``pri``: ``train.json``;
-``seg``: + ``train_seg.json``), built from the config's own ``train#trainer`` (networks, losses, optimizers,
-``d_steps_per_g_step``, switches) with its data loader and handlers replaced: ``_iteration`` on one batch of
-``batch_size`` random cines (``n_frames`` x ``image_size``^2, in [-1, 1]) with a random LGE and 4-class label. The
-frozen earlier phases keep their random initialisation (their cost is what matters here, not their weights). One
-timed step is one generator update: ``d_steps_per_g_step`` (2) iterations, each a discriminator step, the last also
-the generator step. Inference: one cine through the phase's generator.
+processes. The step is the phase trainer of the configs (``--phase sys``, the default: ``train.json`` +
+``train_sys.json``; ``pri``: ``train.json``; ``seg``: + ``train_seg.json``; the benchmark's ``PHASE_FILES``),
+built from the config's own ``train#trainer`` (networks, losses, optimizers, ``d_steps_per_g_step``, switches) with
+its data loader and handlers replaced: ``_iteration`` on one batch of ``batch_size`` random cines (``n_frames`` x
+``image_size``^2, in [-1, 1]) with a random LGE and 4-class label. The frozen earlier phases keep their random
+initialisation (their cost is what matters here, not their weights). One timed step is one generator update:
+``d_steps_per_g_step`` (2) iterations, each a discriminator step, the last also the generator step. Inference:
+one cine through the phase's generator.
 
 Usage (from the bundle root)::
 
@@ -37,15 +37,12 @@ from common.benchmarking import (
     peer_step_result,
     read_overlay,
 )
+from scripts.benchmark import PHASE_FILES
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: the config files of each phase
-PHASE_CONFIGS = {
-    "pri": ["train.json"],
-    "sys": ["train.json", "train_sys.json"],
-    "seg": ["train.json", "train_seg.json"],
-}
+#: the phases whose step can be timed (their overlays on train.json: ``PHASE_FILES``)
+PHASES = ("pri", "sys", "seg")
 _ITEMS = ("train#trainer", "batch_size", "n_frames", "image_size", "num_classes")
 #: the speed switches of train.json (config key -> label in the result's configuration)
 SWITCHES = {
@@ -81,8 +78,8 @@ def measure(
 ) -> dict:
     """Time ``n`` training steps (after ``warmup``) and ``n`` one-cine inferences: the JSON's content. A switch
     left at ``None`` takes ``train.json``'s value."""
-    if phase not in PHASE_CONFIGS:
-        raise ValueError(f"phase must be one of {sorted(PHASE_CONFIGS)}, got {phase!r}.")
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {sorted(PHASES)}, got {phase!r}.")
     if attention_kernel not in ATTENTION_KERNELS:
         raise ValueError(f"attention_kernel must be one of {sorted(ATTENTION_KERNELS)}, got {attention_kernel!r}.")
     torch.set_num_threads(threads)
@@ -94,7 +91,8 @@ def measure(
         compile=compile,
     )
     overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, "device": "cpu"}
-    items, switches = parse_config_switches(BUNDLE_ROOT, PHASE_CONFIGS[phase], overrides, _ITEMS, given)
+    files = ["train.json", *PHASE_FILES[phase]]
+    items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, given)
     trainer = items["train#trainer"]
     batch, frames, size = int(items["batch_size"]), int(items["n_frames"]), int(items["image_size"])
     generator = torch.Generator().manual_seed(0)
@@ -123,7 +121,7 @@ def measure(
     on = [label for key, label in SWITCHES.items() if switches[key]]
     on += ["unfused (math) attention"] if attention_kernel == "math" else []
     config = (
-        f"{' + '.join(PHASE_CONFIGS[phase])}{' + quick.json' if quick else ''}; bs{batch}; {frames} x {size}^2 cine; "
+        f"{' + '.join(files)}{' + quick.json' if quick else ''}; bs{batch}; {frames} x {size}^2 cine; "
         f"{', '.join(on) or 'no speed switch'}; infer 1 cine"
     )
     return peer_step_result(result, infer, f"ours ({type(trainer).__name__}._iteration)", config, trainer.networks)
