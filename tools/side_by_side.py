@@ -74,16 +74,28 @@ def _commit(tree: Path) -> str:
         return "unknown (not a git work tree)"
 
 
-def side_by_side(
-    bundle: Path, tree: Path, peers: Path, rounds: int = 3, python: str = sys.executable, log: Any = print
+def _steps(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``[(step label, spec)]``: the main step (label ``""``) and each of ``more_steps`` (its keys over the main
+    spec's, with no variants unless it names its own)."""
+    main = {key: value for key, value in spec.items() if key != "more_steps"}
+    return [("", main)] + [
+        (label, {**main, "ours_variants": {}, **extra}) for label, extra in spec.get("more_steps", {}).items()
+    ]
+
+
+def _entry_name(bundle: Path, *labels: str) -> str:
+    """``<bundle>``, or ``<bundle> (<step>, <variant>)`` with the labels that are not empty."""
+    given = ", ".join(label for label in labels if label)
+    return f"{bundle.name}{f' ({given})' if given else ''}"
+
+
+def _time_step(
+    bundle: Path, tree: Path, peers: Path, spec: dict[str, Any], step: str, rounds: int, python: str, log: Any
 ) -> dict[str, dict[str, Any]]:
-    """Alternate the reference harness, ours and each of ours' variants for ``rounds`` rounds; the bundle's report
-    entries (``<bundle>`` and ``<bundle> (<variant>)``)."""
+    """One step of a ``PEER_STEP``: the reference harness, ours and each of ours' variants alternated for
+    ``rounds`` rounds; the report entries of that step."""
     from common.benchmarking import alternate, ratio_summary
 
-    spec = read_benchmark_info(bundle).peer_step
-    if not spec:
-        raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
     ours = {"": [python, *spec["ours_args"]]}
     ours.update({label: [python, *spec["ours_args"], *extra] for label, extra in spec.get("ours_variants", {}).items()})
     if spec.get("repository") is None:  # no public code: our default step is the side the variants are timed against
@@ -100,7 +112,8 @@ def side_by_side(
     commands.update(
         {f"ours{f' ({label})' if label else ''}": (command, str(bundle)) for label, command in ours.items()}
     )
-    results = alternate(commands, rounds=rounds, log=lambda line: log(f"{bundle.name}: {line}"))
+    prefix = _entry_name(bundle, step)
+    results = alternate(commands, rounds=rounds, log=lambda line: log(f"{prefix}: {line}"))
     entries = {}
     for label in ours:
         side = f"ours{f' ({label})' if label else ''}"
@@ -116,7 +129,7 @@ def side_by_side(
             summary[f"{name}_ceiling_share"] = statistics.median(share) if share else None
         first = [r["warmup_train_s"][0] for r in results[side] if r.get("warmup_train_s")]
         summary["ours_first_step_s"] = statistics.median(first) if first else None
-        entries[f"{bundle.name}{f' ({label})' if label else ''}"] = {
+        entries[_entry_name(bundle, step, label)] = {
             "repository": repository,
             "commit": _commit(tree),
             "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
@@ -125,6 +138,34 @@ def side_by_side(
             "summary": summary,
             "rounds": {"reference": results["reference"], "ours": results[side]},
         }
+    return entries
+
+
+def side_by_side(
+    bundle: Path,
+    tree: Path,
+    peers: Path,
+    rounds: int = 3,
+    python: str = sys.executable,
+    log: Any = print,
+    steps: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time each step of the bundle's ``PEER_STEP`` (the main one and each of ``more_steps``; only those named in
+    ``steps`` when given, the main one as ``"main"``) beside its reference; the report entries (``<bundle>``,
+    ``<bundle> (<variant>)``, ``<bundle> (<step>)``, ``<bundle> (<step>, <variant>)``)."""
+    spec = read_benchmark_info(bundle).peer_step
+    if not spec:
+        raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
+    chosen = _steps(spec)
+    if steps is not None:  # the main step is named "main"
+        known = [label or "main" for label, _ in chosen]
+        unknown = sorted(set(steps) - set(known))
+        if unknown:
+            raise ValueError(f"bundle `{bundle.name}` has no peer step(s) {unknown}; its steps: {known}.")
+        chosen = [(label, step) for label, step in chosen if (label or "main") in steps]
+    entries = {}
+    for label, step in chosen:
+        entries.update(_time_step(bundle, tree, peers, step, label, rounds, python, log))
     return entries
 
 
@@ -173,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundles", nargs="+", required=True, help="bundle folder names (each with PEER_STEP)")
     parser.add_argument("--reference", action="append", default=[], help="owner/name=/path/to/work/tree (repeat)")
     parser.add_argument("--peers", default=str(REPO_ROOT.parent / "shared" / "peers"), help="the harnesses' folder")
+    parser.add_argument(
+        "--steps", nargs="+", default=None, help="only these of a bundle's peer steps: main and/or more_steps' labels"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks"), help="output folder (default: benchmarks)")
     parser.add_argument("--bundles_dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles")
@@ -186,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if repository is not None and repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
             tree = references.get(repository, REPO_ROOT)  # None (no public code): this repository
-            entries.update(side_by_side(bundle, tree, Path(args.peers), args.rounds))
+            entries.update(side_by_side(bundle, tree, Path(args.peers), args.rounds, steps=args.steps))
     except ValueError as e:
         print(f"FAIL: {e}")
         return 2

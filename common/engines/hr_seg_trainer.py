@@ -7,6 +7,7 @@ __all__ = ["HRSegTrainer", "ForwardAll"]
 from typing import Any
 
 import torch
+from common.class_maps import class_index
 from common.engines.base import MultiNetworkTrainer
 from torch import nn
 
@@ -154,8 +155,8 @@ class HRSegTrainer(MultiNetworkTrainer):
         output = {
             "image": image,
             "label": label,
-            "lr_pred": lr_logits.detach().argmax(1, keepdim=True).float(),
-            "hr_pred": hr_logits.detach().argmax(1, keepdim=True).float(),
+            "lr_pred": class_index(lr_logits.detach()).float(),
+            "hr_pred": class_index(hr_logits.detach()).float(),
             "loss": total.detach(),
         }
         if hr_label is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from common.class_maps import class_index
 from common.engines.base import MultiNetworkTrainer, set_requires_grad
 from common.losses.pscgan import (
     DiscriminatorContentLoss,
@@ -36,7 +37,7 @@ from monai.utils import AdversarialIterationEvents
 
 def mask_as_image(mask: torch.Tensor, num_classes: int = 4) -> torch.Tensor:
     """A label map ``(B, 1, H, W)`` or class probabilities ``(B, N, H, W)`` as an image in ``[-1, 1]`` for grids."""
-    labels = mask.argmax(1, keepdim=True) if mask.shape[1] > 1 else mask
+    labels = class_index(mask) if mask.shape[1] > 1 else mask
     return labels.float() * (2.0 / max(num_classes - 1, 1)) - 1.0
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from common.class_maps import class_index
 from common.engines.base import MultiNetworkTrainer, named_loss_terms
 from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer, SimpleInferer
@@ -89,7 +90,7 @@ class SegmentationTrainer(MultiNetworkTrainer):
         # label maps as [0, 1] images for TensorBoard grids (common.handlers.GanImageGridHandler)
         last_class = max(logits.shape[1] - 1, 1)
         engine.state.output["label_image"] = label.detach().float() / last_class
-        engine.state.output["pred_image"] = logits.detach().argmax(dim=1, keepdim=True).float() / last_class
+        engine.state.output["pred_image"] = class_index(logits.detach()).float() / last_class
         engine.state.output.update(engine.detached(terms))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

@@ -7,6 +7,7 @@ __all__ = ["SegmentorMasks"]
 from collections.abc import Sequence
 
 import torch
+from common.class_maps import class_index
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 
@@ -63,7 +64,7 @@ class SegmentorMasks:
         self.segmentor.eval()
         device = next(self.segmentor.parameters()).device
         batch = torch.stack([torch.as_tensor(image).float().to(device) for image in images])
-        return self.segmentor(batch).argmax(dim=1).cpu()
+        return class_index(self.segmentor(batch), keepdim=False).cpu()
 
     def __call__(self, engine: Engine) -> None:
         output = engine.state.output

@@ -24,33 +24,38 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-class _ConvNormAct(nn.Sequential):
-    """nnU-Net's conv block: ``Conv3d 3x3x3 (stride) -> InstanceNorm3d(affine) -> LeakyReLU(0.01)``."""
+Triple = tuple[int, int, int]
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int]) -> None:
+
+class _ConvNormAct(nn.Sequential):
+    """nnU-Net's conv block: ``Conv3d (kernel, stride, same padding) -> InstanceNorm3d(affine) -> LeakyReLU(0.01)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
         super().__init__(
-            nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1),
+            nn.Conv3d(in_channels, out_channels, kernel, stride=stride, padding=tuple(k // 2 for k in kernel)),
             nn.InstanceNorm3d(out_channels, affine=True),
             nn.LeakyReLU(0.01),
         )
 
 
 class _Stage(nn.Sequential):
-    """Two conv blocks, the first with the stage's stride."""
+    """Two conv blocks with the stage's kernel, the first with the stage's stride."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
         super().__init__(
-            _ConvNormAct(in_channels, out_channels, stride), _ConvNormAct(out_channels, out_channels, (1, 1, 1))
+            _ConvNormAct(in_channels, out_channels, kernel, stride),
+            _ConvNormAct(out_channels, out_channels, kernel, (1, 1, 1)),
         )
 
 
 class _UpStage(nn.Module):
-    """One decoder stage: transposed conv (kernel = stride = the encoder stage's stride), ``cat(up, skip)``, a stage."""
+    """One decoder stage: transposed conv (kernel = stride = the deeper encoder stage's stride), ``cat(up, skip)``, a
+    stage with the skip's kernel (as nnU-Net's decoder)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int, int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
         super().__init__()
         self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=stride, stride=stride)
-        self.convs = _Stage(2 * out_channels, out_channels, (1, 1, 1))
+        self.convs = _Stage(2 * out_channels, out_channels, kernel, (1, 1, 1))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.convs(torch.cat([self.up(x), skip], dim=1))
@@ -64,8 +69,9 @@ class HRSegUNet(nn.Module):
     ``seg_model.py``) uses nnU-Net's ``PlainConvUNet`` with a ``sr_head`` on the last decoder features; this is an
     nnU-Net-like equivalent with the stages given explicitly:
 
-    - encoder stage ``i``: 2 x (Conv3d 3x3x3 + InstanceNorm3d(affine) + LeakyReLU(0.01)), the first conv with
-      ``strides[i]``; decoder: ConvTranspose3d (kernel = stride = ``strides[i]``), ``cat(up, skip)``, 2 conv blocks;
+    - encoder stage ``i``: 2 x (Conv3d ``kernel_sizes[i]`` (3x3x3 by default) + InstanceNorm3d(affine) +
+      LeakyReLU(0.01)), the first conv with ``strides[i]``; decoder: ConvTranspose3d (kernel = stride =
+      ``strides[i]``), ``cat(up, skip)``, 2 conv blocks with the skip's kernel;
     - LR head: Conv3d 1x1x1 ``features[0] -> out_channels`` on the last decoder features (nnU-Net's seg layer);
     - HR head: trilinear upsampling of the last decoder features by ``scale`` along z only
       (``align_corners=False``: thin slice ``j`` sits at thick coordinate ``(j + 0.5) / s - 0.5``, clamped at the
@@ -84,6 +90,8 @@ class HRSegUNet(nn.Module):
         scale: thin slices per thick slice ``s`` (REHRSeg: 4).
         features: channels per stage, at least 2 stages (stage 1 is the structural-KD student feature).
         strides: ``(x, y, z)`` stride per stage, as many as ``features``; default in-plane first, z only in the last.
+        kernel_sizes: ``(x, y, z)`` odd conv kernel per stage, as many as ``features`` (nnU-Net plans ``(3, 3, 1)``
+            for stages whose z spacing is still much coarser than in-plane); ``None``: 3x3x3 in every stage.
         output: what ``forward`` returns: ``"hr"`` (REHRSeg) or ``"lr"`` (the LR-only baseline).
 
     Raises:
@@ -104,6 +112,7 @@ class HRSegUNet(nn.Module):
         scale: int = 4,
         features: Sequence[int] = (32, 64, 128, 256),
         strides: Sequence[Sequence[int]] = DEFAULT_STRIDES,
+        kernel_sizes: Sequence[Sequence[int]] | None = None,
         output: str = "hr",
     ) -> None:
         super().__init__()
@@ -121,6 +130,17 @@ class HRSegUNet(nn.Module):
                 f"strides must hold one (x, y, z) triple of positive integers per stage ({len(features)}), "
                 f"got {strides!r}."
             )
+        kernel_sizes = (
+            tuple(tuple(k) for k in kernel_sizes) if kernel_sizes is not None else ((3, 3, 3),) * len(features)
+        )
+        if len(kernel_sizes) != len(features) or any(
+            len(k) != 3 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 or v % 2 == 0 for v in k)
+            for k in kernel_sizes
+        ):
+            raise ValueError(
+                f"kernel_sizes must hold one (x, y, z) triple of odd positive integers per stage ({len(features)}), "
+                f"got {kernel_sizes!r}."
+            )
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
         self.in_channels = in_channels
@@ -128,15 +148,19 @@ class HRSegUNet(nn.Module):
         self.scale = scale
         self.features = features
         self.strides = strides
+        self.kernel_sizes = kernel_sizes
         self.output = output
         #: ``(X, Y, Z)`` the input sizes must be divisible by: the product of the strides along each axis (a plain
         #: attribute rather than a property, so that a scripted network keeps it)
         self.divisor: tuple[int, int, int] = tuple(math.prod(s[axis] for s in strides) for axis in range(3))
 
         channels = (in_channels, *features)
-        self.encoder = nn.ModuleList(_Stage(channels[i], channels[i + 1], strides[i]) for i in range(len(features)))
+        self.encoder = nn.ModuleList(
+            _Stage(channels[i], channels[i + 1], kernel_sizes[i], strides[i]) for i in range(len(features))
+        )
         self.decoder = nn.ModuleList(
-            _UpStage(features[i + 1], features[i], strides[i + 1]) for i in reversed(range(len(features) - 1))
+            _UpStage(features[i + 1], features[i], kernel_sizes[i], strides[i + 1])
+            for i in reversed(range(len(features) - 1))
         )
         self.lr_head = nn.Conv3d(features[0], out_channels, kernel_size=1)
         self.hr_head = nn.Sequential(

@@ -7,6 +7,7 @@ __all__ = ["LocaliseHeartd"]
 from collections.abc import Hashable, Mapping, Sequence
 
 import torch
+from common.class_maps import class_index
 from common.transforms._meta import source_name
 from monai.data import MetaTensor
 from monai.inferers import SliceInferer
@@ -99,7 +100,7 @@ class LocaliseHeartd(MapTransform):
             device = next(network.parameters()).device
             scaled = torch.as_tensor(self.scale(values[:1].float()), device=device)
             logits = self.inferer(scaled[None], network)  # (1, C, H, W, D)
-            mask = (logits.argmax(dim=1) != 0).to(torch.float32).cpu()  # (1, H, W, D)
+            mask = (class_index(logits, keepdim=False) != 0).to(torch.float32).cpu()  # (1, H, W, D)
             meta = {k: v for k, v in image.meta.items() if k != "affine"} if isinstance(image, MetaTensor) else {}
             d[self.mask_key] = MetaTensor(mask, affine=getattr(image, "affine", None), meta=meta)
         return d

@@ -255,6 +255,7 @@ def test_segmenter_and_distiller_end_equal_on_both_ranks_and_rank0_saves_them(wo
         scale=inference["scale"],
         features=tiny["seg_features"],
         strides=inference["seg_strides"],
+        kernel_sizes=inference["seg_kernel_sizes"],
     )
     network.load_state_dict(model, strict=True)
     _parsed(["inference.json"], "network_def").load_state_dict(model, strict=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from bundle_test_utils import bundle_scripts
 
@@ -46,3 +47,40 @@ def test_benchmark_declares_the_side_by_side_with_the_public_code():
     assert spec["repository"] == "zhiyuns/REHRSeg" and spec["harness"] == "rehrseg_step.py"
     assert spec["harness_args"][:2] == ["--stage", "sr"] and spec["ours_args"][:2] == ["-m", "scripts.peer_step"]
     assert spec["ours_variants"] == {"channels-last off": ["--channels_last", "False"]}
+
+
+def test_stage_2_batch_is_the_harness_inputs_in_our_layout():
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import _seg_batch
+
+        batch = _seg_batch(2, (8, 6, 3), 4, torch.Generator().manual_seed(0))
+    assert batch["image"].shape == (2, 1, 8, 6, 3) and batch["hr_label"].shape == (2, 1, 8, 6, 12)
+    assert torch.equal(batch["label"], batch["hr_label"][..., ::4])  # the LR label: every s-th thin slice
+    assert set(batch["hr_label"].unique().tolist()) == {0.0, 1.0}
+    assert batch["uncertainty"].min() >= 0 and batch["uncertainty"].max() <= 1
+
+
+def test_stage_2_peer_step_times_our_segmenter_at_the_references_plan():
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import measure
+
+        result = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False)
+        plain = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False,
+                        quick=True, channels_last=False)  # fmt: skip
+        with pytest.raises(ValueError, match="stage must be one of"):
+            measure(stage="stage2")
+        with pytest.raises(ValueError, match="seg_patch takes 3 sizes"):
+            measure(stage="seg", seg_patch="64,64")
+    # the harness's assumed plan gives its segmenter 44.27 M parameters (printed as params_M.seg): ours the same
+    assert round(result["params"]["segmenter"] / 1e6, 2) == 44.27 and result["params"]["teacher"] > 0
+    assert result["config"].endswith("; channels-last") and "channels-last" not in plain["config"]  # train.json's
+    assert "bs1" in result["config"] and "128x128x2" in result["config"] and "quick.json" in plain["config"]
+    assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
+    json.dumps(result)
+
+
+def test_benchmark_declares_the_stage_2_side_by_side():
+    stage2 = read_benchmark_info(BUNDLE).peer_step["more_steps"]["stage 2"]
+    assert stage2["harness_args"][:2] == ["--stage", "seg"]
+    assert stage2["ours_args"][:4] == ["-m", "scripts.peer_step", "--stage", "seg"]
+    assert stage2["ours_variants"] == {"channels-last off": ["--channels_last", "False"]}

@@ -109,8 +109,32 @@ def test_the_divisor_follows_the_strides():
         ({"strides": ((1, 1, 1), (2, 2), (2, 2, 1), (2, 2, 2))}, "strides"),
         ({"strides": ((1, 1, 1), (2, 0, 1), (2, 2, 1), (2, 2, 2))}, "strides"),
         ({"output": "both"}, "output"),
+        ({"kernel_sizes": ((3, 3, 3),) * 3}, "kernel_sizes"),
+        ({"kernel_sizes": ((3, 3, 3), (3, 3, 2), (3, 3, 3), (3, 3, 3))}, "kernel_sizes"),
+        ({"kernel_sizes": ((3, 3), (3, 3, 3), (3, 3, 3), (3, 3, 3))}, "kernel_sizes"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         HRSegUNet(**{"features": TINY, **kwargs})
+
+
+def test_kernel_sizes_set_each_stage_and_its_decoder_stage_and_default_to_3x3x3():
+    """nnU-Net's anisotropic plan: (3, 3, 1) kernels (no mixing across thick slices) in the first stages."""
+    torch.manual_seed(0)
+    default = HRSegUNet(features=TINY)
+    torch.manual_seed(0)
+    explicit = HRSegUNet(features=TINY, kernel_sizes=((3, 3, 3),) * 4)
+    for (name, a), b in zip(default.state_dict().items(), explicit.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    kernels = ((3, 3, 1), (3, 3, 1), (3, 3, 3), (3, 3, 3))
+    net = _net(kernel_sizes=kernels)
+    for stage, kernel in zip(net.encoder, kernels):
+        assert [block[0].kernel_size for block in stage] == [kernel, kernel]
+        assert [block[0].padding for block in stage] == [tuple(k // 2 for k in kernel)] * 2
+    # decoder stage i works at encoder stage i's resolution, with its kernel: the last one at full resolution
+    assert [up.convs[0][0].kernel_size for up in net.decoder] == [kernels[2], kernels[1], kernels[0]]
+    lr_logits, hr_logits, skip1 = net.forward_all(torch.rand(1, 1, 16, 16, 8))
+    assert lr_logits.shape == (1, 2, 16, 16, 8) and hr_logits.shape == (1, 2, 16, 16, 32)
+    # fewer taps: (3, 3, 1) stages have a third of the 3x3x3 weights
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in default.parameters())

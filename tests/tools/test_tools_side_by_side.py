@@ -153,3 +153,67 @@ def test_without_public_code_the_variants_are_timed_against_our_default_step(tmp
     spec.pop("ours_variants")
     (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
     assert sbs.main(argv) == 2
+
+
+def test_more_steps_are_timed_each_beside_its_own_harness_call_and_can_be_chosen(tmp_path):
+    """``more_steps``: a second step (e.g. REHRSeg's stage 2) with its own harness and our arguments, its own variants
+    (the main step's are not inherited) and entries ``<bundle> (<step>)``, ``<bundle> (<step>, <variant>)``."""
+    bundle = tmp_path / "bundles" / "two_steps"
+    (bundle / "scripts").mkdir(parents=True)
+    # ours: 2.0 s on the main step, 3.0 s on stage 2, halved by --fast
+    ours = (
+        "import json, sys; median = (3.0 if '--two' in sys.argv else 2.0) / (2 if '--fast' in sys.argv else 1); "
+        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))"
+    )
+    spec = {
+        "repository": "someone/reference",
+        "harness": "fake_step.py",
+        "harness_args": ["--stage", "one"],
+        "ours_args": ["-c", ours],
+        "configuration": "main",
+        "ours_variants": {"main switch": ["--other"]},
+        "more_steps": {
+            "stage 2": {
+                "harness_args": ["--stage", "two"],
+                "ours_args": ["-c", ours, "--two"],
+                "ours_variants": {"fast": ["--fast"]},
+                "configuration": "second",
+            }
+        },
+    }
+    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    # the reference: 4.0 s on stage one, 12.0 s on stage two
+    (peers / "fake_step.py").write_text(
+        "import json, sys\nmedian = 12.0 if sys.argv[2:] == ['--stage', 'two'] else 4.0\n"
+        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))\n"
+    )
+    tree = tmp_path / "reference_tree"
+    tree.mkdir()
+    out = tmp_path / "out"
+    argv = ["--bundles", "two_steps", "--bundles_dir", str(bundle.parent), "--peers", str(peers), "--out", str(out)]
+    argv += ["--reference", f"someone/reference={tree}", "--rounds", "1"]
+    assert sbs.main(argv) == 0
+    report = json.loads((out / "side_by_side.json").read_text())
+    ratios = {name: entry["summary"]["ratio_median"] for name, entry in report.items()}
+    assert ratios == {
+        "two_steps": 2.0,  # 4 / 2
+        "two_steps (main switch)": 2.0,
+        "two_steps (stage 2)": 4.0,  # 12 / 3
+        "two_steps (stage 2, fast)": 8.0,  # 12 / 1.5
+    }
+    assert report["two_steps (stage 2)"]["configuration"] == "second"
+    assert report["two_steps (stage 2, fast)"]["configuration"] == "second; ours: fast"
+    assert report["two_steps (stage 2)"]["commands"]["reference"].endswith("--stage two")
+    table = (out / "side_by_side.md").read_text()
+    assert "| two_steps (stage 2, fast) | someone/reference" in table
+    # --steps: only the named steps run ("main" is the main step); an unknown step name is refused, naming the steps
+    chosen = tmp_path / "chosen"
+    assert sbs.main([*argv[:-4], "--out", str(chosen), *argv[-4:], "--steps", "stage 2"]) == 0
+    assert set(json.loads((chosen / "side_by_side.json").read_text())) == {
+        "two_steps (stage 2)",
+        "two_steps (stage 2, fast)",
+    }
+    with pytest.raises(ValueError, match=r"no peer step\(s\) \['stage 3'\]; its steps: \['main', 'stage 2'\]"):
+        sbs.side_by_side(bundle, tree, peers, rounds=1, log=lambda _: None, steps=["stage 3"])

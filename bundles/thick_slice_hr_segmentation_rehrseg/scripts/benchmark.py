@@ -73,6 +73,19 @@ PEER_STEP = {
     "channels (image, label), 4 thick slices of 96x96 in, 4 thin slices out, batch 32, Adam (0.9, 0.99) 5e-4 with "
     "OneCycleLR; inference one 4-slice 256x256 window; ours with train_sr.json's channels-last unless the row says "
     "otherwise",
+    "more_steps": {
+        "stage 2": {
+            "harness_args": ["--stage", "seg", "--n", "2", "--warmup", "1"],
+            "ours_args": ["-m", "scripts.peer_step", "--stage", "seg", "--n", "2", "--warmup", "1"],
+            "ours_variants": {"channels-last off": ["--channels_last", "False"]},
+            "configuration": "stage-2 segmenter step with KD from the frozen UASR model: the harness's assumed nnU-Net "
+            "plan (7 stages, 32-320 features, 1x3x3 kernels in the first two stages; 44.3 M parameters both), batch 2, "
+            "LR crop 14x128x128 (z, y, x) -> HR x4 in z, LR CE weighted by U + HR Dice-CE + structural KD; reference: "
+            "SGD, the teacher's features by Z-1 FLAVR encoder passes, inference one crop with 8-fold mirroring (LR "
+            "head); ours: train.json's Adam, LR Dice too, one teacher pass, inference one crop (HR head, no "
+            "mirroring), train.json's channels-last unless the row says otherwise",
+        }
+    },
 }
 
 #: the benchmark's own data: a seed not used while developing, enough held-out volumes per comparison

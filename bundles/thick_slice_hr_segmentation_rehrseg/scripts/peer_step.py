@@ -1,7 +1,7 @@
-"""Our UASR self-SR training step at zhiyuns/REHRSeg's reference configuration, printed as one JSON line.
+"""Our REHRSeg training steps at zhiyuns/REHRSeg's reference configurations, printed as one JSON line.
 
-The counterpart of ``shared/peers/rehrseg_step.py --stage sr`` (which times the public code's
-``train_all.train_sr(..., enable_uncertainty=True)`` on one batch): the same configuration (this bundle's
+``--stage sr`` (the default): the counterpart of ``shared/peers/rehrseg_step.py --stage sr`` (which times the public
+code's ``train_all.train_sr(..., enable_uncertainty=True)`` on one batch): the same configuration (this bundle's
 ``uasr_network_def``: the FLAVR-style 3D U-Net with the uncertainty head, 2 channels (image, label), 4 thick slices in
 and the 4 thin slices of the middle gap out; ``--batch`` 32 patches of ``--patch`` 96 x 96 as ``configs/brain.yaml``;
 Adam (0.9, 0.99) at 5e-4 with OneCycleLR stepped every iteration), the same inputs (uniform noise image, a thresholded
@@ -10,10 +10,22 @@ noise label; the LR rows are every ``scale``-th HR row as the harness makes them
 ``common.losses.UncertaintySRLoss`` (train_uasr.json), ``python -m tools.side_by_side`` runs both in alternating
 processes.
 
+``--stage seg``: the counterpart of ``rehrseg_step.py --stage seg`` (the public code's stage-2 iteration,
+``train_all.py:521-556``): this bundle's ``train.json`` trainer (``common.engines.HRSegTrainer``: LR and HR heads,
+uncertainty-weighted LR CE + LR Dice, HR Dice + CE, structural KD from the frozen UASR model's early features; Adam as
+the config) with its data loader and handlers replaced (``NO_DATA``), its segmenter sized as the harness's assumed
+nnU-Net plan (``PLAN``: 7 stages, 32-320 features, ``(3, 3, 1)`` kernels and in-plane strides first), on the
+harness's inputs: ``--seg_batch`` 2 LR crops of ``--seg_patch`` 128 x 128 x 14 (x, y, z; the harness's 14 x 128 x 128
+z, y, x) of Gaussian noise, a thresholded noise HR label and its every ``scale``-th slice as the LR label, a uniform
+U. Inference: one crop through the HR head (what ``inference.json`` runs; the harness runs the public code's
+8-fold mirrored LR-head prediction).
+
 Usage (from the bundle root)::
 
-    python -m scripts.peer_step [--n 3] [--warmup 1] [--batch 32] [--patch 96] [--infer_size 256] [--threads 2]
-        [--flops True] [--quick False] [--channels_last B]   (default: train_sr.json's sr_channels_last)
+    python -m scripts.peer_step [--stage sr] [--n 3] [--warmup 1] [--batch 32] [--patch 96] [--infer_size 256]
+        [--threads 2] [--flops True] [--quick False] [--channels_last B]   (default: train_sr.json's sr_channels_last)
+    python -m scripts.peer_step --stage seg [--n 3] [--warmup 1] [--seg_batch 2] [--seg_patch 128,128,14]
+        [--threads 2] [--flops True] [--quick False] [--channels_last B]   (default: train.json's seg_channels_last)
 """
 
 from __future__ import annotations
@@ -31,12 +43,30 @@ from common.benchmarking import (
     peer_step_result,
     read_overlay,
 )
+from common.benchmarking.workflow import int_tuple
 from common.transforms.self_sr import gap_start
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("uasr_network_def", "sr_loss", "sr_lr", "sr_betas", "n_inputs", "scale")
 #: the reference's learning rate (configs/brain.yaml ``lr_sr``), used for both sides' OneCycleLR
 REFERENCE_LR = 5e-4
+#: the stages that can be timed
+STAGES = ("sr", "seg")
+#: the segmenter of shared/peers/rehrseg_step.py's ``ASSUMED_PLAN`` (an nnU-Net 3d_fullres plan for 1 x 1 x 4 mm
+#: data) in this bundle's (x, y, z) order: the harness's (z, y, x) strides and kernels reversed
+PLAN = {
+    "seg_features": [32, 64, 128, 256, 320, 320, 320],
+    "seg_strides": [[1, 1, 1], [2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 1], [2, 2, 1], [2, 2, 1]],
+    "seg_kernel_sizes": [[3, 3, 1], [3, 3, 1]] + [[3, 3, 3]] * 5,
+}
+#: what replaces train.json's data for the stage-2 step: no dataset is read (an empty split; one placeholder batch
+#: so the trainer has an epoch length) and no handler runs
+NO_DATA = {
+    "split": {"train": [], "val": [], "test": []},
+    "train#dataloader": "$[None]",
+    "train#handlers": [],
+    "train#additional_metrics": {},
+}
 
 
 def _pair(batch: int, n_inputs: int, scale: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -49,24 +79,83 @@ def _pair(batch: int, n_inputs: int, scale: int, size: int, generator: torch.Gen
     return {"lr": slab[:, :, ::scale].clone(), "hr": slab[:, :, start : start + scale].clone()}
 
 
+def _seg_batch(
+    batch: int, size: tuple[int, int, int], scale: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """The harness's stage-2 inputs in this bundle's layout: ``image`` (B, 1, X, Y, Z) Gaussian noise, ``hr_label``
+    (B, 1, X, Y, scale Z) noise above 0.8, ``label`` its every ``scale``-th slice, ``uncertainty`` uniform in [0, 1]."""
+    x, y, z = size
+    image = torch.randn(batch, 1, x, y, z, generator=generator)
+    hr_label = (torch.rand(batch, 1, x, y, z * scale, generator=generator) > 0.8).float()
+    uncertainty = torch.rand(batch, 1, x, y, z, generator=generator)
+    return {"image": image, "label": hr_label[..., ::scale].clone(), "hr_label": hr_label, "uncertainty": uncertainty}
+
+
+def _measure_seg(
+    n: int,
+    warmup: int,
+    seg_batch: int,
+    seg_patch: tuple[int, int, int],
+    flops: bool,
+    quick: bool,
+    channels_last: bool | None,
+) -> dict:
+    """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
+    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, **PLAN, "device": "cpu"}
+    given = {"seg_channels_last": channels_last}
+    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], overrides, ("train#trainer", "scale"), given)
+    trainer, scale = items["train#trainer"], int(items["scale"])
+    data = _seg_batch(seg_batch, seg_patch, scale, torch.Generator().manual_seed(0))
+    result = iteration_times(lambda: trainer._iteration(trainer, data), n=n, warmup=warmup, flops=flops)
+    network = trainer.networks["segmenter"].network.eval()
+    infer = inference_times(network, lambda: data["image"][:1].clone(), n=n, warmup=warmup)
+    x, y, z = seg_patch
+    config = (
+        f"configs/train.json{' + quick.json' if quick else ''} with the plan's segmenter (7 stages); bs{seg_batch}; "
+        f"LR {x}x{y}x{z} -> HR x{scale} in z; LR CE (U) + LR Dice + HR Dice-CE + KD; infer 1 crop, HR head"
+        f"{'; channels-last' if switches['seg_channels_last'] else ''}"
+    )
+    networks = {"segmenter": network, **trainer.frozen_networks}
+    return peer_step_result(result, infer, "ours (common.engines.HRSegTrainer)", config, networks)
+
+
 def measure(
     n: int = 3,
     warmup: int = 1,
+    stage: str = "sr",
     batch: int = 32,
     patch: int = 96,
     infer_size: int = 256,
+    seg_batch: int = 2,
+    seg_patch: str | tuple[int, int, int] = (128, 128, 14),
     threads: int = 2,
     flops: bool = True,
     quick: bool = False,
     channels_last: bool | None = None,
 ) -> dict:
-    """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences: the JSON's content;
-    ``channels_last`` ``None`` takes ``train_sr.json``'s ``sr_channels_last``."""
+    """Time ``n`` training iterations of ``stage`` (after ``warmup``) and ``n`` inferences: the JSON's content.
+    ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
+    ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
+    ``None`` takes ``train.json``'s ``seg_channels_last``)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if stage == "seg":
+        patch_size = int_tuple(seg_patch)
+        if len(patch_size) != 3:
+            raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
+        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, channels_last)
+    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last)
+
+
+def _measure_sr(
+    n: int, warmup: int, batch: int, patch: int, infer_size: int, flops: bool, quick: bool, channels_last: bool | None
+) -> dict:
+    """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences."""
     import common.engines
     from common.acceleration import accelerate
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
     files = ["train.json", "train_sr.json", "train_uasr.json"]
     items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, {"sr_channels_last": channels_last})
