@@ -65,16 +65,17 @@ def test_stage_2_peer_step_times_our_segmenter_at_the_references_plan():
         from scripts.peer_step import measure
 
         result = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False)
-        plain = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False,
-                        quick=True, channels_last=False)  # fmt: skip
+        switched = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False,
+                           quick=True, channels_last=True, fused_optimizer=True, optim_set_to_none="yes")  # fmt: skip
         with pytest.raises(ValueError, match="stage must be one of"):
             measure(stage="stage2")
         with pytest.raises(ValueError, match="seg_patch takes 3 sizes"):
             measure(stage="seg", seg_patch="64,64")
     # the harness's assumed plan gives its segmenter 44.27 M parameters (printed as params_M.seg): ours the same
     assert round(result["params"]["segmenter"] / 1e6, 2) == 44.27 and result["params"]["teacher"] > 0
-    assert result["config"].endswith("; channels-last") and "channels-last" not in plain["config"]  # train.json's
-    assert "bs1" in result["config"] and "128x128x2" in result["config"] and "quick.json" in plain["config"]
+    assert result["config"].endswith("HR head")  # train.json's switches: all off
+    assert switched["config"].endswith("; channels-last; fused Adam; gradients set to None")
+    assert "bs1" in result["config"] and "128x128x2" in result["config"] and "quick.json" in switched["config"]
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     json.dumps(result)
 
@@ -83,4 +84,26 @@ def test_benchmark_declares_the_stage_2_side_by_side():
     stage2 = read_benchmark_info(BUNDLE).peer_step["more_steps"]["stage 2"]
     assert stage2["harness_args"][:2] == ["--stage", "seg"]
     assert stage2["ours_args"][:4] == ["-m", "scripts.peer_step", "--stage", "seg"]
-    assert stage2["ours_variants"] == {"channels-last off": ["--channels_last", "False"]}
+    assert stage2["ours_variants"] == {
+        "channels-last": ["--channels_last", "True"],
+        "fused Adam, set-to-None": ["--fused_optimizer", "True", "--optim_set_to_none", "True"],
+    }
+
+
+def test_stage_2_speed_switches_reach_the_optimizer_and_the_trainer():
+    from common.acceleration import is_channels_last
+    from common.benchmarking import parse_config_switches
+
+    with bundle_scripts(BUNDLE):
+        from scripts.peer_step import NO_DATA, SEG_SWITCHES
+
+    overrides = {**NO_DATA, "device": "cpu", "seg_features": [4, 8, 8, 8], "sr_widths": [4, 8, 8, 8, 8]}
+    for value in (False, True):
+        given = {key: value for key in SEG_SWITCHES}
+        items, switches = parse_config_switches(BUNDLE, ["train.json"], overrides, ("train#trainer",), given)
+        trainer = items["train#trainer"]
+        assert switches == given
+        assert trainer.optimizers["optimizer"].defaults["fused"] is value
+        assert trainer.optim_set_to_none is value
+        assert is_channels_last(trainer.networks["segmenter"]) is value
+        assert is_channels_last(trainer.frozen_networks["teacher"]) is value

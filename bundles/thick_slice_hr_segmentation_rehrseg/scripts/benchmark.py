@@ -77,13 +77,16 @@ PEER_STEP = {
         "stage 2": {
             "harness_args": ["--stage", "seg", "--n", "2", "--warmup", "1"],
             "ours_args": ["-m", "scripts.peer_step", "--stage", "seg", "--n", "2", "--warmup", "1"],
-            "ours_variants": {"channels-last off": ["--channels_last", "False"]},
+            "ours_variants": {
+                "channels-last": ["--channels_last", "True"],
+                "fused Adam, set-to-None": ["--fused_optimizer", "True", "--optim_set_to_none", "True"],
+            },
             "configuration": "stage-2 segmenter step with KD from the frozen UASR model: the harness's assumed nnU-Net "
             "plan (7 stages, 32-320 features, 1x3x3 kernels in the first two stages; 44.3 M parameters both), batch 2, "
             "LR crop 14x128x128 (z, y, x) -> HR x4 in z, LR CE weighted by U + HR Dice-CE + structural KD; reference: "
             "SGD, the teacher's features by Z-1 FLAVR encoder passes, inference one crop with 8-fold mirroring (LR "
             "head); ours: train.json's Adam, LR Dice too, one teacher pass, inference one crop (HR head, no "
-            "mirroring), train.json's channels-last unless the row says otherwise",
+            "mirroring), train.json's speed switches (all off) unless the row says otherwise",
         }
     },
 }

@@ -25,7 +25,8 @@ Usage (from the bundle root)::
     python -m scripts.peer_step [--stage sr] [--n 3] [--warmup 1] [--batch 32] [--patch 96] [--infer_size 256]
         [--threads 2] [--flops True] [--quick False] [--channels_last B]   (default: train_sr.json's sr_channels_last)
     python -m scripts.peer_step --stage seg [--n 3] [--warmup 1] [--seg_batch 2] [--seg_patch 128,128,14]
-        [--threads 2] [--flops True] [--quick False] [--channels_last B]   (default: train.json's seg_channels_last)
+        [--threads 2] [--flops True] [--quick False] [--channels_last B] [--fused_optimizer B]
+        [--optim_set_to_none B]   (default: train.json's seg_channels_last, seg_fused_optimizer, seg_optim_set_to_none)
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ PLAN = {
     "seg_features": [32, 64, 128, 256, 320, 320, 320],
     "seg_strides": [[1, 1, 1], [2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 1], [2, 2, 1], [2, 2, 1]],
     "seg_kernel_sizes": [[3, 3, 1], [3, 3, 1]] + [[3, 3, 3]] * 5,
+}
+#: train.json's stage-2 speed switches (config key -> label in the result's configuration)
+SEG_SWITCHES = {
+    "seg_channels_last": "channels-last",
+    "seg_fused_optimizer": "fused Adam",
+    "seg_optim_set_to_none": "gradients set to None",
 }
 #: what replaces train.json's data for the stage-2 step: no dataset is read (an empty split; one placeholder batch
 #: so the trainer has an epoch length) and no handler runs
@@ -98,12 +105,13 @@ def _measure_seg(
     seg_patch: tuple[int, int, int],
     flops: bool,
     quick: bool,
-    channels_last: bool | None,
+    switches: dict[str, bool | None],
 ) -> dict:
     """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
     overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, **PLAN, "device": "cpu"}
-    given = {"seg_channels_last": channels_last}
-    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], overrides, ("train#trainer", "scale"), given)
+    items, switches = parse_config_switches(
+        BUNDLE_ROOT, ["train.json"], overrides, ("train#trainer", "scale"), switches
+    )
     trainer, scale = items["train#trainer"], int(items["scale"])
     data = _seg_batch(seg_batch, seg_patch, scale, torch.Generator().manual_seed(0))
     result = iteration_times(lambda: trainer._iteration(trainer, data), n=n, warmup=warmup, flops=flops)
@@ -113,7 +121,7 @@ def _measure_seg(
     config = (
         f"configs/train.json{' + quick.json' if quick else ''} with the plan's segmenter (7 stages); bs{seg_batch}; "
         f"LR {x}x{y}x{z} -> HR x{scale} in z; LR CE (U) + LR Dice + HR Dice-CE + KD; infer 1 crop, HR head"
-        f"{'; channels-last' if switches['seg_channels_last'] else ''}"
+        f"{''.join(f'; {label}' for key, label in SEG_SWITCHES.items() if switches[key])}"
     )
     networks = {"segmenter": network, **trainer.frozen_networks}
     return peer_step_result(result, infer, "ours (common.engines.HRSegTrainer)", config, networks)
@@ -132,11 +140,14 @@ def measure(
     flops: bool = True,
     quick: bool = False,
     channels_last: bool | None = None,
+    fused_optimizer: bool | None = None,
+    optim_set_to_none: bool | None = None,
 ) -> dict:
     """Time ``n`` training iterations of ``stage`` (after ``warmup``) and ``n`` inferences: the JSON's content.
     ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
     ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
-    ``None`` takes ``train.json``'s ``seg_channels_last``)."""
+    ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer`` and ``optim_set_to_none`` its
+    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
     torch.set_num_threads(threads)
@@ -145,7 +156,9 @@ def measure(
         patch_size = int_tuple(seg_patch)
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
-        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, channels_last)
+        given = {"seg_channels_last": channels_last, "seg_fused_optimizer": fused_optimizer}
+        given["seg_optim_set_to_none"] = optim_set_to_none
+        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given)
     return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last)
 
 
