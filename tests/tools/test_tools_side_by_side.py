@@ -19,6 +19,22 @@ def _printer(median: float, gflop: float = 10.0) -> str:
     return f"import json; print('log line'); print(json.dumps({row!r}))"
 
 
+def _argv_printer(median: str) -> str:
+    """A step that prints the time ``median`` (a Python expression that may read ``sys.argv``) as its JSON line."""
+    return (
+        f"import json, sys; median = {median}; "
+        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))"
+    )
+
+
+def _bundle_with_peer_step(tmp_path, name: str, spec: dict):
+    """A bundle folder ``<tmp>/bundles/<name>`` whose ``scripts/benchmark.py`` declares ``spec`` as PEER_STEP."""
+    bundle = tmp_path / "bundles" / name
+    (bundle / "scripts").mkdir(parents=True, exist_ok=True)
+    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    return bundle
+
+
 def test_iteration_times_calls_the_step_warmup_plus_n_times_and_counts_its_flops():
     import torch
 
@@ -67,8 +83,6 @@ def test_alternate_runs_the_sides_in_turn_and_the_ratio_is_reference_over_ours(t
 
 
 def _fake_bundle(tmp_path, ours_median: float):
-    bundle = tmp_path / "bundles" / "fake_bundle"
-    (bundle / "scripts").mkdir(parents=True)
     spec = {
         "repository": "someone/reference",
         "harness": "fake_step.py",
@@ -77,7 +91,7 @@ def _fake_bundle(tmp_path, ours_median: float):
         "configuration": "tiny",
         "ours_variants": {"switched": ["--faster"]},  # the printer ignores its arguments: same numbers
     }
-    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    bundle = _bundle_with_peer_step(tmp_path, "fake_bundle", spec)
     peers = tmp_path / "peers"
     peers.mkdir()
     # the harness gets the reference tree first, as shared/peers' harnesses do
@@ -126,20 +140,15 @@ def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(
 
 def test_without_public_code_the_variants_are_timed_against_our_default_step(tmp_path):
     """``"repository": None``: ours (default) stands in as the reference side; only the variants get entries."""
-    bundle = tmp_path / "bundles" / "own_bundle"
-    (bundle / "scripts").mkdir(parents=True)
     # the default prints 3.0 s; with the variant's flag it prints 1.5 s (the switch is twice as fast)
-    step = (
-        "import json, sys; median = 1.5 if '--fast' in sys.argv else 3.0; "
-        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))"
-    )
+    step = _argv_printer("1.5 if '--fast' in sys.argv else 3.0")
     spec = {
         "repository": None,
         "ours_args": ["-c", step],
         "configuration": "own",
         "ours_variants": {"fast": ["--fast"]},
     }
-    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    bundle = _bundle_with_peer_step(tmp_path, "own_bundle", spec)
     out = tmp_path / "out"
     argv = ["--bundles", "own_bundle", "--bundles_dir", str(bundle.parent), "--out", str(out), "--rounds", "2"]
     assert sbs.main(argv) == 0  # no --reference needed
@@ -151,20 +160,15 @@ def test_without_public_code_the_variants_are_timed_against_our_default_step(tmp
     assert "| own_bundle (fast) | ours (default)" in (out / "side_by_side.md").read_text()
     # a PEER_STEP without public code and without variants has nothing to time
     spec.pop("ours_variants")
-    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    _bundle_with_peer_step(tmp_path, "own_bundle", spec)
     assert sbs.main(argv) == 2
 
 
 def test_more_steps_are_timed_each_beside_its_own_harness_call_and_can_be_chosen(tmp_path):
     """``more_steps``: a second step (e.g. REHRSeg's stage 2) with its own harness and our arguments, its own variants
     (the main step's are not inherited) and entries ``<bundle> (<step>)``, ``<bundle> (<step>, <variant>)``."""
-    bundle = tmp_path / "bundles" / "two_steps"
-    (bundle / "scripts").mkdir(parents=True)
     # ours: 2.0 s on the main step, 3.0 s on stage 2, halved by --fast
-    ours = (
-        "import json, sys; median = (3.0 if '--two' in sys.argv else 2.0) / (2 if '--fast' in sys.argv else 1); "
-        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))"
-    )
+    ours = _argv_printer("(3.0 if '--two' in sys.argv else 2.0) / (2 if '--fast' in sys.argv else 1)")
     spec = {
         "repository": "someone/reference",
         "harness": "fake_step.py",
@@ -181,14 +185,11 @@ def test_more_steps_are_timed_each_beside_its_own_harness_call_and_can_be_chosen
             }
         },
     }
-    (bundle / "scripts" / "benchmark.py").write_text(f"PEER_STEP = {spec!r}\n")
+    bundle = _bundle_with_peer_step(tmp_path, "two_steps", spec)
     peers = tmp_path / "peers"
     peers.mkdir()
     # the reference: 4.0 s on stage one, 12.0 s on stage two
-    (peers / "fake_step.py").write_text(
-        "import json, sys\nmedian = 12.0 if sys.argv[2:] == ['--stage', 'two'] else 4.0\n"
-        "print(json.dumps({'train_iter_s': {'min': median, 'median': median, 'max': median}}))\n"
-    )
+    (peers / "fake_step.py").write_text(_argv_printer("12.0 if sys.argv[2:] == ['--stage', 'two'] else 4.0"))
     tree = tmp_path / "reference_tree"
     tree.mkdir()
     out = tmp_path / "out"
