@@ -13,6 +13,7 @@ from common.transforms.cine import (
     ScaleSlicesPercentiled,
     scale_slices_percentile,
 )
+from common.transforms.class_index import ClassIndexd
 from common.transforms.head_mask import HeadMaskd, head_mask
 from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
 from common.transforms.localise_heart import LocaliseHeartd
@@ -37,6 +38,7 @@ __all__ = [
     "CheckFinited",
     "CheckLabelValuesd",
     "CheckShapeRatiod",
+    "ClassIndexd",
     "FromModelGridd",
     "HeartCropd",
     "HeartUncropd",
