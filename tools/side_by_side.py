@@ -15,11 +15,15 @@ A bundle takes part by a ``PEER_STEP`` literal in its ``scripts/benchmark.py`` (
         "ours_args": ["-m", "scripts.peer_step", "--n", "3"],  # run in the bundle root, same configuration
         "configuration": "what both sides run",
         "ours_variants": {"channels-last": ["--channels_last", "True"]},  # optional: ours again with extra args
+        "more_steps": {"stage 2": {"harness_args": [...], "ours_args": [...]}},  # optional: more steps to time
     }
 
 Each of ``ours_variants`` (e.g. the engine base's speed switches) runs in the same alternation, after ours, and gets
 its own entry ``<bundle> (<variant>)`` with its ratio against the same reference rounds; the first step's time
-(``warmup_train_s``: a compilation's cost) is reported beside the median step.
+(``warmup_train_s``: a compilation's cost) is reported beside the median step. Each of ``more_steps`` (e.g. a second
+training stage) is timed in its own alternation: its keys replace the main spec's (its variants are its own, none by
+default), its entries are ``<bundle> (<step>)`` and ``<bundle> (<step>, <variant>)``; ``--steps`` chooses among them
+(``main`` is the main step).
 
 A method without public code (``"repository": None``, no ``harness``) has no reference to time: our default step
 (``ours_args``) stands in as the reference side and each of ``ours_variants`` is timed against it (ratio = default
