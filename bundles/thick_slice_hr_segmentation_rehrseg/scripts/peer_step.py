@@ -156,9 +156,10 @@ def measure(
         patch_size = int_tuple(seg_patch)
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
-        given = {"seg_channels_last": channels_last, "seg_fused_optimizer": fused_optimizer}
-        given["seg_optim_set_to_none"] = optim_set_to_none
+        given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none)))
         return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given)
+    if fused_optimizer is not None or optim_set_to_none is not None:
+        raise ValueError("fused_optimizer and optim_set_to_none are stage-2 switches: pass them with --stage seg.")
     return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last)
 
 
