@@ -73,6 +73,8 @@ def test_stage_2_peer_step_times_our_segmenter_at_the_references_plan():
             measure(stage="seg", seg_patch="64,64")
         with pytest.raises(ValueError, match="stage-2 switches"):  # the SR step has none: refused, not ignored
             measure(stage="sr", fused_optimizer=True)
+        with pytest.raises(ValueError, match="pass --flops False with a GPU"):  # the ceiling is a CPU measurement
+            measure(stage="seg", device="cuda", flops=True)
     # the harness's assumed plan gives its segmenter 44.27 M parameters (printed as params_M.seg): ours the same
     assert round(result["params"]["segmenter"] / 1e6, 2) == 44.27 and result["params"]["teacher"] > 0
     assert result["config"].endswith("HR head")  # train.json's switches: all off

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import fire
 import torch
@@ -86,6 +87,23 @@ def _pair(batch: int, n_inputs: int, scale: int, size: int, generator: torch.Gen
     return {"lr": slab[:, :, ::scale].clone(), "hr": slab[:, :, start : start + scale].clone()}
 
 
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def _synchronised(call: Callable, device: str) -> Callable:
+    """``call``, returning only when the device has finished its work (CUDA runs kernels asynchronously)."""
+    if not str(device).startswith("cuda"):
+        return call
+
+    def run(*args: object) -> object:
+        result = call(*args)
+        torch.cuda.synchronize()
+        return result
+
+    return run
+
+
 def _seg_batch(
     batch: int, size: tuple[int, int, int], scale: int, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
@@ -106,22 +124,25 @@ def _measure_seg(
     flops: bool,
     quick: bool,
     switches: dict[str, bool | None],
+    device: str,
 ) -> dict:
     """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
-    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, **PLAN, "device": "cpu"}
+    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, **PLAN, "device": device}
     items, switches = parse_config_switches(
         BUNDLE_ROOT, ["train.json"], overrides, ("train#trainer", "scale"), switches
     )
     trainer, scale = items["train#trainer"], int(items["scale"])
-    data = _seg_batch(seg_batch, seg_patch, scale, torch.Generator().manual_seed(0))
-    result = iteration_times(lambda: trainer._iteration(trainer, data), n=n, warmup=warmup, flops=flops)
+    data = {key: value.to(device) for key, value in _seg_batch(seg_batch, seg_patch, scale, _generator()).items()}
+    step = _synchronised(lambda: trainer._iteration(trainer, data), device)
+    result = iteration_times(step, n=n, warmup=warmup, flops=flops)
     network = trainer.networks["segmenter"].network.eval()
-    infer = inference_times(network, lambda: data["image"][:1].clone(), n=n, warmup=warmup)
+    infer = inference_times(_synchronised(network, device), lambda: data["image"][:1].clone(), n=n, warmup=warmup)
     x, y, z = seg_patch
     config = (
         f"configs/train.json{' + quick.json' if quick else ''} with the plan's segmenter (7 stages); bs{seg_batch}; "
         f"LR {x}x{y}x{z} -> HR x{scale} in z; LR CE (U) + LR Dice + HR Dice-CE + KD; infer 1 crop, HR head"
         f"{''.join(f'; {label}' for key, label in SEG_SWITCHES.items() if switches[key])}"
+        f"{f'; {device}' if device != 'cpu' else ''}"
     )
     networks = {"segmenter": network, **trainer.frozen_networks}
     return peer_step_result(result, infer, "ours (common.engines.HRSegTrainer)", config, networks)
@@ -142,14 +163,18 @@ def measure(
     channels_last: bool | None = None,
     fused_optimizer: bool | None = None,
     optim_set_to_none: bool | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Time ``n`` training iterations of ``stage`` (after ``warmup``) and ``n`` inferences: the JSON's content.
     ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
     ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
     ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer`` and ``optim_set_to_none`` its
-    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``)."""
+    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``). ``device`` ``cuda``: the same steps on the GPU, each timed
+    to its end (synchronised); ``flops`` must then be off (the conv ceiling is measured on the CPU)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
+    if device != "cpu" and flops:
+        raise ValueError("--flops compares with a conv ceiling measured on the CPU: pass --flops False with a GPU.")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if stage == "seg":
@@ -157,14 +182,22 @@ def measure(
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
         given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none)))
-        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given)
+        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device)
     if fused_optimizer is not None or optim_set_to_none is not None:
         raise ValueError("fused_optimizer and optim_set_to_none are stage-2 switches: pass them with --stage seg.")
-    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last)
+    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device)
 
 
 def _measure_sr(
-    n: int, warmup: int, batch: int, patch: int, infer_size: int, flops: bool, quick: bool, channels_last: bool | None
+    n: int,
+    warmup: int,
+    batch: int,
+    patch: int,
+    infer_size: int,
+    flops: bool,
+    quick: bool,
+    channels_last: bool | None,
+    device: str,
 ) -> dict:
     """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences."""
     import common.engines
@@ -174,28 +207,28 @@ def _measure_sr(
     files = ["train.json", "train_sr.json", "train_uasr.json"]
     items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, {"sr_channels_last": channels_last})
     channels_last = switches["sr_channels_last"]
-    network = accelerate(items["uasr_network_def"], channels_last=channels_last)
+    network = accelerate(items["uasr_network_def"].to(device), channels_last=channels_last)
     n_inputs, scale = int(items["n_inputs"]), int(items["scale"])
     optimizer = torch.optim.Adam(network.parameters(), lr=REFERENCE_LR, betas=tuple(items["sr_betas"]))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=REFERENCE_LR, total_steps=n + warmup + 2)
-    generator = torch.Generator().manual_seed(0)
-    data = _pair(batch, n_inputs, scale, patch, generator)
+    generator = _generator()
+    data = {key: value.to(device) for key, value in _pair(batch, n_inputs, scale, patch, generator).items()}
     trainer = common.engines.SuperResolutionTrainer(
-        "cpu", 1, [data], {"network": network}, {"optimizer": optimizer}, loss_function=items["sr_loss"]
+        device, 1, [data], {"network": network}, {"optimizer": optimizer}, loss_function=items["sr_loss"]
     )
 
     def train_step() -> None:
         trainer._iteration(trainer, {key: value.clone() for key, value in data.items()})
         scheduler.step()
 
-    result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
-    window = _pair(1, n_inputs, scale, infer_size, generator)["lr"]
+    result = iteration_times(_synchronised(train_step, device), n=n, warmup=warmup, flops=flops)
+    window = _pair(1, n_inputs, scale, infer_size, generator)["lr"].to(device)
     network.eval()
-    infer = inference_times(network, window.clone, n=n, warmup=warmup)
+    infer = inference_times(_synchronised(network, device), window.clone, n=n, warmup=warmup)
     config = (
         f"configs/train_sr.json + train_uasr.json{' + quick.json' if quick else ''}; 2 channels; "
         f"{n_inputs} x {patch}x{patch} -> {scale} slices; bs{batch}; infer 1 x 2 x {n_inputs} x {infer_size}^2"
-        f"{'; channels-last' if channels_last else ''}"
+        f"{'; channels-last' if channels_last else ''}{f'; {device}' if device != 'cpu' else ''}"
     )
     return peer_step_result(
         result, infer, "ours (common.engines.SuperResolutionTrainer, UASR)", config, {"uasr": network}
