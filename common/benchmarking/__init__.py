@@ -46,6 +46,7 @@ from common.benchmarking.side_by_side import (
 from common.benchmarking.speed import slice_scaling, slice_scaling_rows, step_speed, time_step, write_tiled_volume
 from common.benchmarking.stages import StageCache
 from common.benchmarking.workflow import (
+    NO_DATA,
     QUICK_OVERLAY,
     TINY_OVERLAY,
     int_tuple,
@@ -89,6 +90,7 @@ __all__ = [
     "ratio_summary",
     "QUICK_OVERLAY",
     "TINY_OVERLAY",
+    "NO_DATA",
     "read_overlay",
     "run_workflow",
     "parse_config_items",

@@ -33,9 +33,17 @@ def _stats(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def _finish_device_work() -> None:
+    """Wait for queued GPU work (CUDA runs kernels asynchronously), so that a clock read after a step counts it."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def iteration_times(step: Callable[[], object], n: int = 3, warmup: int = 1, flops: bool = True) -> dict[str, Any]:
-    """Time ``n`` calls of ``step`` after ``warmup`` calls, each call on its own; FLOPs of one call and the conv
-    ceiling measured now (``flops=False`` skips both).
+    """Time ``n`` calls of ``step`` after ``warmup`` calls, each call on its own and to the end of its GPU work, if
+    any; FLOPs of one call and the conv ceiling measured now (``flops=False`` skips both).
 
     Returns:
         ``train_iter_s`` (min/median/max/all seconds), ``warmup_train_s`` and, with ``flops``, ``train_step_gflop``,
@@ -48,11 +56,13 @@ def iteration_times(step: Callable[[], object], n: int = 3, warmup: int = 1, flo
     for _ in range(warmup):
         start = time.perf_counter()
         step()
+        _finish_device_work()
         warm.append(time.perf_counter() - start)
     timed = []
     for _ in range(n):
         start = time.perf_counter()
         step()
+        _finish_device_work()
         timed.append(time.perf_counter() - start)
     result["train_iter_s"] = _stats(timed)
     result["warmup_train_s"] = [round(v, 4) for v in warm]
@@ -70,8 +80,9 @@ def iteration_times(step: Callable[[], object], n: int = 3, warmup: int = 1, flo
 def inference_times(
     forward: Callable[[Any], object], make_input: Callable[[], Any], n: int = 3, warmup: int = 1
 ) -> list[float]:
-    """Seconds of ``n`` calls ``forward(make_input())`` after ``warmup`` calls, without autograd; each input is made
-    before its clock starts, so only the forward pass is timed (as the reference harnesses time theirs).
+    """Seconds of ``n`` calls ``forward(make_input())`` after ``warmup`` calls, without autograd, each to the end of
+    its GPU work, if any; each input is made before its clock starts, so only the forward pass is timed (as the
+    reference harnesses time theirs).
 
     Raises:
         ValueError: if ``n`` < 1 or ``warmup`` < 0.
@@ -84,8 +95,10 @@ def inference_times(
     with torch.no_grad():
         for index in range(warmup + n):
             x = make_input()
+            _finish_device_work()  # the input's own GPU work is not the forward's
             start = time.perf_counter()
             forward(x)
+            _finish_device_work()
             if index >= warmup:
                 timed.append(time.perf_counter() - start)
     return timed

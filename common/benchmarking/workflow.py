@@ -11,12 +11,21 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["QUICK_OVERLAY", "TINY_OVERLAY", "read_overlay", "run_workflow", "parse_config_items"]
+__all__ = ["QUICK_OVERLAY", "TINY_OVERLAY", "NO_DATA", "read_overlay", "run_workflow", "parse_config_items"]
 
 #: overlay (``configs/quick.json``) with the small networks of the quick benchmarks, layered like evaluate.json
 QUICK_OVERLAY = "quick.json"
 #: overlay (``configs/tiny.json``) with the smallest networks that still run: tests and tool checks use it
 TINY_OVERLAY = "tiny.json"
+#: overrides that build a config's ``train#trainer`` without its data, for a peer step that times one iteration on
+#: its own batch: no dataset is read (an empty split; one placeholder batch so the trainer has an epoch length) and
+#: no handler runs
+NO_DATA = {
+    "split": {"train": [], "val": [], "test": []},
+    "train#dataloader": "$[None]",
+    "train#handlers": [],
+    "train#additional_metrics": {},
+}
 
 
 def read_overlay(bundle_root: str | os.PathLike, name: str = QUICK_OVERLAY) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import os
 import fire
 import torch
 from common.benchmarking import (
+    NO_DATA,
     QUICK_OVERLAY,
     inference_times,
     iteration_times,
@@ -53,14 +54,6 @@ SWITCHES = {
 }
 #: ``--attention_kernel``: PyTorch's choice (the fused flash kernel for the attentions' layout), or its math kernel
 ATTENTION_KERNELS = {"default": contextlib.nullcontext, "math": lambda: sdpa_kernel([SDPBackend.MATH])}
-#: what replaces the config's data: no dataset is read (an empty split; one placeholder batch so the trainer has an
-#: epoch length) and no handler runs
-NO_DATA = {
-    "split": {"train": [], "val": [], "test": []},
-    "train#dataloader": "$[None]",
-    "train#handlers": [],
-    "train#additional_metrics": {},
-}
 
 
 def measure(

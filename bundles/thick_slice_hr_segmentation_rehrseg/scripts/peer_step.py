@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 
 import fire
 import torch
 from common.benchmarking import (
+    NO_DATA,
     QUICK_OVERLAY,
     inference_times,
     iteration_times,
@@ -67,14 +67,6 @@ SEG_SWITCHES = {
     "seg_fused_optimizer": "fused Adam",
     "seg_optim_set_to_none": "gradients set to None",
 }
-#: what replaces train.json's data for the stage-2 step: no dataset is read (an empty split; one placeholder batch
-#: so the trainer has an epoch length) and no handler runs
-NO_DATA = {
-    "split": {"train": [], "val": [], "test": []},
-    "train#dataloader": "$[None]",
-    "train#handlers": [],
-    "train#additional_metrics": {},
-}
 
 
 def _pair(batch: int, n_inputs: int, scale: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -89,19 +81,6 @@ def _pair(batch: int, n_inputs: int, scale: int, size: int, generator: torch.Gen
 
 def _generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
-
-
-def _synchronised(call: Callable, device: str) -> Callable:
-    """``call``, returning only when the device has finished its work (CUDA runs kernels asynchronously)."""
-    if not str(device).startswith("cuda"):
-        return call
-
-    def run(*args: object) -> object:
-        result = call(*args)
-        torch.cuda.synchronize()
-        return result
-
-    return run
 
 
 def _seg_batch(
@@ -133,10 +112,9 @@ def _measure_seg(
     )
     trainer, scale = items["train#trainer"], int(items["scale"])
     data = {key: value.to(device) for key, value in _seg_batch(seg_batch, seg_patch, scale, _generator()).items()}
-    step = _synchronised(lambda: trainer._iteration(trainer, data), device)
-    result = iteration_times(step, n=n, warmup=warmup, flops=flops)
+    result = iteration_times(lambda: trainer._iteration(trainer, data), n=n, warmup=warmup, flops=flops)
     network = trainer.networks["segmenter"].network.eval()
-    infer = inference_times(_synchronised(network, device), lambda: data["image"][:1].clone(), n=n, warmup=warmup)
+    infer = inference_times(network, lambda: data["image"][:1].clone(), n=n, warmup=warmup)
     x, y, z = seg_patch
     config = (
         f"configs/train.json{' + quick.json' if quick else ''} with the plan's segmenter (7 stages); bs{seg_batch}; "
@@ -169,8 +147,8 @@ def measure(
     ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
     ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
     ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer`` and ``optim_set_to_none`` its
-    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``). ``device`` ``cuda``: the same steps on the GPU, each timed
-    to its end (synchronised); ``flops`` must then be off (the conv ceiling is measured on the CPU)."""
+    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``). ``device`` ``cuda``: the same steps on the GPU (the
+    shared timers wait for its work); ``flops`` must then be off (the conv ceiling is measured on the CPU)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
     if device != "cpu" and flops:
@@ -221,10 +199,10 @@ def _measure_sr(
         trainer._iteration(trainer, {key: value.clone() for key, value in data.items()})
         scheduler.step()
 
-    result = iteration_times(_synchronised(train_step, device), n=n, warmup=warmup, flops=flops)
+    result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     window = _pair(1, n_inputs, scale, infer_size, generator)["lr"].to(device)
     network.eval()
-    infer = inference_times(_synchronised(network, device), window.clone, n=n, warmup=warmup)
+    infer = inference_times(network, window.clone, n=n, warmup=warmup)
     config = (
         f"configs/train_sr.json + train_uasr.json{' + quick.json' if quick else ''}; 2 channels; "
         f"{n_inputs} x {patch}x{patch} -> {scale} slices; bs{batch}; infer 1 x 2 x {n_inputs} x {infer_size}^2"
