@@ -30,6 +30,7 @@ __all__ = [
 
 import logging
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +41,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+#: the wrappers ``wrap_ddp`` made, so ``finalize`` can make them let go of the group
+_WRAPPERS: weakref.WeakSet[DistributedDataParallel] = weakref.WeakSet()
+#: what a ``DistributedDataParallel`` holds of its process group (the C++ logger holds the reducer)
+_GROUP_HOLDERS = ("logger", "reducer", "process_group")
 
 
 def _initialized() -> bool:
@@ -93,15 +98,28 @@ def init(backend: str | None = None, required: bool = False) -> None:
 def finalize() -> None:
     """Leave the process group if one is initialised (call from the config's ``finalize``).
 
-    All ranks meet at a barrier first: a rank that tears the group down while another is still in a collective or
-    writing (rank 0's last checkpoint) can abort the job ("terminate called without an active exception", seen
-    with gloo). ignite's cached distributed context is reset too, so later workflows in the same process run
-    serially.
+    All ranks meet at a barrier first, so no rank tears the group down while another is still in a collective or
+    writing (rank 0's last checkpoint). ``destroy_process_group`` alone leaves gloo's threads running: every DDP
+    wrapper (still referenced by the workflow) keeps the group alive, and it was then destroyed only during the
+    interpreter's shutdown, which now and then aborted a finished rank ("terminate called without an active
+    exception": twice in about five full CI runs). So the wrappers from ``wrap_ddp`` drop their hold here and
+    the group's threads end while Python is still whole; a wrapper cannot run after this. ignite's cached
+    distributed context is reset too, so later workflows in the same process run serially.
     """
     if _initialized():
         dist.barrier()
         dist.destroy_process_group()
+        _release_wrappers()
         idist.sync()
+
+
+def _release_wrappers() -> None:
+    """Make every live ``wrap_ddp`` wrapper drop its reducer, logger and group (the group's last references)."""
+    for wrapper in list(_WRAPPERS):
+        for name in _GROUP_HOLDERS:
+            if hasattr(wrapper, name):
+                delattr(wrapper, name)
+    _WRAPPERS.clear()
 
 
 def barrier() -> None:
@@ -184,7 +202,9 @@ def wrap_ddp(
         index = torch.cuda.current_device() if device.index is None else device.index
         kwargs.setdefault("device_ids", [index])
         kwargs.setdefault("output_device", index)
-    return DistributedDataParallel(module, find_unused_parameters=find_unused_parameters, **kwargs)
+    wrapper = DistributedDataParallel(module, find_unused_parameters=find_unused_parameters, **kwargs)
+    _WRAPPERS.add(wrapper)
+    return wrapper
 
 
 def shard(items: Sequence[T], rank: int | None = None, world_size: int | None = None) -> list[T]:

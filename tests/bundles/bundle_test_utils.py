@@ -109,7 +109,7 @@ def torchrun(cwd: Path, target: list[str], log_dir: Path, timeout: int = 300) ->
     as a user runs it, or the repository), this repository on ``PYTHONPATH``, each rank's output in ``log_dir``."""
     repo = Path(__file__).resolve().parents[2]
     path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "--redirects", "3", "--log-dir", str(log_dir), *target,

@@ -148,8 +148,17 @@ def main() -> None:
     result["shard"] = distributed.shard(list(range(7)))
     result.update(gradient_check(rank, world_size))
     result.update(cyclegan_check(rank, world_size, out_dir))
-    (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
+    kept_alive = distributed.wrap_ddp(torch.nn.Linear(2, 2), device="cpu")  # as a workflow's networks outlive finalize
+    result["threads_before_finalize"] = native_threads()
     distributed.finalize()
+    result["threads_after_finalize"] = native_threads()
+    result["wrapper_still_referenced"] = kept_alive is not None
+    (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def native_threads() -> list[str]:
+    """The names of this process's threads (Linux: /proc/self/task/*/comm; empty elsewhere)."""
+    return sorted(path.read_text().strip() for path in Path("/proc/self/task").glob("*/comm"))
 
 
 if __name__ == "__main__":
