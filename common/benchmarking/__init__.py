@@ -36,12 +36,17 @@ from common.benchmarking.measure import (
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
 from common.benchmarking.side_by_side import (
+    AMP_DTYPES,
     alternate,
     inference_times,
     iteration_times,
     peer_step_result,
+    precision_label,
     ratio_summary,
     run_json_process,
+    step_autocast,
+    step_precision,
+    trainer_precision,
 )
 from common.benchmarking.speed import slice_scaling, slice_scaling_rows, step_speed, time_step, write_tiled_volume
 from common.benchmarking.stages import StageCache
@@ -84,6 +89,11 @@ __all__ = [
     "write_tiled_volume",
     "iteration_times",
     "inference_times",
+    "AMP_DTYPES",
+    "step_precision",
+    "precision_label",
+    "step_autocast",
+    "trainer_precision",
     "peer_step_result",
     "run_json_process",
     "alternate",

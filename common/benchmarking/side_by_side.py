@@ -21,7 +21,60 @@ from typing import Any
 
 from common.benchmarking.measure import conv_ceiling_gflops, count_flops
 
-__all__ = ["iteration_times", "peer_step_result", "run_json_process", "alternate", "ratio_summary"]
+__all__ = [
+    "AMP_DTYPES",
+    "step_precision",
+    "precision_label",
+    "step_autocast",
+    "trainer_precision",
+    "iteration_times",
+    "peer_step_result",
+    "run_json_process",
+    "alternate",
+    "ratio_summary",
+]
+
+#: a peer step's ``--amp``: the autocast dtype of its GPU step and inference (``off``: float32 throughout)
+AMP_DTYPES = {"off": None, "bf16": "bfloat16", "fp16": "float16"}
+
+
+def step_precision(device: str, flops: bool, amp: str = "off") -> Any:
+    """Check a peer step's ``device``, ``flops`` and ``amp`` arguments; the autocast ``torch.dtype`` (None: fp32).
+
+    Raises:
+        ValueError: ``amp`` is not a key of :data:`AMP_DTYPES`; ``flops`` with a GPU (the conv ceiling it is
+            compared with is a CPU measurement); ``amp`` other than ``off`` on the CPU (the CPU rows are fp32).
+    """
+    import torch
+
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}.")
+    kind = torch.device(device).type
+    if kind != "cpu" and flops:
+        raise ValueError("--flops compares with a conv ceiling measured on the CPU: pass --flops False with a GPU.")
+    if amp != "off" and kind != "cuda":
+        raise ValueError(f"--amp {amp} is for a CUDA device (--device cuda); the CPU steps run in float32.")
+    return None if AMP_DTYPES[amp] is None else getattr(torch, AMP_DTYPES[amp])
+
+
+def precision_label(device: str, amp: str = "off") -> str:
+    """What a peer step's configuration text says of its device and precision ("" on the CPU in float32)."""
+    parts = [str(device)] if str(device) != "cpu" else []
+    parts += [f"{amp} autocast"] if amp != "off" else []
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def step_autocast(device: str, dtype: Any) -> Any:
+    """``torch.autocast`` on ``device``'s type to ``dtype``, disabled when ``dtype`` is None (a hand-written step's
+    or an inference's counterpart of :func:`trainer_precision`)."""
+    import torch
+
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
+def trainer_precision(dtype: Any) -> dict[str, Any]:
+    """The engine base's ``amp`` and ``amp_kwargs`` arguments for autocast ``dtype`` (None: off)."""
+    return {"amp": dtype is not None, "amp_kwargs": {"dtype": dtype} if dtype is not None else None}
 
 
 def _stats(values: Sequence[float]) -> dict[str, Any]:

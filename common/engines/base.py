@@ -8,6 +8,7 @@ __all__ = [
     "batch_statistics_layers",
     "discriminator_logits",
     "named_loss_terms",
+    "needs_loss_scaling",
     "set_requires_grad",
 ]
 
@@ -58,6 +59,12 @@ def named_loss_terms(loss_function: Any, prediction: torch.Tensor, target: torch
     if "loss" not in terms:
         raise ValueError(f"the loss terms must include 'loss' (the total); got keys {sorted(terms)}.")
     return terms
+
+
+def needs_loss_scaling(amp: bool, device_type: str, amp_kwargs: dict) -> bool:
+    """Whether AMP training needs a ``GradScaler``: on CUDA in float16 (autocast's default dtype there), whose
+    narrow exponent range lets small gradients underflow; bfloat16 has float32's range and needs none."""
+    return bool(amp) and device_type == "cuda" and amp_kwargs.get("dtype", torch.float16) == torch.float16
 
 
 class GradScalerState:
@@ -134,7 +141,8 @@ class MultiNetworkTrainer(Trainer):
     so handlers see every attribute. The base gives it:
 
     - ``networks`` / ``optimizers``: named dicts (also on ``engine.state.networks`` / ``engine.state.optimizers``),
-      one ``torch.amp.GradScaler`` per optimizer (active with ``amp=True`` on CUDA);
+      one ``torch.amp.GradScaler`` per optimizer (active with ``amp=True`` on CUDA in float16, autocast's default
+      there; not with ``amp_kwargs={"dtype": torch.bfloat16}``, whose range needs no loss scaling);
     - ``frozen_networks``: pretrained networks used but not trained (a CycleGANSeg Segmentor, a REHRSeg teacher):
       put in eval mode without gradients, refused when wrapped in DDP or found inside an optimizer;
     - ``optimizer_step(name, loss)``: zero the gradients, scaled backward, step, scaler update;
@@ -307,7 +315,7 @@ class MultiNetworkTrainer(Trainer):
         self.state.optimizers = optimizers
         self.optim_set_to_none = optim_set_to_none
         self.device_type = self.state.device.type if self.state.device is not None else "cpu"
-        use_scaler = amp and self.device_type == "cuda"
+        use_scaler = needs_loss_scaling(amp, self.device_type, self.amp_kwargs)
         self.scalers = {name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in optimizers}
         self.d_steps_per_g_step = int(d_steps_per_g_step)
         self.r1_gamma = float(r1_gamma)

@@ -281,3 +281,13 @@ def test_a_feature_the_iteration_does_not_use_is_refused(feature, value):
     with pytest.raises(ValueError, match=f"PlainGAN does not use {feature}"):
         _toy_of(PlainGAN, **{feature: value})
     _toy_of(PlainGAN)  # the defaults are accepted
+
+
+def test_loss_scaling_only_for_float16_on_cuda():
+    from common.engines.base import needs_loss_scaling
+
+    assert needs_loss_scaling(True, "cuda", {})  # autocast's CUDA default is float16
+    assert needs_loss_scaling(True, "cuda", {"dtype": torch.float16})
+    assert not needs_loss_scaling(True, "cuda", {"dtype": torch.bfloat16})  # float32's exponent range
+    assert not needs_loss_scaling(False, "cuda", {})
+    assert not needs_loss_scaling(True, "cpu", {"dtype": torch.float16})

@@ -9,7 +9,16 @@ import json
 import sys
 
 import pytest
-from common.benchmarking import alternate, iteration_times, ratio_summary, run_json_process
+from common.benchmarking import (
+    alternate,
+    iteration_times,
+    precision_label,
+    ratio_summary,
+    run_json_process,
+    step_autocast,
+    step_precision,
+    trainer_precision,
+)
 
 from tools import side_by_side as sbs
 
@@ -55,6 +64,29 @@ def test_iteration_times_calls_the_step_warmup_plus_n_times_and_counts_its_flops
     assert result["ceiling_share"] > 0
     with pytest.raises(ValueError, match="n >= 1"):
         iteration_times(step, n=0)
+
+
+def test_step_precision_refuses_what_cannot_be_measured_and_autocast_casts_to_its_dtype():
+    import torch
+
+    assert step_precision("cpu", flops=True) is None
+    assert step_precision("cuda", flops=False, amp="bf16") is torch.bfloat16  # validated without touching a GPU
+    assert step_precision("cuda:1", flops=False, amp="fp16") is torch.float16
+    with pytest.raises(ValueError, match="amp must be one of"):
+        step_precision("cuda", flops=False, amp="fp8")
+    with pytest.raises(ValueError, match="pass --flops False with a GPU"):
+        step_precision("cuda", flops=True)
+    with pytest.raises(ValueError, match="is for a CUDA device"):
+        step_precision("cpu", flops=False, amp="bf16")
+    assert precision_label("cpu") == "" and precision_label("cuda") == "; cuda"
+    assert precision_label("cuda", "bf16") == "; cuda, bf16 autocast"
+    assert trainer_precision(None) == {"amp": False, "amp_kwargs": None}
+    assert trainer_precision(torch.bfloat16) == {"amp": True, "amp_kwargs": {"dtype": torch.bfloat16}}
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with step_autocast("cpu", torch.bfloat16):  # the CPU has a bf16 autocast too: the context really casts
+        assert (a @ b).dtype == torch.bfloat16
+    with step_autocast("cpu", None):
+        assert (a @ b).dtype == torch.float32
 
 
 def test_run_json_process_reads_the_last_line_and_the_childs_own_peak_rss(tmp_path):

@@ -27,7 +27,7 @@ slice). Ours is this bundle's SR stage, built from ``configs/train.json``'s own 
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--batch 4] [--size 256] [--threads 2] [--flops True]
-        [--quick False]
+        [--quick False] [--device cuda --flops False [--amp bf16|fp16]]   (a GPU: steps timed to their end)
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ from common.benchmarking import (
     iteration_times,
     parse_config_items,
     peer_step_result,
+    precision_label,
     read_overlay,
+    step_autocast,
+    step_precision,
+    trainer_precision,
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,10 +67,13 @@ def _pair(batch: int, size: int, scale: int, generator: torch.Generator) -> dict
     return {"lr": F.interpolate(thick, size=(size, size), mode="bilinear"), "hr": hr}
 
 
-def build(batch: int = 4, size: int = 256, quick: bool = False) -> dict[str, Any]:
+def build(
+    batch: int = 4, size: int = 256, quick: bool = False, device: str = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, Any]:
     """This bundle's SR stage at the reference configuration, built from ``configs/train.json`` (no prior, centroid
-    or VGG file needed): ``network``, ``loss``, ``optimizer``, ``trainer`` (``SuperResolutionTrainer``), ``scale``
-    and ``next_batch`` (a callable giving a fresh ``{"lr", "hr"}`` batch)."""
+    or VGG file needed) on ``device``, under autocast to ``dtype`` if given: ``network``, ``loss``, ``optimizer``,
+    ``trainer`` (``SuperResolutionTrainer``), ``scale`` and ``next_batch`` (a callable giving a fresh
+    ``{"lr", "hr"}`` batch on ``device``)."""
     import common.engines
     from common.losses.perceptual import VGG19Features
 
@@ -75,7 +82,7 @@ def build(batch: int = 4, size: int = 256, quick: bool = False) -> dict[str, Any
         torch.save(VGG19Features().state_dict(), vgg_path)  # random weights, as the reference harness's VGG19
         overrides = dict(
             read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {},
-            device="cpu",
+            device=device,
             img_size=size,
             vgg_weights=vgg_path,
             **_NO_FILES,
@@ -85,15 +92,21 @@ def build(batch: int = 4, size: int = 256, quick: bool = False) -> dict[str, Any
     if not loss.uses_perceptual:
         raise RuntimeError("the SR loss has no VGG19 terms: the step would not compute the reference's loss.")
     with torch.no_grad():  # the reference's 8 random centroids (standard normal), in place of the centroid file
-        network.centroids.copy_(torch.randn(int(items["num_centroids"]), int(items["style_dim"])))
+        network.centroids.copy_(torch.randn(int(items["num_centroids"]), int(items["style_dim"])).to(device))
     scale = int(items["scale"])
     generator = torch.Generator().manual_seed(0)
 
     def next_batch() -> dict[str, torch.Tensor]:
-        return _pair(batch, size, scale, generator)
+        return {key: value.to(device) for key, value in _pair(batch, size, scale, generator).items()}
 
     trainer = common.engines.SuperResolutionTrainer(
-        "cpu", 1, [next_batch()], {"network": network}, {"optimizer": items["optimizer"]}, loss_function=loss
+        device,
+        1,
+        [next_batch()],
+        {"network": network},
+        {"optimizer": items["optimizer"]},
+        loss_function=loss,
+        **trainer_precision(dtype),
     )
     return {
         "network": network,
@@ -113,11 +126,15 @@ def measure(
     threads: int = 2,
     flops: bool = True,
     quick: bool = False,
+    device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
-    """Time ``n`` SR training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content."""
+    """Time ``n`` SR training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content;
+    ``device`` ``cuda`` runs both on the GPU (``flops`` off), under ``amp``'s autocast dtype if not ``off``."""
+    dtype = step_precision(device, flops, amp)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    step = build(batch, size, quick)
+    step = build(batch, size, quick, device, dtype)
     trainer, network, next_batch = step["trainer"], step["network"], step["next_batch"]
 
     def train_step() -> None:
@@ -126,12 +143,15 @@ def measure(
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     network.eval()
     generator = torch.Generator().manual_seed(0)
-    infer = inference_times(network, lambda: _pair(1, size, step["scale"], generator)["lr"], n=n, warmup=warmup)
+    with step_autocast(device, dtype):
+        infer = inference_times(
+            network, lambda: _pair(1, size, step["scale"], generator)["lr"].to(device), n=n, warmup=warmup
+        )
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; TransMRSR, random prior, truncation to 8 random "
         f"centroids; 1 channel (reference: grey replicated to 3); {size}x{size}; bs{batch}; "
         "L1 + 0.5 (VGG19 content + style), VGG19 random weights; Adam 1e-4 (0.5, 0.999); "
-        f"infer 1 x 1 x {size}^2"
+        f"infer 1 x 1 x {size}^2{precision_label(device, amp)}"
     )
     return peer_step_result(
         result, infer, "ours (common.engines.SuperResolutionTrainer, TransMRSR)", config, {"transmrsr": network}

@@ -18,7 +18,8 @@ Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--phase sys] [--threads 2] [--flops True] [--quick False]
         [--fused_optimizer B] [--optim_set_to_none B] [--channels_last B] [--compile B]   (default: train.json's)
-        [--attention_kernel default|math]
+        [--attention_kernel default|math] [--device cuda --flops False [--amp bf16|fp16]]   (a GPU: steps timed
+        to their end; autocast)
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ from common.benchmarking import (
     iteration_times,
     parse_config_switches,
     peer_step_result,
+    precision_label,
     read_overlay,
+    step_autocast,
+    step_precision,
+    trainer_precision,
 )
 from scripts.benchmark import PHASE_FILES
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -68,9 +73,13 @@ def measure(
     channels_last: bool | None = None,
     compile: bool | None = None,  # noqa: A002 - the bundle key's name
     attention_kernel: str = "default",
+    device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
     """Time ``n`` training steps (after ``warmup``) and ``n`` one-cine inferences: the JSON's content. A switch
-    left at ``None`` takes ``train.json``'s value."""
+    left at ``None`` takes ``train.json``'s value; ``device`` ``cuda`` runs both on the GPU (``flops`` off), under
+    ``amp``'s autocast dtype if not ``off``."""
+    dtype = step_precision(device, flops, amp)
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {sorted(PHASES)}, got {phase!r}.")
     if attention_kernel not in ATTENTION_KERNELS:
@@ -83,7 +92,13 @@ def measure(
         channels_last=channels_last,
         compile=compile,
     )
-    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, "device": "cpu"}
+    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
+    overrides = {
+        **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
+        **NO_DATA,
+        **precision,
+        "device": device,
+    }
     files = ["train.json", *PHASE_FILES[phase]]
     items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, given)
     trainer = items["train#trainer"]
@@ -94,6 +109,7 @@ def measure(
         "lge": torch.rand(batch, 1, size, size, generator=generator) * 2 - 1,
         "label": torch.randint(0, int(items["num_classes"]), (batch, 1, size, size), generator=generator).float(),
     }
+    data = {key: value.to(device) for key, value in data.items()}
     trainer.state.iteration = 0
 
     def train_step() -> None:  # one generator update: the engine's iteration counter makes the last one D + G
@@ -104,18 +120,19 @@ def measure(
     with ATTENTION_KERNELS[attention_kernel]():
         result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
         network = trainer.networks["g"].eval()
-        condition = trainer.condition(data["cine"][:1])
-        infer = inference_times(
-            (lambda cine: network(cine, condition)) if condition is not None else network,
-            lambda: data["cine"][:1].clone(),
-            n=n,
-            warmup=warmup,
-        )
+        with step_autocast(device, dtype):
+            condition = trainer.condition(data["cine"][:1])
+            infer = inference_times(
+                (lambda cine: network(cine, condition)) if condition is not None else network,
+                lambda: data["cine"][:1].clone(),
+                n=n,
+                warmup=warmup,
+            )
     on = [label for key, label in SWITCHES.items() if switches[key]]
     on += ["unfused (math) attention"] if attention_kernel == "math" else []
     config = (
         f"{' + '.join(files)}{' + quick.json' if quick else ''}; bs{batch}; {frames} x {size}^2 cine; "
-        f"{', '.join(on) or 'no speed switch'}; infer 1 cine"
+        f"{', '.join(on) or 'no speed switch'}; infer 1 cine{precision_label(device, amp)}"
     )
     return peer_step_result(result, infer, f"ours ({type(trainer).__name__}._iteration)", config, trainer.networks)
 

@@ -13,6 +13,7 @@ Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--size 64] [--threads 2] [--flops True]
         [--channels_last B] [--compile B] [--stack_passes B] [--fused_optimizer B] [--optim_set_to_none B]
+        [--device cuda --flops False [--amp bf16|fp16]]   (a GPU: each step timed to its end; autocast)
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ import os
 
 import fire
 import torch
-from common.benchmarking import inference_times, iteration_times, parse_config_switches, peer_step_result
+from common.benchmarking import (
+    inference_times,
+    iteration_times,
+    parse_config_switches,
+    peer_step_result,
+    precision_label,
+    step_autocast,
+    step_precision,
+    trainer_precision,
+)
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ITEMS = ("network", "g_target_to_source", "d_source", "d_target", "g_optimizer", "d_optimizer", "adversarial_loss")
@@ -47,11 +57,15 @@ def measure(
     stack_passes: bool | None = None,
     fused_optimizer: bool | None = None,
     optim_set_to_none: bool | None = None,
+    device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
     """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content. A switch
-    left at ``None`` takes ``train.json``'s value."""
+    left at ``None`` takes ``train.json``'s value; ``device`` ``cuda`` runs both on the GPU (``flops`` off), under
+    ``amp``'s autocast dtype if not ``off``."""
     import common.engines
 
+    dtype = step_precision(device, flops, amp)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     given = dict(
@@ -61,7 +75,7 @@ def measure(
         fused_optimizer=fused_optimizer,
         optim_set_to_none=optim_set_to_none,
     )
-    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], {"device": "cpu"}, _ITEMS, given)
+    items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], {"device": device}, _ITEMS, given)
     networks = {
         "g_source_to_target": items["network"],
         "g_target_to_source": items["g_target_to_source"],
@@ -71,10 +85,10 @@ def measure(
     generator = torch.Generator().manual_seed(1)
 
     def noise() -> torch.Tensor:
-        return torch.rand(1, 1, size, size, generator=generator) * 2 - 1
+        return (torch.rand(1, 1, size, size, generator=generator) * 2 - 1).to(device)
 
     trainer = common.engines.CycleGANTrainer(
-        "cpu",
+        device,
         1,
         [],
         networks,
@@ -89,6 +103,7 @@ def measure(
         compile_networks=switches["compile"],
         stack_passes=switches["stack_passes"],
         optim_set_to_none=switches["optim_set_to_none"],
+        **trainer_precision(dtype),
     )
 
     def train_step() -> None:
@@ -96,10 +111,11 @@ def measure(
 
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     g = networks["g_source_to_target"].eval()
-    infer = inference_times(g, noise, n=n, warmup=warmup)
+    with step_autocast(device, dtype):
+        infer = inference_times(g, noise, n=n, warmup=warmup)
     on = [label for key, label in SWITCHES.items() if switches[key]]
     implementation = "ours (common.engines.CycleGANTrainer)" + (f", {' + '.join(on)}" if on else "")
-    config = f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1"
+    config = f"configs/train.json, use_segmentor false; 1 channel; {size}x{size}; bs1{precision_label(device, amp)}"
     return peer_step_result(result, infer, implementation, config, networks)
 
 

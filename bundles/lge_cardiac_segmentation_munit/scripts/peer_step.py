@@ -9,7 +9,7 @@ alternating processes.
 Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--size 192] [--threads 2] [--flops True] [--quick False]
-        [--stack_passes B]
+        [--stack_passes B] [--device cuda --flops False [--amp bf16|fp16]]   (a GPU: steps timed to their end)
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from common.benchmarking import (
     iteration_times,
     parse_config_switches,
     peer_step_result,
+    precision_label,
     read_overlay,
+    step_autocast,
+    step_precision,
+    trainer_precision,
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,14 +44,18 @@ def measure(
     flops: bool = True,
     quick: bool = False,
     stack_passes: bool | None = None,
+    device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
     """Time ``n`` training iterations (after ``warmup``) and ``n`` inference passes: the JSON's content;
-    ``stack_passes`` ``None`` takes ``train_translator.json``'s."""
+    ``stack_passes`` ``None`` takes ``train_translator.json``'s; ``device`` ``cuda`` runs both on the GPU (``flops``
+    off), under ``amp``'s autocast dtype if not ``off``."""
     import common.engines
 
+    dtype = step_precision(device, flops, amp)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="cpu")
+    overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device=device)
     files = ["train.json", "train_translator.json"]
     items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, {"stack_passes": stack_passes})
     stack_passes = switches["stack_passes"]
@@ -55,11 +63,11 @@ def measure(
     generator = torch.Generator().manual_seed(1)
 
     def noise() -> torch.Tensor:
-        return torch.rand(1, 1, size, size, generator=generator) * 2 - 1
+        return (torch.rand(1, 1, size, size, generator=generator) * 2 - 1).to(device)
 
     batch = {"bssfp": noise(), "lge": noise()}
     trainer = common.engines.MUNITTrainer(
-        "cpu",
+        device,
         1,
         [batch],
         networks,
@@ -67,6 +75,7 @@ def measure(
         source_key="bssfp",
         target_key="lge",
         stack_passes=stack_passes,
+        **trainer_precision(dtype),
     )
 
     def train_step() -> None:
@@ -78,10 +87,14 @@ def measure(
 
     def translate(x: torch.Tensor) -> None:
         content, _ = gen_a.encode(x)
-        gen_b.decode(content, torch.randn(1, items["style_dim"], 1, 1, generator=generator))
+        gen_b.decode(content, torch.randn(1, items["style_dim"], 1, 1, generator=generator).to(device))
 
-    infer = inference_times(translate, noise, n=n, warmup=warmup)
-    config = f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1"
+    with step_autocast(device, dtype):
+        infer = inference_times(translate, noise, n=n, warmup=warmup)
+    config = (
+        f"configs/train_translator.json{' + quick.json' if quick else ''}; 1 channel; {size}x{size}; bs1"
+        f"{precision_label(device, amp)}"
+    )
     implementation = "ours (common.engines.MUNITTrainer)" + (", stacked passes" if stack_passes else "")
     return peer_step_result(result, infer, implementation, config, networks)
 

@@ -13,6 +13,7 @@ Usage (from the bundle root)::
 
     python -m scripts.peer_step [--n 3] [--warmup 1] [--threads 2] [--flops True] [--quick False]
         [--fused_optimizer B] [--channels_last B] [--compile B]   (default: train.json's)
+        [--device cuda --flops False [--amp bf16|fp16]]   (a GPU: each step timed to its end; autocast)
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from common.benchmarking import (
     iteration_times,
     parse_config_switches,
     peer_step_result,
+    precision_label,
     read_overlay,
+    step_autocast,
+    step_precision,
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,33 +52,44 @@ def measure(
     fused_optimizer: bool | None = None,
     channels_last: bool | None = None,
     compile: bool | None = None,  # noqa: A002 - the bundle key's name
+    device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
     """Time ``n`` training iterations (after ``warmup``) and ``n`` one-slice inferences: the JSON's content. A
-    switch left at ``None`` takes ``train.json``'s value."""
+    switch left at ``None`` takes ``train.json``'s value; ``device`` ``cuda`` runs both on the GPU (``flops`` off),
+    under ``amp``'s autocast dtype if not ``off`` (fp16 with a gradient scaler, as MONAI's trainer)."""
+    dtype = step_precision(device, flops, amp)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     given = dict(fused_optimizer=fused_optimizer, channels_last=channels_last, compile=compile)
-    overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device="$torch.device('cpu')")
+    overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device=f"$torch.device('{device}')")
     items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], overrides, _ITEMS, given)
     network, loss_function, optimizer = items["network"], items["loss"], items["optimizer"]
     batch, high_res = int(items["batch_size"]), LOW_RES * int(items["scale"])
     generator = torch.Generator().manual_seed(0)
-    image = torch.rand(batch, 1, LOW_RES, LOW_RES, generator=generator)
+    image = torch.rand(batch, 1, LOW_RES, LOW_RES, generator=generator).to(device)
     label = torch.randint(0, int(items["num_classes"]), (batch, 1, high_res, high_res), generator=generator)
+    label = label.to(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     network.train()
 
-    def train_step() -> None:  # MONAI SupervisedTrainer's iteration (optim_set_to_none False, no AMP)
+    def train_step() -> None:  # MONAI SupervisedTrainer's iteration (optim_set_to_none False)
         optimizer.zero_grad(set_to_none=False)
-        loss_function(network(image), label).backward()
-        optimizer.step()
+        with step_autocast(device, dtype):
+            loss = loss_function(network(image), label)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     network.eval()
-    infer = inference_times(network, lambda: image[:1].clone(), n=n, warmup=warmup)
+    with step_autocast(device, dtype):
+        infer = inference_times(network, lambda: image[:1].clone(), n=n, warmup=warmup)
     on = [label for key, label in SWITCHES.items() if switches[key]]
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; bs{batch}; {LOW_RES}x{LOW_RES} -> "
         f"{high_res}x{high_res}; {', '.join(on) or 'no speed switch'}; infer 1 x 1 x {LOW_RES}^2"
+        f"{precision_label(device, amp)}"
     )
     return peer_step_result(result, infer, "ours (SupervisedTrainer iteration)", config, {"swin_sseg": network})
 

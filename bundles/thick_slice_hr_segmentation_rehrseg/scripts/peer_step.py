@@ -27,6 +27,7 @@ Usage (from the bundle root)::
     python -m scripts.peer_step --stage seg [--n 3] [--warmup 1] [--seg_batch 2] [--seg_patch 128,128,14]
         [--threads 2] [--flops True] [--quick False] [--channels_last B] [--fused_optimizer B]
         [--optim_set_to_none B]   (default: train.json's seg_channels_last, seg_fused_optimizer, seg_optim_set_to_none)
+    either stage on a GPU: [--device cuda --flops False [--amp bf16|fp16]]   (steps timed to their end; autocast)
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ from common.benchmarking import (
     iteration_times,
     parse_config_switches,
     peer_step_result,
+    precision_label,
     read_overlay,
+    step_autocast,
+    step_precision,
+    trainer_precision,
 )
 from common.benchmarking.workflow import int_tuple
 from common.transforms.self_sr import gap_start
@@ -104,9 +109,18 @@ def _measure_seg(
     quick: bool,
     switches: dict[str, bool | None],
     device: str,
+    amp: str,
 ) -> dict:
     """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
-    overrides = {**(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}), **NO_DATA, **PLAN, "device": device}
+    dtype = step_precision(device, flops, amp)
+    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
+    overrides = {
+        **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
+        **NO_DATA,
+        **PLAN,
+        **precision,
+        "device": device,
+    }
     items, switches = parse_config_switches(
         BUNDLE_ROOT, ["train.json"], overrides, ("train#trainer", "scale"), switches
     )
@@ -114,13 +128,14 @@ def _measure_seg(
     data = {key: value.to(device) for key, value in _seg_batch(seg_batch, seg_patch, scale, _generator()).items()}
     result = iteration_times(lambda: trainer._iteration(trainer, data), n=n, warmup=warmup, flops=flops)
     network = trainer.networks["segmenter"].network.eval()
-    infer = inference_times(network, lambda: data["image"][:1].clone(), n=n, warmup=warmup)
+    with step_autocast(device, dtype):
+        infer = inference_times(network, lambda: data["image"][:1].clone(), n=n, warmup=warmup)
     x, y, z = seg_patch
     config = (
         f"configs/train.json{' + quick.json' if quick else ''} with the plan's segmenter (7 stages); bs{seg_batch}; "
         f"LR {x}x{y}x{z} -> HR x{scale} in z; LR CE (U) + LR Dice + HR Dice-CE + KD; infer 1 crop, HR head"
         f"{''.join(f'; {label}' for key, label in SEG_SWITCHES.items() if switches[key])}"
-        f"{f'; {device}' if device != 'cpu' else ''}"
+        f"{precision_label(device, amp)}"
     )
     networks = {"segmenter": network, **trainer.frozen_networks}
     return peer_step_result(result, infer, "ours (common.engines.HRSegTrainer)", config, networks)
@@ -142,17 +157,18 @@ def measure(
     fused_optimizer: bool | None = None,
     optim_set_to_none: bool | None = None,
     device: str = "cpu",
+    amp: str = "off",
 ) -> dict:
     """Time ``n`` training iterations of ``stage`` (after ``warmup``) and ``n`` inferences: the JSON's content.
     ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
     ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
     ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer`` and ``optim_set_to_none`` its
     ``seg_fused_optimizer`` and ``seg_optim_set_to_none``). ``device`` ``cuda``: the same steps on the GPU (the
-    shared timers wait for its work); ``flops`` must then be off (the conv ceiling is measured on the CPU)."""
+    shared timers wait for its work); ``flops`` must then be off (the conv ceiling is measured on the CPU); ``amp``
+    ``bf16`` or ``fp16`` runs the GPU step and inference under that autocast dtype."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
-    if device != "cpu" and flops:
-        raise ValueError("--flops compares with a conv ceiling measured on the CPU: pass --flops False with a GPU.")
+    step_precision(device, flops, amp)  # refuses what cannot be measured before anything is built
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if stage == "seg":
@@ -160,10 +176,10 @@ def measure(
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
         given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none)))
-        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device)
+        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device, amp)
     if fused_optimizer is not None or optim_set_to_none is not None:
         raise ValueError("fused_optimizer and optim_set_to_none are stage-2 switches: pass them with --stage seg.")
-    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device)
+    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device, amp)
 
 
 def _measure_sr(
@@ -176,8 +192,10 @@ def _measure_sr(
     quick: bool,
     channels_last: bool | None,
     device: str,
+    amp: str,
 ) -> dict:
     """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences."""
+    dtype = step_precision(device, flops, amp)
     import common.engines
     from common.acceleration import accelerate
 
@@ -192,7 +210,13 @@ def _measure_sr(
     generator = _generator()
     data = {key: value.to(device) for key, value in _pair(batch, n_inputs, scale, patch, generator).items()}
     trainer = common.engines.SuperResolutionTrainer(
-        device, 1, [data], {"network": network}, {"optimizer": optimizer}, loss_function=items["sr_loss"]
+        device,
+        1,
+        [data],
+        {"network": network},
+        {"optimizer": optimizer},
+        loss_function=items["sr_loss"],
+        **trainer_precision(dtype),
     )
 
     def train_step() -> None:
@@ -202,11 +226,12 @@ def _measure_sr(
     result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
     window = _pair(1, n_inputs, scale, infer_size, generator)["lr"].to(device)
     network.eval()
-    infer = inference_times(network, window.clone, n=n, warmup=warmup)
+    with step_autocast(device, dtype):
+        infer = inference_times(network, window.clone, n=n, warmup=warmup)
     config = (
         f"configs/train_sr.json + train_uasr.json{' + quick.json' if quick else ''}; 2 channels; "
         f"{n_inputs} x {patch}x{patch} -> {scale} slices; bs{batch}; infer 1 x 2 x {n_inputs} x {infer_size}^2"
-        f"{'; channels-last' if channels_last else ''}{f'; {device}' if device != 'cpu' else ''}"
+        f"{'; channels-last' if channels_last else ''}{precision_label(device, amp)}"
     )
     return peer_step_result(
         result, infer, "ours (common.engines.SuperResolutionTrainer, UASR)", config, {"uasr": network}
