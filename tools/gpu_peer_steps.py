@@ -38,12 +38,19 @@ REPORT = "gpu_peer_steps"
 PRECISIONS = {"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 _CHILD = """
 import json, sys
+import torch
 from scripts.peer_step import measure
+cuda = torch.cuda.is_available()
 for name, kwargs in json.loads(sys.argv[1]):
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     try:
         result = measure(**kwargs)
     except Exception as error:  # one step's failure (e.g. out of memory) is a row of its own, not the end of the run
         result = {"error": f"{type(error).__name__}: {error}"[:500]}
+    if cuda:  # the step's and the inference's peak, what PyTorch allocated (its cache's slack not counted)
+        result["gpu_peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps({"entry": name, "kwargs": kwargs, **result}), flush=True)
 """
 
@@ -113,18 +120,20 @@ def write_report(lines: list[dict[str, Any]], out_dir: Path, machine: str, date:
         report["runs"][line["entry"]] = {**line, "machine": machine, "date": date}
     path.write_text(json.dumps(report, indent=1) + "\n")
     rows = [
-        "| entry | configuration | train step ms (median) | min-max | first step s | inference ms (median) |",
-        "|---|---|---|---|---|---|",
+        "| entry | configuration | train step ms (median) | min-max | first step s | inference ms (median) "
+        "| GPU peak MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, run in sorted(report["runs"].items()):
         if "error" in run:
-            rows.append(f"| {name} | | failed: {run['error']} | | | |")
+            rows.append(f"| {name} | | failed: {run['error']} | | | | |")
             continue
         train, infer = run["train_iter_s"], run["infer_s"]
         warm = run.get("warmup_train_s") or [None]
         rows.append(
             f"| {name} | {run['config']} | {_cell(train['median'])} | {_cell(train['min'])}-{_cell(train['max'])} "
-            f"| {warm[0] if warm[0] is None else round(warm[0], 2)} | {_cell(infer['median'])} |"
+            f"| {warm[0] if warm[0] is None else round(warm[0], 2)} | {_cell(infer['median'])} "
+            f"| {run.get('gpu_peak_allocated_mib', '')} |"
         )
     machines = sorted({run.get("machine", report.get("machine", "")) for run in report["runs"].values()})
     text = (
