@@ -114,3 +114,20 @@ def test_peer_step_times_the_default_and_a_flipped_switch():
         "--optim_set_to_none",
         "False",
     ]
+
+
+def test_the_benchmarks_speed_rows_time_one_generator_update_of_the_configs_trainer():
+    """The speed rows and the peer step share ``build_step``: the configs' trainer with train.json's switches (fused
+    Adam), and one timed step is ``d_steps_per_g_step`` iterations that end with the generator's update."""
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import SPEED_PHASES
+        from scripts.peer_step import build_step
+
+        step = build_step("sys", quick=True)
+    trainer = step["trainer"]
+    assert set(SPEED_PHASES.values()) == {"pri", "sys", "seg"} and type(trainer).__name__ == "SysTrainer"
+    assert trainer.d_steps_per_g_step == 2 and all(o.param_groups[0]["fused"] for o in trainer.optimizers.values())
+    g_before = {k: v.clone() for k, v in trainer.networks["g"].state_dict().items()}
+    step["train_step"]()
+    assert trainer.state.iteration == 2
+    assert any(not torch.equal(g_before[k], v) for k, v in trainer.networks["g"].state_dict().items())  # G updated

@@ -204,7 +204,6 @@ def _train_variant(name: str, seed: int, dataset_dir: str, work: str, network: d
 
 def _network(name: str, weights: str, network: dict) -> torch.nn.Module:
     """The trained variant as one module with the cascade's output layout."""
-    from common.benchmarking import parse_config_items
     from common.checkpoint import load_weights
 
     phases, overrides, _ = VARIANTS[name]
@@ -216,41 +215,23 @@ def _network(name: str, weights: str, network: dict) -> torch.nn.Module:
 
 
 #: the phases' trainers and their generator / discriminator definitions in the configs
-_SPEED_PHASES = {
-    "Pri": ("PriTrainer", [], {}),
-    "Sys": ("SysTrainer", ["train_sys.json"], {"pri": "pri_def"}),
-    "Seg": ("SegTrainer", ["train_seg.json"], {"pri": "pri_def", "sys": "sys_def"}),
-}
+#: the phases whose training step the speed rows time (row name -> ``scripts.peer_step.build_step``'s phase)
+SPEED_PHASES = {"Pri": "pri", "Sys": "sys", "Seg": "seg"}
 
 
-def _speed_rows(network: dict, repeats: int = 3) -> list[BenchmarkRow]:
-    """One training iteration with a generator step (and its discriminator step) per phase, batch 1 (the paper's),
-    at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, peak RSS of this process."""
-    import common.engines
+def _speed_rows(quick: bool, repeats: int = 3) -> list[BenchmarkRow]:
+    """Per phase, one generator update of the configs' own trainer (``scripts.peer_step.build_step``: networks,
+    losses, optimizers, ``d_steps_per_g_step`` discriminator steps and train.json's speed switches, as users train),
+    batch 1 (the paper's), at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, peak
+    RSS of this process."""
+    from scripts.peer_step import build_step  # not at the top: the peer step imports this module's PHASE_FILES
 
     rows = []
-    for phase, (trainer_name, files, frozen_keys) in _SPEED_PHASES.items():
-        keys = ("network_def", "discriminator_def", "n_frames", "image_size", *frozen_keys.values())
-        items = parse_config_items(BUNDLE_ROOT, ["train.json", *files], dict(network, device="cpu"), keys)
-        g, d = items["network_def"], items["discriminator_def"]
-        frozen = {name: items[key] for name, key in frozen_keys.items()}
-        n_frames, size = items["n_frames"], items["image_size"]
-        label = torch.randint(0, 4, (1, 1, size, size)).float()
-        batch = {"cine": torch.rand(1, 1, n_frames, size, size) * 2 - 1, "label": label, "lge": torch.rand_like(label)}
-        optimizers = {"g_optimizer": torch.optim.Adam(g.parameters(), 1e-3), "d_optimizer": torch.optim.Adam(
-            d.parameters(), 1e-3)}  # fmt: skip
-        trainer = getattr(common.engines, trainer_name)(
-            "cpu", 1, [batch], {"g": g, "d": d}, optimizers, frozen_networks=frozen, d_steps_per_g_step=1
-        )
-
-        def step() -> None:
-            trainer.state.iteration = 1
-            trainer._iteration(trainer, batch)
-
-        speed = time_step(step, repeats)
+    for name, phase in SPEED_PHASES.items():
+        speed = time_step(build_step(phase, quick)["train_step"], repeats)
         seconds = speed["step_seconds"]
         rows.append(
-            BenchmarkRow(f"{phase} step", "step_seconds", [("step", seconds)], seconds=seconds,
+            BenchmarkRow(f"{name} step", "step_seconds", [("step", seconds)], seconds=seconds,
                          gflop_per_step=speed["gflop_per_step"], ceiling_share=speed["ceiling_share"],
                          peak_rss_mb=peak_rss_mb(), higher_is_better=False)
         )  # fmt: skip
@@ -347,7 +328,7 @@ def run(
             agreement.setdefault(name, []).append(result["summary"])
 
     with Timer() as timer:
-        speed = _speed_rows(network)
+        speed = _speed_rows(quick)
     timings["speed rows"] = timer.seconds
     with Timer() as timer:
         models = os.path.join(out_dir, f"seed_{seeds[0]}", _folder("PSCGAN"))

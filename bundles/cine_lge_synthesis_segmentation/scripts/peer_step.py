@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from typing import Any
 
 import fire
 import torch
@@ -61,6 +62,47 @@ SWITCHES = {
 ATTENTION_KERNELS = {"default": contextlib.nullcontext, "math": lambda: sdpa_kernel([SDPBackend.MATH])}
 
 
+def build_step(
+    phase: str = "sys",
+    quick: bool = False,
+    device: str = "cpu",
+    dtype: torch.dtype | None = None,
+    switches: dict[str, bool | None] | None = None,
+) -> dict[str, Any]:
+    """The phase's training step as the configs build it: ``train#trainer`` of ``train.json`` + the phase's files
+    (+ ``quick.json``) with its data and handlers replaced (``NO_DATA``), on ``device``, under autocast to ``dtype``
+    if given, each of ``switches`` not None overriding its config key. Returns ``trainer``, ``data`` (one random
+    batch of ``batch_size``), ``train_step`` (one generator update: ``d_steps_per_g_step`` iterations, the engine's
+    iteration counter making the last one discriminator + generator), ``files`` and ``switches`` (the values used).
+    The benchmark's speed rows time this step too."""
+    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
+    overrides = {
+        **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
+        **NO_DATA,
+        **precision,
+        "device": device,
+    }
+    files = ["train.json", *PHASE_FILES[phase]]
+    items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, switches or {})
+    trainer = items["train#trainer"]
+    batch, frames, size = int(items["batch_size"]), int(items["n_frames"]), int(items["image_size"])
+    generator = torch.Generator().manual_seed(0)
+    data = {
+        "cine": torch.rand(batch, 1, frames, size, size, generator=generator) * 2 - 1,
+        "lge": torch.rand(batch, 1, size, size, generator=generator) * 2 - 1,
+        "label": torch.randint(0, int(items["num_classes"]), (batch, 1, size, size), generator=generator).float(),
+    }
+    data = {key: value.to(device) for key, value in data.items()}
+    trainer.state.iteration = 0
+
+    def train_step() -> None:
+        for _ in range(trainer.d_steps_per_g_step):
+            trainer.state.iteration += 1
+            trainer._iteration(trainer, data)
+
+    return {"trainer": trainer, "data": data, "train_step": train_step, "files": files, "switches": switches}
+
+
 def measure(
     n: int = 3,
     warmup: int = 1,
@@ -92,31 +134,9 @@ def measure(
         channels_last=channels_last,
         compile=compile,
     )
-    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
-    overrides = {
-        **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
-        **NO_DATA,
-        **precision,
-        "device": device,
-    }
-    files = ["train.json", *PHASE_FILES[phase]]
-    items, switches = parse_config_switches(BUNDLE_ROOT, files, overrides, _ITEMS, given)
-    trainer = items["train#trainer"]
-    batch, frames, size = int(items["batch_size"]), int(items["n_frames"]), int(items["image_size"])
-    generator = torch.Generator().manual_seed(0)
-    data = {
-        "cine": torch.rand(batch, 1, frames, size, size, generator=generator) * 2 - 1,
-        "lge": torch.rand(batch, 1, size, size, generator=generator) * 2 - 1,
-        "label": torch.randint(0, int(items["num_classes"]), (batch, 1, size, size), generator=generator).float(),
-    }
-    data = {key: value.to(device) for key, value in data.items()}
-    trainer.state.iteration = 0
-
-    def train_step() -> None:  # one generator update: the engine's iteration counter makes the last one D + G
-        for _ in range(trainer.d_steps_per_g_step):
-            trainer.state.iteration += 1
-            trainer._iteration(trainer, data)
-
+    step = build_step(phase, quick, device, dtype, given)
+    trainer, data, train_step, switches = step["trainer"], step["data"], step["train_step"], step["switches"]
+    files, (batch, _, frames, size, _) = step["files"], step["data"]["cine"].shape
     with ATTENTION_KERNELS[attention_kernel]():
         result = iteration_times(train_step, n=n, warmup=warmup, flops=flops)
         network = trainer.networks["g"].eval()
