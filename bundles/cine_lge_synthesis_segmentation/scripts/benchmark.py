@@ -123,7 +123,8 @@ METRIC_LABELS = {
     "psnr": "PSNR dB of the LGE-equivalent image",
     "nrmse": "NRMSE of the LGE-equivalent image (lower is better)",
     "scar_ratio_error": "|scar ratio predicted - true| per patient (lower is better)",
-    "step_seconds": "seconds per training iteration (a discriminator and a generator step), batch 1",
+    "step_seconds": "seconds per generator update (train.json's trainer and switches: d_steps_per_g_step 2, so two "
+    "discriminator steps and one generator step), batch 1",
     "inference_seconds": "inference seconds per cine stack (one stack tiled to N slices; the fit: per slice)",
 }
 #: the speed metrics: rows of their own, not scores of the evaluated cases
