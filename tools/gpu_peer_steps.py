@@ -2,13 +2,15 @@
 
 Usage (repository root, on a machine with CUDA)::
 
-    python -m tools.gpu_peer_steps [--bundles NAME ...] [--amp off bf16] [--n 20] [--warmup 5]
+    python -m tools.gpu_peer_steps [--bundles NAME ...] [--amp off bf16] [--variants] [--n 20] [--warmup 5]
         [--out runs.jsonl]          # time each step, one JSON line per run, appended as it finishes
     python -m tools.gpu_peer_steps --report runs.jsonl [--machine "one H200"] [--merge_into benchmarks]
 
 The steps are the ones ``tools.side_by_side`` times on the CPU (each bundle's ``PEER_STEP`` in
 ``scripts/benchmark.py``: the main step's ``ours_args`` and each of ``more_steps``', at the public code's
-configuration), here with ``--device cuda --flops False`` and each ``--amp`` precision; a new bundle with a
+configuration), here with ``--device cuda --flops False`` and each ``--amp`` precision (with ``--variants``, each
+step's ``ours_variants`` too, e.g. compiled or channels-last: entries ``<bundle> (<step>, <variant>,
+<precision>)``); a new bundle with a
 ``PEER_STEP`` takes part with no edit here. Each bundle runs in one process (its ``scripts`` package is its own),
 the steps one after the other, so no two share the GPU. With ``--report`` the lines become entries
 ``<bundle> (<step>; <precision>)`` of ``<merge_into>/gpu_peer_steps.json`` (merged with the entries already there)
@@ -81,16 +83,22 @@ def step_kwargs(ours_args: Sequence[str]) -> dict[str, Any]:
 
 
 def bundle_runs(
-    bundle: Path, precisions: Sequence[str], n: int, warmup: int, threads: int
+    bundle: Path, precisions: Sequence[str], n: int, warmup: int, threads: int, variants: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
-    """``[(entry name, measure kwargs)]`` of ``bundle``: each peer step in each precision, on ``cuda``."""
+    """``[(entry name, measure kwargs)]`` of ``bundle``: each peer step (and, with ``variants``, each of its
+    ``ours_variants``) in each precision, on ``cuda``."""
     spec = read_benchmark_info(bundle).peer_step
     runs = []
     for label, step in _steps(spec) if spec else []:
         base = step_kwargs(step["ours_args"])
-        for amp in precisions:
-            kwargs = {**base, "n": n, "warmup": warmup, "threads": threads, "device": "cuda", "flops": False}
-            runs.append((_entry_name(bundle, label or "main", PRECISIONS[amp]), {**kwargs, "amp": amp}))
+        flavours: dict[str, dict[str, Any]] = {"": {}}
+        for name, args in step.get("ours_variants", {}).items() if variants else []:
+            flavours[name] = step_kwargs(["-m", "scripts.peer_step", *args])
+        for variant, extra in flavours.items():
+            for amp in precisions:
+                kwargs = {**base, **extra, "n": n, "warmup": warmup, "threads": threads, "device": "cuda"}
+                name = _entry_name(bundle, label or "main", variant, PRECISIONS[amp])
+                runs.append((name, {**kwargs, "flops": False, "amp": amp}))
     return runs
 
 
@@ -153,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", default=None, help="bundle folder names (default: every PEER_STEP)")
     parser.add_argument("--amp", nargs="+", default=["off", "bf16"], choices=sorted(PRECISIONS))
+    parser.add_argument("--variants", action="store_true", help="each step's ours_variants too (compiled, ...)")
     parser.add_argument("--n", type=int, default=20, help="timed steps (and inferences) per run")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -173,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     failed = 0
     for bundle in find_benchmark_bundles(names=args.bundles):
-        runs = bundle_runs(bundle, args.amp, args.n, args.warmup, args.threads)
+        runs = bundle_runs(bundle, args.amp, args.n, args.warmup, args.threads, args.variants)
         if runs:
             failed += run_bundle(bundle, runs, args.out) != 0
     return 1 if failed else 0

@@ -38,6 +38,7 @@ def _fake_bundle(tmp_path, spec):
 SPEC = {
     "repository": None,
     "ours_args": ["-m", "scripts.peer_step", "--n", "3", "--size", "64", "--quick", "True"],
+    "ours_variants": {"compiled": ["--compile", "True"]},
     "more_steps": {"stage 2": {"ours_args": ["-m", "scripts.peer_step", "--stage", "seg", "--patch", "8,8,2"]}},
 }
 
@@ -64,6 +65,14 @@ def test_each_step_runs_in_each_precision_on_cuda_with_the_timing_arguments(tmp_
     assert main == {"n": 7, "size": 64, "quick": True, "warmup": 2, "threads": 4, "device": "cuda", "flops": False,
                     "amp": "bf16"}  # fmt: skip
     assert stage2["stage"] == "seg" and stage2["patch"] == (8, 8, 2) and "size" not in stage2  # its own arguments
+    with_variants = dict(gps.bundle_runs(_fake_bundle(tmp_path / "v", SPEC), ["bf16"], n=7, warmup=2, threads=4,
+                                         variants=True))  # fmt: skip
+    assert list(with_variants) == [
+        "fake_bundle (main, bf16 autocast)",
+        "fake_bundle (main, compiled, bf16 autocast)",
+        "fake_bundle (stage 2, bf16 autocast)",  # more_steps have no variants unless they name their own
+    ]
+    assert with_variants["fake_bundle (main, compiled, bf16 autocast)"] == {**main, "compile": True}
 
 
 def test_one_process_per_bundle_appends_each_result_and_a_failing_step_is_a_row(tmp_path):
