@@ -3,19 +3,19 @@
 Usage (repository root, on a machine with CUDA)::
 
     python -m tools.gpu_peer_steps [--bundles NAME ...] [--amp off bf16] [--variants] [--n 20] [--warmup 5]
-        [--out runs.jsonl]          # time each step, one JSON line per run, appended as it finishes
+        [--bundle_timeout S] [--out runs.jsonl]   # time each step, one JSON line per run, appended as it finishes
     python -m tools.gpu_peer_steps --report runs.jsonl [--machine "one H200"] [--merge_into benchmarks]
 
 The steps are the ones ``tools.side_by_side`` times on the CPU (each bundle's ``PEER_STEP`` in
 ``scripts/benchmark.py``: the main step's ``ours_args`` and each of ``more_steps``', at the public code's
 configuration), here with ``--device cuda --flops False`` and each ``--amp`` precision (with ``--variants``, each
 step's ``ours_variants`` too, e.g. compiled or channels-last: entries ``<bundle> (<step>, <variant>,
-<precision>)``); a new bundle with a
-``PEER_STEP`` takes part with no edit here. Each bundle runs in one process (its ``scripts`` package is its own),
-the steps one after the other, so no two share the GPU. With ``--report`` the lines become entries
-``<bundle> (<step>; <precision>)`` of ``<merge_into>/gpu_peer_steps.json`` (merged with the entries already there)
-and the table ``gpu_peer_steps.md``. There is no reference on the GPU side: the public codes' GPU paths are not run
-here.
+<precision>)``); a new bundle with a ``PEER_STEP`` takes part with no edit here. Each bundle runs in one process
+(its ``scripts`` package is its own), the steps one after the other, so no two share the GPU; a step that raises
+(out of memory), kills its process or outlasts ``--bundle_timeout`` becomes a line with its ``error``, and the lines
+already written stay. With ``--report`` the lines become entries ``<bundle> (<step>, <precision>)`` of
+``<merge_into>/gpu_peer_steps.json`` (merged with the entries already there) and the table ``gpu_peer_steps.md``.
+There is no reference on the GPU side: the public codes' GPU paths are not run here.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ for name, kwargs in json.loads(sys.argv[1]):
         result = {"error": f"{type(error).__name__}: {error}"[:500]}
     if cuda:  # the step's and the inference's peak, what PyTorch allocated (its cache's slack not counted)
         result["gpu_peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    print(json.dumps({"entry": name, "kwargs": kwargs, **result}), flush=True)
+    line = json.dumps({"entry": name, "kwargs": kwargs, **result})
+    with open(sys.argv[2], "a") as out:  # written by the child itself: a step that hangs or kills it loses no row
+        out.write(line + "\\n")
+    print(line[:200], flush=True)
 """
 
 
@@ -102,17 +105,36 @@ def bundle_runs(
     return runs
 
 
-def run_bundle(bundle: Path, runs: list[tuple[str, dict[str, Any]]], out: Path, python: str = sys.executable) -> int:
-    """Run ``runs`` in one process in the bundle root, appending each result line to ``out``; the process's code."""
+def _entries(out: Path) -> set[str]:
+    return (
+        {json.loads(line)["entry"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    )
+
+
+def run_bundle(
+    bundle: Path,
+    runs: list[tuple[str, dict[str, Any]]],
+    out: Path,
+    timeout: float | None = None,
+    python: str = sys.executable,
+) -> int:
+    """Run ``runs`` in one process in the bundle root, which appends each result line to ``out``; the process's exit
+    code (-9 when killed after ``timeout`` seconds). A run without a line when the process ends (a hang, a crash, an
+    out-of-memory kill) gets a line with its ``error``, so the report shows it."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    command = [python, "-c", _CHILD, json.dumps(runs)]
-    with subprocess.Popen(command, cwd=bundle, env=env, stdout=subprocess.PIPE, text=True) as process:
-        for line in process.stdout:
-            if line.startswith('{"entry"'):
-                with out.open("a") as f:
-                    f.write(line)
-                print(line[:200].rstrip(), flush=True)
-    return process.returncode
+    before = _entries(out)
+    command = [python, "-c", _CHILD, json.dumps(runs), str(out.resolve())]
+    try:
+        code = subprocess.run(command, cwd=bundle, env=env, timeout=timeout).returncode
+        why = f"the bundle's process ended with code {code} before this step's result"
+    except subprocess.TimeoutExpired:
+        code, why = -9, f"not reached or not finished: the bundle's process was stopped after {timeout} s"
+    written = _entries(out) - before
+    with out.open("a") as f:
+        for name, kwargs in runs:
+            if name not in written:
+                f.write(json.dumps({"entry": name, "kwargs": kwargs, "error": why}) + "\n")
+    return code
 
 
 def _cell(seconds: float | None) -> str:
@@ -164,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", action="store_true", help="each step's ours_variants too (compiled, ...)")
     parser.add_argument("--n", type=int, default=20, help="timed steps (and inferences) per run")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--bundle_timeout", type=float, default=None, help="seconds before a bundle's process stops")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=Path("gpu_peer_steps.jsonl"), help="result lines, appended")
     parser.add_argument("--report", type=Path, default=None, help="a result file to turn into the report instead")
@@ -184,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for bundle in find_benchmark_bundles(names=args.bundles):
         runs = bundle_runs(bundle, args.amp, args.n, args.warmup, args.threads, args.variants)
         if runs:
-            failed += run_bundle(bundle, runs, args.out) != 0
+            failed += run_bundle(bundle, runs, args.out, args.bundle_timeout) != 0
     return 1 if failed else 0
 
 

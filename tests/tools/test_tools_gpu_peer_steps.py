@@ -12,9 +12,16 @@ import pytest
 from tools import gpu_peer_steps as gps
 
 FAKE_STEP = """
+import os, time
+
+
 def measure(n, warmup, threads, device, flops, amp, stage="main", **kwargs):
     if amp == "fp16":
         raise RuntimeError("CUDA out of memory (fake)")
+    if kwargs.get("crash"):
+        os._exit(3)  # as a process killed mid-run: no exception, no more output
+    if kwargs.get("hang"):
+        time.sleep(60)
     median = 0.010 if amp == "off" else 0.005
     return {
         "train_iter_s": {"min": median, "median": median, "max": median, "all": [median] * n},
@@ -97,6 +104,21 @@ def test_one_process_per_bundle_appends_each_result_and_a_failing_step_is_a_row(
     gps.write_report(lines[:1], tmp_path, "another GPU", "2026-12-01")  # merged by entry: the others stay
     merged = json.loads(report.read_text())["runs"]
     assert len(merged) == len(lines) and merged["fake_bundle (main, fp32)"]["machine"] == "another GPU"
+
+
+@pytest.mark.parametrize("how", ["crash", "hang"])
+def test_steps_lost_to_a_crash_or_a_hang_become_error_rows_and_earlier_rows_stay(tmp_path, how):
+    bundle = _fake_bundle(tmp_path, SPEC)
+    out = tmp_path / "runs.jsonl"
+    base = {"n": 1, "warmup": 0, "threads": 1, "device": "cuda", "flops": False, "amp": "off"}
+    runs = [("first", base), ("lost", {**base, how: True}), ("after", base)]
+    code = gps.run_bundle(bundle, runs, out, timeout=10 if how == "hang" else None)
+    lines = {line["entry"]: line for line in map(json.loads, out.read_text().splitlines())}
+    assert list(lines) == ["first", "lost", "after"] and "error" not in lines["first"]
+    if how == "crash":
+        assert code == 3 and "ended with code 3" in lines["lost"]["error"] and "ended" in lines["after"]["error"]
+    else:
+        assert code == -9 and "stopped after 10 s" in lines["lost"]["error"]
 
 
 def test_without_cuda_the_tool_says_so_and_runs_nothing(tmp_path, monkeypatch):
