@@ -111,7 +111,7 @@ def _torchrun(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "--redirects", "3", "--log-dir", str(log_dir), "-m", "monai.bundle", "run", *args,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     return subprocess.run(command, cwd=BUNDLE, env=env, capture_output=True, text=True, timeout=300)
 

@@ -159,7 +159,11 @@ def test_unknown_compile_names_and_a_compiled_r1_discriminator_are_refused():
 @pytest.mark.dist
 @pytest.mark.slow
 def test_ddp_with_both_switches_matches_one_plain_process_on_the_whole_batch(plain_run, tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONFAULTHANDLER": "1",
+    }
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT)]
     proc = subprocess.run([*command, str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
