@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
-from tools.side_by_side import _entry_name, _steps
+from tools.side_by_side import entry_name, peer_steps
 
 __all__ = ["step_kwargs", "bundle_runs", "run_bundle", "write_report", "main"]
 
@@ -92,7 +92,7 @@ def bundle_runs(
     ``ours_variants``) in each precision, on ``cuda``."""
     spec = read_benchmark_info(bundle).peer_step
     runs = []
-    for label, step in _steps(spec) if spec else []:
+    for label, step in peer_steps(spec) if spec else []:
         base = step_kwargs(step["ours_args"])
         flavours: dict[str, dict[str, Any]] = {"": {}}
         for name, args in step.get("ours_variants", {}).items() if variants else []:
@@ -100,7 +100,7 @@ def bundle_runs(
         for variant, extra in flavours.items():
             for amp in precisions:
                 kwargs = {**base, **extra, "n": n, "warmup": warmup, "threads": threads, "device": "cuda"}
-                name = _entry_name(bundle, label or "main", variant, PRECISIONS[amp])
+                name = entry_name(bundle, label or "main", variant, PRECISIONS[amp])
                 runs.append((name, {**kwargs, "flops": False, "amp": amp}))
     return runs
 

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
 
-__all__ = ["parse_references", "side_by_side", "write_report", "main"]
+__all__ = ["parse_references", "peer_steps", "entry_name", "side_by_side", "write_report", "main"]
 
 REPORT = "side_by_side"
 
@@ -78,7 +78,7 @@ def _commit(tree: Path) -> str:
         return "unknown (not a git work tree)"
 
 
-def _steps(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def peer_steps(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """``[(step label, spec)]``: the main step (label ``""``) and each of ``more_steps`` (its keys over the main
     spec's, with no variants unless it names its own)."""
     main = {key: value for key, value in spec.items() if key != "more_steps"}
@@ -87,7 +87,7 @@ def _steps(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _entry_name(bundle: Path, *labels: str) -> str:
+def entry_name(bundle: Path, *labels: str) -> str:
     """``<bundle>``, or ``<bundle> (<step>, <variant>)`` with the labels that are not empty."""
     given = ", ".join(label for label in labels if label)
     return f"{bundle.name}{f' ({given})' if given else ''}"
@@ -116,7 +116,7 @@ def _time_step(
     commands.update(
         {f"ours{f' ({label})' if label else ''}": (command, str(bundle)) for label, command in ours.items()}
     )
-    prefix = _entry_name(bundle, step)
+    prefix = entry_name(bundle, step)
     results = alternate(commands, rounds=rounds, log=lambda line: log(f"{prefix}: {line}"))
     entries = {}
     for label in ours:
@@ -133,7 +133,7 @@ def _time_step(
             summary[f"{name}_ceiling_share"] = statistics.median(share) if share else None
         first = [r["warmup_train_s"][0] for r in results[side] if r.get("warmup_train_s")]
         summary["ours_first_step_s"] = statistics.median(first) if first else None
-        entries[_entry_name(bundle, step, label)] = {
+        entries[entry_name(bundle, step, label)] = {
             "repository": repository,
             "commit": _commit(tree),
             "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
@@ -160,7 +160,7 @@ def side_by_side(
     spec = read_benchmark_info(bundle).peer_step
     if not spec:
         raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
-    chosen = _steps(spec)
+    chosen = peer_steps(spec)
     if steps is not None:  # the main step is named "main"
         known = [label or "main" for label, _ in chosen]
         unknown = sorted(set(steps) - set(known))

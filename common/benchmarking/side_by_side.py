@@ -72,9 +72,11 @@ def step_autocast(device: str, dtype: Any) -> Any:
     return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
 
 
-def trainer_precision(dtype: Any) -> dict[str, Any]:
-    """The engine base's ``amp`` and ``amp_kwargs`` arguments for autocast ``dtype`` (None: off)."""
-    return {"amp": dtype is not None, "amp_kwargs": {"dtype": dtype} if dtype is not None else None}
+def trainer_precision(dtype: Any, config_id: str | None = None) -> dict[str, Any]:
+    """The engine base's ``amp`` and ``amp_kwargs`` arguments for autocast ``dtype`` (None: off); with
+    ``config_id`` (e.g. ``"train#trainer"``) as config overrides of that trainer's keys."""
+    arguments = {"amp": dtype is not None, "amp_kwargs": {"dtype": dtype} if dtype is not None else None}
+    return {f"{config_id}#{key}": value for key, value in arguments.items()} if config_id else arguments
 
 
 def _stats(values: Sequence[float]) -> dict[str, Any]:

@@ -82,6 +82,10 @@ def test_step_precision_refuses_what_cannot_be_measured_and_autocast_casts_to_it
     assert precision_label("cuda", "bf16") == "; cuda, bf16 autocast"
     assert trainer_precision(None) == {"amp": False, "amp_kwargs": None}
     assert trainer_precision(torch.bfloat16) == {"amp": True, "amp_kwargs": {"dtype": torch.bfloat16}}
+    assert trainer_precision(torch.bfloat16, "train#trainer") == {
+        "train#trainer#amp": True,
+        "train#trainer#amp_kwargs": {"dtype": torch.bfloat16},
+    }
     a, b = torch.randn(4, 4), torch.randn(4, 4)
     with step_autocast("cpu", torch.bfloat16):  # the CPU has a bf16 autocast too: the context really casts
         assert (a @ b).dtype == torch.bfloat16

@@ -75,11 +75,10 @@ def build_step(
     batch of ``batch_size``), ``train_step`` (one generator update: ``d_steps_per_g_step`` iterations, the engine's
     iteration counter making the last one discriminator + generator), ``files`` and ``switches`` (the values used).
     The benchmark's speed rows time this step too."""
-    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
     overrides = {
         **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
         **NO_DATA,
-        **precision,
+        **trainer_precision(dtype, "train#trainer"),
         "device": device,
     }
     files = ["train.json", *PHASE_FILES[phase]]

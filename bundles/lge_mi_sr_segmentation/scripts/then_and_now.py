@@ -33,6 +33,7 @@ from pathlib import Path
 
 import fire
 from common.benchmarking import alternate, ratio_summary
+from scripts.peer_step import LOW_RES
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 REPO_ROOT = BUNDLE_ROOT.parents[1]
@@ -40,7 +41,7 @@ REPO_ROOT = BUNDLE_ROOT.parents[1]
 THEN = "bbbfc4c~1"
 THEN_STEP = r"""
 import json, statistics, sys, time
-tree, n, warmup, threads, quick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+tree, n, warmup, threads, quick, low_res = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5] == "1", int(sys.argv[6])
 sys.path.insert(0, tree)
 import torch
 from monai.bundle import ConfigParser
@@ -55,8 +56,8 @@ network, loss_function, optimizer = parser.get_parsed_content("network"), parser
     parser.get_parsed_content("optimizer")
 batch, scale = int(parser.get_parsed_content("batch_size")), int(parser.get_parsed_content("scale"))
 generator = torch.Generator().manual_seed(0)
-image = torch.rand(batch, 1, 64, 64, generator=generator)
-label = torch.randint(0, int(parser.get_parsed_content("num_classes")), (batch, 1, 64 * scale, 64 * scale),
+image = torch.rand(batch, 1, low_res, low_res, generator=generator)
+label = torch.randint(0, int(parser.get_parsed_content("num_classes")), (batch, 1, low_res * scale, low_res * scale),
                       generator=generator)
 network.train()
 times = []
@@ -68,7 +69,8 @@ for index in range(warmup + n):
     if index >= warmup:
         times.append(time.perf_counter() - start)
 stats = {"min": min(times), "median": statistics.median(times), "max": max(times), "all": [round(t, 4) for t in times]}
-config = f"then: configs/train.json{' + quick.json' if quick else ''}; bs{batch}; 64x64 -> {64 * scale}"
+config = (f"then: configs/train.json{' + quick.json' if quick else ''}; bs{batch}; "
+          f"{low_res}x{low_res} -> {low_res * scale}")
 print(json.dumps({"train_iter_s": stats, "config": config,
                   "params": sum(p.numel() for p in network.parameters()), "threads": torch.get_num_threads()}))
 """
@@ -95,7 +97,8 @@ def run(
         try:
             commands = {
                 "then": (
-                    [python, "-c", THEN_STEP, str(tree), str(n), str(warmup), str(threads), str(int(quick))],
+                    [python, "-c", THEN_STEP, str(tree), str(n), str(warmup), str(threads), str(int(quick)),
+                     str(LOW_RES)],
                     BUNDLE_ROOT,
                 ),
                 "now": (

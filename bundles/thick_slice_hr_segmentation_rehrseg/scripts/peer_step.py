@@ -113,12 +113,11 @@ def _measure_seg(
 ) -> dict:
     """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
     dtype = step_precision(device, flops, amp)
-    precision = {f"train#trainer#{key}": value for key, value in trainer_precision(dtype).items()}
     overrides = {
         **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
         **NO_DATA,
         **PLAN,
-        **precision,
+        **trainer_precision(dtype, "train#trainer"),
         "device": device,
     }
     items, switches = parse_config_switches(
@@ -168,7 +167,6 @@ def measure(
     ``bf16`` or ``fp16`` runs the GPU step and inference under that autocast dtype."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
-    step_precision(device, flops, amp)  # refuses what cannot be measured before anything is built
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if stage == "seg":
