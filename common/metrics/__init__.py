@@ -1,4 +1,5 @@
-"""Evaluation metrics on numpy arrays or torch tensors: Dice, ASD/HD95 in mm, masked PSNR/SSIM/NRMSE, scar ratio.
+"""Evaluation metrics on numpy arrays or torch tensors: Dice, ASD/HD95 in mm, masked PSNR/SSIM/NRMSE, scar
+ratio and scar AUC.
 
 Every function takes one case (an image or a volume) at a time and returns plain Python/numpy numbers; the
 conventions for empty masks are stated in each docstring (Dice: empty-vs-empty = 1.0; surface distances: nan).
@@ -26,7 +27,8 @@ from common.metrics.label_dice_metric import LabelDiceMetric
 from common.metrics.masked_psnr_metric import MaskedPSNRMetric
 from common.metrics.masked_ssim_metric import MaskedSSIMMetric
 from common.metrics.pixel_classification import pixel_classification
-from common.metrics.scar import scar_ratio, scar_size
+from common.metrics.roc_auc import roc_auc
+from common.metrics.scar import scar_auc, scar_ratio, scar_size
 from common.metrics.surface_distance import surface_distances
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "masked_psnr",
     "masked_ssim",
     "masked_nrmse",
+    "roc_auc",
+    "scar_auc",
     "scar_ratio",
     "scar_size",
     "LabelASDMetric",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from common.metrics._utils import as_bool_mask, as_spacing, check_same_shape
+from common.metrics._utils import as_bool_mask, as_spacing, check_same_shape, to_numpy
+from common.metrics.roc_auc import roc_auc
 
-__all__ = ["scar_ratio", "scar_size"]
+__all__ = ["scar_auc", "scar_ratio", "scar_size"]
 
 
 def scar_ratio(scar_mask: Any, myocardium_mask: Any) -> float:
@@ -67,3 +68,36 @@ def scar_size(scar_mask: Any, spacing: float | Sequence[float] | None = None) ->
     scar = as_bool_mask(scar_mask, "scar_mask")
     element = float(np.prod(as_spacing(spacing, scar.ndim)))
     return float(scar.sum()) * element
+
+
+def scar_auc(scar_score: Any, scar_mask: Any, myocardium_mask: Any) -> float:
+    """How well a scar score ranks the true scar above the healthy myocardium: the ROC AUC of ``scar_score`` over the
+    scar elements against the healthy myocardium elements (``myocardium_mask`` minus ``scar_mask``).
+
+    A threshold-free view of a segmenter's scar output (e.g. its scar probability) inside the true myocardium: it is
+    above 0.5 when the network ranks scarred wall above healthy wall, even where no pixel's scar probability wins the
+    argmax (PSCGAN, Xu et al., Medical Image Analysis 62, 2020: scar shows in a cine only through the wall's motion,
+    so this asks whether that signal reached the network's scar channel).
+
+    Args:
+        scar_score: the score per element (higher = more likely scar), same shape as the masks.
+        scar_mask: true scar, nonzero = scar.
+        myocardium_mask: true myocardium, with or without the scar (only its non-scar part is used).
+
+    Returns:
+        The AUC in [0, 1]; ``nan`` when there is no scar or no healthy myocardium (undefined).
+
+    Raises:
+        ValueError: naming the argument whose shape differs, or non-finite scores.
+
+    Examples::
+
+        >>> scar_auc(np.array([0.9, 0.2, 0.1, 0.5]), np.array([1, 0, 0, 0]), np.array([1, 1, 1, 0]))
+        1.0
+    """
+    scar = as_bool_mask(scar_mask, "scar_mask")
+    myocardium = as_bool_mask(myocardium_mask, "myocardium_mask")
+    check_same_shape(scar, myocardium, "scar_mask", "myocardium_mask")
+    score = np.asarray(to_numpy(scar_score, "scar_score"), dtype=np.float64)
+    check_same_shape(score, scar, "scar_score", "scar_mask")
+    return roc_auc(score[scar], score[myocardium & ~scar])

@@ -254,6 +254,12 @@ def test_evaluation_scores_the_test_split(pipeline):
     assert -1.0 <= summary["ssim"] <= 1.0
     cases = list(csv.DictReader(open(folder / "cases.csv")))
     assert [row["case"] for row in cases] == test  # the test split only, none of the training patients
+    # the scar AUC is defined exactly for the patients whose label has scar (and healthy myocardium)
+    for row, case in zip(cases, pipeline["split"]["test"], strict=True):
+        label = np.asanyarray(nib.load(case["label"]).dataobj)
+        has_scar = bool((label == 3).any() and (label == 2).any())
+        auc = float(row["scar_auc"])
+        assert (0.0 <= auc <= 1.0) if has_scar else np.isnan(auc), (case["case"], auc)
     assert len(list(csv.DictReader(open(folder / "slices.csv")))) == 3 * len(test)
     assert (folder / "segments.csv").is_file()
     # scar size is finite for every case (0 without scar): its Bland-Altman plot exists with >= 2 cases

@@ -22,6 +22,7 @@ from common.data import (
     write_default_data,
 )
 from common.data.cine_lge import _case_setup
+from common.metrics import roc_auc
 from scipy import ndimage
 
 T = {name: index for index, name in enumerate(TISSUES)}
@@ -35,25 +36,6 @@ def cine_lge(tmp_path_factory) -> Path:
 
 def _load(path: str) -> np.ndarray:
     return np.asanyarray(nib.load(path).dataobj)
-
-
-def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """ROC AUC of ``positive > negative`` (Mann-Whitney U from mid-ranks; ties count one half)."""
-    values = np.concatenate([positive, negative]).astype(np.float64)
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]  # mid-ranks of ties
-    n1, n0 = len(positive), len(negative)
-    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def test_auc_helper():
-    assert _auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
-    assert _auc(np.array([1.0]), np.array([2.0])) == 0.0
-    assert _auc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
 
 
 def _notes(folder: Path) -> list[dict]:
@@ -161,7 +143,7 @@ def test_no_single_cine_frame_shows_the_scar(cine_lge):
             for t in range(25):
                 scar_values[t].append(cine[..., s, t][scar])
                 healthy_values[t].append(cine[..., s, t][healthy])
-    aucs = [_auc(np.concatenate(a), np.concatenate(b)) for a, b in zip(scar_values, healthy_values)]
+    aucs = [roc_auc(np.concatenate(a), np.concatenate(b)) for a, b in zip(scar_values, healthy_values)]
     assert sum(len(v) for v in scar_values[0]) > 200
     assert all(0.35 <= a <= 0.65 for a in aucs), np.round(aucs, 3)
 
@@ -200,7 +182,7 @@ def test_the_motion_signal_is_in_the_cine(cine_lge):
             shortening, scar, healthy = _endocardial_shortening(cine[..., s, :], label[..., s], note["es_frame"])
             scar_values.append(shortening[scar])
             healthy_values.append(shortening[healthy])
-    auc = _auc(-np.concatenate(scar_values), -np.concatenate(healthy_values))
+    auc = roc_auc(-np.concatenate(scar_values), -np.concatenate(healthy_values))
     assert auc >= 0.75, auc
     assert np.median(np.concatenate(healthy_values)) > 0.15  # remote endocardium moves inwards 15-25 %
 

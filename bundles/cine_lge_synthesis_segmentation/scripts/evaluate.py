@@ -6,7 +6,9 @@ LGE-equivalent image with the real LGE (both scaled per slice to [-1, 1] as in t
 
 - ``slices.csv``: per slice, overall pixel accuracy, per-class accuracy/sensitivity/specificity and Dice (classes 1-3,
   empty-vs-empty = 1), SSIM, PSNR and NRMSE of the synthesis (inside the heart-centred crop);
-- ``cases.csv``: per case, the means of its slices plus scar size, scar ratio (predicted and true);
+- ``cases.csv``: per case, the means of its slices plus scar size, scar ratio (predicted and true) and ``scar_auc``,
+  the ROC AUC of the predicted scar probability over the true scar against the true healthy myocardium of all its
+  slices (threshold-free: does the network rank scarred wall above healthy wall; empty for a scar-free case);
 - ``segments.csv``: per AHA segment, predicted and true scar presence and transmurality;
 - ``summary.json``: the cohort's means, Pearson r and Bland-Altman bias / limits of agreement of scar size and
   ratio, and segment-level localisation and transmurality sensitivity / specificity, and
@@ -33,6 +35,7 @@ from common.metrics import (
     masked_psnr,
     masked_ssim,
     pixel_classification,
+    scar_auc,
     segment_detection,
 )
 from common.transforms import scale_slices_percentile
@@ -44,6 +47,8 @@ SLICE_METRICS = (
     "dice_scar", "dice_mean", "ssim", "psnr", "nrmse",
 )  # fmt: skip
 _CLASS_NAMES = {1: "blood", 2: "myo", 3: "scar"}
+#: the label of the scar and of the healthy myocardium (CineLGE's classes)
+SCAR, MYOCARDIUM = 3, 2
 
 
 def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +148,7 @@ def evaluate(
         true_case, true_segments = analyse_stack(case["case"], truth, cine_ed, affine, rv_fallback_angle)
         case_row = {"case": case["case"]}
         case_row.update({m: float(np.nanmean([r[m] for r in rows])) for m in SLICE_METRICS})
+        case_row["scar_auc"] = scar_auc(out[SCAR], truth == SCAR, truth == MYOCARDIUM)
         for key in ("scar_size_mm2", "scar_ratio"):
             case_row[f"{key}_pred"] = pred_case[key]
             case_row[f"{key}_true"] = true_case[key]
@@ -158,6 +164,8 @@ def evaluate(
             )  # fmt: skip
     summary: dict[str, Any] = {"n_cases": len(case_rows), "n_slices": len(slice_rows)}
     summary.update({m: float(np.nanmean([r[m] for r in slice_rows])) for m in SLICE_METRICS})
+    aucs = [r["scar_auc"] for r in case_rows if np.isfinite(r["scar_auc"])]
+    summary["scar_auc"] = float(np.mean(aucs)) if aucs else float("nan")  # over the cases with scar
     for key in ("scar_size_mm2", "scar_ratio"):
         pred_values = np.array([r[f"{key}_pred"] for r in case_rows], dtype=np.float64)
         true_values = np.array([r[f"{key}_true"] for r in case_rows], dtype=np.float64)
