@@ -85,11 +85,49 @@ USER_FOLDER_GUARD = _UserFolderGuard(REPO_ROOT / "bundles")
 sys.addaudithook(USER_FOLDER_GUARD)
 
 
+#: the test that runs the bundle tests in a copy of the tree holding bogus trained files
+COPY_TEST = "tests/test_user_folders_untouched.py::test_bundle_tests_leave_user_folders_untouched"
+#: what that copy runs by default; ``USER_FOLDERS_TEST_PATHS`` (space-separated) names others
+COPY_TEST_PATHS = ("tests/bundles", "tests/test_monailabel_driver.py")
+
+
+def _relative(item: pytest.Item) -> str:
+    path = Path(str(item.fspath)).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected theirs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run every bundle test once. When this session also runs :data:`COPY_TEST`, the selected tests under its paths
+    are deselected here and run inside the copy instead (guarded, beside bogus trained files: a test that reads or
+    writes a user's folder fails there), so the suite does not run them twice; the copy test gets their files in
+    ``config.user_folder_copy_files`` (its default paths when none were selected)."""
+    paths = tuple(os.environ.get("USER_FOLDERS_TEST_PATHS", " ".join(COPY_TEST_PATHS)).split())
+    in_copy = [item for item in items if _relative(item).startswith(paths)]
+    config.user_folder_copy_files = sorted({_relative(item) for item in in_copy}) or list(paths)
+    if not in_copy or not any(item.nodeid == COPY_TEST for item in items):
+        return
+    moved = set(map(id, in_copy))
+    items[:] = [item for item in items if id(item) not in moved]
+    config.hook.pytest_deselected(items=in_copy)
+    config.user_folder_copy_count = len(in_copy)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Say where the deselected bundle tests ran, with the copy's own result line."""
+    count = getattr(config, "user_folder_copy_count", 0)
+    result = getattr(config, "user_folder_copy_result", None)
+    if count and result:
+        terminalreporter.write_line(
+            f"{count} deselected tests (tests/bundles, the MONAI Label driver) ran once, inside {COPY_TEST}'s copy "
+            f"of the tree: {result}"
+        )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem) -> Iterator[None]:
     """Guard setup, call and teardown (module fixtures included) of the tests that run bundles."""
-    path = Path(str(item.fspath)).resolve()
-    relative = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
+    relative = _relative(item)
     USER_FOLDER_GUARD.active = os.environ.get("USER_FOLDERS_GUARD") == "all" or relative.startswith(GUARDED_TESTS)
     try:
         yield

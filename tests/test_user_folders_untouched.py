@@ -10,8 +10,12 @@ every planted file has the same bytes and mtime, that nothing was added or remov
 nothing. A test that read a planted file in a subprocess (torchrun, ``monai.bundle`` command line) fails there
 loudly, since none of them loads.
 
-The planted files live only in the temporary copy: a user's own ``bundles/*/models`` is never written. To run the
-check over other tests too (e.g. tests/tools), name them in ``USER_FOLDERS_TEST_PATHS``::
+The planted files live only in the temporary copy: a user's own ``bundles/*/models`` is never written.
+
+Each bundle test runs once per session: when this test is selected with bundle tests, tests/conftest.py deselects
+those in the main process and this test runs their files in the copy (its terminal summary prints the copy's result
+line; a failure here lists the copy's failed tests). Run alone, it runs its default paths (tests/bundles and the
+MONAI Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
 
     USER_FOLDERS_TEST_PATHS="tests/bundles tests/test_monailabel_driver.py tests/tools" \\
         .venv/bin/python -m pytest tests/test_user_folders_untouched.py
@@ -30,7 +34,6 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TEST_PATHS = "tests/bundles tests/test_monailabel_driver.py"
 USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
 #: relative to a bundle: what the quickstart leaves there (names as its configs write them)
 PLANTED_TORCH = (
@@ -104,7 +107,7 @@ def _state(folders: list[Path]) -> dict[str, tuple[str, int]]:
 
 
 @pytest.mark.slow
-def test_bundle_tests_leave_user_folders_untouched(tmp_path):
+def test_bundle_tests_leave_user_folders_untouched(tmp_path, request):
     copy = tmp_path / "repo"
     _copy_repository(copy)
     bundles = sorted(p for p in (copy / "bundles").iterdir() if (p / "configs").is_dir())
@@ -117,9 +120,11 @@ def test_bundle_tests_leave_user_folders_untouched(tmp_path):
     log = tmp_path / "guard.log"
     env = dict(os.environ, USER_FOLDERS_GUARD="all", USER_FOLDERS_GUARD_LOG=str(log), PYTHONPATH=str(copy))
     env.pop("PYTEST_ADDOPTS", None)
-    paths = os.environ.get("USER_FOLDERS_TEST_PATHS", DEFAULT_TEST_PATHS).split()
+    paths = request.config.user_folder_copy_files  # tests/conftest.py: the selected files under the copy's paths
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
     proc = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=3600)
+    lines = proc.stdout.strip().splitlines()
+    request.config.user_folder_copy_result = lines[-1].strip("= ") if lines else f"exit code {proc.returncode}"
 
     touched = log.read_text() if log.exists() else ""
     assert not touched, f"tests touched a user's bundle folder (in-process):\n{touched}"
@@ -132,8 +137,8 @@ def test_bundle_tests_leave_user_folders_untouched(tmp_path):
         present = {str(p) for p in folder.rglob("*") if p.is_dir()} if folder.exists() else set()
         planted_dirs = {str(p.parent) for p in planted if p.parent != folder and folder in p.parents}
         assert present <= planted_dirs, f"tests created folders in {folder}: {sorted(present - planted_dirs)}"
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
     assert proc.returncode == 0, (
-        f"{' '.join(paths)} fail in a tree with trained files in bundles/*/models (bogus there, see the docstring):\n"
-        + proc.stdout[-8000:]
-        + proc.stderr[-3000:]
+        f"{len(paths)} test files fail in a tree with trained files in bundles/*/models (bogus there, see the "
+        "docstring):\n" + "\n".join(failed) + "\n...\n" + proc.stdout[-8000:] + proc.stderr[-3000:]
     )
