@@ -100,11 +100,12 @@ def _relative(item: pytest.Item) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run every bundle test once. When this session also runs :data:`COPY_TEST`, the selected tests under its paths
     are deselected here and run inside the copy instead (guarded, beside bogus trained files: a test that reads or
-    writes a user's folder fails there), so the suite does not run them twice; the copy test gets their files in
-    ``config.user_folder_copy_files`` (its default paths when none were selected)."""
+    writes a user's folder fails there), so the suite does not run them twice; the copy test gets their node ids in
+    ``config.user_folder_copy_files`` (its default paths when none were selected). Tests marked ``in_place`` stay."""
     paths = tuple(os.environ.get("USER_FOLDERS_TEST_PATHS", " ".join(COPY_TEST_PATHS)).split())
-    in_copy = [item for item in items if _relative(item).startswith(paths)]
-    config.user_folder_copy_files = sorted({_relative(item) for item in in_copy}) or list(paths)
+    # a test marked in_place needs the repository itself (e.g. its git history): it stays here, still guarded
+    in_copy = [item for item in items if _relative(item).startswith(paths) and not item.get_closest_marker("in_place")]
+    config.user_folder_copy_files = [item.nodeid for item in in_copy] or list(paths)
     if not in_copy or not any(item.nodeid == COPY_TEST for item in items):
         return
     moved = set(map(id, in_copy))

@@ -13,9 +13,10 @@ loudly, since none of them loads.
 The planted files live only in the temporary copy: a user's own ``bundles/*/models`` is never written.
 
 Each bundle test runs once per session: when this test is selected with bundle tests, tests/conftest.py deselects
-those in the main process and this test runs their files in the copy (its terminal summary prints the copy's result
-line; a failure here lists the copy's failed tests). Run alone, it runs its default paths (tests/bundles and the
-MONAI Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
+those in the main process and this test runs them in the copy (its terminal summary prints the copy's result line;
+a failure here lists the copy's failed tests); a test marked ``in_place`` (it needs the git history) stays in the
+repository. Run alone, it runs its default paths (tests/bundles and the MONAI Label driver); ``USER_FOLDERS_TEST_PATHS``
+names others (e.g. tests/tools too)::
 
     USER_FOLDERS_TEST_PATHS="tests/bundles tests/test_monailabel_driver.py tests/tools" \\
         .venv/bin/python -m pytest tests/test_user_folders_untouched.py
@@ -120,7 +121,7 @@ def test_bundle_tests_leave_user_folders_untouched(tmp_path, request):
     log = tmp_path / "guard.log"
     env = dict(os.environ, USER_FOLDERS_GUARD="all", USER_FOLDERS_GUARD_LOG=str(log), PYTHONPATH=str(copy))
     env.pop("PYTEST_ADDOPTS", None)
-    paths = request.config.user_folder_copy_files  # tests/conftest.py: the selected files under the copy's paths
+    paths = request.config.user_folder_copy_files  # tests/conftest.py: the selected tests under the copy's paths
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
     proc = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=3600)
     lines = proc.stdout.strip().splitlines()
@@ -139,6 +140,6 @@ def test_bundle_tests_leave_user_folders_untouched(tmp_path, request):
         assert present <= planted_dirs, f"tests created folders in {folder}: {sorted(present - planted_dirs)}"
     failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
     assert proc.returncode == 0, (
-        f"{len(paths)} test files fail in a tree with trained files in bundles/*/models (bogus there, see the "
+        "tests fail in a tree with trained files in bundles/*/models (bogus there, see the "
         "docstring):\n" + "\n".join(failed) + "\n...\n" + proc.stdout[-8000:] + proc.stderr[-3000:]
     )

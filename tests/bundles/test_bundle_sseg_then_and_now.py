@@ -21,6 +21,7 @@ def _in_git_work_tree() -> bool:
     return probe.returncode == 0 and probe.stdout.strip() == "true"
 
 
+@pytest.mark.in_place  # a full run keeps it in the repository (tests/conftest.py): the copy has no git history
 @pytest.mark.skipif(not _in_git_work_tree(), reason="the earlier commit comes from git: this copy is not a git tree")
 def test_then_and_now_alternates_both_sides_and_removes_its_work_tree(tmp_path):
     with bundle_scripts(BUNDLE):
