@@ -49,6 +49,7 @@ from common.benchmarking import (
     write_table,
     write_tiled_volume,
 )
+from common.constants import PSCGAN_LABELS
 
 __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -246,6 +247,8 @@ def _network(name: str, weights: str, network: dict) -> torch.nn.Module:
     return net.eval()
 
 
+#: CineLGE's labels of the blood pool, the healthy myocardium and the scar
+BLOOD_POOL, MYOCARDIUM, SCAR = (PSCGAN_LABELS[name] for name in ("blood_pool", "myocardium", "scar"))
 #: the scar location prior's angular bins around the blood pool's centre (15 degrees each)
 PRIOR_ANGLE_BINS = 24
 #: its name in the tables: a trivial baseline of the scar AUC, no image read
@@ -257,7 +260,7 @@ def _angle_bins(label: np.ndarray) -> np.ndarray:
     bins = np.full(label.shape, -1, dtype=np.int64)
     xx, yy = np.meshgrid(np.arange(label.shape[0]), np.arange(label.shape[1]), indexing="ij")
     for k in range(label.shape[2]):
-        blood = np.argwhere(label[..., k] == 1)
+        blood = np.argwhere(label[..., k] == BLOOD_POOL)
         if len(blood):
             cx, cy = blood.mean(axis=0)
             angle = np.arctan2(yy - cy, xx - cx)
@@ -277,9 +280,9 @@ def fit_location_prior(labels: list[np.ndarray]) -> np.ndarray:
     for label in labels:
         bins = _angle_bins(label)
         for k in range(label.shape[2]):
-            inside = (label[..., k] >= 2) & (bins[..., k] >= 0)
+            inside = np.isin(label[..., k], (MYOCARDIUM, SCAR)) & (bins[..., k] >= 0)
             np.add.at(wall[k], bins[..., k][inside], 1.0)
-            np.add.at(scar[k], bins[..., k][inside & (label[..., k] == 3)], 1.0)
+            np.add.at(scar[k], bins[..., k][inside & (label[..., k] == SCAR)], 1.0)
     return (scar + 1.0) / (wall + 2.0)
 
 
@@ -306,7 +309,7 @@ def _location_prior_aucs(train: list[dict], test: list[dict]) -> dict[str, float
     aucs = {}
     for case in test:
         label = load(case)
-        aucs[case["case"]] = scar_auc(location_prior_scores(label, prior), label == 3, label == 2)
+        aucs[case["case"]] = scar_auc(location_prior_scores(label, prior), label == SCAR, label == MYOCARDIUM)
     return aucs
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
+from common.constants import PSCGAN_LABELS
 from common.inferers import CineSliceInferer
 from common.metrics import (
     bland_altman_plot,
@@ -48,7 +49,7 @@ SLICE_METRICS = (
 )  # fmt: skip
 _CLASS_NAMES = {1: "blood", 2: "myo", 3: "scar"}
 #: the label of the scar and of the healthy myocardium (CineLGE's classes)
-SCAR, MYOCARDIUM = 3, 2
+SCAR, MYOCARDIUM = PSCGAN_LABELS["scar"], PSCGAN_LABELS["myocardium"]
 
 
 def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
