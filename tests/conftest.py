@@ -101,11 +101,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run every bundle test once. When this session also runs :data:`COPY_TEST`, the selected tests under its paths
     are deselected here and run inside the copy instead (guarded, beside bogus trained files: a test that reads or
     writes a user's folder fails there), so the suite does not run them twice; the copy test gets their node ids in
-    ``config.user_folder_copy_files`` (its default paths when none were selected). Tests marked ``in_place`` stay."""
+    ``config.user_folder_copy_tests`` (its default paths when none were selected). Tests marked ``in_place`` stay."""
     paths = tuple(os.environ.get("USER_FOLDERS_TEST_PATHS", " ".join(COPY_TEST_PATHS)).split())
     # a test marked in_place needs the repository itself (e.g. its git history): it stays here, still guarded
     in_copy = [item for item in items if _relative(item).startswith(paths) and not item.get_closest_marker("in_place")]
-    config.user_folder_copy_files = [item.nodeid for item in in_copy] or list(paths)
+    config.user_folder_copy_tests = [item.nodeid for item in in_copy] or list(paths)
+    config.user_folder_copy_paths = paths
     if not in_copy or not any(item.nodeid == COPY_TEST for item in items):
         return
     moved = set(map(id, in_copy))
@@ -120,8 +121,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     result = getattr(config, "user_folder_copy_result", None)
     if count and result:
         terminalreporter.write_line(
-            f"{count} deselected tests (tests/bundles, the MONAI Label driver) ran once, inside {COPY_TEST}'s copy "
-            f"of the tree: {result}"
+            f"{count} deselected tests (under {' '.join(config.user_folder_copy_paths)}) ran once, inside "
+            f"{COPY_TEST}'s copy of the tree: {result}"
         )
 
 

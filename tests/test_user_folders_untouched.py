@@ -121,7 +121,7 @@ def test_bundle_tests_leave_user_folders_untouched(tmp_path, request):
     log = tmp_path / "guard.log"
     env = dict(os.environ, USER_FOLDERS_GUARD="all", USER_FOLDERS_GUARD_LOG=str(log), PYTHONPATH=str(copy))
     env.pop("PYTEST_ADDOPTS", None)
-    paths = request.config.user_folder_copy_files  # tests/conftest.py: the selected tests under the copy's paths
+    paths = request.config.user_folder_copy_tests  # tests/conftest.py: the selected tests under the copy's paths
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
     proc = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=3600)
     lines = proc.stdout.strip().splitlines()

@@ -50,6 +50,7 @@ from common.benchmarking import (
     write_tiled_volume,
 )
 from common.constants import PSCGAN_LABELS
+from common.metrics import lv_centre, scar_auc
 
 __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -256,13 +257,14 @@ LOCATION_PRIOR = "scar location prior"
 
 
 def _angle_bins(label: np.ndarray) -> np.ndarray:
-    """``(X, Y, S)`` label -> each pixel's angular bin around its slice's blood-pool centre (-1 where no blood)."""
+    """``(X, Y, S)`` label -> each pixel's angular bin around its slice's blood-pool centre (-1 where no blood pool
+    or no myocardium)."""
     bins = np.full(label.shape, -1, dtype=np.int64)
     xx, yy = np.meshgrid(np.arange(label.shape[0]), np.arange(label.shape[1]), indexing="ij")
     for k in range(label.shape[2]):
-        blood = np.argwhere(label[..., k] == BLOOD_POOL)
-        if len(blood):
-            cx, cy = blood.mean(axis=0)
+        # lv_centre is the blood pool's centroid when there is one; a slice without myocardium is never scored
+        if (label[..., k] == BLOOD_POOL).any() and np.isin(label[..., k], (MYOCARDIUM, SCAR)).any():
+            cx, cy = lv_centre(label[..., k])
             angle = np.arctan2(yy - cy, xx - cx)
             bins[..., k] = (
                 np.floor((angle + np.pi) / (2 * np.pi) * PRIOR_ANGLE_BINS).astype(np.int64) % PRIOR_ANGLE_BINS
@@ -300,7 +302,6 @@ def location_prior_scores(label: np.ndarray, prior: np.ndarray) -> np.ndarray:
 def _location_prior_aucs(train: list[dict], test: list[dict]) -> dict[str, float]:
     """The location prior's scar AUC per test case, fitted on the training cases' labels."""
     import nibabel as nib
-    from common.metrics import scar_auc
 
     def load(case: dict) -> np.ndarray:
         return np.rint(np.asarray(nib.load(case["label"]).dataobj)).astype(np.int64)
