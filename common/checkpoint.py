@@ -19,6 +19,8 @@ __all__ = [
     "require_stage_output",
     "MissingStageOutputError",
     "extract_state_dict",
+    "require_weights_fit",
+    "WeightsMismatchError",
 ]
 
 import logging
@@ -113,6 +115,58 @@ def extract_state_dict(checkpoint: Mapping, key: str | None = None, path: PathLi
     return dict(state)
 
 
+class WeightsMismatchError(ValueError):
+    """A weights file does not fit the network the config built (most often: trained under another overlay)."""
+
+
+#: how many differing keys a mismatch message lists
+_MISMATCH_EXAMPLES = 3
+
+
+def require_weights_fit(network: torch.nn.Module, state: Mapping, path: PathLike) -> None:
+    """Raise ``WeightsMismatchError`` unless ``state`` has exactly ``network``'s keys with the same shapes.
+
+    PyTorch's own error lists every differing tensor and not the likely cause: weights trained with an overlay (the
+    quickstart and the tests train with ``configs/tiny.json``, the benchmark with ``configs/quick.json``) loaded by
+    a config without it. The message names the file, the first differences, the parameter counts and that fix.
+
+    Args:
+        network: the network the weights are for (a DDP wrapper is unwrapped).
+        state: the file's ``state_dict`` (see ``extract_state_dict``).
+        path: the file, for the message.
+
+    Raises:
+        WeightsMismatchError: naming ``path`` when a key is missing, unexpected or of another shape.
+    """
+    target = unwrap(network).state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    reshaped = [k for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
+    if not (missing or unexpected or reshaped):
+        return
+    differences = [f"{k}: {tuple(state[k].shape)} in the file, {tuple(target[k].shape)} here" for k in reshaped]
+    differences += [f"{k}: not in the file" for k in missing] + [f"{k}: in the file only" for k in unexpected]
+    counts = (
+        sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor)),
+        sum(v.numel() for v in target.values()),
+    )
+    # the top-level modules of the absent and surplus keys tell a layout change (a renamed or new part) at a glance
+    groups = [
+        f"{where}: {', '.join(sorted({k.split('.')[0] + '.' for k in keys}))}"
+        for where, keys in (("not in the file", missing), ("in the file only", unexpected))
+        if keys
+    ]
+    raise WeightsMismatchError(
+        f"{path} does not fit the network this config builds ({len(reshaped)} tensors of another shape, "
+        f"{len(missing)} missing, {len(unexpected)} unexpected; {counts[0]:,} values in the file, {counts[1]:,} "
+        f"here{''.join('; keys ' + g for g in groups)}), e.g. {'; '.join(differences[:_MISMATCH_EXAMPLES])}. Weights "
+        "trained with an overlay need the same overlay in every later run: the quickstart and the tests train with "
+        "configs/tiny.json, the benchmark with configs/quick.json, e.g. --config_file "
+        "\"['configs/inference.json','configs/tiny.json']\"; otherwise the file holds another network (or an older "
+        "layout of this one): retrain with this config."
+    )
+
+
 def _load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Mapping:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
@@ -197,7 +251,7 @@ def load_weights(
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: naming ``path`` if no key matched (``strict=False``).
-        RuntimeError: from ``load_state_dict`` on missing/unexpected keys when ``strict``.
+        WeightsMismatchError: naming ``path`` when ``strict`` and the keys or shapes differ (``require_weights_fit``).
 
     Examples::
 
@@ -205,6 +259,8 @@ def load_weights(
     """
     state = extract_state_dict(_load(path, map_location), key=key, path=path)
     target = unwrap(network)
+    if strict:
+        require_weights_fit(target, state, path)
     result = target.load_state_dict(state, strict=strict)
     loaded = len(set(target.state_dict()) - set(result.missing_keys))
     if loaded == 0:

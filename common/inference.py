@@ -1,5 +1,5 @@
 """Folder inference helpers: inputs found when the run starts, output planning that never overwrites, rank sharding,
-and bad-file reporting."""
+bad-file reporting, and a NIfTI writer that keeps the input's number of axes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 from common.flags import as_flag
 from common.typing import PathLike
-from monai.data import Dataset
+from monai.data import Dataset, NibabelWriter
 
 __all__ = [
     "output_path",
@@ -18,6 +18,7 @@ __all__ = [
     "UnreadableInputError",
     "FolderInputs",
     "DeferredDataset",
+    "InputShapeWriter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,3 +250,24 @@ class DeferredDataset(Dataset):
         if not self.opened:
             raise RuntimeError(f"{type(self).__name__}: call open() (the first step of `run`) before reading items.")
         return super().__getitem__(index)
+
+
+class InputShapeWriter(NibabelWriter):
+    """``NibabelWriter`` that gives an output the singleton axes of its input: MONAI drops every trailing singleton
+    axis, so a one-slice stack ``(X, Y, 1)`` (or cine ``(X, Y, 1, T)``) came back as a 2D ``(X, Y)`` image. After
+    MONAI's squeeze, axes are appended while the input's ``spatial_shape`` has a 1 at the next position; a 2D input
+    stays 2D and a multi-channel output is left as it is.
+
+    Examples::
+
+        {"_target_": "SaveImaged", "keys": "pred", "writer": "common.inference.InputShapeWriter", ...}
+    """
+
+    def set_metadata(self, meta_dict: dict | None, resample: bool = True, **options: Any) -> None:
+        super().set_metadata(meta_dict, resample=resample, **options)
+        shape = [int(n) for n in (meta_dict or {}).get("spatial_shape", ())]
+        ndim = self.data_obj.ndim
+        while ndim < len(shape) and shape[ndim] == 1:
+            ndim += 1
+        if ndim > self.data_obj.ndim:
+            self.data_obj = self.data_obj.reshape(tuple(self.data_obj.shape) + (1,) * (ndim - self.data_obj.ndim))

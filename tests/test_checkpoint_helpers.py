@@ -8,12 +8,14 @@ import pytest
 import torch
 from common.checkpoint import (
     TRAINING_RECORD_KEY,
+    WeightsMismatchError,
     extract_state_dict,
     latest_checkpoint,
     load_encoder,
     load_weights,
     require_trained_weights,
     require_weights,
+    require_weights_fit,
     training_record,
 )
 from torch import nn
@@ -139,12 +141,28 @@ def test_load_weights_strict_and_keyed(tmp_path):
     torch.save({"network": source.state_dict(), "trainer": {"epoch": 3}}, tmp_path / "ckpt.pt")
     assert load_weights(target, tmp_path / "ckpt.pt") == len(target.state_dict())
     assert torch.equal(target.head.weight, source.head.weight)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WeightsMismatchError, match="ckpt.pt"):
         load_weights(_SSLNet(), tmp_path / "ckpt.pt")
     with pytest.raises(ValueError, match="ckpt.pt"):
         load_weights(nn.Linear(2, 2), tmp_path / "ckpt.pt", strict=False)
     with pytest.raises(ValueError, match="'generator'"):
         load_weights(target, tmp_path / "ckpt.pt", key="generator")
+
+
+def test_require_weights_fit_names_the_file_the_shapes_and_the_overlay():
+    small = _SegNet(encoder_channels=4).state_dict()
+    require_weights_fit(_SegNet(encoder_channels=4), small, "models/model.pt")  # same keys and shapes: silent
+    with pytest.raises(WeightsMismatchError) as raised:
+        require_weights_fit(_SegNet(encoder_channels=8), small, "models/model.pt")
+    message = str(raised.value)
+    assert "models/model.pt" in message and "configs/tiny.json" in message and "configs/quick.json" in message
+    # the first differing tensor with both shapes, and the counts of each kind of difference
+    assert "encoder.0.weight: (4, 1, 3, 3) in the file, (8, 1, 3, 3) here" in message
+    assert "3 tensors of another shape, 0 missing, 0 unexpected" in message
+    with pytest.raises(WeightsMismatchError, match="1 missing, 0 unexpected.*head.bias: not in the file"):
+        require_weights_fit(_SegNet(), {k: v for k, v in small.items() if k != "head.bias"}, "m.pt")
+    with pytest.raises(WeightsMismatchError, match="0 missing, 1 unexpected.*extra: in the file only"):
+        require_weights_fit(_SegNet(), {**small, "extra": torch.zeros(1)}, "m.pt")
 
 
 def test_extract_state_dict_strips_ddp_prefix():

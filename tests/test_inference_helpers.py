@@ -1,9 +1,12 @@
-"""Folder-inference output planning never overwrites and reports unreadable inputs."""
+"""Folder-inference output planning never overwrites and reports unreadable inputs; outputs keep the input's axes."""
 
 from __future__ import annotations
 
+import nibabel as nib
+import numpy as np
 import pytest
 from common.inference import UnreadableInputError, output_path, plan_outputs, report_unreadable
+from monai.transforms import LoadImaged, SaveImaged
 
 
 def test_output_path_naming(tmp_path):
@@ -72,3 +75,28 @@ def test_deferred_dataset_has_no_length_until_opened():
     assert len(dataset) == 2 and dataset[1] == {"x": 2}
     with pytest.raises(TypeError, match="callable"):
         DeferredDataset([{"x": 1}])
+
+
+@pytest.mark.parametrize(
+    "shape, written",
+    [
+        ((8, 6, 1), (8, 6, 1)),  # one-slice stack: MONAI's default writer writes (8, 6)
+        ((8, 6, 1, 5), (8, 6, 1, 5)),  # one-slice cine, time loaded as channels and moved back
+        ((8, 6), (8, 6)),  # a 2D image stays 2D
+        ((8, 6, 3), (8, 6, 3)),
+    ],
+)
+def test_input_shape_writer_keeps_the_inputs_axes_and_affine(tmp_path, shape, written):
+    affine = np.array([[0, -1.3, 0, 10], [1.3, 0, 0, -5], [0, 0, 8, 2], [0, 0, 0, 1]])
+    values = np.random.default_rng(0).random(shape).astype(np.float32)
+    nib.save(nib.Nifti1Image(values, affine), tmp_path / "a.nii.gz")
+    data = LoadImaged("image", ensure_channel_first=True, image_only=True)({"image": str(tmp_path / "a.nii.gz")})
+    saver = {"output_dir": str(tmp_path / "out"), "separate_folder": False, "print_log": False, "resample": False}
+    SaveImaged("image", writer="common.inference.InputShapeWriter", **saver)(data)
+    out = nib.load(tmp_path / "out" / "a_trans.nii.gz")
+    assert out.shape == written
+    np.testing.assert_allclose(out.affine, affine, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.dataobj), values, atol=1e-6)
+    if shape == (8, 6, 1):  # what the writer is for
+        SaveImaged("image", output_postfix="plain", **saver)(data)
+        assert nib.load(tmp_path / "out" / "a_plain.nii.gz").shape == (8, 6)

@@ -103,3 +103,27 @@ def test_no_bundle_config_reaches_into_another_bundle():
             for text in _strings(json.loads(path.read_text())):
                 bad = _paths_into_other_bundles(text, bundle, bundles)
                 assert not bad, f"{path.relative_to(ROOT)}: {text!r} reaches into bundle(s) {bad}"
+
+
+def test_bundle_configs_load_weights_through_the_checking_loader():
+    # MONAI's CheckpointLoader answers weights trained under another overlay with PyTorch's tensor list;
+    # common.handlers.WeightsLoader names the file and the overlay (tests/handlers/test_handlers_weights_loader.py)
+    for path in sorted((ROOT / "bundles").glob("*/configs/*.json")):
+        targets = [s for s in _strings(json.loads(path.read_text())) if s.endswith("CheckpointLoader")]
+        assert not targets, f"{path.relative_to(ROOT)} uses {targets}: use common.handlers.WeightsLoader"
+
+
+def _savers(node) -> list[dict]:
+    """Every SaveImage(d) entry of a parsed config."""
+    if isinstance(node, dict):
+        found = [node] if node.get("_target_") in ("SaveImaged", "SaveImage") else []
+        return found + [s for value in node.values() for s in _savers(value)]
+    return [s for value in node for s in _savers(value)] if isinstance(node, list) else []
+
+
+def test_bundle_configs_write_outputs_with_the_inputs_axes():
+    # MONAI's default NIfTI writer drops a one-slice stack's slice axis; common.inference.InputShapeWriter keeps it
+    # (tests/test_inference_helpers.py)
+    for path in sorted((ROOT / "bundles").glob("*/configs/*.json")):
+        for saver in _savers(json.loads(path.read_text())):
+            assert saver.get("writer") == "common.inference.InputShapeWriter", f"{path.relative_to(ROOT)}: {saver}"

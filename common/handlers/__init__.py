@@ -1,7 +1,7 @@
 """Ignite handlers shared by the bundles: resume, atomic checkpoints, training and inference progress with ETA,
 GAN image grids, PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an
 evaluation, CycleGAN's linear LR decay, per-epoch seeding (resume-invariant random streams), loss-term logging and
-epoch means, rank-0-only writers under DDP."""
+epoch means, rank-0-only writers under DDP, a weights loader that names the overlay when a file does not fit."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from common.handlers.resume_from_latest import ResumeFromLatest
 from common.handlers.seed_each_epoch import SeedEachEpoch, epoch_seed
 from common.handlers.segmentor_masks import SegmentorMasks
 from common.handlers.style_grid import StyleGridHandler
+from common.handlers.weights_loader import WeightsLoader
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -45,6 +46,7 @@ __all__ = [
     "SeedEachEpoch",
     "SegmentorMasks",
     "StyleGridHandler",
+    "WeightsLoader",
     "image_grid",
     "loss_terms",
     "slices_in_batch",

@@ -112,7 +112,7 @@ def test_three_channels_refuse_the_identity_term_then_train_and_infer_without_it
                **{k: TINY[k] for k in ("ngf", "n_blocks")})  # fmt: skip
     for path in inputs:
         written = nib.load(out / os.path.basename(path).replace(".nii.gz", "_lge_style.nii.gz"))
-        assert written.shape == (64, 64), "one LGE-style image per slice, not one per channel"
+        assert written.shape == (64, 64, 1), "one LGE-style image on the input's one-slice grid, not one per channel"
         np.testing.assert_allclose(written.affine, nib.load(path).affine, atol=1e-5)
 
 
@@ -151,4 +151,4 @@ def test_dti_sseg_takes_a_multi_channel_dti_through_its_channel_overrides(data, 
     run_bundle(SSEG, ["inference.json"], dataset_dir=str(folder), output_dir=str(tmp_path / "masks"), **common)
     for path in inputs:
         mask = nib.load(tmp_path / "masks" / os.path.basename(path).replace(".nii.gz", "_mi_x8.nii.gz"))
-        assert mask.shape == (512, 512) and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+        assert mask.shape == (512, 512, 1) and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}

@@ -189,7 +189,7 @@ def test_no_training_case_is_a_dataset_error_naming_the_folder(source, tmp_path,
 
 def test_inference_refuses_a_model_pt_without_the_localiser(source, untrained_weights, tmp_path):
     """A ``model.pt`` of the former layout (the cascade alone, e.g. a copy of ``member_0/unet2_ft.pt``) is refused
-    before any file is segmented: loading it strictly into the ``LocalisedNetwork`` names the missing keys."""
+    before any file is segmented: the weights check names the missing ``localiser.`` keys."""
     models, folder, out = tmp_path / "models", tmp_path / "in", tmp_path / "out"
     models.mkdir()
     folder.mkdir()
@@ -201,5 +201,5 @@ def test_inference_refuses_a_model_pt_without_the_localiser(source, untrained_we
     with pytest.raises(Exception) as error:
         _run(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out))
     message = exception_messages(error.value)
-    assert "Missing key(s)" in message and "localiser." in message, message
+    assert "WeightsMismatchError" in message and "not in the file: localiser., segmenter." in message, message
     assert not out.exists() or not list(out.iterdir())

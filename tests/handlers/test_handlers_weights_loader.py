@@ -1,0 +1,49 @@
+"""common.handlers.WeightsLoader: MONAI's CheckpointLoader that names the overlay when a file does not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from common.checkpoint import WeightsMismatchError
+from common.handlers import WeightsLoader
+from ignite.engine import Engine
+from torch import nn
+
+
+def _net(width: int) -> nn.Module:
+    torch.manual_seed(width)
+    return nn.Sequential(nn.Conv2d(1, width, 3), nn.Conv2d(width, 2, 1))
+
+
+def _run(loader: WeightsLoader) -> None:
+    engine = Engine(lambda engine, batch: None)
+    loader.attach(engine)
+    engine.run([0], max_epochs=1)
+
+
+@pytest.mark.parametrize("saved_as", ["bare", "saver"])
+def test_a_fitting_file_loads_its_values(tmp_path, saved_as):
+    source, target = _net(4), _net(4)
+    state = source.state_dict()
+    torch.save(state if saved_as == "bare" else {"model": state, "trainer": {"epoch": 2}}, tmp_path / "model.pt")
+    _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=True))
+    assert torch.equal(target[0].weight, source[0].weight)
+
+
+def test_weights_of_another_size_are_refused_naming_file_and_overlay(tmp_path):
+    torch.save(_net(4).state_dict(), tmp_path / "model.pt")  # e.g. trained under configs/tiny.json
+    target = _net(8)
+    before = target[0].weight.clone()
+    with pytest.raises(WeightsMismatchError) as raised:
+        _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=True))
+    message = str(raised.value)
+    assert str(tmp_path / "model.pt") in message and "configs/tiny.json" in message
+    assert "0.weight: (4, 1, 3, 3) in the file, (8, 1, 3, 3) here" in message
+    assert torch.equal(target[0].weight, before)  # nothing half-loaded
+
+
+def test_not_strict_stays_monais_partial_load(tmp_path):
+    torch.save(_net(4).state_dict(), tmp_path / "model.pt")
+    target = _net(8)
+    _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=False, strict_shape=False))
+    assert target[0].weight.shape == (8, 1, 3, 3)
