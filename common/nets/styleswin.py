@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from common.nets.recompute import call_recomputed, check_recompute_resolutions
 from monai.networks.layers.factories import Conv
 
 __all__ = ["StyleSwinGenerator", "StyleSwinDiscriminator", "WindowAttention", "styleswin_channels"]
@@ -335,7 +336,8 @@ class _StyleSwinBlock(nn.Module):
 
 
 class _StyleSwinLayer(nn.Module):
-    """One resolution of the generator: sinusoidal position encoding, then ``depth`` StyleSwin blocks."""
+    """One resolution of the generator: sinusoidal position encoding, then ``depth`` StyleSwin blocks (each
+    recomputed in the backward pass instead of keeping its activations if ``recompute``)."""
 
     def __init__(
         self,
@@ -346,9 +348,10 @@ class _StyleSwinLayer(nn.Module):
         window_size: int,
         mlp_ratio: float,
         style_dim: int,
+        recompute: bool = False,
     ) -> None:
         super().__init__()
-        self.resolution, self.channels = resolution, channels
+        self.resolution, self.channels, self.recompute = resolution, channels, recompute
         self.register_buffer("position_encoding", _sinusoidal_position_encoding(resolution, channels), persistent=False)
         self.blocks = nn.ModuleList(
             [_StyleSwinBlock(channels, resolution, num_heads, window_size, mlp_ratio, style_dim) for _ in range(depth)]
@@ -358,7 +361,7 @@ class _StyleSwinLayer(nn.Module):
         """``tokens (B, H*W, C)``, ``latents (B, depth, style_dim)`` -> ``(B, H*W, C)``."""
         tokens = tokens + self.position_encoding
         for i, block in enumerate(self.blocks):
-            tokens = block(tokens, latents[:, i])
+            tokens = call_recomputed(block, tokens, latents[:, i]) if self.recompute else block(tokens, latents[:, i])
         return tokens
 
 
@@ -442,6 +445,9 @@ class StyleSwinGenerator(nn.Module):
         lr_mlp: learning-rate multiplier of the mapping network (0.01).
         max_channels: cap of every width (512, i.e. no cap for ``channel_multiplier`` 1).
         depth: StyleSwin blocks per layer (2).
+        recompute_resolutions: resolutions whose layers keep no activations for the backward pass and recompute
+            them (:func:`common.nets.recompute.call_recomputed`): less memory, the same gradients, one more forward
+            of those layers per step. Empty by default.
 
     Raises:
         ValueError: naming the offending argument (e.g. a ``size`` that is not a power of 2, or widths that do not
@@ -466,6 +472,7 @@ class StyleSwinGenerator(nn.Module):
         lr_mlp: float = 0.01,
         max_channels: int = 512,
         depth: int = 2,
+        recompute_resolutions: Sequence[int] = (),
     ) -> None:
         super().__init__()
         log_size = _check_size("size", size)
@@ -486,6 +493,7 @@ class StyleSwinGenerator(nn.Module):
         self.n_layers = log_size - 1
         self.num_latents = depth * self.n_layers
         self.layer_shapes: list[tuple[int, int]] = list(widths.items())
+        self.recompute_resolutions = check_recompute_resolutions(recompute_resolutions, widths, "StyleSwinGenerator")
 
         mapping_layers = [_EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True) for _ in range(n_mlp)]
         self.style = nn.Sequential(_PixelNorm(), *mapping_layers)
@@ -502,7 +510,16 @@ class StyleSwinGenerator(nn.Module):
                     f"every width is a multiple of {num_heads}."
                 )
             self.layers.append(
-                _StyleSwinLayer(channels, resolution, depth, num_heads, window_size, mlp_ratio, style_dim)
+                _StyleSwinLayer(
+                    channels,
+                    resolution,
+                    depth,
+                    num_heads,
+                    window_size,
+                    mlp_ratio,
+                    style_dim,
+                    recompute=resolution in self.recompute_resolutions,
+                )
             )
             self.to_images.append(_ToImage(channels, out_channels, style_dim))
             if i < self.n_layers - 1:

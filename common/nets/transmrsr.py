@@ -14,11 +14,12 @@ after loading the prior re-draws most of its weights.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
+from common.nets.recompute import call_recomputed
 from common.nets.styleswin import StyleSwinGenerator, WindowAttention
 from monai.networks.layers.factories import Conv
 
@@ -215,13 +216,21 @@ class _SwinBlock(nn.Module):
 
 class _ResidualSwinStage(nn.Module):
     """RSTB (TransMRSR Eqs. 2-3, after SwinIR): ``depth`` Swin blocks (regular, then shifted windows, alternating),
-    a conv3x3 for feature enhancement, and a shortcut from the stage input."""
+    a conv3x3 for feature enhancement, and a shortcut from the stage input. With ``recompute`` each block's
+    activations are recomputed in the backward pass instead of kept."""
 
     def __init__(
-        self, channels: int, resolution: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float
+        self,
+        channels: int,
+        resolution: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        mlp_ratio: float,
+        recompute: bool = False,
     ) -> None:
         super().__init__()
-        self.resolution = resolution
+        self.resolution, self.recompute = resolution, recompute
         self.blocks = nn.Sequential(
             *[_SwinBlock(channels, resolution, num_heads, window_size, i % 2 == 1, mlp_ratio) for i in range(depth)]
         )
@@ -230,7 +239,10 @@ class _ResidualSwinStage(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, H*W, C) -> (B, C, H, W)``."""
         batch, _, channels = tokens.shape
-        out = self.blocks(tokens).transpose(1, 2).reshape(batch, channels, self.resolution, self.resolution)
+        out = tokens
+        for block in self.blocks:
+            out = call_recomputed(block, out) if self.recompute else block(out)
+        out = out.transpose(1, 2).reshape(batch, channels, self.resolution, self.resolution)
         return self.conv(out) + tokens.transpose(1, 2).reshape(batch, channels, self.resolution, self.resolution)
 
 
@@ -327,6 +339,10 @@ class TransMRSR(nn.Module):
         use_encoder_features: modulate the decoder with the encoder maps (CWSS).
         use_skip: add the shallow features to the deep features.
         freeze_decoder: the decoder's parameters get ``requires_grad = False``.
+        recompute_resolutions: resolutions (e.g. ``[256, 128]``) whose encoder stages and decoder layers keep no
+            activations for the backward pass and recompute them (:mod:`common.nets.recompute`): the same outputs
+            and gradients, much less memory (the high-resolution blocks hold most of the activations, not most of
+            the FLOPs), one more forward of those blocks per step. Empty by default.
 
     Raises:
         ValueError: naming the offending argument or file (wrong centroids shape, a prior whose keys do not match
@@ -363,6 +379,7 @@ class TransMRSR(nn.Module):
         use_encoder_features: bool = True,
         use_skip: bool = True,
         freeze_decoder: bool = False,
+        recompute_resolutions: Sequence[int] = (),
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -394,8 +411,10 @@ class TransMRSR(nn.Module):
             out_channels=out_channels,
             window_size=window_size,
             max_channels=max_channels,
+            recompute_resolutions=recompute_resolutions,
         )
         widths = dict(self.decoder.layer_shapes)
+        self.recompute_resolutions = self.decoder.recompute_resolutions
         for resolution, channels in widths.items():
             if resolution >= 8 and channels % num_heads != 0:
                 raise ValueError(
@@ -409,7 +428,9 @@ class TransMRSR(nn.Module):
         encoder_resolutions = [r for r in sorted(widths, reverse=True) if r >= 8]
         self.encoder_stages = nn.ModuleList(
             [
-                _ResidualSwinStage(widths[r], r, encoder_depth, num_heads, window_size, mlp_ratio)
+                _ResidualSwinStage(
+                    widths[r], r, encoder_depth, num_heads, window_size, mlp_ratio, r in self.recompute_resolutions
+                )
                 for r in encoder_resolutions
             ]
         )
