@@ -74,6 +74,7 @@ def test_peer_step_times_our_sr_iteration_and_prints_what_the_tool_reads():
     assert set(result["params"]) == {"transmrsr"} and result["params"]["transmrsr"] > 0
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     assert "bs1" in result["config"] and "16x16" in result["config"] and "quick.json" in result["config"]
+    assert "recompute_resolutions [16, 8]" in result["config"]  # the config's default: img_size and img_size / 2
     json.dumps(result)  # one JSON line
 
 

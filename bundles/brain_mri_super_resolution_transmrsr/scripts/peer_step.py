@@ -149,7 +149,8 @@ def measure(
         )
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; TransMRSR, random prior, truncation to 8 random "
-        f"centroids; 1 channel (reference: grey replicated to 3); {size}x{size}; bs{batch}; "
+        f"centroids; recompute_resolutions {sorted(network.recompute_resolutions, reverse=True)}; 1 channel "
+        f"(reference: grey replicated to 3); {size}x{size}; bs{batch}; "
         "L1 + 0.5 (VGG19 content + style), VGG19 random weights; Adam 1e-4 (0.5, 0.999); "
         f"infer 1 x 1 x {size}^2{precision_label(device, amp)}"
     )
