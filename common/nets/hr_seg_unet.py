@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from common.nets.recompute import call_recomputed
 from torch import nn
 
 #: nnU-Net-like anisotropic default: (x, y, z) strides per stage, in-plane pooling first, z pooled only deep
@@ -39,13 +40,29 @@ class _ConvNormAct(nn.Sequential):
 
 
 class _Stage(nn.Sequential):
-    """Two conv blocks with the stage's kernel, the first with the stage's stride."""
+    """Two conv blocks with the stage's kernel, the first with the stage's stride; with ``recompute`` (set by
+    :class:`HRSegUNet`) its activations are recomputed in the backward pass instead of kept (eager mode)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
         super().__init__(
             _ConvNormAct(in_channels, out_channels, kernel, stride),
             _ConvNormAct(out_channels, out_channels, kernel, (1, 1, 1)),
         )
+        self.recompute = False
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self:
+            x = block(x)
+        return x
+
+    @torch.jit.unused
+    def _recomputed(self, x: torch.Tensor) -> torch.Tensor:
+        return call_recomputed(self._plain, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute and not torch.jit.is_scripting():
+            return self._recomputed(x)
+        return self._plain(x)
 
 
 class _UpStage(nn.Module):
@@ -58,6 +75,7 @@ class _UpStage(nn.Module):
         self.convs = _Stage(2 * out_channels, out_channels, kernel, (1, 1, 1))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        # with recomputation (``convs.recompute``) the concatenation is not kept either: it is rebuilt in the backward
         return self.convs(torch.cat([self.up(x), skip], dim=1))
 
 
@@ -93,6 +111,11 @@ class HRSegUNet(nn.Module):
         kernel_sizes: ``(x, y, z)`` odd conv kernel per stage, as many as ``features`` (nnU-Net plans ``(3, 3, 1)``
             for stages whose z spacing is still much coarser than in-plane); ``None``: 3x3x3 in every stage.
         output: what ``forward`` returns: ``"hr"`` (REHRSeg) or ``"lr"`` (the LR-only baseline).
+        recompute_full_resolution: the stages at the input resolution (the first encoder stage and the last decoder
+            stage) and the HR head keep no activations for the backward pass and recompute them
+            (:mod:`common.nets.recompute`; eager mode, scripted networks run plainly): the same outputs and gradients,
+            less memory (the full-resolution and HR tensors are the step's largest), one more forward of those
+            layers per step. Off by default.
 
     Raises:
         ValueError: naming the offending argument; in ``forward`` naming the input shape that is not divisible by
@@ -114,6 +137,7 @@ class HRSegUNet(nn.Module):
         strides: Sequence[Sequence[int]] = DEFAULT_STRIDES,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
         output: str = "hr",
+        recompute_full_resolution: bool = False,
     ) -> None:
         super().__init__()
         _positive_int("in_channels", in_channels)
@@ -162,6 +186,8 @@ class HRSegUNet(nn.Module):
             _UpStage(features[i + 1], features[i], kernel_sizes[i], strides[i + 1])
             for i in reversed(range(len(features) - 1))
         )
+        self.recompute_full_resolution = bool(recompute_full_resolution)
+        self.encoder[0].recompute = self.decoder[-1].convs.recompute = self.recompute_full_resolution
         self.lr_head = nn.Conv3d(features[0], out_channels, kernel_size=1)
         self.hr_head = nn.Sequential(
             nn.Conv3d(features[0], _HR_HEAD_WIDTH, kernel_size=3, padding=1),
@@ -191,6 +217,15 @@ class HRSegUNet(nn.Module):
         return x, skips[1]
 
     def _hr_logits(self, features: torch.Tensor) -> torch.Tensor:
+        if self.recompute_full_resolution and not torch.jit.is_scripting():
+            return self._hr_logits_recomputed(features)
+        return self._hr_logits_plain(features)
+
+    @torch.jit.unused
+    def _hr_logits_recomputed(self, features: torch.Tensor) -> torch.Tensor:
+        return call_recomputed(self._hr_logits_plain, features)
+
+    def _hr_logits_plain(self, features: torch.Tensor) -> torch.Tensor:
         # z only: thin slice j at thick coordinate (j + 0.5) / s - 0.5 (align_corners=False), as thin_slice_affine
         upsampled = nn.functional.interpolate(
             features, scale_factor=(1.0, 1.0, float(self.scale)), mode="trilinear", align_corners=False

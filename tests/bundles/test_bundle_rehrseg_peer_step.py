@@ -66,18 +66,22 @@ def test_stage_2_peer_step_times_our_segmenter_at_the_references_plan():
 
         result = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False)
         switched = measure(stage="seg", n=1, warmup=0, seg_batch=1, seg_patch="128,128,2", threads=1, flops=False,
-                           quick=True, channels_last=True, fused_optimizer=True, optim_set_to_none="yes")  # fmt: skip
+                           quick=True, channels_last=True, fused_optimizer=True, optim_set_to_none="yes",
+                           recompute=False)  # fmt: skip
         with pytest.raises(ValueError, match="stage must be one of"):
             measure(stage="stage2")
         with pytest.raises(ValueError, match="seg_patch takes 3 sizes"):
             measure(stage="seg", seg_patch="64,64")
         with pytest.raises(ValueError, match="stage-2 switches"):  # the SR step has none: refused, not ignored
             measure(stage="sr", fused_optimizer=True)
+        with pytest.raises(ValueError, match="stage-2 switches"):
+            measure(stage="sr", recompute=False)
         with pytest.raises(ValueError, match="pass --flops False with a GPU"):  # the ceiling is a CPU measurement
             measure(stage="seg", device="cuda", flops=True)
     # the harness's assumed plan gives its segmenter 44.27 M parameters (printed as params_M.seg): ours the same
     assert round(result["params"]["segmenter"] / 1e6, 2) == 44.27 and result["params"]["teacher"] > 0
-    assert result["config"].endswith("HR head")  # train.json's switches: all off
+    # train.json's switches: the speed switches off, the full-resolution recomputation on
+    assert result["config"].endswith("HR head; full-resolution recomputation")
     assert switched["config"].endswith("; channels-last; fused Adam; gradients set to None")
     assert "bs1" in result["config"] and "128x128x2" in result["config"] and "quick.json" in switched["config"]
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
@@ -91,6 +95,7 @@ def test_benchmark_declares_the_stage_2_side_by_side():
     assert stage2["ours_variants"] == {
         "channels-last": ["--channels_last", "True"],
         "fused Adam, set-to-None": ["--fused_optimizer", "True", "--optim_set_to_none", "True"],
+        "no recomputation": ["--recompute", "False"],
     }
 
 
@@ -111,3 +116,4 @@ def test_stage_2_speed_switches_reach_the_optimizer_and_the_trainer():
         assert trainer.optim_set_to_none is value
         assert is_channels_last(trainer.networks["segmenter"]) is value
         assert is_channels_last(trainer.frozen_networks["teacher"]) is value
+        assert trainer.networks["segmenter"].network.recompute_full_resolution is value

@@ -1,11 +1,11 @@
-"""Tests of common/nets/recompute.py and of the networks' ``recompute_resolutions``: the same outputs and gradients,
+"""Tests of common/nets/recompute.py and of the networks' recomputation switches: the same outputs and gradients,
 fewer bytes kept for the backward pass."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from common.nets import StyleSwinGenerator, TransMRSR
+from common.nets import HRSegUNet, StyleSwinGenerator, TransMRSR
 from common.nets.recompute import call_recomputed, check_recompute_resolutions
 
 TINY = {"img_size": 32, "shallow_channels": 8, "style_dim": 16, "n_mlp": 1, "max_channels": 16, "use_truncation": False}
@@ -111,3 +111,37 @@ def test_styleswin_generator_recomputation_gives_the_same_gradients():
     assert results[0].keys() == results[1].keys()
     for name in results[0]:
         torch.testing.assert_close(results[1][name], results[0][name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def _hr_seg_step(recompute: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    torch.manual_seed(0)
+    net = HRSegUNet(features=(8, 16, 16, 16), recompute_full_resolution=recompute)
+    x = torch.rand(2, 1, 16, 16, 8, generator=torch.Generator().manual_seed(1))
+    outputs = []
+    saved = _saved_bytes(lambda: outputs.append(net.forward_all(x)))
+    lr_logits, hr_logits, skip1 = outputs[0]
+    (lr_logits.square().mean() + hr_logits.square().mean() + skip1.mean()).backward()
+    return hr_logits.detach(), _gradients(net), saved
+
+
+def test_hr_seg_unet_recomputation_gives_the_same_step_with_less_memory():
+    plain_hr, plain_grads, plain_saved = _hr_seg_step(False)
+    hr, grads, saved = _hr_seg_step(True)
+    torch.testing.assert_close(hr, plain_hr, rtol=0, atol=0)
+    assert grads.keys() == plain_grads.keys() and any(n.startswith("hr_head.") for n in grads)
+    for name in grads:
+        torch.testing.assert_close(grads[name], plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    # the first encoder stage, the last decoder stage and the HR head hold most activations of the step
+    assert saved < 0.6 * plain_saved, (saved, plain_saved)
+
+
+def test_hr_seg_unet_recomputation_keeps_its_weights_and_scripts():
+    small = {"features": (8, 16), "strides": ((1, 1, 1), (2, 2, 1))}
+    plain, recomputing = HRSegUNet(**small), HRSegUNet(**small, recompute_full_resolution=True)
+    assert plain.state_dict().keys() == recomputing.state_dict().keys()  # weights load either way
+    recomputing.load_state_dict(plain.state_dict())
+    scripted = torch.jit.script(recomputing)  # the model zoo's CI scripts network_def: the scripted net runs plainly
+    x = torch.rand(1, 1, 8, 8, 4, requires_grad=True)
+    torch.testing.assert_close(scripted(x), plain(x))
+    scripted(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

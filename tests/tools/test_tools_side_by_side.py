@@ -66,6 +66,32 @@ def test_iteration_times_calls_the_step_warmup_plus_n_times_and_counts_its_flops
         iteration_times(step, n=0)
 
 
+def test_count_flops_matches_torchs_counter_and_counts_recomputed_forwards():
+    import torch
+    from common.benchmarking import count_flops
+    from common.nets.recompute import call_recomputed
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.GELU(), torch.nn.Linear(32, 8))
+    x = torch.randn(4, 8, requires_grad=True)
+
+    def plain() -> None:
+        mlp(x).sum().backward()
+
+    def recomputed() -> None:
+        call_recomputed(mlp, x).sum().backward()
+
+    with FlopCounterMode(display=False) as reference:
+        plain()
+    # forward 2 (4 x 8 x 32) x 2 multiply-adds; backward twice that (input and weight gradients)
+    assert count_flops(plain) == reference.get_total_flops() == 3 * 2 * 2 * 4 * 8 * 32
+    # the backward pass recomputes the forward up to the last tensor it needs (fc2's input): fc1 runs again, fc2 not
+    assert count_flops(recomputed) == 3 * 2 * 2 * 4 * 8 * 32 + 2 * 4 * 8 * 32
+    hooks = torch.nn.modules.module._global_forward_pre_hooks
+    before = len(hooks)
+    count_flops(lambda: hooks.__len__() > before and pytest.fail("a module hook was installed while counting"))
+
+
 def test_step_precision_refuses_what_cannot_be_measured_and_autocast_casts_to_its_dtype():
     import torch
 

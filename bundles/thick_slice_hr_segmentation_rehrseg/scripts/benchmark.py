@@ -80,13 +80,15 @@ PEER_STEP = {
             "ours_variants": {
                 "channels-last": ["--channels_last", "True"],
                 "fused Adam, set-to-None": ["--fused_optimizer", "True", "--optim_set_to_none", "True"],
+                "no recomputation": ["--recompute", "False"],
             },
             "configuration": "stage-2 segmenter step with KD from the frozen UASR model: the harness's assumed nnU-Net "
             "plan (7 stages, 32-320 features, 1x3x3 kernels in the first two stages; 44.3 M parameters both), batch 2, "
             "LR crop 14x128x128 (z, y, x) -> HR x4 in z, LR CE weighted by U + HR Dice-CE + structural KD; reference: "
             "SGD, the teacher's features by Z-1 FLAVR encoder passes, inference one crop with 8-fold mirroring (LR "
             "head); ours: train.json's Adam, LR Dice too, one teacher pass, inference one crop (HR head, no "
-            "mirroring), train.json's speed switches (all off) unless the row says otherwise",
+            "mirroring), train.json's speed switches (all off) and its full-resolution recomputation (on) unless the "
+            "row says otherwise",
         }
     },
 }

@@ -26,7 +26,8 @@ Usage (from the bundle root)::
         [--threads 2] [--flops True] [--quick False] [--channels_last B]   (default: train_sr.json's sr_channels_last)
     python -m scripts.peer_step --stage seg [--n 3] [--warmup 1] [--seg_batch 2] [--seg_patch 128,128,14]
         [--threads 2] [--flops True] [--quick False] [--channels_last B] [--fused_optimizer B]
-        [--optim_set_to_none B]   (default: train.json's seg_channels_last, seg_fused_optimizer, seg_optim_set_to_none)
+        [--optim_set_to_none B] [--recompute B]   (default: train.json's seg_channels_last, seg_fused_optimizer,
+        seg_optim_set_to_none, seg_recompute_full_resolution)
     either stage on a GPU: [--device cuda --flops False [--amp bf16|fp16]]   (steps timed to their end; autocast)
 """
 
@@ -71,6 +72,7 @@ SEG_SWITCHES = {
     "seg_channels_last": "channels-last",
     "seg_fused_optimizer": "fused Adam",
     "seg_optim_set_to_none": "gradients set to None",
+    "seg_recompute_full_resolution": "full-resolution recomputation",
 }
 
 
@@ -155,16 +157,18 @@ def measure(
     channels_last: bool | None = None,
     fused_optimizer: bool | None = None,
     optim_set_to_none: bool | None = None,
+    recompute: bool | None = None,
     device: str = "cpu",
     amp: str = "off",
 ) -> dict:
     """Time ``n`` training iterations of ``stage`` (after ``warmup``) and ``n`` inferences: the JSON's content.
     ``sr``: the UASR step (``batch``, ``patch``, ``infer_size``; ``channels_last`` ``None`` takes ``train_sr.json``'s
     ``sr_channels_last``); ``seg``: the stage-2 step (``seg_batch``, ``seg_patch`` (x, y, z); ``channels_last``
-    ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer`` and ``optim_set_to_none`` its
-    ``seg_fused_optimizer`` and ``seg_optim_set_to_none``). ``device`` ``cuda``: the same steps on the GPU (the
-    shared timers wait for its work); ``flops`` must then be off (the conv ceiling is measured on the CPU); ``amp``
-    ``bf16`` or ``fp16`` runs the GPU step and inference under that autocast dtype."""
+    ``None`` takes ``train.json``'s ``seg_channels_last``, ``fused_optimizer``, ``optim_set_to_none`` and
+    ``recompute`` its ``seg_fused_optimizer``, ``seg_optim_set_to_none`` and ``seg_recompute_full_resolution``).
+    ``device`` ``cuda``: the same steps on the GPU (the shared timers wait for its work); ``flops`` must then be off
+    (the conv ceiling is measured on the CPU); ``amp`` ``bf16`` or ``fp16`` runs the GPU step and inference under that
+    autocast dtype."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
     torch.set_num_threads(threads)
@@ -173,10 +177,12 @@ def measure(
         patch_size = int_tuple(seg_patch)
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
-        given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none)))
+        given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none, recompute)))
         return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device, amp)
-    if fused_optimizer is not None or optim_set_to_none is not None:
-        raise ValueError("fused_optimizer and optim_set_to_none are stage-2 switches: pass them with --stage seg.")
+    if fused_optimizer is not None or optim_set_to_none is not None or recompute is not None:
+        raise ValueError(
+            "fused_optimizer, optim_set_to_none and recompute are stage-2 switches: pass them with --stage seg."
+        )
     return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device, amp)
 
 
