@@ -177,6 +177,8 @@ def _wait_with_peak_rss(pid: int, poll_seconds: float = 0.05) -> tuple[int, int,
     The peak is the child's own ``VmHWM`` (per address space, so it starts afresh at ``exec``), read until it exits:
     ``ru_maxrss`` would not do, because Linux carries the parent's RSS at ``fork`` over the ``exec`` into it (a
     harness started from a large process would look as large). Where ``/proc`` is missing, ``ru_maxrss`` is used.
+    ``VmHWM`` is a high-water mark, so only a peak first reached within the last ``poll_seconds`` before the child
+    exits can be missed (a training step's peak comes long before the end of its process).
     """
     peak = 0
     while True:
