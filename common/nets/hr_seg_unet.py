@@ -40,15 +40,17 @@ class _ConvNormAct(nn.Sequential):
 
 
 class _Stage(nn.Sequential):
-    """Two conv blocks with the stage's kernel, the first with the stage's stride; with ``recompute`` (set by
-    :class:`HRSegUNet`) its activations are recomputed in the backward pass instead of kept (eager mode)."""
+    """Two conv blocks with the stage's kernel, the first with the stage's stride; with ``recompute`` its
+    activations are recomputed in the backward pass instead of kept (eager mode; its input is kept)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, recompute: bool = False
+    ) -> None:
         super().__init__(
             _ConvNormAct(in_channels, out_channels, kernel, stride),
             _ConvNormAct(out_channels, out_channels, kernel, (1, 1, 1)),
         )
-        self.recompute = False
+        self.recompute = recompute
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         for block in self:
@@ -67,15 +69,17 @@ class _Stage(nn.Sequential):
 
 class _UpStage(nn.Module):
     """One decoder stage: transposed conv (kernel = stride = the deeper encoder stage's stride), ``cat(up, skip)``, a
-    stage with the skip's kernel (as nnU-Net's decoder)."""
+    stage with the skip's kernel (as nnU-Net's decoder); ``recompute`` applies to that stage (the concatenation, its
+    input, is kept)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, recompute: bool = False
+    ) -> None:
         super().__init__()
         self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=stride, stride=stride)
-        self.convs = _Stage(2 * out_channels, out_channels, kernel, (1, 1, 1))
+        self.convs = _Stage(2 * out_channels, out_channels, kernel, (1, 1, 1), recompute)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        # with recomputation (``convs.recompute``) the concatenation is not kept either: it is rebuilt in the backward
         return self.convs(torch.cat([self.up(x), skip], dim=1))
 
 
@@ -178,16 +182,19 @@ class HRSegUNet(nn.Module):
         #: attribute rather than a property, so that a scripted network keeps it)
         self.divisor: tuple[int, int, int] = tuple(math.prod(s[axis] for s in strides) for axis in range(3))
 
+        self.recompute_full_resolution = bool(recompute_full_resolution)
         channels = (in_channels, *features)
+        # stage 0 of the encoder and the last decoder stage (i == 0) work at the input resolution
         self.encoder = nn.ModuleList(
-            _Stage(channels[i], channels[i + 1], kernel_sizes[i], strides[i]) for i in range(len(features))
+            _Stage(channels[i], channels[i + 1], kernel_sizes[i], strides[i], i == 0 and self.recompute_full_resolution)
+            for i in range(len(features))
         )
         self.decoder = nn.ModuleList(
-            _UpStage(features[i + 1], features[i], kernel_sizes[i], strides[i + 1])
+            _UpStage(
+                features[i + 1], features[i], kernel_sizes[i], strides[i + 1], i == 0 and self.recompute_full_resolution
+            )
             for i in reversed(range(len(features) - 1))
         )
-        self.recompute_full_resolution = bool(recompute_full_resolution)
-        self.encoder[0].recompute = self.decoder[-1].convs.recompute = self.recompute_full_resolution
         self.lr_head = nn.Conv3d(features[0], out_channels, kernel_size=1)
         self.hr_head = nn.Sequential(
             nn.Conv3d(features[0], _HR_HEAD_WIDTH, kernel_size=3, padding=1),
