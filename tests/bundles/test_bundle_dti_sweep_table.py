@@ -12,15 +12,18 @@ from bundle_test_utils import bundle_scripts
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "dti_lge_style_transfer"
 
 
-def _level(elevation: float, offsets: dict[str, float]) -> dict:
+def _pipelines(offsets: dict[str, float], seed: int = 0) -> dict[str, dict[str, float]]:
+    """One seed's ``{pipeline: {case: Dice}}``: shared per-case values plus each pipeline's offset (and small noise)."""
     rng = np.random.default_rng(0)
     base = {f"Case_{i:03d}": float(v) for i, v in enumerate(rng.uniform(0.2, 0.6, 30))}
     noise = {case: float(rng.normal(0, 0.01)) for case in base}
-    cases = {label: {c: v + offset + noise[c] * (label != "DTI SSeg") for c, v in base.items()}
-             for label, offset in offsets.items()}  # fmt: skip
-    means = {label: float(np.mean(list(v.values()))) for label, v in cases.items()}
-    sems = {label: float(np.std(list(v.values()), ddof=1) / np.sqrt(30)) for label, v in cases.items()}
-    return {"md_elevation": elevation, "seed": 0, "means": means, "sems": sems, "cases": cases}
+    jitter = np.random.default_rng(100 + seed)
+    return {label: {c: v + offset + noise[c] * (label != "DTI SSeg") + jitter.normal(0, 0.002) for c, v in base.items()}
+            for label, offset in offsets.items()}  # fmt: skip
+
+
+def _level(benchmark, elevation: float, offsets: dict[str, float]) -> dict:
+    return benchmark.sweep_level(elevation, {0: _pipelines(offsets)})
 
 
 def test_sweep_table_pairs_the_pipelines_per_level(tmp_path):
@@ -28,8 +31,12 @@ def test_sweep_table_pairs_the_pipelines_per_level(tmp_path):
         from scripts import benchmark
 
         levels = [
-            _level(0.0, {"DTI SSeg": 0.0, "CycleGAN+SSeg": 0.1, "CycleGANSeg+SSeg": 0.1}),  # translation ahead
-            _level(0.4, {"DTI SSeg": 0.2, "CycleGAN+SSeg": 0.0, "CycleGANSeg+SSeg": 0.0}),  # direct training ahead
+            _level(
+                benchmark, 0.0, {"DTI SSeg": 0.0, "CycleGAN+SSeg": 0.1, "CycleGANSeg+SSeg": 0.1}
+            ),  # translation ahead
+            _level(
+                benchmark, 0.4, {"DTI SSeg": 0.2, "CycleGAN+SSeg": 0.0, "CycleGANSeg+SSeg": 0.0}
+            ),  # direct training ahead
         ]
         comparisons = benchmark.sweep_comparisons(levels[0])
         assert comparisons[("CycleGANSeg+SSeg", "DTI SSeg")].verdict == "CycleGANSeg+SSeg better (seeds not checked)"
@@ -53,3 +60,34 @@ def test_sweep_table_pairs_the_pipelines_per_level(tmp_path):
     assert len(rows) == 2 * 3 * 30
     assert {r["pipeline"] for r in rows} == {"DTI SSeg", "CycleGAN+SSeg", "CycleGANSeg+SSeg"}
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_sweep_level_averages_the_seeds_per_pair_and_needs_them_to_agree(tmp_path):
+    translation_ahead = {"DTI SSeg": 0.0, "CycleGAN+SSeg": 0.1, "CycleGANSeg+SSeg": 0.1}
+    with bundle_scripts(BUNDLE):
+        from scripts import benchmark
+
+        # seed 1 agrees with seed 0; seed 2 has DTI SSeg ahead by less than the others' lead, so the mean stays ahead
+        per_seed = {
+            0: _pipelines(translation_ahead, 0),
+            1: _pipelines(translation_ahead, 1),
+            2: _pipelines({"DTI SSeg": 0.05, "CycleGAN+SSeg": 0.0, "CycleGANSeg+SSeg": 0.0}, 2),
+        }
+        level = benchmark.sweep_level(0.2, per_seed)
+        case = "Case_000"
+        mean = np.mean([per_seed[s]["DTI SSeg"][case] for s in per_seed])
+        assert level["seeds"] == [0, 1, 2] and abs(level["cases"]["DTI SSeg"][case] - mean) < 1e-12
+        assert abs(level["means"]["CycleGANSeg+SSeg"] - level["means"]["DTI SSeg"] - (0.2 - 0.05) / 3) < 0.01
+        split = benchmark.sweep_comparisons(level)[("CycleGANSeg+SSeg", "DTI SSeg")]
+        assert split.low > 0 and split.verdict == "not separated (seeds disagree)"
+        agreed = benchmark.sweep_comparisons(benchmark.sweep_level(0.2, {s: per_seed[s] for s in (0, 1)}))
+        assert agreed[("CycleGANSeg+SSeg", "DTI SSeg")].verdict == "CycleGANSeg+SSeg better"
+        benchmark._write_sweep([level], tmp_path)
+
+    table = (tmp_path / "sweep.md").read_text()
+    assert "training seeds [0, 1, 2]" in table and "not separated (seeds disagree)" in table
+    with open(tmp_path / "sweep_cases.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 3 * 30 and {r["seed"] for r in rows} == {"0", "1", "2"}
+    value = next(r for r in rows if r["seed"] == "2" and r["pipeline"] == "DTI SSeg" and r["case"] == case)
+    assert float(value["value"]) == per_seed[2]["DTI SSeg"][case]

@@ -26,8 +26,9 @@ Rows per method are per-test-pair means over the seeds (``per_seed`` keeps each 
 seeds' agreement. The premise row ("SSeg on LGE" vs "DTI SSeg") shows whether DTI alone is the poor input the paper
 says it is. The sweep then rewrites only the infarct's diffusion contrast of the same subjects (MD elevation ``e``,
 FA reduction ``4e/3``, S0 elevation ``e/3``: the literature draws' mid-range ratios 0.15 / 0.20 / 0.05) and trains
-the three pipelines again per level with the first seed (the LGE models do not depend on it): ``sweep.md``,
-``sweep_cases.csv``, ``sweep.png``.
+the three pipelines again per level and training seed, each seed's pipelines reusing that seed's LGE models (they do
+not depend on the DTI): ``sweep.md`` (per-pair means over the seeds, comparisons with the seeds' agreement),
+``sweep_cases.csv`` (every seed's values), ``sweep.png``.
 
 ``quick=True`` takes the translators' networks from ``configs/quick.json`` and the training lengths from
 :data:`QUICK`; ``quick=False`` the configs' defaults (paper settings). Without ``fresh``, the stages finished in
@@ -115,8 +116,8 @@ N_LGE_ONLY = 36
 SPLIT = (N_TRAIN_PAIRS / N_PAIRED, N_VAL / N_PAIRED, N_TEST / N_PAIRED)
 SPLIT_SEED = 0
 #: MD elevations of the infarct-contrast sweep (FA reduction 4/3 and S0 elevation 1/3 of it); empty by default: on
-#: the 2-core CPU each level costs about 12 minutes (two translators and a DTI SSeg), so the sweep is asked for with
-#: ``--sweep 0,0.05,0.1,0.2,0.4`` (the script) and is not part of ``tools.benchmark``'s run yet
+#: the 2-core CPU each level costs about 12 minutes per training seed (two translators and a DTI SSeg), so the sweep
+#: is asked for with ``--sweep 0,0.1,0.2,0.4`` (the script) and is not part of ``tools.benchmark``'s run
 SWEEP: tuple[float, ...] = ()
 
 #: (ours, baseline) method pairs compared per test pair: Fig. 7, the premise, and the translators
@@ -449,7 +450,7 @@ def run(
         out_dir: output folder (models, logs, masks, tables).
         quick: small networks and schedules (:data:`QUICK`, ``configs/quick.json``) instead of the configs' defaults.
         seeds: training seeds of the main comparison.
-        sweep: MD elevations of the contrast sweep (first seed only); empty or ``None`` skips it.
+        sweep: MD elevations of the contrast sweep (every seed of ``seeds``); empty or ``None`` skips it.
         dti_channels: DTI channels the translators and DTI SSeg read (names of ``DTI_CHANNELS``).
         overrides: extra config overrides per stage ("segmentor", "judge", "translator", "sseg").
         sseg_bundle_root: root of the ``lge_mi_sr_segmentation`` bundle (``tools.benchmark`` passes it).
@@ -507,18 +508,15 @@ def run(
 
     levels = []
     for e in sweep:
-        seed = seeds[0]
         level_data = write_benchmark_data(out / "sweep" / f"md{round(100 * e):03d}" / "data", md_elevation=e)
         level_split = dti_lge_mi_split(dti_lge_mi_cases(level_data), fractions=SPLIT, seed=SPLIT_SEED)
-        shared = {"dataset_dir": str(level_data), "split": level_split, "seed": seed, "resume": False}
-        base = out / "sweep" / f"md{round(100 * e):03d}" / f"seed{seed}"
-        level = _dti_pipelines(st, level_data, level_split, seed, shared, lge_models[seed], base, select)
-        means = {label: float(np.mean(list(v.values()))) for label, v in level["pipelines"].items()}
-        sems = {
-            label: float(np.std(list(v.values()), ddof=1) / math.sqrt(len(v)))
-            for label, v in level["pipelines"].items()
-        }
-        levels.append({"md_elevation": e, "seed": seed, "means": means, "sems": sems, "cases": level["pipelines"]})
+        per_seed = {}
+        for seed in seeds:
+            shared = {"dataset_dir": str(level_data), "split": level_split, "seed": seed, "resume": False}
+            base = out / "sweep" / f"md{round(100 * e):03d}" / f"seed{seed}"
+            level = _dti_pipelines(st, level_data, level_split, seed, shared, lge_models[seed], base, select)
+            per_seed[seed] = level["pipelines"]
+        levels.append(sweep_level(e, per_seed))
     if levels:
         _write_sweep(levels, out)
 
@@ -542,7 +540,7 @@ def run(
         "stage_settings": st.settings,
         "dti_sseg_epochs": {s: results[s]["dti_sseg_epochs"] for s in seeds},
         "dti_channels": list(select),
-        "sweep": [{k: v for k, v in level.items() if k != "cases"} for level in levels],
+        "sweep": [{k: v for k, v in level.items() if k not in ("cases", "per_seed")} for level in levels],
         "machine": machine_summary(),
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -558,16 +556,36 @@ SWEEP_COMPARISONS = (
 )
 
 
+def sweep_level(md_elevation: float, per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """One sweep level from each seed's ``{pipeline: {case: MI Dice}}``: per pipeline the per-pair mean over the seeds
+    (``cases``), its mean and SEM over the pairs, and each seed's values (``per_seed``)."""
+    rows = {label: _seed_row(label, label, per_seed) for label in next(iter(per_seed.values()))}
+    return {
+        "md_elevation": float(md_elevation),
+        "seeds": sorted(int(s) for s in per_seed),
+        "per_seed": per_seed,
+        "cases": {label: dict(row.values) for label, row in rows.items()},
+        "means": {label: row.mean for label, row in rows.items()},
+        "sems": {label: float(np.std(row.scored_values, ddof=1) / math.sqrt(len(row.scored_values)))
+                 for label, row in rows.items()},  # fmt: skip
+    }
+
+
 def sweep_comparisons(level: dict) -> dict[tuple[str, str], Any]:
-    """Per level, each of :data:`SWEEP_COMPARISONS` paired over the test pairs (bootstrap 95 % interval, Wilcoxon p;
-    one training seed, so the verdict carries "(seeds not checked)" when the interval excludes 0)."""
+    """Per level, each of :data:`SWEEP_COMPARISONS` paired over the test pairs (bootstrap 95 % interval, Wilcoxon p,
+    and the seeds' agreement: with one seed the verdict carries "(seeds not checked)")."""
     rows = {label: _sweep_row(label, label, level) for label in level["cases"]}
     return {(a, b): compare(rows[a], rows[b]) for a, b in SWEEP_COMPARISONS}
 
 
+def _seed_row(method: str, label: str, per_seed: dict[int, dict[str, dict[str, float]]]) -> BenchmarkRow:
+    """Pipeline ``label``'s per-pair MI Dice over the seeds, as a row named ``method`` (each seed's values kept)."""
+    return BenchmarkRow.from_seeds(method, "pipeline_dice", {s: pipelines[label] for s, pipelines in per_seed.items()})
+
+
 def _sweep_row(method: str, label: str, level: dict) -> BenchmarkRow:
     """Pipeline ``label``'s per-pair MI Dice at one sweep level, as a row named ``method``."""
-    return BenchmarkRow(method, "pipeline_dice", sorted(level["cases"][label].items()), seeds=[level["seed"]])
+    return _seed_row(method, label, level["per_seed"])
 
 
 def _write_sweep(levels: list[dict], out: Path) -> None:
@@ -578,8 +596,9 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
         "# Fig. 7 pipelines against the DTI infarct contrast",
         "",
         f"Same subjects, only the infarct's diffusion contrast rewritten (FA reduction 4/3, S0 elevation 1/3 of the "
-        f"MD elevation); seed {levels[0]['seed']}; MI Dice of the 512x512 mask, mean +- SEM over {N_TEST} test "
-        "pairs. Per-pair values: sweep_cases.csv.",
+        f"MD elevation); training seeds {levels[0]['seeds']}; MI Dice of the 512x512 mask (per test pair the mean "
+        f"over the seeds), mean +- SEM over {len(next(iter(levels[0]['cases'].values())))} test pairs. Each seed's "
+        "per-pair values: sweep_cases.csv.",
         "",
         "| MD elevation | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
@@ -589,8 +608,8 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
         lines.append(f"| {100 * level['md_elevation']:.0f} % | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Paired differences per level (mean over the test pairs, bootstrap 95 % interval, Wilcoxon p; one training "
-        'seed, so an ordering is at most "(seeds not checked)"):',
+        "Paired differences per level (mean over the test pairs, bootstrap 95 % interval, Wilcoxon p; an ordering "
+        'only where the interval excludes 0 and every seed agrees, "(seeds not checked)" with one seed):',
         "",
         "| MD elevation | comparison | difference [95 % CI] | Wilcoxon p | ordering |",
         "|---|---|---|---|---|",
@@ -623,9 +642,10 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["md_elevation", "seed", "pipeline", "case", "value"])
         for level in levels:
-            for label in labels:
-                for case, value in sorted(level["cases"][label].items()):
-                    writer.writerow([level["md_elevation"], level["seed"], label, case, repr(float(value))])
+            for seed in level["seeds"]:
+                for label in labels:
+                    for case, value in sorted(level["per_seed"][seed][label].items()):
+                        writer.writerow([level["md_elevation"], seed, label, case, repr(float(value))])
     _plot_sweep(levels, out / "sweep.png")
 
 
