@@ -24,7 +24,7 @@ class WeightsLoader(CheckpointLoader):
 
     def __call__(self, engine: Engine) -> None:
         if self.strict:
-            checkpoint = torch.load(self.load_path, map_location="cpu", weights_only=True)
+            checkpoint = _load_mapped(self.load_path)
             for name, obj in self.load_dict.items():
                 if isinstance(obj, torch.nn.Module):
                     # a file holding one network is its bare state_dict (as CheckpointLoader reads it)
@@ -32,3 +32,14 @@ class WeightsLoader(CheckpointLoader):
                     state = extract_state_dict(checkpoint, key=key, path=self.load_path)
                     require_weights_fit(obj, state, self.load_path)
         super().__call__(engine)
+
+
+def _load_mapped(path: str) -> dict:
+    """The file with its tensors memory-mapped: the check reads names and shapes only, so the values are read once,
+    by MONAI's load after it. Files in PyTorch's pre-1.6 format cannot be mapped and are read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -21,11 +21,13 @@ def _run(loader: WeightsLoader) -> None:
     engine.run([0], max_epochs=1)
 
 
-@pytest.mark.parametrize("saved_as", ["bare", "saver"])
+@pytest.mark.parametrize("saved_as", ["bare", "saver", "pre-1.6 format"])
 def test_a_fitting_file_loads_its_values(tmp_path, saved_as):
     source, target = _net(4), _net(4)
     state = source.state_dict()
-    torch.save(state if saved_as == "bare" else {"model": state, "trainer": {"epoch": 2}}, tmp_path / "model.pt")
+    content = state if saved_as != "saver" else {"model": state, "trainer": {"epoch": 2}}
+    # the pre-1.6 format cannot be memory-mapped for the check: it is read whole instead
+    torch.save(content, tmp_path / "model.pt", _use_new_zipfile_serialization=saved_as != "pre-1.6 format")
     _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=True))
     assert torch.equal(target[0].weight, source[0].weight)
 
@@ -47,3 +49,19 @@ def test_not_strict_stays_monais_partial_load(tmp_path):
     target = _net(8)
     _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=False, strict_shape=False))
     assert target[0].weight.shape == (8, 1, 3, 3)
+
+
+def test_the_check_maps_the_file_instead_of_reading_its_values(tmp_path, monkeypatch):
+    source = _net(4)
+    with torch.no_grad():
+        source[1].weight.add_(1.0)  # differs from a fresh _net(4)
+    torch.save(source.state_dict(), tmp_path / "model.pt")
+    calls = []
+    load = torch.load
+    monkeypatch.setattr(
+        torch, "load", lambda *args, **kwargs: calls.append(kwargs.get("mmap")) or load(*args, **kwargs)
+    )
+    target = _net(4)
+    _run(WeightsLoader(str(tmp_path / "model.pt"), {"model": target}, strict=True))
+    assert calls == [True, None]  # the check maps the file; MONAI's load reads the values, once
+    assert torch.equal(target[1].weight, source[1].weight)
