@@ -4,11 +4,14 @@ Usage (from the repository root)::
 
     python -m tools.benchmark --all [--quick] [--data_root data] [--out benchmarks]
     python -m tools.benchmark --bundles lge_mi_sr_segmentation --quick
+    python -m tools.benchmark --bundles lge_mi_sr_segmentation --quick --seed_processes 0,1,2
 
 For every bundle with ``scripts/benchmark.py`` (``--all``, or the ``--bundles`` named), a fresh Python process
 (every bundle has its own ``scripts`` package, so two cannot share one process) starts in the bundle root, imports
 ``scripts.benchmark`` and calls ``run(data_root, out_dir=<out>/<bundle>, quick=...)``, which trains and scores the
-bundle's method and baselines in that one run and returns its table rows. The default data is written first when
+bundle's method and baselines in that one run and returns its table rows. With ``--seed_processes`` each bundle
+runs one such process per training seed instead, all at once (:func:`run_bundle_seed_processes`), and their rows are
+merged per case over the seeds (:func:`merge_seed_rows`). The default data is written first when
 a bundle's ``REQUIRED_DATASET`` folder is missing under ``<data_root>`` (``python -m tools.make_data --out
 <data_root>``, only the missing datasets).
 
@@ -188,12 +191,13 @@ _ROW_KEYS = {"method", "baseline_method", "metric", "baseline", "ours"}
 # run in a fresh interpreter, in the bundle root: imports that bundle's `scripts` and writes its rows as JSON
 _WORKER = """
 import json, os, resource, sys, time
-bundle, data_root, out_dir, quick, result_file, bundle_roots = sys.argv[1:7]
+bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds = sys.argv[1:8]
 sys.path.insert(0, bundle)
 os.chdir(bundle)
 from scripts.benchmark import run
 start = time.perf_counter()
-rows = run(data_root, out_dir=out_dir, quick=quick == "1", **json.loads(bundle_roots))
+chosen = {} if seeds == "" else {"seeds": tuple(int(s) for s in seeds.split(","))}
+rows = run(data_root, out_dir=out_dir, quick=quick == "1", **chosen, **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
 usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 with open(result_file, "w") as f:
@@ -329,6 +333,43 @@ def read_previous_merged(out: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _int_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; ValueError when it names no integer or something else."""
+    values = [int(value) for value in str(text).split(",") if value.strip()]
+    if not values:
+        raise ValueError(f"no integer in {text!r}")
+    return values
+
+
+def _worker(
+    bundle_dir: Path, data_root: str | os.PathLike, out_dir: Path, quick: bool, seeds: Sequence[int] | None
+) -> tuple[list[str], Path, Path]:
+    """The worker's command line, its result file and its log file (both under ``out_dir``, which it creates)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
+    result_file.unlink(missing_ok=True)
+    command = [sys.executable, "-c", _WORKER, str(bundle_dir), str(Path(data_root).resolve()), str(out_dir)]
+    command += ["1" if quick else "0", str(result_file), json.dumps(required_bundle_roots(bundle_dir))]
+    command.append("" if seeds is None else ",".join(str(int(seed)) for seed in seeds))
+    return command, result_file, log_file
+
+
+def _worker_result(bundle_dir: Path, code: int, result_file: Path, log_file: Path) -> dict[str, Any]:
+    """The worker's result, or a RuntimeError naming the bundle, the exit status and the log's end."""
+    if code != 0 or not result_file.is_file():
+        tail = log_file.read_text()[-2000:]
+        raise RuntimeError(f"bundle `{bundle_dir.name}`: benchmark failed (exit {code}, log {log_file}):\n{tail}")
+    with open(result_file) as f:
+        result = json.load(f)
+    rows = result.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise RuntimeError(
+            f"bundle `{bundle_dir.name}`: scripts.benchmark.run returned {type(rows).__name__}, "
+            "expected a list of dicts."
+        )
+    return result
+
+
 def run_bundle(
     bundle_dir: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -347,12 +388,7 @@ def run_bundle(
         RuntimeError: naming the bundle and the log when the benchmark fails or returns no list of dicts.
     """
     bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
-    bundle_roots = required_bundle_roots(bundle_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
-    result_file.unlink(missing_ok=True)
-    command = [sys.executable, "-c", _WORKER, str(bundle_dir), str(Path(data_root).resolve()), str(out_dir)]
-    command += ["1" if quick else "0", str(result_file), json.dumps(bundle_roots)]
+    command, result_file, log_file = _worker(bundle_dir, data_root, out_dir, quick, None)
     with open(log_file, "w") as log:
         try:
             code = subprocess.run(
@@ -362,18 +398,116 @@ def run_bundle(
             raise RuntimeError(
                 f"bundle `{bundle_dir.name}`: benchmark ran past {timeout} s (log: {log_file})."
             ) from None
-    if code != 0 or not result_file.is_file():
-        tail = log_file.read_text()[-2000:]
-        raise RuntimeError(f"bundle `{bundle_dir.name}`: benchmark failed (exit {code}, log {log_file}):\n{tail}")
-    with open(result_file) as f:
-        result = json.load(f)
-    rows = result.get("rows")
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise RuntimeError(
-            f"bundle `{bundle_dir.name}`: scripts.benchmark.run returned {type(rows).__name__}, "
-            "expected a list of dicts."
+    return _worker_result(bundle_dir, code, result_file, log_file)
+
+
+def run_bundle_seed_processes(
+    bundle_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seeds: Sequence[int],
+    quick: bool = False,
+    timeout: float | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run one bundle's benchmark as one process per training seed, all at once, and merge their rows.
+
+    Each process is :func:`run_bundle`'s with ``run(..., seeds=(seed,))`` and its own out folder
+    (``<out_dir>/seed_process_<seed>``: each writes its own copy of the benchmark data, so no two write one file),
+    limited to ``threads`` threads (default: the CPUs shared among the processes, at least 1). On a CPU with few
+    cores this is much faster than one process over the seeds, whose threads scale poorly on small networks; the
+    float sums (and so the trained weights) are those of the thread count each process had.
+
+    Returns:
+        ``{"rows": merge_seed_rows(...), "seconds": wall seconds until the last process ended, "peak_rss_mb": the
+        largest process's, "seed_processes": {seed: {"seconds", "peak_rss_mb", "threads"}}}``.
+
+    Raises:
+        RuntimeError: naming the bundle, the seed and the log when a process fails (the others are stopped), or
+            runs past ``timeout`` seconds; ValueError for no seeds or repeated seeds.
+    """
+    seeds = [int(seed) for seed in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed processes need distinct training seeds, got {seeds}.")
+    bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
+    threads = threads or max(1, (os.cpu_count() or 1) // len(seeds))
+    env = {**_env_with_repo(), **{name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    start, running = time.perf_counter(), {}
+    for seed in seeds:
+        command, result_file, log_file = _worker(bundle_dir, data_root, out_dir / f"seed_process_{seed}", quick, [seed])
+        log = open(log_file, "w")
+        process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        running[seed] = (process, log, result_file, log_file)
+    results: dict[int, dict[str, Any]] = {}
+    try:
+        for seed, (process, log, result_file, log_file) in running.items():
+            left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+            try:
+                code = process.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(
+                    f"bundle `{bundle_dir.name}`: seed {seed}'s benchmark ran past {timeout} s (log: {log_file})."
+                ) from None
+            try:
+                results[seed] = _worker_result(bundle_dir, code, result_file, log_file)
+            except RuntimeError as error:
+                raise RuntimeError(f"seed {seed}: {error}") from None
+    finally:
+        for process, log, _, _ in running.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+    return {
+        "rows": merge_seed_rows({seed: result["rows"] for seed, result in results.items()}),
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": max(result["peak_rss_mb"] for result in results.values()),
+        "seed_processes": {
+            str(seed): {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "threads": threads}
+            for seed, result in results.items()
+        },
+    }
+
+
+def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
+    """One row list from the rows of processes that each trained other seeds (:func:`run_bundle_seed_processes`).
+
+    A row with per-seed values (``per_seed``, the skeleton's rows) gets every process's seeds: per case the mean
+    over all of them (:meth:`common.benchmarking.BenchmarkRow.from_seeds`, as one process over the seeds makes it)
+    and ``seconds`` the processes' mean; any other row (a speed row, a seed-independent one) is the first seed's
+    process's. The order is the first process's.
+
+    Raises:
+        RuntimeError: naming the seed and the row when a process lacks a row with per-seed values.
+    """
+    from common.benchmarking import BenchmarkRow
+
+    first = rows_by_seed[min(rows_by_seed)]
+    merged = []
+    for row in first:
+        if not row.get("per_seed"):
+            merged.append(row)
+            continue
+        per_seed: dict[int, dict[str, float]] = {}
+        seconds = []
+        for seed, rows in sorted(rows_by_seed.items()):
+            match = next(
+                (r for r in rows if r.get("method") == row["method"] and r.get("metric") == row["metric"]), None
+            )
+            if match is None or not match.get("per_seed"):
+                raise RuntimeError(f"seed {seed}'s process has no per-seed row {row['method']!r} / {row['metric']!r}.")
+            per_seed.update({int(key): dict(pairs) for key, pairs in match["per_seed"].items()})
+            if _number(match.get("seconds")) is not None:
+                seconds.append(float(match["seconds"]))
+        combined = BenchmarkRow.from_seeds(row["method"], row["metric"], per_seed).to_dict()
+        merged.append(
+            {
+                **row,
+                **{key: combined[key] for key in ("values", "seeds", "per_seed", "mean", "std", "n")},
+                "seconds": sum(seconds) / len(seconds) if seconds else row.get("seconds"),
+            }
         )
-    return result
+    return merged
 
 
 # ----------------------------------------------------------------------------------------------- merging
@@ -690,12 +824,7 @@ def _overlay_text(overlay: dict[str, Any]) -> str:
 
 
 def header_lines(
-    infos: dict[str, BenchmarkInfo],
-    runs: dict[str, dict],
-    quick: bool,
-    command: str,
-    seconds: float,
-    machine: str,
+    infos: dict[str, BenchmarkInfo], runs: dict[str, dict], quick: bool, command: str, seconds: float, machine: str
 ) -> list[str]:
     """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
     mode = "quick" if quick else "full"
@@ -764,7 +893,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run nothing: merge the rows that earlier runs left in <out>/<bundle>_rows.json (e.g. bundles run "
         "as parallel processes, one --bundles each, or one bundle rerun in a fresh clone)",
     )
+    parser.add_argument(
+        "--seed_processes",
+        "--seed-processes",
+        default=None,
+        help="training seeds, e.g. 0,1,2: each bundle runs one process per seed, all at once (the CPUs shared among "
+        "them), and their rows are merged as one process over the seeds gives them (up to the float sums of the "
+        "thread count); default: one process over the bundle's own seeds",
+    )
     args = parser.parse_args(argv)
+    try:
+        seed_processes = None if args.seed_processes is None else _int_list(args.seed_processes)
+    except ValueError:
+        print(f"FAIL: --seed_processes takes integers separated by commas, got {args.seed_processes!r}")
+        return 2
 
     try:
         bundles = find_benchmark_bundles(args.bundles_dir, None if args.all else args.bundles)
@@ -802,8 +944,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.merge_only:
                 result = read_bundle_result(out, bundle.name)
+            elif seed_processes:
+                result = run_bundle_seed_processes(
+                    bundle, data_root, out / bundle.name, seed_processes, quick=args.quick, timeout=args.timeout
+                )
             else:
                 result = run_bundle(bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout)
+            if not args.merge_only:
                 write_bundle_result(out, bundle.name, result)
         except RuntimeError as e:
             print(f"FAIL: {e}", flush=True)
@@ -817,6 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "process_peak_rss_mb": result["peak_rss_mb"],
             "table": str(out / bundle.name / "benchmark.md"),
         }
+        if result.get("seed_processes"):  # each process wrote its own table, of its seed
+            runs[bundle.name]["table"] = str(out / bundle.name / "seed_process_<seed>" / "benchmark.md")
+            runs[bundle.name]["seed_processes"] = result["seed_processes"]
         cases = write_cases(bundle.name, result["rows"], out)
         if cases is not None:
             runs[bundle.name]["cases"] = str(cases)
@@ -826,6 +976,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m tools.benchmark "
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
         + f"{' --quick' if args.quick else ''} --data_root {args.data_root} --out {args.out}"
+        + (f" --seed_processes {','.join(map(str, seed_processes))}" if seed_processes else "")
     )
     seconds = time.perf_counter() - start
     if args.merge_only:

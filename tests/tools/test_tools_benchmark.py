@@ -6,6 +6,7 @@ No training: the bundles here are fakes whose ``scripts/benchmark.py`` returns f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -382,3 +383,72 @@ def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
     path.write_text(json.dumps({"rows": {"method": "m"}}))
     with pytest.raises(RuntimeError, match="b_rows.json holds no list of row dicts"):
         tb.read_bundle_result(tmp_path, "b")
+
+
+# ----------------------------------------------------------------------------------------------- seed processes
+def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None) -> Path:
+    """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step."""
+    bundle = root / name
+    (bundle / "scripts").mkdir(parents=True)
+    (bundle / "scripts" / "__init__.py").write_text("")
+    body = f"""
+        import json, os
+
+        def run(data_root, out_dir, quick=False, seeds=(0, 1, 2)):
+            if {fail_seed!r} in seeds:
+                raise RuntimeError("diverged")
+            os.makedirs(out_dir, exist_ok=True)
+            with open(os.path.join(out_dir, "called.json"), "w") as f:
+                json.dump({{"seeds": list(seeds), "threads": os.environ.get("OMP_NUM_THREADS")}}, f)
+            per_seed = {{str(s): [["c0", s + 0.0], ["c1", s + 0.1]] for s in seeds}}
+            values = [["c0", sum(s for s in seeds) / len(seeds)], ["c1", sum(s + 0.1 for s in seeds) / len(seeds)]]
+            score = {{"method": "A", "metric": "dice", "values": values, "seeds": list(seeds), "per_seed": per_seed,
+                      "higher_is_better": True, "seconds": 10.0 * (1 + seeds[0])}}
+            step = {{"method": "A step", "metric": "step", "values": [], "seeds": [], "seconds": 1.0 + seeds[0]}}
+            return [score, step]
+        """
+    (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body))
+    return bundle
+
+
+def test_seed_processes_run_one_process_per_seed_and_merge_rows_as_one_process_over_the_seeds(tmp_path):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "seeded")
+    argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "0,2"]) == 0
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    for seed in (0, 2):  # one process per seed, its own folder, the CPUs shared among them
+        called = json.loads((out / "seeded" / f"seed_process_{seed}" / "called.json").read_text())
+        assert called == {"seeds": [seed], "threads": threads}
+    result = json.loads(tb.result_path(out, "seeded").read_text())
+    score, step = result["rows"]
+    assert score["seeds"] == [0, 2] and set(score["per_seed"]) == {"0", "2"}
+    assert score["values"] == [["c0", 1.0], ["c1", pytest.approx(1.1)]]  # per case the mean over the seeds
+    assert score["seconds"] == 20.0  # the processes' mean (10 and 30)
+    assert step["seconds"] == 1.0  # a row without per-seed values: the first seed's process's
+    assert set(result["seed_processes"]) == {"0", "2"} and result["peak_rss_mb"] > 0
+    merged = json.loads((out / "benchmark.json").read_text())
+    assert "--seed_processes 0,2" in (out / "benchmark.md").read_text()
+    assert merged["runs"]["seeded"]["seed_processes"]["2"]["threads"] == int(threads)
+
+
+def test_a_failing_seed_process_fails_the_bundle_naming_the_seed(tmp_path, capsys):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "seeded", fail_seed=1)
+    argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "0,1"]) == 1
+    printed = capsys.readouterr().out
+    assert "seed 1: bundle `seeded`: benchmark failed" in printed and "diverged" in printed
+    assert tb.main(argv + ["--seed_processes", "0,x"]) == 2
+    assert "--seed_processes takes integers" in capsys.readouterr().out
+
+
+def test_merge_seed_rows_names_a_seed_without_the_row():
+    row = {"method": "A", "metric": "dice", "values": [["c0", 0.5]], "per_seed": {"0": [["c0", 0.5]]}}
+    other = {**row, "per_seed": {"1": [["c0", 0.7]]}, "values": [["c0", 0.7]]}
+    merged = tb.merge_seed_rows({0: [row], 1: [other]})
+    assert merged[0]["values"] == [["c0", pytest.approx(0.6)]] and merged[0]["seeds"] == [0, 1]
+    with pytest.raises(RuntimeError, match="seed 1's process has no per-seed row 'A' / 'dice'"):
+        tb.merge_seed_rows({0: [row], 1: []})
