@@ -475,7 +475,8 @@ def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
     A row with per-seed values (``per_seed``, the skeleton's rows) gets every process's seeds: per case the mean
     over all of them (:meth:`common.benchmarking.BenchmarkRow.from_seeds`, as one process over the seeds makes it)
     and ``seconds`` the processes' mean; any other row (a speed row, a seed-independent one) is the first seed's
-    process's. The order is the first process's.
+    process's, so a step timed there shared the CPU with the other seeds' training (time steps alone, e.g. with
+    ``python -m tools.side_by_side``). The order is the first process's.
 
     Raises:
         RuntimeError: naming the seed and the row when a process lacks a row with per-seed values.
