@@ -433,25 +433,30 @@ def run_bundle_seed_processes(
     threads = threads or max(1, (os.cpu_count() or 1) // len(seeds))
     env = {**_env_with_repo(), **{name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
     start, running = time.perf_counter(), {}
-    for seed in seeds:
-        command, result_file, log_file = _worker(bundle_dir, data_root, out_dir / f"seed_process_{seed}", quick, [seed])
-        log = open(log_file, "w")
-        process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        running[seed] = (process, log, result_file, log_file)
     results: dict[int, dict[str, Any]] = {}
     try:
-        for seed, (process, log, result_file, log_file) in running.items():
-            left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
-            try:
-                code = process.wait(timeout=left)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(
-                    f"bundle `{bundle_dir.name}`: seed {seed}'s benchmark ran past {timeout} s (log: {log_file})."
-                ) from None
-            try:
-                results[seed] = _worker_result(bundle_dir, code, result_file, log_file)
-            except RuntimeError as error:
-                raise RuntimeError(f"seed {seed}: {error}") from None
+        for seed in seeds:
+            folder = out_dir / f"seed_process_{seed}"
+            command, result_file, log_file = _worker(bundle_dir, data_root, folder, quick, [seed])
+            log = open(log_file, "w")
+            process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[seed] = (process, log, result_file, log_file)
+        while len(results) < len(running):  # poll all, so that the first failure stops the others at once
+            for seed, (process, _, result_file, log_file) in running.items():
+                code = None if seed in results else process.poll()
+                if code is not None:
+                    try:
+                        results[seed] = _worker_result(bundle_dir, code, result_file, log_file)
+                    except RuntimeError as error:
+                        raise RuntimeError(f"seed {seed}: {error}") from None
+            if len(results) < len(running):
+                if timeout is not None and time.perf_counter() - start > timeout:
+                    late = sorted(set(running) - set(results))
+                    raise RuntimeError(
+                        f"bundle `{bundle_dir.name}`: the benchmark of seeds {late} ran past {timeout} s (logs: "
+                        f"{out_dir}/seed_process_<seed>/benchmark.log)."
+                    )
+                time.sleep(0.2)
     finally:
         for process, log, _, _ in running.values():
             if process.poll() is None:

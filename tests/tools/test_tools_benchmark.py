@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -386,8 +387,9 @@ def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- seed processes
-def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None) -> Path:
-    """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step."""
+def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None, slow_seed: int | None = None) -> Path:
+    """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step; the
+    `slow_seed`'s process sleeps a minute first."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
     (bundle / "scripts" / "__init__.py").write_text("")
@@ -395,6 +397,9 @@ def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None) -> Path:
         import json, os
 
         def run(data_root, out_dir, quick=False, seeds=(0, 1, 2)):
+            if {slow_seed!r} in seeds:
+                import time
+                time.sleep(60)
             if {fail_seed!r} in seeds:
                 raise RuntimeError("diverged")
             os.makedirs(out_dir, exist_ok=True)
@@ -433,12 +438,14 @@ def test_seed_processes_run_one_process_per_seed_and_merge_rows_as_one_process_o
     assert merged["runs"]["seeded"]["seed_processes"]["2"]["threads"] == int(threads)
 
 
-def test_a_failing_seed_process_fails_the_bundle_naming_the_seed(tmp_path, capsys):
+def test_a_failing_seed_process_fails_the_bundle_naming_the_seed_and_stops_the_others(tmp_path, capsys):
     bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
     data.mkdir()
-    _seeded_bundle(bundles, "seeded", fail_seed=1)
+    _seeded_bundle(bundles, "seeded", fail_seed=1, slow_seed=0)
     argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    start = time.perf_counter()
     assert tb.main(argv + ["--seed_processes", "0,1"]) == 1
+    assert time.perf_counter() - start < 30  # seed 0 (a minute) was stopped when seed 1 failed
     printed = capsys.readouterr().out
     assert "seed 1: bundle `seeded`: benchmark failed" in printed and "diverged" in printed
     assert tb.main(argv + ["--seed_processes", "0,x"]) == 2
