@@ -333,14 +333,6 @@ def read_previous_merged(out: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _int_list(text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``; ValueError when it names no integer or something else."""
-    values = [int(value) for value in str(text).split(",") if value.strip()]
-    if not values:
-        raise ValueError(f"no integer in {text!r}")
-    return values
-
-
 def _worker(
     bundle_dir: Path, data_root: str | os.PathLike, out_dir: Path, quick: bool, seeds: Sequence[int] | None
 ) -> tuple[list[str], Path, Path]:
@@ -830,7 +822,12 @@ def _overlay_text(overlay: dict[str, Any]) -> str:
 
 
 def header_lines(
-    infos: dict[str, BenchmarkInfo], runs: dict[str, dict], quick: bool, command: str, seconds: float, machine: str
+    infos: dict[str, BenchmarkInfo],
+    runs: dict[str, dict],
+    quick: bool,
+    command: str,
+    seconds: float,
+    machine: str,
 ) -> list[str]:
     """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
     mode = "quick" if quick else "full"
@@ -908,8 +905,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thread count); default: one process over the bundle's own seeds",
     )
     args = parser.parse_args(argv)
+    from common.benchmarking import int_tuple
+
     try:
-        seed_processes = None if args.seed_processes is None else _int_list(args.seed_processes)
+        seed_processes = None if args.seed_processes is None else list(int_tuple(args.seed_processes))
+        if seed_processes == []:
+            raise ValueError("no seed")
     except ValueError:
         print(f"FAIL: --seed_processes takes integers separated by commas, got {args.seed_processes!r}")
         return 2

@@ -44,7 +44,8 @@ def test_compare_alternates_one_process_per_setting_and_round(monkeypatch):
 
         commands = []
         monkeypatch.setattr(
-            "common.benchmarking.run_json_process",
+            prior_step,
+            "run_json_process",
             lambda command, cwd: commands.append(command) or {"peak_rss_mb": 1.0, "recompute": "--recompute"},
         )
         result = prior_step.compare_recomputation(rounds=2, n=1, threads=1, quick=True)

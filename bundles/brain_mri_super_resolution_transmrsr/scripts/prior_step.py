@@ -25,7 +25,14 @@ from typing import Any
 
 import fire
 import torch
-from common.benchmarking import NO_DATA, QUICK_OVERLAY, iteration_times, parse_config_items, read_overlay
+from common.benchmarking import (
+    NO_DATA,
+    QUICK_OVERLAY,
+    iteration_times,
+    parse_config_items,
+    read_overlay,
+    run_json_process,
+)
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ("train.json", "train_prior.json")
@@ -69,8 +76,6 @@ def measure(n: int = 2, warmup: int = 0, recompute: bool = True, threads: int = 
 def compare_recomputation(rounds: int = 1, n: int = 2, warmup: int = 0, threads: int = 2, quick: bool = False) -> dict:
     """One process per setting and round, alternating: ``{"with": [...], "without": [...]}``, each item a process's
     :func:`measure` with its ``peak_rss_mb`` and ``wall_s``."""
-    from common.benchmarking import run_json_process
-
     results: dict[str, list] = {"with": [], "without": []}
     for _ in range(rounds):
         for label, recompute in (("with", True), ("without", False)):
