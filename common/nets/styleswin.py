@@ -11,7 +11,10 @@ discriminator is StyleGAN2's residual conv discriminator, which StyleSwin keeps.
 Differences from the public StyleSwin code, each chosen on purpose:
 
 - the image output is linear (no Tanh; MRI intensities in ``[0, 1]``) with ``out_channels`` channels;
-- the position encoding is added, without a learned gain, to the tokens at the input of every layer;
+- the position encoding is added to the tokens at the input of every layer (StyleSwin: after each upsampling, so
+  not at 4 px), scaled by a learned gain that starts at 0 as StyleSwin's ``alpha``. Without the gain (this module
+  before TransMRSR 0.2.0) the unit-amplitude encoding dominated the early images: a quick prior trained for 900
+  iterations still drew a lattice of its stripes, never anatomy;
 - "toRGB" is a modulated 1x1 projection (StyleGAN2's, without demodulation) from the layer's last latent, on the
   layer's own output, and the previous image is upsampled bilinearly (no blur kernel);
 - the AdaIN scale starts at 1 (the affine map's bias is 1 for the scale, 0 for the shift, as StyleGAN2's modulation);
@@ -353,13 +356,14 @@ class _StyleSwinLayer(nn.Module):
         super().__init__()
         self.resolution, self.channels, self.recompute = resolution, channels, recompute
         self.register_buffer("position_encoding", _sinusoidal_position_encoding(resolution, channels), persistent=False)
+        self.position_gain = nn.Parameter(torch.zeros(()))
         self.blocks = nn.ModuleList(
             [_StyleSwinBlock(channels, resolution, num_heads, window_size, mlp_ratio, style_dim) for _ in range(depth)]
         )
 
     def forward(self, tokens: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """``tokens (B, H*W, C)``, ``latents (B, depth, style_dim)`` -> ``(B, H*W, C)``."""
-        tokens = tokens + self.position_encoding
+        tokens = tokens + self.position_gain * self.position_encoding
         for i, block in enumerate(self.blocks):
             tokens = call_recomputed(block, tokens, latents[:, i]) if self.recompute else block(tokens, latents[:, i])
         return tokens
@@ -417,7 +421,8 @@ class StyleSwinGenerator(nn.Module):
       ``lr_mlp``, leaky ReLU 0.2 with gain ``sqrt(2)``), ``z (B, style_dim) -> w (B, style_dim)``;
     - a learned constant ``self.input`` ``(1, C_4, 4, 4)``;
     - one layer per resolution ``r = 4, 8, ..., size`` (``n_layers = log2(size) - 1``) with ``C_r`` channels
-      (:func:`styleswin_channels`): a fixed sinusoidal 2D position encoding added to the tokens, then ``depth``
+      (:func:`styleswin_channels`): a fixed sinusoidal 2D position encoding times a learned gain (0 at the start)
+      added to the tokens, then ``depth``
       StyleSwin blocks: AdaIN from the block's latent (before the attention and before the MLP), double attention
       with ``max(C_r // 32, 4)`` heads, half on regular and half on shifted windows (``window = min(window_size,
       r)``, shift ``window // 2``; a map that fits in one window is not shifted, as in StyleSwin), attention scaled

@@ -73,6 +73,22 @@ def test_output_is_linear_no_tanh():
     torch.testing.assert_close(shifted - base, torch.full_like(base, 5.0))  # a Tanh would saturate below 1
 
 
+def test_position_encoding_enters_through_a_learned_gain_that_starts_at_zero():
+    """StyleSwin's ``alpha``: at construction the encoding does not reach the image (a generator whose encodings are
+    zeroed draws the same image); the gain receives a gradient, and once it is not 0 the encoding changes the image."""
+    gen, plain = _generator(), _generator()
+    for layer in plain.layers:
+        layer.position_encoding.zero_()
+    assert [float(layer.position_gain) for layer in gen.layers] == [0.0] * gen.n_layers
+    z = torch.randn(2, 16)
+    torch.testing.assert_close(gen(z), plain(z))
+    gen(z).square().mean().backward()
+    assert all(float(layer.position_gain.grad.abs()) > 0 for layer in gen.layers)
+    with torch.no_grad():
+        gen.layers[-1].position_gain.fill_(1.0)
+        assert (gen(z) - plain(z)).abs().max() > 1e-3
+
+
 def test_truncation_toward_the_mean_latent():
     gen = _generator()
     z = torch.randn(2, 16)
