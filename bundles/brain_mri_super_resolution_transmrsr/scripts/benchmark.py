@@ -115,10 +115,9 @@ MODE_NOTES = {
     "quick": "configs/quick.json networks (64x64 coronal slices of 3 mm phantom brains: x4/x8 slices are 12/24 mm, "
     "thicker than the paper's 4/8 mm); epochs prior 10 (60 GAN iterations, EMA warmed up), SR 10 (validation every "
     "5); ablations at x8 only, as the paper's Table 3; each training seed trains its own prior. At StyleSwin's "
-    "learning rates 60 GAN iterations leave the generator near its initialisation (its samples are bright central "
-    "blobs on a dark background under position-encoding stripes, no brain anatomy): in quick mode the prior is a "
-    "starting point for the decoder, not a generative prior, so the w/o GP and frozen GP rows test the machinery, "
-    "not the paper's claim about the prior",
+    "learning rates 60 GAN iterations leave the generator near its initialisation (no brain anatomy in its "
+    "samples): in quick mode the prior is a starting point for the decoder, not a generative prior, so the w/o GP "
+    "and frozen GP rows test the machinery, not the paper's claim about the prior",
     "full": "the configs' networks at 256x256 on 1 mm brains, the configs' schedules",
 }
 
