@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+from functools import partial
 from typing import Any
 
 import fire
@@ -39,6 +40,7 @@ import numpy as np
 from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
+    StageCache,
     Timer,
     int_tuple,
     machine_summary,
@@ -308,6 +310,11 @@ def _inference_scaling(folder: str, weights: str, network: dict, out: str) -> di
     return slice_scaling(run, SCALING_SLICES)
 
 
+def _train(files: list[str], values: dict[str, Any]) -> None:
+    """One training run of ``configs/<files>`` with ``values`` (a stage's work: returns nothing to store)."""
+    run_workflow(BUNDLE_ROOT, files, values)
+
+
 def _train_seed(
     seed: int,
     dataset_dir: str,
@@ -317,7 +324,13 @@ def _train_seed(
     variants: tuple[str, ...],
     scales: tuple[int, ...],
 ) -> dict[str, str]:
-    """Prior, centroids, then the SR ``variants``; returns ``{method: model.pt}``. Finished steps are skipped."""
+    """Prior, centroids, then the SR ``variants``; returns ``{method: model.pt}``. Finished steps are skipped.
+
+    The prior and the centroids are written once, at their stage's end, so their files mark them finished. An SR
+    network's ``model.pt`` is its best validation checkpoint, written from the first validation on, so it does not:
+    each SR training is a :class:`common.benchmarking.StageCache` stage (``.done`` after the training returns), and a
+    network whose run was stopped trains again from an empty folder.
+    """
     prior_epochs, sr_epochs, val_interval = schedule
     prior_dir = os.path.join(work, "prior")
     base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, "prior_dir": prior_dir, **_split(), **network}
@@ -330,27 +343,23 @@ def _train_seed(
         )
     if not os.path.isfile(os.path.join(prior_dir, "centroids.pt")):
         run_workflow(BUNDLE_ROOT, ["train.json", "centroids.json"], dict(base, ckpt_dir=work))
-    models = {}
+    models, stages = {}, StageCache()
     for name, (variant_scales, overrides) in VARIANTS.items():
         if name not in variants:
             continue
         for scale in sorted(set(variant_scales) & set(scales)):
             folder = os.path.join(work, f"{name.replace('/', '').replace(' ', '_')}_x{scale}")
             files = ["train.json", "edsr_baseline.json"] if name == "EDSR-like" else ["train.json"]
-            if not os.path.isfile(os.path.join(folder, "model.pt")):
-                run_workflow(
-                    BUNDLE_ROOT,
-                    files,
-                    dict(
-                        base,
-                        **overrides,
-                        ckpt_dir=folder,
-                        scale=scale,
-                        epochs=sr_epochs,
-                        val_interval=val_interval,
-                        output_dir=os.path.join(logs, os.path.basename(folder)),
-                    ),
-                )
+            values = dict(
+                base,
+                **overrides,
+                ckpt_dir=folder,
+                scale=scale,
+                epochs=sr_epochs,
+                val_interval=val_interval,
+                output_dir=os.path.join(logs, os.path.basename(folder)),
+            )
+            stages.once(folder, f"{name} x{scale}", partial(_train, files, values), clear=True)
             models[f"{name} x{scale}"] = os.path.join(folder, "model.pt")
     return models
 
