@@ -7,8 +7,9 @@ A long benchmark (hours on a 2-core CPU) is a chain of stages (train a model, sc
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,23 @@ class StageCache:
         seconds_file.write_text(repr(timer.seconds))
         done.touch()
         return result
+
+    def train(
+        self,
+        folder: str | Path,
+        name: str,
+        bundle_root: str | os.PathLike,
+        files: Sequence[str],
+        overrides: dict[str, Any],
+    ) -> None:
+        """Run the training workflow ``configs/<files>`` with ``overrides`` once, as the stage of ``folder``.
+
+        A training's checkpoints do not mark it finished (a best-metric ``model.pt`` is written from the first
+        validation on), so a stopped training leaves no ``.done`` and trains again from an emptied ``folder``.
+        """
+        from common.benchmarking.workflow import run_workflow
+
+        def work() -> None:
+            run_workflow(bundle_root, files, overrides)
+
+        self.once(folder, name, work, clear=True)

@@ -254,3 +254,40 @@ def test_benchmark_inference_scaling_times_tiled_volumes_of_both_networks(pipeli
     for n in SCALING_SLICES:
         (output,) = (tmp_path / f"slices_{n}" / "out").glob("*_hrseg.nii.gz")
         assert nib.load(output).shape[AXIS] == n * SCALE
+
+
+def test_benchmark_trains_a_stopped_segmenter_again_although_its_best_checkpoint_exists(tmp_path, monkeypatch):
+    """A segmenter's ``model.pt`` is its best validation checkpoint: a continued benchmark trains a stopped one again
+    and reuses the finished ones, the SR networks and the pseudo-HR data."""
+    import common.benchmarking.workflow as workflow
+
+    stop, calls = {"folder": "HR_head"}, []
+
+    def fake_run_workflow(bundle_root, files, values):
+        if "pseudo_hr.json" in files:
+            os.makedirs(os.path.join(values["ckpt_dir"], "pseudo_hr"), exist_ok=True)
+            calls.append("pseudo")
+        elif "train_sr.json" in files:
+            name = "uasr.pt" if "train_uasr.json" in files else "plain.pt"
+            os.makedirs(os.path.join(values["ckpt_dir"], "sr"), exist_ok=True)
+            Path(values["ckpt_dir"], "sr", name).touch()
+            calls.append(name)
+        else:
+            Path(values["ckpt_dir"], "model.pt").touch()  # the first validation's best checkpoint
+            calls.append(os.path.basename(values["ckpt_dir"]))
+            if calls[-1] == stop["folder"]:
+                raise RuntimeError("stopped after the first validation")
+
+    with bundle_scripts(BUNDLE):
+        import scripts.benchmark as benchmark
+
+        monkeypatch.setattr(benchmark, "run_workflow", fake_run_workflow)  # SR stages, pseudo-HR data
+        monkeypatch.setattr(workflow, "run_workflow", fake_run_workflow)  # segmenters (StageCache.train)
+        arguments = (0, "data", str(tmp_path), {}, (1, 1, 1, 1), ("LR seg", "HR head", "REHRSeg"))
+        with pytest.raises(RuntimeError, match="stopped"):
+            benchmark._train_seed(*arguments)
+        assert calls == ["plain.pt", "uasr.pt", "pseudo", "LR_seg", "HR_head"]
+        stop["folder"], calls[:] = None, []
+        models = benchmark._train_seed(*arguments)
+    assert calls == ["HR_head", "REHRSeg"]
+    assert sorted(models) == ["HR head", "LR seg", "REHRSeg", "self-SR"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import common.benchmarking.workflow as workflow
 import pytest
 from bundle_test_utils import bundle_scripts
 
@@ -44,7 +45,8 @@ def test_a_stopped_sr_training_trains_again_although_its_best_checkpoint_exists(
     with bundle_scripts(BUNDLE):
         import scripts.benchmark as benchmark
 
-        monkeypatch.setattr(benchmark, "run_workflow", fake_run_workflow)
+        monkeypatch.setattr(benchmark, "run_workflow", fake_run_workflow)  # prior, centroids
+        monkeypatch.setattr(workflow, "run_workflow", fake_run_workflow)  # SR stages (StageCache.train)
         arguments = (0, "data", str(tmp_path), {}, (1, 1, 1), ("TransMRSR", "EDSR-like"), (4, 8))
         calls = []
         with pytest.raises(RuntimeError, match="stopped"):

@@ -178,6 +178,31 @@ def test_stage_cache_marks_nothing_when_the_stage_fails(tmp_path):
     assert stages.once(tmp_path / "s", "s", lambda: 7) == 7
 
 
+def test_stage_cache_trains_a_workflow_once_and_a_stopped_training_again_from_an_empty_folder(tmp_path, monkeypatch):
+    """A training leaves its best checkpoint before it ends: only ``.done`` marks it finished."""
+    import common.benchmarking.workflow as workflow
+
+    calls = []
+
+    def fake_run_workflow(bundle_root, files, overrides):
+        calls.append((bundle_root, tuple(files), overrides["ckpt_dir"], sorted(p.name for p in tmp_path.iterdir())))
+        (tmp_path / "model.pt").touch()
+        if overrides.get("stop"):
+            raise RuntimeError("stopped after the first validation")
+        return object()  # a workflow: not stored
+
+    monkeypatch.setattr(workflow, "run_workflow", fake_run_workflow)
+    with pytest.raises(RuntimeError, match="stopped"):
+        StageCache().train(tmp_path, "net", "root", ["train.json"], {"ckpt_dir": str(tmp_path), "stop": True})
+    assert (tmp_path / "model.pt").is_file() and not (tmp_path / ".done").exists()
+    stages = StageCache()
+    stages.train(tmp_path, "net", "root", ["train.json"], {"ckpt_dir": str(tmp_path)})
+    assert calls[1][3] == []  # the stopped run's files were removed first
+    assert (tmp_path / ".done").is_file() and "net" in stages.seconds
+    StageCache().train(tmp_path, "net", "root", ["train.json"], {"ckpt_dir": str(tmp_path)})
+    assert len(calls) == 2 and calls[0][:3] == ("root", ("train.json",), str(tmp_path))
+
+
 def test_wilcoxon_p_value_matches_scipy_and_a_hand_count():
     # all 6 of one sign: exact two-sided p = 2 / 2**6
     assert wilcoxon_p_value([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(2 / 64)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-from functools import partial
 from typing import Any
 
 import fire
@@ -310,11 +309,6 @@ def _inference_scaling(folder: str, weights: str, network: dict, out: str) -> di
     return slice_scaling(run, SCALING_SLICES)
 
 
-def _train(files: list[str], values: dict[str, Any]) -> None:
-    """One training run of ``configs/<files>`` with ``values`` (a stage's work: returns nothing to store)."""
-    run_workflow(BUNDLE_ROOT, files, values)
-
-
 def _train_seed(
     seed: int,
     dataset_dir: str,
@@ -328,8 +322,8 @@ def _train_seed(
 
     The prior and the centroids are written once, at their stage's end, so their files mark them finished. An SR
     network's ``model.pt`` is its best validation checkpoint, written from the first validation on, so it does not:
-    each SR training is a :class:`common.benchmarking.StageCache` stage (``.done`` after the training returns), and a
-    network whose run was stopped trains again from an empty folder.
+    each SR training is a stage (:meth:`common.benchmarking.StageCache.train`), and a network whose run was stopped
+    trains again from an empty folder.
     """
     prior_epochs, sr_epochs, val_interval = schedule
     prior_dir = os.path.join(work, "prior")
@@ -359,7 +353,7 @@ def _train_seed(
                 val_interval=val_interval,
                 output_dir=os.path.join(logs, os.path.basename(folder)),
             )
-            stages.once(folder, f"{name} x{scale}", partial(_train, files, values), clear=True)
+            stages.train(folder, f"{name} x{scale}", BUNDLE_ROOT, files, values)
             models[f"{name} x{scale}"] = os.path.join(folder, "model.pt")
     return models
 

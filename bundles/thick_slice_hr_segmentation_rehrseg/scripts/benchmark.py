@@ -44,6 +44,7 @@ import torch
 from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
+    StageCache,
     Timer,
     int_tuple,
     machine_summary,
@@ -194,15 +195,14 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     if not os.path.isfile(os.path.join(pseudo, "done")):
         run_workflow(BUNDLE_ROOT, ["train.json", "pseudo_hr.json"], dict(base, ckpt_dir=shared, overwrite=True))
         open(os.path.join(pseudo, "done"), "w").close()
-    models = {}
+    models, stages = {}, StageCache()
     for name, (files, overrides) in VARIANTS.items():
         if name not in variants:
             continue
         folder = os.path.join(work, _folder(name))
-        if not os.path.isfile(os.path.join(folder, "model.pt")):
-            values = dict(base, **overrides, ckpt_dir=folder, sr_dir=sr_dir, pseudo_hr_dir=pseudo)
-            values.update(epochs=seg_epochs, val_interval=val_interval, output_dir=os.path.join(logs, _folder(name)))
-            run_workflow(BUNDLE_ROOT, ["train.json", *files], values)
+        values = dict(base, **overrides, ckpt_dir=folder, sr_dir=sr_dir, pseudo_hr_dir=pseudo)
+        values.update(epochs=seg_epochs, val_interval=val_interval, output_dir=os.path.join(logs, _folder(name)))
+        stages.train(folder, name, BUNDLE_ROOT, ["train.json", *files], values)  # model.pt: best checkpoint
         models[name] = os.path.join(folder, "model.pt")
     models["self-SR"] = os.path.join(sr_dir, "plain.pt")
     return models
