@@ -470,16 +470,26 @@ def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
     """One row list from the rows of processes that each trained other seeds (:func:`run_bundle_seed_processes`).
 
     A row with per-seed values (``per_seed``, the skeleton's rows) gets every process's seeds: per case the mean
-    over all of them (:meth:`common.benchmarking.BenchmarkRow.from_seeds`, as one process over the seeds makes it)
-    and ``seconds`` the processes' mean; any other row (a speed row, a seed-independent one) is the first seed's
-    process's, so a step timed there shared the CPU with the other seeds' training (time steps alone, e.g. with
-    ``python -m tools.side_by_side``). The order is the first process's.
+    over all of them (:meth:`common.benchmarking.BenchmarkRow.from_seeds` with the row's ``seed_mean_skips_nan``, as
+    one process over the seeds makes it) and ``seconds`` the processes' mean; a row of no seed (a speed row, a
+    seed-independent one such as interpolation) is the first seed's process's, so a step timed there shared the CPU
+    with the other seeds' training (time steps alone, e.g. with ``python -m tools.side_by_side``). The order is the
+    first process's.
 
     Raises:
-        RuntimeError: naming the seed and the row when a process lacks a row with per-seed values.
+        RuntimeError: naming the seed and the row when a process lacks a row with per-seed values, or has a row of
+            a training seed without them (its values would stand for that one seed).
     """
     from common.benchmarking import BenchmarkRow
 
+    for seed, rows in sorted(rows_by_seed.items()):
+        for row in rows:
+            if row.get("seeds") and not row.get("per_seed"):
+                raise RuntimeError(
+                    f"seed {seed}'s process wrote row {row['method']!r} / {row['metric']!r} of seeds {row['seeds']} "
+                    "without per-seed values: its values are one seed's, and merging would report them for all. The "
+                    "bundle's benchmark must keep per_seed for one seed too (BenchmarkRow.from_runs / from_seeds)."
+                )
     first = rows_by_seed[min(rows_by_seed)]
     merged = []
     for row in first:
@@ -497,11 +507,12 @@ def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
             per_seed.update({int(key): dict(pairs) for key, pairs in match["per_seed"].items()})
             if _number(match.get("seconds")) is not None:
                 seconds.append(float(match["seconds"]))
-        combined = BenchmarkRow.from_seeds(row["method"], row["metric"], per_seed).to_dict()
+        skips_nan = bool(row.get("seed_mean_skips_nan", False))
+        combined = BenchmarkRow.from_seeds(row["method"], row["metric"], per_seed, seed_mean_skips_nan=skips_nan)
         merged.append(
             {
                 **row,
-                **{key: combined[key] for key in ("values", "seeds", "per_seed", "mean", "std", "n")},
+                **{key: combined.to_dict()[key] for key in ("values", "seeds", "per_seed", "mean", "std", "n")},
                 "seconds": sum(seconds) / len(seconds) if seconds else row.get("seconds"),
             }
         )

@@ -24,6 +24,12 @@ def _scored(value: float) -> bool:
     return not math.isnan(value)
 
 
+def _nan_skipping_mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not NaN; NaN when every value is (numpy's nanmean without its warning)."""
+    scored = [v for v in values if _scored(v)]
+    return statistics.fmean(scored) if scored else float("nan")
+
+
 @dataclass
 class BenchmarkRow:
     """One method's scores of one metric on the same cases as its baselines.
@@ -42,6 +48,9 @@ class BenchmarkRow:
         per_seed: ``seed -> (case, value)`` per case, each seed's own scores; :attr:`values` is then their per-case
             mean. Optional (empty: one seed, or a bundle that keeps only the mean); when given, its seeds must be
             :attr:`seeds`. A paired comparison uses it to check that every seed orders the two methods the same way.
+        seed_mean_skips_nan: how :attr:`values` were made from ``per_seed``: ``True``, a case's mean over the seeds
+            that scored it (NaN only when none did); ``False``, NaN when any seed's value is NaN. Kept with the row so
+            that ``tools.benchmark`` merges one-seed processes' rows as one process over the seeds makes them.
 
     Raises:
         ValueError: naming ``per_seed`` when its seeds are not ``seeds``.
@@ -61,6 +70,7 @@ class BenchmarkRow:
     ceiling_share: float | None = None
     peak_rss_mb: float | None = None
     per_seed: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
+    seed_mean_skips_nan: bool = False
 
     def __post_init__(self) -> None:
         self.values = [(str(case), float(value)) for case, value in self.values]
@@ -109,16 +119,25 @@ class BenchmarkRow:
 
     @classmethod
     def from_seeds(
-        cls, method: str, metric: str, per_seed: Mapping[int, Mapping[str, float]], **kwargs: Any
+        cls,
+        method: str,
+        metric: str,
+        per_seed: Mapping[int, Mapping[str, float]],
+        seed_mean_skips_nan: bool = False,
+        **kwargs: Any,
     ) -> "BenchmarkRow":
         """The row of several training seeds' scores: per case the mean over the seeds, each seed's values kept.
 
-        Only the cases every seed scored are kept (sorted), so every seed's mean is over the same cases.
+        Only the cases every seed scored are kept (sorted), so every seed's mean is over the same cases. One seed
+        keeps its ``per_seed`` too: a process that trained one seed gives rows that ``tools.benchmark
+        --seed_processes`` merges with the other seeds' processes.
 
         Args:
             method: the variant's name.
             metric: the metric's key.
             per_seed: seed -> {case: value}.
+            seed_mean_skips_nan: a case's mean over the seeds whose value is not NaN (NaN when none is); default:
+                NaN when any seed's value is NaN.
             kwargs: the other fields (``higher_is_better``, ``seconds``, ...).
 
         Raises:
@@ -134,8 +153,39 @@ class BenchmarkRow:
         cases = sorted(set.intersection(*(set(scores) for scores in per_seed.values())))
         seeds = sorted(int(s) for s in per_seed)
         kept = {int(s): [(case, float(scores[case])) for case in cases] for s, scores in per_seed.items()}
-        values = [(case, statistics.fmean(float(per_seed[s][case]) for s in per_seed)) for case in cases]
-        return cls(method, metric, values, seeds=seeds, per_seed=kept, **kwargs)
+        mean = _nan_skipping_mean if seed_mean_skips_nan else statistics.fmean
+        values = [(case, mean([float(per_seed[s][case]) for s in per_seed])) for case in cases]
+        return cls(
+            method, metric, values, seeds=seeds, per_seed=kept, seed_mean_skips_nan=seed_mean_skips_nan, **kwargs
+        )
+
+    @classmethod
+    def from_runs(
+        cls, method: str, metric: str, scores: Sequence[Mapping[str, float]], seeds: Sequence[int], **kwargs: Any
+    ) -> "BenchmarkRow":
+        """The row of a method evaluated once per training run: per case the mean over the runs that scored it.
+
+        Args:
+            method: the variant's name.
+            metric: the metric's key.
+            scores: {case: value} per run, in the order of ``seeds``.
+            seeds: the training seed of each run, kept with its values (:meth:`from_seeds`, NaN-skipping); empty
+                for a method that trains nothing (interpolation, registration), whose runs are repeats: no seeds.
+            kwargs: the other fields (``higher_is_better``, ...).
+
+        Raises:
+            ValueError: when ``seeds`` is given and does not name one seed per run, or when there is no run.
+        """
+        if not scores:
+            raise ValueError(f"{method} / {metric}: no run to make the row of.")
+        if seeds:
+            if len(seeds) != len(scores):
+                raise ValueError(f"{method} / {metric}: {len(scores)} runs but seeds {list(seeds)}.")
+            per_seed = {int(s): run for s, run in zip(seeds, scores)}
+            return cls.from_seeds(method, metric, per_seed, seed_mean_skips_nan=True, **kwargs)
+        cases = sorted(scores[0])
+        values = [(case, _nan_skipping_mean([float(run[case]) for run in scores])) for case in cases]
+        return cls(method, metric, values, **kwargs)
 
     @classmethod
     def from_dict(cls, content: dict[str, Any]) -> "BenchmarkRow":

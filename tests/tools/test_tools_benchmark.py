@@ -6,6 +6,7 @@ No training: the bundles here are fakes whose ``scripts/benchmark.py`` returns f
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -459,3 +460,27 @@ def test_merge_seed_rows_names_a_seed_without_the_row():
     assert merged[0]["values"] == [["c0", pytest.approx(0.6)]] and merged[0]["seeds"] == [0, 1]
     with pytest.raises(RuntimeError, match="seed 1's process has no per-seed row 'A' / 'dice'"):
         tb.merge_seed_rows({0: [row], 1: []})
+
+
+def test_merge_seed_rows_refuses_a_seeded_row_without_per_seed_values():
+    """A one-seed process's row of a trained method without per_seed (what four bundles wrote before
+    BenchmarkRow.from_runs) would have been taken as every seed's: the merge stops, naming it."""
+    lone = {"method": "A", "metric": "dice", "values": [["c0", 0.5]], "seeds": [1], "per_seed": {}}
+    kept = {"method": "A", "metric": "dice", "values": [["c0", 0.7]], "seeds": [0], "per_seed": {"0": [["c0", 0.7]]}}
+    with pytest.raises(RuntimeError, match="seed 1's process wrote row 'A' / 'dice' of seeds \\[1\\] without per-seed"):
+        tb.merge_seed_rows({0: [kept], 1: [lone]})
+    interpolation = {"method": "cubic", "metric": "dice", "values": [["c0", 0.4]], "seeds": [], "per_seed": {}}
+    assert tb.merge_seed_rows({0: [interpolation], 1: [interpolation]}) == [interpolation]
+
+
+def test_merge_seed_rows_averages_as_the_rows_own_seed_mean_does():
+    """NaN-skipping rows (from_runs) merge NaN-skipping; the others give NaN where a seed's value is NaN."""
+    nan = float("nan")
+    for skips, expected in ((True, 0.7), (False, None)):
+        first = {"method": "A", "metric": "hd", "values": [["c0", nan]], "seeds": [0], "per_seed": {"0": [["c0", nan]]}}
+        second = {**first, "values": [["c0", 0.7]], "seeds": [1], "per_seed": {"1": [["c0", 0.7]]}}
+        for row in (first, second):
+            row["seed_mean_skips_nan"] = skips
+        (merged,) = tb.merge_seed_rows({0: [first], 1: [second]})
+        value = merged["values"][0][1]
+        assert math.isnan(value) if expected is None else value == pytest.approx(expected), (skips, value)

@@ -141,6 +141,25 @@ def test_row_from_seeds_averages_the_cases_every_seed_scored_and_keeps_each_seed
         BenchmarkRow.from_seeds("A", "dice", {})
 
 
+def test_row_from_runs_keeps_one_seed_skips_nan_and_gives_untrained_methods_no_seeds():
+    nan = float("nan")
+    one = BenchmarkRow.from_runs("A", "hd", [{"b": 2.0, "a": 1.0}], seeds=[3], higher_is_better=False)
+    # one seed keeps its values: a one-seed process's row can be merged with the other seeds' (--seed_processes)
+    assert one.seeds == [3] and one.per_seed == {3: [("a", 1.0), ("b", 2.0)]} and one.higher_is_better is False
+    two = BenchmarkRow.from_runs("A", "hd", [{"a": nan, "b": 2.0}, {"a": 4.0, "b": nan}], seeds=[0, 1])
+    assert two.by_case() == {"a": 4.0, "b": 2.0} and two.seed_mean_skips_nan  # the seeds that scored the case
+    assert math.isnan(two.per_seed[0][0][1])
+    assert BenchmarkRow.from_dict(two.to_dict()).seed_mean_skips_nan
+    strict = BenchmarkRow.from_seeds("A", "hd", {0: {"a": nan}, 1: {"a": 4.0}})
+    assert math.isnan(strict.by_case()["a"]) and not strict.seed_mean_skips_nan
+    untrained = BenchmarkRow.from_runs("cubic", "hd", [{"a": 1.0}, {"a": 3.0}, {"a": nan}], seeds=[])
+    assert untrained.seeds == [] and untrained.per_seed == {} and untrained.by_case() == {"a": 2.0}
+    with pytest.raises(ValueError, match="2 runs but seeds \\[0\\]"):
+        BenchmarkRow.from_runs("A", "hd", [{"a": 1.0}, {"a": 2.0}], seeds=[0])
+    with pytest.raises(ValueError, match="no run"):
+        BenchmarkRow.from_runs("A", "hd", [], seeds=[])
+
+
 def test_stage_cache_runs_a_stage_once_and_a_stopped_one_again(tmp_path):
     calls = []
 

@@ -465,13 +465,8 @@ def run(
     for method, results in per_method.items():
         trained = not method.startswith(("trilinear", "bicubic"))
         for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
-            cases = sorted(results[0][metric])
-            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
-            used_seeds = list(seeds) if trained else []
-            per_seed = {}
-            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
-                per_seed = {s: [(c, r[metric][c]) for c in cases] for s, r in zip(used_seeds, results, strict=True)}
-            rows.append(BenchmarkRow(method, metric, values, seeds=used_seeds, per_seed=per_seed))
+            scores = [r[metric] for r in results]
+            rows.append(BenchmarkRow.from_runs(method, metric, scores, seeds=list(seeds) if trained else []))
     if scaling is not None:
         rows.extend(slice_scaling_rows("TransMRSR inference", scaling))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))

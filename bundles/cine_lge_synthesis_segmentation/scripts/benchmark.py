@@ -456,21 +456,9 @@ def run(
         for metric in METRIC_LABELS:
             if metric not in results[0]:
                 continue
-            names = sorted(results[0][metric])
-            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
-            per_seed = {}
-            if len(seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
-                per_seed = {s: [(c, r[metric][c]) for c in names] for s, r in zip(seeds, results, strict=True)}
-            rows.append(
-                BenchmarkRow(
-                    method,
-                    metric,
-                    values,
-                    seeds=list(seeds),
-                    higher_is_better=metric not in LOWER_IS_BETTER,
-                    per_seed=per_seed,
-                )
-            )
+            scores = [r[metric] for r in results]
+            higher = metric not in LOWER_IS_BETTER
+            rows.append(BenchmarkRow.from_runs(method, metric, scores, seeds=list(seeds), higher_is_better=higher))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     clinical = _clinical_summary(agreement)
     with open(os.path.join(out_dir, "clinical.json"), "w") as handle:

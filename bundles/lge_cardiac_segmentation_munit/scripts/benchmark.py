@@ -485,21 +485,9 @@ def run(
     for name, results in seed_scores.items():
         used_seeds = [] if name in ("Registration", "Header alignment") else list(seeds)
         for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
-            cases = sorted(results[0][metric])
-            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in cases]
-            per_seed = {}
-            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
-                per_seed = {s: [(c, r[metric][c]) for c in cases] for s, r in zip(used_seeds, results, strict=True)}
-            rows.append(
-                BenchmarkRow(
-                    name,
-                    metric,
-                    values,
-                    seeds=used_seeds,
-                    higher_is_better=metric.startswith("dice"),
-                    per_seed=per_seed,
-                )
-            )
+            scores = [r[metric] for r in results]
+            higher = metric.startswith("dice")
+            rows.append(BenchmarkRow.from_runs(name, metric, scores, seeds=used_seeds, higher_is_better=higher))
     rows.extend(slice_scaling_rows("inference", scaling))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [

@@ -426,22 +426,10 @@ def run(
         for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             if metric not in results[0]:
                 continue
-            names = sorted(results[0][metric])
-            values = [(case, float(np.nanmean([r[metric][case] for r in results]))) for case in names]
+            scores = [r[metric] for r in results]
+            higher = metric not in LOWER_IS_BETTER
             used_seeds = list(seeds) if trained else []
-            per_seed = {}
-            if len(used_seeds) > 1:  # each seed's own scores, for the seed-agreement check of tools.benchmark
-                per_seed = {s: [(c, r[metric][c]) for c in names] for s, r in zip(used_seeds, results, strict=True)}
-            rows.append(
-                BenchmarkRow(
-                    method,
-                    metric,
-                    values,
-                    seeds=used_seeds,
-                    higher_is_better=metric not in LOWER_IS_BETTER,
-                    per_seed=per_seed,
-                )
-            )
+            rows.append(BenchmarkRow.from_runs(method, metric, scores, seeds=used_seeds, higher_is_better=higher))
     for name, result in scaling.items():
         rows.extend(slice_scaling_rows(name, result))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
