@@ -509,10 +509,11 @@ def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
                 seconds.append(float(match["seconds"]))
         skips_nan = bool(row.get("seed_mean_skips_nan", False))
         combined = BenchmarkRow.from_seeds(row["method"], row["metric"], per_seed, seed_mean_skips_nan=skips_nan)
+        content = combined.to_dict()
         merged.append(
             {
                 **row,
-                **{key: combined.to_dict()[key] for key in ("values", "seeds", "per_seed", "mean", "std", "n")},
+                **{key: content[key] for key in ("values", "seeds", "per_seed", "mean", "std", "n")},
                 "seconds": sum(seconds) / len(seconds) if seconds else row.get("seconds"),
             }
         )

@@ -46,8 +46,9 @@ class BenchmarkRow:
         ceiling_share: achieved GFLOP/s of that step over a plain conv's, measured in the same run.
         peak_rss_mb: peak resident memory.
         per_seed: ``seed -> (case, value)`` per case, each seed's own scores; :attr:`values` is then their per-case
-            mean. Optional (empty: one seed, or a bundle that keeps only the mean); when given, its seeds must be
-            :attr:`seeds`. A paired comparison uses it to check that every seed orders the two methods the same way.
+            mean. Optional (empty: a method of no seed, or older rows that kept only the mean); when given, its
+            seeds must be :attr:`seeds`. A paired comparison uses it to check that every seed orders the two methods
+            the same way.
         seed_mean_skips_nan: how :attr:`values` were made from ``per_seed``: ``True``, a case's mean over the seeds
             that scored it (NaN only when none did); ``False``, NaN when any seed's value is NaN. Kept with the row so
             that ``tools.benchmark`` merges one-seed processes' rows as one process over the seeds makes them.
