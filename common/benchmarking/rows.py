@@ -93,8 +93,7 @@ class BenchmarkRow:
     @property
     def mean(self) -> float:
         """Mean over the scored (non-NaN) per-case values (NaN when there is none)."""
-        finite = self.scored_values
-        return statistics.fmean(finite) if finite else float("nan")
+        return _nan_skipping_mean([value for _, value in self.values])
 
     @property
     def std(self) -> float:
