@@ -263,9 +263,16 @@ def ensure_data(
     return command
 
 
-def _env_with_repo() -> dict[str, str]:
+def _env_with_repo(threads: int | None = None) -> dict[str, str]:
+    """This process's environment with the repository on ``PYTHONPATH``; ``threads`` (when given) as the
+    OpenMP/MKL thread count of the process started with it (torch's float sums, and so trained weights, depend on it).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    if threads is not None:
+        if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}.")
+        env.update({name: str(int(threads)) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     return env
 
 
@@ -368,10 +375,12 @@ def run_bundle(
     out_dir: str | os.PathLike,
     quick: bool = False,
     timeout: float | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run one bundle's ``scripts.benchmark.run`` in a fresh process started in the bundle root.
 
-    The process output goes to ``<out_dir>/benchmark.log``.
+    The process output goes to ``<out_dir>/benchmark.log``; ``threads`` (default: torch's own choice) sets its
+    thread count.
 
     Returns:
         ``{"rows": [...], "seconds": wall seconds of run(), "peak_rss_mb": the process's peak RSS}``.
@@ -384,7 +393,12 @@ def run_bundle(
     with open(log_file, "w") as log:
         try:
             code = subprocess.run(
-                command, cwd=bundle_dir, env=_env_with_repo(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+                command,
+                cwd=bundle_dir,
+                env=_env_with_repo(threads),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
             ).returncode
         except subprocess.TimeoutExpired:
             raise RuntimeError(
@@ -423,7 +437,7 @@ def run_bundle_seed_processes(
         raise ValueError(f"seed processes need distinct training seeds, got {seeds}.")
     bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
     threads = threads or max(1, (os.cpu_count() or 1) // len(seeds))
-    env = {**_env_with_repo(), **{name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    env = _env_with_repo(threads)
     start, running = time.perf_counter(), {}
     results: dict[int, dict[str, Any]] = {}
     try:
@@ -829,6 +843,14 @@ def _machine() -> str:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+def _seed_process_text(seed_processes: dict[str, dict] | None) -> str:
+    """``", seed processes 0, 1, 2 of 1 thread each"`` (the thread count the weights depend on), or ``""``."""
+    if not seed_processes:
+        return ""
+    threads = sorted({str(p.get("threads", "?")) for p in seed_processes.values()})
+    return f", seed processes {', '.join(seed_processes)} of {'/'.join(threads)} thread(s) each"
+
+
 def _overlay_text(overlay: dict[str, Any]) -> str:
     return ", ".join(f"{k} {json.dumps(v)}" for k, v in overlay.items())
 
@@ -853,7 +875,7 @@ def header_lines(
             f"`{name}` {info['status']}"
             + (
                 f" in {info['seconds']:.0f} s, process peak RSS {info['process_peak_rss_mb']:.0f} MiB, "
-                f"own table {info['table']}"
+                f"own table {info['table']}" + _seed_process_text(info.get("seed_processes"))
                 if info["status"] == "PASS"
                 else f" (log {info['log']})"
             )
@@ -916,6 +938,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "them), and their rows are merged as one process over the seeds gives them (up to the float sums of the "
         "thread count); default: one process over the bundle's own seeds",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of each benchmark process (OMP_NUM_THREADS). Trained weights depend on it (float sums), so "
+        "a committed table is reproduced at its own thread count, e.g. --seed_processes 0,1,2 --threads 1 as on the "
+        "2-core machine; default: the CPUs shared among the seed processes, or torch's choice for one process",
+    )
     args = parser.parse_args(argv)
     from common.benchmarking import int_tuple
 
@@ -925,6 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("no seed")
     except ValueError:
         print(f"FAIL: --seed_processes takes integers separated by commas, got {args.seed_processes!r}")
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"FAIL: --threads takes an integer >= 1, got {args.threads}")
         return 2
 
     try:
@@ -965,10 +998,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = read_bundle_result(out, bundle.name)
             elif seed_processes:
                 result = run_bundle_seed_processes(
-                    bundle, data_root, out / bundle.name, seed_processes, quick=args.quick, timeout=args.timeout
+                    bundle,
+                    data_root,
+                    out / bundle.name,
+                    seed_processes,
+                    quick=args.quick,
+                    timeout=args.timeout,
+                    threads=args.threads,
                 )
             else:
-                result = run_bundle(bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout)
+                result = run_bundle(
+                    bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout, threads=args.threads
+                )
             if not args.merge_only:
                 write_bundle_result(out, bundle.name, result)
         except RuntimeError as e:
@@ -996,6 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
         + f"{' --quick' if args.quick else ''} --data_root {args.data_root} --out {args.out}"
         + (f" --seed_processes {','.join(map(str, seed_processes))}" if seed_processes else "")
+        + (f" --threads {args.threads}" if args.threads else "")
     )
     seconds = time.perf_counter() - start
     if args.merge_only:

@@ -1,8 +1,9 @@
-"""Resuming the MUNIT translator stage of the LGE cardiac segmentation bundle (issue 19).
+"""Resuming the MUNIT translator stage of the LGE cardiac segmentation bundle (issue 19), and its seed isolation.
 
 A translator run stopped after epoch 1 of 2 (``--epochs 1``), then run again with ``--epochs 2 --resume true``,
 continues from ``models/translator/train_state`` at epoch 2 with its optimizer states, and ends with other weights
-than a fresh 1-epoch run.
+than a fresh 1-epoch run. A seed's run is the same whatever the process trained before (the benchmark trains its
+seeds one after another in one process).
 """
 
 from __future__ import annotations
@@ -112,3 +113,21 @@ def test_translator_stopped_after_epoch_1_of_2_resumes_at_epoch_2(localised, tmp
     assert set(weights) == {"gen_a", "gen_b"}
     for key in ("gen_a", "gen_b"):
         assert all(torch.equal(weights[key][k], checkpoint[key][k]) for k in weights[key]), key
+
+
+def test_a_seeds_translator_does_not_depend_on_what_the_process_ran_before(localised, tmp_path):
+    """The benchmark trains its seeds one after another in one process: seed 0's weights must be the same whether
+    it runs first or after seed 1 and after other draws from the global random streams (each run seeds itself)."""
+    import random
+
+    import numpy as np
+
+    data, localiser = localised
+    digests = {}
+    for name, seed in (("first", 0), ("other", 1), ("after", 0)):
+        if name == "after":
+            torch.rand(7), np.random.rand(7), random.random()
+        _translator(data, localiser, tmp_path / name, epochs=1, resume=False, seed=seed)
+        digests[name] = _digest(tmp_path / name / "models" / "translator" / "translator.pt")
+    assert digests["after"] == digests["first"], "seed 0's translator changed after another run in the process"
+    assert digests["other"] != digests["first"], "the seed must change the run (else this test cannot fail)"

@@ -439,6 +439,30 @@ def test_seed_processes_run_one_process_per_seed_and_merge_rows_as_one_process_o
     assert merged["runs"]["seeded"]["seed_processes"]["2"]["threads"] == int(threads)
 
 
+def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(tmp_path, capsys):
+    """Trained weights depend on the thread count (float sums): ``--threads`` pins it, so a committed table made with
+    one thread per seed process is reproduced on a machine with more cores."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "seeded")
+    argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "0,2", "--threads", "3"]) == 0
+    for seed in (0, 2):
+        called = json.loads((out / "seeded" / f"seed_process_{seed}" / "called.json").read_text())
+        assert called == {"seeds": [seed], "threads": "3"}
+    table = (out / "benchmark.md").read_text()
+    assert "--seed_processes 0,2 --threads 3" in table and "seed processes 0, 2 of 3 thread(s) each" in table
+
+    assert tb.main(argv + ["--threads", "2"]) == 0  # one process over the seeds
+    assert json.loads((out / "seeded" / "called.json").read_text()) == {"seeds": [0, 1, 2], "threads": "2"}
+    assert "--threads 2" in (out / "benchmark.md").read_text()
+
+    assert tb.main(argv + ["--threads", "0"]) == 2
+    assert "--threads takes an integer >= 1" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        tb._env_with_repo(0)
+
+
 def test_a_failing_seed_process_fails_the_bundle_naming_the_seed_and_stops_the_others(tmp_path, capsys):
     bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
     data.mkdir()
