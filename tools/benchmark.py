@@ -11,7 +11,9 @@ For every bundle with ``scripts/benchmark.py`` (``--all``, or the ``--bundles`` 
 ``scripts.benchmark`` and calls ``run(data_root, out_dir=<out>/<bundle>, quick=...)``, which trains and scores the
 bundle's method and baselines in that one run and returns its table rows. With ``--seed_processes`` each bundle
 runs one such process per training seed instead, all at once (:func:`run_bundle_seed_processes`), and their rows are
-merged per case over the seeds (:func:`merge_seed_rows`). The default data is written first when
+merged per case over the seeds (:func:`merge_seed_rows`); a bundle whose ``run`` takes ``seedless`` (bool) is called
+with ``seedless=False`` in every process but the first, to skip the rows no seed changes (the merge keeps the first
+process's). The default data is written first when
 a bundle's ``REQUIRED_DATASET`` folder is missing under ``<data_root>`` (``python -m tools.make_data --out
 <data_root>``, only the missing datasets).
 
@@ -191,12 +193,15 @@ _ROW_KEYS = {"method", "baseline_method", "metric", "baseline", "ours"}
 # run in a fresh interpreter, in the bundle root: imports that bundle's `scripts` and writes its rows as JSON
 _WORKER = """
 import json, os, resource, sys, time
-bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds = sys.argv[1:8]
+import inspect
+bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds, seedless = sys.argv[1:9]
 sys.path.insert(0, bundle)
 os.chdir(bundle)
 from scripts.benchmark import run
 start = time.perf_counter()
 chosen = {} if seeds == "" else {"seeds": tuple(int(s) for s in seeds.split(","))}
+if seedless == "0" and "seedless" in inspect.signature(run).parameters:
+    chosen["seedless"] = False
 rows = run(data_root, out_dir=out_dir, quick=quick == "1", **chosen, **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
 usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
@@ -341,15 +346,25 @@ def read_previous_merged(out: str | os.PathLike) -> dict[str, Any]:
 
 
 def _worker(
-    bundle_dir: Path, data_root: str | os.PathLike, out_dir: Path, quick: bool, seeds: Sequence[int] | None
+    bundle_dir: Path,
+    data_root: str | os.PathLike,
+    out_dir: Path,
+    quick: bool,
+    seeds: Sequence[int] | None,
+    seedless: bool = True,
 ) -> tuple[list[str], Path, Path]:
-    """The worker's command line, its result file and its log file (both under ``out_dir``, which it creates)."""
+    """The worker's command line, its result file and its log file (both under ``out_dir``, which it creates).
+
+    ``seedless=False`` tells a bundle whose ``run`` takes a ``seedless`` argument to skip its rows that no training
+    seed changes (e.g. a registration baseline): a seed process other than the first computes them for nothing,
+    since :func:`merge_seed_rows` keeps the first process's."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
     result_file.unlink(missing_ok=True)
     command = [sys.executable, "-c", _WORKER, str(bundle_dir), str(Path(data_root).resolve()), str(out_dir)]
     command += ["1" if quick else "0", str(result_file), json.dumps(required_bundle_roots(bundle_dir))]
     command.append("" if seeds is None else ",".join(str(int(seed)) for seed in seeds))
+    command.append("1" if seedless else "0")
     return command, result_file, log_file
 
 
@@ -420,9 +435,10 @@ def run_bundle_seed_processes(
 
     Each process is :func:`run_bundle`'s with ``run(..., seeds=(seed,))`` and its own out folder
     (``<out_dir>/seed_process_<seed>``: each writes its own copy of the benchmark data, so no two write one file),
-    limited to ``threads`` threads (default: the CPUs shared among the processes, at least 1). On a CPU with few
-    cores this is much faster than one process over the seeds, whose threads scale poorly on small networks; the
-    float sums (and so the trained weights) are those of the thread count each process had.
+    limited to ``threads`` threads (default: the CPUs shared among the processes, at least 1). Only the first
+    (lowest) seed's process computes the seed-independent rows where the bundle's ``run`` takes ``seedless``. On a
+    CPU with few cores this is much faster than one process over the seeds, whose threads scale poorly on small
+    networks; the float sums (and so the trained weights) are those of the thread count each process had.
 
     Returns:
         ``{"rows": merge_seed_rows(...), "seconds": wall seconds until the last process ended, "peak_rss_mb": the
@@ -443,7 +459,9 @@ def run_bundle_seed_processes(
     try:
         for seed in seeds:
             folder = out_dir / f"seed_process_{seed}"
-            command, result_file, log_file = _worker(bundle_dir, data_root, folder, quick, [seed])
+            command, result_file, log_file = _worker(
+                bundle_dir, data_root, folder, quick, [seed], seedless=seed == min(seeds)
+            )
             log = open(log_file, "w")
             process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
             running[seed] = (process, log, result_file, log_file)

@@ -388,16 +388,19 @@ def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- seed processes
-def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None, slow_seed: int | None = None) -> Path:
+def _seeded_bundle(
+    root: Path, name: str, fail_seed: int | None = None, slow_seed: int | None = None, seedless: bool = False
+) -> Path:
     """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step; the
-    `slow_seed`'s process sleeps a minute first."""
+    `slow_seed`'s process sleeps a minute first. With `seedless`, `run` takes a `seedless` argument, records it and
+    writes the step row (a row of no seed) only when it is true."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
     (bundle / "scripts" / "__init__.py").write_text("")
     body = f"""
         import json, os
 
-        def run(data_root, out_dir, quick=False, seeds=(0, 1, 2)):
+        def run(data_root, out_dir, quick=False, seeds=(0, 1, 2){", seedless=True" if seedless else ""}):
             if {slow_seed!r} in seeds:
                 import time
                 time.sleep(60)
@@ -405,13 +408,14 @@ def _seeded_bundle(root: Path, name: str, fail_seed: int | None = None, slow_see
                 raise RuntimeError("diverged")
             os.makedirs(out_dir, exist_ok=True)
             with open(os.path.join(out_dir, "called.json"), "w") as f:
-                json.dump({{"seeds": list(seeds), "threads": os.environ.get("OMP_NUM_THREADS")}}, f)
+                json.dump({{"seeds": list(seeds), "threads": os.environ.get("OMP_NUM_THREADS"),
+                           **({{"seedless": seedless}} if {seedless!r} else {{}})}}, f)
             per_seed = {{str(s): [["c0", s + 0.0], ["c1", s + 0.1]] for s in seeds}}
             values = [["c0", sum(s for s in seeds) / len(seeds)], ["c1", sum(s + 0.1 for s in seeds) / len(seeds)]]
             score = {{"method": "A", "metric": "dice", "values": values, "seeds": list(seeds), "per_seed": per_seed,
                       "higher_is_better": True, "seconds": 10.0 * (1 + seeds[0])}}
             step = {{"method": "A step", "metric": "step", "values": [], "seeds": [], "seconds": 1.0 + seeds[0]}}
-            return [score, step]
+            return [score, step] if {"seedless" if seedless else "True"} else [score]
         """
     (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body))
     return bundle
@@ -437,6 +441,27 @@ def test_seed_processes_run_one_process_per_seed_and_merge_rows_as_one_process_o
     merged = json.loads((out / "benchmark.json").read_text())
     assert "--seed_processes 0,2" in (out / "benchmark.md").read_text()
     assert merged["runs"]["seeded"]["seed_processes"]["2"]["threads"] == int(threads)
+
+
+def test_only_the_first_seed_process_computes_the_seed_independent_rows(tmp_path):
+    """A bundle whose `run` takes `seedless` gets False in every seed's process but the first (lowest seed), whose
+    rows of no seed the merge keeps; one process over the seeds is not told anything."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "seeded", seedless=True)
+    argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "2,0,1"]) == 0
+    told = {
+        seed: json.loads((out / "seeded" / f"seed_process_{seed}" / "called.json").read_text())["seedless"]
+        for seed in (0, 1, 2)
+    }
+    assert told == {0: True, 1: False, 2: False}
+    rows = json.loads(tb.result_path(out, "seeded").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["A", "A step"] and rows[1]["seconds"] == 1.0  # seed 0's step row
+    assert rows[0]["seeds"] == [0, 1, 2]
+
+    assert tb.main(argv) == 0  # one process over the seeds: run's own default
+    assert json.loads((out / "seeded" / "called.json").read_text())["seedless"] is True
 
 
 def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(tmp_path, capsys):

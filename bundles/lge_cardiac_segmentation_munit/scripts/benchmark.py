@@ -395,19 +395,22 @@ def run(
     members: int | None = None,
     registration: bool | None = None,
     fresh: bool = False,
+    seedless: bool = True,
 ) -> list[dict]:
     """Train every seed, score every row per held-out volume; write tables and ``cases.csv``; return the rows.
 
     ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
     under ``<out_dir>/data``, so that no development seed's data reaches a reported number. Without ``fresh``, a
     seed's finished steps and scores (``seed_<k>/scores.json``) and the registration's scores found in ``out_dir``
-    are reused, so a stopped run continues; ``fresh=True`` deletes them first.
+    are reused, so a stopped run continues; ``fresh=True`` deletes them first. ``seedless=False`` (what
+    ``tools.benchmark --seed_processes`` passes to every seed's process but the first) skips the rows that no
+    training seed changes: the registration baseline (10 minutes) and the inference timing.
     """
     out_dir = os.path.abspath(out_dir)
     seeds = int_tuple(seeds)
     members = members or (2 if quick else 4)
     # elastix takes about 20 s per volume on 2 CPU cores (10 minutes for the 30 volumes), in both modes
-    registration = True if registration is None else registration
+    registration = (True if registration is None else registration) and seedless
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     schedule = SCHEDULES["quick" if quick else "full"]
     with Timer() as data_timer:
@@ -478,9 +481,11 @@ def run(
     if registration:
         for name, scores in registered.items():
             seed_scores[name] = [scores]
-    with Timer() as timer:  # the last seed's trained cascade: a cost row, not a score
-        scaling = _inference_scaling(dataset_dir, models, network, os.path.join(out_dir, "inference_scaling"))
-    timings["inference scaling"] = timer.seconds
+    scaling = None
+    if seedless:
+        with Timer() as timer:  # the last seed's trained cascade: a cost row, not a score
+            scaling = _inference_scaling(dataset_dir, models, network, os.path.join(out_dir, "inference_scaling"))
+        timings["inference scaling"] = timer.seconds
     rows: list[BenchmarkRow] = []
     for name, results in seed_scores.items():
         used_seeds = [] if name in ("Registration", "Header alignment") else list(seeds)
@@ -488,7 +493,8 @@ def run(
             scores = [r[metric] for r in results]
             higher = metric.startswith("dice")
             rows.append(BenchmarkRow.from_runs(name, metric, scores, seeds=used_seeds, higher_is_better=higher))
-    rows.extend(slice_scaling_rows("inference", scaling))
+    if scaling is not None:
+        rows.extend(slice_scaling_rows("inference", scaling))
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
