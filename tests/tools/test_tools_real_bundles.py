@@ -325,9 +325,9 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     # MONAI's verify_net_in_out takes the symbols' values (its defaults, p = n = 1, give 2x2 inputs)
     symbol_args = [f"--{k}" if k != "*" else "--any" for k in probe["values"]]
     symbol_args = [a for key, v in zip(symbol_args, probe["values"].values()) for a in (key, str(v))]
-    data, out, logs = tmp_path / "data", tmp_path / "out", tmp_path / "logs"
-    data.mkdir()
-    logs.mkdir()
+    data, out, logs, temporary = tmp_path / "data", tmp_path / "out", tmp_path / "logs", tmp_path / "tmp"
+    for folder in (data, logs, temporary):
+        folder.mkdir()
     pixels = np.random.default_rng(0).random(grid + ((spatial[0],) if frames else ())).astype(np.float32)
     # the input file is named as the bundle's `file_pattern` expects (e.g. `*_LGE.nii.gz` picks MS-CMRSeg's LGE)
     input_name = str(parser.get_parsed_content("file_pattern")).replace("*", "case_001", 1)
@@ -338,6 +338,7 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
+        "TMPDIR": str(temporary),  # MONAI Label writes its result file there: not left behind in /tmp
         "PYTHONPATH": sysconfig.get_paths()["purelib"],
         "OMP_NUM_THREADS": "1",
     }
