@@ -32,6 +32,7 @@ def ddp_run(tmp_path_factory):
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONFAULTHANDLER": "1",
+        "TMPDIR": str(tmp_path_factory.mktemp("torchrun_tmp")),  # torchrun's torchelastic_* folders: not in /tmp
     }
     command = [
         sys.executable,

@@ -104,12 +104,21 @@ def bundle_scripts(bundle: Path) -> Iterator[None]:
         sys.modules.update(saved)
 
 
+def torchrun_tmpdir(log_dir: Path) -> Path:
+    """A ``TMPDIR`` for a torchrun launched by a test, beside its ``log_dir``: torchrun's agent writes its own
+    ``torchelastic_*`` folders there instead of leaving them in the machine's /tmp."""
+    folder = log_dir.with_name(f"{log_dir.name}_tmp")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def torchrun(cwd: Path, target: list[str], log_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m torch.distributed.run --standalone --nproc_per_node=2 --redirects 3`` in ``cwd`` (a bundle folder,
     as a user runs it, or the repository), this repository on ``PYTHONPATH``, each rank's output in ``log_dir``."""
     repo = Path(__file__).resolve().parents[2]
     path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    env["TMPDIR"] = str(torchrun_tmpdir(log_dir))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "--redirects", "3", "--log-dir", str(log_dir), *target,

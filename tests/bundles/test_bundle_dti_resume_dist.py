@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, tiny_overrides
+from bundle_test_utils import bundle_cli, tiny_overrides, torchrun
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,13 +106,7 @@ def _writer_processes(log_dir: Path) -> int:
 
 
 def _torchrun(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "--redirects", "3", "--log-dir", str(log_dir), "-m", "monai.bundle", "run", *args,
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return subprocess.run(command, cwd=BUNDLE, env=env, capture_output=True, text=True, timeout=300)
+    return torchrun(BUNDLE, ["-m", "monai.bundle", "run", *args], log_dir)
 
 
 def _errors(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
