@@ -187,3 +187,12 @@ def test_peer_step_times_our_cyclegan_iteration_with_the_switches():
     assert result["config"].endswith("32x32; bs1")
     assert result["train_iter_s"]["median"] > 0 and result["infer_s"]["median"] > 0
     json.dumps(result)
+
+
+def test_schedule_check_refuses_the_benchmarks_own_data_seed(tmp_path):
+    """The schedule is chosen on development data: the benchmark's data seed is refused before anything is written."""
+    schedule_check = _bundle_module("schedule_check")
+    benchmark = schedule_check.bm  # the benchmark module it imported
+    with pytest.raises(ValueError, match=f"data_seed {benchmark.DATA_SEED} is the benchmark's own"):
+        schedule_check.run(str(tmp_path / "out"), str(tmp_path), benchmark.DATA_SEED, (0,), (1,))
+    assert not (tmp_path / "out").exists()

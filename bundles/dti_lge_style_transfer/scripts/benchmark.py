@@ -188,16 +188,17 @@ _SWEEP_ARG, _DTI_CHANNELS_ARG = ",".join(str(v) for v in SWEEP), ",".join(_DEFAU
 
 
 # ----------------------------------------------------------------------------------------------- data
-def write_benchmark_data(out: Path, md_elevation: float | None = None) -> Path:
+def write_benchmark_data(out: Path, md_elevation: float | None = None, data_seed: int = DATA_SEED) -> Path:
     """The benchmark's DTI_LGE_MI folder under ``out`` (written once): literature infarct contrast, or the sweep's
-    ``md_elevation`` with FA reduction ``4/3`` and S0 elevation ``1/3`` of it."""
+    ``md_elevation`` with FA reduction ``4/3`` and S0 elevation ``1/3`` of it; ``data_seed`` other than
+    :data:`DATA_SEED` only for development (``scripts.schedule_check``)."""
     folder = out / "DTI_LGE_MI"
     if not (folder / ".complete").is_file():
         infarct = None
         if md_elevation is not None:
             e = float(md_elevation)
             infarct = {"md_elevation": e, "fa_reduction": min(0.9, 4 * e / 3), "s0_elevation": e / 3}
-        write_dti_lge_mi(out, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=DATA_SEED, overwrite=True,
+        write_dti_lge_mi(out, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=data_seed, overwrite=True,
                          workers=0, dti_infarct=infarct)  # fmt: skip
         (folder / ".complete").touch()
     return folder

@@ -1,0 +1,106 @@
+"""How many optimizer steps the benchmark's quick SwinSSegNets need, checked on development data.
+
+The pipelines' LGE SwinSSegNet and DTI SSeg of ``scripts.benchmark`` (``QUICK["sseg"]``: feature size 12, depths
+1/1/1/1, batch 4) are trained for each number of epochs and training seed asked for, on a DTI_LGE_MI set written with
+a development data seed (never the benchmark's ``DATA_SEED``), and each is scored by MI Dice of its 512x512 masks on
+that set's test split. DTI SSeg gets as many optimizer steps as the LGE one (the benchmark's rule). This is how the
+benchmark's schedule was chosen (bundle docs, "Quick benchmark"); it reads no benchmark result.
+
+Command line, from the bundle root, one thread as the benchmark's seed processes::
+
+    OMP_NUM_THREADS=1 python -m scripts.schedule_check --out eval/schedule_check \\
+        --sseg_bundle_root ../lge_mi_sr_segmentation --data_seed 1234 --seeds 0,1,2,3,4,5 --epochs 7,21
+
+Writes ``<out>/schedule_check.{md,json}``: per segmenter, epochs and seed the mean test Dice and the number of test
+slices under 0.05 (a segmenter that predicts no MI scores 0 on every slice). Finished trainings are reused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fire
+from scripts import benchmark as bm
+
+#: a test slice scoring under this Dice counts as missed
+MISSED_DICE = 0.05
+
+
+def _datalists(kind: str, split: dict, out: Path, select: tuple[str, ...]) -> tuple[list, list, Path, dict]:
+    """Training and validation lists, the test input folder and the channel overrides of one segmenter."""
+    if kind == "lge":
+        train, val = ([{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split[k]]
+                      for k in ("lge_train", "val"))  # fmt: skip
+        bm._write_lowres_lge(split["test"], out / "lge_test_64")
+        return train, val, out / "lge_test_64", {}
+    train = bm._write_dti_inputs(split["pair_train"], out / "dti_x8", select, scale=8)
+    val = bm._write_dti_inputs(split["val"], out / "dti_x8", select, scale=8)
+    bm._write_dti_inputs(split["test"], out / "dti_test", select)
+    return train, val, out / "dti_test", {"image_channel_names": list(select), "image_channels": list(select)}
+
+
+def run(out: str, sseg_bundle_root: str, data_seed: int, seeds: tuple[int, ...], epochs: tuple[int, ...]) -> list[dict]:
+    """Train and score both segmenters per (epochs, seed); returns the result rows (also written as tables)."""
+    if int(data_seed) == bm.DATA_SEED:
+        raise ValueError(f"data_seed {data_seed} is the benchmark's own: pick a development seed.")
+    root, sseg_root = Path(out).resolve(), Path(sseg_bundle_root).resolve()
+    settings = bm._stage_settings(True, None)
+    sseg = dict(settings["sseg"])
+    st = bm._Stages(root, sseg_root, settings, fresh=False)
+    data = bm.write_benchmark_data(root / "data", data_seed=int(data_seed))
+    split = bm.dti_lge_mi_split(bm.dti_lge_mi_cases(data), fractions=bm.SPLIT, seed=bm.SPLIT_SEED)
+    shared = {"dataset_dir": str(data), "split": split}
+    rows = []
+    for kind in ("lge", "dti"):
+        train, val, test_inputs, channels = _datalists(kind, split, root, bm._DEFAULT_DTI_CHANNELS)
+        for n_epochs in epochs:
+            run_epochs = n_epochs if kind == "lge" else bm._same_steps_epochs(
+                sseg["batch_size"], n_epochs, len(split["lge_train"]), len(train))  # fmt: skip
+            for seed in seeds:
+                base = root / f"{kind}_seed{seed}_epochs{n_epochs}"
+                schedule = {**sseg, "epochs": run_epochs, "val_interval": run_epochs}
+
+                def train(seed: int = seed, base: Path = base, schedule: dict = schedule) -> None:
+                    st.workflow(sseg_root, ["train.json"], "train", **shared, **schedule, **channels, seed=seed,
+                                resume=False, use_ssl_pretrained=False, train_datalist=train, val_datalist=val,
+                                ckpt_dir=str(base / "model"), output_dir=str(base / "logs"))  # fmt: skip
+
+                st.once(base / "model", "train", train)
+                st.workflow(sseg_root, ["inference.json"], "infer", **bm._pick(sseg, bm._SSEG_NET_KEYS),
+                            dataset_dir=str(test_inputs), ckpt_dir=str(base / "model"),
+                            output_dir=str(base / "masks"), overwrite=True, **channels)  # fmt: skip
+                scores = list(bm._mask_dice(base / "masks", split["test"]).values())
+                rows.append({
+                    "segmenter": "LGE SwinSSegNet" if kind == "lge" else "DTI SSeg", "epochs": n_epochs,
+                    "steps": run_epochs * -(-len(train) // sseg["batch_size"]), "seed": seed,
+                    "test_dice": sum(scores) / len(scores), "missed_slices": sum(v < MISSED_DICE for v in scores),
+                    "test_slices": len(scores),
+                })  # fmt: skip
+    (root / "schedule_check.json").write_text(json.dumps({"data_seed": int(data_seed), "rows": rows}, indent=1))
+    lines = [
+        f"Development data seed {data_seed}; MI Dice of the 512x512 masks on its test split.",
+        "",
+        "| segmenter | epochs | steps | seed | test Dice | slices under 0.05 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['segmenter']} | {r['epochs']} | {r['steps']} | {r['seed']} | {r['test_dice']:.3f} | "
+              f"{r['missed_slices']} / {r['test_slices']} |" for r in rows]  # fmt: skip
+    (root / "schedule_check.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def main(
+    out: str = "eval/schedule_check",
+    sseg_bundle_root: str = "../lge_mi_sr_segmentation",
+    data_seed: int = 1234,
+    seeds: str = "0,1,2,3,4,5",
+    epochs: str = "7,21",
+) -> None:
+    """Command line (see the module docstring)."""
+    run(out, sseg_bundle_root, data_seed, bm.int_tuple(seeds), bm.int_tuple(epochs))
+    print((Path(out) / "schedule_check.md").read_text())
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
