@@ -61,12 +61,12 @@ def run(out: str, sseg_bundle_root: str, data_seed: int, seeds: tuple[int, ...],
                 base = root / f"{kind}_seed{seed}_epochs{n_epochs}"
                 schedule = {**sseg, "epochs": run_epochs, "val_interval": run_epochs}
 
-                def train(seed: int = seed, base: Path = base, schedule: dict = schedule) -> None:
+                def fit(seed: int = seed, base: Path = base, schedule: dict = schedule) -> None:
                     st.workflow(sseg_root, ["train.json"], "train", **shared, **schedule, **channels, seed=seed,
                                 resume=False, use_ssl_pretrained=False, train_datalist=train, val_datalist=val,
                                 ckpt_dir=str(base / "model"), output_dir=str(base / "logs"))  # fmt: skip
 
-                st.once(base / "model", "train", train)
+                st.once(base / "model", "train", fit)
                 st.workflow(sseg_root, ["inference.json"], "infer", **bm._pick(sseg, bm._SSEG_NET_KEYS),
                             dataset_dir=str(test_inputs), ckpt_dir=str(base / "model"),
                             output_dir=str(base / "masks"), overwrite=True, **channels)  # fmt: skip
