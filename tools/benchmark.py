@@ -262,13 +262,13 @@ def ensure_data(
     if len(missing) < len(DATASETS):
         command += ["--datasets", ",".join(missing)]
     print(f"{', '.join(str(root / name) for name in absent)} missing: {shlex.join(command)}", flush=True)
-    result = runner(command, cwd=str(REPO_ROOT), env=_env_with_repo())
+    result = runner(command, cwd=str(REPO_ROOT), env=env_with_repo())
     if result.returncode != 0:
         raise RuntimeError(f"`{shlex.join(command)}` failed with exit status {result.returncode}.")
     return command
 
 
-def _env_with_repo(threads: int | None = None) -> dict[str, str]:
+def env_with_repo(threads: int | None = None) -> dict[str, str]:
     """This process's environment with the repository on ``PYTHONPATH``; ``threads`` (when given) as the
     OpenMP/MKL thread count of the process started with it (torch's float sums, and so trained weights, depend on it).
     """
@@ -410,7 +410,7 @@ def run_bundle(
             code = subprocess.run(
                 command,
                 cwd=bundle_dir,
-                env=_env_with_repo(threads),
+                env=env_with_repo(threads),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
@@ -453,7 +453,7 @@ def run_bundle_seed_processes(
         raise ValueError(f"seed processes need distinct training seeds, got {seeds}.")
     bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
     threads = threads or max(1, (os.cpu_count() or 1) // len(seeds))
-    env = _env_with_repo(threads)
+    env = env_with_repo(threads)
     start, running = time.perf_counter(), {}
     results: dict[int, dict[str, Any]] = {}
     try:

@@ -104,6 +104,7 @@ def main(
 ) -> list[dict]:
     """Run 1 and 2 processes per bundle; write ``<out>/ddp_scaling.{md,json}``; return the rows."""
     from common.benchmarking import machine_summary, write_table
+    from tools.benchmark import env_with_repo
 
     data = Path(data_root).resolve()
     rows = []
@@ -112,7 +113,9 @@ def main(
             with tempfile.TemporaryDirectory() as tmp:
                 overrides = ddp_overrides(bundle.resolve(), data, Path(tmp), epochs, quick)
                 n_train = _train_samples(bundle.resolve(), overrides)
-                env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // processes)))
+                # the CPUs shared among the processes (OpenMP and MKL, as tools.benchmark's processes); torchrun's
+                # own torchelastic_* folders go to the run's temporary folder, not the machine's /tmp
+                env = {**env_with_repo(max(1, (os.cpu_count() or 2) // processes)), "TMPDIR": tmp}
                 start = time.perf_counter()
                 proc = subprocess.run(
                     command(bundle.resolve(), processes, overrides), env=env, capture_output=True, text=True

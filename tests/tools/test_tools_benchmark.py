@@ -485,7 +485,7 @@ def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(
     assert tb.main(argv + ["--threads", "0"]) == 2
     assert "--threads takes an integer >= 1" in capsys.readouterr().out
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
-        tb._env_with_repo(0)
+        tb.env_with_repo(0)
 
 
 def test_a_failing_seed_process_fails_the_bundle_naming_the_seed_and_stops_the_others(tmp_path, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 import textwrap
 import zipfile
 from pathlib import Path
@@ -138,6 +140,29 @@ def test_ddp_benchmark_discovers_the_new_bundle_with_its_quick_networks(bundles_
     assert command[command.index("--features") + 1] == "[4,4,8,8,16,4]"
     with pytest.raises(FileNotFoundError, match="bundle `nope`"):
         tbd.find_ddp_bundles(bundles_dir, ["nope"])
+
+
+def test_ddp_benchmark_runs_each_launch_with_shared_threads_and_its_own_tmpdir(bundles_dir, tmp_path, monkeypatch):
+    """The 1- and 2-process runs get the CPUs shared among their processes (OpenMP and MKL), the repository on
+    PYTHONPATH, and a TMPDIR of their own (torchrun's torchelastic_* folders), which is gone after the run."""
+    launches, real_run = [], subprocess.run
+
+    def fake_run(command, env=None, **kwargs):
+        if "monai.bundle" not in command:  # e.g. the machine summary's own calls
+            return real_run(command, env=env, **kwargs)
+        tmpdir = Path(env["TMPDIR"])
+        launches.append((command, env, tmpdir, tmpdir.is_dir()))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(tbd.subprocess, "run", fake_run)
+    monkeypatch.setattr(tbd, "_train_samples", lambda bundle, overrides: 4)
+    monkeypatch.setattr(tbd.os, "cpu_count", lambda: 4)
+    rows = tbd.main(str(tmp_path / "data"), 1, str(tmp_path / "out"), [NAME], bundles_dir, quick=True)
+    assert [row["processes"] for row in rows] == [1, 2]
+    for (command, env, tmpdir, existed), processes in zip(launches, (1, 2)):
+        assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(4 // processes)
+        assert str(REPO_ROOT) in env["PYTHONPATH"].split(os.pathsep)
+        assert existed and not tmpdir.exists() and ("--nproc_per_node=2" in command) == (processes == 2)
 
 
 @pytest.mark.slow
