@@ -104,6 +104,7 @@ def main(
 ) -> list[dict]:
     """Run 1 and 2 processes per bundle; write ``<out>/ddp_scaling.{md,json}``; return the rows."""
     from common.benchmarking import machine_summary, write_table
+
     from tools.benchmark import env_with_repo
 
     data = Path(data_root).resolve()
