@@ -116,9 +116,9 @@ N_LGE_ONLY = 36
 SPLIT = (N_TRAIN_PAIRS / N_PAIRED, N_VAL / N_PAIRED, N_TEST / N_PAIRED)
 SPLIT_SEED = 0
 #: MD elevations of the infarct-contrast sweep (FA reduction 4/3 and S0 elevation 1/3 of it); empty by default: on
-#: the 2-core CPU each level costs about 4 CPU minutes per training seed at one thread (two translators and a DTI
-#: SSeg), so the sweep is asked for with ``--sweep 0,0.05,0.1,0.2,0.4`` (the script) and is not part of
-#: ``tools.benchmark``'s run
+#: the 2-core CPU each level took 11-15 minutes per training seed at one thread, five processes sharing the cores
+#: (two translators and a DTI SSeg), so the sweep is asked for with ``--sweep 0,0.05,0.1,0.2,0.4`` (the script)
+#: and is not part of ``tools.benchmark``'s run
 SWEEP: tuple[float, ...] = ()
 
 #: (ours, baseline) method pairs compared per test pair: Fig. 7, the premise, and the translators
