@@ -163,6 +163,7 @@ def test_ddp_with_both_switches_matches_one_plain_process_on_the_whole_batch(pla
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONFAULTHANDLER": "1",
+        "TMPDIR": str(tmp_path),  # torchrun's own torchelastic_* folders: not left in /tmp
     }
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT)]
     proc = subprocess.run([*command, str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
