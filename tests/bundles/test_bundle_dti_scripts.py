@@ -117,7 +117,7 @@ def test_benchmark_dti_on_the_lge_grid_is_exactly_the_selected_dti_channel_after
     from common.data import dti_lge_mi_cases
 
     cases = dti_lge_mi_cases(paired_data, require_dti=True)[:1]
-    item = benchmark._write_dti_inputs(cases, tmp_path / "x8", ("MD",), scale=8)[0]
+    item = benchmark.write_dti_inputs(cases, tmp_path / "x8", ("MD",), scale=8)[0]
     upsampled, dti, mask = nib.load(item["image"]), nib.load(cases[0]["dti"]), nib.load(cases[0]["mask"])
     assert upsampled.shape == mask.shape and item["label"] == cases[0]["mask"]
     # the DTI's own grid subdivided 8x: spacing of the mask, origin within half a DTI voxel of the mask's
@@ -128,22 +128,22 @@ def test_benchmark_dti_on_the_lge_grid_is_exactly_the_selected_dti_channel_after
     )
     md = np.asarray(dti.dataobj)[:, :, 0, DTI_CHANNELS.index("MD")]
     np.testing.assert_allclose(back[0, 0].numpy(), md, rtol=1e-5, atol=1e-5)
-    two = benchmark._write_dti_inputs(cases, tmp_path / "two", ("FA", "S0"))[0]  # native grid, channels in order
+    two = benchmark.write_dti_inputs(cases, tmp_path / "two", ("FA", "S0"))[0]  # native grid, channels in order
     np.testing.assert_array_equal(
         np.asarray(nib.load(two["image"]).dataobj)[:, :, 0], np.asarray(dti.dataobj)[:, :, 0][..., [2, 0]]
     )
-    # _mask_dice scores the one saved mask per case against the manual one
+    # mask_dice scores the one saved mask per case against the manual one
     truth = np.asarray(mask.dataobj)
     nib.save(nib.Nifti1Image(truth[..., 0].astype(np.uint8), mask.affine), tmp_path / f"{cases[0]['case']}_mi.nii.gz")
-    assert benchmark._mask_dice(tmp_path, cases) == {cases[0]["case"]: 1.0}
+    assert benchmark.mask_dice(tmp_path, cases) == {cases[0]["case"]: 1.0}
 
 
 def test_benchmark_dti_sseg_gets_as_many_steps_as_the_lge_sseg():
     benchmark = _bundle_module("benchmark")
     # 36 LGE slices at batch 4 = 9 steps/epoch x 16 epochs = 144 steps; 12 DTI pairs = 3 steps/epoch -> 48 epochs
-    assert benchmark._same_steps_epochs(4, 16, 36, 12) == 48
-    assert benchmark._same_steps_epochs(8, 40, 33, 12) == 100  # 5 x 40 / 2
-    assert benchmark._same_steps_epochs(4, 1, 1, 100) == 1  # never zero epochs
+    assert benchmark.same_steps_epochs(4, 16, 36, 12) == 48
+    assert benchmark.same_steps_epochs(8, 40, 33, 12) == 100  # 5 x 40 / 2
+    assert benchmark.same_steps_epochs(4, 1, 1, 100) == 1  # never zero epochs
 
 
 def test_benchmark_split_is_the_shared_one_with_thirty_test_pairs():

@@ -183,8 +183,8 @@ QUICK: dict[str, dict[str, Any]] = {
 _SSEG_NET_KEYS = ("feature_size", "depths", "num_heads", "window_size", "patch_size", "encoder", "scale")
 _TRANSLATOR_NET_KEYS = ("ngf", "n_blocks", "ndf")
 _SEGMENTOR_NET_KEYS = ("segmentor_channels", "segmentor_strides", "segmentor_num_res_units")
-_DEFAULT_DTI_CHANNELS = ("MD",)
-_SWEEP_ARG, _DTI_CHANNELS_ARG = ",".join(str(v) for v in SWEEP), ",".join(_DEFAULT_DTI_CHANNELS)  # command-line form
+DEFAULT_DTI_CHANNELS = ("MD",)
+_SWEEP_ARG, _DTI_CHANNELS_ARG = ",".join(str(v) for v in SWEEP), ",".join(DEFAULT_DTI_CHANNELS)  # command-line form
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -211,7 +211,7 @@ def _dti_channels(path: str, select: tuple[str, ...]) -> np.ndarray:
     return data[..., [DTI_CHANNELS.index(name) for name in select]]
 
 
-def _write_dti_inputs(cases: list[dict], out: Path, select: tuple[str, ...], scale: int = 1) -> list[dict]:
+def write_dti_inputs(cases: list[dict], out: Path, select: tuple[str, ...], scale: int = 1) -> list[dict]:
     """The selected DTI channels of each case as ``<out>/<case>_DTI.nii.gz`` (single channel: 3D), repeated
     ``scale`` x ``scale`` onto the mask grid when ``scale > 1`` (the SSeg training config area-downsamples it back to
     the original 64x64 exactly); returns ``[{"image", "label", "case"}]``."""
@@ -228,7 +228,7 @@ def _write_dti_inputs(cases: list[dict], out: Path, select: tuple[str, ...], sca
     return items
 
 
-def _write_lowres_lge(cases: list[dict], out: Path, size: int = 64) -> None:
+def write_lowres_lge(cases: list[dict], out: Path, size: int = 64) -> None:
     """Area-downsampled ``size`` x ``size`` LGE of each case on the coarse grid whose subdivision is the LGE grid
     (the SwinSSegNet bundle's inference input, as its ``scripts.prepare_lowres`` writes it for one split)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -236,7 +236,7 @@ def _write_lowres_lge(cases: list[dict], out: Path, size: int = 64) -> None:
         write_nifti(out / f"{case['case']}_LGE.nii.gz", *lowres_slice(case["lge"], size))
 
 
-def _mask_dice(masks_dir: Path, cases: list[dict]) -> dict[str, float]:
+def mask_dice(masks_dir: Path, cases: list[dict]) -> dict[str, float]:
     """``{case: MI Dice}`` of the one mask per case in ``masks_dir`` (its name starts with the case id) against the
     case's 512x512 manual mask."""
     scores = {}
@@ -262,14 +262,14 @@ def _translation_scores(eval_dir: Path) -> dict[str, dict[str, float]]:
     return scores
 
 
-def _same_steps_epochs(batch_size: int, epochs: int, n_reference: int, n_items: int) -> int:
+def same_steps_epochs(batch_size: int, epochs: int, n_reference: int, n_items: int) -> int:
     """Epochs over ``n_items`` samples giving as many optimizer steps as ``epochs`` over ``n_reference``."""
     steps = epochs * math.ceil(n_reference / batch_size)
     return max(1, round(steps / math.ceil(n_items / batch_size)))
 
 
 # ----------------------------------------------------------------------------------------------- stages
-class _Stages(StageCache):
+class Stages(StageCache):
     """Runs the bundles' configs for one benchmark; each finished stage is reused unless fresh (:class:`StageCache`)."""
 
     def __init__(self, out: Path, sseg_root: Path, settings: dict[str, dict[str, Any]], fresh: bool) -> None:
@@ -290,7 +290,7 @@ def _pick(settings: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k in keys}
 
 
-def _stage_settings(quick: bool, overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+def stage_settings(quick: bool, overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     stage = {k: (dict(v) if quick else {}) for k, v in QUICK.items()}
     stage["translator"] = {**_pick(network, _TRANSLATOR_NET_KEYS), **stage["translator"]}
@@ -301,12 +301,51 @@ def _stage_settings(quick: bool, overrides: dict[str, dict[str, Any]] | None) ->
     return stage
 
 
+def lge_items(cases: list[dict]) -> list[dict]:
+    """SwinSSegNet datalist items of the cases' 512x512 LGE and manual mask."""
+    return [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in cases]
+
+
+def dti_items(split: dict, out: Path, select: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """DTI SSeg's training and validation items: the selected DTI channels of the training and validation pairs,
+    repeated onto the mask grid under ``out`` (:func:`write_dti_inputs`)."""
+    return tuple(write_dti_inputs(split[k], out, select, scale=8) for k in ("pair_train", "val"))  # type: ignore
+
+
+def channel_overrides(select: tuple[str, ...] | None) -> dict[str, list[str]]:
+    """The SwinSSegNet bundle's overrides for inputs holding the DTI channels ``select`` (none for LGE)."""
+    return {"image_channel_names": list(select), "image_channels": list(select)} if select else {}
+
+
+def train_sseg(
+    st: Stages, shared: dict, seed: int, schedule: dict[str, Any], items: tuple[list[dict], list[dict]], base: Path,
+    log_dir: Path, select: tuple[str, ...] | None = None,
+) -> None:  # fmt: skip
+    """Train a SwinSSegNet from scratch (no U-SSL weights) with the SwinSSegNet bundle's train.json on the
+    (training, validation) ``items``, ``schedule`` being the "sseg" settings with its epochs; weights in ``base``."""
+    train, val = items
+    st.workflow(st.sseg_root, ["train.json"], "train", **_split_keys(shared), seed=seed, resume=False,
+                use_ssl_pretrained=False, **schedule, train_datalist=train, val_datalist=val, ckpt_dir=str(base),
+                output_dir=str(log_dir), **channel_overrides(select))  # fmt: skip
+
+
+def score_sseg(
+    st: Stages, inputs: Path, weights: Path, masks: Path, cases: list[dict], select: tuple[str, ...] | None = None
+) -> dict[str, float]:
+    """``{case: MI Dice}`` of the SwinSSegNet in ``weights`` run by the bundle's inference.json on the folder
+    ``inputs`` (64x64 LGE, or DTI holding the channels ``select``), its 512x512 masks written to ``masks``."""
+    st.workflow(st.sseg_root, ["inference.json"], "infer", **_pick(st.settings["sseg"], _SSEG_NET_KEYS),
+                dataset_dir=str(inputs), ckpt_dir=str(weights), output_dir=str(masks), overwrite=True,
+                **channel_overrides(select))  # fmt: skip
+    return mask_dice(masks, cases)
+
+
 def _sseg_batch_and_epochs(sseg_root: Path, sseg: dict[str, Any]) -> tuple[int, int]:
     defaults = json.loads((sseg_root / "configs" / "train.json").read_text())
     return int(sseg.get("batch_size", defaults["batch_size"])), int(sseg.get("epochs", defaults["epochs"]))
 
 
-def _lge_models(st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: dict) -> dict[str, Any]:
+def _lge_models(st: Stages, dataset_dir: Path, split: dict, seed: int, shared: dict) -> dict[str, Any]:
     """The seed's Segmentor, judge and LGE SwinSSegNet (independent of the DTI contrast), and SSeg on the test LGE."""
     base = st.out / f"seed{seed}"
     seg, judge = st.settings["segmentor"], st.settings["judge"]
@@ -317,20 +356,13 @@ def _lge_models(st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: 
     st.once(base / "judge", "judge", lambda: st.workflow(
         BUNDLE_ROOT, ["train.json", "train_segmentor.json", "train_judge.json"], "train", **shared, **judge,
         ckpt_dir=str(base / "judge"), output_dir=str(base / "logs" / "judge")))  # fmt: skip
-    sseg = dict(st.settings["sseg"])
-    lge = [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split["lge_train"]]
-    lge_val = [{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split["val"]]
-    sseg_shared = {"seed": seed, "resume": False, "use_ssl_pretrained": False, **sseg, **_split_keys(shared)}
-    st.once(base / "sseg_lge", "sseg_lge", lambda: st.workflow(
-        st.sseg_root, ["train.json"], "train", **sseg_shared, train_datalist=lge, val_datalist=lge_val,
-        ckpt_dir=str(base / "sseg_lge"), output_dir=str(base / "logs" / "sseg_lge")))  # fmt: skip
+    lge = (lge_items(split["lge_train"]), lge_items(split["val"]))
+    st.once(base / "sseg_lge", "sseg_lge", lambda: train_sseg(
+        st, shared, seed, st.settings["sseg"], lge, base / "sseg_lge", base / "logs" / "sseg_lge"))  # fmt: skip
 
     def sseg_on_lge() -> dict[str, float]:
-        _write_lowres_lge(split["test"], base / "lge_test_64")
-        st.workflow(st.sseg_root, ["inference.json"], "infer", **_pick(sseg, _SSEG_NET_KEYS),
-                    dataset_dir=str(base / "lge_test_64"), ckpt_dir=str(base / "sseg_lge"),
-                    output_dir=str(base / "masks_sseg_on_lge"), overwrite=True)  # fmt: skip
-        return _mask_dice(base / "masks_sseg_on_lge", split["test"])
+        write_lowres_lge(split["test"], base / "lge_test_64")
+        return score_sseg(st, base / "lge_test_64", base / "sseg_lge", base / "masks_sseg_on_lge", split["test"])
 
     return {
         "segmentor_path": str(base / "segmentor" / "segmentor.pt"),
@@ -338,12 +370,12 @@ def _lge_models(st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: 
         "segmentor_net": segmentor_net,
         "sseg_weights": str(base / "sseg_lge" / "model.pt"),
         "sseg_on_lge": st.once(base / "sseg_on_lge", "infer_sseg_on_lge", sseg_on_lge),
-        "n_lge_train": len(lge),
+        "n_lge_train": len(lge[0]),
     }
 
 
 def _dti_pipelines(
-    st: _Stages, dataset_dir: Path, split: dict, seed: int, shared: dict, lge: dict, base: Path,
+    st: Stages, dataset_dir: Path, split: dict, seed: int, shared: dict, lge: dict, base: Path,
     select: tuple[str, ...],
 ) -> dict[str, Any]:  # fmt: skip
     """CycleGAN and CycleGANSeg (with their evaluation), DTI SSeg, and the three pipelines on the test DTI."""
@@ -367,36 +399,26 @@ def _dti_pipelines(
         translation[name] = st.once(base / f"eval_{name}", f"eval_{name}", evaluate)
 
     batch_size, epochs = _sseg_batch_and_epochs(st.sseg_root, sseg)
-    dti_epochs = _same_steps_epochs(batch_size, epochs, lge["n_lge_train"], len(split["pair_train"]))
+    dti_epochs = same_steps_epochs(batch_size, epochs, lge["n_lge_train"], len(split["pair_train"]))
 
-    def train_dti_sseg() -> None:
-        train = _write_dti_inputs(split["pair_train"], base / "dti_x8", select, scale=8)
-        val = _write_dti_inputs(split["val"], base / "dti_x8", select, scale=8)
-        st.workflow(st.sseg_root, ["train.json"], "train", **_split_keys(shared), seed=seed, resume=False,
-                    use_ssl_pretrained=False,
-                    **{**sseg, "epochs": dti_epochs}, train_datalist=train, val_datalist=val,
-                    ckpt_dir=str(base / "sseg_dti"), output_dir=str(base / "logs" / "sseg_dti"),
-                    image_channel_names=list(select), image_channels=list(select))  # fmt: skip
-
-    st.once(base / "sseg_dti", "sseg_dti", train_dti_sseg)
+    st.once(base / "sseg_dti", "sseg_dti", lambda: train_sseg(
+        st, shared, seed, {**sseg, "epochs": dti_epochs}, dti_items(split, base / "dti_x8", select),
+        base / "sseg_dti", base / "logs" / "sseg_dti", select))  # fmt: skip
     dti_test = base / "dti_test"
 
     def pipeline(name: str) -> dict[str, float]:
-        _write_dti_inputs(split["test"], dti_test, select)
+        write_dti_inputs(split["test"], dti_test, select)
         masks = base / f"masks_{name}"
         if name == "dti_sseg":
-            st.workflow(st.sseg_root, ["inference.json"], "infer", **sseg_net, dataset_dir=str(dti_test),
-                        ckpt_dir=str(base / "sseg_dti"), output_dir=str(masks), overwrite=True,
-                        image_channel_names=list(select), image_channels=list(select))  # fmt: skip
-        else:
-            translator = name.removesuffix("_sseg")
-            st.workflow(BUNDLE_ROOT, ["inference.json", "pipeline.json"], "infer", **translator_net,
-                        **{f"sseg_{k}": v for k, v in sseg_net.items()}, dti_channels=list(select),
-                        dti_channel_names=list(select),  # the test files hold the selected channels only
-                        dataset_dir=str(dti_test), ckpt_dir=str(base / translator),
-                        sseg_bundle_root=str(st.sseg_root), sseg_weights=lge["sseg_weights"],
-                        output_dir=str(masks), overwrite=True)  # fmt: skip
-        return _mask_dice(masks, split["test"])
+            return score_sseg(st, dti_test, base / "sseg_dti", masks, split["test"], select)
+        translator = name.removesuffix("_sseg")
+        st.workflow(BUNDLE_ROOT, ["inference.json", "pipeline.json"], "infer", **translator_net,
+                    **{f"sseg_{k}": v for k, v in sseg_net.items()}, dti_channels=list(select),
+                    dti_channel_names=list(select),  # the test files hold the selected channels only
+                    dataset_dir=str(dti_test), ckpt_dir=str(base / translator),
+                    sseg_bundle_root=str(st.sseg_root), sseg_weights=lge["sseg_weights"],
+                    output_dir=str(masks), overwrite=True)  # fmt: skip
+        return mask_dice(masks, split["test"])
 
     pipelines = {
         label: st.once(base / f"pipeline_{name}", f"pipeline_{name}", lambda name=name: pipeline(name))
@@ -439,7 +461,7 @@ def run(
     quick: bool = True,
     seeds: tuple[int, ...] | str = (0, 1, 2),
     sweep: tuple[float, ...] | str | None = SWEEP,
-    dti_channels: tuple[str, ...] | str = _DEFAULT_DTI_CHANNELS,
+    dti_channels: tuple[str, ...] | str = DEFAULT_DTI_CHANNELS,
     overrides: dict[str, dict[str, Any]] | None = None,
     sseg_bundle_root: str | None = None,
     fresh: bool = False,
@@ -478,7 +500,7 @@ def run(
     if unknown or not select:
         raise ValueError(f"dti_channels must be names of {DTI_CHANNELS}, got {select}.")
     out = Path(out_dir).resolve()
-    st = _Stages(out, sseg_root, _stage_settings(quick, overrides), fresh)
+    st = Stages(out, sseg_root, stage_settings(quick, overrides), fresh)
     with Timer() as timer:
         dataset_dir = write_benchmark_data(out / "data")
     st.seconds["data"] = timer.seconds

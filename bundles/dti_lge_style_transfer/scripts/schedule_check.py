@@ -27,53 +27,38 @@ from scripts import benchmark as bm
 MISSED_DICE = 0.05
 
 
-def _datalists(kind: str, split: dict, out: Path, select: tuple[str, ...]) -> tuple[list, list, Path, dict]:
-    """Training and validation lists, the test input folder and the channel overrides of one segmenter."""
-    if kind == "lge":
-        train, val = ([{"image": c["lge"], "label": c["mask"], "case": c["case"]} for c in split[k]]
-                      for k in ("lge_train", "val"))  # fmt: skip
-        bm._write_lowres_lge(split["test"], out / "lge_test_64")
-        return train, val, out / "lge_test_64", {}
-    train = bm._write_dti_inputs(split["pair_train"], out / "dti_x8", select, scale=8)
-    val = bm._write_dti_inputs(split["val"], out / "dti_x8", select, scale=8)
-    bm._write_dti_inputs(split["test"], out / "dti_test", select)
-    return train, val, out / "dti_test", {"image_channel_names": list(select), "image_channels": list(select)}
-
-
 def run(out: str, sseg_bundle_root: str, data_seed: int, seeds: tuple[int, ...], epochs: tuple[int, ...]) -> list[dict]:
     """Train and score both segmenters per (epochs, seed); returns the result rows (also written as tables)."""
     if int(data_seed) == bm.DATA_SEED:
         raise ValueError(f"data_seed {data_seed} is the benchmark's own: pick a development seed.")
-    root, sseg_root = Path(out).resolve(), Path(sseg_bundle_root).resolve()
-    settings = bm._stage_settings(True, None)
-    sseg = dict(settings["sseg"])
-    st = bm._Stages(root, sseg_root, settings, fresh=False)
+    root = Path(out).resolve()
+    st = bm.Stages(root, Path(sseg_bundle_root).resolve(), bm.stage_settings(True, None), fresh=False)
+    sseg = st.settings["sseg"]
     data = bm.write_benchmark_data(root / "data", data_seed=int(data_seed))
     split = bm.dti_lge_mi_split(bm.dti_lge_mi_cases(data), fractions=bm.SPLIT, seed=bm.SPLIT_SEED)
     shared = {"dataset_dir": str(data), "split": split}
+    select = bm.DEFAULT_DTI_CHANNELS
+    bm.write_lowres_lge(split["test"], root / "lge_test_64")
+    bm.write_dti_inputs(split["test"], root / "dti_test", select)
+    segmenters = {  # kind: (training items, test input folder, DTI channels)
+        "lge": ((bm.lge_items(split["lge_train"]), bm.lge_items(split["val"])), root / "lge_test_64", None),
+        "dti": (bm.dti_items(split, root / "dti_x8", select), root / "dti_test", select),
+    }
     rows = []
-    for kind in ("lge", "dti"):
-        train, val, test_inputs, channels = _datalists(kind, split, root, bm._DEFAULT_DTI_CHANNELS)
+    for kind, (items, test_inputs, channels) in segmenters.items():
         for n_epochs in epochs:
-            run_epochs = n_epochs if kind == "lge" else bm._same_steps_epochs(
-                sseg["batch_size"], n_epochs, len(split["lge_train"]), len(train))  # fmt: skip
+            run_epochs = n_epochs if kind == "lge" else bm.same_steps_epochs(
+                sseg["batch_size"], n_epochs, len(split["lge_train"]), len(items[0]))  # fmt: skip
+            schedule = {**sseg, "epochs": run_epochs, "val_interval": run_epochs}
             for seed in seeds:
                 base = root / f"{kind}_seed{seed}_epochs{n_epochs}"
-                schedule = {**sseg, "epochs": run_epochs, "val_interval": run_epochs}
-
-                def fit(seed: int = seed, base: Path = base, schedule: dict = schedule) -> None:
-                    st.workflow(sseg_root, ["train.json"], "train", **shared, **schedule, **channels, seed=seed,
-                                resume=False, use_ssl_pretrained=False, train_datalist=train, val_datalist=val,
-                                ckpt_dir=str(base / "model"), output_dir=str(base / "logs"))  # fmt: skip
-
-                st.once(base / "model", "train", fit)
-                st.workflow(sseg_root, ["inference.json"], "infer", **bm._pick(sseg, bm._SSEG_NET_KEYS),
-                            dataset_dir=str(test_inputs), ckpt_dir=str(base / "model"),
-                            output_dir=str(base / "masks"), overwrite=True, **channels)  # fmt: skip
-                scores = list(bm._mask_dice(base / "masks", split["test"]).values())
+                st.once(base / "model", "train", lambda base=base, seed=seed, schedule=schedule: bm.train_sseg(
+                    st, shared, seed, schedule, items, base / "model", base / "logs", channels))  # fmt: skip
+                scores = list(bm.score_sseg(st, test_inputs, base / "model", base / "masks", split["test"],
+                                            channels).values())  # fmt: skip
                 rows.append({
                     "segmenter": "LGE SwinSSegNet" if kind == "lge" else "DTI SSeg", "epochs": n_epochs,
-                    "steps": run_epochs * -(-len(train) // sseg["batch_size"]), "seed": seed,
+                    "steps": run_epochs * -(-len(items[0]) // sseg["batch_size"]), "seed": seed,
                     "test_dice": sum(scores) / len(scores), "missed_slices": sum(v < MISSED_DICE for v in scores),
                     "test_slices": len(scores),
                 })  # fmt: skip
