@@ -13,9 +13,8 @@ bundle's method and baselines in that one run and returns its table rows. With `
 runs one such process per training seed instead, all at once (:func:`run_bundle_seed_processes`), and their rows are
 merged per case over the seeds (:func:`merge_seed_rows`); a bundle whose ``run`` takes ``seedless`` (bool) is called
 with ``seedless=False`` in every process but the first, to skip the rows no seed changes (the merge keeps the first
-process's). The default data is written first when
-a bundle's ``REQUIRED_DATASET`` folder is missing under ``<data_root>`` (``python -m tools.make_data --out
-<data_root>``, only the missing datasets).
+process's). Every bundle's benchmark writes its own data (its ``DATA_SEED``, the generators of ``common.data``);
+``<data_root>`` is handed to ``run`` for a benchmark on other data and nothing is written there.
 
 A bundle owns its benchmark data: module-level literals of its ``scripts/benchmark.py`` (read with
 ``ast.literal_eval``, the module is not imported here; see :func:`read_benchmark_info`): ``REQUIRED_DATASET``,
@@ -236,9 +235,10 @@ def find_benchmark_bundles(
 def ensure_data(
     data_root: str | os.PathLike, required: Sequence[str], runner: Callable[..., Any] = subprocess.run
 ) -> list[str] | None:
-    """Write the default data with ``python -m tools.make_data`` when a ``required`` dataset folder is missing.
+    """Write the ``required`` default datasets whose folders are missing with ``python -m tools.make_data``.
 
-    Only the datasets whose folders are missing are written (``make_data`` refuses non-empty folders).
+    Only those are written (not every dataset of ``common.data``: ``make_data`` refuses non-empty folders, and the
+    others are not read). Used by ``tools.benchmark_ddp``, whose runs read ``<data_root>/<REQUIRED_DATASET>``.
 
     Args:
         data_root: the data folder.
@@ -255,12 +255,7 @@ def ensure_data(
     absent = [name for name in required if not (root / name).is_dir()]
     if not absent:
         return None
-    from common.data import DATASETS
-
-    missing = [name for name in DATASETS if not (root / name).exists()]
-    command = [sys.executable, "-m", "tools.make_data", "--out", str(root)]
-    if len(missing) < len(DATASETS):
-        command += ["--datasets", ",".join(missing)]
+    command = [sys.executable, "-m", "tools.make_data", "--out", str(root), "--datasets", ",".join(absent)]
     print(f"{', '.join(str(root / name) for name in absent)} missing: {shlex.join(command)}", flush=True)
     result = runner(command, cwd=str(REPO_ROOT), env=env_with_repo())
     if result.returncode != 0:
@@ -884,7 +879,8 @@ def header_lines(
     """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
     mode = "quick" if quick else "full"
     lines = [
-        "**Data: phantoms written by `python -m tools.make_data` (not the papers' data).** Every number in the "
+        "**Data: phantoms that each bundle's benchmark writes with its own data seed (the generators of "
+        "`python -m tools.make_data`; not the papers' data).** Every number in the "
         "baseline/ours columns was measured in this run, the baseline beside its method on the same split.",
         f"Machine: {machine}. Mode: {'quick (small networks, few epochs)' if quick else 'full'}. "
         f"Command: `{command}`; total {seconds:.0f} s.",
@@ -935,7 +931,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every bundle with scripts/benchmark.py")
     which.add_argument("--bundles", nargs="+", help="bundle folder names")
     parser.add_argument("--quick", action="store_true", help="small networks and few epochs (minutes on a CPU)")
-    parser.add_argument("--data_root", "--data-root", default="data", help="default data folder (default: data)")
+    parser.add_argument(
+        "--data_root",
+        "--data-root",
+        default="data",
+        help="folder handed to each bundle's run (default: data); the bundles' benchmarks write their own data",
+    )
     parser.add_argument("--out", default="benchmarks", help="output folder (default: benchmarks)")
     parser.add_argument(
         "--bundles_dir", "--bundles-dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles"
@@ -988,14 +989,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAIL: no bundle with {BENCHMARK_SCRIPT} under {args.bundles_dir}")
         return 2
     data_root, out = Path(args.data_root).resolve(), Path(args.out).resolve()
-    try:
-        required = sorted({info.required_dataset for info in infos.values() if info.required_dataset})
-        if not args.merge_only:
-            ensure_data(data_root, required)
-    except RuntimeError as e:
-        print(f"FAIL: {e}")
-        return 1
-
     start = time.perf_counter()
     merged: dict[str, list[dict]] = {}  # bundle -> its merged rows, in the bundles' order
     runs: dict[str, dict] = {}

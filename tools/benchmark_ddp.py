@@ -105,11 +105,13 @@ def main(
     """Run 1 and 2 processes per bundle; write ``<out>/ddp_scaling.{md,json}``; return the rows."""
     from common.benchmarking import machine_summary, write_table
 
-    from tools.benchmark import env_with_repo
+    from tools.benchmark import ensure_data, env_with_repo, read_benchmark_info
 
     data = Path(data_root).resolve()
+    found = find_ddp_bundles(bundles_dir, bundles)
+    ensure_data(data, sorted({d for d in (read_benchmark_info(b).required_dataset for b in found) if d}))
     rows = []
-    for bundle in find_ddp_bundles(bundles_dir, bundles):
+    for bundle in found:
         for processes in (1, 2):
             with tempfile.TemporaryDirectory() as tmp:
                 overrides = ddp_overrides(bundle.resolve(), data, Path(tmp), epochs, quick)
