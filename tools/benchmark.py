@@ -857,11 +857,13 @@ def _machine() -> str:
 
 
 def _seed_process_text(seed_processes: dict[str, dict] | None) -> str:
-    """``", seed processes 0, 1, 2 of 1 thread each"`` (the thread count the weights depend on), or ``""``."""
+    """``", seed processes 0, 1, 2 of 1 thread each"`` (the thread count the weights depend on), or ``""``; the
+    seeds in numeric order (the run records them in the order the processes finished)."""
     if not seed_processes:
         return ""
     threads = sorted({str(p.get("threads", "?")) for p in seed_processes.values()})
-    return f", seed processes {', '.join(seed_processes)} of {'/'.join(threads)} thread(s) each"
+    seeds = sorted(seed_processes, key=int)
+    return f", seed processes {', '.join(seeds)} of {'/'.join(threads)} thread(s) each"
 
 
 def _overlay_text(overlay: dict[str, Any]) -> str:

@@ -500,6 +500,12 @@ def test_a_failing_seed_process_fails_the_bundle_naming_the_seed_and_stops_the_o
     assert "--seed_processes takes integers" in capsys.readouterr().out
 
 
+def test_the_header_lists_seed_processes_in_numeric_order_whatever_order_they_finished_in():
+    finished = {"10": {"threads": 1}, "2": {"threads": 1}, "0": {"threads": 1}}
+    assert tb._seed_process_text(finished) == ", seed processes 0, 2, 10 of 1 thread(s) each"
+    assert tb._seed_process_text(None) == ""
+
+
 def test_merge_seed_rows_names_a_seed_without_the_row():
     row = {"method": "A", "metric": "dice", "values": [["c0", 0.5]], "per_seed": {"0": [["c0", 0.5]]}}
     other = {**row, "per_seed": {"1": [["c0", 0.7]]}, "values": [["c0", 0.7]]}
