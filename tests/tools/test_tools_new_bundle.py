@@ -144,7 +144,8 @@ def test_ddp_benchmark_discovers_the_new_bundle_with_its_quick_networks(bundles_
 
 def test_ddp_benchmark_runs_each_launch_with_shared_threads_and_its_own_tmpdir(bundles_dir, tmp_path, monkeypatch):
     """The 1- and 2-process runs get the CPUs shared among their processes (OpenMP and MKL), the repository on
-    PYTHONPATH, and a TMPDIR of their own (torchrun's torchelastic_* folders), which is gone after the run."""
+    PYTHONPATH, and a TMPDIR of their own (torchrun's torchelastic_* folders), which is gone after the run; the
+    bundle's REQUIRED_DATASET is written first when missing."""
     launches, real_run = [], subprocess.run
 
     def fake_run(command, env=None, **kwargs):
@@ -154,10 +155,17 @@ def test_ddp_benchmark_runs_each_launch_with_shared_threads_and_its_own_tmpdir(b
         launches.append((command, env, tmpdir, tmpdir.is_dir()))
         return subprocess.CompletedProcess(command, 0, "", "")
 
+    benchmark = bundles_dir / NAME / "scripts" / "benchmark.py"  # a bundle whose runs read a default dataset
+    benchmark.write_text(benchmark.read_text() + '\nREQUIRED_DATASET = "EMIDEC"\n')
+    ensured = []
+    monkeypatch.setattr(
+        tb, "ensure_data", lambda root, required: ensured.append((Path(root), list(required), len(launches)))
+    )
     monkeypatch.setattr(tbd.subprocess, "run", fake_run)
     monkeypatch.setattr(tbd, "_train_samples", lambda bundle, overrides: 4)
     monkeypatch.setattr(tbd.os, "cpu_count", lambda: 4)
     rows = tbd.main(str(tmp_path / "data"), 1, str(tmp_path / "out"), [NAME], bundles_dir, quick=True)
+    assert ensured == [((tmp_path / "data").resolve(), ["EMIDEC"], 0)]  # written before the runs that read it
     assert [row["processes"] for row in rows] == [1, 2]
     for (command, env, tmpdir, existed), processes in zip(launches, (1, 2)):
         assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(4 // processes)
