@@ -159,3 +159,15 @@ def test_split_seed_fixes_the_split_and_the_pretraining_set_across_training_seed
     seed0 = own_slices(seed=0)
     assert same(own_slices(seed=moving, split_seed=0), seed0)
     assert not same(own_slices(seed=moving), seed0)
+
+
+def test_schedule_check_refuses_the_benchmarks_data_seed_and_pretrained_variants(tmp_path):
+    """The schedule is checked on development data, on the variants trained from scratch; both refusals come before
+    anything is written."""
+    with bundle_scripts(BUNDLE):
+        check = importlib.import_module("scripts.schedule_check")
+    with pytest.raises(ValueError, match=f"data_seed {check.bm.DATA_SEED} is the benchmark's own"):
+        check.run(str(tmp_path / "out"), check.bm.DATA_SEED, (0,), (1,), ("Seg_N",))
+    with pytest.raises(ValueError, match=r"among \['SSeg_N', 'SSeg_convnext_N', 'SSeg_resnet_N', 'Seg_N'\]"):
+        check.run(str(tmp_path / "out"), 1234, (0,), (1,), ("Seg_SSL",))
+    assert not (tmp_path / "out").exists()

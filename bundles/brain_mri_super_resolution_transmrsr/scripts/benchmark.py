@@ -54,7 +54,7 @@ __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+#: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "IXI"
 
 #: our SR training step beside the public code's (``python -m tools.side_by_side``; ``scripts/peer_step.py`` is ours,

@@ -80,7 +80,7 @@ __all__ = ["run", "main", "QUICK", "SPLIT", "COMPARISONS", "PAPER_NUMBERS", "PAP
 
 logger = logging.getLogger(__name__)
 
-#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+#: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
 
 #: other bundles the benchmark trains and runs (``run`` argument -> bundle name); ``tools.benchmark`` passes their

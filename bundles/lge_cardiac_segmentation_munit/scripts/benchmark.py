@@ -58,7 +58,7 @@ __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+#: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "MSCMRSeg"
 
 #: the benchmark's own data: a seed not used while developing, and enough held-out LGE volumes per comparison

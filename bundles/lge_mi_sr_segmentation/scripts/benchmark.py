@@ -66,11 +66,14 @@ __all__ = [
     "PRETRAINING_STEPS",
     "steps_per_epoch",
     "same_steps",
+    "write_benchmark_data",
+    "variant_overrides",
+    "train_and_score",
 ]
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: dataset folder under the data root that ``tools.benchmark`` makes sure exists (this benchmark writes its own)
+#: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
 
 #: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
@@ -380,23 +383,39 @@ def _speed_row(overrides: dict[str, Any], batch_size: int = 8) -> dict[str, Any]
     return {**row, **speed}
 
 
-def write_benchmark_data(out: str | Path) -> Path:
-    """The benchmark's own data root under ``out`` (written once, :data:`DATA_SEED`): ``DTI_LGE_MI`` with
-    :data:`N_PAIRED` paired and :data:`N_LGE_ONLY` LGE-only cases, and the public ``ACDC`` / ``EMIDEC`` sets U-SSL
-    adds."""
+def write_benchmark_data(out: str | Path, data_seed: int = DATA_SEED) -> Path:
+    """The benchmark's own data root under ``out`` (written once): ``DTI_LGE_MI`` with :data:`N_PAIRED` paired and
+    :data:`N_LGE_ONLY` LGE-only cases, and the public ``ACDC`` / ``EMIDEC`` sets U-SSL adds; ``data_seed`` other than
+    :data:`DATA_SEED` only for development (``scripts.schedule_check``)."""
     from common.data import write_acdc, write_dti_lge_mi, write_emidec
 
     root = Path(out)
     if not (root / ".complete").is_file():
-        write_dti_lge_mi(root, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=DATA_SEED, overwrite=True,
+        write_dti_lge_mi(root, n_cases=N_PAIRED + N_LGE_ONLY, n_paired=N_PAIRED, seed=data_seed, overwrite=True,
                          workers=0)  # fmt: skip
-        write_acdc(root, seed=DATA_SEED, overwrite=True, workers=0)
-        write_emidec(root, seed=DATA_SEED, overwrite=True, workers=0)
+        write_acdc(root, seed=data_seed, overwrite=True, workers=0)
+        write_emidec(root, seed=data_seed, overwrite=True, workers=0)
         (root / ".complete").touch()
     return root
 
 
-def _train_and_score(
+def variant_overrides(data: Path, epochs: int, seed: int, network: dict[str, Any]) -> dict[str, Any]:
+    """What every variant of one training seed trains with (before its pre-trained weights): the data root's
+    ``DTI_LGE_MI`` on the benchmark's one split, ``epochs`` with one validation at the end, the quick networks."""
+    return {
+        "dataset_dir": str(data / "DTI_LGE_MI"),
+        "epochs": epochs,
+        "val_interval": epochs,
+        "seed": seed,
+        "resume": False,
+        "num_workers": 0,
+        "split_fractions": list(SPLIT),
+        "split_seed": SPLIT_SEED,
+        **network,
+    }
+
+
+def train_and_score(
     stages: StageCache, work: Path, variant: Variant, overrides: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Train ``variant`` once into ``work/<tag>/model`` and score each of its evaluations on the test split.
@@ -471,22 +490,13 @@ def run(
             clear=True,
         )
         ssl_weights: dict[str, str | None] = {"N": None, **{k: v["weights"] for k, v in pretraining[seed].items()}}
-        base = {
-            "dataset_dir": str(data / "DTI_LGE_MI"),
-            "epochs": epochs,
-            "val_interval": epochs,
-            "seed": seed,
-            "resume": False,
-            "num_workers": 0,
-            **split,
-            **network,
-        }
+        base = variant_overrides(data, epochs, seed, network)
         for variant in VARIANTS:
             weights = ssl_weights[variant.pretraining]
             overrides = dict(base, use_ssl_pretrained=weights is not None)
             if weights:
                 overrides["ssl_pretrained_path"] = weights
-            for method, result in _train_and_score(stages, work, variant, overrides).items():
+            for method, result in train_and_score(stages, work, variant, overrides).items():
                 seconds[method] = seconds.get(method, 0.0) + result["seconds"]
                 for metric, values in result["scores"].items():
                     per_seed.setdefault(method, {}).setdefault(metric, {})[seed] = values
