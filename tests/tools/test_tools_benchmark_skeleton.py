@@ -384,7 +384,7 @@ def test_header_is_written_from_the_bundles_notes(tmp_path):
     info = _info(tmp_path)
     runs = {"b": {"status": "PASS", "seconds": 5.0, "process_peak_rss_mb": 100.0, "table": "out/b/benchmark.md"}}
     quick = "\n".join(tb.header_lines({"b": info}, runs, True, "python -m tools.benchmark --all --quick", 6.0, "cpu"))
-    assert "phantoms written by `python -m tools.make_data`" in quick and "Machine: cpu" in quick
+    assert "phantoms that each bundle's benchmark writes" in quick and "Machine: cpu" in quick
     assert "`b` (quick): networks of configs/quick.json (features [4, 8]); 3 epochs." in quick
     assert "Theirs: Table 9 of a paper." in quick and "not separated" in quick
     assert "Wilcoxon p" in quick and "every seed agrees" in quick and "(seeds not checked)" in quick
