@@ -309,7 +309,8 @@ def lge_items(cases: list[dict]) -> list[dict]:
 def dti_items(split: dict, out: Path, select: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     """DTI SSeg's training and validation items: the selected DTI channels of the training and validation pairs,
     repeated onto the mask grid under ``out`` (:func:`write_dti_inputs`)."""
-    return tuple(write_dti_inputs(split[k], out, select, scale=8) for k in ("pair_train", "val"))  # type: ignore
+    train = write_dti_inputs(split["pair_train"], out, select, scale=8)
+    return train, write_dti_inputs(split["val"], out, select, scale=8)
 
 
 def channel_overrides(select: tuple[str, ...] | None) -> dict[str, list[str]]:
