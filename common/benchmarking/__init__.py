@@ -9,6 +9,8 @@
 - :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
 - :mod:`~common.benchmarking.side_by_side`: our step and the public reference code's, timed in alternating processes;
 - :mod:`~common.benchmarking.stages`: stages that run once, so a stopped benchmark continues;
+- :mod:`~common.benchmarking.schedule`: schedule checks on development data (a refused benchmark seed, Dice summary,
+  table);
 - :mod:`~common.benchmarking.measure`: FLOPs, the conv ceiling, peak memory, timers, Markdown/JSON tables.
 
 Benchmarks measure; tests never assert timings. Every number of a table is measured in the same run as its baseline.
@@ -35,6 +37,7 @@ from common.benchmarking.measure import (
     write_table,
 )
 from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
+from common.benchmarking.schedule import MISSED_DICE, development_data_seed, dice_summary, write_schedule_check
 from common.benchmarking.side_by_side import (
     AMP_DTYPES,
     alternate,
@@ -69,6 +72,10 @@ __all__ = [
     "peak_rss_mb",
     "machine_summary",
     "write_table",
+    "MISSED_DICE",
+    "development_data_seed",
+    "dice_summary",
+    "write_schedule_check",
     "Timer",
     "BenchmarkRow",
     "CSV_COLUMNS",

@@ -15,11 +15,14 @@ from common.benchmarking import (
     StageCache,
     bootstrap_mean_difference,
     compare,
+    development_data_seed,
+    dice_summary,
     parse_config_switches,
     read_cases_csv,
     seed_differences,
     wilcoxon_p_value,
     write_cases_csv,
+    write_schedule_check,
 )
 from scipy.stats import wilcoxon
 
@@ -505,3 +508,19 @@ def test_parse_config_switches_keeps_the_config_value_unless_given_and_reaches_t
     assert switches == {"fast": False, "layout": True} and items["label"] == {"fast": "no"}
     with pytest.raises(ValueError, match="fast"):
         parse_config_switches(tmp_path, ["train.json"], {}, ["label"], {"fast": "sometimes"})
+
+
+# ----------------------------------------------------------------------------------------------- schedule checks
+def test_schedule_check_refuses_the_benchmark_seed_summarises_dice_and_writes_its_table(tmp_path):
+    with pytest.raises(ValueError, match="data_seed 2031 is the benchmark's own: pick a development seed"):
+        development_data_seed(2031, 2031)
+    assert development_data_seed("1234", 2031) == 1234
+
+    summary = dice_summary({"a": 0.8, "b": 0.0, "c": 0.04, "d": 0.05})  # 0.05 itself is not missed
+    assert summary == {"test_dice": pytest.approx(0.2225), "missed_slices": 2, "test_slices": 4}
+
+    rows = [{"method": "Seg", "epochs": 20, "seed": 0, **summary}]
+    text = write_schedule_check(tmp_path, 1234, rows, "MI Dice")
+    assert "Development data seed 1234; test_dice: MI Dice" in text and "| Seg | 20 | 0 | 0.2225 | 2 | 4 |" in text
+    written = json.loads((tmp_path / "schedule_check.json").read_text())
+    assert written["rows"] == rows and (tmp_path / "schedule_check.md").read_text() == text

@@ -17,24 +17,20 @@ slices under 0.05 (a segmenter that predicts no MI scores 0 on every slice). Fin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import fire
+from common.benchmarking import development_data_seed, dice_summary, write_schedule_check
 from scripts import benchmark as bm
-
-#: a test slice scoring under this Dice counts as missed
-MISSED_DICE = 0.05
 
 
 def run(out: str, sseg_bundle_root: str, data_seed: int, seeds: tuple[int, ...], epochs: tuple[int, ...]) -> list[dict]:
     """Train and score both segmenters per (epochs, seed); returns the result rows (also written as tables)."""
-    if int(data_seed) == bm.DATA_SEED:
-        raise ValueError(f"data_seed {data_seed} is the benchmark's own: pick a development seed.")
+    data_seed = development_data_seed(data_seed, bm.DATA_SEED)
     root = Path(out).resolve()
     st = bm.Stages(root, Path(sseg_bundle_root).resolve(), bm.stage_settings(True, None), fresh=False)
     sseg = st.settings["sseg"]
-    data = bm.write_benchmark_data(root / "data", data_seed=int(data_seed))
+    data = bm.write_benchmark_data(root / "data", data_seed=data_seed)
     split = bm.dti_lge_mi_split(bm.dti_lge_mi_cases(data), fractions=bm.SPLIT, seed=bm.SPLIT_SEED)
     shared = {"dataset_dir": str(data), "split": split}
     select = bm.DEFAULT_DTI_CHANNELS
@@ -54,24 +50,12 @@ def run(out: str, sseg_bundle_root: str, data_seed: int, seeds: tuple[int, ...],
                 base = root / f"{kind}_seed{seed}_epochs{n_epochs}"
                 st.once(base / "model", "train", lambda base=base, seed=seed, schedule=schedule: bm.train_sseg(
                     st, shared, seed, schedule, items, base / "model", base / "logs", channels))  # fmt: skip
-                scores = list(bm.score_sseg(st, test_inputs, base / "model", base / "masks", split["test"],
-                                            channels).values())  # fmt: skip
+                scores = bm.score_sseg(st, test_inputs, base / "model", base / "masks", split["test"], channels)
                 rows.append({
                     "segmenter": "LGE SwinSSegNet" if kind == "lge" else "DTI SSeg", "epochs": n_epochs,
-                    "steps": run_epochs * -(-len(items[0]) // sseg["batch_size"]), "seed": seed,
-                    "test_dice": sum(scores) / len(scores), "missed_slices": sum(v < MISSED_DICE for v in scores),
-                    "test_slices": len(scores),
+                    "steps": run_epochs * -(-len(items[0]) // sseg["batch_size"]), "seed": seed, **dice_summary(scores),
                 })  # fmt: skip
-    (root / "schedule_check.json").write_text(json.dumps({"data_seed": int(data_seed), "rows": rows}, indent=1))
-    lines = [
-        f"Development data seed {data_seed}; MI Dice of the 512x512 masks on its test split.",
-        "",
-        "| segmenter | epochs | steps | seed | test Dice | slices under 0.05 |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [f"| {r['segmenter']} | {r['epochs']} | {r['steps']} | {r['seed']} | {r['test_dice']:.3f} | "
-              f"{r['missed_slices']} / {r['test_slices']} |" for r in rows]  # fmt: skip
-    (root / "schedule_check.md").write_text("\n".join(lines) + "\n")
+    write_schedule_check(root, data_seed, rows, "MI Dice of the 512x512 masks on the test split")
     return rows
 
 

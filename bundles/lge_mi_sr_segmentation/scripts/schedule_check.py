@@ -18,27 +18,30 @@ slices under 0.05 (a model that predicts no MI scores 0 on every slice). Finishe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import fire
-from common.benchmarking import QUICK_OVERLAY, StageCache, int_tuple, read_overlay
+from common.benchmarking import (
+    QUICK_OVERLAY,
+    StageCache,
+    development_data_seed,
+    dice_summary,
+    int_tuple,
+    read_overlay,
+    write_schedule_check,
+)
 from scripts import benchmark as bm
-
-#: a test slice scoring under this Dice counts as missed
-MISSED_DICE = 0.05
 
 
 def run(out: str, data_seed: int, seeds: tuple[int, ...], epochs: tuple[int, ...], variants: tuple[str, ...]) -> list:
     """Train and score each variant per (epochs, seed); returns the result rows (also written as tables)."""
-    if int(data_seed) == bm.DATA_SEED:
-        raise ValueError(f"data_seed {data_seed} is the benchmark's own: pick a development seed.")
+    data_seed = development_data_seed(data_seed, bm.DATA_SEED)
     known = {v.tag: v for v in bm.VARIANTS if v.pretraining == "N"}
     unknown = [tag for tag in variants if tag not in known]
     if unknown or not variants:
         raise ValueError(f"variants must be among {sorted(known)} (trained from scratch), got {list(variants)}.")
     root = Path(out).resolve()
-    data = bm.write_benchmark_data(root / "data", data_seed=int(data_seed))
+    data = bm.write_benchmark_data(root / "data", data_seed=data_seed)
     network = read_overlay(bm.BUNDLE_ROOT, QUICK_OVERLAY)
     stages, rows = StageCache(False), []
     for n_epochs in epochs:
@@ -47,21 +50,9 @@ def run(out: str, data_seed: int, seeds: tuple[int, ...], epochs: tuple[int, ...
             work = root / f"epochs{n_epochs}" / f"seed{seed}"
             for tag in variants:
                 for method, result in bm.train_and_score(stages, work, known[tag], overrides).items():
-                    scores = list(result["scores"]["test_dice"].values())
-                    rows.append({
-                        "method": method, "epochs": n_epochs, "seed": seed, "test_dice": sum(scores) / len(scores),
-                        "missed_slices": sum(v < MISSED_DICE for v in scores), "test_slices": len(scores),
-                    })  # fmt: skip
-    (root / "schedule_check.json").write_text(json.dumps({"data_seed": int(data_seed), "rows": rows}, indent=1))
-    lines = [
-        f"Development data seed {data_seed}; MI Dice of the 512x512 masks on its test split.",
-        "",
-        "| method | epochs | seed | test Dice | slices under 0.05 |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [f"| {r['method']} | {r['epochs']} | {r['seed']} | {r['test_dice']:.3f} | "
-              f"{r['missed_slices']} / {r['test_slices']} |" for r in rows]  # fmt: skip
-    (root / "schedule_check.md").write_text("\n".join(lines) + "\n")
+                    scores = result["scores"]["test_dice"]
+                    rows.append({"method": method, "epochs": n_epochs, "seed": seed, **dice_summary(scores)})
+    write_schedule_check(root, data_seed, rows, "MI Dice of the 512x512 masks on the test split")
     return rows
 
 
