@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_test_utils import bundle_scripts
+from bundle_test_utils import bundle_scripts, tiny_overrides
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "lge_mi_sr_segmentation"
 
@@ -171,3 +171,43 @@ def test_schedule_check_refuses_the_benchmarks_data_seed_and_pretrained_variants
     with pytest.raises(ValueError, match=r"among \['SSeg_N', 'SSeg_convnext_N', 'SSeg_resnet_N', 'Seg_N'\]"):
         check.run(str(tmp_path / "out"), 1234, (0,), (1,), ("Seg_SSL",))
     assert not (tmp_path / "out").exists()
+
+
+def test_quick_note_states_the_steps_train_json_makes_on_the_benchmarks_training_set(benchmark):
+    """The merged table's header quotes the variants' optimizer steps: what train.json's loader makes per epoch on the
+    benchmark's training slices (the last batch kept) times the quick epochs."""
+    import json
+
+    config = json.loads((BUNDLE / "configs" / "train.json").read_text())
+    drop_last = config["train"]["dataloader"].get("drop_last", False)
+    per_epoch = benchmark.steps_per_epoch(
+        benchmark.N_TRAIN_PAIRS + benchmark.N_LGE_ONLY, config["batch_size"], drop_last
+    )
+    assert per_epoch == 6  # 42 slices at batch 8: five full batches and one of 2
+    assert f"{benchmark.EPOCHS['quick']} epochs per variant ({benchmark.EPOCHS['quick'] * per_epoch} AdamW steps" in (
+        benchmark.MODE_NOTES["quick"]
+    )
+    assert f"{benchmark.EPOCHS['full']} epochs per variant ({benchmark.EPOCHS['full'] * per_epoch} AdamW steps" in (
+        benchmark.MODE_NOTES["full"]
+    )
+
+
+@pytest.mark.slow
+def test_train_and_score_reads_the_steps_back_from_the_trainer(benchmark, tiny_data, tmp_path):
+    """One variant trained for 2 epochs on the tiny data: the steps come from the trainer (the last short batch
+    counted), every test case is scored, and a second call reuses the stored stages with the same steps."""
+    from common.benchmarking import StageCache, parse_config_items
+
+    overrides = dict(
+        benchmark.variant_overrides(tiny_data, 2, 0, tiny_overrides(BUNDLE.name)), use_ssl_pretrained=False
+    )
+    items = parse_config_items(BUNDLE, ["train.json", "evaluate.json"], overrides, ("train_datalist", "test_datalist"))
+    n_train, n_test = len(items["train_datalist"]), len(items["test_datalist"])
+    variant = benchmark.VARIANTS[0]
+    result = benchmark.train_and_score(StageCache(False), tmp_path / "seed0", variant, overrides)
+    method = next(iter(variant.evaluations))
+    assert result[method]["steps"] == 2 * math.ceil(n_train / 8)
+    assert len(result[method]["scores"]["test_dice"]) == n_test
+    again = benchmark.train_and_score(StageCache(False), tmp_path / "seed0", variant, overrides)
+    assert again[method]["steps"] == result[method]["steps"]
+    assert again[method]["scores"]["test_dice"] == result[method]["scores"]["test_dice"]  # (HD95 may be NaN)

@@ -63,6 +63,7 @@ __all__ = [
     "PAPER_NUMBERS",
     "PAPER_NOTES",
     "METRIC_LABELS",
+    "EPOCHS",
     "PRETRAINING_STEPS",
     "steps_per_epoch",
     "same_steps",
@@ -142,11 +143,15 @@ PAPER_NOTES = (
 #: what the merged table's header says about the modes (the quick networks come from configs/quick.json)
 MODE_NOTES = {
     "quick": "own data (seed 2031): 42 training / 4 val / 30 test slices, one split; 3 training seeds; 20 epochs per "
-    "variant (100 AdamW steps at 1e-4); SSL and U-SSL pre-training 186 optimizer steps each (the fewest of at least "
-    "128 that both reach in whole epochs), per seed",
-    "full": "own data (seed 2031), one split; 3 training seeds; 30 epochs per variant; SSL and U-SSL pre-training 372 "
-    "optimizer steps each (at least 320), per seed; the configs' networks",
+    "variant (120 AdamW steps at 1e-4: 6 batches of 8 or fewer per epoch); SSL and U-SSL pre-training 186 optimizer "
+    "steps each (the fewest of at least 128 that both reach in whole epochs), per seed",
+    "full": "own data (seed 2031), one split; 3 training seeds; 30 epochs per variant (180 AdamW steps); SSL and U-SSL "
+    "pre-training 372 optimizer steps each (at least 320), per seed; the configs' networks",
 }
+
+#: training epochs of each variant per mode (the benchmark's 42 training slices at batch 8, the last batch short: 6
+#: optimizer steps per epoch)
+EPOCHS = {"quick": 20, "full": 30}
 
 #: optimizer steps of each pre-training per mode: SSL and U-SSL get the same number, this or the next one that both
 #: reach in whole epochs (:func:`same_steps`). On the phantom data (41 own LGE slices, 519 hybrid, batch 16: 2 and 32
@@ -420,17 +425,20 @@ def train_and_score(
 ) -> dict[str, dict[str, Any]]:
     """Train ``variant`` once into ``work/<tag>/model`` and score each of its evaluations on the test split.
 
-    Returns ``{method: {"scores": {metric: {case: value}}, "seconds": training + evaluation}}``; finished stages are
-    reused (:class:`StageCache`), and stage names start with ``work``'s name (the seed's folder).
+    Returns ``{method: {"scores": {metric: {case: value}}, "seconds": training + evaluation, "steps": optimizer
+    steps}}``, the steps read back from the trainer (``None`` for a training stored by a run before they were
+    recorded); finished stages are reused (:class:`StageCache`), and stage names start with ``work``'s name (the seed's
+    folder).
     """
     ckpt = work / variant.tag
     model = dict(overrides, ckpt_dir=str(ckpt / "model"), output_dir=str(ckpt / "model" / "logs"), **variant.overrides)
     train_stage = f"{work.name} {variant.tag}"
 
-    def train() -> None:
-        run_workflow(BUNDLE_ROOT, variant.files, model)
+    def train() -> dict[str, int]:
+        workflow = run_workflow(BUNDLE_ROOT, variant.files, model)
+        return {"steps": int(workflow.parser.get_parsed_content("train#trainer").state.iteration)}
 
-    stages.once(ckpt / "model", train_stage, train, clear=True)
+    trained = stages.once(ckpt / "model", train_stage, train, clear=True) or {}
     results: dict[str, dict[str, Any]] = {}
     for method, eval_extra in variant.evaluations.items():
         eval_dir = ckpt / f"test_{method.split('_')[0].replace('+', '_')}"
@@ -442,7 +450,8 @@ def train_and_score(
 
         eval_stage = f"{work.name} {method}"
         scores = stages.once(eval_dir, eval_stage, evaluate, clear=True)
-        results[method] = {"scores": scores, "seconds": stages.seconds[train_stage] + stages.seconds[eval_stage]}
+        seconds = stages.seconds[train_stage] + stages.seconds[eval_stage]
+        results[method] = {"scores": scores, "seconds": seconds, "steps": trained.get("steps")}
     return results
 
 
@@ -469,7 +478,7 @@ def run(
     """
     out = Path(out_dir).resolve()
     seeds = int_tuple(seeds)
-    epochs = epochs or (20 if quick else 30)
+    epochs = epochs or EPOCHS["quick" if quick else "full"]
     min_steps = pretraining_steps or PRETRAINING_STEPS["quick" if quick else "full"]
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     stages = StageCache(fresh)
@@ -480,6 +489,7 @@ def run(
 
     per_seed: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
     seconds: dict[str, float] = {}
+    steps: dict[str, set[int]] = {}  # method -> optimizer steps its trainers made (over the seeds)
     pretraining: dict[int, dict[str, dict]] = {}
     for seed in seeds:
         work = out / f"seed{seed}"
@@ -498,6 +508,8 @@ def run(
                 overrides["ssl_pretrained_path"] = weights
             for method, result in train_and_score(stages, work, variant, overrides).items():
                 seconds[method] = seconds.get(method, 0.0) + result["seconds"]
+                if result["steps"] is not None:
+                    steps.setdefault(method, set()).add(result["steps"])
                 for metric, values in result["scores"].items():
                     per_seed.setdefault(method, {}).setdefault(metric, {})[seed] = values
         print(f"seed {seed} done: {json.dumps({k: round(v) for k, v in stages.seconds.items()})}", flush=True)
@@ -524,10 +536,12 @@ def run(
         for k, v in runs.items()
     )
     pre_steps = next(iter(next(iter(pretraining.values())).values()))["steps"]
+    made = "/".join(str(n) for n in sorted(set().union(*steps.values())))
+    steps_text = f"{made} AdamW steps, read back from the trainers" if made else "steps not recorded"
     note = (
         f"Own phantom data (data seed {DATA_SEED}: {N_TRAIN_PAIRS} training pairs + {N_LGE_ONLY} LGE-only slices "
         f"train, {N_VAL} val, {N_TEST} test; not the paper's private data); training seeds {list(seeds)}, values "
-        f"per test case averaged over them; {epochs} epochs per variant"
+        f"per test case averaged over them; {epochs} epochs per variant ({steps_text})"
         f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_steps} optimizer steps each "
         f"({pre_text}; loss: mean of the first and last tenth of the steps, benchmark_details.json). "
         f"Machine: {machine_summary()}. "
@@ -540,6 +554,7 @@ def run(
     details = {
         "quick": bool(quick),
         "epochs": epochs,
+        "variant_steps": {method: sorted(counts) for method, counts in steps.items()},
         "seeds": list(seeds),
         "data_seed": DATA_SEED,
         "pretraining_min_steps": min_steps,
