@@ -33,9 +33,10 @@ BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
 CONFIGS = BUNDLE / "configs"
 SR = ["train.json", "train_sr.json"]
 SEG = ["train.json"]
-#: 3 training volumes -> 3 iterations an epoch; tiny.json's batch of 4 gives 1 iteration an epoch, and OneCycleLR
-#: (total_steps max(2, epochs x 1)) then trains epoch 2 at a learning rate of 2e-9: nothing to compare
-SR_STEPS = {"sr_batch_size": 1}
+#: one volume's patches per step (tiny.json cuts 2 per volume): 3 training volumes -> 3 iterations an epoch, enough to
+#: compare resumed runs (tiny.json's 4 patches per step give 2; before bundle 0.2.3 its batch of 4 volumes gave 1, and
+#: OneCycleLR then trained epoch 2 at a learning rate of 2e-9)
+SR_STEPS = {"sr_batch_size": 2}
 
 pytestmark = pytest.mark.slow
 

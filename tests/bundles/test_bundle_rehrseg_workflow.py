@@ -98,6 +98,29 @@ def test_each_stage_writes_its_files(pipeline):
     assert sorted(p.name for p in pipeline["models"].glob("*.pt")) == ["model.pt"]
 
 
+def test_a_self_sr_step_holds_sr_batch_size_patches(pipeline):
+    """``sr_batch_size`` counts patches per optimizer step (the public code's ``batch_size_sr``): the loader batches
+    ``sr_batch_size / sr_patches_per_volume`` volumes; until bundle 0.2.3 it took ``sr_batch_size`` volumes."""
+    parser = pipeline["workflows"]["sr"].parser
+    loader = parser.get_parsed_content("train#dataloader")
+    batch, per_volume = SETTINGS["sr_batch_size"], SETTINGS["sr_patches_per_volume"]
+    assert per_volume > 1 and loader.batch_size == batch // per_volume
+    assert next(iter(loader))["lr"].shape[0] == batch
+    n_train = len(pipeline["split"]["train"])
+    assert parser.get_parsed_content("train#trainer").state.iteration == 2 * -(-n_train // loader.batch_size)
+
+
+def test_sr_batch_size_must_be_a_multiple_of_the_patches_per_volume(pipeline):
+    with bundle_scripts(BUNDLE):
+        from scripts.sr_batches import volumes_per_step
+
+        assert volumes_per_step(32, 16) == 2 and volumes_per_step(16, 16) == 1
+        with pytest.raises(ValueError, match="must be >= 1"):
+            volumes_per_step(0, 4)
+    message = _refused(SR, dataset_dir=str(pipeline["data"]), sr_batch_size=3, sr_patches_per_volume=2)
+    assert "sr_batch_size 3" in message and "not a multiple of sr_patches_per_volume 2" in message
+
+
 def test_the_sr_stages_train_in_the_channels_last_layout_and_inference_reads_their_weights(pipeline):
     from common.acceleration import is_channels_last
 
