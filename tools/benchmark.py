@@ -5,12 +5,15 @@ Usage (from the repository root)::
     python -m tools.benchmark --all [--quick] [--data_root data] [--out benchmarks]
     python -m tools.benchmark --bundles lge_mi_sr_segmentation --quick
     python -m tools.benchmark --bundles lge_mi_sr_segmentation --quick --seed_processes 0,1,2
+    python -m tools.benchmark --bundles lge_mi_sr_segmentation dti_lge_style_transfer --quick \
+        --seed_processes 0,1,2 --max_processes 2 --threads 1
 
 For every bundle with ``scripts/benchmark.py`` (``--all``, or the ``--bundles`` named), a fresh Python process
 (every bundle has its own ``scripts`` package, so two cannot share one process) starts in the bundle root, imports
 ``scripts.benchmark`` and calls ``run(data_root, out_dir=<out>/<bundle>, quick=...)``, which trains and scores the
 bundle's method and baselines in that one run and returns its table rows. With ``--seed_processes`` each bundle
-runs one such process per training seed instead, all at once (:func:`run_bundle_seed_processes`), and their rows are
+runs one such process per training seed instead, from one queue over the bundles in the order named, at most
+``--max_processes`` at once (default: one per seed; :func:`run_seed_process_pool`), and each bundle's rows are
 merged per case over the seeds (:func:`merge_seed_rows`); a bundle whose ``run`` takes ``seedless`` (bool) is called
 with ``seedless=False`` in every process but the first, to skip the rows no seed changes (the merge keeps the first
 process's). Every bundle's benchmark writes its own data (its ``DATA_SEED``, the generators of ``common.data``);
@@ -417,84 +420,140 @@ def run_bundle(
     return _worker_result(bundle_dir, code, result_file, log_file)
 
 
-def run_bundle_seed_processes(
-    bundle_dir: str | os.PathLike,
-    data_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    seeds: Sequence[int],
-    quick: bool = False,
-    timeout: float | None = None,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """Run one bundle's benchmark as one process per training seed, all at once, and merge their rows.
+@dataclass(eq=False)
+class _SeedProcess:
+    """One running seed process of :func:`run_seed_process_pool`."""
 
-    Each process is :func:`run_bundle`'s with ``run(..., seeds=(seed,))`` and its own out folder
-    (``<out_dir>/seed_process_<seed>``: each writes its own copy of the benchmark data, so no two write one file),
-    limited to ``threads`` threads (default: the CPUs shared among the processes, at least 1). Only the first
-    (lowest) seed's process computes the seed-independent rows where the bundle's ``run`` takes ``seedless``. On a
-    CPU with few cores this is much faster than one process over the seeds, whose threads scale poorly on small
-    networks; the float sums (and so the trained weights) are those of the thread count each process had.
+    bundle: str
+    seed: int
+    process: subprocess.Popen
+    log: Any
+    result_file: Path
+    log_file: Path
 
-    Returns:
-        ``{"rows": merge_seed_rows(...), "seconds": wall seconds until the last process ended, "peak_rss_mb": the
-        largest process's, "seed_processes": {seed: {"seconds", "peak_rss_mb", "threads"}}}``.
 
-    Raises:
-        RuntimeError: naming the bundle, the seed and the log when a process fails (the others are stopped), or
-            runs past ``timeout`` seconds; ValueError for no seeds or repeated seeds.
-    """
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
     seeds = [int(seed) for seed in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seed processes need distinct training seeds, got {seeds}.")
-    bundle_dir, out_dir = Path(bundle_dir).resolve(), Path(out_dir).resolve()
-    threads = threads or max(1, (os.cpu_count() or 1) // len(seeds))
+    return seeds
+
+
+def run_seed_process_pool(
+    bundles: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    data_root: str | os.PathLike,
+    seeds: Sequence[int],
+    max_processes: int | None = None,
+    quick: bool = False,
+    timeout: float | None = None,
+    threads: int | None = None,
+) -> dict[str, dict[str, Any] | RuntimeError]:
+    """Run each bundle's benchmark as one process per training seed, from one queue, and merge each bundle's rows.
+
+    ``bundles`` holds (bundle folder, its out folder) pairs. The queue holds every bundle's seeds in the given order
+    (the first bundle's first): at most ``max_processes`` (default: one per seed) run at once, and the next starts
+    as soon as one ends, so that the cores stay busy across bundles; list the longest bundle first. Each process is
+    :func:`run_bundle`'s with ``run(..., seeds=(seed,))`` and its own out folder (``<bundle out>/seed_process_<seed>``:
+    each writes its own copy of the benchmark data, so no two write one file), limited to ``threads`` threads
+    (default: the CPUs shared among ``max_processes``, at least 1). Only the first (lowest) seed's process computes
+    the seed-independent rows where the bundle's ``run`` takes ``seedless``. On a CPU with few cores this is much
+    faster than one process over the seeds, whose threads scale poorly on small networks; the float sums (and so the
+    trained weights) are those of the thread count each process had, whatever ran beside it.
+
+    Returns:
+        bundle name -> ``{"rows": merge_seed_rows(...), "seconds": from its first process's start to its last one's
+        end, "peak_rss_mb": the largest process's, "seed_processes": {seed: {"seconds", "peak_rss_mb", "threads"}}}``,
+        or the RuntimeError naming the bundle, the seed and the log when one of its processes failed (its other
+        processes are stopped, the other bundles go on) or it ran past ``timeout`` seconds from its first start.
+
+    Raises:
+        ValueError: for no seeds, repeated seeds or ``max_processes`` < 1.
+    """
+    seeds = _check_seeds(seeds)
+    max_processes = len(seeds) if max_processes is None else int(max_processes)
+    if max_processes < 1:
+        raise ValueError(f"max_processes must be an integer >= 1, got {max_processes}.")
+    threads = threads or max(1, (os.cpu_count() or 1) // max_processes)
     env = env_with_repo(threads)
-    start, running = time.perf_counter(), {}
-    results: dict[int, dict[str, Any]] = {}
+    folders = {Path(bundle).resolve().name: (Path(bundle).resolve(), Path(out).resolve()) for bundle, out in bundles}
+    queue = [(name, seed) for name in folders for seed in seeds]
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in folders}
+    errors: dict[str, RuntimeError] = {}
+    running: list[_SeedProcess] = []
+
+    def stop(bundle: str) -> None:
+        for entry in [entry for entry in running if entry.bundle == bundle]:
+            entry.process.kill()
+            entry.process.wait()
+            entry.log.close()
+            running.remove(entry)
+
     try:
-        for seed in seeds:
-            folder = out_dir / f"seed_process_{seed}"
-            command, result_file, log_file = _worker(
-                bundle_dir, data_root, folder, quick, [seed], seedless=seed == min(seeds)
-            )
-            log = open(log_file, "w")
-            process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-            running[seed] = (process, log, result_file, log_file)
-        while len(results) < len(running):  # poll all, so that the first failure stops the others at once
-            for seed, (process, _, result_file, log_file) in running.items():
-                code = None if seed in results else process.poll()
-                if code is not None:
-                    try:
-                        results[seed] = _worker_result(bundle_dir, code, result_file, log_file)
-                    except RuntimeError as error:
-                        raise RuntimeError(f"seed {seed}: {error}") from None
-            if len(results) < len(running):
-                if timeout is not None and time.perf_counter() - start > timeout:
-                    late = sorted(set(running) - set(results))
-                    raise RuntimeError(
-                        f"bundle `{bundle_dir.name}`: the benchmark of seeds {late} ran past {timeout} s (logs: "
-                        f"{out_dir}/seed_process_<seed>/benchmark.log)."
-                    )
+        while queue or running:
+            while queue and len(running) < max_processes:
+                name, seed = queue.pop(0)
+                if name in errors:
+                    continue
+                bundle_dir, out_dir = folders[name]
+                command, result_file, log_file = _worker(
+                    bundle_dir, data_root, out_dir / f"seed_process_{seed}", quick, [seed], seedless=seed == min(seeds)
+                )
+                log = open(log_file, "w")
+                process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+                started.setdefault(name, time.perf_counter())
+                running.append(_SeedProcess(name, seed, process, log, result_file, log_file))
+                print(f"  {name}: seed process {seed} started", flush=True)
+            for entry in list(running):  # poll all, so that a failure stops its bundle's other processes at once
+                if entry not in running:  # stopped with its bundle
+                    continue
+                code = entry.process.poll()
+                if code is None:
+                    if timeout is not None and time.perf_counter() - started[entry.bundle] > timeout:
+                        late = sorted(e.seed for e in running if e.bundle == entry.bundle)
+                        errors[entry.bundle] = RuntimeError(
+                            f"bundle `{entry.bundle}`: the benchmark of seeds {late} ran past {timeout} s (logs: "
+                            f"{folders[entry.bundle][1]}/seed_process_<seed>/benchmark.log)."
+                        )
+                        stop(entry.bundle)
+                    continue
+                running.remove(entry)
+                entry.log.close()
+                try:
+                    result = _worker_result(folders[entry.bundle][0], code, entry.result_file, entry.log_file)
+                except RuntimeError as error:
+                    errors[entry.bundle] = RuntimeError(f"seed {entry.seed}: {error}")
+                    stop(entry.bundle)
+                    continue
+                results[entry.bundle][entry.seed] = result
+                ended[entry.bundle] = time.perf_counter()
+                print(f"  {entry.bundle}: seed process {entry.seed} done in {result['seconds']:.0f} s", flush=True)
+            if running:
                 time.sleep(0.2)
     finally:
-        for process, log, _, _ in running.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            log.close()
+        for entry in running:
+            if entry.process.poll() is None:
+                entry.process.kill()
+                entry.process.wait()
+            entry.log.close()
     return {
-        "rows": merge_seed_rows({seed: result["rows"] for seed, result in results.items()}),
-        "seconds": time.perf_counter() - start,
-        "peak_rss_mb": max(result["peak_rss_mb"] for result in results.values()),
-        "seed_processes": {
-            str(seed): {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "threads": threads}
-            for seed, result in results.items()
-        },
+        name: errors.get(name)
+        or {
+            "rows": merge_seed_rows({seed: result["rows"] for seed, result in by_seed.items()}),
+            "seconds": ended[name] - started[name],
+            "peak_rss_mb": max(result["peak_rss_mb"] for result in by_seed.values()),
+            "seed_processes": {
+                str(seed): {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "threads": threads}
+                for seed, result in by_seed.items()
+            },
+        }
+        for name, by_seed in results.items()
     }
 
 
 def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
-    """One row list from the rows of processes that each trained other seeds (:func:`run_bundle_seed_processes`).
+    """One row list from the rows of processes that each trained other seeds (:func:`run_seed_process_pool`).
 
     A row with per-seed values (``per_seed``, the skeleton's rows) gets every process's seeds: per case the mean
     over all of them (:meth:`common.benchmarking.BenchmarkRow.from_seeds` with the row's ``seed_mean_skips_nan``, as
@@ -955,9 +1014,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--seed_processes",
         "--seed-processes",
         default=None,
-        help="training seeds, e.g. 0,1,2: each bundle runs one process per seed, all at once (the CPUs shared among "
-        "them), and their rows are merged as one process over the seeds gives them (up to the float sums of the "
-        "thread count); default: one process over the bundle's own seeds",
+        help="training seeds, e.g. 0,1,2: each bundle runs one process per seed (--max_processes at once, the CPUs "
+        "shared among them), and their rows are merged as one process over the seeds gives them (up to the float "
+        "sums of the thread count); default: one process over the bundle's own seeds",
+    )
+    parser.add_argument(
+        "--max_processes",
+        "--max-processes",
+        type=int,
+        default=None,
+        help="with --seed_processes: at most this many processes at once, from one queue over the bundles in the "
+        "order named (list the longest first), the next starting as soon as one ends; default: one per seed",
     )
     parser.add_argument(
         "--threads",
@@ -965,7 +1032,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="threads of each benchmark process (OMP_NUM_THREADS). Trained weights depend on it (float sums), so "
         "a committed table is reproduced at its own thread count, e.g. --seed_processes 0,1,2 --threads 1 as on the "
-        "2-core machine; default: the CPUs shared among the seed processes, or torch's choice for one process",
+        "2-core machine; default: the CPUs shared among the processes run at once, or torch's choice for one process",
     )
     args = parser.parse_args(argv)
     from common.benchmarking import int_tuple
@@ -979,6 +1046,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.threads is not None and args.threads < 1:
         print(f"FAIL: --threads takes an integer >= 1, got {args.threads}")
+        return 2
+    if args.max_processes is not None and (args.max_processes < 1 or not seed_processes):
+        print(f"FAIL: --max_processes takes an integer >= 1 and needs --seed_processes, got {args.max_processes}")
         return 2
 
     try:
@@ -997,6 +1067,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures: list[str] = []
     carried: list[str] = []
     previous = read_previous_merged(out) if args.merge_only else {}  # read once, before the merge rewrites it
+    pooled: dict[str, dict[str, Any] | RuntimeError] = {}
+    if seed_processes and not args.merge_only:
+        print(f"benchmark {', '.join(b.name for b in bundles)}: seed processes {seed_processes}", flush=True)
+        pooled = run_seed_process_pool(
+            [(bundle, out / bundle.name) for bundle in bundles],
+            data_root,
+            seed_processes,
+            max_processes=args.max_processes,
+            quick=args.quick,
+            timeout=args.timeout,
+            threads=args.threads,
+        )
     for bundle in bundles:
         print(f"benchmark {bundle.name} ({'quick' if args.quick else 'full'}) -> {out / bundle.name}", flush=True)
         if args.merge_only and not result_path(out, bundle.name).is_file():
@@ -1010,15 +1092,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.merge_only:
                 result = read_bundle_result(out, bundle.name)
             elif seed_processes:
-                result = run_bundle_seed_processes(
-                    bundle,
-                    data_root,
-                    out / bundle.name,
-                    seed_processes,
-                    quick=args.quick,
-                    timeout=args.timeout,
-                    threads=args.threads,
-                )
+                result = pooled[bundle.name]
+                if isinstance(result, RuntimeError):
+                    raise result
             else:
                 result = run_bundle(
                     bundle, data_root, out / bundle.name, quick=args.quick, timeout=args.timeout, threads=args.threads
@@ -1050,6 +1126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("--all" if args.all else "--bundles " + " ".join(args.bundles))
         + f"{' --quick' if args.quick else ''} --data_root {args.data_root} --out {args.out}"
         + (f" --seed_processes {','.join(map(str, seed_processes))}" if seed_processes else "")
+        + (f" --max_processes {args.max_processes}" if args.max_processes else "")
         + (f" --threads {args.threads}" if args.threads else "")
     )
     seconds = time.perf_counter() - start

@@ -387,11 +387,17 @@ def test_a_bundle_result_is_written_whole_and_a_bad_one_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- seed processes
 def _seeded_bundle(
-    root: Path, name: str, fail_seed: int | None = None, slow_seed: int | None = None, seedless: bool = False
+    root: Path,
+    name: str,
+    fail_seed: int | None = None,
+    slow_seed: int | None = None,
+    seedless: bool = False,
+    pause: float = 0.0,
 ) -> Path:
     """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step; the
     `slow_seed`'s process sleeps a minute first. With `seedless`, `run` takes a `seedless` argument, records it and
-    writes the step row (a row of no seed) only when it is true."""
+    writes the step row (a row of no seed) only when it is true. Every process sleeps `pause` seconds and writes
+    the wall-clock times of its run's start and end to `times.json`."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
     (bundle / "scripts" / "__init__.py").write_text("")
@@ -399,6 +405,9 @@ def _seeded_bundle(
         import json, os
 
         def run(data_root, out_dir, quick=False, seeds=(0, 1, 2){", seedless=True" if seedless else ""}):
+            import time
+            began = time.time()
+            time.sleep({pause!r})
             if {slow_seed!r} in seeds:
                 import time
                 time.sleep(60)
@@ -412,6 +421,8 @@ def _seeded_bundle(
             values = [["c0", sum(s for s in seeds) / len(seeds)], ["c1", sum(s + 0.1 for s in seeds) / len(seeds)]]
             score = {{"method": "A", "metric": "dice", "values": values, "seeds": list(seeds), "per_seed": per_seed,
                       "higher_is_better": True, "seconds": 10.0 * (1 + seeds[0])}}
+            with open(os.path.join(out_dir, "times.json"), "w") as f:
+                json.dump([began, time.time()], f)
             step = {{"method": "A step", "metric": "step", "values": [], "seeds": [], "seconds": 1.0 + seeds[0]}}
             return [score, step] if {"seedless" if seedless else "True"} else [score]
         """
@@ -498,6 +509,59 @@ def test_a_failing_seed_process_fails_the_bundle_naming_the_seed_and_stops_the_o
     assert "seed 1: bundle `seeded`: benchmark failed" in printed and "diverged" in printed
     assert tb.main(argv + ["--seed_processes", "0,x"]) == 2
     assert "--seed_processes takes integers" in capsys.readouterr().out
+
+
+def _process_times(out: Path, bundle: str, seed: int) -> tuple[float, float]:
+    return tuple(json.loads((out / bundle / f"seed_process_{seed}" / "times.json").read_text()))
+
+
+def test_max_processes_runs_one_queue_over_the_bundles_in_the_order_named(tmp_path):
+    """At most --max_processes at once; the next (bundle, seed) in the order named starts as soon as one ends, so a
+    bundle's last seed process overlaps the next bundle's first instead of leaving its core idle."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "long", pause=1.0)
+    _seeded_bundle(bundles, "short")
+    argv = ["--bundles", "long", "short", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "0,1,2", "--max_processes", "1", "--threads", "1"]) == 0
+    order = sorted((*_process_times(out, b, s), b, s) for b in ("long", "short") for s in (0, 1, 2))
+    assert [(b, s) for _, _, b, s in order] == [(b, s) for b in ("long", "short") for s in (0, 1, 2)]
+    assert all(order[i][1] <= order[i + 1][0] for i in range(5))  # one at a time
+    assert "--max_processes 1 --threads 1" in (out / "benchmark.md").read_text()
+
+    assert tb.main(argv + ["--seed_processes", "0,1,2", "--max_processes", "2", "--threads", "1"]) == 0
+    long_ends = max(_process_times(out, "long", s)[1] for s in (0, 1, 2))
+    assert _process_times(out, "short", 0)[0] < long_ends  # started in the core that seed 1 of `long` left
+    rows = {b: json.loads(tb.result_path(out, b).read_text()) for b in ("long", "short")}
+    for result in rows.values():  # each bundle's rows merged over its own three processes
+        assert set(result["seed_processes"]) == {"0", "1", "2"} and result["rows"][0]["seeds"] == [0, 1, 2]
+    assert rows["long"]["seconds"] >= 2.0  # its first start to its last end: two rounds of 1 s
+
+
+def test_a_failing_bundle_in_the_queue_stops_its_own_processes_only(tmp_path, capsys):
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "broken", fail_seed=0, slow_seed=1)
+    _seeded_bundle(bundles, "fine")
+    argv = ["--bundles", "broken", "fine", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    start = time.perf_counter()
+    assert tb.main(argv + ["--seed_processes", "0,1,2", "--max_processes", "2"]) == 1
+    assert time.perf_counter() - start < 30  # seed 1 of `broken` (a minute) stopped, its seed 2 never started
+    assert not (out / "broken" / "seed_process_2").exists()
+    printed = capsys.readouterr().out
+    assert "seed 0: bundle `broken`: benchmark failed" in printed and "diverged" in printed
+    merged = json.loads((out / "benchmark.json").read_text())
+    assert merged["runs"]["broken"]["status"] == "FAIL" and merged["runs"]["fine"]["status"] == "PASS"
+    assert {r["bundle"] for r in merged["rows"]} == {"fine"}
+
+
+def test_max_processes_needs_seed_processes_and_a_positive_count(tmp_path, capsys):
+    argv = ["--all", "--data_root", str(tmp_path), "--out", str(tmp_path / "out"), "--bundles_dir", str(tmp_path)]
+    assert tb.main(argv + ["--max_processes", "2"]) == 2
+    assert "--max_processes takes an integer >= 1 and needs --seed_processes" in capsys.readouterr().out
+    assert tb.main(argv + ["--seed_processes", "0,1", "--max_processes", "0"]) == 2
+    with pytest.raises(ValueError, match="max_processes must be an integer >= 1"):
+        tb.run_seed_process_pool([], tmp_path, [0], max_processes=0)
 
 
 def test_the_header_lists_seed_processes_in_numeric_order_whatever_order_they_finished_in():
