@@ -62,6 +62,7 @@ from common.benchmarking.workflow import (
     parse_config_switches,
     read_overlay,
     run_workflow,
+    trainer_steps,
 )
 
 __all__ = [
@@ -110,6 +111,7 @@ __all__ = [
     "NO_DATA",
     "read_overlay",
     "run_workflow",
+    "trainer_steps",
     "parse_config_items",
     "parse_config_switches",
 ]

@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["QUICK_OVERLAY", "TINY_OVERLAY", "NO_DATA", "read_overlay", "run_workflow", "parse_config_items"]
+__all__ = [
+    "QUICK_OVERLAY",
+    "TINY_OVERLAY",
+    "NO_DATA",
+    "read_overlay",
+    "run_workflow",
+    "trainer_steps",
+    "parse_config_items",
+]
 
 #: overlay (``configs/quick.json``) with the small networks of the quick benchmarks, layered like evaluate.json
 QUICK_OVERLAY = "quick.json"
@@ -75,6 +83,12 @@ def run_workflow(
     workflow.run()
     workflow.finalize()
     return workflow
+
+
+def trainer_steps(workflow: Any, trainer: str = "train#trainer") -> int:
+    """The optimizer steps (iterations) that the finished ``workflow``'s ``trainer`` made: read back, not computed
+    from epochs and batch size (a loader that keeps its last short batch makes more than ``epochs x n // batch``)."""
+    return int(workflow.parser.get_parsed_content(trainer).state.iteration)
 
 
 def parse_config_items(

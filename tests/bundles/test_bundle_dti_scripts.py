@@ -189,6 +189,32 @@ def test_peer_step_times_our_cyclegan_iteration_with_the_switches():
     json.dumps(result)
 
 
+def test_train_sseg_returns_the_steps_its_trainer_made_and_the_stage_keeps_them(tmp_path):
+    """The SwinSSegNet trainings of the benchmark and the schedule check report the optimizer steps read back from
+    the trainer: 5 LGE training slices at the quick batch 4 make 2 steps per epoch (the last short batch kept)."""
+    benchmark = _bundle_module("benchmark")
+    from common.data import dti_lge_mi_cases, dti_lge_mi_split, write_dti_lge_mi
+
+    write_dti_lge_mi(tmp_path / "data", n_cases=9, n_paired=4, seed=1)
+    data = tmp_path / "data" / "DTI_LGE_MI"
+    split = dti_lge_mi_split(dti_lge_mi_cases(data), fractions=(0.5, 0.25, 0.25), seed=0)
+    sseg_root = BUNDLE.parent / "lge_mi_sr_segmentation"
+    st = benchmark.Stages(tmp_path / "out", sseg_root, benchmark.stage_settings(True, None), fresh=False)
+    sseg = st.settings["sseg"]
+    schedule = {**sseg, "epochs": 2, "val_interval": 2}
+    items = (benchmark.lge_items(split["lge_train"]), benchmark.lge_items(split["val"]))
+    assert len(items[0]) == 7 and sseg["batch_size"] == 4
+    shared = {"dataset_dir": str(data), "split": split}
+    model = tmp_path / "out" / "model"
+
+    def train() -> int:
+        return benchmark.train_sseg(st, shared, 0, schedule, items, model, tmp_path / "out" / "logs")
+
+    assert st.once(model, "train", train) == 2 * 2
+    assert (model / "model.pt").is_file()
+    assert benchmark.Stages(st.out, st.sseg_root, st.settings, fresh=False).once(model, "train", train) == 4  # stored
+
+
 def test_schedule_check_refuses_the_benchmarks_own_data_seed(tmp_path):
     """The schedule is chosen on development data: the benchmark's data seed is refused before anything is written."""
     schedule_check = _bundle_module("schedule_check")

@@ -68,6 +68,7 @@ from common.benchmarking import (  # noqa: E402
     peak_rss_mb,
     read_overlay,
     run_workflow,
+    trainer_steps,
     write_cases_csv,
     write_table,
 )
@@ -277,8 +278,16 @@ class Stages(StageCache):
         self.out, self.sseg_root, self.settings = out, sseg_root, settings
 
     def workflow(self, bundle: Path, files: list[str], workflow_type: str | None, **overrides: Any) -> None:
-        run_workflow(bundle, files, overrides, workflow_type=workflow_type,
-                     logging_file=str(bundle / "configs" / "logging.conf"))  # fmt: skip
+        self._run(bundle, files, workflow_type, overrides)
+
+    def training_steps(self, bundle: Path, files: list[str], **overrides: Any) -> int:
+        """Run a training workflow; the optimizer steps its trainer made (read back, :func:`trainer_steps`)."""
+        return trainer_steps(self._run(bundle, files, "train", overrides))
+
+    @staticmethod
+    def _run(bundle: Path, files: list[str], workflow_type: str | None, overrides: dict[str, Any]) -> Any:
+        return run_workflow(bundle, files, overrides, workflow_type=workflow_type,
+                            logging_file=str(bundle / "configs" / "logging.conf"))  # fmt: skip
 
 
 def _split_keys(shared: dict[str, Any]) -> dict[str, Any]:
@@ -321,13 +330,14 @@ def channel_overrides(select: tuple[str, ...] | None) -> dict[str, list[str]]:
 def train_sseg(
     st: Stages, shared: dict, seed: int, schedule: dict[str, Any], items: tuple[list[dict], list[dict]], base: Path,
     log_dir: Path, select: tuple[str, ...] | None = None,
-) -> None:  # fmt: skip
+) -> int:  # fmt: skip
     """Train a SwinSSegNet from scratch (no U-SSL weights) with the SwinSSegNet bundle's train.json on the
-    (training, validation) ``items``, ``schedule`` being the "sseg" settings with its epochs; weights in ``base``."""
+    (training, validation) ``items``, ``schedule`` being the "sseg" settings with its epochs; weights in ``base``.
+    Returns the optimizer steps its trainer made."""
     train, val = items
-    st.workflow(st.sseg_root, ["train.json"], "train", **_split_keys(shared), seed=seed, resume=False,
-                use_ssl_pretrained=False, **schedule, train_datalist=train, val_datalist=val, ckpt_dir=str(base),
-                output_dir=str(log_dir), **channel_overrides(select))  # fmt: skip
+    return st.training_steps(st.sseg_root, ["train.json"], **_split_keys(shared), seed=seed, resume=False,
+                             use_ssl_pretrained=False, **schedule, train_datalist=train, val_datalist=val,
+                             ckpt_dir=str(base), output_dir=str(log_dir), **channel_overrides(select))  # fmt: skip
 
 
 def score_sseg(
@@ -358,7 +368,7 @@ def _lge_models(st: Stages, dataset_dir: Path, split: dict, seed: int, shared: d
         BUNDLE_ROOT, ["train.json", "train_segmentor.json", "train_judge.json"], "train", **shared, **judge,
         ckpt_dir=str(base / "judge"), output_dir=str(base / "logs" / "judge")))  # fmt: skip
     lge = (lge_items(split["lge_train"]), lge_items(split["val"]))
-    st.once(base / "sseg_lge", "sseg_lge", lambda: train_sseg(
+    sseg_steps = st.once(base / "sseg_lge", "sseg_lge", lambda: train_sseg(
         st, shared, seed, st.settings["sseg"], lge, base / "sseg_lge", base / "logs" / "sseg_lge"))  # fmt: skip
 
     def sseg_on_lge() -> dict[str, float]:
@@ -372,6 +382,7 @@ def _lge_models(st: Stages, dataset_dir: Path, split: dict, seed: int, shared: d
         "sseg_weights": str(base / "sseg_lge" / "model.pt"),
         "sseg_on_lge": st.once(base / "sseg_on_lge", "infer_sseg_on_lge", sseg_on_lge),
         "n_lge_train": len(lge[0]),
+        "sseg_steps": sseg_steps,  # None for a training stored by a run before the steps were recorded
     }
 
 
@@ -402,7 +413,7 @@ def _dti_pipelines(
     batch_size, epochs = _sseg_batch_and_epochs(st.sseg_root, sseg)
     dti_epochs = same_steps_epochs(batch_size, epochs, lge["n_lge_train"], len(split["pair_train"]))
 
-    st.once(base / "sseg_dti", "sseg_dti", lambda: train_sseg(
+    dti_steps = st.once(base / "sseg_dti", "sseg_dti", lambda: train_sseg(
         st, shared, seed, {**sseg, "epochs": dti_epochs}, dti_items(split, base / "dti_x8", select),
         base / "sseg_dti", base / "logs" / "sseg_dti", select))  # fmt: skip
     dti_test = base / "dti_test"
@@ -426,7 +437,12 @@ def _dti_pipelines(
         for name, label in (("dti_sseg", "DTI SSeg"), ("cyclegan_sseg", "CycleGAN+SSeg"),
                             ("cycleganseg_sseg", "CycleGANSeg+SSeg"))
     }  # fmt: skip
-    return {"translation": translation, "pipelines": pipelines, "dti_sseg_epochs": dti_epochs}
+    return {
+        "translation": translation,
+        "pipelines": pipelines,
+        "dti_sseg_epochs": dti_epochs,
+        "dti_sseg_steps": dti_steps,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -564,6 +580,8 @@ def run(
         "quick": bool(quick),
         "stage_settings": st.settings,
         "dti_sseg_epochs": {s: results[s]["dti_sseg_epochs"] for s in seeds},
+        "sseg_steps": {s: {"LGE SwinSSegNet": lge_models[s]["sseg_steps"], "DTI SSeg": results[s]["dti_sseg_steps"]}
+                       for s in seeds},  # fmt: skip
         "dti_channels": list(select),
         "sweep": [{k: v for k, v in level.items() if k not in ("cases", "per_seed")} for level in levels],
         "machine": machine_summary(),

@@ -51,6 +51,7 @@ from common.benchmarking import (
     read_overlay,
     run_workflow,
     step_speed,
+    trainer_steps,
     write_cases_csv,
     write_table,
 )
@@ -344,7 +345,7 @@ def _pretrain(data_root: str, out_dir: str, network: dict[str, Any], seed: int, 
         for handler in workflow.parser.get_parsed_content("train#handlers"):
             if isinstance(handler, TensorBoardHandler):
                 handler.close()  # flush the last events before reading them
-        made = int(workflow.parser.get_parsed_content("train#trainer").state.iteration)
+        made = trainer_steps(workflow)
         if made != steps:
             raise RuntimeError(f"pre-training {name} made {made} optimizer steps, planned {steps}.")
         new = sorted(set(log_dir.glob("events.out.tfevents.*")) - before)
@@ -435,8 +436,7 @@ def train_and_score(
     train_stage = f"{work.name} {variant.tag}"
 
     def train() -> dict[str, int]:
-        workflow = run_workflow(BUNDLE_ROOT, variant.files, model)
-        return {"steps": int(workflow.parser.get_parsed_content("train#trainer").state.iteration)}
+        return {"steps": trainer_steps(run_workflow(BUNDLE_ROOT, variant.files, model))}
 
     trained = stages.once(ckpt / "model", train_stage, train, clear=True) or {}
     results: dict[str, dict[str, Any]] = {}
