@@ -131,7 +131,6 @@ METRIC_LABELS = {
     "inference_seconds": "inference seconds per LGE volume (one stack tiled to N slices; the fit: per slice)",
 }
 
-#: (epochs of the localiser, translator, each cascade stage) per mode
 #: epochs of the localiser and the translator, then of the bSSFP and the synthetic-LGE cascade stages (the synthetic
 #: set is num_styles times larger, so one of its epochs is about as many steps as 4-5 bSSFP epochs)
 SCHEDULES = {"quick": (5, 8, 4, 1), "full": (100, 200, 200, 40)}
