@@ -14,7 +14,10 @@ class WeightsLoader(CheckpointLoader):
     """``CheckpointLoader`` for inference and evaluation configs: before loading (strict), every network of
     ``load_dict`` is checked against the file with ``common.checkpoint.require_weights_fit``, so weights trained
     under an overlay (``configs/tiny.json``, ``configs/quick.json``) and loaded without it fail with a message that
-    names the file and the overlay, not PyTorch's list of every differing tensor. Loading itself is MONAI's.
+    names the file and the overlay, not PyTorch's list of every differing tensor. Loading itself is MONAI's, except
+    with ``strict_shape=False``: MONAI 1.6.1 hands the whole checkpoint dict to ``copy_model_state`` there, whose
+    names then match none of the network's, so nothing loads ("updated: 0 of N variables"); here each network gets
+    the file's tensors whose name and shape fit it (the others keep their values, and the log names how many).
 
     Examples::
 
@@ -31,7 +34,25 @@ class WeightsLoader(CheckpointLoader):
                     key = name if name in checkpoint else None
                     state = extract_state_dict(checkpoint, key=key, path=self.load_path)
                     require_weights_fit(obj, state, self.load_path)
+        if not self.strict_shape:
+            self._load_fitting()
+            return
         super().__call__(engine)
+
+    def _load_fitting(self) -> None:
+        """The partial load of ``strict_shape=False``: per network, the tensors whose name and shape fit."""
+        checkpoint = torch.load(self.load_path, map_location=self.map_location, weights_only=True)
+        for name, obj in self.load_dict.items():
+            if not isinstance(obj, torch.nn.Module):  # as MONAI: only networks load without a strict shape
+                self.logger.warning(f"strict_shape is False: `{name}` is not a network and is not loaded.")
+                continue
+            state = extract_state_dict(checkpoint, key=name if name in checkpoint else None, path=self.load_path)
+            own = obj.state_dict()
+            fitting = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+            obj.load_state_dict(fitting, strict=False)
+            self.logger.info(
+                f"{self.load_path}: `{name}` loaded {len(fitting)} of its {len(own)} tensors (the others do not fit)."
+            )
 
 
 def _load_mapped(path: str) -> dict:

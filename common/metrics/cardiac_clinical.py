@@ -453,9 +453,10 @@ def cohort_agreement(pred_values: Any, true_values: Any) -> dict[str, float]:
         >>> cohort_agreement([2, 4, 6, 8, 10], [1, 4, 5, 9, 8])["bias"]
         0.6
     """
-    pred = to_numpy(pred_values, "pred_values").astype(float).ravel()
-    true = to_numpy(true_values, "true_values").astype(float).ravel()
-    check_same_shape(pred, true, "pred_values", "true_values")
+    pred = to_numpy(pred_values, "pred_values").astype(float)
+    true = to_numpy(true_values, "true_values").astype(float)
+    check_same_shape(pred, true, "pred_values", "true_values")  # before flattening
+    pred, true = pred.ravel(), true.ravel()
     keep = np.isfinite(pred) & np.isfinite(true)
     pred, true = pred[keep], true[keep]
     n = int(pred.size)
@@ -504,9 +505,9 @@ def segment_detection(pred_flags: Any, true_flags: Any) -> dict[str, float]:
         >>> segment_detection([1, 1, 0, 0], [1, 0, 0, 0])["specificity"]
         0.6666666666666666
     """
-    pred = as_bool_mask(pred_flags, "pred_flags").ravel()
-    true = as_bool_mask(true_flags, "true_flags").ravel()
-    check_same_shape(pred, true, "pred_flags", "true_flags")
+    pred, true = as_bool_mask(pred_flags, "pred_flags"), as_bool_mask(true_flags, "true_flags")
+    check_same_shape(pred, true, "pred_flags", "true_flags")  # before flattening: (patients, segments) vs transposed
+    pred, true = pred.ravel(), true.ravel()
     tp, fp = int((pred & true).sum()), int((pred & ~true).sum())
     tn, fn = int((~pred & ~true).sum()), int((~pred & true).sum())
     return {

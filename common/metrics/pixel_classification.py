@@ -36,9 +36,9 @@ def pixel_classification(pred: Any, target: Any, num_classes: int) -> dict[str, 
         >>> pixel_classification(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)["accuracy"]
         0.75
     """
-    p = to_numpy(pred, "pred").astype(np.int64).ravel()
-    t = to_numpy(target, "target").astype(np.int64).ravel()
-    check_same_shape(p, t, "pred", "target")
+    p, t = to_numpy(pred, "pred").astype(np.int64), to_numpy(target, "target").astype(np.int64)
+    check_same_shape(p, t, "pred", "target")  # before flattening: a transposed map has the same size
+    p, t = p.ravel(), t.ravel()
     out: dict[str, float] = {"accuracy": float(np.mean(p == t)) if t.size else float("nan")}
     sens, spec = [], []
     for c in range(int(num_classes)):

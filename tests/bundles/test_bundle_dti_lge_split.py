@@ -166,6 +166,13 @@ def test_evaluate_scores_with_the_judge_when_it_exists(judged):
         assert 0.0 <= float(means[name]) <= 1.0, name
         rows = (out / f"{name}_raw.csv").read_text().strip().splitlines()[1:]
         assert [row.split(",")[0] for row in rows] == test
+    # the network behind the dice_judge_* metrics is judge.pt's, not the Segmentor's
+    judge = workflow.parser.get_parsed_content("judge")
+    saved = extract_state_dict(torch.load(work / "models" / "judge.pt", weights_only=True))
+    assert set(judge.state_dict()) == set(saved)
+    assert all(torch.equal(v.cpu(), saved[k]) for k, v in judge.state_dict().items())
+    segmentor = extract_state_dict(torch.load(work / "models" / "segmentor.pt", weights_only=True))
+    assert set(segmentor) != set(saved)  # another architecture (UNet vs BasicUNet)
 
 
 @pytest.mark.slow

@@ -170,6 +170,11 @@ def test_nothing_written_outside_the_temporary_folders(pipeline):
         {p for p in pipeline["writes"] if not (p == work or p.startswith(work + os.sep) or p.startswith(caches))}
     )
     assert not outside, outside
+    # the recorder saw the run's own writes (else the check above would pass on an empty list): every synthetic
+    # NIfTI and every segmentation written to outputs/
+    written = set(pipeline["writes"])
+    files = [*pipeline["synthetic"].glob("*.nii.gz"), *(pipeline["work"] / "outputs").rglob("*.nii.gz")]
+    assert len(files) >= 2 and all(str(path) in written for path in files), sorted(map(str, files))
 
 
 # ------------------------------------------------------------------------------------------------- the U-Net cascade

@@ -228,12 +228,25 @@ def test_inference_writes_hr_segmentations_on_the_input_extent(pipeline):
 
 
 def test_evaluation_scores_the_test_subject_on_both_grids(pipeline):
+    """Each grid's evaluation scores the head of that grid against the truth of that grid: the HR prediction (s x the
+    slices) against the held-back HR label, the LR one against the LR annotation; the CSV's Dice is that pair's."""
+    shapes = {}
     for grid in ("hr", "lr"):
         folder = pipeline["work"] / "eval" / f"test_{grid}"
         rows = list(csv.reader(open(folder / "dice_raw.csv")))
         assert len(rows) == 2 and rows[1][0].startswith(pipeline["split"]["test"][0]["case"])
-        assert 0.0 <= float(rows[1][1]) <= 1.0
         assert (folder / "hd95_mm_raw.csv").is_file()
+        parser = pipeline["workflows"][f"evaluate_{grid}"].parser
+        assert parser.get_parsed_content("inferer#head") == grid
+        (item,) = parser.get_parsed_content("datalist")
+        truth = np.asarray(nib.load(item["label"]).dataobj) > 0
+        (output,) = parser.get_parsed_content("evaluator").state.output  # the one test subject's pred and label
+        pred = np.asarray(output["pred"])[1] > 0.5  # one-hot: the foreground channel
+        assert pred.shape == truth.shape
+        overlap = 2 * np.logical_and(pred, truth).sum() / (pred.sum() + truth.sum())
+        assert float(rows[1][1]) == pytest.approx(overlap, abs=1e-5)
+        shapes[grid] = truth.shape
+    assert shapes["hr"][AXIS] == SCALE * shapes["lr"][AXIS]  # scored on the thin-slice grid
 
 
 def test_stages_refuse_to_run_out_of_order_naming_the_command(tmp_path):

@@ -110,6 +110,8 @@ def _build(max_epochs=4, **kwargs):
 
 
 def test_terms_reported_finite_and_loss_falls():
+    """Eight steps of the stand-in: the reconstruction term is what it learns that fast (0.68 -> 0.36 here; the
+    rotation term stays near chance, 2 ln 4, and the contrastive one at ln 7 for 8 views), so it carries the fall."""
     trainer = _build()
     history = []
 
@@ -124,9 +126,12 @@ def test_terms_reported_finite_and_loss_falls():
         assert all(math.isfinite(float(row[k])) for k in TERMS)
         parts = row["loss_rotation"] + row["loss_reconstruction"] + row["loss_contrastive"]
         assert float(row["loss"]) == pytest.approx(float(parts), rel=1e-5)
-    first = (float(history[0]["loss"]) + float(history[1]["loss"])) / 2
-    last = (float(history[-2]["loss"]) + float(history[-1]["loss"])) / 2
-    assert last < first
+
+    def mean(term: str, rows: list) -> float:
+        return sum(float(row[term]) for row in rows) / len(rows)
+
+    assert mean("loss", history[-2:]) < mean("loss", history[:2])
+    assert mean("loss_reconstruction", history[-2:]) < 0.7 * mean("loss_reconstruction", history[:2])
     assert all(not torch.equal(a, b) for a, b in zip(before, trainer.networks["network"].parameters()))
 
 
@@ -208,6 +213,12 @@ def test_with_the_real_ussl_parts():
         image_key="image",
         decollate=False,
     )
+    before = [p.clone() for p in network.parameters()]
     trainer.run()
-    assert set(TERMS) <= set(trainer.state.output)
-    assert all(math.isfinite(float(trainer.state.output[k])) for k in TERMS)
+    output = trainer.state.output
+    assert set(TERMS) <= set(output)
+    assert all(math.isfinite(float(output[k])) for k in TERMS)
+    parts = output["loss_rotation"] + output["loss_reconstruction"] + output["loss_contrastive"]  # weights 1 each
+    assert float(output["loss"]) == pytest.approx(float(parts), rel=1e-5)
+    changed = [not torch.equal(a, b) for a, b in zip(before, network.parameters())]
+    assert all(changed)  # the encoder and the three heads all took the steps

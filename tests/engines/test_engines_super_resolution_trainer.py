@@ -69,6 +69,10 @@ def test_a_plain_callable_loss_and_decollated_outputs():
     items = trainer.state.output  # decollated: one dict per sample
     assert len(items) == 4 and {"lr", "hr", "sr", "error", "loss"} <= set(items[0])
     assert items[0]["sr"].shape == (1, 8, 8)
+    sr, hr = torch.stack([item["sr"] for item in items]), torch.stack([item["hr"] for item in items])
+    torch.testing.assert_close(hr, torch.stack([item["lr"] for item in items]) + OFFSET)
+    # the plain callable's value on (sr, hr) of the batch is the loss every item reports
+    assert all(float(item["loss"]) == pytest.approx(float(nn.L1Loss()(sr, hr)), rel=1e-6) for item in items)
 
 
 def test_loss_terms_without_a_total_are_refused():

@@ -111,10 +111,19 @@ def test_grid_handler_names_missing_key():
 
 
 def test_grid_handler_writes_tensorboard_events(tmp_path):
+    """With a log folder of its own, the grid of every iteration is in the event file under the handler's tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     engine = _engine(lambda e, b: {k: torch.rand(2, 1, 4, 4) * 2 - 1 for k in ("a", "b")})
-    GanImageGridHandler(log_dir=str(tmp_path), keys=("a", "b"), every_n_iterations=1).attach(engine)
+    handler = GanImageGridHandler(log_dir=str(tmp_path), keys=("a", "b"), every_n_iterations=1, tag="grid")
+    handler.attach(engine)
     engine.run(range(2), max_epochs=1)
-    assert list(tmp_path.glob("events.out.tfevents.*"))
+    handler.writer.flush()
+    (event_file,) = tmp_path.glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == ["grid"]
+    assert [image.step for image in events.Images("grid")] == [1, 2]
 
 
 @pytest.mark.parametrize("kwargs", [{"every_n_iterations": 0}, {"max_samples": 0}, {"keys": ()}])

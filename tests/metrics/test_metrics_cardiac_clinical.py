@@ -277,6 +277,8 @@ def test_segment_detection_counts():
     assert result["npv"] == pytest.approx(3 / 4)
     none_true = segment_detection([0, 1], [0, 0])
     assert np.isnan(none_true["sensitivity"]) and none_true["specificity"] == 0.5 and none_true["ppv"] == 0.0
+    with pytest.raises(ValueError, match=r"`pred_flags` and `true_flags` must have the same shape, got \(2, 3\)"):
+        segment_detection(np.zeros((2, 3), bool), np.zeros((3, 2), bool))  # (patients, segments) transposed
 
 
 def test_bland_altman_plot_writes_a_png_and_refuses_to_overwrite(tmp_path):

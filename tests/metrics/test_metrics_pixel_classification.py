@@ -25,5 +25,5 @@ def test_hand_counts():
 def test_absent_class_is_nan_not_perfect_and_shapes_checked():
     out = pixel_classification(np.zeros((4, 4)), np.zeros((4, 4)), 2)
     assert out["accuracy"] == 1.0 and math.isnan(out["sensitivity_1"]) and out["sensitivity"] == 1.0
-    with pytest.raises(ValueError):
-        pixel_classification(np.zeros(3), np.zeros(4), 2)
+    with pytest.raises(ValueError, match="same shape, got \\(4, 6\\) and \\(6, 4\\)"):  # same size, transposed
+        pixel_classification(np.zeros((4, 6)), np.zeros((6, 4)), 2)

@@ -322,9 +322,10 @@ def test_bad_inputs_raise_naming_the_shape(call, match):
 def test_seeded_determinism():
     x = torch.randn(1, 1, 32, 32)
     outs = []
-    for _ in range(2):
-        torch.manual_seed(1)
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
         gen = MUNITGenerator(dim=4, n_res=1, mlp_dim=8)
         with torch.no_grad():
             outs.append(gen.decode(gen.encode(x)[0], torch.randn(1, 8, 1, 1)))
     torch.testing.assert_close(outs[0], outs[1])
+    assert not torch.allclose(outs[0], outs[2])  # weights and style code follow the seed

@@ -62,3 +62,9 @@ def test_seeded_determinism():
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb
         torch.testing.assert_close(va, vb)
+    torch.manual_seed(3)
+    other = patchgan_70(channels=8)
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():  # the logits (the last of the returned maps)
+        torch.testing.assert_close(a(x)[-1], b(x)[-1])
+        assert not torch.allclose(a(x)[-1], other(x)[-1])  # the output depends on the seeded weights
