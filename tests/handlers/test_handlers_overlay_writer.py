@@ -42,9 +42,25 @@ def test_custom_panels_and_running_index(tmp_path):
 
 
 def test_overlay_png_draws_empty_and_full_masks(tmp_path):
-    full = np.ones((8, 8), dtype=np.int64)
-    overlay_png(str(tmp_path / "x.png"), [("a", np.zeros((8, 8)), [full, np.zeros((8, 8), dtype=np.int64)])])
-    assert (tmp_path / "x.png").is_file()
+    """An all-foreground mask has no outline inside the image: the tint is what shows it. An empty mask draws
+    nothing (the PNG equals the one without masks)."""
+    import matplotlib.image
+
+    full, empty, image = np.ones((8, 8), dtype=np.int64), np.zeros((8, 8), dtype=np.int64), np.zeros((8, 8))
+    overlay_png(str(tmp_path / "x.png"), [("a", image, [full, empty])])
+    overlay_png(str(tmp_path / "none.png"), [("a", image, [])])
+    overlay_png(str(tmp_path / "empty.png"), [("a", image, [empty])])
+    overlay_png(str(tmp_path / "outline.png"), [("a", image, [full])], fill=False)
+    drawn, none, only_empty, outline = (
+        matplotlib.image.imread(str(tmp_path / f"{name}.png")) for name in ("x", "none", "empty", "outline")
+    )
+    assert np.array_equal(only_empty, none)
+    tinted = np.abs(drawn[..., :3] - none[..., :3]).max(axis=-1) > 0.05
+    assert tinted.mean() > 0.1  # the tint covers the image area (a black image, so any colour differs)
+    assert (
+        np.abs(outline[..., :3] - none[..., :3]).max(axis=-1).mean()
+        < np.abs(drawn[..., :3] - none[..., :3]).max(axis=-1).mean()
+    )  # without the tint much less of the image changes
 
 
 def test_missing_key_and_bad_panels_raise(tmp_path):
