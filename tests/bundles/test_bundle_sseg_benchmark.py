@@ -211,3 +211,20 @@ def test_train_and_score_reads_the_steps_back_from_the_trainer(benchmark, tiny_d
     again = benchmark.train_and_score(StageCache(False), tmp_path / "seed0", variant, overrides)
     assert again[method]["steps"] == result[method]["steps"]
     assert again[method]["scores"]["test_dice"] == result[method]["scores"]["test_dice"]  # (HD95 may be NaN)
+
+
+def test_only_the_seedless_process_times_the_step(benchmark, tmp_path, monkeypatch):
+    """``tools.benchmark --seed_processes`` passes ``seedless=False`` to every seed's process but the first: those
+    skip the speed row (no seed changes it; the merge keeps the first process's). The trainings are stubbed out."""
+    loss = {"loss": {"window": 1, "first_window_mean": 5.0, "last_window_mean": 4.0}}
+    run = {"weights": "w.pt", "epochs": 1, "steps_per_epoch": 1, "dataset_size": 8, "steps": 1, "losses": loss}
+    pretraining = {"SSL": run, "U-SSL": run}
+    timed = []
+    monkeypatch.setattr(benchmark, "train_and_score", lambda *args: {})
+    monkeypatch.setattr(benchmark, "write_benchmark_data", lambda out: Path(out))
+    monkeypatch.setattr(benchmark, "_pretrain", lambda *args: pretraining)
+    monkeypatch.setattr(benchmark, "_speed_row", lambda overrides: timed.append(overrides) or {"method": "step"})
+    assert benchmark.run(None, str(tmp_path / "a"), quick=True, seeds=(1,), seedless=False) == []
+    assert timed == [] and not (tmp_path / "a" / "speed.md").exists()
+    assert benchmark.run(None, str(tmp_path / "b"), quick=True, seeds=(0,)) == [{"method": "step"}]
+    assert len(timed) == 1 and (tmp_path / "b" / "speed.md").is_file()

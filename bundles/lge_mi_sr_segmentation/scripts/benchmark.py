@@ -463,6 +463,7 @@ def run(
     seeds: tuple[int, ...] | str = SEEDS,
     pretraining_steps: int | None = None,
     fresh: bool = False,
+    seedless: bool = True,
 ) -> list[dict]:
     """Train/evaluate every variant per training seed; write `<out_dir>/benchmark.{md,json}`,
     `benchmark_details.json` and `cases.csv`; return the rows.
@@ -474,7 +475,8 @@ def run(
     each seed's values in ``per_seed``), then the speed row. ``pretraining_steps`` (default
     :data:`PRETRAINING_STEPS` of the mode) is the fewest optimizer steps of each pre-training; SSL and U-SSL make the
     same number (:func:`same_steps`). Without ``fresh``, finished stages found in ``out_dir`` are reused (a stopped run
-    continues); ``fresh=True`` runs them again.
+    continues); ``fresh=True`` runs them again. ``seedless=False`` (what ``tools.benchmark --seed_processes`` passes
+    to every seed's process but the first, whose row the merge keeps) skips the speed row, which no seed changes.
     """
     out = Path(out_dir).resolve()
     seeds = int_tuple(seeds)
@@ -522,7 +524,7 @@ def run(
     ]
     for row in rows:
         print(row.method, row.metric, row.mean, flush=True)
-    speed_row = _speed_row(dict(base, **VARIANTS[0].overrides))
+    speed_rows = [_speed_row(dict(base, **VARIANTS[0].overrides))] if seedless else []
     write_cases_csv(rows, out / "cases.csv")
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.values)}
@@ -550,7 +552,8 @@ def run(
         "Per-case values: cases.csv."
     )
     text = write_table(summary, str(out), "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
-    text += "\n" + write_table([speed_row], str(out), "speed", title="Training step speed")
+    if speed_rows:
+        text += "\n" + write_table(speed_rows, str(out), "speed", title="Training step speed")
     details = {
         "quick": bool(quick),
         "epochs": epochs,
@@ -569,7 +572,7 @@ def run(
     with open(out / "benchmark_details.json", "w") as f:
         json.dump(details, f, indent=2)
     print(text)
-    return [r.to_dict() for r in rows] + [speed_row]
+    return [r.to_dict() for r in rows] + speed_rows
 
 
 def main(
