@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -151,9 +152,12 @@ def _training_cases(dataset_dir: Path) -> dict:
         return scripts.cases.training_cases(str(dataset_dir))
 
 
-def test_a_c0_case_without_its_label_is_left_out_of_training(dataset):
+def test_a_c0_case_without_its_label_is_left_out_of_training(dataset, caplog):
     (dataset / "patient5_C0_manual.nii.gz").unlink()
-    cases = _training_cases(dataset)
+    with caplog.at_level(logging.WARNING):
+        cases = _training_cases(dataset)
+    (said,) = [r.getMessage() for r in caplog.records if "left out of training" in r.getMessage()]
+    assert str(dataset / "patient5_C0.nii.gz") in said and "patient4" not in said and "_C0_manual.nii.gz" in said
     assert [c["case"] for c in cases["bssfp"]] == ["patient4", "patient6"]
     assert [c["case"] for c in cases["lge"]] == ["patient4", "patient5", "patient6"]  # its LGE is unlabelled anyway
     with bundle_scripts(BUNDLE):

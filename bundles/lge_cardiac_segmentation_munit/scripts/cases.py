@@ -4,9 +4,12 @@ from __future__ import annotations
 
 __all__ = ["evaluation_cases", "training_cases", "unpaired_pairs"]
 
+import logging
 import random
 
 from common.data import DatasetError, mscmrseg_cases
+
+logger = logging.getLogger(__name__)
 
 #: the 4 classes of the networks (paper, section 3.2 order BG/LV/MYO/RV) and the MS-CMRSeg values they come from
 CLASS_NAMES = ("background", "LV", "MYO", "RV")
@@ -29,11 +32,21 @@ def evaluation_cases(dataset_dir: str, modality: str = "LGE") -> list[dict[str, 
 def training_cases(dataset_dir: str) -> dict[str, list[dict[str, str]]]:
     """``{"bssfp": labelled C0 cases, "lge": unlabelled LGE cases}`` of the patients that are not evaluation cases.
 
+    A C0 stack without its ``_manual`` label cannot train a segmenter: it is left out, with a warning naming the files
+    (MS-CMRSeg's own test patients have none; with your data it is more likely a misnamed label file).
+
     Raises:
         common.data.DatasetError: no labelled C0 or no LGE is left for training (the folder is named).
     """
     held_out = {c["case"] for c in evaluation_cases(dataset_dir)}
-    bssfp = [c for c in mscmrseg_cases(dataset_dir, "C0") if "label" in c and c["case"] not in held_out]
+    c0 = [c for c in mscmrseg_cases(dataset_dir, "C0") if c["case"] not in held_out]
+    bssfp = [c for c in c0 if "label" in c]
+    unlabelled = [c["image"] for c in c0 if "label" not in c]
+    if unlabelled:
+        logger.warning(
+            f"{len(unlabelled)} bSSFP stack(s) left out of training, no <case>_C0_manual.nii.gz beside them: "
+            + ", ".join(unlabelled)
+        )
     lge = [{"case": c["case"], "image": c["image"]} for c in mscmrseg_cases(dataset_dir, "LGE")]
     lge = [c for c in lge if c["case"] not in held_out]
     for name, cases, what in (
