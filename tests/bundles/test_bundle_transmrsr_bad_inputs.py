@@ -73,6 +73,7 @@ def models(source, tmp_path_factory) -> Path:
         **NO_PRIOR,
     )
     assert (models / "model.pt").is_file()
+    assert (models / "trained_scale.json").read_text() == '{"scale": 4}'  # what inference checks its scale against
     return models
 
 
@@ -167,6 +168,44 @@ def test_x8_volume_is_refused_by_a_x4_model(split, models, tmp_path):
     assert "ValueError" in message and str(path) in message and "trained for x4" in message, message
     assert "8.00 x the in-plane spacing" in message, message
     assert not list((tmp_path / "out").glob("*.nii.gz"))
+
+
+def test_a_x4_model_run_at_x8_is_refused_before_reading_any_input(models, tmp_path):
+    """The network is scale-free (its input is already on the thin grid), so x4 weights would load into an x8 run:
+    the scale train.json recorded beside them refuses it, naming the file and both fixes."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    message = _refused(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), scale=8,
+                       output_dir=str(tmp_path / "out"), **NO_PRIOR)  # fmt: skip
+    assert str(models / "trained_scale.json") in message and "was trained for x4, this run is set to x8" in message
+    assert "--scale 4" in message and "--ckpt_dir of an x8 training" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+def test_training_x8_into_an_x4_folder_is_refused_and_keeps_its_weights(source, models, tmp_path):
+    before = (models / "model.pt").read_bytes()
+    message = _refused(["train.json"], dataset_dir=str(source), ckpt_dir=str(models), scale=8,
+                       output_dir=str(tmp_path / "eval"), **NO_PRIOR)  # fmt: skip
+    assert str(models / "trained_scale.json") in message and "holds an x4 SR training" in message, message
+    assert "--ckpt_dir <another folder> for x8" in message and f"--prior_dir {models / 'prior'}" in message
+    assert (models / "model.pt").read_bytes() == before
+
+
+def test_weights_without_their_scale_record_are_run_and_the_log_says_so(models, thick, tmp_path, caplog):
+    """Weights from elsewhere (no trained_scale.json beside them) still run, with one warning naming what is not
+    checked."""
+    elsewhere = tmp_path / "weights"
+    elsewhere.mkdir()
+    shutil.copy(models / "model.pt", elsewhere / "model.pt")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(*thick), folder / "case-T1.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        _run(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(elsewhere), output_dir=str(tmp_path / "out"),
+             **NO_PRIOR)  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "trained_scale.json not found" in r.getMessage()]
+    assert len(said) == 1 and str(elsewhere / "model.pt") in said[0] and "x4" in said[0]
+    assert len(list((tmp_path / "out").rglob("*.nii.gz"))) == 1
 
 
 # ------------------------------------------------------------------------------------------------------ training data

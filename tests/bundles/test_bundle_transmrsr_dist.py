@@ -237,7 +237,7 @@ def test_only_rank0_writes_the_sr_weights(work, ddp_sr):
     # the best-model saver (model.pt) is built on rank 0 only
     assert "AtomicCheckpointSaver" in r0["val_handlers"] and "AtomicCheckpointSaver" not in r1["val_handlers"]
     models = work["models"]
-    assert sorted(p.name for p in models.iterdir()) == ["model.pt", "prior", "train_state"]
+    assert sorted(p.name for p in models.iterdir()) == ["model.pt", "prior", "train_state", "trained_scale.json"]
     assert [p.name for p in (models / "train_state").iterdir()] == ["checkpoint_epoch=1.pt"]
     assert [p.name for p in models.glob("*.pt")] == ["model.pt"]  # what MONAI Label's bundle task loads
     pids = _event_pids(work["root"] / "eval" / "sr")

@@ -148,10 +148,12 @@ def test_each_stage_writes_its_files(pipeline):
     assert written["prior"] == {prior, os.path.join("prior", "train_state", "checkpoint_epoch=1.pt")}
     assert written["centroids"] == {os.path.join("prior", "centroids.pt")}
     state = os.path.join("train_state", "checkpoint_epoch={}.pt")
-    assert written["sr"] == {"model.pt", state.format(1), state.format(2)}
+    assert written["sr"] == {"model.pt", "trained_scale.json", state.format(1), state.format(2)}
+    assert (models / "trained_scale.json").read_text() == '{"scale": 4}'  # the scale inference checks against
     # MONAI Label's bundle task loads the one file its glob of models/*.pt finds
     assert sorted(p.name for p in models.glob("*.pt")) == ["model.pt"]
-    assert not [p for p in models.rglob("*") if p.is_file() and not p.name.endswith(".pt")], "no temporary files"
+    others = [p.name for p in models.rglob("*") if p.is_file() and not p.name.endswith(".pt")]
+    assert others == ["trained_scale.json"], "no temporary files"
 
 
 def test_prior_holds_the_ema_generator_and_it_loads(pipeline):

@@ -8,9 +8,19 @@ subject is in two roles and no test subject is ever trained or selected on.
 
 from __future__ import annotations
 
-__all__ = ["subject_split", "role_cases", "check_ablation"]
+__all__ = ["subject_split", "role_cases", "check_ablation", "record_trained_scale", "check_trained_scale"]
+
+import json
+import logging
+import os
 
 from common.data import DatasetError, ixi_cases, split_cases
+
+logger = logging.getLogger(__name__)
+
+#: written beside the SR weights by train.json: the scale they are trained for (the network itself is scale-free, so
+#: x4 weights would load into an x8 run without complaint)
+TRAINED_SCALE_FILE = "trained_scale.json"
 
 ROLES = ("prior", "train", "val", "test")
 
@@ -61,4 +71,53 @@ def check_ablation(use_prior: bool | str, use_truncation: bool | str) -> None:
             "use_prior false needs use_truncation false: the self-distilled truncation pulls latents toward the "
             "centroids of the prior's latents, and there is no prior ('w/o GP' ablation: --use_prior false "
             "--use_truncation false)."
+        )
+
+
+def record_trained_scale(ckpt_dir: str, scale: int) -> None:
+    """train.json (the last step of ``initialize``, so a stage refused before writes nothing): refuse a folder that
+    holds a training at another scale, else write ``<ckpt_dir>/trained_scale.json``.
+
+    Training x8 into an x4 folder would resume the x4 training state or overwrite its ``model.pt``.
+
+    Raises:
+        ValueError: naming the file, both scales and the fix.
+    """
+    path = os.path.join(ckpt_dir, TRAINED_SCALE_FILE)
+    if os.path.isfile(path):
+        trained = int(json.load(open(path))["scale"])
+        if trained != int(scale):
+            raise ValueError(
+                f"{path}: {ckpt_dir} holds an x{trained} SR training; an x{scale} one there would resume or overwrite "
+                f"it. Pass --ckpt_dir <another folder> for x{scale} (the prior can stay: --prior_dir "
+                f"{os.path.join(ckpt_dir, 'prior')}), or --scale {trained}, or delete {path} and the x{trained} "
+                "weights to replace them."
+            )
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return
+    os.makedirs(ckpt_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"scale": int(scale)}, f)
+
+
+def check_trained_scale(weights: str, scale: int) -> None:
+    """inference.json: refuse weights trained for another scale than ``scale`` (read from ``trained_scale.json``
+    beside them); without that file (weights from elsewhere) say once that the scale is not checked.
+
+    Raises:
+        ValueError: naming the file, both scales and the fix.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(weights)), TRAINED_SCALE_FILE)
+    if not os.path.isfile(path):
+        logger.warning(f"{path} not found: the scale {weights} was trained for is not checked (this run: x{scale}).")
+        return
+    trained = int(json.load(open(path))["scale"])
+    if trained != int(scale):
+        raise ValueError(
+            f"{path}: {weights} was trained for x{trained}, this run is set to x{scale}. Pass --scale {trained} for "
+            f"x{trained} volumes, or --ckpt_dir of an x{scale} training (python -m monai.bundle run --config_file "
+            f"configs/train.json --scale {scale} --ckpt_dir <folder>)."
         )
