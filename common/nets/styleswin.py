@@ -6,7 +6,9 @@ high-resolution slices, then used as the decoder of :class:`common.nets.transmrs
 StyleSwin paper (section 3): a StyleGAN2 mapping network, a learned 4x4 constant, one layer per resolution
 ``4, 8, ..., size`` of style-modulated Swin blocks whose attention heads are split between regular and shifted
 windows ("double attention"), bilinear x2 upsampling between layers, and StyleGAN2's skip "toRGB" outputs. The
-discriminator is StyleGAN2's residual conv discriminator, which StyleSwin keeps. Everything here is 2D.
+discriminator is StyleGAN2's residual conv discriminator. StyleSwin's own (its ``models/discriminator.py``) is a
+wavelet one (SWAGAN's: the image enters as Haar sub-bands, again at every scale, through plain conv blocks), which it
+uses against the blocking artefacts of windowed attention; not built here (a known difference). Everything here is 2D.
 
 Differences from the public StyleSwin code, each chosen on purpose:
 
@@ -636,7 +638,7 @@ def _minibatch_group_size(batch: int, max_group: int = 4) -> int:
 
 
 class StyleSwinDiscriminator(nn.Module):
-    """StyleGAN2's residual discriminator, which StyleSwin uses (Zhang et al., section 4; Karras et al., 2020).
+    """StyleGAN2's residual discriminator (Karras et al., 2020); StyleSwin's is a Haar-wavelet one (module docstring).
 
     1x1 conv from ``in_channels`` (+ lrelu); one residual block per halving from ``size`` down to 4x4 (widths from
     :func:`styleswin_channels`); the minibatch standard deviation channel (the std of each feature over a group of
