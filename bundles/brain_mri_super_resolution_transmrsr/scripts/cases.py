@@ -84,16 +84,16 @@ def record_trained_scale(ckpt_dir: str, scale: int) -> None:
         ValueError: naming the file, both scales and the fix.
     """
     path = os.path.join(ckpt_dir, TRAINED_SCALE_FILE)
-    if os.path.isfile(path):
-        trained = int(json.load(open(path))["scale"])
-        if trained != int(scale):
-            raise ValueError(
-                f"{path}: {ckpt_dir} holds an x{trained} SR training; an x{scale} one there would resume or overwrite "
-                f"it. Pass --ckpt_dir <another folder> for x{scale} (the prior can stay: --prior_dir "
-                f"{os.path.join(ckpt_dir, 'prior')}), or --scale {trained}, or delete {path} and the x{trained} "
-                "weights to replace them."
-            )
+    trained = _recorded_scale(path)
+    if trained == int(scale):  # recorded by an earlier run of this training
         return
+    if trained is not None:
+        raise ValueError(
+            f"{path}: {ckpt_dir} holds an x{trained} SR training; an x{scale} one there would resume or overwrite it. "
+            f"Pass --ckpt_dir <another folder> for x{scale} (the prior can stay: --prior_dir "
+            f"{os.path.join(ckpt_dir, 'prior')}), or --scale {trained}, or delete {path} and the x{trained} weights "
+            "to replace them."
+        )
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
@@ -111,13 +111,20 @@ def check_trained_scale(weights: str, scale: int) -> None:
         ValueError: naming the file, both scales and the fix.
     """
     path = os.path.join(os.path.dirname(os.path.abspath(weights)), TRAINED_SCALE_FILE)
-    if not os.path.isfile(path):
+    trained = _recorded_scale(path)
+    if trained is None:
         logger.warning(f"{path} not found: the scale {weights} was trained for is not checked (this run: x{scale}).")
-        return
-    trained = int(json.load(open(path))["scale"])
-    if trained != int(scale):
+    elif trained != int(scale):
         raise ValueError(
             f"{path}: {weights} was trained for x{trained}, this run is set to x{scale}. Pass --scale {trained} for "
             f"x{trained} volumes, or --ckpt_dir of an x{scale} training (python -m monai.bundle run --config_file "
             f"configs/train.json --scale {scale} --ckpt_dir <folder>)."
         )
+
+
+def _recorded_scale(path: str) -> int | None:
+    """The scale in a ``trained_scale.json``, or ``None`` when there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return int(json.load(f)["scale"])
