@@ -74,9 +74,10 @@ def check_ablation(use_prior: bool | str, use_truncation: bool | str) -> None:
         )
 
 
-def record_trained_scale(ckpt_dir: str, scale: int) -> None:
+def record_trained_scale(ckpt_dir: str, scale: int, write: bool = True) -> None:
     """train.json (the last step of ``initialize``, so a stage refused before writes nothing): refuse a folder that
-    holds a training at another scale, else write ``<ckpt_dir>/trained_scale.json``.
+    holds a training at another scale, else write ``<ckpt_dir>/trained_scale.json`` (``write``: the config's
+    ``is_main_process``, so one rank writes under torchrun).
 
     Training x8 into an x4 folder would resume the x4 training state or overwrite its ``model.pt``.
 
@@ -94,9 +95,7 @@ def record_trained_scale(ckpt_dir: str, scale: int) -> None:
             f"{os.path.join(ckpt_dir, 'prior')}), or --scale {trained}, or delete {path} and the x{trained} weights "
             "to replace them."
         )
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+    if not write:
         return
     os.makedirs(ckpt_dir, exist_ok=True)
     with open(path, "w") as f:
