@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["WeightsLoader"]
 
 import torch
-from common.checkpoint import extract_state_dict, require_weights_fit
+from common.checkpoint import extract_state_dict, load_encoder, require_weights_fit
 from ignite.engine import Engine
 from monai.handlers import CheckpointLoader
 
@@ -40,19 +40,14 @@ class WeightsLoader(CheckpointLoader):
         super().__call__(engine)
 
     def _load_fitting(self) -> None:
-        """The partial load of ``strict_shape=False``: per network, the tensors whose name and shape fit."""
-        checkpoint = torch.load(self.load_path, map_location=self.map_location, weights_only=True)
+        """The partial load of ``strict_shape=False``: per network, the tensors whose name and shape fit
+        (``common.checkpoint.load_encoder`` with no prefix, which logs how many it copied)."""
+        entries = _load_mapped(self.load_path)  # the entry names only: the values are read by load_encoder
         for name, obj in self.load_dict.items():
             if not isinstance(obj, torch.nn.Module):  # as MONAI: only networks load without a strict shape
                 self.logger.warning(f"strict_shape is False: `{name}` is not a network and is not loaded.")
                 continue
-            state = extract_state_dict(checkpoint, key=name if name in checkpoint else None, path=self.load_path)
-            own = obj.state_dict()
-            fitting = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-            obj.load_state_dict(fitting, strict=False)
-            self.logger.info(
-                f"{self.load_path}: `{name}` loaded {len(fitting)} of its {len(own)} tensors (the others do not fit)."
-            )
+            load_encoder(obj, self.load_path, prefix="", min_keys=0, key=name if name in entries else None)
 
 
 def _load_mapped(path: str) -> dict:
