@@ -2,8 +2,9 @@
 
 A translator run stopped after epoch 1 of 2 (``--epochs 1``), then run again with ``--epochs 2 --resume true``,
 continues from ``models/translator/train_state`` at epoch 2 with its optimizer states, and ends with other weights
-than a fresh 1-epoch run. A seed's run is the same whatever the process trained before (the benchmark trains its
-seeds one after another in one process).
+than a fresh 1-epoch run. A run launched for 2 epochs and killed after epoch 1's save, run again with the same command,
+ends bit for bit where the uninterrupted 2-epoch run does. A seed's run is the same whatever the process trained
+before (the benchmark trains its seeds one after another in one process).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts
+from bundle_test_utils import bundle_scripts, file_names, load_state, run_recorded, same_state
+from common.handlers import SeedEachEpoch, epoch_seed
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
@@ -131,3 +133,42 @@ def test_a_seeds_translator_does_not_depend_on_what_the_process_ran_before(local
         digests[name] = _digest(tmp_path / name / "models" / "translator" / "translator.pt")
     assert digests["after"] == digests["first"], "seed 0's translator changed after another run in the process"
     assert digests["other"] != digests["first"], "the seed must change the run (else this test cannot fail)"
+
+
+def test_translator_killed_after_epoch_1_resumes_to_the_uninterrupted_result(localised, tmp_path):
+    """A run launched for 2 epochs that dies after epoch 1's save (an exception once the checkpoint is on disk), run
+    again with the same command, ends with exactly the uninterrupted run's generators, discriminators and Adam states,
+    bit for bit: ``SeedEachEpoch`` seeds epoch 2's random streams (shuffle, style codes) the same way in both."""
+    data, localiser = localised
+
+    def run(work: Path, **overrides) -> dict:
+        models = work / "models"
+        if not models.exists():
+            (models / "localiser").mkdir(parents=True)
+            shutil.copy(localiser, models / "localiser")
+        paths = {"ckpt_dir": str(models), "synthetic_dir": str(work / "synthetic"), "output_dir": str(work / "eval")}
+        return run_recorded(BUNDLE, TRANSLATOR[:2], dataset_dir=str(data), **paths, epochs=2, **overrides)
+
+    reference = run(tmp_path / "reference")
+    assert reference["epochs"] == [1, 2] and not reference["killed"]
+    reference_state = tmp_path / "reference" / "models" / "translator" / "train_state"
+
+    work = tmp_path / "killed"
+    state = work / "models" / "translator" / "train_state"
+    killed = run(work, kill_after=1)
+    assert killed["killed"] and killed["epochs"] == [1]
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    assert not (work / "models" / "translator" / "translator.pt").exists(), "a killed run writes no final weights"
+
+    resumed = run(work)
+    assert resumed["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
+    assert resumed["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
+    seeder = next(h for h in resumed["handlers"] if isinstance(h, SeedEachEpoch))
+    assert seeder.seeds == [epoch_seed(seeder.seed, 2)]
+    final, expected = load_state(state / "checkpoint_epoch=2.pt"), load_state(reference_state / "checkpoint_epoch=2.pt")
+    assert {"trainer", "gen_a", "gen_b", "dis_a", "dis_b", "g", "d"} <= set(final) and set(final) == set(expected)
+    for key in final:
+        assert same_state(final[key], expected[key]), key
+    assert not same_state(final["gen_a"], load_state(state / "checkpoint_epoch=1.pt")["gen_a"]), "epoch 2 trained"
+    translator = "models/translator/translator.pt"
+    assert same_state(load_state(work / translator), load_state(tmp_path / "reference" / translator))

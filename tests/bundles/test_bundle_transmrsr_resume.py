@@ -4,7 +4,8 @@ A run stopped after epoch 1 of 2 (``--epochs 1``), then run again with ``--epoch
 continues from its ``train_state`` folder at epoch 2 with its optimizer (and LR-scheduler) states:
 
 - the generative prior (``train.json`` + ``train_prior.json``) from ``models/prior/train_state``, and ends with
-  another ``prior.pt`` than a fresh 1-epoch run;
+  another ``prior.pt`` than a fresh 1-epoch run; a prior run launched for 2 epochs and killed after epoch 1's save,
+  run again with the same command, ends bit for bit where the uninterrupted 2-epoch run does;
 - the SR network (``train.json``) from ``models/train_state``; with ``--resume false`` the same command starts over.
 """
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts
+from bundle_test_utils import bundle_scripts, file_names, run_recorded, same_state
+from common.handlers import SeedEachEpoch, epoch_seed
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
@@ -105,6 +107,40 @@ def test_prior_stopped_after_epoch_1_of_2_resumes_at_epoch_2(fresh, tmp_path):
     for key in ("g", "g_ema", "d"):
         assert not _equal(final[key], fresh_prior[key]), key
         assert _equal(final[key], checkpoint[key]), key
+
+
+def test_prior_killed_after_epoch_1_resumes_to_the_uninterrupted_result(fresh, tmp_path):
+    """A prior run launched for 2 epochs that dies after epoch 1's save (an exception once the checkpoint is on disk),
+    run again with the same command, ends with exactly the uninterrupted run's generator, EMA generator,
+    discriminator and Adam states, bit for bit: ``SeedEachEpoch`` seeds epoch 2's latents and shuffle the same way."""
+
+    def run(work: Path, **overrides) -> dict:
+        paths = {"ckpt_dir": str(work / "models"), "output_dir": str(work / "eval")}
+        return run_recorded(BUNDLE, PRIOR[:2], dataset_dir=str(fresh["data"]), **paths, epochs=2, **overrides)
+
+    reference = run(tmp_path / "reference")
+    assert reference["epochs"] == [1, 2] and not reference["killed"]
+    reference_prior = tmp_path / "reference" / "models" / "prior"
+
+    prior = tmp_path / "killed" / "models" / "prior"
+    state = prior / "train_state"
+    killed = run(tmp_path / "killed", kill_after=1)
+    assert killed["killed"] and killed["epochs"] == [1]
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+    assert not (prior / "prior.pt").exists(), "a killed run writes no final prior"
+
+    resumed = run(tmp_path / "killed")
+    assert resumed["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")
+    assert resumed["epochs"] == [2], "the resumed run must start at epoch 2, not repeat epoch 1"
+    seeder = next(h for h in resumed["handlers"] if isinstance(h, SeedEachEpoch))
+    assert seeder.seeds == [epoch_seed(seeder.seed, 2)]
+    final = _load(state / "checkpoint_epoch=2.pt")
+    expected = _load(reference_prior / "train_state" / "checkpoint_epoch=2.pt")
+    assert {"trainer", "g", "g_ema", "d", "g_optimizer", "d_optimizer"} <= set(final) and set(final) == set(expected)
+    for key in final:
+        assert same_state(final[key], expected[key]), key
+    assert not _equal(final["g_ema"], _load(state / "checkpoint_epoch=1.pt")["g_ema"]), "epoch 2 trained"
+    assert same_state(_load(prior / "prior.pt"), _load(reference_prior / "prior.pt"))
 
 
 def _sr_models(fresh: dict, folder: Path) -> Path:
