@@ -142,6 +142,7 @@ class FolderInputs:
         pattern: file pattern inside ``folder``.
         overwrite: as in :func:`plan_outputs`.
         ndim: accepted image dimensions, as in ``common.data.validation.check_nifti``.
+        min_slices: the fewest slices an input may hold (2 where a 2D file is refused), as in ``check_nifti``.
         extra_postfixes: postfixes of further outputs per input, checked as ``postfix`` (:func:`plan_outputs`).
         slice_axes: the axes whose sizes multiply to a file's number of 2D slices, for progress (default: every axis
             after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time).
@@ -166,6 +167,7 @@ class FolderInputs:
         shard: bool = False,
         slice_axes: Sequence[int] | None = None,
         extra_postfixes: Sequence[str] = (),
+        min_slices: int = 1,
     ) -> None:
         self.folder = folder
         self.output_dir = output_dir
@@ -173,6 +175,7 @@ class FolderInputs:
         self.pattern = pattern
         self.overwrite = overwrite
         self.ndim = ndim
+        self.min_slices = min_slices
         self.shard = shard
         self.slice_axes = None if slice_axes is None else tuple(int(a) for a in slice_axes)
         self.extra_postfixes = tuple(str(p) for p in extra_postfixes)
@@ -190,7 +193,9 @@ class FolderInputs:
         if self._datalist is None:
             from common.data.validation import list_nifti, partition_readable
 
-            good, self.unreadable = partition_readable(list_nifti(self.folder, self.pattern), ndim=self.ndim)
+            good, self.unreadable = partition_readable(
+                list_nifti(self.folder, self.pattern), ndim=self.ndim, min_slices=self.min_slices
+            )
             self._datalist = plan_outputs(
                 [{"image": f} for f in good],
                 self.output_dir,

@@ -20,6 +20,7 @@ __all__ = [
     "DatasetError",
     "MAKE_DATA_HINT",
     "check_nifti",
+    "check_slice_count",
     "check_pairs",
     "check_disjoint",
     "check_files_exist",
@@ -61,21 +62,41 @@ def _corrupt(path: PathLike, error: BaseException) -> ValueError:
     )
 
 
-def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_nan: bool = False) -> tuple[int, ...]:
+def check_slice_count(name: str, shape: Sequence[int], min_slices: int) -> None:
+    """Refuse a file with fewer than ``min_slices`` slices on its third axis (a 2D file has one), naming it.
+
+    For bundles whose steps need a stack (a heart found from masks summed over the slices, 3D post-processing).
+
+    Raises:
+        ValueError: naming ``name``, the slices it has and the fix.
+    """
+    slices = int(shape[2]) if len(shape) > 2 else 1
+    if slices < min_slices:
+        raise ValueError(
+            f"{name}: {slices} slice (shape {tuple(int(s) for s in shape)}), this bundle takes stacks of at least "
+            f"{min_slices} slices on the third axis; save the case's slices as one 3D NIfTI (X, Y, slices)."
+        )
+
+
+def check_nifti(
+    path: PathLike, ndim: int | Sequence[int] | None = None, allow_nan: bool = False, min_slices: int = 1
+) -> tuple[int, ...]:
     """Open ``path`` with nibabel, read its voxels and return its shape.
 
     Args:
         path: a ``.nii`` or ``.nii.gz`` file.
         ndim: required number of dimensions (an int or a collection of allowed ints); ``None`` accepts any.
         allow_nan: accept NaN/Inf voxels.
+        min_slices: the fewest slices (third axis; a 2D file has one) the file may hold, as in
+            :func:`check_slice_count`.
 
     Returns:
         The image shape.
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the path is named).
-        ValueError: the file is unreadable or corrupt, has the wrong number of dimensions, or holds NaN/Inf voxels
-            (the message names the file and the fix).
+        ValueError: the file is unreadable or corrupt, has the wrong number of dimensions, fewer than ``min_slices``
+            slices, or holds NaN/Inf voxels (the message names the file and the fix).
 
     Examples::
 
@@ -101,6 +122,7 @@ def check_nifti(path: PathLike, ndim: int | Sequence[int] | None = None, allow_n
             else:
                 hint = "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")
+    check_slice_count(str(path), shape, min_slices)
     if not allow_nan and np.issubdtype(data.dtype, np.floating):
         bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         if bad:
@@ -241,7 +263,7 @@ def check_files_exist(cases: Iterable[Mapping[str, object]], keys: Sequence[str]
 
 
 def partition_readable(
-    paths: Iterable[PathLike], ndim: int | Sequence[int] | None = None, allow_nan: bool = False
+    paths: Iterable[PathLike], ndim: int | Sequence[int] | None = None, allow_nan: bool = False, min_slices: int = 1
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Split ``paths`` into readable NIfTI files and ``(path, reason)`` for the rest; never raises for a bad file.
 
@@ -251,6 +273,7 @@ def partition_readable(
         paths: candidate files.
         ndim: as in :func:`check_nifti`.
         allow_nan: as in :func:`check_nifti`.
+        min_slices: as in :func:`check_nifti`.
 
     Returns:
         ``(good, bad)``: good paths (strings, input order) and ``[(path, reason), ...]``.
@@ -259,7 +282,7 @@ def partition_readable(
     bad: list[tuple[str, str]] = []
     for path in paths:
         try:
-            check_nifti(path, ndim=ndim, allow_nan=allow_nan)
+            check_nifti(path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices)
         except (ValueError, FileNotFoundError) as error:
             bad.append((os.fspath(path), str(error)))
         else:

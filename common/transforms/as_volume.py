@@ -6,6 +6,7 @@ __all__ = ["AsVolumed"]
 
 from collections.abc import Hashable, Mapping
 
+from common.data.validation import check_slice_count
 from common.transforms._meta import source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -23,14 +24,22 @@ class AsVolumed(MapTransform):
         keys: channel-first images.
         channels: the number of channels the model takes; a file with another number (e.g. a 4D series or an RGB
             export) is refused with its name.
+        min_slices: the fewest slices a file may hold; 2 for a bundle whose steps need a stack (e.g. a heart found
+            from the masks summed over the stack's slices, 3D post-processing), so a 2D file is refused there.
 
     Raises:
-        ValueError: naming the file, for fewer than 2 or more than 3 spatial dims or another channel count.
+        ValueError: naming the file, for fewer than 2 or more than 3 spatial dims, another channel count or fewer
+            than ``min_slices`` slices.
     """
 
-    def __init__(self, keys: KeysCollection, channels: int = 1, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, channels: int = 1, min_slices: int = 1, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
+        if min_slices < 1:
+            raise ValueError(f"min_slices must be at least 1, got {min_slices}.")
         self.channels = channels
+        self.min_slices = min_slices
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -47,4 +56,5 @@ class AsVolumed(MapTransform):
                 if isinstance(image, MetaTensor):
                     volume.affine = image.affine  # a 2D file's 3x3 affine is promoted by the loader already
                 d[key] = volume
+            check_slice_count(source_name(d, key), d[key].shape[1:], self.min_slices)
         return d

@@ -1,7 +1,8 @@
 """Bad inputs to the LGE cardiac segmentation bundle (issue 19): each is named, and what can go on goes on.
 
-- folder inference over a NaN volume, a corrupt file and a 4D file: each is named and skipped, the other files are
-  written, and the run fails at the end;
+- folder inference over a NaN volume, a corrupt file, a 4D file and a 2D file (one slice where the bundle takes a
+  stack): each is named and skipped, the other files are written, and the run fails at the end; training on a
+  bSSFP stack saved as one 2D slice stops, naming the file;
 - a bSSFP label holding values outside MS-CMRSeg's {0, 200, 500, 600} stops training, naming the file;
 - a C0 case without its ``_manual`` label is simply left out of training; an empty folder is a ``DatasetError``
   naming the folder.
@@ -83,7 +84,7 @@ def _rewrite(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
     nib.save(nib.Nifti1Image(data, affine), path)
 
 
-def test_folder_inference_skips_and_names_bad_files_then_fails(source, untrained_weights, tmp_path):
+def test_folder_inference_skips_and_names_bad_files_then_fails(source, untrained_weights, tmp_path, caplog):
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     good = [folder / "patient4_LGE.nii.gz", folder / "patient5_LGE.nii.gz"]
@@ -97,12 +98,16 @@ def test_folder_inference_skips_and_names_bad_files_then_fails(source, untrained
     _rewrite(nan, volume_nan, lge.affine)
     corrupt.write_bytes(b"\x1f\x8b garbage, not a NIfTI file")
     _rewrite(four_d, np.stack([volume, volume], axis=-1), lge.affine)
-    with pytest.raises(Exception) as error:
+    one_slice = folder / "slice_LGE.nii.gz"  # a 2D file where the bundle takes a stack
+    _rewrite(one_slice, volume[..., volume.shape[-1] // 2], lge.affine)
+    with pytest.raises(Exception) as error, caplog.at_level(logging.ERROR):
         _run(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(untrained_weights), output_dir=str(out))
     message = exception_messages(error.value)
-    assert "UnreadableInputError" in message and "3 input file(s)" in message
-    for bad in (nan, corrupt, four_d):
+    assert "UnreadableInputError" in message and "4 input file(s)" in message
+    for bad in (nan, corrupt, four_d, one_slice):
         assert str(bad) in message
+    (said,) = [r.getMessage() for r in caplog.records if str(one_slice) in r.getMessage()]
+    assert f"{one_slice}: 1 slice (shape (80, 80))" in said and "at least 2 slices" in said, said
     # the readable files were segmented, on their own grids; nothing was written for the bad ones
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name.replace(".nii.gz", "_seg.nii.gz") for p in good)
     for path in good:
@@ -113,7 +118,7 @@ def test_folder_inference_skips_and_names_bad_files_then_fails(source, untrained
 
 
 # ------------------------------------------------------------------------------------------------------ training data
-@pytest.mark.parametrize(
+TRAINING_STAGES = pytest.mark.parametrize(
     "files,overrides",
     [
         (["train.json", "train_localiser.json"], {}),
@@ -122,12 +127,10 @@ def test_folder_inference_skips_and_names_bad_files_then_fails(source, untrained
     ],
     ids=["localiser", "translator", "unet1_bssfp"],
 )
-def test_training_refuses_a_bssfp_label_outside_the_label_set(dataset, untrained_weights, tmp_path, files, overrides):
-    path = dataset / "patient5_C0_manual.nii.gz"
-    image = nib.load(path)
-    label = np.asarray(image.dataobj).copy()
-    label[label == 500] = 1  # an LV in another dataset's convention (ACDC-like 1/2/3)
-    _rewrite(path, label, image.affine)
+
+
+def _refused_training(dataset: Path, untrained_weights: Path, tmp_path: Path, files: list[str], **overrides) -> str:
+    """Run a training stage that must be refused; return the messages; check it wrote no weights."""
     models = tmp_path / "models"
     shutil.copytree(untrained_weights / "localiser", models / "localiser")  # the translator crops around its mask
     with pytest.raises(Exception) as error:
@@ -139,10 +142,30 @@ def test_training_refuses_a_bssfp_label_outside_the_label_set(dataset, untrained
             output_dir=str(tmp_path / "eval"),
             **overrides,
         )
-    message = exception_messages(error.value)
-    assert "ValueError" in message and str(path) in message and "outside the label set" in message
     weights = [str(p.relative_to(models)) for p in models.rglob("*.pt")]
     assert weights == [os.path.join("localiser", "localiser.pt")], "a refused stage must not write weights"
+    return exception_messages(error.value)
+
+
+@TRAINING_STAGES
+def test_training_refuses_a_bssfp_stack_saved_as_one_2d_slice(dataset, untrained_weights, tmp_path, files, overrides):
+    for name in ("patient5_C0.nii.gz", "patient5_C0_manual.nii.gz"):
+        image = nib.load(dataset / name)
+        data = np.asarray(image.dataobj)
+        _rewrite(dataset / name, np.ascontiguousarray(data[..., data.shape[-1] // 2]), image.affine)
+    message = _refused_training(dataset, untrained_weights, tmp_path, files, **overrides)
+    assert "ValueError" in message and f"{dataset / 'patient5_C0'}" in message and ": 1 slice" in message
+
+
+@TRAINING_STAGES
+def test_training_refuses_a_bssfp_label_outside_the_label_set(dataset, untrained_weights, tmp_path, files, overrides):
+    path = dataset / "patient5_C0_manual.nii.gz"
+    image = nib.load(path)
+    label = np.asarray(image.dataobj).copy()
+    label[label == 500] = 1  # an LV in another dataset's convention (ACDC-like 1/2/3)
+    _rewrite(path, label, image.affine)
+    message = _refused_training(dataset, untrained_weights, tmp_path, files, **overrides)
+    assert "ValueError" in message and str(path) in message and "outside the label set" in message
 
 
 def _training_cases(dataset_dir: Path) -> dict:

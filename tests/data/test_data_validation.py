@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -59,6 +61,18 @@ def test_check_nifti_nan_and_inf(tmp_path, value):
     with pytest.raises(ValueError, match=r"nan\.nii\.gz holds 1 NaN/Inf"):
         check_nifti(path)
     assert check_nifti(path, allow_nan=True) == (4, 4, 2)
+
+
+def test_check_nifti_with_min_slices_refuses_a_2d_file_and_a_one_slice_stack(tmp_path):
+    stack = _save(tmp_path / "stack.nii.gz", np.zeros((4, 4, 2), np.float32))
+    assert check_nifti(stack, min_slices=2) == (4, 4, 2)
+    for name, shape in (("flat.nii.gz", (4, 4)), ("one.nii.gz", (4, 4, 1))):
+        path = _save(tmp_path / name, np.zeros(shape, np.float32))
+        assert check_nifti(path) == shape
+        with pytest.raises(ValueError, match=re.escape(f"{name}: 1 slice (shape {shape}), ") + ".*at least 2 slices"):
+            check_nifti(path, min_slices=2)
+    good, bad = partition_readable([stack, tmp_path / "flat.nii.gz"], min_slices=2)
+    assert good == [stack] and [path for path, _ in bad] == [str(tmp_path / "flat.nii.gz")]
 
 
 def test_check_nifti_missing_file(tmp_path):

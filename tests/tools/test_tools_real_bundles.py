@@ -320,7 +320,8 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     # per-axis output/input factor (an in-plane SR network: s, s; a through-plane HR segmenter: 1, 1, s)
     scales = tuple(o // i for i, o in zip(plane, probe["output_shape"][2:]))
     scale = scales[0]
-    grid = plane if len(plane) == 3 else (height, width, 1)  # the input volume written to disk
+    # the input volume written to disk: one slice, or the fewest a bundle that takes stacks accepts (`min_slices`)
+    grid = plane if len(plane) == 3 else (height, width, int(parser.get("min_slices", 1)))
     out_grid = tuple(n * f for n, f in zip(grid, scales + (1,) * (3 - len(scales))))
     # MONAI's verify_net_in_out takes the symbols' values (its defaults, p = n = 1, give 2x2 inputs)
     symbol_args = [f"--{k}" if k != "*" else "--any" for k in probe["values"]]

@@ -104,6 +104,17 @@ def test_as_volume_adds_a_slice_axis_and_refuses_what_the_model_cannot_take():
         AsVolumed("image")({"image": rgb})
 
 
+def test_as_volume_with_min_slices_refuses_a_2d_file_and_a_one_slice_stack_naming_it():
+    stack = MetaTensor(torch.zeros(1, 64, 64, 2))
+    assert AsVolumed("image", min_slices=2)({"image": stack})["image"] is stack
+    for shape in ((1, 64, 64), (1, 64, 64, 1)):
+        single = MetaTensor(torch.zeros(shape), meta={"filename_or_obj": "/data/patient1_LGE.nii.gz"})
+        with pytest.raises(ValueError, match=r"patient1_LGE.nii.gz: 1 slice .*at least 2 slices on the third axis"):
+            AsVolumed("image", min_slices=2)({"image": single})
+    with pytest.raises(ValueError, match="min_slices"):
+        AsVolumed("image", min_slices=0)
+
+
 def test_per_slice_normalises_each_slice_with_its_own_range():
     volume = MetaTensor(torch.stack([torch.linspace(0, 1, 16), torch.linspace(0, 100, 16)], -1).reshape(1, 4, 4, 2))
     scale = lambda x: (x - x.min()) / (x.max() - x.min())  # noqa: E731
