@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["OverlayWriter", "overlay_png"]
+__all__ = ["OverlayWriter", "busiest_slice", "overlay_png"]
 
 import os
 from collections.abc import Sequence
@@ -16,9 +16,13 @@ from ignite.engine import Engine, Events
 COLOURS = ("yellow", "red", "cyan")
 
 
+def _array(value: Any) -> np.ndarray:
+    return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+
+
 def _to_label_map(value: Any, key: str) -> np.ndarray:
     """``(C, H, W)`` one-hot/probabilities (C > 1) or ``(1, H, W)``/``(H, W)`` labels -> ``(H, W)`` int labels."""
-    array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    array = _array(value)
     if array.ndim == 3 and array.shape[0] > 1:
         return array.argmax(0)
     if array.ndim not in (2, 3):
@@ -28,12 +32,24 @@ def _to_label_map(value: Any, key: str) -> np.ndarray:
 
 def _to_image(value: Any, key: str) -> np.ndarray:
     """``(1, H, W)`` or ``(H, W)`` -> ``(H, W)`` float32 (the first channel of a multi-channel image)."""
-    array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+    array = _array(value).astype(np.float32)
     if array.ndim == 3:
         return array[0]
     if array.ndim != 2:
         raise ValueError(f"OverlayWriter draws 2D items: {key!r} has shape {array.shape}.")
     return array
+
+
+def busiest_slice(labels: Any) -> int:
+    """The index along the last axis of the slice with the most foreground in ``labels`` (a channel-first stack
+    ``(C, H, W, D)``: one-hot/probabilities, C > 1, count the channels after the first; else non-zero labels); the
+    middle slice when there is none."""
+    array = _array(labels)
+    if array.ndim != 4:
+        raise ValueError(f"busiest_slice takes a channel-first stack (C, H, W, D), got shape {array.shape}.")
+    foreground = array[1:].sum(0) if array.shape[0] > 1 else array[0] != 0
+    counts = foreground.reshape(-1, array.shape[-1]).sum(0)
+    return int(counts.argmax()) if counts.any() else array.shape[-1] // 2
 
 
 def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -67,8 +83,10 @@ def overlay_png(
                 continue
             if fill:
                 ax.imshow(np.ma.masked_where(labels == 0, labels).T, cmap="autumn", alpha=0.35, origin="lower")
-            if not labels.all():
-                ax.contour(labels.T, levels=np.arange(0.5, labels.max() + 0.5), colors=colour, linewidths=0.8)
+            if not labels.all():  # a level between each pair of label values present (e.g. 0/200/500/600)
+                values = np.unique(labels)
+                levels = (values[:-1] + values[1:]) / 2
+                ax.contour(labels.T, levels=levels, colors=colour, linewidths=0.8)
         ax.set_title(name)
         ax.axis("off")
     if title:
@@ -85,8 +103,11 @@ class OverlayWriter:
     (channel-first 2D: images ``(1, H, W)``, label maps ``(1, H, W)`` or one-hot ``(C, H, W)``). The default is the
     segmentation layout ``image | truth | prediction`` (``[["image", "image", []], ["truth", "image", ["label"]],
     ["prediction", "image", ["pred"]]]``, tinted); CycleGANSeg draws ``DTI | translated | real LGE`` with the manual
-    mask (yellow) and the Segmentor's masks (red) as outlines (``fill=False``). The case id is read from the output
-    item, else from the batch item (``case_key``), else the running index. Only rank 0 writes under torchrun.
+    mask (yellow) and the Segmentor's masks (red) as outlines (``fill=False``). A key missing from the output item is
+    read from the batch item (e.g. the input image loaded a second time, on the input grid, beside a prediction put
+    back there). Stacks ``(C, H, W, D)`` are drawn at one slice: the one where ``slice_key``'s label map has the most
+    foreground (:func:`busiest_slice`). The case id is read from the output item, else from the batch item
+    (``case_key``), else the running index. Only rank 0 writes under torchrun.
 
     Args:
         output_dir: folder for the PNG files (created).
@@ -95,10 +116,12 @@ class OverlayWriter:
         image_key, label_key, pred_key: keys of the default panels.
         case_key: key whose value names the file; ``None`` uses the running index.
         fill: tint the labelled region under each outline.
+        slice_key: for stacks, the label key whose busiest slice is drawn (every panel at that slice, its index in
+            the title); ``None``: items must be 2D.
 
     Raises:
         ValueError: naming ``panels`` when one is not ``[title, image_key, [label_keys]]``.
-        KeyError: naming the key when an output item lacks a key of ``panels``.
+        KeyError: naming the key when neither the output item nor the batch item has a key of ``panels``.
 
     Examples::
 
@@ -114,6 +137,7 @@ class OverlayWriter:
         pred_key: str = "pred",
         case_key: str | None = "case",
         fill: bool = True,
+        slice_key: str | None = None,
     ) -> None:
         if panels is None:
             panels = [["image", image_key, []], ["truth", image_key, [label_key]]]
@@ -129,6 +153,7 @@ class OverlayWriter:
         self.panels = parsed
         self.case_key = case_key
         self.fill = bool(fill)
+        self.slice_key = slice_key
         self._count = 0
 
     def attach(self, engine: Engine) -> None:
@@ -149,13 +174,25 @@ class OverlayWriter:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch] * len(items)
         for item, source in zip(items, batch):
+
+            def value(key: str, title: str) -> Any:
+                if key in item:
+                    return item[key]
+                if isinstance(source, dict) and key in source:
+                    return source[key]
+                raise KeyError(f"OverlayWriter: neither the output item nor the batch has {key!r} (panel {title!r}).")
+
+            index = None if self.slice_key is None else busiest_slice(value(self.slice_key, "slice_key"))
+
+            def at_slice(key: str, title: str) -> Any:
+                array = value(key, title)
+                return array if index is None else array[..., index]
+
             panels = []
             for title, image_key, label_keys in self.panels:
-                for key in (image_key, *label_keys):
-                    if key not in item:
-                        raise KeyError(f"OverlayWriter: the output item has no {key!r} (panel {title!r}).")
-                label_maps = [_to_label_map(item[key], key) for key in label_keys]
-                panels.append((title, _to_image(item[image_key], image_key), label_maps))
+                label_maps = [_to_label_map(at_slice(key, title), key) for key in label_keys]
+                panels.append((title, _to_image(at_slice(image_key, title), image_key), label_maps))
             case = self._case(item, source)
-            overlay_png(os.path.join(self.output_dir, f"{case}.png"), panels, title=case, fill=self.fill)
+            title = case if index is None else f"{case}, slice {index}"
+            overlay_png(os.path.join(self.output_dir, f"{case}.png"), panels, title=title, fill=self.fill)
             self._count += 1

@@ -346,7 +346,7 @@ def test_inference_writes_one_label_volume_per_input_lge_on_its_grid(pipeline):
         assert set(np.unique(label).tolist()) <= MSCMR_VALUES
 
 
-def test_evaluate_writes_per_case_csvs_for_the_evaluation_patients_only(pipeline):
+def test_evaluate_writes_per_case_csvs_and_overlays_for_the_evaluation_patients_only(pipeline):
     folder = pipeline["work"] / "eval" / "evaluate"
     patients = pipeline["evaluation_patients"]
     assert patients == ["patient1", "patient2", "patient3"]
@@ -357,6 +357,8 @@ def test_evaluate_writes_per_case_csvs_for_the_evaluation_patients_only(pipeline
         assert sorted(row[0] for row in rows[1:]) == patients, metric
         assert (folder / f"{metric}_summary.csv").is_file()
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no label volumes"
+    # one overlay per case: the LGE on its own grid, cut at the slice where the label has the most foreground
+    assert sorted(p.name for p in (folder / "overlays").iterdir()) == [f"{patient}.png" for patient in patients]
 
 
 def test_training_never_sees_an_evaluation_patient(pipeline):

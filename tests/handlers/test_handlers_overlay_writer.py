@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from common.handlers import OverlayWriter, overlay_png
+from common.handlers.overlay_writer import busiest_slice
 
 
 def _engine(items, batch=None):
@@ -73,3 +74,51 @@ def test_missing_key_and_bad_panels_raise(tmp_path):
         OverlayWriter(str(tmp_path), panels=[])
     with pytest.raises(ValueError, match="2D"):
         OverlayWriter(str(tmp_path), panels=[["x", "image", []]])(_engine([{"image": torch.zeros(1, 2, 4, 4)}]))
+
+
+def test_busiest_slice_is_the_slice_with_the_most_foreground_else_the_middle():
+    labels = torch.zeros(1, 8, 8, 5)
+    labels[0, :2, :2, 1], labels[0, :3, :3, 3] = 500, 200  # 4 and 9 voxels
+    assert busiest_slice(labels) == 3
+    one_hot = torch.cat([1 - (labels != 0).float(), (labels != 0).float()])
+    assert busiest_slice(one_hot) == 3  # channel 0 (background) is not counted
+    assert busiest_slice(torch.zeros(1, 8, 8, 5)) == 2
+    with pytest.raises(ValueError, match="stack"):
+        busiest_slice(torch.zeros(1, 8, 8))
+
+
+def test_stacks_are_drawn_at_the_busiest_slice_of_slice_key_with_the_image_from_the_batch(tmp_path, monkeypatch):
+    """A segmentation of a stack: the prediction and label on the input grid in the output item, the input image
+    (loaded again on that grid) only in the batch item; every panel is cut at the label's busiest slice."""
+    from common.handlers import overlay_writer
+
+    drawn = []
+    monkeypatch.setattr(overlay_writer, "overlay_png", lambda path, panels, title, fill: drawn.append((panels, title)))
+    label = torch.zeros(1, 16, 16, 6, dtype=torch.int64)
+    label[0, 4:8, 4:8, 4], label[0, 6:7, 6:7, 4], label[0, 4:6, 4:6, 1] = 500, 200, 600  # slice 4: 16 voxels
+    pred = torch.zeros_like(label)
+    source = torch.rand(1, 16, 16, 6)
+    writer = OverlayWriter(str(tmp_path), image_key="source", slice_key="label")
+    writer(
+        _engine([{"image": torch.rand(1, 8, 8, 3), "label": label, "pred": pred}], [{"case": "p1", "source": source}])
+    )
+    ((panels, title),) = drawn
+    assert title == "p1, slice 4"
+    assert [name for name, _, _ in panels] == ["image", "truth", "prediction"]
+    for _, image, _ in panels:
+        np.testing.assert_array_equal(image, source[0, :, :, 4].numpy())
+    np.testing.assert_array_equal(panels[1][2][0], label[0, :, :, 4].numpy())
+    assert not panels[2][2][0].any()
+    with pytest.raises(KeyError, match="neither the output item nor the batch"):
+        writer(_engine([{"label": label, "pred": pred}], [{"case": "p1"}]))
+
+
+def test_overlay_png_outlines_label_values_that_are_not_consecutive(tmp_path):
+    labels = np.zeros((16, 16), dtype=np.int64)
+    labels[2:12, 2:12], labels[4:10, 4:10], labels[6:8, 6:8] = 200, 500, 600  # MS-CMRSeg's values
+    overlay_png(str(tmp_path / "mscmr.png"), [("a", np.zeros((16, 16)), [labels])], fill=False)
+    overlay_png(str(tmp_path / "none.png"), [("a", np.zeros((16, 16)), [])], fill=False)
+    import matplotlib.image
+
+    drawn, none = (matplotlib.image.imread(str(tmp_path / f"{name}.png"))[..., :3] for name in ("mscmr", "none"))
+    assert (np.abs(drawn - none).max(-1) > 0.05).mean() > 0.01  # the outlines are drawn
