@@ -121,7 +121,13 @@ class ResumeFromLatest:
             key: obj for key, obj in self.load_dict.items() if isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
         }
         horizons = {key: _horizon(obj) for key, obj in schedulers.items()}
-        loader(engine)
+        try:
+            loader(engine)
+        except RuntimeError as error:  # load_state_dict's key or shape mismatch: another network than the config's
+            raise RuntimeError(
+                f"{path} does not fit this config's networks (written by another bundle version or config?): "
+                f"{error}; start afresh with --resume false, or move {self.ckpt_dir} away."
+            ) from error
         for key, scheduler in schedulers.items():
             self._keep_horizon(key, scheduler, horizons[key])
         self.loaded_path = path

@@ -6,9 +6,9 @@ high-resolution slices, then used as the decoder of :class:`common.nets.transmrs
 StyleSwin paper (section 3): a StyleGAN2 mapping network, a learned 4x4 constant, one layer per resolution
 ``4, 8, ..., size`` of style-modulated Swin blocks whose attention heads are split between regular and shifted
 windows ("double attention"), bilinear x2 upsampling between layers, and StyleGAN2's skip "toRGB" outputs. The
-discriminator is StyleGAN2's residual conv discriminator. StyleSwin's own (its ``models/discriminator.py``) is a
-wavelet one (SWAGAN's: the image enters as Haar sub-bands, again at every scale, through plain conv blocks), which it
-uses against the blocking artefacts of windowed attention; not built here (a known difference). Everything here is 2D.
+discriminator is StyleSwin's wavelet one (its ``models/discriminator.py``, after SWAGAN: the image enters as Haar
+sub-bands, again at every scale, through plain conv blocks), which StyleSwin uses against the blocking artefacts of
+windowed attention (TransMRSR 0.2.2 and earlier used StyleGAN2's residual discriminator). Everything here is 2D.
 
 Differences from the public StyleSwin code, each chosen on purpose:
 
@@ -21,8 +21,8 @@ Differences from the public StyleSwin code, each chosen on purpose:
   layer's own output, and the previous image is upsampled bilinearly (no blur kernel);
 - the AdaIN scale starts at 1 (the affine map's bias is 1 for the scale, 0 for the shift, as StyleGAN2's modulation);
 - widths are capped by ``max_channels`` so that tests and quick runs can use small networks;
-- the discriminator uses plain convolutions with PyTorch's default initialisation (no equalised learning rate,
-  no blur before downsampling: average pooling instead).
+- the discriminator uses plain convolutions and leaky ReLUs with PyTorch's default initialisation (no equalised
+  learning rate, no bias-and-sqrt(2) fused activation); its blur and Haar filters are StyleSwin's.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from common.nets.recompute import call_recomputed, check_recompute_resolutions
+from common.nets.wavelets import blur, haar_dwt, haar_iwt
 from monai.networks.layers.factories import Conv
 
 __all__ = ["StyleSwinGenerator", "StyleSwinDiscriminator", "WindowAttention", "styleswin_channels"]
@@ -615,21 +616,34 @@ class StyleSwinGenerator(nn.Module):
         return image
 
 
+class _FromImage(nn.Module):
+    """StyleSwin's ``FromRGB``: the image's Haar sub-bands, brought down one scale first (inverse transform,
+    anti-aliased x2 downsampling, transform again) except at the first scale, then 1x1 conv + lrelu to ``width``
+    features added to the running ones. Returns the sub-bands at this scale (for the next) and the features."""
+
+    def __init__(self, in_channels: int, width: int, downsample: bool) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.conv = _CONV(4 * in_channels, width, 1)
+
+    def forward(self, bands: torch.Tensor, features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.downsample:
+            bands = haar_dwt(blur(haar_iwt(bands), 1, stride=2))
+        out = F.leaky_relu(self.conv(bands), _LEAKY_SLOPE)
+        return bands, out if features is None else out + features
+
+
 class _DiscriminatorBlock(nn.Module):
-    """StyleGAN2's residual block: ``(conv3x3 -> lrelu -> conv3x3 -> avgpool -> lrelu) + (avgpool -> conv1x1)``,
-    the sum divided by ``sqrt(2)``; the resolution halves."""
+    """StyleSwin's ``ConvBlock``: conv3x3 + lrelu, then blur and conv3x3 of stride 2 + lrelu; the resolution halves."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv1 = _CONV(in_channels, in_channels, 3, padding=1)
-        self.conv2 = _CONV(in_channels, out_channels, 3, padding=1)
-        self.skip = _CONV(in_channels, out_channels, 1, bias=False)
+        self.conv2 = _CONV(in_channels, out_channels, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.leaky_relu(self.conv1(x), _LEAKY_SLOPE)
-        out = F.leaky_relu(F.avg_pool2d(self.conv2(out), 2), _LEAKY_SLOPE)
-        skip = self.skip(F.avg_pool2d(x, 2))
-        return (out + skip) / math.sqrt(2.0)
+        return F.leaky_relu(self.conv2(blur(out, 2)), _LEAKY_SLOPE)
 
 
 def _minibatch_group_size(batch: int, max_group: int = 4) -> int:
@@ -638,29 +652,34 @@ def _minibatch_group_size(batch: int, max_group: int = 4) -> int:
 
 
 class StyleSwinDiscriminator(nn.Module):
-    """StyleGAN2's residual discriminator (Karras et al., 2020); StyleSwin's is a Haar-wavelet one (module docstring).
+    """StyleSwin's wavelet discriminator (its ``models/discriminator.py``, after SWAGAN, Gal et al., 2021).
 
-    1x1 conv from ``in_channels`` (+ lrelu); one residual block per halving from ``size`` down to 4x4 (widths from
-    :func:`styleswin_channels`); the minibatch standard deviation channel (the std of each feature over a group of
-    samples, averaged over channels and pixels; group size the largest divisor of ``B`` up to 4, so any batch size
-    works); conv3x3 (+ lrelu), flatten, linear (+ lrelu), linear to one logit. Leaky ReLU slope 0.2. Plain
-    convolutions and linears with PyTorch's default initialisation (no equalised learning rate, no blur).
+    The image enters as its Haar sub-bands (:func:`common.nets.wavelets.haar_dwt`, ``size / 2``) and again at every
+    lower scale (the sub-bands brought down by inverse transform, anti-aliased x2 downsampling and transform): at
+    each scale ``size / 2, ..., 8`` a 1x1 conv + lrelu of the sub-bands is added to the running features, then a
+    conv block (conv3x3 + lrelu, blur and conv3x3 of stride 2 + lrelu) halves the resolution; at 4x4 the last
+    sub-bands are added the same way. Then the minibatch standard deviation channel (the std of each feature over a
+    group of samples, averaged over channels and pixels; group size the largest divisor of ``B`` up to 4, so any
+    batch size works); conv3x3 (+ lrelu), flatten, linear (+ lrelu), linear to one logit. Widths from
+    :func:`styleswin_channels` as StyleSwin's (the features at scale ``size / 2`` have the width of ``size``, each
+    block gives the width of the scale it halves to). Leaky ReLU slope 0.2. Plain convolutions and linears with
+    PyTorch's default initialisation (StyleSwin: equalised learning rate and a scaled, biased leaky ReLU).
 
     Shapes: ``(B, in_channels, size, size) -> (B, 1)`` raw logits (use a non-saturating / softplus loss outside).
 
-    Args:
-        size: input side, a power of 2 in ``[8, 1024]``.
-        in_channels: image channels (1).
-        channel_multiplier: as the generator's.
-        max_channels: cap of every width.
+        Args:
+            size: input side, a power of 2 in ``[16, 1024]``.
+            in_channels: image channels (1).
+            channel_multiplier: as the generator's.
+            max_channels: cap of every width.
 
-    Raises:
-        ValueError: naming the offending argument, or at call time an input of the wrong shape.
+        Raises:
+            ValueError: naming the offending argument, or at call time an input of the wrong shape.
 
-    Examples::
+        Examples::
 
-        >>> StyleSwinDiscriminator(size=16, max_channels=16)(torch.zeros(3, 1, 16, 16)).shape
-        torch.Size([3, 1])
+            >>> StyleSwinDiscriminator(size=16, max_channels=16)(torch.zeros(3, 1, 16, 16)).shape
+            torch.Size([3, 1])
     """
 
     #: the minibatch standard deviation mixes the samples of a batch: its real and fake images must not be stacked
@@ -673,12 +692,18 @@ class StyleSwinDiscriminator(nn.Module):
         super().__init__()
         _check_int("in_channels", in_channels, 1)
         widths = styleswin_channels(size, channel_multiplier, max_channels)
+        if size < 16:
+            raise ValueError(f"size must be at least 16 for the wavelet discriminator, got {size}.")
         self.size, self.in_channels = size, in_channels
-        self.from_image = _CONV(in_channels, widths[size], 1)
-        self.blocks = nn.Sequential(
-            *[_DiscriminatorBlock(widths[r], widths[r // 2]) for r in sorted(widths, reverse=True) if r > 4]
+        scales = [r for r in sorted(widths, reverse=True) if 4 < r < size]  # size / 2, ..., 8
+        # the width at each scale (StyleSwin's in_channel): that of ``size`` at the first, then what the block gave
+        inputs = [widths[size]] + [widths[r] for r in scales[1:]]
+        self.from_images = nn.ModuleList(
+            [_FromImage(in_channels, width, downsample=r != size // 2) for r, width in zip(scales, inputs)]
         )
+        self.blocks = nn.ModuleList([_DiscriminatorBlock(width, widths[r // 2]) for r, width in zip(scales, inputs)])
         final = widths[4]
+        self.from_image_4 = _FromImage(in_channels, final, downsample=True)
         self.final_conv = _CONV(final + 1, final, 3, padding=1)
         self.final_linear = nn.Linear(final * 4 * 4, final)
         self.logit = nn.Linear(final, 1)
@@ -707,7 +732,11 @@ class StyleSwinDiscriminator(nn.Module):
                 f"StyleSwinDiscriminator expects (B, {self.in_channels}, {self.size}, {self.size}), "
                 f"got {tuple(x.shape)}."
             )
-        out = self.blocks(F.leaky_relu(self.from_image(x), _LEAKY_SLOPE))
+        bands, out = haar_dwt(x), None
+        for from_image, block in zip(self.from_images, self.blocks):
+            bands, out = from_image(bands, out)
+            out = block(out)
+        _, out = self.from_image_4(bands, out)
         out = F.leaky_relu(self.final_conv(self.minibatch_stddev(out)), _LEAKY_SLOPE)
         out = F.leaky_relu(self.final_linear(out.flatten(1)), _LEAKY_SLOPE)
         return self.logit(out)

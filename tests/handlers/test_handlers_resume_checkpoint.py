@@ -88,6 +88,20 @@ def test_resume_disabled_does_not_load(tmp_path):
     assert seen == [1, 2]
 
 
+def test_resume_from_a_checkpoint_of_another_network_names_the_file_and_the_fix(tmp_path):
+    """A train_state written for other networks (e.g. an earlier bundle version's discriminator) is not loaded
+    half-way: the run stops naming the checkpoint, what did not fit and how to start afresh."""
+    _trainer(1, handlers=[lambda o: CheckpointSaver(str(tmp_path), o, save_interval=1)])[0].run()
+    (path,) = tmp_path.glob("*.pt")
+    trainer, objects = _trainer(2)
+    objects["network"] = nn.Linear(3, 1)  # another network under the same key
+    ResumeFromLatest(tmp_path, objects).attach(trainer)
+    with pytest.raises(RuntimeError) as error:
+        trainer.run()
+    message = str(error.value)
+    assert str(path) in message and "size mismatch" in message and "--resume false" in message, message
+
+
 def test_resume_needs_objects(tmp_path):
     with pytest.raises(ValueError, match="load_dict"):
         ResumeFromLatest(tmp_path, {})

@@ -217,10 +217,41 @@ def test_generator_blocks_split_heads_between_regular_and_shifted_windows():
 def test_discriminator_logits_for_any_batch(batch):
     torch.manual_seed(0)
     dis = StyleSwinDiscriminator(size=16, max_channels=16)
-    assert len(dis.blocks) == 2  # 16 -> 8 -> 4
+    assert len(dis.blocks) == 1  # the sub-bands are 8x8, one block to 4x4
     with torch.no_grad():
         out = dis(torch.randn(batch, 1, 16, 16))
     assert tuple(out.shape) == (batch, 1) and torch.isfinite(out).all()
+
+
+def test_discriminator_sees_the_image_at_every_scale_through_its_haar_sub_bands():
+    """StyleSwin's wavelet discriminator at 64 px: sub-bands enter at 32, 16, 8 and 4 px, each through its own 1x1
+    conv (4 sub-bands of the 1 channel in), whose weights all get gradients; widths as StyleSwin's table."""
+    from common.nets.styleswin import styleswin_channels
+
+    torch.manual_seed(0)
+    dis = StyleSwinDiscriminator(size=64, max_channels=32)
+    widths = styleswin_channels(64, max_channels=32)
+    entries = [*dis.from_images, dis.from_image_4]
+    assert [m.downsample for m in entries] == [False, True, True, True]
+    assert [m.conv.in_channels for m in entries] == [4] * 4
+    assert [m.conv.out_channels for m in entries] == [widths[64], widths[16], widths[8], widths[4]]
+    assert [b.conv2.out_channels for b in dis.blocks] == [widths[16], widths[8], widths[4]]
+    dis(torch.randn(2, 1, 64, 64)).sum().backward()
+    for index, module in enumerate(entries):
+        assert module.conv.weight.grad.abs().sum() > 0, f"the sub-bands of scale {index} do not reach the logit"
+
+
+def test_discriminator_tells_blocking_artefacts_apart_through_the_high_bands():
+    """The high Haar bands carry what windowed attention gets wrong: a 2x2-block image (each block constant: its
+    high bands are exactly zero) and the same image with a +-1 checkerboard added differ only there."""
+    from common.nets.wavelets import haar_dwt
+
+    smooth = torch.rand(1, 1, 8, 8).repeat_interleave(2, -1).repeat_interleave(2, -2)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1.0
+    smooth_bands, checked_bands = haar_dwt(smooth), haar_dwt(smooth + checker)
+    assert torch.equal(smooth_bands[:, 1:], torch.zeros_like(smooth_bands[:, 1:]))
+    torch.testing.assert_close(checked_bands[:, 0], smooth_bands[:, 0])  # the low band is blind to it
+    torch.testing.assert_close(checked_bands[:, 3], torch.full((1, 8, 8), -2.0))  # all in the diagonal band
 
 
 def test_minibatch_stddev_hand_values():
@@ -274,3 +305,5 @@ def test_bad_inputs_raise_naming_the_shape():
         dis(torch.randn(2, 1, 32, 32))
     with pytest.raises(ValueError, match="size"):
         StyleSwinDiscriminator(size=12)
+    with pytest.raises(ValueError, match="at least 16"):
+        StyleSwinDiscriminator(size=8)
