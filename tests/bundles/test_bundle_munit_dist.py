@@ -3,11 +3,11 @@ sharded folder inference, with ``multi_gpu_train.json`` / ``multi_gpu_inference.
 
 - the heart localiser through ``monai.bundle``'s command line under torchrun: exit 0, ``localiser/localiser.pt``
   written once;
-- the translator and the four U-Net cascade stages in one torchrun (a driver runs each stage's ``ConfigWorkflow``
-  in turn, as ``monai.bundle run`` does, in one process group: a torchrun start costs ~25 s on 2 cores), with the
-  synthetic set written by rank 0 in between (``generate.json`` is a single-process step): each stage trains on its
-  own shard per rank, ends with the same weights on both ranks, and only rank 0 writes them, once; after
-  ``unet2_ft`` rank 0 alone writes ``model.pt`` (the cascade and the localiser);
+- the translator, the synthetic set and the four U-Net cascade stages in one torchrun (a driver runs each stage's
+  ``ConfigWorkflow`` in turn, as ``monai.bundle run`` does, in one process group: a torchrun start costs ~25 s on 2
+  cores): each training stage trains on its own shard per rank, ends with the same weights on both ranks, and only
+  rank 0 writes them, once; after ``unet2_ft`` rank 0 alone writes ``model.pt`` (the cascade and the localiser);
+  ``generate.json`` translates each rank's share of the cases and writes the set that one process writes;
 - ``inference.json`` + ``multi_gpu_inference.json`` through the command line: every output written once.
 """
 
@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, rank_logs, torchrun, torchrun_failure
+from bundle_test_utils import bundle_cli, rank_logs, run_tiny, torchrun, torchrun_failure
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
@@ -61,9 +61,6 @@ def main(bundle, plan_file, out_dir):
     record, logging_file = {}, os.path.join(configs, "logging.conf")
     for step in json.load(open(plan_file)):
         print("=== step", step["name"], flush=True)
-        if step.get("rank0_only") and distributed.rank() != 0:
-            dist.barrier()
-            continue
         workflow = ConfigWorkflow(
             config_file=[os.path.join(configs, f) for f in step["files"]],
             meta_file=os.path.join(configs, "metadata.json"),
@@ -76,7 +73,7 @@ def main(bundle, plan_file, out_dir):
         workflow.run()
         workflow.finalize()
         dist.barrier()  # the next step starts once every rank is done, as the next torchrun command would
-        if step.get("rank0_only"):
+        if not step.get("networks"):  # not a training stage
             continue
         parser = workflow.parser
         trainer = parser.get_parsed_content("train#trainer")
@@ -145,7 +142,7 @@ def ddp_localiser(work) -> dict:
 
 @pytest.fixture(scope="module")
 def ddp_stages(work, ddp_localiser) -> dict:
-    """The translator, the synthetic set (rank 0) and the four cascade stages, in one torchrun."""
+    """The translator, the synthetic set and the four cascade stages, in one torchrun."""
     assert ddp_localiser["proc"].returncode == 0, torchrun_failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
     root = work["root"]
     common = {key: str(value) for key, value in work["common"].items()}
@@ -159,9 +156,8 @@ def ddp_stages(work, ddp_localiser) -> dict:
         },
         {
             "name": "generate",
-            "files": ["train.json", "generate.json", "tiny.json"],
-            "overrides": common,
-            "rank0_only": True,
+            "files": ["train.json", "generate.json", *multi],
+            "overrides": {**common, "dist_finalize": None},
         },
         *(
             {
@@ -273,10 +269,27 @@ def test_only_rank0_writes_and_each_stage_writes_its_weights_once(work, ddp_stag
         assert [p.name for p in (models / "member_0" / f"train_state_{stage}").iterdir()] == ["checkpoint_epoch=1.pt"]
     assert sorted(p.name for p in models.iterdir()) == ["localiser", "member_0", "model.pt", "translator"]
     assert [p.name for p in models.glob("*.pt")] == ["model.pt"]  # what MONAI Label's bundle task loads
-    # the synthetic set was written by rank 0 alone, between the translator and the fine-tuning stages
+    # the synthetic set: each rank translated its share of the 3 labelled bSSFP volumes, rank 0 wrote the datalist
     datalist = json.loads((work["synthetic"] / "set_0" / "datalist.json").read_text())
     assert len(datalist["training"]) == 15
-    assert "synthetic LGE set: 15 volumes" in log0["generate"] and "synthetic LGE" not in log1["generate"]
+    assert "synthetic LGE set: 15 volumes" in log0["generate"] and "synthetic LGE set" not in log1["generate"]
+    progress = [re.findall(r"synthetic LGE: (\d)/3", log["generate"]) for log in (log0, log1)]
+    assert progress == [["1", "3"], ["2"]], progress
+
+
+def test_the_synthetic_set_of_two_ranks_is_the_set_of_one_process(work, ddp_stages, tmp_path):
+    """generate.json under torchrun writes the files and datalist that one process writes from the same translator:
+    every rank draws the style codes of every case in order and keeps its own."""
+    common = {key: str(value) for key, value in work["common"].items()}
+    run_tiny(BUNDLE, ["train.json", "generate.json"], **{**common, "synthetic_dir": str(tmp_path)})
+    two_ranks, one = work["synthetic"] / "set_0", tmp_path / "set_0"
+    assert json.loads((two_ranks / "datalist.json").read_text()) == json.loads((one / "datalist.json").read_text())
+    names = sorted(p.name for p in one.glob("*.nii.gz"))
+    assert len(names) == 18 and names == sorted(p.name for p in two_ranks.glob("*.nii.gz"))  # 3 x (5 styles + label)
+    for name in names:
+        a, b = nib.load(two_ranks / name), nib.load(one / name)
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj), err_msg=name)
+        np.testing.assert_array_equal(a.affine, b.affine)
 
 
 def test_sharded_inference_writes_every_output_once(work, ddp_inference):

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from common.checkpoint import load_weights, require_weights
+from common.distributed import barrier, rank, world_size
 from common.nets import translate
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ def write_synthetic_set(
     MS-CMRSeg values) beside it. ``out_dir/datalist.json`` lists the pairs (``{"training": [{"image", "label"}]}``,
     paths relative to it). A ``seed`` gives the same set again; an ensemble member uses its own seed.
 
+    Under torchrun (``multi_gpu_train.json``) each rank translates every ``world_size``-th case and rank 0 writes
+    the datalist of all: the same files as one process (every rank draws the style codes of every case, in order,
+    and keeps its own), in a ``1 / world_size`` of the time.
+
     Args:
         cases: ``[{"case", "image", "label"}]`` labelled bSSFP volumes (``scripts.cases.training_cases``).
         translator: ``(gen_a, gen_b)`` from :func:`load_translator`.
@@ -84,20 +89,25 @@ def write_synthetic_set(
         raise FileExistsError(
             f"{out_dir} already holds a synthetic set; pass --overwrite true to replace it, or another --member."
         )
+    barrier()  # every rank has checked the folder before any rank writes into it
     os.makedirs(out_dir, exist_ok=True)
     gen_a, gen_b = translator
     device = next(gen_b.parameters()).device
     style_dim = getattr(gen_b, "module", gen_b).style_dim
     generator = torch.Generator().manual_seed(int(seed))
     items, start = [], time.perf_counter()
+    grouped = torch.distributed.is_available() and torch.distributed.is_initialized()
+    own, ranks = (rank(), world_size()) if grouped else (0, 1)  # a process group: multi_gpu_train.json
     for index, case in enumerate(cases):
+        styles = torch.randn(int(num_styles), style_dim, 1, 1, generator=generator)  # drawn on every rank
+        if index % ranks != own:
+            continue
         data = transform({"image": case["image"], "label": case["label"]})
         image, label = data["image"], data["label"]
         affine = np.asarray(image.affine, dtype=np.float64)
         name = case.get("case") or os.path.basename(case["image"]).split(".")[0]
         label_file = f"{name}_C0_manual.nii.gz"
         _save(np.asarray(label[0]), affine, os.path.join(out_dir, label_file), np.uint16)
-        styles = torch.randn(int(num_styles), style_dim, 1, 1, generator=generator)
         volumes = np.zeros((int(num_styles), *image.shape[1:]), np.float32)
         with torch.no_grad():
             for z in range(image.shape[-1]):
@@ -106,12 +116,25 @@ def write_synthetic_set(
         for j, volume in enumerate(volumes):
             image_file = f"{name}_style{j}_LGE.nii.gz"
             _save(volume, affine, os.path.join(out_dir, image_file), np.float32)
-            items.append({"image": image_file, "label": label_file, "case": name, "style": j})
-        elapsed = time.perf_counter() - start
-        eta = elapsed / (index + 1) * (len(cases) - index - 1)
+            items.append({"image": image_file, "label": label_file, "case": name, "style": j, "index": index})
+        done = index // ranks + 1
+        eta = (time.perf_counter() - start) / done * (len(cases[own::ranks]) - done)
         logger.info(f"synthetic LGE: {index + 1}/{len(cases)} {name} x{num_styles} styles, eta {eta:.0f} s")
+    items = _gathered(items, ranks)
     datalist = os.path.join(out_dir, "datalist.json")
-    with open(datalist, "w") as f:
-        json.dump({"training": items, "num_styles": int(num_styles), "seed": int(seed)}, f, indent=2)
-    logger.info(f"synthetic LGE set: {len(items)} volumes -> {out_dir}")
+    if own == 0:
+        with open(datalist, "w") as f:
+            json.dump({"training": items, "num_styles": int(num_styles), "seed": int(seed)}, f, indent=2)
+        logger.info(f"synthetic LGE set: {len(items)} volumes -> {out_dir}")
+    barrier()  # the datalist exists when any rank returns
     return datalist
+
+
+def _gathered(items: list[dict], ranks: int) -> list[dict]:
+    """Every rank's items, in case order (then style), without the ``index`` used to order them."""
+    if ranks > 1:
+        shares: list[list[dict] | None] = [None] * ranks
+        torch.distributed.all_gather_object(shares, items)
+        items = [item for share in shares for item in share or []]
+    ordered = sorted(items, key=lambda item: (item["index"], item["style"]))
+    return [{key: value for key, value in item.items() if key != "index"} for item in ordered]
