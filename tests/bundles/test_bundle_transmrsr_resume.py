@@ -193,3 +193,22 @@ def test_sr_with_resume_false_starts_over(fresh, tmp_path):
     again = _run(SR, **common, epochs=2, resume=False)
     assert again["epochs"] == [1, 2] and again["handlers"][0].loaded_path is None
     assert again["trainer"].state.iteration == 2 * again["trainer"].state.epoch_length
+
+
+def test_sr_stops_early_when_validation_psnr_stops_improving(fresh, tmp_path):
+    """The paper's early stop on validation PSNR (MONAI's EarlyStopHandler on ``val_psnr``): with a patience of 1
+    validation and an improvement of 1000 dB required, a run launched for 4 epochs stops after epoch 2 (epoch 1's
+    validation sets the best; epoch 2's does not beat it by 1000 dB); with a patience of 4 validations it runs all 4
+    (3 without improvement after the first)."""
+    models = _sr_models(fresh, tmp_path / "models")
+    common = {"dataset_dir": str(fresh["data"]), "ckpt_dir": str(models), "output_dir": str(tmp_path / "eval")}
+    stopped = _run(SR, **common, epochs=4, val_interval=1, early_stop_patience=1, early_stop_min_delta=1000.0)
+    assert stopped["epochs"] == [1, 2]
+    assert stopped["trainer"].state.epoch == 2 and stopped["trainer"].should_terminate
+    assert file_names(models / "train_state") == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]  # none later
+    assert (models / "model.pt").is_file()
+
+    full = _sr_models(fresh, tmp_path / "full")
+    common["ckpt_dir"] = str(full)
+    ran = _run(SR, **common, epochs=4, val_interval=1, early_stop_patience=4, early_stop_min_delta=1000.0)
+    assert ran["epochs"] == [1, 2, 3, 4]
