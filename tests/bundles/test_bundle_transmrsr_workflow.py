@@ -407,3 +407,37 @@ def test_benchmark_inference_scaling_times_tiled_volumes_and_writes_each_plane(p
         (output,) = (tmp_path / f"slices_{n}" / "out").glob("*_sr.nii.gz")
         shape = nib.load(output).shape
         assert shape[1] == n and shape[0] == source.shape[0] and shape[2] == source.shape[2] * SCALE, shape
+
+
+def test_x8_trains_into_its_own_folder_on_the_shared_prior_and_super_resolves_x8_volumes(pipeline, tmp_path):
+    """The documented x8 path: ``--scale 8 --ckpt_dir models_x8 --prior_dir models/prior`` trains next to the x4
+    model on the same prior (which stays as it was), records x8, and ``inference.json --scale 8 --ckpt_dir
+    models_x8`` turns x8 thick volumes into volumes on their truth's grid."""
+    models, data = pipeline["models"], pipeline["data"]
+    prior_before = {p.name: p.read_bytes() for p in (models / "prior").iterdir() if p.is_file()}
+    models_x8 = tmp_path / "models_x8"
+    _run(
+        ["train.json"],
+        dataset_dir=str(data),
+        ckpt_dir=str(models_x8),
+        prior_dir=str(models / "prior"),
+        output_dir=str(tmp_path / "eval"),
+        scale=8,
+        **SR_RUN,
+    )
+    assert json.loads((models_x8 / "trained_scale.json").read_text()) == {"scale": 8}
+    # it found the prior through --prior_dir (SR refuses to start without prior.pt and centroids.pt)
+    assert (models_x8 / "model.pt").is_file() and not (models_x8 / "prior").exists()
+    assert {p.name: p.read_bytes() for p in (models / "prior").iterdir() if p.is_file()} == prior_before
+    with bundle_scripts(BUNDLE):
+        from scripts.prepare_lowres import prepare_lowres
+
+        thick = [Path(p) for p in prepare_lowres(str(data), str(tmp_path / "thick"), scale=8, axis=AXIS)]
+    inputs, out = tmp_path / "thick" / "x8", tmp_path / "outputs"
+    _run(["inference.json"], dataset_dir=str(inputs), ckpt_dir=str(models_x8), scale=8, output_dir=str(out))
+    for path in thick:
+        sr, affine = _nifti(out / path.name.replace(".nii.gz", "_sr.nii.gz"))
+        truth, truth_affine = _nifti(inputs / "truth" / path.name)
+        assert sr.shape == truth.shape and _nifti(path)[0].shape[AXIS] * 8 == truth.shape[AXIS]
+        np.testing.assert_allclose(affine, truth_affine, atol=1e-4)
+        assert np.isfinite(sr).all()
