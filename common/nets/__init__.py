@@ -5,7 +5,7 @@ from __future__ import annotations
 from common.nets.cascaded_unet import CascadedUNet, UNetBN
 from common.nets.edsr import EDSRBaseline
 from common.nets.encoders import ENCODER_NAMES, ConvNeXtEncoder, ResNetEncoder, SwinEncoder, build_encoder
-from common.nets.flavr import FLAVRSelfSR, load_plain_into_uasr
+from common.nets.flavr import FLAVRSelfSR, from_flavr_names, load_plain_into_uasr
 from common.nets.hr_seg_unet import HRSegUNet
 from common.nets.latent_centroids import kmeans, latent_centroids, load_centroids, save_centroids
 from common.nets.localised_network import LocalisedNetwork
@@ -45,6 +45,7 @@ from common.nets.transmrsr import ChannelSplitScaleShift, TransMRSR, nearest_cen
 __all__ = [
     "EDSRBaseline",
     "FLAVRSelfSR",
+    "from_flavr_names",
     "HRSegUNet",
     "load_plain_into_uasr",
     "kmeans",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["FLAVRSelfSR", "keys_cubic_weights", "load_plain_into_uasr"]
+__all__ = ["FLAVRSelfSR", "from_flavr_names", "keys_cubic_weights", "load_plain_into_uasr"]
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -433,3 +434,39 @@ def load_plain_into_uasr(uasr: FLAVRSelfSR, plain_state: Mapping[str, torch.Tens
     state.update(loaded)
     uasr.load_state_dict(state)
     return [name for name in state if name not in loaded]
+
+
+#: FLAVR's ``UNet_3D_3D`` decoder list index -> this module's decoder name
+_FLAVR_DECODERS = {"0": "decoder3", "1": "decoder2", "2": "decoder1", "3": "decoder0", "4": "decoder_out"}
+#: FLAVR's parameter names (tarun005/FLAVR ``model/Unet_3D_3D_interpolate.py``, ``model/resnet_3D_Unet.py``, without
+#: BatchNorm) -> this module's, as (pattern, replacement) rules applied in order
+_FLAVR_RENAMES = (
+    (r"^encoder\.stem\.0\.", "stem.0."),
+    (r"^encoder\.(layer\d+\.\d+)\.conv([12])\.0\.", r"\1.conv\2."),
+    (r"^encoder\.(layer\d+\.\d+)\.fg\.attn_layer\.0\.", r"\1.gate.attention."),
+    (r"^encoder\.(layer\d+\.\d+)\.downsample\.0\.", r"\1.shortcut."),
+    (r"^decoder\.(\d)\.(?:conv|upconv)\.0\.", lambda m: f"{_FLAVR_DECODERS[m.group(1)]}.0."),
+    (r"^decoder\.(\d)\.(?:conv|upconv)\.1\.attn_layer\.0\.", lambda m: f"{_FLAVR_DECODERS[m.group(1)]}.1.attention."),
+    (r"^feature_fuse\.conv\.0\.", "head.feature_fuse."),
+    (r"^outconv\.1\.", "head.outconv.1."),
+)
+
+
+def from_flavr_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A FLAVR frame-interpolation ``state_dict`` (``module.`` prefix already stripped) under this module's names.
+
+    FLAVR nests its convolutions in ``Sequential`` wrappers (``encoder.layer1.0.conv1.0.weight``, the gating as
+    ``fg.attn_layer.0``, the decoder as a list ``decoder.0..4``); :class:`FLAVRSelfSR` names the same tensors
+    ``layer1.0.conv1.weight``, ``gate.attention``, ``decoder3..decoder_out``. Names without a rule (e.g. BatchNorm
+    parameters of a model trained with it) are left out; names already in this module's form are kept as they are.
+    """
+    renamed = {}
+    for name, tensor in state.items():
+        new = name
+        for pattern, replacement in _FLAVR_RENAMES:
+            new = re.sub(pattern, replacement, new)
+            if new != name:
+                break
+        if new != name or not name.startswith(("encoder.", "decoder.", "feature_fuse.", "outconv.")):
+            renamed[new] = tensor
+    return renamed

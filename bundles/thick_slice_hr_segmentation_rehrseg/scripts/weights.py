@@ -8,7 +8,7 @@ import logging
 
 import torch
 from common.checkpoint import extract_state_dict
-from common.nets import load_plain_into_uasr
+from common.nets import from_flavr_names, load_plain_into_uasr
 from monai.networks.utils import copy_model_state
 
 logger = logging.getLogger(__name__)
@@ -18,8 +18,10 @@ def initialise_sr(network: torch.nn.Module, init_weights: str | None) -> int:
     """Start the plain self-SR network from a video frame-interpolation checkpoint, or say that it starts from scratch.
 
     REHRSeg initialises FLAVR from its public 4x frame-interpolation weights (a download we never make). With
-    ``init_weights`` the tensors whose names and shapes match are copied (the 2-channel stem and the heads differ,
-    as in the public code, and stay random) and their number is logged; none matching is refused.
+    ``init_weights`` (FLAVR's own checkpoint, its ``state_dict`` under FLAVR's names, ``module.`` prefix or not, or a
+    checkpoint of this network) the tensors whose names (FLAVR's mapped by ``common.nets.from_flavr_names``) and
+    shapes match are copied: FLAVR's encoder and decoder; its 3-channel stem and its heads differ from this 2-channel
+    network's, as in the public code, and stay random. The number copied is logged; none matching is refused.
 
     Returns:
         The number of tensors copied (0 without ``init_weights``).
@@ -30,11 +32,13 @@ def initialise_sr(network: torch.nn.Module, init_weights: str | None) -> int:
     if init_weights is None:
         logger.info("self-SR: no frame-interpolation checkpoint (init_weights is null): training from scratch.")
         return 0
-    state = extract_state_dict(torch.load(init_weights, map_location="cpu", weights_only=True), path=init_weights)
+    checkpoint = torch.load(init_weights, map_location="cpu", weights_only=True)
+    state = from_flavr_names(extract_state_dict(checkpoint, path=init_weights))
     _, copied, _ = copy_model_state(network, state, inplace=True)
     if not copied:
         raise ValueError(f"{init_weights}: no tensor matches the self-SR network by name and shape; is it FLAVR's?")
-    logger.info(f"self-SR: {len(copied)} tensors initialised from {init_weights}.")
+    left = len(network.state_dict()) - len(copied)
+    logger.info(f"self-SR: {len(copied)} tensors initialised from {init_weights}; {left} keep their initialisation.")
     return len(copied)
 
 
