@@ -19,6 +19,8 @@ __all__ = [
     "init",
     "finalize",
     "barrier",
+    "gather_objects",
+    "in_process_group",
     "rank",
     "world_size",
     "is_rank0",
@@ -126,6 +128,21 @@ def barrier() -> None:
     """Wait for every rank (``torch.distributed.barrier``); a no-op without a process group."""
     if _initialized():
         dist.barrier()
+
+
+def in_process_group() -> bool:
+    """Whether a process group is initialised (a torchrun run with a ``multi_gpu_*.json`` overlay)."""
+    return _initialized()
+
+
+def gather_objects(value: T) -> list[T]:
+    """Every rank's ``value`` in rank order (``torch.distributed.all_gather_object``); ``[value]`` without a process
+    group. Collective: every rank must call it."""
+    if not _initialized() or dist.get_world_size() == 1:
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def _current_rank() -> int:

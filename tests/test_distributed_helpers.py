@@ -98,3 +98,11 @@ def test_wrap_ddp_on_one_process_group(no_torchrun, tmp_path):
     finally:
         distributed.finalize()
     assert not dist.is_initialized()
+
+
+def test_gather_objects_without_a_process_group_is_this_ranks_value_alone():
+    from common.distributed import gather_objects, in_process_group
+
+    assert not in_process_group()
+    rows = [{"case": "a"}]
+    assert gather_objects(rows) == [rows]  # two ranks' rows: tests/bundles/test_bundle_*_dist.py under torchrun

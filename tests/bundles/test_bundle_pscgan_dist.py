@@ -149,3 +149,31 @@ def test_the_cascade_written_under_torchrun_loads_with_the_frozen_phases_unchang
         frozen = _load(work["single"] / phase / f"{phase}.pt")
         cascade = {k.removeprefix(f"{phase}."): v for k, v in model.items() if k.startswith(f"{phase}.")}
         assert set(cascade) == set(frozen) and all(torch.equal(cascade[k], frozen[k]) for k in frozen), phase
+
+
+def test_sharded_inference_writes_every_output_and_one_clinical_report_of_all_cases(work, ddp, tmp_path):
+    """``inference.json`` + ``multi_gpu_inference.json`` on 3 cine stacks over 2 ranks: each stack's outputs written
+    once, and rank 0 writes the clinical CSVs of every rank's stacks, equal to those of one process."""
+    import csv
+
+    _require(ddp["seg"])
+    inputs = tmp_path / "cine"
+    inputs.mkdir()
+    cases = ("case001", "case002", "case003")
+    for case in cases:
+        shutil.copy(work["data"] / case / f"{case}_cine.nii.gz", inputs)
+    infer = {"dataset_dir": inputs, "ckpt_dir": ddp["seg"]["models"], **FAST}
+    log_dir = tmp_path / "logs"
+    files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
+    proc = torchrun(BUNDLE, _cli(files, {**infer, "output_dir": tmp_path / "sharded"}), log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    single_infer = {"dataset_dir": str(inputs), "ckpt_dir": str(ddp["seg"]["models"]), **FAST}
+    run_tiny(BUNDLE, ["inference.json"], **single_infer, output_dir=str(tmp_path / "single"))
+    sharded, single = _files(tmp_path / "sharded"), _files(tmp_path / "single")
+    assert sharded == single and len([name for name in single if name.endswith(".nii.gz")]) == 2 * len(cases)
+    for name in ("clinical_cases.csv", "clinical_segments.csv"):
+        with open(tmp_path / "sharded" / name) as a, open(tmp_path / "single" / name) as b:
+            rows, expected = list(csv.DictReader(a)), list(csv.DictReader(b))
+        assert rows == expected, name
+    with open(tmp_path / "sharded" / "clinical_cases.csv") as f:
+        assert [row["case"] for row in csv.DictReader(f)] == [f"{case}_cine" for case in cases]

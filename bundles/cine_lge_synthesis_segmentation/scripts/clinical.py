@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from common.distributed import gather_objects, rank
 from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
 from common.transforms import in_plane_spacing
 from monai.data import MetaTensor
@@ -157,7 +158,15 @@ class ClinicalReport:
             self.segments += segments
 
     def completed(self, engine: Any) -> None:
+        # under torchrun (multi_gpu_inference.json) each rank analysed its own share of the files: rank 0 writes
+        # every rank's rows, in case order, once
+        shares = gather_objects((self.cases, self.segments))
+        if rank() != 0:
+            return
+        cases = sorted((row for share, _ in shares for row in share), key=lambda row: str(row["case"]))
+        order = {row["case"]: index for index, row in enumerate(cases)}
+        segments = sorted((row for _, share in shares for row in share), key=lambda row: order[row["case"]])
         os.makedirs(self.output_dir, exist_ok=True)
         cases_path, segments_path = self.paths()
-        write_rows(cases_path, CASE_FIELDS, self.cases)
-        write_rows(segments_path, SEGMENT_FIELDS, self.segments)
+        write_rows(cases_path, CASE_FIELDS, cases)
+        write_rows(segments_path, SEGMENT_FIELDS, segments)

@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from common.checkpoint import load_weights, require_weights
-from common.distributed import barrier, rank, world_size
+from common.distributed import barrier, gather_objects, in_process_group, rank, world_size
 from common.nets import translate
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ def write_synthetic_set(
     style_dim = getattr(gen_b, "module", gen_b).style_dim
     generator = torch.Generator().manual_seed(int(seed))
     items, start = [], time.perf_counter()
-    grouped = torch.distributed.is_available() and torch.distributed.is_initialized()
-    own, ranks = (rank(), world_size()) if grouped else (0, 1)  # a process group: multi_gpu_train.json
+    own, ranks = (rank(), world_size()) if in_process_group() else (0, 1)  # a group: multi_gpu_train.json
     for index, case in enumerate(cases):
         styles = torch.randn(int(num_styles), style_dim, 1, 1, generator=generator)  # drawn on every rank
         if index % ranks != own:
@@ -120,7 +119,7 @@ def write_synthetic_set(
         done = index // ranks + 1
         eta = (time.perf_counter() - start) / done * (len(cases[own::ranks]) - done)
         logger.info(f"synthetic LGE: {index + 1}/{len(cases)} {name} x{num_styles} styles, eta {eta:.0f} s")
-    items = _gathered(items, ranks)
+    items = _in_case_order(gather_objects(items))
     datalist = os.path.join(out_dir, "datalist.json")
     if own == 0:
         with open(datalist, "w") as f:
@@ -130,11 +129,7 @@ def write_synthetic_set(
     return datalist
 
 
-def _gathered(items: list[dict], ranks: int) -> list[dict]:
+def _in_case_order(shares: list[list[dict]]) -> list[dict]:
     """Every rank's items, in case order (then style), without the ``index`` used to order them."""
-    if ranks > 1:
-        shares: list[list[dict] | None] = [None] * ranks
-        torch.distributed.all_gather_object(shares, items)
-        items = [item for share in shares for item in share or []]
-    ordered = sorted(items, key=lambda item: (item["index"], item["style"]))
+    ordered = sorted((item for share in shares for item in share), key=lambda item: (item["index"], item["style"]))
     return [{key: value for key, value in item.items() if key != "index"} for item in ordered]
