@@ -12,12 +12,12 @@ LGE-equivalent image with the real LGE (both scaled per slice to [-1, 1] as in t
 - ``segments.csv``: per AHA segment, predicted and true scar presence and transmurality;
 - ``summary.json``: the cohort's means, Pearson r and Bland-Altman bias / limits of agreement of scar size and
   ratio, and segment-level localisation and transmurality sensitivity / specificity, and
-  ``bland_altman_scar_size.png`` / ``bland_altman_scar_ratio.png``.
+  ``bland_altman_scar_size_mm2.png`` / ``bland_altman_scar_ratio.png``.
 """
 
 from __future__ import annotations
 
-__all__ = ["predict_stack", "evaluate", "SLICE_METRICS"]
+__all__ = ["predict_stack", "evaluate", "paired_segments", "SLICE_METRICS"]
 
 import json
 import os
@@ -101,6 +101,22 @@ def _slice_scores(pred: np.ndarray, truth: np.ndarray, synthesis: np.ndarray, lg
     return out
 
 
+def paired_segments(case: str, pred_segments: list[dict], true_segments: list[dict]) -> list[dict]:
+    """One row per AHA segment of the truth (``analyse_stack``'s rows, keyed by slice and segment): its scar and
+    transmurality flags against the prediction's in the same segment. A truth segment the prediction has no row for
+    (e.g. no predicted myocardium on that slice) counts as predicted without scar: a missed scar is a false negative,
+    not left out of the sensitivity."""
+    pred_by_key = {(r["slice"], r["segment"]): r for r in pred_segments}
+    rows = []
+    for t in true_segments:
+        r = pred_by_key.get((t["slice"], t["segment"]), {"has_scar": False, "transmural": False})
+        rows.append(
+            {"case": case, "slice": t["slice"], "segment": t["segment"], "has_scar_pred": r["has_scar"],
+             "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"]}
+        )  # fmt: skip
+    return rows
+
+
 def evaluate(
     network: torch.nn.Module,
     cases: list[dict[str, str]],
@@ -154,15 +170,7 @@ def evaluate(
             case_row[f"{key}_pred"] = pred_case[key]
             case_row[f"{key}_true"] = true_case[key]
         case_rows.append(case_row)
-        truth_by_key = {(r["slice"], r["segment"]): r for r in true_segments}
-        for r in pred_segments:
-            t = truth_by_key.get((r["slice"], r["segment"]))
-            if t is None:
-                continue
-            segment_rows.append(
-                {"case": case["case"], "slice": r["slice"], "segment": r["segment"], "has_scar_pred": r["has_scar"],
-                 "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"]}
-            )  # fmt: skip
+        segment_rows += paired_segments(case["case"], pred_segments, true_segments)
     summary: dict[str, Any] = {"n_cases": len(case_rows), "n_slices": len(slice_rows)}
     summary.update({m: float(np.nanmean([r[m] for r in slice_rows])) for m in SLICE_METRICS})
     aucs = [r["scar_auc"] for r in case_rows if np.isfinite(r["scar_auc"])]
