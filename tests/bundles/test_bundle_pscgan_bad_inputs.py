@@ -266,3 +266,23 @@ def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):
     except Exception as error:
         assert str(synthesis) in exception_messages(error)
     assert synthesis.stat().st_mtime_ns == before, f"{synthesis} was replaced without --overwrite true"
+
+
+# ------------------------------------------------------------------------------------------------------ evaluation
+@pytest.mark.parametrize("kind", ["label_values", "lge_grid", "label_grid", "cine_frames", "nan_lge", "corrupt_label"])
+def test_evaluation_refuses_a_bad_test_case_naming_the_file_before_scoring(kind, source, models, tmp_path):
+    """evaluate.json checks its test cases with the training's checks (same messages) before any is scored."""
+    dataset = Path(shutil.copytree(source, tmp_path / "CineLGE"))
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        test_case = scripts.cases.patient_split(str(dataset), fractions=FRACTIONS)["test"][-1]["case"]
+    paths, words = _spoil(kind, dataset / test_case)
+    out = tmp_path / "eval"
+    message = _refused(
+        ["inference.json", "evaluate.json"], dataset_dir=str(dataset), ckpt_dir=str(models), output_dir=str(out),
+        fractions=FRACTIONS,
+    )  # fmt: skip
+    assert all(str(path) in message for path in paths), message
+    assert all(word in message for word in words), (words, message)
+    assert not out.exists() or not list(out.iterdir()), "nothing is written for a refused evaluation"
