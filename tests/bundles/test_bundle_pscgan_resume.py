@@ -10,6 +10,8 @@ learning-rate schedule (constant Adam, paper 6.3), so extending a finished run w
 - Pri (``train.json``) from ``models/pri/train_state``: both ways above, and the log says where it resumed;
 - Seg (``train.json`` + ``train_seg.json``, conditioned on the frozen Pri and Sys) from ``models/seg/train_state``:
   killed and resumed; the frozen phases come from ``pri.pt`` / ``sys.pt`` again and ``model.pt`` holds them unchanged.
+- Sys (``train.json`` + ``train_sys.json``, conditioned on the frozen Pri) from ``models/sys/train_state``: killed and
+  resumed, ``sys.pt`` (the best validation PSNR) as the uninterrupted run's.
 
 Bit equality needs the random streams of epoch 2 (the loader's shuffle) to be the same in both runs: the bundle's
 ``common.handlers.SeedEachEpoch`` seeds them from ``(seed, epoch, rank)`` at the start of every epoch, so the resumed
@@ -186,3 +188,36 @@ def test_seg_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, earl
         assert same_state(
             {k.removeprefix(f"{phase}."): v for k, v in model.items() if k.startswith(f"{phase}.")}, frozen
         )
+
+
+# ------------------------------------------------------------------------------------------------- phase II (Sys)
+def test_sys_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, earlier_phases, tmp_path):
+    """Sys (the LGE-equivalent synthesis, conditioned on the frozen Pri; ``sys.pt`` the best validation PSNR): killed
+    after epoch 1 and run again, it ends where the uninterrupted 2-epoch run does, ``sys.pt`` included."""
+
+    def args(work: Path) -> dict:
+        models = work / "models"
+        (models / "pri").mkdir(parents=True)
+        shutil.copy(earlier_phases / "pri" / "pri.pt", models / "pri")
+        return {
+            "dataset_dir": str(data),
+            "ckpt_dir": str(models),
+            "output_dir": str(work / "eval"),
+            "fractions": FRACTIONS,
+        }
+
+    reference = _run(SYS, **args(tmp_path / "reference"), epochs=2)
+    assert reference["epochs"] == [1, 2] and set(reference["trainer"].frozen_networks) == {"pri"}
+    reference_models = tmp_path / "reference" / "models"
+
+    killed_args = args(tmp_path / "killed")
+    models = tmp_path / "killed" / "models"
+    state = models / "sys" / "train_state"
+    killed = _run(SYS, **killed_args, epochs=2, kill_after=1)
+    assert killed["killed"] and killed["epochs"] == [1]
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
+
+    resumed = _run(SYS, **killed_args, epochs=2)
+    _resumed_like_the_reference(resumed, state, reference_models / "sys" / "train_state")
+    assert same_state(load_state(models / "sys" / "sys.pt"), load_state(reference_models / "sys" / "sys.pt"))
+    assert same_state(load_state(models / "pri" / "pri.pt"), load_state(earlier_phases / "pri" / "pri.pt"))
