@@ -1,4 +1,4 @@
-"""Resuming the training stages of the REHRSeg bundle: the plain self-SR network and the segmenter.
+"""Resuming the training stages of the REHRSeg bundle: the plain self-SR network, the UASR network and the segmenter.
 
 A run launched for 2 epochs and killed after epoch 1 (an exception raised once the epoch's checkpoint is on disk,
 as when a process dies after its save) is run again with the same command (``resume`` is true by default): it
@@ -8,6 +8,7 @@ run, bit for bit on the CPU:
 
 - the plain self-SR network (``train.json`` + ``train_sr.json``) from ``models/sr/plain_state``; the killed run
   leaves no ``plain.pt``, which the next stage would take for a finished network;
+- the UASR network (+ ``train_uasr.json``, started from ``plain.pt``) from ``models/sr/uasr_state``;
 - the segmenter with structural KD and the uncertainty weighting (``train.json``) from ``models/train_state``.
 
 Bit equality needs the random streams of epoch 2 (crops, flips, batch order) to be the same in both runs: the
@@ -176,3 +177,37 @@ def test_segmenter_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, sta
     extended = _run(SEG, **args, epochs=2)
     assert extended["epochs"] == [2]
     assert extended["lrs"] == seg_reference["lrs"][3:], f"epoch 2 trained at {extended['lrs']}"
+
+
+# ---------------------------------------------------------------------------------------------- the UASR network
+def test_uasr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, stage1, tmp_path):
+    """The UASR stage starts from plain.pt on every launch (``initialise_uasr``); a resumed launch then loads its
+    ``models/sr/uasr_state`` over that start, so it ends where the uninterrupted 2-epoch run does, ``uasr.pt``
+    included, and the killed launch leaves no ``uasr.pt`` for pseudo_hr.json to take for a finished network."""
+    uasr = [*SR, "train_uasr.json"]
+
+    def args(work: Path) -> dict:
+        (work / "models" / "sr").mkdir(parents=True)
+        shutil.copy(stage1 / "sr" / "plain.pt", work / "models" / "sr")
+        return _sr_args(data, work)
+
+    reference = _run(uasr, **args(tmp_path / "reference"), epochs=2)
+    assert reference["epochs"] == [1, 2]
+    reference_sr = tmp_path / "reference" / "models" / "sr"
+
+    killed_args = args(tmp_path / "killed")
+    sr = tmp_path / "killed" / "models" / "sr"
+    killed = _run(uasr, **killed_args, epochs=2, kill_after=1)
+    assert killed["killed"] and killed["epochs"] == [1]
+    assert file_names(sr / "uasr_state") == ["checkpoint_epoch=1.pt"] and not (sr / "uasr.pt").exists()
+
+    resumed = _run(uasr, **killed_args, epochs=2)
+    assert resumed["handlers"][0].loaded_path == str(sr / "uasr_state" / "checkpoint_epoch=1.pt")
+    assert resumed["epochs"] == [2] and resumed["lrs"] == reference["lrs"][len(resumed["lrs"]) :]
+    final = load_state(sr / "uasr_state" / "checkpoint_epoch=2.pt")
+    expected = load_state(reference_sr / "uasr_state" / "checkpoint_epoch=2.pt")
+    assert set(final) == set(expected)
+    for key in final:
+        assert same_state(final[key], expected[key]), key
+    assert same_state(load_state(sr / "uasr.pt"), load_state(reference_sr / "uasr.pt"))
+    assert same_state(load_state(sr / "plain.pt"), load_state(stage1 / "sr" / "plain.pt")), "plain.pt is only read"
