@@ -5,6 +5,8 @@
   and finished, ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and each loads
   strictly into its network (the UASR model fine-tuned from the plain one on both ranks);
 - the pseudo-HR data in one process (``pseudo_hr.json`` is a single-process step);
+- ``inference.json`` + ``multi_gpu_inference.json``: each rank segments its share, every output written once and
+  equal to one process's;
 - the segmenter (``train.json``) with structural KD and the uncertainty-weighted LR loss under torchrun (a driver runs
   the stage's ``ConfigWorkflow`` as ``monai.bundle run`` does and records what each rank trained): each rank trains
   its shard, the segmenter (DDP) and the KD ``distiller`` (not DDP-wrapped: ``common.engines.HRSegTrainer``
@@ -20,6 +22,8 @@ import math
 import re
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, run_tiny, torchrun, torchrun_failure
@@ -276,3 +280,26 @@ def test_only_rank0_writes_in_the_segmenter_stage(work, ddp_seg):
     assert [p.name for p in models.glob("*.pt")] == ["model.pt"]  # what MONAI Label's bundle task loads
     pids = _event_pids(work["root"] / "eval" / "train")
     assert pids and set(pids) == {r0["pid"]}, (pids, r0["pid"], r1["pid"])  # rank 1 built no TensorBoard writer
+
+
+# ---------------------------------------------------------------------------------------- sharded folder inference
+def test_sharded_inference_writes_every_output_once_as_one_process_does(work, ddp_seg, tmp_path):
+    """``inference.json`` + ``multi_gpu_inference.json`` over the 5 thick-slice volumes on 2 ranks: each HR
+    segmentation written once, by the rank that read it, equal to the one-process output."""
+    inputs = work["data"] / "imagesTr"
+    infer = {"dataset_dir": inputs, "ckpt_dir": work["models"]}
+    log_dir = tmp_path / "logs"
+    files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
+    proc = torchrun(BUNDLE, _cli(files, {**infer, "output_dir": tmp_path / "sharded"}), log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    run_tiny(BUNDLE, ["inference.json"], **{k: str(v) for k, v in infer.items()}, output_dir=str(tmp_path / "single"))
+    names = sorted(p.name for p in (tmp_path / "single").iterdir())
+    assert len(names) == len(list(inputs.glob("*.nii.gz"))) == 5
+    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == names
+    for name in names:
+        a, b = nib.load(tmp_path / "sharded" / name), nib.load(tmp_path / "single" / name)
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj), err_msg=name)
+        np.testing.assert_allclose(a.affine, b.affine)
+    shares = [re.findall(r"file \d+/(\d+) (\S+)", log) for log in rank_logs(log_dir)]
+    read = [sorted(name for _, name in share) for share in shares]
+    assert [len(r) for r in read] == [3, 2] and not set(read[0]) & set(read[1]), read
