@@ -118,8 +118,8 @@ def _tiles(name: str, root: Path, n: int) -> list[Image.Image]:
             tiles.append(_tile(image[:, :, z], label[:, :, z], f"{case['case']} axial"))
             y = image.shape[1] // 2  # coronal, superior up
             tiles.append(_tile(image[:, y, ::-1], label[:, y, ::-1], "coronal"))
-    elif name == "Meningioma":  # coronal through the lesion: thick-slice image + LR label, then the HR truth
-        truth = {case["case"]: case for case in hr_truth_cases(Path(root).parent / "Meningioma_HR")}
+    elif name in ("Meningioma", "CardiacThick"):  # coronal through the label: thick slices + LR label, the HR truth
+        truth = {case["case"]: case for case in hr_truth_cases(Path(root).parent / f"{name}_HR")}
         for case in nnunet_cases(root)[: max(1, n // 2)]:
             image, label = _volume(case["image"]), _volume(case["label"])
             hr_image, hr_label = _volume(truth[case["case"]]["image"]), _volume(truth[case["case"]]["label"])

@@ -10,6 +10,7 @@ See common/README.md ("Data") and DESIGN.md section 2. Quick start::
 from __future__ import annotations
 
 from common.data.brain import BRAIN_LABELS, BrainPhantom, load_mni152, mni152_paths
+from common.data.cardiac_thick import CARDIAC_THICK_LABELS, write_cardiac_thick
 from common.data.cine_lge import cine_lge_cases, write_cine_lge
 from common.data.class_balance import CLASS_WEIGHTINGS, class_pixel_counts, class_weights_for, median_frequency_weights
 from common.data.degradation import (
@@ -89,6 +90,7 @@ __all__ = [
     "render_meningioma",
     "enhancement_ratio",
     "MENINGIOMA_LABELS",
+    "CARDIAC_THICK_LABELS",
     # writers
     "DATASETS",
     "DEFAULT_SIZES",
@@ -106,6 +108,7 @@ __all__ = [
     "write_ixi",
     "write_meningioma",
     "write_cine_lge",
+    "write_cardiac_thick",
     "write_nifti",
     # readers
     "dti_lge_mi_cases",

@@ -41,15 +41,25 @@ __all__ = [
 ]
 
 #: Dataset folder names, in writing order.
-DATASETS = ("DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma", "CineLGE")  # append only: _CODES seeds
+DATASETS = (  # append only: _CODES seeds
+    "DTI_LGE_MI", "EMIDEC", "ACDC", "MSCMRSeg", "IXI", "Meningioma", "CineLGE", "CardiacThick",
+)  # fmt: skip
 
 #: Number of cases per dataset written by default and with ``small=True``.
-DEFAULT_SIZES = {"DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40, "CineLGE": 100}
-SMALL_SIZES = {"DTI_LGE_MI": 6, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4, "CineLGE": 4}
+DEFAULT_SIZES = {
+    "DTI_LGE_MI": 48, "EMIDEC": 20, "ACDC": 20, "MSCMRSeg": 10, "IXI": 6, "Meningioma": 40, "CineLGE": 100,
+    "CardiacThick": 20,
+}  # fmt: skip
+SMALL_SIZES = {
+    "DTI_LGE_MI": 6, "EMIDEC": 3, "ACDC": 3, "MSCMRSeg": 3, "IXI": 4, "Meningioma": 4, "CineLGE": 4, "CardiacThick": 4,
+}  # fmt: skip
 
 _CODES = {name: index + 11 for index, name in enumerate(DATASETS)}
 # relative seconds per case
-_COST = {"IXI": 10.0, "Meningioma": 8.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0, "CineLGE": 1.0}
+_COST = {
+    "IXI": 10.0, "Meningioma": 8.0, "ACDC": 4.0, "MSCMRSeg": 3.0, "EMIDEC": 1.5, "DTI_LGE_MI": 1.0, "CineLGE": 1.0,
+    "CardiacThick": 1.0,
+}  # fmt: skip
 _INTENSITY_GAIN = 1000.0  # float phantom units -> int16 scanner-like units
 
 
@@ -495,7 +505,7 @@ def write_default_data(
     Args:
         out: output root; each dataset gets its folder (``out/DTI_LGE_MI``, ``out/EMIDEC``, ``out/ACDC``,
             ``out/MSCMRSeg``, ``out/IXI`` + ``out/IXI_tissue``, ``out/Meningioma`` + ``out/Meningioma_HR``,
-            ``out/CineLGE``).
+            ``out/CineLGE``, ``out/CardiacThick`` + ``out/CardiacThick_HR``).
         seed: data seed; the same seed writes the same files.
         small: tiny versions for tests (:data:`SMALL_SIZES` cases, small grids, same layouts).
         datasets: subset of :data:`DATASETS` (default all).
@@ -521,7 +531,8 @@ def write_default_data(
         raise ValueError(f"datasets must be names from {DATASETS}, got unknown {unknown}.")
     sizes = SMALL_SIZES if small else DEFAULT_SIZES
     out = Path(out)
-    siblings = {"IXI": ("IXI_tissue",), "Meningioma": ("Meningioma_HR",)}  # second folders written beside
+    # second folders written beside
+    siblings = {"IXI": ("IXI_tissue",), "Meningioma": ("Meningioma_HR",), "CardiacThick": ("CardiacThick_HR",)}
     for name in names:
         for folder in (name, *siblings.get(name, ())):
             _check_empty(out / folder, overwrite)
@@ -543,6 +554,10 @@ def write_default_data(
             from common.data.meningioma import _plan_meningioma  # here: meningioma imports this module
 
             plans[name] = _plan_meningioma(out, n, seed, overwrite, small)
+        elif name == "CardiacThick":
+            from common.data.cardiac_thick import _plan_cardiac_thick  # here: cardiac_thick imports this module
+
+            plans[name] = _plan_cardiac_thick(out, n, seed, overwrite, small)
         else:
             from common.data.cine_lge import _plan_cine_lge  # here: cine_lge imports this module
 

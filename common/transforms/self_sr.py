@@ -211,14 +211,22 @@ class RandInPlaneCropd(Randomizable, MapTransform):
     MONAI's spatial crops take one box for all keys, which cannot serve an LR volume with ``Z`` slices and its HR
     label with ``s * Z`` slices at once; this crop leaves the through-plane axis whole and cuts the same in-plane
     window from every key, centred on a foreground voxel of ``foreground_key`` with probability ``foreground_prob``.
-    Volumes smaller than ``roi_size`` in-plane are zero-padded at the end.
+    Volumes smaller than ``roi_size`` in-plane are zero-padded at the end. With ``slice_multiple`` > 1 the
+    through-plane axis is cut too, to the largest multiple of it, at a random start (a network whose strides need it:
+    a real stack has any number of slices); a key with ``k`` times the slices of the thinnest-sliced key (the HR grid)
+    is cut at ``k`` times the start and length, so LR and HR stay aligned.
 
     Args:
         keys: channel-first volumes ``(C, X, Y, Z)`` with equal in-plane sizes.
         roi_size: in-plane crop size (two ints, in the order of the in-plane axes).
-        axis: spatial through-plane axis (not cropped).
+        axis: spatial through-plane axis (not cropped unless ``slice_multiple`` > 1).
         foreground_key: a label whose voxels > 0 can centre the crop (through-plane index ignored).
         foreground_prob: probability of a foreground-centred crop.
+        slice_multiple: the through-plane size (of the key with the fewest slices) is cut to a multiple of this.
+
+    Raises:
+        ValueError: naming the file, for in-plane sizes that differ, through-plane sizes that are not multiples of
+            the smallest, or fewer slices than ``slice_multiple``.
     """
 
     def __init__(
@@ -228,6 +236,7 @@ class RandInPlaneCropd(Randomizable, MapTransform):
         axis: int = 2,
         foreground_key: str | None = None,
         foreground_prob: float = 0.5,
+        slice_multiple: int = 1,
     ) -> None:
         MapTransform.__init__(self, keys)
         if axis not in (0, 1, 2):
@@ -236,6 +245,28 @@ class RandInPlaneCropd(Randomizable, MapTransform):
             raise ValueError(f"roi_size must be two positive in-plane sizes, got {roi_size!r}.")
         self.roi_size, self.axis = [int(r) for r in roi_size], int(axis)
         self.foreground_key, self.foreground_prob = foreground_key, float(foreground_prob)
+        if int(slice_multiple) < 1:
+            raise ValueError(f"slice_multiple must be a positive integer, got {slice_multiple!r}.")
+        self.slice_multiple = int(slice_multiple)
+
+    def _slice_window(self, d: Mapping[Hashable, torch.Tensor]) -> tuple[int, int]:
+        """``(start, length)`` on the fewest-sliced grid: the through-plane cut (whole axis for ``slice_multiple``
+        1)."""
+        counts = {key: int(d[key].shape[self.axis + 1]) for key in self.keys}
+        fewest = min(counts.values())
+        for key, count in counts.items():
+            if count % fewest:
+                raise ValueError(
+                    f"{source_name(d, key)}: {count} slices, not a multiple of the {fewest} of the thinnest-sliced key."
+                )
+        length = fewest - fewest % self.slice_multiple
+        if length == 0:
+            key = min(counts, key=counts.get)
+            raise ValueError(
+                f"{source_name(d, key)}: {fewest} slice(s) along axis {self.axis}; the network needs a multiple of "
+                f"{self.slice_multiple} (at least {self.slice_multiple})."
+            )
+        return (self.R.randint(fewest - length + 1) if length < fewest else 0), length
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -252,11 +283,16 @@ class RandInPlaneCropd(Randomizable, MapTransform):
             if len(voxels):
                 centre = voxels[self.R.randint(len(voxels))].tolist()
         starts = [int(np.clip(c - r // 2, 0, max(n - r, 0))) for c, r, n in zip(centre, self.roi_size, sizes)]
+        slice_start, slice_length = self._slice_window(d)
+        fewest = min(int(d[key].shape[self.axis + 1]) for key in self.keys)
         for key in self.keys:
             value = d[key]
             index: list[slice] = [slice(None)] * 4
             for a, start, r in zip(in_plane, starts, self.roi_size):
                 index[a + 1] = slice(start, start + r)
+            if slice_length < fewest:
+                k = int(value.shape[self.axis + 1]) // fewest  # 1 on the LR grid, the slice factor on the HR grid
+                index[self.axis + 1] = slice(k * slice_start, k * (slice_start + slice_length))
             cropped = value[tuple(index)]
             pad = [0] * 6  # torch.nn.functional.pad: (left, right) pairs from the last axis backwards
             for a, r in zip(in_plane, self.roi_size):

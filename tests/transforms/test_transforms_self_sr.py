@@ -83,6 +83,36 @@ def test_in_plane_crop_is_the_same_window_on_both_grids():
     assert small["lr"][:, 6:].abs().sum() == 0
 
 
+def test_in_plane_crop_with_slice_multiple_cuts_both_grids_to_aligned_whole_multiples():
+    """A stack of 11 thick slices for a network whose strides need a multiple of 2: 10 consecutive slices at a random
+    start, and the HR grid's 40 thin slices under them; without slice_multiple nothing is cut through-plane."""
+    lr = torch.arange(8 * 8 * 11, dtype=torch.float32).reshape(1, 8, 8, 11)
+    hr = lr.repeat_interleave(4, dim=3)
+    crop = RandInPlaneCropd(["lr", "hr"], roi_size=(8, 8), axis=2, slice_multiple=2)
+    crop.set_random_state(0)
+    starts = set()
+    for _ in range(20):
+        out = crop({"lr": lr, "hr": hr})
+        assert out["lr"].shape == (1, 8, 8, 10) and out["hr"].shape == (1, 8, 8, 40)
+        torch.testing.assert_close(out["hr"][..., ::4], out["lr"])
+        start = int(out["lr"][0, 0, 0, 0])  # voxel (0, 0, 0, z) holds z
+        starts.add(start)
+        torch.testing.assert_close(out["lr"], lr[..., start : start + 10])
+    assert starts == {0, 1}, "both windows of 10 slices are drawn"
+    even = RandInPlaneCropd(["lr", "hr"], roi_size=(8, 8), axis=2, slice_multiple=2)(
+        {"lr": lr[..., :10], "hr": hr[..., :40]}
+    )
+    assert torch.equal(even["lr"], lr[..., :10]), "a stack already a multiple is kept whole"
+    for bad, match in (
+        ({"lr": lr[..., :1], "hr": hr[..., :4]}, "1 slice"),
+        ({"lr": lr, "hr": hr[..., :42]}, "not a multiple"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            crop(bad)
+    with pytest.raises(ValueError, match="slice_multiple"):
+        RandInPlaneCropd(["lr"], roi_size=(8, 8), slice_multiple=0)
+
+
 def test_check_thick_slices_refuses_too_few_slices_naming_the_file():
     affine = np.diag([1.0, 1.0, 4.0, 1.0])
     image = MetaTensor(torch.zeros(1, 8, 8, 3), affine=affine, meta={"filename_or_obj": "/x/case_0000.nii.gz"})

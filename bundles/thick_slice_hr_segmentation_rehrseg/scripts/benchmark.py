@@ -344,7 +344,7 @@ def _test_cases(dataset_dir: str) -> list[dict]:
 
     split = _split()
     test = subject_split(dataset_dir, fractions=split["fractions"], seed=split["split_seed"])["test"]
-    hr_dir = os.path.join(os.path.dirname(dataset_dir), "Meningioma_HR")
+    hr_dir = os.path.normpath(dataset_dir) + "_HR"  # as evaluate.json's hr_dir
     cases = []
     for item in hr_truth_datalist(test, hr_dir):
         lr_image, _ = _read(item["image"])
