@@ -1,0 +1,64 @@
+"""PSCGAN's clinical rows on known inputs: the case row of a drawn stack (``scripts.clinical.analyse_stack``, what the
+inference CSVs hold), and the cohort evaluation's AHA segments paired from the truth: a scar the prediction misses on
+a slice where it found no myocardium (so no segment rows) is a false negative, not left out (Table 2's segment
+sensitivity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from bundle_test_utils import bundle_scripts
+from common.metrics import segment_detection
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cine_lge_synthesis_segmentation"
+
+
+def _segment(slice_: int, segment: int, scar: bool, transmural: bool = False) -> dict:
+    return {"slice": slice_, "segment": segment, "has_scar": scar, "transmural": transmural}
+
+
+def test_a_truth_segment_without_a_predicted_row_counts_as_predicted_without_scar():
+    with bundle_scripts(BUNDLE):
+        from scripts.evaluate import paired_segments
+
+    truth = [_segment(0, 1, True, True), _segment(0, 2, False), _segment(1, 3, True)]
+    # slice 1: no predicted myocardium, no rows; slice 2 holds a predicted segment the truth does not have
+    pred = [_segment(0, 1, True, False), _segment(0, 2, False), _segment(2, 5, True)]
+    rows = paired_segments("case007", pred, truth)
+    assert [(r["slice"], r["segment"]) for r in rows] == [(0, 1), (0, 2), (1, 3)]
+    assert rows[2] == {"case": "case007", "slice": 1, "segment": 3, "has_scar_pred": False, "has_scar_true": True,
+                       "transmural_pred": False, "transmural_true": False}  # fmt: skip
+    found = segment_detection([r["has_scar_pred"] for r in rows], [r["has_scar_true"] for r in rows])
+    assert (found["tp"], found["fn"], found["tn"], found["fp"]) == (1, 1, 1, 0) and found["sensitivity"] == 0.5
+    transmural = segment_detection([r["transmural_pred"] for r in rows], [r["transmural_true"] for r in rows])
+    assert transmural["fn"] == 1 and transmural["sensitivity"] == 0.0
+
+
+def test_analyse_stack_sums_a_drawn_stack_in_mm2_from_the_affine_and_skips_slices_without_myocardium():
+    """The clinical CSV's case row on a drawn 3-slice stack at 1.5 x 2.0 mm (the spacing read from the affine, not
+    given): scar size and myocardium area summed over the slices with myocardium, the scar ratio of the totals."""
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import analyse_stack
+
+    x, y = np.meshgrid(np.arange(48) - 23.5, np.arange(48) - 23.5, indexing="ij")
+    radius = np.hypot(x, y)
+    ring = (radius >= 8) & (radius < 12)
+    seg = np.zeros((48, 48, 3), dtype=np.int64)
+    for k in (0, 2):  # slice 1 holds no heart
+        seg[..., k][radius < 8] = 1
+        seg[..., k][ring] = 2
+    sector = ring & (x > 0) & (np.abs(y) < 4)  # a transmural scar wedge on slice 0
+    seg[..., 0][sector] = 3
+    cine = np.where(seg == 1, 1.0, 0.2).astype(np.float32)
+    affine = np.diag([1.5, 2.0, 8.0, 1.0])
+    row, segments = analyse_stack("drawn", seg, cine, affine)
+    pixel_mm2 = 1.5 * 2.0
+    scar_px, myo_px = int(sector.sum()), 2 * int(ring.sum())
+    assert row["slices"] == 3 and scar_px > 0
+    assert row["scar_size_mm2"] == scar_px * pixel_mm2
+    assert row["myocardium_area_mm2"] == myo_px * pixel_mm2
+    assert row["scar_ratio"] == scar_px / myo_px
+    assert row["scar_to_healthy_ratio"] == scar_px / (myo_px - scar_px)
+    assert {r["slice"] for r in segments} == {0, 2}, "no segment rows for the slice without myocardium"
+    assert row["scar_segments"] >= 1 and all(not r["has_scar"] for r in segments if r["slice"] == 2)
