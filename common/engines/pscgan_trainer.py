@@ -92,7 +92,8 @@ class PSCGANPhaseTrainer(MultiNetworkTrainer):
         adv_weight: weight of ``loss_g_adv`` in the generator total (the paper gives none).
 
     Returns (``engine.state.output``): the named terms, ``loss``, ``loss_g``, ``loss_d`` and the grid images
-    ``cine_ed`` (frame 0), ``label_image``, ``lge`` and the phase's prediction, all detached.
+    ``cine_ed`` (frame 0), ``condition_image`` (the frozen phases' input to the generator), ``label_image``, ``lge``
+    and the phase's prediction, all detached.
 
     Raises:
         ValueError: a batch without a needed key (naming it and the keys present), a negative weight, a frozen
@@ -247,8 +248,13 @@ class PSCGANPhaseTrainer(MultiNetworkTrainer):
     def grid_images(
         self, batch: dict[str, torch.Tensor], cine: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
-        """Images for the TensorBoard grid, all ``(B, 1, H, W)`` in ``[-1, 1]``."""
+        """Images for the TensorBoard grid, all ``(B, 1, H, W)`` in ``[-1, 1]``; ``condition_image`` is what the frozen
+        earlier phases gave the generator (Sys: Pri's coarse mask; Seg: Sys's synthesis), when it has a condition."""
         images = {"cine_ed": cine[:, :, 0]}
+        if condition is not None:
+            images["condition_image"] = (
+                mask_as_image(condition, self.num_classes) if condition.shape[1] > 1 else condition
+            )
         if self.label_key in batch:
             images["label_image"] = mask_as_image(batch[self.label_key], self.num_classes)
         if self.lge_key in batch:
@@ -382,9 +388,6 @@ class SegTrainer(PSCGANPhaseTrainer):
             generated = class_fractions(fake, self.num_classes)  # the soft mask's own sizes
             terms["loss_d_aux_generated"] = self.aux_loss.discriminator_terms(d_fake["counts"], generated)
         return terms
-
-    def grid_images(self, batch, cine, fake, condition) -> dict[str, torch.Tensor]:
-        return {**super().grid_images(batch, cine, fake, condition), "synthesis": condition}
 
 
 class JointTrainer(PSCGANPhaseTrainer):

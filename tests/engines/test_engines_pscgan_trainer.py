@@ -107,6 +107,9 @@ def test_sys_conditions_on_the_frozen_pri_and_logs_its_terms():
     assert not _changed(pri_before, pri) and not any(p.requires_grad for p in pri.parameters())
     batch = _batch()
     assert torch.allclose(trainer.condition(batch["cine"]), pri.eval()(batch["cine"]))
+    # the grid shows Pri's coarse mask (the class index scaled to [-1, 1]) beside the synthesis
+    condition = out["condition_image"]
+    assert condition.shape == out["synthesis"].shape and set(condition.unique().tolist()) <= {-1.0, -1 / 3, 1 / 3, 1.0}
 
 
 def test_sys_without_synthetic_regularization_drops_only_the_tv_term():
@@ -132,8 +135,10 @@ def test_seg_trains_the_pixel_count_head_and_adds_the_auxiliary_term():
     trainer = _trainer(SegTrainer, g, d, frozen=frozen, batches=2)
     trainer.run()
     out = trainer.state.output[0]
-    for key in ("loss_mce", "loss_aux", "loss_d_aux", "loss_d_aux_generated", "loss_g_adv", "synthesis", "pred_image"):
+    for key in ("loss_mce", "loss_aux", "loss_d_aux", "loss_d_aux_generated", "loss_g_adv", "pred_image"):
         assert key in out, key
+    batch = _batch()  # the grid shows the condition the frozen Pri and Sys gave: Sys's synthesis
+    torch.testing.assert_close(out["condition_image"][:1], trainer.condition(batch["cine"])[0].detach())
     d_terms = ("loss_d_adv", "loss_d_aux", "loss_d_aux_generated")
     assert float(out["loss_d"]) == pytest.approx(sum(float(out[k]) for k in d_terms), rel=1e-5)
     # aux_weight 0 (Table 5 ablation): no generator term, the head still learns
