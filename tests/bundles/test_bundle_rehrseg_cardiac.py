@@ -39,6 +39,12 @@ def test_every_stage_runs_on_cardiac_thick_slices_and_evaluates_against_their_hr
         assert hr.shape == thick.shape[:2] + (4 * thick.shape[2],)
         np.testing.assert_allclose(hr.affine, thin_slice_affine(thick.affine, 2, 4), atol=1e-4)
         assert set(np.unique(np.asarray(hr.dataobj)).tolist()) <= {0, 1}
+    # the same in 16 x 16 in-plane windows (--sw_roi_size): one output per input, on the same grid
+    windowed = tmp_path / "windowed"
+    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(data / "imagesTr"), ckpt_dir=str(models),
+             output_dir=str(windowed), sw_roi_size=[16, 16])  # fmt: skip
+    for path in sorted(out.iterdir()):
+        assert nib.load(windowed / path.name).shape == nib.load(path).shape
     scores = tmp_path / "eval" / "test"
     run_tiny(BUNDLE, ["inference.json", "evaluate.json"], **common, output_dir=str(scores))
     rows = list(csv.reader(open(next(scores.glob("*dice*_raw.csv")))))

@@ -73,3 +73,32 @@ def test_seg_inferer_pads_to_the_divisor_and_crops_both_grids():
     torch.testing.assert_close(lr[:, :1], x)
     assert ThickSliceSegInferer(divisor=(8, 8, 2), scale=4)(x, TwoHeads()).shape == (1, 2, 10, 12, 20)
     assert ThickSliceSegInferer(divisor=(8, 8, 2), head="lr")(x, TwoHeads()).shape == (1, 2, 10, 12, 5)
+
+
+def test_seg_inferer_in_in_plane_windows_runs_the_network_on_windows_and_blends_to_the_whole_volume_result():
+    """With roi_size a 40 x 44 volume runs in 16 x 16 in-plane windows over all its slices (the HR head's memory
+    bounded by the window); for a pointwise network the blended result is the whole-volume one."""
+    seen = []
+
+    class Recording(TwoHeads):
+        def forward_all(self, x):
+            seen.append(tuple(x.shape[2:]))
+            return super().forward_all(x)
+
+    x = torch.rand(1, 1, 40, 44, 5)
+    whole = ThickSliceSegInferer(divisor=(8, 8, 2), scale=4, head="both")(x, Recording())
+    assert seen == [(40, 48, 6)]  # padded to the divisor, one forward
+    seen.clear()
+    windowed = ThickSliceSegInferer(divisor=(8, 8, 2), scale=4, head="both", roi_size=(16, 16))(x, Recording())
+    assert len(seen) > 4 and set(seen) == {(16, 16, 6)}
+    for a, b in zip(windowed, whole):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b)
+    hr = ThickSliceSegInferer(divisor=(8, 8, 2), scale=4, roi_size=(16, 16))(x, Recording())
+    torch.testing.assert_close(hr, whole[1])
+    small = torch.rand(1, 1, 10, 12, 5)  # no larger than a window: one forward, as without roi_size
+    seen.clear()
+    ThickSliceSegInferer(divisor=(8, 8, 2), head="lr", roi_size=(16, 16))(small, Recording())
+    assert seen == [(16, 16, 6)]
+    with pytest.raises(ValueError, match="multiples of"):
+        ThickSliceSegInferer(divisor=(8, 8, 2), roi_size=(12, 16))
