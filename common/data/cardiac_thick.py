@@ -18,12 +18,11 @@ partial-volume majority of the HR mask over each thick slice), ``dataset.json``;
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from common.data.degradation import acquire_thick_slices, thick_slice_affine
-from common.data.layouts import _check_empty, _execute, _prepare, _subject_seed, _to_int16, write_nifti
+from common.data.layouts import _execute, _prepare_thick_slice_folders, _subject_seed, _to_int16, write_nifti
 from common.data.phantom_cardiac import TISSUES, CardiacPhantom
 from common.typing import PathLike
 
@@ -83,14 +82,8 @@ def _plan_cardiac_thick(out: Path, n_subjects: int, seed: int, overwrite: bool, 
         raise ValueError(f"factor must be an integer >= 2, got {factor!r}.")
     if isinstance(n_subjects, bool) or int(n_subjects) != n_subjects or n_subjects < 1:
         raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}.")
-    _check_empty(out / "CardiacThick_HR", overwrite)
-    folder = _prepare(out / "CardiacThick", overwrite)
-    hr_folder = _prepare(out / "CardiacThick_HR", overwrite)
-    for sub in ("imagesTr", "labelsTr"):
-        (folder / sub).mkdir()
-    for sub in ("imagesHR", "labelsHR"):
-        (hr_folder / sub).mkdir()
-    (folder / "dataset.json").write_text(json.dumps(_dataset_json(n_subjects, factor, small), indent=2) + "\n")
+    info = _dataset_json(n_subjects, factor, small)
+    folder, hr_folder = _prepare_thick_slice_folders(out, "CardiacThick", info, overwrite)
     return [
         (_cardiac_thick_case, (str(folder), str(hr_folder), i, seed, small, int(factor)))
         for i in range(int(n_subjects))

@@ -13,6 +13,7 @@ Intensities are arbitrary units: float32 roughly in [0, 1] for ``DTI_LGE_MI``; i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -107,6 +108,19 @@ def _prepare(folder: Path, overwrite: bool) -> Path:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _prepare_thick_slice_folders(out: Path, name: str, info: dict, overwrite: bool) -> tuple[Path, Path]:
+    """``out/<name>`` (nnU-Net raw: ``imagesTr``, ``labelsTr``, ``dataset.json`` holding ``info``) and its HR truth
+    ``out/<name>_HR`` (``imagesHR``, ``labelsHR``), both empty; both checked before either is touched."""
+    _check_empty(out / f"{name}_HR", overwrite)
+    folder, hr_folder = _prepare(out / name, overwrite), _prepare(out / f"{name}_HR", overwrite)
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir()
+    for sub in ("imagesHR", "labelsHR"):
+        (hr_folder / sub).mkdir()
+    (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder, hr_folder
 
 
 def _timed(function: Callable, args: tuple) -> tuple[object, float]:

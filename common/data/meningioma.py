@@ -18,14 +18,13 @@ sources are listed in :func:`meningioma_params`.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 from common.data.brain import BrainPhantom, load_mni152
 from common.data.degradation import acquire_thick_slices, thick_slice_affine
-from common.data.layouts import _check_empty, _execute, _prepare, _subject_seed, write_nifti
+from common.data.layouts import _execute, _prepare_thick_slice_folders, _subject_seed, write_nifti
 from common.typing import PathLike
 from scipy import ndimage
 
@@ -470,14 +469,8 @@ def _plan_meningioma(
     _check_factor_axis(factor, axis)
     if isinstance(n_subjects, bool) or int(n_subjects) != n_subjects or n_subjects < 1:
         raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}.")
-    _check_empty(out / "Meningioma_HR", overwrite)
-    folder = _prepare(out / "Meningioma", overwrite)
-    hr_folder = _prepare(out / "Meningioma_HR", overwrite)
-    for sub in ("imagesTr", "labelsTr"):
-        (folder / sub).mkdir()
-    for sub in ("imagesHR", "labelsHR"):
-        (hr_folder / sub).mkdir()
-    (folder / "dataset.json").write_text(json.dumps(_dataset_json(n_subjects, factor, axis, small), indent=2) + "\n")
+    info = _dataset_json(n_subjects, factor, axis, small)
+    folder, hr_folder = _prepare_thick_slice_folders(out, "Meningioma", info, overwrite)
     load_mni152(crop=True, downsample=2 if small else 1)  # cached before the workers fork
     return [
         (_meningioma_case, (str(folder), str(hr_folder), i, seed, small, int(factor), int(axis)))
