@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 from common.data.degradation import acquire_thick_slices, thick_slice_affine
-from common.data.layouts import _execute, _prepare_thick_slice_folders, _subject_seed, _to_int16, write_nifti
+from common.data.layouts import (
+    _check_thick_slice_args,
+    _execute,
+    _prepare_thick_slice_folders,
+    _subject_seed,
+    _to_int16,
+    write_nifti,
+)
 from common.data.phantom_cardiac import TISSUES, CardiacPhantom
 from common.typing import PathLike
 
@@ -78,10 +85,7 @@ def _dataset_json(n_subjects: int, factor: int, small: bool) -> dict:
 
 
 def _plan_cardiac_thick(out: Path, n_subjects: int, seed: int, overwrite: bool, small: bool, factor: int = 4) -> list:
-    if isinstance(factor, bool) or int(factor) != factor or factor < 2:
-        raise ValueError(f"factor must be an integer >= 2, got {factor!r}.")
-    if isinstance(n_subjects, bool) or int(n_subjects) != n_subjects or n_subjects < 1:
-        raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}.")
+    _check_thick_slice_args(n_subjects, factor, 2)
     info = _dataset_json(n_subjects, factor, small)
     folder, hr_folder = _prepare_thick_slice_folders(out, "CardiacThick", info, overwrite)
     return [

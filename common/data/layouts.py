@@ -110,6 +110,16 @@ def _prepare(folder: Path, overwrite: bool) -> Path:
     return folder
 
 
+def _check_thick_slice_args(n_subjects: int, factor: int, axis: int) -> None:
+    """Refuse a thick-slice dataset's bad subject count, slice factor (>= 2) or through-plane axis."""
+    if isinstance(factor, bool) or int(factor) != factor or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2, got {factor!r}.")
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}.")
+    if isinstance(n_subjects, bool) or int(n_subjects) != n_subjects or n_subjects < 1:
+        raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}.")
+
+
 def _prepare_thick_slice_folders(out: Path, name: str, info: dict, overwrite: bool) -> tuple[Path, Path]:
     """``out/<name>`` (nnU-Net raw: ``imagesTr``, ``labelsTr``, ``dataset.json`` holding ``info``) and its HR truth
     ``out/<name>_HR`` (``imagesHR``, ``labelsHR``), both empty; both checked before either is touched."""

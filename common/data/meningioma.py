@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 from common.data.brain import BrainPhantom, load_mni152
 from common.data.degradation import acquire_thick_slices, thick_slice_affine
-from common.data.layouts import _execute, _prepare_thick_slice_folders, _subject_seed, write_nifti
+from common.data.layouts import (
+    _check_thick_slice_args,
+    _execute,
+    _prepare_thick_slice_folders,
+    _subject_seed,
+    write_nifti,
+)
 from common.typing import PathLike
 from scipy import ndimage
 
@@ -456,19 +462,10 @@ def _dataset_json(n_subjects: int, factor: int, axis: int, small: bool) -> dict:
     }
 
 
-def _check_factor_axis(factor: int, axis: int) -> None:
-    if isinstance(factor, bool) or int(factor) != factor or factor < 2:
-        raise ValueError(f"factor must be an integer >= 2, got {factor!r}.")
-    if axis not in (0, 1, 2):
-        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}.")
-
-
 def _plan_meningioma(
     out: Path, n_subjects: int, seed: int, overwrite: bool, small: bool, factor: int = 4, axis: int = 2
 ) -> list:
-    _check_factor_axis(factor, axis)
-    if isinstance(n_subjects, bool) or int(n_subjects) != n_subjects or n_subjects < 1:
-        raise ValueError(f"n_subjects must be a positive integer, got {n_subjects!r}.")
+    _check_thick_slice_args(n_subjects, factor, axis)
     info = _dataset_json(n_subjects, factor, axis, small)
     folder, hr_folder = _prepare_thick_slice_folders(out, "Meningioma", info, overwrite)
     load_mni152(crop=True, downsample=2 if small else 1)  # cached before the workers fork

@@ -52,6 +52,15 @@ def busiest_slice(labels: Any) -> int:
     return int(counts.argmax()) if counts.any() else array.shape[-1] // 2
 
 
+def _lookup(item: dict, source: Any, key: str, title: str) -> Any:
+    """``key`` of the decollated output ``item``, else of its batch item ``source``."""
+    if key in item:
+        return item[key]
+    if isinstance(source, dict) and key in source:
+        return source[key]
+    raise KeyError(f"OverlayWriter: neither the output item nor the batch has {key!r} (panel {title!r}).")
+
+
 def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     rows = (np.arange(shape[0]) * image.shape[0] / shape[0]).astype(int)
     cols = (np.arange(shape[1]) * image.shape[1] / shape[1]).astype(int)
@@ -174,24 +183,16 @@ class OverlayWriter:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch] * len(items)
         for item, source in zip(items, batch):
-
-            def value(key: str, title: str) -> Any:
-                if key in item:
-                    return item[key]
-                if isinstance(source, dict) and key in source:
-                    return source[key]
-                raise KeyError(f"OverlayWriter: neither the output item nor the batch has {key!r} (panel {title!r}).")
-
-            index = None if self.slice_key is None else busiest_slice(value(self.slice_key, "slice_key"))
-
-            def at_slice(key: str, title: str) -> Any:
-                array = value(key, title)
-                return array if index is None else array[..., index]
-
+            index = None
+            if self.slice_key is not None:
+                index = busiest_slice(_lookup(item, source, self.slice_key, "slice_key"))
             panels = []
             for title, image_key, label_keys in self.panels:
-                label_maps = [_to_label_map(at_slice(key, title), key) for key in label_keys]
-                panels.append((title, _to_image(at_slice(image_key, title), image_key), label_maps))
+                arrays = {key: _lookup(item, source, key, title) for key in (image_key, *label_keys)}
+                if index is not None:
+                    arrays = {key: array[..., index] for key, array in arrays.items()}
+                label_maps = [_to_label_map(arrays[key], key) for key in label_keys]
+                panels.append((title, _to_image(arrays[image_key], image_key), label_maps))
             case = self._case(item, source)
             title = case if index is None else f"{case}, slice {index}"
             overlay_png(os.path.join(self.output_dir, f"{case}.png"), panels, title=title, fill=self.fill)

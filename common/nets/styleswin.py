@@ -667,19 +667,19 @@ class StyleSwinDiscriminator(nn.Module):
 
     Shapes: ``(B, in_channels, size, size) -> (B, 1)`` raw logits (use a non-saturating / softplus loss outside).
 
-        Args:
-            size: input side, a power of 2 in ``[16, 1024]``.
-            in_channels: image channels (1).
-            channel_multiplier: as the generator's.
-            max_channels: cap of every width.
+    Args:
+        size: input side, a power of 2 in ``[16, 1024]``.
+        in_channels: image channels (1).
+        channel_multiplier: as the generator's.
+        max_channels: cap of every width.
 
-        Raises:
-            ValueError: naming the offending argument, or at call time an input of the wrong shape.
+    Raises:
+        ValueError: naming the offending argument, or at call time an input of the wrong shape.
 
-        Examples::
+    Examples::
 
-            >>> StyleSwinDiscriminator(size=16, max_channels=16)(torch.zeros(3, 1, 16, 16)).shape
-            torch.Size([3, 1])
+        >>> StyleSwinDiscriminator(size=16, max_channels=16)(torch.zeros(3, 1, 16, 16)).shape
+        torch.Size([3, 1])
     """
 
     #: the minibatch standard deviation mixes the samples of a batch: its real and fake images must not be stacked

@@ -249,9 +249,9 @@ class RandInPlaneCropd(Randomizable, MapTransform):
             raise ValueError(f"slice_multiple must be a positive integer, got {slice_multiple!r}.")
         self.slice_multiple = int(slice_multiple)
 
-    def _slice_window(self, d: Mapping[Hashable, torch.Tensor]) -> tuple[int, int]:
-        """``(start, length)`` on the fewest-sliced grid: the through-plane cut (whole axis for ``slice_multiple``
-        1)."""
+    def _slice_window(self, d: Mapping[Hashable, torch.Tensor]) -> tuple[int, int, int]:
+        """``(start, length, fewest)`` on the fewest-sliced grid (``fewest`` slices): the through-plane cut (the whole
+        axis for ``slice_multiple`` 1)."""
         counts = {key: int(d[key].shape[self.axis + 1]) for key in self.keys}
         fewest = min(counts.values())
         for key, count in counts.items():
@@ -266,7 +266,7 @@ class RandInPlaneCropd(Randomizable, MapTransform):
                 f"{source_name(d, key)}: {fewest} slice(s) along axis {self.axis}; the network needs a multiple of "
                 f"{self.slice_multiple} (at least {self.slice_multiple})."
             )
-        return (self.R.randint(fewest - length + 1) if length < fewest else 0), length
+        return (self.R.randint(fewest - length + 1) if length < fewest else 0), length, fewest
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -283,8 +283,7 @@ class RandInPlaneCropd(Randomizable, MapTransform):
             if len(voxels):
                 centre = voxels[self.R.randint(len(voxels))].tolist()
         starts = [int(np.clip(c - r // 2, 0, max(n - r, 0))) for c, r, n in zip(centre, self.roi_size, sizes)]
-        slice_start, slice_length = self._slice_window(d)
-        fewest = min(int(d[key].shape[self.axis + 1]) for key in self.keys)
+        slice_start, slice_length, fewest = self._slice_window(d)
         for key in self.keys:
             value = d[key]
             index: list[slice] = [slice(None)] * 4
