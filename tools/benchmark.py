@@ -16,14 +16,16 @@ runs one such process per training seed instead, from one queue over the bundles
 ``--max_processes`` at once (default: one per seed; :func:`run_seed_process_pool`), and each bundle's rows are
 merged per case over the seeds (:func:`merge_seed_rows`); a bundle whose ``run`` takes ``seedless`` (bool) is called
 with ``seedless=False`` in every process but the first, to skip the rows no seed changes (the merge keeps the first
-process's). Every bundle's benchmark writes its own data (its ``DATA_SEED``, the generators of ``common.data``);
-``<data_root>`` is handed to ``run`` for a benchmark on other data and nothing is written there.
+process's), and a bundle that names ``BENCHMARK_PARTS`` gets one process per seed and part (smaller jobs that share
+two cores more evenly). Every bundle's benchmark writes its own data (its ``DATA_SEED``, the generators of
+``common.data``); ``<data_root>`` is handed to ``run`` for a benchmark on other data and nothing is written there.
 
 A bundle owns its benchmark data: module-level literals of its ``scripts/benchmark.py`` (read with
 ``ast.literal_eval``, the module is not imported here; see :func:`read_benchmark_info`): ``REQUIRED_DATASET``,
 ``COMPARISONS`` ((ours, baseline) method pairs), ``PAPER_NUMBERS`` ((ours, baseline, metric) -> (their baseline,
-their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...}), ``METRIC_LABELS`` and
-``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``) and ``PEER_STEP`` (read by ``tools.side_by_side``). All are
+their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...}), ``METRIC_LABELS``,
+``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``), ``PEER_STEP`` (read by ``tools.side_by_side``) and
+``BENCHMARK_PARTS`` (names of disjoint row groups that ``run(..., part=name)`` computes alone). All are
 optional; its ``configs/quick.json`` is quoted in the header for the quick mode. A new bundle needs no edit here.
 
 The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
@@ -74,6 +76,8 @@ __all__ = [
     "find_benchmark_bundles",
     "ensure_data",
     "run_bundle",
+    "run_seed_process_pool",
+    "seed_process_folder",
     "normalize_rows",
     "merge_results",
     "format_markdown",
@@ -118,6 +122,7 @@ INFO_NAMES = {
     "DDP_OVERRIDES": "ddp_overrides",
     "REQUIRED_BUNDLES": "required_bundles",
     "PEER_STEP": "peer_step",
+    "BENCHMARK_PARTS": "parts",
 }
 QUICK_OVERLAY = Path("configs") / "quick.json"
 
@@ -138,6 +143,8 @@ class BenchmarkInfo:
     required_bundles: dict[str, str] = field(default_factory=dict)
     #: our training step beside the public code's (read by ``tools.side_by_side``)
     peer_step: dict[str, Any] = field(default_factory=dict)
+    #: names of disjoint groups of rows that ``run(..., part=name)`` computes alone: a seed process per part
+    parts: tuple[str, ...] = ()
     quick_overlay: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,6 +177,7 @@ def read_benchmark_info(bundle_dir: str | os.PathLike) -> BenchmarkInfo:
                 ) from None
             setattr(info, INFO_NAMES[target.id], literal)
     info.comparisons = tuple(tuple(pair) for pair in info.comparisons)  # type: ignore[misc]
+    info.parts = tuple(str(part) for part in info.parts)
     overlay = bundle / QUICK_OVERLAY
     if overlay.is_file():
         info.quick_overlay = json.loads(overlay.read_text())
@@ -196,7 +204,7 @@ _ROW_KEYS = {"method", "baseline_method", "metric", "baseline", "ours"}
 _WORKER = """
 import json, os, resource, sys, time
 import inspect
-bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds, seedless = sys.argv[1:9]
+bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds, seedless, part = sys.argv[1:10]
 sys.path.insert(0, bundle)
 os.chdir(bundle)
 from scripts.benchmark import run
@@ -204,6 +212,8 @@ start = time.perf_counter()
 chosen = {} if seeds == "" else {"seeds": tuple(int(s) for s in seeds.split(","))}
 if seedless == "0" and "seedless" in inspect.signature(run).parameters:
     chosen["seedless"] = False
+if part:
+    chosen["part"] = part
 rows = run(data_root, out_dir=out_dir, quick=quick == "1", **chosen, **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
 usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
@@ -350,12 +360,14 @@ def _worker(
     quick: bool,
     seeds: Sequence[int] | None,
     seedless: bool = True,
+    part: str | None = None,
 ) -> tuple[list[str], Path, Path]:
     """The worker's command line, its result file and its log file (both under ``out_dir``, which it creates).
 
     ``seedless=False`` tells a bundle whose ``run`` takes a ``seedless`` argument to skip its rows that no training
     seed changes (e.g. a registration baseline): a seed process other than the first computes them for nothing,
-    since :func:`merge_seed_rows` keeps the first process's."""
+    since :func:`merge_seed_rows` keeps the first process's. ``part`` (one of the bundle's ``BENCHMARK_PARTS``) is
+    passed to ``run`` as ``part=``, which then computes only that part's rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
     result_file.unlink(missing_ok=True)
@@ -363,6 +375,7 @@ def _worker(
     command += ["1" if quick else "0", str(result_file), json.dumps(required_bundle_roots(bundle_dir))]
     command.append("" if seeds is None else ",".join(str(int(seed)) for seed in seeds))
     command.append("1" if seedless else "0")
+    command.append(part or "")
     return command, result_file, log_file
 
 
@@ -426,6 +439,7 @@ class _SeedProcess:
 
     bundle: str
     seed: int
+    part: str | None
     process: subprocess.Popen
     log: Any
     result_file: Path
@@ -439,6 +453,15 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
+def seed_process_folder(seed: int | str, part: str | None = None) -> str:
+    """``seed_process_<seed>``, or ``seed_process_<seed>_<part>`` for one part of a bundle with ``BENCHMARK_PARTS``."""
+    return f"seed_process_{seed}" + (f"_{part}" if part else "")
+
+
+def _process_name(seed: int, part: str | None) -> str:
+    return f"seed process {seed}" + (f" part {part}" if part else "")
+
+
 def run_seed_process_pool(
     bundles: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     data_root: str | os.PathLike,
@@ -448,23 +471,29 @@ def run_seed_process_pool(
     timeout: float | None = None,
     threads: int | None = None,
 ) -> dict[str, dict[str, Any] | RuntimeError]:
-    """Run each bundle's benchmark as one process per training seed, from one queue, and merge each bundle's rows.
+    """Run each bundle's benchmark as one process per training seed (and part), from one queue, and merge its rows.
 
     ``bundles`` holds (bundle folder, its out folder) pairs. The queue holds every bundle's seeds in the given order
     (the first bundle's first): at most ``max_processes`` (default: one per seed) run at once, and the next starts
     as soon as one ends, so that the cores stay busy across bundles; list the longest bundle first. Each process is
     :func:`run_bundle`'s with ``run(..., seeds=(seed,))`` and its own out folder (``<bundle out>/seed_process_<seed>``:
     each writes its own copy of the benchmark data, so no two write one file), limited to ``threads`` threads
-    (default: the CPUs shared among ``max_processes``, at least 1). Only the first (lowest) seed's process computes
-    the seed-independent rows where the bundle's ``run`` takes ``seedless``. On a CPU with few cores this is much
-    faster than one process over the seeds, whose threads scale poorly on small networks; the float sums (and so the
-    trained weights) are those of the thread count each process had, whatever ran beside it.
+    (default: the CPUs shared among ``max_processes``, at least 1). A bundle that names ``BENCHMARK_PARTS`` (disjoint
+    groups of rows, e.g. the variants that need no pre-training and those of each pre-training) gets one process per
+    seed and part instead (``run(..., seeds=(seed,), part=name)``, folder ``seed_process_<seed>_<part>``): smaller
+    jobs that two cores share more evenly; a seed's rows are its parts' in the order named. Only the first (lowest)
+    seed's process (its last part's) computes the seed-independent rows where the bundle's ``run`` takes
+    ``seedless``. On a CPU with few cores this is much faster than one process over the seeds, whose threads scale
+    poorly on small networks; the float sums (and so the trained weights) are those of the thread count each
+    process had, whatever ran beside it.
 
     Returns:
         bundle name -> ``{"rows": merge_seed_rows(...), "seconds": from its first process's start to its last one's
-        end, "peak_rss_mb": the largest process's, "seed_processes": {seed: {"seconds", "peak_rss_mb", "threads"}}}``,
-        or the RuntimeError naming the bundle, the seed and the log when one of its processes failed (its other
-        processes are stopped, the other bundles go on) or it ran past ``timeout`` seconds from its first start.
+        end, "peak_rss_mb": the largest process's, "table": its processes' tables (``<seed>`` standing for the seed,
+        ``<part>`` for the part), "seed_processes": {"<seed>" or "<seed>:<part>": {"seconds", "peak_rss_mb",
+        "threads", "seed", "part"}}}``, or the RuntimeError naming the bundle, the seed (and part) and the log when
+        one of its processes failed (its other processes are stopped, the other bundles go on) or it ran past
+        ``timeout`` seconds from its first start.
 
     Raises:
         ValueError: for no seeds, repeated seeds or ``max_processes`` < 1.
@@ -476,10 +505,13 @@ def run_seed_process_pool(
     threads = threads or max(1, (os.cpu_count() or 1) // max_processes)
     env = env_with_repo(threads)
     folders = {Path(bundle).resolve().name: (Path(bundle).resolve(), Path(out).resolve()) for bundle, out in bundles}
-    queue = [(name, seed) for name in folders for seed in seeds]
+    parts: dict[str, tuple[str | None, ...]] = {
+        name: read_benchmark_info(bundle_dir).parts or (None,) for name, (bundle_dir, _) in folders.items()
+    }
+    queue = [(name, seed, part) for name in folders for seed in seeds for part in parts[name]]
     started: dict[str, float] = {}
     ended: dict[str, float] = {}
-    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in folders}
+    results: dict[str, dict[tuple[int, str | None], dict[str, Any]]] = {name: {} for name in folders}
     errors: dict[str, RuntimeError] = {}
     running: list[_SeedProcess] = []
 
@@ -493,28 +525,30 @@ def run_seed_process_pool(
     try:
         while queue or running:
             while queue and len(running) < max_processes:
-                name, seed = queue.pop(0)
+                name, seed, part = queue.pop(0)
                 if name in errors:
                     continue
                 bundle_dir, out_dir = folders[name]
+                seedless = seed == min(seeds) and part == parts[name][-1]
                 command, result_file, log_file = _worker(
-                    bundle_dir, data_root, out_dir / f"seed_process_{seed}", quick, [seed], seedless=seed == min(seeds)
+                    bundle_dir, data_root, out_dir / seed_process_folder(seed, part), quick, [seed], seedless, part
                 )
                 log = open(log_file, "w")
                 process = subprocess.Popen(command, cwd=bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
                 started.setdefault(name, time.perf_counter())
-                running.append(_SeedProcess(name, seed, process, log, result_file, log_file))
-                print(f"  {name}: seed process {seed} started", flush=True)
+                running.append(_SeedProcess(name, seed, part, process, log, result_file, log_file))
+                print(f"  {name}: {_process_name(seed, part)} started", flush=True)
             for entry in list(running):  # poll all, so that a failure stops its bundle's other processes at once
                 if entry not in running:  # stopped with its bundle
                     continue
                 code = entry.process.poll()
                 if code is None:
                     if timeout is not None and time.perf_counter() - started[entry.bundle] > timeout:
-                        late = sorted(e.seed for e in running if e.bundle == entry.bundle)
+                        late = sorted(_process_name(e.seed, e.part) for e in running if e.bundle == entry.bundle)
+                        pattern = seed_process_folder("<seed>", "<part>" if parts[entry.bundle][0] else None)
                         errors[entry.bundle] = RuntimeError(
-                            f"bundle `{entry.bundle}`: the benchmark of seeds {late} ran past {timeout} s (logs: "
-                            f"{folders[entry.bundle][1]}/seed_process_<seed>/benchmark.log)."
+                            f"bundle `{entry.bundle}`: the benchmark's {', '.join(late)} ran past {timeout} s (logs: "
+                            f"{folders[entry.bundle][1]}/{pattern}/benchmark.log)."
                         )
                         stop(entry.bundle)
                     continue
@@ -523,12 +557,14 @@ def run_seed_process_pool(
                 try:
                     result = _worker_result(folders[entry.bundle][0], code, entry.result_file, entry.log_file)
                 except RuntimeError as error:
-                    errors[entry.bundle] = RuntimeError(f"seed {entry.seed}: {error}")
+                    where = f"seed {entry.seed}" + (f" part {entry.part}" if entry.part else "")
+                    errors[entry.bundle] = RuntimeError(f"{where}: {error}")
                     stop(entry.bundle)
                     continue
-                results[entry.bundle][entry.seed] = result
+                results[entry.bundle][(entry.seed, entry.part)] = result
                 ended[entry.bundle] = time.perf_counter()
-                print(f"  {entry.bundle}: seed process {entry.seed} done in {result['seconds']:.0f} s", flush=True)
+                done = f"{_process_name(entry.seed, entry.part)} done in {result['seconds']:.0f} s"
+                print(f"  {entry.bundle}: {done}", flush=True)
             if running:
                 time.sleep(0.2)
     finally:
@@ -537,19 +573,33 @@ def run_seed_process_pool(
                 entry.process.kill()
                 entry.process.wait()
             entry.log.close()
-    return {
-        name: errors.get(name)
-        or {
-            "rows": merge_seed_rows({seed: result["rows"] for seed, result in by_seed.items()}),
+    merged: dict[str, dict[str, Any] | RuntimeError] = {}
+    for name, by_process in results.items():
+        if name in errors:
+            merged[name] = errors[name]
+            continue
+        pattern = seed_process_folder("<seed>", "<part>" if parts[name][0] else None)
+        merged[name] = {
+            "rows": merge_seed_rows(
+                {seed: [row for part in parts[name] for row in by_process[(seed, part)]["rows"]] for seed in seeds}
+            ),
             "seconds": ended[name] - started[name],
-            "peak_rss_mb": max(result["peak_rss_mb"] for result in by_seed.values()),
+            "peak_rss_mb": max(result["peak_rss_mb"] for result in by_process.values()),
+            "table": str(folders[name][1] / pattern / "benchmark.md"),
             "seed_processes": {
-                str(seed): {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "threads": threads}
-                for seed, result in by_seed.items()
+                str(seed)
+                + (f":{part}" if part else ""): {
+                    "seconds": by_process[(seed, part)]["seconds"],
+                    "peak_rss_mb": by_process[(seed, part)]["peak_rss_mb"],
+                    "threads": threads,
+                    "seed": seed,
+                    "part": part,
+                }
+                for seed in seeds
+                for part in parts[name]
             },
         }
-        for name, by_seed in results.items()
-    }
+    return merged
 
 
 def merge_seed_rows(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
@@ -916,13 +966,16 @@ def _machine() -> str:
 
 
 def _seed_process_text(seed_processes: dict[str, dict] | None) -> str:
-    """``", seed processes 0, 1, 2 of 1 thread each"`` (the thread count the weights depend on), or ``""``; the
-    seeds in numeric order (the run records them in the order the processes finished)."""
+    """``", seed processes 0, 1, 2 of 1 thread(s) each"`` (the thread count the weights depend on; ``" (each in
+    parts a, b)"`` after the seeds for a bundle with ``BENCHMARK_PARTS``), or ``""``; the seeds in numeric order (the
+    run records them in the order the processes finished)."""
     if not seed_processes:
         return ""
     threads = sorted({str(p.get("threads", "?")) for p in seed_processes.values()})
-    seeds = sorted(seed_processes, key=int)
-    return f", seed processes {', '.join(seeds)} of {'/'.join(threads)} thread(s) each"
+    seeds = sorted({int(key.split(":")[0]) for key in seed_processes})
+    parts = list(dict.fromkeys(key.split(":", 1)[1] for key in seed_processes if ":" in key))
+    in_parts = f" (each in parts {', '.join(parts)})" if parts else ""
+    return f", seed processes {', '.join(map(str, seeds))}{in_parts} of {'/'.join(threads)} thread(s) each"
 
 
 def _overlay_text(overlay: dict[str, Any]) -> str:
@@ -930,12 +983,7 @@ def _overlay_text(overlay: dict[str, Any]) -> str:
 
 
 def header_lines(
-    infos: dict[str, BenchmarkInfo],
-    runs: dict[str, dict],
-    quick: bool,
-    command: str,
-    seconds: float,
-    machine: str,
+    infos: dict[str, BenchmarkInfo], runs: dict[str, dict], quick: bool, command: str, seconds: float, machine: str
 ) -> list[str]:
     """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
     mode = "quick" if quick else "full"
@@ -1113,8 +1161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "process_peak_rss_mb": result["peak_rss_mb"],
             "table": str(out / bundle.name / "benchmark.md"),
         }
-        if result.get("seed_processes"):  # each process wrote its own table, of its seed
-            runs[bundle.name]["table"] = str(out / bundle.name / "seed_process_<seed>" / "benchmark.md")
+        if result.get("seed_processes"):  # each process wrote its own table, of its seed (and part)
+            default = str(out / bundle.name / seed_process_folder("<seed>") / "benchmark.md")
+            runs[bundle.name]["table"] = result.get("table", default)
             runs[bundle.name]["seed_processes"] = result["seed_processes"]
         cases = write_cases(bundle.name, result["rows"], out)
         if cases is not None:

@@ -228,3 +228,42 @@ def test_only_the_seedless_process_times_the_step(benchmark, tmp_path, monkeypat
     assert timed == [] and not (tmp_path / "a" / "speed.md").exists()
     assert benchmark.run(None, str(tmp_path / "b"), quick=True, seeds=(0,)) == [{"method": "step"}]
     assert len(timed) == 1 and (tmp_path / "b" / "speed.md").is_file()
+
+
+def test_each_part_trains_only_its_variants_and_their_pretraining(benchmark, tmp_path, monkeypatch):
+    """``run(..., part=name)`` (one process per seed and part under ``tools.benchmark --seed_processes``) trains the
+    variants of that pre-training only, and pre-trains only what they start from; the parts together train every
+    variant once, in the order one run over every part trains them. The trainings are stubbed out."""
+    loss = {"loss": {"window": 1, "first_window_mean": 5.0, "last_window_mean": 4.0}}
+    trained, pretrained = [], []
+
+    def pretrain(data, out, network, seed, min_steps, names):
+        pretrained.append(names)
+        run = {"weights": "w.pt", "epochs": 1, "steps_per_epoch": 1, "dataset_size": 8, "steps": 1, "losses": loss}
+        return {name: dict(run, weights=f"{name}.pt") for name in names}
+
+    def train_and_score(stages, work, variant, overrides):
+        trained.append((variant.tag, overrides.get("ssl_pretrained_path")))
+        return {}
+
+    monkeypatch.setattr(benchmark, "train_and_score", train_and_score)
+    monkeypatch.setattr(benchmark, "write_benchmark_data", lambda out: Path(out))
+    monkeypatch.setattr(benchmark, "_pretrain", pretrain)
+    monkeypatch.setattr(benchmark, "_speed_row", lambda overrides: {"method": "step"})
+    assert benchmark.BENCHMARK_PARTS == ("N", "SSL", "U-SSL")
+    every = []
+    for part in benchmark.BENCHMARK_PARTS:
+        trained.clear(), pretrained.clear()
+        benchmark.run(None, str(tmp_path / part), quick=True, seeds=(0,), seedless=False, part=part)
+        assert pretrained == ([] if part == "N" else [(part,)])
+        expected = None if part == "N" else f"{part}.pt"
+        assert trained and all(weights == expected for _, weights in trained)
+        assert all(benchmark.VARIANTS[[v.tag for v in benchmark.VARIANTS].index(tag)].pretraining == part
+                   for tag, _ in trained)  # fmt: skip
+        every += [tag for tag, _ in trained]
+    assert sorted(every) == sorted(v.tag for v in benchmark.VARIANTS)  # each variant in exactly one part
+    trained.clear(), pretrained.clear()
+    benchmark.run(None, str(tmp_path / "all"), quick=True, seeds=(0,), seedless=False)
+    assert [tag for tag, _ in trained] == every and pretrained == [("SSL", "U-SSL")]
+    with pytest.raises(ValueError, match="benchmark part 'SimCLR' is not one of"):
+        benchmark.run(None, str(tmp_path / "x"), quick=True, seeds=(0,), part="SimCLR")

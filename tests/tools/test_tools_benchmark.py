@@ -393,18 +393,23 @@ def _seeded_bundle(
     slow_seed: int | None = None,
     seedless: bool = False,
     pause: float = 0.0,
+    parts: tuple[str, ...] = (),
 ) -> Path:
     """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step; the
     `slow_seed`'s process sleeps a minute first. With `seedless`, `run` takes a `seedless` argument, records it and
     writes the step row (a row of no seed) only when it is true. Every process sleeps `pause` seconds and writes
-    the wall-clock times of its run's start and end to `times.json`."""
+    the wall-clock times of its run's start and end to `times.json`. With `parts`, the bundle names them
+    (`BENCHMARK_PARTS`) and `run` takes `part`: method A's row belongs to the first part, method B's (values + 1) to
+    the second, the step row (with `seedless`) to the last."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
     (bundle / "scripts" / "__init__.py").write_text("")
     body = f"""
         import json, os
+        {f"BENCHMARK_PARTS = {parts!r}" if parts else ""}
 
-        def run(data_root, out_dir, quick=False, seeds=(0, 1, 2){", seedless=True" if seedless else ""}):
+        def run(data_root, out_dir, quick=False, seeds=(0, 1, 2){", seedless=True" if seedless else ""}{
+            ", part=None" if parts else ""}):
             import time
             began = time.time()
             time.sleep({pause!r})
@@ -416,7 +421,8 @@ def _seeded_bundle(
             os.makedirs(out_dir, exist_ok=True)
             with open(os.path.join(out_dir, "called.json"), "w") as f:
                 json.dump({{"seeds": list(seeds), "threads": os.environ.get("OMP_NUM_THREADS"),
-                           **({{"seedless": seedless}} if {seedless!r} else {{}})}}, f)
+                           **({{"seedless": seedless}} if {seedless!r} else {{}}),
+                           **({{"part": part}} if {bool(parts)!r} else {{}})}}, f)
             per_seed = {{str(s): [["c0", s + 0.0], ["c1", s + 0.1]] for s in seeds}}
             values = [["c0", sum(s for s in seeds) / len(seeds)], ["c1", sum(s + 0.1 for s in seeds) / len(seeds)]]
             score = {{"method": "A", "metric": "dice", "values": values, "seeds": list(seeds), "per_seed": per_seed,
@@ -424,6 +430,11 @@ def _seeded_bundle(
             with open(os.path.join(out_dir, "times.json"), "w") as f:
                 json.dump([began, time.time()], f)
             step = {{"method": "A step", "metric": "step", "values": [], "seeds": [], "seconds": 1.0 + seeds[0]}}
+            if {bool(parts)!r}:
+                other = dict(score, method="B", values=[[c, v + 1] for c, v in values],
+                             per_seed={{k: [[c, v + 1] for c, v in pairs] for k, pairs in per_seed.items()}})
+                rows = {{{parts[0] if parts else ""!r}: [score], {parts[-1] if parts else ""!r}: [other]}}[part]
+                return rows + ([step] if seedless and part == {parts[-1] if parts else ""!r} else [])
             return [score, step] if {"seedless" if seedless else "True"} else [score]
         """
     (bundle / "scripts" / "benchmark.py").write_text(textwrap.dedent(body))
@@ -471,6 +482,40 @@ def test_only_the_first_seed_process_computes_the_seed_independent_rows(tmp_path
 
     assert tb.main(argv) == 0  # one process over the seeds: run's own default
     assert json.loads((out / "seeded" / "called.json").read_text())["seedless"] is True
+
+
+def test_a_bundle_with_parts_runs_one_process_per_seed_and_part_and_joins_them(tmp_path):
+    """`BENCHMARK_PARTS`: each (seed, part) is a process of its own (`seed_process_<seed>_<part>`, `run(...,
+    part=...)`), a seed's rows are its parts' in the order named and merge over the seeds as one process's would;
+    only the lowest seed's last part computes the seed-independent rows; the table names the parts."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "parted", seedless=True, parts=("first", "second"))
+    argv = ["--bundles", "parted", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.read_benchmark_info(bundles / "parted").parts == ("first", "second")
+    assert tb.main(argv + ["--seed_processes", "1,0", "--max_processes", "2", "--threads", "1"]) == 0
+    called = {
+        (seed, part): json.loads((out / "parted" / f"seed_process_{seed}_{part}" / "called.json").read_text())
+        for seed in (0, 1)
+        for part in ("first", "second")
+    }
+    assert {key: (c["seeds"], c["part"], c["seedless"]) for key, c in called.items()} == {
+        (0, "first"): ([0], "first", False),
+        (0, "second"): ([0], "second", True),
+        (1, "first"): ([1], "first", False),
+        (1, "second"): ([1], "second", False),
+    }
+    assert not (out / "parted" / "seed_process_0").exists()
+    result = json.loads(tb.result_path(out, "parted").read_text())
+    assert [r["method"] for r in result["rows"]] == ["A", "B", "A step"]
+    a, b, step = result["rows"]
+    assert a["seeds"] == b["seeds"] == [0, 1] and a["values"] == [["c0", 0.5], ["c1", pytest.approx(0.6)]]
+    assert b["values"] == [["c0", 1.5], ["c1", pytest.approx(1.6)]] and step["seconds"] == 1.0  # seed 0's
+    assert list(result["seed_processes"]) == ["1:first", "1:second", "0:first", "0:second"]
+    assert result["seed_processes"]["0:second"]["part"] == "second"
+    merged = json.loads((out / "benchmark.json").read_text())
+    assert merged["runs"]["parted"]["table"].endswith("parted/seed_process_<seed>_<part>/benchmark.md")
+    assert "seed processes 0, 1 (each in parts first, second) of 1 thread(s) each" in (out / "benchmark.md").read_text()
 
 
 def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 Usage (from the bundle root)::
 
-    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2] [--fresh False]
+    python -m scripts.benchmark --out eval/benchmark [--quick True] [--seeds 0,1,2] [--fresh False] [--part SSL]
 
 The benchmark writes its own data (``DATA_SEED``, a seed not used while developing: ``N_TEST`` held-out test slices,
 the training set the size of the default data's) under ``<out>/data`` and trains every variant once per training
@@ -66,6 +66,8 @@ __all__ = [
     "METRIC_LABELS",
     "EPOCHS",
     "PRETRAINING_STEPS",
+    "BENCHMARK_PARTS",
+    "variants_of",
     "steps_per_epoch",
     "same_steps",
     "write_benchmark_data",
@@ -106,6 +108,11 @@ SPLIT = (N_TRAIN_PAIRS / N_PAIRED, N_VAL / N_PAIRED, N_TEST / N_PAIRED)
 SPLIT_SEED = 0
 #: training seeds: each trains its own pre-trainings and variants
 SEEDS = (0, 1, 2)
+
+#: the run's parts, by the pre-training their variants start from (``run(..., part=name)`` trains only that part's
+#: variants and pre-training): ``tools.benchmark --seed_processes`` runs each seed's parts as processes of their
+#: own, smaller jobs that two cores share more evenly than one ~1100 s process per seed
+BENCHMARK_PARTS = ("N", "SSL", "U-SSL")
 
 #: (ours, baseline) method pairs compared per case, as in the paper's Fig. 6(B) and Table I
 COMPARISONS = (
@@ -210,6 +217,20 @@ VARIANTS: tuple[Variant, ...] = (
 #: pre-training runs: name -> use_public_data (U-SSL adds the public ACDC + EMIDEC images)
 PRETRAININGS = {"SSL": False, "U-SSL": True}
 
+
+def variants_of(parts: tuple[str, ...]) -> list[Variant]:
+    """The variants of ``parts`` (of :data:`BENCHMARK_PARTS`), part by part in that order, each part's in the order of
+    :data:`VARIANTS`: one run over every part trains them in the order the parts' processes' rows are joined in.
+
+    Raises:
+        ValueError: naming the part and the choices when a part is not one of :data:`BENCHMARK_PARTS`.
+    """
+    unknown = [part for part in parts if part not in BENCHMARK_PARTS]
+    if unknown:
+        raise ValueError(f"benchmark part {unknown[0]!r} is not one of {list(BENCHMARK_PARTS)}.")
+    return [variant for part in parts for variant in VARIANTS if variant.pretraining == part]
+
+
 #: the pre-training loss terms read back from the TensorBoard log (``common.ssl.MultiTaskSSLLoss``'s keys)
 _LOSS_TAGS = ("loss", "loss_rotation", "loss_reconstruction", "loss_contrastive")
 
@@ -299,8 +320,11 @@ def _read_losses(event_file: Path) -> dict[str, list[float]]:
     return {tag: [e.value for e in sorted(accumulator.Scalars(tag), key=lambda e: e.step)] for tag in _LOSS_TAGS}
 
 
-def _pretrain(data_root: str, out_dir: str, network: dict[str, Any], seed: int, min_steps: int) -> dict[str, dict]:
-    """Run every :data:`PRETRAININGS` entry for the same number of optimizer steps (:func:`same_steps`).
+def _pretrain(
+    data_root: str, out_dir: str, network: dict[str, Any], seed: int, min_steps: int, names: tuple[str, ...]
+) -> dict[str, dict]:
+    """Run the :data:`PRETRAININGS` entries in ``names``, each for the number of optimizer steps that every entry
+    makes (:func:`same_steps` over all of them, so that a part's process plans as one run over every part does).
 
     Returns name -> ``weights`` (``model_ssl.pt``), ``dataset_size``, ``batch_size``, ``steps_per_epoch``, ``epochs``,
     ``steps`` (the trainer's final iteration count), ``seconds`` and ``losses`` (:func:`_loss_summary` per loss term,
@@ -337,6 +361,8 @@ def _pretrain(data_root: str, out_dir: str, network: dict[str, Any], seed: int, 
 
     results: dict[str, dict] = {}
     for name, plan in plans.items():
+        if name not in names:
+            continue
         overrides = plan.pop("overrides")
         log_dir = Path(overrides["output_dir"])
         before = set(log_dir.glob("events.out.tfevents.*"))
@@ -464,6 +490,7 @@ def run(
     pretraining_steps: int | None = None,
     fresh: bool = False,
     seedless: bool = True,
+    part: str | None = None,
 ) -> list[dict]:
     """Train/evaluate every variant per training seed; write `<out_dir>/benchmark.{md,json}`,
     `benchmark_details.json` and `cases.csv`; return the rows.
@@ -477,9 +504,16 @@ def run(
     same number (:func:`same_steps`). Without ``fresh``, finished stages found in ``out_dir`` are reused (a stopped run
     continues); ``fresh=True`` runs them again. ``seedless=False`` (what ``tools.benchmark --seed_processes`` passes
     to every seed's process but the first, whose row the merge keeps) skips the speed row, which no seed changes.
+    ``part`` (one of :data:`BENCHMARK_PARTS`) trains only the variants of that pre-training and their pre-training
+    (:func:`variants_of`); the rows of the parts' runs, joined in that order, are one run's over every part.
+
+    Raises:
+        ValueError: for a ``part`` not in :data:`BENCHMARK_PARTS`.
     """
     out = Path(out_dir).resolve()
     seeds = int_tuple(seeds)
+    variants = variants_of(BENCHMARK_PARTS if part is None else (part,))
+    needed = tuple(name for name in PRETRAININGS if any(v.pretraining == name for v in variants))
     epochs = epochs or EPOCHS["quick" if quick else "full"]
     min_steps = pretraining_steps or PRETRAINING_STEPS["quick" if quick else "full"]
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
@@ -498,12 +532,12 @@ def run(
         pretraining[seed] = stages.once(
             work / "pretraining",
             f"seed{seed} pretraining",
-            lambda: _pretrain(str(data), str(work / "pretraining"), {**network, **split}, seed, min_steps),
+            lambda: _pretrain(str(data), str(work / "pretraining"), {**network, **split}, seed, min_steps, needed),
             clear=True,
-        )
+        ) if needed else {}  # fmt: skip
         ssl_weights: dict[str, str | None] = {"N": None, **{k: v["weights"] for k, v in pretraining[seed].items()}}
         base = variant_overrides(data, epochs, seed, network)
-        for variant in VARIANTS:
+        for variant in variants:
             weights = ssl_weights[variant.pretraining]
             overrides = dict(base, use_ssl_pretrained=weights is not None)
             if weights:
@@ -537,18 +571,24 @@ def run(
         for seed, runs in pretraining.items()
         for k, v in runs.items()
     )
-    pre_steps = next(iter(next(iter(pretraining.values())).values()))["steps"]
+    pre_steps = next((v["steps"] for runs in pretraining.values() for v in runs.values()), None)
+    pre_note = (
+        f"pre-training {pre_steps} optimizer steps each ({pre_text}; loss: mean of the first and last tenth of the "
+        "steps, benchmark_details.json)"
+        if needed
+        else "no pre-training in this part"
+    )
     made = "/".join(str(n) for n in sorted(set().union(*steps.values())))
     steps_text = f"{made} AdamW steps, read back from the trainers" if made else "steps not recorded"
     note = (
         f"Own phantom data (data seed {DATA_SEED}: {N_TRAIN_PAIRS} training pairs + {N_LGE_ONLY} LGE-only slices "
         f"train, {N_VAL} val, {N_TEST} test; not the paper's private data); training seeds {list(seeds)}, values "
         f"per test case averaged over them; {epochs} epochs per variant ({steps_text})"
-        f"{' (quick mode: configs/quick.json)' if quick else ''}; pre-training {pre_steps} optimizer steps each "
-        f"({pre_text}; loss: mean of the first and last tenth of the steps, benchmark_details.json). "
+        f"{' (quick mode: configs/quick.json)' if quick else ''}; {pre_note}. "
         f"Machine: {machine_summary()}. "
         f"Command: python -m scripts.benchmark --out {out} --quick {quick} --seeds {','.join(map(str, seeds))}"
-        f"{f' --pretraining_steps {pretraining_steps}' if pretraining_steps else ''}. "
+        f"{f' --pretraining_steps {pretraining_steps}' if pretraining_steps else ''}"
+        f"{f' --part {part}' if part else ''}. "
         "Per-case values: cases.csv."
     )
     text = write_table(summary, str(out), "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
@@ -557,6 +597,7 @@ def run(
     details = {
         "quick": bool(quick),
         "epochs": epochs,
+        "part": part,
         "variant_steps": {method: sorted(counts) for method, counts in steps.items()},
         "seeds": list(seeds),
         "data_seed": DATA_SEED,
@@ -582,10 +623,12 @@ def main(
     seeds: str | None = None,
     pretraining_steps: int | None = None,
     fresh: bool = False,
+    part: str | None = None,
 ):
-    """Command-line entry: run the benchmark and print the tables (returns nothing so fire prints nothing)."""
+    """Command-line entry: run the benchmark (or one of :data:`BENCHMARK_PARTS`) and print the tables (returns
+    nothing so fire prints nothing)."""
     seeds = SEEDS if seeds is None else seeds
-    run(None, out, quick=quick, epochs=epochs, seeds=seeds, pretraining_steps=pretraining_steps, fresh=fresh)
+    run(None, out, quick=quick, epochs=epochs, seeds=seeds, pretraining_steps=pretraining_steps, fresh=fresh, part=part)
 
 
 if __name__ == "__main__":
