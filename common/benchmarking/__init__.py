@@ -29,6 +29,7 @@ from common.benchmarking.compare import (
     wilcoxon_p_value,
 )
 from common.benchmarking.measure import (
+    PeakRSSWindow,
     Timer,
     conv_ceiling_gflops,
     count_flops,
@@ -71,6 +72,7 @@ __all__ = [
     "count_flops",
     "conv_ceiling_gflops",
     "peak_rss_mb",
+    "PeakRSSWindow",
     "machine_summary",
     "write_table",
     "MISSED_DICE",

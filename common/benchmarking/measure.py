@@ -6,6 +6,7 @@ its baseline (STYLE.md, "numbers no one can reproduce").
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -15,7 +16,15 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["count_flops", "conv_ceiling_gflops", "peak_rss_mb", "machine_summary", "write_table", "Timer"]
+__all__ = [
+    "count_flops",
+    "conv_ceiling_gflops",
+    "peak_rss_mb",
+    "PeakRSSWindow",
+    "machine_summary",
+    "write_table",
+    "Timer",
+]
 
 
 class _GlobalOnly:
@@ -75,6 +84,53 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024.0
+
+
+def _high_water_mark_mb() -> float | None:
+    """``VmHWM`` of ``/proc/self/status`` in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+class PeakRSSWindow:
+    """Peak resident memory of this process within a ``with`` block, in MiB (``peak_mb`` after the block).
+
+    :func:`peak_rss_mb` is the process's high-water mark since it started, so in a benchmark that measures several
+    steps one after another every row would read the largest step's memory (or a training's). On Linux the block
+    starts by resetting the mark to the current RSS (``/proc/self/clear_refs`` "5", after a garbage collection), so
+    ``peak_mb`` is the block's own peak: the memory the block needed plus what the process already held. Where that
+    is not possible ``reset`` is False and ``peak_mb`` is the process peak so far (say so in the row).
+
+    Examples::
+
+        with PeakRSSWindow() as window:
+            run_step()
+        row["peak_rss_mb"] = window.peak_mb
+    """
+
+    def __init__(self) -> None:
+        self.reset = False
+        self.peak_mb: float | None = None
+
+    def __enter__(self) -> "PeakRSSWindow":
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.reset = _high_water_mark_mb() is not None
+        except OSError:
+            self.reset = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        mark = _high_water_mark_mb() if self.reset else None
+        self.peak_mb = mark if mark is not None else peak_rss_mb()
 
 
 def machine_summary() -> str:

@@ -310,7 +310,8 @@ class SysTrainer(PSCGANPhaseTrainer):
         super().__init__(*args, **kwargs)
 
     def weights(self) -> dict[str, float]:
-        return {**super().weights(), "loss_content": self.content_weight}
+        # the synthetic loss's terms come unweighted (for logging): its nu weighs OGS-TV here (eq. 11's nu)
+        return {**super().weights(), "loss_content": self.content_weight, "loss_ogs_tv": self.synthetic_loss.nu}
 
     @torch.no_grad()
     def condition(self, cine: torch.Tensor) -> torch.Tensor:
@@ -410,6 +411,9 @@ class JointTrainer(PSCGANPhaseTrainer):
 
     def _needed_keys(self) -> tuple[str, ...]:
         return (self.cine_key, self.label_key, self.lge_key)
+
+    def weights(self) -> dict[str, float]:
+        return {**super().weights(), "loss_ogs_tv": self.synthetic_loss.nu}
 
     def target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([batch[self.label_key].float(), batch[self.lge_key]], 1)

@@ -185,6 +185,28 @@ def test_joint_generator_outputs_mask_and_image_against_one_discriminator():
     assert torch.allclose(y[:, :4].sum(1), torch.ones(2, S, S), atol=1e-5) and y[:, 4].abs().max() <= 1
 
 
+@pytest.mark.parametrize("phase", ["sys", "joint"])
+def test_nu_weighs_the_ogs_tv_term_in_the_generator_loss(phase):
+    """Eq. 11: L_sys = L2 + nu * OGS-TV. The synthetic loss reports its terms unweighted; the trainer weighs OGS-TV by
+    the loss's ``nu`` in ``loss_g`` (until bundle 0.2.5 it entered with weight 1, so the configs' nu 0.1 was unused)."""
+    from common.losses import SyntheticRegularizationLoss
+
+    torch.manual_seed(0)
+    loss = SyntheticRegularizationLoss(nu=0.25)
+    if phase == "sys":
+        g, d, frozen = _gen(1, "tanh", condition_channels=4), _disc(1), {"pri": _gen(4, "softmax")}
+        trainer = _trainer(SysTrainer, g, d, frozen=frozen, batches=2, synthetic_loss=loss, adv_weight=0.5,
+                           content_weight=2.0)  # fmt: skip
+    else:
+        g, d = JointOutput(_gen(5, "none"), num_classes=4), _disc(5)
+        trainer = _trainer(JointTrainer, g, d, batches=2, synthetic_loss=loss, adv_weight=0.5)
+    trainer.run()
+    out = {key: float(value) for key, value in trainer.state.output[0].items() if key.startswith("loss")}
+    expected = out["loss_l2"] + 0.25 * out["loss_ogs_tv"] + 0.5 * out["loss_g_adv"]
+    expected += 2.0 * out["loss_content"] if phase == "sys" else out["loss_mce"]
+    assert out["loss_ogs_tv"] > 0 and out["loss_g"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_batch_missing_a_key_is_refused_naming_it():
     g, d = _gen(4, "softmax"), _disc(4)
     trainer = PriTrainer("cpu", 1, [{"cine": _batch()["cine"]}], {"g": g, "d": d},

@@ -524,3 +524,20 @@ def test_schedule_check_refuses_the_benchmark_seed_summarises_dice_and_writes_it
     assert "Development data seed 1234; test_dice: MI Dice" in text and "| Seg | 20 | 0 | 0.2225 | 2 | 4 |" in text
     written = json.loads((tmp_path / "schedule_check.json").read_text())
     assert written["rows"] == rows and (tmp_path / "schedule_check.md").read_text() == text
+
+
+def test_peak_rss_window_reads_its_own_block_not_the_process_high_water_mark():
+    """Per-step memory rows: after a large allocation, a later window that allocates little reads far less than the
+    process peak (Linux resets the mark); each window sees at least its own allocation."""
+    import numpy as np
+    from common.benchmarking import PeakRSSWindow, peak_rss_mb
+
+    with PeakRSSWindow() as big:
+        block = np.ones(60_000_000)  # 458 MiB touched
+        del block
+    with PeakRSSWindow() as small:
+        block = np.ones(6_000_000)  # 46 MiB
+        del block
+    assert big.peak_mb >= 440 and small.peak_mb <= peak_rss_mb()
+    if small.reset:  # Linux: the window's own peak, not the 458 MiB block's
+        assert small.peak_mb < big.peak_mb - 300

@@ -35,11 +35,11 @@ import torch
 from common.benchmarking import (
     QUICK_OVERLAY,
     BenchmarkRow,
+    PeakRSSWindow,
     Timer,
     int_tuple,
     machine_summary,
     parse_config_items,
-    peak_rss_mb,
     read_overlay,
     run_workflow,
     slice_scaling,
@@ -287,8 +287,9 @@ def _angle_bins(label: np.ndarray) -> np.ndarray:
 
 def fit_location_prior(labels: list[np.ndarray]) -> np.ndarray:
     """How often the training myocardium is scar, per slice index and angular bin: ``(S, PRIOR_ANGLE_BINS)``,
-    Laplace-smoothed. The phantom's frame is fixed (anterior up, the RV on one side), so where scar tends to be
-    (its coronary territories) is learnable without looking at an image: a baseline that any scar score must beat."""
+    Laplace-smoothed. The phantom's frame is fixed (anterior up, the RV on one side), so where scar tends to be (its
+    slice levels; its angle is uniform) is learnable without looking at an image: a baseline any scar score must beat.
+    """
     n_slices = max(label.shape[2] for label in labels)
     scar = np.zeros((n_slices, PRIOR_ANGLE_BINS))
     wall = np.zeros((n_slices, PRIOR_ANGLE_BINS))
@@ -335,18 +336,20 @@ SPEED_PHASES = {"Pri": "pri", "Sys": "sys", "Seg": "seg"}
 def _speed_rows(quick: bool, repeats: int = 3) -> list[BenchmarkRow]:
     """Per phase, one generator update of the configs' own trainer (``scripts.peer_step.build_step``: networks,
     losses, optimizers, ``d_steps_per_g_step`` discriminator steps and train.json's speed switches, as users train),
-    batch 1 (the paper's), at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, peak
-    RSS of this process."""
+    batch 1 (the paper's), at the mode's sizes: seconds, GFLOP, share of a plain conv's GFLOP/s measured now, and
+    the phase's own peak RSS (:class:`common.benchmarking.PeakRSSWindow`: building and timing that phase's step, on
+    top of what the process holds then; before bundle 0.2.5 every row read the process's peak, a training's)."""
     from scripts.peer_step import build_step  # not at the top: the peer step imports this module's PHASE_FILES
 
     rows = []
     for name, phase in SPEED_PHASES.items():
-        speed = time_step(build_step(phase, quick)["train_step"], repeats)
+        with PeakRSSWindow() as window:
+            speed = time_step(build_step(phase, quick)["train_step"], repeats)
         seconds = speed["step_seconds"]
         rows.append(
             BenchmarkRow(f"{name} step", "step_seconds", [("step", seconds)], seconds=seconds,
                          gflop_per_step=speed["gflop_per_step"], ceiling_share=speed["ceiling_share"],
-                         peak_rss_mb=peak_rss_mb(), higher_is_better=False)
+                         peak_rss_mb=window.peak_mb, higher_is_better=False)
         )  # fmt: skip
     return rows
 
