@@ -258,9 +258,10 @@ class UncertaintySRLoss(nn.Module):
 class UncertaintyWeightedCE(nn.Module):
     """Stage-2 LR cross-entropy weighted per voxel and per sample by ``w = 1 - floor * U``.
 
-    Song et al., REHRSeg, stage 2: the segmenter's LR head is trained on pseudo-HR labels subsampled to the LR grid;
-    voxels where the UASR model is uncertain count less: ``L = mean_{b, v} (1 - floor U_{b, v}) CE_{b, v}`` with
-    ``floor = 0.99`` (so the smallest weight is ``1 - floor = 0.01``). This is the plain mean of ``w * CE`` over all
+    Song et al., REHRSeg, stage 2: the segmenter's LR head is trained on the real LR annotation (the public code
+    subsamples the pseudo-HR label to the LR grid; the bundle's ``docs/README.md`` says why not); voxels where the
+    UASR model is uncertain count less: ``L = mean_{b, v} (1 - floor U_{b, v}) CE_{b, v}`` with ``floor = 0.99``
+    (so the smallest weight is ``1 - floor = 0.01``). This is the plain mean of ``w * CE`` over all
     voxels of all samples, **not** normalised by ``sum(w)``: confident batches weigh more than uncertain ones, as
     in the public code.
 

@@ -137,7 +137,9 @@ class CheckThickSlicesd(MapTransform):
         if int(np.argmax(spacing)) != self.axis:
             raise ValueError(
                 f"{name}: the thickest axis is {int(np.argmax(spacing))} (voxel size {np.round(spacing, 3).tolist()} "
-                f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to it."
+                f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to "
+                f"{int(np.argmax(spacing))} where the model allows it, or reorient the volume so that its slices lie "
+                f"along axis {self.axis}."
             )
         in_plane = float(np.mean([spacing[a] for a in range(3) if a != self.axis]))
         ratio = float(spacing[self.axis]) / in_plane

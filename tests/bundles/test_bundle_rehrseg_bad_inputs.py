@@ -230,6 +230,11 @@ def test_volume_thick_along_another_axis_names_through_plane_axis(models, thick,
     assert "ValueError" in message and str(path) in message, message
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
     assert not list(out.glob("*.nii.gz"))
+    # the segmenter takes the slices last: another axis is refused up front (it upsampled an in-plane axis and wrote
+    # a volume whose shape and affine disagreed), with how to reorient
+    message = _infer(folder, models, out, through_plane_axis=0)
+    assert "takes the thick slices on the third axis" in message and "Reorient" in message, message
+    assert not list(out.glob("*.nii.gz"))
 
 
 def test_inference_never_overwrites_an_output(models, thick, tmp_path):

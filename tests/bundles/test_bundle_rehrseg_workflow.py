@@ -127,8 +127,14 @@ def test_the_sr_stages_train_in_the_channels_last_layout_and_inference_reads_the
     for stage in ("sr", "uasr"):  # train_sr.json's sr_channels_last (timed in docs/README.md "Speed")
         network = pipeline["workflows"][stage].parser.get_parsed_content("sr_trained")
         assert is_channels_last(network) and any(p.ndim == 5 and not p.is_contiguous() for p in network.parameters())
-    # pseudo_hr.json ran the saved weights through contiguous networks (the stage's files exist, see above)
-    assert pipeline["written"]["pseudo_hr"]
+    # pseudo_hr.json ran the saved weights through contiguous networks: the very tensors train_sr.json saved
+    saved = extract_state_dict(
+        torch.load(pipeline["models"] / "sr" / "plain.pt", map_location="cpu", weights_only=True)
+    )
+    network = pipeline["workflows"]["pseudo_hr"].parser.get_parsed_content("sr_network")
+    assert not is_channels_last(network) and all(p.is_contiguous() for p in network.parameters())
+    assert saved.keys() == network.state_dict().keys()
+    assert all(torch.equal(value, saved[key]) for key, value in network.state_dict().items())
 
 
 def test_the_uasr_model_starts_from_the_plain_one_and_then_differs(pipeline):
@@ -198,9 +204,12 @@ def test_stage_2_lr_input_is_the_reacquired_pseudo_hr_or_the_subjects_own_thick_
 
 
 def test_no_training_config_reaches_the_hr_truth(pipeline):
-    for name in ("train_sr.json", "train_uasr.json", "pseudo_hr.json", "train.json", "quick.json", "tiny.json"):
+    skip = ("evaluate.json", "inference.json", "metadata.json")  # the evaluation, the inference it layers on, prose
+    training = [p.name for p in CONFIGS.glob("*.json") if p.name not in skip]
+    assert {"train_sr.json", "train_uasr.json", "pseudo_hr.json", "train.json", "lr_baseline.json"} <= set(training)
+    for name in training:  # every config but the evaluation's (and the inference it layers on)
         text = (CONFIGS / name).read_text()
-        assert "Meningioma_HR" not in text and "@hr_dir" not in text and "labelsHR" not in text, name
+        assert "_HR" not in text and "@hr_dir" not in text and '"hr_dir"' not in text and "labelsHR" not in text, name
     seen = []
     for name in ("sr", "uasr", "train"):
         parser = pipeline["workflows"][name].parser
@@ -221,10 +230,47 @@ def test_inference_writes_hr_segmentations_on_the_input_extent(pipeline):
         seg, affine = _nifti(output)
         assert seg.shape == (*lr.shape[:2], SCALE * lr.shape[2]) and set(np.unique(seg)) <= {0.0, 1.0}
         np.testing.assert_allclose(affine, thin_slice_affine(lr_affine, AXIS, SCALE), atol=1e-5)
-        # first and last slice centres lie a half thin slice inside the thick volume's outer faces
-        thick = np.linalg.norm(lr_affine[:3, AXIS])
-        first = affine[:3, 3]
-        assert np.isclose(np.linalg.norm(first - (lr_affine[:3, 3] - lr_affine[:3, AXIS] / 2)), thick / SCALE / 2)
+        # first and last slice centres lie half a thin slice inside the thick volume's outer faces
+        step, n = lr_affine[:3, AXIS], lr.shape[AXIS]
+        first_face, last_face = lr_affine[:3, 3] - step / 2, lr_affine[:3, 3] + (n - 0.5) * step
+        last = (affine @ np.array([0, 0, SCALE * n - 1, 1]))[:3]
+        np.testing.assert_allclose(affine[:3, 3], first_face + step / SCALE / 2, atol=1e-4)
+        np.testing.assert_allclose(last, last_face - step / SCALE / 2, atol=1e-4)
+
+
+def test_inference_can_write_the_sr_image_and_the_uncertainty_map_beside_each_segmentation(pipeline, tmp_path):
+    """``save_sr``: the plain self-SR image (in the input's intensity units) and the UASR model's U, fed the input and
+    the segmenter's own LR prediction, on the HR segmentation's thin grid and affine; the segmentation is the one
+    written without them. Missing SR weights are refused naming the file and the command; nothing is overwritten."""
+    from common.data import interpolate_to_thin_slices
+
+    models, out = pipeline["models"], tmp_path / "out"
+    infer = {"dataset_dir": str(pipeline["data"] / "imagesTr"), "ckpt_dir": str(models), "output_dir": str(out)}
+    run_tiny(BUNDLE, ["inference.json"], **infer, save_sr=True)
+    inputs = sorted((pipeline["data"] / "imagesTr").glob("*.nii.gz"))
+    assert len(list(out.glob("*.nii.gz"))) == 3 * len(inputs)
+    for source in inputs:
+        stem = source.name[: -len(".nii.gz")]
+        lr, _ = _nifti(source)
+        seg, affine = _nifti(out / f"{stem}_hrseg.nii.gz")
+        plain_seg, _ = _nifti(pipeline["work"] / "outputs" / f"{stem}_hrseg.nii.gz")
+        np.testing.assert_array_equal(seg, plain_seg)
+        sr, sr_affine = _nifti(out / f"{stem}_sr.nii.gz")
+        u, u_affine = _nifti(out / f"{stem}_uncertainty.nii.gz")
+        assert sr.shape == u.shape == seg.shape
+        np.testing.assert_allclose(sr_affine, affine, atol=1e-5)
+        np.testing.assert_allclose(u_affine, affine, atol=1e-5)
+        cubic = interpolate_to_thin_slices(lr, AXIS, SCALE, order=3)
+        assert np.corrcoef(sr.ravel(), cubic.ravel())[0, 1] > 0.9  # the image channel, in the input's units
+        assert abs(float(sr.mean()) / float(lr.mean()) - 1) < 0.2
+        assert 0.0 <= u.min() and u.max() <= 1.0 and u.std() > 1e-4
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    message = _refused(["inference.json"], **infer, save_sr=True)
+    assert "FileExistsError" in message and "_hrseg.nii.gz already exists" in message, message
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    message = _refused(["inference.json"], **dict(infer, output_dir=str(tmp_path / "b")), save_sr=True,
+                       sr_dir=str(tmp_path / "no_sr"))  # fmt: skip
+    assert "plain.pt" in message and "train_sr.json" in message, message
 
 
 def test_evaluation_scores_the_test_subject_on_both_grids(pipeline):
@@ -290,6 +336,26 @@ def test_benchmark_inference_scaling_times_tiled_volumes_of_both_networks(pipeli
     for n in SCALING_SLICES:
         (output,) = (tmp_path / f"slices_{n}" / "out").glob("*_hrseg.nii.gz")
         assert nib.load(output).shape[AXIS] == n * SCALE
+
+
+def test_benchmark_overlay_figure_shows_the_largest_lesion_where_the_slices_are_thick(pipeline, tmp_path):
+    """``overlay.png``: the held-out subject with the largest lesion, cut at the coronal plane where it is widest."""
+    models = pipeline["models"]
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import _test_cases, write_overlay_figure
+        from scripts.figures import busiest_plane
+
+        label = np.zeros((4, 5, 6))
+        label[1, 3, :] = label[2, 3, 1] = label[0, 1, 0] = 1
+        assert busiest_plane(label, axis=1) == 3 and busiest_plane(label, axis=0) == 1
+        cases = _test_cases(str(pipeline["data"]))
+        weights = {name: str(models / "model.pt") for name in ("LR seg", "HR head", "REHRSeg")}
+        tiny = json.loads((CONFIGS / "tiny.json").read_text())
+        png = write_overlay_figure(cases, weights, tiny, str(tmp_path / "overlay.png"), seed=0)
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    assert cases and image.shape[1] > 2 * image.shape[0] and image.std() > 0.05  # five panels side by side
 
 
 def test_benchmark_trains_a_stopped_segmenter_again_although_its_best_checkpoint_exists(tmp_path, monkeypatch):

@@ -338,6 +338,32 @@ def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict
     }
 
 
+@torch.no_grad()
+def write_overlay_figure(cases: list[dict], models: dict, network: dict, out_png: str, seed: int) -> str:
+    """``out_png``: the held-out subject with the largest lesion, coronal (where the thick slices show): the input,
+    the HR truth, and the HR masks of LR seg + linear, the HR head and REHRSeg (``models``: one training seed's)."""
+    from common.data import interpolate_to_thin_slices
+    from common.inferers import ThickSliceSegInferer
+    from scripts.figures import busiest_plane, overlay_figure
+
+    case = max(cases, key=lambda c: int((c["hr_label"] > 0).sum()))
+    predictions = {}
+    for name in ("LR seg", "HR head", "REHRSeg"):
+        if name not in models:
+            continue
+        net = _segmenter(models[name], network)
+        lr_logits, hr_logits = ThickSliceSegInferer(net.divisor, scale=SCALE, head="both")(case["input"], net)
+        if name == "LR seg":
+            probs = torch.softmax(lr_logits, 1)[0].numpy()
+            predictions["LR seg + linear"] = interpolate_to_thin_slices(probs, AXIS + 1, SCALE, order=1).argmax(0)
+        else:
+            predictions[name] = hr_logits[0].argmax(0).numpy()
+    thick = interpolate_to_thin_slices(case["lr_image"], AXIS, SCALE, order=0)
+    plane = busiest_plane(case["hr_label"], axis=1)
+    title = f"held-out {case['name']}, coronal plane y = {plane}, training seed {seed}; cyan: HR truth, orange: model"
+    return overlay_figure(thick, case["hr_image"], case["hr_label"], predictions, out_png, plane, title)
+
+
 def _test_cases(dataset_dir: str) -> list[dict]:
     """The held-out subjects: LR image (scaled network input), LR label, HR image and label (the held-back truth)."""
     from scripts.cases import hr_truth_datalist, subject_split
@@ -375,7 +401,8 @@ def run(
     fresh: bool = False,
     variants: tuple[str, ...] | str | None = None,
 ) -> list[dict]:
-    """Train every seed, score every row per held-out subject; write tables and ``cases.csv``; return the rows.
+    """Train every seed, score every row per held-out subject; write tables, ``cases.csv`` and ``overlay.png``
+    (:func:`write_overlay_figure`, the last seed's models); return the rows.
 
     ``data_root`` (what ``tools.benchmark`` passes) is not read: the benchmark writes its own data (``DATA_SEED``)
     under ``<out_dir>/data``. Without ``fresh``, a seed's finished steps found in ``out_dir`` are reused, so a stopped
@@ -415,7 +442,8 @@ def run(
                     per_method.setdefault(method, []).append(scores)
         timings[f"evaluate seed {seed}"] = timer.seconds
     scaling = {}
-    if "REHRSeg" in models:  # the last seed's models: timing, not accuracy
+    if "REHRSeg" in models:  # the last seed's models: a picture and timing, not accuracy
+        write_overlay_figure(cases, models, network, os.path.join(out_dir, "overlay.png"), seeds[-1])
         with Timer() as timer:
             scaling = _inference_scaling(cases[0]["path"], models, network, os.path.join(out_dir, "scaling"))
         timings["inference scaling"] = timer.seconds
