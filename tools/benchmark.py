@@ -202,7 +202,7 @@ _ROW_KEYS = {"method", "baseline_method", "metric", "baseline", "ours"}
 
 # run in a fresh interpreter, in the bundle root: imports that bundle's `scripts` and writes its rows as JSON
 _WORKER = """
-import json, os, resource, sys, time
+import json, os, sys, time
 import inspect
 bundle, data_root, out_dir, quick, result_file, bundle_roots, seeds, seedless, part = sys.argv[1:10]
 sys.path.insert(0, bundle)
@@ -216,9 +216,9 @@ if part:
     chosen["part"] = part
 rows = run(data_root, out_dir=out_dir, quick=quick == "1", **chosen, **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
-usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+from common.benchmarking.measure import peak_rss_mb  # the lifetime peak, kept across PeakRSSWindow's resets
 with open(result_file, "w") as f:
-    json.dump({"rows": rows, "seconds": seconds, "peak_rss_mb": max(usage) / 1024.0}, f, default=str)
+    json.dump({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}, f, default=str)
 """
 
 

@@ -79,11 +79,16 @@ def conv_ceiling_gflops(channels: int = 64, size: int = 64, batch: int = 4, repe
     return flops / seconds / 1e9
 
 
+#: the process's peak RSS (MiB) before :class:`PeakRSSWindow` last reset the kernel's mark, which also lowers what
+#: ``getrusage`` reports: :func:`peak_rss_mb` keeps the lifetime peak with it
+_PEAK_BEFORE_RESETS_MB = 0.0
+
+
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (and its finished children) in MiB."""
+    """Peak resident memory of this process (and its finished children) in MiB, over its whole life."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0
+    return max(own / 1024.0, children / 1024.0, _PEAK_BEFORE_RESETS_MB)
 
 
 def _high_water_mark_mb() -> float | None:
@@ -105,7 +110,8 @@ class PeakRSSWindow:
     steps one after another every row would read the largest step's memory (or a training's). On Linux the block
     starts by resetting the mark to the current RSS (``/proc/self/clear_refs`` "5", after a garbage collection), so
     ``peak_mb`` is the block's own peak: the memory the block needed plus what the process already held. Where that
-    is not possible ``reset`` is False and ``peak_mb`` is the process peak so far (say so in the row).
+    is not possible ``reset`` is False and ``peak_mb`` is the process peak so far (say so in the row). The reset
+    also lowers ``getrusage``'s maximum: read the process's lifetime peak with :func:`peak_rss_mb`, which keeps it.
 
     Examples::
 
@@ -119,7 +125,9 @@ class PeakRSSWindow:
         self.peak_mb: float | None = None
 
     def __enter__(self) -> "PeakRSSWindow":
+        global _PEAK_BEFORE_RESETS_MB
         gc.collect()
+        _PEAK_BEFORE_RESETS_MB = peak_rss_mb()  # the reset lowers getrusage's maximum too
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")

@@ -541,3 +541,4 @@ def test_peak_rss_window_reads_its_own_block_not_the_process_high_water_mark():
     assert big.peak_mb >= 440 and small.peak_mb <= peak_rss_mb()
     if small.reset:  # Linux: the window's own peak, not the 458 MiB block's
         assert small.peak_mb < big.peak_mb - 300
+    assert peak_rss_mb() >= big.peak_mb  # the process's lifetime peak survives the windows' resets
