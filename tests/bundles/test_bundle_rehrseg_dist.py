@@ -4,7 +4,8 @@
   ``monai.bundle``'s command line under torchrun, as a user runs them: exit 0, both ranks joined the group, trained
   and finished, ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and each loads
   strictly into its network (the UASR model fine-tuned from the plain one on both ranks);
-- the pseudo-HR data in one process (``pseudo_hr.json`` is a single-process step);
+- the pseudo-HR data in one process, and again under torchrun: each rank writes its share of the cases, every file
+  once and equal to one process's;
 - ``inference.json`` + ``multi_gpu_inference.json``: each rank segments its share, every output written once and
   equal to one process's;
 - the segmenter (``train.json``) with structural KD and the uncertainty-weighted LR loss under torchrun (a driver runs
@@ -303,3 +304,23 @@ def test_sharded_inference_writes_every_output_once_as_one_process_does(work, dd
     shares = [re.findall(r"file \d+/(\d+) (\S+)", log) for log in rank_logs(log_dir)]
     read = [sorted(name for _, name in share) for share in shares]
     assert [len(r) for r in read] == [3, 2] and not set(read[0]) & set(read[1]), read
+
+
+def test_pseudo_hr_under_torchrun_writes_each_case_once_as_one_process_does(work, ddp_seg, tmp_path):
+    """``pseudo_hr.json`` + ``multi_gpu_train.json`` on 2 ranks: each rank super-resolves its share of the training
+    cases; the files equal the one-process ones (``ddp_seg`` wrote them) and no case is written twice."""
+    single = work["models"] / "pseudo_hr"
+    log_dir = tmp_path / "logs"
+    overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "pseudo_hr_dir": tmp_path / "sharded"}
+    proc = torchrun(
+        BUNDLE, _cli(["train.json", "pseudo_hr.json", "multi_gpu_train.json", "tiny.json"], overrides), log_dir
+    )
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    names = sorted(p.name for p in single.glob("*.nii.gz"))
+    assert names and sorted(p.name for p in (tmp_path / "sharded").glob("*.nii.gz")) == names
+    for name in names:
+        a, b = nib.load(tmp_path / "sharded" / name), nib.load(single / name)
+        np.testing.assert_allclose(np.asarray(a.dataobj), np.asarray(b.dataobj), atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(a.affine, b.affine)
+    shares = [re.findall(r"pseudo-HR \d+/\d+ (\S+):", log) for log in rank_logs(log_dir)]
+    assert all(shares) and not set(shares[0]) & set(shares[1]) and sum(map(len, shares)) == len(names) // 3, shares

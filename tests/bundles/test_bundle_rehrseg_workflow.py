@@ -271,6 +271,16 @@ def test_inference_can_write_the_sr_image_and_the_uncertainty_map_beside_each_se
     message = _refused(["inference.json"], **dict(infer, output_dir=str(tmp_path / "b")), save_sr=True,
                        sr_dir=str(tmp_path / "no_sr"))  # fmt: skip
     assert "plain.pt" in message and "train_sr.json" in message, message
+    # the SR window takes 4 thick slices: a 3-slice volume is set aside and named (the segmentation alone takes it)
+    volume, affine = _nifti(inputs[0])
+    thin = tmp_path / "thin" / "three_0000.nii.gz"
+    thin.parent.mkdir()
+    nib.save(nib.Nifti1Image(volume[..., :3], affine), thin)
+    folder = {"dataset_dir": str(thin.parent), "ckpt_dir": str(models)}
+    message = _refused(["inference.json"], **folder, output_dir=str(tmp_path / "c"), save_sr=True)
+    assert "UnreadableInputError" in message and str(thin) in message, message
+    run_tiny(BUNDLE, ["inference.json"], **folder, output_dir=str(tmp_path / "d"))
+    assert nib.load(tmp_path / "d" / "three_0000_hrseg.nii.gz").shape[AXIS] == 3 * SCALE
 
 
 def test_evaluation_scores_the_test_subject_on_both_grids(pipeline):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from common.data.degradation import thin_slice_affine
 from common.data.layouts import write_nifti
+from common.distributed import barrier, shard
 from common.inferers import SlidingSliceSR
 from common.transforms import CheckFinited, CheckLabelValuesd, CheckThickSlicesd, ScaleByPercentiled
 from monai.transforms import LoadImaged
@@ -58,8 +59,12 @@ def write_pseudo_hr(
         device: where the networks run.
         overwrite: replace earlier files; otherwise any existing output is refused before anything is written.
 
+    Under torchrun (``multi_gpu_train.json`` layered on) every rank checks every output first, then writes its own
+    share of the cases (``common.distributed.shard``), so each file is written once; the ranks wait for each other
+    before and after.
+
     Returns:
-        The written paths per case.
+        The paths this rank wrote, per case.
 
     Raises:
         FileExistsError: outputs exist and ``overwrite`` is false (naming the first and the way out).
@@ -72,6 +77,7 @@ def write_pseudo_hr(
             "model. Set --overwrite true to replace them, or --pseudo_hr_dir to write elsewhere."
         )
     os.makedirs(out_dir, exist_ok=True)
+    barrier()  # every rank has checked every output before any rank writes one
     load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
     check = CheckThickSlicesd(["image", "label"], factor=scale, axis=axis, min_slices=sr_network.n_inputs)
     finite, binary = CheckFinited("image"), CheckLabelValuesd("label", values=[0, 1])
@@ -82,7 +88,8 @@ def write_pseudo_hr(
     sr_network.eval()
     uasr_network.eval()
     written = []
-    for index, case in enumerate(cases, start=1):
+    mine = shard(list(cases))
+    for index, case in enumerate(mine, start=1):
         start = time.perf_counter()
         item = normalise(binary(finite(check(load({"image": case["image"], "label": case["label"]})))))
         image, label = item["image"], item["label"]
@@ -98,7 +105,8 @@ def write_pseudo_hr(
         write_nifti(paths["uncertainty"], uncertainty.clamp(0, 1).numpy().astype(np.float32), affine)
         written.append(paths)
         logger.info(
-            f"pseudo-HR {index}/{len(cases)} {case['case']}: {image.shape[axis + 1]} -> {plain.shape[axis + 1]} "
+            f"pseudo-HR {index}/{len(mine)} {case['case']}: {image.shape[axis + 1]} -> {plain.shape[axis + 1]} "
             f"slices, U mean {float(uncertainty.mean()):.3f}, {time.perf_counter() - start:.1f} s"
         )
+    barrier()  # every share is on disk before any rank goes on (e.g. to stage 2)
     return written
