@@ -203,10 +203,14 @@ def _ogs_by_loops(image: list[list[float]], group_size: int) -> float:
 def test_ogs_k2_on_a_3x3_image_matches_explicit_loops():
     """K = 2: m1 = 0, m2 = 1, so each group is the pixel and its right, lower and lower-right neighbours."""
     image = [[1.0, -2.0, 0.0], [3.0, 0.5, -1.0], [0.0, 2.0, 4.0]]
-    # top-left group {1, -2, 3, 0.5}: sqrt(14.25); bottom-right group {4}: 4
+    # the nine groups' energies, row by row: {1, -2, 3, 0.5} 14.25, {-2, 0, 0.5, -1} 5.25, {0, -1} 1,
+    # {3, 0.5, 0, 2} 13.25, {0.5, -1, 2, 4} 21.25, {-1, 4} 17, {0, 2} 4, {2, 4} 20, {4} 16
+    by_hand = sum(math.sqrt(e) for e in (14.25, 5.25, 1, 13.25, 21.25, 17, 4, 20, 16)) / 9
+    assert by_hand == pytest.approx(3.323475, abs=1e-6)
     expected = _ogs_by_loops(image, 2)
+    assert expected == pytest.approx(by_hand, rel=1e-12)
     u = torch.tensor(image, dtype=torch.float64)[None, None]
-    assert overlapping_group_sparsity(u, 2).item() == pytest.approx(expected, rel=1e-9)
+    assert overlapping_group_sparsity(u, 2).item() == pytest.approx(by_hand, rel=1e-9)
     assert overlapping_group_sparsity(u, 2).item() != pytest.approx(_ogs_by_loops(image[::-1], 2), rel=1e-3)
 
 
