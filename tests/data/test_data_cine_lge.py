@@ -145,7 +145,8 @@ def test_no_single_cine_frame_shows_the_scar(cine_lge):
                 healthy_values[t].append(cine[..., s, t][healthy])
     aucs = [roc_auc(np.concatenate(a), np.concatenate(b)) for a, b in zip(scar_values, healthy_values)]
     assert sum(len(v) for v in scar_values[0]) > 200
-    assert all(0.35 <= a <= 0.65 for a in aucs), np.round(aucs, 3)
+    # 0.44-0.49 on this data; an AUC of 0.65 (or 0.35, the sign flipped) would already separate scar a little
+    assert all(0.40 <= a <= 0.60 for a in aucs), np.round(aucs, 3)
 
 
 def _endocardial_shortening(cine: np.ndarray, label: np.ndarray, es: int, n_angles: int = 90):
