@@ -48,8 +48,8 @@ class HRSegTrainer(MultiNetworkTrainer):
       model's layer-1 features on (LR image, LR label) to the segmenter's skip-1 features
       (``common.losses.StructuralKDLoss``, whose trainable projection is the network ``distiller``).
 
-    ``loss = lambda_lr (loss_lr_ce + loss_lr_dice) + lambda_hr loss_hr + lambda_kd loss_kd`` (each term its own
-    output); ``lambda_kd = 0`` needs no teacher and no distiller.
+    ``loss = lambda_lr (loss_lr_ce + lambda_lr_dice loss_lr_dice) + lambda_hr loss_hr + lambda_kd loss_kd`` (each
+    term its own output); ``lambda_kd = 0`` needs no teacher and no distiller.
 
     Args:
         args, kwargs: ``MultiNetworkTrainer``'s, with ``networks = {"segmenter": ForwardAll(net), "distiller":
@@ -60,6 +60,8 @@ class HRSegTrainer(MultiNetworkTrainer):
             ``DiceCELoss`` with ``to_onehot_y`` and ``softmax``).
         use_uncertainty: weight the LR CE by the batch's ``uncertainty_key``.
         lambda_lr, lambda_hr, lambda_kd: term weights (>= 0).
+        lambda_lr_dice: the LR Dice's weight inside the LR term (>= 0; 1, as the public code; 0 leaves the
+            uncertainty-weighted CE alone on the LR grid).
         image_key, label_key, hr_label_key, uncertainty_key: batch keys (LR image, LR label, HR label, LR-grid U).
 
     Raises:
@@ -79,17 +81,22 @@ class HRSegTrainer(MultiNetworkTrainer):
         lambda_lr: float = 1.0,
         lambda_hr: float = 1.0,
         lambda_kd: float = 1.0,
+        lambda_lr_dice: float = 1.0,
         image_key: str = "image",
         label_key: str = "label",
         hr_label_key: str = "hr_label",
         uncertainty_key: str = "uncertainty",
         **kwargs: Any,
     ) -> None:
-        if min(lambda_lr, lambda_hr, lambda_kd) < 0:
-            raise ValueError(f"loss weights must be >= 0, got {lambda_lr}, {lambda_hr}, {lambda_kd}.")
+        if min(lambda_lr, lambda_hr, lambda_kd, lambda_lr_dice) < 0:
+            raise ValueError(
+                f"loss weights must be >= 0, got lambda_lr {lambda_lr}, lambda_hr {lambda_hr}, lambda_kd {lambda_kd}, "
+                f"lambda_lr_dice {lambda_lr_dice}."
+            )
         self.lr_ce, self.lr_dice, self.hr_loss = lr_ce, lr_dice, hr_loss
         self.use_uncertainty = bool(use_uncertainty)
         self.lambda_lr, self.lambda_hr, self.lambda_kd = float(lambda_lr), float(lambda_hr), float(lambda_kd)
+        self.lambda_lr_dice = float(lambda_lr_dice)
         self.image_key, self.label_key = image_key, label_key
         self.hr_label_key, self.uncertainty_key = hr_label_key, uncertainty_key
         super().__init__(*args, **kwargs)
@@ -143,7 +150,7 @@ class HRSegTrainer(MultiNetworkTrainer):
                 "loss_lr_ce": engine.lr_ce(lr_logits, label, uncertainty),
                 "loss_lr_dice": engine.lr_dice(lr_logits, label),
             }
-            total = engine.lambda_lr * (terms["loss_lr_ce"] + terms["loss_lr_dice"])
+            total = engine.lambda_lr * (terms["loss_lr_ce"] + engine.lambda_lr_dice * terms["loss_lr_dice"])
             if engine.lambda_hr > 0:
                 terms["loss_hr"] = engine.hr_loss(hr_logits, hr_label)
                 total = total + engine.lambda_hr * terms["loss_hr"]

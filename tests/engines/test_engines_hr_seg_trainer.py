@@ -21,7 +21,7 @@ def _batch(n=2, scale=4):
     return {"image": image, "label": label, "hr_label": hr_label, "uncertainty": uncertainty}
 
 
-def _trainer(lambda_kd=1.0, use_uncertainty=True, epochs=1, batches=1):
+def _trainer(lambda_kd=1.0, use_uncertainty=True, epochs=1, batches=1, **weights):
     torch.manual_seed(0)
     seg = HRSegUNet(features=(4, 8, 8, 8), scale=4)
     teacher = FLAVRSelfSR(widths=(4, 4, 8, 8, 8), blocks=1, head="uasr", n_branches=2)
@@ -46,6 +46,7 @@ def _trainer(lambda_kd=1.0, use_uncertainty=True, epochs=1, batches=1):
         use_uncertainty=use_uncertainty,
         lambda_kd=lambda_kd,
         decollate=False,
+        **weights,
     )
     return trainer, teacher
 
@@ -77,6 +78,20 @@ def test_uncertainty_lowers_the_lr_ce_and_is_optional():
     without.run()
     assert float(with_u.state.output["loss_lr_ce"]) < float(without.state.output["loss_lr_ce"])
     assert "loss_kd_structure" not in without.state.output
+
+
+@pytest.mark.parametrize("lambda_lr_dice", [1.0, 0.25, 0.0])
+def test_the_loss_is_the_weighted_sum_of_its_named_terms(lambda_lr_dice):
+    """``loss = lambda_lr (loss_lr_ce + lambda_lr_dice loss_lr_dice) + lambda_hr loss_hr + lambda_kd loss_kd``: every
+    term switchable on its own (the LR Dice shared ``lambda_lr`` with the LR CE before ``lambda_lr_dice``)."""
+    trainer, _ = _trainer(lambda_kd=0.5, lambda_lr=2.0, lambda_hr=3.0, lambda_lr_dice=lambda_lr_dice)
+    trainer.run()
+    out = {k: float(v) for k, v in trainer.state.output.items() if k.startswith("loss")}
+    kd = out["loss_kd_structure"] + out["loss_kd_cosine"]
+    expected = 2.0 * (out["loss_lr_ce"] + lambda_lr_dice * out["loss_lr_dice"]) + 3.0 * out["loss_hr"] + 0.5 * kd
+    assert out["loss_lr_dice"] > 0 and out["loss"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="lambda_lr_dice -1"):
+        _trainer(lambda_lr_dice=-1.0)
 
 
 def test_kd_without_teacher_is_refused():
