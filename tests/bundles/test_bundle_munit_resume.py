@@ -138,7 +138,9 @@ def test_a_seeds_translator_does_not_depend_on_what_the_process_ran_before(local
 def test_translator_killed_after_epoch_1_resumes_to_the_uninterrupted_result(localised, tmp_path):
     """A run launched for 2 epochs that dies after epoch 1's save (an exception once the checkpoint is on disk), run
     again with the same command, ends with exactly the uninterrupted run's generators, discriminators and Adam states,
-    bit for bit: ``SeedEachEpoch`` seeds epoch 2's random streams (shuffle, style codes) the same way in both."""
+    bit for bit: ``SeedEachEpoch`` seeds epoch 2's random streams (shuffle, style codes) the same way in both. The
+    learning rate halves every 3 iterations here, so epoch 2 crosses a step: the two StepLR schedules resume from the
+    checkpoint (until bundle 0.1.4 they restarted their count, so the halvings came late after a resume)."""
     data, localiser = localised
 
     def run(work: Path, **overrides) -> dict:
@@ -147,7 +149,9 @@ def test_translator_killed_after_epoch_1_resumes_to_the_uninterrupted_result(loc
             (models / "localiser").mkdir(parents=True)
             shutil.copy(localiser, models / "localiser")
         paths = {"ckpt_dir": str(models), "synthetic_dir": str(work / "synthetic"), "output_dir": str(work / "eval")}
-        return run_recorded(BUNDLE, TRANSLATOR[:2], dataset_dir=str(data), **paths, epochs=2, **overrides)
+        return run_recorded(
+            BUNDLE, TRANSLATOR[:2], dataset_dir=str(data), **paths, epochs=2, lr_step_iterations=3, **overrides
+        )
 
     reference = run(tmp_path / "reference")
     assert reference["epochs"] == [1, 2] and not reference["killed"]
@@ -166,7 +170,10 @@ def test_translator_killed_after_epoch_1_resumes_to_the_uninterrupted_result(loc
     seeder = next(h for h in resumed["handlers"] if isinstance(h, SeedEachEpoch))
     assert seeder.seeds == [epoch_seed(seeder.seed, 2)]
     final, expected = load_state(state / "checkpoint_epoch=2.pt"), load_state(reference_state / "checkpoint_epoch=2.pt")
-    assert {"trainer", "gen_a", "gen_b", "dis_a", "dis_b", "g", "d"} <= set(final) and set(final) == set(expected)
+    assert {"trainer", "gen_a", "gen_b", "dis_a", "dis_b", "g", "d", "g_lr_scheduler"} <= set(final)
+    assert set(final) == set(expected)
+    iterations = final["trainer"]["iteration"]
+    assert iterations > 3 and final["g"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5 ** (iterations // 3))
     for key in final:
         assert same_state(final[key], expected[key]), key
     assert not same_state(final["gen_a"], load_state(state / "checkpoint_epoch=1.pt")["gen_a"]), "epoch 2 trained"

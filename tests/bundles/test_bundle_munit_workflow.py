@@ -561,3 +561,15 @@ def test_benchmark_inference_scaling_times_tiled_stacks_and_labels_every_slice(p
     for n in result["slice_counts"]:
         (output,) = (tmp_path / f"slices_{n}" / "out").rglob("*.nii.gz")
         assert nib.load(output).shape[-1] == n
+
+
+def test_inference_reads_the_label_values_and_preprocessing_that_training_used():
+    """inference.json keeps its own copies of the class mapping and the intensity/grid settings (a bundle's
+    inference config stands alone): they must equal train.json's, or a model's class 1 would come out as another
+    structure's MS-CMRSeg value, or see other intensities."""
+    configs = BUNDLE / "configs"
+    train, infer = (json.loads((configs / name).read_text()) for name in ("train.json", "inference.json"))
+    keys = ("mscmr_values", "class_values", "num_classes", "pixdim", "intensity_percentiles", "roi_size", "min_slices")
+    for key in (*keys, "unet_features", "dropout", "localiser_features"):
+        assert key in infer and infer[key] == train[key], key
+    assert dict(zip(infer["class_values"], infer["mscmr_values"])) == {1: 500, 2: 200, 3: 600}  # LV, MYO, RV
