@@ -180,7 +180,7 @@ class HRSegUNet(nn.Module):
         self.output = output
         #: ``(X, Y, Z)`` the input sizes must be divisible by: the product of the strides along each axis (a plain
         #: attribute rather than a property, so that a scripted network keeps it)
-        self.divisor: tuple[int, int, int] = tuple(math.prod(s[axis] for s in strides) for axis in range(3))
+        self.divisor: tuple[int, int, int] = self.divisor_of(strides)
 
         self.recompute_full_resolution = bool(recompute_full_resolution)
         channels = (in_channels, *features)
@@ -238,6 +238,13 @@ class HRSegUNet(nn.Module):
             features, scale_factor=(1.0, 1.0, float(self.scale)), mode="trilinear", align_corners=False
         )
         return self.hr_head(upsampled)
+
+    @staticmethod
+    def divisor_of(strides: Sequence[Sequence[int]]) -> tuple[int, int, int]:
+        """``(X, Y, Z)`` divisor of a network with these per-stage strides, without building one: configs read it
+        (e.g. a crop's slice multiple) without instantiating the network earlier than its trainer does, which would
+        move the random draws of its weight initialisation."""
+        return tuple(math.prod(int(s[axis]) for s in strides) for axis in range(3))
 
     @torch.jit.export
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
