@@ -28,8 +28,9 @@ class PriorGANTrainer(MultiNetworkTrainer):
        ``loss_d`` is their sum;
     2. generator step (``g_optimizer``, ``D`` frozen): ``loss_g = mean softplus(-D(fake))`` through the same
        ``fake`` (the generator's weights have not changed since it was made, so this equals a fresh ``G(z)``);
-    3. ``update_ema("g")`` when ``ema={"g": decay}`` is set (StyleSwin keeps ``g_ema`` with decay 0.999 at batch
-       32: ``0.5 ** (32 / 10000)``); ``ema_warmup=True`` (TransMRSR's ``train_prior.json``) ramps the decay up as
+    3. ``update_ema("g")`` when ``ema={"g": decay}`` is set (StyleSwin keeps ``g_ema`` with decay
+       ``0.5 ** (batch / 10000)``, about 0.998 at batch 32; TransMRSR's ``train_prior.json`` sets 0.999);
+       ``ema_warmup=True`` (TransMRSR's ``train_prior.json``) ramps the decay up as
        ``min(decay, (1 + n) / (10 + n))``, so that a short run's ``g_ema`` is not its random initialisation.
 
     The EMA generator (or ``g`` in eval mode without an EMA) draws ``samples`` from fixed latents under ``no_grad``

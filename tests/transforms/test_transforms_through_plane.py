@@ -57,7 +57,7 @@ def test_thin_slice_grid_covers_the_thick_extent_with_factor_slices_each():
     assert out.shape == (1, 6, 6, 20)
     expected = thin_slice_affine(thick.affine.numpy(), 2, 4)
     np.testing.assert_allclose(out.affine.numpy(), expected)
-    # first and last thin slices sit 1.5 thin voxels inside the first and last thick centres
+    # first and last thin slices sit 1.5 thin voxels beyond the first and last thick centres (inside the outer faces)
     np.testing.assert_allclose((expected @ [0, 0, 0, 1])[2], (thick.affine.numpy() @ [0, 0, 0, 1])[2] - 1.5)
     np.testing.assert_allclose((expected @ [0, 0, 19, 1])[2], (thick.affine.numpy() @ [0, 0, 4, 1])[2] + 1.5)
     assert out.meta["filename_or_obj"] == "case.nii.gz"
