@@ -25,7 +25,13 @@ def _single_pixel_target(size: int = 5, label: int = 1) -> torch.Tensor:
     return target
 
 
-def test_impulse_edge_norm_is_sqrt_12():
+def test_the_kernels_are_sobel_and_feldmans_unnormalised_pair():
+    """The hand values below rest on these kernels: [-1 0 1; -2 0 2; -1 0 1] (x) and its transpose (y), each of
+    Euclidean norm sqrt(12)."""
+    kernels = SobelEdgeLoss().kernels
+    sobel_x = torch.tensor(SOBEL_ENTRIES, dtype=kernels.dtype).reshape(3, 3)
+    assert kernels.shape == (2, 1, 3, 3)
+    assert torch.equal(kernels[0, 0], sobel_x) and torch.equal(kernels[1, 0], sobel_x.T)
     assert IMPULSE_EDGE_NORM == pytest.approx(math.sqrt(12.0))
 
 
