@@ -2,7 +2,9 @@
 
 The self-SR networks take an (image, label) pair; a new volume has no label, so the segmenter's own LR prediction
 stands in for it. Small random networks: what is checked is the wiring (which network gets which input, which
-channel is returned), not accuracy (``test_bundle_rehrseg_workflow.py`` runs it on trained ones).
+channel is returned), not accuracy (``test_bundle_rehrseg_workflow.py`` runs it on trained ones). Also: the training
+transforms read the segmenter's divisor from its strides without building it (bundle 0.2.4 built it early, which
+moved its random initialisation and changed every stage-2 training).
 """
 
 from __future__ import annotations
@@ -98,3 +100,21 @@ def test_missing_weights_and_half_a_pair_are_refused(tmp_path):
         )
     with pytest.raises(ValueError, match="both SR networks"):
         _inferer(tmp_path, sr_network=nets["plain"], sr_weights=str(tmp_path / "plain.pt"))
+
+
+@pytest.mark.parametrize("files", [["train.json"], ["train.json", "lr_baseline.json"]])
+def test_the_training_transforms_do_not_build_the_segmenter(files):
+    """The crop's slice multiple comes from the strides: a transform that read ``@network_def`` built the segmenter
+    (its random weight initialisation) before the trainer's data loader drew its seed, which changed every stage-2
+    training in bundle 0.2.4."""
+    from common.nets import HRSegUNet
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / name) for name in files])
+    with bundle_scripts(BUNDLE):
+        transforms = parser.get_parsed_content("train#preprocessing")
+    assert "network_def" not in parser.ref_resolver.resolved_content
+    (crop,) = [t for t in transforms.transforms if type(t).__name__ == "RandInPlaneCropd"]
+    strides = parser.get_parsed_content("seg_strides")
+    assert crop.slice_multiple == HRSegUNet(strides=strides).divisor[2] == HRSegUNet.divisor_of(strides)[2] == 2
