@@ -508,6 +508,8 @@ def run_seed_process_pool(
     parts: dict[str, tuple[str | None, ...]] = {
         name: read_benchmark_info(bundle_dir).parts or (None,) for name, (bundle_dir, _) in folders.items()
     }
+    #: each bundle's process folders, ``<seed>`` (and ``<part>``) standing for the values, for messages and tables
+    patterns = {name: seed_process_folder("<seed>", "<part>" if parts[name][0] else None) for name in folders}
     queue = [(name, seed, part) for name in folders for seed in seeds for part in parts[name]]
     started: dict[str, float] = {}
     ended: dict[str, float] = {}
@@ -545,10 +547,9 @@ def run_seed_process_pool(
                 if code is None:
                     if timeout is not None and time.perf_counter() - started[entry.bundle] > timeout:
                         late = sorted(_process_name(e.seed, e.part) for e in running if e.bundle == entry.bundle)
-                        pattern = seed_process_folder("<seed>", "<part>" if parts[entry.bundle][0] else None)
                         errors[entry.bundle] = RuntimeError(
                             f"bundle `{entry.bundle}`: the benchmark's {', '.join(late)} ran past {timeout} s (logs: "
-                            f"{folders[entry.bundle][1]}/{pattern}/benchmark.log)."
+                            f"{folders[entry.bundle][1]}/{patterns[entry.bundle]}/benchmark.log)."
                         )
                         stop(entry.bundle)
                     continue
@@ -578,14 +579,13 @@ def run_seed_process_pool(
         if name in errors:
             merged[name] = errors[name]
             continue
-        pattern = seed_process_folder("<seed>", "<part>" if parts[name][0] else None)
         merged[name] = {
             "rows": merge_seed_rows(
                 {seed: [row for part in parts[name] for row in by_process[(seed, part)]["rows"]] for seed in seeds}
             ),
             "seconds": ended[name] - started[name],
             "peak_rss_mb": max(result["peak_rss_mb"] for result in by_process.values()),
-            "table": str(folders[name][1] / pattern / "benchmark.md"),
+            "table": str(folders[name][1] / patterns[name] / "benchmark.md"),
             "seed_processes": {
                 str(seed)
                 + (f":{part}" if part else ""): {

@@ -251,29 +251,33 @@ def _segmentation_scores(lr_seg: np.ndarray, hr_seg: np.ndarray, case: dict) -> 
     }
 
 
-@torch.no_grad()
-def _score_segmenter(name: str, weights: str, network: dict, cases: list[dict]) -> dict[str, dict[str, float]]:
-    """Per-case scores of a trained segmenter (``LR seg``: two rows, its LR probabilities interpolated)."""
+def _hr_masks(name: str, net: torch.nn.Module, case: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A trained segmenter's LR mask and its HR mask(s) of one case, by row name: ``LR seg`` gives two, its LR
+    probabilities interpolated along z (``LR seg + nearest``, ``LR seg + linear``), the others their HR head's."""
     from common.data import interpolate_to_thin_slices
     from common.inferers import ThickSliceSegInferer
 
+    lr_logits, hr_logits = ThickSliceSegInferer(net.divisor, scale=SCALE, head="both")(case["input"], net)
+    lr_probs = torch.softmax(lr_logits, 1)[0].numpy()
+    if name != "LR seg":
+        return lr_probs.argmax(0), {name: hr_logits[0].argmax(0).numpy()}
+    interpolated = {
+        f"LR seg + {label}": interpolate_to_thin_slices(lr_probs, AXIS + 1, SCALE, order=order).argmax(0)
+        for order, label in ((0, "nearest"), (1, "linear"))
+    }
+    return lr_probs.argmax(0), interpolated
+
+
+@torch.no_grad()
+def _score_segmenter(name: str, weights: str, network: dict, cases: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-case scores of a trained segmenter (``LR seg``: two rows, its LR probabilities interpolated)."""
     net = _segmenter(weights, network)
-    inferer = ThickSliceSegInferer(net.divisor, scale=SCALE, head="both")
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for case in cases:
-        lr_logits, hr_logits = inferer(case["input"], net)
-        lr_probs = torch.softmax(lr_logits, 1)[0].numpy()
-        lr_seg = lr_probs.argmax(0)
-        if name == "LR seg":
-            for order, label in ((0, "nearest"), (1, "linear")):
-                hr_seg = interpolate_to_thin_slices(lr_probs, AXIS + 1, SCALE, order=order).argmax(0)
-                scores = _segmentation_scores(lr_seg, hr_seg, case)
-                for metric, value in scores.items():
-                    rows.setdefault(f"LR seg + {label}", {}).setdefault(metric, {})[case["name"]] = value
-        else:
-            hr_seg = hr_logits[0].argmax(0).numpy()
+        lr_seg, hr_masks = _hr_masks(name, net, case)
+        for method, hr_seg in hr_masks.items():
             for metric, value in _segmentation_scores(lr_seg, hr_seg, case).items():
-                rows.setdefault(name, {}).setdefault(metric, {})[case["name"]] = value
+                rows.setdefault(method, {}).setdefault(metric, {})[case["name"]] = value
     return rows
 
 
@@ -343,21 +347,14 @@ def write_overlay_figure(cases: list[dict], models: dict, network: dict, out_png
     """``out_png``: the held-out subject with the largest lesion, coronal (where the thick slices show): the input,
     the HR truth, and the HR masks of LR seg + linear, the HR head and REHRSeg (``models``: one training seed's)."""
     from common.data import interpolate_to_thin_slices
-    from common.inferers import ThickSliceSegInferer
     from scripts.figures import busiest_plane, overlay_figure
 
     case = max(cases, key=lambda c: int((c["hr_label"] > 0).sum()))
     predictions = {}
     for name in ("LR seg", "HR head", "REHRSeg"):
-        if name not in models:
-            continue
-        net = _segmenter(models[name], network)
-        lr_logits, hr_logits = ThickSliceSegInferer(net.divisor, scale=SCALE, head="both")(case["input"], net)
-        if name == "LR seg":
-            probs = torch.softmax(lr_logits, 1)[0].numpy()
-            predictions["LR seg + linear"] = interpolate_to_thin_slices(probs, AXIS + 1, SCALE, order=1).argmax(0)
-        else:
-            predictions[name] = hr_logits[0].argmax(0).numpy()
+        if name in models:
+            predictions.update(_hr_masks(name, _segmenter(models[name], network), case)[1])
+    predictions.pop("LR seg + nearest", None)  # the figure shows the baseline REHRSeg is compared with
     thick = interpolate_to_thin_slices(case["lr_image"], AXIS, SCALE, order=0)
     plane = busiest_plane(case["hr_label"], axis=1)
     title = f"held-out {case['name']}, coronal plane y = {plane}, training seed {seed}; cyan: HR truth, orange: model"
