@@ -447,6 +447,8 @@ class TransMRSR(nn.Module):
         # (use_truncation and use_skip change no weight key, so a mismatch would otherwise pass unnoticed)
         switches = [float(use_truncation), float(use_encoder_features), float(use_skip)]
         self.register_buffer("architecture_switches", torch.tensor(switches))
+        # psi too: the truncation level is part of what training fitted, like the switches
+        self.register_buffer("truncation_psi", torch.tensor(float(psi)))
         last = self.decoder.layer_shapes[-1][1]
         self.deep_projection = _CONV(last, shallow_channels, 1) if last != shallow_channels else nn.Identity()
         self.reconstruction = _ConvFeatures(shallow_channels, shallow_channels)
@@ -517,6 +519,15 @@ class TransMRSR(nn.Module):
                     + " ".join(f"--{n} {str(t).lower()}" for n, t in zip(self._SWITCH_NAMES, trained))
                     + ")."
                 )
+        psi_key = prefix + "truncation_psi"
+        if psi_key not in state_dict:  # weights saved before psi was stored (bundle 0.2.3 and earlier)
+            state_dict[psi_key] = self.truncation_psi.clone()
+        trained_psi = float(state_dict[psi_key])
+        if self.use_truncation and abs(trained_psi - self.psi) > 1e-6:
+            raise ValueError(
+                f"these TransMRSR weights were trained with the truncation psi {trained_psi:g}, this network has "
+                f"{self.psi:g}; build it with the same (e.g. inference.json: --psi {trained_psi:g})."
+            )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:

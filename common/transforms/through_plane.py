@@ -237,33 +237,48 @@ class ScaleByPercentiled(MapTransform):
     """Divide by the ``percentile`` of the non-zero voxels (to about [0, 1]) and keep the factor to undo it.
 
     The factor is stored under ``<key>_scale``; ``invert=True`` with ``scale_key`` multiplies another key (the SR
-    output) back, so written volumes keep the input's intensity units.
+    output) back, so written volumes keep the input's intensity units. With ``reference_key`` every key is divided by
+    that key's factor: training pairs scaled by their simulated network input's percentile get exactly the scaling
+    that inference, which has only that input, applies.
 
     Args:
         keys: image keys.
         percentile: of the voxels above 0 (99.5 keeps a few bright vessels above 1 instead of compressing the brain).
         invert: multiply by the stored factor instead.
         scale_key: with ``invert``, the key whose factor to use (e.g. ``"image_scale"``).
+        reference_key: the key whose percentile divides all ``keys`` (default: each key its own).
     """
 
     def __init__(
-        self, keys: KeysCollection, percentile: float = 99.5, invert: bool = False, scale_key: str | None = None
+        self,
+        keys: KeysCollection,
+        percentile: float = 99.5,
+        invert: bool = False,
+        scale_key: str | None = None,
+        reference_key: str | None = None,
     ) -> None:
         super().__init__(keys)
         if invert and scale_key is None:
             raise ValueError("invert=True needs scale_key, the key holding the factor (e.g. 'image_scale').")
+        if invert and reference_key is not None:
+            raise ValueError("reference_key sets the factor to divide by; invert=True multiplies by scale_key's.")
         self.percentile, self.invert, self.scale_key = float(percentile), bool(invert), scale_key
+        self.reference_key = reference_key
+
+    def _factor(self, d: Mapping[Hashable, torch.Tensor], key: Hashable) -> float:
+        values = d[key][d[key] > 0]
+        if values.numel() == 0:
+            raise ValueError(f"{source_name(d, key)}: the image has no voxel above 0; is it empty?")
+        return float(torch.quantile(values.float()[:: max(1, values.numel() // 1_000_000)], self.percentile / 100))
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
+        reference = None if self.reference_key is None else self._factor(d, self.reference_key)
         for key in self.key_iterator(d):
             if self.invert:
                 d[key] = d[key] * float(d[self.scale_key])
                 continue
-            values = d[key][d[key] > 0]
-            if values.numel() == 0:
-                raise ValueError(f"{source_name(d, key)}: the image has no voxel above 0; is it empty?")
-            scale = float(torch.quantile(values.float()[:: max(1, values.numel() // 1_000_000)], self.percentile / 100))
+            scale = self._factor(d, key) if reference is None else reference
             d[key] = d[key] / scale
             d[f"{key}_scale"] = scale
         return d

@@ -282,3 +282,13 @@ def test_weights_trained_with_other_switches_are_refused_by_name():
     with pytest.raises(ValueError, match="trained with use_skip=False.*--use_skip false"):
         _net(use_skip=True).load_state_dict(trained.state_dict())
     _net(use_skip=False).load_state_dict(trained.state_dict())  # same switches: loads
+
+
+def test_weights_trained_with_another_psi_are_refused_naming_it():
+    trained = _net(use_truncation=True, psi=0.5)
+    with pytest.raises(ValueError, match="truncation psi 0.5.*--psi 0.5"):
+        _net(use_truncation=True, psi=0.9).load_state_dict(trained.state_dict())
+    _net(use_truncation=True, psi=0.5).load_state_dict(trained.state_dict())  # same psi: loads
+    _net(use_truncation=False, psi=0.9).load_state_dict(_net(use_truncation=False, psi=0.5).state_dict())  # unused
+    older = {k: v for k, v in trained.state_dict().items() if k != "truncation_psi"}  # saved before psi was stored
+    _net(use_truncation=True, psi=0.9).load_state_dict(older)

@@ -92,3 +92,14 @@ def test_percentile_scale_round_trips_and_refuses_an_empty_image():
     torch.testing.assert_close(restored["pred"], image.as_tensor() if hasattr(image, "as_tensor") else image)
     with pytest.raises(ValueError, match="case.nii.gz.*no voxel above 0"):
         ScaleByPercentiled("image")({"image": _volume((2, 2, 2), values=np.zeros((2, 2, 2)))})
+
+
+def test_percentile_scale_with_a_reference_key_divides_every_key_by_that_keys_factor():
+    hr = _volume((4, 4, 4)) * 1000
+    lr = hr * 0.5
+    scaled = ScaleByPercentiled(["hr", "lr"], percentile=100.0, reference_key="lr")({"hr": hr, "lr": lr})
+    assert scaled["hr_scale"] == scaled["lr_scale"] == pytest.approx(float(lr.max()))
+    assert float(scaled["lr"].max()) == pytest.approx(1.0)
+    assert float(scaled["hr"].max()) == pytest.approx(2.0)  # the pair keeps its ratio
+    with pytest.raises(ValueError, match="reference_key"):
+        ScaleByPercentiled("pred", invert=True, scale_key="image_scale", reference_key="lr")
