@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from common.constants import MSCMR_LABELS
 from common.transforms import LocaliseHeartd
 from monai.bundle import ConfigWorkflow
 
@@ -29,7 +30,7 @@ BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
 STAGES = ("unet1_bssfp", "unet1_ft", "unet2_bssfp", "unet2_ft")
 #: the two networks in models/model.pt (common.nets.LocalisedNetwork)
 PARTS = ("segmenter.", "localiser.")
-MSCMR_VALUES = {0, 200, 500, 600}
+MSCMR_VALUES = set(MSCMR_LABELS.values())
 METRICS = ("dice_lv", "asd_lv", "dice_myo", "asd_myo", "dice_rv", "asd_rv")
 #: style codes per bSSFP volume (configs/generate.json; the paper's five)
 NUM_STYLES = json.loads((BUNDLE / "configs" / "generate.json").read_text())["num_styles"]
@@ -356,6 +357,19 @@ def test_evaluate_writes_per_case_csvs_and_overlays_for_the_evaluation_patients_
         assert rows[0][0] == "filename", (metric, rows[0])
         assert sorted(row[0] for row in rows[1:]) == patients, metric
         assert (folder / f"{metric}_summary.csv").is_file()
+    # its Dice values are those of inference.json's label volumes against the manual labels (recomputed from files)
+    from common.metrics import dice
+
+    for name, value in MSCMR_LABELS.items():
+        if name == "background":
+            continue
+        metric = {"myocardium": "dice_myo", "lv": "dice_lv", "rv": "dice_rv"}[name]
+        with open(folder / f"{metric}_raw.csv") as f:
+            rows = list(csv.reader(f))[1:]
+        for patient, score, *_ in rows:  # filename, class0, mean (4 decimals)
+            label, _ = _nifti(pipeline["data"] / f"{patient}_LGE_manual.nii.gz")
+            seg, _ = _nifti(pipeline["work"] / "outputs" / f"{patient}_LGE_seg.nii.gz")
+            assert float(score) == pytest.approx(float(dice(seg, label, labels=value)), abs=6e-5), (metric, patient)
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no label volumes"
     # one overlay per case: the LGE on its own grid, cut at the slice where the label has the most foreground
     assert sorted(p.name for p in (folder / "overlays").iterdir()) == [f"{patient}.png" for patient in patients]
@@ -466,8 +480,10 @@ def test_tune_crf_scores_every_setting_on_the_synthetic_set_and_its_overlay_driv
         [len(v) for v in GRID.values()]
     )
     best = max(r["mean_dice"] for r in results)
-    assert json.loads(out.read_text()) == overlay and overlay["use_crf"] in (True, False)
-    assert next(r for r in results if r["setting"] == overlay)["mean_dice"] == best
+    assert json.loads(out.read_text()) == overlay
+    # the first best setting wins, so "no CRF" (first) wins ties (the tiny models here may tie every setting; that
+    # the CRF changes labels is tests/postprocessing's)
+    assert overlay == next(r["setting"] for r in results if r["mean_dice"] == best)
     # the "no CRF" score, recomputed through the bundle's own inference on the style-0 stacks
     stacks = tmp_path / "stacks"
     stacks.mkdir()

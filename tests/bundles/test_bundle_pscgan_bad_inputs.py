@@ -261,10 +261,10 @@ def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):
         (out / name).rename(tmp_path / name)  # moved away; the LGE-equivalent image stays
     synthesis = out / "case_cine_lge_equivalent.nii.gz"
     before = synthesis.stat().st_mtime_ns
-    try:
+    with pytest.raises(Exception) as error:  # refused, naming the file (not skipped in silence)
         run_tiny(BUNDLE, ["inference.json"], **common, **FAST)
-    except Exception as error:
-        assert str(synthesis) in exception_messages(error)
+    message = exception_messages(error.value)
+    assert "FileExistsError" in message and str(synthesis) in message, message
     assert synthesis.stat().st_mtime_ns == before, f"{synthesis} was replaced without --overwrite true"
 
 

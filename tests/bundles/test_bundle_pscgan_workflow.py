@@ -230,6 +230,16 @@ def test_clinical_csvs_have_one_case_row_per_input(pipeline):
     segments = list(csv.reader(open(out / "clinical_segments.csv")))
     assert segments[0] == list(SEGMENT_FIELDS)
     assert {r[0] for r in segments[1:]} <= {"case001_cine", "case002_cine"}
+    # the rows are scripts.clinical.analyse_stack of the written label map (recomputed from the files)
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import analyse_stack
+    for row in csv.DictReader(open(out / "clinical_cases.csv")):
+        seg = nib.load(out / f"{row['case']}_seg.nii.gz")
+        cine = np.asarray(nib.load(pipeline["inputs"] / f"{row['case']}.nii.gz").dataobj, dtype=np.float32)
+        expected, expected_segments = analyse_stack(row["case"], np.asarray(seg.dataobj), cine[..., 0], seg.affine)
+        for field in CASE_FIELDS[1:]:
+            assert float(row[field]) == pytest.approx(float(expected[field]), rel=1e-6, nan_ok=True), (field, row)
+        assert sum(r[0] == row["case"] for r in segments[1:]) == len(expected_segments), row["case"]
 
 
 def test_inference_never_overwrites_its_outputs(pipeline):
@@ -264,6 +274,30 @@ def test_evaluation_scores_the_test_split(pipeline):
     assert (folder / "segments.csv").is_file()
     # scar size is finite for every case (0 without scar): its Bland-Altman plot exists with >= 2 cases
     assert (folder / "bland_altman_scar_size_mm2.png").is_file()
+
+
+def test_evaluation_scores_the_segmentation_that_inference_writes(pipeline, tmp_path):
+    """slices.csv's pixel accuracy and scar Dice are those of inference.json's label maps of the test cases against
+    their labels (recomputed here from the written files), and the summary is the mean over the slices."""
+    from common.metrics import dice
+
+    inputs = tmp_path / "cine"
+    inputs.mkdir()
+    for case in pipeline["split"]["test"]:
+        shutil.copy(case["cine"], inputs)
+    infer = {**pipeline["infer"], "dataset_dir": str(inputs), "output_dir": str(tmp_path / "out")}
+    run_tiny(BUNDLE, ["inference.json"], **infer)
+    folder = pipeline["work"] / "eval" / "test"
+    rows = list(csv.DictReader(open(folder / "slices.csv")))
+    for case in pipeline["split"]["test"]:
+        seg = np.asanyarray(nib.load(tmp_path / "out" / f"{case['case']}_cine_seg.nii.gz").dataobj)
+        label = np.rint(np.asanyarray(nib.load(case["label"]).dataobj)).astype(np.int64)
+        for row in (r for r in rows if r["case"] == case["case"]):
+            k = int(row["slice"])
+            assert float(row["accuracy"]) == pytest.approx(float((seg[..., k] == label[..., k]).mean()), abs=1e-6)
+            assert float(row["dice_scar"]) == pytest.approx(float(dice(seg[..., k], label[..., k], labels=3)), abs=1e-6)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["accuracy"] == pytest.approx(np.mean([float(r["accuracy"]) for r in rows]), abs=1e-9)
 
 
 @pytest.mark.parametrize("phase", ["pri", "sys", "seg", "joint"])

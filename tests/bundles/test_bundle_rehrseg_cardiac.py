@@ -46,6 +46,14 @@ def test_every_stage_runs_on_cardiac_thick_slices_and_evaluates_against_their_hr
     for path in sorted(out.iterdir()):
         assert nib.load(windowed / path.name).shape == nib.load(path).shape
     scores = tmp_path / "eval" / "test"
-    run_tiny(BUNDLE, ["inference.json", "evaluate.json"], **common, output_dir=str(scores))
+    evaluation = run_tiny(BUNDLE, ["inference.json", "evaluate.json"], **common, output_dir=str(scores))
     rows = list(csv.reader(open(next(scores.glob("*dice*_raw.csv")))))
     assert len(rows) == 2 and rows[1][0].startswith("CARD_") and np.isfinite(float(rows[1][1])), rows
+    # the score is the Dice of inference.json's HR mask of that subject against its held-back HR label
+    (item,) = evaluation.parser.get_parsed_content("datalist")
+    truth = np.asarray(nib.load(item["label"]).dataobj) > 0
+    name = Path(item["image"]).name.replace(".nii.gz", "_hrseg.nii.gz")
+    pred = np.asarray(nib.load(out / name).dataobj) > 0
+    assert pred.shape == truth.shape and truth.any()
+    overlap = 2 * np.logical_and(pred, truth).sum() / max(pred.sum() + truth.sum(), 1)
+    assert float(rows[1][1]) == pytest.approx(overlap, abs=1e-4), (rows, overlap)

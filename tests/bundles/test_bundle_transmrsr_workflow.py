@@ -335,20 +335,28 @@ def test_inference_writes_sr_volumes_on_the_thin_grid_in_input_units(pipeline):
         assert 0.5 < ratio < 2.0, ratio  # the input's units, not the network's [0, 1]
 
 
-def test_evaluate_writes_one_finite_row_per_test_volume(pipeline):
+def test_evaluate_writes_one_row_per_test_volume_scoring_the_sr_volume_against_its_truth(pipeline):
+    """Each row's PSNR and SSIM are those of the SR volume that inference.json writes, against the thin-slice truth,
+    inside the truth's head mask (recomputed here from the files)."""
+    from common.metrics import masked_psnr, masked_ssim
+    from common.transforms import head_mask
+
     folder = pipeline["work"] / "eval" / "x4"
     names = sorted(p.name for p in pipeline["thick"])
+    expected = {}
+    for name in names:
+        sr, _ = _nifti(pipeline["outputs"] / name.replace(".nii.gz", "_sr.nii.gz"))
+        truth, _ = _nifti(pipeline["inputs"] / "truth" / name)
+        head = head_mask(truth)
+        expected[name] = {"psnr": masked_psnr(sr, truth, head), "ssim": masked_ssim(sr, truth, head, slice_axis=1)}
     for metric in ("psnr", "ssim"):
         with open(folder / f"{metric}_raw.csv") as f:
             rows = list(csv.reader(f))
         assert rows[0][0] == "filename", rows[0]
         assert sorted(row[0] for row in rows[1:]) == names, metric
-        values = [float(value) for row in rows[1:] for value in row[1:]]
-        assert values and all(math.isfinite(v) for v in values), (metric, values)
-        if metric == "ssim":
-            assert all(-1 <= v <= 1 for v in values), values
-        else:
-            assert all(v > 0 for v in values), values
+        for row in rows[1:]:
+            assert math.isfinite(float(row[1])), (metric, row)
+            assert float(row[1]) == pytest.approx(expected[row[0]][metric], abs=1e-3), (metric, row, expected)
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no volumes"
 
 

@@ -202,7 +202,11 @@ def test_networks_and_optimizers_are_restored_from_the_checkpoint(tmp_path):
     trainer.run()
     resumed = _toy(max_epochs=1, ema={"g": 0.9})
     ResumeFromLatest(tmp_path, engine_key="trainer").attach(resumed)
+    iterations = []
+    resumed.add_event_handler(Events.ITERATION_COMPLETED, lambda e: iterations.append(e.state.iteration))
     resumed.run()  # loads at STARTED, then nothing left to run
+    # nothing was retrained (a resume that loaded nothing would rerun epoch 1 and reach the same weights)
+    assert iterations == [] and resumed.state.iteration == trainer.state.iteration > 0
     for name in ("g", "d"):
         for a, b in zip(trainer.networks[name].parameters(), resumed.networks[name].parameters()):
             assert torch.equal(a, b)

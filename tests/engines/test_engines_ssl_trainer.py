@@ -170,15 +170,17 @@ def test_output_without_decollate_holds_image_and_terms():
     assert all(not out[k].requires_grad for k in TERMS)
 
 
-def test_seeded_runs_are_identical():
-    def losses():
-        trainer = _build(max_epochs=1, decollate=False)
+def test_seeded_runs_are_identical_and_the_augmentation_draws_from_the_seeded_generator():
+    def losses(seed: int):
+        trainer = _build(max_epochs=1, decollate=False)  # same initial weights
+        torch.manual_seed(seed)  # the augmentation's draws
         values = []
         trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: values.append(float(e.state.output["loss"])))
         trainer.run()
         return values
 
-    assert losses() == losses()
+    assert losses(0) == losses(0)
+    assert losses(0) != losses(1)
 
 
 def test_missing_image_key_is_named():

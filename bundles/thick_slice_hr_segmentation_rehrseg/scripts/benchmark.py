@@ -105,6 +105,8 @@ COMPARISONS = (
     ("LR seg + linear", "LR seg + nearest"),
     ("REHRSeg", "LR seg + linear"),
     ("HR head", "LR seg + linear"),
+    ("+ UASR", "LR seg + linear"),
+    ("+ KD", "LR seg + linear"),
     ("+ UASR", "HR head"),
     ("+ KD", "HR head"),
     ("REHRSeg", "HR head"),
