@@ -1,46 +1,66 @@
 """Keep freed memory for reuse instead of handing it back to the operating system (glibc's malloc, in process).
 
 A training step frees and allocates the same large activation buffers every iteration. With glibc's defaults a
-buffer above the mmap threshold (128 KiB at start, at most 32 MiB) is a fresh ``mmap`` each time and is unmapped when
-freed, and the top of the heap is trimmed whenever 128 KiB are free there, so every step faults the same pages in
-again and the kernel zero-fills them: a first-paper benchmark run spent about 20 % of its CPU time in the kernel
-(1125 s system of 5730 s, 561 million minor page faults). :func:`reuse_freed_memory` turns malloc's mmap use off and
-stops trimming (as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` would, but from inside the process, so that a
-``python -m monai.bundle run`` gets it without a wrapper): freed buffers stay in the heap and the next step reuses
-them. Values are unchanged (PyTorch aligns every CPU buffer itself; a test checks bit-equal weights after training
-steps); the price is a peak RSS that stays at its high-water mark and some fragmentation.
+buffer above the mmap threshold (128 KiB at start, rising with what is freed) is a fresh ``mmap`` each time and is
+unmapped when freed, and the top of the heap is trimmed whenever 128 KiB are free there, so every step faults the
+same pages in again and the kernel zero-fills them: a first-paper benchmark run spent about 20 % of its CPU time in
+the kernel (1125 s system of 5730 s, 561 million minor page faults). :func:`reuse_freed_memory` sets malloc from
+inside the process (as the ``MALLOC_*_`` environment variables would, but a ``python -m monai.bundle run`` gets it
+without a wrapper), in one of three modes, chosen by ``COMMON_MALLOC`` in the environment:
 
-``import common`` applies it once per process (every bundle config, script and tool imports the package);
-``COMMON_MALLOC_DEFAULTS=1`` in the environment keeps glibc's defaults (e.g. to measure the difference).
+- ``threshold`` (default): buffers up to 32 MiB (glibc's largest mmap threshold) come from the heap and return to
+  it, the heap is never trimmed, and it grows 64 MiB at a time; larger buffers are still mapped and unmapped. Peak
+  memory as with glibc's defaults (measured: the same peak RSS within 1 %).
+- ``heap``: no mmap at all, every buffer reuses the heap: fastest, but fragmentation raises the peak RSS (measured
+  10-35 % more).
+- ``defaults``: glibc's own settings.
+
+Measured in the repository's README (Benchmarks: memory allocator). Values are unchanged in every mode (PyTorch
+aligns every CPU buffer itself; a test checks bit-equal weights after training steps).
+``import common`` applies it once per process (every bundle config, script and tool imports the package).
 """
 
 from __future__ import annotations
 
-__all__ = ["reuse_freed_memory", "MALLOC_DEFAULTS_ENV"]
+__all__ = ["MALLOC_MODES", "MALLOC_MODE_ENV", "reuse_freed_memory"]
 
 import ctypes
 import ctypes.util
 import os
 
-#: environment variable that, set to 1/true/yes, keeps glibc's default malloc settings
-MALLOC_DEFAULTS_ENV = "COMMON_MALLOC_DEFAULTS"
+#: environment variable naming the mode
+MALLOC_MODE_ENV = "COMMON_MALLOC"
+#: the modes (module docstring); the first is the default
+MALLOC_MODES = ("threshold", "heap", "defaults")
 # mallopt parameter numbers (glibc's malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
+_NEVER_TRIM = 2**31 - 1
+#: glibc's ceiling for the mmap threshold on 64-bit (HEAP_MAX_SIZE / 2)
+_MAX_MMAP_THRESHOLD = 32 << 20
+_SETTINGS = {
+    "threshold": ((_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_TOP_PAD, 64 << 20)),
+    "heap": ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM)),
+    "defaults": (),
+}
 
 
-def reuse_freed_memory() -> bool:
-    """Set glibc's malloc to keep and reuse freed memory (module docstring); calling it again is harmless.
+def reuse_freed_memory(mode: str | None = None) -> bool:
+    """Set glibc's malloc to ``mode`` (module docstring; ``None``: ``COMMON_MALLOC``, else ``threshold``).
 
     Returns:
-        True when the settings were applied; False on a C library without ``mallopt`` (macOS, musl) or when
-        ``COMMON_MALLOC_DEFAULTS`` is set.
+        True when settings were applied; False for ``defaults`` or on a C library without ``mallopt`` (macOS, musl).
+
+    Raises:
+        ValueError: an unknown mode, naming the choices and the environment variable.
     """
-    if os.environ.get(MALLOC_DEFAULTS_ENV, "").strip().lower() in ("1", "true", "yes"):
+    mode = (mode if mode is not None else os.environ.get(MALLOC_MODE_ENV) or MALLOC_MODES[0]).strip().lower()
+    if mode not in _SETTINGS:
+        raise ValueError(f"{MALLOC_MODE_ENV}={mode!r} is not a malloc mode; choose one of {', '.join(MALLOC_MODES)}.")
+    if not _SETTINGS[mode]:
         return False
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    # no mmap for any size (large buffers come from the heap and return to it), and never trim the heap's top
-    return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS[mode])
