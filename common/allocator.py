@@ -10,9 +10,9 @@ without a wrapper), in one of three modes, chosen by ``COMMON_MALLOC`` in the en
 
 - ``threshold`` (default): buffers up to 32 MiB (glibc's largest mmap threshold) come from the heap and return to
   it, the heap is never trimmed, and it grows 64 MiB at a time; larger buffers are still mapped and unmapped. Peak
-  memory as with glibc's defaults (measured: the same peak RSS within 1 %).
+  memory close to glibc's defaults (measured: 0.3-3 % more peak RSS).
 - ``heap``: no mmap at all, every buffer reuses the heap: fastest, but fragmentation raises the peak RSS (measured
-  10-35 % more).
+  11-34 % more).
 - ``defaults``: glibc's own settings.
 
 Measured in the repository's README (Benchmarks: memory allocator). Values are unchanged in every mode (PyTorch
