@@ -94,13 +94,14 @@ def kmeans(points: torch.Tensor, k: int, iterations: int = 100, seed: int = 0) -
 
 @torch.no_grad()
 def latent_centroids(
-    generator: torch.nn.Module, num_samples: int = 20000, num_centroids: int = 8, seed: int = 0, batch_size: int = 1000
+    generator: torch.nn.Module, num_samples: int = 60000, num_centroids: int = 8, seed: int = 0, batch_size: int = 1000
 ) -> torch.Tensor:
     """k-means centroids of the prior's intermediate latents ``w = mapping(z)``, ``z ~ N(0, I)`` (self-distilled
     truncation, Mokady et al. 2022; TransMRSR section 3.3: computed once after the generative-prior stage).
 
-    The SR network's latents are moved toward the nearest centroid (``psi = 0.9``); the public TransMRSR code draws
-    20,000 latents and keeps 8 clusters. Clustering is on ``w`` itself (no standardisation).
+    The SR network's latents are moved toward the nearest centroid (``psi = 0.9``); the paper draws 60,000 latents
+    into 8 clusters (section 4.2; the public code's script draws 20,000). Clustering is on ``w`` itself (no
+    standardisation).
 
     Args:
         generator: the trained prior (its EMA copy): a module with ``style_dim`` and ``mapping(z) -> (B, D)``; a
@@ -120,7 +121,7 @@ def latent_centroids(
 
     Examples::
 
-        save_centroids("models/centroids.pt", latent_centroids(g_ema), num_samples=20000, seed=0)
+        save_centroids("models/centroids.pt", latent_centroids(g_ema), num_samples=60000, seed=0)
     """
     for name, value in (("num_samples", num_samples), ("num_centroids", num_centroids), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

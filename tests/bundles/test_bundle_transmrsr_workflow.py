@@ -173,6 +173,7 @@ def test_centroids_are_k_means_of_the_prior_latents(pipeline):
     assert torch.isfinite(centroids).all()
     assert len({tuple(row.tolist()) for row in centroids}) == SETTINGS["num_centroids"], "distinct centroids"
     assert saved["generator_key"] == "g_ema"
+    assert saved["num_samples"] == SETTINGS["centroid_samples"]  # recorded, so a file says what it was clustered from
     assert saved["prior"] == os.path.abspath(pipeline["models"] / "prior" / "prior.pt")
 
 

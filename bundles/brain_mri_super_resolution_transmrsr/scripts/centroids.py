@@ -21,7 +21,7 @@ def write_centroids(
     generator: torch.nn.Module,
     prior_path: str,
     out_path: str,
-    num_samples: int = 20000,
+    num_samples: int = 60000,
     num_centroids: int = 8,
     seed: int = 0,
     overwrite: bool = False,
@@ -43,6 +43,8 @@ def write_centroids(
         raise KeyError(f"{prior_path} holds no 'g_ema' or 'g' generator; keys: {sorted(checkpoint)[:10]}.")
     generator.load_state_dict(checkpoint[key])
     centroids = latent_centroids(generator, num_samples=num_samples, num_centroids=num_centroids, seed=seed)
-    save_centroids(out_path, centroids, prior=os.path.abspath(prior_path), generator_key=key, seed=seed)
+    save_centroids(
+        out_path, centroids, prior=os.path.abspath(prior_path), generator_key=key, seed=seed, num_samples=num_samples
+    )
     logger.info("wrote %d centroids of %d latents from %s to %s", num_centroids, num_samples, prior_path, out_path)
     return centroids
