@@ -18,7 +18,7 @@ import pytest
 BUNDLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "bundles").iterdir() if (p / "configs").is_dir())
 NOT_CONFIGS = ("metadata.json", "layers.json")
 #: transform arguments that map intensities: always a named top-level scalar (``@image_min``), never a literal
-INTENSITY_ARGUMENTS = ("lower", "upper", "a_min", "a_max", "b_min", "b_max")
+INTENSITY_ARGUMENTS = ("lower", "upper", "a_min", "a_max", "b_min", "b_max", "percentile")
 BY_INDEX = re.compile(r"#\d+(#|$)")
 
 
@@ -84,10 +84,13 @@ def test_writers_built_on_construction_are_marked_in_the_base(bundle):
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
 def test_intensity_mapping_uses_named_scalars(bundle):
+    checked = 0
     for name, config in _configs(bundle).items():
         for key, value, depth in _nested(config):
             if depth > 0 and key in INTENSITY_ARGUMENTS:
                 assert isinstance(value, str), f"{name}: `{key}: {value}` is a literal: name it at the top level"
+                checked += 1
+    assert checked, f"{bundle.name}: no intensity mapping found (every bundle scales its inputs: a key is missing here)"
 
 
 def test_mirrored_network_definitions_differ_only_in_channels():

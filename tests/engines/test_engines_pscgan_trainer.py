@@ -119,6 +119,17 @@ def test_sys_without_synthetic_regularization_drops_only_the_tv_term():
     trainer.run()
     out = trainer.state.output[0]
     assert "loss_ogs_tv" not in out and "loss_l2" in out and "loss_content" in out
+    # the generator's loss is the L2 fidelity, the content and the adversarial terms, nothing else (no TV inside)
+    expected = out["loss_l2"] + trainer.content_weight * out["loss_content"] + out["loss_g_adv"]
+    torch.testing.assert_close(out["loss_g"], expected)
+    # loss_l2 is eq. 11's fidelity alone, 1/2 mean squared error to the LGE, with or without the TV term
+    fake, lge = torch.rand(2, 1, S, S), torch.rand(2, 1, S, S)
+    half_mse = 0.5 * (fake - lge).pow(2).mean()
+    without_tv = trainer.task_terms(fake, lge, None, None)
+    assert set(without_tv) == {"loss_l2"} and without_tv["loss_l2"].item() == pytest.approx(half_mse.item())
+    trainer.synthetic_regularization = True
+    with_tv = trainer.task_terms(fake, lge, None, None)
+    assert with_tv["loss_l2"].item() == pytest.approx(half_mse.item()) and with_tv["loss_ogs_tv"].item() > 0
 
 
 def test_sys_and_seg_refuse_to_run_without_their_earlier_phases():

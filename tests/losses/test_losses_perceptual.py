@@ -160,3 +160,36 @@ def test_bad_layer_indices_are_named(vgg_file):
         ContentStyleLoss(str(vgg_file), style_layers=(1, 37))
     with pytest.raises(ValueError, match="both empty"):
         ContentStyleLoss(str(vgg_file), content_layers=(), style_layers=())
+
+
+def test_normalise_uses_the_imagenet_mean_and_std(content_style):
+    grey = torch.full((1, 1, 2, 2), 0.5)
+    expected = torch.tensor([(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (0.5 - 0.406) / 0.225])
+    torch.testing.assert_close(content_style.normalise(grey)[0, :, 0, 0], expected)
+
+
+def test_content_and_style_equal_a_layer_by_layer_computation(content_style):
+    """Eqs. 13-14 by hand: run the VGG19 layers one by one on the normalised images, MSE of the features at the
+    content layers (conv1_2, pool1, conv2_2) and of their Gram matrices F F^T / (C H W) at the style layers."""
+    torch.manual_seed(3)
+    hr, sr = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def features(image):
+        x, out = (image.repeat(1, 3, 1, 1) - mean) / std, {}
+        for index, layer in enumerate(list(content_style.vgg)[:14]):  # up to relu3_2, the last layer used
+            x = layer(x.clone())
+            out[index] = x
+        return out
+
+    def gram(f):
+        flat = f.flatten(2)
+        return flat @ flat.transpose(1, 2) / flat.shape[1:].numel()
+
+    fs, fh = features(sr), features(hr)
+    content = sum(((fs[j] - fh[j]) ** 2).mean() for j in (2, 4, 7))
+    style = sum(((gram(fs[j]) - gram(fh[j])) ** 2).mean() for j in (1, 3, 5, 9, 13))
+    terms = content_style.terms(sr, hr)
+    torch.testing.assert_close(terms["loss_content"], content)
+    torch.testing.assert_close(terms["loss_style"], style)

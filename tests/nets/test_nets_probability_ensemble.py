@@ -23,6 +23,12 @@ def test_softmax_of_the_output_is_the_mean_of_the_members_probabilities():
     torch.testing.assert_close(torch.softmax(ProbabilityEnsemble([a, b])(x), 1), expected)
     # by hand: p1 = (sigmoid(2) + sigmoid(-2)) / 2 = 0.5 for these two members
     assert torch.softmax(ProbabilityEnsemble([a, b])(x), 1)[0, 1, 0, 0].item() == pytest.approx(0.5)
+    # members that are not mirror images: the mean of probabilities, (sigmoid(2) + 1/2) / 2 = 0.6904, is not the
+    # softmax of the mean logits, sigmoid(1) = 0.7311
+    p1 = torch.softmax(ProbabilityEnsemble([a, _Constant([0.0, 0.0])])(x), 1)[0, 1, 0, 0].item()
+    assert p1 == pytest.approx((torch.sigmoid(torch.tensor(2.0)).item() + 0.5) / 2) and p1 == pytest.approx(
+        0.6904, abs=1e-4
+    )
     with pytest.raises(ValueError, match="at least one member"):
         ProbabilityEnsemble([])
 

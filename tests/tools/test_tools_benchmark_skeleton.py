@@ -83,8 +83,10 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     mean, low, high = bootstrap_mean_difference(differences, seed=3)
     assert mean == 0.25 and 0.0 <= low <= mean <= high <= 1.0
     assert bootstrap_mean_difference(differences, seed=3) == (mean, low, high)
-    # the 2.5th percentile of the resampled means is 0: P(no 1 drawn in 4) = (3/4)^4 = 0.32 > 0.025
-    assert low == 0.0
+    # the resampled mean is k/4 with k ~ Binomial(4, 1/4): P(k = 0) = 0.32, so the 2.5th and 25th percentiles are 0;
+    # P(k <= 2) = 0.95 < 0.975 <= P(k <= 3) = 0.996, so the 97.5th is 3/4; P(k <= 1) = 0.74 < 0.75, so the 75th is 1/2
+    assert (low, high) == (0.0, 0.75)
+    assert bootstrap_mean_difference(differences, level=0.5, seed=3) == (0.25, 0.0, 0.5)
     with pytest.raises(ValueError, match="level"):
         bootstrap_mean_difference(differences, level=1.0)
     with pytest.raises(ValueError, match="n_resamples"):

@@ -42,9 +42,15 @@ def test_random_slices_cover_all_three_planes_and_are_seeded():
     first = transform({"image": volume})
     assert {s["slice_axis"] for s in first} == {0, 1, 2}
     assert {tuple(s["image"].shape) for s in first} == {(1, 24, 28), (1, 20, 28), (1, 20, 24)}
+
+    def drawn(samples):
+        return [(s["slice_axis"], s["slice_index"]) for s in samples]
+
+    following = transform({"image": volume})  # the next call draws new slices (another epoch)
     transform.set_random_state(3)
-    second = transform({"image": volume})
-    assert [(s["slice_axis"], s["slice_index"]) for s in first] == [(s["slice_axis"], s["slice_index"]) for s in second]
+    assert drawn(transform({"image": volume})) == drawn(first)
+    transform.set_random_state(4)
+    assert drawn(transform({"image": volume})) != drawn(first) and drawn(following) != drawn(first)
 
 
 def test_slices_refuse_a_2d_input_naming_the_file():
