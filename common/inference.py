@@ -49,6 +49,7 @@ def plan_outputs(
     image_key: str = "image",
     shard: bool = False,
     extra_postfixes: Sequence[str] = (),
+    protected: Sequence[PathLike] = (),
 ) -> list[dict]:
     """Check every planned output before any is written, and optionally keep this rank's share.
 
@@ -63,6 +64,8 @@ def plan_outputs(
             ranks check all outputs and then wait for each other, so no rank's early outputs trip another's check.
         extra_postfixes: postfixes of further outputs written per input (e.g. a synthesis beside a segmentation),
             checked the same way.
+        protected: further files that are never replaced, like the inputs (a folder's files set aside as unreadable
+            are still the user's).
 
     Raises:
         FileExistsError: an output already exists (and `overwrite` is false), would replace an input, or two inputs
@@ -71,6 +74,7 @@ def plan_outputs(
     """
     overwrite = as_flag(overwrite, "overwrite")
     inputs = {os.path.realpath(str(item[image_key])) for item in datalist}
+    inputs.update(os.path.realpath(str(path)) for path in protected)
     planned = []
     targets: dict[str, str] = {}
     for item in datalist:
@@ -203,6 +207,7 @@ class FolderInputs:
                 overwrite=self.overwrite,
                 shard=self.shard,
                 extra_postfixes=self.extra_postfixes,
+                protected=[path for path, _ in self.unreadable],
             )
             self.slices = {item["image"]: _slice_count(item["image"], self.slice_axes) for item in self._datalist}
         return self._datalist

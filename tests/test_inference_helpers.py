@@ -28,6 +28,20 @@ def test_plan_outputs_never_overwrites_inputs(tmp_path):
         plan_outputs(data, tmp_path, "seg", overwrite=True)
 
 
+def test_an_input_set_aside_as_unreadable_is_never_overwritten(tmp_path):
+    """Outputs written into the input folder: ``a_seg.nii.gz`` is the user's (unreadable) file, not an output."""
+    import nibabel as nib
+    import numpy as np
+    from common.inference import FolderInputs
+
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 3), np.float32), np.eye(4)), tmp_path / "a.nii.gz")
+    (tmp_path / "a_seg.nii.gz").write_bytes(b"not a nifti")
+    inputs = FolderInputs(tmp_path, output_dir=tmp_path, postfix="seg", overwrite="true")
+    with pytest.raises(FileExistsError, match="a_seg.nii.gz would overwrite an input"):
+        inputs.datalist()
+    assert (tmp_path / "a_seg.nii.gz").read_bytes() == b"not a nifti"
+
+
 def test_report_unreadable():
     report_unreadable([])
     with pytest.raises(UnreadableInputError, match="bad.nii.gz"):

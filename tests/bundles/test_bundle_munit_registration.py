@@ -146,11 +146,10 @@ def test_unreadable_lge_is_named(dataset, tmp_path):
         _module().registration_baseline(str(folder), str(tmp_path / "registered"))
 
 
-def test_bad_arguments():
+def test_bad_arguments(tmp_path):
     module = _module()
-    assert module._as_bool("false", "overwrite") is False and module._as_bool("True", "overwrite") is True
-    with pytest.raises(ValueError, match="overwrite"):
-        module._as_bool("maybe", "overwrite")
+    with pytest.raises(ValueError, match="overwrite must be true or false"):
+        module.registration_baseline(str(tmp_path), str(tmp_path / "registered"), overwrite="maybe")
     assert module._case_names("patient1,patient2") == ["patient1", "patient2"]
     assert module._case_names((1, "patient2")) == ["patient1", "patient2"]
     with pytest.raises(ValueError, match="bspline_grid_spacing"):

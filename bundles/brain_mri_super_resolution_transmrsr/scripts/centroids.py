@@ -12,6 +12,7 @@ import logging
 import os
 
 import torch
+from common.flags import as_flag
 from common.nets.latent_centroids import latent_centroids, save_centroids
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def write_centroids(
         FileExistsError: ``out_path`` exists and ``overwrite`` is False (SR models trained with it would change).
         KeyError: the prior checkpoint has no ``g_ema`` (nor ``g``) entry.
     """
-    if os.path.exists(out_path) and not overwrite:
+    if os.path.exists(out_path) and not as_flag(overwrite, "overwrite"):
         raise FileExistsError(
             f"{out_path} exists: SR models trained with these centroids would no longer match; set overwrite true to "
             "recompute them."

@@ -19,6 +19,7 @@ import nibabel as nib
 import numpy as np
 from common.data import thick_slice_volume
 from common.data.validation import check_nifti
+from common.flags import as_flag
 
 __all__ = ["prepare_lowres"]
 
@@ -57,7 +58,7 @@ def prepare_lowres(
             (os.path.join(folder, name), thick, thick_affine),
             (os.path.join(truth_folder, name), thin, image.affine),
         ):
-            if os.path.exists(path) and not overwrite:
+            if os.path.exists(path) and not as_flag(overwrite, "overwrite"):
                 raise FileExistsError(f"{path} exists; pass --overwrite True to replace it.")
             nib.save(nib.Nifti1Image(data.astype(np.float32), affine), path)
         written.append(os.path.join(folder, name))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from common.distributed import gather_objects, rank
+from common.flags import as_flag
 from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
 from common.transforms import in_plane_spacing
 from monai.data import MetaTensor
@@ -120,7 +121,7 @@ class ClinicalReport:
 
     def __init__(self, output_dir: str, overwrite: bool = False, rv_fallback_angle: float = np.pi) -> None:
         self.output_dir = output_dir
-        self.overwrite = bool(overwrite)
+        self.overwrite = as_flag(overwrite, "overwrite")
         self.rv_fallback_angle = float(rv_fallback_angle)
         self.cases: list[dict[str, Any]] = []
         self.segments: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from common.constants import PSCGAN_LABELS
+from common.flags import as_flag
 from common.inferers import CineSliceInferer
 from common.metrics import (
     bland_altman_plot,
@@ -136,7 +137,7 @@ def evaluate(
     "summary"}`` (rows as written). Refuses to overwrite an earlier evaluation unless ``overwrite``. ``static_cine``
     feeds every frame as the end-diastolic one (the benchmark's no-motion premise check, as training saw it)."""
     summary_path = os.path.join(output_dir, "summary.json")
-    if os.path.exists(summary_path) and not overwrite:
+    if os.path.exists(summary_path) and not as_flag(overwrite, "overwrite"):
         raise FileExistsError(f"{summary_path} exists from an earlier evaluation; set --overwrite true to replace it.")
     os.makedirs(output_dir, exist_ok=True)
     slice_rows, case_rows, segment_rows = [], [], []

@@ -22,6 +22,7 @@ import fire
 from common.constants import DTI_CHANNELS
 from common.data import dti_lge_mi_cases, dti_lge_mi_split
 from common.data.validation import check_nifti
+from common.flags import as_flag
 from common.transforms import check_channel_count
 
 __all__ = ["prepare_dti_folder"]
@@ -64,7 +65,7 @@ def prepare_dti_folder(
         shape = check_nifti(source, ndim=(3, 4))
         count = shape[3] if len(shape) == 4 else 1
         check_channel_count(count, channel_names, source, "channel_names", "the configs' dti_channels")
-        if os.path.exists(target) and not overwrite:
+        if os.path.exists(target) and not as_flag(overwrite, "overwrite"):
             raise FileExistsError(f"{target} exists; pass --overwrite True to replace it.")
     os.makedirs(out, exist_ok=True)
     for source, target in targets:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from common.checkpoint import load_weights, require_weights
 from common.distributed import barrier, gather_objects, in_process_group, rank, world_size
+from common.flags import as_flag
 from common.nets import translate
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def write_synthetic_set(
         raise ValueError(f"num_styles must be >= 1, got {num_styles}.")
     if not cases:
         raise ValueError("no labelled bSSFP case to translate.")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not as_flag(overwrite, "overwrite"):
         raise FileExistsError(
             f"{out_dir} already holds a synthetic set; pass --overwrite true to replace it, or another --member."
         )

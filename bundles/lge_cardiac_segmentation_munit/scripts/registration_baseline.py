@@ -56,6 +56,7 @@ import nibabel as nib
 import numpy as np
 from common.constants import MSCMR_LABELS
 from common.data import check_nifti, mscmrseg_cases, write_nifti
+from common.flags import as_flag
 from scipy import ndimage
 
 __all__ = ["registration_baseline", "registration_parameters", "register_labels"]
@@ -78,15 +79,6 @@ def _require_elastix():
     if not found:
         raise ImportError(f"{ELASTIX_HINT} (itk {itk.__version__} is installed without it).")
     return itk
-
-
-def _as_bool(value: bool | str | int, name: str) -> bool:
-    """``--overwrite true`` arrives from the command line as the string "true" (fire parses only ``True``)."""
-    if isinstance(value, (bool, int)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
-        return value.strip().lower() in ("true", "yes", "1")
-    raise ValueError(f"{name} must be true or false, got {value!r}.")
 
 
 def _case_names(cases: str | int | Sequence[str | int] | None) -> list[str] | None:
@@ -324,7 +316,7 @@ def registration_baseline(
         FileExistsError: an output exists and ``overwrite`` is false.
         ValueError: an unreadable file or bad labels (the file is named), or a bad argument.
     """
-    overwrite = _as_bool(overwrite, "overwrite")
+    overwrite = as_flag(overwrite, "overwrite")
     _check_mask_margin(mask_margin)
     _check_stage_arguments(resolutions, bspline_resolutions, bspline_iterations, bspline_grid_spacing)
     _require_elastix()

@@ -16,6 +16,7 @@ import fire
 import nibabel as nib
 from common.data import dti_lge_mi_cases, dti_lge_mi_split, lowres_slice
 from common.data.validation import check_nifti
+from common.flags import as_flag
 
 __all__ = ["prepare_lowres"]
 
@@ -50,7 +51,7 @@ def prepare_lowres(
         check_nifti(case["lge"], ndim=3)
         lowres, affine = lowres_slice(case["lge"], size)
         target = os.path.join(out, f"{case['case']}_LGE.nii.gz")
-        if os.path.exists(target) and not overwrite:
+        if os.path.exists(target) and not as_flag(overwrite, "overwrite"):
             raise FileExistsError(f"{target} exists; pass --overwrite True to replace it.")
         nib.save(nib.Nifti1Image(lowres, affine), target)
         written.append(target)

@@ -22,6 +22,7 @@ import torch
 from common.data.degradation import thin_slice_affine
 from common.data.layouts import write_nifti
 from common.distributed import barrier, shard
+from common.flags import as_flag
 from common.inferers import SlidingSliceSR
 from common.transforms import CheckFinited, CheckLabelValuesd, CheckThickSlicesd, ScaleByPercentiled
 from monai.transforms import LoadImaged
@@ -71,7 +72,7 @@ def write_pseudo_hr(
         ValueError: an input that is not a thick-slice volume of this ``scale`` (naming the file).
     """
     existing = _existing(cases, out_dir)
-    if existing and not overwrite:
+    if existing and not as_flag(overwrite, "overwrite"):
         raise FileExistsError(
             f"{existing[0]} exists ({len(existing)} pseudo-HR file(s) in {out_dir}); they come from an earlier SR "
             "model. Set --overwrite true to replace them, or --pseudo_hr_dir to write elsewhere."
