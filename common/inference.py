@@ -151,6 +151,8 @@ class FolderInputs:
         slice_axes: the axes whose sizes multiply to a file's number of 2D slices, for progress (default: every axis
             after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time).
         shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
+        slices_last: the inputs are stacks of 2D slices, which must lie on the third axis (a file whose slices lie
+            along another axis is set aside, named, as in ``common.data.validation.check_slices_last``).
 
     Examples::
 
@@ -172,6 +174,7 @@ class FolderInputs:
         slice_axes: Sequence[int] | None = None,
         extra_postfixes: Sequence[str] = (),
         min_slices: int = 1,
+        slices_last: bool = False,
     ) -> None:
         self.folder = folder
         self.output_dir = output_dir
@@ -180,6 +183,7 @@ class FolderInputs:
         self.overwrite = overwrite
         self.ndim = ndim
         self.min_slices = min_slices
+        self.slices_last = as_flag(slices_last, "slices_last")
         self.shard = shard
         self.slice_axes = None if slice_axes is None else tuple(int(a) for a in slice_axes)
         self.extra_postfixes = tuple(str(p) for p in extra_postfixes)
@@ -198,7 +202,10 @@ class FolderInputs:
             from common.data.validation import list_nifti, partition_readable
 
             good, self.unreadable = partition_readable(
-                list_nifti(self.folder, self.pattern), ndim=self.ndim, min_slices=self.min_slices
+                list_nifti(self.folder, self.pattern),
+                ndim=self.ndim,
+                min_slices=self.min_slices,
+                slices_last=self.slices_last,
             )
             self._datalist = plan_outputs(
                 [{"image": f} for f in good],

@@ -21,6 +21,7 @@ __all__ = [
     "MAKE_DATA_HINT",
     "check_nifti",
     "check_slice_count",
+    "check_slices_last",
     "check_pairs",
     "check_disjoint",
     "check_files_exist",
@@ -78,8 +79,41 @@ def check_slice_count(name: str, shape: Sequence[int], min_slices: int) -> None:
         )
 
 
+#: an in-plane axis this many times coarser than the other one (and coarser than the third axis) holds the slices
+SLICE_AXIS_RATIO = 2.0
+
+
+def check_slices_last(name: str, shape: Sequence[int], affine: np.ndarray) -> None:
+    """Refuse a stack of 2D slices stored with its slices on the first or second axis, naming it.
+
+    A short-axis stack is ``(X, Y, slices)``: its slice spacing (5-10 mm) is the coarsest. When one of the first two
+    axes is at least :data:`SLICE_AXIS_RATIO` times coarser than the other and coarser than the third axis, the slices
+    lie along it (e.g. a stack reoriented to RAS with its slices first), and a model of 2D slices would run on planes
+    across them.
+
+    Raises:
+        ValueError: naming ``name``, the voxel size and how to move the slice axis last.
+    """
+    if len(shape) < 3:
+        return
+    spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    coarse = int(np.argmax(spacing[:2]))
+    fine = float(spacing[1 - coarse])
+    if spacing[coarse] >= SLICE_AXIS_RATIO * fine and spacing[coarse] > spacing[2]:
+        raise ValueError(
+            f"{name}: voxel size {np.round(spacing, 3).tolist()} mm: axis {coarse} is {spacing[coarse] / fine:.1f} x "
+            f"coarser than the other in-plane axis, so the slices lie along axis {coarse}; this model takes stacks "
+            "of 2D slices on the third axis (X, Y, slices). Move that axis last (numpy.moveaxis, and the same "
+            "permutation of the affine's first three columns: the same physical stack) and re-save the file."
+        )
+
+
 def check_nifti(
-    path: PathLike, ndim: int | Sequence[int] | None = None, allow_nan: bool = False, min_slices: int = 1
+    path: PathLike,
+    ndim: int | Sequence[int] | None = None,
+    allow_nan: bool = False,
+    min_slices: int = 1,
+    slices_last: bool = False,
 ) -> tuple[int, ...]:
     """Open ``path`` with nibabel, read its voxels and return its shape.
 
@@ -89,6 +123,7 @@ def check_nifti(
         allow_nan: accept NaN/Inf voxels.
         min_slices: the fewest slices (third axis; a 2D file has one) the file may hold, as in
             :func:`check_slice_count`.
+        slices_last: the file is a stack of 2D slices, which must lie on its third axis (:func:`check_slices_last`).
 
     Returns:
         The image shape.
@@ -123,6 +158,8 @@ def check_nifti(
                 hint = "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")
     check_slice_count(str(path), shape, min_slices)
+    if slices_last:
+        check_slices_last(str(path), shape, image.affine)
     if not allow_nan and np.issubdtype(data.dtype, np.floating):
         bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         if bad:
@@ -263,7 +300,11 @@ def check_files_exist(cases: Iterable[Mapping[str, object]], keys: Sequence[str]
 
 
 def partition_readable(
-    paths: Iterable[PathLike], ndim: int | Sequence[int] | None = None, allow_nan: bool = False, min_slices: int = 1
+    paths: Iterable[PathLike],
+    ndim: int | Sequence[int] | None = None,
+    allow_nan: bool = False,
+    min_slices: int = 1,
+    slices_last: bool = False,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Split ``paths`` into readable NIfTI files and ``(path, reason)`` for the rest; never raises for a bad file.
 
@@ -274,6 +315,7 @@ def partition_readable(
         ndim: as in :func:`check_nifti`.
         allow_nan: as in :func:`check_nifti`.
         min_slices: as in :func:`check_nifti`.
+        slices_last: as in :func:`check_nifti`.
 
     Returns:
         ``(good, bad)``: good paths (strings, input order) and ``[(path, reason), ...]``.
@@ -282,7 +324,7 @@ def partition_readable(
     bad: list[tuple[str, str]] = []
     for path in paths:
         try:
-            check_nifti(path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices)
+            check_nifti(path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices, slices_last=slices_last)
         except (ValueError, FileNotFoundError) as error:
             bad.append((os.fspath(path), str(error)))
         else:

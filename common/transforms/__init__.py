@@ -29,6 +29,7 @@ from common.transforms.through_plane import (
     SimulateThickSlicesd,
     ThinSliceAffined,
     ThinSliceGridd,
+    require_slices_last,
     voxel_spacing,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "ThinSliceGridd",
     "CheckThickSlicesd",
     "ThinSliceAffined",
+    "require_slices_last",
     "voxel_spacing",
     "HeadMaskd",
     "head_mask",

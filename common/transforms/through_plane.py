@@ -23,8 +23,29 @@ __all__ = [
     "ThinSliceGridd",
     "ThinSliceAffined",
     "ScaleByPercentiled",
+    "require_slices_last",
     "voxel_spacing",
 ]
+
+
+def require_slices_last(through_plane_axis: int, network: str) -> int:
+    """The through-plane axis of a ``network`` that takes the thick slices on the volume's third array axis (2).
+
+    REHRSeg's segmenter multiplies its last axis; TransMRSR's network runs on planes that hold the thick axis as
+    their second axis. With another axis they would upsample an in-plane axis, or run on planes that do not cross the
+    slices, and write a volume whose shape and affine disagree, without an error.
+
+    Raises:
+        ValueError: for any other axis, saying how to reorient the volumes.
+    """
+    if int(through_plane_axis) != 2:
+        raise ValueError(
+            f"through_plane_axis {through_plane_axis}: {network} takes the thick slices on the third axis (2). "
+            "Reorient the volumes so that the slices are the third array axis (move that array axis last and "
+            "permute the affine's first three columns the same way: the same physical volume) and keep "
+            "through_plane_axis 2."
+        )
+    return 2
 
 
 def voxel_spacing(affine: torch.Tensor | np.ndarray) -> np.ndarray:

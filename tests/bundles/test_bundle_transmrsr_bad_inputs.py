@@ -182,6 +182,20 @@ def test_a_x4_model_run_at_x8_is_refused_before_reading_any_input(models, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("files", [["inference.json"], ["train.json"]], ids=["inference", "train"])
+def test_another_through_plane_axis_is_refused_with_how_to_reorient(files, source, models, tmp_path):
+    """The network's planes hold the thick axis as their second axis (slice_axis 1 of a volume thick along axis 2):
+    with through_plane_axis 0 or 1 it would run on planes that do not cross the slices, without an error."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    dataset = str(folder) if files == ["inference.json"] else str(source)
+    for axis in (0, 1):
+        message = _refused(files, dataset_dir=dataset, ckpt_dir=str(models), through_plane_axis=axis,
+                           output_dir=str(tmp_path / "out"), **NO_PRIOR)  # fmt: skip
+        assert f"through_plane_axis {axis}: the TransMRSR network" in message and "Reorient" in message, message
+    assert not (tmp_path / "out").exists()
+
+
 def test_training_x8_into_an_x4_folder_is_refused_and_keeps_its_weights(source, models, tmp_path):
     before = (models / "model.pt").read_bytes()
     message = _refused(["train.json"], dataset_dir=str(source), ckpt_dir=str(models), scale=8,

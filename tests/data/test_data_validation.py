@@ -75,6 +75,27 @@ def test_check_nifti_with_min_slices_refuses_a_2d_file_and_a_one_slice_stack(tmp
     assert good == [stack] and [path for path, _ in bad] == [str(tmp_path / "flat.nii.gz")]
 
 
+def _stack(path, shape, spacing):
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.diag([*spacing, 1.0])), path)
+    return path
+
+
+def test_check_nifti_with_slices_last_refuses_a_stack_whose_slices_lie_along_another_axis(tmp_path):
+    # a short-axis stack (X, Y, slices) at 2.5 x 2.5 x 8 mm is accepted, the same stack with its slices first is not
+    assert check_nifti(_stack(tmp_path / "sax.nii.gz", (12, 10, 3), (2.5, 2.5, 8)), slices_last=True) == (12, 10, 3)
+    for shape, spacing, axis in (((3, 12, 10), (8, 2.5, 2.5), 0), ((12, 3, 10), (2.5, 8, 2.5), 1)):
+        path = _stack(tmp_path / f"slices_on_{axis}.nii.gz", shape, spacing)
+        assert check_nifti(path) == shape  # not checked unless asked
+        with pytest.raises(ValueError, match=rf"slices_on_{axis}.nii.gz.*slices lie along axis {axis}.*moveaxis"):
+            check_nifti(path, slices_last=True)
+    # a one-slice stack with rectangular pixels is still a slice (its third axis is the coarsest)
+    assert check_nifti(_stack(tmp_path / "one.nii.gz", (12, 10, 1), (1.25, 2.5, 8)), slices_last=True) == (12, 10, 1)
+    # a nearly isotropic volume has no slice axis to find
+    assert check_nifti(_stack(tmp_path / "iso.nii.gz", (8, 8, 8), (1.0, 1.2, 1.0)), slices_last=True) == (8, 8, 8)
+    good, bad = partition_readable([tmp_path / "sax.nii.gz", tmp_path / "slices_on_0.nii.gz"], slices_last=True)
+    assert good == [str(tmp_path / "sax.nii.gz")] and [p for p, _ in bad] == [str(tmp_path / "slices_on_0.nii.gz")]
+
+
 def test_check_nifti_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.nii.gz"):
         check_nifti(tmp_path / "absent.nii.gz")

@@ -18,33 +18,12 @@ __all__ = [
     "thin_grid_keys",
     "hr_truth_datalist",
     "evaluation_datalist",
-    "require_slices_last",
 ]
 
 import os
 
 from common.checkpoint import require_stage_output
 from common.data import DatasetError, nnunet_cases, split_cases
-
-
-def require_slices_last(through_plane_axis: int) -> int:
-    """The segmenter's through-plane axis: the volumes' third (last spatial) axis, the one its HR head multiplies.
-
-    The self-SR stages slide along any axis, but ``common.nets.HRSegUNet`` and its inferer take the thick slices
-    last; with another axis they would upsample an in-plane axis and write a volume whose shape and affine disagree.
-
-    Raises:
-        ValueError: for any other axis, saying how to reorient the volumes.
-    """
-    if int(through_plane_axis) != 2:
-        raise ValueError(
-            f"through_plane_axis {through_plane_axis}: the segmenter takes the thick slices on the third axis (2). "
-            "Reorient the volumes so that the slices are the third array axis (move that array axis last and "
-            "permute the affine's first three columns the same way: the same physical volume) and keep "
-            "through_plane_axis 2."
-        )
-    return 2
-
 
 #: where the stage-2 segmenter's thick-slice input comes from (``pseudo_hr_datalist``)
 LR_INPUTS = ("pseudo_hr", "acquired")
