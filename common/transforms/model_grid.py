@@ -134,6 +134,7 @@ class FromModelGridd(MapTransform):
         shape = [int(s) for s in torch.as_tensor(grid["shape"]).reshape(-1)]
         target_shape = [shape[0] * self.scale, shape[1] * self.scale, *shape[2:]]
         target = regrid_affine(torch.as_tensor(grid["affine"]).reshape(4, 4), [self.scale, self.scale])
+        written_shape = _file_shape(d.get(self.reference_key), target_shape)
         for key in self.key_iterator(d):
             pred = d[key]
             same_grid = list(pred.shape[1:]) == target_shape and torch.allclose(
@@ -142,6 +143,18 @@ class FromModelGridd(MapTransform):
             if not same_grid:
                 pred = self.resample(pred, dst_affine=target, spatial_size=target_shape)
             pred.affine = target.to(torch.as_tensor(pred.affine).dtype)
-            pred.meta["spatial_shape"] = torch.as_tensor(pred.shape[1:])
+            pred.meta["spatial_shape"] = torch.as_tensor(written_shape)
             d[key] = pred
         return d
+
+
+def _file_shape(reference: object, target_shape: list[int]) -> list[int]:
+    """The shape to write: ``target_shape`` less the trailing singleton axes that the input file did not have (a 2D
+    file ``(H, W)`` was made a volume ``(H, W, 1)``; the writer gives the output the input's axes)."""
+    original = reference.meta.get("spatial_shape") if isinstance(reference, MetaTensor) else None
+    if original is None:
+        return target_shape
+    ndim = len(torch.as_tensor(original).reshape(-1))
+    if ndim < len(target_shape) and all(n == 1 for n in target_shape[ndim:]):
+        return target_shape[:ndim]
+    return target_shape

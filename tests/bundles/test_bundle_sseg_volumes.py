@@ -43,6 +43,7 @@ def folder(tmp_path_factory) -> tuple[Path, Path]:
     nib.save(nib.Nifti1Image(_lge_like((128, 128, 10), 1), SHEARED_2MM), inputs / "b_stack_2mm.nii.gz")
     nib.save(nib.Nifti1Image(_lge_like((60, 70, 1), 2), AXIAL_2P5MM), inputs / "c_odd_size.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((64, 64, 1, 3), np.float32), AXIAL_2P5MM), inputs / "d_series_4d.nii.gz")
+    nib.save(nib.Nifti1Image(_lge_like((48, 40), 3), AXIAL_2P5MM), inputs / "e_flat_2d.nii.gz")
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "inference.json"))
     parser.update(NET)
@@ -89,7 +90,9 @@ def test_single_slices_of_any_size_keep_working(outputs):
     slice_mask = nib.load(out / "a_slice_mi_x8.nii.gz")
     assert slice_mask.shape[:2] == (512, 512)
     np.testing.assert_allclose(slice_mask.affine, super_resolve_affine(torch.as_tensor(AXIAL_2P5MM), 8), atol=1e-6)
+    assert slice_mask.shape == (512, 512, 1)  # a one-slice stack keeps its slice axis
     assert nib.load(out / "c_odd_size_mi_x8.nii.gz").shape[:2] == (480, 560)  # padded/windowed, cropped back
+    assert nib.load(out / "e_flat_2d_mi_x8.nii.gz").shape == (384, 320)  # a 2D file gives a 2D mask
 
 
 @pytest.mark.slow
@@ -98,7 +101,7 @@ def test_a_file_the_model_cannot_take_is_named_skipped_and_fails_the_run_at_the_
     messages = exception_messages(error)
     assert "d_series_4d.nii.gz" in messages and "could not be read and were skipped" in messages
     assert not (out / "d_series_4d_mi_x8.nii.gz").exists()
-    assert len(list(out.glob("*_mi_x8.nii.gz"))) == 3
+    assert len(list(out.glob("*_mi_x8.nii.gz"))) == 4
 
 
 @pytest.mark.slow
