@@ -263,6 +263,30 @@ def test_evaluate_writes_metrics_csv_summary_and_grids(trained, data):
         assert np.isfinite(float(means[name]))
     assert 0.0 <= float(means["dice_translated_vs_truth"]) <= 1.0
     assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == [c["case"] for c in split["test"]]
+    # per case: the Segmentor's MI Dice on G(DTI) (models/model.pt) and on the real LGE against the case's mask,
+    # recomputed here (empty-vs-empty is 1, as LabelDice scores it; the CSV keeps 4 decimals)
+    import torch
+    from common.checkpoint import load_weights
+
+    def per_case(name):
+        return {r.split(",")[0]: float(r.split(",")[1]) for r in (out / f"{name}_raw.csv").read_text().splitlines()[1:]}
+
+    def mi_dice(a, b):
+        a, b = a == 1, b == 1
+        total = (a.sum() + b.sum()).item()
+        return 1.0 if total == 0 else 2 * (a & b).sum().item() / total
+
+    generator = workflow.parser.get_parsed_content("network_def", instantiate=True, lazy=False).eval()
+    load_weights(generator, Path(common["ckpt_dir"]) / "model.pt")
+    segmentor = workflow.parser.get_parsed_content("segmentor_def", instantiate=True, lazy=False).eval()
+    load_weights(segmentor, workflow.parser.get_parsed_content("segmentor_path"))
+    translated, source = per_case("dice_translated_vs_truth"), per_case("dice_source_lge_vs_truth")
+    for item in workflow.parser.get_parsed_content("validate#dataset"):
+        with torch.no_grad():  # one batch of both, as SegmentorMasks runs it (near-tied logits: the same sums)
+            on_translation, on_lge = segmentor(torch.cat([generator(item["image"][None]), item["lge"][None]])).argmax(1)
+        truth = item["label"][0]
+        assert translated[item["case"]] == pytest.approx(mi_dice(on_translation, truth), abs=1e-4), item["case"]
+        assert source[item["case"]] == pytest.approx(mi_dice(on_lge, truth), abs=1e-4), item["case"]
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ def test_inference_writes_8x_masks_in_input_space(trained, tiny_data, tmp_path):
 @pytest.mark.slow
 def test_evaluate_writes_metrics_csv_and_overlays(trained, tiny_data):
     work, _, common = trained
-    _run(
+    workflow, _ = _run(
         ["train.json", "evaluate.json"],
         **common,
         dataset_dir=str(tiny_data / "DTI_LGE_MI"),
@@ -137,6 +137,26 @@ def test_evaluate_writes_metrics_csv_and_overlays(trained, tiny_data):
     assert rows[0].startswith("filename") and len(rows) >= 2
     assert sorted(p.stem for p in (work / "eval" / "test" / "overlays").glob("*.png"))[0].startswith("Case_")
     assert (work / "eval" / "test" / "test_hd95_mm_raw.csv").is_file()
+    # each case's Dice is the foreground (MI) Dice of models/model.pt's argmax against the case's own mask
+    import torch
+    from common.checkpoint import load_weights
+
+    scored = {line.split(",")[0]: float(line.split(",")[1]) for line in rows[1:]}
+    network = workflow.parser.get_parsed_content("network_def", instantiate=True, lazy=False).eval()
+    load_weights(network, work / "models" / "model.pt")
+    dataset = workflow.parser.get_parsed_content("validate#dataset")
+    assert sorted(scored) == sorted(item["case"] for item in dataset)
+    nonempty = 0
+    for item in dataset:
+        with torch.no_grad():
+            mask = network(item["image"][None]).argmax(1)[0] > 0
+        truth = item["label"][0] > 0
+        if mask.sum() + truth.sum() == 0:
+            continue  # MONAI scores an empty pair as NaN
+        nonempty += 1
+        dice = 2 * (mask & truth).sum().item() / (mask.sum() + truth.sum()).item()
+        assert scored[item["case"]] == pytest.approx(dice, abs=1e-4), item["case"]
+    assert nonempty, "no case has a mask or a truth to score"
 
 
 @pytest.mark.slow
