@@ -7,13 +7,17 @@ cardiac cycle with frame 0 at end-diastole. ``LoadImaged(ensure_channel_first=Tr
 
 from __future__ import annotations
 
+import logging
 from typing import Hashable, Mapping, Sequence
 
 import torch
 from common.transforms._meta import source_name
+from common.transforms.model_grid import in_plane_spacing
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckCined",
@@ -26,12 +30,17 @@ __all__ = [
 
 
 class CheckCined(MapTransform):
-    """Refuse, naming the file, a cine that is not a 4D ``(X, Y, S, n_frames)`` NIfTI of ``image_size`` frames.
+    """Refuse, naming the file, a cine that is not a 4D ``(X, Y, S, n_frames)`` NIfTI of ``image_size`` frames;
+    warn, naming it, when its pixel spacing is far from the one the network was trained at.
 
     Args:
         keys: cine keys, loaded with ``ensure_channel_first=True`` (so ``(T, X, Y, S)``).
         n_frames: frames per cardiac cycle the network takes (PSCGAN: 25).
         image_size: in-plane size ``(X, Y)`` the network takes (``None``: any).
+        pixel_spacing: the training crops' pixel spacing in mm (``None``: not checked). A crop of ``image_size``
+            pixels at another spacing shows the heart at another size and its wall motion in other pixel units.
+        spacing_tolerance: relative difference of either in-plane spacing from ``pixel_spacing`` beyond which a
+            warning names the file.
     """
 
     def __init__(
@@ -39,6 +48,8 @@ class CheckCined(MapTransform):
         keys: KeysCollection,
         n_frames: int,
         image_size: Sequence[int] | int | None = None,
+        pixel_spacing: float | None = None,
+        spacing_tolerance: float = 0.25,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -48,6 +59,10 @@ class CheckCined(MapTransform):
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+        if pixel_spacing is not None and float(pixel_spacing) <= 0:
+            raise ValueError(f"pixel_spacing must be > 0 mm, got {pixel_spacing!r}.")
+        self.pixel_spacing = None if pixel_spacing is None else float(pixel_spacing)
+        self.spacing_tolerance = float(spacing_tolerance)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -73,7 +88,24 @@ class CheckCined(MapTransform):
                     f"{self.image_size[0]}x{self.image_size[1]} crops (PSCGAN 6.1: a region of interest around the "
                     "left ventricle); crop the stack around the heart to that size first."
                 )
+            self._check_spacing(value, name)
         return d
+
+    def _check_spacing(self, value: object, name: str) -> None:
+        if self.pixel_spacing is None or not isinstance(value, MetaTensor):
+            return
+        spacing = in_plane_spacing(torch.as_tensor(value.affine, dtype=torch.float64))
+        if max(abs(s - self.pixel_spacing) for s in spacing) > self.spacing_tolerance * self.pixel_spacing:
+            logger.warning(
+                "%s: pixel spacing %s mm, the network was trained on crops at %.2f mm (pixel_spacing): the heart and "
+                "its wall motion appear %.0f %% larger or smaller than in training; resample the cine to %.2f mm "
+                "before cropping, or set pixel_spacing to the spacing of the data the model was trained on.",
+                name,
+                [round(s, 3) for s in spacing],
+                self.pixel_spacing,
+                100 * max(abs(s / self.pixel_spacing - 1) for s in spacing),
+                self.pixel_spacing,
+            )
 
 
 def scale_slices_percentile(

@@ -32,6 +32,20 @@ def test_check_cine_accepts_a_4d_stack_and_refuses_frames_3d_and_size(tmp_path):
         CheckCined("cine", n_frames=5, image_size=32)(_load(good))
 
 
+def test_check_cine_warns_naming_the_file_when_its_spacing_is_far_from_the_trained_one(tmp_path, caplog):
+    good = _write(tmp_path / "good.nii.gz", (16, 16, 2, 5))  # 1.5 mm pixels
+    with caplog.at_level("WARNING", logger="common.transforms.cine"):
+        CheckCined("cine", n_frames=5, pixel_spacing=1.33)(_load(good))  # 13 % off: within 25 %
+        CheckCined("cine", n_frames=5)(_load(good))  # not checked
+        assert not caplog.records
+        CheckCined("cine", n_frames=5, pixel_spacing=1.0)(_load(good))  # 50 % off
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "good.nii.gz" in message and "[1.5, 1.5] mm" in message and "1.00 mm" in message and "50 %" in message
+    with pytest.raises(ValueError, match="pixel_spacing"):
+        CheckCined("cine", n_frames=5, pixel_spacing=0.0)
+
+
 def test_scale_slices_maps_each_slice_to_minus_one_one_separately():
     x = torch.zeros(3, 8, 8, 2)
     x[..., 0] = torch.linspace(0, 10, 3 * 8 * 8).reshape(3, 8, 8)
