@@ -62,3 +62,25 @@ def test_analyse_stack_sums_a_drawn_stack_in_mm2_from_the_affine_and_skips_slice
     assert row["scar_to_healthy_ratio"] == scar_px / (myo_px - scar_px)
     assert {r["slice"] for r in segments} == {0, 2}, "no segment rows for the slice without myocardium"
     assert row["scar_segments"] >= 1 and all(not r["has_scar"] for r in segments if r["slice"] == 2)
+
+
+def test_a_stack_that_seems_to_run_apex_to_base_is_named_in_a_warning(caplog):
+    """The AHA levels take slice 0 as basal; the left ventricle narrows towards the apex, so a stack whose segmented
+    ventricle grows along the slices is probably stored apex first, and the log says so (the rows are unchanged)."""
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import analyse_stack
+
+    x, y = np.meshgrid(np.arange(48) - 23.5, np.arange(48) - 23.5, indexing="ij")
+    radius = np.hypot(x, y)
+    base_first = np.zeros((48, 48, 3), dtype=np.int64)
+    for k, outer in enumerate((14, 12, 9)):  # basal, mid, apical: the ventricle narrows
+        base_first[..., k][radius < outer] = 2
+        base_first[..., k][radius < outer - 4] = 1
+    cine = np.where(base_first == 1, 1.0, 0.2).astype(np.float32)
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    with caplog.at_level("WARNING", logger="scripts.clinical"):
+        expected = analyse_stack("base_first", base_first, cine, affine)
+        reversed_rows = analyse_stack("apex_first", base_first[..., ::-1], cine[..., ::-1], affine)
+    [record] = [r for r in caplog.records if r.name == "scripts.clinical"]  # (no RV drawn: the metrics warn too)
+    assert "apex_first" in record.getMessage() and "apex to base" in record.getMessage()
+    assert reversed_rows[0]["myocardium_area_mm2"] == expected[0]["myocardium_area_mm2"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = ["analyse_stack", "ClinicalReport", "CASE_FIELDS", "SEGMENT_FIELDS"]
 
 import csv
+import logging
 import os
 from typing import Any
 
@@ -31,6 +32,8 @@ CASE_FIELDS = (
     "case", "slices", "scar_size_mm2", "scar_ratio", "scar_to_healthy_ratio", "myocardium_area_mm2",
     "scar_segments", "transmural_segments", "slices_without_rv",
 )  # fmt: skip
+logger = logging.getLogger(__name__)
+
 SEGMENT_FIELDS = ("case", "slice", "level", "segment", "myocardium_px", "scar_px", "scar_fraction", "has_scar",
                   "transmural", "rv_found")  # fmt: skip
 
@@ -52,6 +55,7 @@ def analyse_stack(
     """
     seg = np.asarray(seg).astype(np.int64)
     spacing = tuple(in_plane_spacing(torch.as_tensor(np.asarray(affine, dtype=np.float64))))
+    _warn_if_apex_first(case, seg)
     n_slices = seg.shape[2]
     totals = {"scar": 0.0, "myo": 0.0, "healthy": 0.0, "scar_px": 0, "healthy_px": 0}
     segments: list[dict[str, Any]] = []
@@ -104,6 +108,27 @@ def write_rows(path: str, fields: tuple[str, ...], rows: list[dict[str, Any]]) -
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def _warn_if_apex_first(case: str, seg: np.ndarray) -> None:
+    """Warn when the stack seems to run apex to base: the AHA levels take slice 0 as basal (thirds of the stack), and
+    the left ventricle narrows towards the apex, so its segmented area (blood pool and myocardium) is then larger in
+    the last third than in the first."""
+    n_slices = seg.shape[2]
+    if n_slices < 2:
+        return
+    area = np.isin(seg, (1, 2, 3)).sum(axis=(0, 1))
+    third = max(1, n_slices // 3)
+    first, last = float(area[:third].mean()), float(area[-third:].mean())
+    if last > first:
+        logger.warning(
+            "%s: the segmented left ventricle is larger in the last slices (%.0f pixels) than in the first (%.0f): "
+            "the stack may run from apex to base, but the AHA levels take the first slices as basal. Store the "
+            "slices base first (reverse the slice axis and the affine's third column) if so.",
+            case,
+            last,
+            first,
+        )
 
 
 class ClinicalReport:
