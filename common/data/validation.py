@@ -154,6 +154,8 @@ def check_nifti(
                 hint = "a 2D+T cine is a 4D NIfTI (X, Y, slices, frames); a single slice is (X, Y, 1, frames)."
             elif 4 in allowed:
                 hint = "a slice is (X, Y, 1), a multi-channel slice (e.g. DTI maps) (X, Y, 1, channels)."
+            elif len(shape) == 4 and shape[3] == 1:
+                hint = "its 4th axis holds one element: drop it (numpy.squeeze(data, axis=3)) and re-save the file."
             else:
                 hint = "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")

@@ -49,8 +49,11 @@ def test_check_nifti_truncated_gzip(tmp_path):
 
 def test_check_nifti_wrong_ndim(tmp_path):
     path = _save(tmp_path / "four.nii.gz", np.zeros((4, 4, 3, 2), np.float32))
-    with pytest.raises(ValueError, match=r"four\.nii\.gz has 4 dimensions"):
+    with pytest.raises(ValueError, match=r"four\.nii\.gz has 4 dimensions.*split 4D series"):
         check_nifti(path, ndim=3)
+    singleton = _save(tmp_path / "singleton.nii.gz", np.zeros((4, 4, 3, 1), np.float32))
+    with pytest.raises(ValueError, match=r"singleton\.nii\.gz has 4 dimensions.*squeeze"):
+        check_nifti(singleton, ndim=3)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
