@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from common.data.validation import MAKE_DATA_HINT, DatasetError
@@ -172,33 +172,51 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
 
 
 def mscmrseg_cases(root: PathLike, modality: str = "C0") -> list[dict[str, str]]:
-    """Cases of MS-CMRSeg 2019: ``MSCMRSeg/patientN_<modality>.nii.gz`` (+ ``patientN_<modality>_manual.nii.gz``).
+    """Cases of MS-CMRSeg 2019: ``patientN_<modality>.nii.gz`` (+ ``patientN_<modality>_manual.nii.gz``), in one
+    folder (``MSCMRSeg/``, the default data) or in the release's subfolders (images in ``c0t2lge/``, labels in
+    ``c0gt/``, ``lgegt/``, ``t2gt/`` or a later label folder): files are found at any depth under ``root``.
 
     Args:
-        root: the ``MSCMRSeg`` folder or its parent.
+        root: the ``MSCMRSeg`` folder, the release's folder, or their parent.
         modality: ``"C0"`` (bSSFP), ``"LGE"`` or ``"T2"``.
 
     Returns:
         ``[{"case", "image", "label"?}]``; ``"label"`` only where the manual file exists (labels ``MSCMR_LABELS``).
+
+    Raises:
+        DatasetError: no case found, or one file name found in two places (the paths are named).
     """
     if modality not in ("C0", "LGE", "T2"):
         raise ValueError(f"modality must be 'C0', 'LGE' or 'T2', got {modality!r}.")
-    layout = f"MSCMRSeg/patientN_{modality}.nii.gz (+ patientN_{modality}_manual.nii.gz)"
+    layout = f"MSCMRSeg/patientN_{modality}.nii.gz (+ patientN_{modality}_manual.nii.gz, here or in a sibling folder)"
     pattern = re.compile(rf"^(patient\d+)_{modality}\.nii\.gz$")
 
     def find(folder: Path) -> list[Path]:
-        return [p for p in folder.glob(f"patient*_{modality}.nii.gz") if pattern.match(p.name)]
+        return [p for p in folder.rglob(f"patient*_{modality}.nii.gz") if pattern.match(p.name)]
 
-    _, files = _first(root, layout, ("MSCMRSeg",), find)
+    folder, files = _first(root, layout, ("MSCMRSeg",), find)
+    labels = _unique_by_name(folder.rglob(f"patient*_{modality}_manual.nii.gz"))
     cases = []
-    for image in sorted(files, key=lambda p: natural_key(p.name)):
-        case = pattern.match(image.name).group(1)
+    for name, image in sorted(_unique_by_name(files).items(), key=lambda item: natural_key(item[0])):
+        case = pattern.match(name).group(1)
         entry = {"case": case, "image": str(image)}
-        label = image.with_name(f"{case}_{modality}_manual.nii.gz")
-        if label.is_file():
+        label = labels.get(f"{case}_{modality}_manual.nii.gz")
+        if label is not None:
             entry["label"] = str(label)
         cases.append(entry)
     return cases
+
+
+def _unique_by_name(paths: Iterable[Path]) -> dict[str, Path]:
+    """``{file name: path}``; a name found in two folders is refused (which copy is meant cannot be told)."""
+    found: dict[str, Path] = {}
+    for path in sorted(paths):
+        if path.name in found:
+            raise DatasetError(
+                f"{path.name} is found twice, {found[path.name]} and {path}: keep one copy under the dataset folder."
+            )
+        found[path.name] = path
+    return found
 
 
 def ixi_cases(root: PathLike, contrast: str = "T1", with_tissue: bool = False) -> list[dict[str, str]]:

@@ -214,6 +214,32 @@ def test_no_training_case_is_a_dataset_error_naming_the_folder(source, tmp_path,
     assert not (tmp_path / "models").exists()
 
 
+def test_with_every_lge_labelled_the_held_out_patients_are_named(source, tmp_path):
+    """MS-CMRSeg's later release labels every LGE stack, so by default every patient is held out: the error says to
+    name them; named, the others train and evaluation scores only those."""
+    from common.data import DatasetError
+
+    folder = tmp_path / "MSCMRSeg"
+    shutil.copytree(source, folder)
+    for case in ("patient4", "patient5", "patient6"):  # the later labels
+        shutil.copy(folder / "patient1_LGE_manual.nii.gz", folder / f"{case}_LGE_manual.nii.gz")
+    with pytest.raises(DatasetError, match="--evaluation_patients"):
+        _training_cases(folder)
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        cases = scripts.cases.training_cases(str(folder), "patient1, patient2")
+        evaluation = scripts.cases.evaluation_cases(str(folder), patients=["patient1", "patient2"])
+        with pytest.raises(DatasetError, match=r"\['patient9'\] have no patientN_LGE.nii.gz"):
+            scripts.cases.training_cases(str(folder), "patient1,patient9")
+    assert [c["case"] for c in cases["bssfp"]] == ["patient3", "patient4", "patient5", "patient6"]
+    assert [c["case"] for c in evaluation] == ["patient1", "patient2"]
+    with bundle_scripts(BUNDLE):  # the config key reaches the stages
+        workflow = _workflow(["train.json"], dataset_dir=str(folder), evaluation_patients="patient1,patient2")
+        trained = workflow.parser.get_parsed_content("cases")["bssfp"]
+    assert [c["case"] for c in trained] == ["patient3", "patient4", "patient5", "patient6"]
+
+
 def test_inference_refuses_a_model_pt_without_the_localiser(source, untrained_weights, tmp_path):
     """A ``model.pt`` of the former layout (the cascade alone, e.g. a copy of ``member_0/unet2_ft.pt``) is refused
     before any file is segmented: the weights check names the missing ``localiser.`` keys."""

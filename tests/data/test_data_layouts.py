@@ -133,6 +133,27 @@ def test_mscmrseg_layout_labels_and_natural_order(tiny_data):
     assert c0_image.header.get_zooms() != lge_image.header.get_zooms()  # unregistered, different protocols
 
 
+def test_mscmrseg_release_layout_with_labels_in_sibling_folders_reads_as_the_flat_one(tiny_data, tmp_path):
+    """The MS-CMRSeg 2019 release keeps images in ``c0t2lge/`` and labels in ``c0gt/``, ``lgegt/`` (and a later
+    label folder): the same cases as the flat folder; a file name found twice is refused, naming both."""
+    flat = tiny_data / "MSCMRSeg"
+    release = tmp_path / "C0LET2_nii45_for_challenge19"
+    for sub in ("c0t2lge", "c0gt", "lgegt"):
+        (release / sub).mkdir(parents=True)
+    for path in flat.glob("*.nii.gz"):
+        sub = "c0t2lge" if "_manual" not in path.name else "c0gt" if "_C0_" in path.name else "lgegt"
+        (release / sub / path.name).symlink_to(path)
+    for modality in ("C0", "LGE"):
+        ours = [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(tmp_path, modality)]
+        assert ours == [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(flat, modality)]
+    assert Path(mscmrseg_cases(tmp_path, "C0")[0]["label"]).parent.name == "c0gt"
+    copy = release / "backup" / "patient1_C0.nii.gz"
+    copy.parent.mkdir()
+    copy.symlink_to(flat / "patient1_C0.nii.gz")
+    with pytest.raises(DatasetError, match="patient1_C0.nii.gz is found twice"):
+        mscmrseg_cases(tmp_path, "C0")
+
+
 def test_ixi_layout_and_tissue_maps(tiny_data):
     cases = ixi_cases(tiny_data, with_tissue=True)
     assert len(cases) == SMALL_SIZES["IXI"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["evaluation_cases", "training_cases", "unpaired_pairs"]
+__all__ = ["held_out_patients", "evaluation_cases", "training_cases", "unpaired_pairs"]
 
 import logging
 import random
+from typing import Sequence
 
-from common.data import DatasetError, mscmrseg_cases
+from common.data import DatasetError, mscmrseg_cases, natural_key
 
 logger = logging.getLogger(__name__)
 
@@ -16,21 +17,49 @@ CLASS_NAMES = ("background", "LV", "MYO", "RV")
 MSCMR_VALUES = (500, 200, 600)  # LV, MYO, RV -> classes 1, 2, 3
 
 
-def evaluation_cases(dataset_dir: str, modality: str = "LGE") -> list[dict[str, str]]:
-    """The patients whose LGE has a manual label: evaluation only, nothing of them (C0 or LGE) is trained on.
+def held_out_patients(dataset_dir: str, patients: str | Sequence[str] | None = None) -> set[str]:
+    """The held-out patients: ``patients`` (names, or one comma-separated string) or, by default, every patient whose
+    LGE has a manual label.
 
-    MS-CMRSeg 2019 released labels for 5 LGE stacks, which the paper used for validation (section 3.1).
-    ``modality="C0"`` gives the same patients' labelled bSSFP stacks (the premise check: bSSFP-only training is
-    scored on held-out bSSFP and on held-out LGE of the same patients).
+    Raises:
+        common.data.DatasetError: a named patient has no labelled LGE stack (the folder and the name are given).
     """
-    patients = {c["case"] for c in mscmrseg_cases(dataset_dir, "LGE") if "label" in c}
+    labelled = {c["case"] for c in mscmrseg_cases(dataset_dir, "LGE") if "label" in c}
+    if patients is None:
+        return labelled
+    names = [p.strip() for p in patients.split(",")] if isinstance(patients, str) else [str(p) for p in patients]
+    names = [n for n in names if n]
+    missing = sorted(set(names) - labelled, key=natural_key)
+    if not names or missing:
+        raise DatasetError(
+            f"{dataset_dir}: evaluation_patients {missing or names} have no patientN_LGE.nii.gz with "
+            f"patientN_LGE_manual.nii.gz; name patients with labelled LGE (found: {sorted(labelled, key=natural_key)})."
+        )
+    return set(names)
+
+
+def evaluation_cases(
+    dataset_dir: str, modality: str = "LGE", patients: str | Sequence[str] | None = None
+) -> list[dict[str, str]]:
+    """The held-out patients' cases (:func:`held_out_patients`): evaluation only, nothing of them (C0 or LGE) is
+    trained on.
+
+    MS-CMRSeg 2019 released labels for 5 LGE stacks, which the paper used for validation (section 3.1); the labels of
+    its test stacks came later, and with them every patient has a labelled LGE: then name the held-out ones
+    (``patients``). ``modality="C0"`` gives the same patients' labelled bSSFP stacks (the premise check:
+    bSSFP-only training is scored on held-out bSSFP and on held-out LGE of the same patients).
+    """
+    held_out = held_out_patients(dataset_dir, patients)
     if modality == "LGE":
-        return [c for c in mscmrseg_cases(dataset_dir, "LGE") if c["case"] in patients]
-    return [c for c in mscmrseg_cases(dataset_dir, modality) if c["case"] in patients and "label" in c]
+        return [c for c in mscmrseg_cases(dataset_dir, "LGE") if c["case"] in held_out and "label" in c]
+    return [c for c in mscmrseg_cases(dataset_dir, modality) if c["case"] in held_out and "label" in c]
 
 
-def training_cases(dataset_dir: str) -> dict[str, list[dict[str, str]]]:
-    """``{"bssfp": labelled C0 cases, "lge": unlabelled LGE cases}`` of the patients that are not evaluation cases.
+def training_cases(
+    dataset_dir: str, evaluation_patients: str | Sequence[str] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """``{"bssfp": labelled C0 cases, "lge": LGE cases}`` of the patients that are not held out for evaluation
+    (``evaluation_patients``, as :func:`held_out_patients`).
 
     A C0 stack without its ``_manual`` label cannot train a segmenter: it is left out, with a warning naming the files
     (MS-CMRSeg's own test patients have none; with your data it is more likely a misnamed label file).
@@ -38,7 +67,7 @@ def training_cases(dataset_dir: str) -> dict[str, list[dict[str, str]]]:
     Raises:
         common.data.DatasetError: no labelled C0 or no LGE is left for training (the folder is named).
     """
-    held_out = {c["case"] for c in evaluation_cases(dataset_dir)}
+    held_out = held_out_patients(dataset_dir, evaluation_patients)
     c0 = [c for c in mscmrseg_cases(dataset_dir, "C0") if c["case"] not in held_out]
     bssfp = [c for c in c0 if "label" in c]
     unlabelled = [c["image"] for c in c0 if "label" not in c]
@@ -51,22 +80,26 @@ def training_cases(dataset_dir: str) -> dict[str, list[dict[str, str]]]:
     lge = [c for c in lge if c["case"] not in held_out]
     for name, cases, what in (
         ("bssfp", bssfp, "patientN_C0.nii.gz with patientN_C0_manual.nii.gz"),
-        ("lge", lge, "patientN_LGE.nii.gz without an LGE label"),
+        ("lge", lge, "patientN_LGE.nii.gz"),
     ):
         if not cases:
             raise DatasetError(
-                f"{dataset_dir}: no {what} outside the {len(held_out)} evaluation patients (those with an LGE label); "
-                f"the {name} stages need some."
+                f"{dataset_dir}: no {what} outside the {len(held_out)} evaluation patients; the {name} stages need "
+                "some. By default every patient with an LGE label is held out; with MS-CMRSeg's later test labels "
+                "every patient has one: name the held-out patients, e.g. --evaluation_patients "
+                "'patient1,patient2,patient3,patient4,patient5' (the 5 LGE labels of the original release)."
             )
     return {"bssfp": bssfp, "lge": lge}
 
 
-def unpaired_pairs(dataset_dir: str, seed: int = 0) -> list[dict[str, str]]:
+def unpaired_pairs(
+    dataset_dir: str, seed: int = 0, evaluation_patients: str | Sequence[str] | None = None
+) -> list[dict[str, str]]:
     """Unpaired (bSSFP, LGE) items for the translator: every volume of both domains at least once, partners shuffled.
 
     ``[{"bssfp": ..., "bssfp_label": ..., "lge": ...}]``; the bSSFP label only centres the crop.
     """
-    cases = training_cases(dataset_dir)
+    cases = training_cases(dataset_dir, evaluation_patients)
     bssfp, lge = list(cases["bssfp"]), list(cases["lge"])
     rng = random.Random(seed)
     rng.shuffle(lge)
