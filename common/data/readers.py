@@ -69,16 +69,19 @@ def dti_lge_mi_cases(root: PathLike, require_dti: bool = False) -> list[dict[str
         ``[{"case", "lge", "mask", "dti"?}]``; ``"dti"`` only where the file exists.
 
     Raises:
-        DatasetError: no case (or no paired case with ``require_dti``), or a case lacks its ``LGE_MI.nii.gz``.
+        DatasetError: no case (or no paired case with ``require_dti``), or a case folder lacks its ``LGE.nii.gz`` or
+            ``LGE_MI.nii.gz`` (named).
     """
     layout = "DTI_LGE_MI/Case_NNN/{LGE.nii.gz, LGE_MI.nii.gz, DTI.nii.gz (paired cases)}"
 
     def find(folder: Path) -> list[Path]:
-        return [d for d in folder.glob("Case_*") if (d / "LGE.nii.gz").is_file()]
+        return [d for d in folder.glob("Case_*") if d.is_dir()]
 
     _, folders = _first(root, layout, ("DTI_LGE_MI",), find)
     cases = []
     for case in sorted(folders, key=lambda d: natural_key(d.name)):
+        if not (case / "LGE.nii.gz").is_file():
+            raise DatasetError(f"case folder {case} has no LGE.nii.gz (`{layout}`); add it or remove the folder.")
         if not (case / "LGE_MI.nii.gz").is_file():
             raise DatasetError(f"{case} has LGE.nii.gz but no LGE_MI.nii.gz MI mask; add the mask or remove the case.")
         entry = {"case": case.name, "lge": str(case / "LGE.nii.gz"), "mask": str(case / "LGE_MI.nii.gz")}
@@ -102,15 +105,21 @@ def emidec_cases(root: PathLike, require_label: bool = True) -> list[dict[str, s
 
     Returns:
         ``[{"case", "image", "label"}]``.
+
+    Raises:
+        DatasetError: nothing found, or a ``Case_*`` folder lacks its image (or its contour, with ``require_label``).
     """
     layout = "EMIDEC/Case_XNNN/{Images,Contours}/Case_XNNN.nii.gz"
 
     def find(folder: Path) -> list[Path]:
-        return [d for d in folder.glob("Case_*") if (d / "Images" / f"{d.name}.nii.gz").is_file()]
+        return [d for d in folder.glob("Case_*") if d.is_dir()]
 
     _, folders = _first(root, layout, ("EMIDEC",), find)
     cases = []
     for case in sorted(folders, key=lambda d: natural_key(d.name)):
+        image = case / "Images" / f"{case.name}.nii.gz"
+        if not image.is_file():
+            raise DatasetError(f"case folder {case} has no image {image} (`{layout}`); add it or remove the folder.")
         entry = {"case": case.name, "image": str(case / "Images" / f"{case.name}.nii.gz")}
         label = case / "Contours" / f"{case.name}.nii.gz"
         if label.is_file():
@@ -152,11 +161,13 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
     layout = "ACDC/training/patientNNN/{patientNNN_frameXX.nii.gz, patientNNN_frameXX_gt.nii.gz, Info.cfg}"
 
     def find(folder: Path) -> list[Path]:
-        return [d for d in folder.glob("patient*") if d.is_dir() and (d / "Info.cfg").is_file()]
+        return [d for d in folder.glob("patient*") if d.is_dir()]
 
     _, folders = _first(root, layout, ("ACDC", "training"), find)
     cases = []
     for patient in sorted(folders, key=lambda d: natural_key(d.name)):
+        if not (patient / "Info.cfg").is_file():
+            raise DatasetError(f"{patient} has no Info.cfg (its ED and ES frame numbers; `{layout}`).")
         info = _read_info(patient / "Info.cfg")
         for frame in frames:
             key = frame.upper()

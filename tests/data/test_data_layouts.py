@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -221,6 +222,30 @@ def test_require_dti_and_missing_mask_raise(tmp_path, tiny_data):
     assert len(dti_lge_mi_cases(tmp_path)) == 1
     with pytest.raises(DatasetError, match="require_dti"):
         dti_lge_mi_cases(tmp_path, require_dti=True)
+
+
+def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny_data):
+    """A case folder whose image is missing or misnamed (``lge.nii.gz``, ``.nii``) stops the reader naming the folder
+    and the expected file, rather than training on the other cases without it."""
+    dti = tmp_path / "dti"
+    shutil.copytree(tiny_data / "DTI_LGE_MI", dti / "DTI_LGE_MI")
+    first = sorted((dti / "DTI_LGE_MI").glob("Case_*"))[0]
+    (first / "LGE.nii.gz").rename(first / "lge.nii.gz")
+    with pytest.raises(DatasetError, match=rf"{first.name} has no LGE.nii.gz"):
+        dti_lge_mi_cases(dti)
+    emidec = tmp_path / "emidec"
+    shutil.copytree(tiny_data / "EMIDEC", emidec / "EMIDEC")
+    case = sorted((emidec / "EMIDEC").glob("Case_*"))[0]
+    image = case / "Images" / f"{case.name}.nii.gz"
+    image.rename(image.with_name(f"{case.name}.nii"))
+    with pytest.raises(DatasetError, match=rf"{case.name} has no image .*{case.name}.nii.gz"):
+        emidec_cases(emidec)
+    acdc = tmp_path / "acdc"
+    shutil.copytree(tiny_data / "ACDC", acdc / "ACDC")
+    patient = sorted((acdc / "ACDC" / "training").glob("patient*"))[0]
+    (patient / "Info.cfg").unlink()
+    with pytest.raises(DatasetError, match=rf"{patient.name} has no Info.cfg"):
+        acdc_cases(acdc)
 
 
 def test_acdc_bad_frames_raise(tiny_data):
