@@ -145,7 +145,7 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
     The ED and ES frame numbers come from each patient's ``Info.cfg``. Labels: ``ACDC_LABELS``.
 
     Args:
-        root: ``ACDC``, ``ACDC/training`` or their parent.
+        root: ``ACDC``, ``ACDC/training`` or their parent; or the challenge archive's folder (``database/training``).
         frames: any of ``"ed"``, ``"es"``.
 
     Returns:
@@ -163,7 +163,12 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
     def find(folder: Path) -> list[Path]:
         return [d for d in folder.glob("patient*") if d.is_dir()]
 
-    _, folders = _first(root, layout, ("ACDC", "training"), find)
+    try:
+        _, folders = _first(root, layout, ("ACDC", "training"), find)
+    except DatasetError:  # the challenge's own archive: <unzipped>/database/training
+        if not (Path(root).expanduser() / "database" / "training").is_dir():
+            raise
+        _, folders = _first(Path(root).expanduser() / "database", layout, ("training",), find)
     cases = []
     for patient in sorted(folders, key=lambda d: natural_key(d.name)):
         if not (patient / "Info.cfg").is_file():

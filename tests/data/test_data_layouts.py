@@ -248,6 +248,13 @@ def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny
         acdc_cases(acdc)
 
 
+def test_acdc_as_the_challenge_archive_unzips(tmp_path, tiny_data):
+    archive = tmp_path / "ACDC_challenge"
+    shutil.copytree(tiny_data / "ACDC" / "training", archive / "database" / "training")
+    ours = [(c["case"], Path(c["image"]).name) for c in acdc_cases(archive)]
+    assert ours == [(c["case"], Path(c["image"]).name) for c in acdc_cases(tiny_data)]
+
+
 def test_acdc_bad_frames_raise(tiny_data):
     with pytest.raises(ValueError, match="frames"):
         acdc_cases(tiny_data, frames=("mid",))
