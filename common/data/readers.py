@@ -7,6 +7,7 @@ finds nothing. The dicts feed MONAI dictionary transforms directly (``LoadImaged
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -319,7 +320,25 @@ def nnunet_cases(root: PathLike, channel: int = 0) -> list[dict[str, str]]:
         DatasetError: no case, or a case lacks its label file (named).
     """
     layout = f"Meningioma/{{imagesTr/<case>_{int(channel):04d}.nii.gz, labelsTr/<case>.nii.gz}} (any nnU-Net raw set)"
+    _check_nnunet_file_ending(Path(root).expanduser())
     return _paired_cases(root, layout, ("Meningioma",), "imagesTr", "labelsTr", channel)
+
+
+def _check_nnunet_file_ending(root: Path) -> None:
+    """An nnU-Net v2 set may hold another format (``dataset.json``'s ``file_ending``, e.g. ``.nrrd``, ``.mha``): say
+    so instead of finding no case."""
+    for path in (root / "dataset.json", root / "Meningioma" / "dataset.json"):
+        if path.is_file():
+            try:
+                ending = json.loads(path.read_text()).get("file_ending", ".nii.gz")
+            except (ValueError, AttributeError):
+                return
+            if ending not in (".nii.gz", ".nii"):
+                raise DatasetError(
+                    f"{path} says the images are {ending} files; these bundles read NIfTI: convert the set (e.g. with "
+                    "SimpleITK or nnU-Net's own converters) to .nii.gz and set file_ending to .nii.gz."
+                )
+            return
 
 
 def hr_truth_cases(root: PathLike) -> list[dict[str, str]]:

@@ -213,6 +213,12 @@ def test_nnunet_reader_channels_nii_and_missing_labels(tmp_path):
     assert "tools.make_data" in str(error.value)
     with pytest.raises(DatasetError, match="Meningioma_HR"):
         hr_truth_cases(folder)
+    (folder / "labelsTr" / "a10.nii.gz").write_bytes(b"")
+    (folder / "dataset.json").write_text('{"file_ending": ".nii.gz", "channel_names": {"0": "T1"}}')
+    assert len(nnunet_cases(folder)) == 3
+    (folder / "dataset.json").write_text('{"file_ending": ".mha"}')
+    with pytest.raises(DatasetError, match=r"dataset.json says the images are .mha files.*convert"):
+        nnunet_cases(folder)
 
 
 def test_enhancement_ratio_and_bad_arguments(subject, tmp_path):
