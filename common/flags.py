@@ -10,7 +10,8 @@ def as_flag(value: bool | str | int, name: str) -> bool:
     which Python would take as true).
 
     Raises:
-        ValueError: a string other than true/false, 1/0, yes/no, on/off; the message names the argument.
+        ValueError: a string other than true/false, 1/0, yes/no, on/off, or a value other than a boolean, 0 or 1;
+            the message names the argument.
     """
     if isinstance(value, str):
         text = value.strip().lower()
@@ -18,5 +19,7 @@ def as_flag(value: bool | str | int, name: str) -> bool:
             return True
         if text in ("false", "0", "no", "off"):
             return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    if value is None or value not in (0, 1):  # (True == 1 and False == 0, numpy booleans too)
         raise ValueError(f"{name} must be true or false, got {value!r}.")
     return bool(value)

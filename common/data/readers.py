@@ -146,7 +146,8 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
     The ED and ES frame numbers come from each patient's ``Info.cfg``. Labels: ``ACDC_LABELS``.
 
     Args:
-        root: ``ACDC``, ``ACDC/training`` or their parent; or the challenge archive's folder (``database/training``).
+        root: ``ACDC``, ``ACDC/training`` or their parent; or the challenge archive's folder (holding
+            ``database/training``), also as ``ACDC/``.
         frames: any of ``"ed"``, ``"es"``.
 
     Returns:
@@ -166,10 +167,15 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
 
     try:
         _, folders = _first(root, layout, ("ACDC", "training"), find)
-    except DatasetError:  # the challenge's own archive: <unzipped>/database/training
-        if not (Path(root).expanduser() / "database" / "training").is_dir():
+    except DatasetError:  # the challenge's own archive, <unzipped>/database/training, given or under ACDC/
+        archive = next(
+            (base / "database" for base in (Path(root).expanduser(), Path(root).expanduser() / "ACDC")
+             if (base / "database" / "training").is_dir()),
+            None,
+        )  # fmt: skip
+        if archive is None:
             raise
-        _, folders = _first(Path(root).expanduser() / "database", layout, ("training",), find)
+        _, folders = _first(archive, layout, ("training",), find)
     cases = []
     for patient in sorted(folders, key=lambda d: natural_key(d.name)):
         if not (patient / "Info.cfg").is_file():
@@ -211,7 +217,9 @@ def mscmrseg_cases(root: PathLike, modality: str = "C0") -> list[dict[str, str]]
     def find(folder: Path) -> list[Path]:
         return [p for p in folder.rglob(f"patient*_{modality}.nii.gz") if pattern.match(p.name)]
 
-    folder, files = _first(root, layout, ("MSCMRSeg",), find)
+    # searched at any depth, so never a parent holding other datasets once its MSCMRSeg folder exists
+    dedicated = Path(root).expanduser() / "MSCMRSeg"
+    folder, files = _first(dedicated if dedicated.is_dir() else root, layout, (), find)
     labels = _unique_by_name(folder.rglob(f"patient*_{modality}_manual.nii.gz"))
     cases = []
     for name, image in sorted(_unique_by_name(files).items(), key=lambda item: natural_key(item[0])):

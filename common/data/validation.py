@@ -94,7 +94,7 @@ def check_slices_last(name: str, shape: Sequence[int], affine: np.ndarray) -> No
     Raises:
         ValueError: naming ``name``, the voxel size and how to move the slice axis last.
     """
-    if len(shape) < 3:
+    if len(shape) < 3 or int(shape[2]) == 1:  # one slice: nothing lies along another axis (its 3rd pixdim may be 1)
         return
     spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
     coarse = int(np.argmax(spacing[:2]))

@@ -228,6 +228,9 @@ def test_with_every_lge_labelled_the_held_out_patients_are_named(source, tmp_pat
     with bundle_scripts(BUNDLE):
         import scripts.cases
 
+        with pytest.raises(DatasetError, match="the same for training and evaluation"):  # no guess at evaluation
+            scripts.cases.evaluation_cases(str(folder))
+
         cases = scripts.cases.training_cases(str(folder), "patient1, patient2")
         evaluation = scripts.cases.evaluation_cases(str(folder), patients=["patient1", "patient2"])
         with pytest.raises(DatasetError, match=r"\['patient9'\] have no patientN_LGE.nii.gz"):

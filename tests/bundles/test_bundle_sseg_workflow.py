@@ -142,8 +142,11 @@ def test_evaluate_writes_metrics_csv_and_overlays(trained, tiny_data):
     from common.checkpoint import load_weights
 
     scored = {line.split(",")[0]: float(line.split(",")[1]) for line in rows[1:]}
+    from common.acceleration import accelerate
+
     network = workflow.parser.get_parsed_content("network_def", instantiate=True, lazy=False).eval()
     load_weights(network, work / "models" / "model.pt")
+    network = accelerate(network, channels_last=workflow.parser["channels_last"])  # the evaluator's layout and sums
     dataset = workflow.parser.get_parsed_content("validate#dataset")
     assert sorted(scored) == sorted(item["case"] for item in dataset)
     nonempty = 0

@@ -58,9 +58,10 @@ def test_as_flag_reads_command_line_strings(value, expected):
     assert as_flag(value, "overwrite") is expected
 
 
-def test_as_flag_refuses_other_strings_naming_the_setting():
-    with pytest.raises(ValueError, match="overwrite must be true or false, got 'maybe'"):
-        as_flag("maybe", "overwrite")
+@pytest.mark.parametrize("value", ["maybe", None, 2, 0.5])
+def test_as_flag_refuses_other_values_naming_the_setting(value):
+    with pytest.raises(ValueError, match=rf"overwrite must be true or false, got {value!r}"):
+        as_flag(value, "overwrite")
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)

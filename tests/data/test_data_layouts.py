@@ -148,6 +148,15 @@ def test_mscmrseg_release_layout_with_labels_in_sibling_folders_reads_as_the_fla
         ours = [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(tmp_path, modality)]
         assert ours == [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(flat, modality)]
     assert Path(mscmrseg_cases(tmp_path, "C0")[0]["label"]).parent.name == "c0gt"
+    # a parent holding MSCMRSeg/ is searched only there, never in the other datasets beside it
+    parent = tmp_path / "data"
+    (parent / "MSCMRSeg").mkdir(parents=True)
+    (parent / "MSCMRSeg" / "patient1_C0.nii.gz").symlink_to(flat / "patient1_C0.nii.gz")
+    (parent / "Other" / "sub").mkdir(parents=True)
+    (parent / "Other" / "sub" / "patient1_LGE.nii.gz").symlink_to(flat / "patient1_LGE.nii.gz")
+    assert [c["case"] for c in mscmrseg_cases(parent, "C0")] == ["patient1"]
+    with pytest.raises(DatasetError, match="no MSCMRSeg case found"):
+        mscmrseg_cases(parent, "LGE")
     copy = release / "backup" / "patient1_C0.nii.gz"
     copy.parent.mkdir()
     copy.symlink_to(flat / "patient1_C0.nii.gz")
@@ -251,8 +260,11 @@ def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny
 def test_acdc_as_the_challenge_archive_unzips(tmp_path, tiny_data):
     archive = tmp_path / "ACDC_challenge"
     shutil.copytree(tiny_data / "ACDC" / "training", archive / "database" / "training")
-    ours = [(c["case"], Path(c["image"]).name) for c in acdc_cases(archive)]
-    assert ours == [(c["case"], Path(c["image"]).name) for c in acdc_cases(tiny_data)]
+    expected = [(c["case"], Path(c["image"]).name) for c in acdc_cases(tiny_data)]
+    assert [(c["case"], Path(c["image"]).name) for c in acdc_cases(archive)] == expected
+    data = tmp_path / "data"  # unzipped into data/ACDC: the data folder works too
+    shutil.copytree(archive, data / "ACDC")
+    assert [(c["case"], Path(c["image"]).name) for c in acdc_cases(data)] == expected
 
 
 def test_acdc_bad_frames_raise(tiny_data):

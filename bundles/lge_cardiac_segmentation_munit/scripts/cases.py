@@ -22,10 +22,20 @@ def held_out_patients(dataset_dir: str, patients: str | Sequence[str] | None = N
     LGE has a manual label.
 
     Raises:
-        common.data.DatasetError: a named patient has no labelled LGE stack (the folder and the name are given).
+        common.data.DatasetError: a named patient has no labelled LGE stack (the folder and the name are given); or,
+            by default, every patient with a labelled bSSFP has a labelled LGE (nothing could be trained: a model
+            evaluated on that default would be scored on the patients it was trained on).
     """
     labelled = {c["case"] for c in mscmrseg_cases(dataset_dir, "LGE") if "label" in c}
     if patients is None:
+        trainable = {c["case"] for c in mscmrseg_cases(dataset_dir, "C0") if "label" in c}
+        if trainable and trainable <= labelled:  # training refuses this set, so evaluation must not guess either
+            raise DatasetError(
+                f"{dataset_dir}: every patient with a labelled bSSFP also has a labelled LGE (MS-CMRSeg's later "
+                "release), so holding out the LGE-labelled patients leaves nothing to train on: name the held-out "
+                "patients, the same for training and evaluation, e.g. --evaluation_patients "
+                "'patient1,patient2,patient3,patient4,patient5' (the 5 LGE labels of the original release)."
+            )
         return labelled
     names = [p.strip() for p in patients.split(",")] if isinstance(patients, str) else [str(p) for p in patients]
     names = [n for n in names if n]

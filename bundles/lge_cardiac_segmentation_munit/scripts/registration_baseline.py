@@ -257,26 +257,30 @@ def register_labels(c0: str, c0_label: str, lge: str, parameters=None, mask_marg
 
 
 def _find_cases(dataset_dir: str, names: list[str] | None) -> list[dict[str, str]]:
-    """``[{"case", "c0", "c0_label", "lge"}]`` of the patients with both sequences; every file is checked first."""
+    """``[{"case", "c0", "c0_label", "lge"}]`` of the patients with both sequences; every file is checked first.
+
+    The files are where ``common.data.mscmrseg_cases`` finds them (one folder, or the release's ``c0t2lge/`` images
+    with ``c0gt/`` labels)."""
     c0_cases = {c["case"]: c for c in mscmrseg_cases(dataset_dir, "C0")}
+    lge_cases = {c["case"]: c for c in mscmrseg_cases(dataset_dir, "LGE")}
     folder = Path(next(iter(c0_cases.values()))["image"]).parent
-    lge_cases = {c["case"]: c for c in mscmrseg_cases(folder, "LGE")}
     if names is None:
         selected = [name for name in c0_cases if name in lge_cases]
         for name in sorted(set(c0_cases) ^ set(lge_cases)):
             missing = "LGE" if name in c0_cases else "C0"
-            print(f"skipping {name}: no {folder / f'{name}_{missing}.nii.gz'}", flush=True)
+            print(f"skipping {name}: no {name}_{missing}.nii.gz under {dataset_dir}", flush=True)
     else:
         selected = names
     found = []
     for name in selected:
+        c0, lge = c0_cases.get(name, {}), lge_cases.get(name, {})
         paths = {
-            "c0": folder / f"{name}_C0.nii.gz",
-            "c0_label": folder / f"{name}_C0_manual.nii.gz",
-            "lge": folder / f"{name}_LGE.nii.gz",
+            "c0": c0.get("image", folder / f"{name}_C0.nii.gz"),
+            "c0_label": c0.get("label", folder / f"{name}_C0_manual.nii.gz"),
+            "lge": lge.get("image", folder / f"{name}_LGE.nii.gz"),
         }
         for key, path in paths.items():
-            if not path.is_file():
+            if not Path(path).is_file():
                 what = "bSSFP labels (the baseline warps them)" if key == "c0_label" else "image"
                 raise FileNotFoundError(f"{path} is missing: {name} needs its {what}; see --cases to select patients.")
             check_nifti(path, ndim=3)  # names the file if it is unreadable or not 3D
