@@ -43,6 +43,12 @@ def _error(root: PathLike, layout: str, detail: str = "") -> DatasetError:
     )
 
 
+def _nifti(stem: Path) -> Path:
+    """``<stem>.nii.gz``, or ``<stem>.nii`` where only that exists (copies of the releases come in both)."""
+    gz, plain = stem.with_name(stem.name + ".nii.gz"), stem.with_name(stem.name + ".nii")
+    return plain if plain.is_file() and not gz.is_file() else gz
+
+
 def _candidates(root: PathLike, *names: str) -> list[Path]:
     root = Path(root).expanduser().resolve()
     folders = [root.joinpath(*names[i:]) for i in range(len(names))] + [root]
@@ -81,13 +87,14 @@ def dti_lge_mi_cases(root: PathLike, require_dti: bool = False) -> list[dict[str
     _, folders = _first(root, layout, ("DTI_LGE_MI",), find)
     cases = []
     for case in sorted(folders, key=lambda d: natural_key(d.name)):
-        if not (case / "LGE.nii.gz").is_file():
+        lge, mask, dti = _nifti(case / "LGE"), _nifti(case / "LGE_MI"), _nifti(case / "DTI")
+        if not lge.is_file():
             raise DatasetError(f"case folder {case} has no LGE.nii.gz (`{layout}`); add it or remove the folder.")
-        if not (case / "LGE_MI.nii.gz").is_file():
+        if not mask.is_file():
             raise DatasetError(f"{case} has LGE.nii.gz but no LGE_MI.nii.gz MI mask; add the mask or remove the case.")
-        entry = {"case": case.name, "lge": str(case / "LGE.nii.gz"), "mask": str(case / "LGE_MI.nii.gz")}
-        if (case / "DTI.nii.gz").is_file():
-            entry["dti"] = str(case / "DTI.nii.gz")
+        entry = {"case": case.name, "lge": str(lge), "mask": str(mask)}
+        if dti.is_file():
+            entry["dti"] = str(dti)
         if entry.get("dti") or not require_dti:
             cases.append(entry)
     if not cases:
@@ -118,11 +125,11 @@ def emidec_cases(root: PathLike, require_label: bool = True) -> list[dict[str, s
     _, folders = _first(root, layout, ("EMIDEC",), find)
     cases = []
     for case in sorted(folders, key=lambda d: natural_key(d.name)):
-        image = case / "Images" / f"{case.name}.nii.gz"
+        image = _nifti(case / "Images" / case.name)
         if not image.is_file():
             raise DatasetError(f"case folder {case} has no image {image} (`{layout}`); add it or remove the folder.")
-        entry = {"case": case.name, "image": str(case / "Images" / f"{case.name}.nii.gz")}
-        label = case / "Contours" / f"{case.name}.nii.gz"
+        entry = {"case": case.name, "image": str(image)}
+        label = _nifti(case / "Contours" / case.name)
         if label.is_file():
             entry["label"] = str(label)
         elif require_label:
@@ -186,7 +193,7 @@ def acdc_cases(root: PathLike, frames: Sequence[str] = ("ed", "es")) -> list[dic
             if key not in info:
                 raise DatasetError(f"{patient / 'Info.cfg'} has no {key} entry; expected lines like `{key}: 1`.")
             stem = patient / f"{patient.name}_frame{int(info[key]):02d}"
-            image, label = Path(f"{stem}.nii.gz"), Path(f"{stem}_gt.nii.gz")
+            image, label = _nifti(stem), _nifti(stem.with_name(stem.name + "_gt"))
             for path in (image, label):
                 if not path.is_file():
                     raise DatasetError(f"{path} is missing ({key} frame {info[key]} in {patient / 'Info.cfg'}).")
@@ -212,20 +219,22 @@ def mscmrseg_cases(root: PathLike, modality: str = "C0") -> list[dict[str, str]]
     if modality not in ("C0", "LGE", "T2"):
         raise ValueError(f"modality must be 'C0', 'LGE' or 'T2', got {modality!r}.")
     layout = f"MSCMRSeg/patientN_{modality}.nii.gz (+ patientN_{modality}_manual.nii.gz, here or in a sibling folder)"
-    pattern = re.compile(rf"^(patient\d+)_{modality}\.nii\.gz$")
+    pattern = re.compile(rf"^(patient\d+)_{modality}\.nii(\.gz)?$")
 
     def find(folder: Path) -> list[Path]:
-        return [p for p in folder.rglob(f"patient*_{modality}.nii.gz") if pattern.match(p.name)]
+        return [p for p in folder.rglob(f"patient*_{modality}.nii*") if pattern.match(p.name)]
 
     # searched at any depth, so never a parent holding other datasets once its MSCMRSeg folder exists
     dedicated = Path(root).expanduser() / "MSCMRSeg"
     folder, files = _first(dedicated if dedicated.is_dir() else root, layout, (), find)
-    labels = _unique_by_name(folder.rglob(f"patient*_{modality}_manual.nii.gz"))
+    labels = _unique_by_name(folder.rglob(f"patient*_{modality}_manual.nii*"))
     cases = []
     for name, image in sorted(_unique_by_name(files).items(), key=lambda item: natural_key(item[0])):
         case = pattern.match(name).group(1)
+        if cases and cases[-1]["case"] == case:
+            raise DatasetError(f"{case} has two {modality} files, {cases[-1]['image']} and {image}: keep one.")
         entry = {"case": case, "image": str(image)}
-        label = labels.get(f"{case}_{modality}_manual.nii.gz")
+        label = labels.get(f"{case}_{modality}_manual.nii.gz", labels.get(f"{case}_{modality}_manual.nii"))
         if label is not None:
             entry["label"] = str(label)
         cases.append(entry)
@@ -257,10 +266,10 @@ def ixi_cases(root: PathLike, contrast: str = "T1", with_tissue: bool = False) -
         ``[{"case", "image"}]`` (plus the tissue keys), ``case`` like ``"IXI002-Guys-0828"``.
     """
     layout = f"IXI/IXINNN-<Hospital>-NNNN-{contrast}.nii.gz"
-    pattern = re.compile(rf"^(IXI\d+-[A-Za-z]+-\d+)-{re.escape(contrast)}\.nii\.gz$")
+    pattern = re.compile(rf"^(IXI\d+-[A-Za-z]+-\d+)-{re.escape(contrast)}\.nii(\.gz)?$")
 
     def find(folder: Path) -> list[Path]:
-        return [p for p in folder.glob(f"IXI*-{contrast}.nii.gz") if pattern.match(p.name)]
+        return [p for p in folder.glob(f"IXI*-{contrast}.nii*") if pattern.match(p.name)]
 
     folder, files = _first(root, layout, ("IXI",), find)
     cases = []

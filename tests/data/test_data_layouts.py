@@ -234,7 +234,7 @@ def test_require_dti_and_missing_mask_raise(tmp_path, tiny_data):
 
 
 def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny_data):
-    """A case folder whose image is missing or misnamed (``lge.nii.gz``, ``.nii``) stops the reader naming the folder
+    """A case folder whose image is missing or misnamed (``lge.nii.gz``, lower case) stops the reader naming the folder
     and the expected file, rather than training on the other cases without it."""
     dti = tmp_path / "dti"
     shutil.copytree(tiny_data / "DTI_LGE_MI", dti / "DTI_LGE_MI")
@@ -246,7 +246,7 @@ def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny
     shutil.copytree(tiny_data / "EMIDEC", emidec / "EMIDEC")
     case = sorted((emidec / "EMIDEC").glob("Case_*"))[0]
     image = case / "Images" / f"{case.name}.nii.gz"
-    image.rename(image.with_name(f"{case.name}.nii"))
+    image.rename(image.with_name(f"{case.name.lower()}.nii.gz"))
     with pytest.raises(DatasetError, match=rf"{case.name} has no image .*{case.name}.nii.gz"):
         emidec_cases(emidec)
     acdc = tmp_path / "acdc"
@@ -255,6 +255,24 @@ def test_a_case_folder_with_a_misnamed_image_is_named_not_skipped(tmp_path, tiny
     (patient / "Info.cfg").unlink()
     with pytest.raises(DatasetError, match=rf"{patient.name} has no Info.cfg"):
         acdc_cases(acdc)
+
+
+def test_uncompressed_nii_copies_read_as_the_nii_gz_ones(tmp_path, tiny_data):
+    """Copies of the releases come as .nii too: every reader takes them (decompressed here, names kept)."""
+    import gzip
+
+    copy = tmp_path / "data"
+    shutil.copytree(tiny_data, copy)
+    for path in list(copy.rglob("*.nii.gz")):
+        path.with_name(path.name[: -len(".gz")]).write_bytes(gzip.decompress(path.read_bytes()))
+        path.unlink()
+    for reader, args in ((dti_lge_mi_cases, ()), (emidec_cases, ()), (acdc_cases, ()), (mscmrseg_cases, ("C0",)),
+                         (mscmrseg_cases, ("LGE",)), (ixi_cases, ()),):  # fmt: skip
+        ours = reader(copy, *args)
+        theirs = reader(tiny_data, *args)
+        assert [c["case"] for c in ours] == [c["case"] for c in theirs], reader.__name__
+        assert all(v.endswith(".nii") for c in ours for k, v in c.items() if k not in ("case", "frame")), ours[0]
+        assert [sorted(c) for c in ours] == [sorted(c) for c in theirs], reader.__name__
 
 
 def test_acdc_as_the_challenge_archive_unzips(tmp_path, tiny_data):
