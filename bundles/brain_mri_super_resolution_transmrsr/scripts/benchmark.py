@@ -49,6 +49,7 @@ from common.benchmarking import (
     write_cases_csv,
     write_table,
 )
+from common.flags import as_flag
 
 __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -501,6 +502,7 @@ def main(
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here);
     ``variants`` and ``scales`` as :func:`run` (the note's command repeats them)."""
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
     run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants, scales=scales)
 
 

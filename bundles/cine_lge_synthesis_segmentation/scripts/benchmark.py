@@ -50,6 +50,7 @@ from common.benchmarking import (
     write_tiled_volume,
 )
 from common.constants import PSCGAN_LABELS
+from common.flags import as_flag
 from common.metrics import lv_centre, scar_auc
 
 __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
@@ -524,6 +525,7 @@ def main(
     variants: str | None = None,
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
     run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants)
 
 

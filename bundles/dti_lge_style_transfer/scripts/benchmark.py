@@ -74,6 +74,7 @@ from common.benchmarking import (  # noqa: E402
 )
 from common.constants import DTI_CHANNELS  # noqa: E402
 from common.data import dti_lge_mi_cases, dti_lge_mi_split, lowres_slice, write_dti_lge_mi, write_nifti  # noqa: E402
+from common.flags import as_flag  # noqa: E402
 from common.metrics import dice  # noqa: E402
 from common.transforms import super_resolve_affine  # noqa: E402
 
@@ -704,6 +705,7 @@ def main(
 ) -> None:
     """Command line: ``python -m scripts.benchmark --out eval/benchmark --sseg_bundle_root ../lge_mi_sr_segmentation``
     (from the bundle root)."""
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
     rows = run(None, out, quick=quick, seeds=seeds, sweep=sweep, dti_channels=dti_channels, overrides=overrides,
                sseg_bundle_root=sseg_bundle_root, fresh=fresh)  # fmt: skip
     print((Path(out) / "benchmark.md").read_text())

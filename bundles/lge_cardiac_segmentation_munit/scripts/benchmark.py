@@ -53,6 +53,7 @@ from common.benchmarking import (
     write_cases_csv,
     write_table,
 )
+from common.flags import as_flag
 
 __all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -533,6 +534,8 @@ def main(
     fresh: bool = False,
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
+    registration = None if registration is None else as_flag(registration, "registration")
     run(data_root, out, quick=quick, seeds=seeds, members=members, registration=registration, fresh=fresh)
 
 

@@ -55,6 +55,7 @@ from common.benchmarking import (
     write_cases_csv,
     write_table,
 )
+from common.flags import as_flag
 
 __all__ = [
     "run",
@@ -628,6 +629,7 @@ def main(
     """Command-line entry: run the benchmark (or one of :data:`BENCHMARK_PARTS`) and print the tables (returns
     nothing so fire prints nothing)."""
     seeds = SEEDS if seeds is None else seeds
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
     run(None, out, quick=quick, epochs=epochs, seeds=seeds, pretraining_steps=pretraining_steps, fresh=fresh, part=part)
 
 

@@ -54,6 +54,7 @@ from common.benchmarking import (
     write_cases_csv,
     write_table,
 )
+from common.flags import as_flag
 
 __all__ = ["run", "COMPARISONS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -486,6 +487,7 @@ def main(
     variants: str | None = None,
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here)."""
+    quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
     run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants)
 
 
