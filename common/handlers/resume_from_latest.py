@@ -132,6 +132,13 @@ class ResumeFromLatest:
             self._keep_horizon(key, scheduler, horizons[key])
         self.loaded_path = path
         self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+        if engine.state.epoch >= engine.state.max_epochs:
+            self.logger.warning(
+                f"{path} is a finished run (epoch {engine.state.epoch} of {engine.state.max_epochs}): nothing is "
+                f"trained and the models beside {self.ckpt_dir} stay as they are. A run with other settings "
+                "(an ablation, another pre-training) needs its own --ckpt_dir, or --resume false to start afresh; "
+                "more epochs: --epochs."
+            )
 
     def _keep_horizon(self, key: str, scheduler: torch.optim.lr_scheduler.LRScheduler, configured: dict) -> None:
         """Put back this run's schedule horizon where the checkpoint's differs, and the learning rates of the

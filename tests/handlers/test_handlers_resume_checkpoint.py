@@ -79,6 +79,26 @@ def test_resume_without_checkpoint_starts_from_scratch(tmp_path, caplog):
     assert caplog.text.count("no checkpoint") == 1
 
 
+def test_resuming_a_finished_run_trains_nothing_and_says_so(tmp_path, caplog):
+    """A second run with other settings in the same folder (an ablation switch leaves the shapes alone) would
+    otherwise end silently with the first run's models."""
+    ckpt = tmp_path / "ckpt"
+    _trainer(2, handlers=[lambda o: AtomicCheckpointSaver(str(ckpt), o, save_interval=1)])[0].run()
+    seen = []
+    trainer, _ = _trainer(2, handlers=[lambda o: ResumeFromLatest(ckpt, o, name="resume_test")])
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(e.state.epoch))
+    with caplog.at_level(logging.WARNING, logger="resume_test"):
+        trainer.run()
+    assert seen == []
+    [record] = [r for r in caplog.records if r.name == "resume_test"]
+    assert "is a finished run (epoch 2 of 2)" in record.getMessage() and "--ckpt_dir" in record.getMessage()
+    caplog.clear()
+    trainer, _ = _trainer(3, handlers=[lambda o: ResumeFromLatest(ckpt, o, name="resume_test")])
+    with caplog.at_level(logging.WARNING, logger="resume_test"):
+        trainer.run()  # more epochs: trains on, no warning
+    assert not [r for r in caplog.records if r.name == "resume_test"]
+
+
 def test_resume_disabled_does_not_load(tmp_path):
     _trainer(1, handlers=[lambda o: CheckpointSaver(str(tmp_path), o, save_interval=1)])[0].run()
     seen = []

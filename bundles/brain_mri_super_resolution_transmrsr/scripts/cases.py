@@ -15,6 +15,7 @@ import logging
 import os
 
 from common.data import DatasetError, ixi_cases, split_cases
+from common.files import write_json_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +98,7 @@ def record_trained_scale(ckpt_dir: str, scale: int, write: bool = True) -> None:
         )
     if not write:
         return
-    os.makedirs(ckpt_dir, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"scale": int(scale)}, f)
+    write_json_atomically(path, {"scale": int(scale)})
 
 
 def check_trained_scale(weights: str, scale: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ["load_translator", "write_synthetic_set"]
 
-import json
 import logging
 import os
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from common.checkpoint import load_weights, require_weights
 from common.distributed import barrier, gather_objects, in_process_group, rank, world_size
+from common.files import write_json_atomically
 from common.flags import as_flag
 from common.nets import translate
 
@@ -123,8 +123,8 @@ def write_synthetic_set(
     items = _in_case_order(gather_objects(items))
     datalist = os.path.join(out_dir, "datalist.json")
     if own == 0:
-        with open(datalist, "w") as f:
-            json.dump({"training": items, "num_styles": int(num_styles), "seed": int(seed)}, f, indent=2)
+        # written last and whole: its presence marks a complete set
+        write_json_atomically(datalist, {"training": items, "num_styles": int(num_styles), "seed": int(seed)}, indent=2)
         logger.info(f"synthetic LGE set: {len(items)} volumes -> {out_dir}")
     barrier()  # the datalist exists when any rank returns
     return datalist
