@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from common.flags import as_flag
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_dst_type
@@ -128,10 +129,11 @@ class HierarchicalMorphology(Transform):
             raise ValueError(f"connectivity must be 1, 2 or 3, got {connectivity!r}.")
         self.lv_label, self.myo_label, self.background_label = lv_label, myo_label, background_label
         self.stages = tuple(s for s in STAGES if s in stages)
-        self.keep_largest_component = keep_largest_component
+        # as_flag: `--postprocessing#transforms#3#keep_largest_component false` passes the string "false"
+        self.keep_largest_component = as_flag(keep_largest_component, "keep_largest_component")
         self.closing_iterations = closing_iterations
-        self.fill_holes = fill_holes
-        self.fill_holes_per_slice = fill_holes_per_slice
+        self.fill_holes = as_flag(fill_holes, "fill_holes")
+        self.fill_holes_per_slice = as_flag(fill_holes_per_slice, "fill_holes_per_slice")
         self.connectivity = connectivity
 
     def _stage(self, labels: np.ndarray, stage: str, structure: np.ndarray) -> np.ndarray:

@@ -164,6 +164,8 @@ def test_morphology_removes_a_detached_island():
     np.testing.assert_array_equal(HierarchicalMorphology()(noisy[None])[0], labels)
     kept = HierarchicalMorphology(keep_largest_component=False)(noisy[None])[0]
     assert (kept[2:4, 2:4] == RV).all()
+    # the command line's string (`--postprocessing#transforms#3#keep_largest_component false`) switches it off too
+    np.testing.assert_array_equal(HierarchicalMorphology(keep_largest_component="false")(noisy[None])[0], kept)
 
 
 def test_morphology_removes_a_detached_island_in_3d():
