@@ -165,6 +165,17 @@ def add_dti_channels(dataset_dir: Path) -> Path:
     return Path(dataset_dir)
 
 
+def link_as_mscmrseg_release(flat: Path, release: Path) -> Path:
+    """Lay the flat MS-CMRSeg files of ``flat`` out as the 2019 release does, as symbolic links: images in
+    ``release/c0t2lge``, bSSFP labels in ``release/c0gt``, LGE labels in ``release/lgegt``. Returns ``release``."""
+    for sub in ("c0t2lge", "c0gt", "lgegt"):
+        (release / sub).mkdir(parents=True)
+    for path in sorted(Path(flat).glob("*.nii.gz")):
+        sub = "c0t2lge" if "_manual" not in path.name else "c0gt" if "_C0_" in path.name else "lgegt"
+        (release / sub / path.name).symlink_to(path)
+    return release
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A small copy of every default dataset (same layouts as `tools/make_data`), written once per session; the

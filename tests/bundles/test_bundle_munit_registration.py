@@ -137,12 +137,9 @@ def test_missing_c0_labels_are_named(dataset, tmp_path):
 
 def test_the_release_layout_finds_the_labels_in_their_own_folder(dataset, tmp_path):
     """MS-CMRSeg as released: images in ``c0t2lge/``, bSSFP labels in ``c0gt/`` (``mscmrseg_cases`` finds them)."""
-    release = tmp_path / "release"
-    for sub in ("c0t2lge", "c0gt", "lgegt"):
-        (release / sub).mkdir(parents=True)
-    for path in dataset.glob("*.nii.gz"):
-        sub = "c0t2lge" if "_manual" not in path.name else "c0gt" if "_C0_" in path.name else "lgegt"
-        (release / sub / path.name).symlink_to(path)
+    from conftest import link_as_mscmrseg_release
+
+    release = link_as_mscmrseg_release(dataset, tmp_path / "release")
     found = _module()._find_cases(str(release), None)
     assert [c["case"] for c in found] == ["patient1", "patient2"]
     assert Path(found[0]["c0_label"]) == release / "c0gt" / "patient1_C0_manual.nii.gz"

@@ -23,6 +23,7 @@ from common.data import (
     write_emidec,
 )
 from common.data.brain import BRAIN_LABELS
+from conftest import link_as_mscmrseg_release
 
 
 def _centres(path: str) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -138,12 +139,7 @@ def test_mscmrseg_release_layout_with_labels_in_sibling_folders_reads_as_the_fla
     """The MS-CMRSeg 2019 release keeps images in ``c0t2lge/`` and labels in ``c0gt/``, ``lgegt/`` (and a later
     label folder): the same cases as the flat folder; a file name found twice is refused, naming both."""
     flat = tiny_data / "MSCMRSeg"
-    release = tmp_path / "C0LET2_nii45_for_challenge19"
-    for sub in ("c0t2lge", "c0gt", "lgegt"):
-        (release / sub).mkdir(parents=True)
-    for path in flat.glob("*.nii.gz"):
-        sub = "c0t2lge" if "_manual" not in path.name else "c0gt" if "_C0_" in path.name else "lgegt"
-        (release / sub / path.name).symlink_to(path)
+    release = link_as_mscmrseg_release(flat, tmp_path / "C0LET2_nii45_for_challenge19")
     for modality in ("C0", "LGE"):
         ours = [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(tmp_path, modality)]
         assert ours == [{k: Path(v).name for k, v in c.items()} for c in mscmrseg_cases(flat, modality)]
