@@ -63,6 +63,7 @@ from common.data.readers import (
     nnunet_cases,
     split_cases,
 )
+from common.data.unpaired import UnpairedDataset
 from common.data.validation import (
     MAKE_DATA_HINT,
     DatasetError,
@@ -110,6 +111,8 @@ __all__ = [
     "write_cine_lge",
     "write_cardiac_thick",
     "write_nifti",
+    # datasets
+    "UnpairedDataset",
     # readers
     "dti_lge_mi_cases",
     "emidec_cases",

@@ -81,7 +81,7 @@ def main(bundle, plan_file, out_dir):
             "epoch": trainer.state.epoch,
             "iteration": trainer.state.iteration,
             "epoch_length": trainer.state.epoch_length,
-            "items": len(parser.get_parsed_content("train_datalist")),
+            "items": len(parser.get_parsed_content("train#dataset")),
             "weights": {n: digest(parser.get_parsed_content(n).state_dict()) for n in step["networks"]},
             "parameters": {
                 n: digest(dict(parser.get_parsed_content(n).named_parameters())) for n in step["networks"]

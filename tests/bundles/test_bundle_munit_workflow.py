@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, load_state, run_tiny, same_state, tiny_workflow
 from common.constants import MSCMR_LABELS
 from common.transforms import LocaliseHeartd
 from monai.bundle import ConfigWorkflow
@@ -381,13 +381,13 @@ def test_training_never_sees_an_evaluation_patient(pipeline):
         import scripts.cases
 
         cases = scripts.cases.training_cases(str(data))
-        pairs = scripts.cases.unpaired_pairs(str(data))
+        translator = scripts.cases.translator_datalists(str(data))
         evaluation = scripts.cases.evaluation_cases(str(data))
     assert sorted(c["case"] for c in evaluation) == sorted(held_out)
     assert sorted(c["case"] for c in cases["bssfp"]) == sorted(c["case"] for c in cases["lge"])
     assert {c["case"] for c in cases["bssfp"]} == {"patient4", "patient5", "patient6"}
     paths = [path for c in cases["bssfp"] + cases["lge"] for key, path in c.items() if key != "case"]
-    paths += [path for pair in pairs for path in pair.values()]
+    paths += [path for domain in translator.values() for item in domain for path in item.values()]
     # and what each stage actually trained on (its parsed datalist)
     for name in ("localiser", "translator", *STAGES):
         datalist = pipeline["workflows"][name].parser.get_parsed_content("train_datalist")
@@ -589,3 +589,75 @@ def test_inference_reads_the_label_values_and_preprocessing_that_training_used()
     for key in (*keys, "unet_features", "dropout", "localiser_features"):
         assert key in infer and infer[key] == train[key], key
     assert dict(zip(infer["class_values"], infer["mscmr_values"])) == {1: 500, 2: 200, 3: 600}  # LV, MYO, RV
+
+
+# ------------------------------------------------------------------------------------- how each stage draws its data
+def test_ensemble_members_train_from_their_own_seed(pipeline, tmp_path):
+    """The paper trains the whole segmentation network once per ensemble member: member 1's first stage starts from
+    another seed (``member_seed``) than member 0's, whose stage retrained on the same data is bit-identical."""
+    common = dict(dataset_dir=str(pipeline["data"]), ckpt_dir=str(tmp_path / "models"), stage="unet1_bssfp")
+    for member in (0, 1):
+        _run(["train.json"], **common, member=member, output_dir=str(tmp_path / f"eval{member}"))
+    first = load_state(pipeline["models"] / "member_0" / "unet1_bssfp.pt")
+    assert same_state(load_state(tmp_path / "models" / "member_0" / "unet1_bssfp.pt"), first)
+    assert not same_state(load_state(tmp_path / "models" / "member_1" / "unet1_bssfp.pt"), first)
+
+
+def test_translator_partners_change_between_reads(pipeline):
+    """The translator reads each bSSFP volume with a new random LGE partner (``common.data.UnpairedDataset``), not
+    one fixed partner for the whole training."""
+    from common.data import UnpairedDataset
+
+    dataset = pipeline["workflows"]["translator"].parser.get_parsed_content("train#dataset")
+    assert isinstance(dataset, UnpairedDataset) and len(dataset) == 3
+    torch.manual_seed(0)
+    partners = {dataset.partners(0)[1] for _ in range(40)}
+    assert partners == {0, 1, 2}
+
+
+def test_translator_schedule_is_the_papers_20k_iterations(pipeline):
+    """Without tiny.json's one epoch, ``epochs`` is the number of epochs of this training set that reaches the
+    paper's 20k translator iterations at batch 1 (3 training patients here: 6667 epochs)."""
+    expression = json.loads((BUNDLE / "configs" / "train_translator.json").read_text())["epochs"]
+    parser = pipeline["workflows"]["translator"].parser
+    assert parser.get_parsed_content("translator_iterations") == 20000
+    with bundle_scripts(BUNDLE):
+        import scripts.cases
+
+        assert scripts.cases.epochs_for_iterations(20000, 3) == 6667
+        assert scripts.cases.epochs_for_iterations(20000, 40) == 500
+        assert scripts.cases.epochs_for_iterations(10, 4, batch_size=3) == 5  # 2 steps per epoch
+        workflow = tiny_workflow(
+            BUNDLE,
+            ["train.json", "train_translator.json"],
+            dataset_dir=str(pipeline["data"]),
+            ckpt_dir=str(pipeline["models"]),
+            epochs=expression,
+        )
+        assert workflow.parser.get_parsed_content("epochs") == 6667
+
+
+def test_localiser_trains_on_windows_anywhere_in_the_slice(pipeline, tmp_path):
+    """The localiser is applied in sliding windows over whole slices (``LocaliseHeartd``), so it trains on windows
+    drawn anywhere in a slice (padded when smaller), not on the centre crop only: on a slice 3x the window, an
+    intensity ramp along x gives windows of several mean values."""
+    from monai.transforms import Compose
+
+    size, spacing = 192, 2.5  # tiny.json: 64-pixel windows at 2.5 mm
+    ramp = np.broadcast_to(np.arange(size, dtype=np.float32)[:, None, None], (size, size, 3)).copy()
+    label = np.zeros((size, size, 3), np.uint16)
+    label[90:100, 90:100] = 500
+    affine = np.diag([spacing, spacing, 10.0, 1.0])
+    nib.save(nib.Nifti1Image(ramp, affine), tmp_path / "image.nii.gz")
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
+    parser = pipeline["workflows"]["localiser"].parser
+    with bundle_scripts(BUNDLE):
+        sample = Compose(parser.get_parsed_content("volume_transforms") + parser.get_parsed_content("slice_transforms"))
+        sample.set_random_state(seed=0)
+        windows = [
+            w
+            for _ in range(5)
+            for w in sample({"image": str(tmp_path / "image.nii.gz"), "label": str(tmp_path / "label.nii.gz")})
+        ]
+    assert all(tuple(w["image"].shape) == (1, 64, 64) and tuple(w["label"].shape) == (1, 64, 64) for w in windows)
+    assert len({round(float(w["image"].mean()), 3) for w in windows}) > 3

@@ -17,7 +17,8 @@ with Dice and ASD (mm) per LV/MYO/RV and their average:
   ``unet1_ft``, ``unet2_ft``, no post-processing;
 - ``Cascaded U-Net (FT) + PP``: with the dense CRF at Krähenbühl's defaults and the hierarchical morphology;
   ``+ morphology``: the morphology alone; ``+ PP (tuned CRF)``: the CRF setting (or none) that ``scripts.tune_crf``
-  chose on a synthetic LGE set member 0 was not fine-tuned on (member 1's), then the morphology;
+  chose on a synthetic LGE set no member was fine-tuned on (the tuning set, drawn like a member's with member
+  index ``members``), then the morphology;
 - ``+ ensemble (tuned PP)``: the members' mean probabilities, with the tuned post-processing;
 - premise: ``U-Net (bSSFP only)`` on the same patients' held-out bSSFP (``on bSSFP``) against the LGE row.
 
@@ -101,7 +102,8 @@ MODE_NOTES = {
     "quick": "configs/quick.json networks at 2.5 mm (96x96 crops); epochs localiser 5, translator 8, bSSFP stages 4, "
     "synthetic stages 1; 3 training seeds, 2 ensemble members; the registration baseline at the script's own "
     "settings (about 20 s per volume on 2 cores)",
-    "full": "the configs' networks at 1.25 mm (192x192 crops), the configs' schedules",
+    "full": "the configs' networks at 1.25 mm (192x192 crops) and schedules (localiser 100 epochs, translator 20k "
+    "iterations, 250 epochs per cascade stage)",
 }
 
 #: our MUNIT iteration beside NVlabs/MUNIT's (``python -m tools.side_by_side``): the public code's harness and ours
@@ -133,8 +135,9 @@ METRIC_LABELS = {
 }
 
 #: epochs of the localiser and the translator, then of the bSSFP and the synthetic-LGE cascade stages (the synthetic
-#: set is num_styles times larger, so one of its epochs is about as many steps as 4-5 bSSFP epochs)
-SCHEDULES = {"quick": (5, 8, 4, 1), "full": (100, 200, 200, 40)}
+#: set is num_styles times larger, so one of its epochs is about as many steps as 4-5 bSSFP epochs); ``None``: the
+#: config's own (localiser 100, translator the paper's 20k iterations, 250 per cascade stage: 1000 in all, the paper's)
+SCHEDULES = {"quick": (5, 8, 4, 1), "full": (None, None, None, None)}
 
 
 def write_benchmark_data(out: str) -> str:
@@ -322,11 +325,11 @@ def _cached(path: str, fresh: bool, compute: Any) -> Any:
 
 
 def _tune_crf(work: str, members: int, network: dict[str, Any]) -> dict[str, Any]:
-    """The CRF overlay for member 0's cascade, chosen by ``scripts.tune_crf`` on a synthetic set it was not
-    fine-tuned on (member 1's; member 0's own when there is one member), first style of each training patient."""
+    """The CRF overlay for member 0's cascade (and the ensemble's), chosen by ``scripts.tune_crf`` on the tuning
+    set ``set_<members>``, which no member was fine-tuned on, first style of each training patient."""
     from scripts.tune_crf import tune_crf
 
-    tuning_set = os.path.join(work, "synthetic", f"set_{1 if members > 1 else 0}")
+    tuning_set = os.path.join(work, "synthetic", f"set_{members}")
     models = os.path.join(work, "models")
     return tune_crf(
         tuning_set,
@@ -337,8 +340,13 @@ def _tune_crf(work: str, members: int, network: dict[str, Any]) -> dict[str, Any
     )
 
 
+def _epochs(epochs: int | None) -> dict[str, int]:
+    """The ``epochs`` override of a schedule entry; none for ``None`` (the config's own schedule)."""
+    return {} if epochs is None else {"epochs": epochs}
+
+
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, members: int) -> None:
-    """Localiser, translator, then per member its synthetic set and the four cascade stages.
+    """Localiser, translator, then per member its synthetic set and the four cascade stages, and the CRF tuning set.
 
     A step whose output already exists in ``work`` is skipped, and an interrupted stage resumes from its latest
     checkpoint (the bundle's own crash-safe resume), so a stopped benchmark continues where it stopped.
@@ -359,17 +367,19 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
         run_workflow(
             BUNDLE_ROOT,
             ["train.json", "train_localiser.json"],
-            dict(base, epochs=localiser_epochs, output_dir=os.path.join(logs, "localiser")),
+            dict(base, **_epochs(localiser_epochs), output_dir=os.path.join(logs, "localiser")),
         )
     if not os.path.isfile(os.path.join(models, "translator", "translator.pt")):
         run_workflow(
             BUNDLE_ROOT,
             ["train.json", "train_translator.json"],
-            dict(base, epochs=translator_epochs, output_dir=os.path.join(logs, "translator")),
+            dict(base, **_epochs(translator_epochs), output_dir=os.path.join(logs, "translator")),
         )
-    for member in range(members):
+    for member in range(members + 1):  # the last set tunes the CRF: no member is fine-tuned on it
         if not os.path.isfile(os.path.join(work, "synthetic", f"set_{member}", "datalist.json")):
             run_workflow(BUNDLE_ROOT, ["train.json", "generate.json"], dict(base, member=member, overwrite=True))
+        if member == members:
+            break
         for stage in ("unet1_bssfp", "unet1_ft", "unet2_bssfp", "unet2_ft"):
             if os.path.isfile(os.path.join(models, f"member_{member}", f"{stage}.pt")):
                 continue
@@ -381,7 +391,7 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
                     base,
                     member=member,
                     stage=stage,
-                    epochs=stage_epochs,
+                    **_epochs(stage_epochs),
                     output_dir=os.path.join(logs, f"{stage}_{member}"),
                 ),
             )
@@ -515,7 +525,7 @@ def run(
         f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
         f"Machine: {machine_summary()}. Command: "
         f"python -m scripts.benchmark --out {out_dir} --quick {quick} --seeds {','.join(map(str, seeds))}. "
-        f"CRF settings chosen per seed by scripts.tune_crf on member 1's synthetic set: {tuned}. "
+        f"CRF settings chosen per seed by scripts.tune_crf on a synthetic set no member was fine-tuned on: {tuned}. "
         "Per-case values: cases.csv."
     )
     text = write_table(summary, out_dir, "benchmark", title="MUNIT + cascaded U-Net benchmark", note=note)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["held_out_patients", "evaluation_cases", "training_cases", "unpaired_pairs"]
+__all__ = ["held_out_patients", "evaluation_cases", "training_cases", "translator_datalists", "epochs_for_iterations"]
 
 import logging
-import random
 from typing import Sequence
 
 from common.data import DatasetError, mscmrseg_cases, natural_key
@@ -102,26 +101,29 @@ def training_cases(
     return {"bssfp": bssfp, "lge": lge}
 
 
-def unpaired_pairs(
-    dataset_dir: str, seed: int = 0, evaluation_patients: str | Sequence[str] | None = None
-) -> list[dict[str, str]]:
-    """Unpaired (bSSFP, LGE) items for the translator: every volume of both domains at least once, partners shuffled.
+def translator_datalists(
+    dataset_dir: str, evaluation_patients: str | Sequence[str] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """The translator's two unpaired domains: ``{"bssfp": [{"bssfp", "bssfp_label"}], "lge": [{"lge"}]}`` of the
+    training patients (:func:`training_cases`); the bSSFP label only centres the crop.
 
-    ``[{"bssfp": ..., "bssfp_label": ..., "lge": ...}]``; the bSSFP label only centres the crop.
+    They are read through ``common.data.UnpairedDataset``, which draws a new partner every time an item is read, so
+    no two volumes are tied together for the whole training (as the reference's two shuffled loaders).
     """
     cases = training_cases(dataset_dir, evaluation_patients)
-    bssfp, lge = list(cases["bssfp"]), list(cases["lge"])
-    rng = random.Random(seed)
-    rng.shuffle(lge)
-    n = max(len(bssfp), len(lge))
-    return [
-        {
-            "bssfp": bssfp[i % len(bssfp)]["image"],
-            "bssfp_label": bssfp[i % len(bssfp)]["label"],
-            "lge": lge[i % len(lge)]["image"],
-        }
-        for i in range(n)
-    ]
+    return {
+        "bssfp": [{"bssfp": c["image"], "bssfp_label": c["label"]} for c in cases["bssfp"]],
+        "lge": [{"lge": c["image"]} for c in cases["lge"]],
+    }
+
+
+def epochs_for_iterations(iterations: int, items: int, batch_size: int = 1) -> int:
+    """The number of epochs of ``items`` per epoch (batches of ``batch_size``) that gives at least ``iterations``
+    optimiser steps: how a schedule stated in iterations (the paper's translator, 20k) becomes an engine's epochs."""
+    if iterations < 1 or items < 1 or batch_size < 1:
+        raise ValueError(f"iterations, items and batch_size must be positive, got {iterations}, {items}, {batch_size}.")
+    steps_per_epoch = -(-int(items) // int(batch_size))
+    return -(-int(iterations) // steps_per_epoch)
 
 
 def stage_settings(stages: dict[str, dict], stage: str) -> dict:

@@ -4,7 +4,8 @@ The paper (section 2.3) refines each slice with a dense CRF but gives no paramet
 (``configs/inference.json``: kernels in pixels, set for photographs) are what the bundle starts from. This script
 picks them for a trained cascade on a labelled set in the LGE domain that the user has without LGE labels: a
 synthetic set (``configs/generate.json``: translated bSSFP stacks with the bSSFP labels). Use a set the chosen
-segmenter was not fine-tuned on, e.g. another ensemble member's (``synthetic/set_1`` for member 0).
+segmenter (or, for an ensemble, no member) was not fine-tuned on: with K members, generate one more set with
+``--member K`` (``synthetic/set_1`` for a single model).
 
 For every volume the network runs once (``configs/inference.json``: localiser, crop, cascade); then every setting of
 :data:`GRID` (and "no CRF") goes through the inference post-processing (CRF, argmax, the morphology when
