@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "latest_checkpoint",
+    "set_aside_checkpoints",
     "load_encoder",
     "load_weights",
     "require_weights",
@@ -85,6 +86,32 @@ def latest_checkpoint(ckpt_dir: PathLike, pattern: str = "*.pt") -> str | None:
     if len(newest) > 1:
         logger.warning(f"{ckpt_dir} mixes epoch- and iteration-numbered checkpoints; taking the newest file on disk.")
     return str(max((entry[1] for entry in newest.values()), key=lambda p: p.stat().st_mtime))
+
+
+def set_aside_checkpoints(ckpt_dir: PathLike, pattern: str = "*.pt") -> str | None:
+    """Move the numbered checkpoints of ``ckpt_dir`` (the files :func:`latest_checkpoint` would resume from) into a
+    new ``previous_<UTC time>`` folder inside it; return that folder, or ``None`` when there were none.
+
+    A run started afresh (``--resume false``) over a folder of an earlier, longer run would otherwise leave that run's
+    higher-numbered files beside its own: killed before they rotate out, the next resume would pick the earlier run.
+    Set aside, they are kept (nothing is deleted) and never resumed from; other files (``model.pt``, "best" weights)
+    stay where they are.
+    """
+    import datetime
+
+    folder = Path(ckpt_dir)
+    numbered = [p for p in folder.glob(pattern) if p.is_file() and _step(p.name) is not None] if folder.is_dir() else []
+    if not numbered:
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    target, n = folder / f"previous_{stamp}", 1
+    while target.exists():
+        n += 1
+        target = folder / f"previous_{stamp}_{n}"
+    target.mkdir()
+    for path in numbered:
+        os.replace(path, target / path.name)
+    return str(target)
 
 
 def extract_state_dict(checkpoint: Mapping, key: str | None = None, path: PathLike = "<checkpoint>") -> dict:

@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
-from common.checkpoint import latest_checkpoint
+from common.checkpoint import latest_checkpoint, set_aside_checkpoints
 from common.flags import as_flag
 from common.handlers.engine_state import engine_checkpoint_objects
 from common.typing import PathLike
@@ -56,8 +56,10 @@ class ResumeFromLatest:
             ``{"trainer": trainer, "network": net, "optimizer": opt, "lr_scheduler": sched}``.
         map_location: ``torch.load`` map location; ``None`` loads onto the CPU (``load_state_dict`` then copies to
             each object's device), so DDP ranks do not all allocate on the saving rank's GPU.
-        enabled: ``False`` turns the handler into a no-op (a config switch, e.g. ``"resume": false``); the strings
-            ``"true"``/``"false"`` (what ``monai.bundle run --resume false`` passes) are accepted.
+        enabled: ``False`` starts from scratch (a config switch, e.g. ``"resume": false``): nothing is loaded, and
+            the numbered checkpoints already in ``ckpt_dir`` are moved into a ``previous_<time>`` folder there
+            (``common.checkpoint.set_aside_checkpoints``, rank 0), so a later resume cannot pick an earlier run's;
+            the strings ``"true"``/``"false"`` (what ``monai.bundle run --resume false`` passes) are accepted.
         pattern: glob of candidate files in ``ckpt_dir``.
         strict: ``load_state_dict`` strictness.
         name: logger name; default the engine's logger.
@@ -104,8 +106,23 @@ class ResumeFromLatest:
             self.logger = engine.logger
         if not self.enabled:
             self.logger.info("ResumeFromLatest disabled: training starts from scratch.")
+            engine.add_event_handler(Events.STARTED, self._set_aside)
             return
         engine.add_event_handler(Events.STARTED, self)
+
+    def _set_aside(self, engine: Engine) -> None:
+        """A fresh start moves the folder's earlier numbered checkpoints aside (rank 0 only), so that a resume after
+        this run is killed continues this run, not an earlier one with more epochs."""
+        from common.distributed import is_rank0
+
+        if not is_rank0():
+            return
+        moved = set_aside_checkpoints(self.ckpt_dir, self.pattern)
+        if moved is not None:
+            self.logger.warning(
+                f"--resume false: the earlier run's checkpoints in {self.ckpt_dir} were moved to {moved} (kept, "
+                "never resumed from)."
+            )
 
     def __call__(self, engine: Engine) -> None:
         path = latest_checkpoint(self.ckpt_dir, self.pattern)

@@ -208,7 +208,8 @@ def _tiny_trainer(max_epochs: int) -> tuple[SupervisedTrainer, dict]:
 
 
 def test_fresh_run_rotates_out_checkpoints_left_in_the_folder(tmp_path):
-    """``--resume false`` over an old folder: the old numbered files leave by rotation, oldest first."""
+    """The saver alone over an old folder (what ``ResumeFromLatest(enabled=False)`` prevents by setting the old files
+    aside first): the old numbered files leave by rotation, oldest first."""
     for epoch in (7, 8):
         torch.save({"old": torch.zeros(1)}, tmp_path / f"checkpoint_epoch={epoch}.pt")
     (tmp_path / "model.pt").write_bytes(b"not a numbered checkpoint: never touched")

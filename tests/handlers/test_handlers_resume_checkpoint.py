@@ -108,6 +108,29 @@ def test_resume_disabled_does_not_load(tmp_path):
     assert seen == [1, 2]
 
 
+def test_a_fresh_start_sets_the_earlier_runs_checkpoints_aside(tmp_path, caplog):
+    """``--resume false`` over a folder of a 3-epoch run, killed after its first epoch: without setting aside, the
+    earlier run's epoch-3 file would stay beside the new epoch-1 file and the next resume would continue the earlier
+    run. The earlier files move into ``previous_<time>/`` (kept), ``model.pt`` stays, and the resume continues the
+    fresh run from its epoch 1."""
+    saver = lambda o: AtomicCheckpointSaver(str(tmp_path), o, save_interval=1, n_saved=2)  # noqa: E731
+    _trainer(3, handlers=[saver])[0].run()
+    (tmp_path / "model.pt").write_bytes(b"exported weights: not a resume point")
+    fresh, _ = _trainer(1, seed=1, handlers=[lambda o: ResumeFromLatest(tmp_path, o, enabled="false"), saver])
+    with caplog.at_level(logging.WARNING):
+        fresh.run()  # as a 3-epoch fresh run killed after its first epoch's save
+    (aside,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert aside.name.startswith("previous_") and str(aside) in caplog.text
+    assert sorted(p.name for p in aside.iterdir()) == ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["checkpoint_epoch=1.pt", "model.pt"]
+    seen = []
+    resumed, _ = _trainer(3, seed=2, handlers=[lambda o: ResumeFromLatest(tmp_path, o)])
+    resumed.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(e.state.epoch))
+    resumed.run()
+    assert seen == [2, 3]  # the fresh run's epoch 1 was resumed, not the earlier run's epoch 3 (which trains nothing)
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=1.pt")
+
+
 def test_resume_from_a_checkpoint_of_another_network_names_the_file_and_the_fix(tmp_path):
     """A train_state written for other networks (e.g. an earlier bundle version's discriminator) is not loaded
     half-way: the run stops naming the checkpoint, what did not fit and how to start afresh."""
