@@ -138,6 +138,7 @@ class ResumeFromLatest:
             key: obj for key, obj in self.load_dict.items() if isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
         }
         horizons = {key: _horizon(obj) for key, obj in schedulers.items()}
+        epoch_length = engine.state.epoch_length  # this run's (its data loader, its process count)
         try:
             loader(engine)
         except RuntimeError as error:  # load_state_dict's key or shape mismatch: another network than the config's
@@ -147,6 +148,7 @@ class ResumeFromLatest:
             ) from error
         for key, scheduler in schedulers.items():
             self._keep_horizon(key, scheduler, horizons[key])
+        self._keep_epoch_length(engine, epoch_length, path)
         self.loaded_path = path
         self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
         if engine.state.epoch >= engine.state.max_epochs:
@@ -156,6 +158,22 @@ class ResumeFromLatest:
                 "(an ablation, another pre-training) needs its own --ckpt_dir, or --resume false to start afresh; "
                 "more epochs: --epochs."
             )
+
+    def _keep_epoch_length(self, engine: Engine, epoch_length: int | None, path: str) -> None:
+        """Keep this run's iterations per epoch when the checkpoint's differ (written with another number of DDP
+        processes, batch size or data set): ignite would otherwise end every resumed epoch after the checkpoint's
+        count (half epochs after a 2-process run resumed in one) or draw past this loader's end. The run continues at
+        the start of the epoch after the checkpoint's last completed one."""
+        saved = engine.state.epoch_length
+        if epoch_length is None or saved is None or saved == epoch_length:
+            return
+        engine.state.epoch_length = epoch_length
+        engine.state.iteration = engine.state.epoch * epoch_length
+        self.logger.warning(
+            f"{path} was written with {saved} iterations per epoch, this run has {epoch_length} (another number of "
+            f"processes, batch size or data set): continuing after epoch {engine.state.epoch} at {epoch_length} "
+            "iterations per epoch."
+        )
 
     def _keep_horizon(self, key: str, scheduler: torch.optim.lr_scheduler.LRScheduler, configured: dict) -> None:
         """Put back this run's schedule horizon where the checkpoint's differs, and the learning rates of the

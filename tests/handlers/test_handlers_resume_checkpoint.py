@@ -23,13 +23,13 @@ def _data():
     return [{"image": a, "label": b} for a, b in zip(x, y)]
 
 
-def _trainer(max_epochs, seed=0, handlers=()):
+def _trainer(max_epochs, seed=0, handlers=(), batch_size=4):
     torch.manual_seed(seed)
     network = nn.Linear(2, 1)
     optimizer = torch.optim.Adam(network.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     trainer = SupervisedTrainer(
-        "cpu", max_epochs, DataLoader(_data(), batch_size=4), network, optimizer, nn.MSELoss(), decollate=False
+        "cpu", max_epochs, DataLoader(_data(), batch_size=batch_size), network, optimizer, nn.MSELoss(), decollate=False
     )
     objects = {"trainer": trainer, "network": network, "optimizer": optimizer, "lr_scheduler": scheduler}
     LrScheduleHandler(scheduler, print_lr=False).attach(trainer)
@@ -129,6 +129,26 @@ def test_a_fresh_start_sets_the_earlier_runs_checkpoints_aside(tmp_path, caplog)
     resumed.run()
     assert seen == [2, 3]  # the fresh run's epoch 1 was resumed, not the earlier run's epoch 3 (which trains nothing)
     assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=1.pt")
+
+
+@pytest.mark.parametrize("saved_batch,resumed_batch", [(4, 2), (2, 4)], ids=["fewer per epoch", "more per epoch"])
+def test_resume_keeps_this_runs_iterations_per_epoch(tmp_path, caplog, saved_batch, resumed_batch):
+    """A checkpoint written at another number of iterations per epoch (another process count under DDP, here another
+    batch size over the same 8 items) resumes at this run's count: every resumed epoch reads the whole loader once
+    (ignite would end it after the checkpoint's count, or draw past the loader's end), and says so."""
+    saver = lambda o: AtomicCheckpointSaver(str(tmp_path), o, save_interval=1)  # noqa: E731
+    _trainer(1, handlers=[saver], batch_size=saved_batch)[0].run()
+    per_epoch: dict[int, int] = {}
+    resumed, _ = _trainer(3, handlers=[lambda o: ResumeFromLatest(tmp_path, o)], batch_size=resumed_batch)
+    resumed.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: per_epoch.update({e.state.epoch: per_epoch.get(e.state.epoch, 0) + 1})
+    )
+    with caplog.at_level(logging.WARNING):
+        resumed.run()
+    length = 8 // resumed_batch
+    assert per_epoch == {2: length, 3: length}
+    assert resumed.state.epoch == 3 and resumed.state.iteration == 3 * length
+    assert f"written with {8 // saved_batch} iterations per epoch, this run has {length}" in caplog.text
 
 
 def test_resume_from_a_checkpoint_of_another_network_names_the_file_and_the_fix(tmp_path):
