@@ -594,7 +594,7 @@ def test_inference_reads_the_label_values_and_preprocessing_that_training_used()
 # ------------------------------------------------------------------------------------- how each stage draws its data
 def test_ensemble_members_train_from_their_own_seed(pipeline, tmp_path):
     """The paper trains the whole segmentation network once per ensemble member: member 1's first stage starts from
-    another seed (``member_seed``) than member 0's, whose stage retrained on the same data is bit-identical."""
+    another seed (``train_seed``) than member 0's, whose stage retrained on the same data is bit-identical."""
     common = dict(dataset_dir=str(pipeline["data"]), ckpt_dir=str(tmp_path / "models"), stage="unet1_bssfp")
     for member in (0, 1):
         _run(["train.json"], **common, member=member, output_dir=str(tmp_path / f"eval{member}"))
