@@ -1,12 +1,15 @@
 """Ignite handlers shared by the bundles: resume, atomic checkpoints, training and inference progress with ETA,
 GAN image grids, PNG overlays, HD95 in mm, per-case image-quality and label Dice metrics, the Segmentor masks of an
 evaluation, CycleGAN's linear LR decay, per-epoch seeding (resume-invariant random streams), loss-term logging and
-epoch means, rank-0-only writers under DDP, a weights loader that names the overlay when a file does not fit."""
+epoch means, the early-stop count in checkpoints, rank-0-only writers under DDP, a weights loader that names the
+overlay when a file does not fit.
+"""
 
 from __future__ import annotations
 
 from common.handlers.atomic_checkpoint_saver import AtomicCheckpointSaver
 from common.handlers.copy_batch_keys import CopyBatchKeys
+from common.handlers.early_stop_state import EarlyStopState
 from common.handlers.gan_image_grid import GanImageGridHandler, image_grid
 from common.handlers.hausdorff_mm import HausdorffDistanceMM, HausdorffDistanceMMMetric
 from common.handlers.inference_progress import InferenceProgress, slices_in_batch
@@ -29,6 +32,7 @@ from common.handlers.weights_loader import WeightsLoader
 __all__ = [
     "AtomicCheckpointSaver",
     "CopyBatchKeys",
+    "EarlyStopState",
     "GanImageGridHandler",
     "HausdorffDistanceMM",
     "HausdorffDistanceMMMetric",

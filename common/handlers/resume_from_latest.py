@@ -15,7 +15,7 @@ from common.flags import as_flag
 from common.handlers.engine_state import engine_checkpoint_objects
 from common.typing import PathLike
 from ignite.engine import Events
-from monai.handlers import CheckpointLoader
+from ignite.handlers import Checkpoint
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -44,7 +44,8 @@ class ResumeFromLatest:
     """Ignite handler: at ``Events.STARTED`` load the newest checkpoint of ``ckpt_dir`` into ``load_dict``.
 
     The newest file is chosen by ``common.checkpoint.latest_checkpoint`` (the step number in ``CheckpointSaver``
-    names) when the run starts, and loaded with MONAI's ``CheckpointLoader`` (``torch.load(weights_only=True)``).
+    names) when the run starts, and loaded as MONAI's ``CheckpointLoader`` does (``torch.load(weights_only=True)``,
+    ignite's ``Checkpoint.load_objects``).
     Put the trainer itself in ``load_dict`` (as in ``CheckpointSaver.save_dict``) so epoch and iteration continue:
     a run saved after epoch 2 and restarted with ``max_epochs=4`` runs epochs 3 and 4. Optimizer and LR-scheduler
     states come back the same way. Without a checkpoint the run starts from scratch and says so once (INFO). Every
@@ -130,17 +131,13 @@ class ResumeFromLatest:
             self.logger.info(f"no checkpoint in {self.ckpt_dir}: training starts from scratch.")
             return
         self.logger.info(f"resuming from {path}")
-        loader = CheckpointLoader(
-            path, self.load_dict, name=self._name, map_location=self.map_location, strict=self.strict
-        )
-        loader.logger = self.logger
         schedulers = {
             key: obj for key, obj in self.load_dict.items() if isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
         }
         horizons = {key: _horizon(obj) for key, obj in schedulers.items()}
         epoch_length = engine.state.epoch_length  # this run's (its data loader, its process count)
         try:
-            loader(engine)
+            self._load(engine, path)
         except RuntimeError as error:  # load_state_dict's key or shape mismatch: another network than the config's
             raise RuntimeError(
                 f"{path} does not fit this config's networks (written by another bundle version or config?): "
@@ -158,6 +155,30 @@ class ResumeFromLatest:
                 "(an ablation, another pre-training) needs its own --ckpt_dir, or --resume false to start afresh; "
                 "more epochs: --epochs."
             )
+
+    def _load(self, engine: Engine, path: str) -> None:
+        """``load_dict``'s states from ``path`` (as MONAI's ``CheckpointLoader``: ``weights_only``, the engine's
+        ``max_epochs`` kept); an object marked ``optional_in_checkpoint`` that the file lacks (written before it was
+        saved, e.g. ``EarlyStopState``) keeps its fresh state, and a warning says so."""
+        checkpoint = torch.load(path, map_location=self.map_location, weights_only=True)
+        load_dict = dict(self.load_dict)
+        first = next(iter(load_dict))
+        if len(load_dict) == 1 and first not in checkpoint:  # a single object saved as its bare state_dict
+            checkpoint = {first: checkpoint}
+        absent = [
+            k for k, obj in load_dict.items() if k not in checkpoint and getattr(obj, "optional_in_checkpoint", 0)
+        ]
+        for key in absent:
+            del load_dict[key]
+            self.logger.warning(f"{path} has no '{key}' (written by an earlier version): it starts afresh.")
+        max_epochs = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=load_dict, checkpoint=checkpoint, strict=self.strict)
+        if max_epochs is not None and engine.state.epoch > max_epochs:
+            raise ValueError(
+                f"{path} is at epoch {engine.state.epoch}, beyond this run's {max_epochs} epochs: give --epochs "
+                f"{engine.state.epoch} or more to train on, or start afresh with --resume false."
+            )
+        engine.state.max_epochs = max_epochs
 
     def _keep_epoch_length(self, engine: Engine, epoch_length: int | None, path: str) -> None:
         """Keep this run's iterations per epoch when the checkpoint's differ (written with another number of DDP

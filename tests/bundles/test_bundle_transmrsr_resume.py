@@ -212,3 +212,17 @@ def test_sr_stops_early_when_validation_psnr_stops_improving(fresh, tmp_path):
     common["ckpt_dir"] = str(full)
     ran = _run(SR, **common, epochs=4, val_interval=1, early_stop_patience=4, early_stop_min_delta=1000.0)
     assert ran["epochs"] == [1, 2, 3, 4]
+
+
+def test_sr_resume_keeps_the_early_stop_count(fresh, tmp_path):
+    """The early-stop count and best PSNR are in the training state (``common.handlers.EarlyStopState``): a run
+    stopped after epoch 1 (its validation set the best) and resumed for 4 epochs with a patience of 1 stops after
+    epoch 2, as the uninterrupted run does; counted afresh, epoch 2 would set a new best and the run go on to 3."""
+    models = _sr_models(fresh, tmp_path / "models")
+    common = {"dataset_dir": str(fresh["data"]), "ckpt_dir": str(models), "output_dir": str(tmp_path / "eval")}
+    stop = {"val_interval": 1, "early_stop_patience": 1, "early_stop_min_delta": 1000.0}
+    assert _run(SR, **common, epochs=1, **stop)["epochs"] == [1]
+    saved = torch.load(models / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)["early_stop"]
+    assert saved["counter"] == 0 and saved["best_score"] is not None
+    resumed = _run(SR, **common, epochs=4, **stop)
+    assert resumed["epochs"] == [2] and resumed["trainer"].should_terminate
