@@ -86,7 +86,7 @@ class CycleGANTrainer(MultiNetworkTrainer):
 
     Distributed: the generators and discriminators may be wrapped in ``DistributedDataParallel`` (see
     ``common.distributed.wrap_ddp``); they are only ever called as modules and frozen through ``.parameters()``.
-    Each rank keeps its own image pools (``ImagePool``).
+    Each rank keeps its own image pools (``ImagePool``); they are saved with the checkpoints (``checkpoint_objects``).
 
     Args:
         args, kwargs: ``common.engines.MultiNetworkTrainer``'s (device, max_epochs, train_data_loader, ``networks``,
@@ -205,6 +205,14 @@ class CycleGANTrainer(MultiNetworkTrainer):
     def segmentor(self) -> torch.nn.Module | None:
         """The frozen Segmentor, or ``None`` for plain CycleGAN."""
         return self.frozen_networks.get("segmentor")
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        """The engine base's objects and the two image pools, so a resumed run draws from the pools it had."""
+        return {
+            **super().checkpoint_objects(),
+            "image_pool_source": self.pool_source,
+            "image_pool_target": self.pool_target,
+        }
 
     def _discriminate(self, discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return discriminator_logits(discriminator(images))

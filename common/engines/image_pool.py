@@ -22,8 +22,10 @@ class ImagePool:
     ``pool_size=0`` disables the pool (the input is returned as is, detached). The random draws come from
     ``generator`` if given, else from torch's global RNG, so ``monai.utils.set_determinism`` makes them
     reproducible. Under DistributedDataParallel each rank keeps its own pool of its own fakes (the reference code
-    has no distributed mode; pools are not synchronised and are not part of checkpoints, so a resumed run starts
-    with empty pools, as a fresh reference run does).
+    has no distributed mode; pools are not synchronised). The stored images are part of the trainer's checkpoints
+    (``state_dict``), so a resumed run continues with the pool the interrupted one had (the reference's
+    ``--continue_train`` starts with empty pools); under DDP rank 0 saves, so every rank resumes with rank 0's pool.
+    A checkpoint written before the pools were saved resumes with empty pools (``optional_in_checkpoint``).
 
     Args:
         pool_size: number of images kept; 0 turns the pool off.
@@ -48,8 +50,23 @@ class ImagePool:
         self.generator = generator
         self.images: list[torch.Tensor] = []
 
+    #: a checkpoint without the pool still resumes, with an empty pool (common.handlers.ResumeFromLatest)
+    optional_in_checkpoint = True
+
     def __len__(self) -> int:
         return len(self.images)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The stored images as one ``(N, C, *spatial)`` tensor (``N`` 0 when empty), in pool order."""
+        images = torch.cat(self.images, dim=0) if self.images else torch.zeros(0)
+        return {"images": images.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the stored images (on the device of the images they will be mixed with, at the next call)."""
+        images = state["images"]
+        if images.shape[0] > self.pool_size:
+            raise ValueError(f"the saved pool holds {images.shape[0]} images, more than pool_size {self.pool_size}.")
+        self.images = [image.unsqueeze(0) for image in images] if images.numel() else []
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Return a batch of the same shape mixing incoming and stored images (see class docstring)."""
@@ -57,6 +74,8 @@ class ImagePool:
         if self.pool_size == 0:
             return images
         returned = []
+        if self.images and self.images[0].device != images.device:  # restored from a checkpoint onto the CPU
+            self.images = [stored.to(images.device) for stored in self.images]
         for image in images:
             image = image.unsqueeze(0)
             if len(self.images) < self.pool_size:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, tiny_overrides, torchrun
+from bundle_test_utils import bundle_cli, load_state, run_recorded, same_state, tiny_overrides, torchrun
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,6 +98,25 @@ def test_cycleganseg_resumes_every_network_and_optimizer(work, tmp_path):
         for key, value in second.parser.get_parsed_content("network").state_dict().items()
     )
     assert changed, "epoch 2 must have trained the generator"
+
+
+@pytest.mark.slow
+def test_cycleganseg_killed_after_epoch_1_resumes_to_the_uninterrupted_weights(work, tmp_path):
+    """With image pools of 2, epoch 2's discriminator steps draw from the fakes pooled in epoch 1: the pools are in
+    the checkpoint (``CycleGANTrainer.checkpoint_objects``), so a run killed after epoch 1 and resumed ends with the
+    uninterrupted run's networks and optimizers, bit for bit (with empty pools after the restart it would not)."""
+    runs = {}
+    for name, kill_after in (("reference", None), ("killed", 1), ("resumed", None)):
+        ckpt = tmp_path / ("reference" if name == "reference" else "run")
+        overrides = _overrides(work, ckpt, epochs=2, lr_decay_epochs=1, pool_size=2)
+        overrides.pop("bundle_root")
+        runs[name] = run_recorded(BUNDLE, ["train.json"], kill_after=kill_after, **overrides)
+    assert runs["killed"]["killed"] and runs["resumed"]["epochs"] == [2]
+    saved = load_state(tmp_path / "run" / "train_state" / "checkpoint_epoch=1.pt")
+    assert saved["image_pool_target"]["images"].shape[0] == 2 and saved["image_pool_source"]["images"].shape[0] == 2
+    final = load_state(tmp_path / "run" / "train_state" / "checkpoint_epoch=2.pt")
+    reference = load_state(tmp_path / "reference" / "train_state" / "checkpoint_epoch=2.pt")
+    assert same_state({**final, "trainer": None}, {**reference, "trainer": None})
 
 
 def _writer_processes(log_dir: Path) -> int:
