@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, rank_logs, run_tiny, torchrun, torchrun_failure
+from bundle_test_utils import bundle_cli, rank_logs, run_recorded, run_tiny, torchrun, torchrun_failure
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
@@ -206,6 +208,21 @@ def test_localiser_under_torchrun_writes_its_weights_once(work, ddp_localiser):
     assert [p.name for p in (localiser / "train_state").iterdir()] == ["checkpoint_epoch=1.pt"]
     events = list((work["root"] / "eval" / "localiser").iterdir())
     assert len(events) == 1 and events[0].name.startswith("events.out.tfevents.")  # rank 1 built no writer
+
+
+def test_a_two_rank_checkpoint_resumes_in_one_process_at_its_epoch_length(work, ddp_localiser, tmp_path, caplog):
+    """The localiser's 2-rank epoch (3 volumes: 2 iterations per rank) resumed by one process for a second epoch: the
+    networks load (no ``module.`` prefix in the checkpoint) and epoch 2 reads all 3 volumes, not the checkpoint's 2."""
+    assert ddp_localiser["proc"].returncode == 0, torchrun_failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
+    models = tmp_path / "models"
+    shutil.copytree(work["models"] / "localiser", models / "localiser")
+    saved = torch.load(models / "localiser" / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert saved["trainer"]["epoch_length"] == 2 and not any(k.startswith("module.") for k in saved["network"])
+    overrides = {**work["common"], "ckpt_dir": models, "output_dir": tmp_path / "eval"}
+    with caplog.at_level(logging.WARNING):
+        run = run_recorded(BUNDLE, ["train.json", "train_localiser.json"], epochs=2, **overrides)
+    assert run["epochs"] == [2] and run["trainer"].state.epoch_length == 3 and run["trainer"].state.iteration == 6
+    assert "was written with 2 iterations per epoch, this run has 3" in caplog.text
 
 
 def test_every_training_stage_trains_its_shard_on_both_ranks(ddp_stages):
