@@ -153,6 +153,8 @@ class FolderInputs:
         shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
         slices_last: the inputs are stacks of 2D slices, which must lie on the third axis (a file whose slices lie
             along another axis is set aside, named, as in ``common.data.validation.check_slices_last``).
+        channels: the channel counts a 4D input may hold on its 4th axis; a file with another count is set aside,
+            named, when the inputs are listed (as ``check_nifti``'s ``channels``), so the others are still processed.
 
     Examples::
 
@@ -175,8 +177,10 @@ class FolderInputs:
         extra_postfixes: Sequence[str] = (),
         min_slices: int = 1,
         slices_last: bool = False,
+        channels: Sequence[int] | None = None,
     ) -> None:
         self.folder = folder
+        self.channels = None if channels is None else tuple(int(c) for c in channels)
         self.output_dir = output_dir
         self.postfix = postfix
         self.pattern = pattern
@@ -206,7 +210,12 @@ class FolderInputs:
                 ndim=self.ndim,
                 min_slices=self.min_slices,
                 slices_last=self.slices_last,
+                channels=self.channels,
             )
+            for path, reason in self.unreadable:  # named now: a later input that stops the run would hide them
+                logger.warning(
+                    "setting aside unreadable input %s: %s (the run fails at its end naming it)", path, reason
+                )
             self._datalist = plan_outputs(
                 [{"image": f} for f in good],
                 self.output_dir,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -54,7 +56,7 @@ def test_plan_outputs_refuses_two_inputs_with_one_output_name(tmp_path):
         plan_outputs(data, tmp_path / "out", "seg")
 
 
-def test_folder_inputs_touch_nothing_until_listed(tmp_path):
+def test_folder_inputs_touch_nothing_until_listed(tmp_path, caplog):
     import nibabel as nib
     import numpy as np
     from common.data import DatasetError
@@ -69,7 +71,10 @@ def test_folder_inputs_touch_nothing_until_listed(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 1), np.float32), np.eye(4)), str(folder / "a.nii.gz"))
     (folder / "b.nii.gz").write_bytes(b"not a nifti")
     inputs = FolderInputs(folder, output_dir=tmp_path / "out", postfix="seg")
-    assert inputs.datalist() == [{"image": str((folder / "a.nii.gz").resolve())}]
+    with caplog.at_level(logging.WARNING, logger="common.inference"):
+        assert inputs.datalist() == [{"image": str((folder / "a.nii.gz").resolve())}]
+    # named when set aside, not only at the end (an input that stops the run later would leave it unnamed)
+    assert f"setting aside unreadable input {(folder / 'b.nii.gz').resolve()}" in caplog.text
     assert (tmp_path / "out").is_dir() and [p for p, _ in inputs.unreadable] == [str((folder / "b.nii.gz").resolve())]
     with pytest.raises(UnreadableInputError, match="b.nii.gz"):
         inputs.report_unreadable()

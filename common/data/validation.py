@@ -114,6 +114,7 @@ def check_nifti(
     allow_nan: bool = False,
     min_slices: int = 1,
     slices_last: bool = False,
+    channels: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Open ``path`` with nibabel, read its voxels and return its shape.
 
@@ -124,6 +125,8 @@ def check_nifti(
         min_slices: the fewest slices (third axis; a 2D file has one) the file may hold, as in
             :func:`check_slice_count`.
         slices_last: the file is a stack of 2D slices, which must lie on its third axis (:func:`check_slices_last`).
+        channels: the channel counts a 4D file ``(X, Y, slices, channels)`` may hold on its 4th axis (e.g. every map
+            a bundle's channel names list, or only those it reads); ``None`` accepts any.
 
     Returns:
         The image shape.
@@ -159,6 +162,11 @@ def check_nifti(
             else:
                 hint = "export 2D slices as 3D (X, Y, 1) volumes and split 4D series into 3D frames."
             raise ValueError(f"{path} has {len(shape)} dimensions (shape {shape}), expected ndim in {allowed}; {hint}")
+    if channels is not None and len(shape) == 4 and shape[3] not in tuple(channels):
+        raise ValueError(
+            f"{path} holds {shape[3]} channels on its 4th axis (shape {shape}); this configuration reads files of "
+            f"{sorted(set(channels))} channels: set the bundle's channel names to the maps the file holds, in order."
+        )
     check_slice_count(str(path), shape, min_slices)
     if slices_last:
         check_slices_last(str(path), shape, image.affine)
@@ -307,6 +315,7 @@ def partition_readable(
     allow_nan: bool = False,
     min_slices: int = 1,
     slices_last: bool = False,
+    channels: Sequence[int] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Split ``paths`` into readable NIfTI files and ``(path, reason)`` for the rest; never raises for a bad file.
 
@@ -318,6 +327,7 @@ def partition_readable(
         allow_nan: as in :func:`check_nifti`.
         min_slices: as in :func:`check_nifti`.
         slices_last: as in :func:`check_nifti`.
+        channels: as in :func:`check_nifti`.
 
     Returns:
         ``(good, bad)``: good paths (strings, input order) and ``[(path, reason), ...]``.
@@ -326,7 +336,9 @@ def partition_readable(
     bad: list[tuple[str, str]] = []
     for path in paths:
         try:
-            check_nifti(path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices, slices_last=slices_last)
+            check_nifti(
+                path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices, slices_last=slices_last, channels=channels
+            )
         except (ValueError, FileNotFoundError) as error:
             bad.append((os.fspath(path), str(error)))
         else:

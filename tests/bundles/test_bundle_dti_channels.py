@@ -115,6 +115,22 @@ def test_three_channels_refuse_the_identity_term_then_train_and_infer_without_it
         assert written.shape == (64, 64, 1), "one LGE-style image on the input's one-slice grid, not one per channel"
         np.testing.assert_allclose(written.affine, nib.load(path).affine, atol=1e-5)
 
+    # a 4D file with another channel count (a 7-volume DWI series) is set aside and named when the folder is listed:
+    # the other files are still written, and the run fails at its end naming it
+    image = nib.load(inputs[0])
+    dwi = folder / "dwi_series.nii.gz"
+    nib.save(nib.Nifti1Image(np.repeat(np.asarray(image.dataobj, np.float32)[..., :1], 7, axis=3), image.affine), dwi)
+    again = tmp_path / "out_again"
+    with pytest.raises(Exception) as error:
+        run_bundle(DTI, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(tmp_path / "models"),
+                   output_dir=str(again), dti_channels=["FA", "MD", "S0"],
+                   **{k: TINY[k] for k in ("ngf", "n_blocks")})  # fmt: skip
+    message = exception_messages(error.value)
+    assert "UnreadableInputError" in message and str(dwi.resolve()) in message, message
+    assert sorted(p.name for p in again.iterdir()) == sorted(
+        os.path.basename(p).replace(".nii.gz", "_lge_style.nii.gz") for p in inputs
+    )
+
 
 def _dti_x8(cases: list[dict], out: Path) -> list[dict]:
     """Each case's DTI (every channel) repeated 8x8 onto its mask's grid, as the benchmark feeds DTI SSeg: the SSeg
