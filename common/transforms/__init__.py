@@ -29,6 +29,7 @@ from common.transforms.through_plane import (
     SimulateThickSlicesd,
     ThinSliceAffined,
     ThinSliceGridd,
+    require_planes_across_slices,
     require_slices_last,
     voxel_spacing,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ThinSliceGridd",
     "CheckThickSlicesd",
     "ThinSliceAffined",
+    "require_planes_across_slices",
     "require_slices_last",
     "voxel_spacing",
     "HeadMaskd",

@@ -48,6 +48,23 @@ def require_slices_last(through_plane_axis: int, network: str) -> int:
     return 2
 
 
+def require_planes_across_slices(slice_axis: int, through_plane_axis: int = 2) -> int:
+    """The axis a 2D network's planes are taken along (``SliceInferer``'s ``spatial_dim``), which must not be the
+    through-plane axis: those planes would not cross the thick slices, and the network would sharpen an in-plane
+    axis without an error.
+
+    Raises:
+        ValueError: ``slice_axis`` is the through-plane axis or not a spatial axis (0, 1, 2).
+    """
+    if int(slice_axis) not in (0, 1, 2) or int(slice_axis) == int(through_plane_axis):
+        others = [a for a in (0, 1, 2) if a != int(through_plane_axis)]
+        raise ValueError(
+            f"slice_axis {slice_axis}: the network's planes must cross the thick slices (through_plane_axis "
+            f"{through_plane_axis}); take them along axis {others[0]} or {others[1]}."
+        )
+    return int(slice_axis)
+
+
 def voxel_spacing(affine: torch.Tensor | np.ndarray) -> np.ndarray:
     """Voxel sizes (mm) of the three spatial axes of a 4x4 affine (column norms)."""
     return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)

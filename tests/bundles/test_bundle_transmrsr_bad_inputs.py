@@ -196,6 +196,17 @@ def test_another_through_plane_axis_is_refused_with_how_to_reorient(files, sourc
     assert not (tmp_path / "out").exists()
 
 
+def test_inference_planes_along_the_thick_axis_are_refused(models, tmp_path):
+    """slice_axis 2 on a volume thick along axis 2 takes axial planes, which do not cross the slices: refused before
+    any file is read, naming the axes to use."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    message = _refused(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), slice_axis=2,
+                       output_dir=str(tmp_path / "out"), **NO_PRIOR)  # fmt: skip
+    assert "slice_axis 2: the network's planes must cross the thick slices" in message and "axis 0 or 1" in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_training_x8_into_an_x4_folder_is_refused_and_keeps_its_weights(source, models, tmp_path):
     before = (models / "model.pt").read_bytes()
     message = _refused(["train.json"], dataset_dir=str(source), ckpt_dir=str(models), scale=8,
