@@ -387,7 +387,9 @@ def segment_scar(
     return result
 
 
-def clinical_metrics(label: Any, spacing_mm: float | Sequence[float]) -> dict[str, float]:
+def clinical_metrics(
+    label: Any, spacing_mm: float | Sequence[float], pixel_area_mm2: float | None = None
+) -> dict[str, float]:
     """Per-slice clinical indices of a PSCGAN label map.
 
     - ``scar_size_mm2``: :func:`common.metrics.scar_size` of label 3 (Table 2 "Scar size (cm^2)": divide by 100).
@@ -401,6 +403,8 @@ def clinical_metrics(label: Any, spacing_mm: float | Sequence[float]) -> dict[st
     Args:
         label: ``(X, Y)`` PSCGAN label map (numpy array or torch tensor).
         spacing_mm: pixel size along x and y in mm (scalar = isotropic).
+        pixel_area_mm2: the area of one pixel where the two axes are not orthogonal (a sheared header:
+            :func:`common.transforms.in_plane_pixel_area`); ``None`` is the product of ``spacing_mm``.
 
     Returns:
         The dict above (plain floats; ``scar_ratio`` is nan without myocardium).
@@ -415,6 +419,10 @@ def clinical_metrics(label: Any, spacing_mm: float | Sequence[float]) -> dict[st
     """
     array = _label_2d(label)
     spacing = as_spacing(spacing_mm, 2)
+    if pixel_area_mm2 is not None:
+        if not pixel_area_mm2 > 0:
+            raise ValueError(f"pixel_area_mm2 must be positive, got {pixel_area_mm2}")
+        spacing = (float(pixel_area_mm2), 1.0)  # scar_size multiplies the spacings: only their product is used
     scar = array == _SCAR
     healthy = array == _MYOCARDIUM
     myocardium = healthy | scar

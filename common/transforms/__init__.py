@@ -17,7 +17,13 @@ from common.transforms.class_index import ClassIndexd
 from common.transforms.head_mask import HeadMaskd, head_mask
 from common.transforms.heart_crop import HeartCropd, HeartUncropd, heart_centre
 from common.transforms.localise_heart import LocaliseHeartd
-from common.transforms.model_grid import FromModelGridd, ToModelGridd, in_plane_spacing, regrid_affine
+from common.transforms.model_grid import (
+    FromModelGridd,
+    ToModelGridd,
+    in_plane_pixel_area,
+    in_plane_spacing,
+    regrid_affine,
+)
 from common.transforms.orthogonal_slices import OrthogonalSlicesd, head_extent
 from common.transforms.per_slice import PerSliced
 from common.transforms.select_channels import SelectChannelsd, channel_indices, check_channel_count
@@ -52,6 +58,7 @@ __all__ = [
     "ToModelGridd",
     "heart_centre",
     "in_plane_spacing",
+    "in_plane_pixel_area",
     "regrid_affine",
     "SuperResolveAffined",
     "super_resolve_affine",

@@ -9,10 +9,12 @@ and sheared headers included: the new grids are the input's own axes, re-divided
 
 from __future__ import annotations
 
-__all__ = ["regrid_affine", "in_plane_spacing", "ToModelGridd", "FromModelGridd"]
+__all__ = ["regrid_affine", "in_plane_spacing", "in_plane_pixel_area", "ToModelGridd", "FromModelGridd"]
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from common.transforms._meta import source_name
 from monai.config import KeysCollection
@@ -46,6 +48,20 @@ def in_plane_spacing(affine: torch.Tensor, axes: int = 2) -> list[float]:
     affine = torch.as_tensor(affine, dtype=torch.float64)
     n = affine.shape[0] - 1
     return [float(torch.linalg.norm(affine[:n, axis])) for axis in range(axes)]
+
+
+def in_plane_pixel_area(affine: Any) -> float:
+    """Area (mm^2) of one pixel of the first two voxel axes: the norm of the cross product of the affine's columns.
+
+    Equal to the product of :func:`in_plane_spacing` only when the two axes are orthogonal; a sheared header's pixel
+    is a parallelogram of smaller area, which areas summed from pixel counts must use.
+    """
+    affine = torch.as_tensor(np.asarray(affine, dtype=np.float64))
+    n = affine.shape[0] - 1
+    first, second = affine[:n, 0], affine[:n, 1]
+    if n == 2:
+        return float(abs(first[0] * second[1] - first[1] * second[0]))
+    return float(torch.linalg.norm(torch.linalg.cross(first, second)))
 
 
 def _grid_key(key: Hashable) -> str:

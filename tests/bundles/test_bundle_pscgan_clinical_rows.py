@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from bundle_test_utils import bundle_scripts
 from common.metrics import segment_detection
 
@@ -62,6 +63,14 @@ def test_analyse_stack_sums_a_drawn_stack_in_mm2_from_the_affine_and_skips_slice
     assert row["scar_to_healthy_ratio"] == scar_px / (myo_px - scar_px)
     assert {r["slice"] for r in segments} == {0, 2}, "no segment rows for the slice without myocardium"
     assert row["scar_segments"] >= 1 and all(not r["has_scar"] for r in segments if r["slice"] == 2)
+
+    # a sheared header (axis 1 leans 30 degrees towards axis 0): same column lengths, pixel area 1.5 * 2.0 * cos 30
+    sheared = affine.copy()
+    sheared[:2, 1] = [2.0 * np.sin(np.pi / 6), 2.0 * np.cos(np.pi / 6)]
+    sheared_row, _ = analyse_stack("drawn", seg, cine, sheared)
+    assert sheared_row["scar_size_mm2"] == pytest.approx(scar_px * pixel_mm2 * np.cos(np.pi / 6))
+    assert sheared_row["myocardium_area_mm2"] == pytest.approx(myo_px * pixel_mm2 * np.cos(np.pi / 6))
+    assert sheared_row["scar_ratio"] == row["scar_ratio"]
 
 
 def test_a_stack_that_seems_to_run_apex_to_base_is_named_in_a_warning(caplog):

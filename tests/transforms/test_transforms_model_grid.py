@@ -11,6 +11,7 @@ from common.transforms import (
     PerSliced,
     SuperResolveAffined,
     ToModelGridd,
+    in_plane_pixel_area,
     in_plane_spacing,
     regrid_affine,
     super_resolve_affine,
@@ -22,6 +23,18 @@ SHEARED = torch.tensor(
     [[1.9, 0.55, 0.3, -100.0], [-0.6, 1.85, 0.2, 40.0], [0.1, 0.25, 7.9, 12.0], [0.0, 0.0, 0.0, 1.0]],
     dtype=torch.float64,
 )
+
+
+def test_in_plane_pixel_area_is_the_parallelogram_not_the_product_of_spacings():
+    """Rotation keeps the area; shear lowers it below the product of the column lengths (2D and 3D affines)."""
+    angle = np.pi / 6
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotated = np.array([[cos * 2.0, -sin * 3.0, 0, 0], [sin * 2.0, cos * 3.0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1.0]])
+    assert in_plane_pixel_area(rotated) == pytest.approx(6.0)
+    sheared_2d = np.array([[2.0, 3.0 * np.sin(angle), 0], [0, 3.0 * np.cos(angle), 0], [0, 0, 1.0]])
+    assert in_plane_pixel_area(sheared_2d) == pytest.approx(6.0 * np.cos(angle))
+    spacing = in_plane_spacing(SHEARED)
+    assert in_plane_pixel_area(SHEARED) < spacing[0] * spacing[1]
 
 
 def _blob_volume(shape=(128, 128, 3), centre=(40.0, 70.0), radius=12.0, affine=SHEARED) -> MetaTensor:

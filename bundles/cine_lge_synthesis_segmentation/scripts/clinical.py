@@ -25,7 +25,7 @@ import torch
 from common.distributed import gather_objects, rank
 from common.flags import as_flag
 from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
-from common.transforms import in_plane_spacing
+from common.transforms import in_plane_pixel_area, in_plane_spacing
 from monai.data import MetaTensor
 
 CASE_FIELDS = (
@@ -55,6 +55,7 @@ def analyse_stack(
     """
     seg = np.asarray(seg).astype(np.int64)
     spacing = tuple(in_plane_spacing(torch.as_tensor(np.asarray(affine, dtype=np.float64))))
+    pixel_area = in_plane_pixel_area(affine)  # below the spacings' product for a sheared header
     _warn_if_apex_first(case, seg)
     n_slices = seg.shape[2]
     totals = {"scar": 0.0, "myo": 0.0, "healthy": 0.0, "scar_px": 0, "healthy_px": 0}
@@ -64,7 +65,7 @@ def analyse_stack(
         label = seg[..., k]
         if not np.isin(label, (2, 3)).any():
             continue
-        metrics = clinical_metrics(label, spacing)
+        metrics = clinical_metrics(label, spacing, pixel_area_mm2=pixel_area)
         totals["scar"] += metrics["scar_size_mm2"]
         totals["myo"] += metrics["myocardium_area_mm2"]
         totals["scar_px"] += int(np.sum(label == 3))
