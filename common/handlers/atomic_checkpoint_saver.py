@@ -13,6 +13,7 @@ from typing import Any
 from common.checkpoint import TRAINING_RECORD_KEY
 from common.checkpoint import training_record as make_training_record
 from common.handlers.engine_state import EngineSlot, engine_checkpoint_objects
+from common.run_settings import RUN_SETTINGS_KEY, RunSettings
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
@@ -95,6 +96,9 @@ class AtomicCheckpointSaver(CheckpointSaver):
             saver on the validator that is the trainer epoch and the validation metric of the saved weights. A file
             of a single object then becomes a dict (``{"model": state_dict, "training_record": {...}}``), which
             ``common.checkpoint.load_weights`` reads.
+        run_settings: the settings that make this run what it is (the config's ``run_settings``: method switches,
+            loss weights, seed), saved in every file under ``common.run_settings.RUN_SETTINGS_KEY`` so that
+            ``ResumeFromLatest`` given the same ``run_settings`` refuses a folder written with other values.
         other args: see ``monai.handlers.CheckpointSaver``.
 
     Examples::
@@ -109,6 +113,7 @@ class AtomicCheckpointSaver(CheckpointSaver):
         save_dict: dict | None = None,
         engine_key: str | None = None,
         training_record: bool = False,
+        run_settings: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if not save_dict and engine_key is None:
@@ -120,6 +125,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
             if TRAINING_RECORD_KEY in objects:
                 raise ValueError(f"save_dict already has a {TRAINING_RECORD_KEY!r} entry; training_record adds it.")
             objects[TRAINING_RECORD_KEY] = self.training_record
+        if run_settings is not None:
+            if RUN_SETTINGS_KEY in objects:
+                raise ValueError(f"save_dict already has a {RUN_SETTINGS_KEY!r} entry; run_settings adds it.")
+            objects[RUN_SETTINGS_KEY] = RunSettings(run_settings)
         super().__init__(save_dir, objects, **kwargs)
         self.engine_key = engine_key
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):

@@ -7,12 +7,14 @@ __all__ = ["ResumeFromLatest"]
 import copy
 import logging
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from common.checkpoint import latest_checkpoint, set_aside_checkpoints
 from common.flags import as_flag
 from common.handlers.engine_state import engine_checkpoint_objects
+from common.run_settings import RUN_SETTINGS_KEY, RunSettings
 from common.typing import PathLike
 from ignite.engine import Events
 from ignite.handlers import Checkpoint
@@ -67,6 +69,10 @@ class ResumeFromLatest:
         engine_key: if given, the engine this handler is attached to is restored under this key too (a config
             cannot reference the trainer from inside its own ``train_handlers``), with everything a
             ``common.engines.MultiNetworkTrainer`` lists in ``checkpoint_objects()``.
+        run_settings: this run's settings (the config's ``run_settings``, which the train-state
+            ``AtomicCheckpointSaver`` records): a checkpoint that recorded other values is refused before anything is
+            loaded (``common.run_settings.RunSettings.check``), e.g. an ablation started in a half-finished run's
+            folder.
 
     Raises:
         ValueError: if ``load_dict`` is empty, or ``enabled`` is a string other than true/false.
@@ -86,6 +92,7 @@ class ResumeFromLatest:
         strict: bool = True,
         name: str | None = None,
         engine_key: str | None = None,
+        run_settings: Mapping[str, Any] | None = None,
     ) -> None:
         if not load_dict and engine_key is None:
             raise ValueError("load_dict must name at least one object to restore.")
@@ -99,6 +106,7 @@ class ResumeFromLatest:
         self.logger = logging.getLogger(name)
         self.loaded_path: str | None = None
         self.engine_key = engine_key
+        self.run_settings = None if run_settings is None else RunSettings(run_settings)
 
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:  # the engine itself (counters, and its networks...), see AtomicCheckpointSaver
@@ -161,6 +169,8 @@ class ResumeFromLatest:
         ``max_epochs`` kept); an object marked ``optional_in_checkpoint`` that the file lacks (written before it was
         saved, e.g. ``EarlyStopState``) keeps its fresh state, and a warning says so."""
         checkpoint = torch.load(path, map_location=self.map_location, weights_only=True)
+        if self.run_settings is not None:
+            self.run_settings.check(checkpoint.get(RUN_SETTINGS_KEY) if isinstance(checkpoint, Mapping) else None, path)
         load_dict = dict(self.load_dict)
         first = next(iter(load_dict))
         if len(load_dict) == 1 and first not in checkpoint:  # a single object saved as its bare state_dict

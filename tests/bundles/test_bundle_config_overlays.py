@@ -105,3 +105,40 @@ def test_mirrored_network_definitions_differ_only_in_channels():
     d_s, d_t = train["d_source_def"], train["d_target_def"]
     assert {k: v for k, v in d_t.items() if k != "in_channels"} == {k: v for k, v in d_s.items() if k != "in_channels"}
     assert (d_s["in_channels"], d_t["in_channels"]) == ("$len(@dti_channels)", 1)
+
+
+def _components(config):
+    """Every dict in the config, at any depth (handlers sit in lists)."""
+    if isinstance(config, dict):
+        yield config
+        values = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return
+    for value in values:
+        yield from _components(value)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_every_resumable_training_records_and_checks_its_run_settings(bundle):
+    """A config that resumes (``ResumeFromLatest``) names the settings that make its run what it is, with the seed,
+    and hands them to the resume and to the train-state saver (``common.run_settings``): an ablation started in a
+    half-finished run's folder is refused, not trained on from the other run's state."""
+    resumable = 0
+    for name, config in _configs(bundle).items():
+        handlers = [v for v in _components(config) if "_target_" in v]
+        resumes = [h for h in handlers if h["_target_"] == "common.handlers.ResumeFromLatest"]
+        if not resumes:
+            continue
+        resumable += 1
+        settings = config.get("run_settings")
+        assert isinstance(settings, dict), f"{name}: resumes but names no top-level `run_settings`"
+        assert {"seed", "train_seed"} & set(settings), f"{name}: `run_settings` lacks the seed: {sorted(settings)}"
+        state_savers = [
+            h for h in handlers if h["_target_"] == "common.handlers.AtomicCheckpointSaver" and "engine_key" in h
+        ]
+        assert state_savers, f"{name}: resumes but saves no train state"
+        for handler in resumes + state_savers:
+            assert handler.get("run_settings") == "@run_settings", f"{name}: {handler['_target_']} lacks run_settings"
+    assert resumable, f"{bundle.name}: no training config resumes"

@@ -28,7 +28,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bundle_test_utils import file_names, load_state, run_recorded, run_tiny, same_state
+import torch
+from bundle_test_utils import exception_messages, file_names, load_state, run_recorded, run_tiny, same_state
 from common.handlers import SeedEachEpoch, epoch_seed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ FRACTIONS = [0.2, 0.2, 0.6]
 FAST = {"attention_key_pool": 2}
 #: 1 patient x 3 slices at batch size 1
 EPOCH_LENGTH = 3
-CHECKPOINT_KEYS = {"trainer", "g", "d", "g_optimizer", "d_optimizer", "best_model_saver"}
+CHECKPOINT_KEYS = {"trainer", "g", "d", "g_optimizer", "d_optimizer", "best_model_saver", "run_settings"}
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,14 @@ def _resumed_like_the_reference(resumed: dict, state: Path, reference_state: Pat
     for key in final:
         assert same_state(final[key], reference[key]), key
     assert not same_state(final["g"], load_state(state / "checkpoint_epoch=1.pt")["g"]), "epoch 2 trained"
+
+
+def _shifted(state: dict) -> dict:
+    """Every floating tensor of a (nested) state plus 1: other weights of the same networks."""
+    return {
+        k: _shifted(v) if isinstance(v, dict) else v + 1 if torch.is_tensor(v) and v.is_floating_point() else v
+        for k, v in state.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +138,13 @@ def test_pri_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, pri_
     assert same_state(
         load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
     )
+
+    # the "no adversarial" ablation started in this half-finished folder is refused before anything is loaded
+    with pytest.raises(Exception) as error:
+        _run(PRI, **args, epochs=2, adversarial="false")
+    assert "RunSettingsMismatchError" in exception_messages(error.value)
+    assert "adversarial: True in the checkpoint, False now" in exception_messages(error.value)
+    assert file_names(state) == ["checkpoint_epoch=1.pt"]
 
     resumed = _run(PRI, **args, epochs=2)
     _resumed_like_the_reference(resumed, state, reference_state)
@@ -216,6 +232,16 @@ def test_sys_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, earl
     killed = _run(SYS, **killed_args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
     assert file_names(state) == ["checkpoint_epoch=1.pt"]
+
+    # the frozen Pri is read from pri.pt at every start: a pri.pt replaced meanwhile (Pri retrained) is refused
+    pri = models / "pri" / "pri.pt"
+    kept = pri.read_bytes()
+    torch.save(_shifted(load_state(pri)), pri)
+    with pytest.raises(Exception) as error:
+        _run(SYS, **killed_args, epochs=2)
+    assert "RunSettingsMismatchError" in exception_messages(error.value)
+    assert "pri_weights: " in exception_messages(error.value)
+    pri.write_bytes(kept)
 
     resumed = _run(SYS, **killed_args, epochs=2)
     _resumed_like_the_reference(resumed, state, reference_models / "sys" / "train_state")

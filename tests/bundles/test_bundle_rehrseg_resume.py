@@ -96,7 +96,8 @@ def test_sr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sr_re
     assert file_names(state) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
     final = load_state(state / "checkpoint_epoch=2.pt")
     reference = load_state(reference_state / "checkpoint_epoch=2.pt")
-    assert set(final) == {"trainer", "network", "optimizer", "lr_scheduler", "grad_scaler_optimizer"}
+    assert set(final) == {"trainer", "network", "optimizer", "lr_scheduler", "grad_scaler_optimizer", "run_settings"}
+    assert final["run_settings"]["sr_stage"] == "plain" and final["run_settings"]["seed"] == 0
     for key in final:
         assert same_state(final[key], reference[key]), key
     assert not same_state(final["network"], load_state(state / "checkpoint_epoch=1.pt")["network"]), "epoch 2 trained"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import stat
 
+import numpy as np
 import pytest
 import torch
 from common.checkpoint import latest_checkpoint
 from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
+from common.run_settings import RunSettings, RunSettingsMismatchError, file_fingerprint, plain_setting
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.handlers import CheckpointSaver, LrScheduleHandler
@@ -163,6 +165,66 @@ def test_resume_from_a_checkpoint_of_another_network_names_the_file_and_the_fix(
         trainer.run()
     message = str(error.value)
     assert str(path) in message and "size mismatch" in message and "--resume false" in message, message
+
+
+def test_a_run_with_other_settings_is_refused_before_anything_is_loaded(tmp_path, caplog):
+    """An ablation started in a half-finished run's folder (same networks, another loss switch) would train on from
+    that run's weights and epoch: the recorded settings are compared first and the run stops naming each difference;
+    the same settings (a CLI "false" is the boolean) resume, and a checkpoint without a record resumes with a
+    warning."""
+    ckpt = tmp_path / "ckpt"
+    settings = {"adversarial": True, "seed": 0, "weights": (0.2, 0.8)}
+    saver = lambda o: AtomicCheckpointSaver(str(ckpt), o, save_interval=1, run_settings=settings)  # noqa: E731
+    _trainer(1, handlers=[saver])[0].run()
+    (path,) = ckpt.glob("*.pt")
+    assert torch.load(path, weights_only=True)["run_settings"] == {
+        "adversarial": True,
+        "seed": 0,
+        "weights": [0.2, 0.8],
+    }
+
+    ablation = {**settings, "adversarial": "false"}
+    trainer, objects = _trainer(2, seed=5, handlers=[lambda o: ResumeFromLatest(ckpt, o, run_settings=ablation)])
+    before = objects["network"].weight.detach().clone()
+    with pytest.raises(RunSettingsMismatchError) as error:
+        trainer.run()
+    message = str(error.value)
+    assert str(path) in message and "adversarial: True in the checkpoint, False now" in message, message
+    assert "seed" not in message.split("(")[1].split(")")[0] and "--resume false" in message and "--ckpt_dir" in message
+    assert torch.equal(objects["network"].weight, before), "refused before any state was loaded"
+
+    same = {"adversarial": "true", "seed": 0, "weights": [0.2, 0.8], "added_since": 1}
+    trainer, _ = _trainer(2, handlers=[lambda o: ResumeFromLatest(ckpt, o, run_settings=same)])
+    trainer.run()
+    assert trainer.state.epoch == 2 and trainer.state.iteration == 4  # resumed after epoch 1
+
+    bare = tmp_path / "bare"
+    _trainer(1, handlers=[lambda o: AtomicCheckpointSaver(str(bare), o, save_interval=1)])[0].run()
+    trainer, _ = _trainer(2, handlers=[lambda o: ResumeFromLatest(bare, o, run_settings=settings)])
+    with caplog.at_level(logging.WARNING, logger="common.run_settings"):
+        trainer.run()
+    assert "records no run settings" in caplog.text and trainer.state.iteration == 4
+
+
+def test_run_settings_are_plain_values():
+    assert plain_setting({"a": ("x", np.float32(0.5)), "b": "False", "c": torch.tensor(3)}) == {
+        "a": ["x", 0.5],
+        "b": False,
+        "c": 3,
+    }
+    with pytest.raises(TypeError, match="run_settings"):
+        RunSettings([("seed", 0)])
+
+
+def test_file_fingerprint_follows_the_content(tmp_path):
+    """The fingerprint of a frozen upstream file: equal for a copy, different once a byte changes, None if absent."""
+    path, copy = tmp_path / "pri.pt", tmp_path / "copy.pt"
+    torch.save({"w": torch.arange(5.0)}, path)
+    copy.write_bytes(path.read_bytes())
+    assert file_fingerprint(path) == file_fingerprint(copy) and len(file_fingerprint(path)) == 16
+    torch.save({"w": torch.arange(5.0) + 1}, copy)
+    assert file_fingerprint(path) != file_fingerprint(copy)
+    assert file_fingerprint(tmp_path / "absent.pt") is None and file_fingerprint(None) is None
 
 
 def test_resume_needs_objects(tmp_path):
