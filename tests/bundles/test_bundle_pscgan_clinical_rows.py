@@ -29,7 +29,7 @@ def test_a_truth_segment_without_a_predicted_row_counts_as_predicted_without_sca
     rows = paired_segments("case007", pred, truth)
     assert [(r["slice"], r["segment"]) for r in rows] == [(0, 1), (0, 2), (1, 3)]
     assert rows[2] == {"case": "case007", "slice": 1, "segment": 3, "has_scar_pred": False, "has_scar_true": True,
-                       "transmural_pred": False, "transmural_true": False}  # fmt: skip
+                       "transmural_pred": False, "transmural_true": False, "scar_score_pred": 0.0}  # fmt: skip
     found = segment_detection([r["has_scar_pred"] for r in rows], [r["has_scar_true"] for r in rows])
     assert (found["tp"], found["fn"], found["tn"], found["fp"]) == (1, 1, 1, 0) and found["sensitivity"] == 0.5
     transmural = segment_detection([r["transmural_pred"] for r in rows], [r["transmural_true"] for r in rows])
@@ -63,6 +63,17 @@ def test_analyse_stack_sums_a_drawn_stack_in_mm2_from_the_affine_and_skips_slice
     assert row["scar_to_healthy_ratio"] == scar_px / (myo_px - scar_px)
     assert {r["slice"] for r in segments} == {0, 2}, "no segment rows for the slice without myocardium"
     assert row["scar_segments"] >= 1 and all(not r["has_scar"] for r in segments if r["slice"] == 2)
+    assert all("scar_score" not in r for r in segments), "no score without a scar probability"
+
+    # with the scar probability, each segment scores its mean over the segment's myocardium (both wall labels)
+    probability = np.full(seg.shape, 0.1)
+    probability[..., 0][sector] = 0.8  # on slice 0's scar wedge
+    _, scored = analyse_stack("drawn", seg, cine, affine, scar_probability=probability)
+    scarred = [r for r in scored if r["has_scar"]]
+    assert scarred and all(r["scar_score"] > 0.1 for r in scarred)
+    for r in scored:
+        fraction = r["scar_px"] / r["myocardium_px"]  # the wedge is all scar: its share of the segment's wall
+        assert r["scar_score"] == pytest.approx(0.1 + 0.7 * fraction), r
 
     # a sheared header (axis 1 leans 30 degrees towards axis 0): same column lengths, pixel area 1.5 * 2.0 * cos 30
     sheared = affine.copy()

@@ -28,6 +28,7 @@ import pytest
 import torch
 from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
 from common.checkpoint import extract_state_dict
+from common.metrics import roc_auc
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -271,7 +272,15 @@ def test_evaluation_scores_the_test_split(pipeline):
         auc = float(row["scar_auc"])
         assert (0.0 <= auc <= 1.0) if has_scar else np.isnan(auc), (case["case"], auc)
     assert len(list(csv.DictReader(open(folder / "slices.csv")))) == 3 * len(test)
-    assert (folder / "segments.csv").is_file()
+    # Table 2's segment AUC: the segments' mean scar probability, ranked from segments.csv's own scores
+    segments = list(csv.DictReader(open(folder / "segments.csv")))
+    scores = np.array([float(r["scar_score_pred"]) for r in segments])
+    for flag in ("has_scar", "transmural"):
+        truth = np.array([r[f"{flag}_true"] == "True" for r in segments])
+        expected = roc_auc(scores[truth], scores[~truth])
+        got = summary[f"segment_{flag}"]["auc"]
+        assert (got is None and np.isnan(expected)) or got == pytest.approx(expected), (flag, got, expected)
+    assert ((scores >= 0) & (scores <= 1)).all()
     # scar size is finite for every case (0 without scar): its Bland-Altman plot exists with >= 2 cases
     assert (folder / "bland_altman_scar_size_mm2.png").is_file()
 

@@ -506,7 +506,7 @@ def run(
 
 def _clinical_summary(agreement: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     """Table 2 per method: the seeds' mean of Pearson r, Bland-Altman bias and limits, segment sensitivity/
-    specificity."""
+    specificity/AUC."""
     out: dict[str, dict[str, float]] = {}
     for method, summaries in agreement.items():
         values: dict[str, list[float]] = {}
@@ -515,7 +515,7 @@ def _clinical_summary(agreement: dict[str, list[dict]]) -> dict[str, dict[str, f
                 for stat in ("pearson_r", "bias", "loa_lower", "loa_upper"):
                     values.setdefault(f"{key} {stat}", []).append(float(s[key].get(stat, np.nan)))
             for flag in ("segment_has_scar", "segment_transmural"):
-                for stat in ("sensitivity", "specificity"):
+                for stat in ("sensitivity", "specificity", "auc"):
                     values.setdefault(f"{flag} {stat}", []).append(float(s[flag].get(stat, np.nan)))
         out[method] = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in values.items()}
     return out

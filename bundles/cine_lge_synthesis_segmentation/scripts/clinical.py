@@ -39,7 +39,12 @@ SEGMENT_FIELDS = ("case", "slice", "level", "segment", "myocardium_px", "scar_px
 
 
 def analyse_stack(
-    case: str, seg: np.ndarray, cine_ed: np.ndarray, affine: np.ndarray, rv_fallback_angle: float = np.pi
+    case: str,
+    seg: np.ndarray,
+    cine_ed: np.ndarray,
+    affine: np.ndarray,
+    rv_fallback_angle: float = np.pi,
+    scar_probability: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One stack's case row (``CASE_FIELDS``) and segment rows (``SEGMENT_FIELDS``).
 
@@ -52,6 +57,9 @@ def analyse_stack(
         cine_ed: ``(X, Y, S)`` end-diastolic cine frame (any scaling: only its bright blood is used).
         affine: the stack's 4x4 voxel-to-world matrix.
         rv_fallback_angle: septum direction (radians in the voxel frame) where no RV cavity is found.
+        scar_probability: ``(X, Y, S)`` the segmenter's scar probability; when given, every segment row gets
+            ``scar_score``, its mean over the segment's myocardium (labels 2 and 3 of ``seg``): a threshold-free
+            score for the segment-level AUC of PSCGAN's Table 2, defined where no pixel wins the argmax as scar.
     """
     seg = np.asarray(seg).astype(np.int64)
     spacing = tuple(in_plane_spacing(torch.as_tensor(np.asarray(affine, dtype=np.float64))))
@@ -77,6 +85,7 @@ def analyse_stack(
             label, rv["anterior_angle"], rv["inferior_angle"], level, spacing=rv["spacing"],
             septum_angle=rv["septum_angle"],
         )  # fmt: skip
+        wall = np.isin(label, (2, 3))
         for number, row in sorted(segment_scar(label, aha).items()):
             segments.append(
                 {
@@ -86,6 +95,10 @@ def analyse_stack(
                     "transmural": bool(row["transmural"]), "rv_found": bool(rv["rv_found"]),
                 }
             )  # fmt: skip
+            if scar_probability is not None:
+                inside = wall & (aha == number)
+                score = float(scar_probability[..., k][inside].mean()) if inside.any() else float("nan")
+                segments[-1]["scar_score"] = score
     myo_px = totals["scar_px"] + totals["healthy_px"]
     case_row = {
         "case": case,

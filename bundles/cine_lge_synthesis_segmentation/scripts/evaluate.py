@@ -9,9 +9,11 @@ LGE-equivalent image with the real LGE (both scaled per slice to [-1, 1] as in t
 - ``cases.csv``: per case, the means of its slices plus scar size, scar ratio (predicted and true) and ``scar_auc``,
   the ROC AUC of the predicted scar probability over the true scar against the true healthy myocardium of all its
   slices (threshold-free: does the network rank scarred wall above healthy wall; empty for a scar-free case);
-- ``segments.csv``: per AHA segment, predicted and true scar presence and transmurality;
+- ``segments.csv``: per AHA segment, predicted and true scar presence and transmurality, and the segment's mean
+  predicted scar probability over its predicted myocardium (``scar_score_pred``);
 - ``summary.json``: the cohort's means, Pearson r and Bland-Altman bias / limits of agreement of scar size and
-  ratio, and segment-level localisation and transmurality sensitivity / specificity, and
+  ratio, and segment-level localisation and transmurality sensitivity / specificity (at the 5 % and 50 % scar
+  fractions of the predicted label map) and AUC (of ``scar_score_pred``: Table 2's third column), and
   ``bland_altman_scar_size_mm2.png`` / ``bland_altman_scar_ratio.png``.
 """
 
@@ -37,6 +39,7 @@ from common.metrics import (
     masked_psnr,
     masked_ssim,
     pixel_classification,
+    roc_auc,
     scar_auc,
     segment_detection,
 )
@@ -106,14 +109,18 @@ def paired_segments(case: str, pred_segments: list[dict], true_segments: list[di
     """One row per AHA segment of the truth (``analyse_stack``'s rows, keyed by slice and segment): its scar and
     transmurality flags against the prediction's in the same segment. A truth segment the prediction has no row for
     (e.g. no predicted myocardium on that slice) counts as predicted without scar: a missed scar is a false negative,
-    not left out of the sensitivity."""
+    not left out of the sensitivity, and scores 0 (``scar_score_pred``, the segment's mean scar probability when the
+    prediction rows carry ``scar_score``)."""
     pred_by_key = {(r["slice"], r["segment"]): r for r in pred_segments}
+    missing = {"has_scar": False, "transmural": False, "scar_score": 0.0}
     rows = []
     for t in true_segments:
-        r = pred_by_key.get((t["slice"], t["segment"]), {"has_scar": False, "transmural": False})
+        r = pred_by_key.get((t["slice"], t["segment"]), missing)
+        score = r.get("scar_score", float("nan"))
         rows.append(
             {"case": case, "slice": t["slice"], "segment": t["segment"], "has_scar_pred": r["has_scar"],
-             "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"]}
+             "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"],
+             "scar_score_pred": 0.0 if np.isnan(score) else score}
         )  # fmt: skip
     return rows
 
@@ -162,7 +169,7 @@ def evaluate(
             rows.append(row)
         slice_rows += rows
         cine_ed = cine[..., 0]  # the RV search for the AHA segments
-        pred_case, pred_segments = analyse_stack(case["case"], pred, cine_ed, affine, rv_fallback_angle)
+        pred_case, pred_segments = analyse_stack(case["case"], pred, cine_ed, affine, rv_fallback_angle, out[SCAR])
         true_case, true_segments = analyse_stack(case["case"], truth, cine_ed, affine, rv_fallback_angle)
         case_row = {"case": case["case"]}
         case_row.update({m: float(np.nanmean([r[m] for r in rows])) for m in SLICE_METRICS})
@@ -190,10 +197,13 @@ def evaluate(
         pred_flags = np.array([r[f"{flag}_pred"] for r in segment_rows], dtype=bool)
         true_flags = np.array([r[f"{flag}_true"] for r in segment_rows], dtype=bool)
         summary[f"segment_{flag}"] = segment_detection(pred_flags, true_flags)
+        # Table 2's AUC: the segments' mean scar probability, threshold-free (the flags above are one threshold)
+        scores = np.array([r["scar_score_pred"] for r in segment_rows], dtype=np.float64)
+        summary[f"segment_{flag}"]["auc"] = roc_auc(scores[true_flags], scores[~true_flags])
     write_rows(os.path.join(output_dir, "slices.csv"), ("case", "slice", *SLICE_METRICS), slice_rows)
     write_rows(os.path.join(output_dir, "cases.csv"), tuple(case_rows[0]) if case_rows else ("case",), case_rows)
     segment_fields = ("case", "slice", "segment", "has_scar_pred", "has_scar_true", "transmural_pred",
-                      "transmural_true")  # fmt: skip
+                      "transmural_true", "scar_score_pred")  # fmt: skip
     write_rows(os.path.join(output_dir, "segments.csv"), segment_fields, segment_rows)
     with open(summary_path, "w") as handle:  # strict JSON: an undefined value (e.g. r of < 3 cases) is null
         json.dump(_finite_or_none(summary), handle, indent=2, allow_nan=False)
