@@ -112,11 +112,11 @@ def paired_segments(case: str, pred_segments: list[dict], true_segments: list[di
     not left out of the sensitivity, and scores 0 (``scar_score_pred``, the segment's mean scar probability when the
     prediction rows carry ``scar_score``)."""
     pred_by_key = {(r["slice"], r["segment"]): r for r in pred_segments}
-    missing = {"has_scar": False, "transmural": False, "scar_score": 0.0}
+    missing = {"has_scar": False, "transmural": False}
     rows = []
     for t in true_segments:
         r = pred_by_key.get((t["slice"], t["segment"]), missing)
-        score = r.get("scar_score", float("nan"))
+        score = r.get("scar_score", float("nan"))  # none without a prediction row or a scar probability: 0
         rows.append(
             {"case": case, "slice": t["slice"], "segment": t["segment"], "has_scar_pred": r["has_scar"],
              "has_scar_true": t["has_scar"], "transmural_pred": r["transmural"], "transmural_true": t["transmural"],
@@ -193,12 +193,12 @@ def evaluate(
                 pred_values[keep], true_values[keep], os.path.join(output_dir, f"bland_altman_{key}.png"),
                 title=f"PSCGAN vs truth: {key}", unit="mm^2" if "size" in key else "fraction", overwrite=overwrite,
             )  # fmt: skip
+    # Table 2's AUC: the segments' mean scar probability, threshold-free (the flags are one threshold)
+    scores = np.array([r["scar_score_pred"] for r in segment_rows], dtype=np.float64)
     for flag in ("has_scar", "transmural"):
         pred_flags = np.array([r[f"{flag}_pred"] for r in segment_rows], dtype=bool)
         true_flags = np.array([r[f"{flag}_true"] for r in segment_rows], dtype=bool)
         summary[f"segment_{flag}"] = segment_detection(pred_flags, true_flags)
-        # Table 2's AUC: the segments' mean scar probability, threshold-free (the flags above are one threshold)
-        scores = np.array([r["scar_score_pred"] for r in segment_rows], dtype=np.float64)
         summary[f"segment_{flag}"]["auc"] = roc_auc(scores[true_flags], scores[~true_flags])
     write_rows(os.path.join(output_dir, "slices.csv"), ("case", "slice", *SLICE_METRICS), slice_rows)
     write_rows(os.path.join(output_dir, "cases.csv"), tuple(case_rows[0]) if case_rows else ("case",), case_rows)
