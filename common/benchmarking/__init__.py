@@ -5,7 +5,8 @@
 - :mod:`~common.benchmarking.rows`: one row type (method, metric, values per case and optionally per seed, seeds,
   costs) and its CSV;
 - :mod:`~common.benchmarking.compare`: paired comparisons: bootstrap 95% interval, Wilcoxon signed-rank p-value, seed
-  agreement ("not separated" unless the interval excludes 0 and every seed agrees);
+  agreement ("not separated" unless the interval excludes 0 and every seed agrees); an AUC pooled over many cases'
+  elements compared with a bootstrap over cases;
 - :mod:`~common.benchmarking.speed`: one training step's time, GFLOP and share of a conv ceiling;
 - :mod:`~common.benchmarking.side_by_side`: our step and the public reference code's, timed in alternating processes;
 - :mod:`~common.benchmarking.stages`: stages that run once, so a stopped benchmark continues;
@@ -25,6 +26,7 @@ from common.benchmarking.compare import (
     Comparison,
     bootstrap_mean_difference,
     compare,
+    compare_pooled_auc,
     seed_differences,
     wilcoxon_p_value,
 )
@@ -92,6 +94,7 @@ __all__ = [
     "wilcoxon_p_value",
     "seed_differences",
     "compare",
+    "compare_pooled_auc",
     "step_speed",
     "time_step",
     "slice_scaling",

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from common.benchmarking.rows import BenchmarkRow
+from common.metrics.roc_auc import roc_auc
 from scipy.stats import wilcoxon
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "wilcoxon_p_value",
     "seed_differences",
     "compare",
+    "compare_pooled_auc",
 ]
 
 NOT_SEPARATED = "not separated"
@@ -203,13 +206,105 @@ def compare(
         wilcoxon_p_value(differences),
         per_seed,
     )
-    if not pairs or low <= 0.0 <= high:
+    return _with_verdict(result, ours.higher_is_better) if pairs else result
+
+
+def _with_verdict(result: Comparison, higher_is_better: bool) -> Comparison:
+    """``result`` with the module's ordering rule applied to its interval and seed differences."""
+    if not _excludes_zero(result.low, result.high):
         return result
     if result.seeds_agree is False:
         verdict = SEEDS_DISAGREE
     else:
-        ours_ahead = (low > 0.0) == ours.higher_is_better
-        verdict = f"{ours.method if ours_ahead else baseline.method} better"
+        ours_ahead = (result.low > 0.0) == higher_is_better
+        verdict = f"{result.ours if ours_ahead else result.baseline} better"
         if result.seeds_agree is None:
             verdict += f" {SEEDS_NOT_CHECKED}"
     return replace(result, verdict=verdict)
+
+
+def _excludes_zero(low: float, high: float) -> bool:
+    """Whether the interval ``[low, high]`` is finite and excludes 0."""
+    return math.isfinite(low) and math.isfinite(high) and not low <= 0.0 <= high
+
+
+def _mean_auc_difference(
+    positive: np.ndarray, ours: Sequence[np.ndarray], baseline: Sequence[np.ndarray], index: np.ndarray
+) -> float:
+    """Mean over seeds of AUC(ours) - AUC(baseline) on the elements ``index`` (repeats allowed)."""
+    flags = positive[index]
+    differences = [
+        roc_auc(a[index][flags], a[index][~flags]) - roc_auc(b[index][flags], b[index][~flags])
+        for a, b in zip(ours, baseline)
+    ]
+    return float(np.mean(differences))
+
+
+def compare_pooled_auc(
+    ours: str,
+    baseline: str,
+    metric: str,
+    cases: Sequence[str],
+    positive: Sequence[bool] | np.ndarray,
+    ours_scores: Mapping[int, Sequence[float] | np.ndarray],
+    baseline_scores: Mapping[int, Sequence[float] | np.ndarray],
+    n_resamples: int = 10000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """Two scores' ROC AUC over elements pooled from many cases (e.g. the AHA segments of all test patients), paired
+    on the same elements: the mean over seeds of AUC(ours) - AUC(baseline), its interval from a bootstrap that
+    resamples whole cases (a case's elements are not independent, so resampling elements would be too narrow), and
+    each seed's own difference for the agreement check; the verdict follows the module's rule (AUC: higher is
+    better). A pooled AUC has no per-case value, so there is no Wilcoxon p-value (NaN).
+
+    Args:
+        ours, baseline: the methods' names; metric: the AUC's name in the verdict's table.
+        cases: each element's case.
+        positive: each element's true flag.
+        ours_scores, baseline_scores: ``seed -> each element's score`` (same order as ``cases``); a method without
+            a training seed gives one entry, used for every seed of the other.
+        n_resamples, level, seed: as :func:`bootstrap_mean_difference`; a resample without a positive or without a
+            negative element has no AUC and is left out.
+
+    Raises:
+        ValueError: naming what disagrees (lengths, seeds, a level or resample count out of range).
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}.")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}.")
+    flags = np.asarray(positive, dtype=bool)
+    names = np.asarray(cases)
+    if len(baseline_scores) == 1 and set(baseline_scores) != set(ours_scores):
+        only = next(iter(baseline_scores.values()))
+        baseline_scores = {s: only for s in ours_scores}
+    elif len(ours_scores) == 1 and set(baseline_scores) != set(ours_scores):
+        only = next(iter(ours_scores.values()))
+        ours_scores = {s: only for s in baseline_scores}
+    if set(ours_scores) != set(baseline_scores):
+        raise ValueError(f"seeds differ: {ours} has {sorted(ours_scores)}, {baseline} {sorted(baseline_scores)}.")
+    seeds = sorted(ours_scores)
+    mine = [np.asarray(ours_scores[s], dtype=np.float64) for s in seeds]
+    theirs = [np.asarray(baseline_scores[s], dtype=np.float64) for s in seeds]
+    for values in (*mine, *theirs, flags):
+        if values.shape != names.shape:
+            raise ValueError(f"{len(names)} elements in cases, but a flag or score array has shape {values.shape}.")
+    everything = np.arange(len(names))
+    per_seed = tuple((s, _mean_auc_difference(flags, [a], [b], everything)) for s, a, b in zip(seeds, mine, theirs))
+    difference = float(np.mean([d for _, d in per_seed])) if per_seed else math.nan
+    unique = list(dict.fromkeys(names.tolist()))
+    members = [np.flatnonzero(names == case) for case in unique]
+    rng = np.random.default_rng(seed)
+    resampled = []
+    for draw in rng.integers(0, len(unique), size=(n_resamples, len(unique))):
+        index = np.concatenate([members[i] for i in draw]) if len(unique) else everything
+        resampled.append(_mean_auc_difference(flags, mine, theirs, index))
+    finite = np.asarray(resampled)[np.isfinite(resampled)]
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail]) if finite.size else (math.nan, math.nan)
+    result = Comparison(
+        ours, baseline, metric, len(unique), difference, float(low), float(high), NOT_SEPARATED, math.nan,
+        per_seed if len(seeds) >= MIN_SEEDS else (),
+    )  # fmt: skip
+    return _with_verdict(result, higher_is_better=True)

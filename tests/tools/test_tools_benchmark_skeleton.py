@@ -7,6 +7,7 @@ import json
 import math
 import textwrap
 
+import numpy as np
 import pytest
 from common.benchmarking import (
     NOT_SEPARATED,
@@ -15,6 +16,7 @@ from common.benchmarking import (
     StageCache,
     bootstrap_mean_difference,
     compare,
+    compare_pooled_auc,
     development_data_seed,
     dice_summary,
     parse_config_switches,
@@ -24,6 +26,7 @@ from common.benchmarking import (
     write_cases_csv,
     write_schedule_check,
 )
+from common.metrics import roc_auc
 from scipy.stats import wilcoxon
 
 from tools import benchmark as tb
@@ -295,6 +298,69 @@ def test_a_baseline_without_seeds_is_compared_with_every_seed():
     result = compare(ours, deterministic)
     assert (result.n_seeds, result.seeds_agreeing, result.verdict) == (3, 2, SEEDS_DISAGREE)
     assert compare(deterministic, ours).verdict == SEEDS_DISAGREE  # either side may be the seedless one
+
+
+def _segments(n_cases=12, per_case=6):
+    """Elements of ``n_cases`` cases, every other one positive, with an informative and a constant score."""
+    cases = [f"case{i}" for i in range(n_cases) for _ in range(per_case)]
+    positive = np.array([k % 2 == 0 for k in range(n_cases * per_case)])
+    informative = np.where(positive, 0.8, 0.2) + np.linspace(0.0, 0.1, positive.size)
+    return cases, positive, informative, np.full(positive.size, 0.5)
+
+
+def test_pooled_auc_difference_is_the_seeds_mean_of_each_seeds_auc_difference():
+    cases, positive, informative, constant = _segments()
+    noisy = np.random.default_rng(3).random(positive.size)
+    result = compare_pooled_auc("ours", "prior", "segment AUC", cases, positive,
+                                {0: informative, 1: noisy}, {0: constant}, n_resamples=500)  # fmt: skip
+    by_hand = {0: roc_auc(informative[positive], informative[~positive]) - 0.5,
+               1: roc_auc(noisy[positive], noisy[~positive]) - 0.5}  # fmt: skip
+    assert by_hand[0] == 0.5  # every positive outranks every negative
+    assert dict(result.seed_differences) == pytest.approx(by_hand)
+    assert result.difference == pytest.approx((by_hand[0] + by_hand[1]) / 2)
+    assert result.n_cases == 12 and math.isnan(result.wilcoxon_p)
+
+
+def test_pooled_auc_claims_an_ordering_only_when_the_case_bootstrap_excludes_zero_and_seeds_agree():
+    cases, positive, informative, constant = _segments()
+    better = compare_pooled_auc("ours", "prior", "auc", cases, positive,
+                                {0: informative, 1: informative}, {0: constant}, n_resamples=500)  # fmt: skip
+    assert better.low == better.high == 0.5 and better.verdict == "ours better"
+    worse = compare_pooled_auc("prior", "network", "auc", cases, positive, {0: constant, 1: constant},
+                               {0: informative, 1: informative}, n_resamples=500)  # fmt: skip
+    assert worse.difference == -0.5 and worse.verdict == "network better"  # the baseline named as the better one
+    same = compare_pooled_auc("ours", "prior", "auc", cases, positive, {0: constant, 1: constant}, {0: constant},
+                              n_resamples=500)  # fmt: skip
+    assert same.difference == 0.0 and same.verdict == NOT_SEPARATED
+    # seed 2 ranks every negative first: the seeds' mean is 1/6 in every resample, but seed 2 disagrees
+    flipped = compare_pooled_auc("ours", "prior", "auc", cases, positive,
+                                 {0: informative, 1: informative, 2: 1.0 - informative}, {0: constant},
+                                 n_resamples=500)  # fmt: skip
+    assert dict(flipped.seed_differences) == {0: 0.5, 1: 0.5, 2: -0.5}
+    assert flipped.low == pytest.approx(1 / 6) and flipped.verdict == SEEDS_DISAGREE
+
+
+def test_pooled_auc_bootstrap_resamples_cases_not_elements():
+    """Scores that separate the classes in half the cases and invert them in the other half: a case-level bootstrap
+    must see that spread; an element-level one would be narrower. Two cases only, so every case resample is one of
+    four: both good (AUC 1), both bad (0), or one of each (0.5)."""
+    cases = ["a"] * 10 + ["b"] * 10
+    positive = np.array([k % 2 == 0 for k in range(20)])
+    scores = np.where(positive, 1.0, 0.0)
+    scores[10:] = 1.0 - scores[10:]
+    result = compare_pooled_auc("ours", "prior", "auc", cases, positive, {0: scores}, {0: np.zeros(20)},
+                                n_resamples=2000)  # fmt: skip
+    assert result.difference == 0.0  # pooled, the halves cancel
+    assert result.low == -0.5 and result.high == 0.5 and result.verdict == NOT_SEPARATED
+
+
+def test_pooled_auc_refuses_mismatched_inputs():
+    cases, positive, informative, constant = _segments()
+    with pytest.raises(ValueError, match="seeds differ"):
+        compare_pooled_auc("o", "b", "auc", cases, positive, {0: informative, 1: informative},
+                           {0: constant, 2: constant})  # fmt: skip
+    with pytest.raises(ValueError, match="elements in cases"):
+        compare_pooled_auc("o", "b", "auc", cases, positive, {0: informative[:-1]}, {0: constant})
 
 
 def _cells(line):
