@@ -11,17 +11,25 @@ loaded, naming each setting and both values.
 
 A frozen network that a stage reads from its file at every start (PSCGAN's Pri and Sys under the later phases,
 CycleGANSeg's Segmentor, REHRSeg's UASR teacher) is not in the stage's own checkpoint; its ``file_fingerprint`` in
-``run_settings`` makes a resume after that file was retrained a changed setting too.
+``run_settings`` makes a resume after that file was retrained a changed setting too. Training data an earlier stage
+derived (REHRSeg's pseudo-HR volumes) is recorded the same way by ``files_fingerprint``.
 """
 
 from __future__ import annotations
 
-__all__ = ["RUN_SETTINGS_KEY", "RunSettings", "RunSettingsMismatchError", "plain_setting", "file_fingerprint"]
+__all__ = [
+    "RUN_SETTINGS_KEY",
+    "RunSettings",
+    "RunSettingsMismatchError",
+    "plain_setting",
+    "file_fingerprint",
+    "files_fingerprint",
+]
 
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from common.typing import PathLike
@@ -51,15 +59,32 @@ def plain_setting(value: Any) -> Any:
     return repr(value)
 
 
+def _sha256(path: PathLike) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.digest()
+
+
 def file_fingerprint(path: PathLike | None) -> str | None:
     """A content hash of a file that a run reads at every start (sha256, first 16 hex digits), for ``run_settings``;
     ``None`` for no path or a missing file (the stage's own check names a missing file)."""
     if path is None or not os.path.isfile(path):
         return None
+    return _sha256(path).hex()[:16]
+
+
+def files_fingerprint(paths: Iterable[PathLike]) -> str | None:
+    """One content hash of the files a run trains on that an earlier stage wrote (sha256 over each file's name and
+    content, in name order, first 16 hex digits): rewritten files change it, a moved folder does not. Missing files
+    are left out (the stage's data check names them); ``None`` when none exists."""
+    existing = sorted((os.path.basename(os.fspath(p)), os.fspath(p)) for p in paths if os.path.isfile(p))
+    if not existing:
+        return None
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
+    for name, path in existing:
+        digest.update(name.encode() + b"\0" + _sha256(path))
     return digest.hexdigest()[:16]
 
 

@@ -9,7 +9,8 @@ run, bit for bit on the CPU:
 - the plain self-SR network (``train.json`` + ``train_sr.json``) from ``models/sr/plain_state``; the killed run
   leaves no ``plain.pt``, which the next stage would take for a finished network;
 - the UASR network (+ ``train_uasr.json``, started from ``plain.pt``) from ``models/sr/uasr_state``;
-- the segmenter with structural KD and the uncertainty weighting (``train.json``) from ``models/train_state``.
+- the segmenter with structural KD and the uncertainty weighting (``train.json``) from ``models/train_state``; a
+  resume after its pseudo-HR volumes were rewritten is refused (``run_settings``' ``pseudo_hr_data``).
 
 Bit equality needs the random streams of epoch 2 (crops, flips, batch order) to be the same in both runs: the
 bundle's ``common.handlers.SeedEachEpoch`` seeds them from ``(seed, epoch, rank)`` at the start of every epoch, so the
@@ -25,8 +26,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
-from bundle_test_utils import file_names, load_state, run_recorded, run_tiny, same_state
+from bundle_test_utils import exception_messages, file_names, load_state, run_recorded, run_tiny, same_state
 from common.handlers import SeedEachEpoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,6 +156,18 @@ def test_segmenter_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data
     assert same_state(
         load_state(state / "checkpoint_epoch=1.pt"), load_state(reference_state / "checkpoint_epoch=1.pt")
     )
+
+    # the pseudo-HR volumes are read at every start: rewritten meanwhile (pseudo_hr.json --overwrite true after the
+    # self-SR networks were retrained), the resume is refused before anything is loaded
+    uncertainty = next((models / "pseudo_hr").glob("*_uncertainty.nii.gz"))
+    kept = uncertainty.read_bytes()
+    image = nib.load(uncertainty)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) * 0.5, image.affine), uncertainty)
+    with pytest.raises(Exception) as error:
+        _run(SEG, **args, epochs=2)
+    assert "RunSettingsMismatchError" in exception_messages(error.value)
+    assert "pseudo_hr_data: " in exception_messages(error.value)
+    uncertainty.write_bytes(kept)
 
     resumed = _run(SEG, **args, epochs=2)
     assert resumed["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")

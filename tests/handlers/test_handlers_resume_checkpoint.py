@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import stat
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 import torch
 from common.checkpoint import latest_checkpoint
 from common.handlers import AtomicCheckpointSaver, ResumeFromLatest
-from common.run_settings import RunSettings, RunSettingsMismatchError, file_fingerprint, plain_setting
+from common.run_settings import (
+    RunSettings,
+    RunSettingsMismatchError,
+    file_fingerprint,
+    files_fingerprint,
+    plain_setting,
+)
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.handlers import CheckpointSaver, LrScheduleHandler
@@ -225,6 +232,28 @@ def test_file_fingerprint_follows_the_content(tmp_path):
     torch.save({"w": torch.arange(5.0) + 1}, copy)
     assert file_fingerprint(path) != file_fingerprint(copy)
     assert file_fingerprint(tmp_path / "absent.pt") is None and file_fingerprint(None) is None
+
+
+def test_files_fingerprint_follows_names_and_contents_not_the_folder(tmp_path):
+    """The fingerprint of derived training data (REHRSeg's pseudo-HR volumes): a moved copy of the folder keeps it,
+    one rewritten file or a renamed one changes it; missing files are left out, none at all gives None."""
+    first, moved = tmp_path / "pseudo_hr", tmp_path / "elsewhere"
+    first.mkdir()
+    for name in ("a_image.nii.gz", "b_image.nii.gz"):
+        (first / name).write_bytes(name.encode() * 100)
+    shutil.copytree(first, moved)
+    names = ["b_image.nii.gz", "a_image.nii.gz"]
+    fingerprint = files_fingerprint(first / n for n in names)
+    assert len(fingerprint) == 16 and fingerprint == files_fingerprint(moved / n for n in reversed(names))
+    (moved / "a_image.nii.gz").write_bytes(b"rewritten")
+    assert files_fingerprint(moved / n for n in names) != fingerprint
+    (moved / "a_image.nii.gz").write_bytes((first / "a_image.nii.gz").read_bytes())
+    (moved / "a_image.nii.gz").rename(moved / "c_image.nii.gz")
+    assert files_fingerprint([moved / "c_image.nii.gz", moved / "b_image.nii.gz"]) != fingerprint
+    assert files_fingerprint([first / "a_image.nii.gz", first / "absent"]) == files_fingerprint(
+        [first / "a_image.nii.gz"]
+    )
+    assert files_fingerprint([tmp_path / "absent"]) is None and files_fingerprint([]) is None
 
 
 def test_resume_needs_objects(tmp_path):

@@ -14,6 +14,7 @@ __all__ = [
     "LR_INPUTS",
     "subject_split",
     "pseudo_hr_paths",
+    "pseudo_hr_files",
     "pseudo_hr_datalist",
     "thin_grid_keys",
     "hr_truth_datalist",
@@ -53,6 +54,13 @@ def pseudo_hr_paths(pseudo_hr_dir: str, case: str) -> dict[str, str]:
         "hr_label": os.path.join(pseudo_hr_dir, f"{case}_label.nii.gz"),
         "uncertainty": os.path.join(pseudo_hr_dir, f"{case}_uncertainty.nii.gz"),
     }
+
+
+def pseudo_hr_files(cases: list[dict[str, str]], pseudo_hr_dir: str) -> list[str]:
+    """Every pseudo-HR file of ``cases`` (image, label, uncertainty): what the segmenter's ``run_settings`` records by
+    content (``common.run_settings.files_fingerprint``), so a resume after ``pseudo_hr.json --overwrite true`` wrote
+    other volumes is refused."""
+    return [path for case in cases for path in pseudo_hr_paths(pseudo_hr_dir, case["case"]).values()]
 
 
 def pseudo_hr_datalist(
