@@ -418,21 +418,21 @@ def clinical_metrics(
         6.0
     """
     array = _label_2d(label)
-    spacing = as_spacing(spacing_mm, 2)
+    area = float(np.prod(as_spacing(spacing_mm, 2)))
     if pixel_area_mm2 is not None:
         if not pixel_area_mm2 > 0:
             raise ValueError(f"pixel_area_mm2 must be positive, got {pixel_area_mm2}")
-        spacing = (float(pixel_area_mm2), 1.0)  # scar_size multiplies the spacings: only their product is used
+        area = float(pixel_area_mm2)
     scar = array == _SCAR
     healthy = array == _MYOCARDIUM
     myocardium = healthy | scar
     n_healthy = int(healthy.sum())
-    return {
-        "scar_size_mm2": scar_size(scar, spacing),
+    return {  # scar_size without a spacing counts the pixels; each covers `area` mm^2
+        "scar_size_mm2": scar_size(scar) * area,
         "scar_ratio": float(scar_ratio(scar, myocardium)),
         "scar_to_healthy_ratio": int(scar.sum()) / n_healthy if n_healthy else float("nan"),
-        "myocardium_area_mm2": scar_size(myocardium, spacing),
-        "blood_pool_area_mm2": scar_size(array == _BLOOD_POOL, spacing),
+        "myocardium_area_mm2": scar_size(myocardium) * area,
+        "blood_pool_area_mm2": scar_size(array == _BLOOD_POOL) * area,
     }
 
 
