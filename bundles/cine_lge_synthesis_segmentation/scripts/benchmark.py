@@ -17,7 +17,9 @@ methods per held-out patient and checks that every seed orders them the same way
 check: the same PSCGAN fed a cine whose 25 frames are all the end-diastolic one (no motion), so it can only use
 intensities, in which the phantom's scar is invisible, and the wall's shape at end-diastole. ``scar location prior``
 is the scar AUC's trivial baseline: how often the training myocardium is scar at each angle and slice level, no image
-read.
+read. Table 2's segment-level AUC pools the AHA segments of all test patients, so each ``COMPARISONS`` pair is compared
+on it with an interval from a bootstrap over patients (``scripts.segment_auc``: ``segment_auc.md``, per-segment
+scores in ``segment_scores.csv``), the location prior scoring a segment by its mean over the segment's true wall.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
