@@ -3,7 +3,7 @@
 Usage (repository root)::
 
     python -m tools.side_by_side --bundles lge_cardiac_segmentation_munit \\
-        --reference NVlabs/MUNIT=/path/to/MUNIT --peers ../shared/peers [--rounds 3] [--out benchmarks]
+        --reference NVlabs/MUNIT=/path/to/MUNIT [--peers ../shared/peers] [--rounds 3] [--out benchmarks]
 
 A bundle takes part by a ``PEER_STEP`` literal in its ``scripts/benchmark.py`` (read by ``tools.benchmark``'s
 :func:`~tools.benchmark.read_benchmark_info`, a new bundle needs no edit here)::
@@ -234,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if repository is not None and repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
             tree = references.get(repository, REPO_ROOT)  # None (no public code): this repository
-            entries.update(side_by_side(bundle, tree, Path(args.peers), args.rounds, steps=args.steps))
+            peers = Path(args.peers).expanduser().resolve()  # the harness runs with --peers as its working folder
+            entries.update(side_by_side(bundle, tree, peers, args.rounds, steps=args.steps))
     except ValueError as e:
         print(f"FAIL: {e}")
         return 2

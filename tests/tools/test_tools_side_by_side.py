@@ -203,6 +203,16 @@ def test_tool_writes_the_ratio_merges_earlier_entries_and_refuses_bad_arguments(
         sbs.parse_references(["no-equals-sign"])
 
 
+def test_a_relative_peers_folder_is_resolved_before_the_harness_runs_in_it(tmp_path, monkeypatch):
+    # the harness runs with --peers as its working folder: a relative path must not be applied twice
+    bundle, peers, tree = _fake_bundle(tmp_path, ours_median=2.0)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--bundles", "fake_bundle", "--bundles_dir", str(bundle.parent), "--peers", "peers", "--rounds", "1"]
+    assert sbs.main([*argv, "--out", str(tmp_path / "out"), "--reference", f"someone/reference={tree}"]) == 0
+    report = json.loads((tmp_path / "out" / "side_by_side.json").read_text())
+    assert report["fake_bundle"]["summary"]["ratio_median"] == 2.0
+
+
 def test_without_public_code_the_variants_are_timed_against_our_default_step(tmp_path):
     """``"repository": None``: ours (default) stands in as the reference side; only the variants get entries."""
     # the default prints 3.0 s; with the variant's flag it prints 1.5 s (the switch is twice as fast)
