@@ -503,7 +503,7 @@ def write_ixi(
 ) -> Path:
     """Write IXI-style T1 volumes from the MNI152 2009 template (:class:`common.data.brain.BrainPhantom`).
 
-    ``IXI/IXI0NN-Guys-0NNN-T1.nii.gz``: int16 T1 at 1 mm (2 mm when ``small``); ``IXI_tissue/<name>-{GM,WM,CSF}``
+    ``IXI/IXI0NN-Guys-0NNN-T1.nii.gz``: int16 T1 at 1 mm (3 mm when ``small``); ``IXI_tissue/<name>-{GM,WM,CSF}``
     ``.nii.gz``: tissue probabilities (uint8 with slope 1/255, read back as [0, 1] floats) and ``<name>-seg.nii.gz``:
     uint8 hard labels (``BRAIN_LABELS``: 1 CSF, 2 GM, 3 WM), on the same grid.
 
