@@ -29,6 +29,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from bundle_test_utils import exception_messages, file_names, load_state, run_recorded, run_tiny, same_state
 from common.handlers import SeedEachEpoch
 
@@ -196,6 +197,16 @@ def test_segmenter_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, sta
 
 
 # ---------------------------------------------------------------------------------------------- the UASR network
+def _nudged(state: dict) -> dict:
+    """The same weights with one floating tensor changed (a retrained network, as far as its file's content goes)."""
+    for key, value in state.items():
+        if isinstance(value, dict):
+            return {**state, key: _nudged(value)}
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return {**state, key: value + 1e-3}
+    raise AssertionError("no floating tensor to change")
+
+
 def test_uasr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, stage1, tmp_path):
     """The UASR stage starts from plain.pt on every launch (``initialise_uasr``); a resumed launch then loads its
     ``models/sr/uasr_state`` over that start, so it ends where the uninterrupted 2-epoch run does, ``uasr.pt``
@@ -216,6 +227,15 @@ def test_uasr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sta
     killed = _run(uasr, **killed_args, epochs=2, kill_after=1)
     assert killed["killed"] and killed["epochs"] == [1]
     assert file_names(sr / "uasr_state") == ["checkpoint_epoch=1.pt"] and not (sr / "uasr.pt").exists()
+
+    # plain.pt, the UASR fine-tune's start, is recorded by content: retrained meanwhile, the resume is refused
+    kept = (sr / "plain.pt").read_bytes()
+    torch.save(_nudged(load_state(sr / "plain.pt")), sr / "plain.pt")
+    with pytest.raises(Exception) as error:
+        _run(uasr, **killed_args, epochs=2)
+    assert "RunSettingsMismatchError" in exception_messages(error.value)
+    assert "plain_weights: " in exception_messages(error.value)
+    (sr / "plain.pt").write_bytes(kept)
 
     resumed = _run(uasr, **killed_args, epochs=2)
     assert resumed["handlers"][0].loaded_path == str(sr / "uasr_state" / "checkpoint_epoch=1.pt")
