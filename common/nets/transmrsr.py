@@ -300,7 +300,8 @@ class TransMRSR(nn.Module):
       each layer input modulated by :class:`ChannelSplitScaleShift` from the encoder map; its last feature map
       (1x1-projected to ``shallow_channels`` if needed) is the deep feature. The decoder's mapping network and
       toRGB layers take no part in SR (the latents come from the encoder, the image from the reconstruction head):
-      their ``requires_grad`` is False, so DDP needs no ``find_unused_parameters``;
+      their ``requires_grad`` is False, so they need no DDP ``find_unused_parameters`` (``multi_gpu_train.json``
+      sets it anyway, for both stages and every ablation switch);
     - long skip (Eq. 10): ``deep + shallow``; reconstruction: ``conv3x3 -> ReLU -> 2 residual blocks ->
       conv1x1 -> out_channels``; residual learning (Eq. 11): output = reconstruction + input.
 
