@@ -227,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         references = parse_references(args.reference)
+        peers = Path(args.peers).expanduser().resolve()  # the harness runs with --peers as its working folder
         bundles = find_benchmark_bundles(args.bundles_dir, args.bundles)
         entries = {}
         for bundle in bundles:
@@ -234,7 +235,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if repository is not None and repository not in references:
                 raise ValueError(f"bundle `{bundle.name}` is timed beside {repository}: pass --reference {repository}=")
             tree = references.get(repository, REPO_ROOT)  # None (no public code): this repository
-            peers = Path(args.peers).expanduser().resolve()  # the harness runs with --peers as its working folder
             entries.update(side_by_side(bundle, tree, peers, args.rounds, steps=args.steps))
     except ValueError as e:
         print(f"FAIL: {e}")

@@ -251,6 +251,23 @@ def load_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def nudged_state(state: Any) -> Any:
+    """A weights file's content with one floating tensor changed (a retrained network, as far as the file goes)."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return state + 1e-3
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return {**state, key: value + 1e-3}
+        if isinstance(value, dict):
+            try:
+                return {**state, key: nudged_state(value)}
+            except AssertionError:
+                continue
+    raise AssertionError("no floating tensor to change")
+
+
 def same_state(a: Any, b: Any) -> bool:
     """Nested state dicts equal: tensors bit for bit, everything else by ``==``."""
     import torch

@@ -30,7 +30,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import exception_messages, file_names, load_state, run_recorded, run_tiny, same_state
+from bundle_test_utils import (
+    exception_messages,
+    file_names,
+    load_state,
+    nudged_state,
+    run_recorded,
+    run_tiny,
+    same_state,
+)
 from common.handlers import SeedEachEpoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,14 +205,6 @@ def test_segmenter_stopped_by_epochs_1_extends_to_the_2_epoch_schedule(data, sta
 
 
 # ---------------------------------------------------------------------------------------------- the UASR network
-def _nudged(state: dict) -> dict:
-    """The same weights with one floating tensor changed (a retrained network, as far as its file's content goes)."""
-    for key, value in state.items():
-        if isinstance(value, dict):
-            return {**state, key: _nudged(value)}
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return {**state, key: value + 1e-3}
-    raise AssertionError("no floating tensor to change")
 
 
 def test_uasr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, stage1, tmp_path):
@@ -230,7 +230,7 @@ def test_uasr_killed_after_epoch_1_resumes_to_the_uninterrupted_result(data, sta
 
     # plain.pt, the UASR fine-tune's start, is recorded by content: retrained meanwhile, the resume is refused
     kept = (sr / "plain.pt").read_bytes()
-    torch.save(_nudged(load_state(sr / "plain.pt")), sr / "plain.pt")
+    torch.save(nudged_state(load_state(sr / "plain.pt")), sr / "plain.pt")
     with pytest.raises(Exception) as error:
         _run(uasr, **killed_args, epochs=2)
     assert "RunSettingsMismatchError" in exception_messages(error.value)

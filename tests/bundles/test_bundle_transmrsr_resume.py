@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, file_names, run_recorded, same_state
+from bundle_test_utils import bundle_scripts, exception_messages, file_names, nudged_state, run_recorded, same_state
 from common.handlers import SeedEachEpoch, epoch_seed
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
@@ -58,21 +58,6 @@ def _load(path: Path) -> dict:
 
 def _equal(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _nudged(state):
-    """The same file's content with one floating tensor changed (a retrained prior or new centroids)."""
-    if isinstance(state, torch.Tensor):
-        return state + 1e-3
-    for key, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return {**state, key: value + 1e-3}
-        if isinstance(value, dict):
-            try:
-                return {**state, key: _nudged(value)}
-            except AssertionError:
-                continue
-    raise AssertionError("no floating tensor to change")
 
 
 def _adam_steps(optimizer_state: dict) -> set[int]:
@@ -185,7 +170,7 @@ def test_sr_stopped_after_epoch_1_of_2_resumes_at_epoch_2(fresh, tmp_path):
     # prior, centroids.json --overwrite true), the resume is refused before the SR network's state is loaded
     for name, setting in (("centroids.pt", "centroids: "), ("prior.pt", "prior_weights: ")):
         kept = (models / "prior" / name).read_bytes()
-        torch.save(_nudged(_load(models / "prior" / name)), models / "prior" / name)
+        torch.save(nudged_state(_load(models / "prior" / name)), models / "prior" / name)
         with pytest.raises(Exception) as error:
             _run(SR, **common, ckpt_dir=str(models), epochs=2)
         assert "RunSettingsMismatchError" in exception_messages(error.value) and setting in exception_messages(
