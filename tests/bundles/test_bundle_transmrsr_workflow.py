@@ -300,6 +300,35 @@ def test_use_prior_false_alone_is_refused_naming_use_truncation(pipeline, tmp_pa
     assert not models.exists()
 
 
+def test_edsr_baseline_trains_without_a_prior_and_its_inference_writes_sr_volumes(pipeline, tmp_path):
+    """``edsr_baseline.json`` on ``train.json`` (Table 1's EDSR-like row) needs no prior stage and records that its run
+    uses none; on ``inference.json`` (which has no run settings) it parses and super-resolves the thick volumes."""
+    models, out = tmp_path / "models", tmp_path / "outputs"
+    workflow = _run(
+        ["train.json", "edsr_baseline.json"],
+        dataset_dir=str(pipeline["data"]),
+        ckpt_dir=str(models),
+        output_dir=str(tmp_path / "eval"),
+        **SR_RUN,
+    )
+    settings = workflow.parser.get_parsed_content("run_settings")
+    assert settings["use_prior"] is False and settings["prior_weights"] is None and settings["centroids"] is None
+    assert (models / "model.pt").is_file() and not (models / "prior").exists()
+    assert not any(k.startswith("decoder.") for k in _load(models / "model.pt"))
+    _run(
+        ["inference.json", "edsr_baseline.json"],
+        dataset_dir=str(pipeline["inputs"]),
+        ckpt_dir=str(models),
+        output_dir=str(out),
+    )
+    names = sorted(p.name.replace(".nii.gz", "_sr.nii.gz") for p in pipeline["thick"])
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        sr, _ = _nifti(out / name)
+        truth, _ = _nifti(pipeline["inputs"] / "truth" / name.replace("_sr.nii.gz", ".nii.gz"))
+        assert sr.shape == truth.shape and np.isfinite(sr).all()
+
+
 # ------------------------------------------------------------------------------------------ thick slices and inference
 def test_prepare_lowres_writes_thick_volumes_and_their_truths(pipeline):
     from common.data import thick_slice_affine
