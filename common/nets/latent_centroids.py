@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-__all__ = ["kmeans", "latent_centroids", "save_centroids", "load_centroids", "CENTROIDS_KEY"]
+__all__ = [
+    "kmeans",
+    "latent_centroids",
+    "save_centroids",
+    "load_centroids",
+    "check_centroids_prior",
+    "CENTROIDS_KEY",
+    "PRIOR_FINGERPRINT_KEY",
+]
 
+import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+from common.run_settings import file_fingerprint
 from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+logger = logging.getLogger(__name__)
 
 #: key of the centroid tensor in the file written by :func:`save_centroids`
 CENTROIDS_KEY = "centroids"
+#: key of the content hash (``common.run_settings.file_fingerprint``) of the prior checkpoint the centroids came from
+PRIOR_FINGERPRINT_KEY = "prior_fingerprint"
 
 
 def _nearest(points: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,3 +212,32 @@ def load_centroids(path: str | os.PathLike) -> torch.Tensor:
             f"{CENTROIDS_KEY!r}), got {type(content).__name__}."
         )
     return centroids
+
+
+def check_centroids_prior(content: Mapping[str, Any], centroids_path: str, prior_path: str) -> None:
+    """Refuse centroids computed from another prior than ``prior_path``'s current content.
+
+    The centroids are k-means of one generator's latents; after the prior is retrained they sit at the old
+    generator's codes, and the truncation would pull every latent toward them without any error. The centroid file
+    records its prior's content hash (:data:`PRIOR_FINGERPRINT_KEY`); a file without one (written before it was
+    recorded) is used with a warning.
+
+    Raises:
+        ValueError: naming both files and the fix (recompute the centroids from this prior).
+    """
+    recorded = content.get(PRIOR_FINGERPRINT_KEY)
+    if recorded is None:
+        logger.warning(
+            "%s does not record which prior it was computed from: it is not checked against %s (recompute it to "
+            "have it checked).",
+            centroids_path,
+            prior_path,
+        )
+        return
+    current = file_fingerprint(prior_path)
+    if current is not None and current != recorded:
+        raise ValueError(
+            f"the latent centroids {centroids_path} were computed from another prior than {prior_path} (content "
+            f"{recorded}, now {current}): the prior was retrained after its centroids. Recompute them from this "
+            "prior (the centroid step with overwrite true) before training SR."
+        )

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from common.nets.latent_centroids import check_centroids_prior
 from common.nets.recompute import call_recomputed
 from common.nets.styleswin import StyleSwinGenerator, WindowAttention
 from monai.networks.layers.factories import Conv
@@ -335,7 +336,8 @@ class TransMRSR(nn.Module):
         centroids_path: a torch file holding the centroids ``(num_centroids, style_dim)``, as a tensor or a dict with
             key ``"centroids"``. ``None``: the ``centroids`` buffer starts at zeros and is filled by loading a trained
             SR checkpoint (it is part of the state dict); a training config must give the path (the bundle's
-            ``train.json`` refuses to start without the centroid step's file).
+            ``train.json`` refuses to start without the centroid step's file). A dict that records its prior's content
+            (``common.nets.latent_centroids.PRIOR_FINGERPRINT_KEY``) is refused with another ``prior_path`` content.
         use_truncation: apply the self-distilled truncation with the ``centroids`` buffer.
         use_encoder_features: modulate the decoder with the encoder maps (CWSS).
         use_skip: add the shallow features to the deep features.
@@ -346,8 +348,8 @@ class TransMRSR(nn.Module):
             the FLOPs), one more forward of those blocks per step. Empty by default.
 
     Raises:
-        ValueError: naming the offending argument or file (wrong centroids shape, a prior whose keys do not match
-            the decoder), or at call time an input of the wrong shape.
+        ValueError: naming the offending argument or file (wrong centroids shape, centroids of another prior, a
+            prior whose keys do not match the decoder), or at call time an input of the wrong shape.
         FileNotFoundError: naming a missing ``prior_path`` or ``centroids_path``.
 
     Examples::
@@ -463,7 +465,7 @@ class TransMRSR(nn.Module):
 
         # everything is built and initialised: only now the files, and no re-initialisation after this point
         if centroids_path is not None:
-            self._load_centroids(centroids_path, (num_centroids, style_dim))
+            self._load_centroids(centroids_path, (num_centroids, style_dim), prior_path)
         if prior_path is not None:
             self._load_prior(prior_path)
         for module in (self.decoder.style, self.decoder.to_images):
@@ -471,11 +473,13 @@ class TransMRSR(nn.Module):
         if freeze_decoder:
             self.decoder.requires_grad_(False)
 
-    def _load_centroids(self, path: str, shape: tuple[int, int]) -> None:
+    def _load_centroids(self, path: str, shape: tuple[int, int], prior_path: str | None) -> None:
         loaded = _load_file(path, "centroids")
         if isinstance(loaded, dict):
             if "centroids" not in loaded:
                 raise ValueError(f"centroids file {path} holds a dict without the key 'centroids' ({list(loaded)}).")
+            if prior_path is not None:  # centroids of another prior would pull latents toward its codes
+                check_centroids_prior(loaded, path, prior_path)
             loaded = loaded["centroids"]
         centroids = torch.as_tensor(loaded, dtype=torch.float32)
         if tuple(centroids.shape) != shape:

@@ -18,6 +18,8 @@ import pytest
 import torch
 from bundle_test_utils import bundle_scripts, exception_messages, file_names, nudged_state, run_recorded, same_state
 from common.handlers import SeedEachEpoch, epoch_seed
+from common.nets.latent_centroids import PRIOR_FINGERPRINT_KEY
+from common.run_settings import file_fingerprint
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
@@ -167,16 +169,22 @@ def test_sr_stopped_after_epoch_1_of_2_resumes_at_epoch_2(fresh, tmp_path):
     iterations = first["trainer"].state.epoch_length
 
     # the prior and its centroids are read at every start and recorded by content: rewritten meanwhile (a retrained
-    # prior, centroids.json --overwrite true), the resume is refused before the SR network's state is loaded
-    for name, setting in (("centroids.pt", "centroids: "), ("prior.pt", "prior_weights: ")):
-        kept = (models / "prior" / name).read_bytes()
-        torch.save(nudged_state(_load(models / "prior" / name)), models / "prior" / name)
+    # prior and centroids.json --overwrite true, or the centroids alone), the resume is refused before the SR
+    # network's state is loaded (a retrained prior under its old centroids is refused earlier, by the centroids)
+    prior, centroids = models / "prior" / "prior.pt", models / "prior" / "centroids.pt"
+    kept = {path: path.read_bytes() for path in (prior, centroids)}
+    for rewritten, setting in (((centroids,), "centroids: "), ((prior, centroids), "prior_weights: ")):
+        for path in rewritten:
+            content = nudged_state(_load(path))
+            if path == centroids and prior in rewritten:  # recomputed from the retrained prior
+                content[PRIOR_FINGERPRINT_KEY] = file_fingerprint(prior)
+            torch.save(content, path)
         with pytest.raises(Exception) as error:
             _run(SR, **common, ckpt_dir=str(models), epochs=2)
-        assert "RunSettingsMismatchError" in exception_messages(error.value) and setting in exception_messages(
-            error.value
-        ), name
-        (models / "prior" / name).write_bytes(kept)
+        messages = exception_messages(error.value)
+        assert "RunSettingsMismatchError" in messages and setting in messages, messages
+        for path, content in kept.items():
+            path.write_bytes(content)
 
     second = _run(SR, **common, ckpt_dir=str(models), epochs=2)
     assert second["handlers"][0].loaded_path == str(state / "checkpoint_epoch=1.pt")

@@ -187,6 +187,21 @@ def test_centroids_are_not_recomputed_without_overwrite(pipeline):
     assert (path.stat().st_mtime_ns, path.read_bytes()) == before
 
 
+def test_sr_refuses_centroids_of_an_earlier_prior_naming_the_fix(pipeline, tmp_path):
+    """A prior retrained after its centroids (no centroids.json --overwrite true): a fresh SR run stops before it
+    trains, instead of pulling every latent toward the old generator's codes."""
+    from bundle_test_utils import nudged_state
+
+    models = _copy_prior(pipeline["models"], tmp_path / "models")
+    prior = models / "prior" / "prior.pt"
+    torch.save(nudged_state(_load(prior)), prior)
+    message = _refused(
+        ["train.json"], dataset_dir=str(pipeline["data"]), ckpt_dir=str(models), output_dir=str(tmp_path / "eval")
+    )
+    assert "computed from another prior" in message and str(prior) in message and "overwrite true" in message
+    assert _files(models) == {"prior/prior.pt", "prior/centroids.pt"}
+
+
 def test_training_never_sees_a_test_subject(pipeline):
     split = pipeline["split"]
     assert [len(split[role]) for role in ("prior", "train", "val", "test")] == [3, 1, 1, 1]

@@ -243,6 +243,29 @@ def test_centroid_files_are_checked(tmp_path):
     torch.testing.assert_close(empty.centroids, centroids)
 
 
+def test_centroids_of_another_prior_are_refused_naming_both_files(tmp_path, caplog):
+    """Centroids record their prior's content: after the prior is retrained they are refused, not used silently."""
+    from common.nets.latent_centroids import PRIOR_FINGERPRINT_KEY
+    from common.run_settings import file_fingerprint
+
+    torch.manual_seed(1)
+    prior = str(tmp_path / "prior.pt")
+    torch.save({"g_ema": StyleSwinGenerator(**GENERATOR).state_dict()}, prior)
+    centroids = torch.randn(8, 16)
+    recorded = {"centroids": centroids, PRIOR_FINGERPRINT_KEY: file_fingerprint(prior)}
+    path = _centroids_file(tmp_path, recorded)
+    net = _net(use_truncation=True, centroids_path=path, prior_path=prior)  # the prior they came from
+    torch.testing.assert_close(net.centroids, centroids)
+    torch.save({"g_ema": StyleSwinGenerator(**GENERATOR).state_dict()}, prior)  # retrained: other weights
+    with pytest.raises(ValueError, match=r"centroids\.pt were computed from another prior than .*prior\.pt"):
+        _net(use_truncation=True, centroids_path=path, prior_path=prior)
+    # a file from before the record is used, with a warning that it is unchecked
+    old = _centroids_file(tmp_path, {"centroids": centroids}, "old.pt")
+    with caplog.at_level("WARNING"):
+        torch.testing.assert_close(_net(use_truncation=True, centroids_path=old, prior_path=prior).centroids, centroids)
+    assert "old.pt does not record which prior" in caplog.text
+
+
 def test_wrong_input_size_raises_with_both_shapes():
     net = _net()
     with pytest.raises(ValueError, match=r"\(B, 1, 16, 16\).*\(1, 1, 32, 32\)"):

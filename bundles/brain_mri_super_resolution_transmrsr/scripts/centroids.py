@@ -13,7 +13,8 @@ import os
 
 import torch
 from common.flags import as_flag
-from common.nets.latent_centroids import latent_centroids, save_centroids
+from common.nets.latent_centroids import PRIOR_FINGERPRINT_KEY, latent_centroids, save_centroids
+from common.run_settings import file_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def write_centroids(
         raise KeyError(f"{prior_path} holds no 'g_ema' or 'g' generator; keys: {sorted(checkpoint)[:10]}.")
     generator.load_state_dict(checkpoint[key])
     centroids = latent_centroids(generator, num_samples=num_samples, num_centroids=num_centroids, seed=seed)
-    save_centroids(
-        out_path, centroids, prior=os.path.abspath(prior_path), generator_key=key, seed=seed, num_samples=num_samples
-    )
+    # the prior's content, not only its path: SR refuses these centroids once the prior is retrained
+    meta = {PRIOR_FINGERPRINT_KEY: file_fingerprint(prior_path), "prior": os.path.abspath(prior_path)}
+    save_centroids(out_path, centroids, **meta, generator_key=key, seed=seed, num_samples=num_samples)
     logger.info("wrote %d centroids of %d latents from %s to %s", num_centroids, num_samples, prior_path, out_path)
     return centroids
