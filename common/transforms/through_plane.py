@@ -138,11 +138,14 @@ class CheckThickSlicesd(MapTransform):
     ``tolerance`` of ``factor`` (a x4 model on a x8 volume gives wrong anatomy without any error); at least
     ``min_slices`` slices (a k-slice SR network needs k of them).
 
+    The tolerance is absolute, in in-plane voxels, so that it does not widen with the factor: with 1 a x4 model takes
+    ratios 3-5 and a x8 model 7-9; a 6 mm stack of 1 mm pixels is refused by both (a relative 25 % let x8 take 6-10).
+
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
         factor: the model's slice-thickness ratio.
         axis: spatial through-plane axis.
-        tolerance: accepted relative difference between the volume's spacing ratio and ``factor``.
+        tolerance: accepted difference between the volume's thick/in-plane spacing ratio and ``factor``.
         min_ratio: below this spacing ratio the volume counts as isotropic and is refused.
         min_slices: fewest slices along ``axis``.
     """
@@ -152,7 +155,7 @@ class CheckThickSlicesd(MapTransform):
         keys: KeysCollection,
         factor: int,
         axis: int = 2,
-        tolerance: float = 0.25,
+        tolerance: float = 1.0,
         min_ratio: float = 1.5,
         min_slices: int = 1,
     ) -> None:
@@ -181,7 +184,7 @@ class CheckThickSlicesd(MapTransform):
             )
         in_plane = float(np.mean([spacing[a] for a in range(3) if a != self.axis]))
         ratio = float(spacing[self.axis]) / in_plane
-        if abs(ratio / self.factor - 1.0) > self.tolerance:
+        if abs(ratio - self.factor) > self.tolerance:
             raise ValueError(
                 f"{name}: slice spacing is {ratio:.2f} x the in-plane spacing, but this model was trained for x"
                 f"{self.factor}; use the model trained for the nearest factor (set scale and its model_weights)."
@@ -220,7 +223,7 @@ class ThinSliceGridd(CheckThickSlicesd):
         factor: int,
         axis: int = 2,
         order: int = 3,
-        tolerance: float = 0.25,
+        tolerance: float = 1.0,
         min_ratio: float = 1.5,
         min_slices: int = 1,
     ) -> None:

@@ -78,6 +78,19 @@ def test_thin_slice_grid_refuses_volumes_it_was_not_trained_for(shape, spacing, 
     assert "/data/sub-01.nii.gz" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "factor, accepted, refused",
+    [(4, (3.0, 4.27, 5.0), (2.9, 5.1, 6.0, 8.0)), (8, (7.0, 8.0, 9.0), (6.0, 6.9, 9.1, 10.0))],
+)
+def test_the_spacing_ratio_window_is_one_in_plane_voxel_wide_at_every_factor(factor, accepted, refused):
+    """x4 takes slice spacings 3-5 in-plane voxels, x8 takes 7-9: a 6 mm stack of 1 mm pixels goes to neither."""
+    for ratio in accepted:
+        ThinSliceGridd("image", factor=factor)({"image": _volume((6, 6, 5), (1.0, 1.0, ratio))})
+    for ratio in refused:
+        with pytest.raises(ValueError, match=f"trained for x{factor}"):
+            ThinSliceGridd("image", factor=factor)({"image": _volume((6, 6, 5), (1.0, 1.0, ratio))})
+
+
 def test_thin_slice_grid_refuses_a_2d_image_naming_the_file():
     image = MetaTensor(torch.rand(1, 8, 8), meta={"filename_or_obj": "slice.nii.gz"})
     with pytest.raises(ValueError, match="slice.nii.gz.*3D volume"):
