@@ -13,6 +13,7 @@ All functions are deterministic (nothing here is random) and accept NumPy arrays
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Sequence
 
@@ -35,6 +36,8 @@ __all__ = [
     "resize_area",
     "lowres_slice",
 ]
+
+logger = logging.getLogger(__name__)
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -197,6 +200,8 @@ def interpolate_through_plane(
     from scipy import interpolate  # imported here: scipy.interpolate takes ~1 s to import
 
     k = 3 if (order == 3 and n >= 4) else 1
+    if k != order:  # a cubic spline needs 4 knots: said, so a user asking for cubic knows what ran
+        logger.warning("cubic interpolation needs at least 4 slices along axis %d, got %d: linear is used.", axis, n)
     spline = interpolate.make_interp_spline(np.arange(n), array.astype(np.float64), k=k, axis=axis)
     return spline(coords).astype(dtype)
 

@@ -93,6 +93,18 @@ def test_interpolate_back_to_high_resolution_grid():
     np.testing.assert_allclose(cubic[:, :, 1::4], low, atol=1e-5)
 
 
+def test_cubic_on_fewer_than_4_slices_is_linear_and_says_so(caplog):
+    low = np.broadcast_to(np.array([0.0, 1.0, 4.0]), (2, 2, 3)).copy()  # not linear: cubic and linear differ
+    with caplog.at_level("WARNING"):
+        cubic = interpolate_through_plane(low, axis=2, factor=2, order=3)
+    assert "cubic interpolation needs at least 4 slices along axis 2, got 3: linear is used" in caplog.text
+    np.testing.assert_allclose(cubic, interpolate_through_plane(low, axis=2, factor=2, order=1))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        interpolate_through_plane(np.concatenate([low, low], axis=2), axis=2, factor=2, order=3)
+    assert "cubic" not in caplog.text
+
+
 def test_through_plane_affine_maps_low_res_voxels_onto_their_high_res_slices():
     affine = np.array([[1.0, 0, 0, -10], [0, 1.0, 0, 5], [0, 0, 1.2, 30], [0, 0, 0, 1]])
     low = through_plane_affine(affine, axis=2, factor=4, offset=1)
