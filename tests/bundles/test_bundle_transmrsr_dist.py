@@ -2,7 +2,8 @@
 ``multi_gpu_train.json`` and tiny.json.
 
 - the generative prior through ``monai.bundle``'s command line under torchrun (as a user runs it): exit 0, both
-  ranks joined the group and trained, ``prior/prior.pt`` written once, by rank 0, and its EMA generator loads;
+  ranks joined the group and trained, both end with the same G, D and EMA generator (a test overlay saves each
+  rank's), ``prior/prior.pt`` written once, by rank 0, and its EMA generator loads;
 - its centroids in one process (``centroids.json`` is a single-process step);
 - the SR network under torchrun (a driver runs the stage's ``ConfigWorkflow`` as ``monai.bundle run`` does and
   records what each rank trained): each rank trains its shard, both end with the same weights, only rank 0 writes
@@ -92,7 +93,8 @@ main(*sys.argv[1:])
 
 
 def _cli(files: list[str], overrides: dict) -> list[str]:
-    config_file = str([f"configs/{f}" for f in files])
+    """``monai.bundle run`` arguments: ``files`` in configs/ (or absolute paths), then ``--key value`` overrides."""
+    config_file = str([f if Path(f).is_absolute() else f"configs/{f}" for f in files])
     values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
     return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
 
@@ -134,11 +136,25 @@ def work(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "models": root / "models"}
 
 
+#: a test overlay's expression on the prior stage: at the end each rank saves what it trained (G, D, the EMA
+#: generator) as ``<folder>/prior_rank<R>.pt``, before leaving the group (a user's run writes rank 0's, as prior.pt)
+RECORD_RANKS = (
+    "$torch.save({{'g': @prior_generator_def.state_dict(), 'd': @discriminator_def.state_dict(), "
+    "'g_ema': @train#trainer.ema_networks['g'].state_dict()}}, "
+    "os.path.join({folder!r}, 'prior_rank%d.pt' % torch.distributed.get_rank()))"
+)
+
+
 @pytest.fixture(scope="module")
 def ddp_prior(work) -> dict:
-    """``torchrun ... -m monai.bundle run`` with train.json + train_prior.json + multi_gpu_train.json + tiny.json."""
+    """``torchrun ... -m monai.bundle run`` with train.json + train_prior.json + multi_gpu_train.json + tiny.json, and
+    the test's overlay that records each rank's networks (:data:`RECORD_RANKS`) and adds R1 to every step."""
     log_dir = work["root"] / "logs_prior"
-    files = ["train.json", "train_prior.json", "multi_gpu_train.json", "tiny.json"]
+    record = work["root"] / "record_ranks.json"
+    # R1 at every step, so the tiny run's one step per rank is an R1 step (every 16th by default)
+    overlay = {"r1_every": 1, "finalize": [RECORD_RANKS.format(folder=str(work["root"])), "$@dist_finalize"]}
+    record.write_text(json.dumps(overlay))
+    files = ["train.json", "train_prior.json", "multi_gpu_train.json", "tiny.json", str(record)]
     overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "eval" / "prior"}
     proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
     return {"proc": proc, "log_dir": log_dir}
@@ -190,6 +206,20 @@ def test_prior_under_torchrun_trains_on_both_ranks_and_writes_once(work, ddp_pri
     assert sorted(p.name for p in prior.iterdir()) == ["prior.pt", "train_state"]
     assert [p.name for p in (prior / "train_state").iterdir()] == ["checkpoint_epoch=1.pt"]
     assert len(list((work["root"] / "eval" / "prior").iterdir())) == 1  # rank 1 built no TensorBoard writer
+
+
+def test_prior_ranks_end_with_the_same_generator_discriminator_and_ema(work, ddp_prior):
+    """DDP keeps G and D equal on both ranks through the GAN steps and the lazy R1 step, and the EMA copies follow;
+    rank 0's are what prior.pt holds."""
+    assert ddp_prior["proc"].returncode == 0, torchrun_failure(ddp_prior["proc"], ddp_prior["log_dir"])
+    r0, r1 = (torch.load(work["root"] / f"prior_rank{r}.pt", map_location="cpu", weights_only=True) for r in (0, 1))
+    for name in ("g", "d", "g_ema"):
+        assert set(r0[name]) == set(r1[name]) and all(torch.equal(r0[name][k], r1[name][k]) for k in r0[name]), name
+    assert any(not torch.equal(r0["g"][k], r0["g_ema"][k]) for k in r0["g"])  # the EMA is its own copy
+    prior = torch.load(work["models"] / "prior" / "prior.pt", map_location="cpu", weights_only=True)
+    assert prior["trainer"]["iteration"] >= 1  # with r1_every 1, each an R1 step
+    for name in ("g", "d", "g_ema"):
+        assert digest(prior[name]) == digest(r0[name]), name
 
 
 def test_prior_written_under_torchrun_loads(work, ddp_prior):
