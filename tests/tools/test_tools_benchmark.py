@@ -589,9 +589,10 @@ def test_a_failing_bundle_in_the_queue_stops_its_own_processes_only(tmp_path, ca
     _seeded_bundle(bundles, "broken", fail_seed=0, slow_seed=1)
     _seeded_bundle(bundles, "fine")
     argv = ["--bundles", "broken", "fine", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
-    start = time.perf_counter()
     assert tb.main(argv + ["--seed_processes", "0,1,2", "--max_processes", "2"]) == 1
-    assert time.perf_counter() - start < 30  # seed 1 of `broken` (a minute) stopped, its seed 2 never started
+    # seed 1 of `broken` (a minute's sleep, then its files) was stopped, not waited for; its seed 2 never started.
+    # Its files, not the wall time, say so: a busy machine stretched a 30 s bound (31 s in a CI-local run)
+    assert (out / "broken" / "seed_process_1").is_dir() and not any((out / "broken" / "seed_process_1").rglob("*.json"))
     assert not (out / "broken" / "seed_process_2").exists()
     printed = capsys.readouterr().out
     assert "seed 0: bundle `broken`: benchmark failed" in printed and "diverged" in printed
