@@ -119,7 +119,7 @@ class _UASRHead(nn.Module):
     ``forward`` gives ``(B, 3, s, H, W)``: the weighted image, the weighted label logit and the uncertainty ``U``.
     """
 
-    def __init__(self, fused_channels: int, scale: int, n_branches: int) -> None:
+    def __init__(self, fused_channels: int, scale: int, n_branches: int, initial_uncertainty: float) -> None:
         super().__init__()
         self.scale = scale
         self.label_logit = LABEL_LOGIT
@@ -131,6 +131,13 @@ class _UASRHead(nn.Module):
         self.branch_logits = nn.Conv2d(fused_channels, n_branches * scale, kernel_size=1)
         # U is a learned linear read-out of the weights (not an entropy): FLAVR_arch.py's ``uncertainty_out``
         self.uncertainty_out = nn.Conv3d(n_branches, 1, kernel_size=1)
+        # U starts at the scale of the error it learns (the UASR loss's minimiser is U = |y^ - y|, a few hundredths on
+        # [0, 1]-scaled images): from PyTorch's default bias U starts near 0.5 everywhere, and a short fine-tune at
+        # 1e-4 leaves it there (measured: 0.49 +- 0.004 after 50 Adam steps, uncorrelated with the error). The
+        # weights keep their random init: their differences are what passes U's gradient to the branch logits.
+        with torch.no_grad():
+            centre = math.log(initial_uncertainty / (1.0 - initial_uncertainty))
+            self.uncertainty_out.bias.fill_(centre - float(self.uncertainty_out.weight.mean()))
 
     def branch_outputs(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(images, label_logits, branch_weights)``, each ``(B, n_branches, s, H, W)``; the weights sum to 1 over
@@ -223,6 +230,8 @@ class FLAVRSelfSR(nn.Module):
             16). Only used by the UASR head.
         image_base: the image interpolation the heads' outputs are residuals on: ``"cubic"`` (needs ``n_inputs >=
             4``) or ``"linear"``.
+        initial_uncertainty: the UASR head's ``U`` before training, everywhere (its read-out starts with zero weights
+            and this bias): the scale of the absolute image error ``U`` learns (0.05). Only used by the UASR head.
 
     Raises:
         ValueError: naming the offending argument; in ``forward`` naming the input shape and the rule it breaks.
@@ -244,6 +253,7 @@ class FLAVRSelfSR(nn.Module):
         head: str = "plain",
         n_branches: int | None = None,
         image_base: str = "cubic",
+        initial_uncertainty: float = 0.05,
     ) -> None:
         super().__init__()
         _positive_int("in_channels", in_channels)
@@ -262,6 +272,8 @@ class FLAVRSelfSR(nn.Module):
             raise ValueError(
                 f"image_base 'cubic' needs n_inputs >= 4 (a slice on each side of the gap), got {n_inputs}."
             )
+        if not 0.0 < float(initial_uncertainty) < 1.0:
+            raise ValueError(f"initial_uncertainty must lie in (0, 1), got {initial_uncertainty!r}.")
         if n_branches is None:
             n_branches = max(1, widths[1] // scale)
         _positive_int("n_branches", n_branches)
@@ -304,7 +316,11 @@ class FLAVRSelfSR(nn.Module):
         self.act = nn.LeakyReLU(_LEAKY_SLOPE)
 
         fused = w1 * n_inputs
-        self.head: nn.Module = _PlainHead(fused, w1, scale) if head == "plain" else _UASRHead(fused, scale, n_branches)
+        self.head: nn.Module = (
+            _PlainHead(fused, w1, scale)
+            if head == "plain"
+            else _UASRHead(fused, scale, n_branches, float(initial_uncertainty))
+        )
 
     @torch.jit.unused
     def _check_input(self, x: torch.Tensor, divisor: int, fixed_t: bool) -> None:

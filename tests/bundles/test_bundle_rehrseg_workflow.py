@@ -173,6 +173,10 @@ def test_stage_2_reads_the_uncertainty_map(pipeline):
     u, _ = _nifti(Path(items[0]["uncertainty"]))
     assert batch["uncertainty"].shape[-1] == u.shape[-1] // SCALE == batch["image"].shape[-1]
     assert float(batch["uncertainty"].std()) > 1e-5
+    # min-max scaled per volume before the crop (the public code's zeroonenorm): U near the error scale (a few
+    # hundredths) would leave the weight 1 - 0.99 U near 1 everywhere
+    assert 0.0 <= float(batch["uncertainty"].min()) and float(batch["uncertainty"].max()) <= 1.0
+    assert float(batch["uncertainty"].max()) > 2 * float(u.max())
     trainer = parser.get_parsed_content("train#trainer")
     assert trainer.use_uncertainty and trainer.lambda_kd > 0 and "teacher" in trainer.frozen_networks
 
@@ -368,6 +372,43 @@ def test_benchmark_overlay_figure_shows_the_largest_lesion_where_the_slices_are_
     assert cases and image.shape[1] > 2 * image.shape[0] and image.std() > 0.05  # five panels side by side
 
 
+def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(pipeline, monkeypatch):
+    """The ``UASR U`` rows: per test subject the ROC AUC, for the pseudo-HR label's wrong voxels, of the UASR model's U
+    and of closeness to the pseudo-HR label's boundary. A U that is the error itself scores 1; a constant U 0.5."""
+    models = pipeline["models"]
+    with bundle_scripts(BUNDLE):
+        import scripts.benchmark as benchmark
+
+        cases = benchmark._test_cases(str(pipeline["data"]))[:1]
+        tiny = json.loads((CONFIGS / "tiny.json").read_text())
+        plain, uasr = str(models / "sr" / "plain.pt"), str(models / "sr" / "uasr.pt")
+        rows = benchmark._score_uncertainty(plain, uasr, tiny, cases)
+        assert set(rows) == {"UASR U", "label-boundary distance"}
+        for method in rows.values():
+            assert set(method) == {"u_label_auc"} and set(method["u_label_auc"]) == {cases[0]["name"]}
+        boundary = rows["label-boundary distance"]["u_label_auc"][cases[0]["name"]]
+        assert boundary > 0.7  # the tiny network's label errors lie along its label's boundary
+
+        # known U: the truth's own error map (AUC 1), then a constant (AUC 0.5)
+        real = benchmark.SlidingSliceSR
+
+        class KnownU(real):
+            def __call__(self, x, net):
+                out = real.__call__(self, x, net)
+                if net.head_type == "uasr":
+                    label = real.__call__(self, x, plain_net)[0, 1] > 0
+                    wrong = label.numpy() != (cases[0]["hr_label"] > 0.5)
+                    out[0, 2] = torch.as_tensor(wrong, dtype=out.dtype) * known["scale"]
+                return out
+
+        plain_net = benchmark._self_sr(plain, tiny)
+        monkeypatch.setattr(benchmark, "SlidingSliceSR", KnownU)
+        for scale, expected in ((1.0, 1.0), (0.0, 0.5)):
+            known = {"scale": scale}
+            score = benchmark._score_uncertainty(plain, uasr, tiny, cases)["UASR U"]["u_label_auc"][cases[0]["name"]]
+            assert score == pytest.approx(expected)
+
+
 def test_benchmark_trains_a_stopped_segmenter_again_although_its_best_checkpoint_exists(tmp_path, monkeypatch):
     """A segmenter's ``model.pt`` is its best validation checkpoint: a continued benchmark trains a stopped one again
     and reuses the finished ones, the SR networks and the pseudo-HR data."""
@@ -402,4 +443,4 @@ def test_benchmark_trains_a_stopped_segmenter_again_although_its_best_checkpoint
         stop["folder"], calls[:] = None, []
         models = benchmark._train_seed(*arguments)
     assert calls == ["HR_head", "REHRSeg"]
-    assert sorted(models) == ["HR head", "LR seg", "REHRSeg", "self-SR"]
+    assert sorted(models) == ["HR head", "LR seg", "REHRSeg", "UASR U", "self-SR"]

@@ -55,6 +55,7 @@ from common.benchmarking import (
     write_table,
 )
 from common.flags import as_flag
+from common.inferers import SlidingSliceSR
 
 __all__ = ["run", "COMPARISONS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -114,6 +115,7 @@ COMPARISONS = (
     ("REHRSeg (acquired LR)", "REHRSeg"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
+    ("UASR U", "label-boundary distance"),
 )
 
 PAPER_NOTES = (
@@ -138,6 +140,7 @@ METRIC_LABELS = {
     "lr_dice": "lesion Dice on the LR (thick-slice) grid vs the LR annotation",
     "psnr": "self-SR image PSNR dB in the head mask vs the HR image",
     "ssim": "self-SR image SSIM (coronal slices) in the head mask vs the HR image",
+    "u_label_auc": "ROC AUC of the uncertainty for the pseudo-HR label's wrong voxels (head mask, vs HR truth)",
     "inference_seconds": "seconds per volume (one held-out LR volume tiled to N thick slices; the fit: per slice)",
 }
 #: thick-slice counts of the inference-scaling rows (the held-out volume tiled along the through-plane axis)
@@ -145,7 +148,7 @@ SCALING_SLICES = (8, 16, 32)
 LOWER_IS_BETTER = ("hr_hd95",)
 
 #: (SR epochs, UASR epochs, segmenter epochs, segmenter validation interval) per mode
-SCHEDULES = {"quick": (20, 5, 10, 5), "full": (100, 10, 200, 5)}
+SCHEDULES = {"quick": (20, 20, 10, 5), "full": (100, 40, 200, 5)}
 
 #: segmenter variants: name -> extra config files and overrides
 VARIANTS = {
@@ -208,6 +211,7 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
         stages.train(folder, name, BUNDLE_ROOT, ["train.json", *files], values)  # model.pt: best checkpoint
         models[name] = os.path.join(folder, "model.pt")
     models["self-SR"] = os.path.join(sr_dir, "plain.pt")
+    models["UASR U"] = os.path.join(sr_dir, "uasr.pt")
     return models
 
 
@@ -232,12 +236,13 @@ def _segmenter(weights: str, network: dict) -> torch.nn.Module:
     return net.eval()
 
 
-def _self_sr(weights: str, network: dict) -> torch.nn.Module:
+def _self_sr(weights: str, network: dict, head: str = "plain") -> torch.nn.Module:
     from common.checkpoint import load_weights
     from common.nets import FLAVRSelfSR
 
     widths = network.get("sr_widths", (64, 64, 128, 256, 512))
-    net = FLAVRSelfSR(in_channels=2, scale=SCALE, widths=widths, blocks=network.get("sr_blocks", 2), head="plain")
+    blocks, branches = network.get("sr_blocks", 2), network.get("n_branches") if head == "uasr" else None
+    net = FLAVRSelfSR(in_channels=2, scale=SCALE, widths=widths, blocks=blocks, head=head, n_branches=branches)
     load_weights(net, weights)
     return net.eval()
 
@@ -297,7 +302,6 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
     """PSNR/SSIM of the self-SR image (``weights``; input: thick image and LR label), or of trilinear and cubic
     interpolation (``weights=None``), against the HR image."""
     from common.data import interpolate_to_thin_slices
-    from common.inferers import SlidingSliceSR
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
     net = None if weights is None else _self_sr(weights, network)
@@ -316,12 +320,41 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
     return rows
 
 
+@torch.no_grad()
+def _score_uncertainty(plain: str, uasr: str, network: dict, cases: list[dict]) -> dict[str, dict[str, dict]]:
+    """Does the UASR model's U say where the pseudo-HR label is wrong? Per test subject, as pseudo_hr.json makes the
+    training data (thick image and LR label in; the plain network's label, the UASR model's U): the ROC AUC of U for
+    the voxels whose pseudo-HR label differs from the HR truth, in the head mask. Beside it the rule a reader would
+    try first, closeness to the pseudo-HR label's boundary (``exp(-distance in thin voxels)``): U is worth its
+    training only where it beats that."""
+    from common.metrics import roc_auc
+    from common.transforms import head_mask
+    from scipy import ndimage
+
+    plain_net, uasr_net = _self_sr(plain, network), _self_sr(uasr, network, head="uasr")
+    inferer = SlidingSliceSR(SCALE, plain_net.n_inputs, AXIS, windows_per_batch=16, divisor=plain_net.spatial_divisor)
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for case in cases:
+        x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
+        label = inferer(x, plain_net)[0, 1].numpy() > 0
+        u = inferer(x, uasr_net)[0, 2].numpy()
+        inside = label ^ ndimage.binary_erosion(label)
+        boundary = np.exp(-ndimage.distance_transform_edt(~inside)) if inside.any() else np.zeros_like(u)
+        head = head_mask(case["hr_image"])
+        wrong = (label != (case["hr_label"] > 0.5)) & head
+        right = ~wrong & head
+        for method, score in (("UASR U", u), ("label-boundary distance", boundary)):
+            rows.setdefault(method, {}).setdefault("u_label_auc", {})[case["name"]] = roc_auc(
+                score[wrong], score[right]
+            )
+    return rows
+
+
 def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict[str, dict[str, Any]]:
     """Seconds per volume against the number of thick slices (``common.benchmarking.slice_scaling``) of
     ``configs/inference.json`` (the REHRSeg segmenter: LR volume -> HR mask, config parsing and model loading in the
     intercept) and of the self-SR network alone (``SlidingSliceSR``: one 4-slice window per LR slice gap)."""
     from common.benchmarking import slice_scaling, write_tiled_volume
-    from common.inferers import SlidingSliceSR
 
     def segment(n: int) -> None:
         folder = os.path.join(out, f"slices_{n}")
@@ -436,6 +469,8 @@ def run(
             for name, weights in models.items():
                 if name == "self-SR":
                     results = _score_self_sr(weights, network, cases)
+                elif name == "UASR U":
+                    results = _score_uncertainty(models["self-SR"], weights, network, cases)
                 else:
                     results = _score_segmenter(name, weights, network, cases)
                 for method, scores in results.items():
@@ -450,7 +485,7 @@ def run(
 
     rows: list[BenchmarkRow] = []
     for method, results in per_method.items():
-        trained = method not in ("trilinear", "cubic")
+        trained = method not in ("trilinear", "cubic")  # the boundary rule reads the seed's plain network
         for metric in (m for m in METRIC_LABELS if m != "inference_seconds"):
             if metric not in results[0]:
                 continue
