@@ -1,4 +1,4 @@
-"""Check that a label's spatial shape is `scale` x its image's (1 for ordinary segmentation)."""
+"""Check that a second volume's spatial shape is `scale` x its image's (1 for ordinary segmentation)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,11 @@ class CheckShapeRatiod(MapTransform):
         label_shape = tuple(d[self.label_key].shape[1 : 1 + self.spatial_dims])
         expected = tuple(self.scale * s for s in image_shape)
         if label_shape != expected:
+            axes = "in-plane shape" if self.spatial_dims == 2 else f"shape (first {self.spatial_dims} spatial axes)"
             raise ValueError(
-                f"label/image shape mismatch: label {source_name(d, self.label_key)} has in-plane shape {label_shape}, "
-                f"image {source_name(d, self.image_key)} has {image_shape}; expected label = {self.scale} x image = "
-                f"{expected}. Check that the two files belong to the same case and resolution."
+                f"{self.label_key}/{self.image_key} shape mismatch: {self.label_key} {source_name(d, self.label_key)} "
+                f"has {axes} {label_shape}, {self.image_key} {source_name(d, self.image_key)} has {image_shape}; "
+                f"expected {self.label_key} = {self.scale} x {self.image_key} = {expected}. Check that the two files "
+                "belong to the same case and resolution."
             )
         return d

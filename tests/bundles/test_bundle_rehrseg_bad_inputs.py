@@ -135,6 +135,53 @@ def test_sr_training_refuses_a_bad_case_naming_the_file(kind, source, split, tmp
     assert not list(models.rglob("*.pt")), "a refused stage must not write weights"
 
 
+# ------------------------------------------------------------------------------------------------ segmenter stage
+@pytest.mark.parametrize("key", ["image", "hr_label", "uncertainty"])
+def test_stage_2_refuses_a_pseudo_hr_file_of_another_shape_naming_it(key, source, split, tmp_path):
+    """Pseudo-HR files (here: the HR truth and a constant U, as pseudo_hr.json would name them) of which one has 90 of
+    the 98 columns: stage 2 stops before training, naming that file (it named ``<in memory>``: the crop that found
+    the mismatch runs after the metadata is dropped)."""
+    with bundle_scripts(BUNDLE):
+        from scripts.cases import pseudo_hr_paths
+
+        pseudo, hr_dir = tmp_path / "pseudo_hr", source.parent / "Meningioma_HR"
+        pseudo.mkdir()
+        for case in split["train"]:
+            paths = pseudo_hr_paths(str(pseudo), case["case"])
+            image, affine = _nifti(hr_dir / "imagesHR" / f"{case['case']}_0000.nii.gz")
+            label, _ = _nifti(hr_dir / "labelsHR" / f"{case['case']}.nii.gz")
+            nib.save(nib.Nifti1Image(image, affine), paths["image"])
+            nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), paths["hr_label"])
+            nib.save(nib.Nifti1Image(np.full(image.shape, 0.05, np.float32), affine), paths["uncertainty"])
+        bad = Path(pseudo_hr_paths(str(pseudo), split["train"][-1]["case"])[key])
+    volume, affine = _nifti(bad)
+    nib.save(nib.Nifti1Image(volume[:, :90], affine), bad)
+    models = tmp_path / "models"
+    message = _refused(
+        ["train.json"],
+        dataset_dir=str(source),
+        ckpt_dir=str(models),
+        pseudo_hr_dir=str(pseudo),
+        lambda_kd=0.0,
+        output_dir=str(tmp_path / "eval"),
+    )
+    assert str(bad) in message and "shape" in message, message
+    assert not list(models.rglob("*.pt")), "a refused stage must not write weights"
+
+
+def test_lr_baseline_refuses_a_label_of_another_shape_naming_it(source, split, tmp_path):
+    """``lr_baseline.json`` trains on the dataset's own thick images and labels: a label of 90 of the 98 columns
+    stops it before training, naming the label file (it named ``<in memory>``)."""
+    dataset = Path(shutil.copytree(source, tmp_path / "Meningioma"))
+    path, words = _spoil("label_shape", dataset, split["train"][-1]["case"], source.parent / "Meningioma_HR")
+    models = tmp_path / "models"
+    message = _refused(
+        ["train.json", "lr_baseline.json"], dataset_dir=str(dataset), ckpt_dir=str(models), output_dir=str(tmp_path)
+    )
+    assert str(path) in message and all(word in message for word in words), message
+    assert not list(models.rglob("*.pt")), "a refused stage must not write weights"
+
+
 # ------------------------------------------------------------------------------------------------ folder inference
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
