@@ -241,7 +241,8 @@ def _self_sr(weights: str, network: dict, head: str = "plain") -> torch.nn.Modul
     from common.nets import FLAVRSelfSR
 
     widths = network.get("sr_widths", (64, 64, 128, 256, 512))
-    blocks, branches = network.get("sr_blocks", 2), network.get("n_branches") if head == "uasr" else None
+    blocks = network.get("sr_blocks", 2)
+    branches = network.get("n_branches") if head == "uasr" else None
     net = FLAVRSelfSR(in_channels=2, scale=SCALE, widths=widths, blocks=blocks, head=head, n_branches=branches)
     load_weights(net, weights)
     return net.eval()
@@ -338,8 +339,8 @@ def _score_uncertainty(plain: str, uasr: str, network: dict, cases: list[dict]) 
         x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
         label = inferer(x, plain_net)[0, 1].numpy() > 0
         u = inferer(x, uasr_net)[0, 2].numpy()
-        inside = label ^ ndimage.binary_erosion(label)
-        boundary = np.exp(-ndimage.distance_transform_edt(~inside)) if inside.any() else np.zeros_like(u)
+        shell = label ^ ndimage.binary_erosion(label)  # the label's outermost voxels
+        boundary = np.exp(-ndimage.distance_transform_edt(~shell)) if shell.any() else np.zeros_like(u)
         head = head_mask(case["hr_image"])
         wrong = (label != (case["hr_label"] > 0.5)) & head
         right = ~wrong & head
