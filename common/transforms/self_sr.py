@@ -21,6 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from common.data.degradation import acquire_thick_slices, thick_slice_affine
+from common.flags import as_flag
 from common.transforms._meta import affine_of, source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -63,6 +64,8 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         n_inputs: thick slices per network input (FLAVR: 4; even).
         foreground_prob: probability that a patch is centred on a label voxel (when the label has any).
         lr_key, hr_key: output keys.
+        use_label: ``False`` makes an image-only pair (a SMORE-like SR network): the label channel is all zeros in
+            ``lr`` and ``hr``, whatever the label file holds, and every patch is centred at random.
 
     Returns:
         A list of ``num_samples`` dicts ``{lr_key: (2, n_inputs, P, P), hr_key: (2, scale, P, P)}`` (channels: image,
@@ -84,6 +87,7 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         foreground_prob: float = 0.5,
         lr_key: str = "lr",
         hr_key: str = "hr",
+        use_label: bool = True,
     ) -> None:
         MapTransform.__init__(self, [image_key, label_key])
         if axis not in (0, 1, 2):
@@ -101,6 +105,7 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         self.patch_size, self.num_samples = int(patch_size), int(num_samples)
         self.foreground_prob = float(foreground_prob)
         self.lr_key, self.hr_key = lr_key, hr_key
+        self.use_label = as_flag(use_label, "use_label")
         self.first_row = gap_start(self.scale, self.n_inputs // 2 - 1)
 
     def _start(self, centre: int, length: int, size: int) -> int:
@@ -128,6 +133,8 @@ class SelfSRPatchesd(Randomizable, MapTransform):
                 f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
                 f"one shape, got {image.shape} and {label.shape}."
             )
+        if not self.use_label:
+            label = np.zeros_like(label)  # image-only SR: the network never sees the annotation
         in_plane_axes = [a for a in range(3) if a != self.axis]
         rows = self.n_inputs * self.scale
         short = [a for a in in_plane_axes if image.shape[a + 1] < rows]

@@ -141,6 +141,9 @@ class CheckThickSlicesd(MapTransform):
     The tolerance is absolute, in in-plane voxels, so that it does not widen with the factor: with 1 a x4 model takes
     ratios 3-5 and a x8 model 7-9; a 6 mm stack of 1 mm pixels is refused by both (a relative 25 % let x8 take 6-10).
 
+    ``factor`` 1 is a model of thin-slice volumes (e.g. a segmenter of super-resolved images): only the ratio (within
+    ``tolerance`` of 1) and the slice count are checked; a near-isotropic volume is what it expects.
+
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
         factor: the model's slice-thickness ratio.
@@ -164,18 +167,21 @@ class CheckThickSlicesd(MapTransform):
             raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
         self.factor, self.axis, self.min_slices = int(factor), int(axis), int(min_slices)
         self.tolerance, self.min_ratio = float(tolerance), float(min_ratio)
+        if self.factor < 1:
+            raise ValueError(f"factor must be a positive integer, got {factor!r}.")
 
     def check(self, d: Mapping, key: Hashable) -> None:
         """Raise ``ValueError`` naming the file when ``d[key]`` is not a thick-slice volume of this factor."""
         image = _require_volume(d, key)
         name = source_name(d, key)
         spacing = voxel_spacing(affine_of(image))
-        if float(spacing.max() / spacing.min()) < self.min_ratio:
+        thick = self.factor > 1
+        if thick and float(spacing.max() / spacing.min()) < self.min_ratio:
             raise ValueError(
                 f"{name}: voxel size {np.round(spacing, 3).tolist()} mm is nearly isotropic; this model super-resolves "
                 f"thick-slice volumes (x{self.factor} along axis {self.axis}), there is nothing to recover here."
             )
-        if int(np.argmax(spacing)) != self.axis:
+        if thick and int(np.argmax(spacing)) != self.axis:
             raise ValueError(
                 f"{name}: the thickest axis is {int(np.argmax(spacing))} (voxel size {np.round(spacing, 3).tolist()} "
                 f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to "

@@ -16,17 +16,16 @@ the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json
 - ``HR head``: the segmenter on pseudo-HR data with the LR and HR heads, without the uncertainty weighting and KD;
 - ``+ UASR``, ``+ KD``, ``REHRSeg`` (both);
 - ``REHRSeg (acquired LR)``: REHRSeg fed the subject's own thick slices instead of the re-acquired pseudo-HR image
-  (``lr_input``).
+  (``lr_input``);
+- ``SMORE-like``: the image alone super-resolved (the self-SR network trained without its label, ``smore_sr.json``),
+  every subject written as a thin-slice dataset with its LR label interpolated (``smore_data.json``), and a segmenter
+  trained on it (``lr_baseline.json`` at ``scale`` 1); at test it segments the test subject's SR image.
 
 Scores per held-out subject: lesion Dice and HD95 (mm) on the HR grid, lesion Dice on the LR grid (the paper also
 claims a better LR segmentation), and the self-SR image's PSNR/SSIM in the head mask against the HR image versus
 trilinear and cubic interpolation. Each method's per-case value is the mean over the training seeds (``per_seed``
 keeps each seed's own value), so ``tools.benchmark`` pairs methods per held-out subject and checks that every seed
 orders them the same way.
-
-Not here (stated in the docs): the SMORE-like row (SR image, then a segmenter on LR labels upsampled): this
-bundle's self-SR network super-resolves the image together with its label, so an image-only SR network would be a
-second network to add.
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -113,6 +112,9 @@ COMPARISONS = (
     ("+ KD", "HR head"),
     ("REHRSeg", "HR head"),
     ("REHRSeg (acquired LR)", "REHRSeg"),
+    ("SMORE-like", "LR seg + linear"),
+    ("REHRSeg", "SMORE-like"),
+    ("HR head", "SMORE-like"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
     ("UASR U", "label-boundary distance"),
@@ -158,6 +160,7 @@ VARIANTS = {
     "+ KD": ([], {"use_uncertainty": False, "lambda_kd": 1.0}),
     "REHRSeg": ([], {"use_uncertainty": True, "lambda_kd": 1.0}),
     "REHRSeg (acquired LR)": ([], {"use_uncertainty": True, "lambda_kd": 1.0, "lr_input": "acquired"}),
+    "SMORE-like": (["lr_baseline.json"], {"scale": 1}),  # on the SMORE-like dataset (``_train_seed``)
 }
 SCALE, AXIS = 4, 2
 
@@ -181,6 +184,11 @@ def _folder(name: str) -> str:
     return name.replace("+ ", "plus_").replace("(", "").replace(")", "").replace(" ", "_")
 
 
+def smore_like_dir(work: str) -> str:
+    """Where ``_train_seed`` writes a seed's SMORE-like dataset (the test subjects' SR images included)."""
+    return os.path.join(work, "shared", "smore_like")
+
+
 def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, variants: tuple) -> dict:
     """Self-SR, UASR, pseudo-HR, then the segmenter ``variants``; returns ``{name: model.pt}``. Finished steps are
     skipped (a stopped run continues)."""
@@ -188,25 +196,34 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     shared = os.path.join(work, "shared")
     base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, **_split(), **network}
     logs = os.path.join(work, "logs")
-    sr_dir, pseudo = os.path.join(shared, "sr"), os.path.join(shared, "pseudo_hr")
+    sr_dir, pseudo, smore = os.path.join(shared, "sr"), os.path.join(shared, "pseudo_hr"), smore_like_dir(work)
     steps = [
         ("sr", ["train.json", "train_sr.json"], os.path.join(sr_dir, "plain.pt"), {"epochs": sr_epochs}),
         ("uasr", ["train.json", "train_sr.json", "train_uasr.json"], os.path.join(sr_dir, "uasr.pt"),
          {"epochs": uasr_epochs}),
     ]  # fmt: skip
+    if "SMORE-like" in variants:
+        image_only = ["train.json", "train_sr.json", "smore_sr.json"]
+        steps.append(("smore_sr", image_only, os.path.join(sr_dir, "image_only.pt"), {"epochs": sr_epochs}))
     for name, files, product, extra in steps:
         if not os.path.isfile(product):
             overrides = dict(base, ckpt_dir=shared, output_dir=os.path.join(logs, name), **extra)
             run_workflow(BUNDLE_ROOT, files, overrides)
-    if not os.path.isfile(os.path.join(pseudo, "done")):
-        run_workflow(BUNDLE_ROOT, ["train.json", "pseudo_hr.json"], dict(base, ckpt_dir=shared, overwrite=True))
-        open(os.path.join(pseudo, "done"), "w").close()
+    data_steps = [(pseudo, "pseudo_hr.json", {})]
+    if "SMORE-like" in variants:
+        data_steps.append((smore, "smore_data.json", {"smore_dir": smore}))
+    for folder, config, extra in data_steps:
+        if not os.path.isfile(os.path.join(folder, "done")):
+            run_workflow(BUNDLE_ROOT, ["train.json", config], dict(base, ckpt_dir=shared, overwrite=True, **extra))
+            open(os.path.join(folder, "done"), "w").close()
     models, stages = {}, StageCache()
     for name, (files, overrides) in VARIANTS.items():
         if name not in variants:
             continue
         folder = os.path.join(work, _folder(name))
         values = dict(base, **overrides, ckpt_dir=folder, sr_dir=sr_dir, pseudo_hr_dir=pseudo)
+        if name == "SMORE-like":
+            values["dataset_dir"] = smore  # the image-only SR images and interpolated LR labels of every subject
         values.update(epochs=seg_epochs, val_interval=val_interval, output_dir=os.path.join(logs, _folder(name)))
         stages.train(folder, name, BUNDLE_ROOT, ["train.json", *files], values)  # model.pt: best checkpoint
         models[name] = os.path.join(folder, "model.pt")
@@ -226,12 +243,12 @@ def _scaled(image: np.ndarray, percentile: float = 99.5) -> tuple[torch.Tensor, 
     return torch.as_tensor(image / scale)[None, None], scale
 
 
-def _segmenter(weights: str, network: dict) -> torch.nn.Module:
+def _segmenter(weights: str, network: dict, scale: int = SCALE) -> torch.nn.Module:
     from common.checkpoint import load_weights
     from common.nets import HRSegUNet
 
     features = network.get("seg_features", (32, 64, 128, 256))
-    net = HRSegUNet(in_channels=1, out_channels=2, scale=SCALE, features=features)
+    net = HRSegUNet(in_channels=1, out_channels=2, scale=scale, features=features)
     load_weights(net, weights)
     return net.eval()
 
@@ -287,6 +304,27 @@ def _score_segmenter(name: str, weights: str, network: dict, cases: list[dict]) 
         for method, hr_seg in hr_masks.items():
             for metric, value in _segmentation_scores(lr_seg, hr_seg, case).items():
                 rows.setdefault(method, {}).setdefault(metric, {})[case["name"]] = value
+    return rows
+
+
+@torch.no_grad()
+def _score_smore_like(weights: str, smore_dir: str, network: dict, cases: list[dict]) -> dict[str, dict[str, dict]]:
+    """Per-case scores of the SMORE-like segmenter on each test subject's image-only SR volume (``smore_dir``, written
+    by smore_data.json from the thick image alone): HR mask = its argmax; LR mask = the argmax of its probabilities
+    averaged over each thick slice's ``SCALE`` thin slices."""
+    from common.inferers import ThickSliceSegInferer
+    from scripts.smore_like import smore_like_paths
+
+    net = _segmenter(weights, network, scale=1)
+    inferer = ThickSliceSegInferer(net.divisor, scale=1, head="lr")
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for case in cases:
+        x, _ = _scaled(_read(smore_like_paths(smore_dir, case["name"])["image"])[0])
+        probs = torch.softmax(inferer(x.float(), net), 1)[0].numpy()
+        thick = probs.reshape(*probs.shape[:-1], -1, SCALE).mean(-1)
+        scores = _segmentation_scores(thick.argmax(0), probs.argmax(0), case)
+        for metric, value in scores.items():
+            rows.setdefault("SMORE-like", {}).setdefault(metric, {})[case["name"]] = value
     return rows
 
 
@@ -472,6 +510,8 @@ def run(
                     results = _score_self_sr(weights, network, cases)
                 elif name == "UASR U":
                     results = _score_uncertainty(models["self-SR"], weights, network, cases)
+                elif name == "SMORE-like":
+                    results = _score_smore_like(weights, smore_like_dir(work), network, cases)
                 else:
                     results = _score_segmenter(name, weights, network, cases)
                 for method, scores in results.items():

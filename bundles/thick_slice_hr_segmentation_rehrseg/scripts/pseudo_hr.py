@@ -10,12 +10,12 @@ public code looked for the map under a name that never exists and silently train
 
 from __future__ import annotations
 
-__all__ = ["write_pseudo_hr"]
+__all__ = ["write_pseudo_hr", "thick_pair_reader"]
 
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,28 @@ logger = logging.getLogger(__name__)
 
 def _existing(cases: Sequence[dict], out_dir: str) -> list[str]:
     return [p for c in cases for p in pseudo_hr_paths(out_dir, c["case"]).values() if os.path.exists(p)]
+
+
+def thick_pair_reader(
+    scale: int, axis: int = 2, percentile: float = 99.5, min_slices: int = 4
+) -> Callable[[dict], dict]:
+    """``case -> {"image", "label", "image_scale"}``: a thick-slice (image, LR label) pair loaded channel-first,
+    checked (a thick-slice stack of ``scale``, finite, binary, one shape: each refusal names the file) and the image
+    scaled as in training."""
+    load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
+    check = CheckThickSlicesd(["image", "label"], factor=scale, axis=axis, min_slices=min_slices)
+    finite, binary = CheckFinited("image"), CheckLabelValuesd("label", values=[0, 1])
+    normalise = ScaleByPercentiled("image", percentile=percentile)
+
+    def read(case: dict) -> dict:
+        item = normalise(binary(finite(check(load({"image": case["image"], "label": case["label"]})))))
+        if item["label"].shape != item["image"].shape:
+            raise ValueError(
+                f"{case['label']}: shape {tuple(item['label'].shape)} differs from the image's {item['image'].shape}."
+            )
+        return item
+
+    return read
 
 
 @torch.no_grad()
@@ -79,10 +101,7 @@ def write_pseudo_hr(
         )
     os.makedirs(out_dir, exist_ok=True)
     barrier()  # every rank has checked every output before any rank writes one
-    load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
-    check = CheckThickSlicesd(["image", "label"], factor=scale, axis=axis, min_slices=sr_network.n_inputs)
-    finite, binary = CheckFinited("image"), CheckLabelValuesd("label", values=[0, 1])
-    normalise = ScaleByPercentiled("image", percentile=percentile)
+    read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)
     inferer = SlidingSliceSR(
         scale, sr_network.n_inputs, axis, windows_per_batch=windows_per_batch, divisor=sr_network.spatial_divisor
     )
@@ -92,10 +111,8 @@ def write_pseudo_hr(
     mine = shard(list(cases))
     for index, case in enumerate(mine, start=1):
         start = time.perf_counter()
-        item = normalise(binary(finite(check(load({"image": case["image"], "label": case["label"]})))))
+        item = read(case)
         image, label = item["image"], item["label"]
-        if label.shape != image.shape:
-            raise ValueError(f"{case['label']}: shape {tuple(label.shape)} differs from the image's {image.shape}.")
         x = torch.cat([image.as_tensor(), (label.as_tensor() > 0.5).float()]).unsqueeze(0).float().to(device)
         plain = inferer(x, sr_network)[0].cpu()
         uncertainty = inferer(x, uasr_network)[0, 2].cpu()

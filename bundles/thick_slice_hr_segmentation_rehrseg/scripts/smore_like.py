@@ -1,0 +1,118 @@
+"""The SMORE-like baseline's training data: an image-only self-SR network's thin-slice images, LR labels interpolated.
+
+SMORE (Zhao et al., IEEE TMI 2021) super-resolves the image alone, self-supervised from the volume's own in-plane
+resolution; a segmenter of the super-resolved images then has no HR label to learn from, only the LR annotation
+interpolated onto the thin grid. That is the pipeline REHRSeg's joint (image, label) SR replaces, and the issue's
+"SMORE-like" benchmark row. Here the image-only network is this bundle's own self-SR network trained with its label
+channel empty and no label loss (``configs/smore_sr.json``), so the two pipelines differ in the label alone, not in
+the SR architecture (SMORE's own is a 2D EDSR over several orientations).
+
+``write_smore_like_dataset`` writes every subject of the dataset in the nnU-Net layout (``imagesTr/<case>_0000``,
+``labelsTr/<case>``; thin grid, the thick stack's extent): the same case names, so ``scripts.cases.subject_split``
+splits it as the thick-slice set and the test subjects stay test subjects. ``lr_baseline.json`` with ``scale 1``
+then trains the segmenter on it (``docs/README.md``, "SMORE-like baseline").
+"""
+
+from __future__ import annotations
+
+__all__ = ["smore_like_paths", "write_smore_like_dataset"]
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from common.data.degradation import interpolate_to_thin_slices, thin_slice_affine
+from common.data.layouts import write_nifti
+from common.distributed import barrier, shard
+from common.flags import as_flag
+from common.inferers import SlidingSliceSR
+from scripts.pseudo_hr import thick_pair_reader
+
+logger = logging.getLogger(__name__)
+
+
+def smore_like_paths(out_dir: str, case: str) -> dict[str, str]:
+    """The two files of one case in the SMORE-like dataset (nnU-Net raw layout)."""
+    return {
+        "image": os.path.join(out_dir, "imagesTr", f"{case}_0000.nii.gz"),
+        "label": os.path.join(out_dir, "labelsTr", f"{case}.nii.gz"),
+    }
+
+
+@torch.no_grad()
+def write_smore_like_dataset(
+    cases: Sequence[dict],
+    sr_network: torch.nn.Module,
+    out_dir: str,
+    scale: int,
+    axis: int = 2,
+    percentile: float = 99.5,
+    label_order: int = 1,
+    windows_per_batch: int = 8,
+    device: str | torch.device = "cpu",
+    overwrite: bool = False,
+) -> list[dict[str, str]]:
+    """Per case: the image-only SR image (input intensity units) and the LR label interpolated onto the thin grid.
+
+    Args:
+        cases: ``{"case", "image", "label"}`` thick-slice cases (all the dataset's, so that its split is kept).
+        sr_network: the image-only self-SR network (``common.nets.FLAVRSelfSR`` trained by ``smore_sr.json``); its
+            label channel gets zeros, as in its training.
+        out_dir: the dataset folder to write (``imagesTr``, ``labelsTr``).
+        scale, axis: slice-thickness ratio and spatial through-plane axis.
+        percentile: the image scaling of training (``common.transforms.ScaleByPercentiled``).
+        label_order: interpolation of the LR label along the slices before thresholding at 0.5: 1 (linear, the
+            default: the boundary moves half-way between two thick slices that disagree) or 0 (nearest: each thick
+            slice's label repeated).
+        windows_per_batch: SR windows per forward pass.
+        device: where the network runs.
+        overwrite: replace earlier files; otherwise any existing output is refused before anything is written.
+
+    Under torchrun each rank writes its share of the cases (``common.distributed.shard``) after every rank checked
+    every output.
+
+    Returns:
+        The paths this rank wrote, per case.
+
+    Raises:
+        FileExistsError: outputs exist and ``overwrite`` is false (naming the first and the way out).
+        ValueError: ``label_order`` not 0 or 1; an input that is not a thick-slice volume of this ``scale``.
+    """
+    if label_order not in (0, 1):
+        raise ValueError(f"label_order must be 0 (nearest) or 1 (linear), got {label_order!r}.")
+    existing = [p for c in cases for p in smore_like_paths(out_dir, c["case"]).values() if os.path.exists(p)]
+    if existing and not as_flag(overwrite, "overwrite"):
+        raise FileExistsError(
+            f"{existing[0]} exists ({len(existing)} SMORE-like file(s) in {out_dir}); they come from an earlier "
+            "image-only SR model. Set --overwrite true to replace them, or --smore_dir to write elsewhere."
+        )
+    barrier()  # every rank has checked every output before any rank writes one
+    read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)
+    inferer = SlidingSliceSR(
+        scale, sr_network.n_inputs, axis, windows_per_batch=windows_per_batch, divisor=sr_network.spatial_divisor
+    )
+    sr_network.eval()
+    written = []
+    mine = shard(list(cases))
+    for index, case in enumerate(mine, start=1):
+        start = time.perf_counter()
+        item = read(case)
+        image = item["image"]
+        x = torch.cat([image.as_tensor(), torch.zeros_like(image.as_tensor())]).unsqueeze(0).float().to(device)
+        sr_image = inferer(x, sr_network)[0, 0].cpu().numpy() * float(item["image_scale"])
+        lr_label = np.asarray(item["label"][0], dtype=np.float32)
+        label = interpolate_to_thin_slices(lr_label, axis, scale, order=label_order) >= 0.5
+        affine = thin_slice_affine(np.asarray(image.affine, dtype=np.float64), axis, scale)
+        paths = smore_like_paths(out_dir, case["case"])
+        write_nifti(paths["image"], sr_image.astype(np.float32), affine)
+        write_nifti(paths["label"], label.astype(np.uint8), affine)
+        written.append(paths)
+        logger.info(
+            f"SMORE-like {index}/{len(mine)} {case['case']}: {image.shape[axis + 1]} -> {sr_image.shape[axis]} "
+            f"slices, {time.perf_counter() - start:.1f} s"
+        )
+    barrier()  # every share is on disk before any rank goes on
+    return written
