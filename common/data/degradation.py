@@ -39,6 +39,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: (axis, slice count) pairs whose cubic-to-linear fallback was logged (``interpolate_through_plane``)
+_SAID_LINEAR_FALLBACKS: set[tuple[int, int]] = set()
+
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -200,8 +203,16 @@ def interpolate_through_plane(
     from scipy import interpolate  # imported here: scipy.interpolate takes ~1 s to import
 
     k = 3 if (order == 3 and n >= 4) else 1
-    if k != order:  # a cubic spline needs 4 knots: said, so a user asking for cubic knows what ran
-        logger.warning("cubic interpolation needs at least 4 slices along axis %d, got %d: linear is used.", axis, n)
+    if k != order and (axis, n) not in _SAID_LINEAR_FALLBACKS:
+        # a cubic spline needs 4 knots: said, so a user asking for cubic knows what ran; once per axis and slice
+        # count, so a data set of short stacks does not say it for every sample
+        _SAID_LINEAR_FALLBACKS.add((axis, n))
+        logger.warning(
+            "cubic interpolation needs at least 4 slices along axis %d, got %d: linear is used (said once per slice "
+            "count).",
+            axis,
+            n,
+        )
     spline = interpolate.make_interp_spline(np.arange(n), array.astype(np.float64), k=k, axis=axis)
     return spline(coords).astype(dtype)
 

@@ -93,12 +93,21 @@ def test_interpolate_back_to_high_resolution_grid():
     np.testing.assert_allclose(cubic[:, :, 1::4], low, atol=1e-5)
 
 
-def test_cubic_on_fewer_than_4_slices_is_linear_and_says_so(caplog):
+def test_cubic_on_fewer_than_4_slices_is_linear_and_says_so_once_per_slice_count(caplog, monkeypatch):
+    import common.data.degradation as degradation
+
+    monkeypatch.setattr(degradation, "_SAID_LINEAR_FALLBACKS", set())  # as in a fresh process
     low = np.broadcast_to(np.array([0.0, 1.0, 4.0]), (2, 2, 3)).copy()  # not linear: cubic and linear differ
     with caplog.at_level("WARNING"):
         cubic = interpolate_through_plane(low, axis=2, factor=2, order=3)
     assert "cubic interpolation needs at least 4 slices along axis 2, got 3: linear is used" in caplog.text
     np.testing.assert_allclose(cubic, interpolate_through_plane(low, axis=2, factor=2, order=1))
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the next sample of that size: not said again; another size: said
+        interpolate_through_plane(low + 1.0, axis=2, factor=2, order=3)
+        assert "cubic" not in caplog.text
+        interpolate_through_plane(low[:, :, :2], axis=2, factor=2, order=3)
+    assert "got 2: linear is used" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):
         interpolate_through_plane(np.concatenate([low, low], axis=2), axis=2, factor=2, order=3)
