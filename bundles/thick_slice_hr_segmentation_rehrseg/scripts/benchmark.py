@@ -243,26 +243,23 @@ def _scaled(image: np.ndarray, percentile: float = 99.5) -> tuple[torch.Tensor, 
     return torch.as_tensor(image / scale)[None, None], scale
 
 
-def _segmenter(weights: str, network: dict, scale: int = SCALE) -> torch.nn.Module:
+def _trained_network(item: str, weights: str, network: dict, **overrides: Any) -> torch.nn.Module:
+    """``train.json``'s ``item`` (with the benchmark's ``network`` overlay and ``overrides``: the very network a stage
+    trained), loaded from ``weights``, in eval mode."""
+    from common.benchmarking import parse_config_items
     from common.checkpoint import load_weights
-    from common.nets import HRSegUNet
 
-    features = network.get("seg_features", (32, 64, 128, 256))
-    net = HRSegUNet(in_channels=1, out_channels=2, scale=scale, features=features)
+    net = parse_config_items(BUNDLE_ROOT, ["train.json"], {**network, **overrides}, (item,))[item]
     load_weights(net, weights)
     return net.eval()
+
+
+def _segmenter(weights: str, network: dict, scale: int = SCALE) -> torch.nn.Module:
+    return _trained_network("network_def", weights, network, scale=scale)
 
 
 def _self_sr(weights: str, network: dict, head: str = "plain") -> torch.nn.Module:
-    from common.checkpoint import load_weights
-    from common.nets import FLAVRSelfSR
-
-    widths = network.get("sr_widths", (64, 64, 128, 256, 512))
-    blocks = network.get("sr_blocks", 2)
-    branches = network.get("n_branches") if head == "uasr" else None
-    net = FLAVRSelfSR(in_channels=2, scale=SCALE, widths=widths, blocks=blocks, head=head, n_branches=branches)
-    load_weights(net, weights)
-    return net.eval()
+    return _trained_network({"plain": "sr_network_def", "uasr": "uasr_network_def"}[head], weights, network)
 
 
 def _segmentation_scores(lr_seg: np.ndarray, hr_seg: np.ndarray, case: dict) -> dict[str, float]:
