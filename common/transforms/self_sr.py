@@ -168,6 +168,16 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         return samples
 
 
+def _majority_thick_slices(labels: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """Thick slices of a class-label volume: per thick voxel the class whose slice-profile-weighted share is largest
+    (for a binary label: the weighted mean ``>= 0.5``, ties to the foreground)."""
+    classes = np.arange(int(labels.max()) + 1 if labels.size else 1)
+    shares = np.stack([acquire_thick_slices((labels == c).astype(np.float32), axis, factor) for c in classes])
+    if len(classes) == 2:  # the binary case without argmax's tie to the lower class
+        return (shares[1] >= 0.5).astype(np.float32)
+    return np.argmax(shares, axis=0).astype(np.float32)
+
+
 class AcquireThickSlicesd(MapTransform):
     """Thick slices of thin-grid volumes (:func:`common.data.degradation.acquire_thick_slices`), with their affine.
 
@@ -180,12 +190,20 @@ class AcquireThickSlicesd(MapTransform):
         factor: slice-thickness ratio ``s``.
         axis: spatial through-plane axis.
         output_keys: where to write each result (default: in place).
+        label_keys: which of ``keys`` hold class labels: a thick voxel takes the class with the largest
+            slice-profile-weighted share (the partial-volume majority), not the weighted mean of the class values.
     """
 
     def __init__(
-        self, keys: KeysCollection, factor: int, axis: int = 2, output_keys: Sequence[str] | str | None = None
+        self,
+        keys: KeysCollection,
+        factor: int,
+        axis: int = 2,
+        output_keys: Sequence[str] | str | None = None,
+        label_keys: KeysCollection = (),
     ) -> None:
         super().__init__(keys)
+        self.label_keys = {label_keys} if isinstance(label_keys, str) else set(label_keys)
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis!r}.")
         self.factor, self.axis = int(factor), int(axis)
@@ -204,7 +222,10 @@ class AcquireThickSlicesd(MapTransform):
                     f"{source_name(d, key)}: expected (C, X, Y, Z) with a multiple of {self.factor} slices along "
                     f"axis {self.axis}, got {array.shape}."
                 )
-            thick = acquire_thick_slices(array, self.axis + 1, self.factor)
+            if key in self.label_keys:
+                thick = _majority_thick_slices(array, self.axis + 1, self.factor)
+            else:
+                thick = acquire_thick_slices(array, self.axis + 1, self.factor)
             affine = thick_slice_affine(affine_of(value).numpy(), self.axis, self.factor)
             meta = dict(value.meta) if isinstance(value, MetaTensor) else {}
             meta["affine"] = torch.as_tensor(affine)

@@ -207,6 +207,29 @@ def test_stage_2_lr_input_is_the_reacquired_pseudo_hr_or_the_subjects_own_thick_
     assert "lr_input must be one of" in exception_messages(error.value)
 
 
+def test_stage_2_lr_target_is_the_annotation_or_the_pseudo_hr_label_s_thick_slices(pipeline):
+    """``lr_target``: "annotation" (default) trains the LR head on the subject's own LR label; "pseudo_hr" on the
+    pseudo-HR label re-acquired as thick slices (partial-volume majority), the public code's target, where U has
+    errors to discount; the HR target is the pseudo-HR label either way."""
+    common = {"dataset_dir": str(pipeline["data"]), "ckpt_dir": str(pipeline["models"]), "lambda_kd": 0.0}
+    items, batches = {}, {}
+    for target in ("annotation", "pseudo_hr"):
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], **common, lr_target=target).parser
+            items[target] = parser.get_parsed_content("train_datalist")[0]
+            batches[target] = parser.get_parsed_content("train#preprocessing")(dict(items[target]))
+            assert parser.get_parsed_content("run_settings")["lr_target"] == target
+    assert items["annotation"]["label"] == pipeline["split"]["train"][0]["label"]
+    assert items["pseudo_hr"]["label"] == items["pseudo_hr"]["hr_label"]
+    for batch in batches.values():
+        assert batch["label"].shape == batch["image"].shape
+        assert set(torch.unique(batch["label"]).tolist()) <= {0.0, 1.0}
+    with pytest.raises(Exception) as error:
+        with bundle_scripts(BUNDLE):
+            tiny_workflow(BUNDLE, ["train.json"], **common, lr_target="hr").parser.get_parsed_content("train_datalist")
+    assert "lr_target must be one of" in exception_messages(error.value)
+
+
 def test_no_training_config_reaches_the_hr_truth(pipeline):
     skip = ("evaluate.json", "inference.json", "metadata.json")  # the evaluation, the inference it layers on, prose
     training = [p.name for p in CONFIGS.glob("*.json") if p.name not in skip]

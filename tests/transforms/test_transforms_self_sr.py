@@ -69,6 +69,23 @@ def test_acquire_thick_slices_d_matches_the_function_and_sets_the_affine():
         AcquireThickSlicesd("image", factor=4)({"image": torch.zeros(1, 4, 4, 10)})
 
 
+def test_acquire_thick_slices_d_takes_a_label_s_partial_volume_majority():
+    """A label key gets the class with the largest slice-profile share, not the mean of the class values: a thin run
+    of 3 foreground slices of 4 stays foreground, 1 of 4 becomes background, and classes 0/2 never average to 1."""
+    binary = np.zeros((1, 2, 2, 8), dtype=np.float32)
+    binary[..., 1:4] = 1  # thick slice 0: 3 of its 4 thin slices
+    binary[..., 7] = 1  # thick slice 1: 1 of 4
+    affine = np.eye(4)
+    out = AcquireThickSlicesd("label", factor=4, label_keys="label")({"label": MetaTensor(torch.as_tensor(binary))})
+    np.testing.assert_array_equal(out["label"].numpy()[0, 0, 0], [1.0, 0.0])
+    shares = acquire_thick_slices(binary, 3, 4)[0, 0, 0]
+    assert 0.5 < shares[0] < 1 and 0 < shares[1] < 0.5  # what the plain (image) path would have kept
+    three = np.zeros((1, 1, 1, 4), dtype=np.float32)
+    three[..., :2], three[..., 2:] = 0, 2  # half class 0, half class 2: the mean would be class 1
+    thin = MetaTensor(torch.as_tensor(three), affine=affine)
+    assert AcquireThickSlicesd("label", factor=4, label_keys=["label"])({"label": thin})["label"].item() in (0.0, 2.0)
+
+
 def test_in_plane_crop_is_the_same_window_on_both_grids():
     lr = torch.arange(20 * 20 * 5, dtype=torch.float32).reshape(1, 20, 20, 5)
     hr = lr.repeat_interleave(4, dim=3)

@@ -17,6 +17,9 @@ the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json
 - ``+ UASR``, ``+ KD``, ``REHRSeg`` (both);
 - ``REHRSeg (acquired LR)``: REHRSeg fed the subject's own thick slices instead of the re-acquired pseudo-HR image
   (``lr_input``);
+- ``HR head (pseudo LR target)``, ``+ UASR (pseudo LR target)``: the LR head learns the pseudo-HR label's thick
+  slices (``lr_target``, the public code's target) instead of the LR annotation: the setting in which U's weighting
+  has pseudo-label errors to discount;
 - ``SMORE-like``: the image alone super-resolved (the self-SR network trained without its label, ``smore_sr.json``),
   every subject written as a thin-slice dataset with its LR label interpolated (``smore_data.json``), and a segmenter
   trained on it (``lr_baseline.json`` at ``scale`` 1); at test it segments the test subject's SR image.
@@ -115,6 +118,8 @@ COMPARISONS = (
     ("SMORE-like", "LR seg + linear"),
     ("REHRSeg", "SMORE-like"),
     ("HR head", "SMORE-like"),
+    ("+ UASR (pseudo LR target)", "HR head (pseudo LR target)"),
+    ("HR head (pseudo LR target)", "HR head"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
     ("UASR U", "label-boundary distance"),
@@ -161,6 +166,8 @@ VARIANTS = {
     "REHRSeg": ([], {"use_uncertainty": True, "lambda_kd": 1.0}),
     "REHRSeg (acquired LR)": ([], {"use_uncertainty": True, "lambda_kd": 1.0, "lr_input": "acquired"}),
     "SMORE-like": (["lr_baseline.json"], {"scale": 1}),  # on the SMORE-like dataset (``_train_seed``)
+    "HR head (pseudo LR target)": ([], {"use_uncertainty": False, "lambda_kd": 0.0, "lr_target": "pseudo_hr"}),
+    "+ UASR (pseudo LR target)": ([], {"use_uncertainty": True, "lambda_kd": 0.0, "lr_target": "pseudo_hr"}),
 }
 SCALE, AXIS = 4, 2
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "LR_INPUTS",
+    "LR_TARGETS",
     "subject_split",
     "pseudo_hr_paths",
     "pseudo_hr_files",
@@ -28,6 +29,8 @@ from common.data import DatasetError, nnunet_cases, split_cases
 
 #: where the stage-2 segmenter's thick-slice input comes from (``pseudo_hr_datalist``)
 LR_INPUTS = ("pseudo_hr", "acquired")
+#: what the LR head learns: the user's own LR annotation, or the pseudo-HR label's thick slices (the public code's)
+LR_TARGETS = ("annotation", "pseudo_hr")
 
 
 def subject_split(
@@ -64,33 +67,44 @@ def pseudo_hr_files(cases: list[dict[str, str]], pseudo_hr_dir: str) -> list[str
 
 
 def pseudo_hr_datalist(
-    cases: list[dict[str, str]], pseudo_hr_dir: str, hint: str, lr_input: str = "pseudo_hr"
+    cases: list[dict[str, str]],
+    pseudo_hr_dir: str,
+    hint: str,
+    lr_input: str = "pseudo_hr",
+    lr_target: str = "annotation",
 ) -> list[dict[str, str]]:
-    """Stage-2 training items: each case's pseudo-HR files and its real LR label.
+    """Stage-2 training items: each case's pseudo-HR files and its LR label.
 
     ``lr_input`` says where the segmenter's thick-slice input comes from: ``"pseudo_hr"`` (the pseudo-HR image, to be
     re-acquired as thick slices by ``AcquireThickSlicesd``: the public code's and the issue's way) or ``"acquired"``
     (the subject's own thick-slice image, the input the segmenter gets at test time); ``image`` is that file.
+    ``lr_target`` says what ``label`` (the LR head's target) is: ``"annotation"``, the subject's own LR label, or
+    ``"pseudo_hr"``, the pseudo-HR label (re-acquired as thick slices, partial-volume majority: the public code takes
+    every ``s``-th slice of it), where the uncertainty weighting has errors to discount.
 
     Raises:
         common.checkpoint.MissingStageOutputError: a pseudo-HR file is missing, naming it and ``hint`` (the command
             that writes them).
-        ValueError: an unknown ``lr_input``.
+        ValueError: an unknown ``lr_input`` or ``lr_target``.
     """
     if lr_input not in LR_INPUTS:
         raise ValueError(f"lr_input must be one of {LR_INPUTS}, got {lr_input!r}.")
+    if lr_target not in LR_TARGETS:
+        raise ValueError(f"lr_target must be one of {LR_TARGETS}, got {lr_target!r}.")
     items = []
     for case in cases:
         paths = pseudo_hr_paths(pseudo_hr_dir, case["case"])
         require_stage_output(list(paths.values()), hint)
         image = paths["image"] if lr_input == "pseudo_hr" else case["image"]
-        items.append({**paths, "image": image, "label": case["label"], "case": case["case"]})
+        label = case["label"] if lr_target == "annotation" else paths["hr_label"]
+        items.append({**paths, "image": image, "label": label, "case": case["case"]})
     return items
 
 
-def thin_grid_keys(lr_input: str) -> list[str]:
+def thin_grid_keys(lr_input: str, lr_target: str = "annotation") -> list[str]:
     """The stage-2 keys still on the thin (pseudo-HR) grid that ``AcquireThickSlicesd`` takes to thick slices."""
-    return ["image", "uncertainty"] if lr_input == "pseudo_hr" else ["uncertainty"]
+    keys = ["image", "uncertainty"] if lr_input == "pseudo_hr" else ["uncertainty"]
+    return keys + (["label"] if lr_target == "pseudo_hr" else [])
 
 
 def hr_truth_datalist(cases: list[dict[str, str]], hr_dir: str) -> list[dict[str, str]]:
