@@ -13,6 +13,7 @@ from bundle_test_utils import bundle_scripts
 from common.flags import as_flag
 from common.handlers import ResumeFromLatest
 from common.inference import plan_outputs
+from common.transforms import SelfSRPatchesd
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLES = sorted(p for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").is_file())
@@ -24,6 +25,7 @@ READ_WITH_AS_FLAG = {
     ("common.inference.FolderInputs", "overwrite"),
     ("scripts.clinical.ClinicalReport", "overwrite"),
     ("scripts.ssl_data.hybrid_lge_slices", "use_public_data"),
+    ("common.transforms.SelfSRPatchesd", "use_label"),
 }
 #: functions called from config expressions that read their boolean arguments with as_flag (tested below)
 CALLS_READING_AS_FLAG = (
@@ -88,6 +90,7 @@ def test_every_boolean_setting_is_read_with_as_flag(bundle):
 
 def test_consumers_read_the_string_false_as_false(tmp_path):
     assert ResumeFromLatest(tmp_path, load_dict={"x": object()}, enabled="false").enabled is False
+    assert SelfSRPatchesd(use_label="false").use_label is False
     existing = tmp_path / "case_seg.nii.gz"
     existing.write_bytes(b"")
     with pytest.raises(FileExistsError):
@@ -123,3 +126,9 @@ def test_writers_refuse_to_replace_with_the_string_false(tmp_path):
         Path(first).write_bytes(b"")
         with pytest.raises(FileExistsError, match="earlier SR"):
             write_pseudo_hr([{"case": "case"}], None, None, str(earlier), scale=4, overwrite="false")
+        from scripts.smore_like import smore_like_paths, write_smore_like_dataset
+
+        Path(smore_like_paths(str(earlier), "case")["image"]).parent.mkdir()
+        Path(smore_like_paths(str(earlier), "case")["image"]).write_bytes(b"")
+        with pytest.raises(FileExistsError, match="image-only SR"):
+            write_smore_like_dataset([{"case": "case"}], None, str(earlier), scale=4, overwrite="false")
