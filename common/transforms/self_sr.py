@@ -171,10 +171,10 @@ class SelfSRPatchesd(Randomizable, MapTransform):
 def _majority_thick_slices(labels: np.ndarray, axis: int, factor: int) -> np.ndarray:
     """Thick slices of a class-label volume: per thick voxel the class whose slice-profile-weighted share is largest
     (for a binary label: the weighted mean ``>= 0.5``, ties to the foreground)."""
-    classes = np.arange(int(labels.max()) + 1 if labels.size else 1)
-    shares = np.stack([acquire_thick_slices((labels == c).astype(np.float32), axis, factor) for c in classes])
-    if len(classes) == 2:  # the binary case without argmax's tie to the lower class
-        return (shares[1] >= 0.5).astype(np.float32)
+    n_classes = int(labels.max()) + 1 if labels.size else 1
+    if n_classes <= 2:  # binary: the foreground's share alone, without argmax's tie to the lower class
+        return (acquire_thick_slices((labels == 1).astype(np.float32), axis, factor) >= 0.5).astype(np.float32)
+    shares = np.stack([acquire_thick_slices((labels == c).astype(np.float32), axis, factor) for c in range(n_classes)])
     return np.argmax(shares, axis=0).astype(np.float32)
 
 

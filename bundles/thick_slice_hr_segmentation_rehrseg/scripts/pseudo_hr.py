@@ -10,7 +10,7 @@ public code looked for the map under a name that never exists and silently train
 
 from __future__ import annotations
 
-__all__ = ["write_pseudo_hr", "thick_pair_reader"]
+__all__ = ["write_pseudo_hr", "thick_pair_reader", "refuse_earlier_outputs"]
 
 import logging
 import os
@@ -31,8 +31,23 @@ from scripts.cases import pseudo_hr_paths
 logger = logging.getLogger(__name__)
 
 
-def _existing(cases: Sequence[dict], out_dir: str) -> list[str]:
-    return [p for c in cases for p in pseudo_hr_paths(out_dir, c["case"]).values() if os.path.exists(p)]
+def refuse_earlier_outputs(
+    cases: Sequence[dict],
+    out_dir: str,
+    paths_of: Callable[[str, str], dict[str, str]],
+    overwrite: bool | str,
+    what: str,
+    source: str,
+    folder_key: str,
+) -> None:
+    """Refuse to write over ``cases``' outputs (``paths_of(out_dir, case)``) that an earlier ``source`` wrote, unless
+    ``overwrite``; the error names the first file and both ways out (``--overwrite true``, ``--<folder_key>``)."""
+    existing = [p for c in cases for p in paths_of(out_dir, c["case"]).values() if os.path.exists(p)]
+    if existing and not as_flag(overwrite, "overwrite"):
+        raise FileExistsError(
+            f"{existing[0]} exists ({len(existing)} {what} file(s) in {out_dir}); they come from an earlier {source}. "
+            f"Set --overwrite true to replace them, or --{folder_key} to write elsewhere."
+        )
 
 
 def thick_pair_reader(
@@ -93,12 +108,7 @@ def write_pseudo_hr(
         FileExistsError: outputs exist and ``overwrite`` is false (naming the first and the way out).
         ValueError: an input that is not a thick-slice volume of this ``scale`` (naming the file).
     """
-    existing = _existing(cases, out_dir)
-    if existing and not as_flag(overwrite, "overwrite"):
-        raise FileExistsError(
-            f"{existing[0]} exists ({len(existing)} pseudo-HR file(s) in {out_dir}); they come from an earlier SR "
-            "model. Set --overwrite true to replace them, or --pseudo_hr_dir to write elsewhere."
-        )
+    refuse_earlier_outputs(cases, out_dir, pseudo_hr_paths, overwrite, "pseudo-HR", "SR model", "pseudo_hr_dir")
     os.makedirs(out_dir, exist_ok=True)
     barrier()  # every rank has checked every output before any rank writes one
     read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)

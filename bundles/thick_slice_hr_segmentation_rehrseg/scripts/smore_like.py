@@ -27,9 +27,8 @@ import torch
 from common.data.degradation import interpolate_to_thin_slices, thin_slice_affine
 from common.data.layouts import write_nifti
 from common.distributed import barrier, shard
-from common.flags import as_flag
 from common.inferers import SlidingSliceSR
-from scripts.pseudo_hr import thick_pair_reader
+from scripts.pseudo_hr import refuse_earlier_outputs, thick_pair_reader
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +82,9 @@ def write_smore_like_dataset(
     """
     if label_order not in (0, 1):
         raise ValueError(f"label_order must be 0 (nearest) or 1 (linear), got {label_order!r}.")
-    existing = [p for c in cases for p in smore_like_paths(out_dir, c["case"]).values() if os.path.exists(p)]
-    if existing and not as_flag(overwrite, "overwrite"):
-        raise FileExistsError(
-            f"{existing[0]} exists ({len(existing)} SMORE-like file(s) in {out_dir}); they come from an earlier "
-            "image-only SR model. Set --overwrite true to replace them, or --smore_dir to write elsewhere."
-        )
+    refuse_earlier_outputs(
+        cases, out_dir, smore_like_paths, overwrite, "SMORE-like", "image-only SR model", "smore_dir"
+    )
     barrier()  # every rank has checked every output before any rank writes one
     read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)
     inferer = SlidingSliceSR(
