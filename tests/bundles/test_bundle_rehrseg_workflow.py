@@ -230,6 +230,33 @@ def test_stage_2_lr_target_is_the_annotation_or_the_pseudo_hr_label_s_thick_slic
     assert "lr_target must be one of" in exception_messages(error.value)
 
 
+def test_stage_2_uncertainty_scaling_minmax_or_raw(pipeline):
+    """``uncertainty_scaling``: "minmax" (default, the public code's) scales each subject's U to [0, 1] before the
+    crop; "raw" keeps U as the UASR head wrote it, so the weights follow the error scale it learnt; either is
+    recorded in the run settings (a resume with the other is refused); anything else is refused by name."""
+    common = {"dataset_dir": str(pipeline["data"]), "ckpt_dir": str(pipeline["models"]), "lambda_kd": 0.0}
+    batches = {}
+    for scaling in ("minmax", "raw"):
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], **common, uncertainty_scaling=scaling).parser
+            item = parser.get_parsed_content("train_datalist")[0]
+            batches[scaling] = parser.get_parsed_content("train#preprocessing")(dict(item))
+            assert parser.get_parsed_content("run_settings")["uncertainty_scaling"] == scaling
+    written, _ = _nifti(Path(item["uncertainty"]))
+    # the same crop (same seed): min-max is an increasing affine map of the raw values on the subject's whole map
+    raw, scaled = batches["raw"]["uncertainty"], batches["minmax"]["uncertainty"]
+    assert raw.shape == scaled.shape and float(raw.max()) > float(raw.min())
+    assert written.min() <= float(raw.min()) and float(raw.max()) <= written.max()
+    span = float(written.max() - written.min())
+    torch.testing.assert_close(scaled, (raw - float(written.min())) / span, atol=1e-3, rtol=1e-3)
+    assert float(scaled.max()) > 2 * float(raw.max())
+    with pytest.raises(Exception) as error:
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], **common, uncertainty_scaling="softmax").parser
+            parser.get_parsed_content("train#preprocessing")
+    assert "uncertainty_scaling must be one of" in exception_messages(error.value)
+
+
 def test_no_training_config_reaches_the_hr_truth(pipeline):
     skip = ("evaluate.json", "inference.json", "metadata.json")  # the evaluation, the inference it layers on, prose
     training = [p.name for p in CONFIGS.glob("*.json") if p.name not in skip]

@@ -120,6 +120,9 @@ COMPARISONS = (
     ("HR head", "SMORE-like"),
     ("+ UASR (pseudo LR target)", "HR head (pseudo LR target)"),
     ("HR head (pseudo LR target)", "HR head"),
+    ("+ UASR (raw U)", "HR head"),
+    ("+ UASR (raw U)", "+ UASR"),
+    ("+ UASR (pseudo LR target, raw U)", "HR head (pseudo LR target)"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
     ("UASR U", "label-boundary distance"),
@@ -168,6 +171,12 @@ VARIANTS = {
     "SMORE-like": (["lr_baseline.json"], {"scale": 1}),  # on the SMORE-like dataset (``_train_seed``)
     "HR head (pseudo LR target)": ([], {"use_uncertainty": False, "lambda_kd": 0.0, "lr_target": "pseudo_hr"}),
     "+ UASR (pseudo LR target)": ([], {"use_uncertainty": True, "lambda_kd": 0.0, "lr_target": "pseudo_hr"}),
+    # the softer weighting: U as the UASR head gives it, not min-max scaled per subject (``uncertainty_scaling``)
+    "+ UASR (raw U)": ([], {"use_uncertainty": True, "lambda_kd": 0.0, "uncertainty_scaling": "raw"}),
+    "+ UASR (pseudo LR target, raw U)": (
+        [],
+        {"use_uncertainty": True, "lambda_kd": 0.0, "lr_target": "pseudo_hr", "uncertainty_scaling": "raw"},
+    ),
 }
 SCALE, AXIS = 4, 2
 
@@ -188,7 +197,7 @@ def write_benchmark_data(out: str) -> str:
 
 
 def _folder(name: str) -> str:
-    return name.replace("+ ", "plus_").replace("(", "").replace(")", "").replace(" ", "_")
+    return name.replace("+ ", "plus_").replace("(", "").replace(")", "").replace(",", "").replace(" ", "_")
 
 
 def smore_like_dir(work: str) -> str:

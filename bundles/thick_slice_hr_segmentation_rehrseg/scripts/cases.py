@@ -13,6 +13,8 @@ from __future__ import annotations
 __all__ = [
     "LR_INPUTS",
     "LR_TARGETS",
+    "UNCERTAINTY_SCALINGS",
+    "minmax_uncertainty",
     "subject_split",
     "pseudo_hr_paths",
     "pseudo_hr_files",
@@ -31,6 +33,9 @@ from common.data import DatasetError, nnunet_cases, split_cases
 LR_INPUTS = ("pseudo_hr", "acquired")
 #: what the LR head learns: the user's own LR annotation, or the pseudo-HR label's thick slices (the public code's)
 LR_TARGETS = ("annotation", "pseudo_hr")
+#: how stage 2 takes the UASR uncertainty before weighting: min-max to [0, 1] per subject (the public code's
+#: zeroonenorm) or as the UASR head gives it (a sigmoid, already in [0, 1]; near the image error it was trained on)
+UNCERTAINTY_SCALINGS = ("minmax", "raw")
 
 
 def subject_split(
@@ -99,6 +104,21 @@ def pseudo_hr_datalist(
         label = case["label"] if lr_target == "annotation" else paths["hr_label"]
         items.append({**paths, "image": image, "label": label, "case": case["case"]})
     return items
+
+
+def minmax_uncertainty(uncertainty_scaling: str) -> bool:
+    """Whether stage 2 min-max scales each subject's uncertainty map (``uncertainty_scaling`` ``"minmax"``).
+
+    With ``"minmax"`` every subject's most uncertain voxel gets weight ``1 - floor`` (0.01) whatever its error; with
+    ``"raw"`` the weight follows the error scale the UASR head learnt, so a subject whose pseudo-HR volume is good
+    everywhere keeps weights near 1.
+
+    Raises:
+        ValueError: an unknown ``uncertainty_scaling``.
+    """
+    if uncertainty_scaling not in UNCERTAINTY_SCALINGS:
+        raise ValueError(f"uncertainty_scaling must be one of {UNCERTAINTY_SCALINGS}, got {uncertainty_scaling!r}.")
+    return uncertainty_scaling == "minmax"
 
 
 def thin_grid_keys(lr_input: str, lr_target: str = "annotation") -> list[str]:
