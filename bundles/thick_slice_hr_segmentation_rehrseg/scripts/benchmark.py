@@ -123,6 +123,9 @@ COMPARISONS = (
     ("+ UASR (raw U)", "HR head"),
     ("+ UASR (raw U)", "+ UASR"),
     ("+ UASR (pseudo LR target, raw U)", "HR head (pseudo LR target)"),
+    ("REHRSeg (pseudo LR target, raw U)", "HR head (pseudo LR target)"),
+    ("REHRSeg (pseudo LR target, raw U)", "HR head"),
+    ("REHRSeg (pseudo LR target, raw U)", "REHRSeg"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
     ("UASR U", "label-boundary distance"),
@@ -176,6 +179,11 @@ VARIANTS = {
     "+ UASR (pseudo LR target, raw U)": (
         [],
         {"use_uncertainty": True, "lambda_kd": 0.0, "lr_target": "pseudo_hr", "uncertainty_scaling": "raw"},
+    ),
+    # the whole method (UASR + KD) in the public code's setting with the softer weighting
+    "REHRSeg (pseudo LR target, raw U)": (
+        [],
+        {"use_uncertainty": True, "lambda_kd": 1.0, "lr_target": "pseudo_hr", "uncertainty_scaling": "raw"},
     ),
 }
 SCALE, AXIS = 4, 2
