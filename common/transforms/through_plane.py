@@ -23,29 +23,9 @@ __all__ = [
     "ThinSliceGridd",
     "ThinSliceAffined",
     "ScaleByPercentiled",
-    "require_slices_last",
+    "SlicesLastd",
     "voxel_spacing",
 ]
-
-
-def require_slices_last(through_plane_axis: int, network: str) -> int:
-    """The through-plane axis of a ``network`` that takes the thick slices on the volume's third array axis (2).
-
-    REHRSeg's segmenter multiplies its last axis; TransMRSR's network runs on planes that hold the thick axis as
-    their second axis. With another axis they would upsample an in-plane axis, or run on planes that do not cross the
-    slices, and write a volume whose shape and affine disagree, without an error.
-
-    Raises:
-        ValueError: for any other axis, saying how to reorient the volumes.
-    """
-    if int(through_plane_axis) != 2:
-        raise ValueError(
-            f"through_plane_axis {through_plane_axis}: {network} takes the thick slices on the third axis (2). "
-            "Reorient the volumes so that the slices are the third array axis (move that array axis last and "
-            "permute the affine's first three columns the same way: the same physical volume) and keep "
-            "through_plane_axis 2."
-        )
-    return 2
 
 
 def require_planes_across_slices(slice_axis: int, through_plane_axis: int = 2) -> int:
@@ -277,6 +257,48 @@ class ThinSliceAffined(MapTransform):
             pred.affine = torch.as_tensor(affine, dtype=pred.affine.dtype)
             pred.meta["spatial_shape"] = torch.as_tensor(pred.shape[1:])
             d[key] = pred
+        return d
+
+
+class SlicesLastd(MapTransform):
+    """Move a volume's through-plane axis to the last array axis (``inverse``: back to ``axis``), permuting the
+    affine's columns with it: the same physical volume, stored in the layout the networks take.
+
+    REHRSeg's segmenter multiplies its last axis; a user's volume may hold its slices on any array axis (a converter
+    that does not keep the acquisition's slice axis third). Configs apply this right after loading, so everything in
+    memory has the slices last, and ``inverse`` before writing, so outputs come back in the input's own layout: same
+    array axis order, affine and extent as the input's. The order of the two in-plane axes is kept. ``axis`` 2 leaves
+    the data untouched (the same tensor).
+
+    Args:
+        keys: channel-first volumes ``(C, X, Y, Z)``.
+        axis: the files' spatial through-plane axis (0, 1 or 2).
+        inverse: move the last axis back to ``axis`` (for outputs).
+    """
+
+    def __init__(
+        self, keys: KeysCollection, axis: int = 2, inverse: bool = False, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
+        self.axis, self.inverse = int(axis), bool(inverse)
+        order = [a for a in (0, 1, 2) if a != self.axis] + [self.axis]
+        self.order = [order.index(a) for a in (0, 1, 2)] if self.inverse else order
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        if self.axis == 2:
+            return d
+        for key in self.key_iterator(d):
+            image = _require_volume(d, key)
+            moved = image.permute(0, *[a + 1 for a in self.order]).contiguous()
+            if isinstance(image, MetaTensor):
+                affine = affine_of(image)
+                affine[:3, :3] = affine[:3, :3][:, self.order]
+                moved.affine = affine.to(image.affine.dtype)
+                moved.meta["spatial_shape"] = torch.as_tensor(moved.shape[1:])
+            d[key] = moved
         return d
 
 

@@ -277,11 +277,14 @@ def test_volume_thick_along_another_axis_names_through_plane_axis(models, thick,
     assert "ValueError" in message and str(path) in message, message
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
     assert not list(out.glob("*.nii.gz"))
-    # the segmenter takes the slices last: another axis is refused up front (it upsampled an in-plane axis and wrote
-    # a volume whose shape and affine disagreed), with how to reorient
-    message = _infer(folder, models, out, through_plane_axis=0)
-    assert "takes the thick slices on the third axis" in message and "Reorient" in message, message
-    assert not list(out.glob("*.nii.gz"))
+    # as the message says: with through_plane_axis 0 it is segmented (slices moved last in memory), and written in
+    # its own layout: thin slices along axis 0, on its affine's thin grid
+    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out),
+             through_plane_axis=0)  # fmt: skip
+    seg, seg_affine = _nifti(out / "sagittal_0000_hrseg.nii.gz")
+    assert seg.shape == (4 * volume.shape[2], volume.shape[1], volume.shape[0])
+    np.testing.assert_allclose(np.linalg.norm(seg_affine[:3, :3], axis=0), np.linalg.norm(swapped[:3, :3], axis=0)
+                               / [4, 1, 1], rtol=1e-5)  # fmt: skip
 
 
 def test_inference_never_overwrites_an_output(models, thick, tmp_path):

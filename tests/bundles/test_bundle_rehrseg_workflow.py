@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -255,6 +256,75 @@ def test_stage_2_uncertainty_scaling_minmax_or_raw(pipeline):
             parser = tiny_workflow(BUNDLE, ["train.json"], **common, uncertainty_scaling="softmax").parser
             parser.get_parsed_content("train#preprocessing")
     assert "uncertainty_scaling must be one of" in exception_messages(error.value)
+
+
+def _slices_first(source: Path, target: Path) -> None:
+    """Every ``.nii.gz`` under ``source`` stored with its third array axis first (affine columns permuted with it):
+    the same physical volumes, as a converter that puts the slice axis first would write them."""
+    for path in source.rglob("*.nii.gz"):
+        volume, affine = _nifti(path)
+        moved = affine.copy()
+        moved[:, :3] = affine[:, [2, 0, 1]]
+        out = target / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved), out)
+
+
+def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, tmp_path):
+    """``through_plane_axis`` 0: the configs move the slices last on loading (``common.transforms.SlicesLastd``), so
+    every stage sees the very tensors of the slices-last files, and the written pseudo-HR data and segmentations
+    come back in the input's own layout (array order, affine, extent)."""
+    data, models = tmp_path / "Meningioma", tmp_path / "models"
+    _slices_first(pipeline["data"], data)
+    _slices_first(pipeline["models"] / "pseudo_hr", tmp_path / "expected_pseudo_hr")
+    moved = {"dataset_dir": str(data), "through_plane_axis": 0}
+    # self-SR patches (train_sr.json; same seed, same draws)
+    batches = []
+    for overrides in ({"dataset_dir": str(pipeline["data"])}, moved):
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, SR, **overrides).parser
+            item = parser.get_parsed_content("sr_datalist")[0]
+            batches.append(parser.get_parsed_content("train#preprocessing")(dict(item)))
+    for key in ("lr", "hr"):
+        torch.testing.assert_close(batches[1][0][key], batches[0][0][key])
+    # pseudo-HR data: the trained self-SR networks on the moved volumes, written in their layout
+    shutil.copytree(pipeline["models"] / "sr", models / "sr")
+    run_tiny(BUNDLE, PSEUDO, **moved, ckpt_dir=str(models))
+    for path in sorted((tmp_path / "expected_pseudo_hr").glob("*.nii.gz")):
+        written, affine = _nifti(models / "pseudo_hr" / path.name)
+        expected, expected_affine = _nifti(path)
+        np.testing.assert_allclose(written, expected, atol=1e-4, err_msg=path.name)
+        np.testing.assert_allclose(affine, expected_affine, atol=1e-5)
+    # stage 2's training batch and its validation volume
+    stage_2 = {}
+    for overrides in ({"dataset_dir": str(pipeline["data"]), "ckpt_dir": str(pipeline["models"])},
+                      {**moved, "ckpt_dir": str(models)}):  # fmt: skip
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], **overrides, lambda_kd=0.0).parser
+            train = parser.get_parsed_content("train#preprocessing")(
+                dict(parser.get_parsed_content("train_datalist")[0])
+            )
+            val = parser.get_parsed_content("validate#preprocessing")(
+                dict(parser.get_parsed_content("val_datalist")[0])
+            )
+            stage_2[overrides["dataset_dir"]] = (train, val)
+    (train, val), (moved_train, moved_val) = stage_2.values()
+    for key in ("image", "label", "hr_label", "uncertainty"):
+        torch.testing.assert_close(moved_train[key], train[key], atol=1e-4, rtol=1e-4)
+    for key in ("image", "label"):
+        torch.testing.assert_close(torch.as_tensor(moved_val[key]), torch.as_tensor(val[key]))
+    # inference: the segmentation of the slices-first volume is the slices-last one's, stored slices-first
+    out = tmp_path / "outputs"
+    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(data / "imagesTr"), ckpt_dir=str(pipeline["models"]),
+             output_dir=str(out), through_plane_axis=0)  # fmt: skip
+    reference = sorted((pipeline["work"] / "outputs").glob("*_hrseg.nii.gz"))
+    assert reference and sorted(p.name for p in out.glob("*_hrseg.nii.gz")) == [p.name for p in reference]
+    for path in reference:
+        expected, expected_affine = _nifti(path)
+        seg, affine = _nifti(out / path.name)
+        np.testing.assert_array_equal(seg, np.moveaxis(expected, 2, 0))
+        np.testing.assert_allclose(affine[:, :3], expected_affine[:, [2, 0, 1]], atol=1e-5)
+        np.testing.assert_allclose(affine[:, 3], expected_affine[:, 3], atol=1e-5)
 
 
 def test_no_training_config_reaches_the_hr_truth(pipeline):

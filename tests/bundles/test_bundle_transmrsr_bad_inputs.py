@@ -20,8 +20,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, tiny_workflow
 from monai.bundle import ConfigWorkflow
+from monai.transforms import Compose
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brain_mri_super_resolution_transmrsr"
@@ -182,18 +183,56 @@ def test_a_x4_model_run_at_x8_is_refused_before_reading_any_input(models, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("files", [["inference.json"], ["train.json"]], ids=["inference", "train"])
-def test_another_through_plane_axis_is_refused_with_how_to_reorient(files, source, models, tmp_path):
-    """The network's planes hold the thick axis as their second axis (slice_axis 1 of a volume thick along axis 2):
-    with through_plane_axis 0 or 1 it would run on planes that do not cross the slices, without an error."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    dataset = str(folder) if files == ["inference.json"] else str(source)
-    for axis in (0, 1):
-        message = _refused(files, dataset_dir=dataset, ckpt_dir=str(models), through_plane_axis=axis,
-                           output_dir=str(tmp_path / "out"), **NO_PRIOR)  # fmt: skip
-        assert f"through_plane_axis {axis}: the TransMRSR network" in message and "Reorient" in message, message
-    assert not (tmp_path / "out").exists()
+def _slices_first(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same physical volume stored with its third array axis first (affine columns permuted with it)."""
+    moved = affine.copy()
+    moved[:, :3] = affine[:, [2, 0, 1]]
+    return np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved
+
+
+def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(models, thick, tmp_path):
+    """through_plane_axis 0: the slices are moved last on loading (``common.transforms.SlicesLastd``), so the network
+    runs on the very planes of the slices-last file, and the SR volume is written back slices-first on the input's
+    affine; without the setting the file is refused naming its thickest axis."""
+    volume, affine = thick
+    outputs = {}
+    for name, (data, data_affine, axis) in {
+        "last": (volume, affine, 2), "first": (*_slices_first(volume, affine), 0)
+    }.items():  # fmt: skip
+        folder = tmp_path / f"in_{name}"
+        folder.mkdir()
+        nib.save(nib.Nifti1Image(data, data_affine), folder / "case-T1.nii.gz")
+        _run(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), through_plane_axis=axis,
+             output_dir=str(tmp_path / f"out_{name}"), **NO_PRIOR)  # fmt: skip
+        (written,) = (tmp_path / f"out_{name}").glob("*.nii.gz")
+        outputs[name] = (np.asarray(nib.load(written).dataobj), nib.load(written).affine)
+    (last, last_affine), (first, first_affine) = outputs["last"], outputs["first"]
+    expected, expected_affine = _slices_first(last, last_affine)
+    np.testing.assert_allclose(first, expected, atol=1e-5)
+    np.testing.assert_allclose(first_affine, expected_affine, atol=1e-5)
+    message = _infer(tmp_path / "in_first", models, tmp_path / "refused")
+    assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
+
+
+def test_training_on_volumes_stored_slices_first_sees_the_same_pairs(source, tmp_path):
+    """train.json with through_plane_axis 0 on a slices-first copy of the HR volumes makes the pairs of the
+    slices-last files (same seed): the thick slices are simulated along the configured axis."""
+    copy = tmp_path / "IXI"
+    for path in source.rglob("*.nii.gz"):
+        image = nib.load(path)
+        data, data_affine = _slices_first(np.asarray(image.dataobj), image.affine)
+        (copy / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(data, data_affine), copy / path.relative_to(source))
+    pairs = []
+    for dataset, axis in ((source, 2), (copy, 0)):
+        with bundle_scripts(BUNDLE):
+            parser = tiny_workflow(BUNDLE, ["train.json"], dataset_dir=str(dataset), through_plane_axis=axis,
+                                   ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"),
+                                   **NO_PRIOR).parser  # fmt: skip
+            item = parser.get_parsed_content("train_datalist")[0]
+            pairs.append(Compose(parser.get_parsed_content("volume_transforms"))(dict(item)))
+    for key in ("hr", "lr"):
+        np.testing.assert_allclose(np.asarray(pairs[1][key]), np.asarray(pairs[0][key]), atol=1e-5)
 
 
 def test_inference_planes_along_the_thick_axis_are_refused(models, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from common.data.degradation import acquire_thick_slices, thick_slice_affine, thin_slice_affine
-from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, ThinSliceGridd
+from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, SlicesLastd, ThinSliceGridd
 from monai.data import MetaTensor
 
 
@@ -116,3 +116,30 @@ def test_percentile_scale_with_a_reference_key_divides_every_key_by_that_keys_fa
     assert float(scaled["hr"].max()) == pytest.approx(2.0)  # the pair keeps its ratio
     with pytest.raises(ValueError, match="reference_key"):
         ScaleByPercentiled("pred", invert=True, scale_key="image_scale", reference_key="lr")
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_slices_last_keeps_every_voxel_at_its_world_position_and_inverts(axis):
+    affine = np.array([[0.0, 0.0, 4.0, 10.0], [1.0, 0.0, 0.0, -5.0], [0.0, 2.0, 0.0, 3.0], [0.0, 0.0, 0.0, 1.0]])
+    affine[:3, [axis, 2]] = affine[:3, [2, axis]]  # the 4 mm axis is ``axis``
+    image = MetaTensor(torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5), affine=torch.as_tensor(affine))
+    moved = SlicesLastd("image", axis=axis)({"image": image})["image"]
+    order = [a for a in (0, 1, 2) if a != axis] + [axis]  # the in-plane axes keep their order
+    assert moved.shape[1:] == tuple(image.shape[a + 1] for a in order) and moved.is_contiguous()
+    np.testing.assert_allclose(np.linalg.norm(moved.affine[:3, :3].numpy(), axis=0)[2], 4.0)
+    for index in ((0, 0, 0), (1, 2, 3), (2, 3, 4)):
+        moved_index = tuple(index[a] for a in order)
+        assert float(moved[(0, *moved_index)]) == float(image[(0, *index)])
+        np.testing.assert_allclose(moved.affine.numpy() @ [*moved_index, 1], affine @ [*index, 1])
+    assert tuple(int(n) for n in moved.meta["spatial_shape"]) == tuple(moved.shape[1:])
+    back = SlicesLastd("image", axis=axis, inverse=True)({"image": moved})["image"]
+    assert torch.equal(back.as_tensor(), image.as_tensor()) and torch.equal(back.affine, image.affine)
+
+
+def test_slices_last_leaves_slices_last_volumes_alone_and_refuses_a_2d_image():
+    image = MetaTensor(torch.rand(1, 3, 4, 5))
+    assert SlicesLastd("image", axis=2)({"image": image})["image"] is image
+    with pytest.raises(ValueError, match="axis must be a spatial axis"):
+        SlicesLastd("image", axis=3)
+    with pytest.raises(ValueError, match="expected a channel-first 3D volume"):
+        SlicesLastd("image", axis=0)({"image": MetaTensor(torch.rand(1, 3, 4))})
