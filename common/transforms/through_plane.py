@@ -165,8 +165,8 @@ class CheckThickSlicesd(MapTransform):
             raise ValueError(
                 f"{name}: the thickest axis is {int(np.argmax(spacing))} (voxel size {np.round(spacing, 3).tolist()} "
                 f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to "
-                f"{int(np.argmax(spacing))} where the model allows it, or reorient the volume so that its slices lie "
-                f"along axis {self.axis}."
+                f"{int(np.argmax(spacing))} (e.g. --through_plane_axis {int(np.argmax(spacing))}; the same for every "
+                "stage of this model)."
             )
         in_plane = float(np.mean([spacing[a] for a in range(3) if a != self.axis]))
         ratio = float(spacing[self.axis]) / in_plane

@@ -276,6 +276,7 @@ def test_volume_thick_along_another_axis_names_through_plane_axis(models, thick,
     message = _infer(folder, models, out)
     assert "ValueError" in message and str(path) in message, message
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
+    assert "--through_plane_axis 0" in message, message
     assert not list(out.glob("*.nii.gz"))
     # as the message says: with through_plane_axis 0 it is segmented (slices moved last in memory), and written in
     # its own layout: thin slices along axis 0, on its affine's thin grid

@@ -212,6 +212,7 @@ def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(
     np.testing.assert_allclose(first_affine, expected_affine, atol=1e-5)
     message = _infer(tmp_path / "in_first", models, tmp_path / "refused")
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
+    assert "--through_plane_axis 0" in message, message
 
 
 def test_training_on_volumes_stored_slices_first_sees_the_same_pairs(source, tmp_path):
