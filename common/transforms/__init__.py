@@ -37,6 +37,7 @@ from common.transforms.through_plane import (
     ThinSliceAffined,
     ThinSliceGridd,
     require_planes_across_slices,
+    slices_last_order,
     voxel_spacing,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "ScaleByPercentiled",
     "SimulateThickSlicesd",
     "SlicesLastd",
+    "slices_last_order",
     "ThinSliceGridd",
     "CheckThickSlicesd",
     "ThinSliceAffined",

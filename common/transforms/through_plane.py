@@ -24,6 +24,7 @@ __all__ = [
     "ThinSliceAffined",
     "ScaleByPercentiled",
     "SlicesLastd",
+    "slices_last_order",
     "voxel_spacing",
 ]
 
@@ -260,6 +261,15 @@ class ThinSliceAffined(MapTransform):
         return d
 
 
+def slices_last_order(through_plane_axis: int) -> list[int]:
+    """The files' spatial axes in the order :class:`SlicesLastd` puts them: the two in-plane axes as they were, then
+    ``through_plane_axis``. Entry ``i`` is the file axis that in-memory axis ``i`` came from (e.g. to name, in the
+    file's terms, an axis a config gives in memory terms)."""
+    if int(through_plane_axis) not in (0, 1, 2):
+        raise ValueError(f"through_plane_axis must be a spatial axis 0, 1 or 2, got {through_plane_axis}.")
+    return [a for a in (0, 1, 2) if a != int(through_plane_axis)] + [int(through_plane_axis)]
+
+
 class SlicesLastd(MapTransform):
     """Move a volume's through-plane axis to the last array axis (``inverse``: back to ``axis``), permuting the
     affine's columns with it: the same physical volume, stored in the layout the networks take.
@@ -283,7 +293,7 @@ class SlicesLastd(MapTransform):
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
         self.axis, self.inverse = int(axis), bool(inverse)
-        order = [a for a in (0, 1, 2) if a != self.axis] + [self.axis]
+        order = slices_last_order(self.axis)
         self.order = [order.index(a) for a in (0, 1, 2)] if self.inverse else order
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:

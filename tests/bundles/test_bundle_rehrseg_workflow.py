@@ -276,6 +276,7 @@ def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipe
     come back in the input's own layout (array order, affine, extent)."""
     data, models = tmp_path / "Meningioma", tmp_path / "models"
     _slices_first(pipeline["data"], data)
+    _slices_first(pipeline["data"].parent / "Meningioma_HR", tmp_path / "Meningioma_HR")
     _slices_first(pipeline["models"] / "pseudo_hr", tmp_path / "expected_pseudo_hr")
     moved = {"dataset_dir": str(data), "through_plane_axis": 0}
     # self-SR patches (train_sr.json; same seed, same draws)
@@ -313,18 +314,31 @@ def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipe
         torch.testing.assert_close(moved_train[key], train[key], atol=1e-4, rtol=1e-4)
     for key in ("image", "label"):
         torch.testing.assert_close(torch.as_tensor(moved_val[key]), torch.as_tensor(val[key]))
-    # inference: the segmentation of the slices-first volume is the slices-last one's, stored slices-first
-    out = tmp_path / "outputs"
-    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(data / "imagesTr"), ckpt_dir=str(pipeline["models"]),
-             output_dir=str(out), through_plane_axis=0)  # fmt: skip
-    reference = sorted((pipeline["work"] / "outputs").glob("*_hrseg.nii.gz"))
-    assert reference and sorted(p.name for p in out.glob("*_hrseg.nii.gz")) == [p.name for p in reference]
-    for path in reference:
-        expected, expected_affine = _nifti(path)
-        seg, affine = _nifti(out / path.name)
-        np.testing.assert_array_equal(seg, np.moveaxis(expected, 2, 0))
+    # inference (with the SR image and U): the slices-first volume's outputs are the slices-last one's, stored
+    # slices-first on the input's affine
+    outputs = {}
+    for name, folder, axis in (("last", pipeline["data"], 2), ("first", data, 0)):
+        out = tmp_path / "outputs" / name
+        run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder / "imagesTr"), ckpt_dir=str(pipeline["models"]),
+                 output_dir=str(out), through_plane_axis=axis, save_sr=True)  # fmt: skip
+        outputs[name] = {p.name: _nifti(p) for p in out.glob("*.nii.gz")}
+    assert sorted(outputs["first"]) == sorted(outputs["last"]) and len(outputs["last"]) == 3 * 5
+    for name, (expected, expected_affine) in outputs["last"].items():
+        written, affine = outputs["first"][name]
+        np.testing.assert_allclose(written, np.moveaxis(expected, 2, 0), atol=1e-5, err_msg=name)
         np.testing.assert_allclose(affine[:, :3], expected_affine[:, [2, 0, 1]], atol=1e-5)
         np.testing.assert_allclose(affine[:, 3], expected_affine[:, 3], atol=1e-5)
+    assert any(written.std() > 0 for written, _ in outputs["first"].values())
+    # evaluation against the HR truth stored slices-first: the same Dice and HD95 mm on both grids
+    for grid in ("hr", "lr"):
+        folder = tmp_path / "eval" / grid
+        run_tiny(BUNDLE, ["inference.json", "evaluate.json"], dataset_dir=str(data), ckpt_dir=str(pipeline["models"]),
+                 through_plane_axis=0, eval_grid=grid, output_dir=str(folder))  # fmt: skip
+        for metric in ("dice", "hd95_mm"):
+            rows = list(csv.reader(open(folder / f"{metric}_raw.csv")))
+            expected = list(csv.reader(open(pipeline["work"] / "eval" / f"test_{grid}" / f"{metric}_raw.csv")))
+            assert len(rows) == len(expected) == 2 and rows[1][0] == expected[1][0], (rows, expected)
+            np.testing.assert_allclose(float(rows[1][1]), float(expected[1][1]), atol=1e-4, equal_nan=True)
 
 
 def test_no_training_config_reaches_the_hr_truth(pipeline):

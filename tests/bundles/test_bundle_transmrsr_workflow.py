@@ -405,6 +405,29 @@ def test_evaluate_writes_one_row_per_test_volume_scoring_the_sr_volume_against_i
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no volumes"
 
 
+def test_evaluation_of_volumes_stored_slices_first_gives_the_same_scores(pipeline, tmp_path):
+    """The test volumes and their truth stored with the slice axis first, ``through_plane_axis`` 0: inference writes
+    the SR volume slices-first and evaluate scores it with the same PSNR and SSIM (SSIM on the same planes: its
+    ``slice_axis`` is mapped to the file's axes, ``common.transforms.slices_last_order``)."""
+    inputs = tmp_path / "inputs"
+    for path in pipeline["inputs"].rglob("*.nii.gz"):
+        volume, affine = _nifti(path)
+        moved = affine.copy()
+        moved[:, :3] = affine[:, [2, 0, 1]]
+        target = inputs / path.relative_to(pipeline["inputs"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved), target)
+    folder = tmp_path / "eval"
+    _run(["inference.json", "evaluate.json"], dataset_dir=str(inputs), ckpt_dir=str(pipeline["models"]),
+         through_plane_axis=0, output_dir=str(folder))  # fmt: skip
+    for metric in ("psnr", "ssim"):
+        rows = sorted(list(csv.reader(open(folder / f"{metric}_raw.csv")))[1:])
+        expected = sorted(list(csv.reader(open(pipeline["work"] / "eval" / "x4" / f"{metric}_raw.csv")))[1:])
+        assert [r[0] for r in rows] == [r[0] for r in expected] and rows
+        for row, reference in zip(rows, expected):
+            assert float(row[1]) == pytest.approx(float(reference[1]), abs=1e-4), (metric, row, reference)
+
+
 @pytest.mark.parametrize("planes", [10, 1], ids=["10-coronal-planes", "1-coronal-plane"])
 def test_output_grid_of_an_oblique_thick_volume(pipeline, tmp_path, planes):
     """A thick-slice volume rotated 20 degrees about x, voxels 3 x 3 x 12 mm: the output lies on its thin grid.

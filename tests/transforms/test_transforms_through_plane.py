@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from common.data.degradation import acquire_thick_slices, thick_slice_affine, thin_slice_affine
-from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, SlicesLastd, ThinSliceGridd
+from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, SlicesLastd, ThinSliceGridd, slices_last_order
 from monai.data import MetaTensor
 
 
@@ -124,7 +124,8 @@ def test_slices_last_keeps_every_voxel_at_its_world_position_and_inverts(axis):
     affine[:3, [axis, 2]] = affine[:3, [2, axis]]  # the 4 mm axis is ``axis``
     image = MetaTensor(torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5), affine=torch.as_tensor(affine))
     moved = SlicesLastd("image", axis=axis)({"image": image})["image"]
-    order = [a for a in (0, 1, 2) if a != axis] + [axis]  # the in-plane axes keep their order
+    order = slices_last_order(axis)  # the in-plane axes keep their order
+    assert order == {0: [1, 2, 0], 1: [0, 2, 1]}[axis]
     assert moved.shape[1:] == tuple(image.shape[a + 1] for a in order) and moved.is_contiguous()
     np.testing.assert_allclose(np.linalg.norm(moved.affine[:3, :3].numpy(), axis=0)[2], 4.0)
     for index in ((0, 0, 0), (1, 2, 3), (2, 3, 4)):
