@@ -284,3 +284,21 @@ def same_state(a: Any, b: Any) -> bool:
 def file_names(folder: Path) -> list[str]:
     """The sorted names in ``folder`` (e.g. the checkpoints a run left)."""
     return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------ volumes stored with the slices first
+def slices_first(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same physical volume stored with its third array axis first (the affine's columns permuted with it), as a
+    converter that puts the slice axis first would write it."""
+    moved = np.asarray(affine, dtype=np.float64).copy()
+    moved[:, :3] = affine[:, [2, 0, 1]]
+    return np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved
+
+
+def copy_slices_first(source: Path, target: Path) -> None:
+    """Every ``.nii.gz`` under ``source`` written under ``target`` (same relative path) by :func:`slices_first`."""
+    for path in Path(source).rglob("*.nii.gz"):
+        image = nib.load(path)
+        out = Path(target) / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(*slices_first(np.asarray(image.dataobj), image.affine)), out)

@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, tiny_workflow
+from bundle_test_utils import bundle_scripts, copy_slices_first, exception_messages, run_tiny, tiny_workflow
 from common.checkpoint import extract_state_dict
 from common.data.degradation import thin_slice_affine
 
@@ -258,26 +258,14 @@ def test_stage_2_uncertainty_scaling_minmax_or_raw(pipeline):
     assert "uncertainty_scaling must be one of" in exception_messages(error.value)
 
 
-def _slices_first(source: Path, target: Path) -> None:
-    """Every ``.nii.gz`` under ``source`` stored with its third array axis first (affine columns permuted with it):
-    the same physical volumes, as a converter that puts the slice axis first would write them."""
-    for path in source.rglob("*.nii.gz"):
-        volume, affine = _nifti(path)
-        moved = affine.copy()
-        moved[:, :3] = affine[:, [2, 0, 1]]
-        out = target / path.relative_to(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved), out)
-
-
 def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, tmp_path):
     """``through_plane_axis`` 0: the configs move the slices last on loading (``common.transforms.SlicesLastd``), so
     every stage sees the very tensors of the slices-last files, and the written pseudo-HR data and segmentations
     come back in the input's own layout (array order, affine, extent)."""
     data, models = tmp_path / "Meningioma", tmp_path / "models"
-    _slices_first(pipeline["data"], data)
-    _slices_first(pipeline["data"].parent / "Meningioma_HR", tmp_path / "Meningioma_HR")
-    _slices_first(pipeline["models"] / "pseudo_hr", tmp_path / "expected_pseudo_hr")
+    copy_slices_first(pipeline["data"], data)
+    copy_slices_first(pipeline["data"].parent / "Meningioma_HR", tmp_path / "Meningioma_HR")
+    copy_slices_first(pipeline["models"] / "pseudo_hr", tmp_path / "expected_pseudo_hr")
     moved = {"dataset_dir": str(data), "through_plane_axis": 0}
     # self-SR patches (train_sr.json; same seed, same draws)
     batches = []

@@ -20,7 +20,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, tiny_workflow
+from bundle_test_utils import (
+    bundle_scripts,
+    copy_slices_first,
+    exception_messages,
+    run_tiny,
+    slices_first,
+    tiny_workflow,
+)
 from monai.bundle import ConfigWorkflow
 from monai.transforms import Compose
 
@@ -183,13 +190,6 @@ def test_a_x4_model_run_at_x8_is_refused_before_reading_any_input(models, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def _slices_first(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same physical volume stored with its third array axis first (affine columns permuted with it)."""
-    moved = affine.copy()
-    moved[:, :3] = affine[:, [2, 0, 1]]
-    return np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved
-
-
 def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(models, thick, tmp_path):
     """through_plane_axis 0: the slices are moved last on loading (``common.transforms.SlicesLastd``), so the network
     runs on the very planes of the slices-last file, and the SR volume is written back slices-first on the input's
@@ -197,7 +197,7 @@ def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(
     volume, affine = thick
     outputs = {}
     for name, (data, data_affine, axis) in {
-        "last": (volume, affine, 2), "first": (*_slices_first(volume, affine), 0)
+        "last": (volume, affine, 2), "first": (*slices_first(volume, affine), 0)
     }.items():  # fmt: skip
         folder = tmp_path / f"in_{name}"
         folder.mkdir()
@@ -207,7 +207,7 @@ def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(
         (written,) = (tmp_path / f"out_{name}").glob("*.nii.gz")
         outputs[name] = (np.asarray(nib.load(written).dataobj), nib.load(written).affine)
     (last, last_affine), (first, first_affine) = outputs["last"], outputs["first"]
-    expected, expected_affine = _slices_first(last, last_affine)
+    expected, expected_affine = slices_first(last, last_affine)
     np.testing.assert_allclose(first, expected, atol=1e-5)
     np.testing.assert_allclose(first_affine, expected_affine, atol=1e-5)
     message = _infer(tmp_path / "in_first", models, tmp_path / "refused")
@@ -219,11 +219,7 @@ def test_training_on_volumes_stored_slices_first_sees_the_same_pairs(source, tmp
     """train.json with through_plane_axis 0 on a slices-first copy of the HR volumes makes the pairs of the
     slices-last files (same seed): the thick slices are simulated along the configured axis."""
     copy = tmp_path / "IXI"
-    for path in source.rglob("*.nii.gz"):
-        image = nib.load(path)
-        data, data_affine = _slices_first(np.asarray(image.dataobj), image.affine)
-        (copy / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(data, data_affine), copy / path.relative_to(source))
+    copy_slices_first(source, copy)
     pairs = []
     for dataset, axis in ((source, 2), (copy, 0)):
         with bundle_scripts(BUNDLE):

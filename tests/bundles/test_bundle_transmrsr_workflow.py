@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, copy_slices_first, exception_messages, run_tiny
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -410,13 +410,7 @@ def test_evaluation_of_volumes_stored_slices_first_gives_the_same_scores(pipelin
     the SR volume slices-first and evaluate scores it with the same PSNR and SSIM (SSIM on the same planes: its
     ``slice_axis`` is mapped to the file's axes, ``common.transforms.slices_last_order``)."""
     inputs = tmp_path / "inputs"
-    for path in pipeline["inputs"].rglob("*.nii.gz"):
-        volume, affine = _nifti(path)
-        moved = affine.copy()
-        moved[:, :3] = affine[:, [2, 0, 1]]
-        target = inputs / path.relative_to(pipeline["inputs"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, 2, 0)), moved), target)
+    copy_slices_first(pipeline["inputs"], inputs)
     folder = tmp_path / "eval"
     _run(["inference.json", "evaluate.json"], dataset_dir=str(inputs), ckpt_dir=str(pipeline["models"]),
          through_plane_axis=0, output_dir=str(folder))  # fmt: skip
