@@ -118,12 +118,17 @@ def report_unreadable(bad: Sequence[tuple[str, str]]) -> None:
     )
 
 
-def _slice_count(path: str, axes: Sequence[int] | None = None) -> int:
+def _slice_count(path: str, axes: Sequence[int] | str | None = None) -> int:
     """Slices of a NIfTI file from its header: the product of the sizes of ``axes`` (default: every axis after the
-    first two; 1 for a 2D file). A 2D+T cine ``(X, Y, S, T)`` has ``axes=(2,)``: its frames are not slices."""
+    first two; 1 for a 2D file). A 2D+T cine ``(X, Y, S, T)`` has ``axes=(2,)``: its frames are not slices. ``"auto"``
+    counts along the stack's slice axis read from its header (``common.data.validation.slice_axis_of``)."""
     import nibabel as nib
+    from common.data.validation import slice_axis_of
 
-    shape = nib.load(path).shape
+    image = nib.load(path)
+    shape = image.shape
+    if axes == "auto":
+        axes = (slice_axis_of(shape, image.affine),)
     count = 1
     for axis in range(2, len(shape)) if axes is None else axes:
         count *= int(shape[axis]) if axis < len(shape) else 1
@@ -149,10 +154,9 @@ class FolderInputs:
         min_slices: the fewest slices an input may hold (2 where a 2D file is refused), as in ``check_nifti``.
         extra_postfixes: postfixes of further outputs per input, checked as ``postfix`` (:func:`plan_outputs`).
         slice_axes: the axes whose sizes multiply to a file's number of 2D slices, for progress (default: every axis
-            after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time).
+            after the first two; ``[2]`` for 2D+T cine stacks, whose 4th axis is time; ``"auto"`` for stacks whose
+            slices may lie on any axis, moved last by ``common.transforms.SlicesLastd(axis="auto")``).
         shard: keep this rank's share under torchrun, as in :func:`plan_outputs`.
-        slices_last: the inputs are stacks of 2D slices, which must lie on the third axis (a file whose slices lie
-            along another axis is set aside, named, as in ``common.data.validation.check_slices_last``).
         channels: the channel counts a 4D input may hold on its 4th axis; a file with another count is set aside,
             named, when the inputs are listed (as ``check_nifti``'s ``channels``), so the others are still processed.
 
@@ -173,10 +177,9 @@ class FolderInputs:
         overwrite: bool | str = False,
         ndim: int | Sequence[int] | None = None,
         shard: bool = False,
-        slice_axes: Sequence[int] | None = None,
+        slice_axes: Sequence[int] | str | None = None,
         extra_postfixes: Sequence[str] = (),
         min_slices: int = 1,
-        slices_last: bool = False,
         channels: Sequence[int] | None = None,
     ) -> None:
         self.folder = folder
@@ -187,9 +190,8 @@ class FolderInputs:
         self.overwrite = overwrite
         self.ndim = ndim
         self.min_slices = min_slices
-        self.slices_last = as_flag(slices_last, "slices_last")
         self.shard = shard
-        self.slice_axes = None if slice_axes is None else tuple(int(a) for a in slice_axes)
+        self.slice_axes = slice_axes if slice_axes in (None, "auto") else tuple(int(a) for a in slice_axes)
         self.extra_postfixes = tuple(str(p) for p in extra_postfixes)
         self._datalist: list[dict] | None = None
         self.unreadable: list[tuple[str, str]] = []
@@ -209,7 +211,6 @@ class FolderInputs:
                 list_nifti(self.folder, self.pattern),
                 ndim=self.ndim,
                 min_slices=self.min_slices,
-                slices_last=self.slices_last,
                 channels=self.channels,
             )
             for path, reason in self.unreadable:  # named now: a later input that stops the run would hide them

@@ -73,6 +73,7 @@ from common.data.validation import (
     check_pairs,
     list_nifti,
     partition_readable,
+    slice_axis_of,
 )
 
 __all__ = [
@@ -150,5 +151,6 @@ __all__ = [
     "check_disjoint",
     "check_files_exist",
     "partition_readable",
+    "slice_axis_of",
     "list_nifti",
 ]

@@ -21,7 +21,7 @@ __all__ = [
     "MAKE_DATA_HINT",
     "check_nifti",
     "check_slice_count",
-    "check_slices_last",
+    "slice_axis_of",
     "check_pairs",
     "check_disjoint",
     "check_files_exist",
@@ -63,48 +63,48 @@ def _corrupt(path: PathLike, error: BaseException) -> ValueError:
     )
 
 
-def check_slice_count(name: str, shape: Sequence[int], min_slices: int) -> None:
-    """Refuse a file with fewer than ``min_slices`` slices on its third axis (a 2D file has one), naming it.
-
-    For bundles whose steps need a stack (a heart found from masks summed over the slices, 3D post-processing).
-
-    Raises:
-        ValueError: naming ``name``, the slices it has and the fix.
-    """
-    slices = int(shape[2]) if len(shape) > 2 else 1
-    if slices < min_slices:
-        raise ValueError(
-            f"{name}: {slices} slice (shape {tuple(int(s) for s in shape)}), this bundle takes stacks of at least "
-            f"{min_slices} slices on the third axis; save the case's slices as one 3D NIfTI (X, Y, slices)."
-        )
-
-
 #: an in-plane axis this many times coarser than the other one (and coarser than the third axis) holds the slices
 SLICE_AXIS_RATIO = 2.0
 
 
-def check_slices_last(name: str, shape: Sequence[int], affine: np.ndarray) -> None:
-    """Refuse a stack of 2D slices stored with its slices on the first or second axis, naming it.
+def slice_axis_of(shape: Sequence[int], affine: np.ndarray) -> int:
+    """The spatial axis along which a stack of 2D slices (or a thick-slice volume) holds its slices, from its header.
 
-    A short-axis stack is ``(X, Y, slices)``: its slice spacing (5-10 mm) is the coarsest. When one of the first two
-    axes is at least :data:`SLICE_AXIS_RATIO` times coarser than the other and coarser than the third axis, the slices
-    lie along it (e.g. a stack reoriented to RAS with its slices first), and a model of 2D slices would run on planes
-    across them.
+    A short-axis stack is ``(X, Y, slices)``: its slice spacing (5-10 mm) is the coarsest. The answer is 2 unless one
+    of the first two axes is at least :data:`SLICE_AXIS_RATIO` times coarser than the other in-plane axis and coarser
+    than the third axis: then the slices lie along it (e.g. a stack reoriented to RAS with its slices first). A file
+    with one element on its third axis (a slice ``(X, Y, 1)``, whose third pixdim may be anything) or a 2D file has
+    its slice axis at 2.
 
-    Raises:
-        ValueError: naming ``name``, the voxel size and how to move the slice axis last.
+    Args:
+        shape: the file's spatial shape (``(X, Y)`` or ``(X, Y, Z)``; further axes are ignored).
+        affine: its 4x4 affine.
     """
-    if len(shape) < 3 or int(shape[2]) == 1:  # one slice: nothing lies along another axis (its 3rd pixdim may be 1)
-        return
+    if len(shape) < 3 or int(shape[2]) == 1:
+        return 2
     spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
     coarse = int(np.argmax(spacing[:2]))
-    fine = float(spacing[1 - coarse])
-    if spacing[coarse] >= SLICE_AXIS_RATIO * fine and spacing[coarse] > spacing[2]:
+    if spacing[coarse] >= SLICE_AXIS_RATIO * spacing[1 - coarse] and spacing[coarse] > spacing[2]:
+        return coarse
+    return 2
+
+
+def check_slice_count(name: str, shape: Sequence[int], min_slices: int, affine: np.ndarray | None = None) -> None:
+    """Refuse a file with fewer than ``min_slices`` slices (a 2D file has one), naming it.
+
+    The slices are counted along the file's slice axis (:func:`slice_axis_of`) when ``affine`` is given, else along
+    its third axis. For bundles whose steps need a stack (a heart found from masks summed over the slices, 3D
+    post-processing).
+
+    Raises:
+        ValueError: naming ``name``, the slices it has and the fix.
+    """
+    axis = 2 if affine is None else slice_axis_of(shape, affine)
+    slices = int(shape[axis]) if len(shape) > axis else 1
+    if slices < min_slices:
         raise ValueError(
-            f"{name}: voxel size {np.round(spacing, 3).tolist()} mm: axis {coarse} is {spacing[coarse] / fine:.1f} x "
-            f"coarser than the other in-plane axis, so the slices lie along axis {coarse}; this model takes stacks "
-            "of 2D slices on the third axis (X, Y, slices). Move that axis last (numpy.moveaxis, and the same "
-            "permutation of the affine's first three columns: the same physical stack) and re-save the file."
+            f"{name}: {slices} slice (shape {tuple(int(s) for s in shape)}), this bundle takes stacks of at least "
+            f"{min_slices} slices; save the case's slices as one 3D NIfTI (X, Y, slices)."
         )
 
 
@@ -113,7 +113,6 @@ def check_nifti(
     ndim: int | Sequence[int] | None = None,
     allow_nan: bool = False,
     min_slices: int = 1,
-    slices_last: bool = False,
     channels: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Open ``path`` with nibabel, read its voxels and return its shape.
@@ -122,9 +121,8 @@ def check_nifti(
         path: a ``.nii`` or ``.nii.gz`` file.
         ndim: required number of dimensions (an int or a collection of allowed ints); ``None`` accepts any.
         allow_nan: accept NaN/Inf voxels.
-        min_slices: the fewest slices (third axis; a 2D file has one) the file may hold, as in
-            :func:`check_slice_count`.
-        slices_last: the file is a stack of 2D slices, which must lie on its third axis (:func:`check_slices_last`).
+        min_slices: the fewest slices the file may hold, counted along its slice axis (:func:`slice_axis_of`; a 2D
+            file has one), as in :func:`check_slice_count`.
         channels: the channel counts a 4D file ``(X, Y, slices, channels)`` may hold on its 4th axis (e.g. every map
             a bundle's channel names list, or only those it reads); ``None`` accepts any.
 
@@ -167,9 +165,7 @@ def check_nifti(
             f"{path} holds {shape[3]} channels on its 4th axis (shape {shape}); this configuration reads files of "
             f"{sorted(set(channels))} channels: set the bundle's channel names to the maps the file holds, in order."
         )
-    check_slice_count(str(path), shape, min_slices)
-    if slices_last:
-        check_slices_last(str(path), shape, image.affine)
+    check_slice_count(str(path), shape, min_slices, image.affine)
     if not allow_nan and np.issubdtype(data.dtype, np.floating):
         bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         if bad:
@@ -314,7 +310,6 @@ def partition_readable(
     ndim: int | Sequence[int] | None = None,
     allow_nan: bool = False,
     min_slices: int = 1,
-    slices_last: bool = False,
     channels: Sequence[int] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Split ``paths`` into readable NIfTI files and ``(path, reason)`` for the rest; never raises for a bad file.
@@ -326,7 +321,6 @@ def partition_readable(
         ndim: as in :func:`check_nifti`.
         allow_nan: as in :func:`check_nifti`.
         min_slices: as in :func:`check_nifti`.
-        slices_last: as in :func:`check_nifti`.
         channels: as in :func:`check_nifti`.
 
     Returns:
@@ -336,9 +330,7 @@ def partition_readable(
     bad: list[tuple[str, str]] = []
     for path in paths:
         try:
-            check_nifti(
-                path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices, slices_last=slices_last, channels=channels
-            )
+            check_nifti(path, ndim=ndim, allow_nan=allow_nan, min_slices=min_slices, channels=channels)
         except (ValueError, FileNotFoundError) as error:
             bad.append((os.fspath(path), str(error)))
         else:

@@ -7,7 +7,7 @@ __all__ = ["AsVolumed"]
 from collections.abc import Hashable, Mapping
 
 from common.data.validation import check_slice_count
-from common.transforms._meta import source_name
+from common.transforms._meta import affine_of, source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
@@ -56,5 +56,5 @@ class AsVolumed(MapTransform):
                 if isinstance(image, MetaTensor):
                     volume.affine = image.affine  # a 2D file's 3x3 affine is promoted by the loader already
                 d[key] = volume
-            check_slice_count(source_name(d, key), d[key].shape[1:], self.min_slices)
+            check_slice_count(source_name(d, key), d[key].shape[1:], self.min_slices, affine_of(d[key]).numpy())
         return d

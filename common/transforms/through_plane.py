@@ -12,6 +12,7 @@ from typing import Hashable, Mapping
 import numpy as np
 import torch
 from common.data.degradation import acquire_thick_slices, interpolate_to_thin_slices, thin_slice_affine
+from common.data.validation import slice_axis_of
 from common.transforms._meta import affine_of, source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -261,6 +262,10 @@ class ThinSliceAffined(MapTransform):
         return d
 
 
+#: ``SlicesLastd(axis="auto")`` records each file's slice axis under ``<key>`` + this suffix
+AXIS_SUFFIX = "_through_plane_axis"
+
+
 def slices_last_order(through_plane_axis: int) -> list[int]:
     """The files' spatial axes in the order :class:`SlicesLastd` puts them: the two in-plane axes as they were, then
     ``through_plane_axis``. Entry ``i`` is the file axis that in-memory axis ``i`` came from (e.g. to name, in the
@@ -271,41 +276,72 @@ def slices_last_order(through_plane_axis: int) -> list[int]:
 
 
 class SlicesLastd(MapTransform):
-    """Move a volume's through-plane axis to the last array axis (``inverse``: back to ``axis``), permuting the
+    """Move a volume's through-plane axis to the last array axis (``inverse``: back to where it was), permuting the
     affine's columns with it: the same physical volume, stored in the layout the networks take.
 
-    REHRSeg's segmenter multiplies its last axis; a user's volume may hold its slices on any array axis (a converter
-    that does not keep the acquisition's slice axis third). Configs apply this right after loading, so everything in
-    memory has the slices last, and ``inverse`` before writing, so outputs come back in the input's own layout: same
-    array axis order, affine and extent as the input's. The order of the two in-plane axes is kept. ``axis`` 2 leaves
-    the data untouched (the same tensor).
+    The networks multiply, or take planes across, the last axis; a user's volume may hold its slices on any array axis
+    (a converter that does not keep the acquisition's slice axis third, a stack reoriented to RAS). Configs apply this
+    right after loading, so everything in memory has the slices last, and ``inverse`` before writing, so outputs come
+    back in the input's own layout: same array axis order, affine and extent as the input's. The order of the two
+    in-plane axes is kept. A volume whose slices are already last is left untouched (the same tensor).
+
+    With ``axis="auto"`` each file's slice axis is read from its header (:func:`common.data.validation.slice_axis_of`)
+    and recorded under ``<key>_through_plane_axis``; the inverse then reads the axis recorded for ``reference_key``
+    (the input the outputs were made from), so a folder of files in different layouts is written back file by file.
 
     Args:
         keys: channel-first volumes ``(C, X, Y, Z)``.
-        axis: the files' spatial through-plane axis (0, 1 or 2).
+        axis: the files' spatial through-plane axis (0, 1 or 2), or ``"auto"``.
         inverse: move the last axis back to ``axis`` (for outputs).
+        reference_key: with ``axis="auto"`` and ``inverse``, the input key whose recorded axis to restore.
     """
 
     def __init__(
-        self, keys: KeysCollection, axis: int = 2, inverse: bool = False, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        axis: int | str = 2,
+        inverse: bool = False,
+        reference_key: str | None = None,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        if axis not in (0, 1, 2):
-            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
-        self.axis, self.inverse = int(axis), bool(inverse)
-        order = slices_last_order(self.axis)
-        self.order = [order.index(a) for a in (0, 1, 2)] if self.inverse else order
+        self.auto = axis == "auto"
+        if not self.auto and axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2 or 'auto', got {axis!r}.")
+        self.inverse = bool(inverse)
+        if self.auto and self.inverse and reference_key is None:
+            raise ValueError("axis='auto' with inverse=True needs reference_key, the input whose recorded axis to use.")
+        self.axis, self.reference_key = (None if self.auto else int(axis)), reference_key
+
+    def _order(self, axis: int) -> list[int]:
+        order = slices_last_order(axis)
+        return [order.index(a) for a in (0, 1, 2)] if self.inverse else order
+
+    def _axis(self, d: Mapping, key: Hashable) -> int:
+        if not self.auto:
+            return self.axis
+        if self.inverse:
+            recorded = f"{self.reference_key}{AXIS_SUFFIX}"
+            if recorded not in d:
+                raise KeyError(f"{recorded} is missing: put SlicesLastd(axis='auto') on {self.reference_key!r} first.")
+            return int(d[recorded])
+        image = _require_volume(d, key)
+        return slice_axis_of(image.shape[1:], affine_of(image).numpy())
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
-        if self.axis == 2:
-            return d
         for key in self.key_iterator(d):
+            axis = self._axis(d, key)
+            if self.auto and not self.inverse:
+                d[f"{key}{AXIS_SUFFIX}"] = axis
+            if axis == 2:
+                continue
             image = _require_volume(d, key)
-            moved = image.permute(0, *[a + 1 for a in self.order]).contiguous()
+            order = self._order(axis)
+            moved = image.permute(0, *[a + 1 for a in order]).contiguous()
             if isinstance(image, MetaTensor):
                 affine = affine_of(image)
-                affine[:3, :3] = affine[:3, :3][:, self.order]
+                affine[:3, :3] = affine[:3, :3][:, order]
                 moved.affine = affine.to(image.affine.dtype)
                 moved.meta["spatial_shape"] = torch.as_tensor(moved.shape[1:])
             d[key] = moved

@@ -130,8 +130,9 @@ def test_the_traced_export_segments_a_sheared_stack_as_the_eager_network(folder,
     (stack / "b_stack_2mm.nii.gz").symlink_to(inputs / "b_stack_2mm.nii.gz")
     probabilities = {
         "postprocessing#transforms#3": {"_target_": "SplitDimd", "keys": "pred", "keepdim": True},  # pred_0, pred_1
-        "postprocessing#transforms#4#keys": "pred_1",
-        "postprocessing#transforms#4#output_dtype": "$torch.float32",
+        "postprocessing#transforms#4#keys": "pred_1",  # SlicesLastd (back to the file's layout)
+        "postprocessing#transforms#5#keys": "pred_1",  # SaveImaged
+        "postprocessing#transforms#5#output_dtype": "$torch.float32",
     }
     traced_net = {
         "network_def": f"$torch.jit.load('{tmp_path / 'model.ts'}')",

@@ -15,6 +15,7 @@ from common.data import (
     check_pairs,
     list_nifti,
     partition_readable,
+    slice_axis_of,
 )
 
 
@@ -83,20 +84,30 @@ def _stack(path, shape, spacing):
     return path
 
 
-def test_check_nifti_with_slices_last_refuses_a_stack_whose_slices_lie_along_another_axis(tmp_path):
-    # a short-axis stack (X, Y, slices) at 2.5 x 2.5 x 8 mm is accepted, the same stack with its slices first is not
-    assert check_nifti(_stack(tmp_path / "sax.nii.gz", (12, 10, 3), (2.5, 2.5, 8)), slices_last=True) == (12, 10, 3)
-    for shape, spacing, axis in (((3, 12, 10), (8, 2.5, 2.5), 0), ((12, 3, 10), (2.5, 8, 2.5), 1)):
-        path = _stack(tmp_path / f"slices_on_{axis}.nii.gz", shape, spacing)
-        assert check_nifti(path) == shape  # not checked unless asked
-        with pytest.raises(ValueError, match=rf"slices_on_{axis}.nii.gz.*slices lie along axis {axis}.*moveaxis"):
-            check_nifti(path, slices_last=True)
+def test_slice_axis_of_finds_the_slices_of_a_stack_stored_with_them_first_or_second(tmp_path):
+    # a short-axis stack (X, Y, slices) at 2.5 x 2.5 x 8 mm, and the same stack with its slices first or second
+    for shape, spacing, axis in (((12, 10, 3), (2.5, 2.5, 8), 2), ((3, 12, 10), (8, 2.5, 2.5), 0),
+                                 ((12, 3, 10), (2.5, 8, 2.5), 1)):  # fmt: skip
+        assert slice_axis_of(shape, np.diag([*spacing, 1.0])) == axis
     # a one-slice stack is a slice, with rectangular pixels too, whatever its third pixdim (converters often write 1)
-    assert check_nifti(_stack(tmp_path / "one.nii.gz", (12, 10, 1), (1.25, 2.6, 1)), slices_last=True) == (12, 10, 1)
-    # a nearly isotropic volume has no slice axis to find
-    assert check_nifti(_stack(tmp_path / "iso.nii.gz", (8, 8, 8), (1.0, 1.2, 1.0)), slices_last=True) == (8, 8, 8)
-    good, bad = partition_readable([tmp_path / "sax.nii.gz", tmp_path / "slices_on_0.nii.gz"], slices_last=True)
-    assert good == [str(tmp_path / "sax.nii.gz")] and [p for p, _ in bad] == [str(tmp_path / "slices_on_0.nii.gz")]
+    assert slice_axis_of((12, 10, 1), np.diag([1.25, 2.6, 1.0, 1.0])) == 2
+    assert slice_axis_of((12, 10), np.diag([1.25, 2.6, 1.0, 1.0])) == 2
+    # a nearly isotropic volume, and an in-plane axis less than 2x coarser, have no other slice axis to find
+    assert slice_axis_of((8, 8, 8), np.diag([1.0, 1.2, 1.0, 1.0])) == 2
+    assert slice_axis_of((8, 8, 8), np.diag([3.0, 1.6, 1.0, 1.0])) == 2
+    # the spacing is read from the affine's columns, not the pixdims: a rotated stack with its slices first
+    rotated = np.diag([8.0, 2.5, 2.5, 1.0])
+    rotated[:3, :3] = rotated[:3, :3][[2, 0, 1]]
+    assert slice_axis_of((3, 12, 10), rotated) == 0
+
+
+def test_check_nifti_counts_the_slices_of_a_stack_along_its_slice_axis(tmp_path):
+    path = _stack(tmp_path / "one_slice_first.nii.gz", (1, 12, 10), (8, 2.5, 2.5))
+    with pytest.raises(ValueError, match=re.escape("one_slice_first.nii.gz: 1 slice (shape (1, 12, 10))")):
+        check_nifti(path, min_slices=2)
+    assert check_nifti(_stack(tmp_path / "first.nii.gz", (3, 12, 10), (8, 2.5, 2.5)), min_slices=3) == (3, 12, 10)
+    with pytest.raises(ValueError, match="3 slice"):
+        check_nifti(tmp_path / "first.nii.gz", min_slices=4)
 
 
 def test_check_nifti_missing_file(tmp_path):

@@ -122,7 +122,7 @@ def test_as_volume_with_min_slices_refuses_a_2d_file_and_a_one_slice_stack_namin
     assert AsVolumed("image", min_slices=2)({"image": stack})["image"] is stack
     for shape in ((1, 64, 64), (1, 64, 64, 1)):
         single = MetaTensor(torch.zeros(shape), meta={"filename_or_obj": "/data/patient1_LGE.nii.gz"})
-        with pytest.raises(ValueError, match=r"patient1_LGE.nii.gz: 1 slice .*at least 2 slices on the third axis"):
+        with pytest.raises(ValueError, match=r"patient1_LGE.nii.gz: 1 slice .*at least 2 slices; save"):
             AsVolumed("image", min_slices=2)({"image": single})
     with pytest.raises(ValueError, match="min_slices"):
         AsVolumed("image", min_slices=0)

@@ -144,3 +144,28 @@ def test_slices_last_leaves_slices_last_volumes_alone_and_refuses_a_2d_image():
         SlicesLastd("image", axis=3)
     with pytest.raises(ValueError, match="expected a channel-first 3D volume"):
         SlicesLastd("image", axis=0)({"image": MetaTensor(torch.rand(1, 3, 4))})
+
+
+def test_slices_last_auto_reads_each_files_slice_axis_and_writes_outputs_back_in_that_layout():
+    """``axis="auto"``: a stack with its slices first and one with them last go through the same call; each is
+    moved by its own header, and the inverse on a prediction restores the layout recorded for its input."""
+    forward = SlicesLastd("image", axis="auto")
+    backward = SlicesLastd("pred", axis="auto", inverse=True, reference_key="image")
+    stack = torch.arange(4 * 5 * 3.0).reshape(1, 4, 5, 3)
+    last = MetaTensor(stack, affine=torch.diag(torch.tensor([2.5, 2.5, 8.0, 1.0], dtype=torch.float64)))
+    first = MetaTensor(stack.permute(0, 3, 1, 2), affine=torch.diag(torch.tensor([8.0, 2.5, 2.5, 1.0])).double())
+    for image, axis in ((last, 2), (first, 0)):
+        d = forward({"image": image})
+        assert d["image_through_plane_axis"] == axis
+        assert torch.equal(d["image"].as_tensor(), stack)  # the same array in memory, slices last
+        np.testing.assert_allclose(np.linalg.norm(d["image"].affine[:3, :3].numpy(), axis=0), [2.5, 2.5, 8.0])
+        d["pred"] = MetaTensor(d["image"].as_tensor() * 2, affine=d["image"].affine)  # a prediction in memory
+        out = backward(d)["pred"]
+        assert torch.equal(out.as_tensor(), image.as_tensor() * 2) and torch.equal(out.affine, image.affine)
+    assert forward({"image": last})["image"] is last  # already slices last: untouched
+    with pytest.raises(ValueError, match="needs reference_key"):
+        SlicesLastd("pred", axis="auto", inverse=True)
+    with pytest.raises(KeyError, match="image_through_plane_axis is missing"):
+        backward({"pred": last})
+    with pytest.raises(ValueError, match="or 'auto'"):
+        SlicesLastd("image", axis="first")
