@@ -71,6 +71,7 @@ from common.data.validation import (
     check_files_exist,
     check_nifti,
     check_pairs,
+    file_slice_axis,
     list_nifti,
     partition_readable,
     slice_axis_of,
@@ -152,5 +153,6 @@ __all__ = [
     "check_files_exist",
     "partition_readable",
     "slice_axis_of",
+    "file_slice_axis",
     "list_nifti",
 ]

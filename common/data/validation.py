@@ -22,6 +22,7 @@ __all__ = [
     "check_nifti",
     "check_slice_count",
     "slice_axis_of",
+    "file_slice_axis",
     "check_pairs",
     "check_disjoint",
     "check_files_exist",
@@ -87,6 +88,15 @@ def slice_axis_of(shape: Sequence[int], affine: np.ndarray) -> int:
     if spacing[coarse] >= SLICE_AXIS_RATIO * spacing[1 - coarse] and spacing[coarse] > spacing[2]:
         return coarse
     return 2
+
+
+def file_slice_axis(path: PathLike) -> int:
+    """:func:`slice_axis_of` of a NIfTI file, from its header alone (no voxels read)."""
+    try:
+        image = nib.load(os.fspath(path))
+    except _READ_ERRORS as error:
+        raise _corrupt(path, error) from error
+    return slice_axis_of(image.shape, image.affine)
 
 
 def check_slice_count(name: str, shape: Sequence[int], min_slices: int, affine: np.ndarray | None = None) -> None:

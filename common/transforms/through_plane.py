@@ -26,8 +26,19 @@ __all__ = [
     "ScaleByPercentiled",
     "SlicesLastd",
     "slices_last_order",
+    "recorded_axis_key",
     "voxel_spacing",
 ]
+
+
+#: ``axis="auto"`` transforms record each file's through-plane axis under ``<key>`` + this suffix
+AXIS_SUFFIX = "_through_plane_axis"
+
+
+def recorded_axis_key(key: str) -> str:
+    """The data key under which ``axis="auto"`` transforms record ``key``'s through-plane axis. A data list may set it
+    itself (e.g. from the thick-slice file a thin pseudo-HR image was made from), and :class:`SlicesLastd` uses it."""
+    return f"{key}{AXIS_SUFFIX}"
 
 
 def require_planes_across_slices(slice_axis: int, through_plane_axis: int = 2) -> int:
@@ -126,10 +137,14 @@ class CheckThickSlicesd(MapTransform):
     ``factor`` 1 is a model of thin-slice volumes (e.g. a segmenter of super-resolved images): only the ratio (within
     ``tolerance`` of 1) and the slice count are checked; a near-isotropic volume is what it expects.
 
+    ``axis="auto"`` reads each file's through-plane axis from its header (:func:`common.data.validation.slice_axis_of`:
+    the axis clearly coarser than the others, else 2) instead of checking it against a configured one, and records it
+    under ``<key>_through_plane_axis`` (read by :class:`SlicesLastd`).
+
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
         factor: the model's slice-thickness ratio.
-        axis: spatial through-plane axis.
+        axis: spatial through-plane axis, or ``"auto"``.
         tolerance: accepted difference between the volume's thick/in-plane spacing ratio and ``factor``.
         min_ratio: below this spacing ratio the volume counts as isotropic and is refused.
         min_slices: fewest slices along ``axis``.
@@ -139,47 +154,55 @@ class CheckThickSlicesd(MapTransform):
         self,
         keys: KeysCollection,
         factor: int,
-        axis: int = 2,
+        axis: int | str = 2,
         tolerance: float = 1.0,
         min_ratio: float = 1.5,
         min_slices: int = 1,
     ) -> None:
         super().__init__(keys)
-        if axis not in (0, 1, 2):
-            raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}.")
-        self.factor, self.axis, self.min_slices = int(factor), int(axis), int(min_slices)
+        if axis != "auto" and axis not in (0, 1, 2):
+            raise ValueError(f"axis must be a spatial axis 0, 1 or 2 or 'auto', got {axis!r}.")
+        self.auto = axis == "auto"
+        self.factor, self.axis, self.min_slices = int(factor), (2 if self.auto else int(axis)), int(min_slices)
         self.tolerance, self.min_ratio = float(tolerance), float(min_ratio)
         if self.factor < 1:
             raise ValueError(f"factor must be a positive integer, got {factor!r}.")
+
+    def axis_of(self, image: torch.Tensor) -> int:
+        """The through-plane axis of ``image``: the configured one, or with ``"auto"`` the one its header gives."""
+        return slice_axis_of(image.shape[1:], affine_of(image).numpy()) if self.auto else self.axis
 
     def check(self, d: Mapping, key: Hashable) -> None:
         """Raise ``ValueError`` naming the file when ``d[key]`` is not a thick-slice volume of this factor."""
         image = _require_volume(d, key)
         name = source_name(d, key)
         spacing = voxel_spacing(affine_of(image))
+        axis = self.axis_of(image)
         thick = self.factor > 1
         if thick and float(spacing.max() / spacing.min()) < self.min_ratio:
             raise ValueError(
                 f"{name}: voxel size {np.round(spacing, 3).tolist()} mm is nearly isotropic; this model super-resolves "
-                f"thick-slice volumes (x{self.factor} along axis {self.axis}), there is nothing to recover here."
+                f"thick-slice volumes (x{self.factor} along axis {axis}), there is nothing to recover here."
             )
-        if thick and int(np.argmax(spacing)) != self.axis:
+        if thick and int(np.argmax(spacing)) != axis:
+            setting = (
+                "the through-plane axis read from its header" if self.auto else "the configured through_plane_axis"
+            )
             raise ValueError(
                 f"{name}: the thickest axis is {int(np.argmax(spacing))} (voxel size {np.round(spacing, 3).tolist()} "
-                f"mm), not the configured through_plane_axis {self.axis}; set through_plane_axis to "
-                f"{int(np.argmax(spacing))} (e.g. --through_plane_axis {int(np.argmax(spacing))}; the same for every "
-                "stage of this model)."
+                f"mm), not {setting} {axis}; set through_plane_axis to {int(np.argmax(spacing))} (e.g. "
+                f"--through_plane_axis {int(np.argmax(spacing))}; the same for every stage of this model)."
             )
-        in_plane = float(np.mean([spacing[a] for a in range(3) if a != self.axis]))
-        ratio = float(spacing[self.axis]) / in_plane
+        in_plane = float(np.mean([spacing[a] for a in range(3) if a != axis]))
+        ratio = float(spacing[axis]) / in_plane
         if abs(ratio - self.factor) > self.tolerance:
             raise ValueError(
                 f"{name}: slice spacing is {ratio:.2f} x the in-plane spacing, but this model was trained for x"
                 f"{self.factor}; use the model trained for the nearest factor (set scale and its model_weights)."
             )
-        if image.shape[self.axis + 1] < self.min_slices:
+        if image.shape[axis + 1] < self.min_slices:
             raise ValueError(
-                f"{name}: {image.shape[self.axis + 1]} slices along axis {self.axis}; this model needs at least "
+                f"{name}: {image.shape[axis + 1]} slices along axis {axis}; this model needs at least "
                 f"{self.min_slices}."
             )
 
@@ -187,7 +210,14 @@ class CheckThickSlicesd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             self.check(d, key)
+            self.record(d, key)
         return d
+
+    def record(self, d: dict, key: Hashable) -> None:
+        """With ``"auto"``, keep the axis read from ``d[key]``'s header under ``<key>_through_plane_axis``, for
+        :class:`SlicesLastd` (after :class:`ThinSliceGridd` the header no longer shows it)."""
+        if self.auto:
+            d[recorded_axis_key(key)] = self.axis_of(d[key])
 
 
 class ThinSliceGridd(CheckThickSlicesd):
@@ -200,7 +230,7 @@ class ThinSliceGridd(CheckThickSlicesd):
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
         factor: the model's slice-thickness ratio.
-        axis: spatial through-plane axis.
+        axis: spatial through-plane axis, or ``"auto"`` (as :class:`CheckThickSlicesd`).
         order: spline order (3 cubic, 1 linear, 0 nearest).
         tolerance, min_ratio, min_slices: as :class:`CheckThickSlicesd`.
     """
@@ -209,7 +239,7 @@ class ThinSliceGridd(CheckThickSlicesd):
         self,
         keys: KeysCollection,
         factor: int,
-        axis: int = 2,
+        axis: int | str = 2,
         order: int = 3,
         tolerance: float = 1.0,
         min_ratio: float = 1.5,
@@ -222,10 +252,12 @@ class ThinSliceGridd(CheckThickSlicesd):
         d = dict(data)
         for key in self.key_iterator(d):
             self.check(d, key)
+            self.record(d, key)
             image = d[key]
+            axis = self.axis_of(image)
             array = image.detach().cpu().numpy().astype(np.float32)
-            thin = interpolate_to_thin_slices(array, self.axis + 1, self.factor, order=self.order)
-            affine = thin_slice_affine(affine_of(image).numpy(), self.axis, self.factor)
+            thin = interpolate_to_thin_slices(array, axis + 1, self.factor, order=self.order)
+            affine = thin_slice_affine(affine_of(image).numpy(), axis, self.factor)
             d[key] = _as_meta(thin, image, affine)
         return d
 
@@ -262,10 +294,6 @@ class ThinSliceAffined(MapTransform):
         return d
 
 
-#: ``SlicesLastd(axis="auto")`` records each file's slice axis under ``<key>`` + this suffix
-AXIS_SUFFIX = "_through_plane_axis"
-
-
 def slices_last_order(through_plane_axis: int) -> list[int]:
     """The files' spatial axes in the order :class:`SlicesLastd` puts them: the two in-plane axes as they were, then
     ``through_plane_axis``. Entry ``i`` is the file axis that in-memory axis ``i`` came from (e.g. to name, in the
@@ -285,15 +313,19 @@ class SlicesLastd(MapTransform):
     back in the input's own layout: same array axis order, affine and extent as the input's. The order of the two
     in-plane axes is kept. A volume whose slices are already last is left untouched (the same tensor).
 
-    With ``axis="auto"`` each file's slice axis is read from its header (:func:`common.data.validation.slice_axis_of`)
-    and recorded under ``<key>_through_plane_axis``; the inverse then reads the axis recorded for ``reference_key``
-    (the input the outputs were made from), so a folder of files in different layouts is written back file by file.
+    With ``axis="auto"`` each volume moves along the axis recorded under ``<reference_key>_through_plane_axis``
+    (default: its own key's) when there is one, else along the slice axis its header gives
+    (:func:`common.data.validation.slice_axis_of`), which is then recorded under ``<key>_through_plane_axis``. So a
+    folder of files in different layouts is handled file by file: the inverse restores, for each output, the axis
+    recorded for the input it was made from (``reference_key``); a thin-slice volume whose header has no thick axis
+    (a truth, a pseudo-HR image, a thick volume already put on its thin grid by :class:`ThinSliceGridd`, which records
+    the axis it read) moves as its thick-slice input did.
 
     Args:
         keys: channel-first volumes ``(C, X, Y, Z)``.
         axis: the files' spatial through-plane axis (0, 1 or 2), or ``"auto"``.
         inverse: move the last axis back to ``axis`` (for outputs).
-        reference_key: with ``axis="auto"`` and ``inverse``, the input key whose recorded axis to restore.
+        reference_key: with ``axis="auto"``, the key whose recorded axis to use (required for ``inverse``).
     """
 
     def __init__(
@@ -320,11 +352,12 @@ class SlicesLastd(MapTransform):
     def _axis(self, d: Mapping, key: Hashable) -> int:
         if not self.auto:
             return self.axis
-        if self.inverse:
-            recorded = f"{self.reference_key}{AXIS_SUFFIX}"
-            if recorded not in d:
-                raise KeyError(f"{recorded} is missing: put SlicesLastd(axis='auto') on {self.reference_key!r} first.")
+        reference = key if self.reference_key is None else self.reference_key
+        recorded = recorded_axis_key(reference)
+        if recorded in d:
             return int(d[recorded])
+        if reference != key:
+            raise KeyError(f"{recorded} is missing: put SlicesLastd(axis='auto') on {reference!r} first.")
         image = _require_volume(d, key)
         return slice_axis_of(image.shape[1:], affine_of(image).numpy())
 
@@ -333,7 +366,7 @@ class SlicesLastd(MapTransform):
         for key in self.key_iterator(d):
             axis = self._axis(d, key)
             if self.auto and not self.inverse:
-                d[f"{key}{AXIS_SUFFIX}"] = axis
+                d[recorded_axis_key(key)] = axis
             if axis == 2:
                 continue
             image = _require_volume(d, key)

@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, slices_first
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,27 +265,32 @@ def test_isotropic_volume_is_refused(source, split, models, tmp_path):
     assert not list(out.glob("*.nii.gz"))
 
 
-def test_volume_thick_along_another_axis_names_through_plane_axis(models, thick, tmp_path):
+def test_volume_thick_along_another_axis_is_segmented_in_its_own_layout(models, thick, tmp_path):
+    """The default ``through_plane_axis`` "auto" reads each file's thick axis from its header: a volume stored with
+    its 8 mm axis first is segmented (slices moved last in memory) and written in its own layout, with the same
+    labels as the slices-last file; a configured axis that the file contradicts stops the run naming the setting."""
     volume, affine = thick
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     path = folder / "sagittal_0000.nii.gz"
-    swapped = affine.copy()
-    swapped[:, [0, 2]] = affine[:, [2, 0]]  # the same volume stored with its 8 mm axis first
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(np.swapaxes(volume, 0, 2)), swapped), path)
-    message = _infer(folder, models, out)
+    first, first_affine = slices_first(volume, affine)  # the same volume stored with its 8 mm axis first
+    nib.save(nib.Nifti1Image(first, first_affine), path)
+    nib.save(nib.Nifti1Image(volume, affine), folder / "axial_0000.nii.gz")
+    message = _infer(folder, models, out, through_plane_axis=2)
     assert "ValueError" in message and str(path) in message, message
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
     assert "--through_plane_axis 0" in message, message
-    assert not list(out.glob("*.nii.gz"))
-    # as the message says: with through_plane_axis 0 it is segmented (slices moved last in memory), and written in
-    # its own layout: thin slices along axis 0, on its affine's thin grid
+    assert not list(out.glob("sagittal*.nii.gz"))
     run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out),
-             through_plane_axis=0)  # fmt: skip
+             overwrite=True)  # fmt: skip
     seg, seg_affine = _nifti(out / "sagittal_0000_hrseg.nii.gz")
-    assert seg.shape == (4 * volume.shape[2], volume.shape[1], volume.shape[0])
-    np.testing.assert_allclose(np.linalg.norm(seg_affine[:3, :3], axis=0), np.linalg.norm(swapped[:3, :3], axis=0)
+    assert seg.shape == (4 * volume.shape[2], volume.shape[0], volume.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(seg_affine[:3, :3], axis=0), np.linalg.norm(first_affine[:3, :3], axis=0)
                                / [4, 1, 1], rtol=1e-5)  # fmt: skip
+    axial, axial_affine = _nifti(out / "axial_0000_hrseg.nii.gz")
+    expected, expected_affine = slices_first(axial, axial_affine)  # the same labels, stored as each input was
+    np.testing.assert_array_equal(seg, expected)
+    np.testing.assert_allclose(seg_affine, expected_affine, atol=1e-5)
 
 
 def test_inference_never_overwrites_an_output(models, thick, tmp_path):

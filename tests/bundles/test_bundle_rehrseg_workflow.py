@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
 CONFIGS = BUNDLE / "configs"
 SETTINGS = {**json.loads((CONFIGS / "train.json").read_text()), **json.loads((CONFIGS / "tiny.json").read_text())}
-SCALE, AXIS = SETTINGS["scale"], SETTINGS["through_plane_axis"]
+SCALE, AXIS = SETTINGS["scale"], 2  # the phantom's thick axis, which through_plane_axis "auto" reads
 SR = ["train.json", "train_sr.json"]
 UASR = [*SR, "train_uasr.json"]
 PSEUDO = ["train.json", "pseudo_hr.json"]
@@ -258,15 +258,17 @@ def test_stage_2_uncertainty_scaling_minmax_or_raw(pipeline):
     assert "uncertainty_scaling must be one of" in exception_messages(error.value)
 
 
-def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, tmp_path):
-    """``through_plane_axis`` 0: the configs move the slices last on loading (``common.transforms.SlicesLastd``), so
-    every stage sees the very tensors of the slices-last files, and the written pseudo-HR data and segmentations
-    come back in the input's own layout (array order, affine, extent)."""
+@pytest.mark.parametrize("setting", ["auto", 0])
+def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, tmp_path, setting):
+    """``through_plane_axis`` 0, or the default "auto" (each case's thick axis read from its header; the thin-slice
+    pseudo-HR data and truths move as their thick input): the configs move the slices last on loading
+    (``common.transforms.SlicesLastd``), so every stage sees the very tensors of the slices-last files, and the
+    written pseudo-HR data and segmentations come back in the input's own layout (array order, affine, extent)."""
     data, models = tmp_path / "Meningioma", tmp_path / "models"
     copy_slices_first(pipeline["data"], data)
     copy_slices_first(pipeline["data"].parent / "Meningioma_HR", tmp_path / "Meningioma_HR")
     copy_slices_first(pipeline["models"] / "pseudo_hr", tmp_path / "expected_pseudo_hr")
-    moved = {"dataset_dir": str(data), "through_plane_axis": 0}
+    moved = {"dataset_dir": str(data), "through_plane_axis": setting}
     # self-SR patches (train_sr.json; same seed, same draws)
     batches = []
     for overrides in ({"dataset_dir": str(pipeline["data"])}, moved):
@@ -305,7 +307,7 @@ def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipe
     # inference (with the SR image and U): the slices-first volume's outputs are the slices-last one's, stored
     # slices-first on the input's affine
     outputs = {}
-    for name, folder, axis in (("last", pipeline["data"], 2), ("first", data, 0)):
+    for name, folder, axis in (("last", pipeline["data"], 2), ("first", data, setting)):
         out = tmp_path / "outputs" / name
         run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder / "imagesTr"), ckpt_dir=str(pipeline["models"]),
                  output_dir=str(out), through_plane_axis=axis, save_sr=True)  # fmt: skip
@@ -321,7 +323,7 @@ def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipe
     for grid in ("hr", "lr"):
         folder = tmp_path / "eval" / grid
         run_tiny(BUNDLE, ["inference.json", "evaluate.json"], dataset_dir=str(data), ckpt_dir=str(pipeline["models"]),
-                 through_plane_axis=0, eval_grid=grid, output_dir=str(folder))  # fmt: skip
+                 through_plane_axis=setting, eval_grid=grid, output_dir=str(folder))  # fmt: skip
         for metric in ("dice", "hd95_mm"):
             rows = list(csv.reader(open(folder / f"{metric}_raw.csv")))
             expected = list(csv.reader(open(pipeline["work"] / "eval" / f"test_{grid}" / f"{metric}_raw.csv")))

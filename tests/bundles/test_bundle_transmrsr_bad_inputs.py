@@ -96,9 +96,10 @@ def thick(source, split, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(volume[:, 28:36]), affine
 
 
-def _infer(folder: Path, models: Path, out: Path) -> str:
+def _infer(folder: Path, models: Path, out: Path, **overrides) -> str:
     """inference.json over ``folder``; the messages of the error that stops it."""
-    return _refused(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out), **NO_PRIOR)
+    return _refused(["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out),
+                    **NO_PRIOR, **overrides)  # fmt: skip
 
 
 def _write_bad(kind: str, folder: Path, thick: tuple[np.ndarray, np.ndarray]) -> tuple[Path, str]:
@@ -191,9 +192,10 @@ def test_a_x4_model_run_at_x8_is_refused_before_reading_any_input(models, tmp_pa
 
 
 def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(models, thick, tmp_path):
-    """through_plane_axis 0: the slices are moved last on loading (``common.transforms.SlicesLastd``), so the network
-    runs on the very planes of the slices-last file, and the SR volume is written back slices-first on the input's
-    affine; without the setting the file is refused naming its thickest axis."""
+    """through_plane_axis 0, or the default "auto" (each file's thick axis read from its header): the slices are moved
+    last on loading (``common.transforms.SlicesLastd``), so the network runs on the very planes of the slices-last
+    file, and the SR volume is written back slices-first on the input's affine; with through_plane_axis 2 the file is
+    refused naming its thickest axis."""
     volume, affine = thick
     outputs = {}
     for name, (data, data_affine, axis) in {
@@ -210,7 +212,12 @@ def test_a_volume_sliced_along_another_axis_is_super_resolved_in_its_own_layout(
     expected, expected_affine = slices_first(last, last_affine)
     np.testing.assert_allclose(first, expected, atol=1e-5)
     np.testing.assert_allclose(first_affine, expected_affine, atol=1e-5)
-    message = _infer(tmp_path / "in_first", models, tmp_path / "refused")
+    _run(["inference.json"], dataset_dir=str(tmp_path / "in_first"), ckpt_dir=str(models),
+         output_dir=str(tmp_path / "out_auto"), **NO_PRIOR)  # fmt: skip
+    auto = nib.load(tmp_path / "out_auto" / written.name)
+    np.testing.assert_array_equal(np.asarray(auto.dataobj), first)
+    np.testing.assert_allclose(auto.affine, first_affine, atol=1e-6)
+    message = _infer(tmp_path / "in_first", models, tmp_path / "refused", through_plane_axis=2)
     assert "thickest axis is 0" in message and "through_plane_axis 2" in message, message
     assert "--through_plane_axis 0" in message, message
 

@@ -13,6 +13,7 @@ from common.data import (
     check_files_exist,
     check_nifti,
     check_pairs,
+    file_slice_axis,
     list_nifti,
     partition_readable,
     slice_axis_of,
@@ -99,6 +100,14 @@ def test_slice_axis_of_finds_the_slices_of_a_stack_stored_with_them_first_or_sec
     rotated = np.diag([8.0, 2.5, 2.5, 1.0])
     rotated[:3, :3] = rotated[:3, :3][[2, 0, 1]]
     assert slice_axis_of((3, 12, 10), rotated) == 0
+
+
+def test_file_slice_axis_reads_the_header(tmp_path):
+    assert file_slice_axis(_stack(tmp_path / "first.nii.gz", (3, 12, 10), (8, 2.5, 2.5))) == 0
+    assert file_slice_axis(_stack(tmp_path / "last.nii.gz", (12, 10, 3), (2.5, 2.5, 8))) == 2
+    (tmp_path / "bad.nii.gz").write_bytes(b"not a NIfTI")
+    with pytest.raises(ValueError, match="bad.nii.gz"):
+        file_slice_axis(tmp_path / "bad.nii.gz")
 
 
 def test_check_nifti_counts_the_slices_of_a_stack_along_its_slice_axis(tmp_path):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 from common.data.degradation import acquire_thick_slices, thick_slice_affine, thin_slice_affine
-from common.transforms import ScaleByPercentiled, SimulateThickSlicesd, SlicesLastd, ThinSliceGridd, slices_last_order
+from common.transforms import (
+    CheckThickSlicesd,
+    ScaleByPercentiled,
+    SimulateThickSlicesd,
+    SlicesLastd,
+    ThinSliceGridd,
+    slices_last_order,
+)
 from monai.data import MetaTensor
 
 
@@ -169,3 +176,37 @@ def test_slices_last_auto_reads_each_files_slice_axis_and_writes_outputs_back_in
         backward({"pred": last})
     with pytest.raises(ValueError, match="or 'auto'"):
         SlicesLastd("image", axis="first")
+
+
+def test_thick_slice_check_and_grid_with_auto_read_the_thick_axis_from_the_header():
+    """``axis="auto"``: a x4 volume thick along axis 0 gets the same thin grid as with ``axis=0``; an isotropic volume
+    is still refused, and a configured axis the file contradicts still names the axis to set."""
+    thick = MetaTensor(torch.rand(1, 5, 12, 10), affine=torch.diag(torch.tensor([4.0, 1.0, 1.0, 1.0])).double())
+    auto = ThinSliceGridd("image", factor=4, axis="auto")({"image": thick})["image"]
+    named = ThinSliceGridd("image", factor=4, axis=0)({"image": thick})["image"]
+    assert auto.shape == named.shape == (1, 20, 12, 10)
+    assert torch.equal(auto.as_tensor(), named.as_tensor()) and torch.equal(auto.affine, named.affine)
+    # the thin grid's header no longer shows the thick axis: the one read before is recorded for SlicesLastd
+    moved = SlicesLastd("image", axis="auto")(ThinSliceGridd("image", factor=4, axis="auto")({"image": thick}))
+    assert moved["image_through_plane_axis"] == 0 and moved["image"].shape == (1, 12, 10, 20)
+    assert CheckThickSlicesd("image", factor=4, axis="auto")({"image": thick})["image_through_plane_axis"] == 0
+    with pytest.raises(
+        ValueError, match=r"thickest axis is 0.*configured through_plane_axis 2.*--through_plane_axis 0"
+    ):
+        CheckThickSlicesd("image", factor=4, axis=2)({"image": thick})
+    iso = MetaTensor(torch.rand(1, 8, 8, 8), affine=torch.eye(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="nearly isotropic"):
+        CheckThickSlicesd("image", factor=4, axis="auto")({"image": iso})
+    with pytest.raises(ValueError, match="or 'auto'"):
+        CheckThickSlicesd("image", factor=4, axis="z")
+
+
+def test_slices_last_auto_with_a_reference_lays_out_a_thin_truth_as_its_thick_input():
+    """An isotropic truth has no thick axis in its header: with ``reference_key`` it is moved as its thick input was."""
+    thick = MetaTensor(torch.rand(1, 3, 12, 10), affine=torch.diag(torch.tensor([4.0, 1.0, 1.0, 1.0])).double())
+    truth = MetaTensor(torch.rand(1, 12, 12, 10), affine=torch.eye(4, dtype=torch.float64))
+    d = SlicesLastd("image", axis="auto")({"image": thick, "label": truth})
+    d = SlicesLastd("label", axis="auto", reference_key="image")(d)
+    assert d["image"].shape == (1, 12, 10, 3) and d["label"].shape == (1, 12, 10, 12)
+    assert torch.equal(d["label"].as_tensor(), truth.as_tensor().permute(0, 2, 3, 1))
+    assert SlicesLastd("label", axis="auto")({"label": truth})["label"] is truth  # alone: nothing to read

@@ -27,7 +27,8 @@ __all__ = [
 import os
 
 from common.checkpoint import require_stage_output
-from common.data import DatasetError, nnunet_cases, split_cases
+from common.data import DatasetError, file_slice_axis, nnunet_cases, split_cases
+from common.transforms import recorded_axis_key
 
 #: where the stage-2 segmenter's thick-slice input comes from (``pseudo_hr_datalist``)
 LR_INPUTS = ("pseudo_hr", "acquired")
@@ -78,7 +79,9 @@ def pseudo_hr_datalist(
     lr_input: str = "pseudo_hr",
     lr_target: str = "annotation",
 ) -> list[dict[str, str]]:
-    """Stage-2 training items: each case's pseudo-HR files and its LR label.
+    """Stage-2 training items: each case's pseudo-HR files, its LR label and its thick-slice axis (read from the
+    acquired file's header, under ``common.transforms.recorded_axis_key("image")``: what ``SlicesLastd(axis="auto",
+    reference_key="image")`` moves every file of the item along).
 
     ``lr_input`` says where the segmenter's thick-slice input comes from: ``"pseudo_hr"`` (the pseudo-HR image, to be
     re-acquired as thick slices by ``AcquireThickSlicesd``: the public code's and the issue's way) or ``"acquired"``
@@ -102,7 +105,9 @@ def pseudo_hr_datalist(
         require_stage_output(list(paths.values()), hint)
         image = paths["image"] if lr_input == "pseudo_hr" else case["image"]
         label = case["label"] if lr_target == "annotation" else paths["hr_label"]
-        items.append({**paths, "image": image, "label": label, "case": case["case"]})
+        # the subject's thick axis, from its acquired file: the pseudo-HR files' headers no longer show it
+        axis = {recorded_axis_key("image"): file_slice_axis(case["image"])}
+        items.append({**paths, "image": image, "label": label, "case": case["case"], **axis})
     return items
 
 

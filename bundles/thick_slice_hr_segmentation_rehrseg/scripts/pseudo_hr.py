@@ -10,7 +10,7 @@ public code looked for the map under a name that never exists and silently train
 
 from __future__ import annotations
 
-__all__ = ["write_pseudo_hr", "thick_pair_reader", "refuse_earlier_outputs"]
+__all__ = ["write_pseudo_hr", "thick_pair_reader", "sliding_sr", "refuse_earlier_outputs"]
 
 import logging
 import os
@@ -51,11 +51,12 @@ def refuse_earlier_outputs(
 
 
 def thick_pair_reader(
-    scale: int, axis: int = 2, percentile: float = 99.5, min_slices: int = 4
+    scale: int, axis: int | str = 2, percentile: float = 99.5, min_slices: int = 4
 ) -> Callable[[dict], dict]:
-    """``case -> {"image", "label", "image_scale"}``: a thick-slice (image, LR label) pair loaded channel-first,
-    checked (a thick-slice stack of ``scale``, finite, binary, one shape: each refusal names the file) and the image
-    scaled as in training."""
+    """``case -> {"image", "label", "image_scale", "axis"}``: a thick-slice (image, LR label) pair loaded
+    channel-first, checked (a thick-slice stack of ``scale``, finite, binary, one shape: each refusal names the file),
+    the image scaled as in training, and its through-plane ``axis`` (the configured one, or with ``"auto"`` the one its
+    header gives: ``common.transforms.CheckThickSlicesd``)."""
     load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
     check = CheckThickSlicesd(["image", "label"], factor=scale, axis=axis, min_slices=min_slices)
     finite, binary = CheckFinited("image"), CheckLabelValuesd("label", values=[0, 1])
@@ -67,9 +68,17 @@ def thick_pair_reader(
             raise ValueError(
                 f"{case['label']}: shape {tuple(item['label'].shape)} differs from the image's {item['image'].shape}."
             )
+        item["axis"] = check.axis_of(item["image"])
         return item
 
     return read
+
+
+def sliding_sr(sr_network: torch.nn.Module, scale: int, axis: int, windows_per_batch: int) -> SlidingSliceSR:
+    """The sliding-window inferer of ``sr_network`` along a case's through-plane ``axis``."""
+    return SlidingSliceSR(
+        scale, sr_network.n_inputs, axis, windows_per_batch=windows_per_batch, divisor=sr_network.spatial_divisor
+    )
 
 
 @torch.no_grad()
@@ -79,7 +88,7 @@ def write_pseudo_hr(
     uasr_network: torch.nn.Module,
     out_dir: str,
     scale: int,
-    axis: int = 2,
+    axis: int | str = 2,
     percentile: float = 99.5,
     windows_per_batch: int = 8,
     device: str | torch.device = "cpu",
@@ -91,7 +100,7 @@ def write_pseudo_hr(
         cases: ``{"case", "image", "label"}`` thick-slice training cases.
         sr_network, uasr_network: the trained plain and UASR self-SR networks (``common.nets.FLAVRSelfSR``).
         out_dir: output folder (created).
-        scale, axis: slice-thickness ratio and spatial through-plane axis.
+        scale, axis: slice-thickness ratio and spatial through-plane axis (``"auto"``: each case's, from its header).
         percentile: intensity scaling used in training (``common.transforms.ScaleByPercentiled``).
         windows_per_batch: SR windows per forward pass.
         device: where the networks run.
@@ -112,9 +121,6 @@ def write_pseudo_hr(
     os.makedirs(out_dir, exist_ok=True)
     barrier()  # every rank has checked every output before any rank writes one
     read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)
-    inferer = SlidingSliceSR(
-        scale, sr_network.n_inputs, axis, windows_per_batch=windows_per_batch, divisor=sr_network.spatial_divisor
-    )
     sr_network.eval()
     uasr_network.eval()
     written = []
@@ -122,7 +128,8 @@ def write_pseudo_hr(
     for index, case in enumerate(mine, start=1):
         start = time.perf_counter()
         item = read(case)
-        image, label = item["image"], item["label"]
+        image, label, axis = item["image"], item["label"], item["axis"]
+        inferer = sliding_sr(sr_network, scale, axis, windows_per_batch)
         x = torch.cat([image.as_tensor(), (label.as_tensor() > 0.5).float()]).unsqueeze(0).float().to(device)
         plain = inferer(x, sr_network)[0].cpu()
         uncertainty = inferer(x, uasr_network)[0, 2].cpu()

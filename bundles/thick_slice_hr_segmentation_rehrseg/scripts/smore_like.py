@@ -27,8 +27,7 @@ import torch
 from common.data.degradation import interpolate_to_thin_slices, thin_slice_affine
 from common.data.layouts import write_nifti
 from common.distributed import barrier, shard
-from common.inferers import SlidingSliceSR
-from scripts.pseudo_hr import refuse_earlier_outputs, thick_pair_reader
+from scripts.pseudo_hr import refuse_earlier_outputs, sliding_sr, thick_pair_reader
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def write_smore_like_dataset(
     sr_network: torch.nn.Module,
     out_dir: str,
     scale: int,
-    axis: int = 2,
+    axis: int | str = 2,
     percentile: float = 99.5,
     label_order: int = 1,
     windows_per_batch: int = 8,
@@ -61,7 +60,7 @@ def write_smore_like_dataset(
         sr_network: the image-only self-SR network (``common.nets.FLAVRSelfSR`` trained by ``smore_sr.json``); its
             label channel gets zeros, as in its training.
         out_dir: the dataset folder to write (``imagesTr``, ``labelsTr``).
-        scale, axis: slice-thickness ratio and spatial through-plane axis.
+        scale, axis: slice-thickness ratio and spatial through-plane axis (``"auto"``: each case's, from its header).
         percentile: the image scaling of training (``common.transforms.ScaleByPercentiled``).
         label_order: interpolation of the LR label along the slices before thresholding at 0.5: 1 (linear, the
             default: the boundary moves half-way between two thick slices that disagree) or 0 (nearest: each thick
@@ -87,16 +86,14 @@ def write_smore_like_dataset(
     )
     barrier()  # every rank has checked every output before any rank writes one
     read = thick_pair_reader(scale, axis, percentile, min_slices=sr_network.n_inputs)
-    inferer = SlidingSliceSR(
-        scale, sr_network.n_inputs, axis, windows_per_batch=windows_per_batch, divisor=sr_network.spatial_divisor
-    )
     sr_network.eval()
     written = []
     mine = shard(list(cases))
     for index, case in enumerate(mine, start=1):
         start = time.perf_counter()
         item = read(case)
-        image = item["image"]
+        image, axis = item["image"], item["axis"]
+        inferer = sliding_sr(sr_network, scale, axis, windows_per_batch)
         x = torch.cat([image.as_tensor(), torch.zeros_like(image.as_tensor())]).unsqueeze(0).float().to(device)
         sr_image = inferer(x, sr_network)[0, 0].cpu().numpy() * float(item["image_scale"])
         lr_label = np.asarray(item["label"][0], dtype=np.float32)
