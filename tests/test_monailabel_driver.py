@@ -192,6 +192,25 @@ def test_driver_matches_real_monailabel(sseg_case, monkeypatch):
     assert ours[2] == theirs[2]
 
 
+def test_a_stack_stored_with_its_slices_first_comes_back_in_its_own_layout(sseg_case, tmp_path):
+    """The bundle reads each file's slice axis from its header (``SlicesLastd(axis="auto")``), so the stack a viewer
+    sends with its slices on the first axis gets, through MONAI Label's task, the slices-last stack's prediction in
+    its own layout and affine."""
+    bundle, image_file, _, _ = sseg_case
+    image = nib.load(str(image_file))
+    if image.shape[2] == 1:
+        pytest.skip("a single slice (64, 64, 1) has its slice axis last by definition")
+    moved_affine = image.affine.copy()
+    moved_affine[:, :3] = image.affine[:, [2, 0, 1]]
+    first = write_nifti(tmp_path / "slices_first.nii.gz", np.moveaxis(np.asarray(image.dataobj), 2, 0), moved_affine)
+    pred_last, affine_last, _ = run_like_bundle_infer_task(bundle, image_file, device="cpu")
+    pred_first, affine_first, _ = run_like_bundle_infer_task(bundle, first, device="cpu")
+    assert pred_first.shape == (image.shape[2], *image.shape[:2])
+    np.testing.assert_array_equal(pred_first, np.moveaxis(pred_last, 2, 0))
+    np.testing.assert_allclose(affine_first, moved_affine, atol=1e-4)
+    assert set(np.unique(pred_first).tolist()) == {0.0, 1.0}
+
+
 # ---------------------------------------------------------------- a tiny 3D bundle: driver fidelity --------------
 
 

@@ -358,7 +358,9 @@ class SlicesLastd(MapTransform):
             return int(d[recorded])
         if reference != key:
             raise KeyError(f"{recorded} is missing: put SlicesLastd(axis='auto') on {reference!r} first.")
-        image = _require_volume(d, key)
+        image = d[key]
+        if image.ndim != 4:  # a 2D image has no slice axis to move; the checks after this name what it should be
+            return 2
         return slice_axis_of(image.shape[1:], affine_of(image).numpy())
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
@@ -376,7 +378,8 @@ class SlicesLastd(MapTransform):
                 affine = affine_of(image)
                 affine[:3, :3] = affine[:3, :3][:, order]
                 moved.affine = affine.to(image.affine.dtype)
-                moved.meta["spatial_shape"] = torch.as_tensor(moved.shape[1:])
+                if self.inverse:  # an output's shape as written; an input keeps its file's (MONAI Label restores to it)
+                    moved.meta["spatial_shape"] = torch.as_tensor(moved.shape[1:])
             d[key] = moved
         return d
 

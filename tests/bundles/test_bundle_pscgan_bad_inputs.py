@@ -19,6 +19,7 @@ tiny.json) stand in for ``models/model.pt``, since no refusal here depends on wh
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 from pathlib import Path
@@ -27,7 +28,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, slices_first
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +97,9 @@ def _spoil(kind: str, case: Path) -> tuple[list[Path], list[str]]:
         volume, affine = _nifti(cine)
         nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[:, :, 0]), affine), cine)
         return [cine], ["shape (64, 64, 25)", "2D+T cine is a 4D NIfTI"]
+    if kind == "cine_slices_first":  # the same stack with its slices on the first axis
+        nib.save(nib.Nifti1Image(*slices_first(*_nifti(cine))), cine)
+        return [cine], ["holds its slices along axis 0", "(X, Y, slices, frames)", "Folder inference takes either"]
     if kind == "nan_lge":
         volume, affine = _nifti(lge)
         volume = volume.astype(np.float32)
@@ -112,8 +116,12 @@ def _spoil(kind: str, case: Path) -> tuple[list[Path], list[str]]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["label_values", "lge_grid", "label_grid", "cine_frames", "cine_3d", "nan_lge", "no_label", "corrupt_label"]
-)
+    "kind",
+    [
+        "label_values", "lge_grid", "label_grid", "cine_frames", "cine_3d", "cine_slices_first", "nan_lge", "no_label",
+        "corrupt_label",
+    ],
+)  # fmt: skip
 def test_training_refuses_a_bad_case_naming_the_file(kind, source, train_case, tmp_path):
     dataset = Path(shutil.copytree(source, tmp_path / "CineLGE"))
     paths, words = _spoil(kind, dataset / train_case)
@@ -248,6 +256,31 @@ def test_overwrite_true_replaces_the_outputs(models, cine, tmp_path):
     run_tiny(BUNDLE, ["inference.json"], **common, overwrite=True, **FAST)
     after = _stamps(out)
     assert set(after) == set(before) and all(after[name][0] != before[name][0] for name in before)
+
+
+def test_a_cine_stored_with_its_slices_first_is_analysed_and_written_in_its_own_layout(models, cine, tmp_path):
+    """Folder inference reads each cine's slice axis from its header: a stack stored (S, X, Y, T) gives the
+    segmentation and LGE-equivalent image of the same stack stored (X, Y, S, T), each written the way its input was,
+    and the same clinical rows (the analysis runs on the slices-last cine in memory)."""
+    volume, affine = cine
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(volume, affine), folder / "a_cine.nii.gz")
+    nib.save(nib.Nifti1Image(*slices_first(volume, affine)), folder / "b_cine.nii.gz")
+    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder), ckpt_dir=str(models), output_dir=str(out), **FAST)
+    for postfix in ("seg", "lge_equivalent"):
+        last, last_affine = _nifti(out / f"a_cine_{postfix}.nii.gz")
+        first, first_affine = _nifti(out / f"b_cine_{postfix}.nii.gz")
+        assert last.shape == volume.shape[:3] and first.shape == (volume.shape[2], *volume.shape[:2]), first.shape
+        expected, expected_affine = slices_first(last, last_affine)
+        np.testing.assert_allclose(first, expected, atol=1e-5)
+        np.testing.assert_allclose(first_affine, expected_affine, atol=1e-5)
+    with open(out / "clinical_cases.csv") as table:
+        rows = {row["case"]: row for row in csv.DictReader(table)}
+    assert sorted(rows) == ["a_cine", "b_cine"]
+    assert {k: v for k, v in rows["a_cine"].items() if k != "case"} == {
+        k: v for k, v in rows["b_cine"].items() if k != "case"
+    }
 
 
 def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):

@@ -25,7 +25,7 @@ import torch
 from common.distributed import gather_objects, rank
 from common.flags import as_flag
 from common.metrics import aha_segments, clinical_metrics, find_rv_insertion, segment_scar, slice_level
-from common.transforms import in_plane_pixel_area, in_plane_spacing
+from common.transforms import SlicesLastd, in_plane_pixel_area, in_plane_spacing, recorded_axis_key
 from monai.data import MetaTensor
 
 CASE_FIELDS = (
@@ -149,7 +149,8 @@ class ClinicalReport:
     """Ignite handler of a folder inference: :func:`analyse_stack` on every prediction, two CSVs at the end.
 
     It reads the evaluator's input cine (``image``: ``(T, X, Y, S)`` per item, frame 0 = end-diastole) and the
-    postprocessed ``pred`` (labels ``(1, X, Y, S)``), names rows by the input file, and writes
+    postprocessed ``pred`` (labels ``(1, X, Y, S)``; moved back to the cine's layout when the postprocessing wrote it
+    in a slices-first file's own), names rows by the input file, and writes
     ``clinical_cases.csv`` and ``clinical_segments.csv`` in ``output_dir`` when the run completes.
 
     Raises:
@@ -186,7 +187,11 @@ class ClinicalReport:
     def iteration_completed(self, engine: Any) -> None:
         batch, outputs = engine.state.batch, engine.state.output
         images = [item["image"] for item in batch] if isinstance(batch, list) else list(batch["image"])
+        recorded = recorded_axis_key("image")  # the cine's slice axis, when the postprocessing wrote pred in it
+        axes = [item.get(recorded) for item in batch] if isinstance(batch, list) else batch.get(recorded)
         for index, item in enumerate(outputs):
+            if axes is not None and axes[index] is not None:  # back to the slices-last layout of the cine in memory
+                item = SlicesLastd("pred", axis="auto", reference_key="image")({**item, recorded: axes[index]})
             pred = item["pred"]
             affine = np.asarray(pred.affine if isinstance(pred, MetaTensor) else np.eye(4), dtype=np.float64)
             name = pred.meta.get("filename_or_obj", f"case_{len(self.cases)}") if isinstance(pred, MetaTensor) else ""
