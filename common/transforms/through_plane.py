@@ -24,6 +24,7 @@ __all__ = [
     "ThinSliceGridd",
     "ThinSliceAffined",
     "ScaleByPercentiled",
+    "positive_percentile",
     "SlicesLastd",
     "slices_last_order",
     "recorded_axis_key",
@@ -384,6 +385,19 @@ class SlicesLastd(MapTransform):
         return d
 
 
+def positive_percentile(image: torch.Tensor, percentile: float, name: str = "<in memory>") -> float:
+    """The ``percentile`` of the voxels above 0 (of at most about a million of them, evenly strided): the factor
+    :class:`ScaleByPercentiled` divides by.
+
+    Raises:
+        ValueError: naming ``name``, when no voxel is above 0.
+    """
+    values = image[image > 0]
+    if values.numel() == 0:
+        raise ValueError(f"{name}: the image has no voxel above 0; is it empty?")
+    return float(torch.quantile(values.float()[:: max(1, values.numel() // 1_000_000)], float(percentile) / 100))
+
+
 class ScaleByPercentiled(MapTransform):
     """Divide by the ``percentile`` of the non-zero voxels (to about [0, 1]) and keep the factor to undo it.
 
@@ -417,10 +431,7 @@ class ScaleByPercentiled(MapTransform):
         self.reference_key = reference_key
 
     def _factor(self, d: Mapping[Hashable, torch.Tensor], key: Hashable) -> float:
-        values = d[key][d[key] > 0]
-        if values.numel() == 0:
-            raise ValueError(f"{source_name(d, key)}: the image has no voxel above 0; is it empty?")
-        return float(torch.quantile(values.float()[:: max(1, values.numel() // 1_000_000)], self.percentile / 100))
+        return positive_percentile(d[key], self.percentile, source_name(d, key))
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)

@@ -11,8 +11,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, tiny_workflow
+from common.checkpoint import load_weights
 from common.data.degradation import interpolate_to_thin_slices, thin_slice_affine
+from common.inferers import ThickSliceSegInferer
 from common.transforms import CheckThickSlicesd, SelfSRPatchesd
 from monai.data import MetaTensor
 
@@ -107,3 +109,35 @@ def test_the_smore_like_pipeline_trains_on_every_subject_s_image_only_sr_and_int
         run_tiny(BUNDLE, ["train.json", "lr_baseline.json"], dataset_dir=str(smore), ckpt_dir=str(tmp_path / "x"),
                  output_dir=str(tmp_path / "eval" / "x"))  # fmt: skip
     assert "nearly isotropic" in exception_messages(error.value)
+    # smore_inference.json: new thick volumes through both networks give, on the thin grid over each input's extent,
+    # the logits the benchmark gets from the segmenter on smore_data.json's SR image of that volume
+    inference = {"ckpt_dir": str(models), "model_weights": str(seg / "model.pt")}
+    out = tmp_path / "smore_outputs"
+    run_tiny(BUNDLE, ["inference.json", "smore_inference.json"], dataset_dir=str(data / "imagesTr"),
+             output_dir=str(out), **inference)  # fmt: skip
+    names = [Path(c["image"]).name.replace(".nii.gz", "_smore_seg.nii.gz") for c in cases]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    with bundle_scripts(BUNDLE):
+        workflow = tiny_workflow(BUNDLE, ["inference.json", "smore_inference.json"], dataset_dir=str(data / "imagesTr"),
+                                 output_dir=str(tmp_path / "unused"), **inference)  # fmt: skip
+        parser = workflow.parser
+        network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("inferer")
+        load_weights(network, str(seg / "model.pt"))  # (the run's WeightsLoader handler does this)
+        preprocessing = parser.get_parsed_content("preprocessing")
+        net = benchmark._segmenter(str(seg / "model.pt"), {"seg_features": [4, 8, 8, 8]}, scale=1)
+        for case in tests:
+            path = case["path"]  # the held-out subject's thick-slice image
+            with torch.no_grad():
+                logits = inferer(preprocessing({"image": path})["image"][None], network)
+                sr, _ = benchmark._scaled(benchmark._read(str(smore / "imagesTr" / Path(path).name))[0])
+                expected = ThickSliceSegInferer(net.divisor, scale=1, head="lr")(sr.float(), net)
+            assert logits.shape == expected.shape and logits.shape[-1] == 4 * nib.load(path).shape[2]
+            torch.testing.assert_close(torch.as_tensor(logits), torch.as_tensor(expected), atol=1e-3, rtol=1e-3)
+            written = nib.load(out / Path(path).name.replace(".nii.gz", "_smore_seg.nii.gz"))
+            assert written.shape == tuple(expected.shape[2:])
+            np.testing.assert_allclose(written.affine, thin_slice_affine(nib.load(path).affine, 2, 4), atol=1e-4)
+            np.testing.assert_array_equal(np.asarray(written.dataobj), torch.as_tensor(logits)[0].argmax(0).numpy())
+    with pytest.raises(Exception) as error:  # the SMORE-like pipeline has no U map to save
+        run_tiny(BUNDLE, ["inference.json", "smore_inference.json"], dataset_dir=str(data / "imagesTr"),
+                 output_dir=str(tmp_path / "refused"), save_sr=True, **inference)  # fmt: skip
+    assert "save_sr is for inference.json alone" in exception_messages(error.value)
