@@ -11,8 +11,7 @@ import logging
 from typing import Hashable, Mapping, Sequence
 
 import torch
-from common.data.validation import slice_axis_of
-from common.transforms._meta import affine_of, source_name
+from common.transforms._meta import source_name
 from common.transforms.model_grid import in_plane_spacing
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -76,16 +75,6 @@ class CheckCined(MapTransform):
                     f"{name}: '{key}' is a {len(shape)}D image of shape {shape}, but a 2D+T cine is expected: a 4D "
                     f"NIfTI (X, Y, slices, {self.n_frames} frames), the frames on the 4th (time) axis; a single slice "
                     "is (X, Y, 1, frames)."
-                )
-            affine = affine_of(value)
-            slice_axis = slice_axis_of(value.shape[1:], affine.numpy())
-            if slice_axis != 2:
-                spacing = [round(float(v), 3) for v in affine[:3, :3].norm(dim=0)]
-                raise ValueError(
-                    f"{name}: '{key}' holds its slices along axis {slice_axis} (voxel size {spacing} mm), but training "
-                    "and evaluation read a cine as (X, Y, slices, frames): move that axis third (numpy.moveaxis, and "
-                    "the same permutation of the affine's first three columns: the same stack) and re-save it. Folder "
-                    "inference takes either."
                 )
             frames, spatial = int(value.shape[0]), tuple(int(s) for s in value.shape[1:3])
             if frames != self.n_frames:

@@ -20,6 +20,7 @@ tiny.json) stand in for ``models/model.pt``, since no refusal here depends on wh
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -97,9 +98,6 @@ def _spoil(kind: str, case: Path) -> tuple[list[Path], list[str]]:
         volume, affine = _nifti(cine)
         nib.save(nib.Nifti1Image(np.ascontiguousarray(volume[:, :, 0]), affine), cine)
         return [cine], ["shape (64, 64, 25)", "2D+T cine is a 4D NIfTI"]
-    if kind == "cine_slices_first":  # the same stack with its slices on the first axis
-        nib.save(nib.Nifti1Image(*slices_first(*_nifti(cine))), cine)
-        return [cine], ["holds its slices along axis 0", "(X, Y, slices, frames)", "Folder inference takes either"]
     if kind == "nan_lge":
         volume, affine = _nifti(lge)
         volume = volume.astype(np.float32)
@@ -117,11 +115,8 @@ def _spoil(kind: str, case: Path) -> tuple[list[Path], list[str]]:
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        "label_values", "lge_grid", "label_grid", "cine_frames", "cine_3d", "cine_slices_first", "nan_lge", "no_label",
-        "corrupt_label",
-    ],
-)  # fmt: skip
+    ["label_values", "lge_grid", "label_grid", "cine_frames", "cine_3d", "nan_lge", "no_label", "corrupt_label"],
+)
 def test_training_refuses_a_bad_case_naming_the_file(kind, source, train_case, tmp_path):
     dataset = Path(shutil.copytree(source, tmp_path / "CineLGE"))
     paths, words = _spoil(kind, dataset / train_case)
@@ -319,3 +314,42 @@ def test_evaluation_refuses_a_bad_test_case_naming_the_file_before_scoring(kind,
     assert all(str(path) in message for path in paths), message
     assert all(word in message for word in words), (words, message)
     assert not out.exists() or not list(out.iterdir()), "nothing is written for a refused evaluation"
+
+
+# ------------------------------------------------------------------------------------- stacks stored slices-first
+def test_training_and_evaluation_take_cases_stored_with_their_slices_first(source, models, tmp_path):
+    """Every file of the set stored with its slice axis first ((S, X, Y, T) cines, (S, X, Y) LGE and labels): the
+    slices are moved last on loading, so training sees the same slice items and tensors, and the evaluation scores
+    the same numbers, as from the set stored (X, Y, S[, T])."""
+    moved = tmp_path / "CineLGE_slices_first"
+    for path in source.rglob("*.nii.gz"):
+        target = moved / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(*slices_first(*_nifti(path))), target)
+    assert nib.load(next(moved.rglob("*_cine.nii.gz"))).shape[:3] == (3, 64, 64)
+    items = {}
+    for name, dataset in (("last", source), ("first", moved)):
+        with bundle_scripts(BUNDLE):
+            workflow = ConfigWorkflow(
+                config_file=[str(CONFIGS / f) for f in ("train.json", "tiny.json")],
+                meta_file=str(CONFIGS / "metadata.json"),
+                logging_file=False,
+                bundle_root=str(BUNDLE),
+                dataset_dir=str(dataset),
+                fractions=FRACTIONS,
+            )
+            datalist = workflow.parser.get_parsed_content("train_datalist")
+            preprocessing = workflow.parser.get_parsed_content("train#preprocessing")
+            items[name] = [preprocessing(dict(item)) for item in datalist]
+    assert len(items["last"]) == len(items["first"]) == 3  # the training patient's three slices
+    for last, first in zip(items["last"], items["first"]):
+        for key in ("cine", "lge", "label"):
+            torch.testing.assert_close(torch.as_tensor(first[key]), torch.as_tensor(last[key]))
+    summaries = {}
+    for name, dataset in (("last", source), ("first", moved)):
+        out = tmp_path / f"eval_{name}"
+        run_tiny(BUNDLE, ["inference.json", "evaluate.json"], dataset_dir=str(dataset), ckpt_dir=str(models),
+                 output_dir=str(out), fractions=FRACTIONS, **FAST)  # fmt: skip
+        summaries[name] = json.loads((out / "summary.json").read_text())
+    assert summaries["last"]["n_slices"] == summaries["first"]["n_slices"] == 9
+    assert json.dumps(summaries["first"], sort_keys=True) == json.dumps(summaries["last"], sort_keys=True)

@@ -49,6 +49,12 @@ def _inputs_and_weights(bundle: Path, root: Path) -> tuple[Path, Path]:
         volume, affine = _ring_stack()
     nib.save(nib.Nifti1Image(volume, affine), inputs / "a_sax.nii.gz")
     nib.save(nib.Nifti1Image(*slices_first(volume, affine)), inputs / "b_slices_first.nii.gz")
+    _save_untrained(bundle, models)
+    return inputs, models
+
+
+def _save_untrained(bundle: Path, models: Path) -> None:
+    """The bundle's tiny inference network, untrained, where its inference.json reads it."""
     torch.manual_seed(0)
     items = parse_config_items(
         bundle, ["inference.json"], {**read_overlay(bundle, "tiny.json"), **OVERRIDES.get(bundle.name, {})}
@@ -56,11 +62,10 @@ def _inputs_and_weights(bundle: Path, root: Path) -> tuple[Path, Path]:
     network = items["network_def"]
     if bundle.name == "lge_cardiac_segmentation_munit":  # {"model": cascade + localiser}, and the localiser alone
         torch.save({"model": network.state_dict()}, models / "model.pt")
-        (models / "localiser").mkdir()
+        (models / "localiser").mkdir(exist_ok=True)
         torch.save(network.localiser.state_dict(), models / "localiser" / "localiser.pt")
     else:
         torch.save(network.state_dict(), models / "model.pt")
-    return inputs, models
 
 
 @pytest.mark.slow

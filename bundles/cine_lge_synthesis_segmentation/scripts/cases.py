@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["patient_split", "slice_items"]
 
-from common.data import DatasetError, check_nifti, cine_lge_cases, split_cases
+from common.data import DatasetError, check_nifti, cine_lge_cases, file_slice_axis, split_cases
 
 
 def patient_split(
@@ -44,5 +44,6 @@ def slice_items(cases: list[dict[str, str]]) -> list[dict]:
         shape = check_nifti(case["cine"], ndim=4)
         for key in ("lge", "label"):
             check_nifti(case[key], ndim=3)
-        items += [{**case, "slice": k, "n_slices": int(shape[2])} for k in range(int(shape[2]))]
+        n_slices = int(shape[file_slice_axis(case["cine"])])  # (S, X, Y, T) files are moved slices-last on loading
+        items += [{**case, "slice": k, "n_slices": n_slices} for k in range(n_slices)]
     return items

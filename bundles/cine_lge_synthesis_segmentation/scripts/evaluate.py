@@ -29,6 +29,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from common.constants import PSCGAN_LABELS
+from common.data import file_slice_axis
 from common.flags import as_flag
 from common.inferers import CineSliceInferer
 from common.metrics import (
@@ -43,7 +44,7 @@ from common.metrics import (
     scar_auc,
     segment_detection,
 )
-from common.transforms import scale_slices_percentile
+from common.transforms import scale_slices_percentile, slices_last_order
 from scripts.clinical import analyse_stack, write_rows
 
 #: per-slice metrics (Table 1)
@@ -56,9 +57,17 @@ _CLASS_NAMES = {1: "blood", 2: "myo", 3: "scar"}
 SCAR, MYOCARDIUM = PSCGAN_LABELS["scar"], PSCGAN_LABELS["myocardium"]
 
 
-def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
+def _load(path: str, axis: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The file's voxels and affine with its spatial ``axis`` (the stack's slice axis) moved third, the affine's
+    columns with it (``common.transforms.SlicesLastd``'s layout); a 4th (time) axis stays last."""
     image = nib.load(path)
-    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+    data, affine = np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.affine, dtype=np.float64)
+    order = slices_last_order(axis)
+    if axis != 2:
+        data = np.ascontiguousarray(data.transpose(*order, *range(3, data.ndim)))
+        affine = affine.copy()
+        affine[:3, :3] = affine[:3, :3][:, order]
+    return data, affine
 
 
 @torch.no_grad()
@@ -149,15 +158,16 @@ def evaluate(
     os.makedirs(output_dir, exist_ok=True)
     slice_rows, case_rows, segment_rows = [], [], []
     for case in cases:
-        cine, affine = _load(case["cine"])
+        axis = file_slice_axis(case["cine"])  # a stack stored (S, X, Y, T) is scored as (X, Y, S, T)
+        cine, affine = _load(case["cine"], axis)
         if cine.ndim != 4 or cine.shape[3] != n_frames or cine.shape[:2] != (image_size, image_size):
             raise ValueError(
                 f"{case['cine']}: shape {cine.shape}; expected ({image_size}, {image_size}, slices, {n_frames})."
             )
         if static_cine:
             cine = np.repeat(cine[..., :1], cine.shape[3], axis=3)
-        lge, _ = _load(case["lge"])
-        truth = np.rint(_load(case["label"])[0]).astype(np.int64)
+        lge, _ = _load(case["lge"], axis)
+        truth = np.rint(_load(case["label"], axis)[0]).astype(np.int64)
         out = predict_stack(network, cine, percentiles, slices_per_batch, device)
         pred = out[:num_classes].argmax(0)
         synthesis = out[num_classes]
