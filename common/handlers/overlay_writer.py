@@ -61,6 +61,11 @@ def _lookup(item: dict, source: Any, key: str, title: str) -> Any:
     raise KeyError(f"OverlayWriter: neither the output item nor the batch has {key!r} (panel {title!r}).")
 
 
+def _slices_last(stack: Any, axis: int) -> Any:
+    """A channel-first stack ``(C, H, W, D)`` with its spatial ``axis`` moved last (the in-plane order kept)."""
+    return stack if axis == 2 else torch.movedim(torch.as_tensor(stack), 1 + axis, -1)
+
+
 def _resize_nearest(image: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     rows = (np.arange(shape[0]) * image.shape[0] / shape[0]).astype(int)
     cols = (np.arange(shape[1]) * image.shape[1] / shape[1]).astype(int)
@@ -127,6 +132,9 @@ class OverlayWriter:
         fill: tint the labelled region under each outline.
         slice_key: for stacks, the label key whose busiest slice is drawn (every panel at that slice, its index in
             the title); ``None``: items must be 2D.
+        slice_axis_key: for stacks, the item key holding their slice axis (0, 1 or 2; e.g. the one
+            ``common.transforms.SlicesLastd(axis="auto")`` recorded for the input, ``"image_through_plane_axis"``):
+            stacks written back in a slices-first file's layout are cut along it. ``None`` or absent: the last axis.
 
     Raises:
         ValueError: naming ``panels`` when one is not ``[title, image_key, [label_keys]]``.
@@ -147,6 +155,7 @@ class OverlayWriter:
         case_key: str | None = "case",
         fill: bool = True,
         slice_key: str | None = None,
+        slice_axis_key: str | None = None,
     ) -> None:
         if panels is None:
             panels = [["image", image_key, []], ["truth", image_key, [label_key]]]
@@ -162,7 +171,7 @@ class OverlayWriter:
         self.panels = parsed
         self.case_key = case_key
         self.fill = bool(fill)
-        self.slice_key = slice_key
+        self.slice_key, self.slice_axis_key = slice_key, slice_axis_key
         self._count = 0
 
     def attach(self, engine: Engine) -> None:
@@ -176,6 +185,15 @@ class OverlayWriter:
             case = str(item.get(self.case_key, fallback))
         return case
 
+    def _slice_axis(self, item: dict, source: Any) -> int:
+        """The stacks' slice axis: ``slice_axis_key``'s value in the output or batch item, else 2 (the last)."""
+        if self.slice_axis_key is None:
+            return 2
+        for where in (item, source):
+            if isinstance(where, dict) and self.slice_axis_key in where:
+                return int(where[self.slice_axis_key])
+        return 2
+
     def __call__(self, engine: Engine) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
             return
@@ -183,14 +201,14 @@ class OverlayWriter:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         batch = engine.state.batch if isinstance(engine.state.batch, list) else [engine.state.batch] * len(items)
         for item, source in zip(items, batch):
-            index = None
+            index, axis = None, self._slice_axis(item, source)
             if self.slice_key is not None:
-                index = busiest_slice(_lookup(item, source, self.slice_key, "slice_key"))
+                index = busiest_slice(_slices_last(_lookup(item, source, self.slice_key, "slice_key"), axis))
             panels = []
             for title, image_key, label_keys in self.panels:
                 arrays = {key: _lookup(item, source, key, title) for key in (image_key, *label_keys)}
                 if index is not None:
-                    arrays = {key: array[..., index] for key, array in arrays.items()}
+                    arrays = {key: _slices_last(array, axis)[..., index] for key, array in arrays.items()}
                 label_maps = [_to_label_map(arrays[key], key) for key in label_keys]
                 panels.append((title, _to_image(arrays[image_key], image_key), label_maps))
             case = self._case(item, source)

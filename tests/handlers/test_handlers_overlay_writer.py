@@ -113,6 +113,28 @@ def test_stacks_are_drawn_at_the_busiest_slice_of_slice_key_with_the_image_from_
         writer(_engine([{"label": label, "pred": pred}], [{"case": "p1"}]))
 
 
+def test_stacks_in_a_slices_first_layout_are_cut_along_their_recorded_slice_axis(tmp_path, monkeypatch):
+    """``slice_axis_key``: a stack written back slices-first ``(C, D, H, W)`` is drawn as the same stack stored
+    ``(C, H, W, D)`` (same slice, same panels); without the key its last axis would be cut."""
+    from common.handlers import overlay_writer
+
+    drawn = []
+    monkeypatch.setattr(overlay_writer, "overlay_png", lambda path, panels, title, fill: drawn.append((panels, title)))
+    label = torch.zeros(1, 16, 12, 6, dtype=torch.int64)
+    label[0, 4:8, 4:8, 4] = 500
+    source = torch.rand(1, 16, 12, 6)
+    writer = OverlayWriter(str(tmp_path), image_key="source", slice_key="label", slice_axis_key="axis")
+    writer(_engine([{"label": label, "pred": label}], [{"case": "p1", "source": source}]))
+    first = {key: torch.movedim(value, -1, 1) for key, value in {"label": label, "source": source}.items()}
+    writer(_engine([{"label": first["label"], "pred": first["label"]}], [{"case": "p1", "axis": 0, **first}]))
+    (last_panels, last_title), (first_panels, first_title) = drawn
+    assert last_title == first_title == "p1, slice 4"
+    for (_, image, labels), (_, other, other_labels) in zip(last_panels, first_panels):
+        np.testing.assert_array_equal(other, image)
+        for mask, other_mask in zip(labels, other_labels):
+            np.testing.assert_array_equal(other_mask, mask)
+
+
 def test_overlay_png_outlines_label_values_that_are_not_consecutive(tmp_path):
     labels = np.zeros((16, 16), dtype=np.int64)
     labels[2:12, 2:12], labels[4:10, 4:10], labels[6:8, 6:8] = 200, 500, 600  # MS-CMRSeg's values
