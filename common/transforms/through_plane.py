@@ -139,8 +139,8 @@ class CheckThickSlicesd(MapTransform):
     ``tolerance`` of 1) and the slice count are checked; a near-isotropic volume is what it expects.
 
     ``axis="auto"`` reads each file's through-plane axis from its header (:func:`common.data.validation.slice_axis_of`:
-    the axis clearly coarser than the others, else 2) instead of checking it against a configured one, and records it
-    under ``<key>_through_plane_axis`` (read by :class:`SlicesLastd`).
+    the axis clearly coarser than the others, else 2) instead of checking it against a configured one. Either way the
+    axis is recorded under ``<key>_through_plane_axis`` (read by :class:`SlicesLastd`).
 
     Args:
         keys: image keys, channel-first ``(C, X, Y, Z)``.
@@ -215,10 +215,10 @@ class CheckThickSlicesd(MapTransform):
         return d
 
     def record(self, d: dict, key: Hashable) -> None:
-        """With ``"auto"``, keep the axis read from ``d[key]``'s header under ``<key>_through_plane_axis``, for
-        :class:`SlicesLastd` (after :class:`ThinSliceGridd` the header no longer shows it)."""
-        if self.auto:
-            d[recorded_axis_key(key)] = self.axis_of(d[key])
+        """Keep ``d[key]``'s through-plane axis (configured, or read from its header) under
+        ``<key>_through_plane_axis``, for :class:`SlicesLastd` and whatever handles that file's outputs (after
+        :class:`ThinSliceGridd` the header no longer shows it)."""
+        d[recorded_axis_key(key)] = self.axis_of(d[key])
 
 
 class ThinSliceGridd(CheckThickSlicesd):

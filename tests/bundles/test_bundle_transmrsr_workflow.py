@@ -405,15 +405,17 @@ def test_evaluate_writes_one_row_per_test_volume_scoring_the_sr_volume_against_i
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no volumes"
 
 
-def test_evaluation_of_volumes_stored_slices_first_gives_the_same_scores(pipeline, tmp_path):
-    """The test volumes and their truth stored with the slice axis first, ``through_plane_axis`` 0: inference writes
-    the SR volume slices-first and evaluate scores it with the same PSNR and SSIM (SSIM on the same planes: its
-    ``slice_axis`` is mapped to the file's axes, ``common.transforms.slices_last_order``)."""
+@pytest.mark.parametrize("setting", [0, "auto"])
+def test_evaluation_of_volumes_stored_slices_first_gives_the_same_scores(pipeline, tmp_path, setting):
+    """The test volumes and their truth stored with the slice axis first, ``through_plane_axis`` 0 or the default
+    "auto" (the thick input's axis, read from its header, is the truth's too): inference writes the SR volume
+    slices-first and evaluate scores it with the same PSNR and SSIM (SSIM on the same planes: the SR volume, the truth
+    and the head mask are moved slices-last for the metrics, so ``slice_axis`` counts as in training)."""
     inputs = tmp_path / "inputs"
     copy_slices_first(pipeline["inputs"], inputs)
     folder = tmp_path / "eval"
     _run(["inference.json", "evaluate.json"], dataset_dir=str(inputs), ckpt_dir=str(pipeline["models"]),
-         through_plane_axis=0, output_dir=str(folder))  # fmt: skip
+         through_plane_axis=setting, output_dir=str(folder))  # fmt: skip
     for metric in ("psnr", "ssim"):
         rows = sorted(list(csv.reader(open(folder / f"{metric}_raw.csv")))[1:])
         expected = sorted(list(csv.reader(open(pipeline["work"] / "eval" / "x4" / f"{metric}_raw.csv")))[1:])
