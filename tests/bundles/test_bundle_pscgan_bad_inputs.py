@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, slices_first
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny, slices_first, tiny_workflow
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,14 +330,7 @@ def test_training_and_evaluation_take_cases_stored_with_their_slices_first(sourc
     items = {}
     for name, dataset in (("last", source), ("first", moved)):
         with bundle_scripts(BUNDLE):
-            workflow = ConfigWorkflow(
-                config_file=[str(CONFIGS / f) for f in ("train.json", "tiny.json")],
-                meta_file=str(CONFIGS / "metadata.json"),
-                logging_file=False,
-                bundle_root=str(BUNDLE),
-                dataset_dir=str(dataset),
-                fractions=FRACTIONS,
-            )
+            workflow = tiny_workflow(BUNDLE, ["train.json"], dataset_dir=str(dataset), fractions=FRACTIONS)
             datalist = workflow.parser.get_parsed_content("train_datalist")
             preprocessing = workflow.parser.get_parsed_content("train#preprocessing")
             items[name] = [preprocessing(dict(item)) for item in datalist]
