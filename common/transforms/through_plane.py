@@ -173,8 +173,9 @@ class CheckThickSlicesd(MapTransform):
         """The through-plane axis of ``image``: the configured one, or with ``"auto"`` the one its header gives."""
         return slice_axis_of(image.shape[1:], affine_of(image).numpy()) if self.auto else self.axis
 
-    def check(self, d: Mapping, key: Hashable) -> None:
-        """Raise ``ValueError`` naming the file when ``d[key]`` is not a thick-slice volume of this factor."""
+    def check(self, d: Mapping, key: Hashable) -> int:
+        """Raise ``ValueError`` naming the file when ``d[key]`` is not a thick-slice volume of this factor; return its
+        through-plane axis."""
         image = _require_volume(d, key)
         name = source_name(d, key)
         spacing = voxel_spacing(affine_of(image))
@@ -206,19 +207,13 @@ class CheckThickSlicesd(MapTransform):
                 f"{name}: {image.shape[axis + 1]} slices along axis {axis}; this model needs at least "
                 f"{self.min_slices}."
             )
+        return axis
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            self.check(d, key)
-            self.record(d, key)
+            d[recorded_axis_key(key)] = self.check(d, key)
         return d
-
-    def record(self, d: dict, key: Hashable) -> None:
-        """Keep ``d[key]``'s through-plane axis (configured, or read from its header) under
-        ``<key>_through_plane_axis``, for :class:`SlicesLastd` and whatever handles that file's outputs (after
-        :class:`ThinSliceGridd` the header no longer shows it)."""
-        d[recorded_axis_key(key)] = self.axis_of(d[key])
 
 
 class ThinSliceGridd(CheckThickSlicesd):
@@ -252,10 +247,8 @@ class ThinSliceGridd(CheckThickSlicesd):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            self.check(d, key)
-            self.record(d, key)
+            axis = d[recorded_axis_key(key)] = self.check(d, key)  # kept: the thin grid's header no longer shows it
             image = d[key]
-            axis = self.axis_of(image)
             array = image.detach().cpu().numpy().astype(np.float32)
             thin = interpolate_to_thin_slices(array, axis + 1, self.factor, order=self.order)
             affine = thin_slice_affine(affine_of(image).numpy(), axis, self.factor)

@@ -502,6 +502,7 @@ def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(
     models = pipeline["models"]
     with bundle_scripts(BUNDLE):
         import scripts.benchmark as benchmark
+        import scripts.pseudo_hr as pseudo_hr  # builds the benchmark's sliding SR inferers (``sliding_sr``)
 
         cases = benchmark._test_cases(str(pipeline["data"]))[:1]
         tiny = json.loads((CONFIGS / "tiny.json").read_text())
@@ -514,7 +515,7 @@ def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(
         assert boundary > 0.7  # the tiny network's label errors lie along its label's boundary
 
         # known U: the truth's own error map (AUC 1), then a constant (AUC 0.5)
-        real = benchmark.SlidingSliceSR
+        real = pseudo_hr.SlidingSliceSR
 
         class KnownU(real):
             def __call__(self, x, net):
@@ -526,7 +527,7 @@ def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(
                 return out
 
         plain_net = benchmark._self_sr(plain, tiny)
-        monkeypatch.setattr(benchmark, "SlidingSliceSR", KnownU)
+        monkeypatch.setattr(pseudo_hr, "SlidingSliceSR", KnownU)
         for scale, expected in ((1.0, 1.0), (0.0, 0.5)):
             known = {"scale": scale}
             score = benchmark._score_uncertainty(plain, uasr, tiny, cases)["UASR U"]["u_label_auc"][cases[0]["name"]]

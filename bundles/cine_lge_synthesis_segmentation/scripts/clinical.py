@@ -165,6 +165,7 @@ class ClinicalReport:
         self.rv_fallback_angle = float(rv_fallback_angle)
         self.cases: list[dict[str, Any]] = []
         self.segments: list[dict[str, Any]] = []
+        self.slices_last = SlicesLastd("pred", axis="auto", reference_key="image")
 
     def attach(self, engine: Any) -> None:
         from ignite.engine import Events
@@ -191,7 +192,7 @@ class ClinicalReport:
         axes = [item.get(recorded) for item in batch] if isinstance(batch, list) else batch.get(recorded)
         for index, item in enumerate(outputs):
             if axes is not None and axes[index] is not None:  # back to the slices-last layout of the cine in memory
-                item = SlicesLastd("pred", axis="auto", reference_key="image")({**item, recorded: axes[index]})
+                item = self.slices_last({**item, recorded: axes[index]})
             pred = item["pred"]
             affine = np.asarray(pred.affine if isinstance(pred, MetaTensor) else np.eye(4), dtype=np.float64)
             name = pred.meta.get("filename_or_obj", f"case_{len(self.cases)}") if isinstance(pred, MetaTensor) else ""

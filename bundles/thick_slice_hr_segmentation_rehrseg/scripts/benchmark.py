@@ -57,7 +57,6 @@ from common.benchmarking import (
     write_table,
 )
 from common.flags import as_flag
-from common.inferers import SlidingSliceSR
 
 __all__ = ["run", "COMPARISONS", "PAPER_NOTES", "METRIC_LABELS"]
 
@@ -362,9 +361,11 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
     """PSNR/SSIM of the self-SR image (``weights``; input: thick image and LR label), or of trilinear and cubic
     interpolation (``weights=None``), against the HR image."""
     from common.data import interpolate_to_thin_slices
+    from scripts.pseudo_hr import sliding_sr
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
     net = None if weights is None else _self_sr(weights, network)
+    inferer = None if net is None else sliding_sr(net, SCALE, AXIS, 16)
     for case in cases:
         if net is None:
             for order, label in ((1, "trilinear"), (3, "cubic")):
@@ -373,7 +374,7 @@ def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dic
                     rows.setdefault(label, {}).setdefault(metric, {})[case["name"]] = value
             continue
         x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
-        sr = SlidingSliceSR(SCALE, net.n_inputs, AXIS, windows_per_batch=16, divisor=net.spatial_divisor)(x, net)
+        sr = inferer(x, net)
         image = np.clip(sr[0, 0].numpy() * case["scale"], 0, None)
         for metric, value in _image_scores(image, case["hr_image"]).items():
             rows.setdefault("self-SR", {}).setdefault(metric, {})[case["name"]] = value
@@ -390,9 +391,10 @@ def _score_uncertainty(plain: str, uasr: str, network: dict, cases: list[dict]) 
     from common.metrics import roc_auc
     from common.transforms import head_mask
     from scipy import ndimage
+    from scripts.pseudo_hr import sliding_sr
 
     plain_net, uasr_net = _self_sr(plain, network), _self_sr(uasr, network, head="uasr")
-    inferer = SlidingSliceSR(SCALE, plain_net.n_inputs, AXIS, windows_per_batch=16, divisor=plain_net.spatial_divisor)
+    inferer = sliding_sr(plain_net, SCALE, AXIS, 16)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for case in cases:
         x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
@@ -415,6 +417,7 @@ def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict
     ``configs/inference.json`` (the REHRSeg segmenter: LR volume -> HR mask, config parsing and model loading in the
     intercept) and of the self-SR network alone (``SlidingSliceSR``: one 4-slice window per LR slice gap)."""
     from common.benchmarking import slice_scaling, write_tiled_volume
+    from scripts.pseudo_hr import sliding_sr
 
     def segment(n: int) -> None:
         folder = os.path.join(out, f"slices_{n}")
@@ -425,7 +428,7 @@ def _inference_scaling(path: str, models: dict, network: dict, out: str) -> dict
 
     net = _self_sr(models["self-SR"], network)
     image, _ = _read(path)
-    inferer = SlidingSliceSR(SCALE, net.n_inputs, AXIS, windows_per_batch=16, divisor=net.spatial_divisor)
+    inferer = sliding_sr(net, SCALE, AXIS, 16)
 
     @torch.no_grad()
     def super_resolve(n: int) -> None:

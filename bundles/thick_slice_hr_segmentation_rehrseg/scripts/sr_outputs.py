@@ -18,6 +18,7 @@ import torch
 from common.checkpoint import load_weights, require_weights
 from common.inferers import SlidingSliceSR, ThickSliceSegInferer
 from monai.inferers import Inferer
+from scripts.pseudo_hr import sliding_sr
 
 
 class HRSegWithSRInferer(Inferer):
@@ -69,13 +70,7 @@ class HRSegWithSRInferer(Inferer):
                 load_weights(network, require_weights(str(weights), hint), map_location=device)
                 network.to(device).eval()
             self.networks = (sr_network, uasr_network)
-            self.super_resolve = SlidingSliceSR(
-                scale,
-                sr_network.n_inputs,
-                axis,
-                windows_per_batch=windows_per_batch,
-                divisor=sr_network.spatial_divisor,
-            )
+            self.super_resolve = sliding_sr(sr_network, scale, axis, windows_per_batch)
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
         hr_logits = self.segment(inputs, network)
