@@ -297,6 +297,14 @@ def slices_last_order(through_plane_axis: int) -> list[int]:
     return [a for a in (0, 1, 2) if a != int(through_plane_axis)] + [int(through_plane_axis)]
 
 
+def permute_affine_axes(affine: np.ndarray | torch.Tensor, order: list[int]) -> np.ndarray | torch.Tensor:
+    """A copy of ``affine`` for the voxel array transposed so that its spatial axis ``i`` is the old axis
+    ``order[i]``: the columns move with the axes, so every voxel keeps its world position."""
+    moved = affine.clone() if isinstance(affine, torch.Tensor) else np.array(affine, copy=True)
+    moved[:3, :3] = affine[:3, :3][:, order]
+    return moved
+
+
 class SlicesLastd(MapTransform):
     """Move a volume's through-plane axis to the last array axis (``inverse``: back to where it was), permuting the
     affine's columns with it: the same physical volume, stored in the layout the networks take.
@@ -369,9 +377,7 @@ class SlicesLastd(MapTransform):
             order = self._order(axis)
             moved = image.permute(0, *[a + 1 for a in order]).contiguous()
             if isinstance(image, MetaTensor):
-                affine = affine_of(image)
-                affine[:3, :3] = affine[:3, :3][:, order]
-                moved.affine = affine.to(image.affine.dtype)
+                moved.affine = permute_affine_axes(affine_of(image), order).to(image.affine.dtype)
                 if self.inverse:  # an output's shape as written; an input keeps its file's (MONAI Label restores to it)
                     moved.meta["spatial_shape"] = torch.as_tensor(moved.shape[1:])
             d[key] = moved

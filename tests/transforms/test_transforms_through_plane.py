@@ -12,6 +12,7 @@ from common.transforms import (
     SimulateThickSlicesd,
     SlicesLastd,
     ThinSliceGridd,
+    permute_affine_axes,
     slices_last_order,
 )
 from monai.data import MetaTensor
@@ -143,6 +144,19 @@ def test_slices_last_keeps_every_voxel_at_its_world_position_and_inverts(axis):
     back = SlicesLastd("image", axis=axis, inverse=True)({"image": moved})["image"]
     assert tuple(int(n) for n in back.meta["spatial_shape"]) == tuple(image.shape[1:])  # an output's shape as written
     assert torch.equal(back.as_tensor(), image.as_tensor()) and torch.equal(back.affine, image.affine)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_permuted_affine_maps_each_transposed_voxel_to_its_old_world_position(as_tensor):
+    affine = np.array([[0.0, 0.5, 4.0, 10.0], [1.0, 0.0, 0.2, -5.0], [0.3, 2.0, 0.0, 3.0], [0.0, 0.0, 0.0, 1.0]])
+    given = torch.as_tensor(affine) if as_tensor else affine
+    order = [2, 0, 1]  # new axis i is old axis order[i]
+    moved = permute_affine_axes(given, order)
+    assert type(moved) is type(given) and moved is not given
+    np.testing.assert_array_equal(np.asarray(given), affine)  # the input is not modified
+    for index in ((0, 0, 0), (1, 2, 3), (4, 1, 2)):
+        new_index = [index[a] for a in order]
+        np.testing.assert_allclose(np.asarray(moved) @ [*new_index, 1], affine @ [*index, 1])
 
 
 def test_slices_last_leaves_slices_last_volumes_alone_and_refuses_a_2d_image():

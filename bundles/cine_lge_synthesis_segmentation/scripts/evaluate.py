@@ -44,7 +44,7 @@ from common.metrics import (
     scar_auc,
     segment_detection,
 )
-from common.transforms import scale_slices_percentile, slices_last_order
+from common.transforms import permute_affine_axes, scale_slices_percentile, slices_last_order
 from scripts.clinical import analyse_stack, write_rows
 
 #: per-slice metrics (Table 1)
@@ -65,8 +65,7 @@ def _load(path: str, axis: int = 2) -> tuple[np.ndarray, np.ndarray]:
     order = slices_last_order(axis)
     if axis != 2:
         data = np.ascontiguousarray(data.transpose(*order, *range(3, data.ndim)))
-        affine = affine.copy()
-        affine[:3, :3] = affine[:3, :3][:, order]
+        affine = permute_affine_axes(affine, order)
     return data, affine
 
 
