@@ -20,7 +20,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts, exception_messages, load_state, run_tiny, same_state, tiny_workflow
+from bundle_test_utils import (
+    bundle_scripts,
+    copy_slices_first,
+    exception_messages,
+    load_state,
+    run_tiny,
+    same_state,
+    tiny_workflow,
+)
 from common.constants import MSCMR_LABELS
 from common.transforms import LocaliseHeartd
 from monai.bundle import ConfigWorkflow
@@ -373,6 +381,38 @@ def test_evaluate_writes_per_case_csvs_and_overlays_for_the_evaluation_patients_
     assert not list(folder.glob("*.nii.gz")), "evaluate scores in memory; it writes no label volumes"
     # one overlay per case: the LGE on its own grid, cut at the slice where the label has the most foreground
     assert sorted(p.name for p in (folder / "overlays").iterdir()) == [f"{patient}.png" for patient in patients]
+
+
+def test_evaluate_scores_a_test_set_stored_slices_first_as_the_same_set_stored_slices_last(pipeline, tmp_path):
+    """Every evaluation LGE and label written with its slices on the first array axis (the same physical volumes):
+    each case's Dice and ASD are those of the original layout. Slicing across the stack, or scoring a prediction
+    in one layout against a label in the other, would change them or fail on the shapes."""
+    data = tmp_path / "slices_first"
+    copy_slices_first(pipeline["data"], data)
+    out = tmp_path / "eval"
+    _run(
+        ["inference.json", "evaluate.json"],
+        dataset_dir=str(data),
+        ckpt_dir=str(pipeline["models"]),
+        output_dir=str(out),
+    )
+    reference = pipeline["work"] / "eval" / "evaluate"
+    scored = []
+    for metric in METRICS:
+        rows = {}
+        for folder in (reference, out):
+            with open(folder / f"{metric}_raw.csv") as f:
+                rows[folder] = {row[0]: float(row[1]) for row in list(csv.reader(f))[1:]}
+        assert sorted(rows[out]) == pipeline["evaluation_patients"], metric
+        for patient, value in rows[reference].items():
+            assert rows[out][patient] == pytest.approx(value, abs=1e-4, nan_ok=True), (metric, patient)
+            scored.append(value)
+    assert any(
+        v > 0 for v in scored if np.isfinite(v)
+    ), "every score 0 or NaN: the comparison cannot tell layouts apart"
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == sorted(
+        p.name for p in (reference / "overlays").iterdir()
+    )
 
 
 def test_training_never_sees_an_evaluation_patient(pipeline):
