@@ -28,8 +28,10 @@ The module-level names below are this bundle's benchmark data, read (as literals
 
 from __future__ import annotations
 
+import csv
 import glob
 import os
+import re
 import shutil
 from typing import Any
 
@@ -152,6 +154,21 @@ VARIANTS = {
     "w/o SC": ((8,), {"use_skip": False}),
     "frozen GP": ((8,), {"freeze_prior": True}),
 }
+#: GAN iterations of the prior study's priors, asked for with ``--prior_study 1000`` (levels separated by commas): per
+#: level and training seed a prior trained that long (rounded up to whole epochs), its centroids and the
+#: ``PRIOR_STUDY_VARIANTS`` at x8 on it, scored beside the run's own TransMRSR x8 (the mode's prior) and w/o GP x8 (a
+#: random decoder). The quick prior (60 iterations) has no anatomy, so the main rows test the machinery; the study
+#: asks how long the prior must train before the paper's prior and truncation claims show. Empty by default: each
+#: level adds a prior and two SR networks per seed (quick mode, 1000 iterations: about 35 min per seed on one thread)
+PRIOR_STUDY: tuple[int, ...] = ()
+#: SR variants trained on each prior of the study (the paper's Table 3 claims that need a trained prior: GP and SDT)
+PRIOR_STUDY_VARIANTS = ("TransMRSR", "w/o SDT")
+#: the study's paired comparisons per level, ``{level}`` standing for the level's row suffix
+PRIOR_STUDY_COMPARISONS = (
+    ("TransMRSR x8{level}", "w/o GP x8"),
+    ("TransMRSR x8{level}", "TransMRSR x8"),
+    ("TransMRSR x8{level}", "w/o SDT x8{level}"),
+)
 #: the networks' switches that inference.json needs to rebuild the trained architecture
 ARCHITECTURE_KEYS = ("use_truncation", "use_encoder_features", "use_skip")
 TISSUES = {"csf": 1, "gm": 2, "wm": 3}
@@ -310,6 +327,42 @@ def _inference_scaling(folder: str, weights: str, network: dict, out: str) -> di
     return slice_scaling(run, SCALING_SLICES)
 
 
+def _folder_name(method: str) -> str:
+    """A method's folder name: ``w/o GP x8`` -> ``wo_GP_x8``."""
+    return method.replace("/", "").replace(" ", "_")
+
+
+def _train_prior(seed: int, dataset_dir: str, work: str, network: dict, epochs: int) -> dict[str, Any]:
+    """The prior (``<work>/prior/prior.pt``, ``epochs`` epochs) and its centroids, each unless written already;
+    returns the overrides every SR training of this prior starts from."""
+    prior_dir = os.path.join(work, "prior")
+    base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, "prior_dir": prior_dir, **_split(), **network}
+    if not os.path.isfile(os.path.join(prior_dir, "prior.pt")):
+        run_workflow(
+            BUNDLE_ROOT,
+            ["train.json", "train_prior.json"],
+            dict(base, ckpt_dir=work, epochs=epochs, output_dir=os.path.join(work, "logs", "prior")),
+        )
+    if not os.path.isfile(os.path.join(prior_dir, "centroids.pt")):
+        run_workflow(BUNDLE_ROOT, ["train.json", "centroids.json"], dict(base, ckpt_dir=work))
+    return base
+
+
+def prior_iterations_per_epoch(network: dict) -> int:
+    """GAN iterations of one prior epoch: the prior subjects in batches of ``prior_batch_size`` (the last partial
+    batch dropped, as ``train_prior.json``'s loader does)."""
+    import json
+
+    with open(os.path.join(BUNDLE_ROOT, "configs", "train_prior.json")) as f:
+        batch = int(network.get("prior_batch_size", json.load(f)["prior_batch_size"]))
+    return max(1, N_PRIOR // batch)
+
+
+def prior_study_epochs(iterations: int, network: dict) -> int:
+    """Whole prior epochs that make at least ``iterations`` GAN iterations."""
+    return -(-int(iterations) // prior_iterations_per_epoch(network))
+
+
 def _train_seed(
     seed: int,
     dataset_dir: str,
@@ -327,23 +380,14 @@ def _train_seed(
     trains again from an empty folder.
     """
     prior_epochs, sr_epochs, val_interval = schedule
-    prior_dir = os.path.join(work, "prior")
-    base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, "prior_dir": prior_dir, **_split(), **network}
+    base = _train_prior(seed, dataset_dir, work, network, prior_epochs)
     logs = os.path.join(work, "logs")
-    if not os.path.isfile(os.path.join(prior_dir, "prior.pt")):
-        run_workflow(
-            BUNDLE_ROOT,
-            ["train.json", "train_prior.json"],
-            dict(base, ckpt_dir=work, epochs=prior_epochs, output_dir=os.path.join(logs, "prior")),
-        )
-    if not os.path.isfile(os.path.join(prior_dir, "centroids.pt")):
-        run_workflow(BUNDLE_ROOT, ["train.json", "centroids.json"], dict(base, ckpt_dir=work))
     models, stages = {}, StageCache()
     for name, (variant_scales, overrides) in VARIANTS.items():
         if name not in variants:
             continue
         for scale in sorted(set(variant_scales) & set(scales)):
-            folder = os.path.join(work, f"{name.replace('/', '').replace(' ', '_')}_x{scale}")
+            folder = os.path.join(work, _folder_name(f"{name} x{scale}"))
             files = ["train.json", "edsr_baseline.json"] if name == "EDSR-like" else ["train.json"]
             values = dict(
                 base,
@@ -359,23 +403,54 @@ def _train_seed(
     return models
 
 
-def write_figures(out_dir: str, seed: int, network: dict) -> list[str]:
-    """``prior_samples.png`` (the seed's prior) and ``sr_x8.png`` (a held-out case at x8: nearest, bicubic, EDSR-like,
-    TransMRSR, truth, error maps) in ``out_dir``, from a finished run's files."""
-    from common.data import interpolate_to_thin_slices
-    from common.nets import StyleSwinGenerator
-    from scripts.figures import prior_samples_figure, super_resolution_figure
+def prior_level_suffix(iterations: int) -> str:
+    """The prior study's row suffix of a prior trained ``iterations`` GAN iterations: ``" (prior 1002 it)"``."""
+    return f" (prior {int(iterations)} it)"
 
-    work = os.path.join(out_dir, f"seed_{seed}")
+
+def method_variant(method: str) -> tuple[str, int]:
+    """``(variant, scale)`` of a method's row name: ``"w/o SDT x8 (prior 1002 it)"`` -> ``("w/o SDT", 8)``."""
+    match = re.fullmatch(r"(.+) x(\d+)(?: \(prior \d+ it\))?", method)
+    if match is None or match.group(1) not in VARIANTS:
+        raise ValueError(f"{method!r} is not a trained method's row name ('<variant> x<scale>[ (prior <n> it)]').")
+    return match.group(1), int(match.group(2))
+
+
+def _train_prior_study(
+    seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, iterations: int
+) -> dict[str, str]:
+    """One level of the prior study for one seed: a prior of at least ``iterations`` GAN iterations in
+    ``<work>/prior_<iterations>``, its centroids, then :data:`PRIOR_STUDY_VARIANTS` at x8 on it; returns
+    ``{method: model.pt}`` with the level's suffix on each method (``TransMRSR x8 (prior 1002 it)``)."""
+    epochs = prior_study_epochs(iterations, network)
+    trained = epochs * prior_iterations_per_epoch(network)
+    level_work = os.path.join(work, f"prior_{trained}")
+    models = _train_seed(seed, dataset_dir, level_work, network, (epochs, *schedule[1:]), PRIOR_STUDY_VARIANTS, (8,))
+    return {f"{method}{prior_level_suffix(trained)}": path for method, path in models.items()}
+
+
+def _generator(network: dict) -> Any:
+    """The prior's generator at the run's sizes (``train.json``'s defaults, ``network`` on top), untrained."""
+    from common.nets import StyleSwinGenerator
+
     sizes = {"img_size": 256, "style_dim": 512, "n_mlp": 8, "max_channels": 512, "window_size": 8, **network}
-    generator = StyleSwinGenerator(
+    return StyleSwinGenerator(
         size=sizes["img_size"],
         style_dim=sizes["style_dim"],
         n_mlp=sizes["n_mlp"],
         max_channels=sizes["max_channels"],
         window_size=sizes["window_size"],
     )
-    written = [prior_samples_figure(generator, os.path.join(work, "prior", "prior.pt"), f"{out_dir}/prior_samples.png")]
+
+
+def write_figures(out_dir: str, seed: int, network: dict) -> list[str]:
+    """``prior_samples.png`` (the seed's prior) and ``sr_x8.png`` (a held-out case at x8: nearest, bicubic, EDSR-like,
+    TransMRSR, truth, error maps) in ``out_dir``, from a finished run's files."""
+    from common.data import interpolate_to_thin_slices
+    from scripts.figures import prior_samples_figure, super_resolution_figure
+
+    work = os.path.join(out_dir, f"seed_{seed}")
+    written = [prior_samples_figure(_generator(network), f"{work}/prior/prior.pt", f"{out_dir}/prior_samples.png")]
     folder = os.path.join(out_dir, "data", "IXI_thick", "x8")
     name = os.path.basename(sorted(glob.glob(os.path.join(folder, "*.nii.gz")))[0])
     thick = np.asarray(nib.load(os.path.join(folder, name)).dataobj, dtype=np.float32)
@@ -399,6 +474,7 @@ def run(
     fresh: bool = False,
     variants: tuple[str, ...] | str | None = None,
     scales: tuple[int, ...] | str = (4, 8),
+    prior_study: tuple[int, ...] | str | int | None = PRIOR_STUDY,
 ) -> list[dict]:
     """Train every seed, score every row per held-out volume; write tables and ``cases.csv``; return the rows.
 
@@ -406,6 +482,12 @@ def run(
     under ``<out_dir>/data``. Without ``fresh``, a seed's finished steps found in ``out_dir`` are reused, so a stopped
     run continues; ``fresh=True`` deletes them first. ``variants`` (names of ``VARIANTS``, comma-separated) limits the
     trained rows, e.g. to score what a stopped run finished, and ``scales`` (4, 8) the scales of every row.
+    ``prior_study`` (GAN iterations, e.g. ``1000``; :data:`PRIOR_STUDY`) adds the prior study's rows and writes
+    ``prior_study.md``, ``prior_study_cases.csv``, ``prior_study.png`` and each level's ``prior_samples_<n>it.png``.
+
+    Raises:
+        ValueError: for unknown variants or scales, or a prior study without the TransMRSR and w/o GP rows at x8 that
+            it is compared with.
     """
     out_dir = os.path.abspath(out_dir)
     variants = tuple(VARIANTS) if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
@@ -413,6 +495,10 @@ def run(
     unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(scales) - {4, 8})
     if unknown:
         raise ValueError(f"unknown variants or scales {unknown}; choose among {list(VARIANTS)} and 4, 8.")
+    levels = int_tuple(prior_study) if prior_study not in (None, "", ()) else ()
+    if levels and not ({"TransMRSR", "w/o GP"} <= set(variants) and 8 in scales):
+        raise ValueError("the prior study is compared with the run's TransMRSR and w/o GP rows at x8: keep both "
+                         f"variants and scale 8 (got variants {list(variants)}, scales {list(scales)}).")  # fmt: skip
     seeds = int_tuple(seeds)
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     schedule = SCHEDULES["quick" if quick else "full"]
@@ -443,17 +529,17 @@ def run(
             shutil.rmtree(work, ignore_errors=True)
         with Timer() as timer:
             models = _train_seed(seed, dataset_dir, work, network, schedule, variants, scales)
+            for iterations in levels:
+                models.update(_train_prior_study(seed, dataset_dir, work, network, schedule, iterations))
         timings[f"train seed {seed}"] = timer.seconds
         with Timer() as timer:
             for method, weights in models.items():
-                name, scale = method.rsplit(" x", 1)
+                name, scale = method_variant(method)
                 overrides = {k: v for k, v in VARIANTS[name][1].items() if k in ARCHITECTURE_KEYS}
                 if name == "EDSR-like":
                     overrides["edsr"] = True
-                outputs = os.path.join(work, "sr", method.replace("/", "").replace(" ", "_"))
-                scores = _network_scores(
-                    folders[int(scale)], int(scale), weights, overrides, network, outputs, brains, means
-                )
+                outputs = os.path.join(work, "sr", _folder_name(method))
+                scores = _network_scores(folders[scale], scale, weights, overrides, network, outputs, brains, means)
                 per_method.setdefault(method, []).append(scores)
         timings[f"evaluate seed {seed}"] = timer.seconds
     scaling = None
@@ -477,6 +563,7 @@ def run(
     ]
     variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
     variant_option += "" if set(scales) == {4, 8} else f" --scales {','.join(map(str, scales))}"
+    variant_option += f" --prior_study {','.join(map(str, levels))}" if levels else ""
     note = (
         f"Phantom IXI-layout brains (3 mm, seed {DATA_SEED}): subjects {counts} (prior / SR train / validation / "
         f"held-out test); training seeds {list(seeds)}; epochs (prior, SR, validation interval) {schedule}"
@@ -488,7 +575,130 @@ def run(
     print(write_table(summary, out_dir, "benchmark", title="TransMRSR benchmark", note=note))
     if {"TransMRSR", "EDSR-like"} <= set(variants) and 8 in scales:
         write_figures(out_dir, seeds[0], network)
+    if levels:
+        write_prior_study(rows, out_dir, seeds, network, schedule[0] * prior_iterations_per_epoch(network))
     return [r.to_dict() for r in rows]
+
+
+#: the prior study's metrics: (key, column title, format)
+PRIOR_STUDY_METRICS = (("psnr", "x8 PSNR dB", ".2f"), ("ssim", "x8 SSIM", ".3f"), ("dice_avg", "x8 tissue Dice", ".3f"))
+
+
+def _prior_iterations(method: str, mode_iterations: int) -> int:
+    """GAN iterations of the prior a method's decoder started from (0: w/o GP, a random decoder)."""
+    match = re.search(r"\(prior (\d+) it\)$", method)
+    return int(match.group(1)) if match else (0 if method.startswith("w/o GP") else int(mode_iterations))
+
+
+def write_prior_study(
+    rows: list[BenchmarkRow], out_dir: str, seeds: tuple[int, ...], network: dict, mode_iterations: int
+) -> list[str]:
+    """``prior_study.md`` (per method and prior length the means over the held-out volumes, then the paired
+    comparisons of :data:`PRIOR_STUDY_COMPARISONS` per level), ``prior_study_cases.csv`` (the compared rows' values,
+    each seed's), ``prior_study.png`` (x8 PSNR against the prior's GAN iterations) and ``prior_samples_<n>it.png``
+    (seed ``seeds[0]``'s prior of each level) in ``out_dir``; returns the paths."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from common.benchmarking import compare
+    from scripts.figures import prior_samples_figure
+
+    by_name = {(r.method, r.metric): r for r in rows}
+    methods = [
+        m for m in dict.fromkeys(r.method for r in rows) if m.startswith(("TransMRSR x8", "w/o GP x8", "w/o SDT x8"))
+    ]
+    methods.sort(key=lambda m: (_prior_iterations(m, mode_iterations), m))
+    levels = sorted({_prior_iterations(m, mode_iterations) for m in methods} - {0, mode_iterations})
+
+    def sem(row: BenchmarkRow) -> float:
+        values = row.scored_values
+        return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+
+    n_cases = len(by_name[(methods[0], "psnr")].scored_values)
+    lines = [
+        "# TransMRSR x8 against the length of its prior's training",
+        "",
+        f"Held-out phantom brains (seed {DATA_SEED}, {n_cases} volumes), training seeds {list(seeds)}, each seed with "
+        f"its own priors; the mode's prior trains {mode_iterations} GAN iterations, the study's {levels}. Mean +- SEM "
+        "over the volumes of the per-volume means over the seeds; every seed's values in prior_study_cases.csv. "
+        f"Command: python -m scripts.benchmark --quick True --seeds {','.join(map(str, seeds))} --variants "
+        f"TransMRSR,w/o GP[,...] --scales 8[,4] --prior_study {','.join(map(str, levels))}.",
+        "",
+        "| method | prior GAN iterations | " + " | ".join(t for _, t, _ in PRIOR_STUDY_METRICS) + " | PSNR per seed |",
+        "|---|---|" + "---|" * (len(PRIOR_STUDY_METRICS) + 1),
+    ]
+    for method in methods:
+        cells = [
+            f"{by_name[(method, k)].mean:{f}} +- {sem(by_name[(method, k)]):{f}}" for k, _, f in PRIOR_STUDY_METRICS
+        ]
+        per_seed = " / ".join(
+            f"{np.nanmean([value for _, value in pairs]):.2f}"
+            for _, pairs in sorted(by_name[(method, "psnr")].per_seed.items())
+        )
+        iterations = _prior_iterations(method, mode_iterations)
+        lines.append(
+            f"| {method} | {iterations or 'none (random decoder)'} | " + " | ".join(cells) + f" | {per_seed} |"
+        )
+    lines += [
+        "",
+        "Paired differences (mean over the volumes, bootstrap 95 % interval, Wilcoxon p; an ordering only where the "
+        "interval excludes 0 and every seed agrees):",
+        "",
+        "| comparison | metric | difference [95 % CI] | Wilcoxon p | seeds agreeing | ordering |",
+        "|---|---|---|---|---|---|",
+    ]
+    compared: dict[str, None] = {}
+    for level in levels:
+        for ours, baseline in PRIOR_STUDY_COMPARISONS:
+            ours, baseline = (name.format(level=prior_level_suffix(level)) for name in (ours, baseline))
+            for key, _, f in PRIOR_STUDY_METRICS:
+                if (ours, key) not in by_name or (baseline, key) not in by_name:
+                    continue
+                c = compare(by_name[(ours, key)], by_name[(baseline, key)])
+                compared.update(dict.fromkeys((ours, baseline)))
+                lines.append(
+                    f"| {ours} - {baseline} | {key} | {c.difference:+{f}} [{c.low:+{f}}, {c.high:+{f}}] | "
+                    f"{c.wilcoxon_p:.2g} | {c.seeds_agreeing}/{c.n_seeds} | {c.verdict} |"
+                )
+    written = [os.path.join(out_dir, "prior_study.md")]
+    with open(written[0], "w") as f:
+        f.write("\n".join(lines) + "\n")
+    written.append(os.path.join(out_dir, "prior_study_cases.csv"))
+    with open(written[-1], "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "prior_gan_iterations", "metric", "seed", "case", "value"])
+        for row in rows:
+            if row.method in compared:
+                for seed, values in sorted(row.per_seed.items()):
+                    for case, value in sorted(values):
+                        iterations = _prior_iterations(row.method, mode_iterations)
+                        writer.writerow([row.method, iterations, row.metric, seed, case, repr(float(value))])
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    random_decoder = by_name[("w/o GP x8", "psnr")]
+    axis.axhline(random_decoder.mean, color="grey", linestyle="--", label="w/o GP (random decoder)")
+    for name, marker in (("TransMRSR", "o"), ("w/o SDT", "s")):
+        points = [(_prior_iterations(m, mode_iterations), by_name[(m, "psnr")]) for m in methods
+                  if method_variant(m)[0] == name]  # fmt: skip
+        if points:
+            axis.errorbar([p for p, _ in points], [r.mean for _, r in points], yerr=[sem(r) for _, r in points],
+                          marker=marker, capsize=3, label=name)  # fmt: skip
+    axis.set_xscale("log")
+    axis.set_xlabel("prior GAN iterations")
+    axis.set_ylabel(f"x8 PSNR dB (mean +- SEM, {n_cases} volumes)")
+    axis.set_title("TransMRSR x8 against its prior's training")
+    axis.legend()
+    figure.tight_layout()
+    written.append(os.path.join(out_dir, "prior_study.png"))
+    figure.savefig(written[-1], dpi=100)
+    plt.close(figure)
+    for level in levels:
+        prior = os.path.join(out_dir, f"seed_{seeds[0]}", f"prior_{level}", "prior", "prior.pt")
+        written.append(prior_samples_figure(_generator(network), prior, f"{out_dir}/prior_samples_{level}it.png"))
+    return written
 
 
 def main(
@@ -499,11 +709,14 @@ def main(
     fresh: bool = False,
     variants: str | None = None,
     scales: str = "4,8",
+    prior_study: str | None = None,
 ) -> None:
     """Command-line entry (``data_root`` is accepted for ``tools.benchmark`` and unused: the data are written here);
-    ``variants`` and ``scales`` as :func:`run` (the note's command repeats them)."""
+    ``variants``, ``scales`` and ``prior_study`` as :func:`run` (the note's command repeats them)."""
     quick, fresh = as_flag(quick, "quick"), as_flag(fresh, "fresh")  # `--quick false` arrives as a string
-    run(data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants, scales=scales)
+    run(
+        data_root, out, quick=quick, seeds=seeds, fresh=fresh, variants=variants, scales=scales, prior_study=prior_study
+    )
 
 
 if __name__ == "__main__":
