@@ -561,22 +561,25 @@ def run(
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
         for r in rows
     ]
-    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
+    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants '{','.join(variants)}'"
     variant_option += "" if set(scales) == {4, 8} else f" --scales {','.join(map(str, scales))}"
     variant_option += f" --prior_study {','.join(map(str, levels))}" if levels else ""
+    command = (
+        f"python -m scripts.benchmark --out {out_dir} --quick {quick} --seeds {','.join(map(str, seeds))}"
+        f"{variant_option}"
+    )
     note = (
         f"Phantom IXI-layout brains (3 mm, seed {DATA_SEED}): subjects {counts} (prior / SR train / validation / "
         f"held-out test); training seeds {list(seeds)}; epochs (prior, SR, validation interval) {schedule}"
         f"{' (quick mode: configs/quick.json)' if quick else ''}. Seconds: "
         f"{', '.join(f'{k} {v:.0f}' for k, v in timings.items())} (steps reused from a stopped run not counted). "
-        f"Machine: {machine_summary()}. Command: python -m scripts.benchmark --out {out_dir} --quick {quick} "
-        f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
+        f"Machine: {machine_summary()}. Command: {command}. Per-case values: cases.csv."
     )
     print(write_table(summary, out_dir, "benchmark", title="TransMRSR benchmark", note=note))
     if {"TransMRSR", "EDSR-like"} <= set(variants) and 8 in scales:
         write_figures(out_dir, seeds[0], network)
     if levels:
-        write_prior_study(rows, out_dir, seeds, network, schedule[0] * prior_iterations_per_epoch(network))
+        write_prior_study(rows, out_dir, seeds, network, schedule[0] * prior_iterations_per_epoch(network), command)
     return [r.to_dict() for r in rows]
 
 
@@ -591,7 +594,12 @@ def _prior_iterations(method: str, mode_iterations: int) -> int:
 
 
 def write_prior_study(
-    rows: list[BenchmarkRow], out_dir: str, seeds: tuple[int, ...], network: dict, mode_iterations: int
+    rows: list[BenchmarkRow],
+    out_dir: str,
+    seeds: tuple[int, ...],
+    network: dict,
+    mode_iterations: int,
+    command: str = "python -m scripts.benchmark --quick True --prior_study <iterations>",
 ) -> list[str]:
     """``prior_study.md`` (per method and prior length the means over the held-out volumes, then the paired
     comparisons of :data:`PRIOR_STUDY_COMPARISONS` per level), ``prior_study_cases.csv`` (the compared rows' values,
@@ -623,9 +631,8 @@ def write_prior_study(
         "",
         f"Held-out phantom brains (seed {DATA_SEED}, {n_cases} volumes), training seeds {list(seeds)}, each seed with "
         f"its own priors; the mode's prior trains {mode_iterations} GAN iterations, the study's {levels}. Mean +- SEM "
-        "over the volumes of the per-volume means over the seeds; every seed's values in prior_study_cases.csv. "
-        f"Command: python -m scripts.benchmark --quick True --seeds {','.join(map(str, seeds))} --variants "
-        f"TransMRSR,w/o GP[,...] --scales 8[,4] --prior_study {','.join(map(str, levels))}.",
+        f"over the volumes of the per-volume means over the seeds; every seed's values in prior_study_cases.csv. "
+        f"Command: {command}.",
         "",
         "| method | prior GAN iterations | " + " | ".join(t for _, t, _ in PRIOR_STUDY_METRICS) + " | PSNR per seed |",
         "|---|---|" + "---|" * (len(PRIOR_STUDY_METRICS) + 1),
