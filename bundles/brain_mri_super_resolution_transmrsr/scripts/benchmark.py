@@ -419,8 +419,8 @@ def method_variant(method: str) -> tuple[str, int]:
 def _train_prior_study(
     seed: int, dataset_dir: str, work: str, network: dict, schedule: tuple, iterations: int
 ) -> dict[str, str]:
-    """One level of the prior study for one seed: a prior of at least ``iterations`` GAN iterations in
-    ``<work>/prior_<iterations>``, its centroids, then :data:`PRIOR_STUDY_VARIANTS` at x8 on it; returns
+    """One level of the prior study for one seed: a prior of at least ``iterations`` GAN iterations (whole epochs: n
+    iterations in all) in ``<work>/prior_<n>``, its centroids, then :data:`PRIOR_STUDY_VARIANTS` at x8 on it; returns
     ``{method: model.pt}`` with the level's suffix on each method (``TransMRSR x8 (prior 1002 it)``)."""
     epochs = prior_study_epochs(iterations, network)
     trained = epochs * prior_iterations_per_epoch(network)
