@@ -121,7 +121,8 @@ MODE_NOTES = {
     "5); ablations at x8 only, as the paper's Table 3; each training seed trains its own prior. At StyleSwin's "
     "learning rates 60 GAN iterations leave the generator near its initialisation (no brain anatomy in its "
     "samples): in quick mode the prior is a starting point for the decoder, not a generative prior, so the w/o GP "
-    "and frozen GP rows test the machinery, not the paper's claim about the prior",
+    "and frozen GP rows test the machinery, not the paper's claim about the prior (a prior of 1002 iterations, the "
+    "bundle docs' prior study, is not separated from a random decoder either)",
     "full": "the configs' networks at 256x256 on 1 mm brains, the configs' schedules",
 }
 
