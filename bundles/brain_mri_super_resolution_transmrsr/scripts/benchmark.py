@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import json
 import os
 import re
 import shutil
@@ -160,7 +161,8 @@ VARIANTS = {
 #: ``PRIOR_STUDY_VARIANTS`` at x8 on it, scored beside the run's own TransMRSR x8 (the mode's prior) and w/o GP x8 (a
 #: random decoder). The quick prior (60 iterations) has no anatomy, so the main rows test the machinery; the study
 #: asks how long the prior must train before the paper's prior and truncation claims show. Empty by default: each
-#: level adds a prior and two SR networks per seed (quick mode, 1000 iterations: about 35 min per seed on one thread)
+#: level adds a prior and two SR networks per seed (quick mode, 1000 iterations: three one-thread seed processes side by
+#: side on 2 cores took about 85 min for the whole run, the prior 45 min of it)
 PRIOR_STUDY: tuple[int, ...] = ()
 #: SR variants trained on each prior of the study (the paper's Table 3 claims that need a trained prior: GP and SDT)
 PRIOR_STUDY_VARIANTS = ("TransMRSR", "w/o SDT")
@@ -352,8 +354,6 @@ def _train_prior(seed: int, dataset_dir: str, work: str, network: dict, epochs: 
 def prior_iterations_per_epoch(network: dict) -> int:
     """GAN iterations of one prior epoch: the prior subjects in batches of ``prior_batch_size`` (the last partial
     batch dropped, as ``train_prior.json``'s loader does)."""
-    import json
-
     with open(os.path.join(BUNDLE_ROOT, "configs", "train_prior.json")) as f:
         batch = int(network.get("prior_batch_size", json.load(f)["prior_batch_size"]))
     return max(1, N_PRIOR // batch)
