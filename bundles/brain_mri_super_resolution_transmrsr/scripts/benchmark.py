@@ -680,9 +680,9 @@ def write_prior_study(
         writer.writerow(["method", "prior_gan_iterations", "metric", "seed", "case", "value"])
         for row in rows:
             if row.method in compared:
+                iterations = _prior_iterations(row.method, mode_iterations)
                 for seed, values in sorted(row.per_seed.items()):
                     for case, value in sorted(values):
-                        iterations = _prior_iterations(row.method, mode_iterations)
                         writer.writerow([row.method, iterations, row.metric, seed, case, repr(float(value))])
 
     figure, axis = plt.subplots(figsize=(6, 4))
