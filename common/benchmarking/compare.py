@@ -82,6 +82,10 @@ class Comparison:
         """Whether every checked seed agrees; None when the seeds were not checked."""
         return None if not self.seed_differences else self.seeds_agreeing == self.n_seeds
 
+    def interval_text(self, fmt: str = ".3f") -> str:
+        """The difference and its interval as a table cell, signed: ``+0.06 [+0.06, +0.07]`` for ``fmt=".2f"``."""
+        return f"{self.difference:+{fmt}} [{self.low:+{fmt}}, {self.high:+{fmt}}]"
+
 
 def bootstrap_mean_difference(
     differences: list[float] | np.ndarray, n_resamples: int = 10000, level: float = 0.95, seed: int = 0

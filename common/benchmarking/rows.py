@@ -103,6 +103,13 @@ class BenchmarkRow:
             return float("nan")
         return statistics.pstdev(finite) if len(finite) > 1 else 0.0
 
+    @property
+    def sem(self) -> float:
+        """Standard error of :attr:`mean`: the sample std (``ddof=1``) of the scored values over ``sqrt(n)`` (NaN for
+        fewer than two)."""
+        finite = self.scored_values
+        return statistics.stdev(finite) / math.sqrt(len(finite)) if len(finite) > 1 else float("nan")
+
     def by_case(self) -> dict[str, float]:
         return dict(self.values)
 

@@ -63,6 +63,9 @@ def test_row_summary_leaves_out_nan_and_round_trips_through_a_dict():
     back = BenchmarkRow.from_dict(row.to_dict())
     assert back.values[0] == ("case0", 0.5) and math.isnan(back.values[1][1]) and back.seconds == 3.0
     assert math.isnan(_row("B", []).mean) and _row("C", [0.4]).std == 0.0
+    # standard error of the mean: sample std (0.1 * sqrt(2) for 0.5 and 0.7) over sqrt(2) = 0.1; NaN below two values
+    assert row.sem == pytest.approx(0.1) and _row("D", [1.0, 2.0, 3.0, 4.0]).sem == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert math.isnan(_row("C", [0.4]).sem) and math.isnan(_row("B", []).sem)
 
 
 def test_cases_csv_round_trip(tmp_path):
@@ -106,6 +109,9 @@ def test_compare_claims_an_ordering_only_when_the_interval_excludes_zero():
     assert mixed.low < 0 < mixed.high and mixed.verdict == NOT_SEPARATED
 
     # lower is better (HD95): a smaller distance makes ours the better one
+    assert result.interval_text(".2f") == f"+0.25 [+{result.low:.2f}, +{result.high:.2f}]"
+    assert " [-0." in mixed.interval_text() and mixed.interval_text().endswith("]")  # a negative low keeps its sign
+
     hd = compare(_row("ours", [1.0, 2.0, 1.5], "hd", higher_is_better=False), _row("b", [3.0, 4.0, 3.5], "hd"))
     assert hd.high < 0 and hd.verdict == "ours better (seeds not checked)"
     assert (hd.n_seeds, hd.seeds_agree, hd.seed_differences) == (0, None, ())

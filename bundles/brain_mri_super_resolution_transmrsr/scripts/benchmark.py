@@ -594,53 +594,54 @@ def _prior_iterations(method: str, mode_iterations: int) -> int:
     return int(match.group(1)) if match else (0 if method.startswith("w/o GP") else int(mode_iterations))
 
 
-def write_prior_study(
-    rows: list[BenchmarkRow],
-    out_dir: str,
-    seeds: tuple[int, ...],
-    network: dict,
-    mode_iterations: int,
-    command: str = "python -m scripts.benchmark --quick True --prior_study <iterations>",
-) -> list[str]:
-    """``prior_study.md`` (per method and prior length the means over the held-out volumes, then the paired
-    comparisons of :data:`PRIOR_STUDY_COMPARISONS` per level), ``prior_study_cases.csv`` (the compared rows' values,
-    each seed's), ``prior_study.png`` (x8 PSNR against the prior's GAN iterations) and ``prior_samples_<n>it.png``
-    (seed ``seeds[0]``'s prior of each level) in ``out_dir``; returns the paths."""
-    import math
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from common.benchmarking import compare
-    from scripts.figures import prior_samples_figure
-
-    by_name = {(r.method, r.metric): r for r in rows}
+def _prior_study_methods(rows: list[BenchmarkRow], mode_iterations: int) -> list[str]:
+    """The rows' x8 TransMRSR, w/o GP and w/o SDT methods, ordered by their prior's GAN iterations."""
     methods = [
         m for m in dict.fromkeys(r.method for r in rows) if m.startswith(("TransMRSR x8", "w/o GP x8", "w/o SDT x8"))
     ]
-    methods.sort(key=lambda m: (_prior_iterations(m, mode_iterations), m))
+    return sorted(methods, key=lambda m: (_prior_iterations(m, mode_iterations), m))
+
+
+def _prior_study_comparisons(by_name: dict[tuple[str, str], BenchmarkRow], levels: list[int]) -> list[tuple[str, Any]]:
+    """``(number format, comparison)`` of each :data:`PRIOR_STUDY_COMPARISONS` pair per level and metric whose two
+    rows the run has."""
+    from common.benchmarking import compare
+
+    compared = []
+    for level in levels:
+        for ours, baseline in PRIOR_STUDY_COMPARISONS:
+            ours, baseline = (name.format(level=prior_level_suffix(level)) for name in (ours, baseline))
+            for key, _, fmt in PRIOR_STUDY_METRICS:
+                if (ours, key) in by_name and (baseline, key) in by_name:
+                    compared.append((fmt, compare(by_name[(ours, key)], by_name[(baseline, key)])))
+    return compared
+
+
+def _prior_study_report(
+    by_name: dict[tuple[str, str], BenchmarkRow],
+    methods: list[str],
+    comparisons: list[tuple[str, Any]],
+    seeds: tuple[int, ...],
+    mode_iterations: int,
+    command: str,
+) -> str:
+    """``prior_study.md``: per method the means +- SEM over the held-out volumes and each seed's PSNR, then the
+    paired comparisons."""
     levels = sorted({_prior_iterations(m, mode_iterations) for m in methods} - {0, mode_iterations})
-
-    def sem(row: BenchmarkRow) -> float:
-        values = row.scored_values
-        return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
-
-    n_cases = len(by_name[(methods[0], "psnr")].scored_values)
     lines = [
         "# TransMRSR x8 against the length of its prior's training",
         "",
-        f"Held-out phantom brains (seed {DATA_SEED}, {n_cases} volumes), training seeds {list(seeds)}, each seed with "
-        f"its own priors; the mode's prior trains {mode_iterations} GAN iterations, the study's {levels}. Mean +- SEM "
-        f"over the volumes of the per-volume means over the seeds; every seed's values in prior_study_cases.csv. "
-        f"Command: {command}.",
+        f"Held-out phantom brains (seed {DATA_SEED}, {len(by_name[(methods[0], 'psnr')].scored_values)} volumes), "
+        f"training seeds {list(seeds)}, each seed with its own priors; the mode's prior trains {mode_iterations} GAN "
+        f"iterations, the study's {levels}. Mean +- SEM over the volumes of the per-volume means over the seeds; every "
+        f"seed's values in prior_study_cases.csv. Command: {command}.",
         "",
         "| method | prior GAN iterations | " + " | ".join(t for _, t, _ in PRIOR_STUDY_METRICS) + " | PSNR per seed |",
         "|---|---|" + "---|" * (len(PRIOR_STUDY_METRICS) + 1),
     ]
     for method in methods:
         cells = [
-            f"{by_name[(method, k)].mean:{f}} +- {sem(by_name[(method, k)]):{f}}" for k, _, f in PRIOR_STUDY_METRICS
+            f"{by_name[(method, k)].mean:{f}} +- {by_name[(method, k)].sem:{f}}" for k, _, f in PRIOR_STUDY_METRICS
         ]
         per_seed = " / ".join(
             f"{np.nanmean([value for _, value in pairs]):.2f}"
@@ -658,32 +659,37 @@ def write_prior_study(
         "| comparison | metric | difference [95 % CI] | Wilcoxon p | seeds agreeing | ordering |",
         "|---|---|---|---|---|---|",
     ]
-    compared: dict[str, None] = {}
-    for level in levels:
-        for ours, baseline in PRIOR_STUDY_COMPARISONS:
-            ours, baseline = (name.format(level=prior_level_suffix(level)) for name in (ours, baseline))
-            for key, _, f in PRIOR_STUDY_METRICS:
-                if (ours, key) not in by_name or (baseline, key) not in by_name:
-                    continue
-                c = compare(by_name[(ours, key)], by_name[(baseline, key)])
-                compared.update(dict.fromkeys((ours, baseline)))
-                lines.append(
-                    f"| {ours} - {baseline} | {key} | {c.difference:+{f}} [{c.low:+{f}}, {c.high:+{f}}] | "
-                    f"{c.wilcoxon_p:.2g} | {c.seeds_agreeing}/{c.n_seeds} | {c.verdict} |"
-                )
-    written = [os.path.join(out_dir, "prior_study.md")]
-    with open(written[0], "w") as f:
-        f.write("\n".join(lines) + "\n")
-    written.append(os.path.join(out_dir, "prior_study_cases.csv"))
-    with open(written[-1], "w", newline="") as handle:
+    for fmt, c in comparisons:
+        lines.append(
+            f"| {c.ours} - {c.baseline} | {c.metric} | {c.interval_text(fmt)} | {c.wilcoxon_p:.2g} | "
+            f"{c.seeds_agreeing}/{c.n_seeds} | {c.verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_prior_study_cases(rows: list[BenchmarkRow], methods: set[str], mode_iterations: int, path: str) -> str:
+    """Every seed's per-volume value of ``methods``' rows, with the GAN iterations of each method's prior."""
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "prior_gan_iterations", "metric", "seed", "case", "value"])
         for row in rows:
-            if row.method in compared:
+            if row.method in methods:
                 iterations = _prior_iterations(row.method, mode_iterations)
                 for seed, values in sorted(row.per_seed.items()):
                     for case, value in sorted(values):
                         writer.writerow([row.method, iterations, row.metric, seed, case, repr(float(value))])
+    return path
+
+
+def _plot_prior_study(
+    by_name: dict[tuple[str, str], BenchmarkRow], methods: list[str], mode_iterations: int, path: str
+) -> str:
+    """x8 PSNR (mean +- SEM) of TransMRSR and w/o SDT against their prior's GAN iterations, the random decoder as a
+    line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
     random_decoder = by_name[("w/o GP x8", "psnr")]
@@ -692,17 +698,43 @@ def write_prior_study(
         points = [(_prior_iterations(m, mode_iterations), by_name[(m, "psnr")]) for m in methods
                   if method_variant(m)[0] == name]  # fmt: skip
         if points:
-            axis.errorbar([p for p, _ in points], [r.mean for _, r in points], yerr=[sem(r) for _, r in points],
+            axis.errorbar([p for p, _ in points], [r.mean for _, r in points], yerr=[r.sem for _, r in points],
                           marker=marker, capsize=3, label=name)  # fmt: skip
     axis.set_xscale("log")
     axis.set_xlabel("prior GAN iterations")
-    axis.set_ylabel(f"x8 PSNR dB (mean +- SEM, {n_cases} volumes)")
+    axis.set_ylabel(f"x8 PSNR dB (mean +- SEM, {len(random_decoder.scored_values)} volumes)")
     axis.set_title("TransMRSR x8 against its prior's training")
     axis.legend()
     figure.tight_layout()
-    written.append(os.path.join(out_dir, "prior_study.png"))
-    figure.savefig(written[-1], dpi=100)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
+    return path
+
+
+def write_prior_study(
+    rows: list[BenchmarkRow],
+    out_dir: str,
+    seeds: tuple[int, ...],
+    network: dict,
+    mode_iterations: int,
+    command: str = "python -m scripts.benchmark --quick True --prior_study <iterations>",
+) -> list[str]:
+    """``prior_study.md`` (per method and prior length the means over the held-out volumes, then the paired
+    comparisons of :data:`PRIOR_STUDY_COMPARISONS` per level), ``prior_study_cases.csv`` (the compared rows' values,
+    each seed's), ``prior_study.png`` (x8 PSNR against the prior's GAN iterations) and ``prior_samples_<n>it.png``
+    (seed ``seeds[0]``'s prior of each level) in ``out_dir``; returns the paths."""
+    from scripts.figures import prior_samples_figure
+
+    by_name = {(r.method, r.metric): r for r in rows}
+    methods = _prior_study_methods(rows, mode_iterations)
+    levels = sorted({_prior_iterations(m, mode_iterations) for m in methods} - {0, mode_iterations})
+    comparisons = _prior_study_comparisons(by_name, levels)
+    written = [os.path.join(out_dir, "prior_study.md")]
+    with open(written[0], "w") as f:
+        f.write(_prior_study_report(by_name, methods, comparisons, seeds, mode_iterations, command))
+    compared = {name for _, c in comparisons for name in (c.ours, c.baseline)}
+    written.append(_write_prior_study_cases(rows, compared, mode_iterations, f"{out_dir}/prior_study_cases.csv"))
+    written.append(_plot_prior_study(by_name, methods, mode_iterations, f"{out_dir}/prior_study.png"))
     for level in levels:
         prior = os.path.join(out_dir, f"seed_{seeds[0]}", f"prior_{level}", "prior", "prior.pt")
         written.append(prior_samples_figure(_generator(network), prior, f"{out_dir}/prior_samples_{level}it.png"))

@@ -610,8 +610,7 @@ def sweep_level(md_elevation: float, per_seed: dict[int, dict[str, dict[str, flo
         "per_seed": per_seed,
         "cases": {label: dict(row.values) for label, row in rows.items()},
         "means": {label: row.mean for label, row in rows.items()},
-        "sems": {label: float(np.std(row.scored_values, ddof=1) / math.sqrt(len(row.scored_values)))
-                 for label, row in rows.items()},  # fmt: skip
+        "sems": {label: row.sem for label, row in rows.items()},
     }
 
 
@@ -661,8 +660,8 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
     for level in levels:
         for (a, b), c in sweep_comparisons(level).items():
             lines.append(
-                f"| {100 * level['md_elevation']:.0f} % | {a} - {b} | {c.difference:+.3f} [{c.low:+.3f}, "
-                f"{c.high:+.3f}] | {c.wilcoxon_p:.2g} | {c.verdict} |"
+                f"| {100 * level['md_elevation']:.0f} % | {a} - {b} | {c.interval_text()} | {c.wilcoxon_p:.2g} | "
+                f"{c.verdict} |"
             )
     lines += [
         "",
@@ -678,8 +677,8 @@ def _write_sweep(levels: list[dict], out: Path) -> None:
         for level in levels[1:]:
             c = compare(_sweep_row(f"{label} at {100 * level['md_elevation']:.0f} %", label, level), floor)
             lines.append(
-                f"| {label} | {100 * level['md_elevation']:.0f} % | {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] "
-                f"| {c.wilcoxon_p:.2g} | {c.verdict} |"
+                f"| {label} | {100 * level['md_elevation']:.0f} % | {c.interval_text()} | {c.wilcoxon_p:.2g} | "
+                f"{c.verdict} |"
             )
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     with open(out / "sweep_cases.csv", "w", newline="") as handle:
