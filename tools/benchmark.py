@@ -216,9 +216,10 @@ if part:
     chosen["part"] = part
 rows = run(data_root, out_dir=out_dir, quick=quick == "1", **chosen, **json.loads(bundle_roots))
 seconds = time.perf_counter() - start
-from common.benchmarking.measure import peak_rss_mb  # the lifetime peak, kept across PeakRSSWindow's resets
+from common.benchmarking.measure import machine_summary, peak_rss_mb  # the lifetime peak, across resets
 with open(result_file, "w") as f:
-    json.dump({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}, f, default=str)
+    json.dump({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "machine": machine_summary()}, f,
+              default=str)
 """
 
 
@@ -409,7 +410,8 @@ def run_bundle(
     thread count.
 
     Returns:
-        ``{"rows": [...], "seconds": wall seconds of run(), "peak_rss_mb": the process's peak RSS}``.
+        ``{"rows": [...], "seconds": wall seconds of run(), "peak_rss_mb": the process's peak RSS, "machine": the
+        process's :func:`common.benchmarking.machine_summary`}``.
 
     Raises:
         RuntimeError: naming the bundle and the log when the benchmark fails or returns no list of dicts.
@@ -489,10 +491,11 @@ def run_seed_process_pool(
 
     Returns:
         bundle name -> ``{"rows": merge_seed_rows(...), "seconds": from its first process's start to its last one's
-        end, "peak_rss_mb": the largest process's, "table": its processes' tables (``<seed>`` standing for the seed,
-        ``<part>`` for the part), "seed_processes": {"<seed>" or "<seed>:<part>": {"seconds", "peak_rss_mb",
-        "threads", "seed", "part"}}}``, or the RuntimeError naming the bundle, the seed (and part) and the log when
-        one of its processes failed (its other processes are stopped, the other bundles go on) or it ran past
+        end, "peak_rss_mb": the largest process's, "machine": its processes' machine summaries (distinct ones joined
+        by "; "), "table": its processes' tables (``<seed>`` standing for the seed, ``<part>`` for the part),
+        "seed_processes": {"<seed>" or "<seed>:<part>": {"seconds", "peak_rss_mb", "threads", "seed", "part",
+        "machine"}}}``, or the RuntimeError naming the bundle, the seed (and part) and the log when one of its
+        processes failed (its other processes are stopped, the other bundles go on) or it ran past
         ``timeout`` seconds from its first start.
 
     Raises:
@@ -585,6 +588,7 @@ def run_seed_process_pool(
             ),
             "seconds": ended[name] - started[name],
             "peak_rss_mb": max(result["peak_rss_mb"] for result in by_process.values()),
+            "machine": "; ".join(dict.fromkeys(str(result.get("machine")) for result in by_process.values())),
             "table": str(folders[name][1] / patterns[name] / "benchmark.md"),
             "seed_processes": {
                 str(seed)
@@ -594,6 +598,7 @@ def run_seed_process_pool(
                     "threads": threads,
                     "seed": seed,
                     "part": part,
+                    "machine": by_process[(seed, part)].get("machine"),
                 }
                 for seed in seeds
                 for part in parts[name]
@@ -998,7 +1003,9 @@ def header_lines(
             f"`{name}` {info['status']}"
             + (
                 f" in {info['seconds']:.0f} s, process peak RSS {info['process_peak_rss_mb']:.0f} MiB, "
-                f"own table {info['table']}" + _seed_process_text(info.get("seed_processes"))
+                f"own table {info['table']}"
+                + _seed_process_text(info.get("seed_processes"))
+                + (f", on {info['machine']}" if info.get("machine") else "")
                 if info["status"] == "PASS"
                 else f" (log {info['log']})"
             )
@@ -1161,6 +1168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "process_peak_rss_mb": result["peak_rss_mb"],
             "table": str(out / bundle.name / "benchmark.md"),
         }
+        if result.get("machine"):  # rows files written before 2026-12-04 do not name it
+            runs[bundle.name]["machine"] = result["machine"]
         if result.get("seed_processes"):  # each process wrote its own table, of its seed (and part)
             default = str(out / bundle.name / seed_process_folder("<seed>") / "benchmark.md")
             runs[bundle.name]["table"] = result.get("table", default)
@@ -1181,7 +1190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     if args.merge_only:
         seconds = sum(info.get("seconds", 0.0) for info in runs.values())
-    header = header_lines(infos, runs, args.quick, command, seconds, _machine())
+    # a merge runs nothing: the numbers are from each bundle's own run, on the machine its entry names
+    machine = "each bundle's own run's (in its entry below where recorded)" if args.merge_only else _machine()
+    header = header_lines(infos, runs, args.quick, command, seconds, machine)
     if args.merge_only:
         header.insert(
             2,
@@ -1195,7 +1206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ", ".join(f"`{name}`" for name in carried)
             + ".",
         )
-    md_path, json_path = write_merged(rows, out, header, extra={"runs": runs, "machine": _machine()})
+    md_path, json_path = write_merged(rows, out, header, extra={"runs": runs, "machine": machine})
     print(md_path.read_text())
     print(f"wrote {md_path} and {json_path}")
     return 1 if failures else 0

@@ -22,6 +22,7 @@ __all__ = [
     "peak_rss_mb",
     "PeakRSSWindow",
     "machine_summary",
+    "cpu_model",
     "write_table",
     "Timer",
 ]
@@ -141,12 +142,26 @@ class PeakRSSWindow:
         self.peak_mb = mark if mark is not None else peak_rss_mb()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows (the architecture)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_summary() -> str:
-    """One line naming the machine the numbers were measured on."""
+    """One line naming the machine the numbers were measured on: the CPU model and the instruction set torch's CPU
+    kernels dispatch to (trained weights depend on it, as on the thread count: float sums in another order), cores,
+    torch, threads, device."""
     device = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {device}"
+        f"{cpu_model()} ({platform.machine()}, torch kernels {torch.backends.cpu.get_cpu_capability()}), "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {device}"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -531,6 +532,17 @@ def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(
         assert called == {"seeds": [seed], "threads": "3"}
     table = (out / "benchmark.md").read_text()
     assert "--seed_processes 0,2 --threads 3" in table and "seed processes 0, 2 of 3 thread(s) each" in table
+    # each process names the machine it ran on (CPU model, torch's kernel instruction set, the threads torch used:
+    # no more than the cores, whatever OMP_NUM_THREADS asks)
+    from common.benchmarking.measure import cpu_model
+
+    machine = json.loads((out / "benchmark.json").read_text())["runs"]["seeded"]["seed_processes"]["2"]["machine"]
+    assert machine.startswith(f"{cpu_model()} (") and "torch kernels " in machine
+    assert re.search(r", [123] threads,", machine)
+    assert f"of 3 thread(s) each, on {machine}" in table
+    assert tb.main(argv + ["--merge_only"]) == 0  # a merge ran nothing: the machines are the runs'
+    merged = (out / "benchmark.md").read_text()
+    assert "Machine: each bundle's own run's" in merged and f", on {machine}" in merged
 
     assert tb.main(argv + ["--threads", "2"]) == 0  # one process over the seeds
     assert json.loads((out / "seeded" / "called.json").read_text()) == {"seeds": [0, 1, 2], "threads": "2"}
