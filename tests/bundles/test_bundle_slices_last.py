@@ -18,6 +18,8 @@ BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 #: the DTI bundle's inputs here are single-channel b0 (S0) images
 SINGLE_CHANNEL = {"dti_channel_names": ["S0"], "dti_channels": ["S0"]}
 OVERRIDES = {"dti_lge_style_transfer": SINGLE_CHANNEL, "lge_cardiac_segmentation_munit": {"file_pattern": "*.nii.gz"}}
+#: the segmenting bundles' class counts (their untrained heads are balanced, :func:`_balance_head`)
+SEGMENTERS = {"lge_mi_sr_segmentation": 2, "lge_cardiac_segmentation_munit": 4}
 RUNS = {  # id: (bundle, config files, output postfix)
     "swinssegnet": ("lge_mi_sr_segmentation", ["inference.json"], "mi_x8"),
     "cycleganseg": ("dti_lge_style_transfer", ["inference.json"], "lge_style"),
@@ -49,23 +51,47 @@ def _inputs_and_weights(bundle: Path, root: Path) -> tuple[Path, Path]:
         volume, affine = _ring_stack()
     nib.save(nib.Nifti1Image(volume, affine), inputs / "a_sax.nii.gz")
     nib.save(nib.Nifti1Image(*slices_first(volume, affine)), inputs / "b_slices_first.nii.gz")
-    _save_untrained(bundle, models)
+    _save_untrained(bundle, models, root)
     return inputs, models
 
 
-def _save_untrained(bundle: Path, models: Path) -> None:
-    """The bundle's tiny inference network, untrained, where its inference.json reads it."""
+def _save_untrained(bundle: Path, models: Path, root: Path) -> None:
+    """The bundle's tiny inference network, untrained (a segmenter's head balanced on ``root/inputs/a_sax.nii.gz``),
+    where its inference.json reads it."""
     torch.manual_seed(0)
     items = parse_config_items(
         bundle, ["inference.json"], {**read_overlay(bundle, "tiny.json"), **OVERRIDES.get(bundle.name, {})}
     )
     network = items["network_def"]
+    if bundle.name in SEGMENTERS:
+        _balance_head(bundle, network, root / "inputs" / "a_sax.nii.gz")
     if bundle.name == "lge_cardiac_segmentation_munit":  # {"model": cascade + localiser}, and the localiser alone
         torch.save({"model": network.state_dict()}, models / "model.pt")
         (models / "localiser").mkdir(exist_ok=True)
         torch.save(network.localiser.state_dict(), models / "localiser" / "localiser.pt")
     else:
         torch.save(network.state_dict(), models / "model.pt")
+
+
+def _balance_head(bundle: Path, network: torch.nn.Module, image: Path) -> None:
+    """Shift the bias of the untrained network's last layer (the last module with a per-class bias that runs) by each
+    class's median logit on ``image``, through the bundle's own preprocessing and inferer: untrained, every voxel
+    falls in one class, and a constant output cannot show where each voxel went."""
+    overrides = {**read_overlay(bundle, "tiny.json"), **OVERRIDES.get(bundle.name, {})}
+    items = parse_config_items(bundle, ["inference.json"], overrides, items=["preprocessing", "inferer"])
+    data = items["preprocessing"]({"image": str(image)})
+    classes = SEGMENTERS[bundle.name]
+    called: list[torch.nn.Module] = []
+    hooks = [
+        module.register_forward_hook(lambda module, *_: called.append(module))
+        for module in network.modules()
+        if isinstance(getattr(module, "bias", None), torch.Tensor) and module.bias.shape == (classes,)
+    ]
+    with torch.no_grad():
+        logits = items["inferer"](data["image"][None], network.eval())
+        called[-1].bias.sub_(logits.flatten(2).median(-1).values[0])
+    for hook in hooks:
+        hook.remove()
 
 
 @pytest.mark.slow
@@ -77,10 +103,18 @@ def test_folder_inference_writes_a_slices_first_stack_back_in_its_own_layout(run
     out = tmp_path / "out"
     overrides = dict(OVERRIDES.get(bundle, {}))
     if "pipeline.json" in files:
-        overrides["sseg_bundle_root"] = str(tiny_sseg_bundle(tmp_path / "sseg_bundle"))
+        sseg_bundle = tiny_sseg_bundle(tmp_path / "sseg_bundle")
+        overrides["sseg_bundle_root"] = str(sseg_bundle)
+        # its SwinSSegNet balanced as the SwinSSegNet run's (on the stack itself, not on the translation it is fed)
+        sseg = BUNDLES_DIR / "lge_mi_sr_segmentation"
+        network = parse_config_items(sseg, ["inference.json"], read_overlay(sseg, "tiny.json"))["network_def"]
+        network.load_state_dict(torch.load(sseg_bundle / "models" / "model.pt", weights_only=True))
+        _balance_head(sseg, network, inputs / "a_sax.nii.gz")
+        torch.save(network.state_dict(), sseg_bundle / "models" / "model.pt")
     run_tiny(root, files, dataset_dir=str(inputs), ckpt_dir=str(models), output_dir=str(out), **overrides)
     last = nib.load(out / f"a_sax_{postfix}.nii.gz")
     first = nib.load(out / f"b_slices_first_{postfix}.nii.gz")
+    assert np.ptp(np.asarray(last.dataobj)) > 0, "a constant output cannot show where each voxel went"
     slices = nib.load(inputs / "a_sax.nii.gz").shape[2]
     assert last.shape[2] == slices and first.shape[0] == slices, (last.shape, first.shape)
     expected, expected_affine = slices_first(np.asarray(last.dataobj), last.affine)
