@@ -177,6 +177,31 @@ def test_centroids_are_k_means_of_the_prior_latents(pipeline):
     assert saved["prior"] == os.path.abspath(pipeline["models"] / "prior" / "prior.pt")
 
 
+def test_centroids_are_k_means_of_the_prior_ema_mapping(pipeline, tmp_path):
+    """centroids.json clusters the prior's EMA mapping: with the tiny prior's g_ema moved well away from its
+    initialisation (a few GAN steps barely move an EMA), the written centroids are ``latent_centroids`` of that
+    mapping at the recorded seed and count, not of the freshly built (untrained) generator's."""
+    from common.nets.latent_centroids import latent_centroids
+
+    models = _copy_prior(pipeline["models"], tmp_path / "models")
+    prior = models / "prior" / "prior.pt"
+    checkpoint = _load(prior)
+    noise = torch.Generator().manual_seed(1)
+    for key, value in checkpoint["g_ema"].items():
+        if key.startswith("style.") and value.is_floating_point():  # the mapping MLP
+            checkpoint["g_ema"][key] = value + 0.5 * torch.randn(value.shape, generator=noise)
+    torch.save(checkpoint, prior)
+    workflow = _run(["train.json", "centroids.json"], dataset_dir=str(pipeline["data"]), ckpt_dir=str(models),
+                    overwrite=True)  # fmt: skip
+    saved = _load(models / "prior" / "centroids.pt")
+    generator = workflow.parser.get_parsed_content("generator_def", lazy=False)
+    generator.load_state_dict(checkpoint["g_ema"], strict=True)
+    expected = latent_centroids(generator, saved["num_samples"], SETTINGS["num_centroids"], seed=saved["seed"])
+    torch.testing.assert_close(saved["centroids"], expected)
+    original = _load(pipeline["models"] / "prior" / "centroids.pt")["centroids"]
+    assert not torch.allclose(saved["centroids"], original, atol=1e-2)  # the moved mapping changed them
+
+
 def test_centroids_are_not_recomputed_without_overwrite(pipeline):
     path = pipeline["models"] / "prior" / "centroids.pt"
     before = (path.stat().st_mtime_ns, path.read_bytes())
