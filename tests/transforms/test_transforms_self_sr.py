@@ -80,6 +80,12 @@ def test_acquire_thick_slices_d_takes_a_label_s_partial_volume_majority():
     np.testing.assert_array_equal(out["label"].numpy()[0, 0, 0], [1.0, 0.0])
     shares = acquire_thick_slices(binary, 3, 4)[0, 0, 0]
     assert 0.5 < shares[0] < 1 and 0 < shares[1] < 0.5  # what the plain (image) path would have kept
+    # the majority, not the thin slice at the centre: each thick slice's 2 centre thin slices disagree, the share says 1
+    split = np.zeros((1, 1, 1, 8), dtype=np.float32)
+    split[..., [0, 2, 3, 4, 5, 7]] = 1  # thin 1, 0, 1, 1 | 1, 1, 0, 1
+    out = AcquireThickSlicesd("label", factor=4, label_keys="label")({"label": MetaTensor(torch.as_tensor(split))})
+    np.testing.assert_array_equal(out["label"].numpy()[0, 0, 0], [1.0, 1.0])
+    assert (acquire_thick_slices(split, 3, 4)[0, 0, 0] > 0.5).all()
     three = np.zeros((1, 1, 1, 4), dtype=np.float32)
     three[..., :2], three[..., 2:] = 0, 2  # half class 0, half class 2: the mean would be class 1
     thin = MetaTensor(torch.as_tensor(three), affine=affine)
