@@ -278,6 +278,41 @@ def test_a_cine_stored_with_its_slices_first_is_analysed_and_written_in_its_own_
     }
 
 
+def test_clinical_rows_of_a_prediction_written_slices_first_are_those_of_the_slices_last_one(tmp_path):
+    """The clinical report moves a prediction that the postprocessing wrote in a slices-first file's layout back to
+    the cine's before measuring: a drawn stack (blood pool, myocardial ring, a scar arc; 1.5 x 2.0 mm pixels, 8 mm
+    slices) gives the same non-zero areas whichever way it arrives (the untrained cascade of the end-to-end test
+    above predicts no myocardium, so its rows cannot tell)."""
+    from common.transforms import recorded_axis_key
+    from monai.data import MetaTensor
+
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import ClinicalReport
+
+    yy, xx = np.meshgrid(np.arange(32) - 15.5, np.arange(32) - 15.5, indexing="ij")
+    radius, angle = np.hypot(1.5 * yy, 2.0 * xx), np.arctan2(yy, xx)
+    labels = np.where(radius < 9, 1, np.where(radius < 14, 2, 0))
+    labels[(labels == 2) & (np.abs(angle) < 0.8)] = 3  # a scar arc in the myocardium
+    seg = np.repeat(labels[..., None], 3, axis=-1).astype(np.float32)  # (X, Y, S)
+    affine = np.diag([1.5, 2.0, 8.0, 1.0])
+    cine = torch.as_tensor(np.repeat((100.0 + 50 * seg)[None], 25, axis=0))  # (T, X, Y, S), ED first
+    seg_first, affine_first = slices_first(seg, affine)
+    rows = []
+    for pred, pred_affine, axis in ((seg, affine, None), (seg_first, affine_first, 0)):
+        report = ClinicalReport(str(tmp_path / f"axis_{axis}"))
+        item = {"pred": MetaTensor(torch.as_tensor(pred)[None], affine=torch.as_tensor(pred_affine))}
+        item["pred"].meta["filename_or_obj"] = "case_cine.nii.gz"
+        batch = [{"image": cine, **({recorded_axis_key("image"): axis} if axis is not None else {})}]
+        engine = type("Engine", (), {"state": type("State", (), {"batch": batch, "output": [item]})()})()
+        report.iteration_completed(engine)
+        rows.append(report.cases[0])
+    last, first = rows
+    pixel_mm2 = 1.5 * 2.0
+    assert last["myocardium_area_mm2"] == pytest.approx(3 * pixel_mm2 * np.isin(labels, (2, 3)).sum())
+    assert last["scar_size_mm2"] == pytest.approx(3 * pixel_mm2 * (labels == 3).sum()) and last["scar_size_mm2"] > 0
+    assert last["slices"] == 3 and first == last
+
+
 def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):
     volume, affine = cine
     folder, out = tmp_path / "in", tmp_path / "out"
