@@ -275,6 +275,7 @@ def test_evaluation_scores_the_test_split(pipeline):
     # Table 2's segment AUC: the segments' mean scar probability, ranked from segments.csv's own scores
     segments = list(csv.DictReader(open(folder / "segments.csv")))
     scores = np.array([float(r["scar_score_pred"]) for r in segments])
+    assert np.ptp(scores) > 0, "equal scores rank nothing: both AUCs would be 0.5 whatever the code"
     for flag in ("has_scar", "transmural"):
         truth = np.array([r[f"{flag}_true"] == "True" for r in segments])
         expected = roc_auc(scores[truth], scores[~truth])
