@@ -476,12 +476,17 @@ def test_benchmark_inference_scaling_times_tiled_volumes_of_both_networks(pipeli
         assert nib.load(output).shape[AXIS] == n * SCALE
 
 
-def test_benchmark_overlay_figure_shows_the_largest_lesion_where_the_slices_are_thick(pipeline, tmp_path):
+def test_benchmark_overlay_figure_shows_the_largest_lesion_where_the_slices_are_thick(pipeline, tmp_path, monkeypatch):
     """``overlay.png``: the held-out subject with the largest lesion, cut at the coronal plane where it is widest."""
     models = pipeline["models"]
     with bundle_scripts(BUNDLE):
+        import scripts.figures as figures
         from scripts.benchmark import _test_cases, write_overlay_figure
         from scripts.figures import busiest_plane
+
+        drawn = []
+        draw = figures.overlay_figure
+        monkeypatch.setattr(figures, "overlay_figure", lambda *args: drawn.append(args) or draw(*args))
 
         label = np.zeros((4, 5, 6))
         label[1, 3, :] = label[2, 3, 1] = label[0, 1, 0] = 1
@@ -494,6 +499,12 @@ def test_benchmark_overlay_figure_shows_the_largest_lesion_where_the_slices_are_
 
     image = matplotlib.image.imread(png)
     assert cases and image.shape[1] > 2 * image.shape[0] and image.std() > 0.05  # five panels side by side
+    largest = max(cases, key=lambda c: int((c["hr_label"] > 0).sum()))
+    sizes = sorted(int((c["hr_label"] > 0).sum()) for c in cases)
+    assert len(cases) > 1 and sizes[-1] > sizes[0]  # the choice of case is tested only where the lesions differ
+    ((_, hr_image, hr_label, _, _, plane, title),) = drawn
+    assert hr_label is largest["hr_label"] and hr_image is largest["hr_image"] and largest["name"] in title
+    assert plane == busiest_plane(largest["hr_label"], axis=1) and f"y = {plane}" in title
 
 
 def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(pipeline, monkeypatch):
