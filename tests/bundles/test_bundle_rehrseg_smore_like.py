@@ -137,6 +137,12 @@ def test_the_smore_like_pipeline_trains_on_every_subject_s_image_only_sr_and_int
             assert written.shape == tuple(expected.shape[2:])
             np.testing.assert_allclose(written.affine, thin_slice_affine(nib.load(path).affine, 2, 4), atol=1e-4)
             np.testing.assert_array_equal(np.asarray(written.dataobj), torch.as_tensor(logits)[0].argmax(0).numpy())
+            # the benchmark's HR Dice of this subject is the written mask's overlap with the held-back HR truth
+            # (the tiny segmenter marks most of the head, so the Dice is small: relative tolerance; a near-tie voxel
+            # moves it by about 1e-8)
+            mask, truth = np.asarray(written.dataobj) == 1, case["hr_label"] == 1
+            overlap = 2 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1)
+            assert rows["SMORE-like"]["hr_dice"][case["name"]] == pytest.approx(overlap, rel=1e-3), case["name"]
     with pytest.raises(Exception) as error:  # the SMORE-like pipeline has no U map to save
         run_tiny(BUNDLE, ["inference.json", "smore_inference.json"], dataset_dir=str(data / "imagesTr"),
                  output_dir=str(tmp_path / "refused"), save_sr=True, **inference)  # fmt: skip
