@@ -620,14 +620,14 @@ def _prior_study_comparisons(by_name: dict[tuple[str, str], BenchmarkRow], level
 def _prior_study_report(
     by_name: dict[tuple[str, str], BenchmarkRow],
     methods: list[str],
+    levels: list[int],
     comparisons: list[tuple[str, Any]],
     seeds: tuple[int, ...],
     mode_iterations: int,
     command: str,
 ) -> str:
     """``prior_study.md``: per method the means +- SEM over the held-out volumes and each seed's PSNR, then the
-    paired comparisons."""
-    levels = sorted({_prior_iterations(m, mode_iterations) for m in methods} - {0, mode_iterations})
+    paired comparisons; ``levels``: the study's prior lengths in GAN iterations."""
     lines = [
         "# TransMRSR x8 against the length of its prior's training",
         "",
@@ -731,7 +731,7 @@ def write_prior_study(
     comparisons = _prior_study_comparisons(by_name, levels)
     written = [os.path.join(out_dir, "prior_study.md")]
     with open(written[0], "w") as f:
-        f.write(_prior_study_report(by_name, methods, comparisons, seeds, mode_iterations, command))
+        f.write(_prior_study_report(by_name, methods, levels, comparisons, seeds, mode_iterations, command))
     compared = {name for _, c in comparisons for name in (c.ours, c.baseline)}
     written.append(_write_prior_study_cases(rows, compared, mode_iterations, f"{out_dir}/prior_study_cases.csv"))
     written.append(_plot_prior_study(by_name, methods, mode_iterations, f"{out_dir}/prior_study.png"))
