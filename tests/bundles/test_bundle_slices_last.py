@@ -59,12 +59,10 @@ def _save_untrained(bundle: Path, models: Path, root: Path) -> None:
     """The bundle's tiny inference network, untrained (a segmenter's head balanced on ``root/inputs/a_sax.nii.gz``),
     where its inference.json reads it."""
     torch.manual_seed(0)
-    items = parse_config_items(
-        bundle, ["inference.json"], {**read_overlay(bundle, "tiny.json"), **OVERRIDES.get(bundle.name, {})}
-    )
+    items = _inference_items(bundle, OVERRIDES.get(bundle.name, {}))
     network = items["network_def"]
     if bundle.name in SEGMENTERS:
-        _balance_head(bundle, network, root / "inputs" / "a_sax.nii.gz")
+        _balance_head(items, SEGMENTERS[bundle.name], root / "inputs" / "a_sax.nii.gz")
     if bundle.name == "lge_cardiac_segmentation_munit":  # {"model": cascade + localiser}, and the localiser alone
         torch.save({"model": network.state_dict()}, models / "model.pt")
         (models / "localiser").mkdir(exist_ok=True)
@@ -73,14 +71,19 @@ def _save_untrained(bundle: Path, models: Path, root: Path) -> None:
         torch.save(network.state_dict(), models / "model.pt")
 
 
-def _balance_head(bundle: Path, network: torch.nn.Module, image: Path) -> None:
-    """Shift the bias of the untrained network's last layer (the last module with a per-class bias that runs) by each
-    class's median logit on ``image``, through the bundle's own preprocessing and inferer: untrained, every voxel
-    falls in one class, and a constant output cannot show where each voxel went."""
-    overrides = {**read_overlay(bundle, "tiny.json"), **OVERRIDES.get(bundle.name, {})}
-    items = parse_config_items(bundle, ["inference.json"], overrides, items=["preprocessing", "inferer"])
+def _inference_items(bundle: Path, overrides: dict) -> dict:
+    """The tiny inference.json's network (untrained), preprocessing and inferer, ``overrides`` on top."""
+    overrides = {**read_overlay(bundle, "tiny.json"), **overrides}
+    return parse_config_items(bundle, ["inference.json"], overrides, items=["network_def", "preprocessing", "inferer"])
+
+
+def _balance_head(items: dict, classes: int, image: Path) -> None:
+    """Shift the bias of the untrained ``items["network_def"]``'s last layer (the last module with a per-class bias
+    that runs) by each class's median logit on ``image``, through the bundle's own preprocessing and inferer
+    (``items``, :func:`_inference_items`): untrained, every voxel falls in one class, and a constant output cannot
+    show where each voxel went."""
+    network = items["network_def"]
     data = items["preprocessing"]({"image": str(image)})
-    classes = SEGMENTERS[bundle.name]
     called: list[torch.nn.Module] = []
     hooks = [
         module.register_forward_hook(lambda module, *_: called.append(module))
@@ -106,11 +109,10 @@ def test_folder_inference_writes_a_slices_first_stack_back_in_its_own_layout(run
         sseg_bundle = tiny_sseg_bundle(tmp_path / "sseg_bundle")
         overrides["sseg_bundle_root"] = str(sseg_bundle)
         # its SwinSSegNet balanced as the SwinSSegNet run's (on the stack itself, not on the translation it is fed)
-        sseg = BUNDLES_DIR / "lge_mi_sr_segmentation"
-        network = parse_config_items(sseg, ["inference.json"], read_overlay(sseg, "tiny.json"))["network_def"]
-        network.load_state_dict(torch.load(sseg_bundle / "models" / "model.pt", weights_only=True))
-        _balance_head(sseg, network, inputs / "a_sax.nii.gz")
-        torch.save(network.state_dict(), sseg_bundle / "models" / "model.pt")
+        items = _inference_items(BUNDLES_DIR / "lge_mi_sr_segmentation", {})
+        items["network_def"].load_state_dict(torch.load(sseg_bundle / "models" / "model.pt", weights_only=True))
+        _balance_head(items, SEGMENTERS["lge_mi_sr_segmentation"], inputs / "a_sax.nii.gz")
+        torch.save(items["network_def"].state_dict(), sseg_bundle / "models" / "model.pt")
     run_tiny(root, files, dataset_dir=str(inputs), ckpt_dir=str(models), output_dir=str(out), **overrides)
     last = nib.load(out / f"a_sax_{postfix}.nii.gz")
     first = nib.load(out / f"b_slices_first_{postfix}.nii.gz")
