@@ -518,7 +518,8 @@ def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(
         cases = benchmark._test_cases(str(pipeline["data"]))[:1]
         tiny = json.loads((CONFIGS / "tiny.json").read_text())
         plain, uasr = str(models / "sr" / "plain.pt"), str(models / "sr" / "uasr.pt")
-        rows = benchmark._score_uncertainty(plain, uasr, tiny, cases)
+        plain_outputs = benchmark._plain_self_sr(plain, tiny, cases)
+        rows = benchmark._score_uncertainty(plain_outputs, uasr, tiny, cases)
         assert set(rows) == {"UASR U", "label-boundary distance"}
         for method in rows.values():
             assert set(method) == {"u_label_auc"} and set(method["u_label_auc"]) == {cases[0]["name"]}
@@ -541,7 +542,8 @@ def test_benchmark_scores_u_and_the_boundary_rule_on_the_pseudo_hr_label_errors(
         monkeypatch.setattr(pseudo_hr, "SlidingSliceSR", KnownU)
         for scale, expected in ((1.0, 1.0), (0.0, 0.5)):
             known = {"scale": scale}
-            score = benchmark._score_uncertainty(plain, uasr, tiny, cases)["UASR U"]["u_label_auc"][cases[0]["name"]]
+            rows = benchmark._score_uncertainty(plain_outputs, uasr, tiny, cases)
+            score = rows["UASR U"]["u_label_auc"][cases[0]["name"]]
             assert score == pytest.approx(expected)
 
 

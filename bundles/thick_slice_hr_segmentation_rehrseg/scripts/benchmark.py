@@ -357,34 +357,48 @@ def _image_scores(sr: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _score_self_sr(weights: str | None, network: dict, cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """PSNR/SSIM of the self-SR image (``weights``; input: thick image and LR label), or of trilinear and cubic
-    interpolation (``weights=None``), against the HR image."""
-    from common.data import interpolate_to_thin_slices
+def _plain_self_sr(weights: str, network: dict, cases: list[dict]) -> list[dict[str, np.ndarray]]:
+    """The plain self-SR network's thin-slice ``image`` (in the case's intensities) and ``label`` (bool) per case,
+    input the thick image and LR label as pseudo_hr.json makes the training data: run once per seed, read by the
+    image rows and the uncertainty rows."""
     from scripts.pseudo_hr import sliding_sr
 
-    rows: dict[str, dict[str, dict[str, float]]] = {}
-    net = None if weights is None else _self_sr(weights, network)
-    inferer = None if net is None else sliding_sr(net, SCALE, AXIS, 16)
+    net = _self_sr(weights, network)
+    inferer = sliding_sr(net, SCALE, AXIS, 16)
+    outputs = []
     for case in cases:
-        if net is None:
+        sr = inferer(_self_sr_input(case), net)[0].numpy()
+        outputs.append({"image": np.clip(sr[0] * case["scale"], 0, None), "label": sr[1] > 0})
+    return outputs
+
+
+def _self_sr_input(case: dict) -> torch.Tensor:
+    return torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
+
+
+def _score_self_sr(outputs: list[dict] | None, cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """PSNR/SSIM of the self-SR image (``outputs``: :func:`_plain_self_sr`'s), or of trilinear and cubic
+    interpolation (``outputs=None``), against the HR image."""
+    from common.data import interpolate_to_thin_slices
+
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for i, case in enumerate(cases):
+        if outputs is None:
             for order, label in ((1, "trilinear"), (3, "cubic")):
                 thin = np.clip(interpolate_to_thin_slices(case["lr_image"], AXIS, SCALE, order=order), 0, None)
                 for metric, value in _image_scores(thin, case["hr_image"]).items():
                     rows.setdefault(label, {}).setdefault(metric, {})[case["name"]] = value
             continue
-        x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
-        sr = inferer(x, net)
-        image = np.clip(sr[0, 0].numpy() * case["scale"], 0, None)
-        for metric, value in _image_scores(image, case["hr_image"]).items():
+        for metric, value in _image_scores(outputs[i]["image"], case["hr_image"]).items():
             rows.setdefault("self-SR", {}).setdefault(metric, {})[case["name"]] = value
     return rows
 
 
 @torch.no_grad()
-def _score_uncertainty(plain: str, uasr: str, network: dict, cases: list[dict]) -> dict[str, dict[str, dict]]:
+def _score_uncertainty(plain: list[dict], uasr: str, network: dict, cases: list[dict]) -> dict[str, dict[str, dict]]:
     """Does the UASR model's U say where the pseudo-HR label is wrong? Per test subject, as pseudo_hr.json makes the
-    training data (thick image and LR label in; the plain network's label, the UASR model's U): the ROC AUC of U for
+    training data (thick image and LR label in; the plain network's label from ``plain``, :func:`_plain_self_sr`'s
+    outputs, and the UASR model's U): the ROC AUC of U for
     the voxels whose pseudo-HR label differs from the HR truth, in the head mask. Beside it the rule a reader would
     try first, closeness to the pseudo-HR label's boundary (``exp(-distance in thin voxels)``): U is worth its
     training only where it beats that."""
@@ -393,13 +407,12 @@ def _score_uncertainty(plain: str, uasr: str, network: dict, cases: list[dict]) 
     from scipy import ndimage
     from scripts.pseudo_hr import sliding_sr
 
-    plain_net, uasr_net = _self_sr(plain, network), _self_sr(uasr, network, head="uasr")
-    inferer = sliding_sr(plain_net, SCALE, AXIS, 16)
+    uasr_net = _self_sr(uasr, network, head="uasr")
+    inferer = sliding_sr(uasr_net, SCALE, AXIS, 16)
     rows: dict[str, dict[str, dict[str, float]]] = {}
-    for case in cases:
-        x = torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
-        label = inferer(x, plain_net)[0, 1].numpy() > 0
-        u = inferer(x, uasr_net)[0, 2].numpy()
+    for case, output in zip(cases, plain):
+        label = output["label"]
+        u = inferer(_self_sr_input(case), uasr_net)[0, 2].numpy()
         shell = label ^ ndimage.binary_erosion(label)  # the label's outermost voxels
         boundary = np.exp(-ndimage.distance_transform_edt(~shell)) if shell.any() else np.zeros_like(u)
         head = head_mask(case["hr_image"])
@@ -519,7 +532,7 @@ def run(
         cases = _test_cases(dataset_dir)
     timings["data"] = timer.seconds
     per_method: dict[str, list[dict[str, dict[str, float]]]] = {}
-    for name, scores in _score_self_sr(None, network, cases).items():
+    for name, scores in _score_self_sr(None, cases).items():
         per_method[name] = [scores]
     for seed in seeds:
         work = os.path.join(out_dir, f"seed_{seed}")
@@ -529,11 +542,12 @@ def run(
             models = _train_seed(seed, dataset_dir, work, network, schedule, variants)
         timings[f"train seed {seed}"] = timer.seconds
         with Timer() as timer:
+            plain = _plain_self_sr(models["self-SR"], network, cases)
             for name, weights in models.items():
                 if name == "self-SR":
-                    results = _score_self_sr(weights, network, cases)
+                    results = _score_self_sr(plain, cases)
                 elif name == "UASR U":
-                    results = _score_uncertainty(models["self-SR"], weights, network, cases)
+                    results = _score_uncertainty(plain, weights, network, cases)
                 elif name == "SMORE-like":
                     results = _score_smore_like(weights, smore_like_dir(work), network, cases)
                 else:
