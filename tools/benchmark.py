@@ -37,9 +37,10 @@ Each bundle's rows are mapped into them (:func:`normalize_rows`):
 - rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
   ``values`` per case, optionally ``per_seed``): for each of the bundle's ``COMPARISONS`` and each metric both
   methods have, the means side by side, with the per-case mean difference, its bootstrap 95% interval, the
-  Wilcoxon signed-rank p-value, the seeds that agree in sign, and an ordering only when the interval excludes 0 and
-  every seed agrees ("not separated" otherwise, "(seeds not checked)" after the ordering when the rows carry no
-  per-seed values; :func:`common.benchmarking.compare`); methods in no comparison keep a row of their own;
+  Wilcoxon signed-rank p-value, the seeds that agree in sign, and an ordering only when the interval excludes 0,
+  every seed agrees and at least 20 cases paired ("not separated" otherwise, "(seeds not checked)" after the
+  ordering when the rows carry no per-seed values; :func:`common.benchmarking.compare`); methods in no comparison
+  keep a row of their own;
 - rows that already say ``metric``/``ours`` (and optionally ``baseline_method``/``baseline``) are kept as they are;
 - "wide" rows (one row per method, one key per metric, e.g. ``test_dice_mean``) give one row per metric; the
   bundle's ``COMPARISONS`` (or a row's own ``baseline_method``) put a baseline's value beside ours, and
@@ -991,6 +992,8 @@ def header_lines(
     infos: dict[str, BenchmarkInfo], runs: dict[str, dict], quick: bool, command: str, seconds: float, machine: str
 ) -> list[str]:
     """The merged table's header paragraphs, from the run and each bundle's own notes (nothing written by hand)."""
+    from common.benchmarking.compare import MIN_ORDERED_CASES, TOO_FEW_CASES
+
     mode = "quick" if quick else "full"
     lines = [
         "**Data: phantoms that each bundle's benchmark writes with its own data seed (the generators of "
@@ -1030,9 +1033,11 @@ def header_lines(
         "Wilcoxon p = two-sided signed-rank test of the same differences, zero differences dropped (- with fewer "
         "than 6 non-zero); it is reported, not used for the ordering. Seeds = how many seeds' own mean difference "
         'has the sign of the overall one ("3/3 agree"; - when the rows carry no per-seed values for the same 2 or '
-        "more seeds). A method is named better only when the interval excludes 0 and every seed agrees; "
+        "more seeds). A method is named better only when the interval excludes 0, every seed agrees and at least "
+        f"{MIN_ORDERED_CASES} cases paired (the project asks for about 30 per comparison); "
         '"(seeds not checked)" follows the name when there were no per-seed values, "not separated (seeds '
-        'disagree)" when the interval excludes 0 but a seed does not agree, and "not separated" when the interval '
+        'disagree)" when the interval excludes 0 but a seed does not agree, '
+        f'"{TOO_FEW_CASES}" when only the count stops it, and "not separated" when the interval '
         "holds 0. Every per-case value is in `<bundle>_cases.csv` beside this file.",
     ]
     lines += [info.paper_notes for info in infos.values() if info.paper_notes]

@@ -1,8 +1,10 @@
 """Paired comparisons of two methods on the same cases: a bootstrap 95% interval of the mean difference, a Wilcoxon
 signed-rank p-value and, when the rows carry per-seed values, whether every seed orders the two methods the same way.
 
-A table states an ordering only when the interval excludes 0 and every seed agrees with the overall sign; otherwise
-the two methods are "not separated" on these cases ("not separated (seeds disagree)" when only the seeds stop it).
+A table states an ordering only when the interval excludes 0, every seed agrees with the overall sign and at least
+:data:`MIN_ORDERED_CASES` cases were paired; otherwise the two methods are "not separated" on these cases ("not
+separated (seeds disagree)" when only the seeds stop it, "not separated (fewer than 20 cases)" when only the count
+does).
 Rows without per-seed values still get an ordering from the interval alone, marked "(seeds not checked)". On a few
 phantom cases a mean that differs in the third decimal is noise, and the table must say so. The p-value is reported
 beside the interval; it does not enter the ordering.
@@ -26,6 +28,8 @@ __all__ = [
     "SEEDS_NOT_CHECKED",
     "MIN_WILCOXON_PAIRS",
     "MIN_SEEDS",
+    "MIN_ORDERED_CASES",
+    "TOO_FEW_CASES",
     "Comparison",
     "bootstrap_mean_difference",
     "wilcoxon_p_value",
@@ -43,6 +47,11 @@ SEEDS_NOT_CHECKED = "(seeds not checked)"
 MIN_WILCOXON_PAIRS = 6
 #: fewest seeds (common to both rows) for a seed-agreement check
 MIN_SEEDS = 2
+#: fewest paired cases for an ordering: the project asks for about 30 held-out cases per comparison, and a percentile
+#: bootstrap over a handful of cases is narrower than the truth (e.g. an ASD left undefined on most volumes)
+MIN_ORDERED_CASES = 20
+#: verdict when the interval excludes 0 and the seeds agree, but fewer than :data:`MIN_ORDERED_CASES` cases paired
+TOO_FEW_CASES = f"{NOT_SEPARATED} (fewer than {MIN_ORDERED_CASES} cases)"
 
 
 @dataclass(frozen=True)
@@ -181,12 +190,18 @@ def seed_differences(ours: BenchmarkRow, baseline: BenchmarkRow) -> dict[int, fl
 
 
 def compare(
-    ours: BenchmarkRow, baseline: BenchmarkRow, n_resamples: int = 10000, level: float = 0.95, seed: int = 0
+    ours: BenchmarkRow,
+    baseline: BenchmarkRow,
+    n_resamples: int = 10000,
+    level: float = 0.95,
+    seed: int = 0,
+    min_cases: int = MIN_ORDERED_CASES,
 ) -> Comparison:
     """Pair ``ours`` and ``baseline`` by case: bootstrap the mean difference, test it, check the seeds.
 
     The per-case values (:attr:`BenchmarkRow.values`, means over seeds) give the difference, its interval and the
     Wilcoxon p-value; :attr:`BenchmarkRow.per_seed` gives the seed agreement (see the module docstring for the rule).
+    Fewer than ``min_cases`` pairs name no better method (:data:`TOO_FEW_CASES`).
 
     Raises:
         ValueError: naming both metrics when the rows score different metrics.
@@ -210,7 +225,12 @@ def compare(
         wilcoxon_p_value(differences),
         per_seed,
     )
-    return _with_verdict(result, ours.higher_is_better) if pairs else result
+    if not pairs:
+        return result
+    result = _with_verdict(result, ours.higher_is_better)
+    if len(pairs) < min_cases and result.verdict not in (NOT_SEPARATED, SEEDS_DISAGREE):
+        result = replace(result, verdict=TOO_FEW_CASES)
+    return result
 
 
 def _with_verdict(result: Comparison, higher_is_better: bool) -> Comparison:

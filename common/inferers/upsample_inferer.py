@@ -20,8 +20,10 @@ class UpsampleInferer(Inferer):
 
     Wang et al. 2023 (SwinSSegNet), Fig. 6(B): the "Seg" baseline is the segmentation network at scale 1 followed by
     bilinear upsampling of its output, compared with "SSeg" (the 8x upsampling learnt inside the network); nearest
-    neighbour is the floor. REHRSeg and TransMRSR need the same baseline for thick-slice volumes, where only the
-    through-plane axis is upsampled (``spatial_dims=3, scale=(1, 1, 4)``).
+    neighbour is the floor. A per-axis factor such as ``spatial_dims=3, scale=(1, 1, 4)`` upsamples one axis only;
+    the thick-slice bundles (REHRSeg, TransMRSR) do not use it: they put images and labels on the thin grid of the
+    same extent with ``common.transforms.ThinSliceGridd`` / ``common.data.interpolate_to_thin_slices`` (spline
+    orders 0, 1 or 3, the thin grid's affine written with the array).
 
     The interpolation is ``torch.nn.functional.interpolate(logits, scale_factor=scale, mode=...)`` with
     ``align_corners=False`` for the linear modes, so a factor of 1 leaves an axis unchanged.

@@ -127,7 +127,7 @@ def test_prior_study_report_pairs_each_level_with_the_random_decoder_and_the_mod
     from common.benchmarking import BenchmarkRow
 
     rng = np.random.default_rng(0)
-    cases = [f"IXI{i:03d}-T1.nii.gz" for i in range(12)]
+    cases = [f"IXI{i:03d}-T1.nii.gz" for i in range(30)]
     base = {seed: {c: 20 + rng.normal(0, 0.5) for c in cases} for seed in (0, 1, 2)}
     gains = {
         "w/o GP x8": 0.0,

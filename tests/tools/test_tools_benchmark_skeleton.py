@@ -12,6 +12,7 @@ import pytest
 from common.benchmarking import (
     NOT_SEPARATED,
     SEEDS_DISAGREE,
+    TOO_FEW_CASES,
     BenchmarkRow,
     StageCache,
     bootstrap_mean_difference,
@@ -54,6 +55,25 @@ def _seeded(method, per_seed, metric="dice", **kwargs):
 
 
 BASE = [0.5, 0.4, 0.6, 0.55, 0.45, 0.5]
+
+
+def _compare(ours, baseline):
+    """``compare`` without its case-count floor: these tests check the interval and seed rules on a few cases."""
+    return compare(ours, baseline, min_cases=1)
+
+
+def test_fewer_than_twenty_paired_cases_name_no_better_method():
+    """The interval and the seeds would name ours on 19 cases; the floor (about 30 cases per comparison asked, 20
+    the least) says not separated. At 20 cases the same differences name ours."""
+    for n, verdict in ((19, TOO_FEW_CASES), (20, "ours better")):
+        base = [0.5 + 0.01 * (i % 5) for i in range(n)]
+        ours = _seeded("ours", {s: [b + 0.1 + 0.01 * s for b in base] for s in (0, 1, 2)})
+        result = compare(ours, _seeded("base", {s: base for s in (0, 1, 2)}))
+        assert result.n_cases == n and result.low > 0 and result.seeds_agree and result.verdict == verdict
+    assert TOO_FEW_CASES == "not separated (fewer than 20 cases)"
+    # an interval that holds 0 stays plainly not separated, whatever the count
+    mixed = compare(_row("ours", [0.6, 0.4] * 5), _row("base", [0.4, 0.6] * 5))
+    assert mixed.verdict == NOT_SEPARATED
 
 
 def test_row_summary_leaves_out_nan_and_round_trips_through_a_dict():
@@ -101,18 +121,18 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
 
 def test_compare_claims_an_ordering_only_when_the_interval_excludes_zero():
     ours, baseline = _row("ours", [0.8, 0.7, 0.9, 0.6]), _row("base", [0.5, 0.5, 0.6, 0.4])
-    result = compare(ours, baseline)
+    result = _compare(ours, baseline)
     assert result.n_cases == 4 and result.difference == pytest.approx(0.25) and result.low > 0
     assert result.verdict == "ours better (seeds not checked)"  # no per-seed values: the interval alone
 
-    mixed = compare(_row("ours", [0.6, 0.4, 0.6, 0.4]), _row("base", [0.4, 0.6, 0.4, 0.6]))
+    mixed = _compare(_row("ours", [0.6, 0.4, 0.6, 0.4]), _row("base", [0.4, 0.6, 0.4, 0.6]))
     assert mixed.low < 0 < mixed.high and mixed.verdict == NOT_SEPARATED
 
     # lower is better (HD95): a smaller distance makes ours the better one
     assert result.interval_text(".2f") == f"+0.25 [+{result.low:.2f}, +{result.high:.2f}]"
     assert " [-0." in mixed.interval_text() and mixed.interval_text().endswith("]")  # a negative low keeps its sign
 
-    hd = compare(_row("ours", [1.0, 2.0, 1.5], "hd", higher_is_better=False), _row("b", [3.0, 4.0, 3.5], "hd"))
+    hd = _compare(_row("ours", [1.0, 2.0, 1.5], "hd", higher_is_better=False), _row("b", [3.0, 4.0, 3.5], "hd"))
     assert hd.high < 0 and hd.verdict == "ours better (seeds not checked)"
     assert (hd.n_seeds, hd.seeds_agree, hd.seed_differences) == (0, None, ())
 
@@ -120,11 +140,11 @@ def test_compare_claims_an_ordering_only_when_the_interval_excludes_zero():
 def test_compare_pairs_by_case_and_skips_unscored_cases():
     ours = BenchmarkRow("ours", "dice", [("a", 0.9), ("b", NAN), ("c", 0.8)])
     baseline = BenchmarkRow("base", "dice", [("c", 0.7), ("a", 0.6), ("z", 0.1)])
-    result = compare(ours, baseline)
+    result = _compare(ours, baseline)
     assert result.n_cases == 2 and result.difference == pytest.approx(0.2)
-    assert compare(ours, BenchmarkRow("base", "dice")).verdict == NOT_SEPARATED
+    assert _compare(ours, BenchmarkRow("base", "dice")).verdict == NOT_SEPARATED
     with pytest.raises(ValueError, match="cannot compare metric"):
-        compare(ours, BenchmarkRow("base", "hd95", [("a", 1.0)]))
+        _compare(ours, BenchmarkRow("base", "hd95", [("a", 1.0)]))
 
 
 def test_row_per_seed_round_trips_through_json_and_old_rows_still_load():
@@ -254,7 +274,7 @@ def test_wilcoxon_p_value_matches_scipy_and_a_hand_count():
 
 def test_compare_reports_the_wilcoxon_p_value_of_the_per_case_differences():
     ours = [b + d for b, d in zip(BASE + [0.3], [0.5, -0.1, 0.3, 0.2, 0.6, 0.4, 0.0])]
-    result = compare(_row("ours", ours), _row("base", BASE + [0.3]))
+    result = _compare(_row("ours", ours), _row("base", BASE + [0.3]))
     differences = [o - b for o, b in zip(ours, BASE + [0.3])]
     assert result.wilcoxon_p == wilcoxon(differences, zero_method="wilcox").pvalue
     assert result.wilcoxon_p == pytest.approx(0.0625)
@@ -265,17 +285,17 @@ def test_seeds_that_disagree_stop_an_ordering_the_interval_allows():
     so the interval is [1/6, 1/6] and excludes 0, but seed 2 says the opposite."""
     base = _seeded("base", {s: BASE for s in (0, 1, 2)})
     ours = _seeded("ours", {0: [b + 0.3 for b in BASE], 1: [b + 0.3 for b in BASE], 2: [b - 0.1 for b in BASE]})
-    result = compare(ours, base)
+    result = _compare(ours, base)
     assert result.low == pytest.approx(1 / 6) and result.high == pytest.approx(1 / 6)
     assert [s for s, _ in result.seed_differences] == [0, 1, 2]
     assert [d for _, d in result.seed_differences] == pytest.approx([0.3, 0.3, -0.1])
     assert (result.n_seeds, result.seeds_agreeing, result.seeds_agree) == (3, 2, False)
     assert result.verdict == SEEDS_DISAGREE == "not separated (seeds disagree)"
 
-    agree = compare(_seeded("ours", {s: [b + 0.1 * (s + 1) for b in BASE] for s in (0, 1, 2)}), base)
+    agree = _compare(_seeded("ours", {s: [b + 0.1 * (s + 1) for b in BASE] for s in (0, 1, 2)}), base)
     assert (agree.seeds_agreeing, agree.seeds_agree, agree.verdict) == (3, True, "ours better")
     # lower is better: the baseline's larger distance in every seed names ours
-    hd = compare(
+    hd = _compare(
         _seeded("ours", {0: [1.0, 2.0], 1: [1.5, 2.5]}, "hd", higher_is_better=False),
         _seeded("b", {0: [3.0, 4.0], 1: [3.5, 4.5]}, "hd"),
     )
@@ -283,7 +303,7 @@ def test_seeds_that_disagree_stop_an_ordering_the_interval_allows():
 
 
 def test_seed_agreement_needs_the_same_two_or_more_seeds_in_both_rows():
-    one = compare(_seeded("ours", {0: [b + 0.2 for b in BASE]}), _seeded("base", {0: BASE}))
+    one = _compare(_seeded("ours", {0: [b + 0.2 for b in BASE]}), _seeded("base", {0: BASE}))
     assert one.n_seeds == 0 and one.verdict == "ours better (seeds not checked)"
     other = _seeded("base", {0: BASE, 2: BASE})
     assert seed_differences(_seeded("ours", {0: BASE, 1: BASE}), other) == {}
@@ -293,7 +313,7 @@ def test_seed_agreement_needs_the_same_two_or_more_seeds_in_both_rows():
     base = BenchmarkRow("b", "dice", [("a", 0.5)], seeds=[0, 1], per_seed={0: [("a", 0.5)], 1: [("a", 0.5)]})
     differences = seed_differences(ours, base)
     assert differences[0] == pytest.approx(0.2) and math.isnan(differences[1])
-    assert compare(ours, base).seeds_agreeing == 1
+    assert _compare(ours, base).seeds_agreeing == 1
 
 
 def test_a_baseline_without_seeds_is_compared_with_every_seed():
@@ -301,9 +321,9 @@ def test_a_baseline_without_seeds_is_compared_with_every_seed():
     deterministic = BenchmarkRow("registration", "dice", [(f"case{i}", b) for i, b in enumerate(BASE)])
     ours = _seeded("ours", {0: [b + 0.2 for b in BASE], 1: [b + 0.1 for b in BASE], 2: [b - 0.05 for b in BASE]})
     assert seed_differences(ours, deterministic) == pytest.approx({0: 0.2, 1: 0.1, 2: -0.05})
-    result = compare(ours, deterministic)
+    result = _compare(ours, deterministic)
     assert (result.n_seeds, result.seeds_agreeing, result.verdict) == (3, 2, SEEDS_DISAGREE)
-    assert compare(deterministic, ours).verdict == SEEDS_DISAGREE  # either side may be the seedless one
+    assert _compare(deterministic, ours).verdict == SEEDS_DISAGREE  # either side may be the seedless one
 
 
 def _segments(n_cases=12, per_case=6):
@@ -405,7 +425,8 @@ def test_tool_merges_skeleton_rows_with_the_bundles_comparisons(tmp_path):
     pair = merged[0]
     assert (pair["baseline"], pair["ours"], pair["n_cases"]) == (pytest.approx(0.5), pytest.approx(0.75), 4)
     assert pair["difference"] == pytest.approx(0.25) and 0 < pair["ci_low"] <= pair["ci_high"]
-    assert pair["ordering"] == "ours better (seeds not checked)" and pair["metric"] == "Dice, test split"
+    # the interval excludes 0 (ours better, seeds not checked), but 4 cases are too few to name a better method
+    assert pair["ordering"] == TOO_FEW_CASES and pair["metric"] == "Dice, test split"
     assert (pair["n_seeds"], pair["seeds_agreeing"], pair["seed_differences"]) == (0, None, {})
     assert pair["wilcoxon_p"] is None  # 4 cases: fewer than 6 non-zero differences
     assert (pair["seconds"], pair["baseline_seconds"]) == (10.0, 4.0)
@@ -416,7 +437,7 @@ def test_tool_merges_skeleton_rows_with_the_bundles_comparisons(tmp_path):
 
     text = tb.format_markdown(merged, ["header"])
     line = next(x for x in text.splitlines() if x.startswith("| b | ours | base |"))
-    assert "ours better (seeds not checked)" in line and f"{pair['difference']:.4g} [" in line
+    assert TOO_FEW_CASES in line and f"{pair['difference']:.4g} [" in line
     cells = _cells(line)
     assert (cells["Wilcoxon p"], cells["seeds"]) == ("-", "-")  # compared, but no p-value and no seeds to check
     alone = _cells(next(x for x in text.splitlines() if x.startswith("| b | alone |")))
@@ -444,7 +465,9 @@ def test_tool_shows_the_wilcoxon_p_value_and_the_seeds_in_the_table_and_the_json
         "not separated (seeds disagree)",
     )
 
-    agree = _seeded("ours", {s: [b + 0.3 for b in BASE] for s in (0, 1, 2)})
+    many = BASE * 4  # 24 cases: enough to name a better method
+    agree = _seeded("ours", {s: [b + 0.3 for b in many] for s in (0, 1, 2)})
+    base = _seeded("base", {s: many for s in (0, 1, 2)})
     (pair,) = tb.normalize_rows(info, [agree.to_dict(), base.to_dict()])
     cells = _cells(next(x for x in tb.format_markdown([pair], []).splitlines() if x.startswith("| b |")))
     assert (cells["seeds"], cells["ordering (CI excludes 0, seeds agree)"]) == ("3/3 agree", "ours better")
@@ -453,7 +476,10 @@ def test_tool_shows_the_wilcoxon_p_value_and_the_seeds_in_the_table_and_the_json
     content = json.loads(json_path.read_text())
     assert content["columns"]["Wilcoxon p"] == "wilcoxon_p" and content["columns"]["seeds"] == "seeds_agreeing"
     written = content["rows"][0]
-    assert written["wilcoxon_p"] == pytest.approx(2 / 64) and (written["n_seeds"], written["seeds_agreeing"]) == (3, 3)
+    differences = [a - b for (_, a), (_, b) in zip(agree.values, base.values)]  # every case 0.3 apart, to rounding
+    assert written["wilcoxon_p"] == pytest.approx(wilcoxon(differences, zero_method="wilcox").pvalue)
+    assert written["wilcoxon_p"] < 1e-4
+    assert (written["n_seeds"], written["seeds_agreeing"], written["n_cases"]) == (3, 3, 24)
     assert written["seed_differences"] == {"0": pytest.approx(0.3), "1": pytest.approx(0.3), "2": pytest.approx(0.3)}
 
 
@@ -465,7 +491,7 @@ def test_header_is_written_from_the_bundles_notes(tmp_path):
     assert "`b` (quick): networks of configs/quick.json (features [4, 8]); 3 epochs." in quick
     assert "Theirs: Table 9 of a paper." in quick and "not separated" in quick
     assert "Wilcoxon p" in quick and "every seed agrees" in quick and "(seeds not checked)" in quick
-    assert "not separated (seeds disagree)" in quick
+    assert "not separated (seeds disagree)" in quick and "at least 20 cases paired" in quick and TOO_FEW_CASES in quick
     full = "\n".join(tb.header_lines({"b": info}, runs, False, "python -m tools.benchmark --all", 6.0, "cpu"))
     assert "`b` (full): 300 epochs." in full and "quick.json" not in full
 

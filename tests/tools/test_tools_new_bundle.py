@@ -45,7 +45,8 @@ DDP_OVERRIDES = {"batch_size": 2}
 
 
 def run(data_root, out_dir, quick=False):
-    net, baseline = [("c0", 0.9), ("c1", 0.8), ("c2", 0.85)], [("c0", 0.5), ("c1", 0.4), ("c2", 0.45)]
+    net = [(f"c{i}", 0.8 + 0.01 * (i % 10)) for i in range(20)]  # 20 cases: enough to name a better method
+    baseline = [(f"c{i}", 0.4 + 0.01 * (i % 10)) for i in range(20)]
     rows = [
         BenchmarkRow("Net", "dice", net, seeds=[0, 1], per_seed={0: net, 1: net}, seconds=1.0),
         BenchmarkRow("Baseline", "dice", baseline, seeds=[0, 1], per_seed={0: baseline, 1: baseline}, seconds=1.0),
@@ -120,11 +121,11 @@ def test_benchmark_discovers_runs_and_merges_the_new_bundle(bundles_dir, tmp_pat
         "Baseline",
         "Dice, test split",
     )
-    assert row["ordering"] == "Net better" and row["n_cases"] == 3
+    assert row["ordering"] == "Net better" and row["n_cases"] == 20
     assert (row["n_seeds"], row["seeds_agreeing"]) == (2, 2)  # per_seed went through the bundle's rows.json
     text = (out / "benchmark.md").read_text()
     assert "Throwaway: no paper." in text and "networks of configs/quick.json (features [4, 4, 8, 8, 16, 4])" in text
-    assert (out / f"{NAME}_cases.csv").read_text().count("\n") == 1 + 6
+    assert (out / f"{NAME}_cases.csv").read_text().count("\n") == 1 + 40
 
 
 def test_ddp_benchmark_discovers_the_new_bundle_with_its_quick_networks(bundles_dir, tmp_path):
