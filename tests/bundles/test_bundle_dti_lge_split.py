@@ -70,6 +70,21 @@ def test_both_bundles_hold_out_the_same_pairs_and_train_on_none_of_them(data, ov
     assert segmentor and judge and not segmentor & judge and segmentor | judge == sseg_train
 
 
+def test_bundles_trained_with_different_seeds_hold_out_the_same_pairs(data):
+    """The split follows ``split_seed`` (0 by default), not the training seed: a SwinSSegNet trained with another
+    seed than the CycleGANSeg whose test pairs the pipeline scores never trained on those pairs' LGE."""
+    dti = _parser(DTI, ["train.json"], data, seed=3).get_parsed_content("split")
+    sseg = _parser(SSEG, ["train.json"], data, seed=1).get_parsed_content("split")
+    assert dti == sseg == _parser(SSEG, ["train.json"], data).get_parsed_content("split")
+    moved = [
+        s for s in range(1, 20) if _parser(SSEG, ["train.json"], data, split_seed=s).get_parsed_content("split") != sseg
+    ]
+    assert moved  # the split seed does move it
+    assert _parser(DTI, ["train.json"], data, split_seed=moved[0]).get_parsed_content("split") == _parser(
+        SSEG, ["train.json"], data, split_seed=moved[0]
+    ).get_parsed_content("split")
+
+
 LEAKS = [
     (SSEG, ["train.json"], "train_datalist", "train_datalist and test (held out)"),
     (DTI, ["train.json"], "train_datalist", "train_datalist and val + test (held out)"),
