@@ -200,7 +200,8 @@ def test_folder_inference_goes_on_past_bad_files_then_fails(models, cine, tmp_pa
     assert "UnreadableInputError" in message and "3 input file(s)" in message, message
     assert all(str(path) in message for path in bad) and str(good) not in message, message
     # the readable stack was processed (and its clinical row written); nothing was written for the bad ones
-    expected = {"good_cine_seg.nii.gz", "good_cine_lge_equivalent.nii.gz", "clinical_cases.csv"}
+    expected = {"good_cine_seg.nii.gz", "good_cine_lge_equivalent.nii.gz", "good_cine_aha_segments.nii.gz"}
+    expected.add("clinical_cases.csv")
     assert expected | {"clinical_segments.csv"} == {p.name for p in out.iterdir()}
     assert nib.load(out / "good_cine_seg.nii.gz").shape == volume.shape[:3]
     assert len((out / "clinical_cases.csv").read_text().splitlines()) == 2
@@ -233,20 +234,23 @@ def test_overwrite_true_replaces_the_outputs(models, cine, tmp_path):
     run_tiny(BUNDLE, ["inference.json"], **common, **FAST)
     before = _stamps(out)
     assert set(before) == {
-        "case_cine_seg.nii.gz", "case_cine_lge_equivalent.nii.gz", "clinical_cases.csv", "clinical_segments.csv",
+        "case_cine_seg.nii.gz", "case_cine_lge_equivalent.nii.gz", "case_cine_aha_segments.nii.gz",
+        "clinical_cases.csv", "clinical_segments.csv",
     }  # fmt: skip
     message = _infer(folder, models, out)
     assert "FileExistsError" in message and str(out / "case_cine_seg.nii.gz") in message, message
     assert _stamps(out) == before
-    # without the segmentation, its LGE-equivalent image stops it; without both, the clinical tables still do
-    (out / "case_cine_seg.nii.gz").rename(tmp_path / "seg.nii.gz")
-    message = _infer(folder, models, out)
-    assert "FileExistsError" in message and str(out / "case_cine_lge_equivalent.nii.gz") in message, message
-    (out / "case_cine_lge_equivalent.nii.gz").rename(tmp_path / "lge_equivalent.nii.gz")
-    message = _infer(folder, models, out)
-    assert "FileExistsError" in message and str(out / "clinical_cases.csv") in message, message
-    (tmp_path / "seg.nii.gz").rename(out / "case_cine_seg.nii.gz")
-    (tmp_path / "lge_equivalent.nii.gz").rename(out / "case_cine_lge_equivalent.nii.gz")
+    # without the segmentation, its LGE-equivalent image stops it, then the AHA segment map; without all three, the
+    # clinical tables still do
+    moved = []
+    for name in ("case_cine_seg.nii.gz", "case_cine_lge_equivalent.nii.gz", "case_cine_aha_segments.nii.gz"):
+        (out / name).rename(tmp_path / name)
+        moved.append(name)
+        message = _infer(folder, models, out)
+        stopper = {1: "case_cine_lge_equivalent.nii.gz", 2: "case_cine_aha_segments.nii.gz"}.get(len(moved))
+        assert "FileExistsError" in message and str(out / (stopper or "clinical_cases.csv")) in message, message
+    for name in moved:
+        (tmp_path / name).rename(out / name)
     # asked to, it replaces every output
     run_tiny(BUNDLE, ["inference.json"], **common, overwrite=True, **FAST)
     after = _stamps(out)
@@ -299,7 +303,8 @@ def test_clinical_rows_of_a_prediction_written_slices_first_are_those_of_the_sli
     seg_first, affine_first = slices_first(seg, affine)
     rows = []
     for pred, pred_affine, axis in ((seg, affine, None), (seg_first, affine_first, 0)):
-        report = ClinicalReport(str(tmp_path / f"axis_{axis}"))
+        report = ClinicalReport(str(tmp_path / f"axis_{axis}"), segment_map_postfix="aha_segments")
+        (tmp_path / f"axis_{axis}").mkdir()
         item = {"pred": MetaTensor(torch.as_tensor(pred)[None], affine=torch.as_tensor(pred_affine))}
         item["pred"].meta["filename_or_obj"] = "case_cine.nii.gz"
         batch = [{"image": cine, **({recorded_axis_key("image"): axis} if axis is not None else {})}]
@@ -311,6 +316,13 @@ def test_clinical_rows_of_a_prediction_written_slices_first_are_those_of_the_sli
     assert last["myocardium_area_mm2"] == pytest.approx(3 * pixel_mm2 * np.isin(labels, (2, 3)).sum())
     assert last["scar_size_mm2"] == pytest.approx(3 * pixel_mm2 * (labels == 3).sum()) and last["scar_size_mm2"] > 0
     assert last["slices"] == 3 and first == last
+    # the AHA segment map, written in the layout and affine the prediction arrived in: the slices-last one moved
+    map_last, map_last_affine = _nifti(tmp_path / "axis_None" / "case_cine_aha_segments.nii.gz")
+    map_first, map_first_affine = _nifti(tmp_path / "axis_0" / "case_cine_aha_segments.nii.gz")
+    assert np.array_equal(map_last > 0, np.isin(seg, (2, 3))) and set(np.unique(map_last)) > {0}
+    expected, expected_affine = slices_first(map_last, map_last_affine)
+    assert np.array_equal(map_first, expected) and np.allclose(map_first_affine, expected_affine)
+    assert np.allclose(map_last_affine, affine) and np.allclose(map_first_affine, affine_first)
 
 
 def test_the_lge_equivalent_is_never_replaced_unasked(models, cine, tmp_path):

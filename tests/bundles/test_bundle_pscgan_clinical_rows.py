@@ -104,3 +104,38 @@ def test_a_stack_that_seems_to_run_apex_to_base_is_named_in_a_warning(caplog):
     [record] = [r for r in caplog.records if r.name == "scripts.clinical"]  # (no RV drawn: the metrics warn too)
     assert "apex_first" in record.getMessage() and "apex to base" in record.getMessage()
     assert reversed_rows[0]["myocardium_area_mm2"] == expected[0]["myocardium_area_mm2"]
+
+
+def test_the_segment_map_gives_each_wall_pixel_the_segment_of_the_rows():
+    """``aha_segment_map`` (the per-pixel map inference writes beside the segmentation): every myocardium pixel, scar
+    or healthy, carries a segment 1-16 of its slice's level, nothing else does, and per slice and segment its pixel
+    and scar counts are the segment rows' (the same RV insertion points and levels as ``analyse_stack``)."""
+    with bundle_scripts(BUNDLE):
+        from scripts.clinical import aha_segment_map, analyse_stack
+
+    x, y = np.meshgrid(np.arange(48) - 23.5, np.arange(48) - 23.5, indexing="ij")
+    radius = np.hypot(x, y)
+    ring = (radius >= 8) & (radius < 12)
+    seg = np.zeros((48, 48, 3), dtype=np.int64)
+    for k in range(3):
+        seg[..., k][radius < 8] = 1
+        seg[..., k][ring] = 2
+    seg[..., 0][ring & (x > 0) & (np.abs(y) < 4)] = 3  # a scar wedge on the basal slice
+    seg[..., 2][ring & (y > 0) & (np.abs(x) < 4)] = 3  # and one on the apical slice
+    cine = np.where(seg == 1, 1.0, 0.2).astype(np.float32)
+    rv = (x + 16) ** 2 + (y + 6) ** 2 < 30  # a bright RV cavity beside the LV, so the insertion points are found
+    cine[rv] = 1.0
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    segment_map = aha_segment_map(seg, cine, affine)
+    assert segment_map.shape == seg.shape and segment_map.dtype == np.int16
+    assert np.array_equal(segment_map > 0, np.isin(seg, (2, 3)))
+    for k, numbers in ((0, range(1, 7)), (1, range(7, 13)), (2, range(13, 17))):  # basal, mid, apical thirds
+        assert set(np.unique(segment_map[..., k][segment_map[..., k] > 0])) == set(numbers)
+    _, rows = analyse_stack("drawn", seg, cine, affine)
+    for r in rows:
+        inside = segment_map[..., r["slice"]] == r["segment"]
+        assert (int(inside.sum()), int((inside & (seg[..., r["slice"]] == 3)).sum())) == (
+            r["myocardium_px"],
+            r["scar_px"],
+        ), r
+    assert sum(r["scar_px"] for r in rows) == int((seg == 3).sum()) > 0

@@ -204,13 +204,15 @@ def test_frozen_earlier_phases_are_not_changed_by_later_ones(pipeline):
 def test_inference_writes_segmentation_and_synthesis_in_the_input_grid(pipeline):
     out = pipeline["work"] / "outputs"
     sources = sorted(pipeline["inputs"].glob("*.nii.gz"))
-    names = {f"{s.name[:-7]}_{kind}.nii.gz" for s in sources for kind in ("seg", "lge_equivalent")}
+    kinds = ("seg", "lge_equivalent", "aha_segments")
+    names = {f"{s.name[:-7]}_{kind}.nii.gz" for s in sources for kind in kinds}
     assert {p.name for p in out.iterdir()} == names | {"clinical_cases.csv", "clinical_segments.csv"}
     for source in sources:
         cine = nib.load(source)
         stem = source.name[:-7]
         seg, synthesis = nib.load(out / f"{stem}_seg.nii.gz"), nib.load(out / f"{stem}_lge_equivalent.nii.gz")
-        for image in (seg, synthesis):
+        segment_map = nib.load(out / f"{stem}_aha_segments.nii.gz")
+        for image in (seg, synthesis, segment_map):
             assert image.shape == cine.shape[:3] == (64, 64, 3)
             assert np.array_equal(image.affine, cine.affine), (image.affine, cine.affine)
         assert seg.get_data_dtype() == np.uint8 and synthesis.get_data_dtype() == np.float32
@@ -233,7 +235,7 @@ def test_clinical_csvs_have_one_case_row_per_input(pipeline):
     assert {r[0] for r in segments[1:]} <= {"case001_cine", "case002_cine"}
     # the rows are scripts.clinical.analyse_stack of the written label map (recomputed from the files)
     with bundle_scripts(BUNDLE):
-        from scripts.clinical import analyse_stack
+        from scripts.clinical import aha_segment_map, analyse_stack
     for row in csv.DictReader(open(out / "clinical_cases.csv")):
         seg = nib.load(out / f"{row['case']}_seg.nii.gz")
         cine = np.asarray(nib.load(pipeline["inputs"] / f"{row['case']}.nii.gz").dataobj, dtype=np.float32)
@@ -241,6 +243,10 @@ def test_clinical_csvs_have_one_case_row_per_input(pipeline):
         for field in CASE_FIELDS[1:]:
             assert float(row[field]) == pytest.approx(float(expected[field]), rel=1e-6, nan_ok=True), (field, row)
         assert sum(r[0] == row["case"] for r in segments[1:]) == len(expected_segments), row["case"]
+        # the per-pixel AHA map written beside it: the segment of every wall pixel of the written label map
+        written = np.asarray(nib.load(out / f"{row['case']}_aha_segments.nii.gz").dataobj)
+        assert np.array_equal(written, aha_segment_map(np.asarray(seg.dataobj), cine[..., 0], seg.affine))
+        assert np.array_equal(written > 0, np.isin(np.asarray(seg.dataobj), (2, 3)))
 
 
 def test_inference_never_overwrites_its_outputs(pipeline):

@@ -13,11 +13,12 @@ fallback septum direction and the row says so (``rv_found`` false).
 
 from __future__ import annotations
 
-__all__ = ["analyse_stack", "ClinicalReport", "CASE_FIELDS", "SEGMENT_FIELDS"]
+__all__ = ["analyse_stack", "aha_segment_map", "ClinicalReport", "CASE_FIELDS", "SEGMENT_FIELDS"]
 
 import csv
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -69,22 +70,14 @@ def analyse_stack(
     totals = {"scar": 0.0, "myo": 0.0, "healthy": 0.0, "scar_px": 0, "healthy_px": 0}
     segments: list[dict[str, Any]] = []
     no_rv = 0
-    for k in range(n_slices):
+    for k, level, aha, rv in _slice_segments(seg, cine_ed, affine, rv_fallback_angle):
         label = seg[..., k]
-        if not np.isin(label, (2, 3)).any():
-            continue
         metrics = clinical_metrics(label, spacing, pixel_area_mm2=pixel_area)
         totals["scar"] += metrics["scar_size_mm2"]
         totals["myo"] += metrics["myocardium_area_mm2"]
         totals["scar_px"] += int(np.sum(label == 3))
         totals["healthy_px"] += int(np.sum(label == 2))
-        rv = find_rv_insertion(cine_ed[..., k], label, affine, fallback_septum_angle=rv_fallback_angle)
         no_rv += not rv["rv_found"]
-        level = slice_level(k, n_slices)
-        aha = aha_segments(
-            label, rv["anterior_angle"], rv["inferior_angle"], level, spacing=rv["spacing"],
-            septum_angle=rv["septum_angle"],
-        )  # fmt: skip
         wall = np.isin(label, (2, 3))
         for number, row in sorted(segment_scar(label, aha).items()):
             segments.append(
@@ -112,6 +105,38 @@ def analyse_stack(
         "slices_without_rv": no_rv,
     }
     return case_row, segments
+
+
+def _slice_segments(
+    seg: np.ndarray, cine_ed: np.ndarray, affine: np.ndarray, rv_fallback_angle: float
+) -> Iterator[tuple[int, str, np.ndarray, dict[str, Any]]]:
+    """Per slice with myocardium: its index, AHA level, segment number per pixel (:func:`common.metrics.
+    aha_segments`, 0 off the wall) and the RV insertion it was taken from (:func:`common.metrics.find_rv_insertion`)."""
+    n_slices = seg.shape[2]
+    for k in range(n_slices):
+        label = seg[..., k]
+        if not np.isin(label, (2, 3)).any():
+            continue
+        rv = find_rv_insertion(cine_ed[..., k], label, affine, fallback_septum_angle=rv_fallback_angle)
+        level = slice_level(k, n_slices)
+        aha = aha_segments(
+            label, rv["anterior_angle"], rv["inferior_angle"], level, spacing=rv["spacing"],
+            septum_angle=rv["septum_angle"],
+        )  # fmt: skip
+        yield k, level, aha, rv
+
+
+def aha_segment_map(
+    seg: np.ndarray, cine_ed: np.ndarray, affine: np.ndarray, rv_fallback_angle: float = np.pi
+) -> np.ndarray:
+    """The AHA segment (1-16) of every myocardium pixel of a stack, scar (3) and healthy (2) alike, 0 elsewhere: the
+    per-pixel form of :func:`analyse_stack`'s segment rows (the same RV insertion points and levels), so a scar
+    pixel's segment is the map where ``seg == 3``. ``(X, Y, S)`` int16, the shape of ``seg``."""
+    seg = np.asarray(seg).astype(np.int64)
+    out = np.zeros(seg.shape, dtype=np.int16)
+    for k, _, aha, _ in _slice_segments(seg, cine_ed, affine, rv_fallback_angle):
+        out[..., k] = aha
+    return out
 
 
 def write_rows(path: str, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -151,7 +176,10 @@ class ClinicalReport:
     It reads the evaluator's input cine (``image``: ``(T, X, Y, S)`` per item, frame 0 = end-diastole) and the
     postprocessed ``pred`` (labels ``(1, X, Y, S)``; moved back to the cine's layout when the postprocessing wrote it
     in a slices-first file's own), names rows by the input file, and writes
-    ``clinical_cases.csv`` and ``clinical_segments.csv`` in ``output_dir`` when the run completes.
+    ``clinical_cases.csv`` and ``clinical_segments.csv`` in ``output_dir`` when the run completes. With
+    ``segment_map_postfix`` it also writes, per input, :func:`aha_segment_map` as ``<input name>_<postfix>.nii.gz``
+    beside the segmentation, in the same layout and affine (the configs name that postfix among ``FolderInputs``'
+    ``extra_postfixes``, so an earlier map is refused before anything runs unless ``overwrite``).
 
     Raises:
         FileExistsError: (when the run starts) a CSV from an earlier run exists and ``overwrite`` is false.
@@ -159,13 +187,21 @@ class ClinicalReport:
 
     FILES = ("clinical_cases.csv", "clinical_segments.csv")
 
-    def __init__(self, output_dir: str, overwrite: bool = False, rv_fallback_angle: float = np.pi) -> None:
+    def __init__(
+        self,
+        output_dir: str,
+        overwrite: bool = False,
+        rv_fallback_angle: float = np.pi,
+        segment_map_postfix: str | None = None,
+    ) -> None:
         self.output_dir = output_dir
         self.overwrite = as_flag(overwrite, "overwrite")
         self.rv_fallback_angle = float(rv_fallback_angle)
+        self.segment_map_postfix = segment_map_postfix or None
         self.cases: list[dict[str, Any]] = []
         self.segments: list[dict[str, Any]] = []
         self.slices_last = SlicesLastd("pred", axis="auto", reference_key="image")
+        self.back_to_file_layout = SlicesLastd("map", axis="auto", inverse=True, reference_key="image")
 
     def attach(self, engine: Any) -> None:
         from ignite.engine import Events
@@ -191,8 +227,9 @@ class ClinicalReport:
         recorded = recorded_axis_key("image")  # the cine's slice axis, when the postprocessing wrote pred in it
         axes = [item.get(recorded) for item in batch] if isinstance(batch, list) else batch.get(recorded)
         for index, item in enumerate(outputs):
-            if axes is not None and axes[index] is not None:  # back to the slices-last layout of the cine in memory
-                item = self.slices_last({**item, recorded: axes[index]})
+            axis = None if axes is None else axes[index]
+            if axis is not None:  # back to the slices-last layout of the cine in memory
+                item = self.slices_last({**item, recorded: axis})
             pred = item["pred"]
             affine = np.asarray(pred.affine if isinstance(pred, MetaTensor) else np.eye(4), dtype=np.float64)
             name = pred.meta.get("filename_or_obj", f"case_{len(self.cases)}") if isinstance(pred, MetaTensor) else ""
@@ -202,6 +239,24 @@ class ClinicalReport:
             row, segments = analyse_stack(case, labels, cine_ed, affine, self.rv_fallback_angle)
             self.cases.append(row)
             self.segments += segments
+            if self.segment_map_postfix and name:
+                segment_map = aha_segment_map(labels, cine_ed, affine, self.rv_fallback_angle)
+                self._write_map(segment_map, affine, axis, str(name))
+
+    def _write_map(self, segment_map: np.ndarray, affine: np.ndarray, axis: int | None, input_path: str) -> None:
+        """``segment_map`` (slices last, ``affine``) written in the input file's own layout, through a temporary
+        file (an interrupted run leaves no half-written map)."""
+        import nibabel as nib
+        from common.inference import output_path
+
+        volume = MetaTensor(torch.as_tensor(segment_map)[None], affine=torch.as_tensor(affine))
+        if axis is not None:
+            volume = self.back_to_file_layout({"map": volume, recorded_axis_key("image"): axis})["map"]
+        path = output_path(input_path, self.output_dir, self.segment_map_postfix)
+        tmp = path[: -len(".nii.gz")] + ".tmp.nii.gz"
+        array = np.asarray(volume[0].numpy(), dtype=np.int16)
+        nib.save(nib.Nifti1Image(array, np.asarray(volume.affine, dtype=np.float64)), tmp)
+        os.replace(tmp, path)
 
     def completed(self, engine: Any) -> None:
         # under torchrun (multi_gpu_inference.json) each rank analysed its own share of the files: rank 0 writes
