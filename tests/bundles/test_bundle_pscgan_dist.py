@@ -170,7 +170,8 @@ def test_sharded_inference_writes_every_output_and_one_clinical_report_of_all_ca
     single_infer = {"dataset_dir": str(inputs), "ckpt_dir": str(ddp["seg"]["models"]), **FAST}
     run_tiny(BUNDLE, ["inference.json"], **single_infer, output_dir=str(tmp_path / "single"))
     sharded, single = _files(tmp_path / "sharded"), _files(tmp_path / "single")
-    assert sharded == single and len([name for name in single if name.endswith(".nii.gz")]) == 2 * len(cases)
+    # per case: the segmentation, the LGE-equivalent image and the AHA segment map
+    assert sharded == single and len([name for name in single if name.endswith(".nii.gz")]) == 3 * len(cases)
     for name in ("clinical_cases.csv", "clinical_segments.csv"):
         with open(tmp_path / "sharded" / name) as a, open(tmp_path / "single" / name) as b:
             rows, expected = list(csv.DictReader(a)), list(csv.DictReader(b))

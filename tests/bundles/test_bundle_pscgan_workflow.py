@@ -356,7 +356,8 @@ def test_the_default_mce_is_unweighted_and_a_bad_weighting_is_refused(pipeline):
 
 def test_benchmark_inference_scaling_times_tiled_stacks_and_writes_every_slice(pipeline, tmp_path):
     """The benchmark's inference-scaling rows: one cine stack tiled to 4/8/16 slices along its slice axis, each run
-    through inference.json and timed; every output (segmentation and LGE-equivalent image) has the tiled slices."""
+    through inference.json and timed; every output (segmentation, LGE-equivalent image, AHA segment map) has the
+    tiled slices."""
     tiny = {**json.loads((CONFIGS / "tiny.json").read_text()), **FAST}
     source = pipeline["data"] / "case001" / "case001_cine.nii.gz"
     with bundle_scripts(BUNDLE):
@@ -367,5 +368,5 @@ def test_benchmark_inference_scaling_times_tiled_stacks_and_writes_every_slice(p
     assert result["per_slice"] > 0
     for n in result["slice_counts"]:
         outputs = sorted((tmp_path / f"slices_{n}" / "out").rglob("*.nii.gz"))
-        assert len(outputs) == 2, outputs  # the segmentation and the LGE-equivalent image
+        assert len(outputs) == 3, outputs  # the segmentation, the LGE-equivalent image and the AHA segment map
         assert all(nib.load(path).shape[2] == n for path in outputs)
