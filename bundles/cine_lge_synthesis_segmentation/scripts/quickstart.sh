@@ -33,5 +33,5 @@ run --config_file "['configs/inference.json','configs/evaluate.json',$tiny]" --d
     --overwrite true
 flush
 echo
-echo "LGE-equivalent images and segmentations: $(pwd)/outputs/ (clinical_cases.csv, clinical_segments.csv);"
+echo "LGE-equivalent images, segmentations and AHA segment maps: $(pwd)/outputs/ (clinical_cases.csv, clinical_segments.csv);"
 echo "test scores: $(pwd)/eval/test/ (summary.json, cases.csv, Bland-Altman PNGs)"
