@@ -33,10 +33,11 @@ def _check_non_negative(**weights: float) -> None:
 
 
 def _check_sr_pair(pred: torch.Tensor, target: torch.Tensor, pred_channels: int, loss_name: str) -> None:
-    """``pred`` ``(B, pred_channels, S, H, W)`` and ``target`` ``(B, 2, S, H, W)`` with the same B, S, H, W."""
+    """``pred`` ``(B, pred_channels, S, H, W)`` and ``target`` ``(B, 2, S, H, W)`` with the same B, S, H, W (or 2D
+    ``(B, C, H, W)`` planes: the SMORE-style pre-upsampler's)."""
     if (
-        pred.ndim != 5
-        or target.ndim != 5
+        pred.ndim not in (4, 5)
+        or target.ndim != pred.ndim
         or pred.shape[1] != pred_channels
         or target.shape[1] != 2
         or pred.shape[0] != target.shape[0]
@@ -110,8 +111,9 @@ class SelfSRLoss(nn.Module):
     is the image (in the network's output range), channel 1 the label logit. Weights 1/1 as coded.
 
     Shapes: ``pred`` ``(B, 2, S, H, W)`` (image, label logit); ``target`` ``(B, 2, S, H, W)`` (image, binary
-    label). ``forward`` returns the scalar total; :meth:`terms` returns
-    ``{"loss": total, "loss_l1": L1, "loss_bce_dice": BCEDice}`` (terms unweighted) so a trainer can log each term.
+    label); or 2D planes ``(B, 2, H, W)`` (the SMORE-style pre-upsampler's). ``forward`` returns the scalar total;
+    :meth:`terms` returns ``{"loss": total, "loss_l1": L1, "loss_bce_dice": BCEDice}`` (terms unweighted) so a
+    trainer can log each term.
 
     Args:
         lambda_l1: weight of the image L1 term (1).

@@ -38,12 +38,14 @@ from common.nets.pscgan import (
 )
 from common.nets.pscgan_cascade import JointOutput, PSCGANCascade
 from common.nets.resnet_generator import ResNetGenerator
+from common.nets.smore import SMOREPreUpsampler
 from common.nets.styleswin import StyleSwinDiscriminator, StyleSwinGenerator
 from common.nets.swin_sseg import SwinSSeg
 from common.nets.transmrsr import ChannelSplitScaleShift, TransMRSR, nearest_centroid_truncation
 
 __all__ = [
     "EDSRBaseline",
+    "SMOREPreUpsampler",
     "FLAVRSelfSR",
     "from_flavr_names",
     "HRSegUNet",

@@ -27,7 +27,14 @@ from common.transforms.model_grid import (
 from common.transforms.orthogonal_slices import OrthogonalSlicesd, head_extent
 from common.transforms.per_slice import PerSliced
 from common.transforms.select_channels import SelectChannelsd, channel_indices, check_channel_count
-from common.transforms.self_sr import AcquireThickSlicesd, RandInPlaneCropd, SelfSRPatchesd, gap_start
+from common.transforms.self_sr import (
+    AcquireThickSlicesd,
+    PreUpsampleThinGridd,
+    RandInPlaneCropd,
+    SelfSRPatchesd,
+    SliceSRPairsd,
+    gap_start,
+)
 from common.transforms.super_resolve_affine import SuperResolveAffined, low_resolution_affine, super_resolve_affine
 from common.transforms.through_plane import (
     CheckThickSlicesd,
@@ -84,6 +91,8 @@ __all__ = [
     "OrthogonalSlicesd",
     "head_extent",
     "SelfSRPatchesd",
+    "SliceSRPairsd",
+    "PreUpsampleThinGridd",
     "AcquireThickSlicesd",
     "RandInPlaneCropd",
     "gap_start",

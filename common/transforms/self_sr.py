@@ -13,14 +13,21 @@ Grid convention (as :func:`common.data.degradation.acquire_thick_slices`): thick
 
 from __future__ import annotations
 
-__all__ = ["SelfSRPatchesd", "AcquireThickSlicesd", "RandInPlaneCropd", "gap_start"]
+__all__ = [
+    "SelfSRPatchesd",
+    "SliceSRPairsd",
+    "PreUpsampleThinGridd",
+    "AcquireThickSlicesd",
+    "RandInPlaneCropd",
+    "gap_start",
+]
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from common.data.degradation import acquire_thick_slices, thick_slice_affine
+from common.data.degradation import acquire_thick_slices, interpolate_to_thin_slices, thick_slice_affine
 from common.flags import as_flag
 from common.transforms._meta import affine_of, source_name
 from monai.config import KeysCollection
@@ -166,6 +173,173 @@ class SelfSRPatchesd(Randomizable, MapTransform):
                 }
             )
         return samples
+
+
+class SliceSRPairsd(Randomizable, MapTransform):
+    """``num_samples`` 2D training pairs of the SMORE-style pre-upsampler (REHRSeg's optional stage 1a) from one
+    thick-slice (image, label) volume, slices last.
+
+    A thick slice is high-resolution in both its axes. Per sample a slice and one of its two axes ``a`` are drawn, a
+    ``patch_size`` x ``patch_size`` patch is cut (centred on a random label voxel with probability
+    ``foreground_prob``), and ``a`` is degraded as the real through-plane axis was acquired and then put on the thin
+    grid as the self-SR stage puts the thick volume (:class:`common.transforms.ThinSliceGridd`): slice-profile blur
+    and decimation by ``scale`` (:func:`common.data.degradation.acquire_thick_slices`; the label's partial-volume
+    majority), then cubic interpolation back (the label: nearest, order 0). The target is the patch itself. The
+    degraded axis is put last, the position of the thick axis in the planes :class:`PreUpsampleThinGridd` runs the
+    network on; random flips of both axes augment.
+
+    Args:
+        image_key, label_key: channel-first single-channel thick-slice volumes ``(1, X, Y, Z)``, slices last.
+        scale: slice-thickness ratio ``s``.
+        patch_size: patch side in pixels, a multiple of ``scale``; smaller slices are zero-padded.
+        num_samples: pairs per volume.
+        foreground_prob: probability that a patch is centred on a label voxel (when the label has any).
+        lr_key, hr_key: output keys.
+        use_label: ``False``: the label channel is all zeros in ``lr`` and ``hr`` (an image-only network).
+
+    Returns:
+        A list of ``num_samples`` dicts ``{lr_key: (2, P, P), hr_key: (2, P, P)}`` (channels: image, binary label),
+        float32, the degraded axis last.
+
+    Raises:
+        ValueError: bad arguments, or an image and label of different shapes (naming the file).
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        label_key: str = "label",
+        scale: int = 4,
+        patch_size: int = 32,
+        num_samples: int = 8,
+        foreground_prob: float = 0.5,
+        lr_key: str = "lr",
+        hr_key: str = "hr",
+        use_label: bool = True,
+    ) -> None:
+        MapTransform.__init__(self, [image_key, label_key])
+        if int(scale) < 2:
+            raise ValueError(f"scale must be an integer >= 2, got {scale!r}.")
+        if int(patch_size) < int(scale) or int(patch_size) % int(scale):
+            raise ValueError(f"patch_size must be a positive multiple of scale ({scale}), got {patch_size!r}.")
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples!r}.")
+        if not 0.0 <= float(foreground_prob) <= 1.0:
+            raise ValueError(f"foreground_prob must be in [0, 1], got {foreground_prob!r}.")
+        self.image_key, self.label_key = image_key, label_key
+        self.scale, self.patch_size, self.num_samples = int(scale), int(patch_size), int(num_samples)
+        self.foreground_prob = float(foreground_prob)
+        self.lr_key, self.hr_key = lr_key, hr_key
+        self.use_label = as_flag(use_label, "use_label")
+
+    def _patch(self, slab: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """``(2, P, P)`` patch of the ``(2, X, Y)`` slice ``slab`` around ``centre``, zero-padded where it is small."""
+        size = self.patch_size
+        starts = [int(np.clip(c - size // 2, 0, max(n - size, 0))) for c, n in zip(centre, slab.shape[1:])]
+        patch = slab[:, starts[0] : starts[0] + size, starts[1] : starts[1] + size]
+        pad = [(0, 0)] + [(0, size - n) for n in patch.shape[1:]]
+        return np.pad(patch, pad) if any(p[1] for p in pad) else patch
+
+    def degrade(self, patch: np.ndarray) -> np.ndarray:
+        """The network's input for a ``(2, P, P)`` target whose last axis stands for the thick one: that axis
+        acquired in thick slices and interpolated back onto the thin grid (image cubic, label nearest)."""
+        thick = acquire_thick_slices(patch, axis=2, factor=self.scale)
+        image = interpolate_to_thin_slices(thick[:1], axis=2, factor=self.scale, order=3)
+        label = interpolate_to_thin_slices((thick[1:] >= 0.5).astype(np.float32), 2, self.scale, order=0)
+        return np.concatenate([image, label]).astype(np.float32)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> list[dict[Hashable, torch.Tensor]]:
+        image = _as_array(data[self.image_key]).astype(np.float32)
+        label = (_as_array(data[self.label_key]) > 0.5).astype(np.float32)
+        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
+            raise ValueError(
+                f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
+                f"one shape, got {image.shape} and {label.shape}."
+            )
+        if not self.use_label:
+            label = np.zeros_like(label)
+        volume = np.concatenate([image, label])
+        foreground = np.argwhere(label[0] > 0)
+        samples = []
+        for _ in range(self.num_samples):
+            if len(foreground) and self.R.rand() < self.foreground_prob:
+                centre = foreground[self.R.randint(len(foreground))]
+            else:
+                centre = np.array([self.R.randint(n) for n in image.shape[1:]])
+            patch = self._patch(volume[..., int(centre[2])], centre[:2])
+            if self.R.rand() < 0.5:  # degrade the slice's first axis instead of its second: move it last
+                patch = np.swapaxes(patch, 1, 2)
+            for dim in (1, 2):
+                if self.R.rand() < 0.5:
+                    patch = np.flip(patch, dim)
+            patch = np.ascontiguousarray(patch)
+            samples.append(
+                {
+                    self.lr_key: torch.as_tensor(self.degrade(patch), dtype=torch.float32),
+                    self.hr_key: torch.as_tensor(patch, dtype=torch.float32),
+                }
+            )
+        return samples
+
+
+class PreUpsampleThinGridd(MapTransform):
+    """REHRSeg's optional stage 1a applied: a thick (image, label) volume already interpolated onto its thin grid
+    (:class:`common.transforms.ThinSliceGridd`, slices last) refined by the SMORE-style 2D network, plane by plane.
+
+    The network (:class:`common.nets.SMOREPreUpsampler`, trained on :class:`SliceSRPairsd`'s pairs) runs on every
+    plane that contains the through-plane axis, in both orientations (the x-z planes and the y-z planes, the thick
+    axis last as in training); the two images are averaged and so are the two label probabilities (SMORE combines
+    its orientations too). The self-SR stages then cut their pairs from this volume instead of the cubic zoom. With
+    ``network=None`` (``sr_initialization: "cubic"``) the data pass unchanged.
+
+    Args:
+        image_key, label_key: ``(1, X, Y, Z)`` thin-grid image and label (nearest-interpolated, 0/1).
+        network: the trained pre-upsampler (eval mode is set here), or ``None``.
+        planes_per_batch: planes per forward pass (memory).
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        label_key: str = "label",
+        network: torch.nn.Module | None = None,
+        planes_per_batch: int = 16,
+    ) -> None:
+        MapTransform.__init__(self, [image_key, label_key])
+        if int(planes_per_batch) < 1:
+            raise ValueError(f"planes_per_batch must be >= 1, got {planes_per_batch!r}.")
+        self.image_key, self.label_key = image_key, label_key
+        self.network, self.planes_per_batch = network, int(planes_per_batch)
+
+    @torch.no_grad()
+    def _planes(self, planes: torch.Tensor) -> torch.Tensor:
+        """``(N, 2, H, Z)`` planes -> ``(N, 2, H, Z)`` (image, label probability)."""
+        device = next(self.network.parameters()).device
+        outputs = []
+        for start in range(0, planes.shape[0], self.planes_per_batch):
+            out = self.network(planes[start : start + self.planes_per_batch].to(device)).float().cpu()
+            outputs.append(torch.cat([out[:, :1], torch.sigmoid(out[:, 1:2])], dim=1))
+        return torch.cat(outputs)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        if self.network is None:
+            return d
+        image, label = d[self.image_key], d[self.label_key]
+        if image.ndim != 4 or image.shape[0] != 1 or tuple(label.shape) != tuple(image.shape):
+            raise ValueError(
+                f"{source_name(d, self.image_key)}: expected single-channel (1, X, Y, Z) image and label of one "
+                f"shape, got {tuple(image.shape)} and {tuple(label.shape)}."
+            )
+        self.network.eval()
+        volume = torch.cat([torch.as_tensor(image), torch.as_tensor(label)]).float()  # (2, X, Y, Z)
+        along_x = self._planes(volume.permute(2, 0, 1, 3)).permute(1, 2, 0, 3)  # the x-z planes, one per y
+        along_y = self._planes(volume.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)  # the y-z planes, one per x
+        refined = 0.5 * (along_x + along_y)
+        for index, key in enumerate((self.image_key, self.label_key)):
+            value = refined[index : index + 1].to(dtype=torch.float32)
+            d[key] = MetaTensor(value, meta=d[key].meta) if isinstance(d[key], MetaTensor) else value
+        return d
 
 
 def _majority_thick_slices(labels: np.ndarray, axis: int, factor: int) -> np.ndarray:

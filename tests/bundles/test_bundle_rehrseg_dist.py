@@ -1,9 +1,12 @@
 """The REHRSeg bundle's training stages on two gloo ranks (CPU, torchrun) with ``multi_gpu_train.json`` and tiny.json.
 
-- the plain self-SR network (``train.json`` + ``train_sr.json``) and the UASR model (+ ``train_uasr.json``) through
-  ``monai.bundle``'s command line under torchrun, as a user runs them: exit 0, both ranks joined the group, trained
-  and finished, ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and each loads
-  strictly into its network (the UASR model fine-tuned from the plain one on both ranks);
+- the SMORE-style pre-upsampler (``train.json`` + ``train_sr.json`` + ``train_pre_upsampler.json``), then the plain
+  self-SR network (``train.json`` + ``train_sr.json``, its pairs cut from the pre-upsampled volumes:
+  ``sr_initialization smore``) and the UASR model (+ ``train_uasr.json``) through ``monai.bundle``'s command line
+  under torchrun, as a user runs them: exit 0, both ranks joined the group, trained and finished,
+  ``sr/pre_upsampler.pt`` / ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and
+  each loads strictly into its network (both ranks read the pre-upsampler; the UASR model fine-tuned from the plain
+  one on both ranks);
 - the pseudo-HR data in one process, and again under torchrun: each rank writes its share of the cases, every file
   once and equal to one process's;
 - ``inference.json`` + ``multi_gpu_inference.json``: each rank segments its share, every output written once and
@@ -35,6 +38,9 @@ BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
 CONFIGS = BUNDLE / "configs"
 SR = ["train.json", "train_sr.json"]
 UASR = [*SR, "train_uasr.json"]
+PRE_UPSAMPLER = [*SR, "train_pre_upsampler.json"]
+#: the self-SR stages here cut their pairs from the pre-upsampler's volumes (the default is the cubic zoom)
+SMORE = {"sr_initialization": "smore"}
 SAVED = re.compile(r"Saved checkpoint at epoch|saved final checkpoint: (\S+)")
 #: the process id in a TensorBoard event file's name (events.out.tfevents.<time>.<host>.<pid>.<n>)
 EVENT_PID = re.compile(r"events\.out\.tfevents\.\d+\..+\.(\d+)\.\d+$")
@@ -150,9 +156,10 @@ def work(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "models": root / "models"}
 
 
-def _torchrun_stage(work: dict, name: str, files: list[str]) -> dict:
+def _torchrun_stage(work: dict, name: str, files: list[str], extra: dict | None = None) -> dict:
     log_dir = work["root"] / f"logs_{name}"
     overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "eval" / name}
+    overrides.update(extra or {})
     proc = torchrun(BUNDLE, _cli([*files, "multi_gpu_train.json", "tiny.json"], overrides), log_dir)
     return {"proc": proc, "log_dir": log_dir}
 
@@ -163,16 +170,24 @@ def _require(run: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ddp_sr(work) -> dict:
-    """``torchrun ... -m monai.bundle run`` with train.json + train_sr.json + multi_gpu_train.json + tiny.json."""
-    return _torchrun_stage(work, "sr", SR)
+def ddp_pre_upsampler(work) -> dict:
+    """``torchrun ... -m monai.bundle run`` with train.json + train_sr.json + train_pre_upsampler.json +
+    multi_gpu_train.json + tiny.json."""
+    return _torchrun_stage(work, "pre_upsampler", PRE_UPSAMPLER)
+
+
+@pytest.fixture(scope="module")
+def ddp_sr(work, ddp_pre_upsampler) -> dict:
+    """The same with train.json + train_sr.json (sr_initialization smore), once the pre-upsampler exists."""
+    _require(ddp_pre_upsampler)
+    return _torchrun_stage(work, "sr", SR, SMORE)
 
 
 @pytest.fixture(scope="module")
 def ddp_uasr(work, ddp_sr) -> dict:
     """The same with train_uasr.json, once the plain network exists."""
     _require(ddp_sr)
-    return _torchrun_stage(work, "uasr", UASR)
+    return _torchrun_stage(work, "uasr", UASR, SMORE)
 
 
 @pytest.fixture(scope="module")
@@ -197,29 +212,36 @@ def ddp_seg(work, ddp_uasr) -> dict:
 
 
 # ------------------------------------------------------------------------------------- the self-SR networks (CLI)
-@pytest.mark.parametrize("name", ["plain", "uasr"])
-def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_sr, ddp_uasr):
-    r0, r1 = _require(ddp_sr if name == "plain" else ddp_uasr)
+@pytest.mark.parametrize("name", ["pre_upsampler", "plain", "uasr"])
+def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_pre_upsampler, ddp_sr, ddp_uasr):
+    run = {"pre_upsampler": ddp_pre_upsampler, "plain": ddp_sr, "uasr": ddp_uasr}[name]
+    r0, r1 = _require(run)
     assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
     for log in (r0, r1):  # and both trained their epoch and finished
         assert "Epoch[1] Complete" in log and "Engine run finished" in log
     sr = work["models"] / "sr"
     assert SAVED.findall(r0) == ["", str(sr / f"{name}.pt")] and not SAVED.findall(r1)
     assert [p.name for p in (sr / f"{name}_state").iterdir()] == ["checkpoint_epoch=1.pt"]
-    assert len(list((work["root"] / "eval" / ("sr" if name == "plain" else "uasr")).iterdir())) == 1  # rank 0's
+    eval_dir = {"pre_upsampler": "pre_upsampler", "plain": "sr", "uasr": "uasr"}[name]
+    assert len(list((work["root"] / "eval" / eval_dir).iterdir())) == 1  # rank 0's
+    if name != "pre_upsampler":  # both ranks cut their pairs from the pre-upsampled volumes
+        said = f"pairs cut from the thick volumes pre-upsampled by {sr / 'pre_upsampler.pt'}"
+        assert all(said in log for log in (r0, r1))
     if name == "uasr":  # fine-tuned from the plain network, on both ranks
         assert all(f"UASR: started from {sr / 'plain.pt'}" in log for log in (r0, r1))
 
 
-def test_sr_weights_written_under_torchrun_load(work, ddp_sr, ddp_uasr):
-    _require(ddp_sr)
-    _require(ddp_uasr)
+def test_sr_weights_written_under_torchrun_load(work, ddp_pre_upsampler, ddp_sr, ddp_uasr):
+    for run in (ddp_pre_upsampler, ddp_sr, ddp_uasr):
+        _require(run)
     sr = work["models"] / "sr"
-    assert sorted(p.name for p in sr.iterdir()) == ["plain.pt", "plain_state", "uasr.pt", "uasr_state"]
+    names = ["plain.pt", "plain_state", "pre_upsampler.pt", "pre_upsampler_state", "uasr.pt", "uasr_state"]
+    assert sorted(p.name for p in sr.iterdir()) == names
     plain, uasr = _load(sr / "plain.pt"), _load(sr / "uasr.pt")
     # saved unwrapped (no DDP "module." prefix), strictly what the stages' networks load
     _parsed(["train.json"], "sr_network_def").load_state_dict(plain, strict=True)
     _parsed(["train.json"], "uasr_network_def").load_state_dict(uasr, strict=True)
+    _parsed(SR, "pre_upsampler_def").load_state_dict(_load(sr / "pre_upsampler.pt"), strict=True)
     shared = [k for k in plain if k.startswith(("stem", "layer")) and k in uasr]
     assert shared and any(not torch.equal(plain[k], uasr[k]) for k in shared), "UASR fine-tuned the encoder"
 

@@ -1,8 +1,11 @@
-"""The self-SR network's optional start from FLAVR's frame-interpolation weights (REHRSeg bundle, stage 1).
+"""Where the self-SR stage starts (REHRSeg bundle, stage 1): FLAVR's frame-interpolation weights (optional), and
+the data its pairs are cut from: the cubic zoom or the SMORE-style pre-upsampler's volume (optional stage 1a).
 
 A checkpoint as FLAVR's training writes it (``{"epoch", "state_dict"}``, DataParallel's ``module.`` prefix, FLAVR's
 parameter names, RGB stem, 4x interpolation head: tarun005/FLAVR ``model/Unet_3D_3D_interpolate.py``) starts every
 encoder and decoder tensor of ``FLAVRSelfSR``; the 3-channel stem kernel and the heads keep their initialisation.
+``train_pre_upsampler.json`` trains the 2D pre-upsampler; ``train_sr.json --sr_initialization smore`` then refines the
+cubic zoom with it (refused without it, naming the command), records it by content and refuses to resume on another.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_scripts
+from bundle_test_utils import bundle_scripts, exception_messages, run_tiny
 from common.benchmarking import parse_config_items, read_overlay
-from common.nets import FLAVRSelfSR
+from common.nets import FLAVRSelfSR, SMOREPreUpsampler
+from common.run_settings import RUN_SETTINGS_KEY, file_fingerprint
+from common.transforms import PreUpsampleThinGridd
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "thick_slice_hr_segmentation_rehrseg"
@@ -113,3 +118,52 @@ def test_train_sr_json_passes_init_weights_to_the_network_it_trains(tmp_path):
         )
     network = items["sr_trained_def"]
     assert items["sr_init"] > 0 and torch.equal(network.layer1[0].conv1.weight, torch.full((4, 4, 3, 3, 3), MARK))
+
+
+def _pre_upsampling(overrides: dict) -> PreUpsampleThinGridd:
+    """The pre-upsampling transform of the self-SR stage's preprocessing, built as ``train_sr.json`` builds it."""
+    with bundle_scripts(BUNDLE):
+        items = parse_config_items(
+            BUNDLE, ["train.json", "train_sr.json", "tiny.json"], overrides, ["train#preprocessing"]
+        )
+    [step] = [t for t in items["train#preprocessing"].transforms if isinstance(t, PreUpsampleThinGridd)]
+    return step
+
+
+@pytest.mark.slow
+def test_the_smore_pre_upsampler_trains_and_the_self_sr_pairs_come_from_its_volumes(tmp_path):
+    from common.data import write_meningioma
+
+    data = write_meningioma(tmp_path / "data", n_subjects=5, seed=0, small=True)
+    models = tmp_path / "models"
+    common = {"dataset_dir": str(data), "ckpt_dir": str(models), "epochs": 1}
+    sr_files = ["train.json", "train_sr.json"]
+    with pytest.raises(Exception) as error:  # smore before the pre-upsampler exists
+        run_tiny(BUNDLE, sr_files, **common, sr_initialization="smore", output_dir=str(tmp_path / "eval" / "sr"))
+    assert "configs/train_pre_upsampler.json" in exception_messages(error.value)
+    with pytest.raises(Exception) as error:
+        run_tiny(BUNDLE, sr_files, **common, sr_initialization="wdsr", output_dir=str(tmp_path / "eval" / "sr"))
+    assert "sr_initialization must be one of ('cubic', 'smore')" in exception_messages(error.value)
+    assert not (models / "sr" / "plain.pt").exists()
+
+    run_tiny(BUNDLE, [*sr_files, "train_pre_upsampler.json"], **common, output_dir=str(tmp_path / "eval" / "pre"))
+    weights = models / "sr" / "pre_upsampler.pt"
+    tiny = read_overlay(BUNDLE, "tiny.json")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    SMOREPreUpsampler(tiny["pre_upsampler_channels"], tiny["pre_upsampler_blocks"]).load_state_dict(state)
+
+    paths = {"dataset_dir": str(data), "ckpt_dir": str(models)}
+    assert _pre_upsampling({**paths, "sr_initialization": "cubic"}).network is None
+    network = _pre_upsampling({**paths, "sr_initialization": "smore"}).network
+    assert all(torch.equal(v, state[k]) for k, v in network.state_dict().items())
+
+    run_tiny(BUNDLE, sr_files, **common, sr_initialization="smore", output_dir=str(tmp_path / "eval" / "sr"))
+    [checkpoint] = (models / "sr" / "plain_state").iterdir()
+    settings = torch.load(checkpoint, map_location="cpu", weights_only=True)[RUN_SETTINGS_KEY]
+    assert settings["sr_initialization"] == "smore" and settings["pre_upsampler"] == file_fingerprint(weights)
+    torch.save({k: v + 0.01 for k, v in state.items()}, weights)  # another pre-upsampler: no resume on its data
+    with pytest.raises(Exception) as error:
+        run_tiny(
+            BUNDLE, sr_files, **{**common, "epochs": 2}, sr_initialization="smore", output_dir=str(tmp_path / "eval")
+        )
+    assert "other settings (pre_upsampler: " in exception_messages(error.value)

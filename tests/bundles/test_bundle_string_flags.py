@@ -13,7 +13,7 @@ from bundle_test_utils import bundle_scripts
 from common.flags import as_flag
 from common.handlers import ResumeFromLatest
 from common.inference import plan_outputs
-from common.transforms import SelfSRPatchesd
+from common.transforms import SelfSRPatchesd, SliceSRPairsd
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLES = sorted(p for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").is_file())
@@ -26,6 +26,7 @@ READ_WITH_AS_FLAG = {
     ("scripts.clinical.ClinicalReport", "overwrite"),
     ("scripts.ssl_data.hybrid_lge_slices", "use_public_data"),
     ("common.transforms.SelfSRPatchesd", "use_label"),
+    ("common.transforms.SliceSRPairsd", "use_label"),
 }
 #: functions called from config expressions that read their boolean arguments with as_flag (tested below)
 CALLS_READING_AS_FLAG = (
@@ -91,6 +92,7 @@ def test_every_boolean_setting_is_read_with_as_flag(bundle):
 def test_consumers_read_the_string_false_as_false(tmp_path):
     assert ResumeFromLatest(tmp_path, load_dict={"x": object()}, enabled="false").enabled is False
     assert SelfSRPatchesd(use_label="false").use_label is False
+    assert SliceSRPairsd(use_label="false").use_label is False
     existing = tmp_path / "case_seg.nii.gz"
     existing.write_bytes(b"")
     with pytest.raises(FileExistsError):

@@ -79,11 +79,23 @@ def test_self_sr_weights_scale_the_terms():
 
 @pytest.mark.parametrize(
     "pred_shape, target_shape",
-    [((1, 3, 2, 4, 4), (1, 2, 2, 4, 4)), ((1, 2, 2, 4, 4), (1, 1, 2, 4, 4)), ((1, 2, 4, 4), (1, 2, 4, 4))],
+    [
+        ((1, 3, 2, 4, 4), (1, 2, 2, 4, 4)),
+        ((1, 2, 2, 4, 4), (1, 1, 2, 4, 4)),
+        ((1, 2, 4, 4), (1, 2, 1, 4, 4)),
+        ((1, 2, 4), (1, 2, 4)),
+    ],
 )
 def test_self_sr_rejects_wrong_channels_naming_shapes(pred_shape, target_shape):
     with pytest.raises(ValueError, match=r"got pred \("):
         SelfSRLoss()(torch.zeros(pred_shape), torch.zeros(target_shape))
+
+
+def test_self_sr_takes_2d_planes_as_one_slice_volumes():
+    pred, target = _sr_pair([0.5, 1.0], [0.0, 0.75], [0.0, 0.0], [1.0, 0.0])
+    planes = SelfSRLoss().terms(pred[:, :, 0], target[:, :, 0])  # the SMORE-style pre-upsampler's (B, 2, H, W)
+    one_slice = SelfSRLoss().terms(pred[:, :, :1], target[:, :, :1])
+    assert all(torch.equal(planes[k], one_slice[k]) for k in ("loss", "loss_l1", "loss_bce_dice"))
 
 
 def test_self_sr_rejects_negative_weight():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["initialise_sr", "initialise_uasr", "uasr_param_groups"]
+__all__ = ["initialise_sr", "initialise_uasr", "uasr_param_groups", "SR_INITIALIZATIONS", "pre_upsampler"]
 
 import logging
 
 import torch
-from common.checkpoint import extract_state_dict
+from common.checkpoint import extract_state_dict, load_weights, require_weights
 from common.nets import from_flavr_names, load_plain_into_uasr
 from monai.networks.utils import copy_model_state
 
@@ -63,3 +63,27 @@ def uasr_param_groups(network: torch.nn.Module, lr: float, head_lr: float) -> li
         raise ValueError(f"{type(network).__name__} has no 'head.' parameters: not a FLAVRSelfSR.")
     body = [p for name, p in network.named_parameters() if not name.startswith("head.")]
     return [{"params": body, "lr": float(lr)}, {"params": head, "lr": float(head_lr)}]
+
+
+#: where the self-SR pairs are cut from: the thick volume's cubic zoom onto the thin grid (the public code's fallback)
+#: or that zoom refined by the SMORE-style pre-upsampler (its stage 1a, ``train_pre_upsampler.json``)
+SR_INITIALIZATIONS = ("cubic", "smore")
+
+
+def pre_upsampler(
+    sr_initialization: str, network: torch.nn.Module, weights: str, hint: str, device: str | torch.device = "cpu"
+) -> torch.nn.Module | None:
+    """The trained SMORE-style pre-upsampler for ``sr_initialization: "smore"`` (loaded from ``weights``, refused
+    with ``hint`` when the file is missing), ``None`` for ``"cubic"``.
+
+    Raises:
+        ValueError: ``sr_initialization`` is neither, naming both choices.
+        FileNotFoundError: ``"smore"`` without the weights file (the message says which command writes it).
+    """
+    if sr_initialization not in SR_INITIALIZATIONS:
+        raise ValueError(f"sr_initialization must be one of {SR_INITIALIZATIONS}, got {sr_initialization!r}.")
+    if sr_initialization == "cubic":
+        return None
+    load_weights(network, require_weights(weights, hint), map_location="cpu")
+    logger.info(f"self-SR: pairs cut from the thick volumes pre-upsampled by {weights} (SMORE-style stage 1a).")
+    return network.to(device).eval()
