@@ -582,3 +582,49 @@ def test_benchmark_trains_a_stopped_segmenter_again_although_its_best_checkpoint
         models = benchmark._train_seed(*arguments)
     assert calls == ["HR_head", "REHRSeg"]
     assert sorted(models) == ["HR head", "LR seg", "REHRSeg", "UASR U", "self-SR"]
+
+
+def test_benchmark_smore_init_variant_trains_the_sr_stages_alone(tmp_path, monkeypatch):
+    """``--variants "self-SR (SMORE init)"``: the plain network, the pre-upsampler, then the plain network on its
+    volumes (sr_initialization smore, its own file); no UASR model, pseudo-HR data or segmenter."""
+    calls = []
+
+    def fake_run_workflow(bundle_root, files, values):
+        name = "pre_upsampler.pt" if "train_pre_upsampler.json" in files else values.get("sr_final_name", "plain.pt")
+        os.makedirs(os.path.join(values["ckpt_dir"], "sr"), exist_ok=True)
+        Path(values["ckpt_dir"], "sr", name).touch()
+        calls.append((name, values.get("sr_initialization")))
+
+    with bundle_scripts(BUNDLE):
+        import scripts.benchmark as benchmark
+
+        monkeypatch.setattr(benchmark, "run_workflow", fake_run_workflow)
+        models = benchmark._train_seed(0, "data", str(tmp_path), {}, (1, 1, 1, 1), ("self-SR (SMORE init)",))
+        with pytest.raises(ValueError, match="unknown variants"):
+            benchmark.run(None, str(tmp_path), variants="SMORE init")
+    assert calls == [("plain.pt", None), ("pre_upsampler.pt", None), ("plain_smore.pt", "smore")]
+    assert sorted(models) == ["pre-upsampled", "self-SR", "self-SR (SMORE init)"]
+
+
+def test_benchmark_scores_a_fresh_pre_upsampler_as_the_cubic_zoom(pipeline, tmp_path):
+    """The ``pre-upsampled`` rows refine the cubic zoom: a pre-upsampler at its initialisation (a zero residual) scores
+    what the ``cubic`` row scores; one whose residual is not zero scores otherwise."""
+    from common.nets import SMOREPreUpsampler
+
+    tiny = json.loads((CONFIGS / "tiny.json").read_text())
+    network = SMOREPreUpsampler(tiny["pre_upsampler_channels"], tiny["pre_upsampler_blocks"])
+    weights = tmp_path / "pre_upsampler.pt"
+    torch.save(network.state_dict(), weights)
+    with bundle_scripts(BUNDLE):
+        import scripts.benchmark as benchmark
+
+        cases = benchmark._test_cases(str(pipeline["data"]))[:1]
+        cubic = benchmark._score_self_sr(None, cases)["cubic"]
+        fresh = benchmark._score_self_sr(benchmark._pre_upsampled(str(weights), tiny, cases), cases, "pre-upsampled")
+        torch.nn.init.normal_(network.body.tail.weight, std=0.05)
+        torch.save(network.state_dict(), weights)
+        moved = benchmark._score_self_sr(benchmark._pre_upsampled(str(weights), tiny, cases), cases, "pre-upsampled")
+    name = cases[0]["name"]
+    for metric in ("psnr", "ssim"):
+        assert fresh["pre-upsampled"][metric][name] == pytest.approx(cubic[metric][name], rel=1e-5)
+        assert moved["pre-upsampled"][metric][name] != pytest.approx(cubic[metric][name], rel=1e-3)

@@ -24,6 +24,12 @@ the plain self-SR network (``train_sr.json``), the UASR model (``train_uasr.json
   every subject written as a thin-slice dataset with its LR label interpolated (``smore_data.json``), and a segmenter
   trained on it (``lr_baseline.json`` at ``scale`` 1); at test it segments the test subject's SR image.
 
+The optional stage 1a has image rows of its own (variant ``self-SR (SMORE init)``): ``pre-upsampled``, the cubic
+zoom refined by the SMORE-style 2D pre-upsampler (``train_pre_upsampler.json``), and ``self-SR (SMORE init)``, the
+plain self-SR network trained on pairs cut from those volumes (``train_sr.json --sr_initialization smore``), each
+scored as the self-SR image. ``--variants "self-SR (SMORE init)"`` trains these and the plain network alone (no UASR,
+pseudo-HR data or segmenter).
+
 Scores per held-out subject: lesion Dice and HD95 (mm) on the HR grid, lesion Dice on the LR grid (the paper also
 claims a better LR segmentation), and the self-SR image's PSNR/SSIM in the head mask against the HR image versus
 trilinear and cubic interpolation. Each method's per-case value is the mean over the training seeds (``per_seed``
@@ -127,6 +133,9 @@ COMPARISONS = (
     ("REHRSeg (pseudo LR target, raw U)", "REHRSeg"),
     ("self-SR", "cubic"),
     ("cubic", "trilinear"),
+    ("pre-upsampled", "cubic"),
+    ("self-SR (SMORE init)", "self-SR"),
+    ("self-SR (SMORE init)", "cubic"),
     ("UASR U", "label-boundary distance"),
 )
 
@@ -185,6 +194,10 @@ VARIANTS = {
         {"use_uncertainty": True, "lambda_kd": 1.0, "lr_target": "pseudo_hr", "uncertainty_scaling": "raw"},
     ),
 }
+#: variants of the self-SR stage (image rows, no segmenter): name -> the rows they add
+SR_VARIANTS = {"self-SR (SMORE init)": ("pre-upsampled", "self-SR (SMORE init)")}
+#: segmenter variants that train without the pseudo-HR data (and so without the UASR model that writes its U)
+WITHOUT_PSEUDO_HR = ("LR seg", "SMORE-like")
 SCALE, AXIS = 4, 2
 
 
@@ -220,11 +233,17 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
     base = {"dataset_dir": dataset_dir, "seed": seed, "num_workers": 0, **_split(), **network}
     logs = os.path.join(work, "logs")
     sr_dir, pseudo, smore = os.path.join(shared, "sr"), os.path.join(shared, "pseudo_hr"), smore_like_dir(work)
-    steps = [
-        ("sr", ["train.json", "train_sr.json"], os.path.join(sr_dir, "plain.pt"), {"epochs": sr_epochs}),
-        ("uasr", ["train.json", "train_sr.json", "train_uasr.json"], os.path.join(sr_dir, "uasr.pt"),
-         {"epochs": uasr_epochs}),
-    ]  # fmt: skip
+    with_pseudo_hr = any(v in VARIANTS and v not in WITHOUT_PSEUDO_HR for v in variants)
+    steps = [("sr", ["train.json", "train_sr.json"], os.path.join(sr_dir, "plain.pt"), {"epochs": sr_epochs})]
+    if with_pseudo_hr:
+        steps.append(("uasr", ["train.json", "train_sr.json", "train_uasr.json"], os.path.join(sr_dir, "uasr.pt"),
+                      {"epochs": uasr_epochs}))  # fmt: skip
+    if "self-SR (SMORE init)" in variants:  # stage 1a, then the plain network on its volumes
+        pre_upsampler = ["train.json", "train_sr.json", "train_pre_upsampler.json"]
+        steps.append(("pre_upsampler", pre_upsampler, os.path.join(sr_dir, "pre_upsampler.pt"), {"epochs": sr_epochs}))
+        smore_init = {"epochs": sr_epochs, "sr_initialization": "smore", "sr_final_name": "plain_smore.pt",
+                      "sr_state_dir": os.path.join(sr_dir, "plain_smore_state")}  # fmt: skip
+        steps.append(("sr_smore", ["train.json", "train_sr.json"], os.path.join(sr_dir, "plain_smore.pt"), smore_init))
     if "SMORE-like" in variants:
         image_only = ["train.json", "train_sr.json", "smore_sr.json"]
         steps.append(("smore_sr", image_only, os.path.join(sr_dir, "image_only.pt"), {"epochs": sr_epochs}))
@@ -232,7 +251,7 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
         if not os.path.isfile(product):
             overrides = dict(base, ckpt_dir=shared, output_dir=os.path.join(logs, name), **extra)
             run_workflow(BUNDLE_ROOT, files, overrides)
-    data_steps = [(pseudo, "pseudo_hr.json", {})]
+    data_steps = [(pseudo, "pseudo_hr.json", {})] if with_pseudo_hr else []
     if "SMORE-like" in variants:
         data_steps.append((smore, "smore_data.json", {"smore_dir": smore}))
     for folder, config, extra in data_steps:
@@ -251,7 +270,11 @@ def _train_seed(seed: int, dataset_dir: str, work: str, network: dict, schedule:
         stages.train(folder, name, BUNDLE_ROOT, ["train.json", *files], values)  # model.pt: best checkpoint
         models[name] = os.path.join(folder, "model.pt")
     models["self-SR"] = os.path.join(sr_dir, "plain.pt")
-    models["UASR U"] = os.path.join(sr_dir, "uasr.pt")
+    if with_pseudo_hr:
+        models["UASR U"] = os.path.join(sr_dir, "uasr.pt")
+    if "self-SR (SMORE init)" in variants:
+        models["pre-upsampled"] = os.path.join(sr_dir, "pre_upsampler.pt")
+        models["self-SR (SMORE init)"] = os.path.join(sr_dir, "plain_smore.pt")
     return models
 
 
@@ -266,13 +289,15 @@ def _scaled(image: np.ndarray, percentile: float = 99.5) -> tuple[torch.Tensor, 
     return torch.as_tensor(image / scale)[None, None], scale
 
 
-def _trained_network(item: str, weights: str, network: dict, **overrides: Any) -> torch.nn.Module:
-    """``train.json``'s ``item`` (with the benchmark's ``network`` overlay and ``overrides``: the very network a stage
+def _trained_network(
+    item: str, weights: str, network: dict, files: tuple[str, ...] = ("train.json",), **overrides: Any
+) -> torch.nn.Module:
+    """``item`` of ``files`` (with the benchmark's ``network`` overlay and ``overrides``: the very network a stage
     trained), loaded from ``weights``, in eval mode."""
     from common.benchmarking import parse_config_items
     from common.checkpoint import load_weights
 
-    net = parse_config_items(BUNDLE_ROOT, ["train.json"], {**network, **overrides}, (item,))[item]
+    net = parse_config_items(BUNDLE_ROOT, list(files), {**network, **overrides}, (item,))[item]
     load_weights(net, weights)
     return net.eval()
 
@@ -376,9 +401,11 @@ def _self_sr_input(case: dict) -> torch.Tensor:
     return torch.cat([case["input"], torch.as_tensor(case["lr_label"] > 0, dtype=torch.float32)[None, None]], 1)
 
 
-def _score_self_sr(outputs: list[dict] | None, cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """PSNR/SSIM of the self-SR image (``outputs``: :func:`_plain_self_sr`'s), or of trilinear and cubic
-    interpolation (``outputs=None``), against the HR image."""
+def _score_self_sr(
+    outputs: list[dict] | None, cases: list[dict], method: str = "self-SR"
+) -> dict[str, dict[str, dict[str, float]]]:
+    """PSNR/SSIM of a self-SR image (``outputs``: :func:`_plain_self_sr`'s, scored as ``method``), or of trilinear
+    and cubic interpolation (``outputs=None``), against the HR image."""
     from common.data import interpolate_to_thin_slices
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
@@ -390,8 +417,27 @@ def _score_self_sr(outputs: list[dict] | None, cases: list[dict]) -> dict[str, d
                     rows.setdefault(label, {}).setdefault(metric, {})[case["name"]] = value
             continue
         for metric, value in _image_scores(outputs[i]["image"], case["hr_image"]).items():
-            rows.setdefault("self-SR", {}).setdefault(metric, {})[case["name"]] = value
+            rows.setdefault(method, {}).setdefault(metric, {})[case["name"]] = value
     return rows
+
+
+@torch.no_grad()
+def _pre_upsampled(weights: str, network: dict, cases: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Each case's thin-grid volume as ``train_sr.json --sr_initialization smore`` makes it from the thick image and
+    LR label: the cubic zoom (label: nearest), scaled by its percentile, refined by the pre-upsampler; the image back
+    in the case's intensities."""
+    from common.data import interpolate_to_thin_slices
+    from common.transforms import PreUpsampleThinGridd
+
+    pre_upsampler = _trained_network("pre_upsampler_def", weights, network, ("train.json", "train_sr.json"))
+    step = PreUpsampleThinGridd(network=pre_upsampler)
+    outputs = []
+    for case in cases:
+        x, scale = _scaled(interpolate_to_thin_slices(case["lr_image"], AXIS, SCALE, order=3))
+        label = interpolate_to_thin_slices((case["lr_label"] > 0).astype(np.float32), AXIS, SCALE, order=0)
+        refined = step({"image": x[0].float(), "label": torch.as_tensor(label)[None]})
+        outputs.append({"image": np.clip(refined["image"][0].numpy() * scale, 0, None)})
+    return outputs
 
 
 @torch.no_grad()
@@ -519,10 +565,11 @@ def run(
     segmenters trained.
     """
     out_dir = os.path.abspath(out_dir)
-    variants = tuple(VARIANTS) if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
-    unknown = sorted(set(variants) - set(VARIANTS))
+    known = (*VARIANTS, *SR_VARIANTS)
+    variants = known if variants is None else tuple(v.strip() for v in str(variants).split(",") if v.strip())
+    unknown = sorted(set(variants) - set(known))
     if unknown:
-        raise ValueError(f"unknown variants {unknown}; choose among {list(VARIANTS)}.")
+        raise ValueError(f"unknown variants {unknown}; choose among {list(known)}.")
     seeds = int_tuple(seeds)
     network = read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}
     schedule = SCHEDULES["quick" if quick else "full"]
@@ -550,6 +597,10 @@ def run(
                     results = _score_uncertainty(plain, weights, network, cases)
                 elif name == "SMORE-like":
                     results = _score_smore_like(weights, smore_like_dir(work), network, cases)
+                elif name == "self-SR (SMORE init)":
+                    results = _score_self_sr(_plain_self_sr(weights, network, cases), cases, name)
+                elif name == "pre-upsampled":
+                    results = _score_self_sr(_pre_upsampled(weights, network, cases), cases, name)
                 else:
                     results = _score_segmenter(name, weights, network, cases)
                 for method, scores in results.items():
@@ -579,7 +630,7 @@ def run(
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.scored_values)}
         for r in rows
     ]
-    variant_option = "" if set(variants) == set(VARIANTS) else f" --variants {','.join(variants)}"
+    variant_option = "" if set(variants) == set(known) else f" --variants '{','.join(variants)}'"
     note = (
         f"Phantom Meningioma-like brains (2 mm in-plane, 8 mm slices, seed {DATA_SEED}): subjects train/val/test "
         f"{N_TRAIN}/{N_VAL}/{len(cases)}; training seeds {list(seeds)}; epochs (SR, UASR, segmenter, validation "
