@@ -27,7 +27,9 @@ from common.benchmarking.compare import (
     Comparison,
     bootstrap_mean_difference,
     compare,
+    compare_pairs,
     compare_pooled_auc,
+    comparison_table,
     seed_differences,
     wilcoxon_p_value,
 )
@@ -40,7 +42,7 @@ from common.benchmarking.measure import (
     peak_rss_mb,
     write_table,
 )
-from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv
+from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv, write_seed_cases_csv
 from common.benchmarking.schedule import MISSED_DICE, development_data_seed, dice_summary, write_schedule_check
 from common.benchmarking.side_by_side import (
     AMP_DTYPES,
@@ -86,6 +88,7 @@ __all__ = [
     "BenchmarkRow",
     "CSV_COLUMNS",
     "write_cases_csv",
+    "write_seed_cases_csv",
     "read_cases_csv",
     "Comparison",
     "NOT_SEPARATED",
@@ -95,6 +98,8 @@ __all__ = [
     "wilcoxon_p_value",
     "seed_differences",
     "compare",
+    "compare_pairs",
+    "comparison_table",
     "compare_pooled_auc",
     "TOO_FEW_CASES",
     "step_speed",

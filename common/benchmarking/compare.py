@@ -35,6 +35,8 @@ __all__ = [
     "wilcoxon_p_value",
     "seed_differences",
     "compare",
+    "compare_pairs",
+    "comparison_table",
     "compare_pooled_auc",
 ]
 
@@ -231,6 +233,36 @@ def compare(
     if len(pairs) < min_cases and result.verdict not in (NOT_SEPARATED, SEEDS_DISAGREE):
         result = replace(result, verdict=TOO_FEW_CASES)
     return result
+
+
+def compare_pairs(rows: Sequence[BenchmarkRow], pairs: Sequence[tuple[str, str]]) -> list[Comparison]:
+    """:func:`compare` of every ``(ours, baseline)`` method pair on every metric for which ``rows`` hold both (pairs
+    or metrics a run did not compute are skipped), in the order of ``pairs`` and then of the metrics' first rows."""
+    by_name = {(row.method, row.metric): row for row in rows}
+    metrics = list(dict.fromkeys(row.metric for row in rows))
+    return [
+        compare(by_name[(ours, metric)], by_name[(baseline, metric)])
+        for ours, baseline in pairs
+        for metric in metrics
+        if (ours, metric) in by_name and (baseline, metric) in by_name
+    ]
+
+
+def comparison_table(comparisons: Sequence[Comparison], labels: Mapping[str, str] | None = None) -> str:
+    """A markdown table of ``comparisons``: the pair, the metric (its label from ``labels``), the cases paired, the
+    difference with its interval, the Wilcoxon p-value, the seeds agreeing with its sign and the verdict."""
+    lines = [
+        "| ours vs baseline | metric | cases | difference [95 % CI] | Wilcoxon p | seeds agreeing | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        metric = (labels or {}).get(c.metric, c.metric)
+        seeds = f"{c.seeds_agreeing}/{c.n_seeds}" if c.n_seeds else "not checked"
+        lines.append(
+            f"| {c.ours} vs {c.baseline} | {metric} | {c.n_cases} | {c.interval_text()} | {c.wilcoxon_p:.2g} | "
+            f"{seeds} | {c.verdict} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _with_verdict(result: Comparison, higher_is_better: bool) -> Comparison:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["BenchmarkRow", "write_cases_csv", "read_cases_csv", "CSV_COLUMNS"]
+__all__ = ["BenchmarkRow", "write_cases_csv", "write_seed_cases_csv", "read_cases_csv", "CSV_COLUMNS"]
 
 #: columns of the per-case CSV: one line per (method, metric, case)
 CSV_COLUMNS = ("method", "metric", "case", "value", "seeds")
@@ -213,6 +213,22 @@ def write_cases_csv(rows: Sequence[BenchmarkRow], path: str | os.PathLike) -> Pa
             seeds = ";".join(str(s) for s in row.seeds)
             for case, value in row.values:
                 writer.writerow([row.method, row.metric, case, repr(float(value)), seeds])
+    return path
+
+
+def write_seed_cases_csv(rows: Sequence[BenchmarkRow], path: str | os.PathLike) -> Path:
+    """Write every row's per-seed per-case values (:attr:`BenchmarkRow.per_seed`) to ``path``: columns method,
+    metric, seed, case, value; rows without per-seed values add nothing. With :func:`write_cases_csv`'s means these
+    are what a comparison's seed agreement is checked on."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("method", "metric", "seed", "case", "value"))
+        for row in rows:
+            for seed, values in sorted(row.per_seed.items()):
+                for case, value in values:
+                    writer.writerow([row.method, row.metric, seed, case, repr(float(value))])
     return path
 
 

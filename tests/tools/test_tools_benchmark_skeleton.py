@@ -17,7 +17,9 @@ from common.benchmarking import (
     StageCache,
     bootstrap_mean_difference,
     compare,
+    compare_pairs,
     compare_pooled_auc,
+    comparison_table,
     development_data_seed,
     dice_summary,
     parse_config_switches,
@@ -26,6 +28,7 @@ from common.benchmarking import (
     wilcoxon_p_value,
     write_cases_csv,
     write_schedule_check,
+    write_seed_cases_csv,
 )
 from common.metrics import roc_auc
 from scipy.stats import wilcoxon
@@ -300,6 +303,34 @@ def test_seeds_that_disagree_stop_an_ordering_the_interval_allows():
         _seeded("b", {0: [3.0, 4.0], 1: [3.5, 4.5]}, "hd"),
     )
     assert (hd.seeds_agreeing, hd.verdict) == (2, "ours better")
+
+
+def test_compare_pairs_takes_every_pair_and_metric_a_run_has_and_the_table_shows_each(tmp_path):
+    base = BASE * 4  # 24 subjects: enough to name an ordering
+    per_seed = {s: [b + 0.1 * (s + 1) for b in base] for s in (0, 1, 2)}
+    rows = [
+        _seeded("base", {s: base for s in (0, 1, 2)}),
+        _seeded("ours", per_seed),
+        _seeded("base", {s: base for s in (0, 1, 2)}, "hd", higher_is_better=False),
+        _seeded("ours", {s: [b + 1.0 for b in base] for s in (0, 1, 2)}, "hd", higher_is_better=False),
+    ]
+    compared = compare_pairs(rows, [("ours", "base"), ("missing", "base"), ("base", "ours")])
+    assert [(c.ours, c.baseline, c.metric) for c in compared] == [
+        ("ours", "base", "dice"),
+        ("ours", "base", "hd"),
+        ("base", "ours", "dice"),
+        ("base", "ours", "hd"),
+    ]
+    assert [c.verdict for c in compared] == ["ours better", "base better", "ours better", "base better"]
+    table = comparison_table(compared, {"dice": "Dice"}).splitlines()
+    assert len(table) == 2 + 4 and table[2].startswith("| ours vs base | Dice | ")
+    assert table[2].endswith(f"| {compared[0].interval_text()} | {compared[0].wilcoxon_p:.2g} | 3/3 | ours better |")
+    assert "| ours vs base | hd | " in table[3]
+
+    path = write_seed_cases_csv(rows[:2], tmp_path / "seed_cases.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "method,metric,seed,case,value" and len(lines) == 1 + 2 * 3 * len(base)
+    assert lines[1 + 3 * len(base)] == f"ours,dice,0,case0,{per_seed[0][0]!r}"
 
 
 def test_seed_agreement_needs_the_same_two_or_more_seeds_in_both_rows():
