@@ -50,7 +50,60 @@ def _as_array(value: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(value)
 
 
-class SelfSRPatchesd(Randomizable, MapTransform):
+class _SelfSupervisedPairsd(Randomizable, MapTransform):
+    """What the self-supervised pair makers share: their arguments, the (image, label) volume checked and joined, and
+    the random patch centre (a label voxel with probability ``foreground_prob``)."""
+
+    def __init__(
+        self,
+        image_key: str,
+        label_key: str,
+        scale: int,
+        num_samples: int,
+        foreground_prob: float,
+        lr_key: str,
+        hr_key: str,
+        use_label: bool,
+    ) -> None:
+        MapTransform.__init__(self, [image_key, label_key])
+        if int(scale) < 2:
+            raise ValueError(f"scale must be an integer >= 2, got {scale!r}.")
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples!r}.")
+        if not 0.0 <= float(foreground_prob) <= 1.0:
+            raise ValueError(f"foreground_prob must be in [0, 1], got {foreground_prob!r}.")
+        self.image_key, self.label_key = image_key, label_key
+        self.scale, self.num_samples = int(scale), int(num_samples)
+        self.foreground_prob = float(foreground_prob)
+        self.lr_key, self.hr_key = lr_key, hr_key
+        self.use_label = as_flag(use_label, "use_label")
+
+    def _volume(self, data: Mapping[Hashable, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """``(2, X, Y, Z)`` (image, binary label; the label all zeros without ``use_label``) and the label's voxels.
+
+        Raises:
+            ValueError: naming the file when the image and label are not single-channel volumes of one shape.
+        """
+        image = _as_array(data[self.image_key]).astype(np.float32)
+        label = (_as_array(data[self.label_key]) > 0.5).astype(np.float32)
+        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
+            raise ValueError(
+                f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
+                f"one shape, got {image.shape} and {label.shape}."
+            )
+        if not self.use_label:
+            label = np.zeros_like(label)  # image-only SR: the network never sees the annotation
+        return np.concatenate([image, label]), np.argwhere(label[0] > 0)
+
+    def _centre(self, foreground: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        """A patch centre: a random label voxel with probability ``foreground_prob`` (when there is one), else a
+        random voxel of ``shape``."""
+        if len(foreground) and self.R.rand() < self.foreground_prob:
+            return foreground[self.R.randint(len(foreground))]
+        return np.array([self.R.randint(n) for n in shape])
+
+
+class SelfSRPatchesd(_SelfSupervisedPairsd):
     """``num_samples`` self-SR training pairs from one thick-slice (image, label) volume on its thin grid.
 
     The volume is the thick-slice input interpolated onto the thin grid (:class:`common.transforms.ThinSliceGridd`,
@@ -96,23 +149,14 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         hr_key: str = "hr",
         use_label: bool = True,
     ) -> None:
-        MapTransform.__init__(self, [image_key, label_key])
+        super().__init__(image_key, label_key, scale, num_samples, foreground_prob, lr_key, hr_key, use_label)
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis!r}.")
-        if int(scale) < 2:
-            raise ValueError(f"scale must be an integer >= 2, got {scale!r}.")
         if int(n_inputs) < 2 or int(n_inputs) % 2:
             raise ValueError(f"n_inputs must be an even integer >= 2, got {n_inputs!r}.")
-        if int(patch_size) < 1 or int(num_samples) < 1:
-            raise ValueError(f"patch_size and num_samples must be >= 1, got {patch_size!r} and {num_samples!r}.")
-        if not 0.0 <= float(foreground_prob) <= 1.0:
-            raise ValueError(f"foreground_prob must be in [0, 1], got {foreground_prob!r}.")
-        self.image_key, self.label_key = image_key, label_key
-        self.scale, self.axis, self.n_inputs = int(scale), int(axis), int(n_inputs)
-        self.patch_size, self.num_samples = int(patch_size), int(num_samples)
-        self.foreground_prob = float(foreground_prob)
-        self.lr_key, self.hr_key = lr_key, hr_key
-        self.use_label = as_flag(use_label, "use_label")
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size!r}.")
+        self.axis, self.n_inputs, self.patch_size = int(axis), int(n_inputs), int(patch_size)
         self.first_row = gap_start(self.scale, self.n_inputs // 2 - 1)
 
     def _start(self, centre: int, length: int, size: int) -> int:
@@ -133,32 +177,19 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         return np.pad(block, pad) if any(p[1] for p in pad) else block
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> list[dict[Hashable, torch.Tensor]]:
-        image = _as_array(data[self.image_key]).astype(np.float32)
-        label = (_as_array(data[self.label_key]) > 0.5).astype(np.float32)
-        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
-            raise ValueError(
-                f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
-                f"one shape, got {image.shape} and {label.shape}."
-            )
-        if not self.use_label:
-            label = np.zeros_like(label)  # image-only SR: the network never sees the annotation
+        volume, foreground = self._volume(data)
         in_plane_axes = [a for a in range(3) if a != self.axis]
         rows = self.n_inputs * self.scale
-        short = [a for a in in_plane_axes if image.shape[a + 1] < rows]
+        short = [a for a in in_plane_axes if volume.shape[a + 1] < rows]
         if short:
             raise ValueError(
-                f"{source_name(dict(data), self.image_key)}: in-plane size {image.shape[1:]} is below "
+                f"{source_name(dict(data), self.image_key)}: in-plane size {volume.shape[1:]} is below "
                 f"n_inputs x scale = {rows} along axis {short}: too small to simulate {self.n_inputs} thick slices."
             )
-        volume = np.concatenate([image, label])
-        foreground = np.argwhere(label[0] > 0)
         samples = []
         for _ in range(self.num_samples):
             in_plane = int(in_plane_axes[self.R.randint(len(in_plane_axes))])
-            if len(foreground) and self.R.rand() < self.foreground_prob:
-                centre = foreground[self.R.randint(len(foreground))]
-            else:
-                centre = np.array([self.R.randint(n) for n in image.shape[1:]])
+            centre = self._centre(foreground, volume.shape[1:])
             block = self._block(volume, in_plane, centre)
             lr = acquire_thick_slices(block, axis=1, factor=self.scale)
             lr[1] = lr[1] >= 0.5  # the label of a thick slice: its partial-volume majority
@@ -175,7 +206,7 @@ class SelfSRPatchesd(Randomizable, MapTransform):
         return samples
 
 
-class SliceSRPairsd(Randomizable, MapTransform):
+class SliceSRPairsd(_SelfSupervisedPairsd):
     """``num_samples`` 2D training pairs of the SMORE-style pre-upsampler (REHRSeg's optional stage 1a) from one
     thick-slice (image, label) volume, slices last.
 
@@ -217,20 +248,10 @@ class SliceSRPairsd(Randomizable, MapTransform):
         hr_key: str = "hr",
         use_label: bool = True,
     ) -> None:
-        MapTransform.__init__(self, [image_key, label_key])
-        if int(scale) < 2:
-            raise ValueError(f"scale must be an integer >= 2, got {scale!r}.")
-        if int(patch_size) < int(scale) or int(patch_size) % int(scale):
+        super().__init__(image_key, label_key, scale, num_samples, foreground_prob, lr_key, hr_key, use_label)
+        if int(patch_size) < self.scale or int(patch_size) % self.scale:
             raise ValueError(f"patch_size must be a positive multiple of scale ({scale}), got {patch_size!r}.")
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples!r}.")
-        if not 0.0 <= float(foreground_prob) <= 1.0:
-            raise ValueError(f"foreground_prob must be in [0, 1], got {foreground_prob!r}.")
-        self.image_key, self.label_key = image_key, label_key
-        self.scale, self.patch_size, self.num_samples = int(scale), int(patch_size), int(num_samples)
-        self.foreground_prob = float(foreground_prob)
-        self.lr_key, self.hr_key = lr_key, hr_key
-        self.use_label = as_flag(use_label, "use_label")
+        self.patch_size = int(patch_size)
 
     def _patch(self, slab: np.ndarray, centre: np.ndarray) -> np.ndarray:
         """``(2, P, P)`` patch of the ``(2, X, Y)`` slice ``slab`` around ``centre``, zero-padded where it is small."""
@@ -249,23 +270,10 @@ class SliceSRPairsd(Randomizable, MapTransform):
         return np.concatenate([image, label]).astype(np.float32)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> list[dict[Hashable, torch.Tensor]]:
-        image = _as_array(data[self.image_key]).astype(np.float32)
-        label = (_as_array(data[self.label_key]) > 0.5).astype(np.float32)
-        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
-            raise ValueError(
-                f"{source_name(dict(data), self.image_key)}: expected single-channel (1, X, Y, Z) image and label of "
-                f"one shape, got {image.shape} and {label.shape}."
-            )
-        if not self.use_label:
-            label = np.zeros_like(label)
-        volume = np.concatenate([image, label])
-        foreground = np.argwhere(label[0] > 0)
+        volume, foreground = self._volume(data)
         samples = []
         for _ in range(self.num_samples):
-            if len(foreground) and self.R.rand() < self.foreground_prob:
-                centre = foreground[self.R.randint(len(foreground))]
-            else:
-                centre = np.array([self.R.randint(n) for n in image.shape[1:]])
+            centre = self._centre(foreground, volume.shape[1:])
             patch = self._patch(volume[..., int(centre[2])], centre[:2])
             if self.R.rand() < 0.5:  # degrade the slice's first axis instead of its second: move it last
                 patch = np.swapaxes(patch, 1, 2)
