@@ -183,7 +183,10 @@ def save_centroids(path: str | os.PathLike, centroids: torch.Tensor, **meta: Any
     handle, temporary = tempfile.mkstemp(prefix=".centroids-", suffix=".tmp", dir=folder)
     os.close(handle)
     try:
-        torch.save({CENTROIDS_KEY: centroids.detach().cpu(), **meta}, temporary)
+        # through a handle: torch.save to a path names the archive after the (random) temporary file, so the same
+        # centroids would give other bytes, and the SR stage's content fingerprint would refuse to resume on them
+        with open(temporary, "wb") as handle:
+            torch.save({CENTROIDS_KEY: centroids.detach().cpu(), **meta}, handle)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -108,6 +108,20 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(load_centroids(bare), centroids)
 
 
+def test_the_same_centroids_saved_again_have_the_same_content_fingerprint(tmp_path):
+    """The SR stage records the centroids file by content (``run_settings``): rewriting the same centroids (the
+    quickstart run a second time, centroids.json with overwrite) must not change the file's bytes."""
+    from common.run_settings import file_fingerprint
+
+    path, centroids = tmp_path / "centroids.pt", torch.randn(8, 16)
+    save_centroids(path, centroids, seed=0)
+    first = file_fingerprint(path)
+    save_centroids(path, centroids, seed=0)
+    assert file_fingerprint(path) == first
+    save_centroids(path, centroids + 1e-3, seed=0)
+    assert file_fingerprint(path) != first
+
+
 def test_missing_file_names_the_path_and_the_step(tmp_path):
     path = tmp_path / "no_centroids.pt"
     with pytest.raises(FileNotFoundError, match=r"no_centroids\.pt.*generative-prior"):
