@@ -22,6 +22,7 @@ __all__ = [
     "gap_start",
 ]
 
+import copy
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
@@ -33,6 +34,7 @@ from common.transforms._meta import affine_of, source_name
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
+from torch.utils.data import get_worker_info
 
 
 def gap_start(scale: int, gap: int) -> int:
@@ -300,10 +302,15 @@ class PreUpsampleThinGridd(MapTransform):
     its orientations too). The self-SR stages then cut their pairs from this volume instead of the cubic zoom. With
     ``network=None`` (``sr_initialization: "cubic"``) the data pass unchanged.
 
+    The network stays on the CPU as given; in the main process it runs on a copy on ``device`` (made once), in a data
+    loader worker on the CPU one: a forked worker cannot use CUDA (the training configs cache the volumes in the main
+    process, ``cache_rate`` 1; a smaller one with ``num_workers`` > 0 runs this in the workers).
+
     Args:
         image_key, label_key: ``(1, X, Y, Z)`` thin-grid image and label (nearest-interpolated, 0/1).
-        network: the trained pre-upsampler (eval mode is set here), or ``None``.
+        network: the trained pre-upsampler on the CPU (eval mode is set here), or ``None``.
         planes_per_batch: planes per forward pass (memory).
+        device: where the main process runs it (e.g. the training's GPU).
     """
 
     def __init__(
@@ -312,20 +319,32 @@ class PreUpsampleThinGridd(MapTransform):
         label_key: str = "label",
         network: torch.nn.Module | None = None,
         planes_per_batch: int = 16,
+        device: str | torch.device = "cpu",
     ) -> None:
         MapTransform.__init__(self, [image_key, label_key])
         if int(planes_per_batch) < 1:
             raise ValueError(f"planes_per_batch must be >= 1, got {planes_per_batch!r}.")
         self.image_key, self.label_key = image_key, label_key
         self.network, self.planes_per_batch = network, int(planes_per_batch)
+        self.device = torch.device(device)
+        self._on_device: torch.nn.Module | None = None
+
+    def _network_here(self) -> torch.nn.Module:
+        """The CPU network in a loader worker or when ``device`` is the CPU, else its copy on ``device``."""
+        if self.device.type == "cpu" or get_worker_info() is not None:
+            return self.network.eval()
+        if self._on_device is None:
+            self._on_device = copy.deepcopy(self.network).to(self.device).eval()
+        return self._on_device
 
     @torch.no_grad()
     def _planes(self, planes: torch.Tensor) -> torch.Tensor:
         """``(N, 2, H, Z)`` planes -> ``(N, 2, H, Z)`` (image, label probability)."""
-        device = next(self.network.parameters()).device
+        network = self._network_here()
+        device = next(network.parameters()).device
         outputs = []
         for start in range(0, planes.shape[0], self.planes_per_batch):
-            out = self.network(planes[start : start + self.planes_per_batch].to(device)).float().cpu()
+            out = network(planes[start : start + self.planes_per_batch].to(device)).float().cpu()
             outputs.append(torch.cat([out[:, :1], torch.sigmoid(out[:, 1:2])], dim=1))
         return torch.cat(outputs)
 
@@ -339,7 +358,6 @@ class PreUpsampleThinGridd(MapTransform):
                 f"{source_name(d, self.image_key)}: expected single-channel (1, X, Y, Z) image and label of one "
                 f"shape, got {tuple(image.shape)} and {tuple(label.shape)}."
             )
-        self.network.eval()
         volume = torch.cat([torch.as_tensor(image), torch.as_tensor(label)]).float()  # (2, X, Y, Z)
         along_x = self._planes(volume.permute(2, 0, 1, 3)).permute(1, 2, 0, 3)  # the x-z planes, one per y
         along_y = self._planes(volume.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)  # the y-z planes, one per x

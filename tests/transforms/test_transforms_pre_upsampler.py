@@ -132,3 +132,20 @@ def test_no_network_passes_the_cubic_zoom_and_a_fresh_network_returns_it():
     torch.testing.assert_close(out["label"], torch.sigmoid(8.0 * data["label"] - 4.0))
     with pytest.raises(ValueError, match="one shape"):
         PreUpsampleThinGridd(network=_Recording())({"image": data["image"], "label": data["label"][:, :3]})
+
+
+def test_the_main_process_runs_a_copy_on_the_device_and_a_loader_worker_the_cpu_network(monkeypatch):
+    """A forked data-loader worker cannot use CUDA: there the CPU network runs; in the main process its copy on
+    ``device`` (a "meta" device stands for the GPU here: a forward there gives no values, so using it fails)."""
+    import common.transforms.self_sr as self_sr
+
+    data, network = _thin(), _Recording()
+    step = PreUpsampleThinGridd(network=network, device="meta")
+    monkeypatch.setattr(self_sr, "get_worker_info", lambda: object())  # inside a worker
+    torch.testing.assert_close(step(data)["image"], 2.0 * data["image"])
+    assert step._on_device is None and next(network.parameters()).device.type == "cpu"
+    monkeypatch.setattr(self_sr, "get_worker_info", lambda: None)  # the main process
+    with pytest.raises(Exception):
+        step(data)
+    assert next(step._on_device.parameters()).device.type == "meta"
+    assert next(network.parameters()).device.type == "cpu"  # the CPU network itself never moves

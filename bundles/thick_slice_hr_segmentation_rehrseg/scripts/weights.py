@@ -70,11 +70,10 @@ def uasr_param_groups(network: torch.nn.Module, lr: float, head_lr: float) -> li
 SR_INITIALIZATIONS = ("cubic", "smore")
 
 
-def pre_upsampler(
-    sr_initialization: str, network: torch.nn.Module, weights: str, hint: str, device: str | torch.device = "cpu"
-) -> torch.nn.Module | None:
-    """The trained SMORE-style pre-upsampler for ``sr_initialization: "smore"`` (loaded from ``weights``, refused
-    with ``hint`` when the file is missing), ``None`` for ``"cubic"``.
+def pre_upsampler(sr_initialization: str, network: torch.nn.Module, weights: str, hint: str) -> torch.nn.Module | None:
+    """The trained SMORE-style pre-upsampler for ``sr_initialization: "smore"`` (loaded from ``weights`` on the CPU,
+    refused with ``hint`` when the file is missing; ``common.transforms.PreUpsampleThinGridd`` runs it on the training
+    device), ``None`` for ``"cubic"``.
 
     Raises:
         ValueError: ``sr_initialization`` is neither, naming both choices.
@@ -86,4 +85,4 @@ def pre_upsampler(
         return None
     load_weights(network, require_weights(weights, hint), map_location="cpu")
     logger.info(f"self-SR: pairs cut from the thick volumes pre-upsampled by {weights} (SMORE-style stage 1a).")
-    return network.to(device).eval()
+    return network.eval()
