@@ -312,8 +312,29 @@ def test_evaluation_scores_the_segmentation_that_inference_writes(pipeline, tmp_
             k = int(row["slice"])
             assert float(row["accuracy"]) == pytest.approx(float((seg[..., k] == label[..., k]).mean()), abs=1e-6)
             assert float(row["dice_scar"]) == pytest.approx(float(dice(seg[..., k], label[..., k], labels=3)), abs=1e-6)
+            for c in (1, 2, 3):  # Table 1's per-class columns, one class vs the rest (nan where it is undefined)
+                p, t = seg[..., k] == c, label[..., k] == c
+                assert float(row[f"accuracy_{c}"]) == pytest.approx(float((p == t).mean()), abs=1e-6)
+                sensitivity = (p & t).sum() / t.sum() if t.any() else None
+                specificity = (~p & ~t).sum() / (~t).sum() if (~t).any() else None
+                for name, value in ((f"sensitivity_{c}", sensitivity), (f"specificity_{c}", specificity)):
+                    assert (
+                        np.isnan(float(row[name]))
+                        if value is None
+                        else float(row[name]) == pytest.approx(value, abs=1e-6)
+                    )
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["accuracy"] == pytest.approx(np.mean([float(r["accuracy"]) for r in rows]), abs=1e-9)
+    # a case's value is the mean over its slices that define it (a scar-free slice has no scar sensitivity)
+    for case in csv.DictReader(open(folder / "cases.csv")):
+        values = [float(r["sensitivity_3"]) for r in rows if r["case"] == case["case"]]
+        defined = [v for v in values if not np.isnan(v)]
+        got = float(case["sensitivity_3"])
+        assert np.isnan(got) if not defined else got == pytest.approx(np.mean(defined), abs=1e-9), (
+            case["case"],
+            values,
+        )
+    assert any(np.isnan(float(r["sensitivity_3"])) for r in rows), "no scar-free slice: the nan path is not exercised"
 
 
 @pytest.mark.parametrize("phase", ["pri", "sys", "seg", "joint"])

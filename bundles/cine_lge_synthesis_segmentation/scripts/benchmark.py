@@ -57,7 +57,7 @@ from common.metrics import lv_centre, roc_auc, scar_auc
 from scripts.clinical import analyse_stack
 from scripts.segment_auc import SEGMENT_FLAGS, compare_segment_aucs, segment_aucs, write_segment_auc
 
-__all__ = ["run", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
+__all__ = ["run", "score_rows", "COMPARISONS", "PAPER_NUMBERS", "PAPER_NOTES", "METRIC_LABELS"]
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,6 +129,17 @@ PAPER_NUMBERS = {
     ("PSCGAN", "no synthetic regularization", "ssim"): (0.77, 0.78, "Xu et al. 2020, Table 5"),
     ("PSCGAN", "no synthetic regularization", "psnr"): (21.50, 23.03, "Xu et al. 2020, Table 5"),
     ("PSCGAN", "no auxiliary loss", "accuracy"): (0.9704, 0.9717, "Xu et al. 2020, Table 5"),
+    # Table 1, PSCGAN alone (no baseline): overall Dice, then accuracy / sensitivity / specificity per class
+    ("PSCGAN", "", "dice_mean"): (None, 0.918, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "accuracy_3"): (None, 0.9713, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "accuracy_2"): (None, 0.9634, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "accuracy_1"): (None, 0.9797, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "sensitivity_3"): (None, 0.9084, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "sensitivity_2"): (None, 0.9107, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "sensitivity_1"): (None, 0.9184, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "specificity_3"): (None, 0.9848, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "specificity_2"): (None, 0.9911, "Xu et al. 2020, Table 1"),
+    ("PSCGAN", "", "specificity_1"): (None, 0.9836, "Xu et al. 2020, Table 1"),
 }
 
 PAPER_NOTES = (
@@ -159,6 +170,16 @@ METRIC_LABELS = {
     "scar_auc": "scar probability AUC, true scar vs true healthy myocardium (threshold-free; patients with scar)",
     "dice_myo": "healthy myocardium Dice",
     "dice_blood": "blood pool Dice",
+    "dice_mean": "Dice, mean over blood pool, healthy myocardium and scar (Table 1's overall Dice)",
+    "accuracy_3": "scar pixel accuracy, one class vs the rest (Table 1)",
+    "accuracy_2": "healthy myocardium pixel accuracy, one class vs the rest (Table 1)",
+    "accuracy_1": "blood pool pixel accuracy, one class vs the rest (Table 1)",
+    "sensitivity_3": "scar pixel sensitivity, one class vs the rest (Table 1)",
+    "sensitivity_2": "healthy myocardium pixel sensitivity, one class vs the rest (Table 1)",
+    "sensitivity_1": "blood pool pixel sensitivity, one class vs the rest (Table 1)",
+    "specificity_3": "scar pixel specificity, one class vs the rest (Table 1)",
+    "specificity_2": "healthy myocardium pixel specificity, one class vs the rest (Table 1)",
+    "specificity_1": "blood pool pixel specificity, one class vs the rest (Table 1)",
     "ssim": "SSIM of the LGE-equivalent image vs the LGE",
     "psnr": "PSNR dB of the LGE-equivalent image",
     "nrmse": "NRMSE of the LGE-equivalent image (lower is better)",
@@ -167,6 +188,13 @@ METRIC_LABELS = {
     "discriminator steps and one generator step), batch 1",
     "inference_seconds": "inference seconds per cine stack (one stack tiled to N slices; the fit: per slice)",
 }
+#: Table 1's overall Dice and per-class pixel columns: rows for these methods only (the paper reports them for
+#: PSCGAN alone; its ablation tables give overall accuracy and SSIM)
+TABLE1_DETAIL_METRICS = (
+    "dice_mean", "accuracy_3", "accuracy_2", "accuracy_1", "sensitivity_3", "sensitivity_2", "sensitivity_1",
+    "specificity_3", "specificity_2", "specificity_1",
+)  # fmt: skip
+TABLE1_METHODS = ("PSCGAN", "PSCGAN 20 epochs")
 #: the speed metrics: rows of their own, not scores of the evaluated cases
 SPEED_METRICS = ("step_seconds", "inference_seconds")
 LOWER_IS_BETTER = ("nrmse", "scar_ratio_error", *SPEED_METRICS)
@@ -479,14 +507,7 @@ def run(
         scaling = _inference_scaling(test[0]["cine"], models, network, os.path.join(out_dir, "scaling"))
         speed.extend(slice_scaling_rows("PSCGAN inference", scaling))
     timings["inference scaling"] = timer.seconds
-    rows: list[BenchmarkRow] = []
-    for method, results in per_method.items():
-        for metric in METRIC_LABELS:
-            if metric not in results[0]:
-                continue
-            scores = [r[metric] for r in results]
-            higher = metric not in LOWER_IS_BETTER
-            rows.append(BenchmarkRow.from_runs(method, metric, scores, seeds=list(seeds), higher_is_better=higher))
+    rows = score_rows(per_method, seeds)
     write_cases_csv(rows, os.path.join(out_dir, "cases.csv"))
     clinical = _clinical_summary(agreement)
     clinical[LOCATION_PRIOR] = {f"segment_{flag} auc": roc_auc(v[flags[flag]], v[~flags[flag]])
@@ -531,6 +552,21 @@ def run(
     )
     print(write_segment_auc(out_dir, keys, flags, segment_scores, segment_rows, segment_note))
     return [r.to_dict() for r in rows + speed]
+
+
+def score_rows(per_method: dict[str, list[dict[str, dict[str, float]]]], seeds: tuple[int, ...]) -> list[BenchmarkRow]:
+    """One row per method and metric of ``METRIC_LABELS`` that its scores hold (``per_method[method][i]``: seed
+    ``seeds[i]``'s ``{metric: {case: value}}``); Table 1's overall Dice and per-class columns
+    (``TABLE1_DETAIL_METRICS``) only for ``TABLE1_METHODS``."""
+    rows: list[BenchmarkRow] = []
+    for method, results in per_method.items():
+        for metric in METRIC_LABELS:
+            if metric not in results[0] or (metric in TABLE1_DETAIL_METRICS and method not in TABLE1_METHODS):
+                continue
+            scores = [r[metric] for r in results]
+            higher = metric not in LOWER_IS_BETTER
+            rows.append(BenchmarkRow.from_runs(method, metric, scores, seeds=list(seeds), higher_is_better=higher))
+    return rows
 
 
 def _clinical_summary(agreement: dict[str, list[dict]]) -> dict[str, dict[str, float]]:

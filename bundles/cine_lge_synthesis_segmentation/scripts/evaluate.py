@@ -19,7 +19,7 @@ LGE-equivalent image with the real LGE (both scaled per slice to [-1, 1] as in t
 
 from __future__ import annotations
 
-__all__ = ["predict_stack", "evaluate", "paired_segments", "SLICE_METRICS"]
+__all__ = ["predict_stack", "evaluate", "paired_segments", "SLICE_METRICS", "CLASS_PIXEL_METRICS"]
 
 import json
 import os
@@ -49,9 +49,12 @@ from scripts.clinical import analyse_stack, write_rows
 
 #: per-slice metrics (Table 1)
 SLICE_METRICS = (
-    "accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3", "dice_blood", "dice_myo",
+    "accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3", "sensitivity_1",
+    "sensitivity_2", "sensitivity_3", "specificity_1", "specificity_2", "specificity_3", "dice_blood", "dice_myo",
     "dice_scar", "dice_mean", "ssim", "psnr", "nrmse",
 )  # fmt: skip
+#: Table 1's per-class pixel columns (one-vs-rest, classes 1-3: blood pool, healthy myocardium, scar)
+CLASS_PIXEL_METRICS = tuple(f"{kind}_{c}" for kind in ("accuracy", "sensitivity", "specificity") for c in (1, 2, 3))
 _CLASS_NAMES = {1: "blood", 2: "myo", 3: "scar"}
 #: the label of the scar and of the healthy myocardium (CineLGE's classes)
 SCAR, MYOCARDIUM = PSCGAN_LABELS["scar"], PSCGAN_LABELS["myocardium"]
@@ -98,9 +101,16 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def _mean_of_defined(values: list[float]) -> float:
+    """The mean of the values that are not nan; nan (without numpy's empty-slice warning) when none is: a class
+    absent from every slice of a case (a scar-free patient) has no sensitivity to average."""
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
 def _slice_scores(pred: np.ndarray, truth: np.ndarray, synthesis: np.ndarray, lge: np.ndarray, n: int) -> dict:
     scores = pixel_classification(pred, truth, n)
-    out = {k: scores[k] for k in ("accuracy", "sensitivity", "specificity", "accuracy_1", "accuracy_2", "accuracy_3")}
+    out = {k: scores[k] for k in ("accuracy", "sensitivity", "specificity", *CLASS_PIXEL_METRICS)}
     values = dice(pred, truth, labels=[1, 2, 3])
     for label, value in zip((1, 2, 3), values):
         out[f"dice_{_CLASS_NAMES[label]}"] = float(value)
@@ -181,7 +191,7 @@ def evaluate(
         pred_case, pred_segments = analyse_stack(case["case"], pred, cine_ed, affine, rv_fallback_angle, out[SCAR])
         true_case, true_segments = analyse_stack(case["case"], truth, cine_ed, affine, rv_fallback_angle)
         case_row = {"case": case["case"]}
-        case_row.update({m: float(np.nanmean([r[m] for r in rows])) for m in SLICE_METRICS})
+        case_row.update({m: _mean_of_defined([r[m] for r in rows]) for m in SLICE_METRICS})
         case_row["scar_auc"] = scar_auc(out[SCAR], truth == SCAR, truth == MYOCARDIUM)
         for key in ("scar_size_mm2", "scar_ratio"):
             case_row[f"{key}_pred"] = pred_case[key]
@@ -189,7 +199,7 @@ def evaluate(
         case_rows.append(case_row)
         segment_rows += paired_segments(case["case"], pred_segments, true_segments)
     summary: dict[str, Any] = {"n_cases": len(case_rows), "n_slices": len(slice_rows)}
-    summary.update({m: float(np.nanmean([r[m] for r in slice_rows])) for m in SLICE_METRICS})
+    summary.update({m: _mean_of_defined([r[m] for r in slice_rows]) for m in SLICE_METRICS})
     aucs = [r["scar_auc"] for r in case_rows if np.isfinite(r["scar_auc"])]
     summary["scar_auc"] = float(np.mean(aucs)) if aucs else float("nan")  # over the cases with scar
     for key in ("scar_size_mm2", "scar_ratio"):
