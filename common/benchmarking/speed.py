@@ -106,11 +106,15 @@ def slice_scaling(run: Callable[[int], object], slice_counts: Sequence[int] = (4
 
 def write_tiled_volume(path: str, n: int, axis: int, out_path: str) -> str:
     """The NIfTI volume at ``path`` repeated cyclically along ``axis`` to ``n`` slices (affine and header kept),
-    written at ``out_path`` (folders made): the input of a ``slice_scaling`` run with ``n`` slices."""
+    written at ``out_path`` (folders made): the input of a ``slice_scaling`` run with ``n`` slices. ``axis`` equal to
+    the image's number of axes stacks ``n`` copies of it along a new last axis (a 2D slice ``(X, Y)`` becomes the
+    stack ``(X, Y, n)``)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}.")
     source = nib.load(path)
     volume = np.asarray(source.dataobj)
+    if axis == volume.ndim:  # a 2D slice: a one-slice stack first
+        volume = volume[..., None]
     tiled = np.take(volume, np.arange(n) % volume.shape[axis], axis=axis)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     nib.save(nib.Nifti1Image(tiled, source.affine, source.header), out_path)

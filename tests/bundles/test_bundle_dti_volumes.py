@@ -77,3 +77,27 @@ def test_pipeline_mask_of_a_stack_is_an_8x_stack_on_the_input_extent(setup, tmp_
     np.testing.assert_allclose(mask.affine, super_resolve_affine(torch.as_tensor(SHEARED_2MM), 8).numpy(), atol=1e-4)
     assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
     assert nib.load(tmp_path / "odd_mi_x8.nii.gz").shape[:2] == (480, 560)
+
+
+@pytest.mark.slow
+def test_benchmark_inference_scaling_runs_the_pipeline_on_stacked_slices(setup, tmp_path):
+    """The benchmark's inference-scaling rows: one single-channel 64x64 DTI slice stacked to 4/8/16 slices, each
+    stack run through the pipeline as users run it (inference.json + pipeline.json) and timed; every mask holds the
+    stacked slices at 8x in-plane."""
+    from bundle_test_utils import bundle_scripts
+
+    slice_path = tmp_path / "slice_DTI.nii.gz"
+    rng = np.random.default_rng(1)
+    nib.save(nib.Nifti1Image(rng.gamma(2, 50, (64, 64)).astype(np.float32), AXIAL_2P5MM), slice_path)  # a 2D file
+    sseg = tiny_overrides("lge_mi_sr_segmentation")
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import SCALING_SLICES, Stages, _inference_scaling, stage_settings
+
+        settings = stage_settings(True, {"translator": GENERATOR, "sseg": sseg})
+        stages = Stages(tmp_path / "bench", setup["sseg"], settings, fresh=False)
+        result = _inference_scaling(stages, slice_path, setup["models"], str(setup["sseg"] / "models" / "model.pt"),
+                                    ("S0",), tmp_path / "scaling")  # fmt: skip
+    assert result["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in result["seconds"])
+    for n in result["slice_counts"]:
+        (mask,) = sorted((tmp_path / "scaling" / f"slices_{n}" / "out").glob("*_mi_x8.nii.gz"))
+        assert nib.load(mask).shape == (512, 512, n)

@@ -224,10 +224,19 @@ def test_only_the_seedless_process_times_the_step(benchmark, tmp_path, monkeypat
     monkeypatch.setattr(benchmark, "write_benchmark_data", lambda out: Path(out))
     monkeypatch.setattr(benchmark, "_pretrain", lambda *args: pretraining)
     monkeypatch.setattr(benchmark, "_speed_row", lambda overrides: timed.append(overrides) or {"method": "step"})
+    scaled = []
+    scaling = {"slice_counts": [4, 8], "seconds": [1.0, 1.5], "per_slice": 0.125, "intercept": 0.5}
+    monkeypatch.setattr(benchmark, "_inference_scaling", lambda *args: scaled.append(args) or scaling)
     assert benchmark.run(None, str(tmp_path / "a"), quick=True, seeds=(1,), seedless=False) == []
-    assert timed == [] and not (tmp_path / "a" / "speed.md").exists()
-    assert benchmark.run(None, str(tmp_path / "b"), quick=True, seeds=(0,)) == [{"method": "step"}]
+    assert timed == [] == scaled and not (tmp_path / "a" / "speed.md").exists()
+    rows = benchmark.run(None, str(tmp_path / "b"), quick=True, seeds=(0,))
+    assert [r["method"] for r in rows] == [
+        "SSeg inference, 4 slices", "SSeg inference, 8 slices", "SSeg inference, per slice (fit)", "step"
+    ]  # fmt: skip
+    assert [r["seconds"] for r in rows[:3]] == [1.0, 1.5, 0.125] and rows[0]["metric"] == "inference_seconds"
     assert len(timed) == 1 and (tmp_path / "b" / "speed.md").is_file()
+    # timed with the first seed's model of the bundle's own network: SSeg_N, not a Seg baseline or another encoder
+    assert len(scaled) == 1 and scaled[0][1] == (tmp_path / "b").resolve() / "seed0" / "SSeg_N" / "model"
 
 
 def test_each_part_trains_only_its_variants_and_their_pretraining(benchmark, tmp_path, monkeypatch):

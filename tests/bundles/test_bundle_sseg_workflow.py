@@ -242,3 +242,21 @@ def test_the_speed_switches_reach_the_network(channels_last):
     reordered = [p for p in network.parameters() if p.ndim == 4 and not p.is_contiguous()]
     assert bool(reordered) == (channels_last == "true")
     assert not is_compiled(network)
+
+
+@pytest.mark.slow
+def test_benchmark_inference_scaling_times_stacked_test_slices_and_writes_every_slice(trained, tiny_data, tmp_path):
+    """The benchmark's inference-scaling rows: the first held-out case's 64x64 LGE slice stacked to 4/8/16 slices,
+    each stack run through inference.json and timed; every mask holds the stacked slices at 8x in-plane."""
+    from bundle_test_utils import bundle_scripts
+
+    work, _, common = trained
+    with bundle_scripts(BUNDLE):
+        from scripts.benchmark import SCALING_SLICES, _inference_scaling
+
+        result = _inference_scaling(tiny_data, work / "models", NET, tmp_path)
+    assert result["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in result["seconds"])
+    assert result["per_slice"] > 0
+    for n in result["slice_counts"]:
+        (mask,) = sorted((tmp_path / f"slices_{n}" / "out").glob("*.nii.gz"))
+        assert nib.load(mask).shape == (512, 512, n)

@@ -589,6 +589,11 @@ def test_write_tiled_volume_repeats_slices_cyclically_keeping_the_geometry(tmp_p
     np.testing.assert_array_equal(np.asarray(nib.load(fewer).dataobj), volume[:, :2])
     with pytest.raises(ValueError, match="n must be >= 1"):
         write_tiled_volume(str(tmp_path / "v.nii.gz"), 0, 2, str(tmp_path / "z.nii.gz"))
+    # a 2D slice is stacked along a new last axis, its in-plane geometry kept
+    nib.save(nib.Nifti1Image(volume[..., 1], affine), tmp_path / "s.nii.gz")
+    stack = nib.load(write_tiled_volume(str(tmp_path / "s.nii.gz"), 3, 2, str(tmp_path / "st.nii.gz")))
+    np.testing.assert_array_equal(np.asarray(stack.dataobj), volume[..., [1, 1, 1]])
+    np.testing.assert_array_equal(stack.affine[:3, :2], affine[:3, :2])
 
 
 def test_slice_scaling_rows_are_one_row_per_count_then_the_fit():

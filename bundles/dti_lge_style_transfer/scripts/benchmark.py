@@ -68,6 +68,7 @@ from common.benchmarking import (  # noqa: E402
     peak_rss_mb,
     read_overlay,
     run_workflow,
+    slice_scaling_rows,
     trainer_steps,
     write_cases_csv,
     write_table,
@@ -162,8 +163,12 @@ METRIC_LABELS = {
     "dice_judge_translated_vs_truth": "judge Dice translated vs manual mask",
     "ssim_translated_vs_lge": "SSIM translated vs real LGE",
     "psnr_translated_vs_lge": "PSNR dB translated vs real LGE",
+    "inference_seconds": "pipeline inference seconds per DTI stack (inference.json + pipeline.json; one 64x64 test "
+    "slice stacked to N slices; the fit: per slice)",
 }
-_TRANSLATION_METRICS = tuple(k for k in METRIC_LABELS if k != "pipeline_dice")
+_TRANSLATION_METRICS = tuple(k for k in METRIC_LABELS if k not in ("pipeline_dice", "inference_seconds"))
+#: slice counts of the inference-scaling rows (one held-out DTI slice stacked to a volume of that many slices)
+SCALING_SLICES = (4, 8, 16)
 
 #: training lengths of the quick mode, per stage (the quick translator networks are configs/quick.json; the full
 #: mode uses the configs' defaults). "sseg" is the other bundle's SwinSSegNet, sized here; "judge" trains with
@@ -387,6 +392,37 @@ def _lge_models(st: Stages, dataset_dir: Path, split: dict, seed: int, shared: d
     }
 
 
+def run_pipeline(st: Stages, translator: Path, sseg_weights: str, inputs: Path, masks: Path, select: tuple[str, ...]):
+    """The paper's pipeline as users run it (``inference.json`` + ``pipeline.json``): the DTI files of ``inputs``
+    translated by the translator in ``translator`` and segmented 8x by the SwinSSegNet ``sseg_weights``, masks written
+    to ``masks`` (replaced)."""
+    translator_net = _pick(st.settings["translator"], _TRANSLATOR_NET_KEYS)
+    sseg_net = _pick(st.settings["sseg"], _SSEG_NET_KEYS)
+    st.workflow(BUNDLE_ROOT, ["inference.json", "pipeline.json"], "infer", **translator_net,
+                **{f"sseg_{k}": v for k, v in sseg_net.items()}, dti_channels=list(select),
+                dti_channel_names=list(select),  # the test files hold the selected channels only
+                dataset_dir=str(inputs), ckpt_dir=str(translator), sseg_bundle_root=str(st.sseg_root),
+                sseg_weights=sseg_weights, output_dir=str(masks), overwrite=True)  # fmt: skip
+
+
+def _inference_scaling(st: Stages, test_dti: Path, translator: Path, sseg_weights: str, select: tuple[str, ...],
+                       out: Path) -> dict[str, Any]:  # fmt: skip
+    """The pipeline (:func:`run_pipeline`: 64x64 DTI -> LGE style -> 512x512 MI mask) on one held-out DTI slice
+    ``test_dti`` stacked to 4, 8 and 16 slices: seconds per volume and the fitted seconds per slice
+    (``common.benchmarking.slice_scaling``; config parsing and loading both networks are in the intercept)."""
+    import shutil
+
+    from common.benchmarking import slice_scaling, write_tiled_volume
+
+    def run(n: int) -> None:
+        folder = out / f"slices_{n}"
+        shutil.rmtree(folder, ignore_errors=True)
+        write_tiled_volume(str(test_dti), n, 2, str(folder / "in" / "case_DTI.nii.gz"))
+        run_pipeline(st, translator, sseg_weights, folder / "in", folder / "out", select)
+
+    return slice_scaling(run, SCALING_SLICES)
+
+
 def _dti_pipelines(
     st: Stages, dataset_dir: Path, split: dict, seed: int, shared: dict, lge: dict, base: Path,
     select: tuple[str, ...],
@@ -394,7 +430,6 @@ def _dti_pipelines(
     """CycleGAN and CycleGANSeg (with their evaluation), DTI SSeg, and the three pipelines on the test DTI."""
     translator_net = _pick(st.settings["translator"], _TRANSLATOR_NET_KEYS)
     sseg = st.settings["sseg"]
-    sseg_net = _pick(sseg, _SSEG_NET_KEYS)
     translation: dict[str, Any] = {}
     for name, use_segmentor in (("cyclegan", False), ("cycleganseg", True)):
         args = dict(**shared, **translator_net, **lge["segmentor_net"], ckpt_dir=str(base / name),
@@ -424,13 +459,7 @@ def _dti_pipelines(
         masks = base / f"masks_{name}"
         if name == "dti_sseg":
             return score_sseg(st, dti_test, base / "sseg_dti", masks, split["test"], select)
-        translator = name.removesuffix("_sseg")
-        st.workflow(BUNDLE_ROOT, ["inference.json", "pipeline.json"], "infer", **translator_net,
-                    **{f"sseg_{k}": v for k, v in sseg_net.items()}, dti_channels=list(select),
-                    dti_channel_names=list(select),  # the test files hold the selected channels only
-                    dataset_dir=str(dti_test), ckpt_dir=str(base / translator),
-                    sseg_bundle_root=str(st.sseg_root), sseg_weights=lge["sseg_weights"],
-                    output_dir=str(masks), overwrite=True)  # fmt: skip
+        run_pipeline(st, base / name.removesuffix("_sseg"), lge["sseg_weights"], dti_test, masks, select)
         return mask_dice(masks, split["test"])
 
     pipelines = {
@@ -483,6 +512,7 @@ def run(
     overrides: dict[str, dict[str, Any]] | None = None,
     sseg_bundle_root: str | None = None,
     fresh: bool = False,
+    seedless: bool = True,
 ) -> list[dict]:
     """Train and score every model per seed, then the sweep; write tables and per-case CSVs; return the rows.
 
@@ -497,6 +527,8 @@ def run(
         overrides: extra config overrides per stage ("segmentor", "judge", "translator", "sseg").
         sseg_bundle_root: root of the ``lge_mi_sr_segmentation`` bundle (``tools.benchmark`` passes it).
         fresh: retrain every stage instead of reusing finished ones.
+        seedless: time the pipeline's inference against the number of slices (with the first seed's CycleGANSeg and
+            SwinSSegNet); ``tools.benchmark --seed_processes`` passes False to every seed's process but the first.
 
     Returns:
         :class:`common.benchmarking.BenchmarkRow` dicts of the main comparison, values per test pair.
@@ -546,6 +578,14 @@ def run(
             rows.append(_row(label, metric, {s: results[s]["translation"][name][metric] for s in seeds}, None))
     for row in rows:
         row.peak_rss_mb = peak_rss_mb()
+    if seedless:
+        base = out / f"seed{seeds[0]}" / "literature"
+        test_dti = base / "dti_test" / f"{split['test'][0]['case']}_DTI.nii.gz"
+        with Timer() as timer:
+            scaling = _inference_scaling(st, test_dti, base / "cycleganseg", lge_models[seeds[0]]["sseg_weights"],
+                                         select, out / "scaling")  # fmt: skip
+        st.seconds["inference scaling"] = timer.seconds
+        rows += slice_scaling_rows("CycleGANSeg+SSeg inference", scaling)
     write_cases_csv(rows, out / "cases.csv")
 
     levels = []

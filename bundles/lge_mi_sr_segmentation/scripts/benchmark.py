@@ -50,6 +50,7 @@ from common.benchmarking import (
     peak_rss_mb,
     read_overlay,
     run_workflow,
+    slice_scaling_rows,
     step_speed,
     trainer_steps,
     write_cases_csv,
@@ -171,7 +172,12 @@ PRETRAINING_STEPS = {"quick": 128, "full": 320}
 DDP_OVERRIDES = {"use_ssl_pretrained": False}
 
 #: readable names of the metric keys
-METRIC_LABELS = {"test_dice": "MI Dice, test split", "test_hd95_mm": "MI HD95 mm, test split"}
+METRIC_LABELS = {
+    "test_dice": "MI Dice, test split",
+    "test_hd95_mm": "MI HD95 mm, test split",
+    "inference_seconds": "inference seconds per LGE stack (one 64x64 test slice stacked to N slices; the fit: per "
+    "slice)",
+}
 
 #: metric key -> (MetricsSaver raw CSV of evaluate.json, higher is better)
 _METRIC_FILES = {"test_dice": ("test_mean_dice", True), "test_hd95_mm": ("test_hd95_mm", False)}
@@ -416,6 +422,33 @@ def _speed_row(overrides: dict[str, Any], batch_size: int = 8) -> dict[str, Any]
     return {**row, **speed}
 
 
+#: slice counts of the inference-scaling rows (one held-out 64x64 LGE slice stacked to a volume of that many slices)
+SCALING_SLICES = (4, 8, 16)
+
+
+def _inference_scaling(data: Path, model_dir: Path, network: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``configs/inference.json`` (64x64 LGE -> 512x512 MI mask in the input's grid) on the first held-out case's
+    low-resolution LGE slice stacked to 4, 8 and 16 slices: seconds per volume and the fitted seconds per slice
+    (``common.benchmarking.slice_scaling``; the config parsing and model loading are in the intercept)."""
+    import shutil
+
+    from common.benchmarking import slice_scaling, write_tiled_volume
+    from common.data import dti_lge_mi_cases, dti_lge_mi_split, lowres_slice
+    from common.data.layouts import write_nifti
+
+    case = dti_lge_mi_split(dti_lge_mi_cases(data / "DTI_LGE_MI"), fractions=SPLIT, seed=SPLIT_SEED)["test"][0]
+    source = write_nifti(out / f"{case['case']}_LGE.nii.gz", *lowres_slice(case["lge"], 64))
+
+    def run(n: int) -> None:
+        folder = out / f"slices_{n}"
+        shutil.rmtree(folder, ignore_errors=True)
+        write_tiled_volume(str(source), n, 2, str(folder / "in" / "case_LGE.nii.gz"))
+        values = {"dataset_dir": str(folder / "in"), "output_dir": str(folder / "out"), "ckpt_dir": str(model_dir)}
+        run_workflow(BUNDLE_ROOT, ["inference.json"], {**network, **values})
+
+    return slice_scaling(run, SCALING_SLICES)
+
+
 def write_benchmark_data(out: str | Path, data_seed: int = DATA_SEED) -> Path:
     """The benchmark's own data root under ``out`` (written once): ``DTI_LGE_MI`` with :data:`N_PAIRED` paired and
     :data:`N_LGE_ONLY` LGE-only cases, and the public ``ACDC`` / ``EMIDEC`` sets U-SSL adds; ``data_seed`` other than
@@ -560,6 +593,13 @@ def run(
     for row in rows:
         print(row.method, row.metric, row.mean, flush=True)
     speed_rows = [_speed_row(dict(base, **VARIANTS[0].overrides))] if seedless else []
+    # inference time against slices, with a model of this run that has the bundle's own network (an SSeg variant)
+    timed = next((v for v in variants if v.files == ("train.json",) and "encoder" not in v.overrides), None)
+    if seedless and timed is not None:
+        with Timer() as timer:
+            scaling = _inference_scaling(data, out / f"seed{seeds[0]}" / timed.tag / "model", network, out / "scaling")
+        stages.seconds["inference scaling"] = timer.seconds
+        rows += slice_scaling_rows("SSeg inference", scaling)
     write_cases_csv(rows, out / "cases.csv")
     summary = [
         {"method": r.method, "metric": METRIC_LABELS[r.metric], "mean": r.mean, "std": r.std, "n": len(r.values)}
