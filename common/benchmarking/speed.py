@@ -6,13 +6,14 @@ The network is the bundle's ``network_def`` parsed with the same overrides as th
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
 import torch
-from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops, peak_rss_mb
+from common.benchmarking.measure import Timer, conv_ceiling_gflops, count_flops, machine_summary, peak_rss_mb
 from common.benchmarking.rows import BenchmarkRow
 
 __all__ = ["step_speed", "time_step", "slice_scaling", "slice_scaling_rows", "write_tiled_volume"]
@@ -75,9 +76,12 @@ def time_step(step: Callable[[], object], repeats: int = 3) -> dict[str, float]:
     }
 
 
-def slice_scaling(run: Callable[[int], object], slice_counts: Sequence[int] = (4, 8, 16)) -> dict[str, object]:
+def slice_scaling(
+    run: Callable[[int], object], slice_counts: Sequence[int] = (4, 8, 16), json_path: str | os.PathLike | None = None
+) -> dict[str, object]:
     """Wall time of ``run(n)`` (inference on a volume of ``n`` slices) for each ``n``, after one warm-up
-    ``run(slice_counts[0])``; the least-squares line ``seconds = intercept + per_slice * n`` through them.
+    ``run(slice_counts[0])``; the least-squares line ``seconds = intercept + per_slice * n`` through them. With
+    ``json_path`` the result is also written there as JSON, with the machine it ran on (``machine_summary``).
 
     Returns:
         ``seconds`` (one per count), ``per_slice``, ``intercept`` and ``max_relative_residual`` (the largest
@@ -95,13 +99,18 @@ def slice_scaling(run: Callable[[int], object], slice_counts: Sequence[int] = (4
     per_slice, intercept = np.polyfit(counts, seconds, 1)
     line = intercept + per_slice * np.asarray(counts, float)
     residual = float(np.max(np.abs(np.asarray(seconds) - line) / np.asarray(seconds)))
-    return {
+    result = {
         "slice_counts": counts,
         "seconds": seconds,
         "per_slice": float(per_slice),
         "intercept": float(intercept),
         "max_relative_residual": residual,
     }
+    if json_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as handle:
+            json.dump({**result, "machine": machine_summary()}, handle, indent=2)
+    return result
 
 
 def write_tiled_volume(path: str, n: int, axis: int, out_path: str) -> str:

@@ -7,6 +7,7 @@ resolution over the input's extent, with its (sheared) orientation.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -98,6 +99,7 @@ def test_benchmark_inference_scaling_runs_the_pipeline_on_stacked_slices(setup, 
         result = _inference_scaling(stages, slice_path, setup["models"], str(setup["sseg"] / "models" / "model.pt"),
                                     ("S0",), tmp_path / "scaling")  # fmt: skip
     assert result["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in result["seconds"])
+    assert json.loads((tmp_path / "scaling" / "scaling.json").read_text())["seconds"] == result["seconds"]
     for n in result["slice_counts"]:
         (mask,) = sorted((tmp_path / "scaling" / f"slices_{n}" / "out").glob("*_mi_x8.nii.gz"))
         assert nib.load(mask).shape == (512, 512, n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -257,6 +258,7 @@ def test_benchmark_inference_scaling_times_stacked_test_slices_and_writes_every_
         result = _inference_scaling(tiny_data, work / "models", NET, tmp_path)
     assert result["slice_counts"] == list(SCALING_SLICES) and all(s > 0 for s in result["seconds"])
     assert result["per_slice"] > 0
+    assert {**result, "machine": ""} == {**json.loads((tmp_path / "scaling.json").read_text()), "machine": ""}
     for n in result["slice_counts"]:
         (mask,) = sorted((tmp_path / f"slices_{n}" / "out").glob("*.nii.gz"))
         assert nib.load(mask).shape == (512, 512, n)

@@ -542,7 +542,7 @@ def test_int_tuple_reads_seeds_and_scales_as_fire_and_callers_give_them():
     assert int_tuple("") == ()
 
 
-def test_slice_scaling_fits_seconds_per_slice_after_a_warm_up(monkeypatch):
+def test_slice_scaling_fits_seconds_per_slice_after_a_warm_up(monkeypatch, tmp_path):
     """A fake clock where a volume of n slices costs 1 + 0.5 n seconds: the fit gives 0.5 s per slice, intercept 1,
     no residual; the first count runs once more as warm-up."""
     import common.benchmarking.speed as speed
@@ -569,6 +569,11 @@ def test_slice_scaling_fits_seconds_per_slice_after_a_warm_up(monkeypatch):
     assert result["seconds"] == [2.0, 3.0, 5.0]
     assert result["per_slice"] == pytest.approx(0.5) and result["intercept"] == pytest.approx(1.0)
     assert result["max_relative_residual"] == pytest.approx(0.0, abs=1e-9)
+    # written as JSON with the machine when asked (the committed record of a run)
+    calls.clear()
+    written = slice_scaling(run, (2, 4), json_path=tmp_path / "new" / "scaling.json")
+    record = json.loads((tmp_path / "new" / "scaling.json").read_text())
+    assert record.pop("machine") == speed.machine_summary() and record == written and calls == [2, 2, 4]
     with pytest.raises(ValueError, match="at least 2"):
         slice_scaling(run, (4,))
 

@@ -420,7 +420,7 @@ def _inference_scaling(st: Stages, test_dti: Path, translator: Path, sseg_weight
         write_tiled_volume(str(test_dti), n, 2, str(folder / "in" / "case_DTI.nii.gz"))
         run_pipeline(st, translator, sseg_weights, folder / "in", folder / "out", select)
 
-    return slice_scaling(run, SCALING_SLICES)
+    return slice_scaling(run, SCALING_SLICES, json_path=out / "scaling.json")
 
 
 def _dti_pipelines(

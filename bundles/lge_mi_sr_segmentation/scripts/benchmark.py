@@ -446,7 +446,7 @@ def _inference_scaling(data: Path, model_dir: Path, network: dict[str, Any], out
         values = {"dataset_dir": str(folder / "in"), "output_dir": str(folder / "out"), "ckpt_dir": str(model_dir)}
         run_workflow(BUNDLE_ROOT, ["inference.json"], {**network, **values})
 
-    return slice_scaling(run, SCALING_SLICES)
+    return slice_scaling(run, SCALING_SLICES, json_path=out / "scaling.json")
 
 
 def write_benchmark_data(out: str | Path, data_seed: int = DATA_SEED) -> Path:
