@@ -392,7 +392,9 @@ def _lge_models(st: Stages, dataset_dir: Path, split: dict, seed: int, shared: d
     }
 
 
-def run_pipeline(st: Stages, translator: Path, sseg_weights: str, inputs: Path, masks: Path, select: tuple[str, ...]):
+def run_pipeline(
+    st: Stages, translator: Path, sseg_weights: str, inputs: Path, masks: Path, select: tuple[str, ...]
+) -> None:
     """The paper's pipeline as users run it (``inference.json`` + ``pipeline.json``): the DTI files of ``inputs``
     translated by the translator in ``translator`` and segmented 8x by the SwinSSegNet ``sseg_weights``, masks written
     to ``masks`` (replaced)."""
