@@ -124,6 +124,7 @@ INFO_NAMES = {
     "REQUIRED_BUNDLES": "required_bundles",
     "PEER_STEP": "peer_step",
     "BENCHMARK_PARTS": "parts",
+    "INFERENCE_BATCH": "inference_batch",
 }
 QUICK_OVERLAY = Path("configs") / "quick.json"
 
@@ -146,6 +147,9 @@ class BenchmarkInfo:
     peer_step: dict[str, Any] = field(default_factory=dict)
     #: names of disjoint groups of rows that ``run(..., part=name)`` computes alone: a seed process per part
     parts: tuple[str, ...] = ()
+    #: folder inference's batching knob, its stand-in stack and the values to time (read by
+    #: ``tools.inference_batching``)
+    inference_batch: dict[str, Any] = field(default_factory=dict)
     quick_overlay: dict[str, Any] = field(default_factory=dict)
 
 

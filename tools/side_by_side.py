@@ -98,7 +98,7 @@ def _time_step(
 ) -> dict[str, dict[str, Any]]:
     """One step of a ``PEER_STEP``: the reference harness, ours and each of ours' variants alternated for
     ``rounds`` rounds; the report entries of that step."""
-    from common.benchmarking import alternate, ratio_summary
+    from common.benchmarking import alternate, machine_summary, ratio_summary
 
     ours = {"": [python, *spec["ours_args"]]}
     ours.update({label: [python, *spec["ours_args"], *extra] for label, extra in spec.get("ours_variants", {}).items()})
@@ -139,6 +139,7 @@ def _time_step(
             "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
             "commands": {"reference": " ".join(commands["reference"][0]), "ours": " ".join(commands[side][0])},
             "date": datetime.date.today().isoformat(),
+            "machine": machine_summary(),  # the CPU and the kernels' instruction set: a ratio belongs to its machine
             "summary": summary,
             "rounds": {"reference": results["reference"], "ours": results[side]},
         }
@@ -194,7 +195,7 @@ def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
         "(default)` the method has no public code: the row times a speed switch against our default step.",
         "",
         "| bundle | reference (commit) | configuration | ratio (per round) | reference s | ours s | GFLOP ref / ours "
-        "| ceiling share ref / ours | peak RSS MiB ref / ours | our first step s (warm-up, compile) | date |",
+        "| ceiling share ref / ours | peak RSS MiB ref / ours | our first step s (warm-up, compile) | date (machine) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in sorted(report.items()):
@@ -206,7 +207,7 @@ def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
             f"{_fmt(s['reference_gflop_per_step'], 0)} / {_fmt(s['ours_gflop_per_step'], 0)} | "
             f"{_fmt(s['reference_ceiling_share'])} / {_fmt(s['ours_ceiling_share'])} | "
             f"{s['reference_peak_rss_mb']:.0f} / {s['ours_peak_rss_mb']:.0f} | {_fmt(s.get('ours_first_step_s'))} | "
-            f"{entry['date']} |"
+            f"{entry['date']}{f' ({machine})' if (machine := entry.get('machine')) else ''} |"
         )
     md_path.write_text("\n".join(lines) + "\n")
     return md_path, json_path

@@ -32,6 +32,7 @@ from common.benchmarking.compare import (
     comparison_table,
     seed_differences,
     wilcoxon_p_value,
+    write_comparisons,
 )
 from common.benchmarking.measure import (
     PeakRSSWindow,
@@ -100,6 +101,7 @@ __all__ = [
     "compare",
     "compare_pairs",
     "comparison_table",
+    "write_comparisons",
     "compare_pooled_auc",
     "TOO_FEW_CASES",
     "step_speed",

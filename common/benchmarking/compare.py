@@ -13,9 +13,11 @@ beside the interval; it does not enter the ordering.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from common.benchmarking.rows import BenchmarkRow
@@ -37,6 +39,7 @@ __all__ = [
     "compare",
     "compare_pairs",
     "comparison_table",
+    "write_comparisons",
     "compare_pooled_auc",
 ]
 
@@ -263,6 +266,32 @@ def comparison_table(comparisons: Sequence[Comparison], labels: Mapping[str, str
             f"{seeds} | {c.verdict} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_comparisons(
+    rows: Sequence[BenchmarkRow],
+    pairs: Sequence[tuple[str, str]],
+    path: str | os.PathLike,
+    title: str,
+    note: str,
+    labels: Mapping[str, str] | None = None,
+    case: str = "case",
+) -> Path:
+    """A bundle run's own table of orderings: ``<path>`` (markdown) with ``title``, the run's ``note`` and
+    :func:`comparison_table` of every pair of ``pairs`` the run computed (``tools.benchmark`` makes the same from the
+    rows of a full run); written through a temporary file, so a stopped run leaves no half table."""
+    text = (
+        f"# {title}\n\n"
+        + note
+        + f" Per held-out {case}, the mean over the training seeds; bootstrap 95 % interval of the mean difference; an "
+        f"ordering only where it excludes 0, every seed agrees and at least {MIN_ORDERED_CASES} {case}s pair "
+        "(per-seed values: seed_cases.csv).\n\n" + comparison_table(compare_pairs(rows, pairs), labels)
+    )
+    target = Path(path)
+    partial = target.with_name(target.name + ".tmp")
+    partial.write_text(text)
+    os.replace(partial, target)
+    return target
 
 
 def _with_verdict(result: Comparison, higher_is_better: bool) -> Comparison:

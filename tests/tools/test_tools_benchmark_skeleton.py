@@ -27,6 +27,7 @@ from common.benchmarking import (
     seed_differences,
     wilcoxon_p_value,
     write_cases_csv,
+    write_comparisons,
     write_schedule_check,
     write_seed_cases_csv,
 )
@@ -326,6 +327,12 @@ def test_compare_pairs_takes_every_pair_and_metric_a_run_has_and_the_table_shows
     assert len(table) == 2 + 4 and table[2].startswith("| ours vs base | Dice | ")
     assert table[2].endswith(f"| {compared[0].interval_text()} | {compared[0].wilcoxon_p:.2g} | 3/3 | ours better |")
     assert "| ours vs base | hd | " in table[3]
+
+    written = write_comparisons(rows, [("ours", "base")], tmp_path / "comparisons.md", "Run: pairs", "The note.", {})
+    text = written.read_text()
+    assert text.startswith("# Run: pairs\n\nThe note. Per held-out case, the mean over the training seeds;")
+    assert "at least 20 cases pair" in text and text.endswith("\n\n" + comparison_table(compared[:2]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparisons.md"]  # no temporary file left
 
     path = write_seed_cases_csv(rows[:2], tmp_path / "seed_cases.csv")
     lines = path.read_text().splitlines()

@@ -61,6 +61,15 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "IXI"
 
+#: folder inference's batching knob, timed per value by ``python -m tools.inference_batching`` on 16 x-z slices of
+#: 256x256 (the through-plane axis, slice_axis 1, in the middle)
+INFERENCE_BATCH = {
+    "key": "sw_batch_size",
+    "input_shape": [1, 1, 256, 16, 256],
+    "slices": 16,
+    "values": [1, 2, 4, 8, 16],
+}
+
 #: our SR training step beside the public code's (``python -m tools.side_by_side``; ``scripts/peer_step.py`` is ours,
 #: ``shared/peers/transmrsr_step.py`` times ``RecurrentModel.set_input + optimize`` of the full TransMRSR, TGP7)
 PEER_STEP = {

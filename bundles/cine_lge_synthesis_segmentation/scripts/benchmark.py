@@ -64,6 +64,15 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "CineLGE"
 
+#: folder inference's batching knob, timed per value by ``python -m tools.inference_batching`` on a 16-slice stack of
+#: 25-frame 64x64 cines through the three phases
+INFERENCE_BATCH = {
+    "key": "slices_per_batch",
+    "input_shape": [1, 25, 64, 64, 16],
+    "slices": 16,
+    "values": [1, 2, 4, 8, 16],
+}
+
 #: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
 PEER_STEP = {
     "repository": None,

@@ -90,6 +90,10 @@ REQUIRED_DATASET = "DTI_LGE_MI"
 #: roots. The SSeg of the pipelines is SwinSSegNet, the ``lge_mi_sr_segmentation`` bundle.
 REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 
+#: folder inference's batching knob, timed per value by ``python -m tools.inference_batching`` on a 16-slice stack of
+#: 64x64 MD slices (one window each) through the translator
+INFERENCE_BATCH = {"key": "sw_batch_size", "input_shape": [1, 1, 64, 64, 16], "slices": 16, "values": [1, 2, 4, 8, 16]}
+
 #: the training step timed beside junyanz/pytorch-CycleGAN-and-pix2pix by ``python -m tools.side_by_side`` (ours:
 #: ``scripts/peer_step.py``; the variants turn on the engine base's speed switches, issue 17)
 PEER_STEP = {

@@ -106,6 +106,15 @@ MODE_NOTES = {
     "iterations, 250 epochs per cascade stage)",
 }
 
+#: folder inference's batching knob, timed per value by ``python -m tools.inference_batching`` on 16 heart-centred
+#: 192x192 crops through the cascaded U-Net
+INFERENCE_BATCH = {
+    "key": "sw_batch_size",
+    "input_shape": [1, 1, 192, 192, 16],
+    "slices": 16,
+    "values": [1, 2, 4, 8, 16],
+}
+
 #: our MUNIT iteration beside NVlabs/MUNIT's (``python -m tools.side_by_side``): the public code's harness and ours
 #: (``scripts.peer_step``) at the reference configuration, 3 timed iterations each after 1 warm-up, per round
 PEER_STEP = {

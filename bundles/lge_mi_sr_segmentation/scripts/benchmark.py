@@ -54,6 +54,8 @@ from common.benchmarking import (
     step_speed,
     trainer_steps,
     write_cases_csv,
+    write_comparisons,
+    write_seed_cases_csv,
     write_table,
 )
 from common.flags import as_flag
@@ -81,6 +83,10 @@ BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: dataset folder under the data root that ``tools.benchmark_ddp``'s training runs read (this benchmark writes its own)
 REQUIRED_DATASET = "DTI_LGE_MI"
+
+#: folder inference's batching knob, timed per value by ``python -m tools.inference_batching`` on a 16-slice stack of
+#: 64x64 LGE slices (one 64x64 window each, 512x512 out)
+INFERENCE_BATCH = {"key": "sw_batch_size", "input_shape": [1, 1, 64, 64, 16], "slices": 16, "values": [1, 2, 4, 8, 16]}
 
 #: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
 PEER_STEP = {
@@ -633,6 +639,9 @@ def run(
         "Per-case values: cases.csv."
     )
     text = write_table(summary, str(out), "benchmark", title="SwinSSegNet / U-SSL benchmark", note=note)
+    write_seed_cases_csv(rows, out / "seed_cases.csv")
+    title = "SwinSSegNet / U-SSL benchmark: paired comparisons"
+    write_comparisons(rows, COMPARISONS, out / "comparisons.md", title, note, METRIC_LABELS, "test slice")
     if speed_rows:
         text += "\n" + write_table(speed_rows, str(out), "speed", title="Training step speed")
     details = {

@@ -54,14 +54,13 @@ from common.benchmarking import (
     BenchmarkRow,
     StageCache,
     Timer,
-    compare_pairs,
-    comparison_table,
     int_tuple,
     machine_summary,
     read_overlay,
     run_workflow,
     slice_scaling_rows,
     write_cases_csv,
+    write_comparisons,
     write_seed_cases_csv,
     write_table,
 )
@@ -644,24 +643,11 @@ def run(
         f"--seeds {','.join(map(str, seeds))}{variant_option}. Per-case values: cases.csv."
     )
     print(write_table(summary, out_dir, "benchmark", title="REHRSeg benchmark", note=note))
-    _write_comparisons(rows, os.path.join(out_dir, "comparisons.md"), note)
-    return [r.to_dict() for r in rows]
-
-
-def _write_comparisons(rows: list[BenchmarkRow], path: str, note: str) -> str:
-    """``comparisons.md``: every :data:`COMPARISONS` pair this run computed, paired per held-out subject (the run's
-    own table of orderings; ``tools.benchmark`` makes the same from the rows of a full run)."""
-    text = (
-        "# REHRSeg benchmark: paired comparisons\n\n"
-        + note
-        + " Per held-out subject, the mean over the training seeds; bootstrap 95 % interval of the mean difference; "
-        "an ordering only where it excludes 0, every seed agrees and at least 20 subjects pair (per-seed values: "
-        "seed_cases.csv).\n\n" + comparison_table(compare_pairs(rows, COMPARISONS), METRIC_LABELS)
+    comparisons = os.path.join(out_dir, "comparisons.md")
+    write_comparisons(
+        rows, COMPARISONS, comparisons, "REHRSeg benchmark: paired comparisons", note, METRIC_LABELS, "subject"
     )
-    with open(f"{path}.tmp", "w") as handle:
-        handle.write(text)
-    os.replace(f"{path}.tmp", path)
-    return path
+    return [r.to_dict() for r in rows]
 
 
 def main(

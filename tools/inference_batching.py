@@ -1,0 +1,226 @@
+"""Folder inference's batching knob timed on this machine: seconds per stack for each value of a bundle's knob.
+
+Usage (repository root)::
+
+    python -m tools.inference_batching [--bundles NAME ...] [--rounds 3] [--n 2] [--overlay quick.json] \\
+        [--out benchmarks]
+
+A bundle takes part by an ``INFERENCE_BATCH`` literal in its ``scripts/benchmark.py`` (read as a literal by
+``tools.benchmark``'s :func:`~tools.benchmark.read_benchmark_info`; a new bundle needs no edit here)::
+
+    INFERENCE_BATCH = {
+        "key": "sw_batch_size",              # the inference config's key: windows (or slices) per forward pass
+        "input_shape": [1, 1, 64, 64, 16],   # the stand-in stack the inferer receives (batch, channels, spatial)
+        "slices": 16,                        # slices in that stack (seconds per slice = seconds / slices)
+        "values": [1, 2, 4, 8, 16],          # the knob's values to time
+    }
+
+The bundle's own ``inferer`` and ``network`` items of ``configs/inference.json`` are built on the CPU with the knob
+at each value, randomly initialised (the time of these networks does not depend on their weights), and
+``inferer(stack, network)`` on a random stack is timed without autograd. Every value is timed once per round, in
+turn, so a slow spell of a shared machine hits all of them; a value's time is the median over rounds of each
+round's median of ``--n`` calls (after one warm-up call). The knob's own value is the one the config resolves on the
+CPU (a config may choose by device, e.g. ``"$8 if torch.device(@device).type == 'cuda' else 2"``: MONAI Label
+hands the config its device as a string), and the row says how much faster than it the best timed value is.
+Results go to ``<out>/inference_batching.json`` (merged with the other bundles' entries, every round kept) and
+``<out>/inference_batching.md``.
+
+On a CPU large batches can be slower per slice than small ones: a batch's activations outgrow the caches and, above
+the allocator's threshold, are mapped and zero-filled anew on every call (``common.allocator``); on a GPU large
+batches fill the device. So the batch a config uses is a measured choice, per device, not a constant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+
+__all__ = ["batch_spec", "time_values", "summarize", "time_bundle", "write_report", "main"]
+
+REPORT = "inference_batching"
+CONFIG = "inference.json"
+SPEC_KEYS = ("key", "input_shape", "slices", "values")
+
+
+def batch_spec(bundle_dir: str | Path) -> dict[str, Any]:
+    """The bundle's ``INFERENCE_BATCH`` (empty: the bundle does not take part).
+
+    Raises:
+        ValueError: naming the bundle when a required entry is missing or a value is not a positive integer.
+    """
+    spec = dict(read_benchmark_info(bundle_dir).inference_batch)
+    if not spec:
+        return spec
+    name = Path(bundle_dir).name
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        raise ValueError(f"bundle `{name}`: INFERENCE_BATCH lacks {missing} (needs {list(SPEC_KEYS)}).")
+    if not spec["values"] or any(int(v) != v or v < 1 for v in spec["values"]):
+        raise ValueError(f"bundle `{name}`: INFERENCE_BATCH values must be integers >= 1, got {spec['values']}.")
+    return spec
+
+
+def time_values(values: Sequence[int], time_value: Callable[[int], float], rounds: int) -> dict[int, list[float]]:
+    """``{value: [seconds of each round]}``: every value timed once per round, in the order given."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}.")
+    times: dict[int, list[float]] = {int(v): [] for v in values}
+    for _ in range(rounds):
+        for value in times:
+            times[value].append(float(time_value(value)))
+    return times
+
+
+def summarize(times: Mapping[int, Sequence[float]], slices: int, config_value: int) -> dict[str, Any]:
+    """Per value the median seconds per stack and per slice; the best value and how much faster it is than the
+    config's own (``config_over_best`` > 1: the config's value is slower than the best timed one)."""
+    seconds = {int(v): statistics.median(t) for v, t in times.items()}
+    best = min(seconds, key=seconds.__getitem__)
+    summary: dict[str, Any] = {
+        "seconds_per_stack": seconds,
+        "seconds_per_slice": {v: s / slices for v, s in seconds.items()},
+        "best_value": best,
+        "config_value": int(config_value),
+        "config_over_best": None,
+    }
+    if int(config_value) in seconds:
+        summary["config_over_best"] = seconds[int(config_value)] / seconds[best]
+    return summary
+
+
+def _commit() -> str:
+    try:
+        return subprocess.check_output(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: str | None = None) -> dict[str, Any]:
+    """Time the bundle's inferer on its stand-in stack at every value of its knob (see the module docstring)."""
+    import torch
+    from common.benchmarking import machine_summary
+    from common.benchmarking.side_by_side import inference_times
+    from common.benchmarking.workflow import parse_config_items
+
+    bundle = Path(bundle_dir)
+    spec = batch_spec(bundle)
+    if not spec:
+        raise ValueError(f"bundle `{bundle.name}` has no INFERENCE_BATCH in scripts/benchmark.py.")
+    files = [CONFIG] + ([overlay] if overlay else [])
+    cpu = {"device": "$torch.device('cpu')"}
+    config_value = int(parse_config_items(bundle, files, cpu, (spec["key"],))[spec["key"]])
+    shape = [int(v) for v in spec["input_shape"]]
+    built: dict[int, tuple[Any, Any]] = {}
+
+    def time_value(value: int) -> float:
+        if value not in built:  # built once per value, timed in every round
+            items = parse_config_items(bundle, files, {**cpu, spec["key"]: value}, ("inferer", "network"))
+            built[value] = (items["inferer"], items["network"].eval())
+        seconds = inference_times(partial(_infer, *built[value]), lambda: torch.rand(shape), n=n, warmup=1)
+        return statistics.median(seconds)
+
+    times = time_values(spec["values"], time_value, rounds)
+    return {
+        "key": spec["key"],
+        "input_shape": shape,
+        "slices": int(spec["slices"]),
+        "overlay": overlay,
+        "rounds": {str(v): t for v, t in times.items()},
+        "summary": summarize(times, int(spec["slices"]), config_value),
+        "machine": machine_summary(),
+        "threads": torch.get_num_threads(),
+        "commit": _commit(),
+        "date": datetime.date.today().isoformat(),
+        "command": "python -m tools.inference_batching " + " ".join(sys.argv[1:]),
+    }
+
+
+def _infer(inferer: Any, network: Any, stack: Any) -> Any:
+    """One folder-inference pass of the stack: the bundle's inferer with its network."""
+    return inferer(stack, network)
+
+
+def _cell(seconds: Mapping[Any, float], value: int, best: int, config: int) -> str:
+    text = f"{value}: {seconds[value]:.3g}"
+    if value == best:
+        text = f"**{text}**"
+    return text + (" (config)" if value == config else "")
+
+
+def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
+    """Merge ``entries`` into ``<out>/inference_batching.json`` and write the table ``inference_batching.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{REPORT}.json"
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(entries)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    lines = [
+        "# Folder inference: seconds per stack against the batching knob",
+        "",
+        "Written by `python -m tools.inference_batching` (every round's numbers in `inference_batching.json`): the "
+        "bundle's own `inferer` and `network` of `configs/inference.json`, on the CPU, randomly initialised, on a "
+        "random stand-in stack; a value's time is the median over rounds (each value timed once per round, in turn). "
+        "Bold: the fastest value; (config): the value the config uses on the CPU; config / best > 1: the config's "
+        "value is that much slower than the best one.",
+        "",
+        "| bundle | knob | stack (input shape) | seconds per stack at each value | config / best | per slice at "
+        "config s | threads | machine | commit | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(merged):
+        entry = merged[name]
+        summary = entry["summary"]
+        seconds = {int(v): s for v, s in summary["seconds_per_stack"].items()}
+        per_slice = {int(v): s for v, s in summary["seconds_per_slice"].items()}
+        best, config = int(summary["best_value"]), int(summary["config_value"])
+        cells = ", ".join(_cell(seconds, v, best, config) for v in sorted(seconds))
+        ratio = "-" if summary["config_over_best"] is None else f"{summary['config_over_best']:.2f}"
+        at_config = f"{per_slice[config]:.3g}" if config in per_slice else "-"
+        overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
+        lines.append(
+            f"| {name}{overlay} | `{entry['key']}` | {entry['slices']} slices {tuple(entry['input_shape'])} | "
+            f"{cells} | {ratio} | {at_config} | {entry['threads']} | {entry['machine']} | {entry['commit']} | "
+            f"{entry['date']} |"
+        )
+    (out / f"{REPORT}.md").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 on bad arguments)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.inference_batching", description=__doc__.split("\n")[0])
+    parser.add_argument("--bundles", nargs="+", default=None, help="bundle folder names (default: every one with it)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the values (default 3)")
+    parser.add_argument("--n", type=int, default=2, help="timed calls per value and round (default 2)")
+    parser.add_argument("--overlay", default=None, help="a config layered on inference.json (e.g. quick.json)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks"), help="output folder (default: benchmarks)")
+    parser.add_argument("--bundles_dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles")
+    args = parser.parse_args(argv)
+    try:
+        bundles = [b for b in find_benchmark_bundles(args.bundles_dir, args.bundles) if batch_spec(b)]
+        if args.bundles and len(bundles) < len(args.bundles):
+            found = {b.name for b in bundles}
+            raise ValueError(f"no INFERENCE_BATCH in {sorted(set(args.bundles) - found)}.")
+        for bundle in bundles:  # each bundle's entry written as soon as it is timed: a stopped run keeps them
+            print(f"timing {bundle.name} ...", flush=True)
+            entry = time_bundle(bundle, args.rounds, args.n, args.overlay)
+            print(json.dumps(entry["summary"]), flush=True)
+            print(f"wrote {write_report({bundle.name: entry}, args.out)}", flush=True)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"FAIL: {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
