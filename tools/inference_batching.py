@@ -25,9 +25,9 @@ hands the config its device as a string), and the row says how much faster than 
 Results go to ``<out>/inference_batching.json`` (merged with the other bundles' entries, every round kept) and
 ``<out>/inference_batching.md``.
 
-On a CPU large batches can be slower per slice than small ones: a batch's activations outgrow the caches and, above
-the allocator's threshold, are mapped and zero-filled anew on every call (``common.allocator``); on a GPU large
-batches fill the device. So the batch a config uses is a measured choice, per device, not a constant.
+On a CPU large batches can be slower per slice than small ones (measured for two bundles: networks that decode
+large maps, where a batch's activations are large); on a GPU large batches fill the device. So the batch a config
+uses is a measured choice, per device, not a constant.
 """
 
 from __future__ import annotations
