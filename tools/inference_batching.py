@@ -36,13 +36,13 @@ import argparse
 import datetime
 import json
 import statistics
-import subprocess
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+from tools.side_by_side import tree_commit
 
 __all__ = ["batch_spec", "time_values", "summarize", "time_bundle", "write_report", "main"]
 
@@ -97,13 +97,6 @@ def summarize(times: Mapping[int, Sequence[float]], slices: int, config_value: i
     return summary
 
 
-def _commit() -> str:
-    try:
-        return subprocess.check_output(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: str | None = None) -> dict[str, Any]:
     """Time the bundle's inferer on its stand-in stack at every value of its knob (see the module docstring)."""
     import torch
@@ -138,7 +131,7 @@ def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: st
         "summary": summarize(times, int(spec["slices"]), config_value),
         "machine": machine_summary(),
         "threads": torch.get_num_threads(),
-        "commit": _commit(),
+        "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),
         "command": "python -m tools.inference_batching " + " ".join(sys.argv[1:]),
     }

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
 
-__all__ = ["parse_references", "peer_steps", "entry_name", "side_by_side", "write_report", "main"]
+__all__ = ["parse_references", "tree_commit", "peer_steps", "entry_name", "side_by_side", "write_report", "main"]
 
 REPORT = "side_by_side"
 
@@ -71,7 +71,8 @@ def parse_references(values: Sequence[str]) -> dict[str, Path]:
     return references
 
 
-def _commit(tree: Path) -> str:
+def tree_commit(tree: Path) -> str:
+    """The commit checked out in ``tree`` (full hash), or a note that it is not a git work tree."""
     try:
         return subprocess.check_output(["git", "-C", str(tree), "rev-parse", "HEAD"], text=True).strip()
     except (OSError, subprocess.CalledProcessError):
@@ -135,7 +136,7 @@ def _time_step(
         summary["ours_first_step_s"] = statistics.median(first) if first else None
         entries[entry_name(bundle, step, label)] = {
             "repository": repository,
-            "commit": _commit(tree),
+            "commit": tree_commit(tree),
             "configuration": spec.get("configuration", "") + (f"; ours: {label}" if label else ""),
             "commands": {"reference": " ".join(commands["reference"][0]), "ours": " ".join(commands[side][0])},
             "date": datetime.date.today().isoformat(),
