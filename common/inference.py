@@ -1,15 +1,16 @@
 """Folder inference helpers: inputs found when the run starts, output planning that never overwrites, rank sharding,
-bad-file reporting, and a NIfTI writer that keeps the input's number of axes."""
+bad-file reporting, batches of same-geometry files, and a NIfTI writer that keeps the input's number of axes."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from common.flags import as_flag
 from common.typing import PathLike
-from monai.data import Dataset, NibabelWriter
+from monai.data import Dataset, NibabelWriter, list_data_collate
+from torch.utils.data import Sampler
 
 __all__ = [
     "output_path",
@@ -18,6 +19,9 @@ __all__ = [
     "UnreadableInputError",
     "FolderInputs",
     "DeferredDataset",
+    "geometry_key",
+    "SameGeometryBatches",
+    "collate_same_geometry",
     "InputShapeWriter",
 ]
 
@@ -277,6 +281,84 @@ class DeferredDataset(Dataset):
         if not self.opened:
             raise RuntimeError(f"{type(self).__name__}: call open() (the first step of `run`) before reading items.")
         return super().__getitem__(index)
+
+
+def geometry_key(path: PathLike) -> tuple:
+    """What fixes the shape a file takes through a bundle's inference preprocessing, read from its header: the array
+    shape and the affine's linear part (voxel sizes and orientation; rounded to 1e-4). The preprocessing's geometry
+    (slice axis, resampling onto the model grid, fixed-size crops) depends on nothing else, so files with one key
+    give tensors of one shape that collate into one batch; the translation is left out (it moves, not reshapes)."""
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    linear = tuple(round(float(v), 4) + 0.0 for v in image.affine[:3, :3].ravel())  # + 0.0: no -0.0 beside 0.0
+    return tuple(int(n) for n in image.shape), linear
+
+
+class SameGeometryBatches(Sampler):
+    """Batch sampler of a folder inference: up to ``files_per_batch`` files of one :func:`geometry_key` per batch.
+
+    A folder of single-slice 2D files otherwise goes through the network one file, so one slice, per forward pass;
+    batching files lets the inferer fill its ``sw_batch_size`` (or ``slices_per_batch``) from several files, which
+    is faster per slice (measured per bundle by ``python -m tools.folder_batching``). Files of another shape go in
+    other batches, so any folder works. Groups keep the order of their first file, files their order within a group.
+    The outputs are the same as one file per batch: every window or slice still goes through the network alone
+    (checked by the bundles' tests). Before the dataset is opened (``DeferredDataset.open``, the first step of
+    ``run``) ``len()`` raises ``TypeError``, like the dataset's, so reading a config reads no data.
+
+    Args:
+        dataset: the inference dataset; its ``data`` items hold the input path under ``image_key``.
+        files_per_batch: most files per batch (``>= 1``; 1: one file per batch, as a plain ``DataLoader``).
+        image_key: key of the input path in each item.
+
+    Examples::
+
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "num_workers": 0,
+                       "batch_sampler": {"_target_": "common.inference.SameGeometryBatches", "dataset": "@dataset",
+                                         "files_per_batch": "@files_per_batch"},
+                       "collate_fn": "$common.inference.collate_same_geometry"}
+    """
+
+    def __init__(self, dataset: Dataset, files_per_batch: int, image_key: str = "image") -> None:
+        if isinstance(files_per_batch, bool) or int(files_per_batch) != files_per_batch or int(files_per_batch) < 1:
+            raise ValueError(f"files_per_batch must be an integer >= 1, got {files_per_batch!r}.")
+        self.dataset = dataset
+        self.files_per_batch = int(files_per_batch)
+        self.image_key = image_key
+        self._batches: list[list[int]] | None = None
+
+    def batches(self) -> list[list[int]]:
+        """The batches of dataset indices (computed once, from the headers, after the dataset is opened)."""
+        if not getattr(self.dataset, "opened", True):
+            raise TypeError(f"{type(self).__name__} has no batches before the dataset is opened (`run`'s first step).")
+        if self._batches is None:
+            groups: dict[tuple, list[int]] = {}
+            for index, item in enumerate(self.dataset.data):
+                groups.setdefault(geometry_key(item[self.image_key]), []).append(index)
+            step = self.files_per_batch
+            self._batches = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
+        return self._batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+def collate_same_geometry(items: Sequence[dict]) -> Any:
+    """``monai.data.list_data_collate``; when files of one header geometry still come out of the preprocessing in
+    different shapes (a bundle whose geometry depends on the content), the error names the files and the fix."""
+    try:
+        return list_data_collate(items)
+    except (RuntimeError, TypeError, ValueError) as error:
+        images = [item.get("image") if isinstance(item, dict) else None for item in items]
+        names = [str((getattr(image, "meta", None) or {}).get("filename_or_obj", "?")) for image in images]
+        shapes = [tuple(getattr(image, "shape", ())) for image in images]
+        raise RuntimeError(
+            f"the inputs {names} share a header geometry but came out of the preprocessing as {shapes}, which cannot "
+            "be batched together; run with --files_per_batch 1 (one file per forward pass)."
+        ) from error
 
 
 class InputShapeWriter(NibabelWriter):

@@ -119,3 +119,67 @@ def test_input_shape_writer_keeps_the_inputs_axes_and_affine(tmp_path, shape, wr
     if shape == (8, 6, 1):  # what the writer is for
         SaveImaged("image", output_postfix="plain", **saver)(data)
         assert nib.load(tmp_path / "out" / "a_plain.nii.gz").shape == (8, 6)
+
+
+def _write(path, shape, affine):
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), affine), str(path))
+    return str(path)
+
+
+def test_same_geometry_batches_group_files_by_shape_and_grid(tmp_path):
+    from common.inference import DeferredDataset, SameGeometryBatches, geometry_key
+
+    moved = np.diag([2.5, 2.5, 8.0, 1.0])
+    moved[:3, 3] = [-40.0, 12.0, 3.0]
+    paths = [
+        _write(tmp_path / "a.nii.gz", (8, 8, 1), np.diag([2.5, 2.5, 8.0, 1.0])),
+        _write(tmp_path / "b.nii.gz", (8, 6, 1), np.diag([2.5, 2.5, 8.0, 1.0])),  # another shape
+        _write(tmp_path / "c.nii.gz", (8, 8, 1), moved),  # same grid, elsewhere: batched with a
+        _write(tmp_path / "d.nii.gz", (8, 8, 1), np.diag([2.0, 2.5, 8.0, 1.0])),  # other voxel size
+        _write(tmp_path / "e.nii.gz", (8, 8, 1), np.diag([-2.5, 2.5, 8.0, 1.0])),  # other orientation
+        _write(tmp_path / "f.nii.gz", (8, 8, 1), np.diag([2.5, 2.5, 8.0, 1.0])),
+        _write(tmp_path / "g.nii.gz", (8, 8, 1), np.diag([2.5, 2.5, 8.0, 1.0])),
+    ]
+    assert geometry_key(paths[0]) == geometry_key(paths[2]) != geometry_key(paths[3])
+    dataset = DeferredDataset(lambda: [{"image": p} for p in paths])
+    sampler = SameGeometryBatches(dataset, files_per_batch=2)
+    with pytest.raises(TypeError, match="opened"):
+        len(sampler)  # like the dataset: reading a config reads no headers
+    dataset.open()
+    assert list(sampler) == [[0, 2], [5, 6], [1], [3], [4]]
+    assert len(sampler) == 5
+    assert list(SameGeometryBatches(dataset, files_per_batch=1)) == [[i] for i in (0, 2, 5, 6, 1, 3, 4)]
+    assert list(SameGeometryBatches(dataset, files_per_batch=8)) == [[0, 2, 5, 6], [1], [3], [4]]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="files_per_batch"):
+            SameGeometryBatches(dataset, files_per_batch=bad)
+
+
+def test_a_dataloader_with_same_geometry_batches_gives_each_file_once(tmp_path):
+    from common.inference import DeferredDataset, SameGeometryBatches, collate_same_geometry
+    from monai.data import DataLoader
+
+    paths = [_write(tmp_path / f"{i}.nii.gz", (8, 8 if i % 3 else 6, 1), np.eye(4)) for i in range(7)]
+    dataset = DeferredDataset(
+        lambda: [{"image": p} for p in paths], transform=LoadImaged("image", ensure_channel_first=True)
+    )
+    sampler = SameGeometryBatches(dataset, files_per_batch=3)
+    loader = DataLoader(dataset, num_workers=0, batch_sampler=sampler, collate_fn=collate_same_geometry)
+    dataset.open()
+    shapes, names = [], []
+    for batch in loader:
+        shapes.append(tuple(batch["image"].shape))
+        names += list(batch["image"].meta["filename_or_obj"])
+    assert shapes == [(3, 1, 8, 6, 1), (3, 1, 8, 8, 1), (1, 1, 8, 8, 1)]  # files 0, 3, 6 are 8x6
+    assert sorted(names) == sorted(paths) and len(loader) == 3
+
+
+def test_collate_same_geometry_names_the_files_and_the_fix():
+    import torch
+    from common.inference import collate_same_geometry
+    from monai.data import MetaTensor
+
+    items = [{"image": MetaTensor(torch.zeros(1, 4, n), meta={"filename_or_obj": f"/in/{n}.nii.gz"})} for n in (4, 5)]
+    with pytest.raises(RuntimeError, match=r"/in/4.nii.gz.*/in/5.nii.gz.*\(1, 4, 5\).*--files_per_batch 1"):
+        collate_same_geometry(items)
+    assert collate_same_geometry(items[:1])["image"].shape == (1, 1, 4, 4)

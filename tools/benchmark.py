@@ -24,7 +24,8 @@ A bundle owns its benchmark data: module-level literals of its ``scripts/benchma
 ``ast.literal_eval``, the module is not imported here; see :func:`read_benchmark_info`): ``REQUIRED_DATASET``,
 ``COMPARISONS`` ((ours, baseline) method pairs), ``PAPER_NUMBERS`` ((ours, baseline, metric) -> (their baseline,
 their ours, where)), ``PAPER_NOTES``, ``MODE_NOTES`` ({"quick": ..., "full": ...}), ``METRIC_LABELS``,
-``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``), ``PEER_STEP`` (read by ``tools.side_by_side``) and
+``DDP_OVERRIDES`` (read by ``tools.benchmark_ddp``), ``PEER_STEP`` (read by ``tools.side_by_side``),
+``INFERENCE_BATCH`` (``tools.inference_batching``), ``FOLDER_BATCH`` (``tools.folder_batching``) and
 ``BENCHMARK_PARTS`` (names of disjoint row groups that ``run(..., part=name)`` computes alone). All are
 optional; its ``configs/quick.json`` is quoted in the header for the quick mode. A new bundle needs no edit here.
 
@@ -125,6 +126,7 @@ INFO_NAMES = {
     "PEER_STEP": "peer_step",
     "BENCHMARK_PARTS": "parts",
     "INFERENCE_BATCH": "inference_batch",
+    "FOLDER_BATCH": "folder_batch",
 }
 QUICK_OVERLAY = Path("configs") / "quick.json"
 
@@ -150,6 +152,9 @@ class BenchmarkInfo:
     #: folder inference's batching knob, its stand-in stack and the values to time (read by
     #: ``tools.inference_batching``)
     inference_batch: dict[str, Any] = field(default_factory=dict)
+    #: folder inference of one-slice files: the stand-in files and the ``files_per_batch`` values to time (read by
+    #: ``tools.folder_batching``)
+    folder_batch: dict[str, Any] = field(default_factory=dict)
     quick_overlay: dict[str, Any] = field(default_factory=dict)
 
 

@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
 from tools.side_by_side import tree_commit
 
-__all__ = ["batch_spec", "time_values", "summarize", "time_bundle", "write_report", "main"]
+__all__ = ["batch_spec", "time_values", "summarize", "value_cell", "time_bundle", "write_report", "main"]
 
 REPORT = "inference_batching"
 CONFIG = "inference.json"
@@ -142,7 +142,8 @@ def _infer(inferer: Any, network: Any, stack: Any) -> Any:
     return inferer(stack, network)
 
 
-def _cell(seconds: Mapping[Any, float], value: int, best: int, config: int) -> str:
+def value_cell(seconds: Mapping[Any, float], value: int, best: int, config: int) -> str:
+    """A table cell ``value: seconds``, bold for the best value, marked ``(config)`` for the config's."""
     text = f"{value}: {seconds[value]:.3g}"
     if value == best:
         text = f"**{text}**"
@@ -176,7 +177,7 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         seconds = {int(v): s for v, s in summary["seconds_per_stack"].items()}
         per_slice = {int(v): s for v, s in summary["seconds_per_slice"].items()}
         best, config = int(summary["best_value"]), int(summary["config_value"])
-        cells = ", ".join(_cell(seconds, v, best, config) for v in sorted(seconds))
+        cells = ", ".join(value_cell(seconds, v, best, config) for v in sorted(seconds))
         ratio = "-" if summary["config_over_best"] is None else f"{summary['config_over_best']:.2f}"
         at_config = f"{per_slice[config]:.3g}" if config in per_slice else "-"
         overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""

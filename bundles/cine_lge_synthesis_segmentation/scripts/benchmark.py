@@ -73,6 +73,10 @@ INFERENCE_BATCH = {
     "values": [1, 2, 4, 8, 16],
 }
 
+#: ``python -m tools.folder_batching``: a folder of 16 cases of three-slice cines (64x64, 25 phases, as the default
+#: data), the whole inference run at each ``files_per_batch``
+FOLDER_BATCH = {"file_shape": [64, 64, 3, 25], "pixdim": [1.33, 1.33, 8.0], "files": 16, "values": [1, 2, 4, 8, 16]}
+
 #: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
 PEER_STEP = {
     "repository": None,

@@ -94,6 +94,10 @@ REQUIRED_BUNDLES = {"sseg_bundle_root": "lge_mi_sr_segmentation"}
 #: 64x64 MD slices (one window each) through the translator
 INFERENCE_BATCH = {"key": "sw_batch_size", "input_shape": [1, 1, 64, 64, 16], "slices": 16, "values": [1, 2, 4, 8, 16]}
 
+#: ``python -m tools.folder_batching``: a folder of 16 single-slice 64x64 files at 2.5 mm (the paper's low-resolution
+#: inputs), the whole inference run at each ``files_per_batch``
+FOLDER_BATCH = {"file_shape": [64, 64, 1], "pixdim": [2.5, 2.5, 8.0], "files": 16, "values": [1, 2, 4, 8, 16]}
+
 #: the training step timed beside junyanz/pytorch-CycleGAN-and-pix2pix by ``python -m tools.side_by_side`` (ours:
 #: ``scripts/peer_step.py``; the variants turn on the engine base's speed switches, issue 17)
 PEER_STEP = {

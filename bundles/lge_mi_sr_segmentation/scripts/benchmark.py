@@ -88,6 +88,10 @@ REQUIRED_DATASET = "DTI_LGE_MI"
 #: 64x64 LGE slices (one 64x64 window each, 512x512 out)
 INFERENCE_BATCH = {"key": "sw_batch_size", "input_shape": [1, 1, 64, 64, 16], "slices": 16, "values": [1, 2, 4, 8, 16]}
 
+#: ``python -m tools.folder_batching``: a folder of 16 single-slice 64x64 files at 2.5 mm (the paper's low-resolution
+#: inputs), the whole inference run at each ``files_per_batch``
+FOLDER_BATCH = {"file_shape": [64, 64, 1], "pixdim": [2.5, 2.5, 8.0], "files": 16, "values": [1, 2, 4, 8, 16]}
+
 #: ``python -m tools.side_by_side``: no public code exists, so the speed switches are timed against our default step
 PEER_STEP = {
     "repository": None,
