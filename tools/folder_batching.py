@@ -27,6 +27,10 @@ largest difference is recorded). How many different outputs the files got at one
 untrained network may give every file the same mask, and then the comparison cannot see outputs going to the wrong
 file (the bundles' tests check that with a network that responds).
 
+The children inherit the environment, so ``COMMON_MALLOC`` (``common.allocator``'s mode) set for the tool applies
+to every run, and the entry records it: large batches allocate buffers above glibc's mmap threshold, so the
+allocator can decide whether batching pays (measured for SwinSSegNet, docs there).
+
 Results go to ``<out>/folder_batching.json`` (merged with the other bundles' entries, every round kept) and
 ``<out>/folder_batching.md``.
 """
@@ -59,6 +63,7 @@ __all__ = [
     "compare_outputs",
     "distinct_outputs",
     "time_bundle",
+    "entry_name",
     "write_report",
     "main",
 ]
@@ -218,6 +223,7 @@ def time_bundle(
 ) -> dict[str, Any]:
     """Time the bundle's folder inference at every ``files_per_batch`` value (see the module docstring); ``files``
     and ``values`` replace the bundle's own, ``warmup`` runs the config's value once untimed first."""
+    from common.allocator import MALLOC_MODE_ENV, MALLOC_MODES
     from common.benchmarking import machine_summary
     from common.benchmarking.side_by_side import run_json_process
     from common.benchmarking.workflow import parse_config_items
@@ -275,11 +281,20 @@ def time_bundle(
         "distinct_outputs": distinct,
         "summary": summarize(times, files, config_value),
         "machine": machine_summary(),
+        "malloc": os.environ.get(MALLOC_MODE_ENV) or MALLOC_MODES[0],  # the children's common.allocator mode
         "threads": results[values[0]][-1]["threads"],
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),
         "command": "python -m tools.folder_batching " + " ".join(sys.argv[1:]),
     }
+
+
+def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
+    """The report's key of an entry: the bundle, with the allocator mode when it is not the default (both kept)."""
+    from common.allocator import MALLOC_MODES
+
+    malloc = entry.get("malloc", MALLOC_MODES[0])
+    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (COMMON_MALLOC={malloc})"
 
 
 def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
@@ -304,8 +319,8 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         "comparison cannot see outputs going to the wrong file).",
         "",
         "| bundle | folder | seconds per file at each value | config / best | 1 / config | outputs vs 1 | distinct "
-        "outputs at 1 | peak RSS MiB (1 / config) | threads | machine | commit | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "outputs at 1 | peak RSS MiB (1 / config) | malloc | threads | machine | commit | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(merged):
         entry = merged[name]
@@ -323,8 +338,8 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         folder = f"{entry['files']} files {tuple(entry['file_shape'])}"
         lines.append(
             f"| {name}{overlay} | {folder} | {cells} | {ratio} | {speedup} | {difference} | {distinct or '-'} | "
-            f"{rss.get('1', 0):.0f} / {rss.get(str(config), 0):.0f} | {entry['threads']} | {entry['machine']} | "
-            f"{entry['commit']} | {entry['date']} |"
+            f"{rss.get('1', 0):.0f} / {rss.get(str(config), 0):.0f} | {entry.get('malloc', '-')} | "
+            f"{entry['threads']} | {entry['machine']} | {entry['commit']} | {entry['date']} |"
         )
     (out / f"{REPORT}.md").write_text("\n".join(lines) + "\n")
     return path
@@ -356,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"timing {bundle.name} ...", flush=True)
             entry = time_bundle(bundle, args.rounds, args.overlay, args.files, args.values)
             print(json.dumps(entry["summary"]), flush=True)
-            print(f"wrote {write_report({bundle.name: entry}, args.out)}", flush=True)
+            print(f"wrote {write_report({entry_name(bundle.name, entry): entry}, args.out)}", flush=True)
     except (ValueError, FileNotFoundError) as e:
         print(f"FAIL: {e}")
         return 2

@@ -72,6 +72,11 @@ def test_outputs_are_compared_voxel_by_voxel_and_counted_per_kind(tmp_path):
     assert fb.compare_outputs(a, b) == float("inf")  # a missing output
 
 
+def test_an_entry_under_another_allocator_mode_is_kept_beside_the_default_one():
+    assert fb.entry_name("b_segmentation", {"malloc": "threshold"}) == "b_segmentation"
+    assert fb.entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (COMMON_MALLOC=heap)"
+
+
 def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memory(tmp_path):
     entry = {
         "key": "files_per_batch",
@@ -84,6 +89,7 @@ def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memo
         "summary": fb.summarize({1: [3.2], 4: [1.6]}, 16, 4),
         "threads": 2,
         "machine": "a CPU",
+        "malloc": "heap",
         "commit": "abc1234",
         "date": "2026-12-05",
     }
@@ -92,7 +98,7 @@ def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memo
     assert set(json.loads((tmp_path / "folder_batching.json").read_text())) == {"a_segmentation", "b_segmentation"}
     rows = [line for line in (tmp_path / "folder_batching.md").read_text().splitlines() if "_segmentation" in line]
     assert rows[0].startswith("| a_segmentation + quick.json |") and rows[1].startswith("| b_segmentation |")
-    assert "| 1: 0.2, **4: 0.1** (config) | 1.00 | 2.00 | 2e-07 | mask.nii.gz 16/16 | 600 / 700 |" in rows[1]
+    assert "| 1: 0.2, **4: 0.1** (config) | 1.00 | 2.00 | 2e-07 | mask.nii.gz 16/16 | 600 / 700 | heap |" in rows[1]
 
 
 @pytest.mark.slow
