@@ -50,8 +50,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
-from tools.inference_batching import CONFIG, summarize, time_values, value_cell
+from tools.benchmark import REPO_ROOT, read_benchmark_info
+from tools.inference_batching import CONFIG, declaring_bundles, merge_entries, summarize, time_values, value_cell
 from tools.side_by_side import tree_commit
 
 __all__ = [
@@ -299,12 +299,7 @@ def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
 
 def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
     """Merge ``entries`` into ``<out>/folder_batching.json`` and write the table ``folder_batching.md``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{REPORT}.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged.update(entries)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
+    path, merged = merge_entries(Path(out), REPORT, entries)
     lines = [
         "# Folder inference of many small files: seconds per file against `files_per_batch`",
         "",
@@ -363,11 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     try:
-        bundles = [b for b in find_benchmark_bundles(args.bundles_dir, args.bundles) if folder_spec(b)]
-        if args.bundles and len(bundles) < len(args.bundles):
-            found = {b.name for b in bundles}
-            raise ValueError(f"no FOLDER_BATCH in {sorted(set(args.bundles) - found)}.")
-        for bundle in bundles:  # each bundle's entry written as soon as it is timed: a stopped run keeps them
+        # each bundle's entry written as soon as it is timed: a stopped run keeps them
+        for bundle in declaring_bundles(args.bundles_dir, args.bundles, folder_spec, "FOLDER_BATCH"):
             print(f"timing {bundle.name} ...", flush=True)
             entry = time_bundle(bundle, args.rounds, args.overlay, args.files, args.values)
             print(json.dumps(entry["summary"]), flush=True)

@@ -44,7 +44,17 @@ from typing import Any, Callable, Mapping, Sequence
 from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
 from tools.side_by_side import tree_commit
 
-__all__ = ["batch_spec", "time_values", "summarize", "value_cell", "time_bundle", "write_report", "main"]
+__all__ = [
+    "batch_spec",
+    "time_values",
+    "summarize",
+    "value_cell",
+    "time_bundle",
+    "merge_entries",
+    "declaring_bundles",
+    "write_report",
+    "main",
+]
 
 REPORT = "inference_batching"
 CONFIG = "inference.json"
@@ -150,14 +160,32 @@ def value_cell(seconds: Mapping[Any, float], value: int, best: int, config: int)
     return text + (" (config)" if value == config else "")
 
 
-def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
-    """Merge ``entries`` into ``<out>/inference_batching.json`` and write the table ``inference_batching.md``."""
-    out = Path(out)
+def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Merge ``entries`` into ``<out>/<report>.json`` (other keys kept); the file and the merged entries."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{REPORT}.json"
+    path = out / f"{report}.json"
     merged = json.loads(path.read_text()) if path.is_file() else {}
     merged.update(entries)
     path.write_text(json.dumps(merged, indent=2) + "\n")
+    return path, merged
+
+
+def declaring_bundles(bundles_dir: str | Path, names: Sequence[str] | None, spec: Callable, literal: str) -> list[Path]:
+    """The bundles (all, or ``names``) whose ``spec(bundle)`` is not empty.
+
+    Raises:
+        ValueError: a named bundle does not declare ``literal``.
+    """
+    bundles = [b for b in find_benchmark_bundles(bundles_dir, names) if spec(b)]
+    if names and len(bundles) < len(names):
+        raise ValueError(f"no {literal} in {sorted(set(names) - {b.name for b in bundles})}.")
+    return bundles
+
+
+def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
+    """Merge ``entries`` into ``<out>/inference_batching.json`` and write the table ``inference_batching.md``."""
+    out = Path(out)
+    path, merged = merge_entries(out, REPORT, entries)
     lines = [
         "# Folder inference: seconds per stack against the batching knob",
         "",
@@ -201,11 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundles_dir", default=str(REPO_ROOT / "bundles"), help="folder holding the bundles")
     args = parser.parse_args(argv)
     try:
-        bundles = [b for b in find_benchmark_bundles(args.bundles_dir, args.bundles) if batch_spec(b)]
-        if args.bundles and len(bundles) < len(args.bundles):
-            found = {b.name for b in bundles}
-            raise ValueError(f"no INFERENCE_BATCH in {sorted(set(args.bundles) - found)}.")
-        for bundle in bundles:  # each bundle's entry written as soon as it is timed: a stopped run keeps them
+        # each bundle's entry written as soon as it is timed: a stopped run keeps them
+        for bundle in declaring_bundles(args.bundles_dir, args.bundles, batch_spec, "INFERENCE_BATCH"):
             print(f"timing {bundle.name} ...", flush=True)
             entry = time_bundle(bundle, args.rounds, args.n, args.overlay)
             print(json.dumps(entry["summary"]), flush=True)
