@@ -51,7 +51,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tools.benchmark import REPO_ROOT, read_benchmark_info
-from tools.inference_batching import CONFIG, declaring_bundles, merge_entries, summarize, time_values, value_cell
+from tools.inference_batching import (
+    CONFIG,
+    declaring_bundles,
+    entry_name,
+    malloc_mode,
+    merge_entries,
+    summarize,
+    time_values,
+    value_cell,
+)
 from tools.side_by_side import tree_commit
 
 __all__ = [
@@ -63,7 +72,6 @@ __all__ = [
     "compare_outputs",
     "distinct_outputs",
     "time_bundle",
-    "entry_name",
     "write_report",
     "main",
 ]
@@ -223,7 +231,6 @@ def time_bundle(
 ) -> dict[str, Any]:
     """Time the bundle's folder inference at every ``files_per_batch`` value (see the module docstring); ``files``
     and ``values`` replace the bundle's own, ``warmup`` runs the config's value once untimed first."""
-    from common.allocator import MALLOC_MODE_ENV, MALLOC_MODES
     from common.benchmarking import machine_summary
     from common.benchmarking.side_by_side import run_json_process
     from common.benchmarking.workflow import parse_config_items
@@ -281,7 +288,7 @@ def time_bundle(
         "distinct_outputs": distinct,
         "summary": summarize(times, files, config_value),
         "machine": machine_summary(),
-        "malloc": os.environ.get(MALLOC_MODE_ENV) or MALLOC_MODES[0],  # the children's common.allocator mode
+        "malloc": malloc_mode(),  # the children inherit the environment, so their common.allocator mode
         "threads": results[values[0]][-1]["threads"],
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),
@@ -289,17 +296,10 @@ def time_bundle(
     }
 
 
-def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
-    """The report's key of an entry: the bundle, with the allocator mode when it is not the default (both kept)."""
-    from common.allocator import MALLOC_MODES
-
-    malloc = entry.get("malloc", MALLOC_MODES[0])
-    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (COMMON_MALLOC={malloc})"
-
-
 def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> Path:
     """Merge ``entries`` into ``<out>/folder_batching.json`` and write the table ``folder_batching.md``."""
-    path, merged = merge_entries(Path(out), REPORT, entries)
+    out = Path(out)
+    path, merged = merge_entries(out, REPORT, entries)
     lines = [
         "# Folder inference of many small files: seconds per file against `files_per_batch`",
         "",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 from functools import partial
@@ -50,6 +51,8 @@ __all__ = [
     "summarize",
     "value_cell",
     "time_bundle",
+    "malloc_mode",
+    "entry_name",
     "merge_entries",
     "declaring_bundles",
     "write_report",
@@ -140,6 +143,7 @@ def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: st
         "rounds": {str(v): t for v, t in times.items()},
         "summary": summarize(times, int(spec["slices"]), config_value),
         "machine": machine_summary(),
+        "malloc": malloc_mode(),
         "threads": torch.get_num_threads(),
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),
@@ -158,6 +162,21 @@ def value_cell(seconds: Mapping[Any, float], value: int, best: int, config: int)
     if value == best:
         text = f"**{text}**"
     return text + (" (config)" if value == config else "")
+
+
+def malloc_mode() -> str:
+    """This process's ``common.allocator`` mode (``COMMON_MALLOC``, read when ``common`` is imported)."""
+    from common.allocator import MALLOC_MODE_ENV, MALLOC_MODES
+
+    return (os.environ.get(MALLOC_MODE_ENV) or MALLOC_MODES[0]).strip().lower()
+
+
+def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
+    """The report's key of an entry: the bundle, with the allocator mode when it is not the default (both kept)."""
+    from common.allocator import MALLOC_MODES
+
+    malloc = entry.get("malloc", MALLOC_MODES[0])
+    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (COMMON_MALLOC={malloc})"
 
 
 def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
@@ -193,10 +212,11 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         "bundle's own `inferer` and `network` of `configs/inference.json`, on the CPU, randomly initialised, on a "
         "random stand-in stack; a value's time is the median over rounds (each value timed once per round, in turn). "
         "Bold: the fastest value; (config): the value the config uses on the CPU; config / best > 1: the config's "
-        "value is that much slower than the best one.",
+        "value is that much slower than the best one. malloc: `common.allocator`'s mode (`COMMON_MALLOC`; - : not "
+        "recorded, runs before the field, which set no mode: the default).",
         "",
         "| bundle | knob | stack (input shape) | seconds per stack at each value | config / best | per slice at "
-        "config s | threads | machine | commit | date |",
+        "config s | malloc | threads | machine | commit | date |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(merged):
@@ -211,7 +231,8 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
         lines.append(
             f"| {name}{overlay} | `{entry['key']}` | {entry['slices']} slices {tuple(entry['input_shape'])} | "
-            f"{cells} | {ratio} | {at_config} | {entry['threads']} | {entry['machine']} | {entry['commit']} | "
+            f"{cells} | {ratio} | {at_config} | {entry.get('malloc', '-')} | {entry['threads']} | {entry['machine']} | "
+            f"{entry['commit']} | "
             f"{entry['date']} |"
         )
     (out / f"{REPORT}.md").write_text("\n".join(lines) + "\n")
@@ -234,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"timing {bundle.name} ...", flush=True)
             entry = time_bundle(bundle, args.rounds, args.n, args.overlay)
             print(json.dumps(entry["summary"]), flush=True)
-            print(f"wrote {write_report({bundle.name: entry}, args.out)}", flush=True)
+            print(f"wrote {write_report({entry_name(bundle.name, entry): entry}, args.out)}", flush=True)
     except (ValueError, FileNotFoundError) as e:
         print(f"FAIL: {e}")
         return 2

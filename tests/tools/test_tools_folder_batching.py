@@ -73,8 +73,10 @@ def test_outputs_are_compared_voxel_by_voxel_and_counted_per_kind(tmp_path):
 
 
 def test_an_entry_under_another_allocator_mode_is_kept_beside_the_default_one():
-    assert fb.entry_name("b_segmentation", {"malloc": "threshold"}) == "b_segmentation"
-    assert fb.entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (COMMON_MALLOC=heap)"
+    from tools.inference_batching import entry_name
+
+    assert entry_name("b_segmentation", {"malloc": "threshold"}) == "b_segmentation"
+    assert entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (COMMON_MALLOC=heap)"
 
 
 def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memory(tmp_path):
@@ -94,7 +96,7 @@ def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memo
         "date": "2026-12-05",
     }
     fb.write_report({"b_segmentation": entry}, tmp_path)
-    fb.write_report({"a_segmentation": {**entry, "overlay": "quick.json"}}, tmp_path)
+    fb.write_report({"a_segmentation": {**entry, "overlay": "quick.json"}}, str(tmp_path))  # a str folder too
     assert set(json.loads((tmp_path / "folder_batching.json").read_text())) == {"a_segmentation", "b_segmentation"}
     rows = [line for line in (tmp_path / "folder_batching.md").read_text().splitlines() if "_segmentation" in line]
     assert rows[0].startswith("| a_segmentation + quick.json |") and rows[1].startswith("| b_segmentation |")
