@@ -15,14 +15,16 @@ without a wrapper), in one of three modes, chosen by ``COMMON_MALLOC`` in the en
   11-34 % more).
 - ``defaults``: glibc's own settings.
 
-Measured in the repository's README (Benchmarks: memory allocator). Values are unchanged in every mode (PyTorch
-aligns every CPU buffer itself; a test checks bit-equal weights after training steps).
+The mode can be changed later in the process (``reuse_freed_memory("heap")``, e.g. an inference config's
+``initialize`` step: inference of large decoded maps, where a batch's buffers exceed the 32 MiB ceiling, was measured
+faster in ``heap`` mode). Measured in the repository's README (Benchmarks: memory allocator). Values are unchanged
+in every mode (PyTorch aligns every CPU buffer itself; a test checks bit-equal weights after training steps).
 ``import common`` applies it once per process (every bundle config, script and tool imports the package).
 """
 
 from __future__ import annotations
 
-__all__ = ["MALLOC_MODES", "MALLOC_MODE_ENV", "reuse_freed_memory"]
+__all__ = ["MALLOC_MODES", "MALLOC_MODE_ENV", "reuse_freed_memory", "applied_mode"]
 
 import ctypes
 import ctypes.util
@@ -44,6 +46,15 @@ _SETTINGS = {
 }
 
 
+_applied: list[str] = []  # the modes this process applied, in order
+
+
+def applied_mode() -> str:
+    """The mode this process's malloc runs in: the last one :func:`reuse_freed_memory` applied (``import common``
+    applies ``COMMON_MALLOC``'s; an inference config may switch to ``heap`` later); ``defaults`` before any."""
+    return _applied[-1] if _applied else "defaults"
+
+
 def reuse_freed_memory(mode: str | None = None) -> bool:
     """Set glibc's malloc to ``mode`` (module docstring; ``None``: ``COMMON_MALLOC``, else ``threshold``).
 
@@ -57,10 +68,13 @@ def reuse_freed_memory(mode: str | None = None) -> bool:
     if mode not in _SETTINGS:
         raise ValueError(f"{MALLOC_MODE_ENV}={mode!r} is not a malloc mode; choose one of {', '.join(MALLOC_MODES)}.")
     if not _SETTINGS[mode]:
-        return False
+        return False  # nothing to set: glibc's defaults until another mode is applied (and not restored after one)
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS[mode])
+    applied = all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS[mode])
+    if applied:
+        _applied.append(mode)
+    return applied

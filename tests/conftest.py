@@ -192,6 +192,10 @@ def pytest_configure(config):
     # Tests run tiny networks on a 2-core machine, often beside torchrun subprocesses: one intra-op thread is
     # faster there (tiny convs with 2 contended threads ran ~100x slower) and deterministic. Subprocesses inherit it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Inference configs switch a process whose COMMON_MALLOC is unset to malloc's `heap` mode (measured faster for
+    # their large decoded maps); the suite's one long process, and what it starts, keep the default mode instead.
+    # tests/test_allocator.py checks the configs' step in its own processes.
+    os.environ.setdefault("COMMON_MALLOC", "threshold")
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

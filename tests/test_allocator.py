@@ -91,3 +91,53 @@ def test_it_reports_whether_it_applied():
 
     assert reuse_freed_memory("defaults") is False
     assert reuse_freed_memory("threshold") is sys.platform.startswith("linux")
+
+
+@LINUX
+def test_the_applied_mode_is_the_last_one_set_and_defaults_restores_nothing():
+    code = """
+import common, common.allocator as a
+modes = [a.applied_mode()]
+a.reuse_freed_memory("heap"); modes.append(a.applied_mode())
+a.reuse_freed_memory("defaults"); modes.append(a.applied_mode())
+print(" ".join(modes))
+"""
+    assert _output(code, None) == "threshold heap heap"
+    assert _output(code, "defaults") == "defaults heap heap"
+
+
+#: the ``initialize`` steps of a bundle's inference.json that set the allocator, run alone; then where a 64 MiB
+#: buffer comes from (mapped: the default mode's ceiling; heap: the configs' choice for large decoded maps)
+CONFIG_STEP = """
+import ctypes, ctypes.util, json, sys, torch
+import common.allocator
+from monai.bundle import ConfigParser
+parser = ConfigParser()
+parser.read_config(sys.argv[1])
+parser["bundle_root"] = sys.argv[2]
+steps = [i for i, step in enumerate(parser["initialize"]) if "reuse_freed_memory" in str(step)]
+for i in steps:
+    parser.get_parsed_content(f"initialize#{i}")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks "
+                "fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+mallinfo2.restype = MallInfo2
+before = mallinfo2().hblkhd
+a = torch.empty(64 * 1024 * 1024 // 4, dtype=torch.float32)
+print(json.dumps([len(steps), common.allocator.applied_mode(), mallinfo2().hblkhd - before >= a.numel() * 4]))
+"""
+SETS_MALLOC = sorted(
+    p.parent.parent.name
+    for p in (REPO / "bundles").glob("*/configs/inference.json")
+    if "malloc" in json.loads(p.read_text())
+)
+
+
+@LINUX
+@pytest.mark.parametrize("bundle", SETS_MALLOC)
+def test_an_inference_config_with_a_malloc_key_runs_in_heap_mode_unless_common_malloc_says_otherwise(bundle):
+    root = REPO / "bundles" / bundle
+    args = (str(root / "configs" / "inference.json"), str(root))
+    assert json.loads(_output(CONFIG_STEP, None, *args)) == [1, "heap", False]
+    assert json.loads(_output(CONFIG_STEP, "threshold", *args)) == [1, "threshold", True]

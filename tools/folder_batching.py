@@ -28,8 +28,9 @@ untrained network may give every file the same mask, and then the comparison can
 file (the bundles' tests check that with a network that responds).
 
 The children inherit the environment, so ``COMMON_MALLOC`` (``common.allocator``'s mode) set for the tool applies
-to every run, and the entry records it: large batches allocate buffers above glibc's mmap threshold, so the
-allocator can decide whether batching pays (measured for SwinSSegNet, docs there).
+to every run; a config may also choose a mode itself (an ``initialize`` step, used where ``COMMON_MALLOC`` is
+unset). Each child reports the mode its run ended in and the entry records it: large batches allocate buffers above
+glibc's mmap threshold, so the allocator can decide whether batching pays (measured for SwinSSegNet, docs there).
 
 Results go to ``<out>/folder_batching.json`` (merged with the other bundles' entries, every round kept) and
 ``<out>/folder_batching.md``.
@@ -163,6 +164,7 @@ def run_folder(bundle: str | Path, folder: str | Path, out: str | Path, value: i
     The bundle folder must be the working directory and first on ``sys.path`` (as for ``monai.bundle run``), for
     configs that import the bundle's ``scripts``."""
     import torch
+    from common.allocator import applied_mode
     from monai.bundle import ConfigWorkflow
 
     bundle, out = Path(bundle).resolve(), Path(out)
@@ -185,7 +187,7 @@ def run_folder(bundle: str | Path, folder: str | Path, out: str | Path, value: i
     seconds = time.perf_counter() - start
     batches = int(workflow.parser.get_parsed_content("evaluator").state.iteration)
     workflow.finalize()
-    return {"seconds": seconds, "batches": batches, "threads": torch.get_num_threads()}
+    return {"seconds": seconds, "batches": batches, "threads": torch.get_num_threads(), "malloc": applied_mode()}
 
 
 def compare_outputs(reference: str | Path, other: str | Path) -> float:
@@ -288,7 +290,8 @@ def time_bundle(
         "distinct_outputs": distinct,
         "summary": summarize(times, files, config_value),
         "machine": machine_summary(),
-        "malloc": malloc_mode(),  # the children inherit the environment, so their common.allocator mode
+        # the children's common.allocator mode at the end of their run (COMMON_MALLOC, or the config's own choice)
+        "malloc": "/".join(sorted({r.get("malloc", malloc_mode()) for rs in results.values() for r in rs})),
         "threads": results[values[0]][-1]["threads"],
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),

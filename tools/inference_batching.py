@@ -176,7 +176,7 @@ def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
     from common.allocator import MALLOC_MODES
 
     malloc = entry.get("malloc", MALLOC_MODES[0])
-    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (COMMON_MALLOC={malloc})"
+    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (malloc {malloc})"
 
 
 def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:

@@ -76,7 +76,7 @@ def test_an_entry_under_another_allocator_mode_is_kept_beside_the_default_one():
     from tools.inference_batching import entry_name
 
     assert entry_name("b_segmentation", {"malloc": "threshold"}) == "b_segmentation"
-    assert entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (COMMON_MALLOC=heap)"
+    assert entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (malloc heap)"
 
 
 def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memory(tmp_path):
