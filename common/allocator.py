@@ -28,7 +28,9 @@ __all__ = ["MALLOC_MODES", "MALLOC_MODE_ENV", "reuse_freed_memory", "applied_mod
 
 import ctypes
 import ctypes.util
+import functools
 import os
+from typing import Any
 
 #: environment variable naming the mode
 MALLOC_MODE_ENV = "COMMON_MALLOC"
@@ -47,6 +49,17 @@ _SETTINGS = {
 
 
 _applied: list[str] = []  # the modes this process applied, in order
+
+
+@functools.lru_cache(maxsize=1)
+def _mallopt() -> Any:
+    """glibc's ``mallopt`` (``None`` without it), looked up once: ``find_library`` runs a subprocess each call."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
 
 
 def applied_mode() -> str:
@@ -69,11 +82,9 @@ def reuse_freed_memory(mode: str | None = None) -> bool:
         raise ValueError(f"{MALLOC_MODE_ENV}={mode!r} is not a malloc mode; choose one of {', '.join(MALLOC_MODES)}.")
     if not _SETTINGS[mode]:
         return False  # nothing to set: glibc's defaults until another mode is applied (and not restored after one)
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     applied = all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS[mode])
     if applied:
         _applied.append(mode)
