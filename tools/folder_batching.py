@@ -51,13 +51,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tools.benchmark import REPO_ROOT, read_benchmark_info
+from tools.benchmark import REPO_ROOT
 from tools.inference_batching import (
     CONFIG,
     declaring_bundles,
     entry_name,
-    malloc_mode,
     merge_entries,
+    read_spec,
     summarize,
     time_values,
     value_cell,
@@ -88,15 +88,12 @@ def folder_spec(bundle_dir: str | Path) -> dict[str, Any]:
     Raises:
         ValueError: naming the bundle when an entry is missing or wrong.
     """
-    spec = dict(read_benchmark_info(bundle_dir).folder_batch)
+    spec = read_spec(bundle_dir, "FOLDER_BATCH", SPEC_KEYS)
     if not spec:
         return spec
     name = Path(bundle_dir).name
-    missing = [key for key in SPEC_KEYS if key not in spec]
-    if missing:
-        raise ValueError(f"bundle `{name}`: FOLDER_BATCH lacks {missing} (needs {list(SPEC_KEYS)}).")
-    if not spec["values"] or any(int(v) != v or v < 1 for v in spec["values"]) or int(spec["files"]) < 1:
-        raise ValueError(f"bundle `{name}`: FOLDER_BATCH files and values must be integers >= 1, got {spec}.")
+    if int(spec["files"]) < 1:
+        raise ValueError(f"bundle `{name}`: FOLDER_BATCH files must be integers >= 1, got {spec}.")
     if len(spec["pixdim"]) != min(len(spec["file_shape"]), 3):
         raise ValueError(f"bundle `{name}`: FOLDER_BATCH pixdim needs one size per spatial axis, got {spec}.")
     return spec
@@ -291,7 +288,7 @@ def time_bundle(
         "summary": summarize(times, files, config_value),
         "machine": machine_summary(),
         # the children's common.allocator mode at the end of their run (COMMON_MALLOC, or the config's own choice)
-        "malloc": "/".join(sorted({r.get("malloc", malloc_mode()) for rs in results.values() for r in rs})),
+        "malloc": "/".join(sorted({r["malloc"] for rs in results.values() for r in rs})),
         "threads": results[values[0]][-1]["threads"],
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),

@@ -35,23 +35,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+from tools.benchmark import INFO_NAMES, REPO_ROOT, find_benchmark_bundles, read_benchmark_info
 from tools.side_by_side import tree_commit
 
 __all__ = [
+    "read_spec",
     "batch_spec",
     "time_values",
     "summarize",
     "value_cell",
     "time_bundle",
-    "malloc_mode",
     "entry_name",
     "merge_entries",
     "declaring_bundles",
@@ -64,22 +63,28 @@ CONFIG = "inference.json"
 SPEC_KEYS = ("key", "input_shape", "slices", "values")
 
 
-def batch_spec(bundle_dir: str | Path) -> dict[str, Any]:
-    """The bundle's ``INFERENCE_BATCH`` (empty: the bundle does not take part).
+def read_spec(bundle_dir: str | Path, literal: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The bundle's ``literal`` dict from ``scripts/benchmark.py`` (empty: the bundle does not take part), with
+    every one of ``keys`` present and its ``values`` positive integers.
 
     Raises:
         ValueError: naming the bundle when a required entry is missing or a value is not a positive integer.
     """
-    spec = dict(read_benchmark_info(bundle_dir).inference_batch)
+    spec = dict(getattr(read_benchmark_info(bundle_dir), INFO_NAMES[literal]))
     if not spec:
         return spec
     name = Path(bundle_dir).name
-    missing = [key for key in SPEC_KEYS if key not in spec]
+    missing = [key for key in keys if key not in spec]
     if missing:
-        raise ValueError(f"bundle `{name}`: INFERENCE_BATCH lacks {missing} (needs {list(SPEC_KEYS)}).")
+        raise ValueError(f"bundle `{name}`: {literal} lacks {missing} (needs {list(keys)}).")
     if not spec["values"] or any(int(v) != v or v < 1 for v in spec["values"]):
-        raise ValueError(f"bundle `{name}`: INFERENCE_BATCH values must be integers >= 1, got {spec['values']}.")
+        raise ValueError(f"bundle `{name}`: {literal} values must be integers >= 1, got {spec['values']}.")
     return spec
+
+
+def batch_spec(bundle_dir: str | Path) -> dict[str, Any]:
+    """The bundle's ``INFERENCE_BATCH`` (empty: the bundle does not take part); refused as :func:`read_spec`."""
+    return read_spec(bundle_dir, "INFERENCE_BATCH", SPEC_KEYS)
 
 
 def time_values(values: Sequence[int], time_value: Callable[[int], float], rounds: int) -> dict[int, list[float]]:
@@ -113,6 +118,7 @@ def summarize(times: Mapping[int, Sequence[float]], slices: int, config_value: i
 def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: str | None = None) -> dict[str, Any]:
     """Time the bundle's inferer on its stand-in stack at every value of its knob (see the module docstring)."""
     import torch
+    from common.allocator import applied_mode
     from common.benchmarking import machine_summary
     from common.benchmarking.side_by_side import inference_times
     from common.benchmarking.workflow import parse_config_items
@@ -143,7 +149,7 @@ def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: st
         "rounds": {str(v): t for v, t in times.items()},
         "summary": summarize(times, int(spec["slices"]), config_value),
         "machine": machine_summary(),
-        "malloc": malloc_mode(),
+        "malloc": applied_mode(),  # this process's common.allocator mode
         "threads": torch.get_num_threads(),
         "commit": tree_commit(REPO_ROOT)[:7],  # "unknown" outside a git work tree
         "date": datetime.date.today().isoformat(),
@@ -162,13 +168,6 @@ def value_cell(seconds: Mapping[Any, float], value: int, best: int, config: int)
     if value == best:
         text = f"**{text}**"
     return text + (" (config)" if value == config else "")
-
-
-def malloc_mode() -> str:
-    """This process's ``common.allocator`` mode (``COMMON_MALLOC``, read when ``common`` is imported)."""
-    from common.allocator import MALLOC_MODE_ENV, MALLOC_MODES
-
-    return (os.environ.get(MALLOC_MODE_ENV) or MALLOC_MODES[0]).strip().lower()
 
 
 def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:

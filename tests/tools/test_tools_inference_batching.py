@@ -87,7 +87,6 @@ def test_each_value_builds_the_bundles_own_inferer_with_that_knob_and_the_config
         return [float(inferer.sw_batch_size)] * n  # a clock where larger batches are slower
 
     monkeypatch.setattr(sbs, "inference_times", fake_inference_times)
-    monkeypatch.delenv("COMMON_MALLOC", raising=False)
     entry = ib.time_bundle(_bundle(tmp_path), rounds=2, n=1)
     assert [s[0] for s in seen] == [1, 3, 6, 1, 3, 6]
     assert all(s[1] == (1, 1, 32, 32, 6) and s[2] == (1, 2, 32, 32, 6) for s in seen)
@@ -106,10 +105,3 @@ def test_each_value_builds_the_bundles_own_inferer_with_that_knob_and_the_config
     assert "| 2: 1 (config), **4: 0.5** | 2.00 | 0.167 | threshold |" in row
     row = next(line for line in table if line.startswith("| throwaway_segmentation |"))
     assert "| **1: 1**, 3: 3, 6: 6 | - | - |" in row
-
-
-def test_the_allocator_mode_is_read_from_the_environment(monkeypatch):
-    monkeypatch.delenv("COMMON_MALLOC", raising=False)
-    assert ib.malloc_mode() == "threshold"
-    monkeypatch.setenv("COMMON_MALLOC", " Heap ")
-    assert ib.malloc_mode() == "heap"
