@@ -101,18 +101,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run every bundle test once. When this session also runs :data:`COPY_TEST`, the selected tests under its paths
     are deselected here and run inside the copy instead (guarded, beside bogus trained files: a test that reads or
     writes a user's folder fails there), so the suite does not run them twice; the copy test gets their node ids in
-    ``config.user_folder_copy_tests`` (its default paths when none were selected). Tests marked ``in_place`` stay."""
+    ``config.user_folder_copy_tests`` (its default paths when none were selected). Tests marked ``in_place`` stay.
+    The copy test is moved last: the copy's run starts with the session (:func:`pytest_runtestloop`) and the test
+    waits for it, so the two halves of the suite run at the same time."""
     paths = tuple(os.environ.get("USER_FOLDERS_TEST_PATHS", " ".join(COPY_TEST_PATHS)).split())
     # a test marked in_place needs the repository itself (e.g. its git history): it stays here, still guarded
     in_copy = [item for item in items if _relative(item).startswith(paths) and not item.get_closest_marker("in_place")]
     config.user_folder_copy_tests = [item.nodeid for item in in_copy] or list(paths)
     config.user_folder_copy_paths = paths
-    if not in_copy or not any(item.nodeid == COPY_TEST for item in items):
+    copy_tests = [item for item in items if item.nodeid == COPY_TEST]
+    config.user_folder_copy_selected = bool(copy_tests)
+    if not copy_tests:
+        return
+    # the copy test runs last: it waits for the copy's run, which runs beside the other tests (on the second core)
+    items[:] = [item for item in items if item.nodeid != COPY_TEST] + copy_tests
+    if not in_copy:
         return
     moved = set(map(id, in_copy))
     items[:] = [item for item in items if id(item) not in moved]
     config.hook.pytest_deselected(items=in_copy)
     config.user_folder_copy_count = len(in_copy)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Start :data:`COPY_TEST`'s run of the bundle tests in its copy of the tree now, in the background (a one-thread
+    pytest, like this one: the two use the machine's two cores), so that it overlaps the rest of the session."""
+    config = session.config
+    config.user_folder_copy_run = None
+    if getattr(config, "user_folder_copy_selected", False) and not config.option.collectonly:
+        from user_folders_copy import CopyRun
+
+        config.user_folder_copy_run = CopyRun(config.user_folder_copy_tests)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An interrupted or failed-fast session does not leave the copy's pytest running."""
+    run = getattr(config, "user_folder_copy_run", None)
+    if run is not None:
+        run.stop()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
