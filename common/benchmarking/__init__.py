@@ -19,113 +19,79 @@ Benchmarks measure; tests never assert timings. Every number of a table is measu
 
 from __future__ import annotations
 
-from common.benchmarking.compare import (
-    NOT_SEPARATED,
-    SEEDS_DISAGREE,
-    SEEDS_NOT_CHECKED,
-    TOO_FEW_CASES,
-    Comparison,
-    bootstrap_mean_difference,
-    compare,
-    compare_pairs,
-    compare_pooled_auc,
-    comparison_table,
-    seed_differences,
-    wilcoxon_p_value,
-    write_comparisons,
-)
-from common.benchmarking.measure import (
-    PeakRSSWindow,
-    Timer,
-    conv_ceiling_gflops,
-    count_flops,
-    machine_summary,
-    peak_rss_mb,
-    write_table,
-)
-from common.benchmarking.rows import CSV_COLUMNS, BenchmarkRow, read_cases_csv, write_cases_csv, write_seed_cases_csv
-from common.benchmarking.schedule import MISSED_DICE, development_data_seed, dice_summary, write_schedule_check
-from common.benchmarking.side_by_side import (
-    AMP_DTYPES,
-    alternate,
-    inference_times,
-    iteration_times,
-    peer_step_result,
-    precision_label,
-    ratio_summary,
-    run_json_process,
-    step_autocast,
-    step_precision,
-    trainer_precision,
-)
-from common.benchmarking.speed import slice_scaling, slice_scaling_rows, step_speed, time_step, write_tiled_volume
-from common.benchmarking.stages import StageCache
-from common.benchmarking.workflow import (
-    NO_DATA,
-    QUICK_OVERLAY,
-    TINY_OVERLAY,
-    int_tuple,
-    parse_config_items,
-    parse_config_switches,
-    read_overlay,
-    run_workflow,
-    trainer_steps,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "StageCache",
-    "int_tuple",
-    "count_flops",
-    "conv_ceiling_gflops",
-    "peak_rss_mb",
-    "PeakRSSWindow",
-    "machine_summary",
-    "write_table",
-    "MISSED_DICE",
-    "development_data_seed",
-    "dice_summary",
-    "write_schedule_check",
-    "Timer",
-    "BenchmarkRow",
-    "CSV_COLUMNS",
-    "write_cases_csv",
-    "write_seed_cases_csv",
-    "read_cases_csv",
-    "Comparison",
-    "NOT_SEPARATED",
-    "SEEDS_DISAGREE",
-    "SEEDS_NOT_CHECKED",
-    "bootstrap_mean_difference",
-    "wilcoxon_p_value",
-    "seed_differences",
-    "compare",
-    "compare_pairs",
-    "comparison_table",
-    "write_comparisons",
-    "compare_pooled_auc",
-    "TOO_FEW_CASES",
-    "step_speed",
-    "time_step",
-    "slice_scaling",
-    "slice_scaling_rows",
-    "write_tiled_volume",
-    "iteration_times",
-    "inference_times",
-    "AMP_DTYPES",
-    "step_precision",
-    "precision_label",
-    "step_autocast",
-    "trainer_precision",
-    "peer_step_result",
-    "run_json_process",
-    "alternate",
-    "ratio_summary",
-    "QUICK_OVERLAY",
-    "TINY_OVERLAY",
-    "NO_DATA",
-    "read_overlay",
-    "run_workflow",
-    "trainer_steps",
-    "parse_config_items",
-    "parse_config_switches",
-]
+#: each submodule's public names; a name is imported from its submodule on first use (PEP 562), so that a process
+#: needing only ``measure`` (``tools.benchmark``'s worker records its peak RSS and machine with it) does not import
+#: MONAI, which ``workflow`` needs: about 7 s of a fresh process on the 2-core machine
+_NAMES = {
+    "compare": (
+        "NOT_SEPARATED",
+        "SEEDS_DISAGREE",
+        "SEEDS_NOT_CHECKED",
+        "TOO_FEW_CASES",
+        "Comparison",
+        "bootstrap_mean_difference",
+        "compare",
+        "compare_pairs",
+        "compare_pooled_auc",
+        "comparison_table",
+        "seed_differences",
+        "wilcoxon_p_value",
+        "write_comparisons",
+    ),
+    "measure": (
+        "PeakRSSWindow",
+        "Timer",
+        "conv_ceiling_gflops",
+        "count_flops",
+        "machine_summary",
+        "peak_rss_mb",
+        "write_table",
+    ),
+    "rows": ("CSV_COLUMNS", "BenchmarkRow", "read_cases_csv", "write_cases_csv", "write_seed_cases_csv"),
+    "schedule": ("MISSED_DICE", "development_data_seed", "dice_summary", "write_schedule_check"),
+    "side_by_side": (
+        "AMP_DTYPES",
+        "alternate",
+        "inference_times",
+        "iteration_times",
+        "peer_step_result",
+        "precision_label",
+        "ratio_summary",
+        "run_json_process",
+        "step_autocast",
+        "step_precision",
+        "trainer_precision",
+    ),
+    "speed": ("slice_scaling", "slice_scaling_rows", "step_speed", "time_step", "write_tiled_volume"),
+    "stages": ("StageCache",),
+    "workflow": (
+        "NO_DATA",
+        "QUICK_OVERLAY",
+        "TINY_OVERLAY",
+        "int_tuple",
+        "parse_config_items",
+        "parse_config_switches",
+        "read_overlay",
+        "run_workflow",
+        "trainer_steps",
+    ),
+}
+_SUBMODULE = {name: module for module, names in _NAMES.items() for name in names}
+
+__all__ = list(_SUBMODULE)
+
+
+def __getattr__(name: str) -> Any:
+    """``common.benchmarking.<name>``: imported from its submodule on first use, then kept here."""
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULE))
