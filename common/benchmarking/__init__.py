@@ -22,6 +22,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# the function `compare` has its submodule's name: the submodule is imported here and the function bound over it
+# (the import system binds a submodule to its package's attribute on first import, e.g. when `workflow` imports it)
+from common.benchmarking.compare import compare
+
 #: each submodule's public names; a name is imported from its submodule on first use (PEP 562), so that a process
 #: needing only ``measure`` (``tools.benchmark``'s worker records its peak RSS and machine with it) does not import
 #: MONAI, which ``workflow`` needs: about 7 s of a fresh process on the 2-core machine

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from common.benchmarking.rows import BenchmarkRow
-from common.metrics.roc_auc import roc_auc
 from scipy.stats import wilcoxon
 
 __all__ = [
@@ -317,6 +316,9 @@ def _mean_auc_difference(
     positive: np.ndarray, ours: Sequence[np.ndarray], baseline: Sequence[np.ndarray], index: np.ndarray
 ) -> float:
     """Mean over seeds of AUC(ours) - AUC(baseline) on the elements ``index`` (repeats allowed)."""
+    # imported here: common.metrics imports MONAI, which the package's light users (tools.benchmark's worker) skip
+    from common.metrics.roc_auc import roc_auc
+
     flags = positive[index]
     differences = [
         roc_auc(a[index][flags], a[index][~flags]) - roc_auc(b[index][flags], b[index][~flags])
