@@ -136,10 +136,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """An interrupted or failed-fast session does not leave the copy's pytest running."""
+    """An interrupted or failed-fast session does not leave the copy's pytest running, nor its half-run copy (a copy
+    whose run ended is kept when its test failed, for the failure's files)."""
     run = getattr(config, "user_folder_copy_run", None)
-    if run is not None:
-        run.stop()
+    if run is not None and run.stop():
+        run.remove()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

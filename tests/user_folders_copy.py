@@ -142,11 +142,13 @@ class CopyRun:
             returncode = self.process.wait()
         return returncode, self.output.read_text(errors="replace").strip().splitlines()
 
-    def stop(self) -> None:
-        """Kill the child if it still runs (an interrupted session)."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    def stop(self) -> bool:
+        """Kill the child if it still runs (an interrupted session); returns whether it did."""
+        if self.process.poll() is not None:
+            return False
+        self.process.kill()
+        self.process.wait()
+        return True
 
     @staticmethod
     def result_line(returncode: int, lines: list[str]) -> str:
