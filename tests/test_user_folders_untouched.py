@@ -23,14 +23,12 @@ Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
 from __future__ import annotations
 
 import pytest
-from user_folders_copy import CopyRun, file_state
+from user_folders_copy import file_state
 
 
 @pytest.mark.slow
 def test_bundle_tests_leave_user_folders_untouched(request):
-    run = getattr(request.config, "user_folder_copy_run", None)  # tests/conftest.py started it
-    if run is None:  # started by hand (e.g. a plugin that calls the test directly)
-        run = request.config.user_folder_copy_run = CopyRun(request.config.user_folder_copy_tests)
+    run = request.config.user_folder_copy_run  # tests/conftest.py started it with the session's test loop
     assert set(map(str, run.planted)) <= set(run.before)
     returncode, lines = run.wait()
     request.config.user_folder_copy_result = run.result_line(returncode, lines)

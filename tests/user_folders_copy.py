@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 import torch
+from conftest import REPO_ROOT, USER_FOLDERS
 
-REPO = Path(__file__).resolve().parents[1]
-USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
 #: relative to a bundle: what the quickstart leaves there (names as its configs write them)
 PLANTED_TORCH = (
     "models/model.pt",
@@ -53,7 +52,7 @@ def copy_repository(destination: Path) -> None:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=REPO,
+            cwd=REPO_ROOT,
             capture_output=True,
             check=True,
         ).stdout.decode()
@@ -61,14 +60,14 @@ def copy_repository(destination: Path) -> None:
 
         def ignore(folder: str, names: list[str]) -> set[str]:
             skipped = {".git", ".venv", "data", "__pycache__", ".pytest_cache"}
-            if Path(folder).parent == REPO / "bundles":
+            if Path(folder).parent == REPO_ROOT / "bundles":
                 skipped |= set(USER_FOLDERS)
             return skipped & set(names)
 
-        shutil.copytree(REPO, destination, ignore=ignore)
+        shutil.copytree(REPO_ROOT, destination, ignore=ignore)
         return
     for name in (name for name in listed.split("\0") if name):
-        source = REPO / name
+        source = REPO_ROOT / name
         if source.is_file():  # a deleted but still tracked file is listed too
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
@@ -139,7 +138,7 @@ class CopyRun:
             returncode = self.process.wait(timeout=max(1.0, TIMEOUT_S - (time.monotonic() - self.started)))
         except subprocess.TimeoutExpired:
             self.stop()
-            returncode = self.process.wait()
+            returncode = self.process.returncode
         return returncode, self.output.read_text(errors="replace").strip().splitlines()
 
     def stop(self) -> bool:
