@@ -7,7 +7,7 @@ here reads or writes a bundle's ``models/``, ``outputs/`` or ``eval/``: verify r
 from a copy of the bundle without them. The zip test is the model zoo's round trip (issue 11): ``tools.package`` builds
 ``<name>_v<version>.zip``, and the unzipped bundle, with this repository off ``sys.path``, passes
 ``verify_metadata``, ``verify_net_in_out``, ``ckpt_export`` and one folder inference through ``python -m
-monai.bundle``.
+monai.bundle``'s own entry point (its ``__main__``, the four in one interpreter).
 """
 
 from __future__ import annotations
@@ -77,6 +77,43 @@ result_file, _ = task({"image": sys.argv[2], "device": "cpu"})
 import nibabel, common
 print("MONAILABEL_RESULT", tuple(nibabel.load(result_file).shape), common.__file__)
 """
+
+
+#: the bundle commands, each exactly as ``python -m monai.bundle <argv>`` runs it (``runpy`` executes MONAI's
+#: ``__main__``, whose ``fire.Fire()`` reads ``sys.argv``), one after another in one interpreter: MONAI is imported
+#: once instead of once per command (about 8 s of CPU each). Each command's output sits between its markers.
+_BUNDLE_COMMANDS = """
+import json, runpy, sys, traceback
+for name, argv in json.loads(sys.argv[1]).items():
+    print("BUNDLE_COMMAND_START", name, flush=True)
+    sys.argv = ["monai.bundle", *argv]
+    try:
+        runpy.run_module("monai.bundle", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    print("BUNDLE_COMMAND_END", name, code, flush=True)
+"""
+
+
+def _split_bundle_commands(output: str, names: list[str]) -> dict[str, tuple[int | None, str]]:
+    """{name: (exit code, its output)} from a :data:`_BUNDLE_COMMANDS` log; a command that never ended (the
+    interpreter died in it) or never started has code None and the log's tail (or nothing) as its output."""
+    results = {}
+    for name in names:
+        match = re.search(
+            rf"^BUNDLE_COMMAND_START {name}\n(.*?)^BUNDLE_COMMAND_END {name} (-?\d+)$", output, re.S | re.M
+        )
+        if match:
+            results[name] = (int(match.group(2)), match.group(1))
+        else:
+            started = f"BUNDLE_COMMAND_START {name}\n" in output
+            results[name] = (None, output.split(f"BUNDLE_COMMAND_START {name}\n", 1)[1] if started else "")
+    return results
 
 
 def _copy_without_user_folders(bundle: Path, dest: Path) -> Path:
@@ -343,21 +380,19 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
         "PYTHONPATH": sysconfig.get_paths()["purelib"],
         "OMP_NUM_THREADS": "1",
     }
-    bundle_cli = [sys.executable, "-S", "-m", "monai.bundle"]
     meta, config = ["--meta_file", "configs/metadata.json"], ["--config_file", "configs/inference.json"]
     tiny_args = _cli_overrides(tiny)
     export_args = _export_args(root, [1, image["num_channels"], *spatial])
-    commands = {
-        "verify_metadata": bundle_cli + ["verify_metadata", *meta, "--filepath", str(schema)],
-        "verify_net_in_out": bundle_cli
-        + ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny_args, *symbol_args],
-        "ckpt_export": bundle_cli
-        + ["ckpt_export", "--net_id", "network_def", "--filepath", "models/model.ts"]
+    # the arguments of `python -m monai.bundle`, as the zoo's checks and a user's inference give them
+    bundle_commands = {
+        "verify_metadata": ["verify_metadata", *meta, "--filepath", str(schema)],
+        "verify_net_in_out": ["verify_net_in_out", "--net_id", "network_def", *meta, *config, *tiny_args, *symbol_args],
+        "ckpt_export": ["ckpt_export", "--net_id", "network_def", "--filepath", "models/model.ts"]
         + ["--ckpt_file", "models/model.pt", *meta, *config, *export_args, *tiny_args],
-        # `-v` logs every imported file: proof of which `common` the inference used
-        "inference": [sys.executable, "-S", "-v", "-m", "monai.bundle", "run", *config]
-        + ["--dataset_dir", str(data), "--output_dir", str(out), *tiny_args],
+        "inference": ["run", *config, "--dataset_dir", str(data), "--output_dir", str(out), *tiny_args],
     }
+    # `-v` logs every imported file: proof of which `common` the commands used; `-u`: the markers stay in order
+    commands = {"bundle": [sys.executable, "-S", "-u", "-v", "-c", _BUNDLE_COMMANDS, json.dumps(bundle_commands)]}
     if "segmentation" in name and importlib.util.find_spec("monailabel") is not None:
         # the way the README tells users: the unzipped bundle in a MONAI Label app, this repository off the path
         # (MONAI Label takes no overrides: the tiny network goes into the unzipped inference.json itself)
@@ -366,17 +401,20 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
         image_file = str(data / input_name)
         commands["monailabel"] = [sys.executable, "-S", "-c", _MONAILABEL_TASK, str(root), image_file]
     results = _run_all(commands, cwd=root, env=env, logs=logs)
+    log = results.pop("bundle")[1]
+    results.update(_split_bundle_commands(log, list(bundle_commands)))
     for step, (code, output) in results.items():
         assert code == 0, f"{step} failed in the unzipped bundle:\n{output[-4000:]}"
     assert "metadata is verified with no error" in results["verify_metadata"][1]
     assert "data shape of network is verified with no error" in results["verify_net_in_out"][1]
     assert "exported to file" in results["ckpt_export"][1]
 
-    # the vendored `common` was imported, and nothing from this repository
-    imported = set(re.findall(r"(/\S+?)/common/__init__\.py", results["inference"][1]))
+    # the vendored `common` was imported (by the first command that built the network), and nothing from this
+    # repository, by any of the commands
+    imported = set(re.findall(r"(/\S+?)/common/__init__\.py", log))
     imported = {p for p in imported if "site-packages" not in p}
     assert imported == {str(root)}, imported
-    assert str(REPO_ROOT / "common") not in results["inference"][1]
+    assert str(REPO_ROOT / "common") not in log
 
     if "monailabel" in results:  # the labels came back on the input grid, through the vendored `common`
         # (MONAI Label restores every result to the grid of the image the user sees, an HR segmenter's too)
@@ -404,6 +442,19 @@ def test_packaged_bundle_runs_without_the_repository(name, tmp_path):
     shape, zooms = result.shape[:3], result.header.get_zooms()[:3]  # a squeezed 2D output keeps the input's slice
     extent = np.array(shape + (1,) * (3 - len(shape))) * np.array(zooms + tuple(INPUT_SPACING[len(zooms) :]))
     np.testing.assert_allclose(extent, np.array(grid) * np.array(INPUT_SPACING), rtol=1e-5)
+
+
+def test_bundle_commands_log_splits_per_command_and_a_command_that_died_has_no_exit_code():
+    log = (
+        "import noise\nBUNDLE_COMMAND_START verify_metadata\nmetadata is verified with no error\n"
+        "BUNDLE_COMMAND_END verify_metadata 0\nBUNDLE_COMMAND_START ckpt_export\nTraceback ...\n"
+        "BUNDLE_COMMAND_END ckpt_export 1\nBUNDLE_COMMAND_START inference\nSegmentation fault\n"
+    )
+    results = _split_bundle_commands(log, ["verify_metadata", "ckpt_export", "inference", "never_started"])
+    assert results["verify_metadata"] == (0, "metadata is verified with no error\n")
+    assert results["ckpt_export"] == (1, "Traceback ...\n")
+    assert results["inference"] == (None, "Segmentation fault\n")  # the interpreter died inside it: a failure
+    assert results["never_started"] == (None, "")
 
 
 def test_override_option_parses_json_values(capsys):
