@@ -21,6 +21,9 @@ runs, from ``<tmp>``:
   ``test`` extra), so a missing plugin is an error rather than a silent pass. ``B950`` (line longer than 132)
   stands in for ``E501``.
 
+A file that an earlier zip holds with the same bytes at the same place in its bundle (every bundle's vendored
+``common``) is checked once, and its verdict counts for every zip that holds it (:func:`check_zoo_format`).
+
 The settings were read from Project-MONAI/model-zoo at commit dfae206d (``setup.cfg``, ``pyproject.toml``,
 ``runtests.sh``, ``requirements-dev.txt``, ``.github/workflows/code-format-check.yml``). The zoo's job also runs
 pytype, which is not reproduced here.
@@ -29,8 +32,10 @@ pytype, which is not reproduced here.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -111,8 +116,19 @@ def missing_tools() -> list[str]:
     return [name for name, module in needed.items() if importlib.util.find_spec(module) is None]
 
 
+def _path_in(output: str, path: str) -> bool:
+    """Whether a tool's ``output`` names the file ``path`` (``models/<name>/...``; not a longer name it begins)."""
+    return re.search(re.escape(path) + r"(?![\w./-])", output) is not None
+
+
 def check_zoo_format(zip_paths: Sequence[str | os.PathLike], python: str = sys.executable) -> list[FormatResult]:
     """Run isort, black and flake8 with the zoo's settings on each zip, unzipped as ``<zoo>/models/<name>``.
+
+    A file with the same bytes at the same place inside an earlier zip's bundle folder (the vendored ``common`` of
+    every bundle) is checked once: the three tools' verdict on a file depends on its bytes, its place in the bundle
+    (flake8's per-file ignores; isort's first-party test looks at the zoo's root, the same for every bundle) and
+    the settings, none of which names a bundle, so the earlier zip's verdict is its verdict (a failure there fails
+    this zip too, naming the file and the zip).
 
     Args:
         zip_paths: zips written by ``tools.package`` (one top folder ``<name>/`` each).
@@ -129,21 +145,43 @@ def check_zoo_format(zip_paths: Sequence[str | os.PathLike], python: str = sys.e
     if missing:
         raise RuntimeError(f"not installed: {', '.join(missing)} (pip install -e .[test]); the zoo's check needs them.")
     results = []
+    #: (path inside the bundle, sha256) -> (zip name, its path under the zoo root) of the zip that checked it
+    checked: dict[tuple[str, str], tuple[str, str]] = {}
+    outputs: dict[tuple[str, str], str] = {}  # (zip name, tool) -> the tool's output on that zip's files
     for zip_path in map(Path, zip_paths):
         with tempfile.TemporaryDirectory(prefix="zoo_format_") as tmp, zipfile.ZipFile(zip_path) as zf:
             tops = {name.split("/", 1)[0] for name in zf.namelist()}
             if len(tops) != 1:
                 raise ValueError(f"{zip_path} holds {len(tops)} top folders {sorted(tops)}, not one bundle folder.")
             zoo = Path(tmp)
-            zf.extractall(zoo / "models")
+            shared = []  # (zip name, path under the zoo root) of this zip's files checked with an earlier zip
+            new = 0
+            for member in zf.infolist():
+                if member.is_dir():
+                    continue
+                key = (member.filename.split("/", 1)[1], hashlib.sha256(zf.read(member)).hexdigest())
+                if key in checked:
+                    shared.append(checked[key])
+                    continue
+                checked[key] = (zip_path.name, f"models/{member.filename}")
+                zf.extract(member, zoo / "models")
+                new += 1
             (zoo / "setup.cfg").write_text(ZOO_SETUP_CFG)
             (zoo / "pyproject.toml").write_text(ZOO_PYPROJECT)
             for tool, command in _commands(python).items():
-                done = subprocess.run(command, cwd=zoo, capture_output=True, text=True, timeout=600)
-                output = (done.stdout + done.stderr).replace(str(zoo) + os.sep, "")
-                results.append(
-                    FormatResult(zip_path.name, tool, done.returncode == 0, output if done.returncode else "")
-                )
+                ok, output = True, ""
+                if new:
+                    done = subprocess.run(command, cwd=zoo, capture_output=True, text=True, timeout=600)
+                    ok = done.returncode == 0
+                    output = "" if ok else (done.stdout + done.stderr).replace(str(zoo) + os.sep, "")
+                outputs[(zip_path.name, tool)] = output
+                failed_before = [
+                    f"{path} (the same file as here) fails {tool} in {name}:\n{outputs[(name, tool)]}"
+                    for name, path in shared
+                    if _path_in(outputs[(name, tool)], path)
+                ]
+                output = "\n".join(filter(None, [output, *failed_before]))
+                results.append(FormatResult(zip_path.name, tool, ok and not failed_before, output))
     return results
 
 

@@ -116,3 +116,29 @@ def test_the_packaged_bundles_pass_the_zoo_format_check(tmp_path):
     zips = [package.package_bundle(b, tmp_path / "dist") for b in copies]
     failed = [r for r in zf.check_zoo_format(zips) if not r.ok]
     assert not failed, "\n\n".join(f"{r.zip_name} {r.tool}:\n{r.output[-4000:]}" for r in failed)
+
+
+def test_a_file_shared_with_an_earlier_zip_is_checked_once_and_its_failure_fails_both(tmp_path, monkeypatch):
+    zips = [
+        _zip(tmp_path, DEFECTS["flake8"], "first"),
+        _zip(tmp_path, DEFECTS["flake8"], "second"),  # the same two files at the same places
+        _zip(tmp_path, GOOD, "third"),  # its empty scripts/__init__.py is the same, its module.py its own
+    ]
+    seen = []  # the Python files each tool run saw
+    run = zf.subprocess.run
+
+    def recording_run(command, cwd, **kwargs):
+        seen.append(sorted(p.relative_to(cwd).as_posix() for p in Path(cwd).rglob("*.py")))
+        return run(command, cwd=cwd, **kwargs)
+
+    monkeypatch.setattr(zf.subprocess, "run", recording_run)
+    results = {(r.zip_name.split("_")[0], r.tool): r for r in zf.check_zoo_format(zips)}
+    assert seen == 3 * [["models/first/scripts/__init__.py", "models/first/scripts/module.py"]] + 3 * [
+        ["models/third/scripts/module.py"]
+    ]
+    assert not results["first", "flake8"].ok and "B008" in results["first", "flake8"].output
+    second = results["second", "flake8"]
+    assert not second.ok
+    assert "models/first/scripts/module.py (the same file as here) fails flake8 in first_v0.1.0.zip" in second.output
+    assert "B008" in second.output
+    assert all(results[name, tool].ok for name, tool in results if tool != "flake8" or name == "third"), results
