@@ -87,6 +87,16 @@ def pipeline(tmp_path_factory) -> dict:
     return {"work": work, "data": data, "models": models, "workflows": workflows, "written": written, "split": split}
 
 
+@pytest.fixture(scope="module")
+def sr_outputs(pipeline) -> Path:
+    """The inference's outputs with ``save_sr`` (segmentation, SR image, U) on the slices-last subjects; read by
+    more than one test, written once."""
+    out = pipeline["work"] / "outputs_save_sr"
+    infer = {"dataset_dir": str(pipeline["data"] / "imagesTr"), "ckpt_dir": str(pipeline["models"])}
+    run_tiny(BUNDLE, ["inference.json"], **infer, output_dir=str(out), save_sr=True)
+    return out
+
+
 def test_each_stage_writes_its_files(pipeline):
     written = pipeline["written"]
     assert {"sr/plain.pt"} <= written["sr"] and any(p.startswith("sr/plain_state/") for p in written["sr"])
@@ -259,7 +269,7 @@ def test_stage_2_uncertainty_scaling_minmax_or_raw(pipeline):
 
 
 @pytest.mark.parametrize("setting", ["auto", 0])
-def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, tmp_path, setting):
+def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipeline, sr_outputs, tmp_path, setting):
     """``through_plane_axis`` 0, or the default "auto" (each case's thick axis read from its header; the thin-slice
     pseudo-HR data and truths move as their thick input): the configs move the slices last on loading
     (``common.transforms.SlicesLastd``), so every stage sees the very tensors of the slices-last files, and the
@@ -306,12 +316,11 @@ def test_volumes_with_the_slices_on_another_axis_train_and_segment_the_same(pipe
         torch.testing.assert_close(torch.as_tensor(moved_val[key]), torch.as_tensor(val[key]))
     # inference (with the SR image and U): the slices-first volume's outputs are the slices-last one's, stored
     # slices-first on the input's affine
-    outputs = {}
-    for name, folder, axis in (("last", pipeline["data"], 2), ("first", data, setting)):
-        out = tmp_path / "outputs" / name
-        run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(folder / "imagesTr"), ckpt_dir=str(pipeline["models"]),
-                 output_dir=str(out), through_plane_axis=axis, save_sr=True)  # fmt: skip
-        outputs[name] = {p.name: _nifti(p) for p in out.glob("*.nii.gz")}
+    out = tmp_path / "outputs" / "first"
+    run_tiny(BUNDLE, ["inference.json"], dataset_dir=str(data / "imagesTr"), ckpt_dir=str(pipeline["models"]),
+             output_dir=str(out), through_plane_axis=setting, save_sr=True)  # fmt: skip
+    outputs = {name: {p.name: _nifti(p) for p in folder.glob("*.nii.gz")}
+               for name, folder in (("last", sr_outputs), ("first", out))}  # fmt: skip
     assert sorted(outputs["first"]) == sorted(outputs["last"]) and len(outputs["last"]) == 3 * 5
     for name, (expected, expected_affine) in outputs["last"].items():
         written, affine = outputs["first"][name]
@@ -366,15 +375,16 @@ def test_inference_writes_hr_segmentations_on_the_input_extent(pipeline):
         np.testing.assert_allclose(last, last_face - step / SCALE / 2, atol=1e-4)
 
 
-def test_inference_can_write_the_sr_image_and_the_uncertainty_map_beside_each_segmentation(pipeline, tmp_path):
+def test_inference_can_write_the_sr_image_and_the_uncertainty_map_beside_each_segmentation(
+    pipeline, sr_outputs, tmp_path
+):
     """``save_sr``: the plain self-SR image (in the input's intensity units) and the UASR model's U, fed the input and
     the segmenter's own LR prediction, on the HR segmentation's thin grid and affine; the segmentation is the one
     written without them. Missing SR weights are refused naming the file and the command; nothing is overwritten."""
     from common.data import interpolate_to_thin_slices
 
-    models, out = pipeline["models"], tmp_path / "out"
+    models, out = pipeline["models"], sr_outputs
     infer = {"dataset_dir": str(pipeline["data"] / "imagesTr"), "ckpt_dir": str(models), "output_dir": str(out)}
-    run_tiny(BUNDLE, ["inference.json"], **infer, save_sr=True)
     inputs = sorted((pipeline["data"] / "imagesTr").glob("*.nii.gz"))
     assert len(list(out.glob("*.nii.gz"))) == 3 * len(inputs)
     for source in inputs:
