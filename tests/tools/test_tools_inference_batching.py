@@ -74,21 +74,24 @@ def test_each_value_builds_the_bundles_own_inferer_with_that_knob_and_the_config
     tmp_path, monkeypatch
 ):
     """The stand-in clock records the knob of the inferer it is handed and the stack's shape, and runs the forward
-    once, so the network and inferer built from the bundle's config really process the stack."""
+    once, so the network and inferer built from the bundle's config really process the stack; every value's inferer
+    gets the same network (built once)."""
     import common.benchmarking.side_by_side as sbs
 
-    seen = []
+    seen, networks = [], set()
 
     def fake_inference_times(forward, make_input, n=3, warmup=1):
         x = make_input()
         out = forward(x)
-        inferer = forward.args[0]  # partial(_infer, inferer, network) of the value being timed
+        inferer, network = forward.args  # partial(_infer, inferer, network) of the value being timed
         seen.append((inferer.sw_batch_size, tuple(x.shape), tuple(out.shape)))
+        networks.add(id(network))
         return [float(inferer.sw_batch_size)] * n  # a clock where larger batches are slower
 
     monkeypatch.setattr(sbs, "inference_times", fake_inference_times)
     entry = ib.time_bundle(_bundle(tmp_path), rounds=2, n=1)
     assert [s[0] for s in seen] == [1, 3, 6, 1, 3, 6]
+    assert len(networks) == 1  # one network for every value: the knob is the inferer's
     assert all(s[1] == (1, 1, 32, 32, 6) and s[2] == (1, 2, 32, 32, 6) for s in seen)
     assert entry["rounds"] == {"1": [1.0, 1.0], "3": [3.0, 3.0], "6": [6.0, 6.0]}
     # on a CPU the config's expression resolves to 2, a value not timed here
