@@ -84,6 +84,33 @@ class _UserFolderGuard:
 USER_FOLDER_GUARD = _UserFolderGuard(REPO_ROOT / "bundles")
 sys.addaudithook(USER_FOLDER_GUARD)
 
+#: the audit events of a process start: a subprocess, a shell command, a spawn, an exec, a fork
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"})
+
+
+class ProcessStarted(RuntimeError):
+    """A test marked ``in_process`` started a process."""
+
+
+class _ProcessGuard:
+    """An audit hook that refuses every process start while ``active`` (during a test marked ``in_process``): such a
+    bundle test runs in the main session, where only this process is guarded against a user's folders (a process it
+    started would not be), so the mark must be true."""
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if self.active and event in _PROCESS_EVENTS:
+            raise ProcessStarted(
+                f"{event} {args[:2]!r} in a test marked `in_process`: a test that starts processes runs in the "
+                "user-folders copy (tests/test_user_folders_untouched.py); remove its `in_process` mark."
+            )
+
+
+PROCESS_GUARD = _ProcessGuard()
+sys.addaudithook(PROCESS_GUARD)
+
 
 #: the test that runs the bundle tests in a copy of the tree holding bogus trained files
 COPY_TEST = "tests/test_user_folders_untouched.py::test_bundle_tests_leave_user_folders_untouched"
@@ -101,12 +128,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run every bundle test once. When this session also runs :data:`COPY_TEST`, the selected tests under its paths
     are deselected here and run inside the copy instead (guarded, beside bogus trained files: a test that reads or
     writes a user's folder fails there), so the suite does not run them twice; the copy test gets their node ids in
-    ``config.user_folder_copy_tests`` (its default paths when none were selected). Tests marked ``in_place`` stay.
-    The copy test is moved last: the copy's run starts with the session (:func:`pytest_runtestloop`) and the test
-    waits for it, so the two halves of the suite run at the same time."""
+    ``config.user_folder_copy_tests`` (its default paths when none were selected). Tests marked ``in_place`` or
+    ``in_process`` stay. The copy test is moved last: the copy's run starts with the session
+    (:func:`pytest_runtestloop`) and the test waits for it, so the two halves of the suite run at the same time."""
     paths = tuple(os.environ.get("USER_FOLDERS_TEST_PATHS", " ".join(COPY_TEST_PATHS)).split())
-    # a test marked in_place needs the repository itself (e.g. its git history): it stays here, still guarded
-    in_copy = [item for item in items if _relative(item).startswith(paths) and not item.get_closest_marker("in_place")]
+    # a test marked in_place needs the repository itself (e.g. its git history): it stays here, still guarded. One
+    # marked in_process starts no process (PROCESS_GUARD fails it if it does), so this process's guard covers all it
+    # does: it stays here too, which moves its time from the copy's half (the longer one) to this one.
+    in_copy = [
+        item
+        for item in items
+        if _relative(item).startswith(paths) and not any(map(item.get_closest_marker, ("in_place", "in_process")))
+    ]
     config.user_folder_copy_tests = [item.nodeid for item in in_copy] or list(paths)
     config.user_folder_copy_paths = paths
     copy_tests = [item for item in items if item.nodeid == COPY_TEST]
@@ -159,10 +192,11 @@ def pytest_runtest_protocol(item, nextitem) -> Iterator[None]:
     """Guard setup, call and teardown (module fixtures included) of the tests that run bundles."""
     relative = _relative(item)
     USER_FOLDER_GUARD.active = os.environ.get("USER_FOLDERS_GUARD") == "all" or relative.startswith(GUARDED_TESTS)
+    PROCESS_GUARD.active = item.get_closest_marker("in_process") is not None
     try:
         yield
     finally:
-        USER_FOLDER_GUARD.active = False
+        USER_FOLDER_GUARD.active = PROCESS_GUARD.active = False
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ Each bundle test runs once per session: when this test is selected with bundle t
 those in the main process, starts the copy's run of them when the session starts (in the background, on the second
 core, while the main process runs the other tests) and runs this test last, which waits for it (its terminal
 summary prints the copy's result line; a failure here lists the copy's failed tests); a test marked ``in_place`` (it
-needs the git history) stays in the repository. Run alone, it runs its default paths (tests/bundles and the MONAI
+needs the git history) stays in the repository, and so does one marked ``in_process`` (it starts no process, which
+tests/conftest.py's process guard enforces, so the main session's in-process guard covers it; the mark moves time
+from the copy's half, the longer one, to the main session's). Run alone, it runs its default paths (tests/bundles and the MONAI
 Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
 
     USER_FOLDERS_TEST_PATHS="tests/bundles tests/test_monailabel_driver.py tests/tools" \\

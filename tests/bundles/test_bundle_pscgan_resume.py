@@ -46,7 +46,8 @@ FAST = {"attention_key_pool": 2}
 EPOCH_LENGTH = 3
 CHECKPOINT_KEYS = {"trainer", "g", "d", "g_optimizer", "d_optimizer", "best_model_saver", "run_settings"}
 
-pytestmark = pytest.mark.slow
+# in_process: every run is in this process (no torchrun, no command line), so the suite runs it in the main session
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def _run(files: list[str], kill_after: int | None = None, **overrides) -> dict:

@@ -51,7 +51,8 @@ SEG = ["train.json"]
 #: OneCycleLR then trained epoch 2 at a learning rate of 2e-9)
 SR_STEPS = {"sr_batch_size": 2}
 
-pytestmark = pytest.mark.slow
+# in_process: every run is in this process (no torchrun, no command line), so the suite runs it in the main session
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def _epoch_seeds(run: dict) -> list[int]:
