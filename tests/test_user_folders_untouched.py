@@ -15,8 +15,8 @@ core, while the main process runs the other tests) and runs this test last, whic
 summary prints the copy's result line; a failure here lists the copy's failed tests); a test marked ``in_place`` (it
 needs the git history) stays in the repository, and so does one marked ``in_process`` (it starts no process, which
 tests/conftest.py's process guard enforces, so the main session's in-process guard covers it; the mark moves time
-from the copy's half, the longer one, to the main session's). Run alone, it runs its default paths (tests/bundles and the MONAI
-Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
+from the copy's half, the longer one, to the main session's). Run alone, it runs its default paths (tests/bundles and
+the MONAI Label driver); ``USER_FOLDERS_TEST_PATHS`` names others (e.g. tests/tools too)::
 
     USER_FOLDERS_TEST_PATHS="tests/bundles tests/test_monailabel_driver.py tests/tools" \\
         .venv/bin/python -m pytest tests/test_user_folders_untouched.py
