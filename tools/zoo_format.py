@@ -145,41 +145,47 @@ def check_zoo_format(zip_paths: Sequence[str | os.PathLike], python: str = sys.e
     if missing:
         raise RuntimeError(f"not installed: {', '.join(missing)} (pip install -e .[test]); the zoo's check needs them.")
     results = []
-    #: (path inside the bundle, sha256) -> (zip name, its path under the zoo root) of the zip that checked it
-    checked: dict[tuple[str, str], tuple[str, str]] = {}
-    outputs: dict[tuple[str, str], str] = {}  # (zip name, tool) -> the tool's output on that zip's files
-    for zip_path in map(Path, zip_paths):
+    #: (path inside the bundle, sha256) -> (index of the zip that checked it, its path under that zip's zoo root)
+    checked: dict[tuple[str, str], tuple[int, str]] = {}
+    outputs: list[dict[str, str]] = []  # per zip (by index: a zip given twice is two zips), tool -> its own output
+    zips = list(map(Path, zip_paths))
+    for index, zip_path in enumerate(zips):
         with tempfile.TemporaryDirectory(prefix="zoo_format_") as tmp, zipfile.ZipFile(zip_path) as zf:
             tops = {name.split("/", 1)[0] for name in zf.namelist()}
             if len(tops) != 1:
                 raise ValueError(f"{zip_path} holds {len(tops)} top folders {sorted(tops)}, not one bundle folder.")
             zoo = Path(tmp)
-            shared = []  # (zip name, path under the zoo root) of this zip's files checked with an earlier zip
+            shared: dict[int, list[str]] = {}  # earlier zip -> this zip's files it checked (paths under its root)
             new = 0
             for member in zf.infolist():
                 if member.is_dir():
                     continue
                 key = (member.filename.split("/", 1)[1], hashlib.sha256(zf.read(member)).hexdigest())
                 if key in checked:
-                    shared.append(checked[key])
+                    earlier, path = checked[key]
+                    shared.setdefault(earlier, []).append(path)
                     continue
-                checked[key] = (zip_path.name, f"models/{member.filename}")
+                checked[key] = (index, f"models/{member.filename}")
                 zf.extract(member, zoo / "models")
                 new += 1
             (zoo / "setup.cfg").write_text(ZOO_SETUP_CFG)
             (zoo / "pyproject.toml").write_text(ZOO_PYPROJECT)
+            outputs.append({})
             for tool, command in _commands(python).items():
                 ok, output = True, ""
                 if new:
                     done = subprocess.run(command, cwd=zoo, capture_output=True, text=True, timeout=600)
                     ok = done.returncode == 0
                     output = "" if ok else (done.stdout + done.stderr).replace(str(zoo) + os.sep, "")
-                outputs[(zip_path.name, tool)] = output
-                failed_before = [
-                    f"{path} (the same file as here) fails {tool} in {name}:\n{outputs[(name, tool)]}"
-                    for name, path in shared
-                    if _path_in(outputs[(name, tool)], path)
-                ]
+                outputs[index][tool] = output
+                failed_before = []  # per earlier zip: the shared files that failed there, then its output once
+                for earlier, paths in shared.items():
+                    failed = [path for path in paths if _path_in(outputs[earlier][tool], path)]
+                    if failed:
+                        failed_before.append(
+                            f"{', '.join(failed)} (the same files as here) fail {tool} in {zips[earlier].name}:\n"
+                            f"{outputs[earlier][tool]}"
+                        )
                 output = "\n".join(filter(None, [output, *failed_before]))
                 results.append(FormatResult(zip_path.name, tool, ok and not failed_before, output))
     return results

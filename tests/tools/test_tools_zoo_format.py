@@ -139,6 +139,12 @@ def test_a_file_shared_with_an_earlier_zip_is_checked_once_and_its_failure_fails
     assert not results["first", "flake8"].ok and "B008" in results["first", "flake8"].output
     second = results["second", "flake8"]
     assert not second.ok
-    assert "models/first/scripts/module.py (the same file as here) fails flake8 in first_v0.1.0.zip" in second.output
+    assert "models/first/scripts/module.py (the same files as here) fail flake8 in first_v0.1.0.zip" in second.output
     assert "B008" in second.output
     assert all(results[name, tool].ok for name, tool in results if tool != "flake8" or name == "third"), results
+
+
+def test_a_failing_zip_given_twice_fails_both_times(tmp_path):
+    zip_path = _zip(tmp_path, DEFECTS["flake8"])
+    results = [r for r in zf.check_zoo_format([zip_path, zip_path]) if r.tool == "flake8"]
+    assert [r.ok for r in results] == [False, False] and all("B008" in r.output for r in results)
