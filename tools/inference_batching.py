@@ -130,10 +130,11 @@ def time_bundle(bundle_dir: str | Path, rounds: int = 3, n: int = 2, overlay: st
         raise ValueError(f"bundle `{bundle.name}` has no INFERENCE_BATCH in scripts/benchmark.py.")
     files = [CONFIG] + ([overlay] if overlay else [])
     cpu = {"device": "$torch.device('cpu')"}
-    config_value = int(parse_config_items(bundle, files, cpu, (spec["key"],))[spec["key"]])
+    # the config's own value, and one network for every value (a copy per value held 5 of TransMRSR's 164 M-parameter
+    # networks at once)
+    config_items = parse_config_items(bundle, files, cpu, (spec["key"], "network"))
+    config_value, network = int(config_items[spec["key"]]), config_items["network"].eval()
     shape = [int(v) for v in spec["input_shape"]]
-    # one network for every value (a copy per value held 5 of TransMRSR's 164 M-parameter networks at once)
-    network = parse_config_items(bundle, files, cpu, ("network",))["network"].eval()
     inferers: dict[int, Any] = {}
 
     def time_value(value: int) -> float:
