@@ -32,7 +32,10 @@ optional; its ``configs/quick.json`` is quoted in the header for the quick mode.
 The rows are merged into ``<out>/benchmark.md`` and ``<out>/benchmark.json`` (header written here, from the bundles'
 notes) with the columns of :data:`MARKDOWN_COLUMNS`, every per-case value into ``<out>/<bundle>_cases.csv`` and each
 bundle's raw result into ``<out>/<bundle>_rows.json`` (what ``--merge_only`` reads; a bundle without one keeps the
-rows of the previous ``benchmark.json``, named in the header as carried over).
+rows of the previous ``benchmark.json``, named in the header as carried over). What a bundle's run records beside its
+rows in ``<run folder>/benchmark_details.json`` (e.g. its pre-trainings' losses, its stages' seconds) goes, for every
+process of the run, into ``<out>/<bundle>_details.json`` (:func:`write_bundle_details`), so that it is committed with
+the rows instead of staying in the git-ignored run folder.
 Each bundle's rows are mapped into them (:func:`normalize_rows`):
 
 - rows of the skeleton's row type (:class:`common.benchmarking.BenchmarkRow` dicts: ``method``, ``metric``,
@@ -86,11 +89,14 @@ __all__ = [
     "header_lines",
     "write_merged",
     "write_cases",
+    "write_bundle_details",
     "main",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK_SCRIPT = Path("scripts") / "benchmark.py"
+#: what a bundle's ``run`` may write in its run folder beside the rows (:func:`write_bundle_details`)
+DETAILS_FILE = "benchmark_details.json"
 SPEED_METRIC = "speed of one training step (cost columns only)"
 
 #: Markdown columns: (header, key of the merged row).
@@ -341,6 +347,32 @@ def write_bundle_result(out: str | os.PathLike, bundle: str, result: dict[str, A
     return path
 
 
+def details_path(out: str | os.PathLike, bundle: str) -> Path:
+    """``<out>/<bundle>_details.json``: what the bundle's last run recorded beside its rows
+    (:func:`write_bundle_details`)."""
+    return Path(out) / f"{bundle}_details.json"
+
+
+def write_bundle_details(out: str | os.PathLike, bundle: str, folders: Sequence[str]) -> Path | None:
+    """Gather the :data:`DETAILS_FILE` that the run's processes wrote in their folders (relative to
+    ``<out>/<bundle>``: ``.`` for one process, ``seed_process_<seed>[_<part>]`` for seed processes) into
+    ``<out>/<bundle>_details.json``, ``{folder: details}`` in the order given; the path, or None when no process
+    wrote one (then an earlier run's file is removed: it described rows this run replaced)."""
+    run_dir, target = Path(out) / bundle, details_path(out, bundle)
+    details = {
+        folder: json.loads((run_dir / folder / DETAILS_FILE).read_text())
+        for folder in folders
+        if (run_dir / folder / DETAILS_FILE).is_file()
+    }
+    if not details:
+        target.unlink(missing_ok=True)
+        return None
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(details, indent=1, default=float) + "\n")
+    partial.replace(target)
+    return target
+
+
 def read_bundle_result(out: str | os.PathLike, bundle: str) -> dict[str, Any]:
     """The result an earlier run of ``bundle`` left in :func:`result_path` (``--merge_only``).
 
@@ -382,6 +414,7 @@ def _worker(
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file, log_file = out_dir / "rows.json", out_dir / "benchmark.log"
     result_file.unlink(missing_ok=True)
+    (out_dir / DETAILS_FILE).unlink(missing_ok=True)  # an earlier run's: only this run's may be collected
     command = [sys.executable, "-c", _WORKER, str(bundle_dir), str(Path(data_root).resolve()), str(out_dir)]
     command += ["1" if quick else "0", str(result_file), json.dumps(required_bundle_roots(bundle_dir))]
     command.append("" if seeds is None else ",".join(str(int(seed)) for seed in seeds))
@@ -1017,6 +1050,7 @@ def header_lines(
                 f" in {info['seconds']:.0f} s, process peak RSS {info['process_peak_rss_mb']:.0f} MiB, "
                 f"own table {info['table']}"
                 + _seed_process_text(info.get("seed_processes"))
+                + (f", details {Path(info['details']).name}" if info.get("details") else "")
                 + (f", on {info['machine']}" if info.get("machine") else "")
                 if info["status"] == "PASS"
                 else f" (log {info['log']})"
@@ -1157,9 +1191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 merged[bundle.name], runs[bundle.name] = rows, {**run, "carried_over": True}
                 carried.append(bundle.name)
                 continue
+        details: Path | None = None  # <out>/<bundle>_details.json, when this run wrote one
         try:
             if args.merge_only:
                 result = read_bundle_result(out, bundle.name)
+                details = details_path(out, bundle.name) if details_path(out, bundle.name).is_file() else None
             elif seed_processes:
                 result = pooled[bundle.name]
                 if isinstance(result, RuntimeError):
@@ -1170,6 +1206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if not args.merge_only:
                 write_bundle_result(out, bundle.name, result)
+                processes = result.get("seed_processes") or {}
+                folders = [seed_process_folder(p["seed"], p["part"]) for p in processes.values()] or ["."]
+                details = write_bundle_details(out, bundle.name, folders)
         except RuntimeError as e:
             print(f"FAIL: {e}", flush=True)
             failures.append(bundle.name)
@@ -1191,6 +1230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases = write_cases(bundle.name, result["rows"], out)
         if cases is not None:
             runs[bundle.name]["cases"] = str(cases)
+        if details is not None:
+            runs[bundle.name]["details"] = str(details)
 
     rows = [row for bundle_rows in merged.values() for row in bundle_rows]
     command = (

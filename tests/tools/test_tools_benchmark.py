@@ -395,13 +395,15 @@ def _seeded_bundle(
     seedless: bool = False,
     pause: float = 0.0,
     parts: tuple[str, ...] = (),
+    details: bool = False,
 ) -> Path:
     """A bundle whose `run` scores two cases per seed (value = seed + case index / 10) and times a step; the
     `slow_seed`'s process sleeps a minute first. With `seedless`, `run` takes a `seedless` argument, records it and
     writes the step row (a row of no seed) only when it is true. Every process sleeps `pause` seconds and writes
     the wall-clock times of its run's start and end to `times.json`. With `parts`, the bundle names them
     (`BENCHMARK_PARTS`) and `run` takes `part`: method A's row belongs to the first part, method B's (values + 1) to
-    the second, the step row (with `seedless`) to the last."""
+    the second, the step row (with `seedless`) to the last. With `details`, `run` writes `benchmark_details.json`
+    (its seeds and part) in its folder."""
     bundle = root / name
     (bundle / "scripts").mkdir(parents=True)
     (bundle / "scripts" / "__init__.py").write_text("")
@@ -424,6 +426,9 @@ def _seeded_bundle(
                 json.dump({{"seeds": list(seeds), "threads": os.environ.get("OMP_NUM_THREADS"),
                            **({{"seedless": seedless}} if {seedless!r} else {{}}),
                            **({{"part": part}} if {bool(parts)!r} else {{}})}}, f)
+            if {details!r}:
+                with open(os.path.join(out_dir, "benchmark_details.json"), "w") as f:
+                    json.dump({{"seeds": list(seeds){", 'part': part" if parts else ""}}}, f)
             per_seed = {{str(s): [["c0", s + 0.0], ["c1", s + 0.1]] for s in seeds}}
             values = [["c0", sum(s for s in seeds) / len(seeds)], ["c1", sum(s + 0.1 for s in seeds) / len(seeds)]]
             score = {{"method": "A", "metric": "dice", "values": values, "seeds": list(seeds), "per_seed": per_seed,
@@ -517,6 +522,46 @@ def test_a_bundle_with_parts_runs_one_process_per_seed_and_part_and_joins_them(t
     merged = json.loads((out / "benchmark.json").read_text())
     assert merged["runs"]["parted"]["table"].endswith("parted/seed_process_<seed>_<part>/benchmark.md")
     assert "seed processes 0, 1 (each in parts first, second) of 1 thread(s) each" in (out / "benchmark.md").read_text()
+
+
+def test_each_process_details_file_is_collected_beside_the_rows_and_a_run_without_one_removes_the_old(tmp_path):
+    """`benchmark_details.json` of every seed process (and part), then of one process, lands in
+    `<out>/<bundle>_details.json` keyed by the process folder, and the header names it; an earlier run's file left in
+    a run folder is not collected, and a rerun whose bundle writes none removes the collected file."""
+    bundles, data, out = tmp_path / "bundles", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _seeded_bundle(bundles, "parted", seedless=True, parts=("first", "second"), details=True)
+    argv = ["--bundles", "parted", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "1,0", "--max_processes", "2", "--threads", "1"]) == 0
+    details = json.loads((out / "parted_details.json").read_text())
+    assert details == {
+        f"seed_process_{seed}_{part}": {"seeds": [seed], "part": part}
+        for seed in (1, 0)
+        for part in ("first", "second")
+    }
+    assert list(details) == [
+        "seed_process_1_first",
+        "seed_process_1_second",
+        "seed_process_0_first",
+        "seed_process_0_second",
+    ]
+    assert "details parted_details.json" in (out / "benchmark.md").read_text()
+    assert tb.main(argv + ["--merge_only"]) == 0  # a merge names the file its bundle's run left
+    assert "details parted_details.json" in (out / "benchmark.md").read_text()
+
+    _seeded_bundle(bundles, "seeded", details=True)
+    argv = ["--bundles", "seeded", "--data_root", str(data), "--out", str(out), "--bundles_dir", str(bundles)]
+    assert tb.main(argv + ["--seed_processes", "0,1"]) == 0
+    assert list(json.loads((out / "seeded_details.json").read_text())) == ["seed_process_0", "seed_process_1"]
+    assert tb.main(argv) == 0  # one process over the seeds: its own folder's file only, not the seed processes'
+    assert json.loads((out / "seeded_details.json").read_text()) == {".": {"seeds": [0, 1, 2]}}
+
+    script = bundles / "seeded" / "scripts" / "benchmark.py"
+    script.write_text(script.read_text().replace("if True:", "if False:"))
+    assert (out / "seeded" / "benchmark_details.json").is_file()  # the previous run's, still in its folder
+    assert tb.main(argv) == 0
+    assert not (out / "seeded_details.json").exists()
+    assert "details seeded_details.json" not in (out / "benchmark.md").read_text()
 
 
 def test_threads_sets_each_benchmark_process_thread_count_and_the_table_says_it(tmp_path, capsys):
