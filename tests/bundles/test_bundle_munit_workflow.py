@@ -701,3 +701,37 @@ def test_localiser_trains_on_windows_anywhere_in_the_slice(pipeline, tmp_path):
         ]
     assert all(tuple(w["image"].shape) == (1, 64, 64) and tuple(w["label"].shape) == (1, 64, 64) for w in windows)
     assert len({round(float(w["image"].mean()), 3) for w in windows}) > 3
+
+
+@pytest.mark.in_process
+def test_benchmark_records_each_seeds_diversity_and_crf_setting_in_its_details_file(tmp_path, monkeypatch):
+    """``run`` writes ``benchmark_details.json`` (what ``tools.benchmark`` commits beside the rows): per training seed
+    its translator diversity per held-out volume and its tuned CRF setting, and the stages' seconds. The training,
+    tuning and scoring are replaced by stand-ins that name their seed, so each seed's entry is shown to be its own."""
+    metrics = ["dice_lv", "dice_myo", "dice_rv", "dice_avg", "asd_lv", "asd_myo", "asd_rv", "asd_avg"]
+
+    def seed_of(path: str) -> int:
+        return int(next(part for part in Path(path).parts if part.startswith("seed_")).split("_")[1])
+
+    with bundle_scripts(BUNDLE):
+        import scripts.benchmark as benchmark
+
+        stand_ins = {
+            "write_benchmark_data": lambda out: out,
+            "_train_seed": lambda *args: None,
+            "_tune_crf": lambda work, members, network: {"use_crf": seed_of(work) == 1},
+            "_evaluation": lambda overrides, out: {m: {"case_a": 0.5, "case_b": 0.7} for m in metrics},
+            "_diversity": lambda path: {"style_sd_in_heart": {"case_a": 0.1 + seed_of(path)}},
+            "_content_agreement": lambda work, network: {"content_spread_within_styles": {"case_a": seed_of(work)}},
+        }
+        for name, stand_in in stand_ins.items():
+            monkeypatch.setattr(benchmark, name, stand_in)
+        benchmark.run(None, str(tmp_path), quick=True, seeds="0,1", members=1, registration=False, seedless=False)
+    details = json.loads((tmp_path / "benchmark_details.json").read_text())
+    assert details["seeds"] == [0, 1]
+    assert details["diversity_per_seed"] == {
+        "0": {"style_sd_in_heart": {"case_a": 0.1}, "content_spread_within_styles": {"case_a": 0}},
+        "1": {"style_sd_in_heart": {"case_a": 1.1}, "content_spread_within_styles": {"case_a": 1}},
+    }
+    assert details["crf_per_seed"] == {"0": {"use_crf": False}, "1": {"use_crf": True}}
+    assert {"data", "train seed 0", "CRF tuning seed 1"} <= set(details["stage_seconds"]) and details["machine"]

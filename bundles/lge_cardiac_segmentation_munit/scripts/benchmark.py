@@ -27,6 +27,8 @@ Each method's per-case value is the mean over the training seeds of that case's 
 held-out volume and checks that every seed orders them the same way. The translator's diversity is a separate
 table: pixel SD across the styles of one synthetic stack inside the heart, and how far apart the LGE content encoder's
 codes of those styles are (relative spread), beside the spread between two patients' codes.
+``<out>/benchmark_details.json`` keeps each seed's diversity per held-out volume, its tuned CRF setting and the
+stages' seconds (``tools.benchmark`` commits it beside the rows, as ``<bundle>_details.json``).
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
@@ -539,6 +541,14 @@ def run(
     )
     text = write_table(summary, out_dir, "benchmark", title="MUNIT + cascaded U-Net benchmark", note=note)
     text += "\n" + write_table(div_rows, out_dir, "diversity", title="Translator diversity (synthetic set 0)")
+    details = {
+        "seeds": list(seeds),
+        "diversity_per_seed": {str(seed): d for seed, d in zip(seeds, diversity)},
+        "crf_per_seed": {str(seed): crf for seed, crf in zip(seeds, tuned)},
+        "stage_seconds": timings,
+        "machine": machine_summary(),
+    }
+    _save_json(os.path.join(out_dir, "benchmark_details.json"), details)
     print(text)
     return [r.to_dict() for r in rows]
 
