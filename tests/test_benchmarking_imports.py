@@ -17,14 +17,17 @@ def _fresh(code: str) -> str:
     ).stdout.strip()
 
 
-def test_the_measure_helpers_import_without_monai():
+def test_the_measure_helpers_import_without_monai_or_scipy_stats():
+    """scipy.stats (about 1.5 s here) is imported by the first Wilcoxon p-value, not by the package."""
     code = (
         "import sys\n"
         "from common.benchmarking.measure import machine_summary, peak_rss_mb\n"
         "from common.benchmarking import compare, peak_rss_mb as again\n"
-        "print('monai' in sys.modules, callable(compare), again is peak_rss_mb)"
+        "print('monai' in sys.modules, 'scipy.stats' in sys.modules, callable(compare), again is peak_rss_mb)\n"
+        "from common.benchmarking import wilcoxon_p_value\n"
+        "print(round(wilcoxon_p_value([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), 4), 'scipy.stats' in sys.modules)"
     )
-    assert _fresh(code) == "False True True"
+    assert _fresh(code) == "False False True True\n0.0312 True"
 
 
 def test_compare_is_the_function_after_its_submodule_is_imported_again():

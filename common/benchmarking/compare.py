@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from common.benchmarking.rows import BenchmarkRow
-from scipy.stats import wilcoxon
 
 __all__ = [
     "NOT_SEPARATED",
@@ -156,6 +155,10 @@ def wilcoxon_p_value(differences: list[float] | np.ndarray, min_pairs: int = MIN
     values = values[np.isfinite(values)]
     if np.count_nonzero(values) < min_pairs:
         return math.nan
+    # imported here: scipy.stats costs about 1.5 s of every process that imports this package (every benchmark
+    # worker of tools.benchmark, which only records its peak RSS and machine with common.benchmarking.measure)
+    from scipy.stats import wilcoxon
+
     return float(wilcoxon(values, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
