@@ -328,11 +328,10 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         known = [d for d in entry["max_output_difference"].values() if d is not None]
         difference = f"{max(known):.2g}" if known else "-"
         rss = entry["peak_rss_mb"]
-        overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
         distinct = ", ".join(f"{kind} {n}/{entry['files']}" for kind, n in entry.get("distinct_outputs", {}).items())
         folder = f"{entry['files']} files {tuple(entry['file_shape'])}"
         lines.append(
-            f"| {name}{overlay} | {folder} | {cells} | {ratio} | {speedup} | {difference} | {distinct or '-'} | "
+            f"| {name} | {folder} | {cells} | {ratio} | {speedup} | {difference} | {distinct or '-'} | "
             f"{rss.get('1', 0):.0f} / {rss.get(str(config), 0):.0f} | {entry.get('malloc', '-')} | "
             f"{entry['threads']} | {entry['machine']} | {entry['commit']} | {entry['date']} |"
         )

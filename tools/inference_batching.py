@@ -174,11 +174,14 @@ def value_cell(seconds: Mapping[Any, float], value: int, best: int, config: int)
 
 
 def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
-    """The report's key of an entry: the bundle, with the allocator mode when it is not the default (both kept)."""
+    """The report's key of an entry: the bundle, with its overlay config and the allocator mode when it is not the
+    default, so that each (overlay, mode) keeps its own entry (a run with ``--overlay quick.json`` replaced the
+    full network's entry before)."""
     from common.allocator import MALLOC_MODES
 
     malloc = entry.get("malloc", MALLOC_MODES[0])
-    return bundle if malloc == MALLOC_MODES[0] else f"{bundle} (malloc {malloc})"
+    overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
+    return bundle + overlay + ("" if malloc == MALLOC_MODES[0] else f" (malloc {malloc})")
 
 
 def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
@@ -230,9 +233,8 @@ def write_report(entries: Mapping[str, Mapping[str, Any]], out: str | Path) -> P
         cells = ", ".join(value_cell(seconds, v, best, config) for v in sorted(seconds))
         ratio = "-" if summary["config_over_best"] is None else f"{summary['config_over_best']:.2f}"
         at_config = f"{per_slice[config]:.3g}" if config in per_slice else "-"
-        overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
         lines.append(
-            f"| {name}{overlay} | `{entry['key']}` | {entry['slices']} slices {tuple(entry['input_shape'])} | "
+            f"| {name} | `{entry['key']}` | {entry['slices']} slices {tuple(entry['input_shape'])} | "
             f"{cells} | {ratio} | {at_config} | {entry.get('malloc', '-')} | {entry['threads']} | {entry['machine']} | "
             f"{entry['commit']} | "
             f"{entry['date']} |"

@@ -72,11 +72,13 @@ def test_outputs_are_compared_voxel_by_voxel_and_counted_per_kind(tmp_path):
     assert fb.compare_outputs(a, b) == float("inf")  # a missing output
 
 
-def test_an_entry_under_another_allocator_mode_is_kept_beside_the_default_one():
+def test_an_entry_under_another_allocator_mode_or_overlay_is_kept_beside_the_default_one():
     from tools.inference_batching import entry_name
 
-    assert entry_name("b_segmentation", {"malloc": "threshold"}) == "b_segmentation"
+    assert entry_name("b_segmentation", {"malloc": "threshold", "overlay": None}) == "b_segmentation"
     assert entry_name("b_segmentation", {"malloc": "heap"}) == "b_segmentation (malloc heap)"
+    quick = {"malloc": "heap", "overlay": "quick.json"}
+    assert entry_name("b_segmentation", quick) == "b_segmentation + quick.json (malloc heap)"
 
 
 def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memory(tmp_path):
@@ -95,12 +97,15 @@ def test_the_report_names_each_value_the_configs_speed_up_the_check_and_the_memo
         "commit": "abc1234",
         "date": "2026-12-05",
     }
-    fb.write_report({"b_segmentation": entry}, tmp_path)
-    fb.write_report({"a_segmentation": {**entry, "overlay": "quick.json"}}, str(tmp_path))  # a str folder too
-    assert set(json.loads((tmp_path / "folder_batching.json").read_text())) == {"a_segmentation", "b_segmentation"}
+    quick = {**entry, "overlay": "quick.json"}
+    fb.write_report({fb.entry_name("b_segmentation", entry): entry}, tmp_path)
+    fb.write_report({fb.entry_name("b_segmentation", quick): quick}, str(tmp_path))  # a str folder too
+    keys = {"b_segmentation (malloc heap)", "b_segmentation + quick.json (malloc heap)"}
+    assert set(json.loads((tmp_path / "folder_batching.json").read_text())) == keys  # the overlay's run kept beside
     rows = [line for line in (tmp_path / "folder_batching.md").read_text().splitlines() if "_segmentation" in line]
-    assert rows[0].startswith("| a_segmentation + quick.json |") and rows[1].startswith("| b_segmentation |")
-    assert "| 1: 0.2, **4: 0.1** (config) | 1.00 | 2.00 | 2e-07 | mask.nii.gz 16/16 | 600 / 700 | heap |" in rows[1]
+    assert rows[0].startswith("| b_segmentation (malloc heap) |")
+    assert rows[1].startswith("| b_segmentation + quick.json (malloc heap) |")
+    assert "| 1: 0.2, **4: 0.1** (config) | 1.00 | 2.00 | 2e-07 | mask.nii.gz 16/16 | 600 / 700 | heap |" in rows[0]
 
 
 @pytest.mark.slow
