@@ -1195,7 +1195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.merge_only:
                 result = read_bundle_result(out, bundle.name)
-                details = details_path(out, bundle.name) if details_path(out, bundle.name).is_file() else None
+                kept = details_path(out, bundle.name)  # the file the bundle's own run left, if any
+                details = kept if kept.is_file() else None
             elif seed_processes:
                 result = pooled[bundle.name]
                 if isinstance(result, RuntimeError):
