@@ -15,9 +15,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-#: a user's folders in every bundle: the main job (tools/quickstart.sh) trains into models/ and writes outputs/ and
-#: eval/ there. No test may open, create or remove anything in them (tests work on temp ckpt_dir/output_dir).
-USER_FOLDERS = ("models", "outputs", "eval", "synthetic")
+# a user's folders in every bundle (the main job, tools/quickstart.sh, trains into models/ and writes outputs/ and
+# eval/ there), the tuple tools.verify_bundles checks configs against: no test may open, create or remove anything
+# in them (tests work on temp ckpt_dir/output_dir).
+from tools.verify_bundles import USER_FOLDERS  # noqa: E402 (after the repository root joins sys.path)
+
 #: tests guarded by default (they run bundles); USER_FOLDERS_GUARD=all guards every test (see
 #: tests/test_user_folders_untouched.py)
 GUARDED_TESTS = (
