@@ -112,9 +112,9 @@ def _measure_seg(
     switches: dict[str, bool | None],
     device: str,
     amp: str,
+    dtype: torch.dtype | None,
 ) -> dict:
     """Time ``n`` stage-2 iterations (after ``warmup``) and ``n`` one-crop HR inferences at the reference's plan."""
-    dtype = step_precision(device, flops, amp)
     overrides = {
         **(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}),
         **NO_DATA,
@@ -171,19 +171,22 @@ def measure(
     autocast dtype."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}.")
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    # every refusal before the process's thread count and seed are touched
+    dtype = step_precision(device, flops, amp)
     if stage == "seg":
         patch_size = int_tuple(seg_patch)
         if len(patch_size) != 3:
             raise ValueError(f"seg_patch takes 3 sizes (x, y, z), got {seg_patch!r}.")
-        given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none, recompute)))
-        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device, amp)
-    if fused_optimizer is not None or optim_set_to_none is not None or recompute is not None:
+    elif fused_optimizer is not None or optim_set_to_none is not None or recompute is not None:
         raise ValueError(
             "fused_optimizer, optim_set_to_none and recompute are stage-2 switches: pass them with --stage seg."
         )
-    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device, amp)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if stage == "seg":
+        given = dict(zip(SEG_SWITCHES, (channels_last, fused_optimizer, optim_set_to_none, recompute)))
+        return _measure_seg(n, warmup, seg_batch, patch_size, flops, quick, given, device, amp, dtype)
+    return _measure_sr(n, warmup, batch, patch, infer_size, flops, quick, channels_last, device, amp, dtype)
 
 
 def _measure_sr(
@@ -197,9 +200,9 @@ def _measure_sr(
     channels_last: bool | None,
     device: str,
     amp: str,
+    dtype: torch.dtype | None,
 ) -> dict:
     """Time ``n`` UASR training iterations (after ``warmup``) and ``n`` one-window inferences."""
-    dtype = step_precision(device, flops, amp)
     import common.engines
     from common.acceleration import accelerate
 
