@@ -706,7 +706,7 @@ def test_localiser_trains_on_windows_anywhere_in_the_slice(pipeline, tmp_path):
 @pytest.mark.in_process
 def test_benchmark_records_each_seeds_diversity_and_crf_setting_in_its_details_file(tmp_path, monkeypatch):
     """``run`` writes ``benchmark_details.json`` (what ``tools.benchmark`` commits beside the rows): per training seed
-    its translator diversity per held-out volume and its tuned CRF setting, and the stages' seconds. The training,
+    its translator diversity per synthetic stack and its tuned CRF setting, and the stages' seconds. The training,
     tuning and scoring are replaced by stand-ins that name their seed, so each seed's entry is shown to be its own."""
     metrics = ["dice_lv", "dice_myo", "dice_rv", "dice_avg", "asd_lv", "asd_myo", "asd_rv", "asd_avg"]
 

@@ -27,8 +27,9 @@ Each method's per-case value is the mean over the training seeds of that case's 
 held-out volume and checks that every seed orders them the same way. The translator's diversity is a separate
 table: pixel SD across the styles of one synthetic stack inside the heart, and how far apart the LGE content encoder's
 codes of those styles are (relative spread), beside the spread between two patients' codes.
-``<out>/benchmark_details.json`` keeps each seed's diversity per held-out volume, its tuned CRF setting and the
-stages' seconds (``tools.benchmark`` commits it beside the rows, as ``<bundle>_details.json``).
+``<out>/benchmark_details.json`` keeps each seed's diversity per synthetic stack (set 0: the labelled training
+patients translated, not the held-out volumes), its tuned CRF setting and the stages' seconds (``tools.benchmark``
+commits it beside the rows, as ``<bundle>_details.json``).
 
 The module-level names below are this bundle's benchmark data, read (as literals) by ``python -m tools.benchmark``.
 """
