@@ -288,7 +288,8 @@ def _forget_bundle_scripts():
 def _session_thread_count() -> Iterator[None]:
     """Every test starts and leaves with the session's intra-op thread count (``pytest_configure``): code under test
     that sets its own (a peer step's ``threads``) would otherwise leave 2 threads to every later in-process test,
-    which then ran up to 14x slower beside the suite's other half (PSCGAN's resume tests: 74 s instead of 5 s)."""
+    which then ran up to 14x slower beside other work (``pytest tests/bundles`` beside a benchmark: PSCGAN's resume
+    tests 74 s instead of 5 s)."""
     threads = int(os.environ["OMP_NUM_THREADS"])
     torch.set_num_threads(threads)  # also undoes a module fixture's change, made before this fixture's setup
     yield
