@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from tools.benchmark import REPO_ROOT, read_benchmark_info
+from tools.inference_batching import merge_entries
 
 __all__ = ["MODES", "mode_commands", "time_modes", "write_report", "main"]
 
@@ -71,11 +71,8 @@ def time_modes(bundle: Path, rounds: int = 1, python: str = sys.executable, log:
 
 def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
     """Merge ``entries`` (bundle -> entry) into ``<out>/allocator_modes.json``; rewrite ``<out>/allocator_modes.md``."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"{REPORT}.json", out / f"{REPORT}.md"
-    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    report.update(entries)
-    json_path.write_text(json.dumps(report, indent=1) + "\n")
+    json_path, report = merge_entries(out, REPORT, entries)
+    md_path = out / f"{REPORT}.md"
     lines = [
         "# Training step in each malloc mode of `common.allocator`",
         "",
