@@ -24,14 +24,16 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from common.allocator import MALLOC_MODES
+
 from tools.benchmark import REPO_ROOT, read_benchmark_info
 from tools.inference_batching import merge_entries
 
 __all__ = ["MODES", "mode_commands", "time_modes", "write_report", "main"]
 
 REPORT = "allocator_modes"
-#: glibc's defaults first: the mode the others are compared with (``common.allocator.MALLOC_MODES``)
-MODES = ("defaults", "threshold", "heap")
+#: ``common.allocator.MALLOC_MODES`` with glibc's defaults first: the mode the others are compared with
+MODES = ("defaults", *(mode for mode in MALLOC_MODES if mode != "defaults"))
 
 
 def mode_commands(ours_args: Sequence[str], python: str = sys.executable) -> dict[str, list[str]]:
@@ -49,22 +51,19 @@ def time_modes(bundle: Path, rounds: int = 1, python: str = sys.executable, log:
         raise ValueError(f"bundle `{bundle.name}` has no PEER_STEP in scripts/benchmark.py.")
     commands = {mode: (command, str(bundle)) for mode, command in mode_commands(spec["ours_args"], python).items()}
     results = alternate(commands, rounds=rounds, log=lambda line: log(f"{bundle.name}: {line}"))
-    per_round = {mode: [r["train_iter_s"]["median"] for r in rows] for mode, rows in results.items()}
-    medians = {mode: statistics.median(times) for mode, times in per_round.items()}
+    per_round = {mode: [{"step_s": r["train_iter_s"]["median"], "peak_rss_mb": r["peak_rss_mb"]} for r in rows]
+                 for mode, rows in results.items()}  # fmt: skip
+    medians = {mode: {key: statistics.median(r[key] for r in rows) for key in ("step_s", "peak_rss_mb")}
+               for mode, rows in per_round.items()}  # fmt: skip
     return {
         "configuration": spec.get("configuration", ""),
         "command": " ".join(spec["ours_args"]),
         "date": datetime.date.today().isoformat(),
         "machine": machine_summary(),
-        "rounds": {mode: [{"step_s": r["train_iter_s"]["median"], "peak_rss_mb": r["peak_rss_mb"]} for r in rows]
-                   for mode, rows in results.items()},  # fmt: skip
+        "rounds": per_round,
         "summary": {
-            mode: {
-                "step_s": medians[mode],
-                "speed_up_over_defaults": medians["defaults"] / medians[mode],
-                "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in results[mode]),
-            }
-            for mode in MODES
+            mode: {**median, "speed_up_over_defaults": medians["defaults"]["step_s"] / median["step_s"]}
+            for mode, median in medians.items()
         },
     }
 
