@@ -26,8 +26,7 @@ from typing import Any, Sequence
 
 from common.allocator import MALLOC_MODES
 
-from tools.benchmark import REPO_ROOT, read_benchmark_info
-from tools.inference_batching import merge_entries
+from tools.benchmark import REPO_ROOT, merge_entries, read_benchmark_info
 
 __all__ = ["MODES", "mode_commands", "time_modes", "write_report", "main"]
 

@@ -72,7 +72,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 __all__ = [
     "MARKDOWN_COLUMNS",
@@ -90,6 +90,7 @@ __all__ = [
     "write_merged",
     "write_cases",
     "write_bundle_details",
+    "merge_entries",
     "main",
 ]
 
@@ -387,6 +388,17 @@ def read_bundle_result(out: str | os.PathLike, bundle: str) -> dict[str, Any]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise RuntimeError(f"{path} holds no list of row dicts.")
     return result
+
+
+def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Merge ``entries`` into ``<out>/<report>.json`` (other keys kept; what JSON lacks written as ``str``): the file
+    and the merged entries. The report tools (side by side, batching, allocator modes) keep each run's entries so."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{report}.json"
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(entries)
+    path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    return path, merged
 
 
 def read_previous_merged(out: str | os.PathLike) -> dict[str, Any]:

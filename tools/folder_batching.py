@@ -51,12 +51,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tools.benchmark import REPO_ROOT
+from tools.benchmark import REPO_ROOT, merge_entries
 from tools.inference_batching import (
     CONFIG,
     declaring_bundles,
     entry_name,
-    merge_entries,
     read_spec,
     summarize,
     time_values,

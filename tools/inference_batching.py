@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from tools.benchmark import INFO_NAMES, REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+from tools.benchmark import INFO_NAMES, REPO_ROOT, find_benchmark_bundles, merge_entries, read_benchmark_info
 from tools.side_by_side import tree_commit
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
     "value_cell",
     "time_bundle",
     "entry_name",
-    "merge_entries",
     "declaring_bundles",
     "write_report",
     "main",
@@ -182,16 +181,6 @@ def entry_name(bundle: str, entry: Mapping[str, Any]) -> str:
     malloc = entry.get("malloc", MALLOC_MODES[0])
     overlay = f" + {entry['overlay']}" if entry.get("overlay") else ""
     return bundle + overlay + ("" if malloc == MALLOC_MODES[0] else f" (malloc {malloc})")
-
-
-def merge_entries(out: Path, report: str, entries: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """Merge ``entries`` into ``<out>/<report>.json`` (other keys kept); the file and the merged entries."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{report}.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged.update(entries)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
-    return path, merged
 
 
 def declaring_bundles(bundles_dir: str | Path, names: Sequence[str] | None, spec: Callable, literal: str) -> list[Path]:

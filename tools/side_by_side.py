@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.benchmark import REPO_ROOT, find_benchmark_bundles, read_benchmark_info
+from tools.benchmark import REPO_ROOT, find_benchmark_bundles, merge_entries, read_benchmark_info
 
 __all__ = ["parse_references", "tree_commit", "peer_steps", "entry_name", "side_by_side", "write_report", "main"]
 
@@ -181,11 +180,8 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def write_report(entries: dict[str, dict], out: Path) -> tuple[Path, Path]:
     """Merge ``entries`` (bundle -> entry) into ``<out>/side_by_side.json``; rewrite ``<out>/side_by_side.md``."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"{REPORT}.json", out / f"{REPORT}.md"
-    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    report.update(entries)
-    json_path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    json_path, report = merge_entries(out, REPORT, entries)
+    md_path = out / f"{REPORT}.md"
     lines = [
         "# Training step beside the public reference code",
         "",

@@ -205,6 +205,14 @@ def test_write_merged_markdown_and_json(tmp_path, lge_info):
     assert hd95[0]["baseline"] is None and hd95[0]["ours"] == 1.5
 
 
+def test_merge_entries_replaces_named_entries_keeps_the_others_and_writes_paths_as_text(tmp_path):
+    out = tmp_path / "new" / "folder"  # made on the first write
+    path, merged = tb.merge_entries(out, "report", {"a": {"rounds": [1.0]}, "b": {"where": Path("x") / "y"}})
+    assert path == out / "report.json" and merged == {"a": {"rounds": [1.0]}, "b": {"where": Path("x") / "y"}}
+    path, merged = tb.merge_entries(out, "report", {"a": {"rounds": [2.0, 3.0]}})
+    assert json.loads(path.read_text()) == merged == {"a": {"rounds": [2.0, 3.0]}, "b": {"where": "x/y"}}
+
+
 # ----------------------------------------------------------------------------------------------- data
 def test_ensure_data_writes_only_the_required_datasets_that_are_missing(tmp_path):
     calls = []
