@@ -15,10 +15,11 @@ without a wrapper), in one of three modes, chosen by ``COMMON_MALLOC`` in the en
   11-34 % more).
 - ``defaults``: glibc's own settings.
 
-The mode can be changed later in the process (``reuse_freed_memory("heap")``, e.g. an inference config's
-``initialize`` step: inference of large decoded maps, where a batch's buffers exceed the 32 MiB ceiling, was measured
-faster in ``heap`` mode). Measured in the repository's README (Benchmarks: memory allocator). Values are unchanged
-in every mode (PyTorch aligns every CPU buffer itself; a test checks bit-equal weights after training steps).
+The mode can be changed later in the process (``reuse_freed_memory("heap")``, e.g. a config's ``initialize`` step:
+inference of large decoded maps, where a batch's buffers exceed the 32 MiB ceiling, was measured faster in ``heap``
+mode), in either direction between ``threshold`` and ``heap``; ``defaults`` restores nothing. Measured in the
+repository's README (Benchmarks: memory allocator). Values are unchanged in every mode (PyTorch aligns every CPU
+buffer itself; a test checks bit-equal weights after training steps).
 ``import common`` applies it once per process (every bundle config, script and tool imports the package).
 """
 
@@ -41,8 +42,15 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
 _NEVER_TRIM = 2**31 - 1
 #: glibc's ceiling for the mmap threshold on 64-bit (HEAP_MAX_SIZE / 2)
 _MAX_MMAP_THRESHOLD = 32 << 20
+#: glibc's default number of mapped chunks (DEFAULT_MMAP_MAX): ``threshold`` sets it back after ``heap`` zeroed it
+_DEFAULT_MMAP_MAX = 65536
 _SETTINGS = {
-    "threshold": ((_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_TOP_PAD, 64 << 20)),
+    "threshold": (
+        (_M_MMAP_MAX, _DEFAULT_MMAP_MAX),
+        (_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, _NEVER_TRIM),
+        (_M_TOP_PAD, 64 << 20),
+    ),
     "heap": ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM)),
     "defaults": (),
 }

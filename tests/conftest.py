@@ -296,6 +296,18 @@ def _session_thread_count() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _session_malloc_mode() -> Iterator[None]:
+    """Every test leaves the session's malloc mode (``common.allocator``) as it found it: a config or peer step run in
+    this process may switch it to ``heap`` (SwinSSegNet's train.json does), which never hands memory back."""
+    from common.allocator import applied_mode, reuse_freed_memory
+
+    mode = applied_mode()
+    yield
+    if applied_mode() != mode:
+        reuse_freed_memory(mode)
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny convolutions

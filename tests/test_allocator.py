@@ -106,38 +106,62 @@ print(" ".join(modes))
     assert _output(code, "defaults") == "defaults heap heap"
 
 
-#: the ``initialize`` steps of a bundle's inference.json that set the allocator, run alone; then where a 64 MiB
-#: buffer comes from (mapped: the default mode's ceiling; heap: the configs' choice for large decoded maps)
-CONFIG_STEP = """
-import ctypes, ctypes.util, json, sys, torch
+@LINUX
+def test_threshold_after_heap_maps_large_buffers_again():
+    code = MAPPED.replace(
+        "import common\n", "import common, common.allocator as a\na.reuse_freed_memory('threshold')\n"
+    )
+    assert _output(code, "heap", "64") == "true"  # heap's zero mapped chunks undone
+
+
+#: the ``initialize`` steps that set the allocator of each config in argv[2:] (bundle root argv[1]), run alone, first
+#: without COMMON_MALLOC, then with COMMON_MALLOC=threshold (a fresh parse, in the same process: ``threshold`` undoes
+#: ``heap``); each time the mode and whether a 96 MiB buffer is mapped (the default mode's ceiling is 32 MiB; heap:
+#: the configs' choice for large buffers; larger than the 64 MiB top pad, which the heap keeps free after growing)
+CONFIG_STEPS = """
+import ctypes, ctypes.util, json, os, sys, torch
 import common.allocator
 from monai.bundle import ConfigParser
-parser = ConfigParser()
-parser.read_config(sys.argv[1])
-parser["bundle_root"] = sys.argv[2]
-steps = [i for i, step in enumerate(parser["initialize"]) if "reuse_freed_memory" in str(step)]
-for i in steps:
-    parser.get_parsed_content(f"initialize#{i}")
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks "
                 "fordblks keepcost".split()]
 mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
 mallinfo2.restype = MallInfo2
-before = mallinfo2().hblkhd
-a = torch.empty(64 * 1024 * 1024 // 4, dtype=torch.float32)
-print(json.dumps([len(steps), common.allocator.applied_mode(), mallinfo2().hblkhd - before >= a.numel() * 4]))
+results, kept = {}, []  # buffers kept alive: a freed heap chunk would serve the next one
+for config in sys.argv[2:]:
+    for env in (None, "threshold"):
+        os.environ.pop("COMMON_MALLOC", None) if env is None else os.environ.update(COMMON_MALLOC=env)
+        parser = ConfigParser()
+        parser.read_config(config)
+        parser["bundle_root"] = sys.argv[1]
+        steps = [i for i, step in enumerate(parser["initialize"]) if "reuse_freed_memory" in str(step)]
+        for i in steps:
+            parser.get_parsed_content(f"initialize#{i}")
+        before = mallinfo2().hblkhd
+        a = torch.empty(96 * 1024 * 1024 // 4, dtype=torch.float32)
+        mapped = mallinfo2().hblkhd - before >= a.numel() * 4
+        kept.append(a)
+        results.setdefault(os.path.basename(config), []).append([len(steps), common.allocator.applied_mode(), mapped])
+print(json.dumps(results))
 """
-SETS_MALLOC = sorted(
-    p.parent.parent.name
-    for p in (REPO / "bundles").glob("*/configs/inference.json")
-    if "malloc" in json.loads(p.read_text())
-)
+#: bundle -> its configs with a ``malloc`` key
+SETS_MALLOC = {
+    bundle.name: sorted(p.name for p in (bundle / "configs").glob("*.json") if "malloc" in json.loads(p.read_text()))
+    for bundle in sorted((REPO / "bundles").iterdir())
+    if (bundle / "configs").is_dir()
+}
+SETS_MALLOC = {bundle: configs for bundle, configs in SETS_MALLOC.items() if configs}
 
 
 @LINUX
-@pytest.mark.parametrize("bundle", SETS_MALLOC)
-def test_an_inference_config_with_a_malloc_key_runs_in_heap_mode_unless_common_malloc_says_otherwise(bundle):
+@pytest.mark.parametrize("bundle", sorted(SETS_MALLOC))
+def test_a_config_with_a_malloc_key_runs_in_heap_mode_unless_common_malloc_says_otherwise(bundle):
     root = REPO / "bundles" / bundle
-    args = (str(root / "configs" / "inference.json"), str(root))
-    assert json.loads(_output(CONFIG_STEP, None, *args)) == [1, "heap", False]
-    assert json.loads(_output(CONFIG_STEP, "threshold", *args)) == [1, "threshold", True]
+    configs = SETS_MALLOC[bundle]
+    result = json.loads(_output(CONFIG_STEPS, None, str(root), *(str(root / "configs" / c) for c in configs)))
+    assert result == {config: [[1, "heap", False], [1, "threshold", True]] for config in configs}
+
+
+def test_the_configs_that_measured_a_gain_set_the_malloc_key():
+    assert "inference.json" in SETS_MALLOC["lge_cardiac_segmentation_munit"]
+    assert {"inference.json", "train.json"} <= set(SETS_MALLOC["lge_mi_sr_segmentation"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,8 @@ def test_peer_step_times_the_default_and_the_fused_step_for_the_side_by_side_too
         fused = measure(n=1, warmup=0, threads=1, flops=False, quick=True, fused_optimizer=True)
         plain = measure(n=1, warmup=0, threads=1, flops=False, quick=True, channels_last="false")
     assert "; channels-last;" in default["config"] and "fused" not in default["config"]  # train.json's switches
+    mode = os.environ.get("COMMON_MALLOC") or "heap"  # and its malloc mode, applied in the step's process
+    assert all(f"; malloc {mode};" in run["config"] for run in (default, fused, plain))
     assert plain["train_iter_s"]["median"] > 0 and plain["infer_s"]["median"] > 0
     assert "no speed switch" in plain["config"] and "fused AdamW" in fused["config"]
     assert "bs8" in plain["config"] and "64x64 -> 512x512" in plain["config"]

@@ -7,7 +7,8 @@ True``: ``torch.compile``, whose cost is the result's ``warmup_train_s``), in al
 ``configs/train.json``'s ``SupervisedTrainer`` does per iteration: gradients zero-filled (MONAI's default), the
 network on a batch of ``batch_size`` (8) 64 x 64 LGE slices, ``DiceCELoss`` against 512 x 512 masks, backward, AdamW
 step; built from the config's own ``network``, ``loss`` and ``optimizer`` (``--quick True`` layers
-``configs/quick.json``). Inference: one 64 x 64 slice through the network.
+``configs/quick.json``), in the config's malloc mode (``malloc``: heap unless ``COMMON_MALLOC`` names another).
+Inference: one 64 x 64 slice through the network.
 
 Usage (from the bundle root)::
 
@@ -23,6 +24,7 @@ import os
 
 import fire
 import torch
+from common.allocator import applied_mode, reuse_freed_memory
 from common.benchmarking import (
     QUICK_OVERLAY,
     inference_times,
@@ -36,7 +38,7 @@ from common.benchmarking import (
 )
 
 BUNDLE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ITEMS = ("network", "loss", "optimizer", "batch_size", "scale", "num_classes")
+_ITEMS = ("network", "loss", "optimizer", "batch_size", "scale", "num_classes", "malloc")
 #: the speed switches of train.json (config key -> label in the result's configuration)
 SWITCHES = {"fused_optimizer": "fused AdamW", "channels_last": "channels-last", "compile": "compiled"}
 #: the LGE slices' in-plane size the network sees (the 8x-downsampled 512 x 512 grid)
@@ -65,6 +67,7 @@ def measure(
     overrides = dict(read_overlay(BUNDLE_ROOT, QUICK_OVERLAY) if quick else {}, device=f"$torch.device('{device}')")
     items, switches = parse_config_switches(BUNDLE_ROOT, ["train.json"], overrides, _ITEMS, given)
     network, loss_function, optimizer = items["network"], items["loss"], items["optimizer"]
+    reuse_freed_memory(items["malloc"])  # as train.json's initialize (heap unless COMMON_MALLOC says otherwise)
     batch, high_res = int(items["batch_size"]), LOW_RES * int(items["scale"])
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 1, LOW_RES, LOW_RES, generator=generator).to(device)
@@ -88,7 +91,8 @@ def measure(
     on = [label for key, label in SWITCHES.items() if switches[key]]
     config = (
         f"configs/train.json{' + quick.json' if quick else ''}; bs{batch}; {LOW_RES}x{LOW_RES} -> "
-        f"{high_res}x{high_res}; {', '.join(on) or 'no speed switch'}; infer 1 x 1 x {LOW_RES}^2"
+        f"{high_res}x{high_res}; {', '.join(on) or 'no speed switch'}; malloc {applied_mode()}; infer 1 x 1 x "
+        f"{LOW_RES}^2"
         f"{precision_label(device, amp)}"
     )
     return peer_step_result(result, infer, "ours (SupervisedTrainer iteration)", config, {"swin_sseg": network})
