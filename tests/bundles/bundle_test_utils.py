@@ -126,6 +126,31 @@ def torchrun(cwd: Path, target: list[str], log_dir: Path, timeout: int = 300) ->
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+#: what ``common.bundle_steps`` prints before each step (its command line follows)
+STEP_MARKER = "\n=== python -m monai.bundle run "
+
+
+def torchrun_steps(cwd: Path, steps: Sequence[Sequence[str]], log_dir: Path, timeout: int = 600):
+    """One :func:`torchrun` of ``python -m common.bundle_steps``: each step one ``monai.bundle run`` argument list,
+    parsed as the command line would be, in order, in the same two rank processes (the interpreters and MONAI imported
+    once instead of once a step: about 10 s of a launch). Between steps the ranks meet at a barrier, as the next
+    command would start after this one ended, but the process group stays up (``--dist_finalize
+    '$common.distributed.barrier()'`` on every step but the last, whose ``finalize`` leaves the group): a group torn
+    down and joined again in one process reads the previous group's addresses from the store and hangs. :func:`step_logs` splits each rank's output by step."""
+    from common.bundle_steps import shell_word
+
+    words = []
+    for i, args in enumerate(steps):
+        keep_group = ["--dist_finalize", "$common.distributed.barrier()"] if i < len(steps) - 1 else []
+        words.append(" ".join(shell_word(str(a)) for a in [*args, *keep_group]))
+    return torchrun(cwd, ["-m", "common.bundle_steps", *words], log_dir, timeout=timeout)
+
+
+def step_logs(log_dir: Path) -> list[list[str]]:
+    """Per rank (0, 1), the stdout of each step of a :func:`torchrun_steps` run, in order."""
+    return [log.split(STEP_MARKER)[1:] for log in rank_logs(log_dir)]
+
+
 def rank_logs(log_dir: Path) -> list[str]:
     """stdout of rank 0 and rank 1 of a :func:`torchrun` run."""
     logs = []

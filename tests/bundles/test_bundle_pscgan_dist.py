@@ -1,16 +1,18 @@
 """The PSCGAN bundle's training phases on two gloo ranks (CPU, torchrun) with ``multi_gpu_train.json`` and tiny.json.
 
-Each phase runs through ``monai.bundle``'s command line under torchrun, as a user runs it, in its own models folder:
+Each phase runs as ``monai.bundle``'s command line parses it, in one torchrun launch (``common.bundle_steps``: one
+step a phase, then the sharded inference), each phase in its own models folder:
 
 - Pri (``train.json``) from an empty folder;
 - Sys (+ ``train_sys.json``) from a folder holding ``pri/pri.pt`` only;
 - Seg (+ ``train_seg.json``) from a folder holding ``pri/pri.pt`` and ``sys/sys.pt`` only;
 
-the earlier phases' weights made by single-process tiny runs beforehand, so that each run stands alone. Every run
-exits 0, both ranks join the gloo group, train their shard (1 training patient = 3 slices: 2 iterations a rank with
-``DistributedSampler(even_divisible=True)``) and finish; only rank 0 writes the epoch checkpoint, the phase's weights
-and the TensorBoard logs; the weights are saved unwrapped (no DDP ``module.`` prefix) and load strictly into the
-phase's network (Seg's ``model.pt`` into inference.json's cascade, the frozen Pri and Sys in it unchanged).
+the earlier phases' weights made by single-process tiny runs beforehand, so that each phase stands alone. The launch
+exits 0; in every phase both ranks join the gloo group, train their shard (1 training patient = 3 slices: 2
+iterations a rank with ``DistributedSampler(even_divisible=True)``) and finish; only rank 0 writes the epoch
+checkpoint, the phase's weights and the TensorBoard logs; the weights are saved unwrapped (no DDP ``module.`` prefix)
+and load strictly into the phase's network (Seg's ``model.pt`` into inference.json's cascade, the frozen Pri and Sys
+in it unchanged).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, run_tiny, torchrun, torchrun_failure
+from bundle_test_utils import bundle_cli, bundle_scripts, run_tiny, step_logs, torchrun_failure, torchrun_steps
 from common.checkpoint import extract_state_dict
 from monai.bundle import ConfigWorkflow
 
@@ -47,10 +49,11 @@ EVENT_PID = re.compile(r"events\.out\.tfevents\.\d+\..+\.(\d+)\.\d+$")
 pytestmark = [pytest.mark.slow, pytest.mark.dist]
 
 
-def _cli(files: list[str], overrides: dict) -> list[str]:
+def _step(files: list[str], overrides: dict) -> list[str]:
+    """``monai.bundle run``'s arguments for ``configs/<files>`` with ``overrides``."""
     config_file = str([f"configs/{f}" for f in files])
     values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
+    return ["--config_file", config_file, *bundle_cli(values)]
 
 
 def _parsed(files: list[str], key: str):
@@ -88,36 +91,53 @@ def work(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "single": single}
 
 
+#: the cine stacks the sharded inference segments
+INFER_CASES = ("case001", "case002", "case003")
+
+
 @pytest.fixture(scope="module")
 def ddp(work) -> dict:
-    """``torchrun ... -m monai.bundle run`` of each phase with multi_gpu_train.json + tiny.json, in its own folder."""
-    runs = {}
+    """One torchrun launch: each phase with multi_gpu_train.json + tiny.json in its own folder, then inference.json +
+    multi_gpu_inference.json with Seg's cascade over 3 cine stacks."""
+    root, steps, runs = work["root"], [], {}
     for phase, files in PHASES.items():
-        root, models = work["root"], work["root"] / f"models_{phase}"
+        models = root / f"models_{phase}"
         for earlier in NEEDS[phase]:
             (models / earlier).mkdir(parents=True)
             shutil.copy(work["single"] / earlier / f"{earlier}.pt", models / earlier)
-        before = _files(models) if models.is_dir() else set()
+        runs[phase] = {"models": models, "before": _files(models) if models.is_dir() else set()}
         overrides = {
             "dataset_dir": work["data"], "ckpt_dir": models, "output_dir": root / "eval" / phase,
             "fractions": FRACTIONS, **FAST,
         }  # fmt: skip
-        log_dir = root / f"logs_{phase}"
-        proc = torchrun(BUNDLE, _cli([*files, "multi_gpu_train.json", "tiny.json"], overrides), log_dir)
-        runs[phase] = {"proc": proc, "log_dir": log_dir, "models": models, "before": before}
-    return runs
+        steps.append(_step([*files, "multi_gpu_train.json", "tiny.json"], overrides))
+    inputs = root / "cine"
+    inputs.mkdir()
+    for case in INFER_CASES:
+        shutil.copy(work["data"] / case / f"{case}_cine.nii.gz", inputs)
+    infer = {"dataset_dir": inputs, "ckpt_dir": runs["seg"]["models"], "output_dir": root / "sharded", **FAST}
+    steps.append(_step(["inference.json", "multi_gpu_inference.json", "tiny.json"], infer))
+    log_dir = root / "logs"
+    proc = torchrun_steps(BUNDLE, steps, log_dir)
+    logs = step_logs(log_dir) if proc.returncode == 0 else [[""] * len(steps)] * 2
+    for i, phase in enumerate(PHASES):
+        runs[phase]["logs"] = [logs[0][i], logs[1][i]]
+    return {**runs, "proc": proc, "log_dir": log_dir, "inputs": inputs, "sharded": root / "sharded"}
 
 
-def _require(run: dict) -> list[str]:
-    assert run["proc"].returncode == 0, torchrun_failure(run["proc"], run["log_dir"])
-    return rank_logs(run["log_dir"])
+def _require(ddp: dict, phase: str) -> list[str]:
+    """Phase's rank 0 and rank 1 output, once the launch is known to have passed."""
+    assert ddp["proc"].returncode == 0, torchrun_failure(ddp["proc"], ddp["log_dir"])
+    return ddp[phase]["logs"]
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_phase_under_torchrun_trains_on_both_ranks_and_writes_once(phase, work, ddp):
     run = ddp[phase]
-    r0, r1 = _require(run)
-    assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
+    r0, r1 = _require(ddp, phase)
+    first0, first1 = ddp["pri"]["logs"]  # both joined the gloo group, once: the later phases keep it
+    assert "rank 0 of 2" in first0 and "rank 1 of 2" in first1
+    assert phase == "pri" or "process group initialised" not in r0 + r1
     for log in (r0, r1):  # and both trained their epoch and finished
         assert "Epoch[1] Complete" in log and "Engine run finished" in log
     assert "iter 2/2" in r0  # 3 training slices: 2 a rank
@@ -134,14 +154,14 @@ def test_phase_under_torchrun_trains_on_both_ranks_and_writes_once(phase, work, 
 
 def test_pri_and_sys_weights_written_under_torchrun_load(work, ddp):
     for phase in ("pri", "sys"):
-        _require(ddp[phase])
+        _require(ddp, phase)
         state = _load(ddp[phase]["models"] / phase / f"{phase}.pt")
         assert not any(key.startswith("module.") for key in state)
         _parsed(PHASES[phase], f"{phase}_def").load_state_dict(state, strict=True)
 
 
 def test_the_cascade_written_under_torchrun_loads_with_the_frozen_phases_unchanged(work, ddp):
-    _require(ddp["seg"])
+    _require(ddp, "seg")
     model = _load(ddp["seg"]["models"] / "model.pt")
     assert {key.split(".", 1)[0] for key in model} == {"pri", "sys", "seg"}
     _parsed(["inference.json"], "network_def").load_state_dict(model, strict=True)
@@ -156,25 +176,15 @@ def test_sharded_inference_writes_every_output_and_one_clinical_report_of_all_ca
     once, and rank 0 writes the clinical CSVs of every rank's stacks, equal to those of one process."""
     import csv
 
-    _require(ddp["seg"])
-    inputs = tmp_path / "cine"
-    inputs.mkdir()
-    cases = ("case001", "case002", "case003")
-    for case in cases:
-        shutil.copy(work["data"] / case / f"{case}_cine.nii.gz", inputs)
-    infer = {"dataset_dir": inputs, "ckpt_dir": ddp["seg"]["models"], **FAST}
-    log_dir = tmp_path / "logs"
-    files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
-    proc = torchrun(BUNDLE, _cli(files, {**infer, "output_dir": tmp_path / "sharded"}), log_dir)
-    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
-    single_infer = {"dataset_dir": str(inputs), "ckpt_dir": str(ddp["seg"]["models"]), **FAST}
+    _require(ddp, "seg")
+    single_infer = {"dataset_dir": str(ddp["inputs"]), "ckpt_dir": str(ddp["seg"]["models"]), **FAST}
     run_tiny(BUNDLE, ["inference.json"], **single_infer, output_dir=str(tmp_path / "single"))
-    sharded, single = _files(tmp_path / "sharded"), _files(tmp_path / "single")
+    sharded, single = _files(ddp["sharded"]), _files(tmp_path / "single")
     # per case: the segmentation, the LGE-equivalent image and the AHA segment map
-    assert sharded == single and len([name for name in single if name.endswith(".nii.gz")]) == 3 * len(cases)
+    assert sharded == single and len([name for name in single if name.endswith(".nii.gz")]) == 3 * len(INFER_CASES)
     for name in ("clinical_cases.csv", "clinical_segments.csv"):
-        with open(tmp_path / "sharded" / name) as a, open(tmp_path / "single" / name) as b:
+        with open(ddp["sharded"] / name) as a, open(tmp_path / "single" / name) as b:
             rows, expected = list(csv.DictReader(a)), list(csv.DictReader(b))
         assert rows == expected, name
-    with open(tmp_path / "sharded" / "clinical_cases.csv") as f:
-        assert [row["case"] for row in csv.DictReader(f)] == [f"{case}_cine" for case in cases]
+    with open(ddp["sharded"] / "clinical_cases.csv") as f:
+        assert [row["case"] for row in csv.DictReader(f)] == [f"{case}_cine" for case in INFER_CASES]
