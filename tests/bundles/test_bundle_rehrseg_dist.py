@@ -2,15 +2,15 @@
 
 - the SMORE-style pre-upsampler (``train.json`` + ``train_sr.json`` + ``train_pre_upsampler.json``), then the plain
   self-SR network (``train.json`` + ``train_sr.json``, its pairs cut from the pre-upsampled volumes:
-  ``sr_initialization smore``) and the UASR model (+ ``train_uasr.json``) through ``monai.bundle``'s command line
-  under torchrun, as a user runs them: exit 0, both ranks joined the group, trained and finished,
+  ``sr_initialization smore``) and the UASR model (+ ``train_uasr.json``), each parsed as ``monai.bundle``'s command
+  line, in one torchrun launch (``common.bundle_steps``): exit 0, both ranks joined the group, trained and finished,
   ``sr/pre_upsampler.pt`` / ``sr/plain.pt`` / ``sr/uasr.pt`` and their epoch checkpoint written once, by rank 0, and
   each loads strictly into its network (both ranks read the pre-upsampler; the UASR model fine-tuned from the plain
   one on both ranks);
 - the pseudo-HR data in one process, and again under torchrun: each rank writes its share of the cases, every file
   once and equal to one process's;
 - ``inference.json`` + ``multi_gpu_inference.json``: each rank segments its share, every output written once and
-  equal to one process's;
+  equal to one process's (these two in one launch, after the segmenter's);
 - the segmenter (``train.json``) with structural KD and the uncertainty-weighted LR loss under torchrun (a driver runs
   the stage's ``ConfigWorkflow`` as ``monai.bundle run`` does and records what each rank trained): each rank trains
   its shard, the segmenter (DDP) and the KD ``distiller`` (not DDP-wrapped: ``common.engines.HRSegTrainer``
@@ -30,7 +30,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, run_tiny, torchrun, torchrun_failure
+from bundle_test_utils import (
+    bundle_cli,
+    bundle_scripts,
+    rank_logs,
+    run_tiny,
+    step_logs,
+    torchrun,
+    torchrun_failure,
+    torchrun_steps,
+)
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,10 +118,11 @@ main(*sys.argv[1:])
 """
 
 
-def _cli(files: list[str], overrides: dict) -> list[str]:
+def _step(files: list[str], overrides: dict) -> list[str]:
+    """``monai.bundle run``'s arguments for ``configs/<files>`` with ``overrides``."""
     config_file = str([f"configs/{f}" for f in files])
     values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
+    return ["--config_file", config_file, *bundle_cli(values)]
 
 
 def digest(state: dict) -> str:
@@ -156,44 +166,42 @@ def work(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "models": root / "models"}
 
 
-def _torchrun_stage(work: dict, name: str, files: list[str], extra: dict | None = None) -> dict:
-    log_dir = work["root"] / f"logs_{name}"
-    overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "eval" / name}
-    overrides.update(extra or {})
-    proc = torchrun(BUNDLE, _cli([*files, "multi_gpu_train.json", "tiny.json"], overrides), log_dir)
-    return {"proc": proc, "log_dir": log_dir}
+#: the self-SR stages in the order they run: name -> (config files, extra overrides, its TensorBoard folder)
+SR_STAGES = {
+    "pre_upsampler": (PRE_UPSAMPLER, {}, "pre_upsampler"),
+    "plain": (SR, SMORE, "sr"),
+    "uasr": (UASR, SMORE, "uasr"),
+}
 
 
-def _require(run: dict) -> list[str]:
+def _require(run: dict) -> None:
     assert run["proc"].returncode == 0, torchrun_failure(run["proc"], run["log_dir"])
-    return rank_logs(run["log_dir"])
 
 
 @pytest.fixture(scope="module")
-def ddp_pre_upsampler(work) -> dict:
-    """``torchrun ... -m monai.bundle run`` with train.json + train_sr.json + train_pre_upsampler.json +
-    multi_gpu_train.json + tiny.json."""
-    return _torchrun_stage(work, "pre_upsampler", PRE_UPSAMPLER)
+def ddp_sr(work) -> dict:
+    """One torchrun launch of the three self-SR stages, each with multi_gpu_train.json + tiny.json: the
+    pre-upsampler, then the plain network on its volumes, then the UASR model from the plain one."""
+    steps = []
+    for name, (files, extra, eval_dir) in SR_STAGES.items():
+        overrides = {
+            "dataset_dir": work["data"],
+            "ckpt_dir": work["models"],
+            "output_dir": work["root"] / "eval" / eval_dir,
+        }
+        steps.append(_step([*files, "multi_gpu_train.json", "tiny.json"], {**overrides, **extra}))
+    log_dir = work["root"] / "logs_sr"
+    proc = torchrun_steps(BUNDLE, steps, log_dir)
+    run = {"proc": proc, "log_dir": log_dir}
+    if proc.returncode == 0:
+        run["logs"] = dict(zip(SR_STAGES, zip(*step_logs(log_dir))))  # stage -> (rank 0's, rank 1's)
+    return run
 
 
 @pytest.fixture(scope="module")
-def ddp_sr(work, ddp_pre_upsampler) -> dict:
-    """The same with train.json + train_sr.json (sr_initialization smore), once the pre-upsampler exists."""
-    _require(ddp_pre_upsampler)
-    return _torchrun_stage(work, "sr", SR, SMORE)
-
-
-@pytest.fixture(scope="module")
-def ddp_uasr(work, ddp_sr) -> dict:
-    """The same with train_uasr.json, once the plain network exists."""
-    _require(ddp_sr)
-    return _torchrun_stage(work, "uasr", UASR, SMORE)
-
-
-@pytest.fixture(scope="module")
-def ddp_seg(work, ddp_uasr) -> dict:
+def ddp_seg(work, ddp_sr) -> dict:
     """The pseudo-HR data in this process, then the segmenter stage under torchrun (the driver above)."""
-    _require(ddp_uasr)
+    _require(ddp_sr)
     root, models = work["root"], work["models"]
     run_tiny(BUNDLE, ["train.json", "pseudo_hr.json"], dataset_dir=str(work["data"]), ckpt_dir=str(models))
     overrides = {
@@ -212,18 +220,19 @@ def ddp_seg(work, ddp_uasr) -> dict:
 
 
 # ------------------------------------------------------------------------------------- the self-SR networks (CLI)
-@pytest.mark.parametrize("name", ["pre_upsampler", "plain", "uasr"])
-def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_pre_upsampler, ddp_sr, ddp_uasr):
-    run = {"pre_upsampler": ddp_pre_upsampler, "plain": ddp_sr, "uasr": ddp_uasr}[name]
-    r0, r1 = _require(run)
-    assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
+@pytest.mark.parametrize("name", list(SR_STAGES))
+def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_sr):
+    _require(ddp_sr)
+    r0, r1 = ddp_sr["logs"][name]
+    first0, first1 = ddp_sr["logs"]["pre_upsampler"]  # both joined the gloo group, once: the later stages keep it
+    assert "rank 0 of 2" in first0 and "rank 1 of 2" in first1
+    assert name == "pre_upsampler" or "process group initialised" not in r0 + r1
     for log in (r0, r1):  # and both trained their epoch and finished
         assert "Epoch[1] Complete" in log and "Engine run finished" in log
     sr = work["models"] / "sr"
     assert SAVED.findall(r0) == ["", str(sr / f"{name}.pt")] and not SAVED.findall(r1)
     assert [p.name for p in (sr / f"{name}_state").iterdir()] == ["checkpoint_epoch=1.pt"]
-    eval_dir = {"pre_upsampler": "pre_upsampler", "plain": "sr", "uasr": "uasr"}[name]
-    assert len(list((work["root"] / "eval" / eval_dir).iterdir())) == 1  # rank 0's
+    assert len(list((work["root"] / "eval" / SR_STAGES[name][2]).iterdir())) == 1  # rank 0's
     if name != "pre_upsampler":  # both ranks cut their pairs from the pre-upsampled volumes
         said = f"pairs cut from the thick volumes pre-upsampled by {sr / 'pre_upsampler.pt'}"
         assert all(said in log for log in (r0, r1))
@@ -231,9 +240,8 @@ def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work
         assert all(f"UASR: started from {sr / 'plain.pt'}" in log for log in (r0, r1))
 
 
-def test_sr_weights_written_under_torchrun_load(work, ddp_pre_upsampler, ddp_sr, ddp_uasr):
-    for run in (ddp_pre_upsampler, ddp_sr, ddp_uasr):
-        _require(run)
+def test_sr_weights_written_under_torchrun_load(work, ddp_sr):
+    _require(ddp_sr)
     sr = work["models"] / "sr"
     names = ["plain.pt", "plain_state", "pre_upsampler.pt", "pre_upsampler_state", "uasr.pt", "uasr_state"]
     assert sorted(p.name for p in sr.iterdir()) == names
@@ -305,45 +313,58 @@ def test_only_rank0_writes_in_the_segmenter_stage(work, ddp_seg):
     assert pids and set(pids) == {r0["pid"]}, (pids, r0["pid"], r1["pid"])  # rank 1 built no TensorBoard writer
 
 
-# ---------------------------------------------------------------------------------------- sharded folder inference
-def test_sharded_inference_writes_every_output_once_as_one_process_does(work, ddp_seg, tmp_path):
+# ------------------------------------------------------------------------ sharded folder inference and pseudo-HR
+@pytest.fixture(scope="module")
+def ddp_after_seg(work, ddp_seg) -> dict:
+    """One torchrun launch, once the segmenter exists: inference.json + multi_gpu_inference.json over the 5
+    thick-slice volumes, then pseudo_hr.json + multi_gpu_train.json into a folder of its own."""
+    root = work["root"] / "after_seg"
+    inputs = work["data"] / "imagesTr"
+    steps = [
+        _step(
+            ["inference.json", "multi_gpu_inference.json", "tiny.json"],
+            {"dataset_dir": inputs, "ckpt_dir": work["models"], "output_dir": root / "sharded_inference"},
+        ),
+        _step(
+            ["train.json", "pseudo_hr.json", "multi_gpu_train.json", "tiny.json"],
+            {"dataset_dir": work["data"], "ckpt_dir": work["models"], "pseudo_hr_dir": root / "sharded_pseudo_hr"},
+        ),
+    ]
+    log_dir = root / "logs"
+    proc = torchrun_steps(BUNDLE, steps, log_dir)
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    (infer0, pseudo0), (infer1, pseudo1) = step_logs(log_dir)
+    return {"root": root, "inputs": inputs, "infer_logs": [infer0, infer1], "pseudo_hr_logs": [pseudo0, pseudo1]}
+
+
+def test_sharded_inference_writes_every_output_once_as_one_process_does(work, ddp_after_seg, tmp_path):
     """``inference.json`` + ``multi_gpu_inference.json`` over the 5 thick-slice volumes on 2 ranks: each HR
     segmentation written once, by the rank that read it, equal to the one-process output."""
-    inputs = work["data"] / "imagesTr"
-    infer = {"dataset_dir": inputs, "ckpt_dir": work["models"]}
-    log_dir = tmp_path / "logs"
-    files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
-    proc = torchrun(BUNDLE, _cli(files, {**infer, "output_dir": tmp_path / "sharded"}), log_dir)
-    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
-    run_tiny(BUNDLE, ["inference.json"], **{k: str(v) for k, v in infer.items()}, output_dir=str(tmp_path / "single"))
+    inputs, sharded = ddp_after_seg["inputs"], ddp_after_seg["root"] / "sharded_inference"
+    infer = {"dataset_dir": str(inputs), "ckpt_dir": str(work["models"])}
+    run_tiny(BUNDLE, ["inference.json"], **infer, output_dir=str(tmp_path / "single"))
     names = sorted(p.name for p in (tmp_path / "single").iterdir())
     assert len(names) == len(list(inputs.glob("*.nii.gz"))) == 5
-    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == names
+    assert sorted(p.name for p in sharded.iterdir()) == names
     for name in names:
-        a, b = nib.load(tmp_path / "sharded" / name), nib.load(tmp_path / "single" / name)
+        a, b = nib.load(sharded / name), nib.load(tmp_path / "single" / name)
         np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj), err_msg=name)
         np.testing.assert_allclose(a.affine, b.affine)
-    shares = [re.findall(r"file \d+/(\d+) (\S+)", log) for log in rank_logs(log_dir)]
+    shares = [re.findall(r"file \d+/(\d+) (\S+)", log) for log in ddp_after_seg["infer_logs"]]
     read = [sorted(name for _, name in share) for share in shares]
     assert [len(r) for r in read] == [3, 2] and not set(read[0]) & set(read[1]), read
 
 
-def test_pseudo_hr_under_torchrun_writes_each_case_once_as_one_process_does(work, ddp_seg, tmp_path):
+def test_pseudo_hr_under_torchrun_writes_each_case_once_as_one_process_does(work, ddp_after_seg):
     """``pseudo_hr.json`` + ``multi_gpu_train.json`` on 2 ranks: each rank super-resolves its share of the training
     cases; the files equal the one-process ones (``ddp_seg`` wrote them) and no case is written twice."""
-    single = work["models"] / "pseudo_hr"
-    log_dir = tmp_path / "logs"
-    overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "pseudo_hr_dir": tmp_path / "sharded"}
-    proc = torchrun(
-        BUNDLE, _cli(["train.json", "pseudo_hr.json", "multi_gpu_train.json", "tiny.json"], overrides), log_dir
-    )
-    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    single, sharded = work["models"] / "pseudo_hr", ddp_after_seg["root"] / "sharded_pseudo_hr"
     names = sorted(p.name for p in single.glob("*.nii.gz"))
-    assert names and sorted(p.name for p in (tmp_path / "sharded").glob("*.nii.gz")) == names
+    assert names and sorted(p.name for p in sharded.glob("*.nii.gz")) == names
     for name in names:
-        a, b = nib.load(tmp_path / "sharded" / name), nib.load(single / name)
+        a, b = nib.load(sharded / name), nib.load(single / name)
         # images are in the input's units (hundreds): one float32 ulp there is 3e-5, so the bound is relative too
         np.testing.assert_allclose(np.asarray(a.dataobj), np.asarray(b.dataobj), rtol=1e-6, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(a.affine, b.affine)
-    shares = [re.findall(r"pseudo-HR \d+/\d+ (\S+):", log) for log in rank_logs(log_dir)]
+    shares = [re.findall(r"pseudo-HR \d+/\d+ (\S+):", log) for log in ddp_after_seg["pseudo_hr_logs"]]
     assert all(shares) and not set(shares[0]) & set(shares[1]) and sum(map(len, shares)) == len(names) // 3, shares
