@@ -9,6 +9,11 @@ Why: starting an interpreter and importing MONAI (which imports torch, ignite an
 steps. Each step is parsed exactly as the command line would be (the same ``fire`` call as ``monai.bundle``'s
 ``__main__``), is printed as that command first, and a failing step stops the run with its error (later steps are not
 started), as ``set -e`` does for the separate commands.
+
+Under torchrun (``torchrun --nproc_per_node=G -m common.bundle_steps STEP ...``) give every step but the last
+``--dist_finalize '$common.distributed.barrier()'``: the ranks then wait for each other between steps and keep their
+process group, which cannot be left and joined again in one process (the second ``init_process_group`` reads the
+first group's addresses from the store and hangs).
 """
 
 from __future__ import annotations

@@ -130,13 +130,16 @@ def torchrun(cwd: Path, target: list[str], log_dir: Path, timeout: int = 300) ->
 STEP_MARKER = "\n=== python -m monai.bundle run "
 
 
-def torchrun_steps(cwd: Path, steps: Sequence[Sequence[str]], log_dir: Path, timeout: int = 600):
+def torchrun_steps(
+    cwd: Path, steps: Sequence[Sequence[str]], log_dir: Path, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """One :func:`torchrun` of ``python -m common.bundle_steps``: each step one ``monai.bundle run`` argument list,
     parsed as the command line would be, in order, in the same two rank processes (the interpreters and MONAI imported
     once instead of once a step: about 10 s of a launch). Between steps the ranks meet at a barrier, as the next
     command would start after this one ended, but the process group stays up (``--dist_finalize
     '$common.distributed.barrier()'`` on every step but the last, whose ``finalize`` leaves the group): a group torn
-    down and joined again in one process reads the previous group's addresses from the store and hangs. :func:`step_logs` splits each rank's output by step."""
+    down and joined again in one process reads the previous group's addresses from the store and hangs.
+    :func:`step_logs` splits each rank's output by step."""
     from common.bundle_steps import shell_word
 
     words = []

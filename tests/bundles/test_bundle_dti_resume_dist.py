@@ -2,21 +2,29 @@
 
 - resume: a 1-epoch run, then the same command with ``epochs=2`` continues at epoch 2 with the saved generators,
   discriminators and optimizers (no epoch repeated) and the new run's learning-rate schedule;
-- DDP: ``train.json`` + ``multi_gpu_train.json`` through ``monai.bundle``'s command line; the generators and
-  discriminators are wrapped, the frozen Segmentor is not, only rank 0 writes, ``models/model.pt`` has no
-  ``module.`` prefix; ``inference.json`` + ``multi_gpu_inference.json`` writes every output exactly once; the
-  Segmentor stage (``train_segmentor.json`` + ``multi_gpu_train_segmentor.json``) with its sharded validation.
+- DDP, in one torchrun launch (each step parsed as ``monai.bundle``'s command line): ``train.json`` +
+  ``multi_gpu_train.json``; the generators and discriminators are wrapped, the frozen Segmentor is not, only rank 0
+  writes, ``models/model.pt`` has no ``module.`` prefix; ``inference.json`` + ``multi_gpu_inference.json`` writes
+  every output exactly once; the Segmentor stage (``train_segmentor.json`` + ``multi_gpu_train_segmentor.json``) with
+  its sharded validation.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, load_state, run_recorded, same_state, tiny_overrides, torchrun
+from bundle_test_utils import (
+    bundle_cli,
+    bundle_scripts,
+    load_state,
+    run_recorded,
+    same_state,
+    tiny_overrides,
+    torchrun_steps,
+)
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,23 +132,45 @@ def _writer_processes(log_dir: Path) -> int:
     return len({path.name.split(".")[-2] for path in log_dir.glob("events.out.tfevents.*")})
 
 
-def _torchrun(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    return torchrun(BUNDLE, ["-m", "monai.bundle", "run", *args], log_dir)
-
-
 def _errors(proc: subprocess.CompletedProcess, log_dir: Path) -> str:
     logs = "".join(p.read_text()[-3000:] for p in sorted(log_dir.glob("*/attempt_0/*/std*.log")))
     return proc.stdout[-2000:] + proc.stderr[-3000:] + logs
 
 
+@pytest.fixture(scope="module")
+def ddp(work, tmp_path_factory) -> dict:
+    """One torchrun launch (``common.bundle_steps``: each step parsed as ``monai.bundle run``'s command line):
+    CycleGANSeg with multi_gpu_train.json, sharded folder inference with its generator over the 8 DTI slices, then
+    the Segmentor stage with multi_gpu_train_segmentor.json in a models folder of its own."""
+    root = tmp_path_factory.mktemp("dti_ddp")
+    ckpt, segmentor_ckpt = root / "models", root / "segmentor_models"
+    train = {k: v for k, v in _overrides(work, ckpt, epochs=1).items() if k != "bundle_root"}
+    with bundle_scripts(BUNDLE):
+        from scripts.prepare_dti_folder import prepare_dti_folder
+
+        inputs = prepare_dti_folder(str(work / "DTI_LGE_MI"), str(root / "dti"), split="all")
+    infer = {"dataset_dir": str(root / "dti"), "output_dir": str(root / "out"), "ckpt_dir": str(ckpt), **GENERATOR}
+    segmentor = {
+        k: v for k, v in _overrides(work, segmentor_ckpt, epochs=1, val_interval=1).items() if k != "bundle_root"
+    }
+    steps = [
+        ["--config_file", "['configs/train.json','configs/multi_gpu_train.json']", *bundle_cli(train)],
+        ["--config_file", "['configs/inference.json','configs/multi_gpu_inference.json']", *bundle_cli(infer)],
+        [
+            "--config_file",
+            "['configs/train.json','configs/train_segmentor.json','configs/multi_gpu_train_segmentor.json']",
+            *bundle_cli(segmentor),
+        ],
+    ]
+    proc = torchrun_steps(BUNDLE, steps, root / "logs")
+    assert proc.returncode == 0, _errors(proc, root / "logs")
+    return {"root": root, "ckpt": ckpt, "segmentor_ckpt": segmentor_ckpt, "inputs": inputs}
+
+
 @pytest.mark.slow
 @pytest.mark.dist
-def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_path):
-    ckpt = tmp_path / "models"
-    values = {k: v for k, v in _overrides(work, ckpt, epochs=1).items() if k != "bundle_root"}
-    config = "['configs/train.json','configs/multi_gpu_train.json']"
-    proc = _torchrun(["--config_file", config, *bundle_cli(values)], tmp_path / "logs_train")
-    assert proc.returncode == 0, _errors(proc, tmp_path / "logs_train")
+def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(ddp):
+    ckpt = ddp["ckpt"]
     weights = torch.load(ckpt / "model.pt", weights_only=True)
     assert weights and not any(key.startswith("module.") for key in weights)
     from common.nets import ResNetGenerator
@@ -152,31 +182,14 @@ def test_multi_gpu_training_and_sharded_inference_on_two_gloo_ranks(work, tmp_pa
     assert _writer_processes(ckpt / "eval") == 1, "TensorBoard on rank 0 only"
 
     # sharded folder inference: each of the 8 DTI slices written exactly once
-    sys.path.insert(0, str(BUNDLE))
-    try:
-        from scripts.prepare_dti_folder import prepare_dti_folder
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-            del sys.modules[name]
-    inputs = prepare_dti_folder(str(work / "DTI_LGE_MI"), str(tmp_path / "dti"), split="all")
-    args = bundle_cli({"dataset_dir": str(tmp_path / "dti"), "output_dir": str(tmp_path / "out"), "ckpt_dir": str(ckpt),
-                       **GENERATOR})  # fmt: skip
-    config = "['configs/inference.json','configs/multi_gpu_inference.json']"
-    proc = _torchrun(["--config_file", config, *args], tmp_path / "logs_infer")
-    assert proc.returncode == 0, _errors(proc, tmp_path / "logs_infer")
-    written = sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz"))
-    assert written == sorted(Path(p).name.replace(".nii.gz", "_lge_style.nii.gz") for p in inputs)
+    written = sorted(p.name for p in (ddp["root"] / "out").glob("*.nii.gz"))
+    assert written == sorted(Path(p).name.replace(".nii.gz", "_lge_style.nii.gz") for p in ddp["inputs"])
 
 
 @pytest.mark.slow
 @pytest.mark.dist
-def test_multi_gpu_segmentor_stage_on_two_gloo_ranks(work, tmp_path):
-    ckpt = tmp_path / "models"
-    values = {k: v for k, v in _overrides(work, ckpt, epochs=1, val_interval=1).items() if k != "bundle_root"}
-    config = "['configs/train.json','configs/train_segmentor.json','configs/multi_gpu_train_segmentor.json']"
-    proc = _torchrun(["--config_file", config, *bundle_cli(values)], tmp_path / "logs")
-    assert proc.returncode == 0, _errors(proc, tmp_path / "logs")
+def test_multi_gpu_segmentor_stage_on_two_gloo_ranks(ddp):
+    ckpt = ddp["segmentor_ckpt"]
     checkpoint = torch.load(ckpt / "segmentor.pt", weights_only=True)
     weights = checkpoint["model"]
     assert weights and not any(key.startswith("module.") for key in weights)
