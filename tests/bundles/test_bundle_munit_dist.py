@@ -1,14 +1,16 @@
 """The LGE cardiac segmentation bundle (issue 19) on two gloo ranks (CPU, torchrun): every training stage and the
 sharded folder inference, with ``multi_gpu_train.json`` / ``multi_gpu_inference.json`` and tiny.json.
 
-- the heart localiser through ``monai.bundle``'s command line under torchrun: exit 0, ``localiser/localiser.pt``
-  written once;
-- the translator, the synthetic set and the four U-Net cascade stages in one torchrun (a driver runs each stage's
-  ``ConfigWorkflow`` in turn, as ``monai.bundle run`` does, in one process group: a torchrun start costs ~25 s on 2
-  cores): each training stage trains on its own shard per rank, ends with the same weights on both ranks, and only
-  rank 0 writes them, once; after ``unet2_ft`` rank 0 alone writes ``model.pt`` (the cascade and the localiser);
-  ``generate.json`` translates each rank's share of the cases and writes the set that one process writes;
-- ``inference.json`` + ``multi_gpu_inference.json`` through the command line: every output written once.
+All in one torchrun launch (a driver runs each step's ``ConfigWorkflow`` in turn, as ``monai.bundle run`` does, in
+one process group: a launch costs about 10 s of imports on 2 cores; the other bundles' tests run the command line's
+own parsing of such steps, ``common.bundle_steps``):
+
+- the heart localiser: ``localiser/localiser.pt`` written once;
+- the translator, the synthetic set and the four U-Net cascade stages: each training stage trains on its own shard
+  per rank, ends with the same weights on both ranks, and only rank 0 writes them, once; after ``unet2_ft`` rank 0
+  alone writes ``model.pt`` (the cascade and the localiser); ``generate.json`` translates each rank's share of the
+  cases and writes the set that one process writes;
+- ``inference.json`` + ``multi_gpu_inference.json``: every output written once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, rank_logs, run_recorded, run_tiny, torchrun, torchrun_failure
+from bundle_test_utils import rank_logs, run_recorded, run_tiny, torchrun, torchrun_failure
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lge_cardiac_segmentation_munit"
@@ -100,12 +102,6 @@ main(*sys.argv[1:])
 """
 
 
-def _cli(files: list[str], overrides: dict) -> list[str]:
-    config_file = str([f"configs/{f}" for f in files])
-    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
-
-
 def digest(state: dict) -> str:
     """sha256 over the sorted keys and tensor bytes of a ``state_dict`` (as the driver computes it)."""
     h = hashlib.sha256()
@@ -133,23 +129,18 @@ def work(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ddp_localiser(work) -> dict:
-    """``torchrun ... -m monai.bundle run`` with train.json + train_localiser.json + multi_gpu_train.json."""
-    log_dir = work["root"] / "logs_localiser"
-    files = ["train.json", "train_localiser.json", "multi_gpu_train.json", "tiny.json"]
-    overrides = {**work["common"], "output_dir": work["root"] / "eval" / "localiser"}
-    proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
-    return {"proc": proc, "log_dir": log_dir}
-
-
-@pytest.fixture(scope="module")
-def ddp_stages(work, ddp_localiser) -> dict:
-    """The translator, the synthetic set and the four cascade stages, in one torchrun."""
-    assert ddp_localiser["proc"].returncode == 0, torchrun_failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
+def ddp_stages(work) -> dict:
+    """The localiser, the translator, the synthetic set, the four cascade stages and the sharded inference, in one
+    torchrun launch."""
     root = work["root"]
     common = {key: str(value) for key, value in work["common"].items()}
     multi = ["multi_gpu_train.json", "tiny.json"]
     plan = [
+        {
+            "name": "localiser",
+            "files": ["train.json", "train_localiser.json", *multi],
+            "overrides": {**common, "output_dir": str(root / "eval" / "localiser"), "dist_finalize": None},
+        },
         {
             "name": "translator",
             "files": ["train.json", "train_translator.json", *multi],
@@ -175,6 +166,16 @@ def ddp_stages(work, ddp_localiser) -> dict:
             }
             for stage in STAGES
         ),
+        {
+            "name": "inference",
+            "files": ["inference.json", "multi_gpu_inference.json", "tiny.json"],
+            "overrides": {
+                "dataset_dir": str(work["data"]),
+                "ckpt_dir": str(work["models"]),
+                "output_dir": str(root / "outputs"),
+                "dist_finalize": None,
+            },
+        },
     ]
     (root / "plan.json").write_text(json.dumps(plan))
     (root / "driver.py").write_text(DRIVER)
@@ -185,35 +186,20 @@ def ddp_stages(work, ddp_localiser) -> dict:
     return {"ranks": ranks, "logs": [_steps(log) for log in rank_logs(log_dir)]}
 
 
-@pytest.fixture(scope="module")
-def ddp_inference(work, ddp_stages) -> dict:
-    """``torchrun ... -m monai.bundle run`` with inference.json + multi_gpu_inference.json over the LGE folder."""
-    log_dir = work["root"] / "logs_inference"
-    files = ["inference.json", "multi_gpu_inference.json", "tiny.json"]
-    overrides = {"dataset_dir": work["data"], "ckpt_dir": work["models"], "output_dir": work["root"] / "outputs"}
-    proc = torchrun(BUNDLE, _cli(files, overrides), log_dir)
-    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
-    return {"out": work["root"] / "outputs", "logs": rank_logs(log_dir)}
-
-
-def test_localiser_under_torchrun_writes_its_weights_once(work, ddp_localiser):
-    proc, log_dir = ddp_localiser["proc"], ddp_localiser["log_dir"]
-    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
-    r0, r1 = rank_logs(log_dir)
+def test_localiser_under_torchrun_writes_its_weights_once(work, ddp_stages):
+    r0, r1 = (log["localiser"] for log in ddp_stages["logs"])
     assert "rank 0 of 2" in r0 and "rank 1 of 2" in r1  # both joined the gloo group
     localiser = work["models"] / "localiser"
     assert SAVED.findall(r0) == ["", str(localiser / "localiser.pt")] and not SAVED.findall(r1)
-    assert sorted(p.name for p in work["models"].iterdir()) == ["localiser"]  # nothing for MONAI Label's models/*.pt
     assert sorted(p.name for p in localiser.iterdir()) == ["localiser.pt", "train_state"]
     assert [p.name for p in (localiser / "train_state").iterdir()] == ["checkpoint_epoch=1.pt"]
     events = list((work["root"] / "eval" / "localiser").iterdir())
     assert len(events) == 1 and events[0].name.startswith("events.out.tfevents.")  # rank 1 built no writer
 
 
-def test_a_two_rank_checkpoint_resumes_in_one_process_at_its_epoch_length(work, ddp_localiser, tmp_path, caplog):
+def test_a_two_rank_checkpoint_resumes_in_one_process_at_its_epoch_length(work, ddp_stages, tmp_path, caplog):
     """The localiser's 2-rank epoch (3 volumes: 2 iterations per rank) resumed by one process for a second epoch: the
     networks load (no ``module.`` prefix in the checkpoint) and epoch 2 reads all 3 volumes, not the checkpoint's 2."""
-    assert ddp_localiser["proc"].returncode == 0, torchrun_failure(ddp_localiser["proc"], ddp_localiser["log_dir"])
     models = tmp_path / "models"
     shutil.copytree(work["models"] / "localiser", models / "localiser")
     saved = torch.load(models / "localiser" / "train_state" / "checkpoint_epoch=1.pt", weights_only=True)
@@ -309,8 +295,8 @@ def test_the_synthetic_set_of_two_ranks_is_the_set_of_one_process(work, ddp_stag
         np.testing.assert_array_equal(a.affine, b.affine)
 
 
-def test_sharded_inference_writes_every_output_once(work, ddp_inference):
-    out, logs = ddp_inference["out"], ddp_inference["logs"]
+def test_sharded_inference_writes_every_output_once(work, ddp_stages):
+    out, logs = work["root"] / "outputs", [log["inference"] for log in ddp_stages["logs"]]
     inputs = sorted(work["data"].glob("patient*_LGE.nii.gz"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name.replace(".nii.gz", "_seg.nii.gz") for p in inputs)
     for path in inputs:
