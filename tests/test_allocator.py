@@ -16,19 +16,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt (Linux)")
 
-#: allocate a tensor of argv[1] MiB and print whether malloc mapped it on its own (glibc's mallinfo2: bytes in mmapped
-#: chunks) instead of taking it from the heap, where a freed buffer stays for the next step
-MAPPED = """
-import ctypes, ctypes.util, json, sys, torch
-import common
+#: the child processes' probe: ``mapped_bytes()``, the bytes malloc holds in chunks mapped on their own (glibc's
+#: mallinfo2) rather than in the heap, where a freed buffer stays for the next step
+MALLINFO = """
+import ctypes, ctypes.util
 class MallInfo2(ctypes.Structure):
     names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
     _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
-mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
-mallinfo2.restype = MallInfo2
-before = mallinfo2().hblkhd
+_mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+_mallinfo2.restype = MallInfo2
+def mapped_bytes():
+    return _mallinfo2().hblkhd
+"""
+
+#: allocate a tensor of argv[1] MiB and print whether malloc mapped it on its own
+MAPPED = MALLINFO + """
+import json, sys, torch
+import common
+before = mapped_bytes()
 a = torch.empty(int(sys.argv[1]) * 1024 * 1024 // 4, dtype=torch.float32)
-print(json.dumps(mallinfo2().hblkhd - before >= a.numel() * 4))
+print(json.dumps(mapped_bytes() - before >= a.numel() * 4))
 """
 
 #: a few Adam steps of a conv net with 8 MiB activations: a hash of the weights
@@ -118,15 +125,10 @@ def test_threshold_after_heap_maps_large_buffers_again():
 #: without COMMON_MALLOC, then with COMMON_MALLOC=threshold (a fresh parse, in the same process: ``threshold`` undoes
 #: ``heap``); each time the mode and whether a 96 MiB buffer is mapped (the default mode's ceiling is 32 MiB; heap:
 #: the configs' choice for large buffers; larger than the 64 MiB top pad, which the heap keeps free after growing)
-CONFIG_STEPS = """
-import ctypes, ctypes.util, json, os, sys, torch
+CONFIG_STEPS = MALLINFO + """
+import json, os, sys, torch
 import common.allocator
 from monai.bundle import ConfigParser
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks "
-                "fordblks keepcost".split()]
-mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
-mallinfo2.restype = MallInfo2
 results, kept = {}, []  # buffers kept alive: a freed heap chunk would serve the next one
 for config in sys.argv[2:]:
     for env in (None, "threshold"):
@@ -137,20 +139,19 @@ for config in sys.argv[2:]:
         steps = [i for i, step in enumerate(parser["initialize"]) if "reuse_freed_memory" in str(step)]
         for i in steps:
             parser.get_parsed_content(f"initialize#{i}")
-        before = mallinfo2().hblkhd
+        before = mapped_bytes()
         a = torch.empty(96 * 1024 * 1024 // 4, dtype=torch.float32)
-        mapped = mallinfo2().hblkhd - before >= a.numel() * 4
+        mapped = mapped_bytes() - before >= a.numel() * 4
         kept.append(a)
         results.setdefault(os.path.basename(config), []).append([len(steps), common.allocator.applied_mode(), mapped])
 print(json.dumps(results))
 """
 #: bundle -> its configs with a ``malloc`` key
 SETS_MALLOC = {
-    bundle.name: sorted(p.name for p in (bundle / "configs").glob("*.json") if "malloc" in json.loads(p.read_text()))
+    bundle.name: configs
     for bundle in sorted((REPO / "bundles").iterdir())
-    if (bundle / "configs").is_dir()
+    if (configs := sorted(p.name for p in bundle.glob("configs/*.json") if "malloc" in json.loads(p.read_text())))
 }
-SETS_MALLOC = {bundle: configs for bundle, configs in SETS_MALLOC.items() if configs}
 
 
 @LINUX

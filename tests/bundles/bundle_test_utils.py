@@ -61,6 +61,14 @@ def bundle_cli(values: dict) -> list[str]:
     return args
 
 
+def bundle_step(files: Sequence[str], overrides: dict) -> list[str]:
+    """``monai.bundle run``'s arguments, from a bundle root, for ``files`` (names in ``configs/``, or absolute paths)
+    and ``overrides`` (the bundle's logging.conf and ``bundle_root`` ``.`` unless given)."""
+    config_file = str([f if Path(f).is_absolute() else f"configs/{f}" for f in files])
+    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
+    return ["--config_file", config_file, *bundle_cli(values)]
+
+
 def tiny_sseg_bundle(root: Path) -> Path:
     """A stand-in for the lge_mi_sr_segmentation bundle (what the DTI pipeline's ``sseg_bundle_root`` points at):
     its inference.json with the tiny network of its tiny.json, and untrained weights in ``models/model.pt``."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, bundle_scripts, run_tiny, step_logs, torchrun_failure, torchrun_steps
+from bundle_test_utils import bundle_scripts, bundle_step, run_tiny, step_logs, torchrun_failure, torchrun_steps
 from common.checkpoint import extract_state_dict
 from monai.bundle import ConfigWorkflow
 
@@ -47,13 +47,6 @@ FAST = {"attention_key_pool": 2}
 EVENT_PID = re.compile(r"events\.out\.tfevents\.\d+\..+\.(\d+)\.\d+$")
 
 pytestmark = [pytest.mark.slow, pytest.mark.dist]
-
-
-def _step(files: list[str], overrides: dict) -> list[str]:
-    """``monai.bundle run``'s arguments for ``configs/<files>`` with ``overrides``."""
-    config_file = str([f"configs/{f}" for f in files])
-    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["--config_file", config_file, *bundle_cli(values)]
 
 
 def _parsed(files: list[str], key: str):
@@ -110,31 +103,26 @@ def ddp(work) -> dict:
             "dataset_dir": work["data"], "ckpt_dir": models, "output_dir": root / "eval" / phase,
             "fractions": FRACTIONS, **FAST,
         }  # fmt: skip
-        steps.append(_step([*files, "multi_gpu_train.json", "tiny.json"], overrides))
+        steps.append(bundle_step([*files, "multi_gpu_train.json", "tiny.json"], overrides))
     inputs = root / "cine"
     inputs.mkdir()
     for case in INFER_CASES:
         shutil.copy(work["data"] / case / f"{case}_cine.nii.gz", inputs)
     infer = {"dataset_dir": inputs, "ckpt_dir": runs["seg"]["models"], "output_dir": root / "sharded", **FAST}
-    steps.append(_step(["inference.json", "multi_gpu_inference.json", "tiny.json"], infer))
+    steps.append(bundle_step(["inference.json", "multi_gpu_inference.json", "tiny.json"], infer))
     log_dir = root / "logs"
     proc = torchrun_steps(BUNDLE, steps, log_dir)
-    logs = step_logs(log_dir) if proc.returncode == 0 else [[""] * len(steps)] * 2
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    logs = step_logs(log_dir)
     for i, phase in enumerate(PHASES):
         runs[phase]["logs"] = [logs[0][i], logs[1][i]]
-    return {**runs, "proc": proc, "log_dir": log_dir, "inputs": inputs, "sharded": root / "sharded"}
-
-
-def _require(ddp: dict, phase: str) -> list[str]:
-    """Phase's rank 0 and rank 1 output, once the launch is known to have passed."""
-    assert ddp["proc"].returncode == 0, torchrun_failure(ddp["proc"], ddp["log_dir"])
-    return ddp[phase]["logs"]
+    return {**runs, "inputs": inputs, "sharded": root / "sharded"}
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_phase_under_torchrun_trains_on_both_ranks_and_writes_once(phase, work, ddp):
     run = ddp[phase]
-    r0, r1 = _require(ddp, phase)
+    r0, r1 = ddp[phase]["logs"]
     first0, first1 = ddp["pri"]["logs"]  # both joined the gloo group, once: the later phases keep it
     assert "rank 0 of 2" in first0 and "rank 1 of 2" in first1
     assert phase == "pri" or "process group initialised" not in r0 + r1
@@ -154,14 +142,12 @@ def test_phase_under_torchrun_trains_on_both_ranks_and_writes_once(phase, work, 
 
 def test_pri_and_sys_weights_written_under_torchrun_load(work, ddp):
     for phase in ("pri", "sys"):
-        _require(ddp, phase)
         state = _load(ddp[phase]["models"] / phase / f"{phase}.pt")
         assert not any(key.startswith("module.") for key in state)
         _parsed(PHASES[phase], f"{phase}_def").load_state_dict(state, strict=True)
 
 
 def test_the_cascade_written_under_torchrun_loads_with_the_frozen_phases_unchanged(work, ddp):
-    _require(ddp, "seg")
     model = _load(ddp["seg"]["models"] / "model.pt")
     assert {key.split(".", 1)[0] for key in model} == {"pri", "sys", "seg"}
     _parsed(["inference.json"], "network_def").load_state_dict(model, strict=True)
@@ -176,7 +162,6 @@ def test_sharded_inference_writes_every_output_and_one_clinical_report_of_all_ca
     once, and rank 0 writes the clinical CSVs of every rank's stacks, equal to those of one process."""
     import csv
 
-    _require(ddp, "seg")
     single_infer = {"dataset_dir": str(ddp["inputs"]), "ckpt_dir": str(ddp["seg"]["models"]), **FAST}
     run_tiny(BUNDLE, ["inference.json"], **single_infer, output_dir=str(tmp_path / "single"))
     sharded, single = _files(ddp["sharded"]), _files(tmp_path / "single")

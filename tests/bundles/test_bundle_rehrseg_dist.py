@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 import torch
 from bundle_test_utils import (
-    bundle_cli,
     bundle_scripts,
+    bundle_step,
     rank_logs,
     run_tiny,
     step_logs,
@@ -118,13 +118,6 @@ main(*sys.argv[1:])
 """
 
 
-def _step(files: list[str], overrides: dict) -> list[str]:
-    """``monai.bundle run``'s arguments for ``configs/<files>`` with ``overrides``."""
-    config_file = str([f"configs/{f}" for f in files])
-    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["--config_file", config_file, *bundle_cli(values)]
-
-
 def digest(state: dict) -> str:
     """sha256 over the sorted keys and tensor bytes of a ``state_dict`` (as the driver computes it)."""
     h = hashlib.sha256()
@@ -174,10 +167,6 @@ SR_STAGES = {
 }
 
 
-def _require(run: dict) -> None:
-    assert run["proc"].returncode == 0, torchrun_failure(run["proc"], run["log_dir"])
-
-
 @pytest.fixture(scope="module")
 def ddp_sr(work) -> dict:
     """One torchrun launch of the three self-SR stages, each with multi_gpu_train.json + tiny.json: the
@@ -189,19 +178,16 @@ def ddp_sr(work) -> dict:
             "ckpt_dir": work["models"],
             "output_dir": work["root"] / "eval" / eval_dir,
         }
-        steps.append(_step([*files, "multi_gpu_train.json", "tiny.json"], {**overrides, **extra}))
+        steps.append(bundle_step([*files, "multi_gpu_train.json", "tiny.json"], {**overrides, **extra}))
     log_dir = work["root"] / "logs_sr"
     proc = torchrun_steps(BUNDLE, steps, log_dir)
-    run = {"proc": proc, "log_dir": log_dir}
-    if proc.returncode == 0:
-        run["logs"] = dict(zip(SR_STAGES, zip(*step_logs(log_dir))))  # stage -> (rank 0's, rank 1's)
-    return run
+    assert proc.returncode == 0, torchrun_failure(proc, log_dir)
+    return {"logs": dict(zip(SR_STAGES, zip(*step_logs(log_dir))))}  # stage -> (rank 0's, rank 1's)
 
 
 @pytest.fixture(scope="module")
 def ddp_seg(work, ddp_sr) -> dict:
     """The pseudo-HR data in this process, then the segmenter stage under torchrun (the driver above)."""
-    _require(ddp_sr)
     root, models = work["root"], work["models"]
     run_tiny(BUNDLE, ["train.json", "pseudo_hr.json"], dataset_dir=str(work["data"]), ckpt_dir=str(models))
     overrides = {
@@ -222,7 +208,6 @@ def ddp_seg(work, ddp_sr) -> dict:
 # ------------------------------------------------------------------------------------- the self-SR networks (CLI)
 @pytest.mark.parametrize("name", list(SR_STAGES))
 def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work, ddp_sr):
-    _require(ddp_sr)
     r0, r1 = ddp_sr["logs"][name]
     first0, first1 = ddp_sr["logs"]["pre_upsampler"]  # both joined the gloo group, once: the later stages keep it
     assert "rank 0 of 2" in first0 and "rank 1 of 2" in first1
@@ -241,7 +226,6 @@ def test_sr_stage_under_torchrun_trains_on_both_ranks_and_writes_once(name, work
 
 
 def test_sr_weights_written_under_torchrun_load(work, ddp_sr):
-    _require(ddp_sr)
     sr = work["models"] / "sr"
     names = ["plain.pt", "plain_state", "pre_upsampler.pt", "pre_upsampler_state", "uasr.pt", "uasr_state"]
     assert sorted(p.name for p in sr.iterdir()) == names
@@ -321,11 +305,11 @@ def ddp_after_seg(work, ddp_seg) -> dict:
     root = work["root"] / "after_seg"
     inputs = work["data"] / "imagesTr"
     steps = [
-        _step(
+        bundle_step(
             ["inference.json", "multi_gpu_inference.json", "tiny.json"],
             {"dataset_dir": inputs, "ckpt_dir": work["models"], "output_dir": root / "sharded_inference"},
         ),
-        _step(
+        bundle_step(
             ["train.json", "pseudo_hr.json", "multi_gpu_train.json", "tiny.json"],
             {"dataset_dir": work["data"], "ckpt_dir": work["models"], "pseudo_hr_dir": root / "sharded_pseudo_hr"},
         ),

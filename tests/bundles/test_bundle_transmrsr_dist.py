@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_test_utils import bundle_cli, bundle_scripts, rank_logs, torchrun, torchrun_failure
+from bundle_test_utils import bundle_scripts, bundle_step, rank_logs, torchrun, torchrun_failure
 from monai.bundle import ConfigWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,10 +93,8 @@ main(*sys.argv[1:])
 
 
 def _cli(files: list[str], overrides: dict) -> list[str]:
-    """``monai.bundle run`` arguments: ``files`` in configs/ (or absolute paths), then ``--key value`` overrides."""
-    config_file = str([f if Path(f).is_absolute() else f"configs/{f}" for f in files])
-    values = {"logging_file": "configs/logging.conf", "bundle_root": ".", **overrides}
-    return ["-m", "monai.bundle", "run", "--config_file", config_file, *bundle_cli(values)]
+    """``python -m monai.bundle run`` of ``files`` with ``overrides`` (:func:`bundle_step`)."""
+    return ["-m", "monai.bundle", "run", *bundle_step(files, overrides)]
 
 
 def digest(state: dict) -> str:
